@@ -49,8 +49,11 @@ uint32_t TypeId() {
 // ReceiveMessage call that delivers it.
 class Envelope {
  public:
-  Envelope(uint32_t type_id, absl::string_view payload)
-      : type_id_(type_id), payload_(payload) {}
+  // `parse_failures`, if set, is the delivering transport's counter of payloads
+  // that did not parse (MalformedReason::kBadPayload).
+  Envelope(uint32_t type_id, absl::string_view payload,
+           uint64_t* parse_failures = nullptr)
+      : type_id_(type_id), payload_(payload), parse_failures_(parse_failures) {}
 
   uint32_t type_id() const { return type_id_; }
   absl::string_view payload() const { return payload_; }
@@ -63,12 +66,18 @@ class Envelope {
   // counts a malformed message) if it does not parse.
   template <typename M>
   bool Parse(M* msg) const {
-    return Is<M>() && msg->ParseFromArray(payload_.data(), payload_.size());
+    if (!Is<M>()) return false;
+    if (msg->ParseFromArray(payload_.data(), static_cast<int>(payload_.size()))) {
+      return true;
+    }
+    if (parse_failures_ != nullptr) ++*parse_failures_;
+    return false;
   }
 
  private:
   uint32_t type_id_;
   absl::string_view payload_;
+  uint64_t* parse_failures_;
 };
 
 class TransportReceiver {
@@ -112,9 +121,13 @@ class Transport {
   virtual absl::Status SendRaw(TransportReceiver* sender, const Address& to,
                                uint32_t type_id, absl::string_view payload) = 0;
 
+  // Serializes into a reused per-thread buffer, so steady-state sends do not
+  // allocate.
   template <typename M>
   absl::Status Send(TransportReceiver* sender, const Address& to, const M& msg) {
-    return SendRaw(sender, to, TypeId<M>(), msg.SerializeAsString());
+    thread_local std::string buffer;
+    msg.SerializeToString(&buffer);
+    return SendRaw(sender, to, TypeId<M>(), buffer);
   }
 
   // Runs `cb` on the event loop after `delay` (virtual time on SimTransport).
