@@ -1,0 +1,138 @@
+#include "common/metrics/histogram.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace dctk::metrics {
+
+void Histogram::Merge(const Histogram& other) {
+  for (int i = 0; i < HistogramBuckets::kCount; ++i) counts_[i] += other.counts_[i];
+  count_ += other.count_;
+  sum_ += other.sum_;
+  min_ = std::min(min_, other.min_);
+  max_ = std::max(max_, other.max_);
+}
+
+void Histogram::Clear() {
+  std::fill(counts_.begin(), counts_.end(), 0);
+  count_ = 0;
+  sum_ = 0;
+  min_ = std::numeric_limits<uint64_t>::max();
+  max_ = 0;
+}
+
+uint64_t Histogram::ValueAtQuantile(double q) const {
+  if (count_ == 0) return 0;
+  q = std::clamp(q, 0.0, 1.0);
+  const uint64_t rank =
+      std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_))));
+  uint64_t seen = 0;
+  for (int i = 0; i < HistogramBuckets::kCount; ++i) {
+    seen += counts_[i];
+    if (seen >= rank) {
+      return std::min(std::max(HistogramBuckets::Representative(i), min_), max_);
+    }
+  }
+  return max_;
+}
+
+uint64_t Histogram::CountAtOrBelow(uint64_t v) const {
+  const int last = HistogramBuckets::Index(v);
+  uint64_t n = 0;
+  for (int i = 0; i <= last; ++i) n += counts_[i];
+  return n;
+}
+
+HistogramData Histogram::ToProto() const {
+  HistogramData data;
+  data.set_sub_bucket_bits(HistogramBuckets::kSubBucketBits);
+  for (int i = 0; i < HistogramBuckets::kCount; ++i) {
+    if (counts_[i] == 0) continue;
+    data.add_bucket(i);
+    data.add_count(counts_[i]);
+  }
+  data.set_sum(sum_);
+  data.set_min(min());
+  data.set_max(max_);
+  return data;
+}
+
+absl::StatusOr<Histogram> Histogram::FromProto(const HistogramData& data) {
+  if (data.sub_bucket_bits() != HistogramBuckets::kSubBucketBits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("histogram data has sub_bucket_bits ", data.sub_bucket_bits(), ", want ",
+                     HistogramBuckets::kSubBucketBits));
+  }
+  if (data.bucket_size() != data.count_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("histogram data has ", data.bucket_size(),
+                                                   " buckets but ", data.count_size(),
+                                                   " counts"));
+  }
+  Histogram h;
+  for (int i = 0; i < data.bucket_size(); ++i) {
+    if (data.bucket(i) >= static_cast<uint32_t>(HistogramBuckets::kCount)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("histogram data bucket[", i, "] = ", data.bucket(i), " is out of range"));
+    }
+    h.counts_[data.bucket(i)] += data.count(i);
+    h.count_ += data.count(i);
+  }
+  h.sum_ = data.sum();
+  if (h.count_ > 0) {
+    h.min_ = data.min();
+    h.max_ = data.max();
+  }
+  return h;
+}
+
+ConcurrentHistogram::~ConcurrentHistogram() {
+  for (auto& s : shards_) delete s.load(std::memory_order_acquire);
+}
+
+int ConcurrentHistogram::ThisThreadSlot() {
+  static std::atomic<int> next{0};
+  thread_local const int slot = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return slot;
+}
+
+ConcurrentHistogram::Shard& ConcurrentHistogram::AddShard(int slot) {
+  auto fresh = std::make_unique<Shard>();
+  Shard* expected = nullptr;
+  if (shards_[slot].compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel)) {
+    return *fresh.release();
+  }
+  return *expected;  // Another thread of this slot won the race.
+}
+
+Histogram ConcurrentHistogram::Snapshot() const {
+  Histogram h;
+  for (const auto& slot : shards_) {
+    const Shard* s = slot.load(std::memory_order_acquire);
+    if (s == nullptr) continue;
+    for (int i = 0; i < HistogramBuckets::kCount; ++i) {
+      const uint64_t n = s->counts[i].load(std::memory_order_relaxed);
+      h.counts_[i] += n;
+      h.count_ += n;
+    }
+    h.sum_ += s->sum.load(std::memory_order_relaxed);
+    h.min_ = std::min(h.min_, s->min.load(std::memory_order_relaxed));
+    h.max_ = std::max(h.max_, s->max.load(std::memory_order_relaxed));
+  }
+  // A sample being recorded now may be in its bucket before min/max see it;
+  // keep min/max consistent with the buckets.
+  for (int i = 0; h.count_ > 0 && i < HistogramBuckets::kCount; ++i) {
+    if (h.counts_[i] == 0) continue;
+    h.min_ = std::min(h.min_, HistogramBuckets::Highest(i));
+    break;
+  }
+  for (int i = HistogramBuckets::kCount - 1; h.count_ > 0 && i >= 0; --i) {
+    if (h.counts_[i] == 0) continue;
+    h.max_ = std::max(h.max_, HistogramBuckets::Lowest(i));
+    break;
+  }
+  return h;
+}
+
+}  // namespace dctk::metrics
