@@ -1,0 +1,85 @@
+/* BPF maps of the Bastion datapath (kernel side only; layouts in types.h).
+ *
+ * Sizes are defaults; the loader resizes them (bpf_map__set_max_entries) before load.
+ * All lookups are hash, LRU or LPM: cost does not grow with the number of entries.
+ *   struct bastion_binding *b = bpf_map_lookup_elem(&bastion_bindings, &ifindex);
+ */
+#ifndef BASTION_BPF_LIB_MAPS_H_
+#define BASTION_BPF_LIB_MAPS_H_
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bastion/bpf/lib/drop_reasons.h"
+#include "bastion/bpf/lib/types.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __be32);
+  __type(value, struct bastion_endpoint);
+} bastion_endpoints SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, struct bastion_binding);
+} bastion_bindings SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, __be32);
+  __type(value, struct bastion_host);
+} bastion_hosts SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct bastion_dependency_key);
+  __type(value, __u32);
+} bastion_dependencies SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct bastion_policy_key);
+  __type(value, struct bastion_policy);
+} bastion_policy SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, 65536);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct bastion_policy_lpm_key);
+  __type(value, struct bastion_policy);
+} bastion_policy_ranges SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct bastion_ct_key);
+  __type(value, struct bastion_ct_entry);
+} bastion_conntrack SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct bastion_config);
+} bastion_config SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, BASTION_COUNTER_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} bastion_counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+} bastion_events SEC(".maps");
+
+#endif /* BASTION_BPF_LIB_MAPS_H_ */

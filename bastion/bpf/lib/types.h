@@ -1,0 +1,117 @@
+/* Map keys and values of the Bastion datapath, shared by the eBPF programs and user space.
+ *
+ * A policy compiler fills these from the policy and the discovered containers:
+ *   endpoints     IPv4 -> struct bastion_endpoint   every container on the network
+ *   bindings      host veth ifindex -> struct bastion_binding   who may send on a veth
+ *   hosts         IPv4 -> struct bastion_host       host/gateway addresses (pseudo ids)
+ *   dependencies  {src id, dst id} -> generation    "dst is a dependency of src"
+ *   policy        {src, dst, proto, port} -> verdict         exact ports (hash)
+ *   policy_ranges LPM {src, dst, proto, port/prefix} -> verdict   port ranges, wildcards
+ * Example (allow container 1 to reach container 2 on TCP 8000-8003):
+ *   struct bastion_policy_lpm_key k = {.prefixlen = 80 + 14, .src_id = 1, .dst_id = 2,
+ *                                      .proto = IPPROTO_TCP, .dport = htons(8000)};
+ * All multi-byte addresses and ports are in network byte order; ids in host order.
+ */
+#ifndef BASTION_BPF_LIB_TYPES_H_
+#define BASTION_BPF_LIB_TYPES_H_
+
+#include <linux/types.h>
+
+/* Identity space: containers 1..BASTION_ID_HOST_FIRST-1, hosts/gateways above, and
+ * BASTION_ID_WORLD for every address the maps do not know. */
+#define BASTION_ID_NONE 0u
+#define BASTION_ID_HOST_FIRST 0xffff0000u
+#define BASTION_ID_WORLD 0xffffffffu
+
+struct bastion_endpoint {
+  __u32 container_id;
+  __u32 ifindex; /* host-side veth on this host; 0 = elsewhere (pass to the stack) */
+  __u8 mac[6];
+  __u8 pad[2];
+};
+
+struct bastion_binding {
+  __u32 container_id;
+  __be32 ip;
+  __u8 mac[6];
+  __u8 pad[2];
+};
+
+struct bastion_host {
+  __u32 id; /* in [BASTION_ID_HOST_FIRST, BASTION_ID_WORLD) */
+};
+
+struct bastion_dependency_key {
+  __u32 src_id;
+  __u32 dst_id;
+};
+
+/* Policy on the dependency and host/world edges. proto 0 + ports only in LPM keys. */
+struct bastion_policy_key {
+  __u32 src_id;
+  __u32 dst_id;
+  __u8 proto;
+  __u8 pad; /* always 0 */
+  __be16 dport;
+};
+
+/* Prefix bits over {src_id, dst_id, proto, pad, dport}: 64 = any proto and port,
+ * 80 = any port of `proto`, 80 + n = ports sharing the top n bits, 96 = one port. */
+struct bastion_policy_lpm_key {
+  __u32 prefixlen;
+  __u32 src_id;
+  __u32 dst_id;
+  __u8 proto;
+  __u8 pad;
+  __be16 dport;
+};
+#define BASTION_LPM_PREFIX_ANY_PROTO 64
+#define BASTION_LPM_PREFIX_ANY_PORT 80
+#define BASTION_LPM_PREFIX_FULL 96
+
+enum bastion_policy_verdict {
+  BASTION_POLICY_ALLOW = 1,
+  BASTION_POLICY_DENY = 2, /* carve-outs inside a wider allowed range */
+};
+
+struct bastion_policy {
+  __u32 verdict;    /* enum bastion_policy_verdict */
+  __u32 generation; /* written by the compiler to sweep stale entries; unused here */
+};
+
+/* Connection tracking: the tuple of an allowed packet, in its own direction. */
+struct bastion_ct_key {
+  __be32 saddr;
+  __be32 daddr;
+  __be16 sport; /* 0 for protocols without ports */
+  __be16 dport;
+  __u8 proto;
+  __u8 pad[3];
+};
+
+struct bastion_ct_entry {
+  __u64 last_seen_ns;
+};
+
+#define BASTION_CONFIG_AUDIT 1u /* flags: record would-drops, let them through */
+struct bastion_config {
+  __u32 flags;
+};
+
+#define BASTION_EVENT_AUDIT 1u       /* the packet was let through (audit mode) */
+#define BASTION_EVENT_TO_CONTAINER 2u /* seen entering the container (tc egress) */
+struct bastion_event {
+  __u64 timestamp_ns;
+  __u32 ifindex;
+  __u32 container_id; /* bound to ifindex, 0 if none */
+  __be32 saddr;
+  __be32 daddr;
+  __be16 sport;
+  __be16 dport;
+  __u16 l3_proto; /* ethertype, host order */
+  __u8 proto;
+  __u8 reason; /* enum bastion_verdict, a BASTION_DROP_* */
+  __u32 flags; /* BASTION_EVENT_* */
+};
+
+#endif /* BASTION_BPF_LIB_TYPES_H_ */

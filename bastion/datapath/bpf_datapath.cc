@@ -1,0 +1,360 @@
+#include "bastion/datapath/bpf_datapath.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bastion/bpf/bastion_lxc.skel.h"
+#include "bastion/datapath/port_ranges.h"
+
+namespace dctk::bastion {
+namespace {
+
+// Both programs sit at this tc handle/priority, so re-attaching replaces, not stacks.
+constexpr uint32_t kTcHandle = 1;
+constexpr uint32_t kTcPriority = 1;
+
+absl::Status Errno(int err, absl::string_view what) {
+  err = err < 0 ? -err : err;
+  return absl::ErrnoToStatus(err, absl::StrCat("bastion datapath: ", what));
+}
+
+template <typename K, typename V>
+absl::Status Update(bpf_map* map, const K& key, const V& value, absl::string_view what) {
+  int err = bpf_map__update_elem(map, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
+  if (err) return Errno(err, absl::StrCat("writing ", what, " to map ", bpf_map__name(map)));
+  return absl::OkStatus();
+}
+
+template <typename K>
+absl::Status Delete(bpf_map* map, const K& key, absl::string_view what) {
+  int err = bpf_map__delete_elem(map, &key, sizeof(key), 0);
+  if (err == -ENOENT) return absl::NotFoundError(
+      absl::StrCat("bastion datapath: ", what, " not in map ", bpf_map__name(map)));
+  if (err) return Errno(err, absl::StrCat("deleting ", what, " from map ", bpf_map__name(map)));
+  return absl::OkStatus();
+}
+
+void CopyMac(const MacAddress& mac, __u8* out) { std::memcpy(out, mac.bytes.data(), 6); }
+
+int HandleEvent(void* ctx, void* data, size_t size) {
+  if (size < sizeof(bastion_event)) return 0;
+  const auto* e = static_cast<const bastion_event*>(data);
+  VerdictEvent event;
+  event.timestamp_ns = e->timestamp_ns;
+  event.ifindex = static_cast<int>(e->ifindex);
+  event.container_id = e->container_id;
+  event.saddr = ntohl(e->saddr);
+  event.daddr = ntohl(e->daddr);
+  event.sport = ntohs(e->sport);
+  event.dport = ntohs(e->dport);
+  event.l3_proto = e->l3_proto;
+  event.proto = e->proto;
+  event.reason = e->reason;
+  event.audit = e->flags & BASTION_EVENT_AUDIT;
+  event.to_container = e->flags & BASTION_EVENT_TO_CONTAINER;
+  using Fn = std::function<void(const VerdictEvent&)>;
+  const Fn* fn = *static_cast<const Fn* const*>(ctx);
+  if (fn) (*fn)(event);
+  return 0;
+}
+
+}  // namespace
+
+void BpfDatapath::SkeletonDeleter::operator()(bastion_lxc* skel) const {
+  bastion_lxc__destroy(skel);
+}
+
+void BpfDatapath::RingBufferDeleter::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+
+absl::StatusOr<std::unique_ptr<BpfDatapath>> BpfDatapath::Create(const Options& options) {
+  std::unique_ptr<bastion_lxc, SkeletonDeleter> skel(bastion_lxc__open());
+  if (!skel) return Errno(errno, "opening the bastion_lxc skeleton");
+
+  skel->rodata->bastion_ct_lifetime_ns = absl::ToInt64Nanoseconds(options.conntrack_lifetime);
+  const std::pair<bpf_map*, uint32_t> sizes[] = {
+      {skel->maps.bastion_endpoints, options.max_endpoints},
+      {skel->maps.bastion_bindings, options.max_bindings},
+      {skel->maps.bastion_dependencies, options.max_dependencies},
+      {skel->maps.bastion_policy, options.max_policies},
+      {skel->maps.bastion_policy_ranges, options.max_policy_ranges},
+      {skel->maps.bastion_conntrack, options.max_connections},
+  };
+  for (const auto& [map, size] : sizes) {
+    if (int err = bpf_map__set_max_entries(map, size)) {
+      return Errno(err, absl::StrCat("sizing map ", bpf_map__name(map), " to ", size));
+    }
+  }
+  if (!options.pin_dir.empty()) {
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj) {
+      std::string path = absl::StrCat(options.pin_dir, "/", bpf_map__name(map));
+      if (int err = bpf_map__set_pin_path(map, path.c_str())) {
+        return Errno(err, absl::StrCat("setting pin path ", path));
+      }
+    }
+  }
+  if (int err = bastion_lxc__load(skel.get())) {
+    return Errno(err, absl::StrCat("loading the bastion_lxc programs",
+                                   options.pin_dir.empty() ? "" : " (pinned maps under ",
+                                   options.pin_dir, options.pin_dir.empty() ? "" : ")"));
+  }
+  return std::unique_ptr<BpfDatapath>(new BpfDatapath(std::move(skel), options.pin_dir));
+}
+
+BpfDatapath::BpfDatapath(std::unique_ptr<bastion_lxc, SkeletonDeleter> skel, std::string pin_dir)
+    : skel_(std::move(skel)), pin_dir_(std::move(pin_dir)) {}
+
+BpfDatapath::~BpfDatapath() {
+  std::vector<int> ifindexes;
+  for (const auto& [ifindex, created] : attached_) ifindexes.push_back(ifindex);
+  for (int ifindex : ifindexes) Detach(ifindex).IgnoreError();  // veth may be gone already
+}
+
+int BpfDatapath::from_container_fd() const {
+  return bpf_program__fd(skel_->progs.bastion_from_container);
+}
+
+int BpfDatapath::to_container_fd() const {
+  return bpf_program__fd(skel_->progs.bastion_to_container);
+}
+
+absl::Status BpfDatapath::UpsertEndpoint(uint32_t ip, const ContainerEndpoint& endpoint) {
+  if (endpoint.container_id == BASTION_ID_NONE || endpoint.container_id >= kHostIdFirst) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "endpoint ", Ipv4ToString(ip), ": container id ", endpoint.container_id,
+        " outside 1..", kHostIdFirst - 1));
+  }
+  bastion_endpoint value{};
+  value.container_id = endpoint.container_id;
+  value.ifindex = static_cast<__u32>(endpoint.host_ifindex);
+  CopyMac(endpoint.mac, value.mac);
+  return Update(skel_->maps.bastion_endpoints, htonl(ip), value,
+                absl::StrCat("endpoint ", Ipv4ToString(ip)));
+}
+
+absl::Status BpfDatapath::RemoveEndpoint(uint32_t ip) {
+  return Delete(skel_->maps.bastion_endpoints, htonl(ip),
+                absl::StrCat("endpoint ", Ipv4ToString(ip)));
+}
+
+absl::Status BpfDatapath::BindInterface(int host_ifindex, const Binding& binding) {
+  bastion_binding value{};
+  value.container_id = binding.container_id;
+  value.ip = htonl(binding.ip);
+  CopyMac(binding.mac, value.mac);
+  return Update(skel_->maps.bastion_bindings, static_cast<__u32>(host_ifindex), value,
+                absl::StrCat("binding of ifindex ", host_ifindex));
+}
+
+absl::Status BpfDatapath::UnbindInterface(int host_ifindex) {
+  return Delete(skel_->maps.bastion_bindings, static_cast<__u32>(host_ifindex),
+                absl::StrCat("binding of ifindex ", host_ifindex));
+}
+
+absl::Status BpfDatapath::UpsertHost(uint32_t ip, uint32_t host_id) {
+  if (host_id < kHostIdFirst || host_id == kWorldId) {
+    return absl::InvalidArgumentError(absl::StrCat("host ", Ipv4ToString(ip), ": id ", host_id,
+                                                   " outside the host id range"));
+  }
+  bastion_host value{.id = host_id};
+  return Update(skel_->maps.bastion_hosts, htonl(ip), value,
+                absl::StrCat("host ", Ipv4ToString(ip)));
+}
+
+absl::Status BpfDatapath::RemoveHost(uint32_t ip) {
+  return Delete(skel_->maps.bastion_hosts, htonl(ip), absl::StrCat("host ", Ipv4ToString(ip)));
+}
+
+absl::Status BpfDatapath::AddDependency(uint32_t src_id, uint32_t dst_id, uint32_t generation) {
+  bastion_dependency_key key{.src_id = src_id, .dst_id = dst_id};
+  __u32 value = generation;
+  return Update(skel_->maps.bastion_dependencies, key, value,
+                absl::StrCat("dependency ", src_id, "->", dst_id));
+}
+
+absl::Status BpfDatapath::RemoveDependency(uint32_t src_id, uint32_t dst_id) {
+  bastion_dependency_key key{.src_id = src_id, .dst_id = dst_id};
+  return Delete(skel_->maps.bastion_dependencies, key,
+                absl::StrCat("dependency ", src_id, "->", dst_id));
+}
+
+absl::Status BpfDatapath::UpsertPolicy(const PolicyRule& rule) {
+  return WritePolicyEntries(rule, /*remove=*/false);
+}
+
+absl::Status BpfDatapath::RemovePolicy(const PolicyRule& rule) {
+  return WritePolicyEntries(rule, /*remove=*/true);
+}
+
+absl::Status BpfDatapath::WritePolicyEntries(const PolicyRule& rule, bool remove) {
+  std::string what = absl::StrCat("policy ", rule.src_id, "->", rule.dst_id, " proto ",
+                                  rule.proto, " ports ", rule.first_port, "-", rule.last_port);
+  if (rule.src_id == BASTION_ID_NONE || rule.dst_id == BASTION_ID_NONE) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": id 0 is not an identity"));
+  }
+  if (rule.first_port > rule.last_port) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": first port above last port"));
+  }
+  const bool all_ports = rule.first_port == 0 && rule.last_port == 65535;
+  if (rule.proto == kAnyProtocol && !all_ports) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": any protocol needs all ports"));
+  }
+  bastion_policy value{.verdict = static_cast<__u32>(rule.verdict),
+                       .generation = rule.generation};
+  if (rule.first_port == rule.last_port) {
+    bastion_policy_key key{.src_id = rule.src_id,
+                           .dst_id = rule.dst_id,
+                           .proto = rule.proto,
+                           .pad = 0,
+                           .dport = htons(rule.first_port)};
+    return remove ? Delete(skel_->maps.bastion_policy, key, what)
+                  : Update(skel_->maps.bastion_policy, key, value, what);
+  }
+  std::vector<PortPrefix> prefixes;
+  if (rule.proto == kAnyProtocol) {
+    prefixes.push_back({0, 0});
+  } else {
+    prefixes = PortRangeToPrefixes(rule.first_port, rule.last_port);
+  }
+  for (const PortPrefix& prefix : prefixes) {
+    bastion_policy_lpm_key key{};
+    key.prefixlen = rule.proto == kAnyProtocol ? BASTION_LPM_PREFIX_ANY_PROTO
+                                               : BASTION_LPM_PREFIX_ANY_PORT + prefix.prefix_bits;
+    key.src_id = rule.src_id;
+    key.dst_id = rule.dst_id;
+    key.proto = rule.proto;
+    key.dport = htons(prefix.port);
+    absl::Status s = remove ? Delete(skel_->maps.bastion_policy_ranges, key, what)
+                            : Update(skel_->maps.bastion_policy_ranges, key, value, what);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BpfDatapath::SetAuditMode(bool audit) {
+  __u32 zero = 0;
+  bastion_config config{.flags = audit ? BASTION_CONFIG_AUDIT : 0u};
+  return Update(skel_->maps.bastion_config, zero, config, "audit mode");
+}
+
+absl::Status BpfDatapath::FlushConnections() {
+  bpf_map* map = skel_->maps.bastion_conntrack;
+  bastion_ct_key key{};
+  bastion_ct_key next{};
+  // Deleting the current key while iterating restarts at the first key, so always
+  // ask for the first one until the map is empty.
+  while (bpf_map__get_next_key(map, nullptr, &next, sizeof(next)) == 0) {
+    key = next;
+    int err = bpf_map__delete_elem(map, &key, sizeof(key), 0);
+    if (err && err != -ENOENT) return Errno(err, "flushing the conntrack map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BpfDatapath::Attach(int host_ifindex) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = host_ifindex,
+              .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+  int err = bpf_tc_hook_create(&hook);
+  if (err && err != -EEXIST) {
+    return Errno(err, absl::StrCat("creating the clsact qdisc on ifindex ", host_ifindex));
+  }
+  const bool created = err == 0;
+  const std::pair<bpf_tc_attach_point, int> filters[] = {
+      {BPF_TC_INGRESS, from_container_fd()}, {BPF_TC_EGRESS, to_container_fd()}};
+  for (const auto& [point, fd] : filters) {
+    hook.attach_point = point;
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .flags = BPF_TC_F_REPLACE,
+                .handle = kTcHandle, .priority = kTcPriority);
+    if (int attach_err = bpf_tc_attach(&hook, &opts)) {
+      attached_[host_ifindex] = created;
+      DetachHook(host_ifindex, created).IgnoreError();  // best effort; the error below wins
+      attached_.erase(host_ifindex);
+      return Errno(attach_err, absl::StrCat("attaching tc ",
+                                            point == BPF_TC_INGRESS ? "ingress" : "egress",
+                                            " on ifindex ", host_ifindex));
+    }
+  }
+  attached_.try_emplace(host_ifindex, created);
+  return absl::OkStatus();
+}
+
+absl::Status BpfDatapath::DetachHook(int host_ifindex, bool destroy_qdisc) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = host_ifindex);
+  absl::Status status = absl::OkStatus();
+  for (bpf_tc_attach_point point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+    hook.attach_point = point;
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+    int err = bpf_tc_detach(&hook, &opts);
+    if (err && err != -ENOENT && err != -ENODEV && status.ok()) {
+      status = Errno(err, absl::StrCat("detaching tc filter on ifindex ", host_ifindex));
+    }
+  }
+  if (destroy_qdisc) {
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    int err = bpf_tc_hook_destroy(&hook);
+    if (err && err != -ENOENT && err != -ENODEV && status.ok()) {
+      status = Errno(err, absl::StrCat("removing the clsact qdisc on ifindex ", host_ifindex));
+    }
+  }
+  return status;
+}
+
+absl::Status BpfDatapath::Detach(int host_ifindex) {
+  auto it = attached_.find(host_ifindex);
+  if (it == attached_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("bastion datapath: ifindex ", host_ifindex, " is not attached"));
+  }
+  const bool created = it->second;
+  attached_.erase(it);
+  return DetachHook(host_ifindex, created);
+}
+
+absl::StatusOr<VerdictCounters> BpfDatapath::ReadCounters() {
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return Errno(cpus, "counting possible CPUs");
+  std::vector<__u64> per_cpu(cpus);
+  VerdictCounters totals{};
+  for (__u32 i = 0; i < totals.size(); ++i) {
+    int err = bpf_map__lookup_elem(skel_->maps.bastion_counters, &i, sizeof(i), per_cpu.data(),
+                                   per_cpu.size() * sizeof(__u64), 0);
+    if (err) return Errno(err, absl::StrCat("reading counter ", i));
+    for (__u64 v : per_cpu) totals[i] += v;
+  }
+  return totals;
+}
+
+absl::StatusOr<int> BpfDatapath::PollEvents(absl::Duration timeout,
+                                            const std::function<void(const VerdictEvent&)>& fn) {
+  if (!events_) {
+    ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel_->maps.bastion_events), HandleEvent,
+                                       &event_fn_, nullptr);
+    if (!rb) return Errno(errno, "opening the verdict event ring buffer");
+    events_.reset(rb);
+  }
+  event_fn_ = &fn;
+  int n = ring_buffer__poll(events_.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  event_fn_ = nullptr;
+  if (n < 0 && n != -EINTR) return Errno(n, "polling verdict events");
+  return n < 0 ? 0 : n;
+}
+
+absl::Status BpfDatapath::Unpin() {
+  if (pin_dir_.empty()) return absl::OkStatus();
+  bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) {
+    if (int err = bpf_map__unpin(map, nullptr); err && err != -ENOENT) {
+      return Errno(err, absl::StrCat("unpinning map ", bpf_map__name(map)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace dctk::bastion
