@@ -2,7 +2,7 @@
 
 Example:
     bpf_skeleton(name = "lxc", src = "lxc.bpf.c", hdrs = glob(["lib/*.h"]))
-gives the cc_library `:lxc` with the header `lxc.skel.h` (struct lxc_bpf, lxc_bpf__open(),
+gives the cc_library `:lxc` with the header `lxc.skel.h` (struct lxc, lxc__open(),
 ...), and the object `lxc.bpf.o` for tools that load it by path.
 Kernel-side code uses the UAPI headers (linux-libc-dev) and libbpf's bpf_helpers.h.
 """
@@ -24,7 +24,7 @@ def bpf_skeleton(name, src, hdrs = [], visibility = None, **kwargs):
         name = name + "_skel",
         srcs = [obj],
         outs = [skel],
-        cmd = "bpftool gen skeleton $< name {} > $@".format(name),
+        cmd = "/usr/sbin/bpftool gen skeleton $< name {} > $@".format(name),
     )
     cc_library(
         name = name,
