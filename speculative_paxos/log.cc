@@ -1,0 +1,130 @@
+#include "speculative_paxos/log.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "absl/base/internal/endian.h"
+#include "glog/logging.h"
+
+namespace dctk::spaxos {
+namespace {
+
+const std::string& EmptyHash() {
+  static const std::string* const empty = new std::string();
+  return *empty;
+}
+
+void PutU64(std::string* buf, uint64_t v) {
+  char b[8];
+  absl::little_endian::Store64(b, v);
+  buf->append(b, 8);
+}
+
+}  // namespace
+
+std::string ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
+                      absl::string_view op) {
+  std::string buf;
+  buf.reserve(prev.size() + 24 + op.size() + 1);
+  buf.push_back(static_cast<char>(prev.size()));  // "" (slot 0) vs a 32-byte hash
+  buf.append(prev.data(), prev.size());
+  PutU64(&buf, client_id);
+  PutU64(&buf, request_id);
+  PutU64(&buf, op.size());
+  buf.append(op.data(), op.size());
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  CHECK_EQ(EVP_Digest(buf.data(), buf.size(), md, &len, EVP_sha256(), nullptr), 1);
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+const LogEntry* Log::At(uint64_t slot) const {
+  if (slot == 0 || slot > entries_.size()) return nullptr;
+  return &entries_[slot - 1];
+}
+
+LogEntry* Log::MutableAt(uint64_t slot) {
+  if (slot == 0 || slot > entries_.size()) return nullptr;
+  return &entries_[slot - 1];
+}
+
+const std::string& Log::HashAt(uint64_t slot) const {
+  CHECK_LE(slot, entries_.size());
+  return slot == 0 ? EmptyHash() : entries_[slot - 1].hash;
+}
+
+LogEntry& Log::Append(uint64_t client_id, uint64_t request_id, std::string op,
+                      const transport::Address& client) {
+  LogEntry e;
+  e.slot = entries_.size() + 1;
+  e.client_id = client_id;
+  e.request_id = request_id;
+  e.hash = ChainHash(HashAt(entries_.size()), client_id, request_id, op);
+  e.op = std::move(op);
+  e.client = client;
+  auto& mine = by_client_[client_id];
+  CHECK(mine.empty() || mine.back().first < request_id)
+      << "client " << client_id << " request " << request_id << " out of order";
+  mine.emplace_back(request_id, e.slot);
+  entries_.push_back(std::move(e));
+  return entries_.back();
+}
+
+void Log::TruncateAfter(uint64_t slot) {
+  CHECK_GE(slot, committed_) << "truncating committed entries";
+  while (entries_.size() > slot) {
+    const LogEntry& e = entries_.back();
+    auto it = by_client_.find(e.client_id);
+    CHECK(it != by_client_.end() && !it->second.empty() && it->second.back().second == e.slot);
+    it->second.pop_back();
+    if (it->second.empty()) by_client_.erase(it);
+    entries_.pop_back();
+  }
+}
+
+void Log::Commit(uint64_t slot) {
+  CHECK_LE(slot, entries_.size());
+  for (uint64_t s = committed_ + 1; s <= slot; ++s) {
+    entries_[s - 1].state = EntryState::kCommitted;
+  }
+  committed_ = std::max(committed_, slot);
+}
+
+const LogEntry* Log::Find(uint64_t client_id, uint64_t request_id) const {
+  auto it = by_client_.find(client_id);
+  if (it == by_client_.end()) return nullptr;
+  // Request ids of one client increase with slot (Append callers keep it so).
+  const auto& v = it->second;
+  auto r = std::lower_bound(v.begin(), v.end(), std::make_pair(request_id, uint64_t{0}));
+  if (r == v.end() || r->first != request_id) return nullptr;
+  return &entries_[r->second - 1];
+}
+
+uint64_t Log::LatestRequest(uint64_t client_id, uint64_t slot) const {
+  auto it = by_client_.find(client_id);
+  if (it == by_client_.end()) return 0;
+  for (auto r = it->second.rbegin(); r != it->second.rend(); ++r) {
+    if (r->second <= slot) return r->first;
+  }
+  return 0;
+}
+
+void Log::Export(uint64_t from, uint64_t to,
+                 google::protobuf::RepeatedPtrField<Entry>* out) const {
+  for (uint64_t s = std::max<uint64_t>(from, 1); s <= to && s <= entries_.size(); ++s) {
+    ToWire(entries_[s - 1], out->Add());
+  }
+}
+
+void ToWire(const LogEntry& e, Entry* out) {
+  out->set_slot(e.slot);
+  out->set_client_id(e.client_id);
+  out->set_request_id(e.request_id);
+  out->set_op(e.op);
+  out->set_hash(e.hash);
+  out->set_client_ip(e.client.ip());
+  out->set_client_port(e.client.port());
+}
+
+}  // namespace dctk::spaxos

@@ -1,0 +1,88 @@
+// Log: a Speculative Paxos replica's log of requests, with its hash chain.
+//
+// Slots are numbered from 1. Each entry carries the hash of the whole log up
+// to it: hash(slot) = SHA-256(hash(slot-1) || client_id || request_id || op),
+// hash(0) = "" (the empty log). Equal hashes at a slot mean equal prefixes, so
+// replicas and clients compare whole logs by one value. Entries up to
+// committed() are final; later ones are speculative and may be truncated. The
+// log also indexes entries by (client, request id) for duplicate detection.
+//
+// Example:
+//   Log log;
+//   LogEntry& e = log.Append(/*client_id=*/7, /*request_id=*/1, "op", client_addr);
+//   e.result = app.Execute(e.slot, e.op);
+//   log.Commit(e.slot);
+#ifndef DCTK_SPECULATIVE_PAXOS_LOG_H_
+#define DCTK_SPECULATIVE_PAXOS_LOG_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "common/transport/address.h"
+#include "speculative_paxos/spaxos.pb.h"
+
+namespace dctk::spaxos {
+
+// The chain step: hash of the log ending in this request after `prev`.
+std::string ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
+                      absl::string_view op);
+
+enum class EntryState { kSpeculative, kCommitted };
+
+struct LogEntry {
+  uint64_t slot = 0;
+  uint64_t client_id = 0;
+  uint64_t request_id = 0;
+  std::string op;
+  std::string result;  // filled in by the replica when the app executes op
+  std::string hash;
+  transport::Address client;
+  EntryState state = EntryState::kSpeculative;
+};
+
+class Log {
+ public:
+  uint64_t end() const { return entries_.size(); }
+  uint64_t committed() const { return committed_; }
+
+  // nullptr when `slot` is 0 or past the end.
+  const LogEntry* At(uint64_t slot) const;
+  LogEntry* MutableAt(uint64_t slot);
+  // Hash of the prefix ending at `slot` (0 <= slot <= end()).
+  const std::string& HashAt(uint64_t slot) const;
+
+  // Appends a request at end() + 1 and chains its hash. `request_id` must be
+  // above LatestRequest(client_id) (CHECK): one client's ids rise with slot.
+  LogEntry& Append(uint64_t client_id, uint64_t request_id, std::string op,
+                   const transport::Address& client);
+  // Removes every entry after `slot`; CHECK-fails below committed().
+  void TruncateAfter(uint64_t slot);
+  // Marks entries up to `slot` (<= end()) committed; never moves backwards.
+  void Commit(uint64_t slot);
+
+  // The entry for this request, or nullptr.
+  const LogEntry* Find(uint64_t client_id, uint64_t request_id) const;
+  // Highest request id of `client_id` at a slot <= `slot` (0 if none).
+  uint64_t LatestRequest(uint64_t client_id, uint64_t slot = UINT64_MAX) const;
+
+  // Copies slots [from, to] into `out` as wire entries.
+  void Export(uint64_t from, uint64_t to,
+              google::protobuf::RepeatedPtrField<Entry>* out) const;
+
+ private:
+  std::vector<LogEntry> entries_;
+  uint64_t committed_ = 0;
+  // Per client: (request id, slot) in slot order.
+  absl::flat_hash_map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> by_client_;
+};
+
+// Wire form of a log entry, and back (result and state are local).
+void ToWire(const LogEntry& e, Entry* out);
+
+}  // namespace dctk::spaxos
+
+#endif  // DCTK_SPECULATIVE_PAXOS_LOG_H_
