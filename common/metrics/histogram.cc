@@ -91,10 +91,47 @@ ConcurrentHistogram::~ConcurrentHistogram() {
   for (auto& s : shards_) delete s.load(std::memory_order_acquire);
 }
 
+namespace {
+
+// Shard slots in use by live threads, one bit each. A thread takes the lowest
+// free slot on its first Record and frees it when it exits, so up to kShards
+// live threads never share a shard, however many threads came and went.
+std::atomic<uint32_t> slots_in_use{0};
+std::atomic<uint32_t> overflow_next{0};
+
+class SlotLease {
+ public:
+  explicit SlotLease(int slots) {
+    uint32_t used = slots_in_use.load(std::memory_order_relaxed);
+    while (true) {
+      const int free = __builtin_ctz(~used);
+      if (free >= slots) break;
+      if (slots_in_use.compare_exchange_weak(used, used | (1u << free),
+                                             std::memory_order_relaxed)) {
+        slot_ = free;
+        owned_ = true;
+        return;
+      }
+    }
+    // More live threads than slots: share one, round robin.
+    slot_ = overflow_next.fetch_add(1, std::memory_order_relaxed) % slots;
+  }
+  ~SlotLease() {
+    if (owned_) slots_in_use.fetch_and(~(1u << slot_), std::memory_order_relaxed);
+  }
+  int slot() const { return slot_; }
+
+ private:
+  int slot_ = 0;
+  bool owned_ = false;
+};
+
+}  // namespace
+
 int ConcurrentHistogram::ThisThreadSlot() {
-  static std::atomic<int> next{0};
-  thread_local const int slot = next.fetch_add(1, std::memory_order_relaxed) % kShards;
-  return slot;
+  static_assert(kShards < 32, "slots_in_use has one bit per shard");
+  thread_local const SlotLease lease(kShards);
+  return lease.slot();
 }
 
 ConcurrentHistogram::Shard& ConcurrentHistogram::AddShard(int slot) {

@@ -11,9 +11,10 @@
 //                        plain adds), Merge, percentiles, proto round-trip for
 //                        merging across processes. Give each thread its own
 //                        and Merge them at the end.
-//   ConcurrentHistogram  any thread may Record at once, lock-free: each thread
-//                        writes to one of a few striped shards with relaxed
-//                        atomic adds; Snapshot() merges the shards. This is
+//   ConcurrentHistogram  any thread may Record at once, lock-free: each live
+//                        thread writes to its own shard (up to 8 threads; more
+//                        share them) with relaxed atomic adds; Snapshot()
+//                        merges the shards. This is
 //                        what //common/metrics exports to Prometheus.
 // Values are unitless uint64; dctk records latencies in nanoseconds.
 //
@@ -147,8 +148,7 @@ class ConcurrentHistogram {
   Histogram Snapshot() const;
 
  private:
-  // Threads share kShards shards; more shards would cut contention further at
-  // 59 KiB each (allocated only once a thread using that slot records).
+  // A shard is 59 KiB, allocated when a thread holding its slot first records.
   static constexpr int kShards = 8;
   struct alignas(64) Shard {
     std::array<std::atomic<uint64_t>, HistogramBuckets::kCount> counts{};
