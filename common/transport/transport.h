@@ -94,7 +94,8 @@ struct EndpointOptions {
   // IP multicast settings for groups this endpoint sends to.
   uint8_t multicast_ttl = 1;
   bool multicast_loopback = true;
-  // Interface address for outgoing multicast; 0 = kernel's choice.
+  // Interface address for outgoing multicast and for group joins; 0 = the
+  // kernel's choice. On one host (tests), 127.0.0.1 keeps multicast on lo.
   uint32_t multicast_interface_ip = 0;
 };
 

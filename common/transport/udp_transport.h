@@ -1,0 +1,169 @@
+// UdpTransport: the Transport on real UDP sockets, driven by one epoll loop.
+//
+// Each registered receiver gets a non-blocking UDP socket bound to its address
+// (DSCP, multicast TTL / loopback / interface from its EndpointOptions). Each
+// JoinGroup opens one more socket bound to the group address and port with
+// SO_REUSEADDR/SO_REUSEPORT and joins the group on the endpoint's multicast
+// interface, so several receivers (in one or several processes) on a host all
+// get a copy of every group datagram. Replies go out of the unicast socket, so
+// the `from` a receiver sees is always the sender's unicast address.
+//
+// Threading: Run() runs the loop on the calling thread; every callback runs
+// there. Post() and Stop() may be called from any thread (they wake the loop
+// through an eventfd). Everything else - Register, Send, Timer, stats() - must
+// be called on the loop thread, or while Run() is not running.
+//
+// Datapath: the loop reads up to kRecvBatch datagrams per recvmmsg into
+// preallocated buffers and dispatches them without allocating. Sends made
+// inside a callback are queued (header + payload copied into reused slots) and
+// flushed with one sendmmsg per socket when the loop iteration ends or the
+// queue is full; sends made outside Run() go out at once with sendmsg. Timers
+// are a heap behind one timerfd. Malformed datagrams are dropped and counted by
+// MalformedReason.
+//
+// Example:
+//   absl::StatusOr<std::unique_ptr<UdpTransport>> t = UdpTransport::Create();
+//   Echo echo(t->get());                  // registers at 127.0.0.1:0
+//   std::thread loop([&] { (*t)->Run(); });
+//   ...
+//   (*t)->Stop();
+//   loop.join();
+#ifndef DCTK_COMMON_TRANSPORT_UDP_TRANSPORT_H_
+#define DCTK_COMMON_TRANSPORT_UDP_TRANSPORT_H_
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "common/transport/framing.h"
+#include "common/transport/transport.h"
+
+namespace dctk::transport {
+
+class UdpTransport : public Transport {
+ public:
+  static constexpr int kRecvBatch = 16;
+  static constexpr int kSendBatch = 32;
+
+  struct Stats {
+    uint64_t sent = 0;            // datagrams handed to the kernel
+    uint64_t received = 0;        // well-formed datagrams delivered to a receiver
+    uint64_t send_errors = 0;     // sendmsg/sendmmsg failures (datagram lost)
+    uint64_t receive_errors = 0;  // recvmmsg failures other than EAGAIN
+    uint64_t send_syscalls = 0;   // sendmsg + sendmmsg calls
+    uint64_t recv_syscalls = 0;   // recvmmsg calls that returned datagrams
+    MalformedCounts malformed{};  // dropped datagrams, by reason
+  };
+
+  // Creates the epoll instance, the wake-up eventfd and the timerfd.
+  static absl::StatusOr<std::unique_ptr<UdpTransport>> Create();
+  ~UdpTransport() override;
+
+  UdpTransport(const UdpTransport&) = delete;
+  UdpTransport& operator=(const UdpTransport&) = delete;
+
+  // Transport.
+  absl::StatusOr<Address> Register(TransportReceiver* receiver, const Address& addr,
+                                   const EndpointOptions& options = {}) override;
+  void Unregister(TransportReceiver* receiver) override;
+  absl::Status JoinGroup(TransportReceiver* receiver, const Address& group) override;
+  absl::Status LeaveGroup(TransportReceiver* receiver, const Address& group) override;
+  absl::Status SendRaw(TransportReceiver* sender, const Address& to, uint32_t type_id,
+                       absl::string_view payload) override;
+  TimerId Timer(absl::Duration delay, std::function<void()> cb) override;
+  bool CancelTimer(TimerId id) override;
+  absl::Time Now() const override { return absl::Now(); }
+  void Post(std::function<void()> cb) override;
+  void Run() override;
+  void Stop() override;
+
+  // Loop thread only, or while Run() is not running.
+  const Stats& stats() const { return stats_; }
+
+ private:
+  // One epoll-registered file descriptor; epoll's data.ptr points at it.
+  struct Socket {
+    enum class Kind { kUnicast, kGroup, kWake, kTimer };
+    Socket(int fd, Kind kind, TransportReceiver* receiver)
+        : fd(fd), kind(kind), receiver(receiver) {}
+    ~Socket();
+    int fd;
+    Kind kind;
+    TransportReceiver* receiver;  // kUnicast, kGroup
+    bool closed = false;          // retired during dispatch; skip its datagrams
+  };
+  struct Endpoint {
+    Address addr;
+    EndpointOptions options;
+    std::unique_ptr<Socket> unicast;
+    absl::flat_hash_map<Address, std::unique_ptr<Socket>> groups;
+  };
+  struct PendingSend {
+    int fd;
+    sockaddr_in to;
+    char header[kFrameHeaderSize];
+    std::string payload;  // capacity reused across sends
+  };
+  struct TimerEntry {
+    int64_t deadline_ns;  // CLOCK_MONOTONIC
+    TimerId id;
+    bool operator>(const TimerEntry& o) const {
+      return deadline_ns != o.deadline_ns ? deadline_ns > o.deadline_ns : id > o.id;
+    }
+  };
+
+  UdpTransport(int epoll_fd, std::unique_ptr<Socket> wake, std::unique_ptr<Socket> timer);
+
+  absl::Status AddToEpoll(Socket* s);
+  // Removes `s` from epoll and closes it now, or after the current dispatch.
+  void Retire(std::unique_ptr<Socket> s);
+
+  void HandleReadable(Socket* s);
+  void HandleWake();
+  void HandleTimers();
+  void ArmTimerFd();
+  void FlushSends();
+  absl::Status SendNow(int fd, const sockaddr_in& to, const char* header,
+                       absl::string_view payload);
+
+  const int epoll_fd_;
+  std::unique_ptr<Socket> wake_;   // eventfd: Post / Stop
+  std::unique_ptr<Socket> timer_;  // timerfd: earliest timer deadline
+
+  absl::flat_hash_map<TransportReceiver*, Endpoint> endpoints_;
+  std::vector<std::unique_ptr<Socket>> retired_;
+  bool in_loop_ = false;
+
+  // Receive buffers: kRecvBatch datagrams of up to 64 KiB, allocated once.
+  std::unique_ptr<char[]> recv_buf_;
+  mmsghdr recv_msgs_[kRecvBatch];
+  iovec recv_iov_[kRecvBatch];
+  sockaddr_in recv_from_[kRecvBatch];
+
+  std::vector<PendingSend> pending_;  // kSendBatch slots
+  int num_pending_ = 0;
+
+  absl::flat_hash_map<TimerId, std::function<void()>> timers_;
+  std::vector<TimerEntry> timer_heap_;  // min-heap via std::greater
+  TimerId next_timer_ = 1;
+  int64_t armed_ns_ = 0;  // deadline the timerfd is armed for; 0 = disarmed
+
+  absl::Mutex posts_mu_;
+  std::vector<std::function<void()>> posts_ ABSL_GUARDED_BY(posts_mu_);
+  std::vector<std::function<void()>> running_posts_;
+  std::atomic<bool> stop_{false};
+
+  Stats stats_;
+};
+
+}  // namespace dctk::transport
+
+#endif  // DCTK_COMMON_TRANSPORT_UDP_TRANSPORT_H_
