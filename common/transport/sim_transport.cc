@@ -174,7 +174,7 @@ TimerId SimTransport::Timer(absl::Duration delay, std::function<void()> cb) {
 bool SimTransport::CancelTimer(TimerId id) { return timers_.erase(id) > 0; }
 
 void SimTransport::Post(std::function<void()> cb) {
-  absl::MutexLock lock(&posts_mu_);
+  std::lock_guard<std::mutex> lock(posts_mu_);
   posts_.push_back(std::move(cb));
   has_posts_.store(true, std::memory_order_release);
 }
@@ -183,7 +183,7 @@ void SimTransport::DrainPosts() {
   if (!has_posts_.load(std::memory_order_acquire)) return;
   std::vector<std::function<void()>> posts;
   {
-    absl::MutexLock lock(&posts_mu_);
+    std::lock_guard<std::mutex> lock(posts_mu_);
     posts.swap(posts_);
     has_posts_.store(false, std::memory_order_relaxed);
   }

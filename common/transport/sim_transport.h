@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -37,7 +38,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
 #include "common/transport/framing.h"
 #include "common/transport/transport.h"
@@ -196,8 +196,10 @@ class SimTransport : public Transport {
   absl::Duration duplicate_spread_;
 
   std::atomic<bool> stop_{false};
-  absl::Mutex posts_mu_;
-  std::vector<std::function<void()>> posts_ ABSL_GUARDED_BY(posts_mu_);
+  // std::mutex, not absl::Mutex: Debian's absl is not TSAN-instrumented, so
+  // --config=tsan would not see absl::Mutex's synchronization.
+  std::mutex posts_mu_;
+  std::vector<std::function<void()>> posts_;  // guarded by posts_mu_
   std::atomic<bool> has_posts_{false};
 
   Stats stats_;

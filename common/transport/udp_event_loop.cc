@@ -70,7 +70,7 @@ void UdpTransport::Stop() {
 void UdpTransport::Post(std::function<void()> cb) {
   bool was_empty;
   {
-    absl::MutexLock lock(&posts_mu_);
+    std::lock_guard<std::mutex> lock(posts_mu_);
     was_empty = posts_.empty();
     posts_.push_back(std::move(cb));
   }
@@ -85,7 +85,7 @@ void UdpTransport::HandleWake() {
   uint64_t count;
   (void)!read(wake_->fd, &count, sizeof(count));
   {
-    absl::MutexLock lock(&posts_mu_);
+    std::lock_guard<std::mutex> lock(posts_mu_);
     running_posts_.swap(posts_);  // both vectors keep their capacity
   }
   for (auto& cb : running_posts_) cb();

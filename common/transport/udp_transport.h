@@ -38,11 +38,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "common/transport/framing.h"
 #include "common/transport/transport.h"
 
@@ -156,8 +156,10 @@ class UdpTransport : public Transport {
   TimerId next_timer_ = 1;
   int64_t armed_ns_ = 0;  // deadline the timerfd is armed for; 0 = disarmed
 
-  absl::Mutex posts_mu_;
-  std::vector<std::function<void()>> posts_ ABSL_GUARDED_BY(posts_mu_);
+  // std::mutex, not absl::Mutex: Debian's absl is not TSAN-instrumented, so
+  // --config=tsan would not see absl::Mutex's synchronization.
+  std::mutex posts_mu_;
+  std::vector<std::function<void()>> posts_;  // guarded by posts_mu_
   std::vector<std::function<void()>> running_posts_;
   std::atomic<bool> stop_{false};
 
