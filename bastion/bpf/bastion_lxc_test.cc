@@ -146,6 +146,39 @@ TEST_F(BastionLxcTest, ExactDenyCarvesOutOfARange) {
   EXPECT_EQ(From(Udp(kIpB, 5005)).action, TC_ACT_SHOT);
 }
 
+TEST_F(BastionLxcTest, RemovedPoliciesDenyAgain) {
+  ASSERT_TRUE(dp_->RemovePolicy({.src_id = kA, .dst_id = kB, .proto = kUdp,
+                                 .first_port = 5000, .last_port = 5007}).ok());
+  ASSERT_TRUE(dp_->RemovePolicy({.src_id = kA, .dst_id = kB, .proto = kTcp,
+                                 .first_port = 80, .last_port = 80}).ok());
+  EXPECT_EQ(From(Udp(kIpB, 5003)).action, TC_ACT_SHOT);
+  EXPECT_EQ(From(Tcp(kIpA, kIpB, 80)).action, TC_ACT_SHOT);
+  EXPECT_EQ(dp_->RemovePolicy({.src_id = kA, .dst_id = kB, .proto = kUdp, .first_port = 5000,
+                               .last_port = 5007}).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(BastionLxcTest, AnyProtocolRuleStillAppliesBesideProtocolRanges) {
+  const uint32_t outside = Ipv4(192, 0, 2, 7);
+  ASSERT_TRUE(dp_->UpsertPolicy({.src_id = kA, .dst_id = kWorldId}).ok());
+  ASSERT_TRUE(dp_->UpsertPolicy({.src_id = kA, .dst_id = kWorldId, .proto = kTcp,
+                                 .first_port = 1000, .last_port = 1999,
+                                 .verdict = PolicyVerdict::kDeny}).ok());
+  EXPECT_EQ(From(Tcp(kIpA, outside, 1500)).action, TC_ACT_SHOT);
+  EXPECT_EQ(From(Tcp(kIpA, outside, 443)).action, TC_ACT_OK);
+}
+
+TEST_F(BastionLxcTest, InvalidRulesAreRejected) {
+  EXPECT_EQ(dp_->UpsertPolicy({.src_id = kA, .dst_id = kB, .proto = kAnyProtocol,
+                               .first_port = 80, .last_port = 80}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dp_->UpsertPolicy({.src_id = kA, .dst_id = kB, .proto = kTcp, .first_port = 90,
+                               .last_port = 80}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dp_->UpsertEndpoint(kIpC, {kGateway, kMacC, 0}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(BastionLxcTest, NoDependencyDrops) {
   TestRun r = From(Tcp(kIpA, kIpC, 80));
   ExpectDropped(r, BASTION_DROP_NO_DEPENDENCY);

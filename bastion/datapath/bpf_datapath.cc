@@ -4,11 +4,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <net/if.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bastion/bpf/bastion_lxc.skel.h"
 #include "bastion/datapath/port_ranges.h"
@@ -218,22 +220,59 @@ absl::Status BpfDatapath::WritePolicyEntries(const PolicyRule& rule, bool remove
                   : Update(skel_->maps.bastion_policy, key, value, what);
   }
   std::vector<PortPrefix> prefixes;
-  if (rule.proto == kAnyProtocol) {
+  if (all_ports) {
     prefixes.push_back({0, 0});
   } else {
     prefixes = PortRangeToPrefixes(rule.first_port, rule.last_port);
   }
+  return WriteRangeEntries(rule, prefixes, value, remove, what);
+}
+
+absl::Status BpfDatapath::WriteRangeEntries(const PolicyRule& rule,
+                                            const std::vector<PortPrefix>& prefixes,
+                                            const bastion_policy& value, bool remove,
+                                            absl::string_view what) {
+  bpf_map* outer = skel_->maps.bastion_policy_ranges;
+  bastion_edge_key edge{.src_id = rule.src_id, .dst_id = rule.dst_id, .proto = rule.proto,
+                        .pad = {}};
+  __u32 trie_id = 0;
+  int trie_fd = -1;
+  if (bpf_map__lookup_elem(outer, &edge, sizeof(edge), &trie_id, sizeof(trie_id), 0) == 0) {
+    trie_fd = bpf_map_get_fd_by_id(trie_id);
+    if (trie_fd < 0) return Errno(errno, absl::StrCat(what, ": opening the edge's port trie"));
+  } else if (remove) {
+    return absl::NotFoundError(absl::StrCat("bastion datapath: ", what, " not installed"));
+  } else {
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    trie_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "bastion_ports",
+                             sizeof(bastion_port_lpm_key), sizeof(bastion_policy),
+                             BASTION_PORT_TRIE_MAX, &opts);
+    if (trie_fd < 0) return Errno(errno, absl::StrCat(what, ": creating the edge's port trie"));
+  }
+  absl::Cleanup close_trie = [trie_fd] { close(trie_fd); };
+
   for (const PortPrefix& prefix : prefixes) {
-    bastion_policy_lpm_key key{};
-    key.prefixlen = rule.proto == kAnyProtocol ? BASTION_LPM_PREFIX_ANY_PROTO
-                                               : BASTION_LPM_PREFIX_ANY_PORT + prefix.prefix_bits;
-    key.src_id = rule.src_id;
-    key.dst_id = rule.dst_id;
-    key.proto = rule.proto;
-    key.dport = htons(prefix.port);
-    absl::Status s = remove ? Delete(skel_->maps.bastion_policy_ranges, key, what)
-                            : Update(skel_->maps.bastion_policy_ranges, key, value, what);
-    if (!s.ok()) return s;
+    bastion_port_lpm_key key{};
+    key.prefixlen = prefix.prefix_bits;
+    key.dport[0] = static_cast<__u8>(prefix.port >> 8);
+    key.dport[1] = static_cast<__u8>(prefix.port & 0xff);
+    int err = remove ? bpf_map_delete_elem(trie_fd, &key)
+                     : bpf_map_update_elem(trie_fd, &key, &value, BPF_ANY);
+    if (err && !(remove && err == -ENOENT)) {
+      return Errno(err, absl::StrCat(what, ": port prefix ", prefix.port, "/",
+                                     int{prefix.prefix_bits}));
+    }
+  }
+  if (remove) {
+    bastion_port_lpm_key first{};
+    if (bpf_map_get_next_key(trie_fd, nullptr, &first) == -ENOENT) {
+      return Delete(outer, edge, what);  // the edge has no ranges left
+    }
+    return absl::OkStatus();
+  }
+  if (trie_id == 0) {
+    __u32 fd_value = static_cast<__u32>(trie_fd);
+    return Update(outer, edge, fd_value, what);
   }
   return absl::OkStatus();
 }

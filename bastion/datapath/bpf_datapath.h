@@ -17,9 +17,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "bastion/datapath/datapath.h"
+#include "bastion/datapath/port_ranges.h"
 
 struct bastion_lxc;
 struct bpf_map;
@@ -38,7 +40,7 @@ class BpfDatapath : public Datapath {
     uint32_t max_bindings = 4096;
     uint32_t max_dependencies = 65536;
     uint32_t max_policies = 65536;        // exact-port entries
-    uint32_t max_policy_ranges = 65536;   // LPM prefixes
+    uint32_t max_policy_ranges = 65536;   // edges {src, dst, proto} with port ranges
     uint32_t max_connections = 65536;
   };
 
@@ -82,6 +84,9 @@ class BpfDatapath : public Datapath {
 
   BpfDatapath(std::unique_ptr<bastion_lxc, SkeletonDeleter> skel, std::string pin_dir);
   absl::Status WritePolicyEntries(const PolicyRule& rule, bool remove);
+  absl::Status WriteRangeEntries(const PolicyRule& rule, const std::vector<PortPrefix>& prefixes,
+                                 const bastion_policy& value, bool remove,
+                                 absl::string_view what);
   absl::Status DetachHook(int host_ifindex, bool destroy_qdisc);
 
   std::unique_ptr<bastion_lxc, SkeletonDeleter> skel_;

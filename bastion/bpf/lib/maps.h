@@ -48,12 +48,22 @@ struct {
   __type(value, struct bastion_policy);
 } bastion_policy SEC(".maps");
 
-struct {
+/* Inner maps of bastion_policy_ranges: one per edge and protocol, made by user space
+ * with this layout. */
+struct bastion_port_trie {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(max_entries, 65536);
+  __uint(max_entries, BASTION_PORT_TRIE_MAX);
   __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, struct bastion_policy_lpm_key);
-  __type(value, struct bastion_policy);
+  /* Sizes, not BTF types: clang emits the key only as a forward declaration here. */
+  __uint(key_size, sizeof(struct bastion_port_lpm_key));
+  __uint(value_size, sizeof(struct bastion_policy));
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+  __uint(max_entries, 65536);
+  __type(key, struct bastion_edge_key);
+  __array(values, struct bastion_port_trie);
 } bastion_policy_ranges SEC(".maps");
 
 struct {

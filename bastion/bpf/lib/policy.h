@@ -5,7 +5,8 @@
  *   if (reason && !bastion_ct_is_reply(&p)) return bastion_drop(&p, reason);
  *
  * Cost is a fixed number of hash/LPM lookups whatever the number of policies: the
- * dependency hash, the exact-port hash, and only on its miss the port-range LPM trie.
+ * dependency hash, the exact-port hash, and only on its miss the edge's own port-range
+ * trie (a hash of {src, dst, proto} to a small LPM trie: it holds that edge's ranges only).
  * Replies: an allowed packet records its tuple in an LRU conntrack map; a packet whose
  * reversed tuple is there (and fresh) is a reply and passes even without a policy.
  */
@@ -50,18 +51,27 @@ static __always_inline int bastion_has_dependency(__u32 src, __u32 dst) {
   return bpf_map_lookup_elem(&bastion_dependencies, &k) != 0;
 }
 
+/* Verdict of the edge's own port-range trie for `proto` (0: the any-protocol trie). */
+static __always_inline __u32 bastion_range_verdict(__u32 src, __u32 dst, __u8 proto,
+                                                   __be16 dport) {
+  struct bastion_edge_key edge = {.src_id = src, .dst_id = dst, .proto = proto};
+  void *trie = bpf_map_lookup_elem(&bastion_policy_ranges, &edge);
+  if (!trie) return 0;
+  struct bastion_port_lpm_key k = {.prefixlen = 16};
+  __builtin_memcpy(k.dport, &dport, 2);
+  struct bastion_policy *v = bpf_map_lookup_elem(trie, &k);
+  return v ? v->verdict : 0;
+}
+
+/* Exact port first, then the protocol's ranges, then any-protocol rules. */
 static __always_inline __u32 bastion_port_verdict(__u32 src, __u32 dst, __u8 proto,
                                                   __be16 dport) {
   struct bastion_policy_key k = {.src_id = src, .dst_id = dst, .proto = proto, .dport = dport};
   struct bastion_policy *v = bpf_map_lookup_elem(&bastion_policy, &k);
   if (v) return v->verdict;
-  struct bastion_policy_lpm_key lk = {.prefixlen = BASTION_LPM_PREFIX_FULL,
-                                      .src_id = src,
-                                      .dst_id = dst,
-                                      .proto = proto,
-                                      .dport = dport};
-  v = bpf_map_lookup_elem(&bastion_policy_ranges, &lk);
-  return v ? v->verdict : 0;
+  __u32 verdict = bastion_range_verdict(src, dst, proto, dport);
+  if (verdict) return verdict;
+  return bastion_range_verdict(src, dst, 0, 0);
 }
 
 /* 0 if the policy allows src -> dst for this packet, else the drop reason. Container

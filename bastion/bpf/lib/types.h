@@ -6,10 +6,10 @@
  *   hosts         IPv4 -> struct bastion_host       host/gateway addresses (pseudo ids)
  *   dependencies  {src id, dst id} -> generation    "dst is a dependency of src"
  *   policy        {src, dst, proto, port} -> verdict         exact ports (hash)
- *   policy_ranges LPM {src, dst, proto, port/prefix} -> verdict   port ranges, wildcards
- * Example (allow container 1 to reach container 2 on TCP 8000-8003):
- *   struct bastion_policy_lpm_key k = {.prefixlen = 80 + 14, .src_id = 1, .dst_id = 2,
- *                                      .proto = IPPROTO_TCP, .dport = htons(8000)};
+ *   policy_ranges {src, dst, proto} -> LPM trie {port/prefix} -> verdict   port ranges
+ * Example (allow container 1 to reach container 2 on TCP 8000-8003): in the trie of
+ * edge {.src_id = 1, .dst_id = 2, .proto = IPPROTO_TCP} put
+ *   struct bastion_port_lpm_key k = {.prefixlen = 14, .dport = {8000 >> 8, 8000 & 0xff}};
  * All multi-byte addresses and ports are in network byte order; ids in host order.
  */
 #ifndef BASTION_BPF_LIB_TYPES_H_
@@ -46,7 +46,7 @@ struct bastion_dependency_key {
   __u32 dst_id;
 };
 
-/* Policy on the dependency and host/world edges. proto 0 + ports only in LPM keys. */
+/* Exact-port policy on dependency and host/world edges. */
 struct bastion_policy_key {
   __u32 src_id;
   __u32 dst_id;
@@ -55,19 +55,22 @@ struct bastion_policy_key {
   __be16 dport;
 };
 
-/* Prefix bits over {src_id, dst_id, proto, pad, dport}: 64 = any proto and port,
- * 80 = any port of `proto`, 80 + n = ports sharing the top n bits, 96 = one port. */
-struct bastion_policy_lpm_key {
-  __u32 prefixlen;
+/* Port ranges: {src_id, dst_id, proto} selects the edge's own small LPM trie of
+ * destination-port prefixes (map in map), so a lookup walks only that edge's ranges
+ * whatever the total number of policies. prefixlen 0 = any port, 16 = one port. */
+struct bastion_edge_key {
   __u32 src_id;
   __u32 dst_id;
-  __u8 proto;
-  __u8 pad;
-  __be16 dport;
+  __u8 proto; /* 0 = any protocol (then the trie holds only prefix 0) */
+  __u8 pad[3];
 };
-#define BASTION_LPM_PREFIX_ANY_PROTO 64
-#define BASTION_LPM_PREFIX_ANY_PORT 80
-#define BASTION_LPM_PREFIX_FULL 96
+
+#define BASTION_PORT_TRIE_MAX 1024 /* prefixes per edge and protocol */
+
+struct bastion_port_lpm_key {
+  __u32 prefixlen;
+  __u8 dport[2]; /* network byte order */
+};
 
 enum bastion_policy_verdict {
   BASTION_POLICY_ALLOW = 1,
