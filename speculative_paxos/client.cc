@@ -1,0 +1,158 @@
+#include "speculative_paxos/client.h"
+
+#include <memory>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "glog/logging.h"
+#include "speculative_paxos/merge.h"
+
+namespace dctk::spaxos {
+
+Client::Client(transport::Transport* transport, ClientConfig config, uint64_t client_id,
+               transport::Address bind)
+    : transport_(transport),
+      config_(std::move(config)),
+      client_id_(client_id),
+      address_(bind),
+      resend_(transport, config_.resend_timeout, [this] { OnTimeout(); }) {}
+
+Client::~Client() { transport_->Unregister(this); }
+
+absl::Status Client::Start() {
+  if (config_.replicas.empty()) {
+    return absl::InvalidArgumentError("ClientConfig.replicas is empty");
+  }
+  absl::StatusOr<transport::Address> bound = transport_->Register(this, address_);
+  if (!bound.ok()) return bound.status();
+  address_ = *bound;
+  return absl::OkStatus();
+}
+
+void Client::Invoke(std::string op, Callback done) {
+  CHECK(!pending_) << "client " << client_id_ << " already has a request outstanding";
+  pending_ = Pending{.request_id = next_request_id_++, .op = std::move(op),
+                     .done = std::move(done)};
+  SendRequest();
+  resend_.Start();
+}
+
+void Client::SendRequest() {
+  Request req;
+  req.set_client_id(client_id_);
+  req.set_request_id(pending_->request_id);
+  req.set_op(pending_->op);
+  if (config_.mode == ClientConfig::Mode::kLeader) {
+    (void)transport_->Send(this, config_.replicas[newest_stamp_.Leader(config_.replicas.size())],
+                           req);
+  } else if (config_.group) {
+    (void)transport_->Send(this, *config_.group, req);
+  } else {
+    for (const transport::Address& r : config_.replicas) (void)transport_->Send(this, r, req);
+  }
+}
+
+void Client::OnTimeout() {
+  if (!pending_) {
+    resend_.Stop();
+    return;
+  }
+  ++stats_.resends;
+  if (config_.mode == ClientConfig::Mode::kLeader) {
+    // The leader may have changed: try the next one.
+    newest_stamp_ = newest_stamp_.NextView();
+  } else if (!pending_->replies.empty()) {
+    AskReconcile();
+  }
+  SendRequest();
+}
+
+void Client::AskReconcile() {
+  ReconcileRequest req;
+  newest_stamp_.ToProto(req.mutable_stamp());
+  req.set_client_id(client_id_);
+  req.set_request_id(pending_->request_id);
+  ++stats_.reconcile_requests;
+  pending_->reconcile_sent = true;
+  (void)transport_->Send(this, config_.replicas[newest_stamp_.Leader(config_.replicas.size())],
+                         req);
+}
+
+void Client::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
+  Reply reply;
+  if (msg.Parse(&reply)) HandleReply(reply);
+}
+
+void Client::HandleReply(const Reply& reply) {
+  if (!pending_ || reply.request_id() != pending_->request_id ||
+      reply.replica() >= config_.replicas.size()) {
+    return;
+  }
+  const Stamp stamp = Stamp::FromProto(reply.stamp());
+  newest_stamp_ = std::max(newest_stamp_, stamp);
+  if (config_.mode == ClientConfig::Mode::kLeader) {
+    Complete(reply.result(), false);
+    return;
+  }
+  auto [it, inserted] = pending_->replies.try_emplace(reply.replica(), reply);
+  if (!inserted) {
+    const Stamp old = Stamp::FromProto(it->second.stamp());
+    if (stamp < old || (stamp == old && !reply.durable() && it->second.durable())) return;
+    it->second = reply;
+  }
+  // Count matching replies by (stamp, slot, hash).
+  using Key = std::tuple<uint64_t, uint64_t, uint64_t, std::string>;
+  std::map<Key, std::pair<int, int>> counts;  // speculative, durable
+  int best = 0;
+  for (const auto& [r, rep] : pending_->replies) {
+    auto& c = counts[Key{rep.stamp().view(), rep.stamp().epoch(), rep.slot(), rep.hash()}];
+    ++c.first;
+    if (rep.durable()) ++c.second;
+    best = std::max(best, c.first);
+    if (c.first >= Superquorum(config_.f())) {
+      Complete(rep.result(), true);
+      return;
+    }
+    if (c.second >= config_.f() + 1) {
+      Complete(rep.result(), false);
+      return;
+    }
+  }
+  const int missing = static_cast<int>(config_.replicas.size() - pending_->replies.size());
+  if (best + missing < Superquorum(config_.f()) && !pending_->reconcile_sent) AskReconcile();
+}
+
+void Client::Complete(const std::string& reply_result, bool fast) {
+  const std::string result = reply_result;  // it lives in pending_, reset below
+  Callback done = std::move(pending_->done);
+  pending_.reset();
+  resend_.Stop();
+  ++stats_.completed;
+  ++(fast ? stats_.fast_path : stats_.slow_path);
+  done(result);
+}
+
+absl::StatusOr<std::string> InvokeAndWait(transport::Transport* transport, Client* client,
+                                          std::string op, absl::Duration timeout) {
+  struct State {
+    absl::Notification done;
+    std::string result;
+  };
+  auto state = std::make_shared<State>();
+  transport->Post([client, state, op = std::move(op)]() mutable {
+    client->Invoke(std::move(op), [state](const std::string& result) {
+      state->result = result;
+      state->done.Notify();
+    });
+  });
+  if (!state->done.WaitForNotificationWithTimeout(timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("client ", client->client_id(),
+                                                    ": no result within ",
+                                                    absl::FormatDuration(timeout)));
+  }
+  return state->result;
+}
+
+}  // namespace dctk::spaxos

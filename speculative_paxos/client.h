@@ -1,0 +1,117 @@
+// Client: the client library of Speculative Paxos (and of its baselines).
+//
+// A client has one request outstanding at a time. In kSpeculative mode it sends
+// the request to every replica (one multicast, or one copy each) and completes
+// when a superquorum of ceil(3f/2)+1 replicas reply with the same stamp, slot
+// and log hash (one round trip). Otherwise it falls back: when the replies it
+// has can no longer reach a superquorum, or at the resend timeout, it asks the
+// leader to reconcile and resends; it completes on f+1 matching replies marked
+// durable (the entry is in a prefix those replicas confirmed with their
+// leader). Replicas answer a reconciled request by themselves, so the client
+// is not stalled by a timeout after a log change. In kLeader mode (leader-based
+// baselines, an unreplicated server) it sends to the leader it believes in and
+// completes on that one reply.
+//
+// Callbacks run on the transport's event loop. InvokeAndWait() is a blocking
+// wrapper for tools whose transport runs on another thread.
+//
+// Example:
+//   Client client(&transport, {.replicas = addrs}, /*client_id=*/42, bind_addr);
+//   CHECK(client.Start().ok());
+//   client.Invoke(KvApp::Put("k", "v"), [](const std::string& result) { ... });
+#ifndef DCTK_SPECULATIVE_PAXOS_CLIENT_H_
+#define DCTK_SPECULATIVE_PAXOS_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "common/transport/timeout.h"
+#include "common/transport/transport.h"
+#include "speculative_paxos/spaxos.pb.h"
+#include "speculative_paxos/stamp.h"
+
+namespace dctk::spaxos {
+
+struct ClientConfig {
+  enum class Mode { kSpeculative, kLeader };
+
+  std::vector<transport::Address> replicas;
+  // Send each request once to this multicast group instead of to each replica.
+  absl::optional<transport::Address> group;
+  Mode mode = Mode::kSpeculative;
+  // Resend (and, with replies in hand, ask for reconciliation) after this.
+  absl::Duration resend_timeout = absl::Milliseconds(10);
+
+  int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
+};
+
+struct ClientStats {
+  uint64_t completed = 0;
+  uint64_t fast_path = 0;  // superquorum of speculative replies
+  uint64_t slow_path = 0;  // f+1 durable replies (or kLeader mode)
+  uint64_t resends = 0;
+  uint64_t reconcile_requests = 0;
+};
+
+class Client : public transport::TransportReceiver {
+ public:
+  using Callback = std::function<void(const std::string& result)>;
+
+  Client(transport::Transport* transport, ClientConfig config, uint64_t client_id,
+         transport::Address bind);
+  ~Client() override;
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  absl::Status Start();
+  const transport::Address& address() const { return address_; }
+  uint64_t client_id() const { return client_id_; }
+
+  // Sends `op`; `done` runs once with the result. CHECK-fails if busy().
+  void Invoke(std::string op, Callback done);
+  bool busy() const { return pending_.has_value(); }
+  const ClientStats& stats() const { return stats_; }
+
+  void ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) override;
+
+ private:
+  struct Pending {
+    uint64_t request_id;
+    std::string op;
+    Callback done;
+    std::map<uint32_t, Reply> replies;  // newest reply per replica
+    bool reconcile_sent = false;
+  };
+
+  void SendRequest();
+  void OnTimeout();
+  void HandleReply(const Reply& reply);
+  void AskReconcile();
+  void Complete(const std::string& result, bool fast);
+
+  transport::Transport* transport_;
+  const ClientConfig config_;
+  const uint64_t client_id_;
+  transport::Address address_;
+  uint64_t next_request_id_ = 1;
+  Stamp newest_stamp_;  // newest stamp seen in any reply
+  absl::optional<Pending> pending_;
+  ClientStats stats_;
+  transport::Timeout resend_;
+};
+
+// Runs `client.Invoke(op)` on the transport's loop (which another thread runs)
+// and waits up to `timeout` for the result.
+absl::StatusOr<std::string> InvokeAndWait(transport::Transport* transport, Client* client,
+                                          std::string op, absl::Duration timeout);
+
+}  // namespace dctk::spaxos
+
+#endif  // DCTK_SPECULATIVE_PAXOS_CLIENT_H_

@@ -1,0 +1,135 @@
+// Replica setup, message dispatch and timers. Protocol logic lives in
+// replica_normal.cc, replica_sync.cc, replica_change.cc, replica_transfer.cc.
+#include "speculative_paxos/replica.h"
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace dctk::spaxos {
+
+absl::Status ReplicaConfig::Validate() const {
+  if (replicas.size() < 3 || replicas.size() % 2 == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ReplicaConfig.replicas: need 2f+1 >= 3 replicas, got ", replicas.size()));
+  }
+  if (group && !group->is_multicast()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ReplicaConfig.group: ", group->ToString(), " is not multicast"));
+  }
+  if (sync_interval <= absl::ZeroDuration() || leader_timeout <= sync_interval ||
+      retry_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "ReplicaConfig: need 0 < sync_interval < leader_timeout and retry_interval > 0");
+  }
+  if (transfer_chunk <= 0 || max_speculative == 0) {
+    return absl::InvalidArgumentError(
+        "ReplicaConfig: transfer_chunk and max_speculative must be positive");
+  }
+  return absl::OkStatus();
+}
+
+Replica::Replica(transport::Transport* transport, ReplicaConfig config, uint32_t index,
+                 App* app, bool recovering)
+    : transport_(transport),
+      config_(std::move(config)),
+      index_(index),
+      app_(app),
+      status_(recovering ? ReplicaStatus::kRecovering : ReplicaStatus::kNormal),
+      confirmed_(config_.replicas.size(), 0),
+      sync_timer_(transport, config_.sync_interval, [this] { OnSyncTimer(); }),
+      leader_timeout_(transport, config_.leader_timeout, [this] { OnLeaderTimeout(); }),
+      retry_timer_(transport, config_.retry_interval, [this] { OnRetry(); }) {}
+
+Replica::~Replica() { transport_->Unregister(this); }
+
+absl::Status Replica::Start() {
+  if (absl::Status s = config_.Validate(); !s.ok()) return s;
+  if (index_ >= n()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replica index ", index_, " out of range (", n(), " replicas)"));
+  }
+  absl::StatusOr<transport::Address> bound =
+      transport_->Register(this, config_.replicas[index_]);
+  if (!bound.ok()) return bound.status();
+  if (config_.group) {
+    if (absl::Status s = transport_->JoinGroup(this, *config_.group); !s.ok()) return s;
+  }
+  if (status_ == ReplicaStatus::kRecovering) {
+    BeginRecovery();
+  } else if (IsLeader()) {
+    sync_timer_.Start();
+  } else {
+    leader_timeout_.Start();
+  }
+  return absl::OkStatus();
+}
+
+void Replica::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
+  // Dispatch by type id without parsing, then parse once.
+#define DCTK_SPAXOS_DISPATCH(Type, Handler)   \
+  if (msg.Is<Type>()) {                       \
+    Type m;                                   \
+    if (!msg.Parse(&m)) {                     \
+      Count(Reject::kMalformed);              \
+      return;                                 \
+    }                                         \
+    Handler;                                  \
+    return;                                   \
+  }
+  DCTK_SPAXOS_DISPATCH(Request, HandleRequest(from, m));
+  DCTK_SPAXOS_DISPATCH(SyncPrepare, HandleSyncPrepare(m));
+  DCTK_SPAXOS_DISPATCH(SyncReply, HandleSyncReply(m));
+  DCTK_SPAXOS_DISPATCH(SyncCommit, HandleSyncCommit(m));
+  DCTK_SPAXOS_DISPATCH(ReconcileRequest, HandleReconcileRequest(from, m));
+  DCTK_SPAXOS_DISPATCH(StartChange, HandleStartChange(m));
+  DCTK_SPAXOS_DISPATCH(LogReport, HandleLogReport(m));
+  DCTK_SPAXOS_DISPATCH(StartLog, HandleStartLog(m));
+  DCTK_SPAXOS_DISPATCH(StateRequest, HandleStateRequest(m));
+  DCTK_SPAXOS_DISPATCH(StateReply, HandleStateReply(m));
+  DCTK_SPAXOS_DISPATCH(RecoveryRequest, HandleRecoveryRequest(from, m));
+  DCTK_SPAXOS_DISPATCH(RecoveryResponse, HandleRecoveryResponse(m));
+#undef DCTK_SPAXOS_DISPATCH
+  Count(Reject::kMalformed);
+}
+
+void Replica::OnLeaderTimeout() {
+  switch (status_) {
+    case ReplicaStatus::kRecovering:
+      return;
+    case ReplicaStatus::kNormal:
+      if (IsLeader()) return;
+      [[fallthrough]];
+    case ReplicaStatus::kChanging:
+    case ReplicaStatus::kTransfer:
+      BeginChange(stamp_.NextView());
+      return;
+  }
+}
+
+void Replica::OnRetry() {
+  switch (status_) {
+    case ReplicaStatus::kNormal:
+      retry_timer_.Stop();
+      return;
+    case ReplicaStatus::kChanging:
+      BroadcastStartChange();
+      return;
+    case ReplicaStatus::kTransfer:
+      SendStateRequest();
+      return;
+    case ReplicaStatus::kRecovering:
+      if (!recovery_stamp_) {
+        RecoveryRequest req;
+        req.set_replica(index_);
+        req.set_nonce(recovery_nonce_);
+        SendToAll(req);
+      } else {
+        ReconcileRequest req;
+        recovery_stamp_->ToProto(req.mutable_stamp());
+        SendTo(LeaderOf(*recovery_stamp_), req);
+      }
+      return;
+  }
+}
+
+}  // namespace dctk::spaxos

@@ -1,0 +1,232 @@
+// Replica: one of the 2f+1 Speculative Paxos replicas (Ports et al., NSDI 2015).
+//
+// Clients send each request to every replica. A replica executes it at once,
+// speculatively, in arrival order, appends it to its log and replies with the
+// result and its log hash; a client that sees a superquorum (ceil(3f/2)+1) of
+// matching replies is done in one round trip. The leader (view mod n) syncs
+// periodically: a prefix that f+1 replicas hold with the leader's hash is
+// committed and handed to the app as final. When logs diverge the leader runs
+// reconciliation (a new epoch); when the leader fails the others run a view
+// change (a new view). Both are one log-change protocol: the new stamp's leader
+// gathers f+1 LogReports, merges them (merge.h), installs the merged log and
+// sends it to all; replicas roll back speculative entries that differ,
+// re-execute, and answer the merged log's clients at once. A replica that
+// lags (or diverged below a commit) copies the leader's confirmed log by state
+// transfer; a restarted replica first learns the newest stamp from f+1 others
+// and rejoins only through a log change made after its restart.
+//
+// The implementation is split by concern: replica.cc (setup, dispatch),
+// replica_normal.cc (requests), replica_sync.cc (sync, commit),
+// replica_change.cc (reconciliation / view change), replica_transfer.cc
+// (state transfer, recovery).
+//
+// Example:
+//   ReplicaConfig config{.replicas = {a0, a1, a2}};
+//   KvApp app;
+//   Replica r(&transport, config, /*index=*/0, &app);
+//   CHECK(r.Start().ok());
+#ifndef DCTK_SPECULATIVE_PAXOS_REPLICA_H_
+#define DCTK_SPECULATIVE_PAXOS_REPLICA_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "common/transport/timeout.h"
+#include "common/transport/transport.h"
+#include "speculative_paxos/app.h"
+#include "speculative_paxos/log.h"
+#include "speculative_paxos/spaxos.pb.h"
+#include "speculative_paxos/stamp.h"
+
+namespace dctk::spaxos {
+
+struct ReplicaConfig {
+  std::vector<transport::Address> replicas;  // 2f+1, index = replica number
+  // Multicast group the replicas join, if clients multicast requests.
+  absl::optional<transport::Address> group;
+  // Leader's sync (and heartbeat) period.
+  absl::Duration sync_interval = absl::Milliseconds(2);
+  // Silence from the leader (or a stuck log change) before a view change.
+  absl::Duration leader_timeout = absl::Milliseconds(40);
+  // Retransmission period of log-change, transfer and recovery messages.
+  absl::Duration retry_interval = absl::Milliseconds(5);
+  // Speculative (uncommitted) entries a replica holds before refusing requests.
+  uint64_t max_speculative = 4096;
+  // Entries per StateReply.
+  int transfer_chunk = 256;
+
+  int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
+  absl::Status Validate() const;
+};
+
+enum class ReplicaStatus {
+  kNormal,      // serving requests in stamp()
+  kChanging,    // log change (reconciliation / view change) for stamp()
+  kTransfer,    // copying the leader's log for transfer_stamp
+  kRecovering,  // restarted: learning the newest stamp, waiting for a log change
+};
+
+// Why a replica ignored a request or message; counted in Stats::rejected.
+enum class Reject : uint8_t {
+  kStaleRequest = 0,   // an older request of a client that has moved on
+  kLogFull,            // max_speculative uncommitted entries
+  kNotNormal,          // recovering, or buffer full during a change / transfer
+  kStaleStamp,         // message for an older stamp
+  kMalformed,          // payload did not parse
+  kMergeFailed,        // MergeLogs returned an error (a protocol bug)
+};
+inline constexpr int kNumRejects = 6;
+
+struct ReplicaStats {
+  uint64_t requests = 0;         // executed and appended
+  uint64_t replies = 0;
+  uint64_t duplicate_requests = 0;
+  uint64_t commits = 0;          // commit point advances
+  uint64_t reconciliations = 0;  // log changes started for a new epoch
+  uint64_t view_changes = 0;     // log changes started for a new view
+  uint64_t logs_installed = 0;
+  uint64_t rolled_back = 0;      // entries undone by installs and transfers
+  uint64_t transfers = 0;        // state transfers completed
+  std::array<uint64_t, kNumRejects> rejected{};
+};
+
+class Replica : public transport::TransportReceiver {
+ public:
+  // `recovering`: the replica restarted without its state (it rejoins through
+  // the recovery protocol).
+  Replica(transport::Transport* transport, ReplicaConfig config, uint32_t index, App* app,
+          bool recovering = false);
+  ~Replica() override;
+
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // Registers at config.replicas[index], joins the group, arms timers.
+  absl::Status Start();
+
+  void ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) override;
+
+  uint32_t index() const { return index_; }
+  Stamp stamp() const { return stamp_; }
+  ReplicaStatus status() const { return status_; }
+  bool IsLeader() const { return stamp_.Leader(n()) == index_; }
+  const Log& log() const { return log_; }
+  uint64_t commit_point() const { return log_.committed(); }
+  uint64_t sync_point() const { return sync_point_; }
+  const ReplicaStats& stats() const { return stats_; }
+
+ private:
+  size_t n() const { return config_.replicas.size(); }
+  uint32_t LeaderOf(Stamp s) const { return s.Leader(n()); }
+  template <typename M>
+  void SendTo(uint32_t replica, const M& msg) {
+    if (replica != index_) (void)transport_->Send(this, config_.replicas[replica], msg);
+  }
+  template <typename M>
+  void SendToAll(const M& msg) {
+    for (uint32_t r = 0; r < n(); ++r) SendTo(r, msg);
+  }
+  void Count(Reject r) { ++stats_.rejected[static_cast<int>(r)]; }
+  // The leader of stamp_ spoke: postpone the view change.
+  void HeardFromLeader() { leader_timeout_.Reset(); }
+  void OnLeaderTimeout();
+  void OnRetry();
+
+  // replica_normal.cc
+  void HandleRequest(const transport::Address& from, const Request& req);
+  void ReplyTo(const LogEntry& e);
+  // Executes and appends a request (caller checked it is new).
+  const LogEntry& ExecuteAndAppend(uint64_t client_id, uint64_t request_id, std::string op,
+                                   const transport::Address& client);
+  // Makes log_ (and the app) equal to `entries` from `entries[0].slot` on:
+  // rolls back from the first differing slot, appends and executes the rest.
+  void InstallEntries(const google::protobuf::RepeatedPtrField<Entry>& entries);
+  // Rolls back and drops every entry after `keep` (never a committed one).
+  void TruncateTo(uint64_t keep);
+  void DrainBuffered();
+  void EnterNormal(Stamp s, uint64_t sync_point);
+  void CommitUpTo(uint64_t slot);
+
+  // replica_sync.cc
+  void OnSyncTimer();
+  void HandleSyncPrepare(const SyncPrepare& m);
+  void HandleSyncReply(const SyncReply& m);
+  void HandleSyncCommit(const SyncCommit& m);
+  void HandleReconcileRequest(const transport::Address& from, const ReconcileRequest& m);
+  void MaybeAdvanceCommit();
+  // A message of an older stamp from `replica`: tell it about ours.
+  void HintNewerStamp(uint32_t replica);
+
+  // replica_change.cc
+  void BeginChange(Stamp s);
+  void HandleStartChange(const StartChange& m);
+  void HandleLogReport(const LogReport& m);
+  void HandleStartLog(const StartLog& m);
+  LogReport MakeReport(uint64_t base) const;
+  void BroadcastStartChange();
+  SyncPrepare MakeSyncPrepare() const;
+  void TryFinishChange();
+
+  // replica_transfer.cc
+  // May this replica (re)join stamp `s` from a message of s's leader?
+  bool MayJoin(Stamp s) const;
+  void BeginTransfer(Stamp s, uint64_t target);
+  void SendStateRequest();
+  void HandleStateRequest(const StateRequest& m);
+  void HandleStateReply(const StateReply& m);
+  void BeginRecovery();
+  void HandleRecoveryRequest(const transport::Address& from, const RecoveryRequest& m);
+  void HandleRecoveryResponse(const RecoveryResponse& m);
+
+  transport::Transport* transport_;
+  const ReplicaConfig config_;
+  const uint32_t index_;
+  App* app_;
+
+  Stamp stamp_;
+  ReplicaStatus status_ = ReplicaStatus::kNormal;
+  Log log_;
+  Stamp log_stamp_;          // stamp of the last log installed
+  uint64_t sync_point_ = 0;  // prefix confirmed with the leader of log_stamp_
+  // False after a restart until a log change or transfer made after it is
+  // installed: until then the log may lack what this replica acknowledged
+  // before crashing, so it neither reports it nor counts in any quorum.
+  bool has_log_ = true;
+
+  // Leader of stamp_ in kNormal: highest slot each replica confirmed.
+  std::vector<uint64_t> confirmed_;
+  // Requests that arrived during a change or transfer, served once normal.
+  std::vector<std::pair<transport::Address, Request>> buffered_;
+
+  // Log change (kChanging).
+  uint64_t change_base_ = 0;             // leader: reports start after this slot
+  std::map<uint32_t, LogReport> reports_;  // leader: by replica
+  bool reported_ = false;                // follower: sent a report this change
+
+  // State transfer (kTransfer).
+  Stamp transfer_stamp_;
+  uint64_t transfer_target_ = 0;
+  uint64_t transfer_next_ = 0;  // next slot to request
+
+  // Recovery (kRecovering).
+  uint64_t recovery_nonce_ = 0;
+  std::map<uint32_t, Stamp> recovery_responses_;
+  absl::optional<Stamp> recovery_stamp_;  // newest stamp f+1 others reported
+
+  ReplicaStats stats_;
+  transport::Timeout sync_timer_;
+  transport::Timeout leader_timeout_;
+  transport::Timeout retry_timer_;
+};
+
+}  // namespace dctk::spaxos
+
+#endif  // DCTK_SPECULATIVE_PAXOS_REPLICA_H_

@@ -1,0 +1,171 @@
+// Log change: reconciliation (new epoch, same leader) and view change (new
+// view, next leader) are one protocol. Every replica that enters stamp s stops
+// serving requests and broadcasts StartChange(s); s's leader asks for LogReports
+// of the entries after its commit point, merges f+1 of them (merge.h),
+// installs the result and sends it as StartLog. Installing replicas roll back
+// entries that differ, re-execute, confirm the new log (SyncReply) and answer
+// the clients of its speculative part at once, so nobody waits for a timeout.
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "speculative_paxos/merge.h"
+#include "speculative_paxos/replica.h"
+
+namespace dctk::spaxos {
+
+void Replica::BeginChange(Stamp s) {
+  if (s.view != stamp_.view) {
+    ++stats_.view_changes;
+  } else {
+    ++stats_.reconciliations;
+  }
+  stamp_ = s;
+  status_ = ReplicaStatus::kChanging;
+  reports_.clear();
+  reported_ = false;
+  sync_timer_.Stop();
+  leader_timeout_.Reset();
+  retry_timer_.Start();
+  if (IsLeader()) {
+    change_base_ = log_.committed();
+    if (has_log_) reports_[index_] = MakeReport(change_base_);
+  }
+  BroadcastStartChange();
+  TryFinishChange();
+}
+
+void Replica::BroadcastStartChange() {
+  StartChange m;
+  stamp_.ToProto(m.mutable_stamp());
+  m.set_replica(index_);
+  if (IsLeader()) {
+    m.set_from_slot(change_base_ + 1);
+    for (uint32_t r = 0; r < n(); ++r) {
+      if (!reports_.contains(r)) SendTo(r, m);
+    }
+  } else {
+    SendToAll(m);
+  }
+}
+
+SyncPrepare Replica::MakeSyncPrepare() const {
+  SyncPrepare m;
+  stamp_.ToProto(m.mutable_stamp());
+  m.set_slot(sync_point_);
+  m.set_hash(log_.HashAt(sync_point_));
+  m.set_commit(log_.committed());
+  m.set_commit_hash(log_.HashAt(log_.committed()));
+  return m;
+}
+
+LogReport Replica::MakeReport(uint64_t base) const {
+  LogReport r;
+  stamp_.ToProto(r.mutable_stamp());
+  r.set_replica(index_);
+  log_stamp_.ToProto(r.mutable_log_stamp());
+  r.set_sync_point(sync_point_);
+  r.set_commit_point(log_.committed());
+  r.set_base(base);
+  if (log_.end() >= base) {
+    r.set_covers_base(true);
+    r.set_base_hash(log_.HashAt(base));
+    log_.Export(base + 1, log_.end(), r.mutable_entries());
+  }
+  return r;
+}
+
+void Replica::HandleStartChange(const StartChange& m) {
+  if (status_ == ReplicaStatus::kRecovering || m.replica() >= n()) return;
+  const Stamp s = Stamp::FromProto(m.stamp());
+  if (s < stamp_) {
+    Count(Reject::kStaleStamp);
+    HintNewerStamp(m.replica());
+    return;
+  }
+  if (s > stamp_) BeginChange(s);
+  if (status_ == ReplicaStatus::kNormal) {
+    // A straggler is still changing to our stamp: our heartbeat makes it
+    // copy our log.
+    if (IsLeader()) SendTo(m.replica(), MakeSyncPrepare());
+    return;
+  }
+  if (status_ != ReplicaStatus::kChanging) return;
+  if (IsLeader()) {
+    if (!reports_.contains(m.replica())) BroadcastStartChange();
+    return;
+  }
+  if (m.replica() == LeaderOf(s) && m.from_slot() > 0 && has_log_) {
+    SendTo(m.replica(), MakeReport(m.from_slot() - 1));
+    reported_ = true;
+  }
+}
+
+void Replica::HandleLogReport(const LogReport& m) {
+  if (Stamp::FromProto(m.stamp()) != stamp_ || status_ != ReplicaStatus::kChanging ||
+      !IsLeader() || m.base() != change_base_ || m.replica() >= n() ||
+      m.replica() == index_) {
+    return;
+  }
+  reports_[m.replica()] = m;
+  TryFinishChange();
+}
+
+void Replica::TryFinishChange() {
+  if (!IsLeader() || reports_.size() < static_cast<size_t>(config_.f() + 1)) return;
+  MergeInput in;
+  in.f = config_.f();
+  in.base = change_base_;
+  in.base_hash = log_.HashAt(change_base_);
+  for (const auto& [r, report] : reports_) in.reports.push_back(report);
+  in.prefix_latest = [this](uint64_t client) {
+    return log_.LatestRequest(client, change_base_);
+  };
+  absl::StatusOr<MergeResult> merged = MergeLogs(in);
+  if (!merged.ok()) {
+    // A protocol invariant is broken; stay in the change (a view change will
+    // follow) rather than install a log that may lose committed requests.
+    LOG(ERROR) << "replica " << index_ << " stamp " << stamp_.ToString()
+               << ": merge failed: " << merged.status();
+    Count(Reject::kMergeFailed);
+    return;
+  }
+  StartLog start;
+  stamp_.ToProto(start.mutable_stamp());
+  start.set_base(change_base_);
+  start.set_base_hash(in.base_hash);
+  for (Entry& e : merged->entries) *start.add_entries() = std::move(e);
+  start.set_end(change_base_ + start.entries_size());
+  InstallEntries(start.entries());
+  TruncateTo(start.end());
+  ++stats_.logs_installed;
+  SendToAll(start);
+  EnterNormal(stamp_, start.end());
+  for (const Entry& e : start.entries()) ReplyTo(*log_.At(e.slot()));
+}
+
+void Replica::HandleStartLog(const StartLog& m) {
+  const Stamp s = Stamp::FromProto(m.stamp());
+  if (s < stamp_) {
+    Count(Reject::kStaleStamp);
+    return;
+  }
+  if (!MayJoin(s) || LeaderOf(s) == index_) return;
+  if (m.base() > log_.end() || log_.HashAt(m.base()) != m.base_hash()) {
+    // Cannot apply it to our log (we lag): copy the leader's instead.
+    BeginTransfer(s, m.end());
+    return;
+  }
+  stamp_ = s;
+  InstallEntries(m.entries());
+  TruncateTo(m.end());
+  ++stats_.logs_installed;
+  EnterNormal(s, m.end());
+  SyncReply ack;
+  stamp_.ToProto(ack.mutable_stamp());
+  ack.set_replica(index_);
+  ack.set_slot(m.end());
+  ack.set_match(true);
+  SendTo(LeaderOf(s), ack);
+  for (const Entry& e : m.entries()) ReplyTo(*log_.At(e.slot()));
+}
+
+}  // namespace dctk::spaxos

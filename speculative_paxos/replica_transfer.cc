@@ -1,0 +1,134 @@
+// State transfer and recovery. A replica that lags behind its leader, holds a
+// log that contradicts a committed prefix, or missed a log change copies the
+// leader's confirmed log in chunks (rolling back what differs). A restarted
+// replica has lost its log: it learns the newest stamp from f+1 others, asks
+// that stamp's leader for a reconciliation, and rejoins only through a stamp
+// newer than any it can have served before the crash.
+#include <algorithm>
+
+#include "glog/logging.h"
+#include "speculative_paxos/replica.h"
+
+namespace dctk::spaxos {
+
+bool Replica::MayJoin(Stamp s) const {
+  if (status_ == ReplicaStatus::kRecovering) {
+    return recovery_stamp_.has_value() && s > *recovery_stamp_;
+  }
+  return s > stamp_ || (s == stamp_ && status_ != ReplicaStatus::kNormal);
+}
+
+void Replica::BeginTransfer(Stamp s, uint64_t target) {
+  if (LeaderOf(s) == index_) return;  // a stamp's leader never copies its own log
+  if (status_ == ReplicaStatus::kTransfer && stamp_ == s) {
+    transfer_target_ = std::max(transfer_target_, target);
+    return;
+  }
+  stamp_ = s;
+  status_ = ReplicaStatus::kTransfer;
+  transfer_target_ = target;
+  transfer_next_ = log_.committed() + 1;
+  reports_.clear();
+  sync_timer_.Stop();
+  leader_timeout_.Reset();
+  retry_timer_.Start();
+  SendStateRequest();
+}
+
+void Replica::SendStateRequest() {
+  StateRequest m;
+  stamp_.ToProto(m.mutable_stamp());
+  m.set_replica(index_);
+  m.set_from_slot(transfer_next_);
+  SendTo(LeaderOf(stamp_), m);
+}
+
+void Replica::HandleStateRequest(const StateRequest& m) {
+  if (Stamp::FromProto(m.stamp()) != stamp_ || status_ != ReplicaStatus::kNormal ||
+      !IsLeader() || m.replica() >= n()) {
+    return;
+  }
+  const uint64_t from = std::max<uint64_t>(m.from_slot(), 1);
+  StateReply reply;
+  stamp_.ToProto(reply.mutable_stamp());
+  reply.set_from_slot(m.from_slot());
+  const uint64_t to = std::min(sync_point_, from + config_.transfer_chunk - 1);
+  log_.Export(from, to, reply.mutable_entries());
+  reply.set_end(sync_point_);
+  reply.set_end_hash(log_.HashAt(sync_point_));
+  reply.set_commit_point(log_.committed());
+  SendTo(m.replica(), reply);
+}
+
+void Replica::HandleStateReply(const StateReply& m) {
+  if (status_ != ReplicaStatus::kTransfer || Stamp::FromProto(m.stamp()) != stamp_ ||
+      m.from_slot() != transfer_next_) {
+    return;
+  }
+  HeardFromLeader();
+  if (m.entries_size() > 0) {
+    if (m.entries(0).slot() != transfer_next_ || transfer_next_ > log_.end() + 1) {
+      LOG(ERROR) << "replica " << index_ << ": state reply starts at slot "
+                 << m.entries(0).slot() << ", asked for " << transfer_next_;
+      return;
+    }
+    InstallEntries(m.entries());
+    transfer_next_ = m.entries(m.entries_size() - 1).slot() + 1;
+  }
+  if (transfer_next_ > m.end() && log_.end() >= m.end() &&
+      log_.HashAt(m.end()) == m.end_hash()) {
+    TruncateTo(m.end());
+    CommitUpTo(std::min(m.commit_point(), m.end()));
+    ++stats_.transfers;
+    EnterNormal(stamp_, m.end());
+    return;
+  }
+  if (m.entries_size() == 0) {
+    LOG(ERROR) << "replica " << index_ << ": leader's log ends at " << m.end()
+               << " and does not match ours; restarting transfer from the commit point";
+    transfer_next_ = log_.committed() + 1;
+  }
+  SendStateRequest();
+}
+
+void Replica::BeginRecovery() {
+  status_ = ReplicaStatus::kRecovering;
+  has_log_ = false;
+  recovery_nonce_ = static_cast<uint64_t>(absl::ToUnixNanos(transport_->Now())) ^
+                    (uint64_t{index_} << 56);
+  recovery_responses_.clear();
+  recovery_stamp_.reset();
+  retry_timer_.Start();
+  RecoveryRequest m;
+  m.set_replica(index_);
+  m.set_nonce(recovery_nonce_);
+  SendToAll(m);
+}
+
+void Replica::HandleRecoveryRequest(const transport::Address& from,
+                                    const RecoveryRequest& m) {
+  if (status_ == ReplicaStatus::kRecovering || m.replica() >= n()) return;
+  RecoveryResponse reply;
+  reply.set_replica(index_);
+  reply.set_nonce(m.nonce());
+  stamp_.ToProto(reply.mutable_stamp());
+  SendTo(m.replica(), reply);
+}
+
+void Replica::HandleRecoveryResponse(const RecoveryResponse& m) {
+  if (status_ != ReplicaStatus::kRecovering || m.nonce() != recovery_nonce_ ||
+      m.replica() >= n() || recovery_stamp_) {
+    return;
+  }
+  recovery_responses_[m.replica()] = Stamp::FromProto(m.stamp());
+  if (recovery_responses_.size() < static_cast<size_t>(config_.f() + 1)) return;
+  Stamp newest;
+  for (const auto& [r, s] : recovery_responses_) newest = std::max(newest, s);
+  recovery_stamp_ = newest;
+  stamp_ = newest;
+  ReconcileRequest req;
+  newest.ToProto(req.mutable_stamp());
+  SendTo(LeaderOf(newest), req);
+}
+
+}  // namespace dctk::spaxos

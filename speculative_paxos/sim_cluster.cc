@@ -1,0 +1,181 @@
+#include "speculative_paxos/sim_cluster.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace dctk::spaxos {
+
+SimCluster::SimCluster(SimClusterOptions options)
+    : options_(std::move(options)), net_(options_.seed) {
+  config_ = options_.replica;
+  config_.replicas.clear();
+  for (int i = 0; i < options_.num_replicas; ++i) {
+    config_.replicas.push_back(transport::Address(0x0a000001 + i, 7000));
+  }
+  if (options_.multicast) config_.group = transport::Address(0xef010101, 7000);
+  for (int i = 0; i < options_.num_replicas; ++i) {
+    apps_.push_back(std::make_unique<KvApp>());
+    replicas_.push_back(std::make_unique<Replica>(&net_, config_, i, apps_.back().get()));
+    {
+    absl::Status started = replicas_.back()->Start();
+    CHECK(started.ok()) << started;
+  }
+  }
+  ClientConfig cc{.replicas = config_.replicas, .group = config_.group,
+                  .resend_timeout = options_.resend_timeout};
+  for (int j = 0; j < options_.num_clients; ++j) {
+    clients_.push_back(std::make_unique<Client>(&net_, cc, /*client_id=*/1000 + j,
+                                                transport::Address(0x0a000101 + j, 8000)));
+    {
+    absl::Status started = clients_.back()->Start();
+    CHECK(started.ok()) << started;
+  }
+  }
+  verified_.assign(options_.num_replicas, 0);
+  remaining_ops_.assign(options_.num_clients, 0);
+  commit_checker_ = std::make_unique<transport::Timeout>(&net_, absl::Milliseconds(1), [this] {
+    absl::Status s = CheckCommitted();
+    if (!s.ok() && commit_violation_.ok()) commit_violation_ = s;
+  });
+  commit_checker_->Start();
+}
+
+SimCluster::~SimCluster() {
+  commit_checker_.reset();
+  clients_.clear();
+  replicas_.clear();
+}
+
+void SimCluster::Invoke(int j, const std::string& op,
+                        std::function<void(const KvResult&)> done) {
+  const size_t at = history_.size();
+  KvEvent e;
+  e.client = j;
+  CHECK(e.op.ParseFromString(op));
+  e.invoke = net_.Now();
+  history_.push_back(std::move(e));
+  clients_[j]->Invoke(op, [this, at, done = std::move(done)](const std::string& result) {
+    history_[at].response = net_.Now();
+    history_[at].result = KvApp::ParseResult(result);
+    const KvResult result_copy = history_[at].result;  // done() may grow history_
+    if (done) done(result_copy);
+  });
+}
+
+bool SimCluster::ClientsIdle() const {
+  for (const auto& c : clients_) {
+    if (c->busy()) return false;
+  }
+  return true;
+}
+
+bool SimCluster::RunUntilIdleClients(absl::Duration limit, std::function<bool()> extra) {
+  return net_.RunUntil([&] { return ClientsIdle() && (!extra || extra()); }, limit);
+}
+
+void SimCluster::Crash(int i) {
+  net_.Crash(config_.replicas[i]);
+  replicas_[i].reset();
+  apps_[i].reset();
+  verified_[i] = 0;
+}
+
+void SimCluster::Restart(int i) {
+  CHECK(replicas_[i] == nullptr) << "replica " << i << " is running";
+  apps_[i] = std::make_unique<KvApp>();
+  replicas_[i] = std::make_unique<Replica>(&net_, config_, i, apps_[i].get(),
+                                           /*recovering=*/true);
+  net_.Restart(config_.replicas[i]);
+  {
+    absl::Status started = replicas_[i]->Start();
+    CHECK(started.ok()) << started;
+  }
+}
+
+absl::Status SimCluster::CheckCommitted() {
+  for (int i = 0; i < num_replicas(); ++i) {
+    const Replica* r = replicas_[i].get();
+    if (r == nullptr) continue;
+    for (uint64_t slot = verified_[i] + 1; slot <= r->commit_point(); ++slot) {
+      const std::string& hash = r->log().HashAt(slot);
+      if (slot > committed_hashes_.size()) {
+        committed_hashes_.push_back(hash);
+      } else if (committed_hashes_[slot - 1] != hash) {
+        return absl::InternalError(absl::StrCat("replica ", i, " committed slot ", slot,
+                                                " with a different entry than another"));
+      }
+    }
+    verified_[i] = std::max(verified_[i], r->commit_point());
+  }
+  return absl::OkStatus();
+}
+
+void SimCluster::StartClosedLoop(int ops_per_client, int num_keys) {
+  num_keys_ = num_keys;
+  for (int j = 0; j < num_clients(); ++j) {
+    remaining_ops_[j] = ops_per_client;
+    if (!clients_[j]->busy()) IssueRandom(j);
+  }
+}
+
+void SimCluster::IssueRandom(int j) {
+  if (remaining_ops_[j] <= 0) return;
+  --remaining_ops_[j];
+  const std::string key = absl::StrCat("k", net_.RandomBelow(num_keys_));
+  const std::string value = absl::StrCat("v", ++value_counter_);
+  std::string op;
+  switch (net_.RandomBelow(3)) {
+    case 0:
+      op = KvApp::Get(key);
+      break;
+    case 1:
+      op = KvApp::Put(key, value);
+      break;
+    default: {
+      // Expect a value some client wrote (or absence), so swaps sometimes win.
+      absl::optional<std::string> expected;
+      if (value_counter_ > 1 && net_.RandomBelow(4) != 0) {
+        expected = absl::StrCat("v", value_counter_ - 1 - net_.RandomBelow(
+                                                              std::min<uint64_t>(value_counter_ - 1, 4)));
+      }
+      op = KvApp::Cas(key, expected, value);
+      break;
+    }
+  }
+  Invoke(j, op, [this, j](const KvResult&) { IssueRandom(j); });
+}
+
+int SimCluster::Leader() const {
+  int leader = -1;
+  Stamp newest;
+  for (int i = 0; i < num_replicas(); ++i) {
+    const Replica* r = replicas_[i].get();
+    if (r == nullptr || r->status() != ReplicaStatus::kNormal || !r->IsLeader()) continue;
+    if (leader < 0 || r->stamp() > newest) {
+      leader = i;
+      newest = r->stamp();
+    }
+  }
+  return leader;
+}
+
+bool SimCluster::Converged() const {
+  const Replica* first = nullptr;
+  for (const auto& r : replicas_) {
+    if (r == nullptr) continue;
+    if (r->status() != ReplicaStatus::kNormal) return false;
+    if (first == nullptr) {
+      first = r.get();
+      continue;
+    }
+    if (r->stamp() != first->stamp() || r->log().end() != first->log().end() ||
+        r->log().HashAt(r->log().end()) != first->log().HashAt(first->log().end())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace dctk::spaxos
