@@ -379,6 +379,28 @@ TEST_F(BastionLxcTest, HostReplyEntersTheContainer) {
   EXPECT_THAT(Counters(), ElementsAre(Pair("passed", 1), Pair("reply", 1)));
 }
 
+// An ICMP error (type 3, code 3) from the gateway to A about `original` (A's packet).
+Frame IcmpUnreachable(const Frame& original) {
+  Frame f = Ipv4Frame({.src_mac = kMacGw, .dst_mac = kMacA, .saddr = kIpGw, .daddr = kIpA,
+                       .proto = kIcmp, .payload = 28});
+  const size_t icmp = 14 + 20;
+  f[icmp] = 3;
+  f[icmp + 1] = 3;
+  std::copy(original.begin() + 14, original.begin() + 14 + 28, f.begin() + icmp + 8);
+  return f;
+}
+
+TEST_F(BastionLxcTest, IcmpErrorAboutATrackedPacketEntersTheContainer) {
+  Frame sent = Udp(kIpGw, 53);
+  ASSERT_EQ(From(sent).action, TC_ACT_OK);
+  EXPECT_EQ(To(IcmpUnreachable(sent)).action, TC_ACT_OK);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("passed", 1), Pair("reply", 1)));
+}
+
+TEST_F(BastionLxcTest, IcmpErrorAboutAnUntrackedPacketDrops) {
+  ExpectDropped(To(IcmpUnreachable(Udp(kIpGw, 54))), BASTION_DROP_HOST_DENIED);
+}
+
 TEST_F(BastionLxcTest, InboundFromContainerViaBridgeIsPolicyChecked) {
   Frame in = Ipv4Frame({.src_mac = kMacC, .dst_mac = kMacA, .saddr = kIpC, .daddr = kIpA,
                         .proto = kTcp, .sport = 50000, .dport = 80});

@@ -47,7 +47,17 @@ struct bastion_pkt {
   __be32 daddr;
   __be16 sport;
   __be16 dport;
+  /* ICMP destination-unreachable / time-exceeded: the tuple of the packet it answers. */
+  __u8 related;
+  __u8 inner_proto;
+  __be32 inner_saddr;
+  __be32 inner_daddr;
+  __be16 inner_sport;
+  __be16 inner_dport;
 };
+
+#define BASTION_ICMP_DEST_UNREACH 3
+#define BASTION_ICMP_TIME_EXCEEDED 11
 
 #define BASTION_IP_FRAG_OFFSET 0x1fff
 
@@ -77,6 +87,31 @@ static __always_inline struct bastion_arp *bastion_arp_hdr(struct __sk_buff *skb
   return arp;
 }
 
+/* For ICMP errors, records the embedded tuple (IPv4 header + 8 bytes of the original)
+ * so the error can pass as related to a tracked connection. Other ICMP: no ports. */
+static __always_inline int bastion_parse_icmp_error(struct __sk_buff *skb, __u32 l4,
+                                                    struct bastion_pkt *p) {
+  if (bastion_pull(skb, l4 + 8 + sizeof(struct iphdr) + 4) < 0) return 0;
+  void *data = (void *)(long)skb->data;
+  void *end = (void *)(long)skb->data_end;
+  __u8 *icmp = data + l4;
+  if ((void *)(icmp + 8) > end) return 0;
+  if (icmp[0] != BASTION_ICMP_DEST_UNREACH && icmp[0] != BASTION_ICMP_TIME_EXCEEDED) return 0;
+  struct iphdr *inner = (void *)(icmp + 8);
+  if ((void *)(inner + 1) > end || inner->ihl != 5) return 0;
+  __be16 *ports = (void *)(inner + 1);
+  if ((void *)(ports + 2) > end) return 0;
+  p->related = 1;
+  p->inner_proto = inner->protocol;
+  p->inner_saddr = inner->saddr;
+  p->inner_daddr = inner->daddr;
+  if (inner->protocol == IPPROTO_TCP || inner->protocol == IPPROTO_UDP) {
+    p->inner_sport = ports[0];
+    p->inner_dport = ports[1];
+  }
+  return 0;
+}
+
 /* Fills the IPv4 part of `p`. Returns 0, -1 if malformed, -2 for a non-first fragment. */
 static __always_inline int bastion_parse_ipv4(struct __sk_buff *skb, struct bastion_pkt *p) {
   if (bastion_pull(skb, ETH_HLEN + sizeof(struct iphdr)) < 0) return -1;
@@ -88,8 +123,9 @@ static __always_inline int bastion_parse_ipv4(struct __sk_buff *skb, struct bast
   p->daddr = ip->daddr;
   p->proto = ip->protocol;
   if (ip->frag_off & bpf_htons(BASTION_IP_FRAG_OFFSET)) return -2;
-  if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) return 0;
   __u32 l4 = ETH_HLEN + ((__u32)ip->ihl & 0xf) * 4;
+  if (ip->protocol == IPPROTO_ICMP) return bastion_parse_icmp_error(skb, l4, p);
+  if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) return 0;
   if (bastion_pull(skb, l4 + 4) < 0) return -1;
   data = (void *)(long)skb->data;
   end = (void *)(long)skb->data_end;

@@ -106,19 +106,31 @@ static __always_inline void bastion_ct_track(const struct bastion_pkt *p) {
   bpf_map_update_elem(&bastion_conntrack, &k, &fresh, BPF_ANY);
 }
 
-/* True if `p` answers a tracked allowed packet (its reversed tuple is in conntrack). */
+static __always_inline int bastion_ct_fresh(struct bastion_ct_key *k) {
+  struct bastion_ct_entry *e = bpf_map_lookup_elem(&bastion_conntrack, k);
+  if (!e) return 0;
+  __u64 now = bpf_ktime_get_ns();
+  if (now - e->last_seen_ns > bastion_ct_lifetime_ns) return 0;
+  e->last_seen_ns = now;
+  return 1;
+}
+
+/* True if `p` answers a tracked allowed packet: its reversed tuple is in conntrack, or it
+ * is an ICMP error about a tracked packet (port unreachable, fragmentation needed). */
 static __always_inline int bastion_ct_is_reply(const struct bastion_pkt *p) {
   struct bastion_ct_key k = {.saddr = p->daddr,
                              .daddr = p->saddr,
                              .sport = p->dport,
                              .dport = p->sport,
                              .proto = p->proto};
-  struct bastion_ct_entry *e = bpf_map_lookup_elem(&bastion_conntrack, &k);
-  if (!e) return 0;
-  __u64 now = bpf_ktime_get_ns();
-  if (now - e->last_seen_ns > bastion_ct_lifetime_ns) return 0;
-  e->last_seen_ns = now;
-  return 1;
+  if (bastion_ct_fresh(&k)) return 1;
+  if (!p->related || p->inner_saddr != p->daddr) return 0;
+  struct bastion_ct_key orig = {.saddr = p->inner_saddr,
+                                .daddr = p->inner_daddr,
+                                .sport = p->inner_sport,
+                                .dport = p->inner_dport,
+                                .proto = p->inner_proto};
+  return bastion_ct_fresh(&orig);
 }
 
 #endif /* BASTION_BPF_LIB_POLICY_H_ */

@@ -1,0 +1,88 @@
+// A throwaway lab for privileged Bastion tests: a "host" network namespace with a bridge,
+// and containers as network namespaces on veths to it, all named after the test's pid;
+// plus Child, a subprocess with line-wise stdout/stderr for tools run in those namespaces.
+// The destructor deletes every namespace (and with them the bridge, veths and tc filters).
+//
+// Example:
+//   absl::StatusOr<std::unique_ptr<NetnsLab>> lab = NetnsLab::Create("10.213.0", {"a", "b"});
+//   (*lab)->EnterHost();                 // this thread now sees the bridge and host veths
+//   int ifindex = (*lab)->container("a").host_ifindex;
+//   Child server({"ip", "netns", "exec", (*lab)->container("b").netns, "python3", ...});
+#ifndef DCTK_BASTION_DATAPATH_TESTING_NETNS_LAB_H_
+#define DCTK_BASTION_DATAPATH_TESTING_NETNS_LAB_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "bastion/datapath/datapath.h"
+
+namespace dctk::bastion::testing {
+
+// Runs `command` with /bin/sh; returns its stdout, or an error naming it and its exit code.
+absl::StatusOr<std::string> Shell(const std::string& command);
+
+class NetnsLab {
+ public:
+  struct Container {
+    std::string name;
+    std::string netns;
+    uint32_t ip = 0;  // prefix.N, N = 2, 3, ... in creation order
+    MacAddress mac;   // 02:00:00:00:00:0N
+    std::string host_veth;
+    int host_ifindex = 0;  // in the host namespace
+  };
+
+  // `prefix` is the first three octets of a /24; the bridge (gateway) gets prefix.1.
+  static absl::StatusOr<std::unique_ptr<NetnsLab>> Create(const std::string& prefix,
+                                                          const std::vector<std::string>& names);
+  ~NetnsLab();
+
+  // Moves the calling thread into the host namespace, and back.
+  absl::Status EnterHost();
+  absl::Status LeaveHost();
+
+  const Container& container(const std::string& name) const { return containers_.at(name); }
+  const std::string& host_netns() const { return host_netns_; }
+  uint32_t gateway_ip() const { return gateway_ip_; }
+  std::string Exec(const std::string& netns) const { return "ip netns exec " + netns + " "; }
+
+ private:
+  NetnsLab() = default;
+  std::string host_netns_;
+  uint32_t gateway_ip_ = 0;
+  std::map<std::string, Container> containers_;
+  std::vector<std::string> made_;  // namespaces to delete
+  int saved_netns_fd_ = -1;
+};
+
+// A child process (`sh -c command`) whose stdout and stderr are read line by line; killed
+// (SIGKILL, by pid) and reaped on destruction if still running. Dies with the test.
+class Child {
+ public:
+  explicit Child(const std::string& command);
+  ~Child();
+  // Next line of stdout (or stderr), or an error after `timeout` / at end of stream.
+  absl::StatusOr<std::string> ReadLine(absl::Duration timeout) { return Read(out_fd_, out_buf_, timeout); }
+  absl::StatusOr<std::string> ReadErrLine(absl::Duration timeout) { return Read(err_fd_, err_buf_, timeout); }
+  // Waits for exit (up to `timeout`) and returns the exit code.
+  absl::StatusOr<int> Wait(absl::Duration timeout);
+
+ private:
+  absl::StatusOr<std::string> Read(int fd, std::string& buf, absl::Duration timeout);
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string out_buf_;
+  std::string err_buf_;
+};
+
+}  // namespace dctk::bastion::testing
+
+#endif  // DCTK_BASTION_DATAPATH_TESTING_NETNS_LAB_H_
