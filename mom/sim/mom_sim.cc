@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "mom/controller/routes.h"
+#include "mom/controller/switch_config.h"
 #include "mom/controller/topology.h"
 #include "mom/mom.pb.h"
 #include "mom/sim/tos_filter.h"
@@ -37,8 +38,9 @@ uint64_t StreamSeed(uint64_t seed, uint64_t stream) {
   return out;
 }
 
+// The same per-channel addresses the controller gives real switches.
 ns3::Ipv4Address ChannelAddress(int channel) {
-  return ns3::Ipv4Address((239u << 24) | (kGroupId << 16) | (channel << 8) | 1u);
+  return ns3::Ipv4Address(ChannelGroupIp(kGroupId, channel));
 }
 
 // Send times, by sender (1-based) and sequence number, for one-way latency.

@@ -1,0 +1,31 @@
+// SwitchConfigs: turns a group's routes into per-switch configuration messages.
+//
+// Ports are topology ports (Topology::ports order); each channel of a group gets
+// its own multicast address, 239.G.G.C (ChannelGroupIp), so a switch matches
+// on (destination address, input port) only.
+//
+// Example:
+//   absl::StatusOr<GroupRoutes> r = ComputeRoutes(topology, spec);
+//   for (const SwitchConfig& c : SwitchConfigs(topology, *r)) Push(c.switch_name(), c);
+#ifndef DCTK_MOM_CONTROLLER_SWITCH_CONFIG_H_
+#define DCTK_MOM_CONTROLLER_SWITCH_CONFIG_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "mom/controller/routes.h"
+#include "mom/controller/switch_config.pb.h"
+#include "mom/controller/topology.h"
+
+namespace dctk::mom {
+
+// 239.(group_id >> 8).(group_id & 0xff).channel, host byte order. Requires
+// group_id < 65536 and channel < 256.
+uint32_t ChannelGroupIp(uint32_t group_id, int channel);
+
+// One SwitchConfig per switch that has rules for this group, in node order.
+std::vector<SwitchConfig> SwitchConfigs(const Topology& topology, const GroupRoutes& routes);
+
+}  // namespace dctk::mom
+
+#endif  // DCTK_MOM_CONTROLLER_SWITCH_CONFIG_H_
