@@ -112,10 +112,16 @@ void Client::HandleReply(const Reply& reply) {
     if (rep.durable()) ++c.second;
     best = std::max(best, c.first);
     if (c.first >= Superquorum(config_.f())) {
+      VLOG(1) << "client " << client_id_ << " request " << rep.request_id() << " fast at "
+              << rep.stamp().view() << "." << rep.stamp().epoch() << " slot " << rep.slot() << " t="
+              << absl::FormatTime("%S.%E6f", transport_->Now(), absl::UTCTimeZone());
       Complete(rep.result(), true);
       return;
     }
     if (c.second >= config_.f() + 1) {
+      VLOG(1) << "client " << client_id_ << " request " << rep.request_id() << " durable at "
+              << rep.stamp().view() << "." << rep.stamp().epoch() << " slot " << rep.slot() << " t="
+              << absl::FormatTime("%S.%E6f", transport_->Now(), absl::UTCTimeZone());
       Complete(rep.result(), false);
       return;
     }

@@ -8,9 +8,9 @@
 namespace dctk::spaxos {
 
 absl::Status ReplicaConfig::Validate() const {
-  if (replicas.size() < 3 || replicas.size() % 2 == 0) {
+  if (replicas.size() < 3 || replicas.size() > 7 || replicas.size() % 2 == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ReplicaConfig.replicas: need 2f+1 >= 3 replicas, got ", replicas.size()));
+        "ReplicaConfig.replicas: need 2f+1 replicas with 1 <= f <= 3, got ", replicas.size()));
   }
   if (group && !group->is_multicast()) {
     return absl::InvalidArgumentError(

@@ -49,7 +49,10 @@
 namespace dctk::spaxos {
 
 struct ReplicaConfig {
-  std::vector<transport::Address> replicas;  // 2f+1, index = replica number
+  // 2f+1 replicas, index = replica number; f <= 3. With f >= 4 a follower
+  // outside a superquorum could acknowledge a sync prefix that contradicts a
+  // speculatively completed request, which the merge cannot tell apart.
+  std::vector<transport::Address> replicas;
   // Multicast group the replicas join, if clients multicast requests.
   absl::optional<transport::Address> group;
   // Leader's sync (and heartbeat) period.
@@ -125,6 +128,10 @@ class Replica : public transport::TransportReceiver {
 
  private:
   size_t n() const { return config_.replicas.size(); }
+  // What this replica may report as confirmed in log_stamp_ (see sync_point_).
+  uint64_t ConfirmedPoint() const {
+    return LeaderOf(log_stamp_) == index_ ? log_.committed() : sync_point_;
+  }
   uint32_t LeaderOf(Stamp s) const { return s.Leader(n()); }
   template <typename M>
   void SendTo(uint32_t replica, const M& msg) {
@@ -195,12 +202,23 @@ class Replica : public transport::TransportReceiver {
   ReplicaStatus status_ = ReplicaStatus::kNormal;
   Log log_;
   Stamp log_stamp_;          // stamp of the last log installed
-  uint64_t sync_point_ = 0;  // prefix confirmed with the leader of log_stamp_
+  // Followers: the prefix of log_stamp_'s leader's log this replica holds and
+  // acknowledged (SyncReply, or an installed log). The leader's own prepared
+  // prefix is not an acknowledgement (it may contradict a superquorum the
+  // leader is not in), so for the leader only its commit point counts; see
+  // ConfirmedPoint().
+  uint64_t sync_point_ = 0;
+  // Leader of stamp_: end of the log installed when the stamp began, and the
+  // merged entries whose clients get durable replies once they commit.
+  uint64_t stamp_base_ = 0;
+  uint64_t notify_from_ = 0, notify_to_ = 0;
   // False after a restart until a log change or transfer made after it is
   // installed: until then the log may lack what this replica acknowledged
   // before crashing, so it neither reports it nor counts in any quorum.
   bool has_log_ = true;
 
+  // Leader of stamp_: sync ticks the prepared prefix has waited for a commit.
+  int stalled_ticks_ = 0;
   // Leader of stamp_ in kNormal: highest slot each replica confirmed.
   std::vector<uint64_t> confirmed_;
   // Requests that arrived during a change or transfer, served once normal.

@@ -13,6 +13,10 @@
 namespace dctk::spaxos {
 
 void Replica::BeginChange(Stamp s) {
+  VLOG(1) << "replica " << index_ << " begins change " << stamp_.ToString() << " -> "
+          << s.ToString() << " (log " << log_.end() << ", commit " << log_.committed()
+          << ", sync " << sync_point_ << " in " << log_stamp_.ToString() << ") t="
+          << absl::FormatTime("%S.%E6f", transport_->Now(), absl::UTCTimeZone());
   if (s.view != stamp_.view) {
     ++stats_.view_changes;
   } else {
@@ -62,7 +66,7 @@ LogReport Replica::MakeReport(uint64_t base) const {
   stamp_.ToProto(r.mutable_stamp());
   r.set_replica(index_);
   log_stamp_.ToProto(r.mutable_log_stamp());
-  r.set_sync_point(sync_point_);
+  r.set_sync_point(ConfirmedPoint());
   r.set_commit_point(log_.committed());
   r.set_base(base);
   if (log_.end() >= base) {
@@ -134,12 +138,18 @@ void Replica::TryFinishChange() {
   start.set_base_hash(in.base_hash);
   for (Entry& e : merged->entries) *start.add_entries() = std::move(e);
   start.set_end(change_base_ + start.entries_size());
+  VLOG(1) << "replica " << index_ << " installs merged log " << stamp_.ToString() << ": base "
+          << change_base_ << " confirmed " << merged->confirmed_end << " voted "
+          << merged->voted_end << " end " << start.end() << " from " << reports_.size()
+          << " reports";
   InstallEntries(start.entries());
   TruncateTo(start.end());
   ++stats_.logs_installed;
   SendToAll(start);
   EnterNormal(stamp_, start.end());
-  for (const Entry& e : start.entries()) ReplyTo(*log_.At(e.slot()));
+  // Followers answer these clients as they install; we do once they commit.
+  notify_from_ = change_base_;
+  notify_to_ = start.end();
 }
 
 void Replica::HandleStartLog(const StartLog& m) {
@@ -154,6 +164,7 @@ void Replica::HandleStartLog(const StartLog& m) {
     BeginTransfer(s, m.end());
     return;
   }
+  VLOG(1) << "replica " << index_ << " installs StartLog " << s.ToString() << " end " << m.end();
   stamp_ = s;
   InstallEntries(m.entries());
   TruncateTo(m.end());

@@ -48,7 +48,7 @@ void Replica::ReplyTo(const LogEntry& e) {
   reply.set_slot(e.slot);
   reply.set_hash(e.hash);
   reply.set_result(e.result);
-  reply.set_durable(log_stamp_ == stamp_ && e.slot <= sync_point_);
+  reply.set_durable(log_stamp_ == stamp_ && e.slot <= ConfirmedPoint());
   ++stats_.replies;
   (void)transport_->Send(this, e.client, reply);
 }
@@ -99,6 +99,9 @@ void Replica::EnterNormal(Stamp s, uint64_t sync_point) {
   log_stamp_ = s;
   status_ = ReplicaStatus::kNormal;
   sync_point_ = sync_point;
+  stamp_base_ = sync_point;
+  notify_from_ = notify_to_ = 0;
+  stalled_ticks_ = 0;
   has_log_ = true;
   reports_.clear();
   reported_ = false;
@@ -118,10 +121,16 @@ void Replica::EnterNormal(Stamp s, uint64_t sync_point) {
 
 void Replica::CommitUpTo(uint64_t slot) {
   slot = std::min(slot, log_.end());
-  if (slot <= log_.committed()) return;
+  const uint64_t old = log_.committed();
+  if (slot <= old) return;
   log_.Commit(slot);
   app_->Commit(slot);
   ++stats_.commits;
+  if (IsLeader() && status_ == ReplicaStatus::kNormal) {
+    for (uint64_t s = std::max(old, notify_from_) + 1; s <= std::min(slot, notify_to_); ++s) {
+      ReplyTo(*log_.At(s));
+    }
+  }
 }
 
 }  // namespace dctk::spaxos

@@ -16,6 +16,16 @@ void Replica::OnSyncTimer() {
     sync_timer_.Stop();
     return;
   }
+  // A prefix we prepared two ticks ago is still not committed: f+1 replicas do
+  // not hold our log (it diverged, or we lost requests they have). Reconcile.
+  if (log_.committed() < sync_point_) {
+    if (++stalled_ticks_ >= 2) {
+      BeginChange(stamp_.NextEpoch());
+      return;
+    }
+  } else {
+    stalled_ticks_ = 0;
+  }
   sync_point_ = log_.end();
   confirmed_[index_] = sync_point_;
   SyncPrepare m;

@@ -24,6 +24,9 @@ void Replica::BeginTransfer(Stamp s, uint64_t target) {
     transfer_target_ = std::max(transfer_target_, target);
     return;
   }
+  VLOG(1) << "replica " << index_ << " transfers from the leader of " << s.ToString()
+          << " (target " << target << ", log " << log_.end() << ", commit " << log_.committed()
+          << ")";
   stamp_ = s;
   status_ = ReplicaStatus::kTransfer;
   transfer_target_ = target;
@@ -52,10 +55,13 @@ void Replica::HandleStateRequest(const StateRequest& m) {
   StateReply reply;
   stamp_.ToProto(reply.mutable_stamp());
   reply.set_from_slot(m.from_slot());
-  const uint64_t to = std::min(sync_point_, from + config_.transfer_chunk - 1);
+  // Only what is committed or was installed for this stamp: copying our
+  // unacknowledged speculative entries could overwrite ones a superquorum holds.
+  const uint64_t end = std::max(log_.committed(), stamp_base_);
+  const uint64_t to = std::min(end, from + config_.transfer_chunk - 1);
   log_.Export(from, to, reply.mutable_entries());
-  reply.set_end(sync_point_);
-  reply.set_end_hash(log_.HashAt(sync_point_));
+  reply.set_end(end);
+  reply.set_end_hash(log_.HashAt(end));
   reply.set_commit_point(log_.committed());
   SendTo(m.replica(), reply);
 }

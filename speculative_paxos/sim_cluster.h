@@ -71,7 +71,8 @@ class SimCluster {
 
   // The current leader among running normal replicas with the newest stamp, or -1.
   int Leader() const;
-  // True when every running replica is normal in one stamp with equal logs.
+  // True when every running replica is normal in the leader's stamp and has
+  // committed the leader's whole log.
   bool Converged() const;
 
  private:

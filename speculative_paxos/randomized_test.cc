@@ -1,0 +1,151 @@
+// Randomized safety test: per seed, a cluster with concurrent closed-loop
+// clients runs under a random mix of reordering, drops, duplicates, delay,
+// replica crash + restart (state lost) and partitions; then the faults heal.
+// Every seed must finish all operations, give a linearizable KV history, never
+// change a committed entry, never fail a merge, and converge.
+//
+// SPAXOS_SEEDS=<n> runs seeds 1..n (default 200); SPAXOS_SEED=<s> runs one.
+// A failing seed is printed and reproduces exactly.
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "speculative_paxos/sim_cluster.h"
+
+namespace dctk::spaxos {
+namespace {
+
+using transport::SimTransport;
+using transport::TypeId;
+
+uint64_t EnvOr(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  uint64_t n = 0;
+  return v != nullptr && absl::SimpleAtoi(v, &n) ? n : fallback;
+}
+
+// Totals over all seeds, printed so a run shows the faults really happened.
+struct Totals {
+  uint64_t ops = 0, fast = 0, slow = 0, reconciliations = 0, view_changes = 0, transfers = 0,
+           rolled_back = 0, crashes = 0, partitions = 0;
+};
+
+// Runs one seed; returns "" or what went wrong.
+std::string RunSeed(uint64_t seed, Totals* totals) {
+  SimClusterOptions o;
+  o.seed = seed;
+  o.num_replicas = seed % 4 == 0 ? 5 : 3;
+  o.num_clients = 2 + seed % 3;
+  o.multicast = seed % 5 == 0;
+  SimCluster c(o);
+  SimTransport& net = c.net();
+  const int f = (o.num_replicas - 1) / 2;
+
+  // Network faults for the first 300 ms.
+  const double reorder = net.RandomUnit() * 0.3;
+  const double drop = net.RandomUnit() < 0.5 ? net.RandomUnit() * 0.05 : 0;
+  const double dup = net.RandomUnit() < 0.5 ? net.RandomUnit() * 0.1 : 0;
+  net.AddFilter(1, net.Reorder(reorder, absl::Microseconds(300),
+                               {.type_id = TypeId<Request>()}));
+  net.AddFilter(2, net.DropWithProbability(drop));
+  net.AddFilter(3, net.Duplicate(dup));
+  net.AddFilter(4, net.RandomDelay(absl::ZeroDuration(), absl::Microseconds(100)));
+
+  // Up to f crash/restart cycles of distinct replicas, and one partition.
+  std::vector<int> crashed;
+  for (int k = 0; k < f; ++k) {
+    if (net.RandomUnit() < 0.6) {
+      int victim = static_cast<int>(net.RandomBelow(o.num_replicas));
+      bool dup_victim = false;
+      for (int v : crashed) dup_victim |= v == victim;
+      if (dup_victim) continue;
+      crashed.push_back(victim);
+      ++totals->crashes;
+      const absl::Duration at = absl::Milliseconds(net.RandomBelow(200));
+      const absl::Duration down = absl::Milliseconds(1 + net.RandomBelow(100));
+      net.Timer(at, [&c, victim] { c.Crash(victim); });
+      net.Timer(at + down, [&c, victim] { c.Restart(victim); });
+    }
+  }
+  if (net.RandomUnit() < 0.5) {
+    ++totals->partitions;
+    const int isolated = static_cast<int>(net.RandomBelow(o.num_replicas));
+    std::vector<transport::Address> rest;
+    for (int i = 0; i < o.num_replicas; ++i) {
+      if (i != isolated) rest.push_back(c.replica_address(i));
+    }
+    if (net.RandomUnit() < 0.5) {  // cut off from clients as well
+      for (int j = 0; j < o.num_clients; ++j) rest.push_back(c.client(j).address());
+    }
+    const absl::Duration at = absl::Milliseconds(net.RandomBelow(200));
+    const absl::Duration len = absl::Milliseconds(1 + net.RandomBelow(150));
+    net.Timer(at, [&net, &c, isolated, rest] {
+      net.AddFilter(5, net.Partition({c.replica_address(isolated)}, rest));
+    });
+    net.Timer(at + len, [&net] { net.RemoveFilter(5); });
+  }
+  net.Timer(absl::Milliseconds(300), [&net] {
+    for (int id = 1; id <= 5; ++id) net.RemoveFilter(id);
+  });
+
+  c.StartClosedLoop(/*ops_per_client=*/15, /*num_keys=*/4);
+  if (!c.RunUntilIdleClients(absl::Seconds(30))) {
+    return "clients did not finish within 30 s of virtual time";
+  }
+  // Past every scheduled fault, then all replicas must agree.
+  net.RunUntil([&] { return net.Now() > SimTransport::kEpoch + absl::Milliseconds(400); },
+               absl::Seconds(1));
+  if (!net.RunUntil([&] { return c.Converged(); }, absl::Seconds(10))) {
+    return "replicas did not converge";
+  }
+  if (absl::Status s = c.CheckCommitted(); !s.ok()) return s.ToString();
+  if (!c.commit_violation().ok()) return c.commit_violation().ToString();
+  for (int i = 0; i < o.num_replicas; ++i) {
+    const uint64_t failed = c.replica(i)->stats().rejected[static_cast<int>(Reject::kMergeFailed)];
+    if (failed > 0) return absl::StrCat("replica ", i, " failed ", failed, " merges");
+  }
+  if (absl::Status s = CheckLinearizable(c.history()); !s.ok()) return s.ToString();
+  for (int j = 0; j < o.num_clients; ++j) {
+    totals->ops += c.client(j).stats().completed;
+    totals->fast += c.client(j).stats().fast_path;
+    totals->slow += c.client(j).stats().slow_path;
+  }
+  for (int i = 0; i < o.num_replicas; ++i) {
+    const ReplicaStats& st = c.replica(i)->stats();
+    totals->reconciliations += st.reconciliations;
+    totals->view_changes += st.view_changes;
+    totals->transfers += st.transfers;
+    totals->rolled_back += st.rolled_back;
+  }
+  return "";
+}
+
+TEST(RandomizedSafetyTest, ManySeeds) {
+  std::vector<uint64_t> seeds;
+  if (uint64_t one = EnvOr("SPAXOS_SEED", 0); one != 0) {
+    seeds.push_back(one);
+  } else {
+    for (uint64_t s = 1; s <= EnvOr("SPAXOS_SEEDS", 200); ++s) seeds.push_back(s);
+  }
+  int failures = 0;
+  Totals t;
+  for (uint64_t seed : seeds) {
+    std::string error = RunSeed(seed, &t);
+    if (!error.empty()) {
+      ++failures;
+      ADD_FAILURE() << "seed " << seed << " (rerun: SPAXOS_SEED=" << seed << "): " << error;
+    }
+  }
+  std::cout << "ops " << t.ops << " (fast " << t.fast << ", slow " << t.slow
+            << "), replica-side: reconciliations " << t.reconciliations << ", view changes "
+            << t.view_changes << ", transfers " << t.transfers << ", entries rolled back "
+            << t.rolled_back << "; injected crashes " << t.crashes << ", partitions "
+            << t.partitions << "\n"
+            << seeds.size() - failures << " seeds passed, " << failures << " failed\n";
+}
+
+}  // namespace
+}  // namespace dctk::spaxos
