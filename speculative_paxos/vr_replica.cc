@@ -1,0 +1,193 @@
+#include "speculative_paxos/vr_replica.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace dctk::spaxos {
+namespace {
+constexpr uint64_t kMaxResendEntries = 256;
+}  // namespace
+
+VrReplica::VrReplica(transport::Transport* transport, VrConfig config, uint32_t index,
+                     App* app)
+    : transport_(transport),
+      config_(std::move(config)),
+      index_(index),
+      app_(app),
+      acked_(config_.replicas.size(), 0),
+      heartbeat_(transport, config_.heartbeat, [this] { OnHeartbeat(); }),
+      resend_(transport, config_.resend, [this] { OnResend(); }) {}
+
+VrReplica::~VrReplica() { transport_->Unregister(this); }
+
+absl::Status VrReplica::Start() {
+  if (config_.replicas.size() < 3 || config_.replicas.size() % 2 == 0 ||
+      index_ >= config_.replicas.size() || config_.max_batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "VrConfig: need 2f+1 >= 3 replicas, index < replicas and max_batch >= 1 (got ",
+        config_.replicas.size(), " replicas, index ", index_, ", max_batch ",
+        config_.max_batch, ")"));
+  }
+  absl::StatusOr<transport::Address> bound =
+      transport_->Register(this, config_.replicas[index_]);
+  if (!bound.ok()) return bound.status();
+  if (IsLeader()) {
+    heartbeat_.Start();
+    resend_.Start();
+  }
+  return absl::OkStatus();
+}
+
+void VrReplica::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
+  if (msg.Is<Request>()) {
+    Request m;
+    if (msg.Parse(&m)) HandleRequest(from, m);
+  } else if (msg.Is<VrPrepare>()) {
+    VrPrepare m;
+    if (msg.Parse(&m)) HandlePrepare(m);
+  } else if (msg.Is<VrPrepareOk>()) {
+    VrPrepareOk m;
+    if (msg.Parse(&m)) HandlePrepareOk(m);
+  }
+}
+
+void VrReplica::HandleRequest(const transport::Address& from, const Request& req) {
+  if (!IsLeader()) return;
+  auto it = client_slot_.find(req.client_id());
+  if (it != client_slot_.end() && req.request_id() <= it->second.first) {
+    ++stats_.duplicates;
+    if (req.request_id() == it->second.first && it->second.second <= executed_) {
+      SendReply(*log_.At(it->second.second));
+    }
+    return;
+  }
+  log_.Append(req.client_id(), req.request_id(), req.op(), from);
+  client_slot_[req.client_id()] = {req.request_id(), log_.end()};
+  ++stats_.requests;
+  MaybePrepare();
+}
+
+void VrReplica::MaybePrepare() {
+  while (prepared_ < log_.end()) {
+    const uint64_t pending = log_.end() - prepared_;
+    const bool outstanding = commit_ < prepared_;
+    if (config_.max_batch > 1 && outstanding && pending < static_cast<uint64_t>(config_.max_batch)) {
+      return;  // wait for the outstanding batch, or a full one
+    }
+    const uint64_t last = std::min(log_.end(), prepared_ + config_.max_batch);
+    for (uint32_t r = 1; r < config_.replicas.size(); ++r) SendPrepare(prepared_ + 1, last, r);
+    ++stats_.prepares;
+    prepared_ = last;
+    if (config_.max_batch > 1) return;
+  }
+}
+
+void VrReplica::SendPrepare(uint64_t first, uint64_t last, uint32_t to_replica) {
+  VrPrepare m;
+  m.set_first_slot(first);
+  log_.Export(first, last, m.mutable_entries());
+  m.set_commit(commit_);
+  (void)transport_->Send(this, config_.replicas[to_replica], m);
+}
+
+void VrReplica::HandlePrepare(const VrPrepare& m) {
+  if (IsLeader() || m.first_slot() > log_.end() + 1) return;  // a gap: the leader resends
+  for (const Entry& e : m.entries()) {
+    if (e.slot() <= log_.end()) continue;
+    log_.Append(e.client_id(), e.request_id(), e.op(),
+                transport::Address(e.client_ip(), e.client_port()));
+  }
+  VrPrepareOk ok;
+  ok.set_replica(index_);
+  ok.set_slot(log_.end());
+  (void)transport_->Send(this, config_.replicas[0], ok);
+  ExecuteUpTo(std::min(m.commit(), log_.end()));
+}
+
+void VrReplica::HandlePrepareOk(const VrPrepareOk& m) {
+  if (!IsLeader() || m.replica() == 0 || m.replica() >= acked_.size()) return;
+  acked_[m.replica()] = std::max(acked_[m.replica()], m.slot());
+  std::vector<uint64_t> followers(acked_.begin() + 1, acked_.end());
+  std::sort(followers.begin(), followers.end(), std::greater<>());
+  const uint64_t commit = std::min(followers[config_.f() - 1], log_.end());
+  if (commit <= commit_) return;
+  commit_ = commit;
+  ExecuteUpTo(commit_);
+  MaybePrepare();
+}
+
+void VrReplica::ExecuteUpTo(uint64_t slot) {
+  for (uint64_t s = executed_ + 1; s <= slot; ++s) {
+    LogEntry* e = log_.MutableAt(s);
+    e->result = app_->Execute(s, e->op);
+    app_->Commit(s);
+    executed_ = s;
+    ++stats_.executed;
+    if (IsLeader()) SendReply(*e);
+  }
+  if (slot > log_.committed()) log_.Commit(slot);
+}
+
+void VrReplica::SendReply(const LogEntry& e) {
+  Reply reply;
+  reply.set_replica(index_);
+  reply.set_request_id(e.request_id);
+  reply.set_slot(e.slot);
+  reply.set_result(e.result);
+  reply.set_durable(true);
+  (void)transport_->Send(this, e.client, reply);
+}
+
+void VrReplica::OnHeartbeat() {
+  VrPrepare m;
+  m.set_first_slot(prepared_ + 1);
+  m.set_commit(commit_);
+  for (uint32_t r = 1; r < config_.replicas.size(); ++r) {
+    (void)transport_->Send(this, config_.replicas[r], m);
+  }
+}
+
+void VrReplica::OnResend() {
+  for (uint32_t r = 1; r < config_.replicas.size(); ++r) {
+    if (acked_[r] < prepared_) {
+      SendPrepare(acked_[r] + 1, std::min(prepared_, acked_[r] + kMaxResendEntries), r);
+    }
+  }
+}
+
+UnreplicatedServer::UnreplicatedServer(transport::Transport* transport,
+                                       transport::Address address, App* app)
+    : transport_(transport), address_(address), app_(app) {}
+
+UnreplicatedServer::~UnreplicatedServer() { transport_->Unregister(this); }
+
+absl::Status UnreplicatedServer::Start() {
+  absl::StatusOr<transport::Address> bound = transport_->Register(this, address_);
+  if (!bound.ok()) return bound.status();
+  address_ = *bound;
+  return absl::OkStatus();
+}
+
+void UnreplicatedServer::ReceiveMessage(const transport::Address& from,
+                                        const transport::Envelope& msg) {
+  Request req;
+  if (!msg.Parse(&req)) return;
+  auto& [last_id, result] = last_[req.client_id()];
+  if (req.request_id() < last_id) return;
+  if (req.request_id() > last_id) {
+    last_id = req.request_id();
+    result = app_->Execute(++slot_, req.op());
+    app_->Commit(slot_);
+  }
+  Reply reply;
+  reply.set_request_id(req.request_id());
+  reply.set_slot(slot_);
+  reply.set_result(result);
+  reply.set_durable(true);
+  (void)transport_->Send(this, from, reply);
+}
+
+}  // namespace dctk::spaxos

@@ -1,0 +1,120 @@
+// The baselines on SimTransport, driven by the shared client library.
+#include "speculative_paxos/vr_replica.h"
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/transport/sim_transport.h"
+#include "gtest/gtest.h"
+#include "speculative_paxos/client.h"
+#include "speculative_paxos/kv_app.h"
+#include "speculative_paxos/lincheck.h"
+
+namespace dctk::spaxos {
+namespace {
+
+using transport::Address;
+using transport::SimTransport;
+
+// Closed-loop clients issuing PUT/GET/CAS on a few keys; records the history.
+class Load {
+ public:
+  Load(SimTransport* net, const std::vector<Address>& servers, int clients, int ops)
+      : net_(net) {
+    ClientConfig cc{.replicas = servers, .mode = ClientConfig::Mode::kLeader};
+    for (int j = 0; j < clients; ++j) {
+      clients_.push_back(std::make_unique<Client>(net, cc, 500 + j, Address(0x0b000001 + j, 1)));
+      EXPECT_TRUE(clients_.back()->Start().ok());
+      remaining_.push_back(ops);
+    }
+    for (int j = 0; j < clients; ++j) Next(j);
+  }
+  bool Done() const {
+    for (const auto& c : clients_) {
+      if (c->busy()) return false;
+    }
+    return true;
+  }
+  const KvHistory& history() const { return history_; }
+
+ private:
+  void Next(int j) {
+    if (remaining_[j]-- <= 0) return;
+    const std::string key = absl::StrCat("k", net_->RandomBelow(4));
+    const std::string value = absl::StrCat("v", ++counter_);
+    std::string op = net_->RandomBelow(3) == 0   ? KvApp::Get(key)
+                     : net_->RandomBelow(2) == 0 ? KvApp::Put(key, value)
+                                                 : KvApp::Cas(key, absl::StrCat("v", counter_ - 1), value);
+    const size_t at = history_.size();
+    KvEvent e;
+    e.client = j;
+    e.op.ParseFromString(op);
+    e.invoke = net_->Now();
+    history_.push_back(e);
+    clients_[j]->Invoke(op, [this, j, at](const std::string& result) {
+      history_[at].response = net_->Now();
+      history_[at].result = KvApp::ParseResult(result);
+      Next(j);
+    });
+  }
+
+  SimTransport* net_;
+  std::vector<std::unique_ptr<Client>> clients_;
+  std::vector<int> remaining_;
+  KvHistory history_;
+  uint64_t counter_ = 0;
+};
+
+std::vector<Address> Replicas(int n) {
+  std::vector<Address> a;
+  for (int i = 0; i < n; ++i) a.push_back(Address(0x0a000001 + i, 7000));
+  return a;
+}
+
+void RunVr(uint64_t seed, int max_batch, double drop) {
+  SimTransport net(seed);
+  VrConfig config{.replicas = Replicas(3), .max_batch = max_batch};
+  std::vector<std::unique_ptr<KvApp>> apps;
+  std::vector<std::unique_ptr<VrReplica>> replicas;
+  for (int i = 0; i < 3; ++i) {
+    apps.push_back(std::make_unique<KvApp>());
+    replicas.push_back(std::make_unique<VrReplica>(&net, config, i, apps.back().get()));
+    ASSERT_TRUE(replicas.back()->Start().ok());
+  }
+  if (drop > 0) net.AddFilter(1, net.DropWithProbability(drop));
+  Load load(&net, config.replicas, 4, 30);
+  ASSERT_TRUE(net.RunUntil([&] { return load.Done(); }, absl::Seconds(10)));
+  net.RemoveFilter(1);
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        return replicas[1]->executed() == replicas[0]->executed() &&
+               replicas[2]->executed() == replicas[0]->executed();
+      },
+      absl::Seconds(1)));
+  EXPECT_EQ(replicas[0]->executed(), 120u);
+  EXPECT_EQ(apps[1]->Lookup("k0"), apps[0]->Lookup("k0"));
+  absl::Status lin = CheckLinearizable(load.history());
+  EXPECT_TRUE(lin.ok()) << lin;
+  if (max_batch > 1) EXPECT_LT(replicas[0]->stats().prepares, 120u);
+}
+
+TEST(VrReplicaTest, NormalCase) { RunVr(1, 1, 0); }
+TEST(VrReplicaTest, Batching) { RunVr(2, 8, 0); }
+TEST(VrReplicaTest, DropsAreResent) { RunVr(3, 1, 0.05); }
+TEST(VrReplicaTest, BatchingWithDrops) { RunVr(4, 8, 0.05); }
+
+TEST(UnreplicatedServerTest, ServesTheSameClients) {
+  SimTransport net(5);
+  KvApp app;
+  UnreplicatedServer server(&net, Address(0x0a000001, 7000), &app);
+  ASSERT_TRUE(server.Start().ok());
+  net.AddFilter(1, net.DropWithProbability(0.05));
+  Load load(&net, {Address(0x0a000001, 7000)}, 3, 30);
+  ASSERT_TRUE(net.RunUntil([&] { return load.Done(); }, absl::Seconds(10)));
+  EXPECT_EQ(server.executed(), 90u);
+  absl::Status lin = CheckLinearizable(load.history());
+  EXPECT_TRUE(lin.ok()) << lin;
+}
+
+}  // namespace
+}  // namespace dctk::spaxos
