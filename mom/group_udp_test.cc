@@ -44,6 +44,32 @@ class GroupPort {
   }
   ~GroupPort() { close(fd_); }
   const Address& group() const { return group_; }
+  // The port-holding socket also gets a copy of every group datagram; this
+  // reads the TOS byte of each one queued (IP_RECVTOS), without blocking.
+  void EnableTos() {
+    int one = 1;
+    EXPECT_EQ(setsockopt(fd_, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)), 0);
+  }
+  std::vector<int> QueuedTos() {
+    std::vector<int> tos;
+    char data[2048];
+    char control[CMSG_SPACE(sizeof(int))];
+    for (;;) {
+      iovec iov{data, sizeof(data)};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      if (recvmsg(fd_, &msg, MSG_DONTWAIT) < 0) break;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+          tos.push_back(*reinterpret_cast<unsigned char*>(CMSG_DATA(c)));
+        }
+      }
+    }
+    return tos;
+  }
 
  private:
   int fd_;
@@ -92,6 +118,7 @@ class Client : public TransportReceiver {
 TEST(GroupUdpTest, KernelMulticastReachesThreeReceiversInPerSenderOrder) {
   // 239.255.x.y from the pid: concurrent runs use different groups.
   GroupPort port(0xefff0000 | (getpid() & 0xffff));
+  port.EnableTos();
   absl::StatusOr<std::unique_ptr<UdpTransport>> t = UdpTransport::Create();
   ASSERT_TRUE(t.ok()) << t.status();
   UdpTransport* net = t->get();
@@ -142,6 +169,11 @@ TEST(GroupUdpTest, KernelMulticastReachesThreeReceiversInPerSenderOrder) {
               static_cast<uint64_t>(kSenders * kMessagesPerSender));
   }
   EXPECT_EQ(clients[0]->sender->stats().copies_sent, static_cast<uint64_t>(kMessagesPerSender));
+
+  // The QoS design's datagrams carry DSCP 46 (EF) on the wire.
+  const std::vector<int> tos = port.QueuedTos();
+  ASSERT_FALSE(tos.empty());
+  for (int t : tos) EXPECT_EQ(t >> 2, kMomDscp);
 }
 
 }  // namespace
