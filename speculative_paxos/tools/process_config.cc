@@ -1,0 +1,46 @@
+#include "speculative_paxos/tools/process_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/config/cluster_config.h"
+
+namespace dctk::spaxos {
+
+absl::StatusOr<Protocol> ParseProtocol(absl::string_view name) {
+  if (name == "spaxos") return Protocol::kSpeculativePaxos;
+  if (name == "vr") return Protocol::kVr;
+  if (name == "unreplicated") return Protocol::kUnreplicated;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--protocol: '", name, "' is not one of spaxos, vr, unreplicated"));
+}
+
+absl::StatusOr<ProcessConfig> LoadProcessConfig(absl::string_view path,
+                                                absl::string_view group,
+                                                absl::string_view multicast,
+                                                absl::string_view protocol) {
+  absl::StatusOr<Protocol> p = ParseProtocol(protocol);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<config::ClusterConfig> cluster = config::ClusterConfig::Load(path);
+  if (!cluster.ok()) return cluster.status();
+  const config::ClusterConfig::Group* g = cluster->FindGroup(group);
+  if (g == nullptr) {
+    return absl::NotFoundError(absl::StrCat(path, ": no replica group named '", group, "'"));
+  }
+  ProcessConfig pc;
+  pc.protocol = *p;
+  pc.replicas = g->addresses;
+  if (*p == Protocol::kUnreplicated) pc.replicas.resize(1);
+  if (!multicast.empty()) {
+    const config::ClusterConfig::Multicast* m = cluster->FindMulticastGroup(multicast);
+    if (m == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat(path, ": no multicast group named '", multicast, "'"));
+    }
+    pc.multicast = m->address;
+  }
+  pc.heartbeat = cluster->heartbeat_interval();
+  pc.view_change_timeout = cluster->view_change_timeout();
+  pc.request_timeout = cluster->request_timeout();
+  return pc;
+}
+
+}  // namespace dctk::spaxos

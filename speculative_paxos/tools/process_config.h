@@ -1,0 +1,48 @@
+// ProcessConfig: what a spaxos_replica / spaxos_client process reads from a
+// common/config cluster file and its flags: the replica group's addresses, the
+// optional multicast group clients send to, the protocol, and timeouts.
+//
+// The cluster file names a replica group (2f+1 members, members[0] leads
+// first); `timeouts.heartbeat_ms` is the leader's sync / heartbeat period,
+// `timeouts.view_change_ms` the leader timeout and `timeouts.request_ms` the
+// client's resend timeout.
+//
+// Example:
+//   absl::StatusOr<ProcessConfig> pc = LoadProcessConfig("shard.conf", "shard0",
+//                                                        "shard0-ordered", "spaxos");
+#ifndef DCTK_SPECULATIVE_PAXOS_TOOLS_PROCESS_CONFIG_H_
+#define DCTK_SPECULATIVE_PAXOS_TOOLS_PROCESS_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "common/transport/address.h"
+
+namespace dctk::spaxos {
+
+enum class Protocol { kSpeculativePaxos, kVr, kUnreplicated };
+
+struct ProcessConfig {
+  Protocol protocol = Protocol::kSpeculativePaxos;
+  std::vector<transport::Address> replicas;
+  absl::optional<transport::Address> multicast;
+  absl::Duration heartbeat;
+  absl::Duration view_change_timeout;
+  absl::Duration request_timeout;
+};
+
+absl::StatusOr<Protocol> ParseProtocol(absl::string_view name);
+
+// `multicast` may be empty (clients send to each replica).
+absl::StatusOr<ProcessConfig> LoadProcessConfig(absl::string_view path,
+                                                absl::string_view group,
+                                                absl::string_view multicast,
+                                                absl::string_view protocol);
+
+}  // namespace dctk::spaxos
+
+#endif  // DCTK_SPECULATIVE_PAXOS_TOOLS_PROCESS_CONFIG_H_

@@ -1,0 +1,132 @@
+// spaxos_replica: one replica process (Speculative Paxos, or a baseline) on
+// UdpTransport, configured from a common/config cluster file.
+//
+//   spaxos_replica --config=shard.conf --group=shard0 --index=1 [--protocol=spaxos|vr|unreplicated]
+//                  [--app=kv|null] [--multicast=shard0-ordered] [--batch=1] [--recover]
+//
+// --recover: this replica restarted and lost its state; it rejoins through the
+// recovery protocol. SIGINT / SIGTERM stop it cleanly.
+#include <signal.h>
+
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "common/transport/udp_transport.h"
+#include "glog/logging.h"
+#include "speculative_paxos/kv_app.h"
+#include "speculative_paxos/replica.h"
+#include "speculative_paxos/tools/process_config.h"
+#include "speculative_paxos/vr_replica.h"
+
+ABSL_FLAG(std::string, config, "", "cluster config file (common/config text proto)");
+ABSL_FLAG(std::string, group, "shard0", "replica group in the config");
+ABSL_FLAG(std::string, multicast, "", "multicast group the replicas join (optional)");
+ABSL_FLAG(int, index, 0, "this replica's index in the group");
+ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
+ABSL_FLAG(std::string, app, "kv", "kv or null");
+ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
+ABSL_FLAG(bool, recover, false, "spaxos: restarted without state; run recovery");
+
+namespace dctk::spaxos {
+namespace {
+
+int Main() {
+  absl::StatusOr<ProcessConfig> pc =
+      LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_group),
+                        absl::GetFlag(FLAGS_multicast), absl::GetFlag(FLAGS_protocol));
+  if (!pc.ok()) {
+    std::cerr << pc.status() << "\n";
+    return 2;
+  }
+  const int index = absl::GetFlag(FLAGS_index);
+  if (index < 0 || index >= static_cast<int>(pc->replicas.size())) {
+    std::cerr << "--index=" << index << " out of range (" << pc->replicas.size()
+              << " replicas)\n";
+    return 2;
+  }
+  std::unique_ptr<App> app;
+  if (absl::GetFlag(FLAGS_app) == "kv") {
+    app = std::make_unique<KvApp>();
+  } else if (absl::GetFlag(FLAGS_app) == "null") {
+    app = std::make_unique<NullApp>();
+  } else {
+    std::cerr << "--app: '" << absl::GetFlag(FLAGS_app) << "' is not kv or null\n";
+    return 2;
+  }
+
+  // SIGINT / SIGTERM go to a thread that stops the loop.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<transport::UdpTransport>> net =
+      transport::UdpTransport::Create();
+  if (!net.ok()) {
+    std::cerr << net.status() << "\n";
+    return 1;
+  }
+  std::unique_ptr<transport::TransportReceiver> node;
+  absl::Status started;
+  switch (pc->protocol) {
+    case Protocol::kSpeculativePaxos: {
+      ReplicaConfig rc;
+      rc.replicas = pc->replicas;
+      rc.group = pc->multicast;
+      rc.sync_interval = pc->heartbeat;
+      rc.leader_timeout = pc->view_change_timeout;
+      auto r = std::make_unique<Replica>(net->get(), rc, index, app.get(),
+                                         absl::GetFlag(FLAGS_recover));
+      started = r->Start();
+      node = std::move(r);
+      break;
+    }
+    case Protocol::kVr: {
+      VrConfig vc{.replicas = pc->replicas, .max_batch = absl::GetFlag(FLAGS_batch),
+                  .heartbeat = pc->heartbeat};
+      auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get());
+      started = r->Start();
+      node = std::move(r);
+      break;
+    }
+    case Protocol::kUnreplicated: {
+      auto r = std::make_unique<UnreplicatedServer>(net->get(), pc->replicas[0], app.get());
+      started = r->Start();
+      node = std::move(r);
+      break;
+    }
+  }
+  if (!started.ok()) {
+    std::cerr << "replica " << index << ": " << started << "\n";
+    return 1;
+  }
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    (*net)->Stop();
+  });
+  std::cerr << "replica " << index << " serving at " << pc->replicas[index].ToString() << "\n";
+  (*net)->Run();
+  stopper.join();
+  if (auto* r = dynamic_cast<Replica*>(node.get())) {
+    const ReplicaStats& s = r->stats();
+    std::cerr << "replica " << index << ": requests " << s.requests << " commits " << s.commits
+              << " reconciliations " << s.reconciliations << " view_changes " << s.view_changes
+              << " transfers " << s.transfers << " rolled_back " << s.rolled_back << "\n";
+  }
+  node.reset();
+  return 0;
+}
+
+}  // namespace
+}  // namespace dctk::spaxos
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  google::InitGoogleLogging(argv[0]);
+  return dctk::spaxos::Main();
+}
