@@ -1,0 +1,29 @@
+// DropReason: why the MOM switch data plane dropped a packet. Every drop has
+// one; counters are kept per reason (Cilium's drop_reasons.h habit).
+#ifndef DCTK_MOM_SWITCH_DROP_REASON_H_
+#define DCTK_MOM_SWITCH_DROP_REASON_H_
+
+#include <array>
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+
+namespace dctk::mom {
+
+enum class DropReason : uint8_t {
+  kMalformed = 0,    // truncated, or inconsistent Ethernet / IPv4 / UDP headers
+  kNotIpv4 = 1,      // EtherType is not IPv4 (or not UDP inside)
+  kNoRoute = 2,      // no multicast rule for (group, in port), no unicast route
+  kNotMomPacket = 3, // this switch must stamp the group, but the payload is no MomPacket
+  kQueueFull = 4,    // the out port's queue for the packet's band is full
+};
+inline constexpr int kNumDropReasons = 5;
+
+using DropCounts = std::array<uint64_t, kNumDropReasons>;
+
+// "malformed", "not_ipv4", "no_route", "not_mom_packet", "queue_full".
+absl::string_view DropReasonName(DropReason reason);
+
+}  // namespace dctk::mom
+
+#endif  // DCTK_MOM_SWITCH_DROP_REASON_H_
