@@ -1,6 +1,7 @@
 #include "farm/fabric/fabric_select.h"
 
 #include "absl/strings/str_cat.h"
+#include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/fabric/verbs_fabric.h"
 
@@ -8,6 +9,7 @@ namespace dctk::farm::fabric {
 
 static_assert(Fabric<ShmFabric>);
 static_assert(Fabric<VerbsFabric>);
+static_assert(Fabric<NetFabric>);
 
 FabricKind ChooseFabricKind() {
   return VerbsDeviceCount() > 0 ? FabricKind::kVerbs : FabricKind::kShm;

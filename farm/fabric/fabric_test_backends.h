@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/fabric/verbs_fabric.h"
 #include "gtest/gtest.h"
@@ -43,7 +44,17 @@ struct TestBackend<VerbsFabric> {
   }
 };
 
-using AllBackends = ::testing::Types<ShmFabric, VerbsFabric>;
+template <>
+struct TestBackend<NetFabric> {
+  static std::string SkipReason() { return ""; }
+  static absl::StatusOr<std::unique_ptr<NetFabric>> Make(MachineId id) {
+    NetFabric::Options o;
+    o.machine_id = id;
+    return NetFabric::Create(o);
+  }
+};
+
+using AllBackends = ::testing::Types<ShmFabric, NetFabric, VerbsFabric>;
 
 }  // namespace dctk::farm::fabric
 

@@ -83,6 +83,21 @@ absl::Status WriteFull(int fd, const void* buf, size_t size) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int> TcpConnect(absl::string_view endpoint) {
+  absl::StatusOr<sockaddr_in> addr = ParseEndpoint(endpoint);
+  if (!addr.ok()) return addr.status();
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket");
+  if (connect(fd, reinterpret_cast<sockaddr*>(&*addr), sizeof(*addr)) != 0) {
+    absl::Status s = Errno(absl::StrCat("connect to ", endpoint));
+    close(fd);
+    return s;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
 absl::Status TcpExchange(absl::string_view endpoint, const void* request, size_t request_size,
                          void* reply, size_t reply_size) {
   absl::StatusOr<sockaddr_in> addr = ParseEndpoint(endpoint);

@@ -25,6 +25,9 @@ absl::StatusOr<int> TcpListen(absl::string_view host, std::string* endpoint);
 absl::Status TcpExchange(absl::string_view endpoint, const void* request, size_t request_size,
                          void* reply, size_t reply_size);
 
+// A connected, blocking TCP socket to "host:port" with TCP_NODELAY set.
+absl::StatusOr<int> TcpConnect(absl::string_view endpoint);
+
 // Reads / writes exactly `size` bytes (5 s timeout each way).
 absl::Status ReadFull(int fd, void* buf, size_t size);
 absl::Status WriteFull(int fd, const void* buf, size_t size);
