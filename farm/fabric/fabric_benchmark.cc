@@ -1,6 +1,7 @@
 // One-sided READ latency and reads/s per core on the shm fabric, 64 B-4 KB,
 // against the physical limits measured in the same run: memcpy of the same
-// size and a cache-line ping-pong between two cores. Single-threaded reads:
+// size and a cache-line ping-pong between two cores; and on the net fabric
+// against a loopback TCP round trip. Single-threaded reads:
 // items_per_second is reads/s for one core; time per iteration is latency.
 //
 //   bazel run -c opt //farm/fabric:fabric_benchmark
@@ -10,7 +11,14 @@
 #include <thread>
 #include <vector>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "benchmark/benchmark.h"
+#include "farm/fabric/internal/tcp_exchange.h"
+#include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 
 namespace dctk::farm::fabric {
@@ -95,6 +103,60 @@ void BM_ShmReadWhileTargetWrites(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ShmReadWhileTargetWrites)->Arg(64)->Arg(4096)->UseRealTime();
+
+// The net fabric: the same READ carried over loopback TCP to the target's
+// progress thread.
+// Arg 1: the target's progress thread busy-polls (poll_spin_us) or blocks.
+void BM_NetRead(benchmark::State& state) {
+  NetFabric::Options o;
+  o.machine_id = 2;
+  o.poll_spin_us = state.range(1) ? 1000 : 0;
+  auto target = std::move(*NetFabric::Create(o));
+  o.machine_id = 1;
+  auto reader = std::move(*NetFabric::Create(o));
+  auto region = *target->Register(1 << 20);
+  (void)reader->Connect(2, target->endpoint());
+  auto queue = std::move(*reader->CreateQueue());
+  const uint32_t len = static_cast<uint32_t>(state.range(0));
+  std::vector<uint8_t> buf(len);
+  Completion c;
+  for (auto _ : state) {
+    (void)queue->PostRead({2, region.key, 0}, buf.data(), len, 1);
+    while (queue->PollCompletions(absl::MakeSpan(&c, 1)) == 0) {
+    }
+    if (!c.ok()) state.SkipWithError("net read failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_NetRead)->ArgNames({"bytes", "spin"})->ArgsProduct({{64, 4096}, {0, 1}})->UseRealTime();
+
+// Baseline for the net fabric: a 64-byte TCP round trip on loopback to an
+// echo thread (the floor for any request/response over TCP here).
+void BM_TcpLoopbackRoundTrip(benchmark::State& state) {
+  std::string endpoint;
+  const int listen_fd = *internal::TcpListen("127.0.0.1", &endpoint);
+  std::thread echo([&] {
+    const int fd = accept(listen_fd, nullptr, nullptr);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char msg[64];
+    while (internal::ReadFull(fd, msg, sizeof(msg)).ok() &&
+           internal::WriteFull(fd, msg, sizeof(msg)).ok()) {
+    }
+    close(fd);
+  });
+  const int fd = *internal::TcpConnect(endpoint);
+  char msg[64] = {};
+  for (auto _ : state) {
+    (void)internal::WriteFull(fd, msg, sizeof(msg));
+    (void)internal::ReadFull(fd, msg, sizeof(msg));
+  }
+  close(fd);
+  echo.join();
+  close(listen_fd);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TcpLoopbackRoundTrip)->UseRealTime();
 
 // Baseline: plain memcpy of the same bytes from the same mapping.
 void BM_Memcpy(benchmark::State& state) {

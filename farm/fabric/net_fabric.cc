@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "farm/fabric/internal/atomic_copy.h"
 #include "farm/fabric/internal/tcp_exchange.h"
 #include "glog/logging.h"
@@ -137,8 +138,14 @@ void NetFabric::ProgressLoop() {
     peers.erase(p);
   };
   epoll_event events[32];
+  // Like a NIC, keep polling for a while after the last request (no wake-up
+  // latency under load), then sleep in epoll_wait (no CPU burnt when idle).
+  const absl::Duration spin = absl::Microseconds(options_.poll_spin_us);
+  absl::Time last_activity = absl::InfinitePast();
   while (true) {
-    const int n = epoll_wait(epoll_fd_, events, 32, -1);
+    const bool spinning = absl::Now() - last_activity < spin;
+    const int n = epoll_wait(epoll_fd_, events, 32, spinning ? 0 : -1);
+    if (n > 0) last_activity = absl::Now();
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       PLOG(ERROR) << "net fabric: epoll_wait";
