@@ -115,7 +115,9 @@ VerbsFabric::~VerbsFabric() {
       ibv_dereg_mr(r.mr);
       munmap(r.base, r.size);
     }
-    for (LocalMr& m : local_mrs_) ibv_dereg_mr(m.mr);
+    for (LocalMr& m : local_mrs_) {
+      if (m.mr != nullptr) ibv_dereg_mr(m.mr);  // null: a region, deregistered above
+    }
   }
   if (passive_cq_ != nullptr) ibv_destroy_cq(passive_cq_);
   if (pd_ != nullptr) ibv_dealloc_pd(pd_);
