@@ -36,6 +36,7 @@
 #ifndef DCTK_FARM_FABRIC_FABRIC_H_
 #define DCTK_FARM_FABRIC_FABRIC_H_
 
+#include <array>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -76,6 +77,9 @@ enum class CompletionCode : uint8_t {
   kRemoteError,       // the target NIC/peer refused or the connection broke
 };
 
+inline constexpr int kNumCompletionCodes = 7;
+static_assert(static_cast<int>(CompletionCode::kRemoteError) + 1 == kNumCompletionCodes);
+
 const char* CompletionCodeName(CompletionCode code);
 const char* OpTypeName(OpType op);
 
@@ -89,6 +93,15 @@ struct Completion {
   bool ok() const { return code == CompletionCode::kSuccess; }
   // OK, or an error naming the op, the code, the remote address and length.
   absl::Status ToStatus() const;
+};
+
+// Per-queue counters: every completion is counted under its code, so each
+// failed operation has a named reason and a count (CompletionCodeName(i)).
+struct QueueStats {
+  uint64_t posted = 0;
+  std::array<uint64_t, kNumCompletionCodes> completed{};
+
+  uint64_t count(CompletionCode code) const { return completed[static_cast<int>(code)]; }
 };
 
 // A region this machine registered for remote access.
@@ -126,6 +139,7 @@ concept Fabric = requires(F& f, typename F::Queue& q, RemoteAddress ra,
   { q.PostWrite(ra, cbuf, uint32_t{}, uint64_t{}) } -> std::same_as<absl::Status>;
   { q.PostCompareAndSwap(ra, uint64_t{}, uint64_t{}, old, uint64_t{}) } -> std::same_as<absl::Status>;
   { q.PollCompletions(out) } -> std::same_as<int>;
+  { q.stats() } -> std::same_as<const QueueStats&>;
 };
 
 }  // namespace dctk::farm::fabric

@@ -95,6 +95,8 @@ TYPED_TEST(FabricConformanceTest, InvalidKeyFailsAndTouchesNoMemory) {
   s = SyncWrite(*this->queue_, {2, 0, 0}, this->local_.data(), 64);
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
   for (int i = 0; i < 64; ++i) ASSERT_EQ(this->Remote()[i], 0);
+  EXPECT_EQ(this->queue_->stats().count(CompletionCode::kInvalidKey), 2u);
+  EXPECT_EQ(this->queue_->stats().posted, 2u);
 }
 
 TYPED_TEST(FabricConformanceTest, OutOfBoundsFailsAndTouchesNoMemory) {

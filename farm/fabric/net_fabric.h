@@ -113,6 +113,7 @@ class NetFabric::Queue final {
   absl::Status PostCompareAndSwap(const RemoteAddress& at, uint64_t expected, uint64_t desired,
                                   uint64_t* old_value, uint64_t wr_id);
   int PollCompletions(absl::Span<Completion> out);
+  const QueueStats& stats() const { return stats_; }
 
  private:
   friend class NetFabric;
@@ -139,6 +140,7 @@ class NetFabric::Queue final {
   absl::flat_hash_map<MachineId, Connection> connections_;
   std::deque<Completion> local_done_;
   uint32_t outstanding_ = 0;
+  QueueStats stats_;
 };
 
 }  // namespace dctk::farm::fabric

@@ -55,6 +55,7 @@ absl::Status NetFabric::Queue::Post(NetOp op, OpType type, const RemoteAddress& 
         absl::StrCat("net fabric: operation of ", length, " bytes exceeds 16 MB"));
   }
   ++outstanding_;
+  ++stats_.posted;
   Completion done{wr_id, type, CompletionCode::kSuccess, length, ra};
   Connection* c = ConnectionTo(ra.machine);
   if (c == nullptr || c->fd < 0) {
@@ -151,6 +152,7 @@ int NetFabric::Queue::PollCompletions(absl::Span<Completion> out) {
     local_done_.pop_front();
   }
   outstanding_ -= static_cast<uint32_t>(n);
+  for (int i = 0; i < n; ++i) ++stats_.completed[static_cast<int>(out[i].code)];
   return n;
 }
 

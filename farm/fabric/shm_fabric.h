@@ -221,6 +221,8 @@ class ShmFabric::Queue final {
     return n;
   }
 
+  const QueueStats& stats() const { return stats_; }
+
   void SetFaultOptions(const FaultOptions& faults) {
     faults_ = faults;
     rng_ = faults.seed | 1;
@@ -249,6 +251,8 @@ class ShmFabric::Queue final {
     c.length = length;
     c.remote = remote;
     ++tail_;
+    ++stats_.posted;
+    ++stats_.completed[static_cast<int>(code)];
   }
   void Delay() {
     rng_ ^= rng_ << 13;
@@ -261,6 +265,7 @@ class ShmFabric::Queue final {
   }
 
   ShmFabric* fabric_;
+  QueueStats stats_;
   FaultOptions faults_;
   uint64_t rng_ = 1;
   uint32_t head_ = 0;

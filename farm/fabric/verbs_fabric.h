@@ -145,6 +145,7 @@ class VerbsFabric::Queue final {
   absl::Status PostCompareAndSwap(const RemoteAddress& at, uint64_t expected, uint64_t desired,
                                   uint64_t* old_value, uint64_t wr_id);
   int PollCompletions(absl::Span<Completion> out);
+  const QueueStats& stats() const { return stats_; }
 
  private:
   friend class VerbsFabric;
@@ -182,6 +183,7 @@ class VerbsFabric::Queue final {
   uint32_t outstanding_ = 0;
   std::vector<Completion> local_done_;  // failed before posting; polled first
   size_t local_head_ = 0;
+  QueueStats stats_;
   uint32_t last_lkey_ = 0;
   uintptr_t last_begin_ = 0, last_end_ = 0;
 };

@@ -111,6 +111,7 @@ absl::Status VerbsFabric::Queue::Post(OpType op, const RemoteAddress& ra, void* 
   if (outstanding_ == pending_.size()) {
     return absl::ResourceExhaustedError("verbs fabric: send queue full; poll before posting");
   }
+  ++stats_.posted;
   ibv_qp* qp = nullptr;
   RemoteMr mr;
   CompletionCode code = Prepare(ra, length, &qp, &mr);
@@ -226,6 +227,7 @@ int VerbsFabric::Queue::PollCompletions(absl::Span<Completion> out) {
     }
     if (got < want) break;
   }
+  for (int i = 0; i < n; ++i) ++stats_.completed[static_cast<int>(out[i].code)];
   return n;
 }
 
