@@ -25,7 +25,7 @@ absl::Status Client::Start() {
   if (config_.replicas.empty()) {
     return absl::InvalidArgumentError("ClientConfig.replicas is empty");
   }
-  absl::StatusOr<transport::Address> bound = transport_->Register(this, address_);
+  absl::StatusOr<transport::Address> bound = transport_->Register(this, address_, config_.endpoint);
   if (!bound.ok()) return bound.status();
   address_ = *bound;
   return absl::OkStatus();

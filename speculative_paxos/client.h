@@ -44,6 +44,8 @@ struct ClientConfig {
   std::vector<transport::Address> replicas;
   // Send each request once to this multicast group instead of to each replica.
   absl::optional<transport::Address> group;
+  // Socket options (DSCP, multicast interface) for the client's endpoint.
+  transport::EndpointOptions endpoint;
   Mode mode = Mode::kSpeculative;
   // Resend (and, with replies in hand, ask for reconciliation) after this.
   absl::Duration resend_timeout = absl::Milliseconds(10);

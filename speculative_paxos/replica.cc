@@ -36,6 +36,7 @@ Replica::Replica(transport::Transport* transport, ReplicaConfig config, uint32_t
       app_(app),
       status_(recovering ? ReplicaStatus::kRecovering : ReplicaStatus::kNormal),
       confirmed_(config_.replicas.size(), 0),
+      diverged_(config_.replicas.size(), false),
       sync_timer_(transport, config_.sync_interval, [this] { OnSyncTimer(); }),
       leader_timeout_(transport, config_.leader_timeout, [this] { OnLeaderTimeout(); }),
       retry_timer_(transport, config_.retry_interval, [this] { OnRetry(); }) {}
@@ -49,7 +50,7 @@ absl::Status Replica::Start() {
         absl::StrCat("replica index ", index_, " out of range (", n(), " replicas)"));
   }
   absl::StatusOr<transport::Address> bound =
-      transport_->Register(this, config_.replicas[index_]);
+      transport_->Register(this, config_.replicas[index_], config_.endpoint);
   if (!bound.ok()) return bound.status();
   if (config_.group) {
     if (absl::Status s = transport_->JoinGroup(this, *config_.group); !s.ok()) return s;

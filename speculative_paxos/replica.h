@@ -55,6 +55,8 @@ struct ReplicaConfig {
   std::vector<transport::Address> replicas;
   // Multicast group the replicas join, if clients multicast requests.
   absl::optional<transport::Address> group;
+  // Socket options (DSCP, multicast interface) for the replica's endpoint.
+  transport::EndpointOptions endpoint;
   // Leader's sync (and heartbeat) period.
   absl::Duration sync_interval = absl::Milliseconds(2);
   // Silence from the leader (or a stuck log change) before a view change.
@@ -167,6 +169,8 @@ class Replica : public transport::TransportReceiver {
   void HandleSyncPrepare(const SyncPrepare& m);
   void HandleSyncReply(const SyncReply& m);
   void HandleSyncCommit(const SyncCommit& m);
+  // `heartbeat`: the commit point came with a SyncPrepare (once per tick).
+  void ApplyCommit(const SyncCommit& m, bool heartbeat);
   void HandleReconcileRequest(const transport::Address& from, const ReconcileRequest& m);
   void MaybeAdvanceCommit();
   // A message of an older stamp from `replica`: tell it about ours.
@@ -217,8 +221,14 @@ class Replica : public transport::TransportReceiver {
   // before crashing, so it neither reports it nor counts in any quorum.
   bool has_log_ = true;
 
-  // Leader of stamp_: sync ticks the prepared prefix has waited for a commit.
+  // Leader of stamp_: sync ticks without commit progress while a prepared
+  // prefix waits, the commit point at the last tick, and the followers whose
+  // log contradicts the current prepare.
   int stalled_ticks_ = 0;
+  uint64_t commit_at_last_tick_ = 0;
+  std::vector<bool> diverged_;
+  // Follower: heartbeats for which the leader's commit point was past our log.
+  int behind_ticks_ = 0;
   // Leader of stamp_ in kNormal: highest slot each replica confirmed.
   std::vector<uint64_t> confirmed_;
   // Requests that arrived during a change or transfer, served once normal.

@@ -102,6 +102,9 @@ void Replica::EnterNormal(Stamp s, uint64_t sync_point) {
   stamp_base_ = sync_point;
   notify_from_ = notify_to_ = 0;
   stalled_ticks_ = 0;
+  behind_ticks_ = 0;
+  commit_at_last_tick_ = log_.committed();
+  std::fill(diverged_.begin(), diverged_.end(), false);
   has_log_ = true;
   reports_.clear();
   reported_ = false;

@@ -16,16 +16,19 @@ void Replica::OnSyncTimer() {
     sync_timer_.Stop();
     return;
   }
-  // A prefix we prepared two ticks ago is still not committed: f+1 replicas do
-  // not hold our log (it diverged, or we lost requests they have). Reconcile.
-  if (log_.committed() < sync_point_) {
-    if (++stalled_ticks_ >= 2) {
-      BeginChange(stamp_.NextEpoch());
-      return;
-    }
-  } else {
+  // No commit progress for kStallTicks ticks while a prepared prefix waits:
+  // f+1 replicas do not come to hold our log (we lost requests they have, or
+  // they lost ours). Reconcile. (Contradicting logs are caught sooner, in
+  // HandleSyncReply.)
+  constexpr int kStallTicks = 5;
+  if (log_.committed() > commit_at_last_tick_ || log_.committed() >= sync_point_) {
     stalled_ticks_ = 0;
+  } else if (++stalled_ticks_ >= kStallTicks) {
+    BeginChange(stamp_.NextEpoch());
+    return;
   }
+  commit_at_last_tick_ = log_.committed();
+  if (log_.end() != sync_point_) std::fill(diverged_.begin(), diverged_.end(), false);
   sync_point_ = log_.end();
   confirmed_[index_] = sync_point_;
   SyncPrepare m;
@@ -62,12 +65,13 @@ void Replica::HandleSyncPrepare(const SyncPrepare& m) {
   reply.set_replica(index_);
   reply.set_slot(m.slot());
   reply.set_match(match);
+  reply.set_behind(m.slot() > log_.end());
   SendTo(LeaderOf(s), reply);
   SyncCommit commit;
   *commit.mutable_stamp() = m.stamp();
   commit.set_slot(m.commit());
   commit.set_hash(m.commit_hash());
-  HandleSyncCommit(commit);
+  ApplyCommit(commit, /*heartbeat=*/true);
 }
 
 void Replica::HandleSyncReply(const SyncReply& m) {
@@ -75,7 +79,17 @@ void Replica::HandleSyncReply(const SyncReply& m) {
       !IsLeader() || m.replica() >= n()) {
     return;
   }
-  if (!m.match()) return;
+  if (!m.match()) {
+    // A log that contradicts ours at the prepared slot will not come to match
+    // it; once too many do, no prefix past the commit point can commit.
+    if (m.behind() || m.slot() != sync_point_ || sync_point_ <= log_.committed()) return;
+    diverged_[m.replica()] = true;
+    const int contradicting = std::count(diverged_.begin(), diverged_.end(), true);
+    if (static_cast<int>(n()) - contradicting < config_.f() + 1) {
+      BeginChange(stamp_.NextEpoch());
+    }
+    return;
+  }
   confirmed_[m.replica()] = std::max(confirmed_[m.replica()], m.slot());
   MaybeAdvanceCommit();
 }
@@ -93,7 +107,9 @@ void Replica::MaybeAdvanceCommit() {
   SendToAll(m);
 }
 
-void Replica::HandleSyncCommit(const SyncCommit& m) {
+void Replica::HandleSyncCommit(const SyncCommit& m) { ApplyCommit(m, /*heartbeat=*/false); }
+
+void Replica::ApplyCommit(const SyncCommit& m, bool heartbeat) {
   const Stamp s = Stamp::FromProto(m.stamp());
   if (s < stamp_) {
     Count(Reject::kStaleStamp);
@@ -107,11 +123,19 @@ void Replica::HandleSyncCommit(const SyncCommit& m) {
   }
   if (IsLeader() || m.slot() <= log_.committed()) return;
   HeardFromLeader();
-  if (m.slot() <= log_.end() && log_.HashAt(m.slot()) == m.hash()) {
+  if (m.slot() > log_.end()) {
+    // Behind: the requests are probably in flight. If they do not come, copy
+    // the leader's log.
+    constexpr int kBehindTicks = 5;
+    if (heartbeat && ++behind_ticks_ >= kBehindTicks) BeginTransfer(s, m.slot());
+    return;
+  }
+  behind_ticks_ = 0;
+  if (log_.HashAt(m.slot()) == m.hash()) {
     sync_point_ = std::max(sync_point_, m.slot());
     CommitUpTo(m.slot());
   } else {
-    // Our log misses or contradicts a committed prefix: copy the leader's.
+    // Our log contradicts a committed prefix: copy the leader's.
     BeginTransfer(s, m.slot());
   }
 }

@@ -98,6 +98,7 @@ int Main() {
                               ? ClientConfig::Mode::kSpeculative
                               : ClientConfig::Mode::kLeader,
                   .resend_timeout = pc->request_timeout};
+  if (pc->replicas[0].ip() >> 24 == 127) cc.endpoint.multicast_interface_ip = 0x7f000001;
   Driver d;
   d.net = net;
   d.verify = absl::GetFlag(FLAGS_verify);

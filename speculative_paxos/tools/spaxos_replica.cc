@@ -77,6 +77,8 @@ int Main() {
       ReplicaConfig rc;
       rc.replicas = pc->replicas;
       rc.group = pc->multicast;
+      // Multicast on loopback needs the loopback interface named explicitly.
+      if (pc->replicas[index].ip() >> 24 == 127) rc.endpoint.multicast_interface_ip = 0x7f000001;
       rc.sync_interval = pc->heartbeat;
       rc.leader_timeout = pc->view_change_timeout;
       auto r = std::make_unique<Replica>(net->get(), rc, index, app.get(),

@@ -1,0 +1,59 @@
+#!/bin/bash
+# Closed-loop benchmark on loopback UDP: unreplicated, VR (with and without
+# batching) and Speculative Paxos, 3 replica processes (app=null), clients in
+# up to 4 independent processes (so replicas see requests in naturally
+# different orders). Prints one row per (protocol, clients).
+#
+#   bazel build -c opt //speculative_paxos/tools:all
+#   speculative_paxos/bench/run_bench.sh [bazel-bin dir] [seconds]
+set -euo pipefail
+BIN=${1:-bazel-bin/speculative_paxos/tools}
+SECS=${2:-3}
+DIR=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+cat > "$DIR/shard.conf" <<CONF
+nodes { name: "r0" address: "127.0.0.1:$(port)" }
+nodes { name: "r1" address: "127.0.0.1:$(port)" }
+nodes { name: "r2" address: "127.0.0.1:$(port)" }
+groups { name: "shard0" f: 1 members: ["r0", "r1", "r2"] }
+timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 200 }
+CONF
+
+printf "%-14s %7s %12s %9s %9s %8s\n" protocol clients "ops/s" "p50(us)" "p99(us)" "slow%"
+for proto in unreplicated vr vr-batch16 spaxos; do
+  for clients in 1 4 16; do
+    p=${proto%-batch16}
+    batch=1; [ "$proto" = vr-batch16 ] && batch=16
+    pids=()
+    n=3; [ "$p" = unreplicated ] && n=1
+    for ((i = 0; i < n; i++)); do
+      "$BIN/spaxos_replica" --config="$DIR/shard.conf" --index=$i --protocol=$p --app=null \
+        --batch=$batch 2>"$DIR/r$i.log" &
+      pids+=($!)
+    done
+    sleep 0.3
+    procs=$(( clients < 4 ? clients : 4 ))
+    per=$(( clients / procs ))
+    cpids=()
+    for ((j = 0; j < procs; j++)); do
+      "$BIN/spaxos_client" --config="$DIR/shard.conf" --protocol=$p --clients=$per \
+        --warmup=1s --duration=${SECS}s >"$DIR/c$j.out" 2>"$DIR/c$j.err" &
+      cpids+=($!)
+    done
+    wait "${cpids[@]}"
+    kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+    # Sum of throughputs; latency: median of the processes' p50, max of their p99.
+    field() { grep -ho "$1=[0-9.]*" "$DIR"/c*.out | cut -d= -f2; }
+    tput=$(field throughput | awk '{s += $1} END {printf "%.0f", s}')
+    p50=$(field p50_us | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+    p99=$(field p99_us | sort -n | tail -1)
+    slow="-"
+    if [ "$p" = spaxos ]; then
+      slow=$(paste <(field fast) <(field slow) | awk '{f += $1; s += $2} END {printf "%.1f", 100 * s / (f + s)}')
+    fi
+    printf "%-14s %7d %12s %9s %9s %8s\n" "$proto" "$clients" "$tput" "$p50" "$p99" "$slow"
+    rm -f "$DIR"/c*.out
+  done
+done
