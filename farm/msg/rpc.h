@@ -1,0 +1,239 @@
+// RpcEndpoint: FaRM-style RPC over message rings, one endpoint per thread per
+// machine. Each pair of endpoints is joined by two rings (one each way, see
+// WireRpc). A request carries a handler id and a call id; the callee's Poll()
+// runs the handler and sends the response on the reverse ring. Call() sends
+// and then polls (serving incoming requests meanwhile, so two endpoints
+// calling each other make progress) until the response arrives or a deadline.
+//
+// Function shipping: CallAt(addr, ...) runs the handler on the machine that is
+// primary for the object at `addr` (from the region table), so a function can
+// operate on an object where it lives instead of moving the object.
+//
+// Example:
+//   RpcEndpoint<ShmFabric> a(*fa, qa.get(), 1), b(*fb, qb.get(), 2);
+//   WireRpc(a, *fa, b, *fb, 64 << 10);
+//   b.Register(kEcho, [](fabric::MachineId, absl::Span<const uint8_t> req) {
+//     return std::string(req.begin(), req.end());
+//   });
+//   // thread of b: while (...) b.Poll();
+//   absl::StatusOr<std::string> reply = a.Call(2, kEcho, bytes, absl::Seconds(1));
+#ifndef DCTK_FARM_MSG_RPC_H_
+#define DCTK_FARM_MSG_RPC_H_
+
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "farm/core/region_table.h"
+#include "farm/fabric/fabric.h"
+#include "farm/msg/ring_receiver.h"
+#include "farm/msg/ring_sender.h"
+
+namespace dctk::farm::msg {
+
+using RpcHandler =
+    std::function<std::string(fabric::MachineId from, absl::Span<const uint8_t> request)>;
+
+template <typename F>
+  requires fabric::Fabric<F>
+class RpcEndpoint {
+ public:
+  RpcEndpoint(F& fabric, typename F::Queue* queue, fabric::MachineId self)
+      : fabric_(fabric), queue_(queue), self_(self) {}
+
+  fabric::MachineId machine() const { return self_; }
+  uint64_t bad_frames() const { return bad_frames_; }
+
+  // Control path: messages from `peer` arrive in `inbox` (this machine's
+  // registered memory); this endpoint writes its head for that ring to
+  // `inbox_head_at_peer`. Messages to `peer` go to `outbox` (peer memory),
+  // whose head the peer writes into `outbox_head` (this machine's memory).
+  absl::Status AddPeer(fabric::MachineId peer, uint8_t* inbox, uint64_t inbox_size,
+                       fabric::RemoteAddress inbox_head_at_peer, fabric::RemoteAddress outbox,
+                       uint64_t outbox_size, const uint64_t* outbox_head) {
+    auto rx = RingReceiver<F>::Create(fabric_, queue_, inbox, inbox_size, inbox_head_at_peer);
+    if (!rx.ok()) return rx.status();
+    auto tx = RingSender<F>::Create(fabric_, queue_, outbox, outbox_size, outbox_head);
+    if (!tx.ok()) return tx.status();
+    Peer& p = peers_[peer];
+    p.rx = std::move(*rx);
+    p.tx = std::move(*tx);
+    return absl::OkStatus();
+  }
+
+  void Register(uint16_t handler, RpcHandler fn) { handlers_[handler] = std::move(fn); }
+
+  // Collects responses and serves requests that have arrived; returns how
+  // many messages were handled. Handlers run here, outside the ring's Poll,
+  // and their replies are sent before Poll returns.
+  absl::StatusOr<int> Poll() {
+    int total = 0;
+    for (auto& [peer, p] : peers_) {
+      const fabric::MachineId from = peer;
+      auto n = p.rx->Poll([&](absl::Span<const uint8_t> m) { Receive(from, m); }, 32);
+      if (!n.ok()) return n.status();
+      total += *n;
+    }
+    while (!inbound_.empty()) {
+      Request r = std::move(inbound_.front());
+      inbound_.pop_front();
+      auto h = handlers_.find(r.handler);
+      const uint8_t kind = h == handlers_.end() ? kNoHandler : kResponse;
+      const std::string reply = h == handlers_.end() ? std::string() : h->second(r.from, AsBytes(r.body));
+      absl::Status s = SendFramed(peers_.at(r.from), kind, r.handler, r.call, AsBytes(reply),
+                                  absl::Now() + absl::Seconds(5));
+      if (!s.ok()) return s;
+    }
+    return total;
+  }
+
+  absl::StatusOr<std::string> Call(fabric::MachineId peer, uint16_t handler,
+                                   absl::Span<const uint8_t> request, absl::Duration timeout) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) {
+      return absl::NotFoundError(absl::StrCat("rpc: machine ", self_, " has no ring to machine ", peer));
+    }
+    const uint64_t call = next_call_++;
+    const absl::Time deadline = absl::Now() + timeout;
+    absl::Status s = SendFramed(it->second, kRequest, handler, call, request, deadline);
+    if (!s.ok()) return s;
+    while (true) {
+      if (auto done = responses_.find(call); done != responses_.end()) {
+        absl::StatusOr<std::string> reply = std::move(done->second);
+        responses_.erase(done);
+        return reply;
+      }
+      absl::StatusOr<int> n = Poll();
+      if (!n.ok()) return n.status();
+      if (*n == 0 && absl::Now() > deadline) {
+        return absl::DeadlineExceededError(absl::StrCat("rpc ", handler, " from machine ", self_,
+                                                        " to machine ", peer, ": no response"));
+      }
+    }
+  }
+
+  // Function shipping: Call on the primary of `addr`'s region.
+  absl::StatusOr<std::string> CallAt(RegionTable::Cache& regions, GlobalAddress addr, uint16_t handler,
+                                     absl::Span<const uint8_t> request, absl::Duration timeout) {
+    absl::StatusOr<const RegionInfo*> info = regions.Lookup(addr.region());
+    if (!info.ok()) return info.status();
+    return Call((*info)->primary().machine, handler, request, timeout);
+  }
+
+ private:
+  static constexpr uint8_t kRequest = 1;
+  static constexpr uint8_t kResponse = 2;
+  static constexpr uint8_t kNoHandler = 3;
+  // Frame: [kind:1][pad:1][handler:2][pad:4][call:8][payload]
+  static constexpr size_t kFrame = 16;
+
+  struct Peer {
+    std::unique_ptr<RingReceiver<F>> rx;
+    std::unique_ptr<RingSender<F>> tx;
+  };
+
+  absl::Status SendFramed(Peer& p, uint8_t kind, uint16_t handler, uint64_t call,
+                          absl::Span<const uint8_t> payload, absl::Time deadline) {
+    frame_.assign(kFrame + payload.size(), 0);
+    frame_[0] = kind;
+    std::memcpy(&frame_[2], &handler, 2);
+    std::memcpy(&frame_[8], &call, 8);
+    if (!payload.empty()) std::memcpy(&frame_[kFrame], payload.data(), payload.size());
+    while (true) {
+      absl::Status s = p.tx->Send(frame_);
+      if (!absl::IsResourceExhausted(s)) return s;
+      if (absl::Now() > deadline) return s;
+      // Ring full: keep serving our own inboxes so the peer can drain its.
+      std::vector<uint8_t> keep = frame_;
+      absl::StatusOr<int> n = Poll();
+      frame_ = std::move(keep);
+      if (!n.ok()) return n.status();
+    }
+  }
+
+  static absl::Span<const uint8_t> AsBytes(const std::string& s) {
+    return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  }
+
+  // Runs inside the ring's Poll: only records what arrived.
+  void Receive(fabric::MachineId from, absl::Span<const uint8_t> m) {
+    if (m.size() < kFrame) {
+      ++bad_frames_;
+      return;
+    }
+    uint16_t handler;
+    uint64_t call;
+    std::memcpy(&handler, &m[2], 2);
+    std::memcpy(&call, &m[8], 8);
+    const absl::Span<const uint8_t> body = m.subspan(kFrame);
+    switch (m[0]) {
+      case kRequest:
+        inbound_.push_back({from, handler, call, std::string(body.begin(), body.end())});
+        break;
+      case kResponse:
+        responses_[call] = std::string(body.begin(), body.end());
+        break;
+      case kNoHandler:
+        responses_[call] = absl::UnimplementedError(
+            absl::StrCat("rpc: machine ", from, " has no handler ", handler));
+        break;
+      default:
+        ++bad_frames_;
+    }
+  }
+
+  struct Request {
+    fabric::MachineId from;
+    uint16_t handler;
+    uint64_t call;
+    std::string body;
+  };
+
+  F& fabric_;
+  typename F::Queue* queue_;
+  const fabric::MachineId self_;
+  uint64_t next_call_ = 1;
+  absl::flat_hash_map<fabric::MachineId, Peer> peers_;
+  absl::flat_hash_map<uint16_t, RpcHandler> handlers_;
+  absl::flat_hash_map<uint64_t, absl::StatusOr<std::string>> responses_;
+  std::deque<Request> inbound_;
+  uint64_t bad_frames_ = 0;  // malformed messages dropped (counted, not fatal)
+  std::vector<uint8_t> frame_;
+};
+
+// Joins two endpoints (on machines connected both ways) with a ring each way
+// of `ring_size` bytes, registered on the receiving machine.
+template <typename F>
+absl::Status WireRpc(RpcEndpoint<F>& a, F& fa, RpcEndpoint<F>& b, F& fb, uint64_t ring_size) {
+  auto a_inbox = fa.Register(ring_size);
+  auto b_inbox = fb.Register(ring_size);
+  auto a_heads = fa.Register(4096);
+  auto b_heads = fb.Register(4096);
+  for (const auto* r : {&a_inbox, &b_inbox, &a_heads, &b_heads}) {
+    if (!r->ok()) return r->status();
+  }
+  // a -> b ring lives in b_inbox; its head word lives in a_heads.
+  // b -> a ring lives in a_inbox; its head word lives in b_heads.
+  absl::Status s = a.AddPeer(b.machine(), static_cast<uint8_t*>(a_inbox->base), ring_size,
+                             {b.machine(), b_heads->key, 0}, {b.machine(), b_inbox->key, 0}, ring_size,
+                             static_cast<const uint64_t*>(a_heads->base));
+  if (!s.ok()) return s;
+  return b.AddPeer(a.machine(), static_cast<uint8_t*>(b_inbox->base), ring_size,
+                   {a.machine(), a_heads->key, 0}, {a.machine(), a_inbox->key, 0}, ring_size,
+                   static_cast<const uint64_t*>(b_heads->base));
+}
+
+}  // namespace dctk::farm::msg
+
+#endif  // DCTK_FARM_MSG_RPC_H_

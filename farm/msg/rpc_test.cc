@@ -1,0 +1,128 @@
+// RPC and function shipping over message rings, on shm and net fabrics.
+#include "farm/msg/rpc.h"
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "farm/core/object.h"
+#include "farm/fabric/net_fabric.h"
+#include "farm/fabric/shm_fabric.h"
+#include "gtest/gtest.h"
+
+namespace dctk::farm::msg {
+namespace {
+
+using fabric::NetFabric;
+using fabric::ShmFabric;
+
+constexpr uint16_t kEcho = 1;
+constexpr uint16_t kIncrement = 2;
+
+absl::Span<const uint8_t> Bytes(const std::string& s) {
+  return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+template <typename F>
+class RpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (fabric::MachineId id : {1u, 2u}) {
+      typename F::Options o;
+      o.machine_id = id;
+      auto f = F::Create(o);
+      ASSERT_TRUE(f.ok());
+      (id == 1 ? fa_ : fb_) = std::move(*f);
+    }
+    ASSERT_TRUE(fa_->Connect(2, fb_->endpoint()).ok());
+    ASSERT_TRUE(fb_->Connect(1, fa_->endpoint()).ok());
+    qa_ = std::move(*fa_->CreateQueue());
+    qb_ = std::move(*fb_->CreateQueue());
+    a_ = std::make_unique<RpcEndpoint<F>>(*fa_, qa_.get(), 1);
+    b_ = std::make_unique<RpcEndpoint<F>>(*fb_, qb_.get(), 2);
+    ASSERT_TRUE(WireRpc(*a_, *fa_, *b_, *fb_, 8192).ok());
+  }
+  void TearDown() override { StopServer(); }
+
+  // Machine 2's thread: serves until stopped.
+  void StartServer() {
+    server_ = std::thread([this] {
+      while (!stop_.load()) ASSERT_TRUE(b_->Poll().ok());
+    });
+  }
+  void StopServer() {
+    stop_ = true;
+    if (server_.joinable()) server_.join();
+  }
+
+  std::unique_ptr<F> fa_, fb_;
+  std::unique_ptr<typename F::Queue> qa_, qb_;
+  std::unique_ptr<RpcEndpoint<F>> a_, b_;
+  std::atomic<bool> stop_{false};
+  std::thread server_;
+};
+
+using Backends = ::testing::Types<ShmFabric, NetFabric>;
+TYPED_TEST_SUITE(RpcTest, Backends);
+
+TYPED_TEST(RpcTest, EchoManyCallsIncludingLargeOnesThatFillTheRing) {
+  this->b_->Register(kEcho, [](fabric::MachineId from, absl::Span<const uint8_t> req) {
+    EXPECT_EQ(from, 1u);
+    return std::string(req.begin(), req.end());
+  });
+  this->StartServer();
+  for (int i = 0; i < 500; ++i) {
+    const std::string req(i % 7 == 0 ? 1500 : i % 50, static_cast<char>('a' + i % 26));
+    auto reply = this->a_->Call(2, kEcho, Bytes(req), absl::Seconds(10));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ASSERT_EQ(*reply, req) << "call " << i;
+  }
+}
+
+TYPED_TEST(RpcTest, UnknownHandlerAndUnknownPeerAreErrors) {
+  this->StartServer();
+  auto reply = this->a_->Call(2, 99, Bytes("x"), absl::Seconds(10));
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnimplemented) << reply.status();
+  EXPECT_EQ(this->a_->Call(7, kEcho, Bytes("x"), absl::Seconds(1)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TYPED_TEST(RpcTest, NoServerMeansDeadlineExceededNotAHang) {
+  auto reply = this->a_->Call(2, kEcho, Bytes("x"), absl::Milliseconds(50));
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded) << reply.status();
+}
+
+TYPED_TEST(RpcTest, FunctionShippingRunsAtTheObjectsPrimary) {
+  // Region 7 lives on machine 2; an object there holds a counter.
+  auto region = this->fb_->Register(1 << 16);
+  ASSERT_TRUE(region.ok());
+  RegionTable table;
+  ASSERT_TRUE(table.Upsert({7, region->size, {{2, region->key}}}).ok());
+  RegionTable::Cache cache(&table);
+  auto* obj = static_cast<uint8_t*>(region->base) + 128;
+  InitObject(obj, 1);
+  // The shipped function: increment the object in place under its lock.
+  this->b_->Register(kIncrement, [&](fabric::MachineId, absl::Span<const uint8_t>) {
+    uint64_t header = __atomic_load_n(reinterpret_cast<uint64_t*>(obj), __ATOMIC_ACQUIRE);
+    EXPECT_TRUE(ObjectWriter::TryLock(obj, VersionOf(header)));
+    uint64_t value;
+    std::memcpy(&value, obj + 8, 8);
+    ++value;
+    ObjectWriter::Write(obj, 1, &value, 8);
+    ObjectWriter::Unlock(obj, true);
+    return std::to_string(value);
+  });
+  this->StartServer();
+  for (int i = 1; i <= 20; ++i) {
+    auto reply = this->a_->CallAt(cache, GlobalAddress(7, 128), kIncrement, {}, absl::Seconds(10));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(*reply, std::to_string(i));
+  }
+  EXPECT_EQ(this->a_->CallAt(cache, GlobalAddress(8, 0), kIncrement, {}, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace dctk::farm::msg
