@@ -92,7 +92,7 @@ void Client::HandleReply(const Reply& reply) {
   }
   const Stamp stamp = Stamp::FromProto(reply.stamp());
   newest_stamp_ = std::max(newest_stamp_, stamp);
-  if (config_.mode == ClientConfig::Mode::kLeader) {
+  if (config_.mode == ClientConfig::Mode::kLeader || reply.committed()) {
     Complete(reply.result(), false);
     return;
   }
@@ -127,7 +127,18 @@ void Client::HandleReply(const Reply& reply) {
     }
   }
   const int missing = static_cast<int>(config_.replicas.size() - pending_->replies.size());
-  if (best + missing < Superquorum(config_.f()) && !pending_->reconcile_sent) AskReconcile();
+  if (best + missing < Superquorum(config_.f()) && !pending_->reconcile_sent) {
+    if (VLOG_IS_ON(1)) {
+      std::string seen;
+      for (const auto& [r, rep] : pending_->replies) {
+        absl::StrAppend(&seen, " r", r, "@", rep.stamp().view(), ".", rep.stamp().epoch(), "/",
+                        rep.slot(), rep.durable() ? "d" : "");
+      }
+      VLOG(1) << "client " << client_id_ << " request " << pending_->request_id
+              << " replies cannot reach a superquorum:" << seen;
+    }
+    AskReconcile();
+  }
 }
 
 void Client::Complete(const std::string& reply_result, bool fast) {

@@ -31,6 +31,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <utility>
@@ -161,11 +162,16 @@ class Replica : public transport::TransportReceiver {
   // Rolls back and drops every entry after `keep` (never a committed one).
   void TruncateTo(uint64_t keep);
   void DrainBuffered();
+  // Queues (ahead of buffered requests) the `dropped` requests that the log
+  // no longer holds, to run again once normal.
+  void RerunDropped(std::vector<std::pair<transport::Address, Request>> dropped);
   void EnterNormal(Stamp s, uint64_t sync_point);
   void CommitUpTo(uint64_t slot);
 
   // replica_sync.cc
   void OnSyncTimer();
+  // Leader: prepares the whole log now (SyncPrepare to all).
+  void SendSyncPrepare();
   void HandleSyncPrepare(const SyncPrepare& m);
   void HandleSyncReply(const SyncReply& m);
   void HandleSyncCommit(const SyncCommit& m);
@@ -216,6 +222,8 @@ class Replica : public transport::TransportReceiver {
   // merged entries whose clients get durable replies once they commit.
   uint64_t stamp_base_ = 0;
   uint64_t notify_from_ = 0, notify_to_ = 0;
+  // Leader: slots whose clients asked; they get a committed reply on commit.
+  std::set<uint64_t> notify_slots_;
   // False after a restart until a log change or transfer made after it is
   // installed: until then the log may lack what this replica acknowledged
   // before crashing, so it neither reports it nor counts in any quorum.
@@ -243,6 +251,7 @@ class Replica : public transport::TransportReceiver {
   Stamp transfer_stamp_;
   uint64_t transfer_target_ = 0;
   uint64_t transfer_next_ = 0;  // next slot to request
+  std::vector<std::pair<transport::Address, Request>> transfer_dropped_;
 
   // Recovery (kRecovering).
   uint64_t recovery_nonce_ = 0;

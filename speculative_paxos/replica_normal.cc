@@ -49,6 +49,7 @@ void Replica::ReplyTo(const LogEntry& e) {
   reply.set_hash(e.hash);
   reply.set_result(e.result);
   reply.set_durable(log_stamp_ == stamp_ && e.slot <= ConfirmedPoint());
+  reply.set_committed(e.slot <= log_.committed());
   ++stats_.replies;
   (void)transport_->Send(this, e.client, reply);
 }
@@ -88,6 +89,17 @@ void Replica::TruncateTo(uint64_t keep) {
   sync_point_ = std::min(sync_point_, keep);
 }
 
+void Replica::RerunDropped(std::vector<std::pair<transport::Address, Request>> dropped) {
+  std::vector<std::pair<transport::Address, Request>> rerun;
+  for (auto& d : dropped) {
+    if (log_.Find(d.second.client_id(), d.second.request_id()) == nullptr) {
+      rerun.push_back(std::move(d));
+    }
+  }
+  buffered_.insert(buffered_.begin(), std::make_move_iterator(rerun.begin()),
+                   std::make_move_iterator(rerun.end()));
+}
+
 void Replica::DrainBuffered() {
   std::vector<std::pair<transport::Address, Request>> pending;
   pending.swap(buffered_);
@@ -101,6 +113,7 @@ void Replica::EnterNormal(Stamp s, uint64_t sync_point) {
   sync_point_ = sync_point;
   stamp_base_ = sync_point;
   notify_from_ = notify_to_ = 0;
+  notify_slots_.clear();
   stalled_ticks_ = 0;
   behind_ticks_ = 0;
   commit_at_last_tick_ = log_.committed();
@@ -132,6 +145,11 @@ void Replica::CommitUpTo(uint64_t slot) {
   if (IsLeader() && status_ == ReplicaStatus::kNormal) {
     for (uint64_t s = std::max(old, notify_from_) + 1; s <= std::min(slot, notify_to_); ++s) {
       ReplyTo(*log_.At(s));
+    }
+    while (!notify_slots_.empty() && *notify_slots_.begin() <= slot) {
+      const uint64_t s = *notify_slots_.begin();
+      notify_slots_.erase(notify_slots_.begin());
+      if (s > notify_to_ || s <= notify_from_) ReplyTo(*log_.At(s));
     }
   }
 }

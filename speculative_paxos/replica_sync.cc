@@ -24,10 +24,15 @@ void Replica::OnSyncTimer() {
   if (log_.committed() > commit_at_last_tick_ || log_.committed() >= sync_point_) {
     stalled_ticks_ = 0;
   } else if (++stalled_ticks_ >= kStallTicks) {
+    VLOG(1) << "replica " << index_ << ": commit stalled at " << log_.committed();
     BeginChange(stamp_.NextEpoch());
     return;
   }
   commit_at_last_tick_ = log_.committed();
+  SendSyncPrepare();
+}
+
+void Replica::SendSyncPrepare() {
   if (log_.end() != sync_point_) std::fill(diverged_.begin(), diverged_.end(), false);
   sync_point_ = log_.end();
   confirmed_[index_] = sync_point_;
@@ -86,6 +91,8 @@ void Replica::HandleSyncReply(const SyncReply& m) {
     diverged_[m.replica()] = true;
     const int contradicting = std::count(diverged_.begin(), diverged_.end(), true);
     if (static_cast<int>(n()) - contradicting < config_.f() + 1) {
+      VLOG(1) << "replica " << index_ << ": " << contradicting << " logs contradict slot "
+              << sync_point_;
       BeginChange(stamp_.NextEpoch());
     }
     return;
@@ -149,12 +156,22 @@ void Replica::HandleReconcileRequest(const transport::Address& from,
   }
   if (s != stamp_ || status_ != ReplicaStatus::kNormal || !IsLeader()) return;
   if (m.client_id() != 0) {
-    const LogEntry* e = log_.Find(m.client_id(), m.request_id());
-    if (e != nullptr && e->slot <= log_.committed()) {
-      ReplyTo(*e);  // already final: the client needs replies, not a new epoch
+    if (const LogEntry* e = log_.Find(m.client_id(), m.request_id())) {
+      if (e->slot <= log_.committed()) {
+        ReplyTo(*e);  // already final: one committed reply completes it
+        return;
+      }
+      // We hold it: try to commit it with a sync now; the client gets a
+      // committed reply then. If f+1 replicas do not hold our log, the sync
+      // stalls or is contradicted, and we reconcile (HandleSyncReply, OnSyncTimer).
+      const bool fresh = notify_slots_.empty() || *notify_slots_.rbegin() < e->slot;
+      notify_slots_.insert(e->slot);
+      if (fresh || sync_point_ < e->slot) SendSyncPrepare();
       return;
     }
   }
+  VLOG(1) << "replica " << index_ << ": client " << m.client_id() << " request "
+          << m.request_id() << " asks to reconcile";
   BeginChange(stamp_.NextEpoch());
 }
 

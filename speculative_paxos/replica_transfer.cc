@@ -27,6 +27,17 @@ void Replica::BeginTransfer(Stamp s, uint64_t target) {
   VLOG(1) << "replica " << index_ << " transfers from the leader of " << s.ToString()
           << " (target " << target << ", log " << log_.end() << ", commit " << log_.committed()
           << ")";
+  // Our speculative requests may be replaced by the leader's log; those it
+  // lacks run again afterwards (RerunDropped), so none is lost here.
+  transfer_dropped_.clear();
+  for (uint64_t slot = log_.committed() + 1; slot <= log_.end(); ++slot) {
+    const LogEntry& e = *log_.At(slot);
+    Request r;
+    r.set_client_id(e.client_id);
+    r.set_request_id(e.request_id);
+    r.set_op(e.op);
+    transfer_dropped_.emplace_back(e.client, std::move(r));
+  }
   stamp_ = s;
   status_ = ReplicaStatus::kTransfer;
   transfer_target_ = target;
@@ -86,6 +97,8 @@ void Replica::HandleStateReply(const StateReply& m) {
     TruncateTo(m.end());
     CommitUpTo(std::min(m.commit_point(), m.end()));
     ++stats_.transfers;
+    RerunDropped(std::move(transfer_dropped_));
+    transfer_dropped_.clear();
     EnterNormal(stamp_, m.end());
     return;
   }
