@@ -1,8 +1,9 @@
 #!/bin/bash
 # Closed-loop benchmark on loopback UDP: unreplicated, VR (with and without
-# batching) and Speculative Paxos, 3 replica processes (app=null), clients in
-# up to 4 independent processes (so replicas see requests in naturally
-# different orders). Prints one row per (protocol, clients).
+# batching) and Speculative Paxos (clients sending a copy to each replica, or
+# one datagram to a loopback multicast group), 3 replica processes (app=null),
+# clients in up to 4 independent processes (so replicas see requests in
+# naturally different orders). Prints one row per (protocol, clients).
 #
 #   bazel build -c opt //speculative_paxos/tools:all
 #   speculative_paxos/bench/run_bench.sh [bazel-bin dir] [seconds]
@@ -17,20 +18,24 @@ cat > "$DIR/shard.conf" <<CONF
 nodes { name: "r0" address: "127.0.0.1:$(port)" }
 nodes { name: "r1" address: "127.0.0.1:$(port)" }
 nodes { name: "r2" address: "127.0.0.1:$(port)" }
+nodes { name: "clients" address: "127.0.0.1:0" }
 groups { name: "shard0" f: 1 members: ["r0", "r1", "r2"] }
+multicast_groups { name: "ordered" address: "239.255.$(( $$ % 250 )).$(( ($$ / 250) % 250 + 1 )):$(port)"
+                   members: ["r0", "r1", "r2"] senders: ["clients"] }
 timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 200 }
 CONF
 
 printf "%-14s %7s %12s %9s %9s %8s\n" protocol clients "ops/s" "p50(us)" "p99(us)" "slow%"
-for proto in unreplicated vr vr-batch16 spaxos; do
+for proto in unreplicated vr vr-batch16 spaxos spaxos-mcast; do
   for clients in 1 4 16; do
-    p=${proto%-batch16}
+    p=${proto%-batch16}; p=${p%-mcast}
     batch=1; [ "$proto" = vr-batch16 ] && batch=16
+    mcast=""; [ "$proto" = spaxos-mcast ] && mcast="--multicast=ordered"
     pids=()
     n=3; [ "$p" = unreplicated ] && n=1
     for ((i = 0; i < n; i++)); do
       "$BIN/spaxos_replica" --config="$DIR/shard.conf" --index=$i --protocol=$p --app=null \
-        --batch=$batch 2>"$DIR/r$i.log" &
+        --batch=$batch $mcast 2>"$DIR/r$i.log" &
       pids+=($!)
     done
     sleep 0.3
@@ -38,7 +43,7 @@ for proto in unreplicated vr vr-batch16 spaxos; do
     per=$(( clients / procs ))
     cpids=()
     for ((j = 0; j < procs; j++)); do
-      "$BIN/spaxos_client" --config="$DIR/shard.conf" --protocol=$p --clients=$per \
+      "$BIN/spaxos_client" --config="$DIR/shard.conf" --protocol=$p --clients=$per $mcast \
         --warmup=1s --duration=${SECS}s >"$DIR/c$j.out" 2>"$DIR/c$j.err" &
       cpids+=($!)
     done
