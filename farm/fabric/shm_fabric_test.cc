@@ -125,6 +125,38 @@ TEST_F(StoppedTargetTest, OneSidedOpsCompleteWhileTargetProcessIsStopped) {
   close(down[1]);
 }
 
+TEST_F(StoppedTargetTest, KilledTargetProcessGivesRemoteErrorsNotHangs) {
+  int up[2], down[2];
+  ASSERT_EQ(pipe(up), 0);
+  ASSERT_EQ(pipe(down), 0);
+  child_ = fork();  // before this process starts threads
+  ASSERT_GE(child_, 0);
+  if (child_ == 0) RunTarget(up[1], down[0]);
+  close(up[1]);
+  close(down[0]);
+  TargetInfo info{};
+  ASSERT_EQ(read(up[0], &info, sizeof(info)), static_cast<ssize_t>(sizeof(info)));
+  auto a = MakeFabric(1);
+  ASSERT_TRUE(a->Connect(2, info.endpoint).ok());
+  auto q = a->CreateQueue();
+  uint64_t word;
+  ASSERT_TRUE(SyncRead(**q, {2, info.key, 0}, &word, 8).ok());
+  ASSERT_EQ(kill(child_, SIGKILL), 0);
+  ASSERT_EQ(waitpid(child_, nullptr, 0), child_);
+  child_ = -1;
+  // The kernel closes the dead machine's control socket; a's control thread
+  // marks it unreachable (bounded wait for that asynchronous notice).
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::Status s;
+  do {
+    s = SyncRead(**q, {2, info.key, 0}, &word, 8);
+  } while (s.ok() && absl::Now() < deadline);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("REMOTE_ERROR"), std::string::npos) << s;
+  close(up[0]);
+  close(down[1]);
+}
+
 TEST(ShmFabricTest, AdversarialModeExposesTornReadsAcrossCacheLines) {
   auto a = MakeFabric(1);
   auto b = MakeFabric(2);
