@@ -3,7 +3,10 @@
 //
 //   spaxos_replica --config=shard.conf --group=shard0 --index=1 [--protocol=spaxos|vr|unreplicated]
 //                  [--app=kv|null] [--multicast=shard0-ordered] [--batch=1] [--recover]
+//                  [--metrics=127.0.0.1:9464]
 //
+// --metrics=ip:port serves Prometheus metrics (requests, commits,
+// reconciliations, view changes, rollbacks, transfers, commit point, view).
 // --recover: this replica restarted and lost its state; it rejoins through the
 // recovery protocol. SIGINT / SIGTERM stop it cleanly.
 #include <signal.h>
@@ -14,11 +17,15 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/metrics/metrics_server.h"
+#include "common/metrics/registry.h"
+#include "common/transport/timeout.h"
 #include "common/transport/udp_transport.h"
 #include "glog/logging.h"
 #include "speculative_paxos/kv_app.h"
 #include "speculative_paxos/replica.h"
 #include "speculative_paxos/tools/process_config.h"
+#include "speculative_paxos/tools/process_metrics.h"
 #include "speculative_paxos/vr_replica.h"
 
 ABSL_FLAG(std::string, config, "", "cluster config file (common/config text proto)");
@@ -29,6 +36,7 @@ ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
 ABSL_FLAG(std::string, app, "kv", "kv or null");
 ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
 ABSL_FLAG(bool, recover, false, "spaxos: restarted without state; run recovery");
+ABSL_FLAG(std::string, metrics, "", "serve Prometheus metrics at ip:port (spaxos; optional)");
 
 namespace dctk::spaxos {
 namespace {
@@ -106,6 +114,29 @@ int Main() {
     std::cerr << "replica " << index << ": " << started << "\n";
     return 1;
   }
+  // Metrics: counters copied from ReplicaStats every 100 ms on the loop.
+  std::shared_ptr<metrics::Registry> registry;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::unique_ptr<metrics::Scope> scope;
+  std::unique_ptr<ReplicaExporter> exporter;
+  std::unique_ptr<transport::Timeout> export_timer;
+  auto* replica = dynamic_cast<Replica*>(node.get());
+  if (!absl::GetFlag(FLAGS_metrics).empty() && replica != nullptr) {
+    registry = std::make_shared<metrics::Registry>();
+    scope = std::make_unique<metrics::Scope>(*registry, "spaxos_replica",
+                                             prometheus::Labels{{"replica", std::to_string(index)}});
+    exporter = std::make_unique<ReplicaExporter>(*scope);
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> server =
+        metrics::MetricsServer::Start(registry, absl::GetFlag(FLAGS_metrics));
+    if (!server.ok()) {
+      std::cerr << "--metrics: " << server.status() << "\n";
+      return 1;
+    }
+    metrics_server = std::move(*server);
+    export_timer = std::make_unique<transport::Timeout>(
+        net->get(), absl::Milliseconds(100), [&] { exporter->Export(*replica); });
+    export_timer->Start();
+  }
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -114,6 +145,7 @@ int Main() {
   std::cerr << "replica " << index << " serving at " << pc->replicas[index].ToString() << "\n";
   (*net)->Run();
   stopper.join();
+  export_timer.reset();
   if (auto* r = dynamic_cast<Replica*>(node.get())) {
     const ReplicaStats& s = r->stats();
     std::cerr << "replica " << index << ": requests " << s.requests << " commits " << s.commits
