@@ -83,6 +83,28 @@ TEST(ReplicaTest, ReorderingDivergesThenReconciles) {
   ExpectHealthy(c);
 }
 
+TEST(ReplicaTest, OneMisorderedFollowerIsFixedBySyncNotReconciliation) {
+  SimCluster c(Options(9, 2));
+  // Replica 2 gets client 0's request 20 us late, after client 1's.
+  c.net().AddFilter(1, c.net().Delay(absl::Microseconds(20),
+                                     {.type_id = TypeId<Request>(),
+                                      .from = c.client(0).address(),
+                                      .to = c.replica_address(2)}));
+  c.Invoke(0, KvApp::Put("k", "a"));
+  c.Invoke(1, KvApp::Put("k", "b"));
+  ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(1)));
+  // The leader and replica 1 agree: the leader syncs, commits and answers with
+  // a committed reply; replica 2 copies the committed prefix.
+  EXPECT_EQ(c.client(0).stats().slow_path + c.client(1).stats().slow_path, 2u);
+  EXPECT_EQ(c.client(0).stats().resends + c.client(1).stats().resends, 0u);
+  EXPECT_EQ(c.replica(0)->stats().reconciliations, 0u);
+  c.net().RemoveFilter(1);
+  ASSERT_TRUE(c.net().RunUntil([&] { return c.Converged(); }, absl::Seconds(1)));
+  EXPECT_EQ(c.replica(2)->stats().transfers, 1u);
+  EXPECT_EQ(c.app(2)->Lookup("k"), c.app(0)->Lookup("k"));
+  ExpectHealthy(c);
+}
+
 TEST(ReplicaTest, DropsAndDuplicates) {
   SimCluster c(Options(5, 3));
   c.net().AddFilter(1, c.net().DropWithProbability(0.05));
