@@ -1,0 +1,264 @@
+#include "farm/cm/config_state.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "farm/core/placement_ring.h"
+
+namespace dctk::farm::cm {
+namespace {
+
+constexpr uint32_t kVirtualNodes = 64;
+
+Result Error(absl::StatusCode code, std::string message) {
+  Result r;
+  r.set_code(static_cast<int>(code));
+  r.set_message(std::move(message));
+  return r;
+}
+
+}  // namespace
+
+Result ConfigState::Ok() const {
+  Result r;
+  *r.mutable_config() = config_;
+  return r;
+}
+
+Machine* ConfigState::FindMachine(uint32_t id) {
+  for (Machine& m : *config_.mutable_machines()) {
+    if (m.id() == id) return &m;
+  }
+  return nullptr;
+}
+
+Result ConfigState::Execute(const Command& c) {
+  if (c.op_case() != Command::kInit && c.op_case() != Command::kGet && config_.replicas() == 0) {
+    return Error(absl::StatusCode::kFailedPrecondition, "CM: not initialised (Init first)");
+  }
+  switch (c.op_case()) {
+    case Command::kInit: return Init(c.init());
+    case Command::kJoin: return Join(c.join());
+    case Command::kRenew: return Renew(c.renew());
+    case Command::kTick: return Tick(c.tick());
+    case Command::kCreateRegion: return CreateRegion();
+    case Command::kSetReplicaKey: return SetReplicaKey(c.set_replica_key());
+    case Command::kRemove: return Remove(c.remove().machine());
+    case Command::kGet: return Ok();
+    case Command::OP_NOT_SET: break;
+  }
+  return Error(absl::StatusCode::kInvalidArgument, "CM: command without an operation");
+}
+
+std::string ConfigState::Execute(absl::string_view op) {
+  Command c;
+  if (!c.ParseFromArray(op.data(), static_cast<int>(op.size()))) {
+    return Error(absl::StatusCode::kInvalidArgument, "CM: malformed command").SerializeAsString();
+  }
+  return Execute(c).SerializeAsString();
+}
+
+absl::Status ConfigState::Restore(absl::string_view snapshot) {
+  Configuration c;
+  if (!c.ParseFromArray(snapshot.data(), static_cast<int>(snapshot.size()))) {
+    return absl::DataLossError("CM: malformed snapshot");
+  }
+  config_ = std::move(c);
+  return absl::OkStatus();
+}
+
+Result ConfigState::Init(const Command::Init& c) {
+  if (config_.replicas() != 0) return Error(absl::StatusCode::kAlreadyExists, "CM: already initialised");
+  if (c.replicas() == 0 || c.region_size() == 0 || c.lease_ms() <= 0) {
+    return Error(absl::StatusCode::kInvalidArgument, "CM Init: replicas, region_size and lease_ms must be positive");
+  }
+  config_.set_replicas(c.replicas());
+  config_.set_region_size(c.region_size());
+  config_.set_lease_ms(c.lease_ms());
+  config_.set_id(1);
+  return Ok();
+}
+
+Result ConfigState::Join(const Command::Join& c) {
+  if (c.machine() == 0) return Error(absl::StatusCode::kInvalidArgument, "CM Join: machine id 0 is reserved");
+  if (std::find(config_.failed().begin(), config_.failed().end(), c.machine()) != config_.failed().end()) {
+    return Error(absl::StatusCode::kFailedPrecondition,
+                 absl::StrCat("CM Join: machine ", c.machine(), " was removed; rejoin under a new id"));
+  }
+  if (Machine* m = FindMachine(c.machine())) {
+    if (m->endpoint() != c.endpoint()) {
+      return Error(absl::StatusCode::kAlreadyExists,
+                   absl::StrCat("CM Join: machine ", c.machine(), " is already a member at ", m->endpoint()));
+    }
+    m->set_lease_expiry_ms(c.now_ms() + config_.lease_ms());
+    return Ok();
+  }
+  Machine* m = config_.add_machines();
+  m->set_id(c.machine());
+  m->set_endpoint(c.endpoint());
+  m->set_control(c.control());
+  m->set_lease_expiry_ms(c.now_ms() + config_.lease_ms());
+  std::sort(config_.mutable_machines()->begin(), config_.mutable_machines()->end(),
+            [](const Machine& a, const Machine& b) { return a.id() < b.id(); });
+  config_.set_id(config_.id() + 1);
+  return Ok();
+}
+
+Result ConfigState::Renew(const Command::Renew& c) {
+  Machine* m = FindMachine(c.machine());
+  if (m == nullptr) {
+    return Error(absl::StatusCode::kNotFound, absl::StrCat("CM Renew: machine ", c.machine(), " is not a member"));
+  }
+  m->set_lease_expiry_ms(std::max(m->lease_expiry_ms(), c.now_ms() + config_.lease_ms()));
+  return Ok();
+}
+
+Result ConfigState::Tick(const Command::Tick& c) {
+  std::vector<uint32_t> expired;
+  for (const Machine& m : config_.machines()) {
+    if (m.lease_expiry_ms() < c.now_ms()) expired.push_back(m.id());
+  }
+  Result r;
+  for (uint32_t id : expired) {
+    Result one = Remove(id);
+    if (one.code() != 0) return one;
+  }
+  r = Ok();
+  for (uint32_t id : expired) r.add_removed(id);
+  return r;
+}
+
+void ConfigState::RemoveFromRegions(uint32_t machine) {
+  for (Region& region : *config_.mutable_regions()) {
+    auto* reps = region.mutable_replicas();
+    for (int i = 0; i < reps->size(); ++i) {
+      if (reps->Get(i).machine() == machine) {
+        reps->erase(reps->begin() + i);  // a backup at [1] becomes primary if i == 0
+        break;
+      }
+    }
+    if (reps->empty()) region.set_lost(true);
+  }
+}
+
+Result ConfigState::Remove(uint32_t machine) {
+  auto* ms = config_.mutable_machines();
+  auto it = std::find_if(ms->begin(), ms->end(), [&](const Machine& m) { return m.id() == machine; });
+  if (it == ms->end()) {
+    return Error(absl::StatusCode::kNotFound, absl::StrCat("CM Remove: machine ", machine, " is not a member"));
+  }
+  ms->erase(it);
+  config_.add_failed(machine);
+  RemoveFromRegions(machine);
+  config_.set_id(config_.id() + 1);
+  Result r = Ok();
+  r.add_removed(machine);
+  return r;
+}
+
+Result ConfigState::CreateRegion() {
+  std::vector<fabric::MachineId> live;
+  for (const Machine& m : config_.machines()) live.push_back(m.id());
+  if (live.empty()) return Error(absl::StatusCode::kFailedPrecondition, "CM CreateRegion: no machines");
+  absl::StatusOr<PlacementRing> ring = PlacementRing::Create(live, kVirtualNodes);
+  if (!ring.ok()) return Error(ring.status().code(), std::string(ring.status().message()));
+  uint32_t id = 1;
+  for (const Region& r : config_.regions()) id = std::max(id, r.id() + 1);
+  const uint32_t n = std::min<uint32_t>(config_.replicas(), static_cast<uint32_t>(live.size()));
+  absl::StatusOr<std::vector<fabric::MachineId>> place = ring->Place(id, n);
+  if (!place.ok()) return Error(place.status().code(), std::string(place.status().message()));
+  Region* region = config_.add_regions();
+  region->set_id(id);
+  region->set_size(config_.region_size());
+  for (fabric::MachineId m : *place) region->add_replicas()->set_machine(m);
+  config_.set_id(config_.id() + 1);
+  Result r = Ok();
+  r.set_region(id);
+  return r;
+}
+
+Result ConfigState::SetReplicaKey(const Command::SetReplicaKey& c) {
+  for (Region& region : *config_.mutable_regions()) {
+    if (region.id() != c.region()) continue;
+    for (Replica& rep : *region.mutable_replicas()) {
+      if (rep.machine() == c.machine()) {
+        rep.set_key(c.key());
+        config_.set_id(config_.id() + 1);
+        return Ok();
+      }
+    }
+    return Error(absl::StatusCode::kNotFound,
+                 absl::StrCat("CM SetReplicaKey: machine ", c.machine(), " holds no replica of region ", c.region()));
+  }
+  return Error(absl::StatusCode::kNotFound, absl::StrCat("CM SetReplicaKey: no region ", c.region()));
+}
+
+std::string ReplicatedConfigState::Execute(uint64_t slot, absl::string_view op) {
+  before_[slot] = state_.Snapshot();
+  return state_.Execute(op);
+}
+
+void ReplicatedConfigState::Rollback(uint64_t slot) {
+  auto it = before_.upper_bound(slot);
+  if (it == before_.end()) return;
+  // The state before the oldest undone slot is the state after `slot`.
+  absl::Status s = state_.Restore(it->second);
+  (void)s;  // our own snapshot: always parses
+  before_.erase(it, before_.end());
+}
+
+void ReplicatedConfigState::Commit(uint64_t slot) {
+  before_.erase(before_.begin(), before_.upper_bound(slot));
+}
+
+Command InitCommand(uint32_t replicas, uint64_t region_size, int64_t lease_ms) {
+  Command c;
+  c.mutable_init()->set_replicas(replicas);
+  c.mutable_init()->set_region_size(region_size);
+  c.mutable_init()->set_lease_ms(lease_ms);
+  return c;
+}
+Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::string& control, int64_t now_ms) {
+  Command c;
+  c.mutable_join()->set_machine(machine);
+  c.mutable_join()->set_endpoint(endpoint);
+  c.mutable_join()->set_control(control);
+  c.mutable_join()->set_now_ms(now_ms);
+  return c;
+}
+Command RenewCommand(uint32_t machine, int64_t now_ms) {
+  Command c;
+  c.mutable_renew()->set_machine(machine);
+  c.mutable_renew()->set_now_ms(now_ms);
+  return c;
+}
+Command TickCommand(int64_t now_ms) {
+  Command c;
+  c.mutable_tick()->set_now_ms(now_ms);
+  return c;
+}
+Command CreateRegionCommand() {
+  Command c;
+  c.mutable_create_region();
+  return c;
+}
+Command SetReplicaKeyCommand(uint32_t region, uint32_t machine, uint32_t key) {
+  Command c;
+  c.mutable_set_replica_key()->set_region(region);
+  c.mutable_set_replica_key()->set_machine(machine);
+  c.mutable_set_replica_key()->set_key(key);
+  return c;
+}
+Command RemoveMachineCommand(uint32_t machine) {
+  Command c;
+  c.mutable_remove()->set_machine(machine);
+  return c;
+}
+Command GetCommand() {
+  Command c;
+  c.mutable_get();
+  return c;
+}
+
+}  // namespace dctk::farm::cm

@@ -1,0 +1,87 @@
+// ConfigState: FaRM's configuration manager as a deterministic state machine.
+// It holds membership (machines with leases), region placement (primary + f
+// backups per region, placed on the consistent-hashing ring of farm/core) and
+// the configuration id. Commands (cm.proto) go in, Results come out; nothing
+// reads a clock or does I/O, so replicas that execute the same commands agree.
+//
+// When a machine leaves (its lease expired at a Tick, or RemoveMachine), the
+// configuration id bumps and every region it held loses that replica: where
+// it was primary, the first backup becomes primary (FaRM's promotion). A
+// region left with no replica is marked lost. Machines then find the new
+// configuration and run recovery (farm/tx/recovery.h).
+//
+// Snapshot()/Restore() copy the whole state, so a speculative executor can
+// undo (ReplicatedConfigState below keeps one snapshot per executed slot,
+// with the Execute/Rollback/Commit shape of speculative_paxos/app.h).
+//
+// Example:
+//   ConfigState cm;
+//   cm.Execute(InitCommand(/*replicas=*/2, 64 << 20, /*lease_ms=*/100));
+//   cm.Execute(JoinCommand(1, "endpoint-1", "", /*now_ms=*/0));
+//   Result r = cm.Execute(CreateRegionCommand());   // r.region(), r.config()
+#ifndef DCTK_FARM_CM_CONFIG_STATE_H_
+#define DCTK_FARM_CM_CONFIG_STATE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "farm/cm/cm.pb.h"
+
+namespace dctk::farm::cm {
+
+class ConfigState {
+ public:
+  Result Execute(const Command& c);
+  // Encoded command in, encoded Result out (a malformed command gets an
+  // InvalidArgument result; the state is unchanged).
+  std::string Execute(absl::string_view op);
+
+  const Configuration& config() const { return config_; }
+  std::string Snapshot() const { return config_.SerializeAsString(); }
+  absl::Status Restore(absl::string_view snapshot);
+
+ private:
+  Result Init(const Command::Init& c);
+  Result Join(const Command::Join& c);
+  Result Renew(const Command::Renew& c);
+  Result Tick(const Command::Tick& c);
+  Result CreateRegion();
+  Result SetReplicaKey(const Command::SetReplicaKey& c);
+  Result Remove(uint32_t machine);
+  Machine* FindMachine(uint32_t id);
+  void RemoveFromRegions(uint32_t machine);
+  Result Ok() const;
+
+  Configuration config_;
+};
+
+// ConfigState under a speculative executor: Execute(slot, op) runs `op` at
+// `slot` keeping the state before it; Rollback(slot) returns to the state
+// after `slot`; Commit(slot) drops the undo states up to `slot`.
+class ReplicatedConfigState {
+ public:
+  std::string Execute(uint64_t slot, absl::string_view op);
+  void Rollback(uint64_t slot);
+  void Commit(uint64_t slot);
+  const ConfigState& state() const { return state_; }
+
+ private:
+  ConfigState state_;
+  std::map<uint64_t, std::string> before_;  // slot -> snapshot before it ran
+};
+
+Command InitCommand(uint32_t replicas, uint64_t region_size, int64_t lease_ms);
+Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::string& control, int64_t now_ms);
+Command RenewCommand(uint32_t machine, int64_t now_ms);
+Command TickCommand(int64_t now_ms);
+Command CreateRegionCommand();
+Command SetReplicaKeyCommand(uint32_t region, uint32_t machine, uint32_t key);
+Command RemoveMachineCommand(uint32_t machine);
+Command GetCommand();
+
+}  // namespace dctk::farm::cm
+
+#endif  // DCTK_FARM_CM_CONFIG_STATE_H_

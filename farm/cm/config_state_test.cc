@@ -1,0 +1,98 @@
+#include "farm/cm/config_state.h"
+
+#include <set>
+
+#include "gtest/gtest.h"
+
+namespace dctk::farm::cm {
+namespace {
+
+ConfigState ThreeMachines(int regions) {
+  ConfigState cm;
+  EXPECT_EQ(cm.Execute(InitCommand(2, 8 << 20, 100)).code(), 0);
+  for (uint32_t m = 1; m <= 3; ++m) EXPECT_EQ(cm.Execute(JoinCommand(m, "ep" + std::to_string(m), "", 0)).code(), 0);
+  for (int i = 0; i < regions; ++i) EXPECT_EQ(cm.Execute(CreateRegionCommand()).code(), 0);
+  return cm;
+}
+
+TEST(ConfigStateTest, PlacesRegionsOnDistinctMachines) {
+  ConfigState cm = ThreeMachines(12);
+  ASSERT_EQ(cm.config().regions_size(), 12);
+  std::set<uint32_t> primaries;
+  for (const Region& r : cm.config().regions()) {
+    ASSERT_EQ(r.replicas_size(), 2);
+    EXPECT_NE(r.replicas(0).machine(), r.replicas(1).machine());
+    primaries.insert(r.replicas(0).machine());
+  }
+  EXPECT_GT(primaries.size(), 1u);
+}
+
+TEST(ConfigStateTest, ExpiredLeasePromotesBackups) {
+  ConfigState cm = ThreeMachines(12);
+  const Configuration before = cm.config();
+  EXPECT_EQ(cm.Execute(RenewCommand(1, 90)).code(), 0);
+  EXPECT_EQ(cm.Execute(RenewCommand(2, 90)).code(), 0);
+  Result r = cm.Execute(TickCommand(150));  // machine 3's lease ended at 100
+  ASSERT_EQ(r.code(), 0) << r.message();
+  ASSERT_EQ(r.removed_size(), 1);
+  EXPECT_EQ(r.removed(0), 3u);
+  EXPECT_GT(r.config().id(), before.id());
+  for (int i = 0; i < before.regions_size(); ++i) {
+    const Region& old = before.regions(i);
+    const Region& now = r.config().regions(i);
+    std::vector<uint32_t> expect;
+    for (const Replica& rep : old.replicas()) {
+      if (rep.machine() != 3) expect.push_back(rep.machine());
+    }
+    ASSERT_EQ(now.replicas_size(), static_cast<int>(expect.size()));
+    for (size_t j = 0; j < expect.size(); ++j) EXPECT_EQ(now.replicas(j).machine(), expect[j]);
+    EXPECT_FALSE(now.lost());
+  }
+  // A removed machine cannot come back under the same id.
+  EXPECT_EQ(cm.Execute(JoinCommand(3, "ep3", "", 200)).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(cm.Execute(RenewCommand(3, 200)).code(), static_cast<int>(absl::StatusCode::kNotFound));
+}
+
+TEST(ConfigStateTest, RegionWithNoReplicaLeftIsLost) {
+  ConfigState cm = ThreeMachines(3);
+  const Region r0 = cm.config().regions(0);
+  cm.Execute(RemoveMachineCommand(r0.replicas(0).machine()));
+  cm.Execute(RemoveMachineCommand(r0.replicas(1).machine()));
+  EXPECT_TRUE(cm.config().regions(0).lost());
+}
+
+TEST(ConfigStateTest, SameCommandsSameState) {
+  ConfigState a = ThreeMachines(5), b = ThreeMachines(5);
+  a.Execute(SetReplicaKeyCommand(1, a.config().regions(0).replicas(0).machine(), 9));
+  b.Execute(SetReplicaKeyCommand(1, b.config().regions(0).replicas(0).machine(), 9));
+  EXPECT_EQ(a.Snapshot(), b.Snapshot());
+}
+
+TEST(ConfigStateTest, BadCommands) {
+  ConfigState cm;
+  EXPECT_EQ(cm.Execute(CreateRegionCommand()).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  Result r;
+  ASSERT_TRUE(r.ParseFromString(cm.Execute(absl::string_view("\xff\xff garbage"))));
+  EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  cm.Execute(InitCommand(2, 8 << 20, 100));
+  EXPECT_EQ(cm.Execute(JoinCommand(0, "x", "", 0)).code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(cm.Execute(SetReplicaKeyCommand(42, 1, 1)).code(), static_cast<int>(absl::StatusCode::kNotFound));
+}
+
+TEST(ReplicatedConfigStateTest, RollbackUndoesSpeculativeSlots) {
+  ReplicatedConfigState rs;
+  rs.Execute(1, InitCommand(2, 8 << 20, 100).SerializeAsString());
+  rs.Execute(2, JoinCommand(1, "a", "", 0).SerializeAsString());
+  const std::string after2 = rs.state().Snapshot();
+  rs.Execute(3, JoinCommand(2, "b", "", 0).SerializeAsString());
+  rs.Execute(4, CreateRegionCommand().SerializeAsString());
+  rs.Rollback(2);
+  EXPECT_EQ(rs.state().Snapshot(), after2);
+  rs.Commit(2);
+  rs.Execute(3, JoinCommand(3, "c", "", 0).SerializeAsString());
+  ASSERT_EQ(rs.state().config().machines_size(), 2);
+  EXPECT_EQ(rs.state().config().machines(1).id(), 3u);
+}
+
+}  // namespace
+}  // namespace dctk::farm::cm
