@@ -7,7 +7,9 @@
  * or IPv4 source IP -> classify destination (container/host/world) -> dependency and port
  * policy, else conntrack reply -> direct forward to a local peer or pass to the stack.
  * Allowed traffic to a local peer never reaches the bridge, so the egress program sees
- * what comes from the host, the world, remote containers, and audit-mode leftovers.
+ * what comes from the host, the world, remote containers, and audit-mode leftovers; a
+ * packet from a host-network container's socket is judged as that container
+ * (lib/host_network.h).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -15,6 +17,7 @@
 
 #include "bastion/bpf/lib/arp.h"
 #include "bastion/bpf/lib/forward.h"
+#include "bastion/bpf/lib/host_network.h"
 #include "bastion/bpf/lib/policy.h"
 #include "bastion/bpf/lib/source_verify.h"
 #include "bastion/bpf/lib/verdict.h"
@@ -75,6 +78,13 @@ int bastion_to_container(struct __sk_buff *skb) {
   if (parsed == -2) return bastion_drop(&p, BASTION_DROP_FRAGMENT);
 
   struct bastion_peer src = bastion_classify(p.saddr);
+  /* Sent by a host-network container's socket (or AF_PACKET): judged as that container,
+   * and it may not claim a container's address. */
+  __u32 sender = bastion_cgroup_container(skb);
+  if (sender) {
+    if (bastion_is_container(src.id)) return bastion_drop(&p, BASTION_DROP_SPOOFED_IP);
+    src.id = sender;
+  }
   __u32 reason = bastion_policy_check(src.id, b->container_id, &p);
   if (reason == 0) {
     bastion_ct_track(&p);

@@ -61,6 +61,7 @@ int HandleEvent(void* ctx, void* data, size_t size) {
   event.reason = e->reason;
   event.audit = e->flags & BASTION_EVENT_AUDIT;
   event.to_container = e->flags & BASTION_EVENT_TO_CONTAINER;
+  event.host_network = e->flags & BASTION_EVENT_HOST_NETWORK;
   using Fn = std::function<void(const VerdictEvent&)>;
   const Fn* fn = *static_cast<const Fn* const*>(ctx);
   if (fn) (*fn)(event);
@@ -125,6 +126,15 @@ int BpfDatapath::from_container_fd() const {
 
 int BpfDatapath::to_container_fd() const {
   return bpf_program__fd(skel_->progs.bastion_to_container);
+}
+
+int BpfDatapath::MapFd(absl::string_view name) const {
+  bpf_map* map = bpf_object__find_map_by_name(skel_->obj, std::string(name).c_str());
+  return map ? bpf_map__fd(map) : -1;
+}
+
+absl::Duration BpfDatapath::conntrack_lifetime() const {
+  return absl::Nanoseconds(skel_->rodata->bastion_ct_lifetime_ns);
 }
 
 absl::Status BpfDatapath::UpsertEndpoint(uint32_t ip, const ContainerEndpoint& endpoint) {

@@ -74,6 +74,11 @@ class BpfDatapath : public Datapath {
   int from_container_fd() const;
   int to_container_fd() const;
 
+  // The fd of the map called `name` (-1 if none), so other Bastion programs (the
+  // host-network cgroup programs, BpfHostNetwork) share these maps.
+  int MapFd(absl::string_view name) const;
+  absl::Duration conntrack_lifetime() const;
+
  private:
   struct SkeletonDeleter {
     void operator()(bastion_lxc* skel) const;

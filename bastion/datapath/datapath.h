@@ -102,6 +102,7 @@ struct VerdictEvent {
   uint32_t reason = 0;  // a BASTION_DROP_* code; see VerdictName()
   bool audit = false;   // let through because audit mode is on
   bool to_container = false;
+  bool host_network = false;  // seen by a host-network container's cgroup program
 };
 
 // Totals over all CPUs, indexed by enum bastion_verdict.

@@ -34,6 +34,14 @@ struct {
   __type(value, struct bastion_host);
 } bastion_hosts SEC(".maps");
 
+/* Host-network containers by cgroup v2 id (see lib/host_network.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, struct bastion_cgroup_binding);
+} bastion_cgroups SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);

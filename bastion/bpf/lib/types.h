@@ -3,6 +3,7 @@
  * A policy compiler fills these from the policy and the discovered containers:
  *   endpoints     IPv4 -> struct bastion_endpoint   every container on the network
  *   bindings      host veth ifindex -> struct bastion_binding   who may send on a veth
+ *   cgroups       cgroup v2 id -> struct bastion_cgroup_binding  host-network containers
  *   hosts         IPv4 -> struct bastion_host       host/gateway addresses (pseudo ids)
  *   dependencies  {src id, dst id} -> generation    "dst is a dependency of src"
  *   policy        {src, dst, proto, port} -> verdict         exact ports (hash)
@@ -39,6 +40,13 @@ struct bastion_binding {
 
 struct bastion_host {
   __u32 id; /* in [BASTION_ID_HOST_FIRST, BASTION_ID_WORLD) */
+};
+
+/* A network-privileged (host network mode) container: its cgroup (v2 id) speaks for it,
+ * since it has no veth and shares the host's addresses. */
+struct bastion_cgroup_binding {
+  __u32 container_id;
+  __u32 pad;
 };
 
 struct bastion_dependency_key {
@@ -103,6 +111,7 @@ struct bastion_config {
 
 #define BASTION_EVENT_AUDIT 1u       /* the packet was let through (audit mode) */
 #define BASTION_EVENT_TO_CONTAINER 2u /* seen entering the container (tc egress) */
+#define BASTION_EVENT_HOST_NETWORK 4u /* a host-network container's cgroup program */
 struct bastion_event {
   __u64 timestamp_ns;
   __u32 ifindex;

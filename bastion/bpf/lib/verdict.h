@@ -52,7 +52,8 @@ static __always_inline void bastion_emit(const struct bastion_pkt *p, __u32 reas
   e->l3_proto = p->l3_proto;
   e->proto = p->proto;
   e->reason = reason;
-  e->flags = flags | (p->to_container ? BASTION_EVENT_TO_CONTAINER : 0);
+  e->flags = flags | (p->to_container ? BASTION_EVENT_TO_CONTAINER : 0) |
+             (p->host_network ? BASTION_EVENT_HOST_NETWORK : 0);
   bpf_ringbuf_submit(e, 0);
 }
 
