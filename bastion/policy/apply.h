@@ -1,0 +1,46 @@
+// Atomic policy apply: moves the datapath from one DatapathState to another, all or
+// nothing.
+//
+// The maps cannot switch a whole set in one instant, so the change is ordered
+// make-before-break: first everything the new state adds or widens (audit on, hosts,
+// endpoints, bindings, dependencies, rule blocks), then everything it removes. A flow
+// allowed by both states is therefore never dropped during the change, and once
+// ApplyState returns only the new state's entries are installed. Rule blocks are
+// aligned port prefixes (compiler.h), so old and new blocks never share a map key by
+// accident. If any write fails, the writes already done are undone in reverse and the
+// old state is back (the returned error says so; if an undo fails too, the error says
+// the datapath diverged and the caller must resynchronise).
+//
+// Example:
+//   absl::Status s = ApplyState(datapath, running, next);
+//   if (s.ok()) running = next;   // else the datapath still holds `running`
+#ifndef DCTK_BASTION_POLICY_APPLY_H_
+#define DCTK_BASTION_POLICY_APPLY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "bastion/datapath/datapath.h"
+#include "bastion/policy/compiler.h"
+
+namespace dctk::bastion {
+
+// Counts of map entries a change adds, changes and removes.
+struct StateDiff {
+  int added = 0;
+  int changed = 0;
+  int removed = 0;
+  // One line per entry: "+ rule 3->5 tcp/8000-8003", "- dependency 3->5", ...
+  std::vector<std::string> lines;
+};
+
+// `describe` turns an id into a name for the lines (containers, hosts); may be empty.
+StateDiff DiffStates(const DatapathState& from, const DatapathState& to,
+                     const std::function<std::string(uint32_t)>& describe = nullptr);
+
+absl::Status ApplyState(Datapath& datapath, const DatapathState& from, const DatapathState& to);
+
+}  // namespace dctk::bastion
+
+#endif  // DCTK_BASTION_POLICY_APPLY_H_

@@ -1,0 +1,154 @@
+#include "bastion/policy/apply.h"
+
+#include <string>
+#include <vector>
+
+#include "bastion/datapath/testing/fake_datapath.h"
+#include "bastion/policy/compiler.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dctk::bastion {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using testing::FakeDatapath;
+
+ContainerInfo Make(uint32_t id, std::string name) {
+  ContainerInfo c;
+  c.id = id;
+  c.name = std::move(name);
+  c.ip = Ipv4(10, 0, 0, static_cast<uint8_t>(10 + id));
+  c.mac.bytes = {2, 0, 0, 0, 0, static_cast<uint8_t>(id)};
+  c.host_ifindex = static_cast<int>(100 + id);
+  c.gateway = Ipv4(10, 0, 0, 1);
+  return c;
+}
+
+DatapathState Compile(const std::string& services, const std::vector<ContainerInfo>& containers,
+                      bool audit = false) {
+  absl::StatusOr<Policy> p = ParsePolicy(
+      std::string("version: 1\naudit: ") + (audit ? "true" : "false") + "\nservices:\n" + services,
+      "p.yaml");
+  EXPECT_TRUE(p.ok()) << p.status();
+  absl::StatusOr<DatapathState> s = CompilePolicy(*p, containers);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return *s;
+}
+
+// What the fake holds, comparable as a whole.
+struct Snapshot {
+  std::map<uint32_t, uint32_t> endpoints;
+  std::map<int, uint32_t> bindings;
+  std::map<uint32_t, uint32_t> hosts;
+  std::set<std::pair<uint32_t, uint32_t>> dependencies;
+  std::set<FakeDatapath::RuleKey> rules;
+  bool audit;
+  bool operator==(const Snapshot&) const = default;
+};
+
+Snapshot Take(const FakeDatapath& dp) {
+  return {dp.endpoints(), dp.bindings(), dp.hosts(), dp.dependencies(), dp.rules(), dp.audit()};
+}
+
+const char kOld[] =
+    "  - name: a\n    select: {names: [a]}\n"
+    "    depends_on: [{service: b, ports: [tcp/8000-8003, udp/53]}, {host: gateway, ports: "
+    "[icmp]}]\n"
+    "  - {name: b, select: {names: [b]}}\n";
+const char kNew[] =
+    "  - name: a\n    select: {names: [a]}\n"
+    "    depends_on: [{service: b, ports: [tcp/8000-8001, tcp/9000]}, {service: c, ports: "
+    "[any]}]\n"
+    "  - {name: b, select: {names: [b]}}\n  - {name: c, select: {names: [c]}}\n";
+
+TEST(ApplyTest, FromEmptyInstallsEverything) {
+  FakeDatapath dp;
+  DatapathState next = Compile(kOld, {Make(1, "a"), Make(2, "b")});
+  ASSERT_TRUE(ApplyState(dp, {}, next).ok());
+  EXPECT_EQ(dp.endpoints(), (std::map<uint32_t, uint32_t>{{Ipv4(10, 0, 0, 11), 1},
+                                                           {Ipv4(10, 0, 0, 12), 2}}));
+  EXPECT_EQ(dp.bindings(), (std::map<int, uint32_t>{{101, 1}, {102, 2}}));
+  EXPECT_EQ(dp.hosts(), (std::map<uint32_t, uint32_t>{{Ipv4(10, 0, 0, 1), kHostIdFirst}}));
+  EXPECT_EQ(dp.dependencies(), (std::set<std::pair<uint32_t, uint32_t>>{{1, 2}}));
+  EXPECT_EQ(dp.rules(), (std::set<FakeDatapath::RuleKey>{{1, 2, kTcp, 8000, 8003},
+                                                         {1, 2, kUdp, 53, 53},
+                                                         {1, kHostIdFirst, kIcmp, 0, 65535}}));
+  // Applying the same state again writes nothing.
+  const size_t writes = dp.writes().size();
+  ASSERT_TRUE(ApplyState(dp, next, next).ok());
+  EXPECT_EQ(dp.writes().size(), writes);
+}
+
+TEST(ApplyTest, MakesBeforeBreaking) {
+  FakeDatapath dp;
+  const std::vector<ContainerInfo> containers = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
+  DatapathState old_state = Compile(kOld, containers);
+  DatapathState new_state = Compile(kNew, containers);
+  ASSERT_TRUE(ApplyState(dp, {}, old_state).ok());
+  const size_t first = dp.writes().size();
+  ASSERT_TRUE(ApplyState(dp, old_state, new_state).ok());
+  FakeDatapath fresh;
+  ASSERT_TRUE(ApplyState(fresh, {}, new_state).ok());
+  EXPECT_EQ(Take(dp), Take(fresh));
+
+  std::vector<std::string> writes = dp.writes();
+  writes.erase(writes.begin(), writes.begin() + first);
+  bool removing = false;
+  for (const std::string& w : writes) {
+    if (w[0] == '-') removing = true;
+    EXPECT_FALSE(removing && w[0] == '+') << "add after a remove: " << w;
+  }
+  EXPECT_THAT(writes, Contains("+rule 1->2 6 8000-8001"));
+  EXPECT_THAT(writes, Contains("-rule 1->2 6 8000-8003"));
+  EXPECT_THAT(writes, Contains("+dependency 1->3"));
+}
+
+// A failed write anywhere in the change leaves exactly the old state installed.
+TEST(ApplyTest, AllOrNothingAtEveryFailurePoint) {
+  const std::vector<ContainerInfo> before = {Make(1, "a"), Make(2, "b")};
+  const std::vector<ContainerInfo> after = {Make(1, "a"), Make(3, "c"), Make(2, "b")};
+  DatapathState old_state = Compile(kOld, before);
+  DatapathState new_state = Compile(kNew, after, /*audit=*/true);
+  const int total = DiffStates(old_state, new_state).lines.size();
+  ASSERT_GE(total, 10);
+  for (int k = 0; k < total; ++k) {
+    FakeDatapath dp;
+    ASSERT_TRUE(ApplyState(dp, {}, old_state).ok());
+    const Snapshot want = Take(dp);
+    dp.FailWriteAfter(k);
+    absl::Status s = ApplyState(dp, old_state, new_state);
+    ASSERT_FALSE(s.ok()) << "failure point " << k;
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_THAT(std::string(s.message()), HasSubstr("writes undone"));
+    EXPECT_TRUE(Take(dp) == want) << "failure point " << k << ": " << s;
+  }
+}
+
+TEST(ApplyTest, AuditModeTurnsOnFirstAndOffLast) {
+  FakeDatapath dp;
+  const std::vector<ContainerInfo> containers = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
+  DatapathState old_state = Compile(kOld, containers);
+  DatapathState audit_state = Compile(kNew, containers, /*audit=*/true);
+  ASSERT_TRUE(ApplyState(dp, {}, audit_state).ok());
+  EXPECT_TRUE(dp.audit());
+  EXPECT_EQ(dp.writes().front(), "audit 1");
+  ASSERT_TRUE(ApplyState(dp, audit_state, old_state).ok());
+  EXPECT_FALSE(dp.audit());
+  EXPECT_EQ(dp.writes().back(), "audit 0");
+}
+
+TEST(ApplyTest, DiffDescribesEntries) {
+  const std::vector<ContainerInfo> containers = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
+  StateDiff diff = DiffStates(Compile(kOld, containers), Compile(kNew, containers),
+                              [](uint32_t id) { return std::string(1, 'a' + id - 1); });
+  EXPECT_THAT(diff.lines, Contains("+ dependency a -> c"));
+  EXPECT_THAT(diff.lines, Contains("+ rule a -> b tcp/9000"));
+  EXPECT_THAT(diff.lines, Contains("- rule a -> b udp/53"));
+  EXPECT_EQ(diff.changed, 0);
+  EXPECT_EQ(diff.added + diff.removed, static_cast<int>(diff.lines.size()));
+}
+
+}  // namespace
+}  // namespace dctk::bastion

@@ -1,0 +1,76 @@
+// Policy compiler: a Policy plus the discovered containers -> the datapath's map entries.
+//
+// The result, a DatapathState, is exactly what the Bastion maps must hold: every
+// container's endpoint and veth binding, host/gateway addresses, the dependency map
+// (src container -> dst container) and the port policy, as aligned port blocks (each
+// block is one trie prefix or one exact port, so two states can be diffed entry by
+// entry; see apply.h). `except` carve-outs are subtracted here, so the maps hold only
+// allow entries, and overlapping rules from different services merge.
+//
+// Identities: containers keep their ContainerInfo::id; the built-in host group
+// `gateway` is kHostIdFirst, the policy's host groups kHostIdFirst+1, +2, ... in file
+// order; everything else is kWorldId.
+//
+// Example:
+//   absl::StatusOr<DatapathState> state = CompilePolicy(policy, containers);
+//   if (!state.ok()) return state.status();  // e.g. two containers with one IP
+//   RETURN_IF_ERROR(ApplyState(datapath, running, *state));
+#ifndef DCTK_BASTION_POLICY_COMPILER_H_
+#define DCTK_BASTION_POLICY_COMPILER_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bastion/datapath/datapath.h"
+#include "bastion/policy/container.h"
+#include "bastion/policy/policy.h"
+
+namespace dctk::bastion {
+
+// One map entry of port policy: an aligned block of destination ports on an edge.
+struct RuleBlock {
+  uint32_t src_id = 0;
+  uint32_t dst_id = 0;
+  uint8_t proto = 0;
+  uint16_t first_port = 0;
+  uint16_t last_port = 65535;
+  auto Tie() const { return std::tie(src_id, dst_id, proto, first_port, last_port); }
+  friend bool operator<(const RuleBlock& a, const RuleBlock& b) { return a.Tie() < b.Tie(); }
+  friend bool operator==(const RuleBlock& a, const RuleBlock& b) { return a.Tie() == b.Tie(); }
+};
+
+struct DatapathState {
+  bool audit = false;
+  std::map<uint32_t, ContainerEndpoint> endpoints;  // container IP ->
+  std::map<int, Binding> bindings;                   // host veth ifindex ->
+  std::map<uint32_t, uint32_t> hosts;                // host/gateway IP -> host id
+  std::set<std::pair<uint32_t, uint32_t>> dependencies;  // {src, dst} containers
+  std::set<RuleBlock> rules;
+};
+
+// Host id of the policy's i-th host group (0-based); the gateway group is kHostIdFirst.
+constexpr uint32_t HostGroupId(size_t index) {
+  return kHostIdFirst + 1 + static_cast<uint32_t>(index);
+}
+
+// Errors: invalid container ids, two containers with one IP or one veth, a host address
+// that is also a container's.
+absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
+                                            const std::vector<ContainerInfo>& containers);
+
+// Which containers a service's selector picks (for `bastionctl policy show`, tests).
+bool Selects(const Selector& selector, const ContainerInfo& container);
+
+// Disjoint, sorted, merged ranges of `ports` minus `except` per protocol.
+std::vector<PortRange> NormalizePorts(const std::vector<PortRange>& ports,
+                                      const std::vector<PortRange>& except);
+
+}  // namespace dctk::bastion
+
+#endif  // DCTK_BASTION_POLICY_COMPILER_H_
