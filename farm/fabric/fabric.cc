@@ -21,6 +21,15 @@ const char* CompletionCodeName(CompletionCode code) {
   return "UNKNOWN_CODE";
 }
 
+const char* PageKindName(PageKind kind) {
+  switch (kind) {
+    case PageKind::kSmall: return "4k";
+    case PageKind::kTransparentHuge: return "thp";
+    case PageKind::kHugetlb: return "hugetlb-2m";
+  }
+  return "unknown";
+}
+
 const char* OpTypeName(OpType op) {
   switch (op) {
     case OpType::kRead: return "READ";

@@ -104,11 +104,29 @@ struct QueueStats {
   uint64_t count(CompletionCode code) const { return completed[static_cast<int>(code)]; }
 };
 
+// What backs a registered region (FaRM backs regions with large pages so the
+// NIC's page-table cache covers them; see internal/region_memory.h).
+enum class PageKind : uint8_t {
+  kSmall = 0,            // 4 KiB pages
+  kTransparentHuge = 1,  // transparent huge pages requested (madvise MADV_HUGEPAGE)
+  kHugetlb = 2,          // 2 MiB hugetlb pages, reserved at registration
+};
+const char* PageKindName(PageKind kind);
+
+// Which pages Register() tries for regions of 2 MiB or more (smaller ones
+// always use 4 KiB pages). A fallback is logged with its reason.
+enum class HugePages : uint8_t {
+  kOff = 0,          // 4 KiB pages
+  kTransparent = 1,  // transparent huge pages, else 4 KiB
+  kAuto = 2,         // hugetlb, else transparent huge pages, else 4 KiB
+};
+
 // A region this machine registered for remote access.
 struct MemoryRegion {
   RegionKey key = 0;
   void* base = nullptr;
   uint64_t size = 0;
+  PageKind pages = PageKind::kSmall;  // what Register() got
 };
 
 // Fault injection for tests (ShmFabric honours it; other backends ignore it).

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "farm/fabric/internal/atomic_copy.h"
+#include "farm/fabric/internal/region_memory.h"
 #include "farm/fabric/internal/tcp_exchange.h"
 #include "glog/logging.h"
 
@@ -99,22 +100,21 @@ absl::StatusOr<std::string> NetFabric::EndpointOf(MachineId machine) {
 
 absl::StatusOr<MemoryRegion> NetFabric::Register(uint64_t size) {
   if (size == 0) return absl::InvalidArgumentError("net fabric: Register of 0 bytes");
-  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  size = (size + page - 1) / page * page;
   absl::MutexLock l(&mu_);
   if (next_key_ >= options_.max_regions) {
     return absl::ResourceExhaustedError(absl::StrCat("net fabric: machine ", options_.machine_id,
                                                      " used all region keys"));
   }
-  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) return Errno(absl::StrCat("mmap of ", size, " bytes"));
+  absl::StatusOr<internal::RegionMemory> mem =
+      internal::AllocateAnonymous(size, options_.huge_pages, internal::PageSystem::Real());
+  if (!mem.ok()) return absl::Status(mem.status().code(), absl::StrCat("net fabric: ", mem.status().message()));
   auto m = std::make_unique<Mapping>();
-  m->base = static_cast<uint8_t*>(base);
-  m->size = size;
+  m->base = mem->base;
+  m->size = mem->size;
   const RegionKey key = next_key_++;
   regions_[key].store(m.get(), std::memory_order_release);
   owned_.push_back(std::move(m));
-  return MemoryRegion{key, base, size};
+  return MemoryRegion{key, mem->base, mem->size, mem->pages};
 }
 
 absl::Status NetFabric::Deregister(RegionKey key) {

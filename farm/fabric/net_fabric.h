@@ -50,7 +50,8 @@ class NetFabric final {
     uint32_t queue_depth = 256;
     // The progress thread busy-polls this long after its last request before
     // blocking (0: always block). Trades an idle core for latency under load.
-    uint32_t poll_spin_us = 0;
+    uint32_t poll_spin_us = 0;    // Pages for regions of 2 MiB or more (internal/region_memory.h).
+    HugePages huge_pages = HugePages::kAuto;
   };
 
   static absl::StatusOr<std::unique_ptr<NetFabric>> Create(const Options& options);

@@ -99,44 +99,36 @@ ShmFabric::~ShmFabric() {
 
 absl::StatusOr<MemoryRegion> ShmFabric::Register(uint64_t size) {
   if (size == 0) return absl::InvalidArgumentError("shm fabric: Register of 0 bytes");
-  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  size = (size + page - 1) / page * page;
   absl::MutexLock l(&reg_mu_);
   if (next_key_ >= options_.max_regions) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "shm fabric: machine ", options_.machine_id, " used all ", options_.max_regions - 1, " region keys"));
   }
-  int memfd = memfd_create("dctk-farm-region", MFD_CLOEXEC);
-  if (memfd < 0) return Errno("memfd_create");
-  if (ftruncate(memfd, static_cast<off_t>(size)) != 0) {
-    absl::Status s = Errno(absl::StrCat("ftruncate to ", size, " bytes"));
-    close(memfd);
-    return s;
-  }
-  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-  if (base == MAP_FAILED) {
-    absl::Status s = Errno(absl::StrCat("mmap of ", size, " bytes"));
-    close(memfd);
-    return s;
+  absl::StatusOr<internal::RegionMemory> mem = internal::AllocateShared(
+      size, options_.huge_pages,
+      options_.page_system != nullptr ? *options_.page_system : internal::PageSystem::Real());
+  if (!mem.ok()) {
+    return absl::Status(mem.status().code(), absl::StrCat("shm fabric: ", mem.status().message()));
   }
   const RegionKey key = next_key_++;
   Peer* self = peers_[options_.machine_id].load();
   {
     absl::MutexLock ml(&map_mu_);
     auto m = std::make_unique<Mapping>();
-    m->base = static_cast<uint8_t*>(base);
-    m->size = size;
+    m->base = mem->base;
+    m->size = mem->size;
     self->regions[key].store(m.get(), std::memory_order_release);
     self->owned.push_back(std::move(m));
   }
-  local_.push_back({key, memfd, size});
+  local_.push_back({key, mem->fd, mem->size, mem->pages});
   ControlMessage msg;
   msg.type = ControlType::kRegion;
   msg.machine = options_.machine_id;
   msg.key = key;
-  msg.size = size;
-  Announce(msg, memfd);
-  return MemoryRegion{key, base, size};
+  msg.page_kind = static_cast<uint32_t>(mem->pages);
+  msg.size = mem->size;
+  Announce(msg, mem->fd);
+  return MemoryRegion{key, mem->base, mem->size, mem->pages};
 }
 
 absl::Status ShmFabric::Deregister(RegionKey key) {
@@ -224,6 +216,7 @@ void ShmFabric::ServeNewPeer(int fd) {
     msg.type = ControlType::kRegion;
     msg.key = r.key;
     msg.size = r.size;
+    msg.page_kind = static_cast<uint32_t>(r.pages);
     s = internal::SendControl(fd, msg, r.memfd);
   }
   if (s.ok()) {
@@ -253,6 +246,11 @@ absl::Status ShmFabric::MapAnnounced(Peer* peer, const ControlMessage& msg, int 
   void* base = mmap(nullptr, msg.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
   close(memfd);
   if (base == MAP_FAILED) return Errno(absl::StrCat("mmap of peer region ", msg.key));
+  if (msg.page_kind == static_cast<uint32_t>(PageKind::kTransparentHuge) &&
+      madvise(base, msg.size, MADV_HUGEPAGE) != 0) {
+    PLOG(WARNING) << "shm fabric: madvise(MADV_HUGEPAGE) on machine " << peer->id << "'s region "
+                  << msg.key << " (reads of it use 4k page-table entries here)";
+  }
   auto m = std::make_unique<Mapping>();
   m->base = static_cast<uint8_t*>(base);
   m->size = msg.size;

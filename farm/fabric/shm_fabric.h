@@ -50,6 +50,7 @@
 #include "absl/types/span.h"
 #include "farm/fabric/fabric.h"
 #include "farm/fabric/internal/atomic_copy.h"
+#include "farm/fabric/internal/region_memory.h"
 #include "farm/fabric/internal/shm_control.h"
 
 namespace dctk::farm::fabric {
@@ -63,6 +64,11 @@ class ShmFabric final {
     uint32_t max_regions = 4096;
     // Default fault injection for queues created by this fabric.
     FaultOptions faults;
+    // Pages for regions of 2 MiB or more (internal/region_memory.h); which
+    // one a region got is MemoryRegion::pages, a fallback is logged.
+    HugePages huge_pages = HugePages::kAuto;
+    // For tests: the kernel calls behind region memory (default: the real ones).
+    internal::PageSystem* page_system = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<ShmFabric>> Create(const Options& options);
@@ -78,7 +84,8 @@ class ShmFabric final {
   // registrations. Fails if the endpoint answers with another machine id.
   absl::Status Connect(MachineId machine, absl::string_view endpoint);
 
-  // A zeroed region of at least `size` bytes (rounded up to pages).
+  // A zeroed region of at least `size` bytes (rounded up to pages; to 2 MiB
+  // when huge pages back it).
   absl::StatusOr<MemoryRegion> Register(uint64_t size);
   // Local buffers need no registration on shm (kept for the Fabric concept).
   absl::Status RegisterLocal(void*, size_t) { return absl::OkStatus(); }
@@ -107,6 +114,7 @@ class ShmFabric final {
     RegionKey key;
     int memfd;
     uint64_t size;
+    PageKind pages;
   };
   struct Lookup {
     CompletionCode code;

@@ -66,7 +66,9 @@ class VerbsFabric final {
     int gid_index = 0;        // RoCE needs a GID; InfiniBand works with LIDs
     std::string listen_host = "127.0.0.1";
     uint32_t max_machines = 256;
-    uint32_t queue_depth = 256;
+    uint32_t queue_depth = 256;    // Pages for regions of 2 MiB or more (internal/region_memory.h): hugetlb
+    // or THP memory lets the NIC map the region with large page entries.
+    HugePages huge_pages = HugePages::kAuto;
   };
 
   static absl::StatusOr<std::unique_ptr<VerbsFabric>> Create(const Options& options);

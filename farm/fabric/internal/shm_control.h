@@ -35,7 +35,7 @@ struct ControlMessage {
   ControlType type = ControlType::kHello;
   uint32_t machine = 0;
   uint32_t key = 0;
-  uint32_t reserved = 0;
+  uint32_t page_kind = 0;  // kRegion: the region's PageKind
   uint64_t size = 0;
 };
 
