@@ -1,0 +1,410 @@
+// Implementation of transaction.h (templates on the fabric). Not for direct inclusion.
+#ifndef DCTK_FARM_TX_INTERNAL_TRANSACTION_IMPL_H_
+#define DCTK_FARM_TX_INTERNAL_TRANSACTION_IMPL_H_
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/container/btree_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "farm/core/object.h"
+#include "farm/fabric/sync.h"
+#include "farm/tx/object_heap.h"
+
+namespace dctk::farm::tx {
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::StatusOr<std::unique_ptr<TxClient<F>>> TxClient<F>::Create(F& fabric, uint32_t slot,
+                                                                  const RegionTable* table,
+                                                                  const std::atomic<uint64_t>* config,
+                                                                  Participant* local, TxClientOptions options) {
+  std::unique_ptr<TxClient> c(new TxClient(fabric, slot, table, config, local, std::move(options)));
+  auto rq = fabric.CreateQueue();
+  if (!rq.ok()) return rq.status();
+  auto pq = fabric.CreateQueue();
+  if (!pq.ok()) return pq.status();
+  c->read_queue_ = std::move(*rq);
+  c->rpc_queue_ = std::move(*pq);
+  c->endpoint_ = std::make_unique<msg::RpcEndpoint<F>>(fabric, c->rpc_queue_.get(),
+                                                       EndpointId(fabric.machine_id(), slot));
+  c->scratch_.resize(ObjectBytes(kMaxObjectPayload) / 8);
+  absl::Status s = fabric.RegisterLocal(c->scratch_.data(), c->scratch_.size() * 8);
+  if (!s.ok()) return s;
+  return c;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+template <typename Req>
+Reply TxClient<F>::Call(fabric::MachineId machine, Handler h, const Req& req) {
+  if (local_ != nullptr && machine == fabric_.machine_id()) {
+    ++stats_.fast_path_calls;
+    if constexpr (std::is_same_v<Req, LockRequest>) {
+      return h == kLock ? local_->Lock(req) : local_->CommitBackup(req);
+    } else if constexpr (std::is_same_v<Req, AllocRequest>) {
+      return local_->Alloc(req);
+    } else {
+      switch (h) {
+        case kCommitPrimary: return local_->CommitPrimary(req);
+        case kAbort: return local_->Abort(req);
+        case kTruncate: return local_->Truncate(req);
+        default: return local_->QueryOutcome(req);
+      }
+    }
+  }
+  ++stats_.rpc_calls;
+  const std::string bytes = Encode(req);
+  absl::StatusOr<std::string> r = endpoint_->Call(
+      machine, h, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      options_.rpc_timeout);
+  if (!r.ok()) {
+    return ReplyFrom(absl::UnavailableError(absl::StrCat("machine ", machine, " unreachable: ", r.status().message())));
+  }
+  absl::StatusOr<Reply> reply = DecodeReply(*r);
+  if (!reply.ok()) return ReplyFrom(reply.status());
+  return *reply;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::StatusOr<RegionId> TxClient<F>::RegionForAlloc(GlobalAddress near) {
+  if (!near.is_null()) return near.region();
+  std::vector<RegionInfo> all = table_->All();
+  std::sort(all.begin(), all.end(), [](const RegionInfo& a, const RegionInfo& b) { return a.id < b.id; });
+  std::vector<RegionId> local, any;
+  for (const RegionInfo& r : all) {
+    any.push_back(r.id);
+    if (r.primary().machine == fabric_.machine_id()) local.push_back(r.id);
+  }
+  const std::vector<RegionId>& from = local.empty() ? any : local;
+  if (from.empty()) return absl::FailedPreconditionError("Alloc: the cluster has no regions");
+  return from[seq_ % from.size()];
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Status Transaction<F>::Fail(absl::Status s, const std::vector<fabric::MachineId>& locked) {
+  done_ = true;
+  AbortAt(locked);
+  if (absl::IsAborted(s)) ++client_->stats_.aborted;
+  if (absl::IsUnavailable(s)) ++client_->stats_.unavailable;
+  return s;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+void Transaction<F>::AbortAt(const std::vector<fabric::MachineId>& machines) {
+  absl::btree_set<fabric::MachineId> to(machines.begin(), machines.end());
+  to.insert(reserved_at_.begin(), reserved_at_.end());
+  for (fabric::MachineId m : to) client_->Call(m, kAbort, TxRequest{client_->config(), id_});
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+void Transaction<F>::Abort() {
+  if (done_) return;
+  done_ = true;
+  AbortAt({});
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::StatusOr<std::string> Transaction<F>::Read(GlobalAddress addr, size_t len) {
+  if (done_) return absl::FailedPreconditionError("Read: the transaction has finished");
+  if (len == 0 || len > kMaxObjectPayload) {
+    return absl::InvalidArgumentError(absl::StrCat("Read of ", len, " bytes at ", addr.ToString(),
+                                                   ": must be 1..", kMaxObjectPayload));
+  }
+  if (addr.offset() % kLineSize != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("Read at ", addr.ToString(), ": objects start on 64-byte lines"));
+  }
+  if (auto w = writes_.find(addr.raw()); w != writes_.end()) {
+    if (w->second.kind == EntryKind::kFree) {
+      return absl::FailedPreconditionError(absl::StrCat(addr.ToString(), " was freed by this transaction"));
+    }
+    std::string out = w->second.data;
+    out.resize(len, '\0');
+    return out;
+  }
+  const size_t lines = ObjectLines(len);
+  const uint32_t bytes = static_cast<uint32_t>(lines * kLineSize);
+  absl::StatusOr<fabric::RemoteAddress> at = client_->cache_.ResolvePrimary(addr, bytes);
+  if (!at.ok()) return at.status();
+  auto* copy = reinterpret_cast<uint8_t*>(client_->scratch_.data());
+  int locked = 0, torn = 0;
+  while (true) {
+    ++client_->stats_.reads;
+    absl::Status s = fabric::SyncRead(*client_->read_queue_, *at, copy, bytes);
+    if (!s.ok()) return Fail(absl::UnavailableError(absl::StrCat("Read at ", addr.ToString(), ": ", s.message())));
+    s = CheckSnapshot(copy, lines);
+    if (s.ok()) break;
+    if (absl::IsFailedPrecondition(s)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Read at ", addr.ToString(), ": no object allocated there (freed or never allocated)"));
+    }
+    ++client_->stats_.read_retries;
+    uint64_t header;
+    std::memcpy(&header, copy, 8);
+    if (!IsLocked(header) && ++torn > client_->options_.max_torn_reads) {
+      return Fail(absl::AbortedError(absl::StrCat(
+          "Read of ", len, " bytes at ", addr.ToString(), ": no consistent copy in ", torn,
+          " reads (line versions disagree: a writer keeps racing, or the read is longer than the object)")));
+    }
+    if (IsLocked(header) && ++locked > client_->options_.max_locked_reads) {
+      return Fail(absl::AbortedError(absl::StrCat("Read at ", addr.ToString(),
+                                                  ": locked by another transaction's commit")));
+    }
+    if (IsLocked(header)) sched_yield();
+  }
+  uint64_t header;
+  std::memcpy(&header, copy, 8);
+  const uint64_t version = VersionOf(header);
+  auto [it, fresh] = reads_.emplace(addr.raw(), ReadEntry{version, true});
+  if (!fresh && it->second.version != version) {
+    return Fail(absl::AbortedError(absl::StrCat("Read at ", addr.ToString(), ": changed during the transaction (version ",
+                                                it->second.version, " then ", version, ")")));
+  }
+  std::string out(len, '\0');
+  ExtractPayload(copy, out.data(), len);
+  return out;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Status Transaction<F>::Write(GlobalAddress addr, absl::string_view data) {
+  if (done_) return absl::FailedPreconditionError("Write: the transaction has finished");
+  if (data.empty() || data.size() > kMaxObjectPayload) {
+    return absl::InvalidArgumentError(absl::StrCat("Write of ", data.size(), " bytes at ", addr.ToString(),
+                                                   ": must be 1..", kMaxObjectPayload));
+  }
+  if (auto w = writes_.find(addr.raw()); w != writes_.end()) {
+    if (w->second.kind == EntryKind::kFree) {
+      return absl::FailedPreconditionError(absl::StrCat(addr.ToString(), " was freed by this transaction"));
+    }
+    if (w->second.kind == EntryKind::kAlloc && data.size() > PayloadCapacity(w->second.slot_bytes / kLineSize)) {
+      return absl::InvalidArgumentError(absl::StrCat("Write of ", data.size(), " bytes at ", addr.ToString(),
+                                                     ": larger than the object allocated"));
+    }
+    w->second.data = std::string(data);
+    return absl::OkStatus();
+  }
+  if (!reads_.contains(addr.raw())) {
+    absl::StatusOr<std::string> r = Read(addr, data.size());
+    if (!r.ok()) return r.status();
+  }
+  writes_[addr.raw()] = WriteEntry{addr, reads_.at(addr.raw()).version, EntryKind::kWrite, 0, std::string(data)};
+  return absl::OkStatus();
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::StatusOr<GlobalAddress> Transaction<F>::Alloc(size_t bytes, GlobalAddress near) {
+  if (done_) return absl::FailedPreconditionError("Alloc: the transaction has finished");
+  absl::StatusOr<uint32_t> slot = SlotBytesFor(bytes);
+  if (!slot.ok()) return slot.status();
+  absl::StatusOr<RegionId> region = client_->RegionForAlloc(near);
+  if (!region.ok()) return region.status();
+  absl::StatusOr<const RegionInfo*> info = client_->cache_.Lookup(*region);
+  if (!info.ok()) return info.status();
+  const fabric::MachineId primary = (*info)->primary().machine;
+  Reply r = client_->Call(primary, kAlloc,
+                          AllocRequest{client_->config(), id_, *region, static_cast<uint32_t>(bytes), near.raw()});
+  absl::Status s = StatusOf(r);
+  if (absl::IsUnavailable(s)) return Fail(s);
+  if (!s.ok()) return s;
+  reserved_at_.push_back(primary);
+  const GlobalAddress addr = GlobalAddress::FromRaw(r.value);
+  writes_[addr.raw()] = WriteEntry{addr, r.aux, EntryKind::kAlloc, *slot, std::string()};
+  return addr;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Status Transaction<F>::Free(GlobalAddress addr) {
+  if (done_) return absl::FailedPreconditionError("Free: the transaction has finished");
+  if (auto w = writes_.find(addr.raw()); w != writes_.end()) {
+    if (w->second.kind == EntryKind::kAlloc) {
+      return absl::FailedPreconditionError(absl::StrCat("Free of ", addr.ToString(),
+                                                        ": allocated by this transaction (abort it instead)"));
+    }
+    if (w->second.kind == EntryKind::kFree) {
+      return absl::FailedPreconditionError(absl::StrCat("Free of ", addr.ToString(), ": already freed"));
+    }
+    w->second.kind = EntryKind::kFree;
+    w->second.data.clear();
+    return absl::OkStatus();
+  }
+  if (!reads_.contains(addr.raw())) {
+    absl::StatusOr<std::string> r = Read(addr, 1);
+    if (!r.ok()) return r.status();
+  }
+  writes_[addr.raw()] = WriteEntry{addr, reads_.at(addr.raw()).version, EntryKind::kFree, 0, std::string()};
+  return absl::OkStatus();
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Status Transaction<F>::Validate() {
+  for (const auto& [raw, r] : reads_) {
+    if (writes_.contains(raw)) continue;
+    const GlobalAddress addr = GlobalAddress::FromRaw(raw);
+    absl::StatusOr<fabric::RemoteAddress> at = client_->cache_.ResolvePrimary(addr, 8);
+    if (!at.ok()) return at.status();
+    uint64_t* header = client_->scratch_.data();
+    absl::Status s = fabric::SyncRead(*client_->read_queue_, *at, header, 8);
+    if (!s.ok()) return absl::UnavailableError(absl::StrCat("VALIDATE ", addr.ToString(), ": ", s.message()));
+    if (IsLocked(*header) || VersionOf(*header) != r.version || !IsAllocated(*header)) {
+      return absl::AbortedError(absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ", r.version,
+                                             IsLocked(*header) ? " and is now locked" : " and is now at ",
+                                             IsLocked(*header) ? "" : absl::StrCat(VersionOf(*header))));
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Status Transaction<F>::LockAll(absl::btree_map<fabric::MachineId, LockRequest>& by_primary,
+                                     std::vector<fabric::MachineId>* locked) {
+  for (auto& [m, req] : by_primary) {
+    if (client_->options_.crash_before && client_->options_.crash_before(CommitStep::kLock, m)) {
+      return absl::CancelledError("coordinator crashed before LOCK (fault injection)");
+    }
+    Reply r = client_->Call(m, kLock, req);
+    absl::Status s = StatusOf(r);
+    if (!s.ok()) return s;
+    locked->push_back(m);
+    for (size_t i = 0; i < req.entries.size() && i < r.slot_bytes.size(); ++i) {
+      req.entries[i].slot_bytes = r.slot_bytes[i];
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Status Transaction<F>::AwaitOutcome(absl::Status why) {
+  const absl::Time deadline = absl::Now() + client_->options_.outcome_timeout;
+  while (absl::Now() < deadline) {
+    absl::btree_set<fabric::MachineId> machines;
+    for (const RegionInfo& r : client_->table_->All()) {
+      for (const Replica& rep : r.replicas) machines.insert(rep.machine);
+    }
+    for (fabric::MachineId m : machines) {
+      Reply r = client_->Call(m, kOutcome, TxRequest{client_->config(), id_});
+      if (!StatusOf(r).ok()) continue;
+      if (r.value == static_cast<uint64_t>(Outcome::kCommitted)) {
+        ++client_->stats_.committed;
+        return absl::OkStatus();
+      }
+      if (r.value == static_cast<uint64_t>(Outcome::kAborted)) {
+        ++client_->stats_.aborted;
+        return absl::AbortedError(absl::StrCat("transaction aborted by recovery after: ", why.message()));
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(1));  // recovery runs elsewhere; poll for its decision
+  }
+  ++client_->stats_.unknown;
+  return absl::UnknownError(absl::StrCat("commit outcome unknown (no decision within ",
+                                         absl::FormatDuration(client_->options_.outcome_timeout),
+                                         ") after: ", why.message()));
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Status Transaction<F>::Commit() {
+  if (done_) return absl::FailedPreconditionError("Commit: the transaction has finished");
+  done_ = true;
+  TxClientStats& stats = client_->stats_;
+  CommitTimes& times = client_->times_;
+  times = CommitTimes{};
+  auto crash = [&](CommitStep step, fabric::MachineId m) {
+    return client_->options_.crash_before && client_->options_.crash_before(step, m);
+  };
+  if (writes_.empty()) {
+    absl::Time t0 = absl::Now();
+    absl::Status s = reads_.size() > 1 ? Validate() : absl::OkStatus();
+    times.validate = absl::Now() - t0;
+    if (!s.ok()) {
+      ++(absl::IsAborted(s) ? stats.aborted : stats.unavailable);
+      return s;
+    }
+    ++stats.read_only;
+    return absl::OkStatus();
+  }
+  // Group the write set by primary and by backup.
+  const uint64_t config = client_->config();
+  absl::btree_set<uint32_t> regions;
+  absl::btree_map<fabric::MachineId, LockRequest> by_primary;
+  for (auto& [raw, w] : writes_) {
+    absl::StatusOr<const RegionInfo*> info = client_->cache_.Lookup(w.addr.region());
+    if (!info.ok()) return Fail(info.status());
+    regions.insert(w.addr.region());
+    by_primary[(*info)->primary().machine].entries.push_back(w);
+  }
+  for (auto& [m, req] : by_primary) {
+    req.config = config;
+    req.tx = id_;
+    req.regions.assign(regions.begin(), regions.end());
+  }
+  absl::Time t = absl::Now();
+  std::vector<fabric::MachineId> locked;
+  absl::Status s = LockAll(by_primary, &locked);
+  times.lock = absl::Now() - t;
+  if (absl::IsCancelled(s)) return s;
+  if (!s.ok()) return Fail(s, locked);
+  t = absl::Now();
+  if (crash(CommitStep::kValidate, 0)) return absl::CancelledError("coordinator crashed before VALIDATE (fault injection)");
+  s = Validate();
+  times.validate = absl::Now() - t;
+  if (!s.ok()) return Fail(s, locked);
+  // COMMIT-BACKUP: every backup of every written region logs its entries.
+  absl::btree_map<fabric::MachineId, LockRequest> by_backup;
+  for (auto& [m, req] : by_primary) {
+    for (const WriteEntry& e : req.entries) {
+      const RegionInfo* info = *client_->cache_.Lookup(e.addr.region());
+      for (size_t i = 1; i < info->replicas.size(); ++i) by_backup[info->replicas[i].machine].entries.push_back(e);
+    }
+  }
+  t = absl::Now();
+  for (auto& [m, req] : by_backup) {
+    req.config = config;
+    req.tx = id_;
+    req.regions.assign(regions.begin(), regions.end());
+    if (crash(CommitStep::kCommitBackup, m)) {
+      return absl::CancelledError("coordinator crashed before COMMIT-BACKUP (fault injection)");
+    }
+    s = StatusOf(client_->Call(m, kCommitBackup, req));
+    if (!s.ok()) return AwaitOutcome(s);
+  }
+  times.commit_backup = absl::Now() - t;
+  t = absl::Now();
+  for (fabric::MachineId m : locked) {
+    if (crash(CommitStep::kCommitPrimary, m)) {
+      return absl::CancelledError("coordinator crashed before COMMIT-PRIMARY (fault injection)");
+    }
+    s = StatusOf(client_->Call(m, kCommitPrimary, TxRequest{config, id_}));
+    if (!s.ok()) return AwaitOutcome(s);
+  }
+  times.commit_primary = absl::Now() - t;
+  ++stats.committed;
+  t = absl::Now();
+  absl::btree_set<fabric::MachineId> all(locked.begin(), locked.end());
+  for (const auto& [m, req] : by_backup) all.insert(m);
+  for (fabric::MachineId m : all) {
+    if (crash(CommitStep::kTruncate, m)) {
+      return absl::CancelledError("coordinator crashed before TRUNCATE (fault injection; committed)");
+    }
+    client_->Call(m, kTruncate, TxRequest{config, id_});  // best effort: recovery truncates otherwise
+  }
+  times.truncate = absl::Now() - t;
+  return absl::OkStatus();
+}
+
+}  // namespace dctk::farm::tx
+
+#endif  // DCTK_FARM_TX_INTERNAL_TRANSACTION_IMPL_H_

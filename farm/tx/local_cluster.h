@@ -1,0 +1,210 @@
+// LocalCluster: a FaRM cluster of N machines inside one process, each with
+// its own fabric instance (shm or net), TxMachine (participant + server
+// thread) and coordinator clients, configured by an in-process CM
+// (farm/cm/config_state.h). For tests, benchmarks and workloads; farmd runs
+// the same pieces one machine per process.
+//
+// Kill(m) makes machine m fail-stop (server stopped, clients and fabric torn
+// down, so peers' operations to it fail); Recover({m}) has the CM remove it
+// (backups become primaries) and runs transaction recovery (recovery.h).
+//
+// Example:
+//   auto cluster = LocalCluster<ShmFabric>::Create({.machines = 3, .replicas = 2}, MakeShm);
+//   auto tx = (*cluster)->client(1).Begin();
+//   absl::StatusOr<GlobalAddress> a = tx.Alloc(8);
+//   tx.Write(*a, "12345678");
+//   tx.Commit();
+#ifndef DCTK_FARM_TX_LOCAL_CLUSTER_H_
+#define DCTK_FARM_TX_LOCAL_CLUSTER_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "farm/cm/config_state.h"
+#include "farm/core/region_table.h"
+#include "farm/fabric/fabric.h"
+#include "farm/tx/machine.h"
+#include "farm/tx/recovery.h"
+#include "farm/tx/transaction.h"
+#include "farm/tx/tx_log.h"
+
+namespace dctk::farm::tx {
+
+struct LocalClusterOptions {
+  int machines = 3;
+  uint32_t replicas = 2;  // primary + f backups
+  int regions = 6;
+  uint64_t region_size = 4 << 20;
+  int clients_per_machine = 1;
+  uint64_t ring_size = 1 << 18;
+  std::string log_dir;    // empty: logs kept in memory only (no file)
+  FsyncPolicy fsync = FsyncPolicy::kNever;
+  TxClientOptions client;
+};
+
+template <typename F>
+  requires fabric::Fabric<F>
+class LocalCluster {
+ public:
+  using FabricFactory = std::function<absl::StatusOr<std::unique_ptr<F>>(fabric::MachineId)>;
+
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> Create(const LocalClusterOptions& o, FabricFactory make) {
+    std::unique_ptr<LocalCluster> c(new LocalCluster(o));
+    absl::Status s = c->Build(std::move(make));
+    if (!s.ok()) return s;
+    return c;
+  }
+
+  ~LocalCluster() {
+    for (auto& [id, m] : machines_) {
+      if (m.machine) m.machine->Stop();
+    }
+    for (auto& [id, m] : machines_) {
+      m.clients.clear();
+      m.machine.reset();
+    }
+    for (auto& [id, m] : machines_) m.fabric.reset();
+  }
+
+  TxClient<F>& client(fabric::MachineId m, int slot = 0) { return *machines_.at(m).clients.at(slot); }
+  TxMachine<F>& machine(fabric::MachineId m) { return *machines_.at(m).machine; }
+  F& fabric(fabric::MachineId m) { return *machines_.at(m).fabric; }
+  const RegionTable& table() const { return table_; }
+  const cm::ConfigState& cm() const { return cm_; }
+  uint64_t config() const { return config_.load(); }
+  std::vector<fabric::MachineId> live() const {
+    std::vector<fabric::MachineId> out;
+    for (const auto& [id, m] : machines_) {
+      if (m.machine) out.push_back(id);
+    }
+    return out;
+  }
+
+  // Fail-stop crash of machine `m`. Its clients must not be in use.
+  void Kill(fabric::MachineId m) {
+    Node& n = machines_.at(m);
+    if (!n.machine) return;
+    n.machine->Stop();
+    n.clients.clear();
+    n.machine.reset();
+    n.fabric.reset();
+  }
+
+  // The CM removes `failed` machines, then recovery runs on the live ones.
+  absl::StatusOr<RecoveryReport> Recover(const std::vector<fabric::MachineId>& failed) {
+    for (fabric::MachineId m : failed) {
+      cm::Result r = cm_.Execute(cm::RemoveMachineCommand(m));
+      if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+    }
+    std::vector<Participant*> live;
+    for (auto& [id, n] : machines_) {
+      if (n.machine) live.push_back(&n.machine->participant());
+    }
+    return RecoverTransactions(live, cm_.config().id(), [this] { InstallConfig(); });
+  }
+
+ private:
+  struct Node {
+    std::unique_ptr<F> fabric;
+    std::unique_ptr<TxMachine<F>> machine;
+    std::vector<std::unique_ptr<TxClient<F>>> clients;
+  };
+
+  explicit LocalCluster(const LocalClusterOptions& o) : options_(o) {}
+
+  static absl::Status CmStatus(const cm::Result& r) {
+    return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+  }
+
+  absl::Status Build(FabricFactory make) {
+    absl::Status s = CmStatus(cm_.Execute(cm::InitCommand(options_.replicas, options_.region_size, 1000)));
+    if (!s.ok()) return s;
+    for (int i = 1; i <= options_.machines; ++i) {
+      const fabric::MachineId id = static_cast<fabric::MachineId>(i);
+      absl::StatusOr<std::unique_ptr<F>> f = make(id);
+      if (!f.ok()) return f.status();
+      Node& n = machines_[id];
+      n.fabric = std::move(*f);
+      const std::string path =
+          options_.log_dir.empty() ? "" : absl::StrCat(options_.log_dir, "/machine-", id, ".txlog");
+      absl::StatusOr<std::unique_ptr<TxLog>> log = TxLog::Open(path, options_.fsync);
+      if (!log.ok()) return log.status();
+      auto m = TxMachine<F>::Create(*n.fabric, &table_, std::move(*log));
+      if (!m.ok()) return m.status();
+      n.machine = std::move(*m);
+      s = CmStatus(cm_.Execute(cm::JoinCommand(id, n.fabric->endpoint(), "", 0)));
+      if (!s.ok()) return s;
+    }
+    for (auto& [a, na] : machines_) {
+      for (auto& [b, nb] : machines_) {
+        if (a == b) continue;
+        s = na.fabric->Connect(b, nb.fabric->endpoint());
+        if (!s.ok()) return s;
+      }
+    }
+    for (int i = 0; i < options_.regions; ++i) {
+      cm::Result r = cm_.Execute(cm::CreateRegionCommand());
+      if (r.code() != 0) return CmStatus(r);
+      for (const cm::Region& region : r.config().regions()) {
+        if (region.id() != r.region()) continue;
+        for (const cm::Replica& rep : region.replicas()) {
+          Node& n = machines_.at(rep.machine());
+          absl::StatusOr<fabric::MemoryRegion> mr = n.fabric->Register(region.size());
+          if (!mr.ok()) return mr.status();
+          n.machine->participant().HostRegion(region.id(), static_cast<uint8_t*>(mr->base), region.size());
+          s = CmStatus(cm_.Execute(cm::SetReplicaKeyCommand(region.id(), rep.machine(), mr->key)));
+          if (!s.ok()) return s;
+        }
+      }
+    }
+    InstallConfig();
+    for (auto& [id, n] : machines_) n.machine->participant().SetConfig(cm_.config().id());
+    for (auto& [id, n] : machines_) {
+      for (int slot = 0; slot < options_.clients_per_machine; ++slot) {
+        auto client = TxClient<F>::Create(*n.fabric, slot, &table_, &config_, &n.machine->participant(),
+                                          options_.client);
+        if (!client.ok()) return client.status();
+        for (auto& [peer, np] : machines_) {
+          if (peer == id) continue;  // the fast path reaches the local participant directly
+          s = np.machine->WithEndpoint([&](msg::RpcEndpoint<F>& ep) {
+            return WireEndpoints((*client)->endpoint(), *n.fabric, ep, *np.fabric, options_.ring_size);
+          });
+          if (!s.ok()) return s;
+        }
+        n.clients.push_back(std::move(*client));
+      }
+    }
+    for (auto& [id, n] : machines_) n.machine->Start();
+    return absl::OkStatus();
+  }
+
+  // The CM's configuration takes effect: region table and configuration id.
+  void InstallConfig() {
+    for (const cm::Region& region : cm_.config().regions()) {
+      if (region.lost()) {
+        (void)table_.Remove(region.id());
+        continue;
+      }
+      RegionInfo info{region.id(), region.size(), {}};
+      for (const cm::Replica& rep : region.replicas()) info.replicas.push_back({rep.machine(), rep.key()});
+      (void)table_.Upsert(std::move(info));
+    }
+    config_.store(cm_.config().id());
+  }
+
+  const LocalClusterOptions options_;
+  cm::ConfigState cm_;
+  RegionTable table_;
+  std::atomic<uint64_t> config_{0};
+  std::map<fabric::MachineId, Node> machines_;
+};
+
+}  // namespace dctk::farm::tx
+
+#endif  // DCTK_FARM_TX_LOCAL_CLUSTER_H_

@@ -1,0 +1,194 @@
+#include "farm/tx/object_heap.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
+#include "farm/alloc/block_allocator.h"
+#include "farm/alloc/size_classes.h"
+#include "farm/core/object.h"
+
+namespace dctk::farm::tx {
+
+absl::StatusOr<uint32_t> SlotBytesFor(size_t payload) {
+  if (payload == 0 || payload > kMaxObjectPayload) {
+    return absl::InvalidArgumentError(absl::StrCat("object of ", payload,
+                                                   " bytes: payload must be 1..", kMaxObjectPayload));
+  }
+  absl::StatusOr<int> c = SizeClassFor(ObjectBytes(payload));
+  if (!c.ok()) return c.status();
+  return ClassSize(*c);
+}
+
+ObjectHeap::ObjectHeap(RegionId region, uint64_t region_size)
+    : region_(region), blocks_(region_size / kBlockBytes) {}
+
+uint32_t ObjectHeap::free_blocks() const {
+  uint32_t n = 0;
+  for (const Block& b : blocks_) n += b.size_class < 0;
+  return n;
+}
+
+void ObjectHeap::Assign(uint32_t block, int size_class, uint32_t slot_bytes) {
+  Block& b = blocks_[block];
+  b.size_class = size_class;
+  b.slot_bytes = slot_bytes;
+  b.used = 0;
+  b.slots.assign(kBlockBytes / slot_bytes, Slot::kFree);
+}
+
+void ObjectHeap::Unuse(uint32_t block) {
+  Block& b = blocks_[block];
+  if (--b.used == 0) {
+    b.size_class = -1;
+    b.slots.clear();
+  }
+}
+
+absl::optional<uint32_t> ObjectHeap::FreeSlotIn(uint32_t block) const {
+  const Block& b = blocks_[block];
+  if (b.used == b.slots.size()) return absl::nullopt;
+  for (uint32_t i = 0; i < b.slots.size(); ++i) {
+    if (b.slots[i] == Slot::kFree) return i;
+  }
+  return absl::nullopt;
+}
+
+absl::StatusOr<GlobalAddress> ObjectHeap::Reserve(size_t payload, TxId tx, GlobalAddress near) {
+  absl::StatusOr<uint32_t> slot_bytes = SlotBytesFor(payload);
+  if (!slot_bytes.ok()) return slot_bytes.status();
+  const int size_class = *SizeClassFor(*slot_bytes);
+  absl::optional<uint32_t> block;
+  absl::optional<uint32_t> slot;
+  if (!near.is_null() && near.region() == region_) {
+    const uint32_t b = near.offset() / kBlockBytes;
+    if (b < blocks_.size() && blocks_[b].size_class == size_class) {
+      slot = FreeSlotIn(b);
+      if (slot) block = b;
+    }
+  }
+  for (uint32_t b = 0; !slot && b < blocks_.size(); ++b) {
+    if (blocks_[b].size_class != size_class) continue;
+    slot = FreeSlotIn(b);
+    if (slot) block = b;
+  }
+  for (uint32_t b = 0; !slot && b < blocks_.size(); ++b) {
+    if (blocks_[b].size_class >= 0) continue;
+    Assign(b, size_class, *slot_bytes);
+    block = b;
+    slot = 0;
+  }
+  if (!slot) {
+    return absl::ResourceExhaustedError(absl::StrCat("region ", region_, " is full: no free ",
+                                                     *slot_bytes, "-byte slot and no free 1 MB block"));
+  }
+  Block& b = blocks_[*block];
+  b.slots[*slot] = Slot::kReserved;
+  ++b.used;
+  const GlobalAddress addr(region_, *block * kBlockBytes + *slot * b.slot_bytes);
+  reservations_[tx].push_back(addr);
+  return addr;
+}
+
+absl::StatusOr<ObjectHeap::Position> ObjectHeap::Locate(GlobalAddress addr) const {
+  if (addr.region() != region_) {
+    return absl::InvalidArgumentError(absl::StrCat(addr.ToString(), " is not in region ", region_));
+  }
+  const uint32_t block = addr.offset() / kBlockBytes;
+  if (block >= blocks_.size()) {
+    return absl::OutOfRangeError(absl::StrCat(addr.ToString(), " is beyond region ", region_, "'s end"));
+  }
+  const Block& b = blocks_[block];
+  const uint32_t within = addr.offset() % kBlockBytes;
+  if (b.size_class < 0 || within % b.slot_bytes != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("no object starts at ", addr.ToString()));
+  }
+  return Position{block, within / b.slot_bytes};
+}
+
+absl::Status ObjectHeap::CheckReserved(GlobalAddress addr, TxId tx) const {
+  absl::StatusOr<Position> p = Locate(addr);
+  if (!p.ok()) return p.status();
+  auto it = reservations_.find(tx);
+  const bool mine = it != reservations_.end() &&
+                    std::find(it->second.begin(), it->second.end(), addr) != it->second.end();
+  if (!mine || blocks_[p->block].slots[p->slot] != Slot::kReserved) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(addr.ToString(), " was not allocated by this transaction"));
+  }
+  return absl::OkStatus();
+}
+
+void ObjectHeap::Release(TxId tx) {
+  auto it = reservations_.find(tx);
+  if (it == reservations_.end()) return;
+  for (GlobalAddress addr : it->second) {
+    absl::StatusOr<Position> p = Locate(addr);
+    if (!p.ok()) continue;
+    Block& b = blocks_[p->block];
+    if (b.slots[p->slot] != Slot::kReserved) continue;  // committed meanwhile
+    b.slots[p->slot] = Slot::kFree;
+    Unuse(p->block);
+  }
+  reservations_.erase(it);
+}
+
+void ObjectHeap::ReleaseAll() {
+  std::vector<TxId> txs;
+  for (const auto& [tx, addrs] : reservations_) txs.push_back(tx);
+  for (TxId tx : txs) Release(tx);
+}
+
+absl::Status ObjectHeap::MarkLive(GlobalAddress addr, uint32_t slot_bytes) {
+  absl::StatusOr<int> size_class = SizeClassFor(slot_bytes);
+  if (!size_class.ok() || ClassSize(*size_class) != slot_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("MarkLive(", addr.ToString(), "): ", slot_bytes,
+                                                   " is not a slot size"));
+  }
+  const uint32_t block = addr.offset() / kBlockBytes;
+  if (addr.region() != region_ || block >= blocks_.size() ||
+      (addr.offset() % kBlockBytes) % slot_bytes != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("MarkLive(", addr.ToString(), "): not a ",
+                                                   slot_bytes, "-byte slot of region ", region_));
+  }
+  Block& b = blocks_[block];
+  if (b.size_class < 0) Assign(block, *size_class, slot_bytes);
+  if (b.size_class != *size_class) {
+    return absl::FailedPreconditionError(absl::StrCat("MarkLive(", addr.ToString(), "): block holds ",
+                                                      b.slot_bytes, "-byte slots, not ", slot_bytes));
+  }
+  Slot& s = b.slots[(addr.offset() % kBlockBytes) / slot_bytes];
+  if (s == Slot::kLive) return absl::OkStatus();
+  if (s == Slot::kFree) ++b.used;
+  s = Slot::kLive;
+  ++live_;
+  return absl::OkStatus();
+}
+
+absl::Status ObjectHeap::MarkFree(GlobalAddress addr) {
+  absl::StatusOr<Position> p = Locate(addr);
+  if (!p.ok()) return p.status();
+  Slot& s = blocks_[p->block].slots[p->slot];
+  if (s != Slot::kLive) return absl::OkStatus();
+  s = Slot::kFree;
+  --live_;
+  Unuse(p->block);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> ObjectHeap::SlotBytes(GlobalAddress addr) const {
+  absl::StatusOr<Position> p = Locate(addr);
+  if (!p.ok()) return p.status();
+  const Block& b = blocks_[p->block];
+  if (b.slots[p->slot] == Slot::kFree) {
+    return absl::FailedPreconditionError(absl::StrCat("no object allocated at ", addr.ToString()));
+  }
+  return b.slot_bytes;
+}
+
+bool ObjectHeap::IsLive(GlobalAddress addr) const {
+  absl::StatusOr<Position> p = Locate(addr);
+  return p.ok() && blocks_[p->block].slots[p->slot] == Slot::kLive;
+}
+
+}  // namespace dctk::farm::tx

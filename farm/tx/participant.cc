@@ -1,0 +1,338 @@
+#include "farm/tx/participant.h"
+
+#include "absl/strings/str_cat.h"
+#include "farm/core/object.h"
+#include "farm/tx/internal/object_ops.h"
+#include "glog/logging.h"
+
+namespace dctk::farm::tx {
+namespace {
+// Decisions remembered for coordinators asking after a recovery.
+constexpr size_t kRememberedOutcomes = 1 << 20;
+}  // namespace
+
+Participant::Participant(fabric::MachineId self, const RegionTable* table, TxLog* log)
+    : self_(self), table_(table), log_(log) {}
+
+void Participant::HostRegion(RegionId id, uint8_t* base, uint64_t size) {
+  absl::MutexLock l(&mu_);
+  hosted_[id] = Hosted{base, size, std::make_unique<ObjectHeap>(id, size)};
+}
+
+bool Participant::Hosts(RegionId id) const {
+  absl::ReaderMutexLock l(&mu_);
+  return hosted_.contains(id);
+}
+
+void Participant::SetConfig(uint64_t config) {
+  absl::MutexLock l(&mu_);
+  config_ = config;
+}
+
+uint64_t Participant::config() const {
+  absl::ReaderMutexLock l(&mu_);
+  return config_;
+}
+
+absl::Status Participant::Admit(uint64_t config, const char* what) const {
+  if (blocked_) {
+    return absl::UnavailableError(absl::StrCat(what, " refused by machine ", self_, ": recovery in progress"));
+  }
+  if (config != config_) {
+    return absl::UnavailableError(absl::StrCat(what, " refused by machine ", self_, ": configuration ",
+                                               config, " is not the current one (", config_, ")"));
+  }
+  return absl::OkStatus();
+}
+
+bool Participant::IsPrimary(RegionId id) const {
+  absl::StatusOr<RegionInfo> info = table_->Lookup(id);
+  return info.ok() && info->primary().machine == self_;
+}
+
+absl::Status Participant::Locate(GlobalAddress addr, uint32_t slot_bytes, uint8_t** obj,
+                                 size_t* lines) const {
+  auto it = hosted_.find(addr.region());
+  if (it == hosted_.end()) {
+    return absl::NotFoundError(absl::StrCat("machine ", self_, " holds no copy of region ", addr.region(),
+                                            " (address ", addr.ToString(), ")"));
+  }
+  if (slot_bytes == 0) {
+    absl::StatusOr<uint32_t> b = it->second.heap->SlotBytes(addr);
+    if (!b.ok()) return b.status();
+    slot_bytes = *b;
+  }
+  if (slot_bytes % kLineSize != 0 || addr.offset() + uint64_t{slot_bytes} > it->second.size) {
+    return absl::OutOfRangeError(absl::StrCat("object ", addr.ToString(), " of ", slot_bytes,
+                                              " bytes leaves region ", addr.region()));
+  }
+  *obj = it->second.base + addr.offset();
+  *lines = slot_bytes / kLineSize;
+  return absl::OkStatus();
+}
+
+void Participant::Log(LogType type, TxId tx, absl::string_view payload) {
+  absl::Status s = log_->Append(type, tx, payload);
+  // A participant that cannot log must not acknowledge: stop the machine.
+  CHECK(s.ok()) << "machine " << self_ << ": " << s;
+}
+
+void Participant::Remember(TxId tx, Outcome o) {
+  if (outcomes_.emplace(tx, o).second) outcome_order_.push_back(tx);
+  while (outcome_order_.size() > kRememberedOutcomes) {
+    outcomes_.erase(outcome_order_.front());
+    outcome_order_.pop_front();
+  }
+}
+
+void Participant::ReleaseLocks(Pending& p) {
+  for (uint8_t* obj : p.locked) internal::UnlockUnchanged(obj);
+  p.locked.clear();
+}
+
+void Participant::ReleaseReservations(TxId tx) {
+  for (auto& [id, h] : hosted_) h.heap->Release(tx);
+}
+
+void Participant::UpdateHeap(const WriteEntry& e, size_t lines) {
+  ObjectHeap* heap = hosted_.at(e.addr.region()).heap.get();
+  absl::Status s;
+  if (e.kind == EntryKind::kAlloc) s = heap->MarkLive(e.addr, static_cast<uint32_t>(lines * kLineSize));
+  if (e.kind == EntryKind::kFree) s = heap->MarkFree(e.addr);
+  LOG_IF(ERROR, !s.ok()) << "machine " << self_ << ": heap update for " << e.addr.ToString() << ": " << s;
+}
+
+Reply Participant::Lock(const LockRequest& r) {
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = Admit(r.config, "LOCK"); !s.ok()) {
+    ++stats_.refused_config;
+    return ReplyFrom(s);
+  }
+  ++stats_.locks;
+  Pending p;
+  Reply ok;
+  for (const WriteEntry& e : r.entries) {
+    absl::Status s;
+    if (!IsPrimary(e.addr.region())) {
+      s = absl::FailedPreconditionError(absl::StrCat("machine ", self_, " is not the primary of region ",
+                                                     e.addr.region(), " (address ", e.addr.ToString(), ")"));
+    } else if (e.kind == EntryKind::kAlloc && hosted_.contains(e.addr.region())) {
+      s = hosted_.at(e.addr.region()).heap->CheckReserved(e.addr, r.tx);
+    }
+    uint8_t* obj = nullptr;
+    size_t lines = 0;
+    if (s.ok()) s = Locate(e.addr, 0, &obj, &lines);
+    if (s.ok() && e.kind != EntryKind::kFree && e.data.size() > PayloadCapacity(lines)) {
+      s = absl::InvalidArgumentError(absl::StrCat("write of ", e.data.size(), " bytes to ", e.addr.ToString(),
+                                                  ": the object holds ", PayloadCapacity(lines)));
+    }
+    std::string why;
+    if (s.ok() && !internal::LockForEntry(obj, e, &why)) {
+      ++stats_.lock_conflicts;
+      s = absl::AbortedError(absl::StrCat("LOCK at machine ", self_, ": ", why));
+    }
+    if (!s.ok()) {
+      ReleaseLocks(p);
+      return ReplyFrom(s);
+    }
+    p.locked.push_back(obj);
+    p.lines.push_back(lines);
+    ok.slot_bytes.push_back(static_cast<uint32_t>(lines * kLineSize));
+  }
+  p.request = r;
+  Log(LogType::kLock, r.tx, Encode(r));
+  locked_[r.tx] = std::move(p);
+  return ok;
+}
+
+Reply Participant::CommitBackup(const LockRequest& r) {
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = Admit(r.config, "COMMIT-BACKUP"); !s.ok()) {
+    ++stats_.refused_config;
+    return ReplyFrom(s);
+  }
+  for (const WriteEntry& e : r.entries) {
+    if (!hosted_.contains(e.addr.region())) {
+      return ReplyFrom(absl::FailedPreconditionError(
+          absl::StrCat("COMMIT-BACKUP at machine ", self_, ": no copy of region ", e.addr.region())));
+    }
+  }
+  ++stats_.commit_backups;
+  Log(LogType::kCommitBackup, r.tx, Encode(r));
+  backed_[r.tx] = r;
+  return Reply{};
+}
+
+Reply Participant::CommitPrimary(const TxRequest& r) {
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = Admit(r.config, "COMMIT-PRIMARY"); !s.ok()) {
+    ++stats_.refused_config;
+    return ReplyFrom(s);
+  }
+  auto it = locked_.find(r.tx);
+  if (it == locked_.end()) {
+    return ReplyFrom(absl::FailedPreconditionError(
+        absl::StrCat("COMMIT-PRIMARY at machine ", self_, ": transaction ", r.tx, " holds no locks here")));
+  }
+  Pending& p = it->second;
+  if (p.committed) return Reply{};
+  ++stats_.commit_primaries;
+  Log(LogType::kCommitPrimary, r.tx, "");
+  for (size_t i = 0; i < p.request.entries.size(); ++i) {
+    internal::ApplyLocked(p.locked[i], p.lines[i], p.request.entries[i]);
+    UpdateHeap(p.request.entries[i], p.lines[i]);
+  }
+  p.locked.clear();
+  p.committed = true;
+  ReleaseReservations(r.tx);
+  Remember(r.tx, Outcome::kCommitted);
+  return Reply{};
+}
+
+Reply Participant::Abort(const TxRequest& r) {
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = Admit(r.config, "ABORT"); !s.ok()) {
+    ++stats_.refused_config;
+    return ReplyFrom(s);
+  }
+  auto it = locked_.find(r.tx);
+  if (it != locked_.end()) {
+    if (it->second.committed) {
+      return ReplyFrom(absl::FailedPreconditionError(
+          absl::StrCat("ABORT at machine ", self_, ": transaction ", r.tx, " already committed here")));
+    }
+    ReleaseLocks(it->second);
+    locked_.erase(it);
+  }
+  ++stats_.aborts;
+  Log(LogType::kAbort, r.tx, "");
+  ReleaseReservations(r.tx);
+  Remember(r.tx, Outcome::kAborted);
+  return Reply{};
+}
+
+void Participant::Install(const std::vector<WriteEntry>& entries) {
+  for (const WriteEntry& e : entries) {
+    uint8_t* obj = nullptr;
+    size_t lines = 0;
+    absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines);
+    if (absl::IsNotFound(s)) continue;  // another machine's region
+    if (!s.ok()) {
+      LOG(ERROR) << "machine " << self_ << ": installing " << e.addr.ToString() << ": " << s;
+      continue;
+    }
+    internal::InstallIfNewer(obj, lines, e);
+    UpdateHeap(e, lines);
+  }
+}
+
+Reply Participant::Truncate(const TxRequest& r) {
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = Admit(r.config, "TRUNCATE"); !s.ok()) {
+    ++stats_.refused_config;
+    return ReplyFrom(s);
+  }
+  ++stats_.truncates;
+  Log(LogType::kTruncate, r.tx, "");
+  if (auto it = locked_.find(r.tx); it != locked_.end() && it->second.committed) locked_.erase(it);
+  if (auto it = backed_.find(r.tx); it != backed_.end()) {
+    Install(it->second.entries);
+    backed_.erase(it);
+  }
+  return Reply{};
+}
+
+Reply Participant::Alloc(const AllocRequest& r) {
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = Admit(r.config, "ALLOC"); !s.ok()) return ReplyFrom(s);
+  auto it = hosted_.find(r.region);
+  if (it == hosted_.end() || !IsPrimary(r.region)) {
+    return ReplyFrom(absl::FailedPreconditionError(
+        absl::StrCat("ALLOC at machine ", self_, ": not the primary of region ", r.region)));
+  }
+  absl::StatusOr<GlobalAddress> a = it->second.heap->Reserve(r.bytes, r.tx, GlobalAddress::FromRaw(r.near));
+  if (!a.ok()) return ReplyFrom(a.status());
+  ++stats_.allocs;
+  const uint64_t header = __atomic_load_n(reinterpret_cast<uint64_t*>(it->second.base + a->offset()),
+                                          __ATOMIC_ACQUIRE);
+  return ReplyFrom(absl::OkStatus(), a->raw(), VersionOf(header));
+}
+
+Reply Participant::QueryOutcome(const TxRequest& r) {
+  return ReplyFrom(absl::OkStatus(), static_cast<uint64_t>(Known(r.tx)));
+}
+
+Outcome Participant::Known(TxId tx) const {
+  absl::ReaderMutexLock l(&mu_);
+  if (auto it = outcomes_.find(tx); it != outcomes_.end()) return it->second;
+  if (auto it = locked_.find(tx); it != locked_.end() && it->second.committed) return Outcome::kCommitted;
+  return Outcome::kUnknown;
+}
+
+void Participant::Block() {
+  absl::MutexLock l(&mu_);
+  blocked_ = true;
+}
+
+void Participant::Resume(uint64_t config) {
+  absl::MutexLock l(&mu_);
+  config_ = config;
+  blocked_ = false;
+}
+
+std::vector<InFlightRecord> Participant::InFlight() const {
+  absl::ReaderMutexLock l(&mu_);
+  std::vector<InFlightRecord> out;
+  for (const auto& [tx, p] : locked_) {
+    InFlightRecord rec{tx, self_, LogType::kLock, p.committed, p.request};
+    for (size_t i = 0; i < p.lines.size(); ++i) {
+      rec.request.entries[i].slot_bytes = static_cast<uint32_t>(p.lines[i] * kLineSize);
+    }
+    out.push_back(std::move(rec));
+  }
+  for (const auto& [tx, r] : backed_) out.push_back({tx, self_, LogType::kCommitBackup, false, r});
+  return out;
+}
+
+void Participant::Resolve(const Resolution& r) {
+  absl::MutexLock l(&mu_);
+  auto it = locked_.find(r.tx);
+  if (it != locked_.end()) {
+    Pending& p = it->second;
+    if (r.commit && !p.committed) {
+      for (size_t i = 0; i < p.request.entries.size(); ++i) {
+        internal::ApplyLocked(p.locked[i], p.lines[i], p.request.entries[i]);
+        UpdateHeap(p.request.entries[i], p.lines[i]);
+      }
+      p.locked.clear();
+    }
+    if (!r.commit) ReleaseLocks(p);
+    locked_.erase(it);
+  }
+  if (r.commit) Install(r.entries);
+  backed_.erase(r.tx);
+  ReleaseReservations(r.tx);
+  Log(r.commit ? LogType::kRecoveredCommit : LogType::kRecoveredAbort, r.tx, "");
+  Remember(r.tx, r.commit ? Outcome::kCommitted : Outcome::kAborted);
+}
+
+void Participant::ReleaseAllReservations() {
+  absl::MutexLock l(&mu_);
+  for (auto& [id, h] : hosted_) h.heap->ReleaseAll();
+}
+
+absl::StatusOr<uint8_t*> Participant::ObjectAt(GlobalAddress addr) const {
+  absl::ReaderMutexLock l(&mu_);
+  uint8_t* obj = nullptr;
+  size_t lines = 0;
+  absl::Status s = Locate(addr, 0, &obj, &lines);
+  if (!s.ok()) return s;
+  return obj;
+}
+
+ParticipantStats Participant::stats() const {
+  absl::ReaderMutexLock l(&mu_);
+  return stats_;
+}
+
+}  // namespace dctk::farm::tx

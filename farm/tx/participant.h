@@ -1,0 +1,143 @@
+// Participant: one machine's side of FaRM's commit protocol, over its own
+// copies of the regions it hosts (as primary or backup). It is transport
+// free: TxMachine (machine.h) feeds it the requests arriving on its message
+// rings, a coordinator on the same machine calls it directly (the
+// single-machine fast path), and recovery (recovery.h) drives it too.
+//
+//   LOCK (primary)           log; lock every entry at its read version, or
+//                            unlock what it took and refuse with the reason
+//   COMMIT-BACKUP (backup)   log the entries; acknowledge (applied at TRUNCATE)
+//   COMMIT-PRIMARY (primary) log; apply the locked entries, unlock
+//   ABORT (primary)          log; unlock, drop the transaction's reservations
+//   TRUNCATE (both)          backups apply their logged entries; forget the tx
+//   ALLOC (primary)          reserve a slot in the region's ObjectHeap
+//
+// Requests from another configuration than the current one, or while
+// recovery is running, are refused with Unavailable. Every record is written
+// to the TxLog before the reply.
+//
+// Example:
+//   Participant p(/*self=*/1, &table, log.get());
+//   p.HostRegion(7, base, size);
+//   p.SetConfig(1);
+//   Reply r = p.Lock(lock_request);
+#ifndef DCTK_FARM_TX_PARTICIPANT_H_
+#define DCTK_FARM_TX_PARTICIPANT_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "farm/core/region_table.h"
+#include "farm/fabric/fabric.h"
+#include "farm/tx/object_heap.h"
+#include "farm/tx/tx_log.h"
+#include "farm/tx/wire.h"
+
+namespace dctk::farm::tx {
+
+enum class Outcome : uint64_t { kUnknown = 0, kCommitted = 1, kAborted = 2 };
+
+// A transaction's record at one participant that recovery must resolve.
+struct InFlightRecord {
+  TxId tx = 0;
+  fabric::MachineId machine = 0;
+  LogType type = LogType::kLock;  // kLock (locked or committed at primary) / kCommitBackup
+  bool primary_committed = false; // COMMIT-PRIMARY applied here
+  LockRequest request;
+};
+
+// What recovery decided for a transaction, with every entry it found.
+struct Resolution {
+  TxId tx = 0;
+  bool commit = false;
+  std::vector<WriteEntry> entries;
+};
+
+struct ParticipantStats {
+  uint64_t locks = 0, lock_conflicts = 0, commit_backups = 0, commit_primaries = 0;
+  uint64_t aborts = 0, truncates = 0, allocs = 0, refused_config = 0;
+};
+
+class Participant {
+ public:
+  Participant(fabric::MachineId self, const RegionTable* table, TxLog* log);
+
+  // This machine holds a copy of region `id` at `base` (primary or backup,
+  // as the region table says).
+  void HostRegion(RegionId id, uint8_t* base, uint64_t size);
+  bool Hosts(RegionId id) const;
+  void SetConfig(uint64_t config);
+  uint64_t config() const;
+
+  Reply Lock(const LockRequest& r);
+  Reply CommitBackup(const LockRequest& r);
+  Reply CommitPrimary(const TxRequest& r);
+  Reply Abort(const TxRequest& r);
+  Reply Truncate(const TxRequest& r);
+  Reply Alloc(const AllocRequest& r);
+  Reply QueryOutcome(const TxRequest& r);
+
+  // Recovery: refuse protocol requests until Resume(new_config).
+  void Block();
+  void Resume(uint64_t config);
+  std::vector<InFlightRecord> InFlight() const;
+  Outcome Known(TxId tx) const;
+  // Applies (commit) or undoes (abort) the transaction here: entries of
+  // regions hosted here are installed; locks it holds are released.
+  void Resolve(const Resolution& r);
+  // Drops every reservation (recovery: their transactions cannot commit).
+  void ReleaseAllReservations();
+
+  // The local copy of an object (tests, re-replication).
+  absl::StatusOr<uint8_t*> ObjectAt(GlobalAddress addr) const;
+  ParticipantStats stats() const;
+
+ private:
+  struct Hosted {
+    uint8_t* base;
+    uint64_t size;
+    std::unique_ptr<ObjectHeap> heap;
+  };
+  struct Pending {
+    LockRequest request;
+    bool committed = false;  // COMMIT-PRIMARY done (primary)
+    std::vector<uint8_t*> locked;  // objects locked, parallel to request.entries
+    std::vector<size_t> lines;     // their slots' lines
+  };
+
+  absl::Status Admit(uint64_t config, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool IsPrimary(RegionId id) const;
+  void ReleaseReservations(TxId tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The copy of `addr` here and its slot's lines.
+  // `slot_bytes` 0: ask the heap (the object must be live or reserved).
+  absl::Status Locate(GlobalAddress addr, uint32_t slot_bytes, uint8_t** obj, size_t* lines) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void UpdateHeap(const WriteEntry& e, size_t lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLocks(Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Install(const std::vector<WriteEntry>& entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Remember(TxId tx, Outcome o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Log(LogType type, TxId tx, absl::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const fabric::MachineId self_;
+  const RegionTable* table_;
+  TxLog* log_;
+
+  mutable absl::Mutex mu_;
+  uint64_t config_ ABSL_GUARDED_BY(mu_) = 0;
+  bool blocked_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<RegionId, Hosted> hosted_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<TxId, Pending> locked_ ABSL_GUARDED_BY(mu_);        // at primaries
+  absl::flat_hash_map<TxId, LockRequest> backed_ ABSL_GUARDED_BY(mu_);    // at backups
+  absl::flat_hash_map<TxId, Outcome> outcomes_ ABSL_GUARDED_BY(mu_);      // recent decisions
+  std::deque<TxId> outcome_order_ ABSL_GUARDED_BY(mu_);
+  ParticipantStats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dctk::farm::tx
+
+#endif  // DCTK_FARM_TX_PARTICIPANT_H_

@@ -1,0 +1,74 @@
+#include "farm/tx/recovery.h"
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/clock.h"
+
+namespace dctk::farm::tx {
+
+std::vector<Resolution> DecideInFlight(const std::vector<InFlightRecord>& records,
+                                       const absl::flat_hash_set<TxId>& committed) {
+  struct Seen {
+    bool commit_known = false;
+    bool commit_backup = false;
+    std::vector<uint32_t> regions;
+    absl::flat_hash_set<uint32_t> held;
+    absl::btree_map<uint64_t, WriteEntry> entries;  // by address
+  };
+  absl::btree_map<TxId, Seen> txs;
+  for (const InFlightRecord& r : records) {
+    Seen& s = txs[r.tx];
+    s.commit_known |= r.primary_committed || committed.contains(r.tx);
+    s.commit_backup |= r.type == LogType::kCommitBackup;
+    if (s.regions.empty()) s.regions = r.request.regions;
+    for (const WriteEntry& e : r.request.entries) {
+      s.held.insert(e.addr.region());
+      WriteEntry& have = s.entries[e.addr.raw()];
+      if (have.addr.is_null() || have.slot_bytes == 0) have = e;
+    }
+  }
+  std::vector<Resolution> out;
+  for (auto& [tx, s] : txs) {
+    bool all_held = true;
+    for (uint32_t region : s.regions) all_held &= s.held.contains(region);
+    Resolution r{tx, s.commit_known || (s.commit_backup && all_held), {}};
+    if (r.commit) {
+      for (auto& [addr, e] : s.entries) r.entries.push_back(std::move(e));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64_t new_config,
+                                   const std::function<void()>& install_config) {
+  const absl::Time start = absl::Now();
+  for (Participant* p : live) p->Block();
+  std::vector<InFlightRecord> records;
+  for (Participant* p : live) {
+    std::vector<InFlightRecord> mine = p->InFlight();
+    records.insert(records.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+  }
+  absl::flat_hash_set<TxId> committed;
+  for (const InFlightRecord& r : records) {
+    for (Participant* p : live) {
+      if (p->Known(r.tx) == Outcome::kCommitted) committed.insert(r.tx);
+    }
+  }
+  std::vector<Resolution> decisions = DecideInFlight(records, committed);
+  install_config();
+  RecoveryReport report;
+  for (const Resolution& d : decisions) {
+    for (Participant* p : live) p->Resolve(d);
+    ++(d.commit ? report.committed : report.aborted);
+  }
+  report.in_flight = static_cast<int>(decisions.size());
+  for (Participant* p : live) {
+    p->ReleaseAllReservations();
+    p->Resume(new_config);
+  }
+  report.duration = absl::Now() - start;
+  return report;
+}
+
+}  // namespace dctk::farm::tx

@@ -1,0 +1,59 @@
+// Transaction recovery after a configuration change (FaRM SOSP'15, section 5,
+// simplified to a blocking recovery): when a machine fails, or a coordinator
+// dies mid-commit, the surviving participants stop accepting protocol
+// requests, report every transaction they hold records for (LOCK at a
+// primary, COMMIT-BACKUP at a backup), and each transaction is decided:
+//
+//   commit  iff some participant already applied or decided it committed
+//           (COMMIT-PRIMARY happened, so every backup had logged it), or
+//           some COMMIT-BACKUP record survives (validation passed) AND for
+//           every region the transaction writes some surviving record holds
+//           that region's entries;
+//   abort   otherwise (no backup logged it, so it was never reported).
+//
+// A coordinator reports success only after every backup logged its entries,
+// so with at most f failures per region every reported commit is decided
+// commit. Committed entries are installed at every surviving replica (new
+// primaries included) at their exact versions (idempotent), aborted ones
+// release their locks; outcomes are remembered so that a coordinator cut off
+// mid-commit learns what happened (OUTCOME). Then the participants resume in
+// the new configuration.
+//
+// Example:
+//   RecoveryReport r = RecoverTransactions(live_participants, new_config_id,
+//                                          [&] { table.Upsert(...promoted regions...); });
+#ifndef DCTK_FARM_TX_RECOVERY_H_
+#define DCTK_FARM_TX_RECOVERY_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
+#include "farm/tx/participant.h"
+
+namespace dctk::farm::tx {
+
+struct RecoveryReport {
+  int in_flight = 0;   // transactions with surviving records
+  int committed = 0;
+  int aborted = 0;
+  absl::Duration duration;
+};
+
+// The decision rule above; `committed` are the transactions some participant
+// already knows as committed.
+std::vector<Resolution> DecideInFlight(const std::vector<InFlightRecord>& records,
+                                       const absl::flat_hash_set<TxId>& committed);
+
+// Blocks `live`, collects and decides, calls `install_config` (the new
+// configuration takes effect: promoted primaries in the region table),
+// resolves every transaction at every live participant and resumes them
+// at `new_config`.
+RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64_t new_config,
+                                   const std::function<void()>& install_config);
+
+}  // namespace dctk::farm::tx
+
+#endif  // DCTK_FARM_TX_RECOVERY_H_

@@ -1,0 +1,190 @@
+// Transactions over FaRM's shared address space: strictly serializable,
+// optimistic (FaRM, SOSP'15).
+//
+// A TxClient is one coordinator thread on one machine: its fabric queue, its
+// RPC endpoint (rings to every machine's TxMachine) and its region-table
+// cache. Begin() starts a Transaction:
+//   Read(addr, len)    one-sided read of the object at its primary; the
+//                      version seen is recorded (a locked or torn copy is
+//                      read again; one still locked aborts the transaction)
+//   Write(addr, data)  buffered (the object is read first if it was not)
+//   Alloc(bytes, near) a slot reserved at the primary of near's region (or
+//                      of a region on this machine): locality hint
+//   Free(addr)         buffered
+//   Commit()           LOCK the write set at the primaries (log records on
+//                      the rings), VALIDATE the other reads with one-sided
+//                      reads, COMMIT-BACKUP to every backup, COMMIT-PRIMARY,
+//                      TRUNCATE. Reported committed once every backup has
+//                      logged the writes and a primary has applied them.
+// A transaction with no writes is read-only: it validates its reads (one
+// object needs no validation) and never locks, so it never aborts writers.
+// When this machine is the primary of an object, LOCK / COMMIT-PRIMARY go to
+// the local Participant directly (the single-machine fast path).
+//
+// Errors of Commit (and of Read/Write/Alloc, which end the transaction):
+//   Aborted           a conflict (locked, version changed); retry
+//   Unavailable       the configuration changed or a machine is unreachable
+//                     before anything was logged at a backup: not committed
+//   Unknown           the outcome could not be learned before the deadline
+//   FailedPrecondition / NotFound / OutOfRange / InvalidArgument / ResourceExhausted:
+//                     a freed or invalid address, oversize object, full region
+//
+// Example:
+//   auto tx = client->Begin();
+//   absl::StatusOr<std::string> a = tx.Read(from, 8);
+//   tx.Write(from, new_a);
+//   tx.Write(to, new_b);
+//   absl::Status s = tx.Commit();   // Aborted: retry
+#ifndef DCTK_FARM_TX_TRANSACTION_H_
+#define DCTK_FARM_TX_TRANSACTION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "farm/core/address.h"
+#include "farm/core/region_table.h"
+#include "farm/fabric/fabric.h"
+#include "farm/msg/rpc.h"
+#include "farm/tx/participant.h"
+#include "farm/tx/wire.h"
+
+namespace dctk::farm::tx {
+
+// Where a commit is in the protocol; fault-injection hooks are called with it.
+enum class CommitStep : uint8_t { kLock, kValidate, kCommitBackup, kCommitPrimary, kTruncate };
+const char* CommitStepName(CommitStep s);
+
+// Per-phase time of the last commit, and counters.
+struct CommitTimes {
+  absl::Duration lock, validate, commit_backup, commit_primary, truncate;
+};
+struct TxClientStats {
+  uint64_t committed = 0, read_only = 0, aborted = 0, unavailable = 0, unknown = 0;
+  uint64_t fast_path_calls = 0, rpc_calls = 0, reads = 0, read_retries = 0;
+};
+
+struct TxClientOptions {
+  absl::Duration rpc_timeout = absl::Seconds(2);
+  // How long a coordinator whose commit was interrupted by a reconfiguration
+  // waits for recovery to decide the outcome.
+  absl::Duration outcome_timeout = absl::Seconds(10);
+  // Reads of a locked object before the transaction aborts.
+  int max_locked_reads = 256;
+  // Torn copies of one object before the read gives up (a read longer than
+  // its object never sees matching line versions).
+  int max_torn_reads = 1000;
+  // Fault injection: called before each step's message to `target`; returning
+  // true makes the coordinator stop dead there (as if its machine crashed)
+  // and Commit return Cancelled.
+  std::function<bool(CommitStep step, fabric::MachineId target)> crash_before;
+};
+
+template <typename F>
+  requires fabric::Fabric<F>
+class TxClient;
+
+template <typename F>
+  requires fabric::Fabric<F>
+class Transaction {
+ public:
+  absl::StatusOr<std::string> Read(GlobalAddress addr, size_t len);
+  absl::Status Write(GlobalAddress addr, absl::string_view data);
+  absl::StatusOr<GlobalAddress> Alloc(size_t bytes, GlobalAddress near = GlobalAddress());
+  absl::Status Free(GlobalAddress addr);
+  absl::Status Commit();
+  void Abort();
+
+  TxId id() const { return id_; }
+
+ private:
+  friend class TxClient<F>;
+  struct ReadEntry {
+    uint64_t version;
+    bool allocated;
+  };
+  Transaction(TxClient<F>* client, TxId id) : client_(client), id_(id) {}
+
+  // Ends the transaction: ABORT where it locked or reserved.
+  absl::Status Fail(absl::Status s, const std::vector<fabric::MachineId>& locked = {});
+  absl::Status LockAll(absl::btree_map<fabric::MachineId, LockRequest>& by_primary,
+                       std::vector<fabric::MachineId>* locked);
+  absl::Status Validate();
+  void AbortAt(const std::vector<fabric::MachineId>& machines);
+  absl::Status AwaitOutcome(absl::Status why);
+
+  TxClient<F>* client_;
+  TxId id_;
+  bool done_ = false;
+  absl::flat_hash_map<uint64_t, ReadEntry> reads_;     // by raw address
+  absl::btree_map<uint64_t, WriteEntry> writes_;       // by raw address (lock order)
+  std::vector<fabric::MachineId> reserved_at_;         // primaries holding our ALLOCs
+};
+
+template <typename F>
+  requires fabric::Fabric<F>
+class TxClient {
+ public:
+  // `slot` distinguishes coordinators on one machine (0..255). `config` is
+  // the current configuration id (the CM's); `local` is this machine's
+  // participant for the fast path (null for a client-only machine).
+  static absl::StatusOr<std::unique_ptr<TxClient>> Create(F& fabric, uint32_t slot, const RegionTable* table,
+                                                          const std::atomic<uint64_t>* config,
+                                                          Participant* local, TxClientOptions options = {});
+
+  Transaction<F> Begin() { return Transaction<F>(this, MakeTxId(fabric_.machine_id(), slot_, ++seq_)); }
+
+  msg::RpcEndpoint<F>& endpoint() { return *endpoint_; }
+  fabric::MachineId machine() const { return fabric_.machine_id(); }
+  const TxClientStats& stats() const { return stats_; }
+  const CommitTimes& last_commit_times() const { return times_; }
+  TxClientOptions& options() { return options_; }
+
+  // Endpoint id of coordinator `slot` on `machine` (servers use the machine id).
+  static uint32_t EndpointId(fabric::MachineId machine, uint32_t slot) {
+    return (1u << 24) | (machine << 8) | (slot & 0xff);
+  }
+
+ private:
+  friend class Transaction<F>;
+  TxClient(F& fabric, uint32_t slot, const RegionTable* table, const std::atomic<uint64_t>* config,
+           Participant* local, TxClientOptions options)
+      : fabric_(fabric), slot_(slot), table_(table), cache_(table), config_(config), local_(local),
+        options_(std::move(options)) {}
+
+  uint64_t config() const { return config_->load(std::memory_order_acquire); }
+  // Sends one request to `machine`'s participant (directly if it is this machine).
+  template <typename Req>
+  Reply Call(fabric::MachineId machine, Handler h, const Req& req);
+  absl::StatusOr<RegionId> RegionForAlloc(GlobalAddress near);
+
+  F& fabric_;
+  const uint32_t slot_;
+  const RegionTable* table_;
+  RegionTable::Cache cache_;
+  const std::atomic<uint64_t>* config_;
+  Participant* local_;
+  TxClientOptions options_;
+  std::unique_ptr<typename F::Queue> read_queue_;
+  std::unique_ptr<typename F::Queue> rpc_queue_;
+  std::unique_ptr<msg::RpcEndpoint<F>> endpoint_;
+  std::vector<uint64_t> scratch_;
+  uint64_t seq_ = 0;
+  TxClientStats stats_;
+  CommitTimes times_;
+};
+
+}  // namespace dctk::farm::tx
+
+#include "farm/tx/internal/transaction_impl.h"
+
+#endif  // DCTK_FARM_TX_TRANSACTION_H_

@@ -1,0 +1,237 @@
+#include "farm/tx/transaction.h"
+
+#include <cstdlib>
+
+#include "farm/core/object.h"
+#include "farm/tx/test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dctk::farm::tx {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Commits a new 8-byte object holding `v` from `client`.
+GlobalAddress NewCounter(TxClient<fabric::ShmFabric>& client, uint64_t v, GlobalAddress near = {}) {
+  auto tx = client.Begin();
+  absl::StatusOr<GlobalAddress> a = tx.Alloc(8, near);
+  EXPECT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(tx.Write(*a, U64(v)).ok());
+  absl::Status s = tx.Commit();
+  EXPECT_TRUE(s.ok()) << s;
+  return *a;
+}
+
+uint64_t ReadCounter(TxClient<fabric::ShmFabric>& client, GlobalAddress a) {
+  auto tx = client.Begin();
+  absl::StatusOr<std::string> v = tx.Read(a, 8);
+  EXPECT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(tx.Commit().ok());
+  return v.ok() ? AsU64(*v) : ~uint64_t{0};
+}
+
+TEST(TransactionTest, CommittedWritesAreSeenEverywhereAndReachTheBackups) {
+  auto c = MakeShmCluster();
+  const GlobalAddress a = NewCounter(c->client(1), 41);
+  for (fabric::MachineId m : {1, 2, 3}) EXPECT_EQ(ReadCounter(c->client(m), a), 41u);
+  {
+    auto tx = c->client(2).Begin();
+    ASSERT_TRUE(tx.Write(a, U64(42)).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  EXPECT_EQ(ReadCounter(c->client(3), a), 42u);
+  // Every replica's copy holds the committed value (backups apply at TRUNCATE).
+  absl::StatusOr<RegionInfo> info = c->table().Lookup(a.region());
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->replicas.size(), 2u);
+  for (const Replica& r : info->replicas) {
+    absl::StatusOr<uint8_t*> obj = c->machine(r.machine).participant().ObjectAt(a);
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    ASSERT_TRUE(CheckSnapshot(*obj, 1).ok());
+    uint64_t v = 0;
+    ExtractPayload(*obj, &v, 8);
+    EXPECT_EQ(v, 42u) << "machine " << r.machine;
+  }
+}
+
+TEST(TransactionTest, WriteWriteConflictAbortsWithReason) {
+  auto c = MakeShmCluster();
+  const GlobalAddress a = NewCounter(c->client(1), 1);
+  auto t1 = c->client(1).Begin();
+  auto t2 = c->client(2).Begin();
+  ASSERT_TRUE(t1.Read(a, 8).ok());
+  ASSERT_TRUE(t2.Read(a, 8).ok());
+  ASSERT_TRUE(t1.Write(a, U64(10)).ok());
+  ASSERT_TRUE(t2.Write(a, U64(20)).ok());
+  ASSERT_TRUE(t2.Commit().ok());
+  absl::Status s = t1.Commit();
+  EXPECT_TRUE(absl::IsAborted(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("changed: read at version"));
+  EXPECT_EQ(ReadCounter(c->client(3), a), 20u);
+}
+
+TEST(TransactionTest, ValidationCatchesAChangedReadSet) {
+  auto c = MakeShmCluster();
+  const GlobalAddress x = NewCounter(c->client(1), 1);
+  const GlobalAddress y = NewCounter(c->client(2), 2);
+  auto t1 = c->client(1).Begin();
+  ASSERT_TRUE(t1.Read(x, 8).ok());
+  ASSERT_TRUE(t1.Write(y, U64(3)).ok());
+  {
+    auto t2 = c->client(3).Begin();
+    ASSERT_TRUE(t2.Write(x, U64(5)).ok());
+    ASSERT_TRUE(t2.Commit().ok());
+  }
+  absl::Status s = t1.Commit();
+  EXPECT_TRUE(absl::IsAborted(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("VALIDATE"));
+  EXPECT_EQ(ReadCounter(c->client(1), y), 2u);  // nothing of t1 applied, locks released
+  auto t3 = c->client(1).Begin();
+  ASSERT_TRUE(t3.Write(y, U64(7)).ok());
+  EXPECT_TRUE(t3.Commit().ok());
+}
+
+TEST(TransactionTest, ReadOnlyTransactionsValidateWithoutLocking) {
+  auto c = MakeShmCluster();
+  const GlobalAddress x = NewCounter(c->client(1), 1);
+  const GlobalAddress y = NewCounter(c->client(2), 2);
+  auto ro = c->client(3).Begin();
+  ASSERT_TRUE(ro.Read(x, 8).ok());
+  ASSERT_TRUE(ro.Read(y, 8).ok());
+  EXPECT_TRUE(ro.Commit().ok());
+  EXPECT_EQ(c->client(3).stats().read_only, 1u);
+
+  auto stale = c->client(3).Begin();
+  ASSERT_TRUE(stale.Read(x, 8).ok());
+  ASSERT_TRUE(stale.Read(y, 8).ok());
+  auto w = c->client(1).Begin();
+  ASSERT_TRUE(w.Write(x, U64(9)).ok());
+  ASSERT_TRUE(w.Commit().ok());  // the reader never blocks the writer
+  EXPECT_TRUE(absl::IsAborted(stale.Commit()));
+}
+
+TEST(TransactionTest, LocalObjectsTakeTheFastPath) {
+  auto c = MakeShmCluster();
+  auto& client = c->client(1);
+  const GlobalAddress a = NewCounter(client, 5);  // Alloc prefers regions whose primary is machine 1
+  absl::StatusOr<RegionInfo> info = c->table().Lookup(a.region());
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->primary().machine, 1u);
+  const uint64_t rpc_before = client.stats().rpc_calls;
+  const uint64_t local_before = client.stats().fast_path_calls;
+  auto tx = client.Begin();
+  ASSERT_TRUE(tx.Write(a, U64(6)).ok());
+  ASSERT_TRUE(tx.Commit().ok());
+  // LOCK, COMMIT-PRIMARY and TRUNCATE locally; COMMIT-BACKUP and TRUNCATE to the backup.
+  EXPECT_EQ(client.stats().fast_path_calls - local_before, 3u);
+  EXPECT_EQ(client.stats().rpc_calls - rpc_before, 2u);
+}
+
+TEST(TransactionTest, FreeMakesReadsFailAndTheSlotReusable) {
+  auto c = MakeShmCluster();
+  const GlobalAddress a = NewCounter(c->client(1), 5);
+  {
+    auto tx = c->client(2).Begin();
+    ASSERT_TRUE(tx.Free(a).ok());
+    EXPECT_TRUE(absl::IsFailedPrecondition(tx.Read(a, 8).status()));
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  auto tx = c->client(3).Begin();
+  absl::StatusOr<std::string> r = tx.Read(a, 8);
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("freed or never allocated"));
+  tx.Abort();
+  // Writing a freed object fails at LOCK with a reason.
+  const GlobalAddress b = NewCounter(c->client(1), 6, a);
+  EXPECT_EQ(b, a);  // the freed slot is reused (same block, first free slot)
+  EXPECT_EQ(ReadCounter(c->client(2), b), 6u);
+}
+
+TEST(TransactionTest, BadInputGetsClearErrorsAndCorruptsNothing) {
+  auto c = MakeShmCluster();
+  auto& client = c->client(1);
+  const GlobalAddress a = NewCounter(client, 77);
+  auto tx = client.Begin();
+  EXPECT_TRUE(absl::IsNotFound(tx.Read(GlobalAddress(999, 0), 8).status()));
+  EXPECT_TRUE(absl::IsOutOfRange(tx.Read(GlobalAddress(a.region(), (4 << 20) - 64), 100).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(tx.Read(GlobalAddress(a.region(), 8), 8).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(tx.Read(a, 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(tx.Alloc(2 << 20).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(tx.Write(a, std::string(2 << 20, 'x'))));
+  // A read longer than the object never sees matching line versions.
+  {
+    auto t = client.Begin();
+    absl::StatusOr<std::string> r = t.Read(a, 200);
+    EXPECT_TRUE(absl::IsAborted(r.status())) << r.status();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("longer than the object"));
+  }
+  // A write larger than the object is refused at LOCK.
+  ASSERT_TRUE(tx.Read(a, 8).ok());
+  ASSERT_TRUE(tx.Write(a, std::string(200, 'x')).ok());
+  absl::Status s = tx.Commit();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("the object holds 48"));
+  EXPECT_EQ(ReadCounter(client, a), 77u);
+}
+
+TEST(TransactionTest, AllocationBeyondCapacityIsResourceExhausted) {
+  LocalClusterOptions o;
+  o.regions = 3;
+  o.region_size = 2 << 20;  // two 1 MB blocks
+  auto c = MakeShmCluster(o);
+  auto& client = c->client(1);
+  const GlobalAddress first = NewCounter(client, 1);
+  // Fill the region holding `first` with ~400 KB objects (two per block; one
+  // block already holds `first`'s size class).
+  std::vector<GlobalAddress> big;
+  absl::Status s;
+  for (int i = 0; i < 10 && s.ok(); ++i) {
+    auto tx = client.Begin();
+    absl::StatusOr<GlobalAddress> b = tx.Alloc(400 << 10, first);
+    s = b.status();
+    if (!b.ok()) break;
+    EXPECT_EQ(b->region(), first.region());
+    ASSERT_TRUE(tx.Write(*b, "payload").ok());
+    ASSERT_TRUE(tx.Commit().ok());
+    big.push_back(*b);
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("is full"));
+  EXPECT_EQ(big.size(), 2u);
+  EXPECT_EQ(ReadCounter(client, first), 1u);
+  auto tx = client.Begin();
+  absl::StatusOr<std::string> v = tx.Read(big[0], 7);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, "payload");
+}
+
+TEST(TransactionTest, LogFilesHoldTheProtocolRecords) {
+  LocalClusterOptions o;
+  o.log_dir = getenv("TEST_TMPDIR");
+  o.fsync = FsyncPolicy::kEveryRecord;
+  auto c = MakeShmCluster(o);
+  auto tx = c->client(1).Begin();
+  absl::StatusOr<GlobalAddress> a = tx.Alloc(8);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(tx.Write(*a, U64(1)).ok());
+  ASSERT_TRUE(tx.Commit().ok());
+  const TxId id = tx.id();
+  absl::StatusOr<RegionInfo> info = c->table().Lookup(a->region());
+  ASSERT_TRUE(info.ok());
+  auto primary = ReadTxLog(c->machine(info->primary().machine).log().path());
+  auto backup = ReadTxLog(c->machine(info->replicas[1].machine).log().path());
+  ASSERT_TRUE(primary.ok() && backup.ok());
+  std::vector<LogType> p, b;
+  for (const LogRecord& r : *primary) {
+    if (r.tx == id) p.push_back(r.type);
+  }
+  for (const LogRecord& r : *backup) {
+    if (r.tx == id) b.push_back(r.type);
+  }
+  EXPECT_EQ(p, (std::vector<LogType>{LogType::kLock, LogType::kCommitPrimary, LogType::kTruncate}));
+  EXPECT_EQ(b, (std::vector<LogType>{LogType::kCommitBackup, LogType::kTruncate}));
+}
+
+}  // namespace
+}  // namespace dctk::farm::tx

@@ -1,0 +1,103 @@
+// The messages of FaRM's commit protocol (coordinator <-> participants) and
+// their byte encoding over the message rings. Every request carries the
+// configuration id the coordinator used, so a participant can refuse work
+// from a configuration that recovery has replaced.
+//
+// A write-set entry names one object: its address, the version the
+// transaction read, what to do (write, allocate, free) and the new payload.
+// LOCK and COMMIT-BACKUP carry entries plus the ids of every region the
+// transaction writes, which recovery needs to decide its outcome.
+//
+// Example:
+//   LockRequest req{.config = 3, .tx = id, .regions = {7}, .entries = {...}};
+//   std::string bytes = Encode(req);
+//   absl::StatusOr<LockRequest> back = DecodeLockRequest(bytes);
+#ifndef DCTK_FARM_TX_WIRE_H_
+#define DCTK_FARM_TX_WIRE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "farm/core/address.h"
+
+namespace dctk::farm::tx {
+
+// Transaction ids: [coordinator machine:16][client slot:8][sequence:40].
+using TxId = uint64_t;
+constexpr TxId MakeTxId(uint32_t machine, uint32_t slot, uint64_t seq) {
+  return (uint64_t{machine} << 48) | (uint64_t{slot & 0xff} << 40) | (seq & ((uint64_t{1} << 40) - 1));
+}
+constexpr uint32_t TxCoordinator(TxId id) { return static_cast<uint32_t>(id >> 48); }
+
+// Handler ids on a machine's RPC endpoint.
+enum Handler : uint16_t {
+  kLock = 1,
+  kCommitBackup = 2,
+  kCommitPrimary = 3,
+  kAbort = 4,
+  kTruncate = 5,
+  kAlloc = 6,
+  kOutcome = 7,
+};
+
+enum class EntryKind : uint8_t { kWrite = 0, kAlloc = 1, kFree = 2 };
+
+struct WriteEntry {
+  GlobalAddress addr;
+  uint64_t version = 0;  // the version read (new version = version + 1)
+  EntryKind kind = EntryKind::kWrite;
+  uint32_t slot_bytes = 0;  // kAlloc: the slot's size (backups mirror the heap)
+  std::string data;         // payload (empty for kFree)
+};
+
+// LOCK (to primaries) and COMMIT-BACKUP (to backups) share this shape.
+struct LockRequest {
+  uint64_t config = 0;
+  TxId tx = 0;
+  std::vector<uint32_t> regions;  // every region the transaction writes
+  std::vector<WriteEntry> entries;
+};
+
+// COMMIT-PRIMARY, ABORT, TRUNCATE, OUTCOME: just the transaction.
+struct TxRequest {
+  uint64_t config = 0;
+  TxId tx = 0;
+};
+
+struct AllocRequest {
+  uint64_t config = 0;
+  TxId tx = 0;
+  uint32_t region = 0;
+  uint32_t bytes = 0;   // payload bytes
+  uint64_t near = 0;    // raw GlobalAddress hint, 0 for none
+};
+
+// Every reply: a status code and message, plus a value (an address for
+// ALLOC, an outcome for OUTCOME). A LOCK reply tells the coordinator each
+// object's slot size, which it passes on to the backups in COMMIT-BACKUP.
+struct Reply {
+  int code = 0;  // absl::StatusCode
+  std::string message;
+  uint64_t value = 0;
+  uint64_t aux = 0;  // ALLOC: the free slot's current version
+  std::vector<uint32_t> slot_bytes;  // LOCK: each entry's slot size, in order
+};
+
+std::string Encode(const LockRequest& r);
+std::string Encode(const TxRequest& r);
+std::string Encode(const AllocRequest& r);
+std::string Encode(const Reply& r);
+absl::StatusOr<LockRequest> DecodeLockRequest(absl::string_view bytes);
+absl::StatusOr<TxRequest> DecodeTxRequest(absl::string_view bytes);
+absl::StatusOr<AllocRequest> DecodeAllocRequest(absl::string_view bytes);
+absl::StatusOr<Reply> DecodeReply(absl::string_view bytes);
+
+Reply ReplyFrom(const absl::Status& s, uint64_t value = 0, uint64_t aux = 0);
+absl::Status StatusOf(const Reply& r);
+
+}  // namespace dctk::farm::tx
+
+#endif  // DCTK_FARM_TX_WIRE_H_
