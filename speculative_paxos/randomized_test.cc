@@ -30,7 +30,7 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 // Totals over all seeds, printed so a run shows the faults really happened.
 struct Totals {
   uint64_t ops = 0, fast = 0, slow = 0, reconciliations = 0, view_changes = 0, transfers = 0,
-           rolled_back = 0, crashes = 0, partitions = 0;
+           order_repairs = 0, rolled_back = 0, crashes = 0, partitions = 0;
 };
 
 // Runs one seed; returns "" or what went wrong.
@@ -118,6 +118,7 @@ std::string RunSeed(uint64_t seed, Totals* totals) {
     totals->reconciliations += st.reconciliations;
     totals->view_changes += st.view_changes;
     totals->transfers += st.transfers;
+    totals->order_repairs += st.order_repairs;
     totals->rolled_back += st.rolled_back;
   }
   return "";
@@ -141,7 +142,8 @@ TEST(RandomizedSafetyTest, ManySeeds) {
   }
   std::cout << "ops " << t.ops << " (fast " << t.fast << ", slow " << t.slow
             << "), replica-side: reconciliations " << t.reconciliations << ", view changes "
-            << t.view_changes << ", transfers " << t.transfers << ", entries rolled back "
+            << t.view_changes << ", transfers " << t.transfers << ", order repairs "
+            << t.order_repairs << ", entries rolled back "
             << t.rolled_back << "; injected crashes " << t.crashes << ", partitions "
             << t.partitions << "\n"
             << seeds.size() - failures << " seeds passed, " << failures << " failed\n";

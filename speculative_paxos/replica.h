@@ -18,7 +18,7 @@
 // The implementation is split by concern: replica.cc (setup, dispatch),
 // replica_normal.cc (requests), replica_sync.cc (sync, commit),
 // replica_change.cc (reconciliation / view change), replica_transfer.cc
-// (state transfer, recovery).
+// (state transfer, recovery), replica_repair.cc (order repair, f = 1).
 //
 // Example:
 //   ReplicaConfig config{.replicas = {a0, a1, a2}};
@@ -101,6 +101,7 @@ struct ReplicaStats {
   uint64_t logs_installed = 0;
   uint64_t rolled_back = 0;      // entries undone by installs and transfers
   uint64_t transfers = 0;        // state transfers completed
+  uint64_t order_repairs = 0;    // followers' logs reordered to the leader's (f = 1)
   std::array<uint64_t, kNumRejects> rejected{};
 };
 
@@ -181,6 +182,14 @@ class Replica : public transport::TransportReceiver {
   void MaybeAdvanceCommit();
   // A message of an older stamp from `replica`: tell it about ours.
   void HintNewerStamp(uint32_t replica);
+
+  // replica_repair.cc
+  // Leader, f = 1: adds its order of the slots after the commit point.
+  void AddOrder(SyncPrepare* m) const;
+  // Follower, f = 1: if our log holds every request of the leader's order in
+  // another order, adopts it (see replica_repair.cc). True if our log now
+  // matches the prepare; `lacking`: some request of the order is not here yet.
+  bool AdoptLeaderOrder(const SyncPrepare& m, bool* lacking);
 
   // replica_change.cc
   void BeginChange(Stamp s);

@@ -42,6 +42,7 @@ void Replica::SendSyncPrepare() {
   m.set_hash(log_.HashAt(sync_point_));
   m.set_commit(log_.committed());
   m.set_commit_hash(log_.HashAt(log_.committed()));
+  AddOrder(&m);
   SendToAll(m);
   MaybeAdvanceCommit();
 }
@@ -63,14 +64,16 @@ void Replica::HandleSyncPrepare(const SyncPrepare& m) {
   }
   if (IsLeader()) return;
   HeardFromLeader();
-  const bool match = m.slot() <= log_.end() && log_.HashAt(m.slot()) == m.hash();
+  bool match = m.slot() <= log_.end() && log_.HashAt(m.slot()) == m.hash();
+  bool lacking = false;
+  if (!match && m.order_clients_size() > 0) match = AdoptLeaderOrder(m, &lacking);
   if (match) sync_point_ = std::max(sync_point_, m.slot());
   SyncReply reply;
   stamp_.ToProto(reply.mutable_stamp());
   reply.set_replica(index_);
   reply.set_slot(m.slot());
   reply.set_match(match);
-  reply.set_behind(m.slot() > log_.end());
+  reply.set_behind(m.slot() > log_.end() || lacking);
   SendTo(LeaderOf(s), reply);
   SyncCommit commit;
   *commit.mutable_stamp() = m.stamp();

@@ -83,24 +83,52 @@ TEST(ReplicaTest, ReorderingDivergesThenReconciles) {
   ExpectHealthy(c);
 }
 
-TEST(ReplicaTest, OneMisorderedFollowerIsFixedBySyncNotReconciliation) {
-  SimCluster c(Options(9, 2));
-  // Replica 2 gets client 0's request 20 us late, after client 1's.
-  c.net().AddFilter(1, c.net().Delay(absl::Microseconds(20),
-                                     {.type_id = TypeId<Request>(),
-                                      .from = c.client(0).address(),
-                                      .to = c.replica_address(2)}));
+// Replicas `misordered` get client 0's request 20 us late, after client 1's.
+void Misorder(SimCluster& c, std::vector<int> misordered) {
+  for (int r : misordered) {
+    c.net().AddFilter(r, c.net().Delay(absl::Microseconds(20),
+                                       {.type_id = TypeId<Request>(),
+                                        .from = c.client(0).address(),
+                                        .to = c.replica_address(r)}));
+  }
   c.Invoke(0, KvApp::Put("k", "a"));
   c.Invoke(1, KvApp::Put("k", "b"));
   ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(1)));
-  // The leader and replica 1 agree: the leader syncs, commits and answers with
-  // a committed reply; replica 2 copies the committed prefix.
-  EXPECT_EQ(c.client(0).stats().slow_path + c.client(1).stats().slow_path, 2u);
+}
+
+TEST(ReplicaTest, OneMisorderedFollowerAdoptsLeadersOrder) {
+  SimCluster c(Options(9, 2));
+  Misorder(c, {2});
+  // The clients' replies disagree, they ask the leader, whose immediate sync
+  // carries its order; replica 2 adopts it and answers again: both complete
+  // on a superquorum, with no transfer and no reconciliation.
+  EXPECT_EQ(c.replica(2)->stats().order_repairs, 1u);
+  EXPECT_EQ(c.client(0).stats().fast_path + c.client(1).stats().fast_path, 2u);
   EXPECT_EQ(c.client(0).stats().resends + c.client(1).stats().resends, 0u);
   EXPECT_EQ(c.replica(0)->stats().reconciliations, 0u);
-  c.net().RemoveFilter(1);
+  c.net().RemoveFilter(2);
+  ASSERT_TRUE(c.net().RunUntil([&] { return c.Converged(); }, absl::Seconds(1)));
+  EXPECT_EQ(c.replica(2)->stats().transfers, 0u);
+  EXPECT_EQ(c.app(2)->Lookup("k"), c.app(0)->Lookup("k"));
+  ExpectHealthy(c);
+}
+
+TEST(ReplicaTest, WithFiveReplicasMisorderedFollowersCopyTheCommit) {
+  // f = 2: a superquorum (4) may exclude the leader, so followers never adopt
+  // its order. Two misordered followers leave no superquorum; the leader
+  // commits with f+1 and replicas 2 and 3 copy the committed prefix.
+  SimClusterOptions o = Options(9, 2);
+  o.num_replicas = 5;
+  SimCluster c(o);
+  Misorder(c, {2, 3});
+  EXPECT_EQ(c.replica(2)->stats().order_repairs + c.replica(3)->stats().order_repairs, 0u);
+  EXPECT_EQ(c.client(0).stats().slow_path + c.client(1).stats().slow_path, 2u);
+  EXPECT_EQ(c.replica(0)->stats().reconciliations, 0u);
+  c.net().RemoveFilter(2);
+  c.net().RemoveFilter(3);
   ASSERT_TRUE(c.net().RunUntil([&] { return c.Converged(); }, absl::Seconds(1)));
   EXPECT_EQ(c.replica(2)->stats().transfers, 1u);
+  EXPECT_EQ(c.replica(3)->stats().transfers, 1u);
   EXPECT_EQ(c.app(2)->Lookup("k"), c.app(0)->Lookup("k"));
   ExpectHealthy(c);
 }

@@ -7,9 +7,12 @@
 #
 #   bazel build -c opt //speculative_paxos/tools:all
 #   speculative_paxos/bench/run_bench.sh [bazel-bin dir] [seconds]
+# PROTOCOLS="vr spaxos" CLIENTS="4 16" restrict the rows.
 set -euo pipefail
 BIN=${1:-bazel-bin/speculative_paxos/tools}
 SECS=${2:-3}
+PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 spaxos spaxos-mcast}
+CLIENTS=${CLIENTS:-1 4 16 64}
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
@@ -26,8 +29,8 @@ timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 200 }
 CONF
 
 printf "%-14s %7s %12s %9s %9s %8s\n" protocol clients "ops/s" "p50(us)" "p99(us)" "slow%"
-for proto in unreplicated vr vr-batch16 spaxos spaxos-mcast; do
-  for clients in 1 4 16; do
+for proto in $PROTOCOLS; do
+  for clients in $CLIENTS; do
     p=${proto%-batch16}; p=${p%-mcast}
     batch=1; [ "$proto" = vr-batch16 ] && batch=16
     mcast=""; [ "$proto" = spaxos-mcast ] && mcast="--multicast=ordered"
