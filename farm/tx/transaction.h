@@ -105,6 +105,12 @@ class Transaction {
   void Abort();
 
   TxId id() const { return id_; }
+  // The version this transaction read `addr` at (0 if it did not read it):
+  // for history checkers.
+  uint64_t VersionRead(GlobalAddress addr) const {
+    auto it = reads_.find(addr.raw());
+    return it == reads_.end() ? 0 : it->second.version;
+  }
 
  private:
   friend class TxClient<F>;
