@@ -1,10 +1,12 @@
 #include "mom/switch/dpdk_switch.h"
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -19,6 +21,7 @@ namespace {
 constexpr uint16_t kRxDescriptors = 512;
 constexpr uint16_t kTxDescriptors = 512;
 constexpr unsigned kPoolMbufs = 4095;
+constexpr double kShaperBurstBytes = 2 * 1514;
 
 absl::Status DpdkError(absl::string_view what, int rc) {
   return absl::InternalError(absl::StrCat("DPDK ", what, " failed: ", rte_strerror(-rc)));
@@ -100,7 +103,7 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
 }
 
 DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table)
-    : ports_(std::move(ports)), pool_(pool), core_(std::move(table)),
+    : ports_(std::move(ports)), shapers_(ports_.size()), pool_(pool), core_(std::move(table)),
       queues_(static_cast<int>(ports_.size()), kQueuePackets) {}
 
 DpdkSwitch::~DpdkSwitch() {
@@ -143,13 +146,38 @@ int DpdkSwitch::Poll() {
   return received;
 }
 
+void DpdkSwitch::SetPortRate(int port, uint64_t bits_per_second) {
+  Shaper& s = shapers_[port];
+  s.bytes_per_cycle = static_cast<double>(bits_per_second) / 8 / rte_get_tsc_hz();
+  s.tokens = kShaperBurstBytes;
+  s.last_cycles = rte_get_tsc_cycles();
+}
+
+bool DpdkSwitch::Idle() const {
+  for (int p = 0; p < num_ports(); ++p) {
+    for (int band = 0; band < PortQueues<rte_mbuf*>::kBands; ++band) {
+      if (queues_.size(p, band) != 0) return false;
+    }
+  }
+  return true;
+}
+
 void DpdkSwitch::Transmit(int port) {
+  Shaper& shaper = shapers_[port];
+  const bool shaped = shaper.bytes_per_cycle > 0;
+  if (shaped) {
+    const uint64_t now = rte_get_tsc_cycles();
+    shaper.tokens = std::min(kShaperBurstBytes,
+                             shaper.tokens + (now - shaper.last_cycles) * shaper.bytes_per_cycle);
+    shaper.last_cycles = now;
+  }
   rte_mbuf* burst[kBurst];
   for (;;) {
     uint16_t n = 0;
-    while (n < kBurst) {
+    while (n < kBurst && (!shaped || shaper.tokens > 0)) {
       absl::optional<rte_mbuf*> m = queues_.Dequeue(port);
       if (!m) break;
+      if (shaped) shaper.tokens -= rte_pktmbuf_pkt_len(*m);
       burst[n++] = *m;
     }
     if (n == 0) return;

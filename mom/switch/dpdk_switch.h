@@ -7,6 +7,11 @@
 // hand the same mbuf (reference-counted) to every output port's strict-priority
 // PortQueues, and transmit each port's queue, band 0 first.
 //
+// A port can be given a line rate (SetPortRate): a token bucket then paces its
+// transmissions, so a veth port behaves like a slower link and its queues fill
+// under overload (where strict priority matters); unshaped ports send as fast
+// as the device takes frames.
+//
 // DPDK's EAL can be initialised once per process: create one DpdkSwitch per
 // process. All methods run on one thread (the switch's lcore).
 //
@@ -47,6 +52,13 @@ class DpdkSwitch {
   // One receive / forward / transmit pass over all ports; returns frames received.
   int Poll();
 
+  // Paces `port` to `bits_per_second` (0: unshaped). Bursts up to two full frames.
+  void SetPortRate(int port, uint64_t bits_per_second);
+
+  // No frame is waiting in any port queue (the caller may sleep if Poll() also
+  // received nothing).
+  bool Idle() const;
+
   SwitchCore& core() { return core_; }
   int num_ports() const { return static_cast<int>(ports_.size()); }
 
@@ -54,7 +66,14 @@ class DpdkSwitch {
   DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table);
   void Transmit(int port);
 
+  struct Shaper {
+    double bytes_per_cycle = 0;  // 0: unshaped
+    double tokens = 0;           // bytes that may be sent now (may go negative)
+    uint64_t last_cycles = 0;
+  };
+
   std::vector<uint16_t> ports_;  // DPDK port ids, by switch port
+  std::vector<Shaper> shapers_;
   rte_mempool* pool_;
   SwitchCore core_;
   PortQueues<rte_mbuf*> queues_;

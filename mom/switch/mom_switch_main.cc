@@ -1,12 +1,19 @@
 // mom_switch: runs the MOM switch on DPDK af_packet ports until SIGINT/SIGTERM.
 //
-//   mom_switch --ifaces=veth0,veth1,veth2 --config=switch.textproto
+//   mom_switch --name=leaf0 --ifaces=veth0,veth1,veth2 [--config=switch.textproto]
+//              [--control=127.0.0.1:0] [--port_mbps=0:100,2:100] [--idle_sleep_us=20]
 //
-// Port i is the i-th interface. The config is a dctk.mom.SwitchConfig in
-// protobuf text format (controller/switch_config.proto), e.g. as produced by
-// the controller's SwitchConfigs(). On exit it prints forwarded and dropped
-// packet counts by reason.
+// Port i is the i-th interface. The forwarding state is a dctk.mom.SwitchConfig
+// (controller/switch_config.proto): from --config in protobuf text format at
+// start, and from the controller at any time over gRPC (MomSwitch.Configure on
+// --control; port 0 picks a free port). Once forwarding, it prints one line
+//   mom_switch NAME ready control_port=PORT
+// so a launcher can connect. On exit it prints forwarded and dropped packet
+// counts by reason.
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -15,59 +22,109 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/text_format.h"
+#include "mom/switch/control_service.h"
 #include "mom/switch/dpdk_switch.h"
 
+ABSL_FLAG(std::string, name, "switch", "switch name (the controller's topology node name)");
 ABSL_FLAG(std::string, ifaces, "", "comma-separated interfaces, one per switch port");
-ABSL_FLAG(std::string, config, "", "SwitchConfig in protobuf text format");
+ABSL_FLAG(std::string, config, "", "initial SwitchConfig in protobuf text format (default: empty)");
+ABSL_FLAG(std::string, control, "127.0.0.1:0", "gRPC control address; empty: no control API");
+ABSL_FLAG(std::string, port_mbps, "", "line rates of shaped ports, PORT:MBPS,... (others unshaped)");
+ABSL_FLAG(int, idle_sleep_us, 0, "sleep this long when a poll finds no work (0: busy poll)");
 
 namespace {
+
 volatile std::sig_atomic_t stop = 0;
 void OnSignal(int) { stop = 1; }
+
+absl::StatusOr<dctk::mom::SwitchConfig> LoadConfig(const std::string& path) {
+  dctk::mom::SwitchConfig config;
+  if (path.empty()) return config;
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --config ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a valid SwitchConfig text proto"));
+  }
+  return config;
+}
+
+absl::Status ApplyPortRates(const std::string& spec, dctk::mom::DpdkSwitch* sw) {
+  for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(item, ':');
+    int port;
+    double mbps;
+    if (!absl::SimpleAtoi(kv.first, &port) || !absl::SimpleAtod(kv.second, &mbps) || port < 0 ||
+        port >= sw->num_ports() || mbps <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--port_mbps: bad entry '", item, "'"));
+    }
+    sw->SetPortRate(port, static_cast<uint64_t>(mbps * 1e6));
+  }
+  return absl::OkStatus();
+}
+
+int Fail(const absl::Status& s) {
+  std::cerr << "mom_switch " << absl::GetFlag(FLAGS_name) << ": " << s << "\n";
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  const std::string name = absl::GetFlag(FLAGS_name);
   const std::vector<std::string> ifaces =
       absl::StrSplit(absl::GetFlag(FLAGS_ifaces), ',', absl::SkipEmpty());
-  std::ifstream in(absl::GetFlag(FLAGS_config));
-  if (ifaces.empty() || !in) {
-    std::cerr << "mom_switch: need --ifaces and a readable --config\n";
-    return 2;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  dctk::mom::SwitchConfig config;
-  if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
-    std::cerr << "mom_switch: " << absl::GetFlag(FLAGS_config)
-              << " is not a valid SwitchConfig text proto\n";
-    return 2;
-  }
+  if (ifaces.empty()) return Fail(absl::InvalidArgumentError("need --ifaces"));
+  absl::StatusOr<dctk::mom::SwitchConfig> config = LoadConfig(absl::GetFlag(FLAGS_config));
+  if (!config.ok()) return Fail(config.status());
   absl::StatusOr<dctk::mom::ForwardingTable> table =
-      dctk::mom::ForwardingTable::Create(config, static_cast<int>(ifaces.size()));
-  if (!table.ok()) {
-    std::cerr << "mom_switch: " << table.status() << "\n";
-    return 2;
-  }
+      dctk::mom::ForwardingTable::Create(*config, static_cast<int>(ifaces.size()));
+  if (!table.ok()) return Fail(table.status());
   std::vector<std::string> vdevs;
   for (size_t i = 0; i < ifaces.size(); ++i) {
     vdevs.push_back(absl::StrCat("net_af_packet", i, ",iface=", ifaces[i]));
   }
   absl::StatusOr<std::unique_ptr<dctk::mom::DpdkSwitch>> sw =
       dctk::mom::DpdkSwitch::Create(vdevs, *std::move(table));
-  if (!sw.ok()) {
-    std::cerr << "mom_switch: " << sw.status() << "\n";
-    return 1;
+  if (!sw.ok()) return Fail(sw.status());
+  if (absl::Status s = ApplyPortRates(absl::GetFlag(FLAGS_port_mbps), sw->get()); !s.ok()) {
+    return Fail(s);
+  }
+
+  dctk::mom::DataPlaneMailbox mailbox;
+  dctk::mom::ControlService service(name, (*sw)->num_ports(), &mailbox);
+  std::unique_ptr<grpc::Server> server;
+  int control_port = 0;
+  if (!absl::GetFlag(FLAGS_control).empty()) {
+    absl::StatusOr<std::unique_ptr<grpc::Server>> started =
+        dctk::mom::StartControlServer(absl::GetFlag(FLAGS_control), &service, &control_port);
+    if (!started.ok()) return Fail(started.status());
+    server = *std::move(started);
   }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  std::cout << "mom_switch: " << ifaces.size() << " ports, " << config.rules_size()
-            << " multicast rules, " << config.unicast_routes_size() << " unicast routes\n";
-  while (!stop) (*sw)->Poll();
-  const dctk::mom::SwitchCore& core = (*sw)->core();
-  std::cout << "forwarded " << core.forwarded();
+  std::printf("mom_switch %s ready control_port=%d ports=%zu rules=%d\n", name.c_str(),
+              control_port, ifaces.size(), config->rules_size());
+  std::fflush(stdout);
+
+  const int idle_sleep_us = absl::GetFlag(FLAGS_idle_sleep_us);
+  dctk::mom::DpdkSwitch& s = **sw;
+  while (!stop) {
+    const int received = s.Poll();
+    mailbox.Drain(s.core());
+    if (received == 0 && idle_sleep_us > 0 && s.Idle()) usleep(idle_sleep_us);
+  }
+  mailbox.Close();
+  if (server) server->Shutdown();
+  const dctk::mom::SwitchCore& core = s.core();
+  std::cout << "mom_switch " << name << ": forwarded " << core.forwarded();
   for (int r = 0; r < dctk::mom::kNumDropReasons; ++r) {
     std::cout << " " << dctk::mom::DropReasonName(static_cast<dctk::mom::DropReason>(r)) << " "
               << core.drops()[r];

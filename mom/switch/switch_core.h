@@ -40,6 +40,7 @@ class SwitchCore {
   uint64_t forwarded() const { return forwarded_; }
   // Last sequence number stamped for `group_id` (0: none yet).
   uint64_t group_seq(uint32_t group_id) const;
+  const absl::flat_hash_map<uint32_t, uint64_t>& group_seqs() const { return group_seq_; }
 
  private:
   absl::optional<DropReason> Drop(DropReason reason) {
