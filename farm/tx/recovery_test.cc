@@ -1,0 +1,211 @@
+// Crash tests: a coordinator stopping dead before each protocol step, and a
+// primary or backup failing at each step while the coordinator goes on.
+// After recovery every transaction reported committed is visible exactly
+// once, no other one is visible, and no lock is left behind.
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "farm/tx/recovery.h"
+#include "farm/tx/test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dctk::farm::tx {
+namespace {
+
+using Client = TxClient<fabric::ShmFabric>;
+
+LocalClusterOptions Options() {
+  LocalClusterOptions o;
+  o.client.rpc_timeout = absl::Milliseconds(500);
+  o.client.outcome_timeout = absl::Seconds(20);
+  return o;
+}
+
+// Two counters whose regions have different primaries, allocated near regions
+// chosen from the table. Returns them with value 0.
+std::pair<GlobalAddress, GlobalAddress> TwoCounters(ShmCluster& c, Client& client) {
+  std::vector<RegionInfo> regions = c.table().All();
+  std::sort(regions.begin(), regions.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  const RegionInfo* r1 = &regions[0];
+  const RegionInfo* r2 = nullptr;
+  for (const RegionInfo& r : regions) {
+    if (r.primary().machine != r1->primary().machine) r2 = &r;
+  }
+  auto tx = client.Begin();
+  GlobalAddress a = *tx.Alloc(8, GlobalAddress(r1->id, 0));
+  GlobalAddress b = *tx.Alloc(8, GlobalAddress(r2->id, 0));
+  EXPECT_TRUE(tx.Write(a, U64(0)).ok());
+  EXPECT_TRUE(tx.Write(b, U64(0)).ok());
+  EXPECT_TRUE(tx.Commit().ok());
+  return {a, b};
+}
+
+// Both counters + 1 in one transaction.
+absl::Status Increment(Client& client, GlobalAddress a, GlobalAddress b) {
+  auto tx = client.Begin();
+  absl::StatusOr<std::string> va = tx.Read(a, 8);
+  if (!va.ok()) return va.status();
+  absl::StatusOr<std::string> vb = tx.Read(b, 8);
+  if (!vb.ok()) return vb.status();
+  absl::Status s = tx.Write(a, U64(AsU64(*va) + 1));
+  if (s.ok()) s = tx.Write(b, U64(AsU64(*vb) + 1));
+  if (s.ok()) s = tx.Commit();
+  return s;
+}
+
+std::pair<uint64_t, uint64_t> Values(Client& client, GlobalAddress a, GlobalAddress b) {
+  auto tx = client.Begin();
+  absl::StatusOr<std::string> va = tx.Read(a, 8), vb = tx.Read(b, 8);
+  EXPECT_TRUE(va.ok() && vb.ok()) << va.status() << " " << vb.status();
+  return {va.ok() ? AsU64(*va) : 99, vb.ok() ? AsU64(*vb) : 99};
+}
+
+struct CoordinatorCrash {
+  CommitStep step;
+  int nth;          // crash before the nth message of that step (0-based)
+  bool committed;   // what recovery must decide
+};
+
+class CoordinatorCrashTest : public ::testing::TestWithParam<CoordinatorCrash> {};
+
+TEST_P(CoordinatorCrashTest, RecoveryDecidesFromTheLogs) {
+  auto c = MakeShmCluster(Options());
+  auto& client = c->client(1);
+  auto [a, b] = TwoCounters(*c, client);
+  int seen = 0;
+  client.options().crash_before = [&](CommitStep step, fabric::MachineId) {
+    return step == GetParam().step && seen++ == GetParam().nth;
+  };
+  absl::Status s = Increment(client, a, b);
+  ASSERT_TRUE(absl::IsCancelled(s)) << s;
+  client.options().crash_before = nullptr;
+  absl::StatusOr<RecoveryReport> r = c->Recover({});
+  ASSERT_TRUE(r.ok()) << r.status();
+  const uint64_t want = GetParam().committed ? 1 : 0;
+  EXPECT_EQ(Values(c->client(2), a, b), std::make_pair(want, want));
+  // Nothing stays locked: the next increment commits.
+  ASSERT_TRUE(Increment(c->client(3), a, b).ok());
+  EXPECT_EQ(Values(c->client(2), a, b), std::make_pair(want + 1, want + 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachStep, CoordinatorCrashTest,
+    ::testing::Values(CoordinatorCrash{CommitStep::kLock, 0, false},
+                      CoordinatorCrash{CommitStep::kLock, 1, false},  // one primary locked
+                      CoordinatorCrash{CommitStep::kValidate, 0, false},
+                      CoordinatorCrash{CommitStep::kCommitBackup, 0, false},
+                      CoordinatorCrash{CommitStep::kCommitBackup, 1, true},  // one backup logged it
+                      CoordinatorCrash{CommitStep::kCommitPrimary, 0, true},
+                      CoordinatorCrash{CommitStep::kCommitPrimary, 1, true},
+                      CoordinatorCrash{CommitStep::kTruncate, 0, true}),
+    [](const auto& info) {
+      std::string name = CommitStepName(info.param.step);
+      name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+      return absl::StrCat(name, info.param.nth);
+    });
+
+// A machine fails just before the coordinator's message of `step` to it; the
+// coordinator (on a surviving machine) carries on and learns the outcome from
+// recovery.
+struct MachineCrash {
+  CommitStep step;
+  bool primary;     // kill a primary (else a backup) of the write set
+  int committed;    // 1: must commit, 0: must not, -1: either (depends on message order)
+};
+
+class MachineCrashTest : public ::testing::TestWithParam<MachineCrash> {};
+
+TEST_P(MachineCrashTest, CommittedExactlyOnceOrNotAtAll) {
+  auto c = MakeShmCluster(Options());
+  auto [a, b] = TwoCounters(*c, c->client(1));
+  // The coordinator runs on a machine holding no replica of a's region, so
+  // that killing a's primary or backup leaves it alive.
+  const RegionInfo ra = *c->table().Lookup(a.region());
+  fabric::MachineId coordinator = 0;
+  for (fabric::MachineId m : {1, 2, 3}) {
+    if (m != ra.replicas[0].machine && m != ra.replicas[1].machine) coordinator = m;
+  }
+  const fabric::MachineId victim = GetParam().primary ? ra.replicas[0].machine : ra.replicas[1].machine;
+  auto& client = c->client(coordinator);
+  absl::Notification killed;
+  client.options().crash_before = [&](CommitStep step, fabric::MachineId target) {
+    if (step == GetParam().step && target == victim && !killed.HasBeenNotified()) {
+      c->Kill(victim);
+      killed.Notify();
+    }
+    return false;
+  };
+  absl::Status outcome;
+  std::thread coordinator_thread([&] { outcome = Increment(client, a, b); });
+  killed.WaitForNotification();
+  absl::StatusOr<RecoveryReport> r = c->Recover({victim});
+  ASSERT_TRUE(r.ok()) << r.status();
+  coordinator_thread.join();
+  client.options().crash_before = nullptr;
+  if (GetParam().committed == 1) {
+    EXPECT_TRUE(outcome.ok()) << outcome;
+  } else if (GetParam().committed == 0) {
+    EXPECT_TRUE(absl::IsAborted(outcome) || absl::IsUnavailable(outcome)) << outcome;
+  } else {
+    EXPECT_TRUE(outcome.ok() || absl::IsAborted(outcome)) << outcome;
+  }
+  const uint64_t want = outcome.ok() ? 1 : 0;
+  EXPECT_EQ(Values(client, a, b), std::make_pair(want, want));
+  ASSERT_TRUE(Increment(client, a, b).ok());
+  EXPECT_EQ(Values(client, a, b), std::make_pair(want + 1, want + 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachStep, MachineCrashTest,
+    ::testing::Values(MachineCrash{CommitStep::kLock, true, 0},
+                      // Other backups may have logged it first: then it commits.
+                      MachineCrash{CommitStep::kCommitBackup, false, -1},
+                      MachineCrash{CommitStep::kCommitPrimary, true, 1},
+                      MachineCrash{CommitStep::kTruncate, true, 1},
+                      MachineCrash{CommitStep::kTruncate, false, 1}),
+    [](const auto& info) {
+      std::string name = CommitStepName(info.param.step);
+      name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+      return absl::StrCat(name, info.param.primary ? "Primary" : "Backup");
+    });
+
+TEST(RecoveryTest, PromotedBackupServesCommittedData) {
+  auto c = MakeShmCluster(Options());
+  auto [a, b] = TwoCounters(*c, c->client(1));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Increment(c->client(1), a, b).ok());
+  const RegionInfo before = *c->table().Lookup(a.region());
+  const fabric::MachineId victim = before.primary().machine;
+  fabric::MachineId reader = 1;
+  while (reader == victim) ++reader;
+  c->Kill(victim);
+  absl::StatusOr<RecoveryReport> r = c->Recover({victim});
+  ASSERT_TRUE(r.ok());
+  const RegionInfo after = *c->table().Lookup(a.region());
+  EXPECT_EQ(after.primary().machine, before.replicas[1].machine);
+  EXPECT_EQ(Values(c->client(reader), a, b), std::make_pair(uint64_t{5}, uint64_t{5}));
+  ASSERT_TRUE(Increment(c->client(reader), a, b).ok());
+  EXPECT_EQ(Values(c->client(reader), a, b), std::make_pair(uint64_t{6}, uint64_t{6}));
+}
+
+TEST(RecoveryTest, DecisionRule) {
+  LockRequest lock{1, 42, {1, 2}, {{GlobalAddress(1, 0), 1, EntryKind::kWrite, 64, "a"}}};
+  LockRequest backup2{1, 42, {1, 2}, {{GlobalAddress(2, 0), 1, EntryKind::kWrite, 64, "b"}}};
+  // LOCK records only: never reached a backup -> abort.
+  auto d = DecideInFlight({{42, 1, LogType::kLock, false, lock}}, {});
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_FALSE(d[0].commit);
+  // A COMMIT-BACKUP, and every region held -> commit with both entries.
+  d = DecideInFlight({{42, 1, LogType::kLock, false, lock}, {42, 3, LogType::kCommitBackup, false, backup2}}, {});
+  EXPECT_TRUE(d[0].commit);
+  EXPECT_EQ(d[0].entries.size(), 2u);
+  // A COMMIT-BACKUP but region 1's entries are gone -> abort (never reported).
+  d = DecideInFlight({{42, 3, LogType::kCommitBackup, false, backup2}}, {});
+  EXPECT_FALSE(d[0].commit);
+  // Known committed somewhere -> commit.
+  d = DecideInFlight({{42, 3, LogType::kCommitBackup, false, backup2}}, {42});
+  EXPECT_TRUE(d[0].commit);
+}
+
+}  // namespace
+}  // namespace dctk::farm::tx
