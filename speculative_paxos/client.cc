@@ -39,6 +39,11 @@ void Client::Invoke(std::string op, Callback done) {
   resend_.Start();
 }
 
+void Client::Cancel() {
+  pending_.reset();
+  resend_.Stop();
+}
+
 void Client::SendRequest() {
   Request req;
   req.set_client_id(client_id_);

@@ -79,6 +79,9 @@ class Client : public transport::TransportReceiver {
   // Sends `op`; `done` runs once with the result. CHECK-fails if busy().
   void Invoke(std::string op, Callback done);
   bool busy() const { return pending_.has_value(); }
+  // Gives up the outstanding request (its callback never runs). The replicas
+  // may still execute it: its outcome is unknown to the caller.
+  void Cancel();
   const ClientStats& stats() const { return stats_; }
 
   void ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) override;
