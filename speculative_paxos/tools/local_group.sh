@@ -34,7 +34,7 @@ case "$PROTOCOL" in spaxos|vr|unreplicated) ;; *) echo "--protocol: spaxos, vr o
 if [ -z "$BIN" ]; then
   cd "$(dirname "$0")/../.."
   echo "== building spaxos_replica and spaxos_client"
-  bazel build -q //speculative_paxos/tools:spaxos_replica //speculative_paxos/tools:spaxos_client
+  bazel build --noshow_progress //speculative_paxos/tools:spaxos_replica //speculative_paxos/tools:spaxos_client
   BIN=bazel-bin/speculative_paxos/tools
 fi
 
