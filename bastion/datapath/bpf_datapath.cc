@@ -97,6 +97,9 @@ absl::StatusOr<std::unique_ptr<BpfDatapath>> BpfDatapath::Create(const Options& 
   if (!options.pin_dir.empty()) {
     bpf_map* map;
     bpf_object__for_each_map(map, skel->obj) {
+      // .rodata is frozen (read-only config): reopening its pin for reuse fails with
+      // EPERM, and it is set anew at every load anyway.
+      if (bpf_map__is_internal(map)) continue;
       std::string path = absl::StrCat(options.pin_dir, "/", bpf_map__name(map));
       if (int err = bpf_map__set_pin_path(map, path.c_str())) {
         return Errno(err, absl::StrCat("setting pin path ", path));
@@ -399,6 +402,7 @@ absl::Status BpfDatapath::Unpin() {
   if (pin_dir_.empty()) return absl::OkStatus();
   bpf_map* map;
   bpf_object__for_each_map(map, skel_->obj) {
+    if (bpf_map__is_internal(map)) continue;
     if (int err = bpf_map__unpin(map, nullptr); err && err != -ENOENT) {
       return Errno(err, absl::StrCat("unpinning map ", bpf_map__name(map)));
     }

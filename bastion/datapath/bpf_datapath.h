@@ -70,6 +70,11 @@ class BpfDatapath : public Datapath {
   // Removes the pins under Options::pin_dir (the maps live on while referenced).
   absl::Status Unpin();
 
+  // Leaves the programs attached when this object is destroyed (the tc filters keep
+  // them and the maps alive), so enforcement outlives the manager; a later instance
+  // over the same pinned maps re-attaches (replacing) and takes over.
+  void LeaveAttachedOnDestroy() { attached_.clear(); }
+
   // Program fds, for BPF_PROG_TEST_RUN in tests and benchmarks.
   int from_container_fd() const;
   int to_container_fd() const;

@@ -147,11 +147,12 @@ StateDiff DiffStates(const DatapathState& from, const DatapathState& to,
   return diff;
 }
 
-absl::Status ApplyState(Datapath& datapath, const DatapathState& from, const DatapathState& to) {
+absl::Status ApplyState(Datapath& datapath, const DatapathState& from, const DatapathState& to,
+                        bool tolerate_missing) {
   std::vector<Op> ops = OpBuilder(&datapath, nullptr).Build(from, to);
   for (size_t i = 0; i < ops.size(); ++i) {
     absl::Status s = ops[i].apply();
-    if (s.ok()) continue;
+    if (s.ok() || (tolerate_missing && ops[i].sign == '-' && absl::IsNotFound(s))) continue;
     absl::Status undo_error = absl::OkStatus();
     for (size_t j = i; j-- > 0;) {
       absl::Status u = ops[j].undo();

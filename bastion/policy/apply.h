@@ -39,7 +39,10 @@ struct StateDiff {
 StateDiff DiffStates(const DatapathState& from, const DatapathState& to,
                      const std::function<std::string(uint32_t)>& describe = nullptr);
 
-absl::Status ApplyState(Datapath& datapath, const DatapathState& from, const DatapathState& to);
+// With `tolerate_missing`, removing an entry that is not there counts as done (for
+// adopting maps whose exact content is uncertain after a crash).
+absl::Status ApplyState(Datapath& datapath, const DatapathState& from, const DatapathState& to,
+                        bool tolerate_missing = false);
 
 }  // namespace dctk::bastion
 

@@ -1,0 +1,370 @@
+#include "bastion/manager/manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "bastion/manager/state_file.h"
+
+namespace dctk::bastion {
+namespace {
+
+constexpr size_t kMaxUncovered = 4096;
+
+bool SameNetwork(const ContainerInfo& a, const ContainerInfo& b) {
+  return a.ip == b.ip && a.mac == b.mac && a.host_ifindex == b.host_ifindex &&
+         a.gateway == b.gateway && a.labels == b.labels && a.name == b.name;
+}
+
+bool Auditable(uint32_t reason) {
+  switch (reason) {
+#define BASTION_AUDITABLE_CASE_(c, value, name, help, auditable) \
+  case c:                                                        \
+    return auditable;
+    BASTION_FOR_EACH_DROP_REASON(BASTION_AUDITABLE_CASE_)
+#undef BASTION_AUDITABLE_CASE_
+  }
+  return false;
+}
+
+}  // namespace
+
+Manager::Manager(Datapath* datapath, Options options, ManagerMetrics* metrics)
+    : datapath_(datapath), options_(std::move(options)), metrics_(metrics) {}
+
+Manager::~Manager() {
+  if (!options_.detach_on_exit) return;
+  absl::MutexLock l(&mu_);
+  for (const auto& [ifindex, unused] : attached_) datapath_->Detach(ifindex).IgnoreError();
+}
+
+void Manager::AddSource(std::unique_ptr<ContainerSource> source) {
+  sources_.push_back(std::move(source));
+}
+
+absl::StatusOr<std::string> Manager::Start() {
+  if (options_.state_file.empty()) return std::string("no state file: starting from empty maps");
+  absl::StatusOr<SavedState> saved = ReadStateFile(options_.state_file);
+  if (absl::IsNotFound(saved.status())) {
+    return absl::StrCat("no saved state in ", options_.state_file, ": starting from empty maps");
+  }
+  if (!saved.ok()) return saved.status();
+  absl::MutexLock l(&mu_);
+  ids_ = saved->ids;
+  next_id_ = std::max<uint32_t>(saved->next_id, 1);
+  if (!saved->policy_text.empty()) {
+    absl::StatusOr<Policy> p = ParsePolicy(saved->policy_text, saved->policy_file);
+    if (!p.ok()) return p.status();
+    policy_ = *p;
+    policy_text_ = saved->policy_text;
+  }
+  adopted_ = saved->pending ? Union(saved->applied, *saved->pending) : saved->applied;
+  adopting_ = true;
+  return absl::StrCat("adopting saved state: ", ids_.size(), " containers, ",
+                      adopted_.rules.size(), " rule blocks, ", adopted_.dependencies.size(),
+                      " dependencies", saved->pending ? " (an apply was interrupted)" : "");
+}
+
+std::vector<ContainerInfo> Manager::ContainersLocked() const {
+  std::vector<ContainerInfo> out;
+  out.reserve(containers_.size());
+  for (const auto& [key, c] : containers_) out.push_back(c);
+  return out;
+}
+
+std::vector<ContainerInfo> Manager::Containers() const {
+  absl::MutexLock l(&mu_);
+  return ContainersLocked();
+}
+
+absl::StatusOr<DatapathState> Manager::CompileLocked(
+    const Policy& policy, const std::vector<ContainerInfo>& containers) const {
+  std::vector<ContainerInfo> enforced;
+  enforced.reserve(containers.size());
+  for (const ContainerInfo& c : containers) {
+    if (c.ip != 0) enforced.push_back(c);  // host-network containers have no address of their own
+  }
+  return CompilePolicy(policy, enforced);
+}
+
+absl::Status Manager::SaveLocked(const DatapathState* pending) {
+  if (options_.state_file.empty()) return absl::OkStatus();
+  SavedState s;
+  s.applied = running_;
+  if (pending) s.pending = *pending;
+  s.ids = ids_;
+  for (const auto& [key, c] : containers_) s.names[key] = c.name;
+  s.next_id = next_id_;
+  s.policy_text = policy_text_;
+  s.policy_file = policy_.file;
+  return WriteStateFile(options_.state_file, s);
+}
+
+absl::Status Manager::ApplyLocked(const DatapathState& next) {
+  const absl::Time start = absl::Now();
+  if (adopting_) {
+    // The maps hold `adopted_`, give or take an interrupted apply: write all of `next`,
+    // then remove whatever else may be there.
+    DatapathState maybe = Union(adopted_, running_);
+    if (absl::Status s = SaveLocked(&next); !s.ok()) return s;
+    if (absl::Status s = ApplyState(*datapath_, {}, next); !s.ok()) return s;
+    if (absl::Status s = ApplyState(*datapath_, Minus(maybe, next), {}, /*tolerate_missing=*/true);
+        !s.ok()) {
+      return s;
+    }
+    adopting_ = false;
+    adopted_ = {};
+  } else {
+    if (absl::Status s = SaveLocked(&next); !s.ok()) return s;
+    if (absl::Status s = ApplyState(*datapath_, running_, next); !s.ok()) {
+      SaveLocked(nullptr).IgnoreError();
+      return s;
+    }
+  }
+  running_ = next;
+  if (metrics_) {
+    metrics_->policy_applies_total.Increment();
+    metrics_->apply_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
+    metrics_->map_rules.Set(running_.rules.size());
+    metrics_->map_dependencies.Set(running_.dependencies.size());
+  }
+  return SaveLocked(nullptr);
+}
+
+ReconcileReport Manager::Reconcile() {
+  const absl::Time start = absl::Now();
+  ReconcileReport report;
+  // Listing runs outside the lock: it may be slow (HTTP, directory scans).
+  std::vector<std::pair<std::string, absl::StatusOr<std::vector<ContainerInfo>>>> lists;
+  for (const auto& source : sources_) lists.push_back({source->name(), source->List()});
+
+  absl::MutexLock l(&mu_);
+  std::map<std::string, ContainerInfo> now;
+  for (auto& [source, list] : lists) {
+    if (!list.ok()) {
+      report.errors.push_back(absl::StrCat(source, ": ", list.status().message()));
+      // Keep what this source had: a failed listing is not a disappearance.
+      for (const auto& [key, c] : containers_) {
+        if (key.rfind(source + "/", 0) == 0) now.emplace(key, c);
+      }
+      continue;
+    }
+    for (ContainerInfo& c : *list) now.emplace(absl::StrCat(source, "/", c.runtime_id), std::move(c));
+  }
+  bool changed = adopting_;
+  for (auto& [key, c] : now) {
+    auto id = ids_.find(key);
+    if (id == ids_.end()) id = ids_.emplace(key, next_id_++).first;
+    c.id = id->second;
+    auto old = containers_.find(key);
+    if (old == containers_.end()) {
+      report.added.push_back(c.name);
+      changed = true;
+    } else if (!SameNetwork(old->second, c)) {
+      changed = true;
+    }
+  }
+  for (const auto& [key, c] : containers_) {
+    if (!now.count(key)) {
+      report.removed.push_back(c.name);
+      changed = true;
+    }
+  }
+  if (metrics_) metrics_->reconciles_total.Increment();
+  if (!changed) return report;
+
+  std::vector<ContainerInfo> list;
+  for (const auto& [key, c] : now) list.push_back(c);
+  absl::StatusOr<DatapathState> next = CompileLocked(policy_, list);
+  absl::Status applied = next.ok() ? ApplyLocked(*next) : next.status();
+  if (!applied.ok()) {
+    report.errors.push_back(absl::StrCat("applying the container change: ", applied.message()));
+    report.added.clear();
+    report.removed.clear();
+    return report;
+  }
+  // Stacks on new veths after their entries exist (no spurious `unbound` drops), off
+  // vanished ones after their entries are gone.
+  std::map<int, bool> want;
+  for (const auto& [key, c] : now) {
+    if (c.host_ifindex > 0) want[c.host_ifindex] = true;
+  }
+  for (const auto& [ifindex, unused] : want) {
+    if (attached_.count(ifindex)) continue;
+    if (absl::Status s = datapath_->Attach(ifindex); !s.ok()) {
+      report.errors.push_back(std::string(s.message()));
+      continue;
+    }
+    attached_[ifindex] = true;
+  }
+  for (auto it = attached_.begin(); it != attached_.end();) {
+    if (want.count(it->first)) {
+      ++it;
+      continue;
+    }
+    datapath_->Detach(it->first).IgnoreError();  // the veth is usually gone with its container
+    it = attached_.erase(it);
+  }
+  for (const auto& [key, c] : containers_) {
+    if (!now.count(key)) ids_.erase(key);
+  }
+  containers_ = std::move(now);
+  names_.clear();
+  for (const auto& [key, c] : containers_) names_[c.id] = c.name;
+  SaveLocked(nullptr).IgnoreError();
+  if (metrics_) {
+    metrics_->containers.Set(containers_.size());
+    metrics_->containers_added_total.Increment(report.added.size());
+    metrics_->containers_removed_total.Increment(report.removed.size());
+    metrics_->reconcile_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
+  }
+  return report;
+}
+
+ReconcileReport Manager::WaitAndReconcile(absl::Duration poll_interval) {
+  // One waiting source at a time; with several, each gets a share of the interval.
+  const absl::Duration share = sources_.empty() ? poll_interval : poll_interval / sources_.size();
+  for (const auto& source : sources_) {
+    if (source->WaitForChange(share)) break;
+  }
+  return Reconcile();
+}
+
+absl::Status Manager::SetPolicy(const Policy& policy, const std::string& text) {
+  absl::MutexLock l(&mu_);
+  absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
+  absl::Status s = next.ok() ? ApplyLocked(*next) : next.status();
+  if (!s.ok()) {
+    if (metrics_) metrics_->policy_rejected_total.Increment();
+    return absl::Status(s.code(), absl::StrCat(s.message(), " (the running policy stays)"));
+  }
+  // Flows the new policy revokes must not live on through their tracked replies.
+  policy_ = policy;
+  policy_text_ = text;
+  SaveLocked(nullptr).IgnoreError();
+  return datapath_->FlushConnections();
+}
+
+absl::StatusOr<StateDiff> Manager::DiffPolicy(const Policy& policy) {
+  absl::MutexLock l(&mu_);
+  absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
+  if (!next.ok()) return next.status();
+  return DiffStates(running_, *next, [this](uint32_t id) {
+    mu_.AssertHeld();
+    return DescribeLocked(id);
+  });
+}
+
+std::string Manager::PolicyText() const {
+  absl::MutexLock l(&mu_);
+  return policy_text_;
+}
+
+std::string Manager::PolicyFile() const {
+  absl::MutexLock l(&mu_);
+  return policy_.file;
+}
+
+DatapathState Manager::Running() const {
+  absl::MutexLock l(&mu_);
+  return running_;
+}
+
+std::string Manager::DescribeLocked(uint32_t id) const {
+  if (id == kWorldId) return "world";
+  if (id == kHostIdFirst) return kGatewayHost;
+  if (id > kHostIdFirst) {
+    const size_t i = id - kHostIdFirst - 1;
+    return i < policy_.hosts.size() ? policy_.hosts[i].name : absl::StrCat("host#", id);
+  }
+  auto it = names_.find(id);
+  return it != names_.end() ? it->second : absl::StrCat("container#", id);
+}
+
+std::string Manager::Describe(uint32_t id) const {
+  absl::MutexLock l(&mu_);
+  return DescribeLocked(id);
+}
+
+std::string Manager::NameAddressLocked(uint32_t ip) const {
+  if (auto e = running_.endpoints.find(ip); e != running_.endpoints.end()) {
+    return DescribeLocked(e->second.container_id);
+  }
+  if (auto h = running_.hosts.find(ip); h != running_.hosts.end()) {
+    return absl::StrCat(DescribeLocked(h->second), "(", Ipv4ToString(ip), ")");
+  }
+  return Ipv4ToString(ip);
+}
+
+int Manager::PumpEvents(absl::Duration timeout) {
+  absl::StatusOr<int> n = datapath_->PollEvents(timeout, [this](const VerdictEvent& e) {
+    NamedEvent named{.event = e};
+    std::vector<EventSubscription*> subscribers;
+    {
+      absl::MutexLock l(&mu_);
+      named.container = e.container_id ? DescribeLocked(e.container_id) : "";
+      named.src = NameAddressLocked(e.saddr);
+      named.dst = NameAddressLocked(e.daddr);
+      if (IsDropReason(e.reason) && Auditable(e.reason)) {
+        auto key = std::make_tuple(named.src, named.dst, e.proto, e.dport, e.reason);
+        if (uncovered_.size() < kMaxUncovered || uncovered_.count(key)) ++uncovered_[key];
+      }
+      subscribers = subscribers_;
+      // Pushing under mu_ keeps subscribers alive (Unsubscribe takes mu_ too).
+      for (EventSubscription* s : subscribers) s->Push(named);
+    }
+    if (metrics_) metrics_->verdict_events_total.Increment();
+  });
+  return n.ok() ? *n : 0;
+}
+
+std::vector<UncoveredFlow> Manager::Uncovered() const {
+  absl::MutexLock l(&mu_);
+  std::vector<UncoveredFlow> out;
+  for (const auto& [key, count] : uncovered_) {
+    const auto& [src, dst, proto, dport, reason] = key;
+    out.push_back({src, dst, proto, dport, reason, count});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const UncoveredFlow& a, const UncoveredFlow& b) { return a.count > b.count; });
+  return out;
+}
+
+std::unique_ptr<EventSubscription> Manager::Subscribe(size_t max_queued) {
+  std::unique_ptr<EventSubscription> s(new EventSubscription(this, max_queued));
+  absl::MutexLock l(&mu_);
+  subscribers_.push_back(s.get());
+  return s;
+}
+
+void Manager::Unsubscribe(EventSubscription* s) {
+  absl::MutexLock l(&mu_);
+  subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), s), subscribers_.end());
+}
+
+EventSubscription::~EventSubscription() { manager_->Unsubscribe(this); }
+
+void EventSubscription::Push(const NamedEvent& e) {
+  absl::MutexLock l(&mu_);
+  if (queue_.size() >= max_) {
+    queue_.pop_front();
+    ++dropped_;
+  }
+  queue_.push_back(e);
+}
+
+std::vector<NamedEvent> EventSubscription::Next(absl::Duration timeout) {
+  absl::MutexLock l(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  std::vector<NamedEvent> out(queue_.begin(), queue_.end());
+  queue_.clear();
+  return out;
+}
+
+uint64_t EventSubscription::dropped() const {
+  absl::MutexLock l(&mu_);
+  return dropped_;
+}
+
+}  // namespace dctk::bastion

@@ -1,0 +1,256 @@
+#include "bastion/manager/manager.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bastion/datapath/testing/fake_datapath.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dctk::bastion {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+using testing::FakeDatapath;
+
+class FakeSource : public ContainerSource {
+ public:
+  std::string name() const override { return "fake"; }
+  absl::StatusOr<std::vector<ContainerInfo>> List() override {
+    if (!error.ok()) return error;
+    return containers;
+  }
+  bool WaitForChange(absl::Duration) override { return true; }
+
+  void Add(const std::string& name, int n, std::map<std::string, std::string> labels = {}) {
+    ContainerInfo c;
+    c.name = name;
+    c.runtime_id = "rt-" + name;
+    c.labels = std::move(labels);
+    c.ip = Ipv4(10, 0, 0, static_cast<uint8_t>(n));
+    c.mac.bytes = {2, 0, 0, 0, 0, static_cast<uint8_t>(n)};
+    c.host_ifindex = 100 + n;
+    c.gateway = Ipv4(10, 0, 0, 1);
+    containers.push_back(c);
+  }
+  void Remove(const std::string& name) {
+    std::erase_if(containers, [&](const ContainerInfo& c) { return c.name == name; });
+  }
+
+  std::vector<ContainerInfo> containers;
+  absl::Status error;
+};
+
+const char kPolicy[] =
+    "version: 1\nservices:\n"
+    "  - name: client\n    select: {names: [client]}\n"
+    "    depends_on: [{service: farm, ports: [tcp/9000]}]\n"
+    "  - name: farm\n    select: {labels: {role: farm}}\n"
+    "    depends_on: [{service: farm, ports: [tcp/9000-9001]}]\n";
+
+Policy Parse(const std::string& text) {
+  absl::StatusOr<Policy> p = ParsePolicy(text, "policy.yaml");
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *p;
+}
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state_file_ = absl::StrCat(::testing::TempDir(), "/state-", getpid(), "-",
+                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::remove(state_file_.c_str());
+  }
+  std::unique_ptr<Manager> Make(bool detach_on_exit = true) {
+    auto source = std::make_unique<FakeSource>();
+    source_ = source.get();
+    auto m = std::make_unique<Manager>(&dp_, Manager::Options{.state_file = state_file_,
+                                                              .detach_on_exit = detach_on_exit});
+    m->AddSource(std::move(source));
+    return m;
+  }
+  uint32_t IdOf(const Manager& m, const std::string& name) {
+    for (const ContainerInfo& c : m.Containers()) {
+      if (c.name == name) return c.id;
+    }
+    return 0;
+  }
+
+  FakeDatapath dp_;
+  FakeSource* source_ = nullptr;
+  std::string state_file_;
+};
+
+TEST_F(ManagerTest, DiscoversInstallsAndRemoves) {
+  std::unique_ptr<Manager> m = Make();
+  ASSERT_TRUE(m->Start().ok());
+  source_->Add("client", 2);
+  source_->Add("farm-1", 3, {{"role", "farm"}});
+  ReconcileReport r = m->Reconcile();
+  EXPECT_THAT(r.added, UnorderedElementsAre("client", "farm-1"));
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(dp_.attached(), (std::set<int>{102, 103}));
+  EXPECT_EQ(dp_.endpoints().size(), 2u);
+  EXPECT_EQ(dp_.hosts().at(Ipv4(10, 0, 0, 1)), kHostIdFirst);
+  EXPECT_TRUE(dp_.dependencies().empty());  // no policy yet: everything denied
+
+  ASSERT_TRUE(m->SetPolicy(Parse(kPolicy), kPolicy).ok());
+  const uint32_t client = IdOf(*m, "client"), farm1 = IdOf(*m, "farm-1");
+  EXPECT_EQ(dp_.dependencies(), (std::set<std::pair<uint32_t, uint32_t>>{{client, farm1}}));
+
+  source_->Add("farm-2", 4, {{"role", "farm"}});
+  r = m->Reconcile();
+  EXPECT_THAT(r.added, ElementsAre("farm-2"));
+  const uint32_t farm2 = IdOf(*m, "farm-2");
+  EXPECT_EQ(IdOf(*m, "client"), client);  // ids are stable
+  EXPECT_EQ(dp_.dependencies().size(), 4u);  // client->farm1, client->farm2, farm1<->farm2
+  EXPECT_TRUE(dp_.rules().count({farm1, farm2, kTcp, 9000, 9001}));
+
+  // Nothing changed: nothing written.
+  const size_t writes = dp_.writes().size();
+  EXPECT_TRUE(m->Reconcile().added.empty());
+  EXPECT_EQ(dp_.writes().size(), writes);
+
+  source_->Remove("farm-1");
+  r = m->Reconcile();
+  EXPECT_THAT(r.removed, ElementsAre("farm-1"));
+  EXPECT_EQ(dp_.attached(), (std::set<int>{102, 104}));
+  EXPECT_EQ(dp_.dependencies(), (std::set<std::pair<uint32_t, uint32_t>>{{client, farm2}}));
+  EXPECT_EQ(dp_.bindings().size(), 2u);
+  EXPECT_FALSE(dp_.endpoints().count(Ipv4(10, 0, 0, 3)));
+  m.reset();
+  EXPECT_TRUE(dp_.attached().empty());  // detach_on_exit
+}
+
+TEST_F(ManagerTest, InvalidPolicyKeepsTheRunningOne) {
+  std::unique_ptr<Manager> m = Make();
+  source_->Add("client", 2);
+  source_->Add("farm-1", 3, {{"role", "farm"}});
+  m->Reconcile();
+  ASSERT_TRUE(m->SetPolicy(Parse(kPolicy), kPolicy).ok());
+  const auto deps = dp_.dependencies();
+  const std::string bad = "version: 1\nhosts: [{name: h, addresses: [10.0.0.3]}]\nservices: []\n";
+  absl::Status s = m->SetPolicy(Parse(bad), bad);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("belongs to a container"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("running policy stays"));
+  EXPECT_EQ(m->PolicyText(), kPolicy);
+  EXPECT_EQ(dp_.dependencies(), deps);
+
+  // A datapath failure mid-apply also keeps it (and the maps are rolled back).
+  dp_.FailWriteAfter(1);
+  const std::string other = "version: 1\nservices: []\n";
+  EXPECT_FALSE(m->SetPolicy(Parse(other), other).ok());
+  EXPECT_EQ(dp_.dependencies(), deps);
+  EXPECT_EQ(m->PolicyText(), kPolicy);
+}
+
+TEST_F(ManagerTest, FailedListingIsNotADisappearance) {
+  std::unique_ptr<Manager> m = Make();
+  source_->Add("client", 2);
+  m->Reconcile();
+  source_->error = absl::UnavailableError("socket gone");
+  ReconcileReport r = m->Reconcile();
+  EXPECT_THAT(r.errors, ElementsAre(HasSubstr("socket gone")));
+  EXPECT_TRUE(r.removed.empty());
+  EXPECT_EQ(m->Containers().size(), 1u);
+  EXPECT_EQ(dp_.attached().size(), 1u);
+}
+
+TEST_F(ManagerTest, FailedApplyLeavesContainersAsTheyWere) {
+  std::unique_ptr<Manager> m = Make();
+  source_->Add("client", 2);
+  m->Reconcile();
+  source_->Add("farm-1", 3);
+  dp_.FailWriteAfter(0);
+  ReconcileReport r = m->Reconcile();
+  EXPECT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(m->Containers().size(), 1u);
+  EXPECT_EQ(dp_.endpoints().size(), 1u);
+  EXPECT_EQ(m->Reconcile().added.size(), 1u);  // the next round succeeds
+  EXPECT_EQ(dp_.endpoints().size(), 2u);
+}
+
+// A restarted manager adopts the saved state: same ids, containers that came and went
+// while it was down are installed/removed, and the maps end up exactly as a fresh
+// install of the current world.
+TEST_F(ManagerTest, RestartAdoptsSavedStateAndReconciles) {
+  std::vector<ContainerInfo> world;
+  uint32_t client = 0;
+  {
+    std::unique_ptr<Manager> m = Make(/*detach_on_exit=*/false);
+    source_->Add("client", 2);
+    source_->Add("farm-1", 3, {{"role", "farm"}});
+    source_->Add("farm-2", 4, {{"role", "farm"}});
+    m->Reconcile();
+    ASSERT_TRUE(m->SetPolicy(Parse(kPolicy), kPolicy).ok());
+    client = IdOf(*m, "client");
+    world = source_->containers;
+  }  // "killed": nothing detached, maps untouched
+  EXPECT_EQ(dp_.attached().size(), 3u);
+
+  std::unique_ptr<Manager> m = Make();
+  source_->containers = world;
+  source_->Remove("farm-2");          // went away while bastiond was down
+  source_->Add("farm-3", 5, {{"role", "farm"}});  // came while it was down
+  absl::StatusOr<std::string> adopted = m->Start();
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_THAT(*adopted, HasSubstr("adopting saved state: 3 containers"));
+  m->Reconcile();
+  EXPECT_EQ(m->PolicyText(), kPolicy);
+  EXPECT_EQ(IdOf(*m, "client"), client);
+
+  FakeDatapath fresh;
+  {
+    Manager f(&fresh, {});
+    auto src = std::make_unique<FakeSource>();
+    src->containers = source_->containers;
+    f.AddSource(std::move(src));
+    f.Reconcile();
+    ASSERT_TRUE(f.SetPolicy(Parse(kPolicy), kPolicy).ok());
+    // Same ids as the adopted manager, so the maps are comparable entry by entry.
+    ASSERT_EQ(f.Running().dependencies.size(), m->Running().dependencies.size());
+  }
+  EXPECT_EQ(dp_.endpoints().size(), 3u);
+  EXPECT_EQ(dp_.bindings().size(), 3u);
+  EXPECT_EQ(dp_.dependencies().size(), fresh.dependencies().size());
+  EXPECT_EQ(dp_.rules().size(), fresh.rules().size());
+  EXPECT_EQ(dp_.dependencies(), m->Running().dependencies);
+  EXPECT_FALSE(dp_.endpoints().count(Ipv4(10, 0, 0, 4)));
+  EXPECT_TRUE(dp_.attached().count(105));
+}
+
+TEST_F(ManagerTest, EventsAreNamedAndUncoveredFlowsCounted) {
+  std::unique_ptr<Manager> m = Make();
+  source_->Add("client", 2);
+  source_->Add("attacker", 6);
+  m->Reconcile();
+  std::unique_ptr<EventSubscription> sub = m->Subscribe();
+  VerdictEvent e;
+  e.container_id = IdOf(*m, "attacker");
+  e.saddr = Ipv4(10, 0, 0, 6);
+  e.daddr = Ipv4(10, 0, 0, 2);
+  e.proto = kTcp;
+  e.dport = 9000;
+  e.reason = BASTION_DROP_NO_DEPENDENCY;
+  dp_.PushEvent(e);
+  dp_.PushEvent(e);
+  EXPECT_EQ(m->PumpEvents(absl::Seconds(1)), 2);
+  std::vector<NamedEvent> got = sub->Next(absl::Seconds(1));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].container, "attacker");
+  EXPECT_EQ(got[0].src, "attacker");
+  EXPECT_EQ(got[0].dst, "client");
+  std::vector<UncoveredFlow> uncovered = m->Uncovered();
+  ASSERT_EQ(uncovered.size(), 1u);
+  EXPECT_EQ(uncovered[0].count, 2u);
+  EXPECT_EQ(uncovered[0].dport, 9000);
+}
+
+}  // namespace
+}  // namespace dctk::bastion

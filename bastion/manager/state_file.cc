@@ -1,0 +1,128 @@
+#include "bastion/manager/state_file.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace dctk::bastion {
+namespace {
+
+using nlohmann::json;
+
+json ToJson(const DatapathState& s) {
+  json j;
+  j["audit"] = s.audit;
+  j["endpoints"] = json::array();
+  for (const auto& [ip, e] : s.endpoints) {
+    j["endpoints"].push_back({ip, e.container_id, e.mac.ToString(), e.host_ifindex});
+  }
+  j["bindings"] = json::array();
+  for (const auto& [ifindex, b] : s.bindings) {
+    j["bindings"].push_back({ifindex, b.container_id, b.ip, b.mac.ToString()});
+  }
+  j["hosts"] = json::array();
+  for (const auto& [ip, id] : s.hosts) j["hosts"].push_back({ip, id});
+  j["dependencies"] = json::array();
+  for (const auto& [src, dst] : s.dependencies) j["dependencies"].push_back({src, dst});
+  j["rules"] = json::array();
+  for (const RuleBlock& r : s.rules) {
+    j["rules"].push_back({r.src_id, r.dst_id, r.proto, r.first_port, r.last_port});
+  }
+  return j;
+}
+
+// Throws json exceptions on malformed input; the caller turns them into a Status.
+DatapathState FromJson(const json& j) {
+  DatapathState s;
+  s.audit = j.at("audit").get<bool>();
+  for (const json& e : j.at("endpoints")) {
+    ContainerEndpoint ep{.container_id = e.at(1).get<uint32_t>(),
+                         .mac = MacAddress::Parse(e.at(2).get<std::string>()).value(),
+                         .host_ifindex = e.at(3).get<int>()};
+    s.endpoints[e.at(0).get<uint32_t>()] = ep;
+  }
+  for (const json& b : j.at("bindings")) {
+    s.bindings[b.at(0).get<int>()] =
+        Binding{.container_id = b.at(1).get<uint32_t>(), .ip = b.at(2).get<uint32_t>(),
+                .mac = MacAddress::Parse(b.at(3).get<std::string>()).value()};
+  }
+  for (const json& h : j.at("hosts")) s.hosts[h.at(0).get<uint32_t>()] = h.at(1).get<uint32_t>();
+  for (const json& d : j.at("dependencies")) {
+    s.dependencies.insert({d.at(0).get<uint32_t>(), d.at(1).get<uint32_t>()});
+  }
+  for (const json& r : j.at("rules")) {
+    s.rules.insert({r.at(0).get<uint32_t>(), r.at(1).get<uint32_t>(), r.at(2).get<uint8_t>(),
+                    r.at(3).get<uint16_t>(), r.at(4).get<uint16_t>()});
+  }
+  return s;
+}
+
+}  // namespace
+
+absl::Status WriteStateFile(const std::string& path, const SavedState& state) {
+  json j;
+  j["applied"] = ToJson(state.applied);
+  if (state.pending) j["pending"] = ToJson(*state.pending);
+  j["ids"] = state.ids;
+  j["names"] = state.names;
+  j["next_id"] = state.next_id;
+  j["policy_text"] = state.policy_text;
+  j["policy_file"] = state.policy_file;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump();
+    out.flush();
+    if (!out) return absl::ErrnoToStatus(errno, absl::StrCat("writing state file ", tmp));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("renaming ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SavedState> ReadStateFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("no state file ", path));
+  try {
+    json j = json::parse(in);
+    SavedState s;
+    s.applied = FromJson(j.at("applied"));
+    if (j.contains("pending")) s.pending = FromJson(j.at("pending"));
+    s.ids = j.at("ids").get<std::map<std::string, uint32_t>>();
+    s.names = j.at("names").get<std::map<std::string, std::string>>();
+    s.next_id = j.at("next_id").get<uint32_t>();
+    s.policy_text = j.at("policy_text").get<std::string>();
+    s.policy_file = j.at("policy_file").get<std::string>();
+    return s;
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("state file ", path, " is damaged: ", e.what()));
+  }
+}
+
+DatapathState Minus(const DatapathState& a, const DatapathState& b) {
+  DatapathState out;
+  out.audit = a.audit && !b.audit;
+  for (const auto& [k, v] : a.endpoints) if (!b.endpoints.count(k)) out.endpoints[k] = v;
+  for (const auto& [k, v] : a.bindings) if (!b.bindings.count(k)) out.bindings[k] = v;
+  for (const auto& [k, v] : a.hosts) if (!b.hosts.count(k)) out.hosts[k] = v;
+  for (const auto& d : a.dependencies) if (!b.dependencies.count(d)) out.dependencies.insert(d);
+  for (const auto& r : a.rules) if (!b.rules.count(r)) out.rules.insert(r);
+  return out;
+}
+
+DatapathState Union(const DatapathState& a, const DatapathState& b) {
+  DatapathState out = a;
+  out.audit = a.audit || b.audit;
+  for (const auto& [k, v] : b.endpoints) out.endpoints[k] = v;
+  for (const auto& [k, v] : b.bindings) out.bindings[k] = v;
+  for (const auto& [k, v] : b.hosts) out.hosts[k] = v;
+  out.dependencies.insert(b.dependencies.begin(), b.dependencies.end());
+  out.rules.insert(b.rules.begin(), b.rules.end());
+  return out;
+}
+
+}  // namespace dctk::bastion
