@@ -50,8 +50,7 @@ void Client::SendRequest() {
   req.set_request_id(pending_->request_id);
   req.set_op(pending_->op);
   if (config_.mode == ClientConfig::Mode::kLeader) {
-    (void)transport_->Send(this, config_.replicas[newest_stamp_.Leader(config_.replicas.size())],
-                           req);
+    (void)transport_->Send(this, config_.replicas[leader_], req);
   } else if (config_.group) {
     (void)transport_->Send(this, *config_.group, req);
   } else {
@@ -66,8 +65,8 @@ void Client::OnTimeout() {
   }
   ++stats_.resends;
   if (config_.mode == ClientConfig::Mode::kLeader) {
-    // The leader may have changed: try the next one.
-    newest_stamp_ = newest_stamp_.NextView();
+    // The leader may have changed: try the next replica.
+    leader_ = (leader_ + 1) % config_.replicas.size();
   } else if (!pending_->replies.empty()) {
     AskReconcile();
   }
@@ -97,6 +96,7 @@ void Client::HandleReply(const Reply& reply) {
   }
   const Stamp stamp = Stamp::FromProto(reply.stamp());
   newest_stamp_ = std::max(newest_stamp_, stamp);
+  if (config_.mode == ClientConfig::Mode::kLeader) leader_ = reply.replica();
   if (config_.mode == ClientConfig::Mode::kLeader || reply.committed()) {
     Complete(reply.result(), false);
     return;

@@ -9,8 +9,8 @@
 // durable (the entry is in a prefix those replicas confirmed with their
 // leader). Replicas answer a reconciled request by themselves, so the client
 // is not stalled by a timeout after a log change. In kLeader mode (leader-based
-// baselines, an unreplicated server) it sends to the leader it believes in and
-// completes on that one reply.
+// baselines, an unreplicated server) it sends to the replica that answered
+// last, tries the next one after each timeout, and completes on one reply.
 //
 // Callbacks run on the transport's event loop. InvokeAndWait() is a blocking
 // wrapper for tools whose transport runs on another thread.
@@ -107,6 +107,7 @@ class Client : public transport::TransportReceiver {
   transport::Address address_;
   uint64_t next_request_id_ = 1;
   Stamp newest_stamp_;  // newest stamp seen in any reply
+  uint32_t leader_ = 0;  // kLeader mode: the replica that answered last
   absl::optional<Pending> pending_;
   ClientStats stats_;
   transport::Timeout resend_;

@@ -19,25 +19,25 @@ VrReplica::VrReplica(transport::Transport* transport, VrConfig config, uint32_t 
       app_(app),
       acked_(config_.replicas.size(), 0),
       heartbeat_(transport, config_.heartbeat, [this] { OnHeartbeat(); }),
-      resend_(transport, config_.resend, [this] { OnResend(); }) {}
+      resend_(transport, config_.resend, [this] { OnResend(); }),
+      view_timeout_(transport, config_.view_change_timeout, [this] { OnViewTimeout(); }) {}
 
 VrReplica::~VrReplica() { transport_->Unregister(this); }
 
 absl::Status VrReplica::Start() {
   if (config_.replicas.size() < 3 || config_.replicas.size() % 2 == 0 ||
-      index_ >= config_.replicas.size() || config_.max_batch < 1) {
+      index_ >= config_.replicas.size() || config_.max_batch < 1 ||
+      config_.view_change_timeout <= config_.heartbeat) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "VrConfig: need 2f+1 >= 3 replicas, index < replicas and max_batch >= 1 (got ",
+        "VrConfig: need 2f+1 >= 3 replicas, index < replicas, max_batch >= 1 and "
+        "view_change_timeout > heartbeat (got ",
         config_.replicas.size(), " replicas, index ", index_, ", max_batch ",
         config_.max_batch, ")"));
   }
   absl::StatusOr<transport::Address> bound =
       transport_->Register(this, config_.replicas[index_]);
   if (!bound.ok()) return bound.status();
-  if (IsLeader()) {
-    heartbeat_.Start();
-    resend_.Start();
-  }
+  EnterNormal();
   return absl::OkStatus();
 }
 
@@ -51,11 +51,20 @@ void VrReplica::ReceiveMessage(const transport::Address& from, const transport::
   } else if (msg.Is<VrPrepareOk>()) {
     VrPrepareOk m;
     if (msg.Parse(&m)) HandlePrepareOk(m);
+  } else if (msg.Is<VrStartViewChange>()) {
+    VrStartViewChange m;
+    if (msg.Parse(&m)) HandleStartViewChange(m);
+  } else if (msg.Is<VrDoViewChange>()) {
+    VrDoViewChange m;
+    if (msg.Parse(&m)) HandleDoViewChange(m);
+  } else if (msg.Is<VrStartView>()) {
+    VrStartView m;
+    if (msg.Parse(&m)) HandleStartView(m);
   }
 }
 
 void VrReplica::HandleRequest(const transport::Address& from, const Request& req) {
-  if (!IsLeader()) return;
+  if (!normal_ || !IsLeader()) return;
   auto it = client_slot_.find(req.client_id());
   if (it != client_slot_.end() && req.request_id() <= it->second.first) {
     ++stats_.duplicates;
@@ -78,7 +87,9 @@ void VrReplica::MaybePrepare() {
       return;  // wait for the outstanding batch, or a full one
     }
     const uint64_t last = std::min(log_.end(), prepared_ + config_.max_batch);
-    for (uint32_t r = 1; r < config_.replicas.size(); ++r) SendPrepare(prepared_ + 1, last, r);
+    for (uint32_t r = 0; r < n(); ++r) {
+      if (r != index_) SendPrepare(prepared_ + 1, last, r);
+    }
     ++stats_.prepares;
     prepared_ = last;
     if (config_.max_batch > 1) return;
@@ -87,32 +98,48 @@ void VrReplica::MaybePrepare() {
 
 void VrReplica::SendPrepare(uint64_t first, uint64_t last, uint32_t to_replica) {
   VrPrepare m;
+  m.set_view(view_);
   m.set_first_slot(first);
   log_.Export(first, last, m.mutable_entries());
   m.set_commit(commit_);
-  (void)transport_->Send(this, config_.replicas[to_replica], m);
+  SendTo(to_replica, m);
 }
 
 void VrReplica::HandlePrepare(const VrPrepare& m) {
-  if (IsLeader() || m.first_slot() > log_.end() + 1) return;  // a gap: the leader resends
+  if (m.view() < view_) return;
+  if (m.view() > view_) {
+    // We missed a view change: ask to be brought into it.
+    BeginViewChange(m.view());
+    return;
+  }
+  if (!normal_ || IsLeader()) return;
+  view_timeout_.Reset();
+  if (m.first_slot() > log_.end() + 1) return;  // a gap: the leader resends
   for (const Entry& e : m.entries()) {
     if (e.slot() <= log_.end()) continue;
     log_.Append(e.client_id(), e.request_id(), e.op(),
                 transport::Address(e.client_ip(), e.client_port()));
   }
   VrPrepareOk ok;
+  ok.set_view(view_);
   ok.set_replica(index_);
   ok.set_slot(log_.end());
-  (void)transport_->Send(this, config_.replicas[0], ok);
-  ExecuteUpTo(std::min(m.commit(), log_.end()));
+  SendTo(LeaderOf(view_), ok);
+  commit_ = std::max(commit_, m.commit());
+  ExecuteUpTo(std::min(commit_, log_.end()));
 }
 
 void VrReplica::HandlePrepareOk(const VrPrepareOk& m) {
-  if (!IsLeader() || m.replica() == 0 || m.replica() >= acked_.size()) return;
+  if (m.view() != view_ || !normal_ || !IsLeader() || m.replica() >= n()) return;
   acked_[m.replica()] = std::max(acked_[m.replica()], m.slot());
-  std::vector<uint64_t> followers(acked_.begin() + 1, acked_.end());
-  std::sort(followers.begin(), followers.end(), std::greater<>());
-  const uint64_t commit = std::min(followers[config_.f() - 1], log_.end());
+  AdvanceCommit();
+}
+
+void VrReplica::AdvanceCommit() {
+  acked_[index_] = log_.end();
+  std::vector<uint64_t> sorted = acked_;
+  std::sort(sorted.begin(), sorted.end(), std::greater<>());
+  const uint64_t commit = std::min(sorted[config_.f()], log_.end());
   if (commit <= commit_) return;
   commit_ = commit;
   ExecuteUpTo(commit_);
@@ -133,6 +160,7 @@ void VrReplica::ExecuteUpTo(uint64_t slot) {
 
 void VrReplica::SendReply(const LogEntry& e) {
   Reply reply;
+  reply.mutable_stamp()->set_view(view_);
   reply.set_replica(index_);
   reply.set_request_id(e.request_id);
   reply.set_slot(e.slot);
@@ -142,17 +170,22 @@ void VrReplica::SendReply(const LogEntry& e) {
 }
 
 void VrReplica::OnHeartbeat() {
+  if (!normal_ || !IsLeader()) return;
   VrPrepare m;
+  m.set_view(view_);
   m.set_first_slot(prepared_ + 1);
   m.set_commit(commit_);
-  for (uint32_t r = 1; r < config_.replicas.size(); ++r) {
-    (void)transport_->Send(this, config_.replicas[r], m);
-  }
+  for (uint32_t r = 0; r < n(); ++r) SendTo(r, m);
 }
 
 void VrReplica::OnResend() {
-  for (uint32_t r = 1; r < config_.replicas.size(); ++r) {
-    if (acked_[r] < prepared_) {
+  if (!normal_) {
+    BroadcastStartViewChange();
+    return;
+  }
+  if (!IsLeader()) return;
+  for (uint32_t r = 0; r < n(); ++r) {
+    if (r != index_ && acked_[r] < prepared_) {
       SendPrepare(acked_[r] + 1, std::min(prepared_, acked_[r] + kMaxResendEntries), r);
     }
   }

@@ -2,13 +2,23 @@
 // normal case) and UnreplicatedServer, for comparisons with Speculative Paxos
 // on the same transport, client library (ClientConfig::Mode::kLeader) and app.
 //
-// The leader (replica 0) orders requests, sends them to the followers in
+// The leader (view mod n) orders requests, sends them to the followers in
 // VrPrepare messages (one per request, or up to `max_batch` requests while a
 // prepare is outstanding), commits an entry once f followers acknowledged it,
 // executes it and replies; followers execute up to the commit point the leader
 // piggybacks (or sends on its heartbeat). Unacknowledged prepares are resent.
-// This baseline has no view change or recovery: it measures the failure-free
-// cost of leader-based ordering, which is what the paper compares against.
+// Only committed entries are executed, so nothing is ever rolled back.
+//
+// View change (vr_view_change.cc, as in VR Revisited): a follower that hears
+// nothing from the leader for `view_change_timeout` moves to the next view and
+// broadcasts StartViewChange; the new leader's copy names its commit point,
+// and every replica in that view change answers with a DoViewChange carrying
+// its log after that point. With f+1 (its own included) the new leader takes
+// the log of the highest (last normal view, length), sends it as StartView and
+// serves; followers adopt it (dropping stale uncommitted entries) and
+// acknowledge. Clients in leader mode try the next replica on a timeout and
+// follow the view in replies. Not covered: recovery of a replica that lost its
+// state (a crashed VR replica stays down).
 //
 // Example:
 //   VrReplica r(&transport, {.replicas = addrs, .max_batch = 16}, /*index=*/0, &app);
@@ -17,6 +27,7 @@
 #define DCTK_SPECULATIVE_PAXOS_VR_REPLICA_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,12 +44,14 @@
 namespace dctk::spaxos {
 
 struct VrConfig {
-  std::vector<transport::Address> replicas;  // 2f+1; replica 0 leads
+  std::vector<transport::Address> replicas;  // 2f+1; replica view % n leads
   // Requests per prepare; 1 sends each request at once.
   int max_batch = 1;
   // Leader's commit heartbeat and prepare resend period.
   absl::Duration heartbeat = absl::Milliseconds(1);
   absl::Duration resend = absl::Milliseconds(5);
+  // Silence from the leader (or a stuck view change) before the next view.
+  absl::Duration view_change_timeout = absl::Milliseconds(40);
 
   int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
 };
@@ -48,6 +61,7 @@ struct VrStats {
   uint64_t prepares = 0;
   uint64_t executed = 0;
   uint64_t duplicates = 0;
+  uint64_t view_changes = 0;  // views this replica became normal in, after the first
 };
 
 class VrReplica : public transport::TransportReceiver {
@@ -62,13 +76,22 @@ class VrReplica : public transport::TransportReceiver {
 
   const Log& log() const { return log_; }
   uint64_t executed() const { return executed_; }
+  uint64_t view() const { return view_; }
+  bool normal() const { return normal_; }
+  bool IsLeader() const { return LeaderOf(view_) == index_; }
   const VrStats& stats() const { return stats_; }
 
  private:
-  bool IsLeader() const { return index_ == 0; }
+  uint32_t n() const { return static_cast<uint32_t>(config_.replicas.size()); }
+  uint32_t LeaderOf(uint64_t view) const { return view % n(); }
+  template <typename M>
+  void SendTo(uint32_t replica, const M& msg) {
+    if (replica != index_) (void)transport_->Send(this, config_.replicas[replica], msg);
+  }
   void HandleRequest(const transport::Address& from, const Request& req);
   void HandlePrepare(const VrPrepare& m);
   void HandlePrepareOk(const VrPrepareOk& m);
+  void AdvanceCommit();
   // Leader: sends the entries not yet prepared, at once without batching, or
   // as one batch when no prepare is outstanding or a batch is full.
   void MaybePrepare();
@@ -78,20 +101,40 @@ class VrReplica : public transport::TransportReceiver {
   void OnHeartbeat();
   void OnResend();
 
+  // vr_view_change.cc
+  void OnViewTimeout();
+  void BeginViewChange(uint64_t view);
+  void BroadcastStartViewChange();
+  void HandleStartViewChange(const VrStartViewChange& m);
+  void HandleDoViewChange(const VrDoViewChange& m);
+  void TryStartView();
+  void SendStartView(uint32_t to, uint64_t from_slot);
+  void HandleStartView(const VrStartView& m);
+  // Becomes normal in view_ with the current log (leader: prepared, acked).
+  void EnterNormal();
+
   transport::Transport* transport_;
   const VrConfig config_;
   const uint32_t index_;
   App* app_;
+  uint64_t view_ = 0;
+  bool normal_ = true;
+  uint64_t last_normal_view_ = 0;
   Log log_;
   uint64_t executed_ = 0;
-  uint64_t commit_ = 0;
+  uint64_t commit_ = 0;  // leader: commit point; followers: what the leader told
   uint64_t prepared_ = 0;  // leader: last slot sent in a prepare
   std::vector<uint64_t> acked_;  // leader: per replica, highest slot held
   // Leader: latest request id per client and its slot.
   absl::flat_hash_map<uint64_t, std::pair<uint64_t, uint64_t>> client_slot_;
+  // View change: new leader's base (its commit point) and DoViewChanges by replica.
+  uint64_t change_base_ = 0;
+  std::map<uint32_t, VrDoViewChange> do_view_changes_;
+  bool sent_do_view_change_ = false;
   VrStats stats_;
   transport::Timeout heartbeat_;
   transport::Timeout resend_;
+  transport::Timeout view_timeout_;
 };
 
 // Executes every request at once and replies: the no-replication baseline.

@@ -19,8 +19,9 @@ using transport::SimTransport;
 // Closed-loop clients issuing PUT/GET/CAS on a few keys; records the history.
 class Load {
  public:
-  Load(SimTransport* net, const std::vector<Address>& servers, int clients, int ops)
-      : net_(net) {
+  Load(SimTransport* net, const std::vector<Address>& servers, int clients, int ops,
+       int keys = 4)
+      : net_(net), keys_(keys) {
     ClientConfig cc{.replicas = servers, .mode = ClientConfig::Mode::kLeader};
     for (int j = 0; j < clients; ++j) {
       clients_.push_back(std::make_unique<Client>(net, cc, 500 + j, Address(0x0b000001 + j, 1)));
@@ -40,7 +41,7 @@ class Load {
  private:
   void Next(int j) {
     if (remaining_[j]-- <= 0) return;
-    const std::string key = absl::StrCat("k", net_->RandomBelow(4));
+    const std::string key = absl::StrCat("k", net_->RandomBelow(keys_));
     const std::string value = absl::StrCat("v", ++counter_);
     std::string op = net_->RandomBelow(3) == 0   ? KvApp::Get(key)
                      : net_->RandomBelow(2) == 0 ? KvApp::Put(key, value)
@@ -59,6 +60,7 @@ class Load {
   }
 
   SimTransport* net_;
+  const int keys_;
   std::vector<std::unique_ptr<Client>> clients_;
   std::vector<int> remaining_;
   KvHistory history_;
@@ -102,6 +104,61 @@ TEST(VrReplicaTest, NormalCase) { RunVr(1, 1, 0); }
 TEST(VrReplicaTest, Batching) { RunVr(2, 8, 0); }
 TEST(VrReplicaTest, DropsAreResent) { RunVr(3, 1, 0.05); }
 TEST(VrReplicaTest, BatchingWithDrops) { RunVr(4, 8, 0.05); }
+
+// The leader crashes mid-run (and, with `second`, the next leader after it
+// heals): the others change view, every client completes, the history is
+// linearizable and the survivors agree.
+void RunVrLeaderCrash(uint64_t seed, int max_batch, double drop) {
+  SimTransport net(seed);
+  VrConfig config{.replicas = Replicas(5), .max_batch = max_batch};
+  std::vector<std::unique_ptr<KvApp>> apps;
+  std::vector<std::unique_ptr<VrReplica>> replicas;
+  for (int i = 0; i < 5; ++i) {
+    apps.push_back(std::make_unique<KvApp>());
+    replicas.push_back(std::make_unique<VrReplica>(&net, config, i, apps.back().get()));
+    ASSERT_TRUE(replicas.back()->Start().ok());
+  }
+  if (drop > 0) net.AddFilter(1, net.DropWithProbability(drop));
+  net.Timer(absl::Milliseconds(1 + net.RandomBelow(5)), [&] { replicas[0].reset(); });
+  net.Timer(absl::Milliseconds(50 + net.RandomBelow(20)), [&] {
+    for (int i = 1; i < 5; ++i) {
+      if (replicas[i]->normal() && replicas[i]->IsLeader()) {
+        replicas[i].reset();  // f = 2: a second crash is survivable
+        return;
+      }
+    }
+  });
+  Load load(&net, config.replicas, 4, 100, /*keys=*/16);
+  ASSERT_TRUE(net.RunUntil([&] { return load.Done(); }, absl::Seconds(20))) << "seed " << seed;
+  net.RemoveFilter(1);
+  std::vector<VrReplica*> alive;
+  for (auto& r : replicas) {
+    if (r) alive.push_back(r.get());
+  }
+  ASSERT_GE(alive.size(), 3u);
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        for (VrReplica* r : alive) {
+          if (!r->normal() || r->executed() != alive[0]->executed() ||
+              r->view() != alive[0]->view()) {
+            return false;
+          }
+        }
+        return alive[0]->executed() == alive[0]->log().end();
+      },
+      absl::Seconds(1)))
+      << "seed " << seed;
+  EXPECT_GE(alive[0]->view(), 1u) << "seed " << seed;
+  EXPECT_EQ(alive[0]->executed(), 400u) << "seed " << seed;
+  absl::Status lin = CheckLinearizable(load.history());
+  EXPECT_TRUE(lin.ok()) << "seed " << seed << ": " << lin;
+}
+
+TEST(VrReplicaTest, LeaderCrashesCauseViewChanges) {
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    RunVrLeaderCrash(seed, seed % 2 == 0 ? 8 : 1, seed % 3 == 0 ? 0.03 : 0);
+  }
+}
 
 TEST(UnreplicatedServerTest, ServesTheSameClients) {
   SimTransport net(5);

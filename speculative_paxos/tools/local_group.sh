@@ -10,7 +10,7 @@
 # run a closed-loop PUT load, then a durability check (every client writes
 # rising values to its own key and reads the last one back). --kill-leader
 # SIGKILLs the leader in the middle of the check and restarts it with
-# --recover (spaxos only), so the check spans a view change. Without --bin it
+# --recover (spaxos; a VR replica stays down), so the check spans a view change. Without --bin it
 # builds the binaries with bazel. Exit status 0 only if both runs succeed.
 set -euo pipefail
 

@@ -7,8 +7,9 @@
 //
 // --metrics=ip:port serves Prometheus metrics (requests, commits,
 // reconciliations, view changes, rollbacks, transfers, commit point, view).
-// --recover: this replica restarted and lost its state; it rejoins through the
-// recovery protocol. SIGINT / SIGTERM stop it cleanly.
+// --recover (spaxos): this replica restarted and lost its state; it rejoins
+// through the recovery protocol (VR has no recovery: a crashed VR replica
+// stays down, and the others change view). SIGINT / SIGTERM stop it cleanly.
 #include <signal.h>
 
 #include <iostream>
@@ -97,7 +98,8 @@ int Main() {
     }
     case Protocol::kVr: {
       VrConfig vc{.replicas = pc->replicas, .max_batch = absl::GetFlag(FLAGS_batch),
-                  .heartbeat = pc->heartbeat};
+                  .heartbeat = pc->heartbeat,
+                  .view_change_timeout = pc->view_change_timeout};
       auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get());
       started = r->Start();
       node = std::move(r);
