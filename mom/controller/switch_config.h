@@ -11,6 +11,7 @@
 #define DCTK_MOM_CONTROLLER_SWITCH_CONFIG_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "mom/controller/routes.h"
@@ -25,6 +26,18 @@ uint32_t ChannelGroupIp(uint32_t group_id, int channel);
 
 // One SwitchConfig per switch that has rules for this group, in node order.
 std::vector<SwitchConfig> SwitchConfigs(const Topology& topology, const GroupRoutes& routes);
+
+// Unicast forwarding for every host: each switch gets a /32 route per
+// reachable host (`host_ip(host)`, host byte order) towards one neighbour on a
+// shortest path (spread over equal-cost neighbours by destination). One config
+// per switch, in node order; PushConfigs merges them with the multicast ones.
+std::vector<SwitchConfig> UnicastConfigs(const Topology& topology,
+                                         const std::function<uint32_t(int host)>& host_ip);
+
+// The multicast address of channel `channel` of `routes`' group, and the one
+// each sender sends to (its SenderRoute's channel).
+std::vector<uint32_t> ChannelIps(const GroupRoutes& routes);
+uint32_t SenderChannelIp(const GroupRoutes& routes, int sender_index);
 
 }  // namespace dctk::mom
 

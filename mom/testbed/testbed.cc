@@ -1,0 +1,279 @@
+#include "mom/testbed/testbed.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "mom/controller/switch_config.h"
+#include "mom/testbed/netns.h"
+
+namespace dctk::mom {
+namespace {
+
+constexpr uint32_t kHostNet = 0x0ac90000;  // 10.201.0.0/16
+
+std::string Mac(uint32_t ip) {
+  return absl::StrFormat("02:00:%02x:%02x:%02x:%02x", ip >> 24, (ip >> 16) & 0xff,
+                         (ip >> 8) & 0xff, ip & 0xff);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Testbed>> Testbed::Create(Topology topology,
+                                                         TestbedOptions options) {
+  if (geteuid() != 0) return absl::PermissionDeniedError("the MOM testbed needs root");
+  if (options.switch_binary.empty() || access(options.switch_binary.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("mom_switch binary '", options.switch_binary, "' is not executable"));
+  }
+  if (options.tag.empty()) options.tag = absl::StrCat(getpid() % 100000);
+  std::unique_ptr<Testbed> bed(new Testbed(std::move(topology), std::move(options)));
+  // Testbeds running at once (parallel tests) have nearby pids: distinct blocks.
+  bed->next_fanout_ = static_cast<uint32_t>(getpid() % 512) * 128;
+  if (absl::Status s = bed->Build(); !s.ok()) return s;  // the destructor cleans up
+  return bed;
+}
+
+std::string Testbed::netns(int host) const {
+  return absl::StrCat("mom", options_.tag, "_", topology_.node(host).name);
+}
+
+uint32_t Testbed::ip(int host) const { return kHostNet + 1 + static_cast<uint32_t>(host); }
+
+std::string Testbed::LinkEnd(int link, int node) const {
+  const Link& l = topology_.links()[link];
+  return absl::StrCat("m", options_.tag, "l", link, node == l.a ? "a" : "b");
+}
+
+absl::StatusOr<int> Testbed::UdpSocket(int host) const { return UdpSocketInNetns(netns(host)); }
+
+absl::Status Testbed::RunIn(int host, const std::string& command) const {
+  return RunCommand(absl::StrCat("ip netns exec ", netns(host), " ", command));
+}
+
+// DPDK 22.11's af_packet driver joins each port's socket to PACKET_FANOUT
+// group (pid ^ ifindex) & 0xffff; groups are global to the network namespace,
+// and two switch processes whose values collide fail to start (EINVAL). So the
+// switch processes are forked first, and each switch-side interface gets the
+// index that makes its group a fresh value of a counter (a block per testbed).
+uint32_t Testbed::IfIndexFor(int node) {
+  for (;;) {
+    const uint32_t index = ((next_fanout_++ & 0xffff) ^ static_cast<uint32_t>(switches_[node].pid)) & 0xffff;
+    // Leave low indexes to the system; never give two interfaces one index.
+    if (index >= 1000 && used_ifindexes_.insert(index).second) return index;
+  }
+}
+
+absl::Status Testbed::AddVeth(int link, const std::string& options_a,
+                              const std::string& options_b) {
+  const Link& l = topology_.links()[link];
+  absl::Status last;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto end = [&](int node, const std::string& extra) {
+      std::string s = absl::StrCat("name ", LinkEnd(link, node), " ", extra);
+      if (!topology_.is_host(node)) absl::StrAppend(&s, " index ", IfIndexFor(node));
+      return s;
+    };
+    last = RunCommand(absl::StrCat("ip link add ", end(l.a, options_a), " type veth peer ",
+                                   end(l.b, options_b)));
+    if (last.ok()) {
+      veths_.push_back(LinkEnd(link, l.a));
+      return absl::OkStatus();
+    }
+  }
+  return last;
+}
+
+absl::Status Testbed::AddHost(int host, int link) {
+  const int sw = topology_.ports(host)[0].neighbor;
+  const std::string ns = netns(host), host_end = LinkEnd(link, host), sw_end = LinkEnd(link, sw);
+  namespaces_.push_back(ns);
+  const Link& l = topology_.links()[link];
+  const std::string mac = absl::StrCat("address ", Mac(ip(host)));
+  for (const std::string& cmd : {
+           absl::StrCat("ip netns add ", ns),
+           absl::StrCat("ip netns exec ", ns, " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"),
+           absl::StrCat("ip netns exec ", ns, " sysctl -qw net.ipv6.conf.default.disable_ipv6=1"),
+       }) {
+    if (absl::Status s = RunCommand(cmd); !s.ok()) return s;
+  }
+  if (absl::Status s = AddVeth(link, l.a == host ? mac : "", l.b == host ? mac : ""); !s.ok()) {
+    return s;
+  }
+  for (const std::string& cmd : {
+           absl::StrCat("sysctl -qw net.ipv6.conf.", sw_end, ".disable_ipv6=1"),
+           absl::StrCat("ip link set ", host_end, " netns ", ns),
+           absl::StrCat("ip -n ", ns, " link set lo up"),
+           absl::StrCat("ip -n ", ns, " addr add ", Ipv4Text(ip(host)), "/16 dev ", host_end),
+           // veths leave checksums to "hardware" (CHECKSUM_PARTIAL); the switch
+           // re-injects frames as they are, so hosts must fill them in.
+           absl::StrCat("ip netns exec ", ns, " ethtool -K ", host_end, " tx off"),
+           absl::StrCat("ip -n ", ns, " link set ", host_end, " up"),
+           absl::StrCat("ip -n ", ns, " route add 224.0.0.0/4 dev ", host_end),
+           absl::StrCat("ip link set ", sw_end, " up"),
+       }) {
+    if (absl::Status s = RunCommand(cmd); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Testbed::Build() {
+  for (int sw : topology_.switches()) {
+    if (absl::Status s = SpawnSwitch(sw); !s.ok()) return s;
+  }
+  for (int link = 0; link < static_cast<int>(topology_.links().size()); ++link) {
+    const Link& l = topology_.links()[link];
+    if (topology_.is_host(l.a) || topology_.is_host(l.b)) {
+      if (absl::Status s = AddHost(topology_.is_host(l.a) ? l.a : l.b, link); !s.ok()) return s;
+      continue;
+    }
+    if (absl::Status s = AddVeth(link, "", ""); !s.ok()) return s;
+    for (const std::string& end : {LinkEnd(link, l.a), LinkEnd(link, l.b)}) {
+      if (absl::Status s = RunCommand(absl::StrCat("sysctl -qw net.ipv6.conf.", end,
+                                                   ".disable_ipv6=1 && ip link set ", end, " up"));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  // Static neighbours: switches forward frames unchanged and drop ARP.
+  for (int h : topology_.hosts()) {
+    const std::string dev = LinkEnd(topology_.ports(h)[0].link, h);
+    for (int other : topology_.hosts()) {
+      if (other == h) continue;
+      if (absl::Status s = RunCommand(absl::StrCat("ip -n ", netns(h), " neigh replace ",
+                                                   Ipv4Text(ip(other)), " lladdr ",
+                                                   Mac(ip(other)), " dev ", dev, " nud permanent"));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  for (int sw : topology_.switches()) {
+    if (absl::Status s = StartSwitch(sw); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Testbed::SpawnSwitch(int node) {
+  std::vector<std::string> ifaces, rates;
+  const std::vector<Port>& ports = topology_.ports(node);
+  for (int p = 0; p < static_cast<int>(ports.size()); ++p) {
+    ifaces.push_back(LinkEnd(ports[p].link, node));
+    if (options_.host_port_mbps > 0 && topology_.is_host(ports[p].neighbor)) {
+      rates.push_back(absl::StrCat(p, ":", options_.host_port_mbps));
+    }
+  }
+  std::vector<std::string> args = {
+      options_.switch_binary,
+      absl::StrCat("--name=", topology_.node(node).name),
+      absl::StrCat("--ifaces=", absl::StrJoin(ifaces, ",")),
+      absl::StrCat("--port_mbps=", absl::StrJoin(rates, ",")),
+      absl::StrCat("--idle_sleep_us=", options_.idle_sleep_us),
+      "--control=127.0.0.1:0"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int out[2], go[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) {
+    return absl::InternalError("pipes for mom_switch");
+  }
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork for mom_switch");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    char c;
+    if (read(go[0], &c, 1) != 1) _exit(0);  // the launcher gave up
+    dup2(out[1], STDOUT_FILENO);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(go[0]);
+  SwitchProcess& sw = switches_[node];
+  sw.pid = pid;
+  sw.go_fd = go[1];
+  sw.stdout_fd = out[0];
+  return absl::OkStatus();
+}
+
+absl::Status Testbed::StartSwitch(int node) {
+  SwitchProcess& sw = switches_[node];
+  const char go = 1;
+  if (write(sw.go_fd, &go, 1) != 1) return absl::InternalError("cannot start mom_switch");
+  close(sw.go_fd);
+  sw.go_fd = -1;
+  const int out0 = sw.stdout_fd;
+  // The switch prints one line once it forwards and serves gRPC.
+  std::string line;
+  char c;
+  while (read(out0, &c, 1) == 1 && c != '\n') line.push_back(c);
+  const std::string key = "control_port=";
+  const size_t at = line.find(key);
+  int port = 0;
+  if (at == std::string::npos ||
+      !absl::SimpleAtoi(line.substr(at + key.size(), line.find(' ', at) - at - key.size()),
+                        &port)) {
+    return absl::InternalError(absl::StrCat("mom_switch ", topology_.node(node).name,
+                                            " did not start (said: '", line, "')"));
+  }
+  absl::StatusOr<std::unique_ptr<SwitchClient>> client =
+      SwitchClient::Connect(absl::StrCat("127.0.0.1:", port), absl::Seconds(10));
+  if (!client.ok()) return client.status();
+  sw.client = *std::move(client);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<GroupRoutes>> Testbed::Configure(const std::vector<GroupSpec>& groups,
+                                                            const RootPolicy& policy) {
+  std::vector<GroupRoutes> all;
+  std::vector<SwitchConfig> configs =
+      UnicastConfigs(topology_, [this](int host) { return ip(host); });
+  for (const GroupSpec& spec : groups) {
+    absl::StatusOr<GroupRoutes> routes = ComputeRoutes(topology_, spec, policy);
+    if (!routes.ok()) return routes.status();
+    if (absl::Status s = VerifyRoutes(topology_, *routes); !s.ok()) return s;
+    for (SwitchConfig& c : SwitchConfigs(topology_, *routes)) configs.push_back(std::move(c));
+    all.push_back(*std::move(routes));
+  }
+  std::map<std::string, SwitchClient*> clients;
+  for (auto& [node, sw] : switches_) clients[topology_.node(node).name] = sw.client.get();
+  if (absl::Status s = PushConfigs(clients, configs); !s.ok()) return s;
+  return all;
+}
+
+absl::StatusOr<SwitchStats> Testbed::Stats(int switch_node) {
+  auto it = switches_.find(switch_node);
+  if (it == switches_.end() || !it->second.client) {
+    return absl::NotFoundError(absl::StrCat("no running switch at node ", switch_node));
+  }
+  return it->second.client->Stats();
+}
+
+Testbed::~Testbed() {
+  for (auto& [node, sw] : switches_) {
+    sw.client.reset();
+    if (sw.go_fd >= 0) close(sw.go_fd);  // a child still waiting exits
+    if (sw.pid > 0) kill(sw.pid, SIGTERM);
+  }
+  for (auto& [node, sw] : switches_) {
+    if (sw.pid > 0) waitpid(sw.pid, nullptr, 0);
+    if (sw.stdout_fd >= 0) close(sw.stdout_fd);
+  }
+  for (const std::string& ns : namespaces_) RunCommand("ip netns del " + ns).IgnoreError();
+  for (const std::string& veth : veths_) {
+    RunCommand("ip link del " + veth + " 2>/dev/null || true").IgnoreError();
+  }
+}
+
+}  // namespace dctk::mom

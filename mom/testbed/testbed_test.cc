@@ -1,0 +1,285 @@
+// The MOM data plane for real: a 2-leaf, 2-spine fabric of mom_switch
+// processes (DPDK af_packet ports on veths), six host namespaces, switches
+// configured by the controller over gRPC. Needs root; skipped otherwise.
+//
+//   leaf0: host0_0 host0_1 host0_2      leaf1: host1_0 host1_1 host1_2
+//   senders host0_0, host1_0; members host0_1, host1_1, host1_2; host0_2 is not
+//   a member (but joins the channel addresses, so a stray copy would show).
+#include "mom/testbed/testbed.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "mom/controller/switch_config.h"
+#include "mom/sequence_tracker.h"
+#include "mom/testbed/mom_datagram.h"
+
+namespace dctk::mom {
+namespace {
+
+constexpr double kHostPortMbps = 20;
+
+sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(ip);
+  sa.sin_port = htons(port);
+  return sa;
+}
+
+class TestbedTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    absl::StatusOr<Topology> topo = Topology::LeafSpine(2, 2, 3);
+    ASSERT_TRUE(topo.ok());
+    absl::StatusOr<std::unique_ptr<Testbed>> bed = Testbed::Create(
+        *std::move(topo),
+        {.switch_binary = "mom/switch/mom_switch", .host_port_mbps = kHostPortMbps});
+    ASSERT_TRUE(bed.ok()) << bed.status();
+    bed_ = bed->release();
+  }
+  static void TearDownTestSuite() {
+    delete bed_;
+    bed_ = nullptr;
+  }
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces, veths and DPDK af_packet";
+    ASSERT_NE(bed_, nullptr);
+    const std::vector<int> h = bed_->topology().hosts();
+    senders_ = {h[0], h[3]};
+    members_ = {h[1], h[4], h[5]};
+    outsider_ = h[2];
+  }
+  void TearDown() override {
+    for (int fd : fds_) close(fd);
+  }
+
+  // A socket on `host` bound to port_ (0: pick, remembered) that joined `groups`.
+  int Receiver(int host, const std::vector<uint32_t>& groups) {
+    absl::StatusOr<int> fd = bed_->UdpSocket(host);
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    fds_.push_back(*fd);
+    const int size = 4 << 20;
+    setsockopt(*fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    sockaddr_in sa = Sockaddr(INADDR_ANY, port_);
+    EXPECT_EQ(bind(*fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    getsockname(*fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin_port);
+    for (uint32_t g : groups) {
+      ip_mreq mreq{};
+      mreq.imr_multiaddr.s_addr = htonl(g);
+      mreq.imr_interface.s_addr = htonl(bed_->ip(host));
+      EXPECT_EQ(setsockopt(*fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)), 0);
+    }
+    timeval guard{5, 0};  // only against hanging if frames are lost
+    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+    return *fd;
+  }
+
+  int Sender(int host, int dscp) {
+    absl::StatusOr<int> fd = bed_->UdpSocket(host);
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    fds_.push_back(*fd);
+    in_addr iface{htonl(bed_->ip(host))};
+    setsockopt(*fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof(iface));
+    const int tos = dscp << 2;
+    setsockopt(*fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+    return *fd;
+  }
+
+  void Send(int fd, uint32_t ip, const std::string& datagram) {
+    const sockaddr_in to = Sockaddr(ip, port_);
+    ASSERT_EQ(sendto(fd, datagram.data(), datagram.size(), 0,
+                     reinterpret_cast<const sockaddr*>(&to), sizeof(to)),
+              static_cast<ssize_t>(datagram.size()));
+  }
+
+  // Up to `n` MOM datagrams (stops early if nothing arrives for the guard time).
+  static std::vector<MomDatagram> Receive(int fd, int n) {
+    std::vector<MomDatagram> got;
+    char buf[2048];
+    while (static_cast<int>(got.size()) < n) {
+      const ssize_t len = recv(fd, buf, sizeof(buf), 0);
+      if (len <= 0) break;
+      if (auto d = DecodeMomDatagram(absl::string_view(buf, len))) got.push_back(*d);
+    }
+    return got;
+  }
+
+  // Every switch's counters, for failure messages.
+  static std::string FabricStats() {
+    std::string text;
+    for (int sw : bed_->topology().switches()) {
+      absl::StatusOr<SwitchStats> st = bed_->Stats(sw);
+      absl::StrAppend(&text, "\n", st.ok() ? st->ShortDebugString() : st.status().ToString());
+    }
+    return text;
+  }
+
+  static Testbed* bed_;
+  std::vector<int> senders_, members_;
+  int outsider_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> fds_;
+};
+
+Testbed* TestbedTest::bed_ = nullptr;
+
+TEST_F(TestbedTest, MulticastReachesExactlyTheMembersInEveryDesign) {
+  constexpr int kPerSender = 60;
+  for (Design design : {Design::kNaive, Design::kTopologyAware, Design::kTopologyAwareQos,
+                        Design::kSerialized}) {
+    SCOPED_TRACE(DesignName(design));
+    const uint32_t group = 20 + static_cast<uint32_t>(design);
+    absl::StatusOr<std::vector<GroupRoutes>> routes = bed_->Configure(
+        {GroupSpec{.group_id = group, .senders = senders_, .receivers = members_,
+                   .design = design}});
+    ASSERT_TRUE(routes.ok()) << routes.status();
+    const GroupRoutes& r = (*routes)[0];
+    const std::vector<uint32_t> channels = ChannelIps(r);
+    port_ = 0;
+    std::vector<int> in;
+    for (int m : members_) in.push_back(Receiver(m, channels));
+    const int outsider = Receiver(outsider_, channels);
+    for (size_t s = 0; s < senders_.size(); ++s) {
+      const int fd = Sender(senders_[s], HighPriority(design) ? 46 : 0);
+      for (int seq = 1; seq <= kPerSender; ++seq) {
+        Send(fd, SenderChannelIp(r, static_cast<int>(s)),
+             EncodeMomDatagram(group, static_cast<uint32_t>(s + 1), seq, Serialized(design), 0));
+      }
+    }
+    std::vector<uint64_t> first_stamps;
+    for (size_t i = 0; i < in.size(); ++i) {
+      std::vector<MomDatagram> got = Receive(in[i], 2 * kPerSender);
+      ASSERT_EQ(got.size(), 2u * kPerSender) << "member " << i << FabricStats();
+      std::map<uint32_t, uint64_t> last;  // per sender: in order, each once
+      std::vector<uint64_t> stamps;
+      for (const MomDatagram& d : got) {
+        EXPECT_EQ(d.sender_seq, last[d.sender_id] + 1) << "sender " << d.sender_id;
+        last[d.sender_id] = d.sender_seq;
+        stamps.push_back(d.group_seq);
+      }
+      if (Serialized(design)) {
+        if (i == 0) first_stamps = stamps;
+        EXPECT_EQ(stamps, first_stamps) << "members disagree on the order";
+        for (size_t k = 0; k < stamps.size(); ++k) EXPECT_EQ(stamps[k], k + 1);
+      } else {
+        EXPECT_EQ(stamps, std::vector<uint64_t>(stamps.size(), 0));
+      }
+    }
+    char buf[2048];
+    EXPECT_LT(recv(outsider, buf, sizeof(buf), MSG_DONTWAIT), 0) << "a non-member got a copy";
+  }
+}
+
+TEST_F(TestbedTest, SerializedReceiversSeeOneOrderAndDetectInjectedDrops) {
+  constexpr int kPerSender = 78;  // the last copy is not one the filter drops
+  constexpr uint32_t kGroup = 40;
+  absl::StatusOr<std::vector<GroupRoutes>> routes = bed_->Configure(
+      {GroupSpec{.group_id = kGroup, .senders = senders_, .receivers = members_,
+                 .design = Design::kSerialized}});
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  const GroupRoutes& r = (*routes)[0];
+  // members_[1] loses every 10th MOM copy (nftables in its namespace).
+  const int lossy = members_[1];
+  ASSERT_TRUE(bed_->RunIn(lossy, "nft add table ip momdrop").ok());
+  ASSERT_TRUE(bed_->RunIn(lossy, "nft add chain ip momdrop pre "
+                                 "'{ type filter hook prerouting priority -300; }'")
+                  .ok());
+  ASSERT_TRUE(bed_->RunIn(lossy, "nft add rule ip momdrop pre ip daddr 239.0.0.0/8 "
+                                 "numgen inc mod 10 == 9 drop")
+                  .ok());
+  std::vector<int> in;
+  for (int m : members_) in.push_back(Receiver(m, ChannelIps(r)));
+  std::vector<int> out;
+  for (int s : senders_) out.push_back(Sender(s, 46));
+  // Both senders at once, so the sequencer interleaves them.
+  std::vector<std::thread> threads;
+  for (size_t s = 0; s < senders_.size(); ++s) {
+    threads.emplace_back([&, s] {
+      for (int seq = 1; seq <= kPerSender; ++seq) {
+        Send(out[s], SenderChannelIp(r, static_cast<int>(s)),
+             EncodeMomDatagram(kGroup, static_cast<uint32_t>(s + 1), seq, true, 0));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const int total = 2 * kPerSender;
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> order(in.size());  // (stamp, id)
+  std::vector<SequenceTracker> trackers(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const int want = static_cast<int>(i) == 1 ? total - total / 10 : total;
+    for (const MomDatagram& d : Receive(in[i], want)) {
+      order[i].push_back({d.group_seq, uint64_t{d.sender_id} << 32 | d.sender_seq});
+      trackers[i].Observe(d.group_seq);
+    }
+    ASSERT_EQ(static_cast<int>(order[i].size()), want) << "member " << i;
+  }
+  EXPECT_EQ(order[0], order[2]) << "lossless members deliver the identical sequence";
+  EXPECT_EQ(trackers[0].missing(), 0u);
+  // The lossy member sees exactly the stamps it lost as gaps, and otherwise the
+  // same order.
+  std::vector<std::pair<uint64_t, uint64_t>> expected;
+  for (size_t k = 0; k < order[0].size(); ++k) {
+    if (k % 10 != 9) expected.push_back(order[0][k]);
+  }
+  EXPECT_EQ(order[1], expected);
+  EXPECT_EQ(trackers[1].missing(), static_cast<uint64_t>(total / 10));
+  EXPECT_TRUE(bed_->RunIn(lossy, "nft delete table ip momdrop").ok());
+}
+
+TEST_F(TestbedTest, PriorityTrafficOvertakesBackgroundUnderLoad) {
+  constexpr int kBackground = 400;  // 1000-byte datagrams, 160 ms at 20 Mb/s
+  constexpr int kMom = 20;
+  constexpr uint32_t kGroup = 50;
+  const std::vector<int> h = bed_->topology().hosts();
+  const int bg_sender = h[0], mom_sender = h[1], receiver = h[4];
+  absl::StatusOr<std::vector<GroupRoutes>> routes = bed_->Configure(
+      {GroupSpec{.group_id = kGroup, .senders = {mom_sender}, .receivers = {receiver, h[5]},
+                 .design = Design::kTopologyAwareQos}});
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  const GroupRoutes& r = (*routes)[0];
+  // One socket sees both streams in arrival order.
+  const int in = Receiver(receiver, ChannelIps(r));
+  const int bg = Sender(bg_sender, 0);
+  const std::string filler(1000, 'x');
+  for (int i = 0; i < kBackground; ++i) Send(bg, bed_->ip(receiver), filler);
+  const int mom = Sender(mom_sender, 46);
+  for (int seq = 1; seq <= kMom; ++seq) {
+    Send(mom, SenderChannelIp(r, 0), EncodeMomDatagram(kGroup, 1, seq, false, 0));
+  }
+  int mom_seen = 0, background_before = 0, background_after = 0;
+  char buf[2048];
+  timeval quiet{0, 300000};  // after the last MOM message: count the rest, then stop
+  for (;;) {
+    const ssize_t len = recv(in, buf, sizeof(buf), 0);
+    if (len <= 0) break;
+    if (DecodeMomDatagram(absl::string_view(buf, len))) {
+      if (++mom_seen == kMom) setsockopt(in, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof(quiet));
+    } else {
+      ++(mom_seen == kMom ? background_after : background_before);
+    }
+  }
+  std::cout << "background datagrams delivered before the last MOM message: "
+            << background_before << ", after: " << background_after << "\n";
+  EXPECT_EQ(mom_seen, kMom) << FabricStats();
+  // Every background datagram was sent before any MOM message, yet most of the
+  // queued ones leave the overloaded port after all MOM messages.
+  EXPECT_GE(background_after, 50) << "before: " << background_before;
+  absl::StatusOr<SwitchStats> leaf1 = bed_->Stats(*bed_->topology().FindNode("leaf1"));
+  ASSERT_TRUE(leaf1.ok()) << leaf1.status();
+  EXPECT_GT(leaf1->drops().at("queue_full"), 0u) << "the port was not overloaded";
+}
+
+}  // namespace
+}  // namespace dctk::mom
