@@ -6,14 +6,19 @@
 // BM_MultiGet / BM_SingleGets: a batch of keys over tables on 1..8 machines,
 // fetched with MultiLookup (one batch of reads per machine) against the same
 // keys fetched one at a time, in the same run.
+// BM_RpcMultiGet / BM_RpcSingleGets: the same by RPC over the message rings
+// (one request message per machine, or per key), the holders served by one
+// server thread; keys/s in wall time, since the holders' CPU now counts.
 //
 //   bazel run -c opt //farm/kv:hashtable_benchmark
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -129,9 +134,33 @@ struct Cluster {
     if (c == nullptr) c = std::make_unique<Cluster>(machines);
     return *c;
   }
+  // The RPC servers and client, made on first use.
+  testing::RpcShards& Rpc() {
+    if (rpc == nullptr) {
+      rpc = std::make_unique<testing::RpcShards>(tables, kShardConfig);
+      rpc_client = rpc->Client();
+    }
+    return *rpc;
+  }
   ShardedTables tables;
   std::vector<Key> keys;
   std::unique_ptr<HashTableClient<ShmFabric>> client;
+  std::unique_ptr<testing::RpcShards> rpc;
+  std::unique_ptr<RpcMultiGetClient<ShmFabric>> rpc_client;
+};
+
+// Runs the holders' RPC servers on a thread for the benchmark's duration.
+class ServerThread {
+ public:
+  explicit ServerThread(testing::RpcShards& rpc) : thread_([this, &rpc] { rpc.ServeUntil(stop_); }) {}
+  ~ServerThread() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 void MultiGetArgs(benchmark::internal::Benchmark* b) {
@@ -176,6 +205,43 @@ void BM_SingleGets(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 BENCHMARK(BM_SingleGets)->Apply(MultiGetArgs);
+
+// RPC: one request message per machine holding any of the batch's keys.
+void BM_RpcMultiGet(benchmark::State& state) {
+  Cluster& c = Cluster::Get(static_cast<uint32_t>(state.range(1)));
+  ServerThread server(c.Rpc());
+  const size_t batch = static_cast<size_t>(state.range(0));
+  std::mt19937_64 rng(2);
+  std::vector<Key> keys(batch);
+  const uint64_t messages_before = c.rpc_client->messages();
+  for (auto _ : state) {
+    for (Key& k : keys) k = c.keys[rng() % c.keys.size()];
+    auto got = c.rpc_client->MultiLookup(keys);
+    benchmark::DoNotOptimize(got);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["messages_per_call"] =
+      static_cast<double>(c.rpc_client->messages() - messages_before) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_RpcMultiGet)->Apply(MultiGetArgs)->UseRealTime();
+
+// Baseline: the same keys by RPC, one request message per key.
+void BM_RpcSingleGets(benchmark::State& state) {
+  Cluster& c = Cluster::Get(static_cast<uint32_t>(state.range(1)));
+  ServerThread server(c.Rpc());
+  const size_t batch = static_cast<size_t>(state.range(0));
+  std::mt19937_64 rng(2);
+  std::vector<Key> keys(batch);
+  for (auto _ : state) {
+    for (Key& k : keys) k = c.keys[rng() % c.keys.size()];
+    for (const Key& k : keys) {
+      auto got = c.rpc_client->MultiLookup(absl::MakeConstSpan(&k, 1));
+      benchmark::DoNotOptimize(got);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_RpcSingleGets)->Apply(MultiGetArgs)->UseRealTime();
 
 }  // namespace
 }  // namespace dctk::farm::kv

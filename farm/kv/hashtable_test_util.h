@@ -10,6 +10,9 @@
 #ifndef DCTK_FARM_KV_HASHTABLE_TEST_UTIL_H_
 #define DCTK_FARM_KV_HASHTABLE_TEST_UTIL_H_
 
+#include <sched.h>
+
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -18,7 +21,9 @@
 #include "absl/hash/hash.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/kv/hashtable_client.h"
+#include "farm/kv/hashtable_rpc.h"
 #include "farm/kv/hashtable_writer.h"
+#include "farm/msg/rpc.h"
 #include "glog/logging.h"
 
 namespace dctk::farm::kv::testing {
@@ -91,6 +96,7 @@ class ShardedTables {
   HashTableWriter& writer(uint32_t shard) { return *writers_[shard]; }
   HashTableWriter& writer_for(const Key& k) { return *writers_[ShardOf(k, shards())]; }
   fabric::ShmFabric& client_machine() { return *client_machine_; }
+  fabric::ShmFabric& owner(uint32_t shard) { return *owners_[shard]; }
   const std::vector<fabric::RemoteAddress>& tables() const { return tables_; }
 
   // A client on a new queue of the client machine (the queue lives in *this).
@@ -109,6 +115,60 @@ class ShardedTables {
   std::vector<std::unique_ptr<HashTableWriter>> writers_;
   std::vector<fabric::RemoteAddress> tables_;
   std::vector<std::unique_ptr<fabric::ShmFabric::Queue>> queues_;
+};
+
+// RPC multi-get over a ShardedTables (which must outlive it): the client
+// machine gets one endpoint wired to one endpoint per holder, and each
+// holder serves lookups from a reader of its own table. ServeUntil() runs
+// every holder's endpoint from the calling thread (one server thread stands
+// for all holders' CPUs).
+class RpcShards {
+ public:
+  using Endpoint = msg::RpcEndpoint<fabric::ShmFabric>;
+
+  RpcShards(ShardedTables& t, const TableConfig& config) {
+    fabric::ShmFabric& client = t.client_machine();
+    queues_.push_back(std::move(*client.CreateQueue()));
+    client_ = std::make_unique<Endpoint>(client, queues_.back().get(), client.machine_id());
+    for (uint32_t s = 0; s < t.shards(); ++s) {
+      fabric::ShmFabric& owner = t.owner(s);
+      CHECK(owner.Connect(client.machine_id(), client.endpoint()).ok());
+      queues_.push_back(std::move(*owner.CreateQueue()));
+      servers_.push_back(std::make_unique<Endpoint>(owner, queues_.back().get(), owner.machine_id()));
+      CHECK(msg::WireRpc(*client_, client, *servers_.back(), owner, 256 << 10).ok());
+      queues_.push_back(std::move(*owner.CreateQueue()));
+      auto r = HashTableReader<fabric::ShmFabric>::Create(owner, queues_.back().get(), t.tables()[s], config);
+      CHECK(r.ok()) << r.status();
+      readers_.push_back(std::move(*r));
+      ServeLookups(*servers_.back(), *readers_.back());
+      machines_.push_back(owner.machine_id());
+    }
+  }
+
+  // Yields when a pass over all holders found nothing, so that on a busy
+  // machine the client's thread gets the CPU it waits on.
+  void ServeUntil(const std::atomic<bool>& stop) {
+    while (!stop.load(std::memory_order_relaxed)) {
+      int handled = 0;
+      for (auto& e : servers_) {
+        absl::StatusOr<int> n = e->Poll();
+        CHECK(n.ok()) << n.status();
+        handled += *n;
+      }
+      if (handled == 0) sched_yield();
+    }
+  }
+  std::unique_ptr<RpcMultiGetClient<fabric::ShmFabric>> Client() {
+    return std::make_unique<RpcMultiGetClient<fabric::ShmFabric>>(*client_, machines_, absl::Seconds(10));
+  }
+
+ private:
+  // Declaration order = reverse destruction order: queues outlive endpoints and readers.
+  std::vector<std::unique_ptr<fabric::ShmFabric::Queue>> queues_;
+  std::unique_ptr<Endpoint> client_;
+  std::vector<std::unique_ptr<Endpoint>> servers_;
+  std::vector<std::unique_ptr<HashTableReader<fabric::ShmFabric>>> readers_;
+  std::vector<fabric::MachineId> machines_;
 };
 
 }  // namespace dctk::farm::kv::testing

@@ -122,6 +122,44 @@ TEST_P(MultiGetTest, AnswersStayWholeUnderConcurrentUpdates) {
             << client->stats().fallbacks << " fallbacks, " << rounds.load() << " writer rounds";
 }
 
+TEST_P(MultiGetTest, RpcMultiGetSameAnswersAsLookupsWithOneMessagePerMachine) {
+  const uint32_t machines = GetParam();
+  ShardedTables t(machines, kConfig);
+  const uint64_t keys_present = 400 * machines;
+  for (uint64_t i = 0; i < keys_present; ++i) {
+    ASSERT_TRUE(t.writer_for(MakeKey(i)).Put(MakeKey(i), MakeValue(i, 0)).ok());
+  }
+  const std::string long_value(100, 'v');  // not 32 bytes: Lookup's FailedPrecondition travels back
+  ASSERT_TRUE(t.writer_for(MakeKey(1)).PutBytes(MakeKey(1), absl::MakeConstSpan(
+      reinterpret_cast<const uint8_t*>(long_value.data()), long_value.size())).ok());
+  auto client = t.Client();
+  {
+    testing::RpcShards rpc(t, kConfig);
+    std::atomic<bool> stop{false};
+    std::thread server([&] { rpc.ServeUntil(stop); });
+    auto rpc_client = rpc.Client();
+    std::mt19937_64 rng(machines);
+    uint64_t expected_messages = 0;
+    for (size_t batch : {1, 9, 100}) {
+      std::vector<Key> keys;
+      for (size_t j = 0; j < batch; ++j) keys.push_back(MakeKey(rng() % (keys_present + keys_present / 4)));
+      keys[0] = MakeKey(1);
+      std::vector<bool> touched(machines);
+      for (const Key& k : keys) touched[ShardOf(k, machines)] = true;
+      for (bool b : touched) expected_messages += b;
+      auto got = rpc_client->MultiLookup(keys);
+      for (size_t j = 0; j < batch; ++j) {
+        auto single = client->Lookup(keys[j]);
+        ASSERT_EQ(got[j].status().code(), single.status().code()) << "key " << KeyIndex(keys[j]);
+        if (single.ok()) ASSERT_EQ(*got[j], *single) << "key " << KeyIndex(keys[j]);
+      }
+    }
+    EXPECT_EQ(rpc_client->messages(), expected_messages);
+    stop = true;
+    server.join();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Machines, MultiGetTest, ::testing::Values(1u, 2u, 4u));
 
 TEST(MultiGetErrorsTest, UnreachableMachineFailsOnlyItsKeys) {
