@@ -1,0 +1,161 @@
+// FarmClient: the client library of a FaRM cluster run by farmd processes.
+// A client is a fabric machine without regions: it reads the configuration
+// from the CM service, connects its fabric to every machine, sets up message
+// rings with each machine's participant (over the control plane), and then
+// runs transactions itself as their coordinator (tx()). One FarmClient per
+// thread.
+//
+// When a transaction fails with Unavailable (a machine failed, or the
+// configuration changed), call Refresh() to learn the new configuration from
+// the CM, then retry; Aborted means a conflict (retry at once).
+//
+// Example:
+//   auto client = FarmClient<ShmFabric>::Connect({.machine = 200, .cm_address = cm},
+//                                               *ShmFabric::Create({.machine_id = 200}));
+//   auto t = (*client)->tx().Begin();
+//   absl::StatusOr<GlobalAddress> a = t.Alloc(8);
+//   t.Write(*a, "12345678");
+//   absl::Status s = t.Commit();
+#ifndef DCTK_FARM_CLIENT_FARM_CLIENT_H_
+#define DCTK_FARM_CLIENT_FARM_CLIENT_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "farm/cm/cm.pb.h"
+#include "farm/core/region_table.h"
+#include "farm/fabric/fabric.h"
+#include "farm/server/control.h"
+#include "farm/server/control.pb.h"
+#include "farm/server/install_config.h"
+#include "farm/tx/transaction.h"
+
+namespace dctk::farm::client {
+
+struct FarmClientOptions {
+  fabric::MachineId machine = 0;  // this client's fabric id: unique, not a storage machine's
+  std::string cm_address;
+  uint64_t ring_size = 1 << 18;
+  absl::Duration wait_ready = absl::Seconds(30);  // for the cluster to finish starting
+  tx::TxClientOptions tx;
+};
+
+template <typename F>
+  requires fabric::Fabric<F>
+class FarmClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<FarmClient>> Connect(FarmClientOptions o, std::unique_ptr<F> fabric) {
+    std::unique_ptr<FarmClient> c(new FarmClient(std::move(o), std::move(fabric)));
+    absl::Status s = c->Init();
+    if (!s.ok()) return s;
+    return c;
+  }
+  ~FarmClient() {
+    tx_.reset();
+    fabric_.reset();
+  }
+
+  tx::TxClient<F>& tx() { return *tx_; }
+  uint64_t config_id() const { return config_.load(); }
+  const cm::Configuration& configuration() const { return current_; }
+
+  // Reads the configuration from the CM and starts following it.
+  absl::Status Refresh() {
+    absl::StatusOr<cm::Configuration> c = FetchConfig();
+    if (!c.ok()) return c.status();
+    Install(*c);
+    return absl::OkStatus();
+  }
+
+ private:
+  FarmClient(FarmClientOptions o, std::unique_ptr<F> fabric) : o_(std::move(o)), fabric_(std::move(fabric)) {}
+
+  absl::StatusOr<cm::Configuration> FetchConfig() {
+    if (cm_ == nullptr) {
+      auto ch = server::ControlChannel::Connect(o_.cm_address);
+      if (!ch.ok()) return ch.status();
+      cm_ = std::move(*ch);
+    }
+    cm::Command get;
+    get.mutable_get();
+    absl::StatusOr<std::string> bytes = cm_->Call(server::CM_COMMAND, get.SerializeAsString(), absl::Seconds(5));
+    if (!bytes.ok()) {
+      if (!absl::IsUnavailable(bytes.status()) || bytes.status().message().find("starting") == std::string::npos) {
+        cm_.reset();
+      }
+      return bytes.status();
+    }
+    cm::Result r;
+    if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
+    if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+    return r.config();
+  }
+
+  void Install(const cm::Configuration& c) {
+    server::InstallConfiguration(c, &table_);
+    current_ = c;
+    config_.store(c.id());
+  }
+
+  absl::Status Init() {
+    const absl::Time deadline = absl::Now() + o_.wait_ready;
+    absl::StatusOr<cm::Configuration> c = FetchConfig();
+    while (!c.ok() && absl::IsUnavailable(c.status()) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));  // the cluster is starting: poll the CM
+      c = FetchConfig();
+    }
+    if (!c.ok()) return c.status();
+    Install(*c);
+    auto t = tx::TxClient<F>::Create(*fabric_, 0, &table_, &config_, nullptr, o_.tx);
+    if (!t.ok()) return t.status();
+    tx_ = std::move(*t);
+    for (const cm::Machine& m : c->machines()) {
+      absl::Status s = WireTo(m);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // Rings each way with machine m's participant.
+  absl::Status WireTo(const cm::Machine& m) {
+    absl::Status s = fabric_->Connect(m.id(), m.endpoint());
+    if (!s.ok()) return s;
+    auto inbox = fabric_->Register(o_.ring_size);
+    if (!inbox.ok()) return inbox.status();
+    auto heads = fabric_->Register(4096);
+    if (!heads.ok()) return heads.status();
+    server::WireRing w;
+    w.set_endpoint_id(tx_->endpoint().machine());
+    w.set_machine(fabric_->machine_id());
+    w.set_fabric_endpoint(fabric_->endpoint());
+    w.set_inbox_key(inbox->key);
+    w.set_head_key(heads->key);
+    w.set_ring_size(o_.ring_size);
+    auto ch = server::ControlChannel::Connect(m.control());
+    if (!ch.ok()) return ch.status();
+    absl::StatusOr<std::string> reply = (*ch)->Call(server::WIRE_RING, w.SerializeAsString(), absl::Seconds(10));
+    if (!reply.ok()) return reply.status();
+    server::WireRingReply r;
+    if (!r.ParseFromString(*reply)) return absl::DataLossError("WIRE_RING: malformed reply");
+    return tx_->endpoint().AddPeer(m.id(), static_cast<uint8_t*>(inbox->base), o_.ring_size,
+                                   {m.id(), r.head_key(), 0}, {m.id(), r.inbox_key(), 0}, o_.ring_size,
+                                   static_cast<const uint64_t*>(heads->base));
+  }
+
+  const FarmClientOptions o_;
+  std::unique_ptr<F> fabric_;
+  RegionTable table_;
+  std::atomic<uint64_t> config_{0};
+  cm::Configuration current_;
+  std::unique_ptr<server::ControlChannel> cm_;
+  std::unique_ptr<tx::TxClient<F>> tx_;
+};
+
+}  // namespace dctk::farm::client
+
+#endif  // DCTK_FARM_CLIENT_FARM_CLIENT_H_

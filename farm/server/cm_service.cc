@@ -1,0 +1,205 @@
+#include "farm/server/cm_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "farm/server/control.pb.h"
+#include "farm/tx/recovery.h"
+#include "farm/tx/wire.h"
+#include "glog/logging.h"
+
+namespace dctk::farm::server {
+namespace {
+
+absl::Status StatusOfResult(const cm::Result& r) {
+  return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+}
+
+}  // namespace
+
+CmService::CmService(CmServiceOptions o) : o_(std::move(o)) {
+  if (!o_.now_ms) {
+    const_cast<CmServiceOptions&>(o_).now_ms = [] { return absl::ToUnixMillis(absl::Now()); };
+  }
+  absl::MutexLock l(&mu_);
+  state_.Execute(cm::InitCommand(o_.replicas, o_.region_size, o_.lease_ms));
+}
+
+CmService::~CmService() {
+  stop_.Notify();
+  if (monitor_.joinable()) monitor_.join();
+  server_.reset();
+}
+
+absl::Status CmService::Start(const std::string& host) {
+  server_ = std::make_unique<ControlServer>([this](uint16_t m, absl::string_view req) { return Handle(m, req); });
+  absl::Status s = server_->Start(host);
+  if (!s.ok()) return s;
+  monitor_ = std::thread([this] { Monitor(); });
+  return absl::OkStatus();
+}
+
+cm::Configuration CmService::config() const {
+  absl::MutexLock l(&mu_);
+  return state_.config();
+}
+
+CmRecoveryStats CmService::recovery_stats() const {
+  absl::MutexLock l(&mu_);
+  return stats_;
+}
+
+cm::Result CmService::Execute(const cm::Command& c) {
+  absl::MutexLock l(&mu_);
+  return state_.Execute(c);
+}
+
+absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view req) {
+  if (method != CM_COMMAND) return absl::InvalidArgumentError(absl::StrCat("CM: unknown control method ", method));
+  cm::Command c;
+  if (!c.ParseFromArray(req.data(), static_cast<int>(req.size()))) {
+    return absl::InvalidArgumentError("CM: malformed command");
+  }
+  // Time comes from the service, never from the caller.
+  if (c.has_join()) c.mutable_join()->set_now_ms(o_.now_ms());
+  if (c.has_renew()) c.mutable_renew()->set_now_ms(o_.now_ms());
+  if (c.has_get()) {
+    absl::MutexLock l(&mu_);
+    if (!ready_) return absl::UnavailableError("CM: the cluster is still starting (regions not placed)");
+  }
+  if (c.has_tick() || c.has_remove() || c.has_create_region() || c.has_init()) {
+    return absl::PermissionDeniedError("CM: only Join, Renew and Get are accepted from the network");
+  }
+  return Execute(c).SerializeAsString();
+}
+
+absl::StatusOr<std::string> CmService::CallMachine(uint32_t machine, uint16_t method, const std::string& req) {
+  std::string address;
+  const cm::Configuration c = config();
+  for (const cm::Machine& m : c.machines()) {
+    if (m.id() == machine) address = m.control();
+  }
+  if (address.empty()) return absl::NotFoundError(absl::StrCat("CM: no control address for machine ", machine));
+  auto it = channels_.find(machine);
+  if (it == channels_.end()) {
+    absl::StatusOr<std::unique_ptr<ControlChannel>> ch = ControlChannel::Connect(address);
+    if (!ch.ok()) return ch.status();
+    it = channels_.emplace(machine, std::move(*ch)).first;
+  }
+  absl::StatusOr<std::string> r = it->second->Call(method, req, absl::Seconds(10));
+  if (!r.ok() && (absl::IsUnavailable(r.status()) || absl::IsDeadlineExceeded(r.status()))) channels_.erase(machine);
+  return r;
+}
+
+void CmService::Monitor() {
+  while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(std::max<int64_t>(1, o_.lease_ms / 4)))) {
+    bool ready;
+    {
+      absl::MutexLock l(&mu_);
+      ready = ready_;
+    }
+    if (!ready) {
+      if (config().machines_size() < static_cast<int>(o_.expected_machines.size())) continue;
+      absl::Status s = Bootstrap();
+      if (!s.ok()) {
+        LOG(ERROR) << "CM: bootstrap: " << s;
+        continue;
+      }
+      absl::MutexLock l(&mu_);
+      ready_ = true;
+      LOG(INFO) << "CM: cluster ready, configuration " << state_.config().id();
+      continue;
+    }
+    cm::Result r = Execute(cm::TickCommand(o_.now_ms()));
+    if (r.removed_size() == 0) continue;
+    std::vector<uint32_t> removed(r.removed().begin(), r.removed().end());
+    for (uint32_t m : removed) {
+      LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
+      channels_.erase(m);
+    }
+    absl::Status s = Recover(removed);
+    LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
+  }
+}
+
+absl::Status CmService::Bootstrap() {
+  for (int i = 0; i < o_.regions; ++i) {
+    cm::Result r = Execute(cm::CreateRegionCommand());
+    if (r.code() != 0) return StatusOfResult(r);
+    for (const cm::Region& region : r.config().regions()) {
+      if (region.id() != r.region()) continue;
+      for (const cm::Replica& rep : region.replicas()) {
+        HostRegion host;
+        host.set_region(region.id());
+        host.set_size(region.size());
+        absl::StatusOr<std::string> reply = CallMachine(rep.machine(), HOST_REGION, host.SerializeAsString());
+        if (!reply.ok()) return reply.status();
+        HostRegionReply key;
+        key.ParseFromString(*reply);
+        cm::Result set = Execute(cm::SetReplicaKeyCommand(region.id(), rep.machine(), key.key()));
+        if (set.code() != 0) return StatusOfResult(set);
+      }
+    }
+  }
+  const cm::Configuration c = config();
+  for (const cm::Machine& m : c.machines()) {
+    absl::StatusOr<std::string> r = CallMachine(m.id(), INSTALL_CONFIG, c.SerializeAsString());
+    if (!r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
+  const absl::Time start = absl::Now();
+  const cm::Configuration c = config();
+  std::vector<tx::InFlightRecord> records;
+  for (const cm::Machine& m : c.machines()) {
+    absl::StatusOr<std::string> r = CallMachine(m.id(), BLOCK, "");
+    if (!r.ok()) return r.status();
+    InFlight in;
+    in.ParseFromString(*r);
+    for (const InFlightRecord& rec : in.records()) {
+      absl::StatusOr<tx::LockRequest> req = tx::DecodeLockRequest(rec.request());
+      if (!req.ok()) return req.status();
+      records.push_back({rec.tx(), rec.machine(), static_cast<tx::LogType>(rec.type()), rec.primary_committed(),
+                         std::move(*req)});
+    }
+  }
+  TxList ask;
+  for (const tx::InFlightRecord& r : records) ask.add_tx(r.tx);
+  absl::flat_hash_set<tx::TxId> committed;
+  for (const cm::Machine& m : c.machines()) {
+    absl::StatusOr<std::string> r = CallMachine(m.id(), KNOWN, ask.SerializeAsString());
+    if (!r.ok()) return r.status();
+    TxList known;
+    known.ParseFromString(*r);
+    committed.insert(known.tx().begin(), known.tx().end());
+  }
+  std::vector<tx::Resolution> decisions = tx::DecideInFlight(records, committed);
+  Resolutions out;
+  for (tx::Resolution& d : decisions) {
+    Resolution* r = out.add_resolutions();
+    r->set_tx(d.tx);
+    r->set_commit(d.commit);
+    r->set_entries(tx::Encode(tx::LockRequest{0, d.tx, {}, std::move(d.entries)}));
+  }
+  Resume resume;
+  resume.set_config(c.id());
+  for (uint16_t step : {INSTALL_CONFIG, RESOLVE, RESUME}) {
+    const std::string req = step == INSTALL_CONFIG ? c.SerializeAsString()
+                            : step == RESOLVE      ? out.SerializeAsString()
+                                                   : resume.SerializeAsString();
+    for (const cm::Machine& m : c.machines()) {
+      absl::StatusOr<std::string> r = CallMachine(m.id(), step, req);
+      if (!r.ok()) return r.status();
+    }
+  }
+  absl::MutexLock l(&mu_);
+  ++stats_.recoveries;
+  stats_.last_duration = absl::Now() - start;
+  stats_.last_in_flight = static_cast<int>(decisions.size());
+  LOG(WARNING) << "CM: recovered from the loss of " << removed.size() << " machine(s): " << decisions.size()
+               << " in-flight transactions resolved in " << stats_.last_duration;
+  return absl::OkStatus();
+}
+
+}  // namespace dctk::farm::server

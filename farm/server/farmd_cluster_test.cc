@@ -1,0 +1,146 @@
+// A FaRM cluster of farmd processes: the CM service and three machines (shm
+// fabric, f = 1: every region on two of the three), and a client in this
+// process running bank transfers through the client library. Machine 3 is
+// killed (SIGKILL) mid-run: the client sees clean errors (Unavailable), never
+// a hang or a crash; the CM detects the missed lease, promotes backups and
+// recovers in-flight transactions; the client refreshes its configuration
+// and carries on; every transfer reported committed is in the final balances.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "farm/client/farm_client.h"
+#include "farm/fabric/shm_fabric.h"
+#include "farm/workload/bank.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace dctk::farm {
+namespace {
+
+// A child process whose first stdout line is its address; killed on destruction.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args) {
+    int out[2];
+    EXPECT_EQ(pipe(out), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    EXPECT_EQ(posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    out_ = fdopen(out[0], "r");
+  }
+  ~Child() {
+    Kill(SIGTERM);
+    if (out_ != nullptr) fclose(out_);
+  }
+  // Blocks until the child prints its first line (or exits).
+  std::string FirstLine() {
+    char buf[256] = {0};
+    if (fgets(buf, sizeof(buf), out_) == nullptr) return "";
+    std::string s(buf);
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+  }
+  void Kill(int sig) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    int status;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+};
+
+TEST(FarmdClusterTest, ClientSurvivesAKilledMachine) {
+  const std::string dir = getenv("TEST_TMPDIR");
+  const std::string conf = dir + "/cluster.conf";
+  {
+    std::ofstream f(conf);
+    f << "nodes { name: \"cm\" address: \"127.0.0.1:0\" }\n"
+         "nodes { name: \"m1\" address: \"127.0.0.2:0\" }\n"
+         "nodes { name: \"m2\" address: \"127.0.0.3:0\" }\n"
+         "nodes { name: \"m3\" address: \"127.0.0.4:0\" }\n"
+         "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
+         "timeouts { lease_ms: 200 }\n";
+  }
+  const std::string farmd = "farm/server/farmd";
+  Child cm({farmd, "--config=" + conf, "--role=cm", "--replicas=2", "--regions=6", "--region_mb=4"});
+  std::vector<std::string> words = absl::StrSplit(cm.FirstLine(), ' ');
+  ASSERT_EQ(words.size(), 2u);
+  ASSERT_EQ(words[0], "cm");
+  const std::string cm_address = words[1];
+  std::vector<std::unique_ptr<Child>> machines;
+  for (int i = 1; i <= 3; ++i) {
+    machines.push_back(std::make_unique<Child>(std::vector<std::string>{
+        farmd, "--config=" + conf, "--role=machine", absl::StrCat("--name=m", i), "--cm=" + cm_address,
+        "--fabric=shm", "--txlog_dir=" + dir}));
+    ASSERT_EQ(machines.back()->FirstLine().rfind("machine ", 0), 0u);
+  }
+
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cm_address;
+  o.tx.rpc_timeout = absl::Milliseconds(300);
+  o.tx.outcome_timeout = absl::Seconds(20);
+  auto fabric = fabric::ShmFabric::Create({.machine_id = 100});
+  ASSERT_TRUE(fabric.ok());
+  auto client = client::FarmClient<fabric::ShmFabric>::Connect(o, std::move(*fabric));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto& c = **client;
+  absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
+  ASSERT_TRUE(bank.ok()) << bank.status();
+
+  std::mt19937_64 rng(1);
+  workload::Bank::Ledger ledger;
+  int aborted = 0, unavailable = 0, after_recovery = 0;
+  const uint64_t first_config = c.config_id();
+  bool killed = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (after_recovery < 100) {
+    ASSERT_LT(absl::Now(), deadline) << "no progress: " << ledger.committed << " committed";
+    absl::Status s = bank->Transfer(c.tx(), rng, &ledger);
+    if (s.ok()) {
+      if (c.config_id() != first_config) ++after_recovery;
+    } else if (absl::IsAborted(s)) {
+      ++aborted;
+    } else {
+      ASSERT_TRUE(absl::IsUnavailable(s)) << s;  // clean errors only
+      ++unavailable;
+      (void)c.Refresh();  // learn the new configuration once the CM has one
+    }
+    if (!killed && ledger.committed == 100) {
+      machines[2]->Kill(SIGKILL);
+      killed = true;
+    }
+  }
+  ASSERT_TRUE(c.Refresh().ok());
+  EXPECT_EQ(c.configuration().machines_size(), 2);
+  absl::Status s = bank->CheckLedger(c.tx(), ledger);
+  EXPECT_TRUE(s.ok()) << s;
+  printf("committed %lu, aborted %d, unavailable %d, configuration %lu -> %lu\n", ledger.committed, aborted,
+         unavailable, first_config, c.config_id());
+}
+
+}  // namespace
+}  // namespace dctk::farm
