@@ -17,7 +17,8 @@ Client::Client(transport::Transport* transport, ClientConfig config, uint64_t cl
       config_(std::move(config)),
       client_id_(client_id),
       address_(bind),
-      resend_(transport, config_.resend_timeout, [this] { OnTimeout(); }) {}
+      resend_(transport, config_.resend_timeout, [this] { OnTimeout(); }),
+      commit_wait_(transport, absl::Milliseconds(1), [this] { OnCommitWait(); }) {}
 
 Client::~Client() { transport_->Unregister(this); }
 
@@ -34,14 +35,38 @@ absl::Status Client::Start() {
 void Client::Invoke(std::string op, Callback done) {
   CHECK(!pending_) << "client " << client_id_ << " already has a request outstanding";
   pending_ = Pending{.request_id = next_request_id_++, .op = std::move(op),
-                     .done = std::move(done)};
+                     .done = std::move(done), .sent = transport_->Now()};
   SendRequest();
   resend_.Start();
+  if (config_.mode == ClientConfig::Mode::kSpeculative) {
+    commit_wait_.set_duration(CommitWait());
+    commit_wait_.Start();
+  }
+}
+
+absl::Duration Client::CommitWait() const {
+  if (config_.commit_wait > absl::ZeroDuration()) return config_.commit_wait;
+  return std::min(config_.resend_timeout,
+                  std::max(absl::Microseconds(50), absl::Microseconds(3 * fast_latency_us_)));
+}
+
+void Client::OnCommitWait() {
+  if (!pending_ || pending_->reconcile_sent) {
+    commit_wait_.Stop();
+    return;
+  }
+  // Too few answers yet: look again a period later (the resend timeout
+  // covers answers that never come).
+  if (static_cast<int>(pending_->replies.size()) < config_.f() + 1) return;
+  commit_wait_.Stop();
+  ++stats_.early_commit_requests;
+  AskReconcile();
 }
 
 void Client::Cancel() {
   pending_.reset();
   resend_.Stop();
+  commit_wait_.Stop();
 }
 
 void Client::SendRequest() {
@@ -149,8 +174,13 @@ void Client::HandleReply(const Reply& reply) {
 void Client::Complete(const std::string& reply_result, bool fast) {
   const std::string result = reply_result;  // it lives in pending_, reset below
   Callback done = std::move(pending_->done);
+  if (fast) {
+    const double us = absl::ToDoubleMicroseconds(transport_->Now() - pending_->sent);
+    fast_latency_us_ = fast_latency_us_ == 0 ? us : 0.9 * fast_latency_us_ + 0.1 * us;
+  }
   pending_.reset();
   resend_.Stop();
+  commit_wait_.Stop();
   ++stats_.completed;
   ++(fast ? stats_.fast_path : stats_.slow_path);
   done(result);

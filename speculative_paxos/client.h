@@ -7,7 +7,9 @@
 // has can no longer reach a superquorum, or at the resend timeout, it asks the
 // leader to reconcile and resends; it completes on f+1 matching replies marked
 // durable (the entry is in a prefix those replicas confirmed with their
-// leader). Replicas answer a reconciled request by themselves, so the client
+// leader). When f+1 replicas answered but a superquorum does not come within
+// `commit_wait` (a slow or busy replica), it asks the leader early, so one
+// straggler costs a round trip instead of the resend timeout. Replicas answer a reconciled request by themselves, so the client
 // is not stalled by a timeout after a log change. In kLeader mode (leader-based
 // baselines, an unreplicated server) it sends to the replica that answered
 // last, tries the next one after each timeout, and completes on one reply.
@@ -49,6 +51,11 @@ struct ClientConfig {
   Mode mode = Mode::kSpeculative;
   // Resend (and, with replies in hand, ask for reconciliation) after this.
   absl::Duration resend_timeout = absl::Milliseconds(10);
+  // kSpeculative: when f+1 replicas have answered but no superquorum has
+  // after this long, ask the leader to commit the request (one slow or busy
+  // replica then costs a round trip, not the resend timeout). 0: adaptive,
+  // 3x the moving average of fast-path latencies (at least 50 us).
+  absl::Duration commit_wait = absl::ZeroDuration();
 
   int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
 };
@@ -59,6 +66,7 @@ struct ClientStats {
   uint64_t slow_path = 0;  // f+1 durable replies (or kLeader mode)
   uint64_t resends = 0;
   uint64_t reconcile_requests = 0;
+  uint64_t early_commit_requests = 0;  // of which: asked after commit_wait
 };
 
 class Client : public transport::TransportReceiver {
@@ -93,12 +101,15 @@ class Client : public transport::TransportReceiver {
     Callback done;
     std::map<uint32_t, Reply> replies;  // newest reply per replica
     bool reconcile_sent = false;
+    absl::Time sent;
   };
 
   void SendRequest();
   void OnTimeout();
   void HandleReply(const Reply& reply);
   void AskReconcile();
+  void OnCommitWait();
+  absl::Duration CommitWait() const;
   void Complete(const std::string& result, bool fast);
 
   transport::Transport* transport_;
@@ -110,7 +121,9 @@ class Client : public transport::TransportReceiver {
   uint32_t leader_ = 0;  // kLeader mode: the replica that answered last
   absl::optional<Pending> pending_;
   ClientStats stats_;
+  double fast_latency_us_ = 0;  // moving average of fast-path latencies
   transport::Timeout resend_;
+  transport::Timeout commit_wait_;
 };
 
 // Runs `client.Invoke(op)` on the transport's loop (which another thread runs)

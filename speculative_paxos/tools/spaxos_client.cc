@@ -123,8 +123,9 @@ int Main() {
   });
   net->Run();
 
-  uint64_t fast = 0, slow = 0, resends = 0;
+  uint64_t fast = 0, slow = 0, resends = 0, early = 0;
   for (const auto& c : d.clients) {
+    early += c->stats().early_commit_requests;
     fast += c->stats().fast_path;
     slow += c->stats().slow_path;
     resends += c->stats().resends;
@@ -161,9 +162,9 @@ int Main() {
   };
   std::cout << absl::StrFormat(
       "protocol=%s clients=%d ops=%d throughput=%.0f/s p50_us=%.1f p99_us=%.1f fast=%d "
-      "slow=%d resends=%d\n",
+      "slow=%d resends=%d early_commit=%d\n",
       absl::GetFlag(FLAGS_protocol), n, lat.size(), lat.size() / secs, pct(0.5), pct(0.99),
-      fast, slow, resends);
+      fast, slow, resends, early);
   return 0;
 }
 
