@@ -11,8 +11,8 @@
 #   3. FaRM: one-sided reads and hashtable lookups on the shm fabric, against
 #      memcpy and std::unordered_map in the same run.
 #   4. Bastion (root only): eBPF programs in the kernel enforcing a policy on
-#      containers in network namespaces: allowed flows pass, spoofing and
-#      undeclared flows are dropped with a reason.
+#      containers in network namespaces: the allowed flow passes, the attacker's
+#      scans, spoofing and connections are dropped, each with its reason.
 # Everything it starts is stopped on exit, also on Ctrl-C or a failed step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ step "Building the demo's programs (bazel, offline)"
 if ! bazel build -c opt \
   //speculative_paxos/tools:spaxos_replica //speculative_paxos/tools:spaxos_client \
   //mom/sim:mom_sim //farm/fabric:fabric_benchmark //farm/kv:hashtable_benchmark \
-  //bastion/datapath:netns_integration_test >"$WORK/build.log" 2>&1; then
+  //bastion/bench:demo >"$WORK/build.log" 2>&1; then
   grep -v 'linux-sandbox' "$WORK/build.log" | tail -30
   echo "demo: the build failed (above)"
   exit 1
@@ -76,10 +76,7 @@ demo_bastion() {
     say "skipped: loading eBPF programs needs root (run the demo as root to see it)"
     return 0
   fi
-  say "Containers A, B, C on a bridge; A depends on B (one port). The programs on each"
-  say "host-side veth allow A->B, and drop C->B, A->B on another port, and spoofed frames:"
-  "$BIN/bastion/datapath/netns_integration_test" 2>&1 | grep -E '^\[ +(OK|FAILED|SKIPPED) ' \
-    | sed 's/ ([0-9]* ms)//; s/^/   /'
+  "$BIN/bastion/bench/demo" 2>&1 | sed 's/^/   /'
 }
 
 demo_spaxos
