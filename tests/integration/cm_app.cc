@@ -1,0 +1,16 @@
+#include "tests/integration/cm_app.h"
+
+#include <algorithm>
+
+namespace dctk::integration {
+
+std::string CmApp::Execute(uint64_t slot, absl::string_view op) { return state_.Execute(slot, op); }
+
+void CmApp::Rollback(uint64_t slot) { state_.Rollback(slot); }
+
+void CmApp::Commit(uint64_t slot) {
+  state_.Commit(slot);
+  committed_ = std::max(committed_, slot);
+}
+
+}  // namespace dctk::integration
