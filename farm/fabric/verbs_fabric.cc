@@ -156,7 +156,10 @@ absl::StatusOr<MemoryRegion> VerbsFabric::Register(uint64_t size) {
   size = mem->size;
   // hugetlb/THP memory is physically contiguous per 2 MiB: the driver then
   // registers the MR with 2 MiB pages, so the NIC caches 512x fewer entries.
-  ibv_mr* mr = ibv_reg_mr(pd_, base, size, kAccess);
+  // IBV_ACCESS_HUGETLB tells libibverbs the range is hugetlb (fork-safety
+  // madvise works on whole huge pages).
+  const int access = kAccess | (mem->pages == PageKind::kHugetlb ? IBV_ACCESS_HUGETLB : 0);
+  ibv_mr* mr = ibv_reg_mr(pd_, base, size, access);
   if (mr == nullptr) {
     int e = errno;
     munmap(base, size);
