@@ -82,7 +82,7 @@ TEST(FarmdClusterTest, ClientSurvivesAKilledMachine) {
          "nodes { name: \"m2\" address: \"127.0.0.3:0\" }\n"
          "nodes { name: \"m3\" address: \"127.0.0.4:0\" }\n"
          "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
-         "timeouts { lease_ms: 200 }\n";
+         "timeouts { lease_ms: 1000 }\n";
   }
   const std::string farmd = "farm/server/farmd";
   Child cm({farmd, "--config=" + conf, "--role=cm", "--replicas=2", "--regions=6", "--region_mb=4"});

@@ -259,7 +259,11 @@ Reply Participant::Alloc(const AllocRequest& r) {
 }
 
 Reply Participant::QueryOutcome(const TxRequest& r) {
-  return ReplyFrom(absl::OkStatus(), static_cast<uint64_t>(Known(r.tx)));
+  const Outcome o = Known(r.tx);
+  absl::ReaderMutexLock l(&mu_);
+  // aux: the configuration this participant has completed recovery into
+  // (0 while recovering), so a coordinator can tell "no record survived".
+  return ReplyFrom(absl::OkStatus(), static_cast<uint64_t>(o), blocked_ ? 0 : config_);
 }
 
 Outcome Participant::Known(TxId tx) const {

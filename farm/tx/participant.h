@@ -80,6 +80,7 @@ class Participant {
   Reply Abort(const TxRequest& r);
   Reply Truncate(const TxRequest& r);
   Reply Alloc(const AllocRequest& r);
+  // value: the Outcome; aux: the current configuration (0 while blocked).
   Reply QueryOutcome(const TxRequest& r);
 
   // Recovery: refuse protocol requests until Resume(new_config).

@@ -126,7 +126,8 @@ class Transaction {
                        std::vector<fabric::MachineId>* locked);
   absl::Status Validate();
   void AbortAt(const std::vector<fabric::MachineId>& machines);
-  absl::Status AwaitOutcome(absl::Status why);
+  // After a failure past LOCK: asks the machines what recovery decided.
+  absl::Status AwaitOutcome(absl::Status why, uint64_t config);
 
   TxClient<F>* client_;
   TxId id_;

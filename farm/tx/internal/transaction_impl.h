@@ -287,7 +287,7 @@ absl::Status Transaction<F>::LockAll(absl::btree_map<fabric::MachineId, LockRequ
 
 template <typename F>
   requires fabric::Fabric<F>
-absl::Status Transaction<F>::AwaitOutcome(absl::Status why) {
+absl::Status Transaction<F>::AwaitOutcome(absl::Status why, uint64_t config) {
   const absl::Time deadline = absl::Now() + client_->options_.outcome_timeout;
   while (absl::Now() < deadline) {
     absl::btree_set<fabric::MachineId> machines;
@@ -304,6 +304,14 @@ absl::Status Transaction<F>::AwaitOutcome(absl::Status why) {
       if (r.value == static_cast<uint64_t>(Outcome::kAborted)) {
         ++client_->stats_.aborted;
         return absl::AbortedError(absl::StrCat("transaction aborted by recovery after: ", why.message()));
+      }
+      if (r.aux > config) {
+        // That machine finished recovering into a newer configuration and
+        // recovery decided (and remembers) every transaction with a surviving
+        // record: this one had none, so it cannot have committed.
+        ++client_->stats_.aborted;
+        return absl::AbortedError(
+            absl::StrCat("transaction not committed (no record survived the reconfiguration) after: ", why.message()));
       }
     }
     absl::SleepFor(absl::Milliseconds(1));  // recovery runs elsewhere; poll for its decision
@@ -379,7 +387,7 @@ absl::Status Transaction<F>::Commit() {
       return absl::CancelledError("coordinator crashed before COMMIT-BACKUP (fault injection)");
     }
     s = StatusOf(client_->Call(m, kCommitBackup, req));
-    if (!s.ok()) return AwaitOutcome(s);
+    if (!s.ok()) return AwaitOutcome(s, config);
   }
   times.commit_backup = absl::Now() - t;
   t = absl::Now();
@@ -388,7 +396,7 @@ absl::Status Transaction<F>::Commit() {
       return absl::CancelledError("coordinator crashed before COMMIT-PRIMARY (fault injection)");
     }
     s = StatusOf(client_->Call(m, kCommitPrimary, TxRequest{config, id_}));
-    if (!s.ok()) return AwaitOutcome(s);
+    if (!s.ok()) return AwaitOutcome(s, config);
   }
   times.commit_primary = absl::Now() - t;
   ++stats.committed;
