@@ -1,5 +1,6 @@
 #include "speculative_paxos/client.h"
 
+#include <algorithm>
 #include <memory>
 #include <tuple>
 
@@ -26,9 +27,22 @@ absl::Status Client::Start() {
   if (config_.replicas.empty()) {
     return absl::InvalidArgumentError("ClientConfig.replicas is empty");
   }
-  absl::StatusOr<transport::Address> bound = transport_->Register(this, address_, config_.endpoint);
+  transport::EndpointOptions endpoint = config_.endpoint;
+  if (config_.mom) endpoint.dscp = std::max(endpoint.dscp, SenderEndpointOptions(*config_.mom).dscp);
+  absl::StatusOr<transport::Address> bound = transport_->Register(this, address_, endpoint);
   if (!bound.ok()) return bound.status();
   address_ = *bound;
+  if (config_.mom) {
+    // Sender ids are 32 bits: fold the client id. A collision only confuses
+    // MOM's per-sender counters; replicas take duplicates and detect them
+    // themselves.
+    const auto sender_id = static_cast<uint32_t>(client_id_ ^ (client_id_ >> 32));
+    absl::StatusOr<std::unique_ptr<mom::MomSender>> sender = mom::MomSender::Create(
+        transport_, this, *config_.mom, sender_id,
+        static_cast<uint64_t>(absl::ToUnixMicros(transport_->Now())));
+    if (!sender.ok()) return sender.status();
+    mom_sender_ = std::move(*sender);
+  }
   return absl::OkStatus();
 }
 
@@ -76,6 +90,8 @@ void Client::SendRequest() {
   req.set_op(pending_->op);
   if (config_.mode == ClientConfig::Mode::kLeader) {
     (void)transport_->Send(this, config_.replicas[leader_], req);
+  } else if (mom_sender_) {
+    (void)mom_sender_->Multicast(req);
   } else if (config_.group) {
     (void)transport_->Send(this, *config_.group, req);
   } else {

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@
 #include "absl/types/optional.h"
 #include "common/transport/timeout.h"
 #include "common/transport/transport.h"
+#include "mom/group.h"
 #include "speculative_paxos/spaxos.pb.h"
 #include "speculative_paxos/stamp.h"
 
@@ -46,6 +48,9 @@ struct ClientConfig {
   std::vector<transport::Address> replicas;
   // Send each request once to this multicast group instead of to each replica.
   absl::optional<transport::Address> group;
+  // Or send requests through this MOM group (mom/group.h: MomPacket header,
+  // the design's DSCP); the replicas must have the same ReplicaConfig.mom.
+  absl::optional<mom::GroupConfig> mom;
   // Socket options (DSCP, multicast interface) for the client's endpoint.
   transport::EndpointOptions endpoint;
   Mode mode = Mode::kSpeculative;
@@ -120,6 +125,7 @@ class Client : public transport::TransportReceiver {
   Stamp newest_stamp_;  // newest stamp seen in any reply
   uint32_t leader_ = 0;  // kLeader mode: the replica that answered last
   absl::optional<Pending> pending_;
+  std::unique_ptr<mom::MomSender> mom_sender_;
   ClientStats stats_;
   double fast_latency_us_ = 0;  // moving average of fast-path latencies
   transport::Timeout resend_;

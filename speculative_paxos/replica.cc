@@ -55,6 +55,22 @@ absl::Status Replica::Start() {
   if (config_.group) {
     if (absl::Status s = transport_->JoinGroup(this, *config_.group); !s.ok()) return s;
   }
+  if (config_.mom) {
+    if (absl::Status s = mom::ValidateGroupConfig(*config_.mom); !s.ok()) return s;
+    mom_ = std::make_unique<mom::MomReceiver>(
+        transport_, this, *config_.mom,
+        [this](const mom::MomDelivery& d) {
+          Request req;
+          if (d.message.Parse(&req)) {
+            HandleRequest(d.from, req);
+          } else {
+            Count(Reject::kMalformed);
+          }
+        },
+        // Retransmissions and sender-id collisions: the log detects duplicates.
+        mom::MomReceiverOptions{.deliver_duplicates = true});
+    if (absl::Status s = mom_->Join(); !s.ok()) return s;
+  }
   if (status_ == ReplicaStatus::kRecovering) {
     BeginRecovery();
   } else if (IsLeader()) {
@@ -66,6 +82,7 @@ absl::Status Replica::Start() {
 }
 
 void Replica::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
+  if (mom_ && mom_->Handle(from, msg)) return;
   // Dispatch by type id without parsing, then parse once.
 #define DCTK_SPAXOS_DISPATCH(Type, Handler)   \
   if (msg.Is<Type>()) {                       \

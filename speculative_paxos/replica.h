@@ -42,6 +42,7 @@
 #include "absl/types/optional.h"
 #include "common/transport/timeout.h"
 #include "common/transport/transport.h"
+#include "mom/group.h"
 #include "speculative_paxos/app.h"
 #include "speculative_paxos/log.h"
 #include "speculative_paxos/spaxos.pb.h"
@@ -56,6 +57,8 @@ struct ReplicaConfig {
   std::vector<transport::Address> replicas;
   // Multicast group the replicas join, if clients multicast requests.
   absl::optional<transport::Address> group;
+  // MOM group clients send requests through (ClientConfig.mom), if any.
+  absl::optional<mom::GroupConfig> mom;
   // Socket options (DSCP, multicast interface) for the replica's endpoint.
   transport::EndpointOptions endpoint;
   // Leader's sync (and heartbeat) period.
@@ -129,6 +132,8 @@ class Replica : public transport::TransportReceiver {
   uint64_t commit_point() const { return log_.committed(); }
   uint64_t sync_point() const { return sync_point_; }
   const ReplicaStats& stats() const { return stats_; }
+  // The MOM receiver (ReplicaConfig.mom), or nullptr.
+  const mom::MomReceiver* mom_receiver() const { return mom_.get(); }
 
  private:
   size_t n() const { return config_.replicas.size(); }
@@ -267,6 +272,7 @@ class Replica : public transport::TransportReceiver {
   std::map<uint32_t, Stamp> recovery_responses_;
   absl::optional<Stamp> recovery_stamp_;  // newest stamp f+1 others reported
 
+  std::unique_ptr<mom::MomReceiver> mom_;
   ReplicaStats stats_;
   transport::Timeout sync_timer_;
   transport::Timeout leader_timeout_;

@@ -54,6 +54,20 @@ TEST(ReplicaTest, MulticastRequests) {
   ExpectHealthy(c);
 }
 
+TEST(ReplicaTest, RequestsThroughMomGroup) {
+  SimClusterOptions o = Options(2, 2);
+  o.mom = true;
+  SimCluster c(o);
+  c.StartClosedLoop(20, 2);
+  ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(1)));
+  EXPECT_EQ(c.client(0).stats().fast_path + c.client(1).stats().fast_path, 40u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_NE(c.replica(i)->mom_receiver(), nullptr);
+    EXPECT_EQ(c.replica(i)->mom_receiver()->stats().delivered, 40u) << "replica " << i;
+  }
+  ExpectHealthy(c);
+}
+
 TEST(ReplicaTest, SyncCommitsPrefixAndTellsApp) {
   SimCluster c(Options(3, 2));
   c.StartClosedLoop(30, 3);

@@ -15,6 +15,11 @@ SimCluster::SimCluster(SimClusterOptions options)
     config_.replicas.push_back(transport::Address(0x0a000001 + i, 7000));
   }
   if (options_.multicast) config_.group = transport::Address(0xef010101, 7000);
+  if (options_.mom) {
+    config_.mom = mom::GroupConfig{.group_id = 1,
+                                   .group_address = transport::Address(0xef010102, 7000),
+                                   .members = config_.replicas};
+  }
   for (int i = 0; i < options_.num_replicas; ++i) {
     apps_.push_back(std::make_unique<KvApp>());
     replicas_.push_back(std::make_unique<Replica>(&net_, config_, i, apps_.back().get()));
@@ -23,7 +28,7 @@ SimCluster::SimCluster(SimClusterOptions options)
     CHECK(started.ok()) << started;
   }
   }
-  ClientConfig cc{.replicas = config_.replicas, .group = config_.group,
+  ClientConfig cc{.replicas = config_.replicas, .group = config_.group, .mom = config_.mom,
                   .resend_timeout = options_.resend_timeout};
   for (int j = 0; j < options_.num_clients; ++j) {
     clients_.push_back(std::make_unique<Client>(&net_, cc, /*client_id=*/1000 + j,

@@ -31,6 +31,8 @@ struct SimClusterOptions {
   int num_replicas = 3;
   int num_clients = 1;
   bool multicast = false;
+  // Clients send requests through a MOM group (IP multicast delivery).
+  bool mom = false;
   ReplicaConfig replica;  // `replicas` and `group` are filled in
   absl::Duration resend_timeout = absl::Milliseconds(10);
 };

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Closed-loop benchmark on loopback UDP: unreplicated, VR (with and without
-# batching) and Speculative Paxos (clients sending a copy to each replica, or
-# one datagram to a loopback multicast group), 3 replica processes (app=null),
+# batching) and Speculative Paxos (clients sending a copy to each replica, one
+# datagram to a loopback multicast group, or that datagram as a MOM packet
+# through mom::MomSender / MomReceiver), 3 replica processes (app=null),
 # clients in up to 4 independent processes (so replicas see requests in
 # naturally different orders). Prints one row per (protocol, clients).
 #
@@ -11,7 +12,7 @@
 set -euo pipefail
 BIN=${1:-bazel-bin/speculative_paxos/tools}
 SECS=${2:-3}
-PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 spaxos spaxos-mcast}
+PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 spaxos spaxos-mcast spaxos-mom}
 CLIENTS=${CLIENTS:-1 4 16 64}
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
@@ -31,9 +32,10 @@ CONF
 printf "%-14s %7s %12s %9s %9s %8s\n" protocol clients "ops/s" "p50(us)" "p99(us)" "slow%"
 for proto in $PROTOCOLS; do
   for clients in $CLIENTS; do
-    p=${proto%-batch16}; p=${p%-mcast}
+    p=${proto%-batch16}; p=${p%-mcast}; p=${p%-mom}
     batch=1; [ "$proto" = vr-batch16 ] && batch=16
     mcast=""; [ "$proto" = spaxos-mcast ] && mcast="--multicast=ordered"
+    [ "$proto" = spaxos-mom ] && mcast="--multicast=ordered --mom"
     pids=()
     n=3; [ "$p" = unreplicated ] && n=1
     for ((i = 0; i < n; i++)); do

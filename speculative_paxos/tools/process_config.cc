@@ -43,4 +43,11 @@ absl::StatusOr<ProcessConfig> LoadProcessConfig(absl::string_view path,
   return pc;
 }
 
+mom::GroupConfig MomGroup(const ProcessConfig& pc) {
+  return mom::GroupConfig{.group_id = 1,
+                          .group_address = pc.multicast.value_or(transport::Address()),
+                          .members = pc.replicas,
+                          .delivery = mom::Delivery::kIpMulticast};
+}
+
 }  // namespace dctk::spaxos

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "common/transport/address.h"
+#include "mom/group.h"
 
 namespace dctk::spaxos {
 
@@ -36,6 +37,10 @@ struct ProcessConfig {
 };
 
 absl::StatusOr<Protocol> ParseProtocol(absl::string_view name);
+
+// The MOM group (mom/group.h) on the multicast address: requests travel as
+// MomPackets to the replicas (IP multicast, the naive design).
+mom::GroupConfig MomGroup(const ProcessConfig& pc);
 
 // `multicast` may be empty (clients send to each replica).
 absl::StatusOr<ProcessConfig> LoadProcessConfig(absl::string_view path,

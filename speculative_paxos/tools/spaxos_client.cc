@@ -2,7 +2,7 @@
 // group started with spaxos_replica, over UdpTransport.
 //
 //   spaxos_client --config=shard.conf --group=shard0 [--protocol=spaxos|vr|unreplicated]
-//                 [--multicast=shard0-ordered] [--clients=4] [--duration=5s] [--warmup=1s]
+//                 [--multicast=shard0-ordered [--mom]] [--clients=4] [--duration=5s] [--warmup=1s]
 //                 [--op=null|put] [--verify]
 //
 // Load mode prints one line: protocol, clients, completed ops, throughput and
@@ -30,6 +30,8 @@
 ABSL_FLAG(std::string, config, "", "cluster config file (common/config text proto)");
 ABSL_FLAG(std::string, group, "shard0", "replica group in the config");
 ABSL_FLAG(std::string, multicast, "", "send requests to this multicast group (spaxos)");
+ABSL_FLAG(bool, mom, false,
+          "spaxos: requests travel as MOM packets (mom/group.h) to the --multicast group");
 ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
 ABSL_FLAG(int, clients, 1, "closed-loop clients in this process");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "measurement time");
@@ -99,6 +101,14 @@ int Main() {
                               : ClientConfig::Mode::kLeader,
                   .resend_timeout = pc->request_timeout};
   if (pc->replicas[0].ip() >> 24 == 127) cc.endpoint.multicast_interface_ip = 0x7f000001;
+  if (absl::GetFlag(FLAGS_mom)) {
+    if (!pc->multicast) {
+      std::cerr << "--mom needs --multicast=<group>\n";
+      return 2;
+    }
+    cc.mom = MomGroup(*pc);
+    cc.group.reset();
+  }
   Driver d;
   d.net = net;
   d.verify = absl::GetFlag(FLAGS_verify);

@@ -2,7 +2,7 @@
 // UdpTransport, configured from a common/config cluster file.
 //
 //   spaxos_replica --config=shard.conf --group=shard0 --index=1 [--protocol=spaxos|vr|unreplicated]
-//                  [--app=kv|null] [--multicast=shard0-ordered] [--batch=1] [--recover]
+//                  [--app=kv|null] [--multicast=shard0-ordered [--mom]] [--batch=1] [--recover]
 //                  [--metrics=127.0.0.1:9464]
 //
 // --metrics=ip:port serves Prometheus metrics (requests, commits,
@@ -33,6 +33,8 @@ ABSL_FLAG(std::string, config, "", "cluster config file (common/config text prot
 ABSL_FLAG(std::string, group, "shard0", "replica group in the config");
 ABSL_FLAG(std::string, multicast, "", "multicast group the replicas join (optional)");
 ABSL_FLAG(int, index, 0, "this replica's index in the group");
+ABSL_FLAG(bool, mom, false,
+          "spaxos: requests travel as MOM packets (mom/group.h) to the --multicast group");
 ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
 ABSL_FLAG(std::string, app, "kv", "kv or null");
 ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
@@ -86,6 +88,14 @@ int Main() {
       ReplicaConfig rc;
       rc.replicas = pc->replicas;
       rc.group = pc->multicast;
+      if (absl::GetFlag(FLAGS_mom)) {
+        if (!pc->multicast) {
+          std::cerr << "--mom needs --multicast=<group>\n";
+          return 2;
+        }
+        rc.mom = MomGroup(*pc);
+        rc.group.reset();
+      }
       // Multicast on loopback needs the loopback interface named explicitly.
       if (pc->replicas[index].ip() >> 24 == 127) rc.endpoint.multicast_interface_ip = 0x7f000001;
       rc.sync_interval = pc->heartbeat;
