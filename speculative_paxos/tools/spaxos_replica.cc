@@ -1,5 +1,6 @@
 // spaxos_replica: one replica process (Speculative Paxos, or a baseline) on
-// UdpTransport, configured from a common/config cluster file.
+// UdpTransport, configured from a common/config cluster file, serving the
+// shipped KV store or the null app.
 //
 //   spaxos_replica --config=shard.conf --group=shard0 --index=1 [--protocol=spaxos|vr|unreplicated]
 //                  [--app=kv|null] [--multicast=shard0-ordered [--mom]] [--batch=1] [--recover]
@@ -10,169 +11,23 @@
 // --recover (spaxos): this replica restarted and lost its state; it rejoins
 // through the recovery protocol (VR has no recovery: a crashed VR replica
 // stays down, and the others change view). SIGINT / SIGTERM stop it cleanly.
-#include <signal.h>
-
-#include <iostream>
+// Other binaries serve their own App through ReplicaMain (replica_main.h).
 #include <memory>
-#include <thread>
+#include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "common/metrics/metrics_server.h"
-#include "common/metrics/registry.h"
-#include "common/transport/timeout.h"
-#include "common/transport/udp_transport.h"
-#include "glog/logging.h"
+#include "absl/strings/str_cat.h"
 #include "speculative_paxos/kv_app.h"
-#include "speculative_paxos/replica.h"
-#include "speculative_paxos/tools/process_config.h"
-#include "speculative_paxos/tools/process_metrics.h"
-#include "speculative_paxos/vr_replica.h"
+#include "speculative_paxos/tools/replica_main.h"
 
-ABSL_FLAG(std::string, config, "", "cluster config file (common/config text proto)");
-ABSL_FLAG(std::string, group, "shard0", "replica group in the config");
-ABSL_FLAG(std::string, multicast, "", "multicast group the replicas join (optional)");
-ABSL_FLAG(int, index, 0, "this replica's index in the group");
-ABSL_FLAG(bool, mom, false,
-          "spaxos: requests travel as MOM packets (mom/group.h) to the --multicast group");
-ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
 ABSL_FLAG(std::string, app, "kv", "kv or null");
-ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
-ABSL_FLAG(bool, recover, false, "spaxos: restarted without state; run recovery");
-ABSL_FLAG(std::string, metrics, "", "serve Prometheus metrics at ip:port (spaxos; optional)");
-
-namespace dctk::spaxos {
-namespace {
-
-int Main() {
-  absl::StatusOr<ProcessConfig> pc =
-      LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_group),
-                        absl::GetFlag(FLAGS_multicast), absl::GetFlag(FLAGS_protocol));
-  if (!pc.ok()) {
-    std::cerr << pc.status() << "\n";
-    return 2;
-  }
-  const int index = absl::GetFlag(FLAGS_index);
-  if (index < 0 || index >= static_cast<int>(pc->replicas.size())) {
-    std::cerr << "--index=" << index << " out of range (" << pc->replicas.size()
-              << " replicas)\n";
-    return 2;
-  }
-  std::unique_ptr<App> app;
-  if (absl::GetFlag(FLAGS_app) == "kv") {
-    app = std::make_unique<KvApp>();
-  } else if (absl::GetFlag(FLAGS_app) == "null") {
-    app = std::make_unique<NullApp>();
-  } else {
-    std::cerr << "--app: '" << absl::GetFlag(FLAGS_app) << "' is not kv or null\n";
-    return 2;
-  }
-
-  // SIGINT / SIGTERM go to a thread that stops the loop.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  absl::StatusOr<std::unique_ptr<transport::UdpTransport>> net =
-      transport::UdpTransport::Create();
-  if (!net.ok()) {
-    std::cerr << net.status() << "\n";
-    return 1;
-  }
-  std::unique_ptr<transport::TransportReceiver> node;
-  absl::Status started;
-  switch (pc->protocol) {
-    case Protocol::kSpeculativePaxos: {
-      ReplicaConfig rc;
-      rc.replicas = pc->replicas;
-      rc.group = pc->multicast;
-      if (absl::GetFlag(FLAGS_mom)) {
-        if (!pc->multicast) {
-          std::cerr << "--mom needs --multicast=<group>\n";
-          return 2;
-        }
-        rc.mom = MomGroup(*pc);
-        rc.group.reset();
-      }
-      // Multicast on loopback needs the loopback interface named explicitly.
-      if (pc->replicas[index].ip() >> 24 == 127) rc.endpoint.multicast_interface_ip = 0x7f000001;
-      rc.sync_interval = pc->heartbeat;
-      rc.leader_timeout = pc->view_change_timeout;
-      auto r = std::make_unique<Replica>(net->get(), rc, index, app.get(),
-                                         absl::GetFlag(FLAGS_recover));
-      started = r->Start();
-      node = std::move(r);
-      break;
-    }
-    case Protocol::kVr: {
-      VrConfig vc{.replicas = pc->replicas, .max_batch = absl::GetFlag(FLAGS_batch),
-                  .heartbeat = pc->heartbeat,
-                  .view_change_timeout = pc->view_change_timeout};
-      auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get());
-      started = r->Start();
-      node = std::move(r);
-      break;
-    }
-    case Protocol::kUnreplicated: {
-      auto r = std::make_unique<UnreplicatedServer>(net->get(), pc->replicas[0], app.get());
-      started = r->Start();
-      node = std::move(r);
-      break;
-    }
-  }
-  if (!started.ok()) {
-    std::cerr << "replica " << index << ": " << started << "\n";
-    return 1;
-  }
-  // Metrics: counters copied from ReplicaStats every 100 ms on the loop.
-  std::shared_ptr<metrics::Registry> registry;
-  std::unique_ptr<metrics::MetricsServer> metrics_server;
-  std::unique_ptr<metrics::Scope> scope;
-  std::unique_ptr<ReplicaExporter> exporter;
-  std::unique_ptr<transport::Timeout> export_timer;
-  auto* replica = dynamic_cast<Replica*>(node.get());
-  if (!absl::GetFlag(FLAGS_metrics).empty() && replica != nullptr) {
-    registry = std::make_shared<metrics::Registry>();
-    scope = std::make_unique<metrics::Scope>(*registry, "spaxos_replica",
-                                             prometheus::Labels{{"replica", std::to_string(index)}});
-    exporter = std::make_unique<ReplicaExporter>(*scope);
-    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> server =
-        metrics::MetricsServer::Start(registry, absl::GetFlag(FLAGS_metrics));
-    if (!server.ok()) {
-      std::cerr << "--metrics: " << server.status() << "\n";
-      return 1;
-    }
-    metrics_server = std::move(*server);
-    export_timer = std::make_unique<transport::Timeout>(
-        net->get(), absl::Milliseconds(100), [&] { exporter->Export(*replica); });
-    export_timer->Start();
-  }
-  std::thread stopper([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    (*net)->Stop();
-  });
-  std::cerr << "replica " << index << " serving at " << pc->replicas[index].ToString() << "\n";
-  (*net)->Run();
-  stopper.join();
-  export_timer.reset();
-  if (auto* r = dynamic_cast<Replica*>(node.get())) {
-    const ReplicaStats& s = r->stats();
-    std::cerr << "replica " << index << ": requests " << s.requests << " commits " << s.commits
-              << " reconciliations " << s.reconciliations << " view_changes " << s.view_changes
-              << " transfers " << s.transfers << " rolled_back " << s.rolled_back << "\n";
-  }
-  node.reset();
-  return 0;
-}
-
-}  // namespace
-}  // namespace dctk::spaxos
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  google::InitGoogleLogging(argv[0]);
-  return dctk::spaxos::Main();
+  using dctk::spaxos::App;
+  return dctk::spaxos::ReplicaMain(argc, argv, []() -> absl::StatusOr<std::unique_ptr<App>> {
+    const std::string app = absl::GetFlag(FLAGS_app);
+    if (app == "kv") return std::make_unique<dctk::spaxos::KvApp>();
+    if (app == "null") return std::make_unique<dctk::spaxos::NullApp>();
+    return absl::InvalidArgumentError(absl::StrCat("--app: '", app, "' is not kv or null"));
+  });
 }
