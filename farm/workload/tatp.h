@@ -1,0 +1,114 @@
+// TATP (the Telecom Application Transaction Processing benchmark, the one
+// FaRM reports) over FaRM transactions. Tables, one object per row:
+//   Subscriber (s_id)                    bit/hex/byte fields, msc and vlr location
+//   AccessInfo (s_id, ai_type 1..4)      1-4 per subscriber
+//   SpecialFacility (s_id, sf_type 1..4) 1-4 per subscriber, is_active, data_a
+//   CallForwarding (s_id, sf_type)       one object per special facility holding
+//                                        its 3 possible rows (start_time 0/8/16)
+// A subscriber's rows are allocated near its Subscriber object (locality
+// hint), on the machine that loads it. Row addresses are kept in a directory
+// on the client (where FaRM keeps them in its hashtable), so a transaction
+// costs exactly its object reads and its commit.
+//
+// The standard mix, 80% read-only: GET_SUBSCRIBER_DATA 35%,
+// GET_NEW_DESTINATION 10%, GET_ACCESS_DATA 35%, UPDATE_SUBSCRIBER_DATA 2%,
+// UPDATE_LOCATION 14%, INSERT_CALL_FORWARDING 2%, DELETE_CALL_FORWARDING 2%.
+// Subscribers are chosen uniformly. A row the mix asks for that does not
+// exist is a successful "not found" (as in the specification).
+//
+// Example:
+//   absl::StatusOr<Tatp> tatp = Tatp::Load(loaders, /*subscribers=*/1000, /*seed=*/1);
+//   TatpTx kind;
+//   absl::Status s = tatp->RunOne(client, rng, &kind);   // Aborted: retry
+#ifndef DCTK_FARM_WORKLOAD_TATP_H_
+#define DCTK_FARM_WORKLOAD_TATP_H_
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "farm/core/address.h"
+
+namespace dctk::farm::workload {
+
+enum class TatpTx : uint8_t {
+  kGetSubscriberData,
+  kGetNewDestination,
+  kGetAccessData,
+  kUpdateSubscriberData,
+  kUpdateLocation,
+  kInsertCallForwarding,
+  kDeleteCallForwarding,
+};
+inline constexpr int kTatpTxKinds = 7;
+inline const char* TatpTxName(TatpTx t);
+inline bool IsReadOnly(TatpTx t) { return t <= TatpTx::kGetAccessData; }
+
+struct TatpSubscriberRow {
+  uint64_t s_id;
+  char sub_nbr[16];
+  uint16_t bits;
+  uint8_t hex[5];
+  uint8_t byte2[10];
+  uint8_t pad;
+  uint32_t msc_location;
+  uint32_t vlr_location;
+};
+struct TatpAccessInfoRow {
+  uint8_t data1, data2;
+  char data3[3];
+  char data4[5];
+};
+struct TatpSpecialFacilityRow {
+  uint8_t is_active, error_cntrl, data_a;
+  char data_b[5];
+};
+struct TatpCallForwardingRows {
+  struct Row {
+    uint8_t present;
+    uint8_t end_time;
+    char numberx[15];
+    char pad[7];
+  };
+  Row rows[3];  // start_time 0, 8, 16
+};
+
+class Tatp {
+ public:
+  struct Directory {
+    GlobalAddress subscriber;
+    std::array<GlobalAddress, 4> access_info;       // null: no such row
+    std::array<GlobalAddress, 4> special_facility;
+    std::array<GlobalAddress, 4> call_forwarding;   // one per special facility
+  };
+
+  // Loads `subscribers` subscribers, each through the loader of machine
+  // s % loaders.size(), in parallel (one thread per loader).
+  template <typename Client>
+  static absl::StatusOr<Tatp> Load(const std::vector<Client*>& loaders, int subscribers, uint64_t seed);
+
+  // One transaction of the mix on `client`; *kind says which.
+  template <typename Client>
+  absl::Status RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) const;
+
+  int subscribers() const { return static_cast<int>(dir_.size()); }
+  const Directory& directory(int s) const { return dir_[s]; }
+
+ private:
+  template <typename Client>
+  static absl::Status LoadOne(Client& client, uint64_t s_id, std::mt19937_64& rng, Directory* d);
+
+  std::vector<Directory> dir_;
+};
+
+}  // namespace dctk::farm::workload
+
+#include "farm/workload/internal/tatp_impl.h"
+
+#endif  // DCTK_FARM_WORKLOAD_TATP_H_
