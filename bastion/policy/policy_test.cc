@@ -65,6 +65,13 @@ TEST(PolicyTest, ParsesTheExample) {
   EXPECT_TRUE(p->services[2].depends_on.empty());
 }
 
+TEST(PolicyTest, ParsesTheDemoPolicy) {
+  absl::StatusOr<Policy> p = LoadPolicyFile("bastion/policy/testdata/farm_demo.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->services.size(), 3u);
+  EXPECT_EQ(p->services[1].depends_on[1].name, "replica");
+}
+
 TEST(PolicyTest, AuditAndServiceOrder) {
   // A service may depend on one defined later in the file.
   absl::StatusOr<Policy> p = ParsePolicy(R"(
