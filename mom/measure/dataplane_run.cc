@@ -44,12 +44,14 @@ struct Delivered {
   std::vector<double> latency_us;
 };
 
-absl::StatusOr<uint64_t> QueueFullDrops(Testbed& bed) {
-  uint64_t total = 0;
+// queue_full and tx_full drops summed over all switches.
+absl::StatusOr<std::pair<uint64_t, uint64_t>> SwitchQueueDrops(Testbed& bed) {
+  std::pair<uint64_t, uint64_t> total{0, 0};
   for (int sw : bed.topology().switches()) {
     absl::StatusOr<SwitchStats> s = bed.Stats(sw);
     if (!s.ok()) return s.status();
-    total += s->drops().at("queue_full");
+    total.first += s->drops().at("queue_full");
+    total.second += s->drops().at("tx_full");
   }
   return total;
 }
@@ -74,7 +76,7 @@ absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneR
   const GroupRoutes& r = (*routes)[0];
   DataplaneRunResult result;
   result.roots = static_cast<int>(r.channels.size());
-  absl::StatusOr<uint64_t> drops_before = QueueFullDrops(bed);
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> drops_before = SwitchQueueDrops(bed);
   if (!drops_before.ok()) return drops_before.status();
 
   std::vector<int> fds;
@@ -207,9 +209,10 @@ absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneR
   result.reorder = meter.Compute();
   result.latency_p50_us = Percentile(latencies, 0.5);
   result.latency_p99_us = Percentile(latencies, 0.99);
-  absl::StatusOr<uint64_t> drops_after = QueueFullDrops(bed);
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> drops_after = SwitchQueueDrops(bed);
   if (!drops_after.ok()) return drops_after.status();
-  result.queue_full_drops = *drops_after - *drops_before;
+  result.queue_full_drops = drops_after->first - drops_before->first;
+  result.tx_full_drops = drops_after->second - drops_before->second;
   return result;
 }
 

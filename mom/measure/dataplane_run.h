@@ -7,7 +7,7 @@
 // delivers, in arrival order. Reports the reorder rate (measure/reorder.h),
 // losses (copies never delivered, and gaps in stamped group sequence numbers
 // for the serialized design), one-way latency (CLOCK_MONOTONIC is shared by
-// all namespaces) and the switches' queue_full drops during the run.
+// all namespaces) and the switches' queue_full and tx_full drops during the run.
 //
 // Example:
 //   DataplaneRunConfig c{.design = Design::kTopologyAwareQos, .group_id = 101,
@@ -49,7 +49,10 @@ struct DataplaneRunResult {
   uint64_t group_seq_gaps = 0;  // stamped numbers receivers never saw (serialized)
   double latency_p50_us = 0;
   double latency_p99_us = 0;
-  uint64_t queue_full_drops = 0;  // all switches, during this run
+  // All switches, during this run: port queue overflows and frames the device
+  // (af_packet tx ring) refused.
+  uint64_t queue_full_drops = 0;
+  uint64_t tx_full_drops = 0;
   int roots = 0;                  // channels in use (root switches; senders for naive)
 };
 

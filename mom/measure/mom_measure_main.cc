@@ -98,15 +98,15 @@ int main(int argc, char** argv) {
     if (csv == nullptr) return Fail(absl::NotFoundError("cannot write --csv"));
     std::fprintf(csv, "design,seed,senders,receivers,messages,rate,host_port_mbps,background_mbps,"
                       "reorder_rate,pair_inversion_rate,copies_expected,copies_received,"
-                      "group_seq_gaps,latency_p50_us,latency_p99_us,queue_full_drops,roots\n");
+                      "group_seq_gaps,latency_p50_us,latency_p99_us,queue_full_drops,tx_full_drops,roots\n");
   }
   std::printf("leaf-spine %dx%d, %d hosts/leaf; %d senders x %d msgs at %.0f/s; %d receivers; "
               "host ports %.0f Mb/s; background %.0f Mb/s per sender host\n",
               leaves, absl::GetFlag(FLAGS_spines), per_leaf, num_senders, config.messages_per_sender,
               config.rate, num_receivers, absl::GetFlag(FLAGS_host_port_mbps),
               config.background_mbps);
-  std::printf("%-20s %4s %9s %9s %9s %6s %9s %9s %8s\n", "design", "seed", "reorder%",
-              "lost", "seq_gaps", "roots", "p50_us", "p99_us", "qdrops");
+  std::printf("%-20s %4s %9s %9s %9s %6s %9s %9s %8s %8s\n", "design", "seed", "reorder%",
+              "lost", "seq_gaps", "roots", "p50_us", "p99_us", "qfull", "txfull");
   uint32_t group = 100;
   if (absl::GetFlag(FLAGS_warmup_messages) > 0) {
     DataplaneRunConfig warmup = config;
@@ -124,14 +124,15 @@ int main(int argc, char** argv) {
       absl::StatusOr<DataplaneRunResult> r = RunOnDataplane(**bed, config);
       if (!r.ok()) return Fail(r.status());
       const uint64_t lost = r->copies_expected - r->copies_received;
-      std::printf("%-20s %4d %9.2f %9llu %9llu %6d %9.0f %9.0f %8llu\n",
+      std::printf("%-20s %4d %9.2f %9llu %9llu %6d %9.0f %9.0f %8llu %8llu\n",
                   std::string(DesignName(design)).c_str(), seed,
                   100 * r->reorder.reorder_rate(), static_cast<unsigned long long>(lost),
                   static_cast<unsigned long long>(r->group_seq_gaps), r->roots, r->latency_p50_us,
-                  r->latency_p99_us, static_cast<unsigned long long>(r->queue_full_drops));
+                  r->latency_p99_us, static_cast<unsigned long long>(r->queue_full_drops),
+                  static_cast<unsigned long long>(r->tx_full_drops));
       std::fflush(stdout);
       if (csv != nullptr) {
-        std::fprintf(csv, "%s,%d,%d,%d,%d,%.0f,%.0f,%.0f,%.6f,%.8f,%llu,%llu,%llu,%.1f,%.1f,%llu,%d\n",
+        std::fprintf(csv, "%s,%d,%d,%d,%d,%.0f,%.0f,%.0f,%.6f,%.8f,%llu,%llu,%llu,%.1f,%.1f,%llu,%llu,%d\n",
                      std::string(DesignName(design)).c_str(), seed, num_senders, num_receivers,
                      config.messages_per_sender, config.rate, absl::GetFlag(FLAGS_host_port_mbps),
                      config.background_mbps, r->reorder.reorder_rate(),
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(r->copies_received),
                      static_cast<unsigned long long>(r->group_seq_gaps), r->latency_p50_us,
                      r->latency_p99_us, static_cast<unsigned long long>(r->queue_full_drops),
+                     static_cast<unsigned long long>(r->tx_full_drops),
                      r->roots);
       }
     }

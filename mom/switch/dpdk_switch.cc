@@ -184,7 +184,7 @@ void DpdkSwitch::Transmit(int port) {
     const uint16_t sent = rte_eth_tx_burst(ports_[port], 0, burst, n);
     // The device is full: count and free the rest rather than reorder queues.
     for (uint16_t i = sent; i < n; ++i) {
-      core_.CountDrop(DropReason::kQueueFull);
+      core_.CountDrop(DropReason::kTxFull);
       rte_pktmbuf_free(burst[i]);
     }
     if (sent < n) return;

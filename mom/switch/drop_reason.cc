@@ -14,6 +14,8 @@ absl::string_view DropReasonName(DropReason reason) {
       return "not_mom_packet";
     case DropReason::kQueueFull:
       return "queue_full";
+    case DropReason::kTxFull:
+      return "tx_full";
   }
   return "unknown";
 }

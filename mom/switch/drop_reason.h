@@ -16,12 +16,13 @@ enum class DropReason : uint8_t {
   kNoRoute = 2,      // no multicast rule for (group, in port), no unicast route
   kNotMomPacket = 3, // this switch must stamp the group, but the payload is no MomPacket
   kQueueFull = 4,    // the out port's queue for the packet's band is full
+  kTxFull = 5,       // the port's device took fewer frames than offered (tx ring full)
 };
-inline constexpr int kNumDropReasons = 5;
+inline constexpr int kNumDropReasons = 6;
 
 using DropCounts = std::array<uint64_t, kNumDropReasons>;
 
-// "malformed", "not_ipv4", "no_route", "not_mom_packet", "queue_full".
+// "malformed", "not_ipv4", "no_route", "not_mom_packet", "queue_full", "tx_full".
 absl::string_view DropReasonName(DropReason reason);
 
 }  // namespace dctk::mom
