@@ -132,7 +132,7 @@ class TxMachine {
       if (n.ok() && *n > 0) {
         served_.fetch_add(*n, std::memory_order_relaxed);
         idle = 0;
-      } else if (++idle > 64) {
+      } else if (++idle > 16) {
         sched_yield();  // 2-core machines: let coordinators run
       }
     }

@@ -1,0 +1,222 @@
+// TATP on an in-process FaRM cluster (default: 3 machines, f = 1, shm
+// fabric): transactions/s, median and p99 latency of read-only and
+// read-write transactions, the read-write commit broken down by phase, and
+// (with --kill) recovery: a machine is killed mid-run and the time until
+// throughput returns is measured. Baselines in the same run: a read-only
+// transaction of one remote object (one one-sided read) and a read-write
+// transaction of one remote object (the full commit protocol).
+//
+//   bazel run -c opt //farm/workload:tatp_bench -- --subscribers=5000 --seconds=5 --kill
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/time/clock.h"
+#include "common/metrics/histogram.h"
+#include "farm/fabric/net_fabric.h"
+#include "farm/fabric/shm_fabric.h"
+#include "farm/tx/local_cluster.h"
+#include "farm/workload/tatp.h"
+
+ABSL_FLAG(int, machines, 3, "machines");
+ABSL_FLAG(int, replicas, 2, "copies of each region (f + 1)");
+ABSL_FLAG(int, subscribers, 5000, "TATP subscribers");
+ABSL_FLAG(int, clients_per_machine, 1, "coordinator threads per machine");
+ABSL_FLAG(double, seconds, 5, "measured run length");
+ABSL_FLAG(std::string, fabric, "shm", "shm | net");
+ABSL_FLAG(bool, kill, false, "also measure recovery: kill the last machine mid-run");
+
+namespace dctk::farm {
+namespace {
+
+using metrics::Histogram;
+
+double Us(uint64_t ns) { return ns / 1000.0; }
+
+template <typename F>
+int Run(typename tx::LocalCluster<F>::FabricFactory make) {
+  const int machines = absl::GetFlag(FLAGS_machines);
+  tx::LocalClusterOptions o;
+  o.machines = machines;
+  o.replicas = absl::GetFlag(FLAGS_replicas);
+  o.regions = 2 * machines;
+  o.region_size = 32 << 20;
+  o.clients_per_machine = absl::GetFlag(FLAGS_clients_per_machine);
+  o.client.rpc_timeout = absl::Seconds(5);
+  auto cluster = tx::LocalCluster<F>::Create(o, make);
+  if (!cluster.ok()) {
+    fprintf(stderr, "cluster: %s\n", cluster.status().ToString().c_str());
+    return 1;
+  }
+  auto& c = **cluster;
+  std::vector<tx::TxClient<F>*> loaders;
+  for (int m = 1; m <= machines; ++m) loaders.push_back(&c.client(m));
+  const absl::Time load_start = absl::Now();
+  absl::StatusOr<workload::Tatp> tatp = workload::Tatp::Load(loaders, absl::GetFlag(FLAGS_subscribers), 1);
+  if (!tatp.ok()) {
+    fprintf(stderr, "load: %s\n", tatp.status().ToString().c_str());
+    return 1;
+  }
+  printf("loaded %d subscribers on %d machines (f=%d, %s fabric) in %s\n", tatp->subscribers(), machines,
+         o.replicas - 1, absl::GetFlag(FLAGS_fabric).c_str(), absl::FormatDuration(absl::Now() - load_start).c_str());
+
+  // Baselines: one remote object, read-only and read-write.
+  {
+    const GlobalAddress remote = tatp->directory(1).subscriber;  // loaded by machine 2
+    auto& client = c.client(1);
+    Histogram ro, rw;
+    for (int i = 0; i < 2000; ++i) {
+      absl::Time t = absl::Now();
+      auto t1 = client.Begin();
+      (void)t1.Read(remote, sizeof(workload::TatpSubscriberRow));
+      (void)t1.Commit();
+      ro.Record(absl::ToInt64Nanoseconds(absl::Now() - t));
+      t = absl::Now();
+      auto t2 = client.Begin();
+      auto v = t2.Read(remote, sizeof(workload::TatpSubscriberRow));
+      if (v.ok()) (void)t2.Write(remote, *v);
+      (void)t2.Commit();
+      rw.Record(absl::ToInt64Nanoseconds(absl::Now() - t));
+    }
+    printf("baseline, one remote object, one coordinator: read-only tx p50 %.1f us p99 %.1f us; "
+           "read-write tx p50 %.1f us p99 %.1f us\n",
+           Us(ro.ValueAtQuantile(0.5)), Us(ro.ValueAtQuantile(0.99)), Us(rw.ValueAtQuantile(0.5)),
+           Us(rw.ValueAtQuantile(0.99)));
+  }
+
+  // The mix, from every coordinator of every machine (or of all but the last, with --kill).
+  auto run = [&](int client_machines, bool kill) {
+    const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+    std::atomic<bool> stop{false};
+    struct PerThread {
+      Histogram ro, rw;
+      uint64_t aborted = 0, unavailable = 0;
+      absl::Duration lock, validate, backup, primary, truncate;
+      uint64_t rw_commits = 0;
+      std::vector<int64_t> commit_times;  // ns since start
+    };
+    std::vector<PerThread> per(client_machines * o.clients_per_machine);
+    const absl::Time start = absl::Now();
+    std::vector<std::thread> threads;
+    for (int m = 1; m <= client_machines; ++m) {
+      for (int slot = 0; slot < o.clients_per_machine; ++slot) {
+        PerThread& p = per[(m - 1) * o.clients_per_machine + slot];
+        threads.emplace_back([&, m, slot] {
+          auto& client = c.client(m, slot);
+          std::mt19937_64 rng(m * 1000 + slot);
+          while (!stop.load(std::memory_order_relaxed)) {
+            workload::TatpTx kind;
+            const absl::Time t = absl::Now();
+            absl::Status s = tatp->RunOne(client, rng, &kind);
+            const absl::Time done = absl::Now();
+            if (s.ok()) {
+              (workload::IsReadOnly(kind) ? p.ro : p.rw).Record(absl::ToInt64Nanoseconds(done - t));
+              p.commit_times.push_back(absl::ToInt64Nanoseconds(done - start));
+              if (!workload::IsReadOnly(kind) && client.last_commit_times().lock > absl::ZeroDuration()) {
+                const tx::CommitTimes& ct = client.last_commit_times();
+                p.lock += ct.lock;
+                p.validate += ct.validate;
+                p.backup += ct.commit_backup;
+                p.primary += ct.commit_primary;
+                p.truncate += ct.truncate;
+                ++p.rw_commits;
+              }
+            } else if (absl::IsAborted(s)) {
+              ++p.aborted;
+            } else {
+              ++p.unavailable;
+            }
+          }
+        });
+      }
+    }
+    tx::RecoveryReport report;
+    absl::Time killed_at;
+    if (kill) {
+      absl::SleepFor(length / 2);
+      killed_at = absl::Now();
+      c.Kill(machines);
+      absl::StatusOr<tx::RecoveryReport> r = c.Recover({static_cast<fabric::MachineId>(machines)});
+      if (r.ok()) report = *r;
+      absl::SleepFor(length / 2 - (absl::Now() - killed_at));
+    } else {
+      absl::SleepFor(length);
+    }
+    stop.store(true);
+    for (auto& t : threads) t.join();
+    const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+    PerThread all;
+    for (PerThread& p : per) {
+      all.ro.Merge(p.ro);
+      all.rw.Merge(p.rw);
+      all.aborted += p.aborted;
+      all.unavailable += p.unavailable;
+      all.lock += p.lock;
+      all.validate += p.validate;
+      all.backup += p.backup;
+      all.primary += p.primary;
+      all.truncate += p.truncate;
+      all.rw_commits += p.rw_commits;
+      all.commit_times.insert(all.commit_times.end(), p.commit_times.begin(), p.commit_times.end());
+    }
+    const uint64_t committed = all.ro.count() + all.rw.count();
+    printf("%s: %d coordinators, %.0f committed tx/s (%lu in %.2f s; aborted %lu, unavailable %lu)\n",
+           kill ? "TATP with a machine killed mid-run" : "TATP", static_cast<int>(per.size()), committed / secs,
+           committed, secs, all.aborted, all.unavailable);
+    printf("  read-only  (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.ro.count() / std::max<uint64_t>(1, committed),
+           Us(all.ro.ValueAtQuantile(0.5)), Us(all.ro.ValueAtQuantile(0.99)));
+    printf("  read-write (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.rw.count() / std::max<uint64_t>(1, committed),
+           Us(all.rw.ValueAtQuantile(0.5)), Us(all.rw.ValueAtQuantile(0.99)));
+    if (all.rw_commits > 0) {
+      const double n = static_cast<double>(all.rw_commits);
+      printf("  read-write commit by phase (mean us): LOCK %.1f  VALIDATE %.1f  COMMIT-BACKUP %.1f  "
+             "COMMIT-PRIMARY %.1f  TRUNCATE %.1f\n",
+             absl::ToDoubleMicroseconds(all.lock) / n, absl::ToDoubleMicroseconds(all.validate) / n,
+             absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
+             absl::ToDoubleMicroseconds(all.truncate) / n);
+    }
+    if (kill) {
+      // Throughput in 10 ms buckets: time from the kill until a bucket reaches
+      // 80% of the mean before the kill.
+      constexpr int64_t kBucket = 10'000'000;
+      const int64_t kill_ns = absl::ToInt64Nanoseconds(killed_at - start);
+      std::vector<int> buckets(static_cast<size_t>(secs * 1e9 / kBucket) + 1);
+      for (int64_t t : all.commit_times) ++buckets[t / kBucket];
+      const int64_t kill_bucket = kill_ns / kBucket;
+      double before = 0;
+      for (int64_t b = 1; b < kill_bucket; ++b) before += buckets[b];
+      before /= std::max<int64_t>(1, kill_bucket - 1);
+      int64_t back = -1;
+      for (int64_t b = kill_bucket + 1; b < static_cast<int64_t>(buckets.size()); ++b) {
+        if (buckets[b] >= 0.8 * before) {
+          back = b;
+          break;
+        }
+      }
+      printf("  recovery: %d in-flight transactions resolved (%d committed) in %.2f ms; throughput back to 80%% "
+             "of %.0f tx/s %s %.0f ms after the kill (failure detection by lease not included)\n",
+             report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 100,
+             back < 0 ? "not within the run:" : "",
+             back < 0 ? 0.0 : (back * kBucket + kBucket - kill_ns) / 1e6);
+    }
+  };
+  run(absl::GetFlag(FLAGS_kill) ? machines - 1 : machines, false);
+  if (absl::GetFlag(FLAGS_kill)) run(machines - 1, true);
+  return 0;
+}
+
+}  // namespace
+}  // namespace dctk::farm
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  using namespace dctk::farm;
+  if (absl::GetFlag(FLAGS_fabric) == "net") {
+    return Run<fabric::NetFabric>([](fabric::MachineId id) { return fabric::NetFabric::Create({.machine_id = id}); });
+  }
+  return Run<fabric::ShmFabric>([](fabric::MachineId id) { return fabric::ShmFabric::Create({.machine_id = id}); });
+}
