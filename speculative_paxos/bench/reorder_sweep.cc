@@ -30,7 +30,9 @@ using transport::SimTransport;
 struct Point {
   double ops_per_sec;
   double slow_fraction;
+  double asked_fraction;  // requests whose client asked the leader
   uint64_t reconciliations;
+  uint64_t order_repairs;
 };
 
 Point Run(bool speculative, double rate, int nclients, absl::Duration length) {
@@ -73,14 +75,19 @@ Point Run(bool speculative, double rate, int nclients, absl::Duration length) {
   }
   for (int j = 0; j < nclients; ++j) issue(j);
   net.RunFor(length);
-  uint64_t slow = 0, all = 0, recon = 0;
+  uint64_t slow = 0, asked = 0, all = 0, recon = 0, repairs = 0;
   for (const auto& c : clients) {
     slow += c->stats().slow_path;
+    asked += c->stats().reconcile_requests;
     all += c->stats().completed;
   }
-  if (speculative) recon = spec[0]->stats().reconciliations;
-  return {done / absl::ToDoubleSeconds(length),
-          speculative && all > 0 ? static_cast<double>(slow) / all : 0.0, recon};
+  if (speculative) {
+    recon = spec[0]->stats().reconciliations;
+    for (const auto& r : spec) repairs += r->stats().order_repairs;
+  }
+  const double n = speculative && all > 0 ? static_cast<double>(all) : 0.0;
+  return {done / absl::ToDoubleSeconds(length), n > 0 ? slow / n : 0.0,
+          n > 0 ? asked / n : 0.0, recon, repairs};
 }
 
 }  // namespace
@@ -91,13 +98,15 @@ int main(int argc, char** argv) {
   const int clients = absl::GetFlag(FLAGS_clients);
   const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
   const dctk::spaxos::Point vr = dctk::spaxos::Run(false, 0, clients, length);
-  std::cout << absl::StrFormat("%-10s %14s %14s %10s %16s\n", "reorder %", "spaxos ops/s",
-                               "vr ops/s", "slow path", "reconciliations");
+  std::cout << absl::StrFormat("%-10s %14s %14s %10s %10s %16s %14s\n", "reorder %",
+                               "spaxos ops/s", "vr ops/s", "slow path", "asked", "reconciliations",
+                               "order repairs");
   for (double rate : {0.0, 0.00001, 0.0001, 0.001, 0.01, 0.05}) {
     const dctk::spaxos::Point sp = dctk::spaxos::Run(true, rate, clients, length);
-    std::cout << absl::StrFormat("%-10.3f %14.0f %14.0f %9.2f%% %16d\n", rate * 100,
-                                 sp.ops_per_sec, vr.ops_per_sec, sp.slow_fraction * 100,
-                                 sp.reconciliations);
+    std::cout << absl::StrFormat("%-10.3f %14.0f %14.0f %9.2f%% %9.2f%% %16d %14d\n",
+                                 rate * 100, sp.ops_per_sec, vr.ops_per_sec,
+                                 sp.slow_fraction * 100, sp.asked_fraction * 100,
+                                 sp.reconciliations, sp.order_repairs);
   }
   return 0;
 }
