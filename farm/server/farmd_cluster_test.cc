@@ -1,5 +1,5 @@
 // A FaRM cluster of farmd processes: the CM service and three machines (shm
-// fabric, f = 1: every region on two of the three), and a client in this
+// or net fabric, f = 1: every region on two of the three), and a client in this
 // process running bank transfers through the client library. Machine 3 is
 // killed (SIGKILL) mid-run: the client sees clean errors (Unavailable), never
 // a hang or a crash; the CM detects the missed lease, promotes backups and
@@ -7,6 +7,7 @@
 // and carries on; every transfer reported committed is in the final balances.
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "farm/client/farm_client.h"
+#include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/workload/bank.h"
 #include "gtest/gtest.h"
@@ -72,8 +74,10 @@ class Child {
   FILE* out_ = nullptr;
 };
 
-TEST(FarmdClusterTest, ClientSurvivesAKilledMachine) {
-  const std::string dir = getenv("TEST_TMPDIR");
+template <typename F>
+void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr<std::unique_ptr<F>> fabric) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", fabric_kind);
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   const std::string conf = dir + "/cluster.conf";
   {
     std::ofstream f(conf);
@@ -94,7 +98,7 @@ TEST(FarmdClusterTest, ClientSurvivesAKilledMachine) {
   for (int i = 1; i <= 3; ++i) {
     machines.push_back(std::make_unique<Child>(std::vector<std::string>{
         farmd, "--config=" + conf, "--role=machine", absl::StrCat("--name=m", i), "--cm=" + cm_address,
-        "--fabric=shm", "--txlog_dir=" + dir}));
+        "--fabric=" + fabric_kind, "--txlog_dir=" + dir}));
     ASSERT_EQ(machines.back()->FirstLine().rfind("machine ", 0), 0u);
   }
 
@@ -103,9 +107,8 @@ TEST(FarmdClusterTest, ClientSurvivesAKilledMachine) {
   o.cm_address = cm_address;
   o.tx.rpc_timeout = absl::Milliseconds(300);
   o.tx.outcome_timeout = absl::Seconds(20);
-  auto fabric = fabric::ShmFabric::Create({.machine_id = 100});
   ASSERT_TRUE(fabric.ok());
-  auto client = client::FarmClient<fabric::ShmFabric>::Connect(o, std::move(*fabric));
+  auto client = client::FarmClient<F>::Connect(o, std::move(*fabric));
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
   absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
@@ -140,6 +143,14 @@ TEST(FarmdClusterTest, ClientSurvivesAKilledMachine) {
   EXPECT_TRUE(s.ok()) << s;
   printf("committed %lu, aborted %d, unavailable %d, configuration %lu -> %lu\n", ledger.committed, aborted,
          unavailable, first_config, c.config_id());
+}
+
+TEST(FarmdClusterTest, ShmClientSurvivesAKilledMachine) {
+  ClientSurvivesAKilledMachine<fabric::ShmFabric>("shm", fabric::ShmFabric::Create({.machine_id = 100}));
+}
+
+TEST(FarmdClusterTest, NetClientSurvivesAKilledMachine) {
+  ClientSurvivesAKilledMachine<fabric::NetFabric>("net", fabric::NetFabric::Create({.machine_id = 100}));
 }
 
 }  // namespace

@@ -83,6 +83,9 @@ struct TxClientOptions {
   // Torn copies of one object before the read gives up (a read longer than
   // its object never sees matching line versions).
   int max_torn_reads = 1000;
+  // Yield the CPU while waiting for an RPC response: right when polling
+  // threads outnumber cores (this 2-core VM); spin (false) with a core each.
+  bool yield_while_waiting = true;
   // Fault injection: called before each step's message to `target`; returning
   // true makes the coordinator stop dead there (as if its machine crashed)
   // and Commit return Cancelled.

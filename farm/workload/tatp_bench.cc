@@ -180,9 +180,9 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
              absl::ToDoubleMicroseconds(all.truncate) / n);
     }
     if (kill) {
-      // Throughput in 10 ms buckets: time from the kill until a bucket reaches
-      // 80% of the mean before the kill.
-      constexpr int64_t kBucket = 10'000'000;
+      // Throughput in 100 ms buckets: time from the kill until a bucket
+      // reaches 80% of the mean before the kill.
+      constexpr int64_t kBucket = 100'000'000;
       const int64_t kill_ns = absl::ToInt64Nanoseconds(killed_at - start);
       std::vector<int> buckets(static_cast<size_t>(secs * 1e9 / kBucket) + 1);
       for (int64_t t : all.commit_times) ++buckets[t / kBucket];
@@ -199,7 +199,7 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
       }
       printf("  recovery: %d in-flight transactions resolved (%d committed) in %.2f ms; throughput back to 80%% "
              "of %.0f tx/s %s %.0f ms after the kill (failure detection by lease not included)\n",
-             report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 100,
+             report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 1e9 / kBucket,
              back < 0 ? "not within the run:" : "",
              back < 0 ? 0.0 : (back * kBucket + kBucket - kill_ns) / 1e6);
     }

@@ -31,6 +31,7 @@ absl::StatusOr<std::unique_ptr<TxClient<F>>> TxClient<F>::Create(F& fabric, uint
   c->rpc_queue_ = std::move(*pq);
   c->endpoint_ = std::make_unique<msg::RpcEndpoint<F>>(fabric, c->rpc_queue_.get(),
                                                        EndpointId(fabric.machine_id(), slot));
+  c->endpoint_->set_yield_while_waiting(c->options_.yield_while_waiting);
   c->scratch_.resize(ObjectBytes(kMaxObjectPayload) / 8);
   absl::Status s = fabric.RegisterLocal(c->scratch_.data(), c->scratch_.size() * 8);
   if (!s.ok()) return s;
