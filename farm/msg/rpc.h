@@ -20,6 +20,8 @@
 #ifndef DCTK_FARM_MSG_RPC_H_
 #define DCTK_FARM_MSG_RPC_H_
 
+#include <sched.h>
+
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -74,6 +76,11 @@ class RpcEndpoint {
 
   void Register(uint16_t handler, RpcHandler fn) { handlers_[handler] = std::move(fn); }
 
+  // Call() gives up the CPU between polls that found nothing (off by default).
+  // Where there are fewer cores than polling threads, the callee's thread
+  // then runs sooner; with a core each, spinning is faster.
+  void set_yield_while_waiting(bool yield) { yield_while_waiting_ = yield; }
+
   // Collects responses and serves requests that have arrived; returns how
   // many messages were handled. Handlers run here, outside the ring's Poll,
   // and their replies are sent before Poll returns.
@@ -116,6 +123,7 @@ class RpcEndpoint {
       }
       absl::StatusOr<int> n = Poll();
       if (!n.ok()) return n.status();
+      if (*n == 0 && yield_while_waiting_) sched_yield();
       if (*n == 0 && absl::Now() > deadline) {
         return absl::DeadlineExceededError(absl::StrCat("rpc ", handler, " from machine ", self_,
                                                         " to machine ", peer, ": no response"));
@@ -209,6 +217,7 @@ class RpcEndpoint {
   absl::flat_hash_map<uint64_t, absl::StatusOr<std::string>> responses_;
   std::deque<Request> inbound_;
   uint64_t bad_frames_ = 0;  // malformed messages dropped (counted, not fatal)
+  bool yield_while_waiting_ = false;
   std::vector<uint8_t> frame_;
 };
 
