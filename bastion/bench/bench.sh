@@ -5,7 +5,9 @@
 # packet walks the chain) and with an ESTABLISHED,RELATED accept first (only new
 # connections walk it); and Bastion with N policies (direct forwarding, veth to veth).
 # iperf3 (one TCP stream) gives throughput; sockperf ping-pong (64 B, TCP and UDP) gives
-# latency, as sockperf reports it: half the round trip, in microseconds.
+# latency, as sockperf reports it: half the round trip, in microseconds; tcp_crr (connect,
+# 1-byte request and reply, close; netperf TCP_CRR style) gives new connections per second,
+# which is what a conntrack-first chain still walks.
 #
 #   bazel run //bastion/bench:bench                      # as root; all configurations
 #   bazel run //bastion/bench:bench -- -t 10 -r 5 -c "bridge bastion:10000 iptables-nft:10000"
@@ -35,19 +37,26 @@ done
 for tool in iperf3 sockperf iptables-legacy-restore iptables-nft-restore; do
   command -v $tool >/dev/null || { echo "bench.sh: $tool not installed" >&2; exit 1; }
 done
-ENFORCER=${0}.runfiles/dctk/bastion/bench/bastion_enforcer
-[[ -x $ENFORCER ]] || ENFORCER=$PWD/bastion/bench/bastion_enforcer  # bazel run's runfiles
-[[ -x $ENFORCER ]] || { echo "bench.sh: bastion_enforcer not found" >&2; exit 1; }
+find_tool() {  # next to this script in its runfiles, or under bazel run's working directory
+  local path=${0}.runfiles/dctk/bastion/bench/$1
+  [[ -x $path ]] || path=$PWD/bastion/bench/$1
+  [[ -x $path ]] || { echo "bench.sh: $1 not found" >&2; return 1; }
+  echo "$path"
+}
+ENFORCER=$(find_tool bastion_enforcer)
+CRR=$(find_tool tcp_crr)
 
 TAG=bstb$$
 H=${TAG}h A=${TAG}a B=${TAG}b
 NET=10.216.0 IP_A=10.216.0.2 IP_B=10.216.0.3
 MAC_A=02:00:00:00:00:02 MAC_B=02:00:00:00:00:03
-IPERF_PORT=5201 PP_PORT=11111
+IPERF_PORT=5201 PP_PORT=11111 CRR_PORT=12000
 WORK=$(mktemp -d /tmp/bastion-bench.XXXXXX)
 ENFORCER_PID=""
+MEASURE_PID=""
 
 teardown() {
+  if [[ -n $MEASURE_PID ]]; then kill -TERM "$MEASURE_PID" 2>/dev/null || true; MEASURE_PID=""; fi
   if [[ -n $ENFORCER_PID ]]; then
     kill -TERM "$ENFORCER_PID" 2>/dev/null || true
     wait "$ENFORCER_PID" 2>/dev/null || true
@@ -93,12 +102,14 @@ setup() {
   ip netns exec $B iperf3 -s -p $IPERF_PORT >/dev/null 2>&1 &
   ip netns exec $B sockperf sr --tcp -i $IP_B -p $PP_PORT >/dev/null 2>&1 &
   ip netns exec $B sockperf sr -i $IP_B -p $PP_PORT >/dev/null 2>&1 &
+  ip netns exec $B "$CRR" server $CRR_PORT >/dev/null 2>&1 &
   disown -a  # killed by namespace in teardown; no job notices
   local i
   for i in $(seq 100); do  # servers listening (bounded wait)
     if ip netns exec $B ss -ltn | grep -q ":$IPERF_PORT " &&
        ip netns exec $B ss -ltn | grep -q ":$PP_PORT " &&
-       ip netns exec $B ss -lun | grep -q ":$PP_PORT "; then return 0; fi
+       ip netns exec $B ss -lun | grep -q ":$PP_PORT " &&
+       ip netns exec $B ss -ltn | grep -q ":$CRR_PORT "; then return 0; fi
     sleep 0.1
   done
   echo "bench.sh: servers did not start" >&2; return 1
@@ -107,17 +118,17 @@ setup() {
 # iptables rules file: N rules in FORWARD, the flow's own allows last (default DROP).
 iptables_rules() {
   local n=$1 stateful=$2
-  python3 - "$n" "$stateful" "$IP_A" "$IP_B" "$IPERF_PORT" "$PP_PORT" <<'PY'
+  python3 - "$n" "$stateful" "$IP_A" "$IP_B" "$IPERF_PORT" "$PP_PORT" "$CRR_PORT" <<'PY'
 import sys
-n, stateful, a, b, iperf, pp = int(sys.argv[1]), sys.argv[2] == "1", *sys.argv[3:]
+n, stateful, a, b, iperf, pp, crr = int(sys.argv[1]), sys.argv[2] == "1", *sys.argv[3:]
 own = [f"-s {a} -d {b} -p tcp --dport {iperf}", f"-s {a} -d {b} -p tcp --dport {pp}",
-       f"-s {a} -d {b} -p udp --dport {pp}"]
+       f"-s {a} -d {b} -p udp --dport {pp}", f"-s {a} -d {b} -p tcp --dport {crr}"]
 if stateful:
     first = ["-m conntrack --ctstate ESTABLISHED,RELATED"]
 else:  # replies need their own rules
     first = []
     own += [f"-s {b} -d {a} -p tcp --sport {iperf}", f"-s {b} -d {a} -p tcp --sport {pp}",
-            f"-s {b} -d {a} -p udp --sport {pp}"]
+            f"-s {b} -d {a} -p udp --sport {pp}", f"-s {b} -d {a} -p tcp --sport {crr}"]
 print("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]")
 for r in first:
     print(f"-A FORWARD {r} -j ACCEPT")
@@ -145,7 +156,7 @@ enforce() {
       ;;
     bastion)
       ip netns exec $H "$ENFORCER" --policies="$n" --client=va,$IP_A,$MAC_A \
-        --server=vb,$IP_B,$MAC_B --tcp_ports=$IPERF_PORT,$PP_PORT --udp_ports=$PP_PORT \
+        --server=vb,$IP_B,$MAC_B --tcp_ports=$IPERF_PORT,$PP_PORT,$CRR_PORT --udp_ports=$PP_PORT \
         > "$WORK/enforcer.log" 2>&1 &
       ENFORCER_PID=$!
       local i
@@ -178,7 +189,8 @@ measure() {
     python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))')
   tcp=$(pingpong --tcp)
   udp=$(pingpong)
-  echo "$gbps $tcp $udp"
+  crr=$(ip netns exec $A "$CRR" client $IP_B $CRR_PORT "$DURATION" | cut -d' ' -f1)
+  echo "$gbps $tcp $udp $crr"
 }
 
 echo "# $ROUNDS rounds x $(echo $CONFIGS | wc -w) configurations, ${DURATION} s per measurement"
@@ -188,7 +200,12 @@ for round in $(seq "$ROUNDS"); do
     [[ $config == *:* ]] && n=${config#*:}
     setup
     enforce "$mode" "$n" > "$WORK/what"  # not in a subshell: it may start the enforcer
-    result="$mode $n $(measure)"
+    # In the background: `wait` returns at once on a signal, so the trap runs at once.
+    measure > "$WORK/measure" &
+    MEASURE_PID=$!
+    wait $MEASURE_PID
+    MEASURE_PID=""
+    result="$mode $n $(cat "$WORK/measure")"
     echo "$result" >> "$WORK/results"
     echo "round $round: $result   ($(cat "$WORK/what"))"
     if [[ $mode == bastion ]]; then
@@ -206,10 +223,11 @@ for line in open(sys.argv[1]):
     f = line.split()
     rows.setdefault((f[0], f[1]), []).append([float(x) if x != "n/a" else float("nan") for x in f[2:]])
 print()
-print("| config | rules/policies | TCP Gbit/s | TCP RR avg | p50 | p99 | UDP RR avg | p50 | p99 |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| config | rules/policies | TCP Gbit/s | TCP RR avg | p50 | p99 | UDP RR avg | p50 | p99 | TCP CRR conn/s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for (mode, n), runs in rows.items():
     med = [statistics.median(col) for col in zip(*runs)]
-    print(f"| {mode} | {n} | {med[0]:.2f} | " + " | ".join(f"{v:.1f}" for v in med[1:]) + " |")
+    print(f"| {mode} | {n} | {med[0]:.2f} | " + " | ".join(f"{v:.1f}" for v in med[1:7]) +
+          f" | {med[7]:.0f} |")
 print(f"\nmedians of {len(next(iter(rows.values())))} runs; RR latencies in us, half round trip (sockperf)")
 PY
