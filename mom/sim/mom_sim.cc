@@ -171,9 +171,26 @@ ns3::TrafficControlHelper PriorityQueues(uint32_t packets) {
 absl::StatusOr<MomSimResult> RunMomSimulation(const MomSimConfig& c) {
   absl::StatusOr<Topology> topo_or = Topology::FatTree(c.k);
   if (!topo_or.ok()) return topo_or.status();
-  const Topology& topo = *topo_or;
+  Topology& topo = *topo_or;
   std::vector<int> hosts = topo.hosts();
   if (absl::Status s = Validate(c, static_cast<int>(hosts.size())); !s.ok()) return s;
+
+  // Failures, from the seed only (a stream of their own).
+  std::vector<int> core_links;
+  for (int l = 0; l < static_cast<int>(topo.links().size()); ++l) {
+    if (topo.node(topo.links()[l].a).tier == 3 || topo.node(topo.links()[l].b).tier == 3) {
+      core_links.push_back(l);
+    }
+  }
+  if (c.failed_core_links < 0 || c.failed_core_links > static_cast<int>(core_links.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("mom sim: failed_core_links ",
+                                                   c.failed_core_links, " not in [0, ",
+                                                   core_links.size(), "]"));
+  }
+  std::mt19937_64 fail_rng(StreamSeed(c.seed, 1000));
+  std::shuffle(core_links.begin(), core_links.end(), fail_rng);
+  core_links.resize(c.failed_core_links);
+  for (int l : core_links) topo.FailLink(l);
 
   // Placement, from the seed only.
   std::mt19937_64 place_rng(StreamSeed(c.seed, 0));
@@ -220,6 +237,12 @@ absl::StatusOr<MomSimResult> RunMomSimulation(const MomSimConfig& c) {
           nodes.Get(n)->GetObject<ns3::Ipv4>()->GetInterfaceForDevice(devs.Get(end));
     }
   }
+  for (int l : core_links) {  // before global routing computes its tables
+    for (int n : {topo.links()[l].a, topo.links()[l].b}) {
+      const int peer = n == topo.links()[l].a ? topo.links()[l].b : topo.links()[l].a;
+      nodes.Get(n)->GetObject<ns3::Ipv4>()->SetDown(iface[n][topo.PortTo(n, peer)]);
+    }
+  }
   ns3::Ipv4GlobalRoutingHelper::PopulateRoutingTables();
 
   ns3::Ipv4StaticRoutingHelper static_routing;
@@ -239,6 +262,7 @@ absl::StatusOr<MomSimResult> RunMomSimulation(const MomSimConfig& c) {
 
   MomSimResult result;
   result.roots = c.design == Design::kNaive ? 0 : static_cast<int>(routes->channels.size());
+  result.eligible_roots = static_cast<int>(routes->eligible_roots.size());
   ReorderMeter meter(c.receivers);
   SendTimes send_times(c.senders + 1);
   std::vector<double> latencies_us;

@@ -52,6 +52,10 @@ struct MomSimConfig {
   uint32_t queue_packets = 100;    // per band, per port
   absl::Duration warmup = absl::Milliseconds(5);     // background only
   absl::Duration duration = absl::Milliseconds(25);  // MOM traffic after warmup
+  // Core-aggregation links to fail (chosen from the seed, independently of the
+  // design): the controller then avoids roots that lost their only way into a
+  // receiver's pod (root blacklisting), and ns-3 takes both interfaces down.
+  int failed_core_links = 0;
   uint64_t seed = 1;
 };
 
@@ -67,6 +71,7 @@ struct MomSimResult {
   uint64_t background_bytes_offered = 0;
   uint64_t background_bytes_received = 0;
   int roots = 0;  // root switches in use (channels), 0 for naive
+  int eligible_roots = 0;  // roots the controller may use after failures, 0 for naive
 };
 
 // Validates `config`, runs one simulation, returns its measurements.

@@ -35,6 +35,8 @@ ABSL_FLAG(int, duration_ms, 25, "simulated MOM traffic time after warmup");
 ABSL_FLAG(int, warmup_ms, 5, "simulated background-only time before MOM traffic");
 ABSL_FLAG(std::string, flows, "web-search", "background flow sizes: web-search, fb-hadoop");
 ABSL_FLAG(double, link_gbps, 1.0, "link speed");
+ABSL_FLAG(int, failed_core_links, 0,
+          "core-aggregation links to fail per run (from the seed); exercises root blacklisting");
 ABSL_FLAG(std::string, out, "/tmp/mom_sim", "output prefix: PREFIX.csv, PREFIX_summary.csv, PREFIX.png");
 
 namespace dctk::mom {
@@ -69,7 +71,7 @@ int Main() {
   std::ofstream csv(prefix + ".csv");
   csv << "k,design,load,seed,senders,receivers,messages,reordered,reorder_rate,"
          "pair_inversion_rate,incomplete,latency_mean_us,latency_p99_us,latency_max_us,roots,bg_flows,bg_offered_bytes,bg_received_bytes,"
-         "wall_seconds\n";
+         "wall_seconds,failed_core_links,eligible_roots\n";
   std::map<std::pair<double, Design>, std::vector<double>> rates;
   for (double load : loads) {
     for (Design design : designs) {
@@ -86,6 +88,7 @@ int Main() {
         c.warmup = absl::Milliseconds(absl::GetFlag(FLAGS_warmup_ms));
         c.flow_sizes = *flows;
         c.link_bps = static_cast<uint64_t>(absl::GetFlag(FLAGS_link_gbps) * 1e9);
+        c.failed_core_links = absl::GetFlag(FLAGS_failed_core_links);
         const absl::Time start = absl::Now();
         absl::StatusOr<MomSimResult> r = RunMomSimulation(c);
         const double wall = absl::ToDoubleSeconds(absl::Now() - start);
@@ -95,13 +98,14 @@ int Main() {
           return 1;
         }
         const ReorderReport& rep = r->reorder;
-        csv << absl::StrFormat("%d,%s,%.3f,%d,%d,%d,%d,%d,%.6f,%.6g,%d,%.2f,%.2f,%.2f,%d,%d,%d,%d,%.2f\n",
+        csv << absl::StrFormat("%d,%s,%.3f,%d,%d,%d,%d,%d,%.6f,%.6g,%d,%.2f,%.2f,%.2f,%d,%d,%d,%d,%.2f,%d,%d\n",
                                c.k, DesignName(design), load, seed, c.senders, c.receivers,
                                rep.messages, rep.reordered, rep.reorder_rate(),
                                rep.pair_inversion_rate(), rep.incomplete, r->latency_mean_us,
                                r->latency_p99_us, r->latency_max_us, r->roots,
                                r->background_flows, r->background_bytes_offered,
-                               r->background_bytes_received, wall);
+                               r->background_bytes_received, wall, c.failed_core_links,
+                               r->eligible_roots);
         csv.flush();
         std::cout << absl::StrFormat(
             "%-19s load %.2f seed %d: reorder rate %.4f%% latency mean/p99/max %.1f/%.1f/%.1f us "

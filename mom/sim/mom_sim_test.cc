@@ -71,6 +71,28 @@ TEST(MomSimTest, ZeroLoadTopologyAwareHasNoReordering) {
   EXPECT_GT(r->reorder.reordered, 0u);  // unequal path lengths alone reorder
 }
 
+TEST(MomSimTest, FailedCoreLinksBlacklistRootsAndEveryCopyStillArrives) {
+  int seeds_with_blacklisted_roots = 0;
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
+    for (Design d : {Design::kTopologyAware, Design::kSerialized}) {
+      MomSimConfig c = SmallRun(d, seed);
+      c.duration = absl::Milliseconds(20);
+      c.load = 0.2;
+      c.failed_core_links = 2;  // of 16: at most 2 of the 4 cores lose a pod
+      absl::StatusOr<MomSimResult> r = RunMomSimulation(c);
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_GT(r->reorder.messages, 100u);
+      EXPECT_EQ(r->reorder.incomplete, 0u) << DesignName(d) << " seed " << seed;
+      EXPECT_GE(r->eligible_roots, 1);
+      if (d == Design::kSerialized) {
+        EXPECT_EQ(r->reorder.reordered, 0u);
+        if (r->eligible_roots < 4) ++seeds_with_blacklisted_roots;  // (k/2)^2 cores
+      }
+    }
+  }
+  EXPECT_GT(seeds_with_blacklisted_roots, 0) << "no failure took a root out of service";
+}
+
 TEST(MomSimTest, RejectsBadConfigs) {
   MomSimConfig c;
   c.k = 3;
@@ -82,6 +104,9 @@ TEST(MomSimTest, RejectsBadConfigs) {
   c.senders = 2;
   c.receivers = 3;
   c.load = 1.5;
+  EXPECT_FALSE(RunMomSimulation(c).ok());
+  c = SmallRun(Design::kNaive, 1);
+  c.failed_core_links = 17;  // a k=4 fat tree has 16 core links
   EXPECT_FALSE(RunMomSimulation(c).ok());
 }
 
