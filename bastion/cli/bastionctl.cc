@@ -6,7 +6,7 @@
 //     policy validate FILE       parse and compile FILE against the current containers
 //     policy diff FILE           what applying FILE would change in the maps
 //     policy apply FILE          apply FILE (all or nothing; an invalid file changes nothing)
-//     monitor [--count=N]        print verdict events as they happen (N events, 0 = forever)
+//     monitor [--count=N] [--json]  print verdict events as they happen (N events, 0 = forever)
 //     counters                   packets per verdict, and uncovered flows (policy drops)
 //
 // Exit status: 0 on success, 1 if the server refused (the message says why), 2 on usage.
@@ -27,6 +27,7 @@
 ABSL_FLAG(std::string, server, "unix:/run/bastion/bastiond.sock", "bastiond's gRPC address");
 ABSL_FLAG(int, count, 0, "monitor: stop after this many events (0 = run until interrupted)");
 ABSL_FLAG(bool, drops_only, false, "monitor: skip audit (would-drop) events");
+ABSL_FLAG(bool, json, false, "monitor: one JSON object per event and line, for scripts");
 
 namespace dctk::bastion {
 namespace {
@@ -111,12 +112,29 @@ int Monitor(api::Bastion::Stub& stub) {
   grpc::ClientContext ctx;
   std::unique_ptr<grpc::ClientReader<api::VerdictEvent>> reader = stub.StreamEvents(&ctx, {});
   reader->WaitForInitialMetadata();
-  std::cout << "monitoring verdict events" << std::endl;
+  // On stderr in JSON mode, so stdout stays one object per line.
+  (absl::GetFlag(FLAGS_json) ? std::cerr : std::cout) << "monitoring verdict events" << std::endl;
   const int count = absl::GetFlag(FLAGS_count);
   int seen = 0;
   api::VerdictEvent e;
   while (reader->Read(&e)) {
     if (e.audit() && absl::GetFlag(FLAGS_drops_only)) continue;
+    if (absl::GetFlag(FLAGS_json)) {
+      // Names and verdicts are plain words and addresses: no escaping needed.
+      std::cout << absl::StrFormat(
+                       "{\"action\":\"%s\",\"verdict\":\"%s\",\"src\":\"%s\","
+                       "\"dst\":\"%s\",\"protocol\":\"%s\",\"sport\":%u,\"dport\":%u,"
+                       "\"container\":\"%s\",\"to_container\":%s,\"timestamp_ns\":%u}\n",
+                       e.audit() ? "audit" : "drop", e.verdict(), e.src(), e.dst(), e.protocol(),
+                       e.sport(), e.dport(), e.container(), e.to_container() ? "true" : "false",
+                       e.timestamp_ns())
+                << std::flush;
+      if (count > 0 && ++seen >= count) {
+        ctx.TryCancel();
+        break;
+      }
+      continue;
+    }
     std::string ports;
     if (e.protocol() == "tcp" || e.protocol() == "udp") {
       ports = absl::StrFormat(" %u -> %u", e.sport(), e.dport());

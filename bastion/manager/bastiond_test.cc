@@ -131,6 +131,20 @@ TEST_F(BastiondTest, EnforcesReportsSurvivesKillAndAdopts) {
   EXPECT_THAT(Connect(attacker_), HasSubstr("error"));
   WaitForLine(*monitor_, absl::StrCat("DROP arp_no_dependency ", attacker_, " -> ", server_, " arp"));
 
+  // The same event as JSON, for scripts (the integration demo).
+  {
+    Child json(absl::StrCat("bastion/cli/bastionctl --server=", socket_,
+                            " monitor --json --count=1"));
+    absl::StatusOr<std::string> ready = json.ReadErrLine(absl::Seconds(20));
+    ASSERT_TRUE(ready.ok()) << ready.status();
+    EXPECT_THAT(Connect(client_, 80), HasSubstr("error"));
+    absl::StatusOr<std::string> line = json.ReadLine(absl::Seconds(20));
+    ASSERT_TRUE(line.ok()) << line.status();
+    EXPECT_THAT(*line, HasSubstr(absl::StrCat("\"action\":\"drop\",\"verdict\":\"policy_denied\",\"src\":\"",
+                                              client_, "\",\"dst\":\"", server_, "\"")));
+    EXPECT_THAT(*line, HasSubstr("\"dport\":80"));
+  }
+
   const std::string counters = Ctl("counters");
   EXPECT_THAT(counters, HasSubstr("policy_denied"));
   EXPECT_THAT(counters, HasSubstr(absl::StrCat(client_, " -> ", server_, " tcp/80 policy_denied")));

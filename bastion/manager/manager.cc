@@ -281,6 +281,11 @@ std::string Manager::DescribeLocked(uint32_t id) const {
   return it != names_.end() ? it->second : absl::StrCat("container#", id);
 }
 
+size_t Manager::TrackedIds() const {
+  absl::MutexLock l(&mu_);
+  return ids_.size();
+}
+
 std::string Manager::Describe(uint32_t id) const {
   absl::MutexLock l(&mu_);
   return DescribeLocked(id);

@@ -112,6 +112,9 @@ class Manager {
   int PumpEvents(absl::Duration timeout);
   std::unique_ptr<EventSubscription> Subscribe(size_t max_queued = 4096);
 
+  // Container ids kept (live containers only; ids of removed ones are forgotten).
+  size_t TrackedIds() const;
+
   // Id -> "farm-1", "gateway", "dns", "world".
   std::string Describe(uint32_t id) const;
 
