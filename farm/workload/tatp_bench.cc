@@ -28,6 +28,7 @@ ABSL_FLAG(int, subscribers, 5000, "TATP subscribers");
 ABSL_FLAG(int, clients_per_machine, 1, "coordinator threads per machine");
 ABSL_FLAG(double, seconds, 5, "measured run length");
 ABSL_FLAG(std::string, fabric, "shm", "shm | net");
+ABSL_FLAG(int, rpc_timeout_ms, 200, "a coordinator gives up on a message after this long (a dead machine)");
 ABSL_FLAG(bool, kill, false, "also measure recovery: kill the last machine mid-run");
 
 namespace dctk::farm {
@@ -46,7 +47,7 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
   o.regions = 2 * machines;
   o.region_size = 32 << 20;
   o.clients_per_machine = absl::GetFlag(FLAGS_clients_per_machine);
-  o.client.rpc_timeout = absl::Seconds(5);
+  o.client.rpc_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_rpc_timeout_ms));
   auto cluster = tx::LocalCluster<F>::Create(o, make);
   if (!cluster.ok()) {
     fprintf(stderr, "cluster: %s\n", cluster.status().ToString().c_str());
