@@ -189,12 +189,13 @@ class Replica : public transport::TransportReceiver {
   void HintNewerStamp(uint32_t replica);
 
   // replica_repair.cc
-  // Leader, f = 1: adds its order of the slots after the commit point.
+  // Leader: adds its order of the slots after the commit point.
   void AddOrder(SyncPrepare* m) const;
-  // Follower, f = 1: if our log holds every request of the leader's order in
-  // another order, adopts it (see replica_repair.cc). True if our log now
-  // matches the prepare; `lacking`: some request of the order is not here yet.
-  bool AdoptLeaderOrder(const SyncPrepare& m, bool* lacking);
+  // Follower: the highest slot up to which our log holds the leader's order,
+  // after adopting that order where we hold the requests in another order
+  // (f = 1 only; see replica_repair.cc); 0 if the prepare does not apply.
+  // `lacking`: some request of the order is not here (yet).
+  uint64_t AdoptLeaderOrder(const SyncPrepare& m, bool* lacking);
 
   // replica_change.cc
   void BeginChange(Stamp s);

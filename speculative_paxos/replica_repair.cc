@@ -4,8 +4,15 @@
 // uncommitted prepared slots as (client id, request id) pairs; a follower
 // whose log holds the same requests in another order rolls back to the first
 // slot that differs, re-executes them in the leader's order followed by its
-// remaining entries, acknowledges the prepare and re-answers the clients of
-// every re-executed entry (so they can still complete on a superquorum).
+// remaining entries, acknowledges and re-answers the clients of every
+// re-executed entry (so they can still complete on a superquorum).
+//
+// Partial acknowledgements (any f): under load a follower rarely holds the
+// leader's whole log when a prepare arrives (the newest requests are in
+// flight), so it acknowledges the longest prefix of the leader's order it
+// holds, with its hash; the leader counts it once the hash matches its own.
+// That prefix commits without waiting for a tick at which some follower
+// holds everything.
 //
 // Why only f = 1: a follower that adopts the leader's order gives up its own,
 // which is safe only if no request can have completed on a superquorum that
@@ -29,7 +36,7 @@ constexpr uint64_t kMaxOrder = 1024;
 }  // namespace
 
 void Replica::AddOrder(SyncPrepare* m) const {
-  if (config_.f() != 1 || m->slot() <= m->commit() || m->slot() - m->commit() > kMaxOrder) {
+  if (m->slot() <= m->commit() || m->slot() - m->commit() > kMaxOrder) {
     return;
   }
   for (uint64_t slot = m->commit() + 1; slot <= m->slot(); ++slot) {
@@ -39,38 +46,41 @@ void Replica::AddOrder(SyncPrepare* m) const {
   }
 }
 
-bool Replica::AdoptLeaderOrder(const SyncPrepare& m, bool* lacking) {
+uint64_t Replica::AdoptLeaderOrder(const SyncPrepare& m, bool* lacking) {
   const uint64_t base = m.commit();
   const int count = m.order_clients_size();
-  if (config_.f() != 1 || count == 0 || count != m.order_requests_size() ||
-      m.slot() != base + count || base > log_.end() || log_.HashAt(base) != m.commit_hash()) {
-    return false;
+  if (count == 0 || count != m.order_requests_size() || m.slot() != base + count ||
+      base > log_.end() || base < log_.committed() || log_.HashAt(base) != m.commit_hash()) {
+    return 0;
   }
   auto order = [&](uint64_t slot) {
     return std::make_pair(m.order_clients(slot - base - 1), m.order_requests(slot - base - 1));
   };
-  // First slot where our log differs from the leader's order.
+  // Our log equals the leader's order up to first - 1.
   uint64_t first = base + 1;
   while (first <= std::min(m.slot(), log_.end()) &&
          std::make_pair(log_.At(first)->client_id, log_.At(first)->request_id) == order(first)) {
     ++first;
   }
-  if (first > m.slot() || first <= log_.committed()) return false;
-  // Every request of the leader's order from `first` must be in our log after it.
+  if (first > m.slot()) return m.slot();  // same ids, yet another hash: leave it to transfer
+  // The leader's entries from `first` on that we hold (after first - 1), up to
+  // the first one we lack (it may still be in flight).
+  uint64_t last = first - 1;
   absl::flat_hash_set<std::pair<uint64_t, uint64_t>> leaders;
   for (uint64_t slot = first; slot <= m.slot(); ++slot) {
-    const auto [client, request] = order(slot);
-    const LogEntry* e = log_.Find(client, request);
+    const LogEntry* e = log_.Find(order(slot).first, order(slot).second);
     if (e == nullptr || e->slot < first) {
       *lacking = true;
-      return false;
+      break;
     }
     leaders.insert(order(slot));
+    last = slot;
   }
-  // The new order from `first`: the leader's, then our other entries in our
-  // order. One client's request ids must still rise along the log.
+  if (config_.f() != 1 || last < first) return first - 1;
+  // The new order from `first`: the leader's up to `last`, then our other
+  // entries in our order. One client's request ids must still rise.
   std::vector<const LogEntry*> next;
-  for (uint64_t slot = first; slot <= m.slot(); ++slot) {
+  for (uint64_t slot = first; slot <= last; ++slot) {
     next.push_back(log_.Find(order(slot).first, order(slot).second));
   }
   for (uint64_t slot = first; slot <= log_.end(); ++slot) {
@@ -79,10 +89,10 @@ bool Replica::AdoptLeaderOrder(const SyncPrepare& m, bool* lacking) {
   }
   absl::flat_hash_map<uint64_t, uint64_t> latest;
   for (const LogEntry* e : next) {
-    uint64_t& last = latest.try_emplace(e->client_id, log_.LatestRequest(e->client_id, first - 1))
+    uint64_t& prev = latest.try_emplace(e->client_id, log_.LatestRequest(e->client_id, first - 1))
                          .first->second;
-    if (e->request_id <= last) return false;
-    last = e->request_id;
+    if (e->request_id <= prev) return first - 1;
+    prev = e->request_id;
   }
   struct Copy {
     uint64_t client_id, request_id;
@@ -98,16 +108,8 @@ bool Replica::AdoptLeaderOrder(const SyncPrepare& m, bool* lacking) {
     --stats_.requests;  // re-executed, not new
   }
   ++stats_.order_repairs;
-  if (log_.HashAt(m.slot()) != m.hash()) {
-    // Same ids, different ops: a client reused a request id. Our log is still
-    // a valid log; the usual transfer path sorts it out.
-    LOG(WARNING) << "replica " << index_ << ": leader's order of slots " << first << ".."
-                 << m.slot() << " gives another hash (request id reused with another op?)";
-    return false;
-  }
-  sync_point_ = std::max(sync_point_, m.slot());
   for (uint64_t slot = first; slot <= log_.end(); ++slot) ReplyTo(*log_.At(slot));
-  return true;
+  return last;
 }
 
 }  // namespace dctk::spaxos

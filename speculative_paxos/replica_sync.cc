@@ -66,7 +66,13 @@ void Replica::HandleSyncPrepare(const SyncPrepare& m) {
   HeardFromLeader();
   bool match = m.slot() <= log_.end() && log_.HashAt(m.slot()) == m.hash();
   bool lacking = false;
-  if (!match && m.order_clients_size() > 0) match = AdoptLeaderOrder(m, &lacking);
+  // Without a full match: adopt the leader's order (f = 1) and acknowledge
+  // the longest prefix of it we hold.
+  uint64_t partial = 0;
+  if (!match && m.order_clients_size() > 0) {
+    partial = AdoptLeaderOrder(m, &lacking);
+    match = partial == m.slot() && log_.HashAt(m.slot()) == m.hash();
+  }
   if (match) sync_point_ = std::max(sync_point_, m.slot());
   SyncReply reply;
   stamp_.ToProto(reply.mutable_stamp());
@@ -74,6 +80,11 @@ void Replica::HandleSyncPrepare(const SyncPrepare& m) {
   reply.set_slot(m.slot());
   reply.set_match(match);
   reply.set_behind(m.slot() > log_.end() || lacking);
+  if (!match && partial > m.commit() && partial < m.slot()) {
+    reply.set_slot(partial);
+    reply.set_match(true);
+    reply.set_hash(log_.HashAt(partial));
+  }
   SendTo(LeaderOf(s), reply);
   SyncCommit commit;
   *commit.mutable_stamp() = m.stamp();
@@ -100,6 +111,8 @@ void Replica::HandleSyncReply(const SyncReply& m) {
     }
     return;
   }
+  // A partial acknowledgement counts once its hash is ours at that slot.
+  if (!m.hash().empty() && (m.slot() > log_.end() || log_.HashAt(m.slot()) != m.hash())) return;
   confirmed_[m.replica()] = std::max(confirmed_[m.replica()], m.slot());
   MaybeAdvanceCommit();
 }
