@@ -5,6 +5,10 @@
 // runs transactions itself as their coordinator (tx()). One FarmClient per
 // thread.
 //
+// The client joins the CM as a client (leased, never given regions) and
+// renews its lease from a thread: if it dies mid-commit, the CM sees the lease
+// expire and recovery resolves its transactions (releasing their locks).
+//
 // When a transaction fails with Unavailable (a machine failed, or the
 // configuration changed), call Refresh() to learn the new configuration from
 // the CM, then retry; Aborted means a conflict (retry at once).
@@ -19,12 +23,15 @@
 #ifndef DCTK_FARM_CLIENT_FARM_CLIENT_H_
 #define DCTK_FARM_CLIENT_FARM_CLIENT_H_
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "farm/cm/cm.pb.h"
@@ -56,6 +63,8 @@ class FarmClient {
     return c;
   }
   ~FarmClient() {
+    stop_.Notify();
+    if (lease_thread_.joinable()) lease_thread_.join();
     tx_.reset();
     fabric_.reset();
   }
@@ -102,7 +111,44 @@ class FarmClient {
     config_.store(c.id());
   }
 
+  absl::StatusOr<cm::Result> CallCm(server::ControlChannel& ch, const cm::Command& c) {
+    absl::StatusOr<std::string> bytes = ch.Call(server::CM_COMMAND, c.SerializeAsString(), absl::Seconds(5));
+    if (!bytes.ok()) return bytes.status();
+    cm::Result r;
+    if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
+    if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+    return r;
+  }
+
+  absl::Status JoinAsClient() {
+    auto ch = server::ControlChannel::Connect(o_.cm_address);
+    if (!ch.ok()) return ch.status();
+    lease_cm_ = std::move(*ch);
+    cm::Command join;
+    join.mutable_join()->set_machine(fabric_->machine_id());
+    join.mutable_join()->set_endpoint(fabric_->endpoint());
+    join.mutable_join()->set_client(true);
+    absl::StatusOr<cm::Result> r = CallCm(*lease_cm_, join);
+    if (!r.ok()) return r.status();
+    const int64_t lease_ms = std::max<int64_t>(3, r->config().lease_ms());
+    lease_thread_ = std::thread([this, lease_ms] {
+      while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(lease_ms / 3))) {
+        cm::Command renew;
+        renew.mutable_renew()->set_machine(fabric_->machine_id());
+        absl::StatusOr<cm::Result> r = CallCm(*lease_cm_, renew);
+        if (absl::IsNotFound(r.status())) return;  // removed: our transactions were recovered
+        if (!r.ok()) {
+          auto again = server::ControlChannel::Connect(o_.cm_address);
+          if (again.ok()) lease_cm_ = std::move(*again);
+        }
+      }
+    });
+    return absl::OkStatus();
+  }
+
   absl::Status Init() {
+    absl::Status joined = JoinAsClient();
+    if (!joined.ok()) return joined;
     const absl::Time deadline = absl::Now() + o_.wait_ready;
     absl::StatusOr<cm::Configuration> c = FetchConfig();
     while (!c.ok() && absl::IsUnavailable(c.status()) && absl::Now() < deadline) {
@@ -115,6 +161,7 @@ class FarmClient {
     if (!t.ok()) return t.status();
     tx_ = std::move(*t);
     for (const cm::Machine& m : c->machines()) {
+      if (m.client()) continue;
       absl::Status s = WireTo(m);
       if (!s.ok()) return s;
     }
@@ -154,6 +201,9 @@ class FarmClient {
   cm::Configuration current_;
   std::unique_ptr<server::ControlChannel> cm_;
   std::unique_ptr<tx::TxClient<F>> tx_;
+  std::unique_ptr<server::ControlChannel> lease_cm_;  // lease thread only
+  absl::Notification stop_;
+  std::thread lease_thread_;
 };
 
 }  // namespace dctk::farm::client

@@ -98,10 +98,12 @@ Result ConfigState::Join(const Command::Join& c) {
   m->set_id(c.machine());
   m->set_endpoint(c.endpoint());
   m->set_control(c.control());
+  m->set_client(c.client());
   m->set_lease_expiry_ms(c.now_ms() + config_.lease_ms());
   std::sort(config_.mutable_machines()->begin(), config_.mutable_machines()->end(),
             [](const Machine& a, const Machine& b) { return a.id() < b.id(); });
-  config_.set_id(config_.id() + 1);
+  // A client changes nothing machines act on (no regions): same configuration.
+  if (!c.client()) config_.set_id(config_.id() + 1);
   return Ok();
 }
 
@@ -159,7 +161,9 @@ Result ConfigState::Remove(uint32_t machine) {
 
 Result ConfigState::CreateRegion() {
   std::vector<fabric::MachineId> live;
-  for (const Machine& m : config_.machines()) live.push_back(m.id());
+  for (const Machine& m : config_.machines()) {
+    if (!m.client()) live.push_back(m.id());
+  }
   if (live.empty()) return Error(absl::StatusCode::kFailedPrecondition, "CM CreateRegion: no machines");
   absl::StatusOr<PlacementRing> ring = PlacementRing::Create(live, kVirtualNodes);
   if (!ring.ok()) return Error(ring.status().code(), std::string(ring.status().message()));
@@ -219,8 +223,10 @@ Command InitCommand(uint32_t replicas, uint64_t region_size, int64_t lease_ms) {
   c.mutable_init()->set_lease_ms(lease_ms);
   return c;
 }
-Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::string& control, int64_t now_ms) {
+Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::string& control, int64_t now_ms,
+                    bool client) {
   Command c;
+  c.mutable_join()->set_client(client);
   c.mutable_join()->set_machine(machine);
   c.mutable_join()->set_endpoint(endpoint);
   c.mutable_join()->set_control(control);

@@ -74,7 +74,8 @@ class ReplicatedConfigState {
 };
 
 Command InitCommand(uint32_t replicas, uint64_t region_size, int64_t lease_ms);
-Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::string& control, int64_t now_ms);
+Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::string& control, int64_t now_ms,
+                    bool client = false);
 Command RenewCommand(uint32_t machine, int64_t now_ms);
 Command TickCommand(int64_t now_ms);
 Command CreateRegionCommand();

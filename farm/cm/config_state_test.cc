@@ -53,6 +53,24 @@ TEST(ConfigStateTest, ExpiredLeasePromotesBackups) {
   EXPECT_EQ(cm.Execute(RenewCommand(3, 200)).code(), static_cast<int>(absl::StatusCode::kNotFound));
 }
 
+TEST(ConfigStateTest, ClientsAreLeasedButHoldNoRegions) {
+  ConfigState cm;
+  cm.Execute(InitCommand(2, 8 << 20, 100));
+  cm.Execute(JoinCommand(1, "ep1", "", 0));
+  cm.Execute(JoinCommand(2, "ep2", "", 0));
+  cm.Execute(JoinCommand(100, "client", "", 0, /*client=*/true));
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(cm.Execute(CreateRegionCommand()).code(), 0);
+  for (const Region& r : cm.config().regions()) {
+    for (const Replica& rep : r.replicas()) EXPECT_NE(rep.machine(), 100u);
+  }
+  cm.Execute(RenewCommand(1, 90));
+  cm.Execute(RenewCommand(2, 90));
+  Result r = cm.Execute(TickCommand(150));
+  ASSERT_EQ(r.removed_size(), 1);
+  EXPECT_EQ(r.removed(0), 100u);
+  for (const Region& region : r.config().regions()) EXPECT_EQ(region.replicas_size(), 2);
+}
+
 TEST(ConfigStateTest, RegionWithNoReplicaLeftIsLost) {
   ConfigState cm = ThreeMachines(3);
   const Region r0 = cm.config().regions(0);

@@ -98,7 +98,10 @@ void CmService::Monitor() {
       ready = ready_;
     }
     if (!ready) {
-      if (config().machines_size() < static_cast<int>(o_.expected_machines.size())) continue;
+      int storage = 0;
+      const cm::Configuration now = config();
+      for (const cm::Machine& m : now.machines()) storage += !m.client();
+      if (storage < static_cast<int>(o_.expected_machines.size())) continue;
       absl::Status s = Bootstrap();
       if (!s.ok()) {
         LOG(ERROR) << "CM: bootstrap: " << s;
@@ -142,6 +145,7 @@ absl::Status CmService::Bootstrap() {
   }
   const cm::Configuration c = config();
   for (const cm::Machine& m : c.machines()) {
+    if (m.client()) continue;
     absl::StatusOr<std::string> r = CallMachine(m.id(), INSTALL_CONFIG, c.SerializeAsString());
     if (!r.ok()) return r.status();
   }
@@ -153,6 +157,7 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
   const cm::Configuration c = config();
   std::vector<tx::InFlightRecord> records;
   for (const cm::Machine& m : c.machines()) {
+    if (m.client()) continue;
     absl::StatusOr<std::string> r = CallMachine(m.id(), BLOCK, "");
     if (!r.ok()) return r.status();
     InFlight in;
@@ -168,6 +173,7 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
   for (const tx::InFlightRecord& r : records) ask.add_tx(r.tx);
   absl::flat_hash_set<tx::TxId> committed;
   for (const cm::Machine& m : c.machines()) {
+    if (m.client()) continue;
     absl::StatusOr<std::string> r = CallMachine(m.id(), KNOWN, ask.SerializeAsString());
     if (!r.ok()) return r.status();
     TxList known;
@@ -189,6 +195,7 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
                             : step == RESOLVE      ? out.SerializeAsString()
                                                    : resume.SerializeAsString();
     for (const cm::Machine& m : c.machines()) {
+      if (m.client()) continue;
       absl::StatusOr<std::string> r = CallMachine(m.id(), step, req);
       if (!r.ok()) return r.status();
     }
@@ -197,7 +204,7 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
   ++stats_.recoveries;
   stats_.last_duration = absl::Now() - start;
   stats_.last_in_flight = static_cast<int>(decisions.size());
-  LOG(WARNING) << "CM: recovered from the loss of " << removed.size() << " machine(s): " << decisions.size()
+  LOG(WARNING) << "CM: recovered from the loss of " << removed.size() << " machine(s) or client(s): " << decisions.size()
                << " in-flight transactions resolved in " << stats_.last_duration;
   return absl::OkStatus();
 }

@@ -74,34 +74,51 @@ class Child {
   FILE* out_ = nullptr;
 };
 
+// The CM service and three machines as farmd processes.
+struct FarmdCluster {
+  std::unique_ptr<Child> cm;
+  std::vector<std::unique_ptr<Child>> machines;
+  std::string cm_address;
+
+  void Start(const std::string& conf, const std::string& dir, const std::string& fabric_kind) {
+    const std::string farmd = "farm/server/farmd";
+    cm = std::make_unique<Child>(std::vector<std::string>{farmd, "--config=" + conf, "--role=cm", "--replicas=2",
+                                                          "--regions=6", "--region_mb=4"});
+    std::vector<std::string> words = absl::StrSplit(cm->FirstLine(), ' ');
+    ASSERT_EQ(words.size(), 2u);
+    ASSERT_EQ(words[0], "cm");
+    cm_address = words[1];
+    for (int i = 1; i <= 3; ++i) {
+      machines.push_back(std::make_unique<Child>(std::vector<std::string>{
+          farmd, "--config=" + conf, "--role=machine", absl::StrCat("--name=m", i), "--cm=" + cm_address,
+          "--fabric=" + fabric_kind, "--txlog_dir=" + dir}));
+      ASSERT_EQ(machines.back()->FirstLine().rfind("machine ", 0), 0u);
+    }
+  }
+};
+
+std::string WriteConfig(const std::string& dir) {
+  const std::string conf = dir + "/cluster.conf";
+  std::ofstream f(conf);
+  f << "nodes { name: \"cm\" address: \"127.0.0.1:0\" }\n"
+       "nodes { name: \"m1\" address: \"127.0.0.2:0\" }\n"
+       "nodes { name: \"m2\" address: \"127.0.0.3:0\" }\n"
+       "nodes { name: \"m3\" address: \"127.0.0.4:0\" }\n"
+       "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
+       "timeouts { lease_ms: 1000 }\n";
+  return conf;
+}
+
 template <typename F>
 void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr<std::unique_ptr<F>> fabric) {
   const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", fabric_kind);
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
-  const std::string conf = dir + "/cluster.conf";
-  {
-    std::ofstream f(conf);
-    f << "nodes { name: \"cm\" address: \"127.0.0.1:0\" }\n"
-         "nodes { name: \"m1\" address: \"127.0.0.2:0\" }\n"
-         "nodes { name: \"m2\" address: \"127.0.0.3:0\" }\n"
-         "nodes { name: \"m3\" address: \"127.0.0.4:0\" }\n"
-         "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
-         "timeouts { lease_ms: 1000 }\n";
-  }
-  const std::string farmd = "farm/server/farmd";
-  Child cm({farmd, "--config=" + conf, "--role=cm", "--replicas=2", "--regions=6", "--region_mb=4"});
-  std::vector<std::string> words = absl::StrSplit(cm.FirstLine(), ' ');
-  ASSERT_EQ(words.size(), 2u);
-  ASSERT_EQ(words[0], "cm");
-  const std::string cm_address = words[1];
-  std::vector<std::unique_ptr<Child>> machines;
-  for (int i = 1; i <= 3; ++i) {
-    machines.push_back(std::make_unique<Child>(std::vector<std::string>{
-        farmd, "--config=" + conf, "--role=machine", absl::StrCat("--name=m", i), "--cm=" + cm_address,
-        "--fabric=" + fabric_kind, "--txlog_dir=" + dir}));
-    ASSERT_EQ(machines.back()->FirstLine().rfind("machine ", 0), 0u);
-  }
-
+  const std::string conf = WriteConfig(dir);
+  FarmdCluster cluster;
+  cluster.Start(conf, dir, fabric_kind);
+  ASSERT_FALSE(cluster.cm_address.empty());
+  const std::string cm_address = cluster.cm_address;
+  auto& machines = cluster.machines;
   client::FarmClientOptions o;
   o.machine = 100;
   o.cm_address = cm_address;
@@ -138,11 +155,63 @@ void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr
     }
   }
   ASSERT_TRUE(c.Refresh().ok());
-  EXPECT_EQ(c.configuration().machines_size(), 2);
+  int storage = 0;
+  for (const cm::Machine& m : c.configuration().machines()) storage += !m.client();
+  EXPECT_EQ(storage, 2);
   absl::Status s = bank->CheckLedger(c.tx(), ledger);
   EXPECT_TRUE(s.ok()) << s;
   printf("committed %lu, aborted %d, unavailable %d, configuration %lu -> %lu\n", ledger.committed, aborted,
          unavailable, first_config, c.config_id());
+}
+
+// A client that dies mid-commit (after every backup logged its write, before
+// COMMIT-PRIMARY) holds locks; its lease expires, the CM recovers its
+// transaction (committed: the backups logged it) and another client reads the
+// new value and writes the object again.
+TEST(FarmdClusterTest, DeadClientsTransactionIsRecovered) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/deadclient");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster;
+  cluster.Start(WriteConfig(dir), dir, "shm");
+  ASSERT_FALSE(cluster.cm_address.empty());
+  client::FarmClientOptions o;
+  o.cm_address = cluster.cm_address;
+  o.tx.rpc_timeout = absl::Milliseconds(300);
+  o.machine = 101;
+  auto b = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 101}));
+  ASSERT_TRUE(b.ok()) << b.status();
+  GlobalAddress counter;
+  {
+    o.machine = 100;
+    auto a = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+    ASSERT_TRUE(a.ok()) << a.status();
+    auto t = (*a)->tx().Begin();
+    counter = *t.Alloc(8);
+    ASSERT_TRUE(t.Write(counter, std::string(8, '\0')).ok());
+    ASSERT_TRUE(t.Commit().ok());
+    (*a)->tx().options().crash_before = [](tx::CommitStep step, fabric::MachineId) {
+      return step == tx::CommitStep::kCommitPrimary;
+    };
+    auto t2 = (*a)->tx().Begin();
+    ASSERT_TRUE(t2.Write(counter, std::string("\x01\0\0\0\0\0\0\0", 8)).ok());
+    ASSERT_TRUE(absl::IsCancelled(t2.Commit()));
+  }  // client A is gone: no more lease renewals, its rings and fabric closed
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  std::string value;
+  while (true) {
+    ASSERT_LT(absl::Now(), deadline) << "the dead client's locks were never released";
+    auto t = (*b)->tx().Begin();
+    absl::StatusOr<std::string> v = t.Read(counter, 8);
+    absl::Status s = v.ok() ? t.Write(counter, std::string("\x02\0\0\0\0\0\0\0", 8)) : v.status();
+    if (s.ok()) s = t.Commit();
+    if (s.ok()) {
+      value = *v;
+      break;
+    }
+    ASSERT_TRUE(absl::IsAborted(s) || absl::IsUnavailable(s)) << s;
+    if (absl::IsUnavailable(s)) (void)(*b)->Refresh();
+  }
+  EXPECT_EQ(value[0], 1) << "the dead client's logged commit was lost";
 }
 
 TEST(FarmdClusterTest, ShmClientSurvivesAKilledMachine) {
