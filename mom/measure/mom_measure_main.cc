@@ -11,9 +11,14 @@
 // Senders are the first hosts of each leaf in turn, receivers the last ones
 // (so both sit on every leaf); with background, each sender host also sends
 // best-effort UDP to a receiver on another leaf.
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -87,10 +92,26 @@ int main(int argc, char** argv) {
                                    config.receivers[(i + 1) % config.receivers.size()]});
     }
   }
+  // Ctrl-C / SIGTERM: remove the namespaces, veths and switch processes first.
+  // The signals are blocked in every thread (gRPC's too, so blocked before the
+  // testbed starts); one thread waits for them once the testbed exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   absl::StatusOr<std::unique_ptr<Testbed>> bed =
       Testbed::Create(*std::move(topo), {.switch_binary = absl::GetFlag(FLAGS_switch_binary),
                                          .host_port_mbps = absl::GetFlag(FLAGS_host_port_mbps)});
   if (!bed.ok()) return Fail(bed.status());
+  Testbed* raw_bed = bed->get();
+  std::thread([signals, raw_bed] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::fprintf(stderr, "mom_measure: signal %d, cleaning up\n", signal);
+    raw_bed->TearDown();
+    std::_Exit(130);
+  }).detach();
 
   FILE* csv = nullptr;
   if (!absl::GetFlag(FLAGS_csv).empty()) {

@@ -192,6 +192,9 @@ absl::Status Testbed::SpawnSwitch(int node) {
   if (pid < 0) return absl::InternalError("fork for mom_switch");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sigset_t none;  // a launcher may block signals; the switch must get SIGTERM
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     char c;
     if (read(go[0], &c, 1) != 1) _exit(0);  // the launcher gave up
     dup2(out[1], STDOUT_FILENO);
@@ -260,20 +263,27 @@ absl::StatusOr<SwitchStats> Testbed::Stats(int switch_node) {
   return it->second.client->Stats();
 }
 
-Testbed::~Testbed() {
+Testbed::~Testbed() { TearDown(); }
+
+void Testbed::TearDown() {
   for (auto& [node, sw] : switches_) {
     sw.client.reset();
     if (sw.go_fd >= 0) close(sw.go_fd);  // a child still waiting exits
+    sw.go_fd = -1;
     if (sw.pid > 0) kill(sw.pid, SIGTERM);
   }
   for (auto& [node, sw] : switches_) {
     if (sw.pid > 0) waitpid(sw.pid, nullptr, 0);
+    sw.pid = -1;
     if (sw.stdout_fd >= 0) close(sw.stdout_fd);
+    sw.stdout_fd = -1;
   }
   for (const std::string& ns : namespaces_) RunCommand("ip netns del " + ns).IgnoreError();
   for (const std::string& veth : veths_) {
     RunCommand("ip link del " + veth + " 2>/dev/null || true").IgnoreError();
   }
+  namespaces_.clear();
+  veths_.clear();
 }
 
 }  // namespace dctk::mom

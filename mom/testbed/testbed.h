@@ -48,6 +48,11 @@ class Testbed {
                                                          TestbedOptions options);
   ~Testbed();
   Testbed(const Testbed&) = delete;
+
+  // Stops the switches and removes namespaces and veths now (the destructor
+  // does the same). For a signal-handling thread of a tool about to exit; the
+  // testbed must not be used afterwards.
+  void TearDown();
   Testbed& operator=(const Testbed&) = delete;
 
   const Topology& topology() const { return topology_; }
