@@ -25,6 +25,8 @@
 //   Aborted           a conflict (locked, version changed); retry
 //   Unavailable       the configuration changed or a machine is unreachable
 //                     before anything was logged at a backup: not committed
+//   DeadlineExceeded  a machine did not answer before anything was logged at
+//                     a backup: not committed (retry)
 //   Unknown           the outcome could not be learned before the deadline
 //   FailedPrecondition / NotFound / OutOfRange / InvalidArgument / ResourceExhausted:
 //                     a freed or invalid address, oversize object, full region
@@ -86,6 +88,9 @@ struct TxClientOptions {
   // Yield the CPU while waiting for an RPC response: right when polling
   // threads outnumber cores (this 2-core VM); spin (false) with a core each.
   bool yield_while_waiting = true;
+  // COMMIT-BACKUP / COMMIT-PRIMARY messages (idempotent) sent again when a
+  // machine does not answer within rpc_timeout, before waiting for recovery.
+  int max_resends = 3;
   // Fault injection: called before each step's message to `target`; returning
   // true makes the coordinator stop dead there (as if its machine crashed)
   // and Commit return Cancelled.

@@ -62,6 +62,10 @@ Reply TxClient<F>::Call(fabric::MachineId machine, Handler h, const Req& req) {
   absl::StatusOr<std::string> r = endpoint_->Call(
       machine, h, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
       options_.rpc_timeout);
+  if (absl::IsDeadlineExceeded(r.status())) {
+    return ReplyFrom(absl::DeadlineExceededError(
+        absl::StrCat("machine ", machine, " did not answer: ", r.status().message())));
+  }
   if (!r.ok()) {
     return ReplyFrom(absl::UnavailableError(absl::StrCat("machine ", machine, " unreachable: ", r.status().message())));
   }
@@ -92,7 +96,7 @@ absl::Status Transaction<F>::Fail(absl::Status s, const std::vector<fabric::Mach
   done_ = true;
   AbortAt(locked);
   if (absl::IsAborted(s)) ++client_->stats_.aborted;
-  if (absl::IsUnavailable(s)) ++client_->stats_.unavailable;
+  if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) ++client_->stats_.unavailable;
   return s;
 }
 
@@ -215,7 +219,7 @@ absl::StatusOr<GlobalAddress> Transaction<F>::Alloc(size_t bytes, GlobalAddress 
   Reply r = client_->Call(primary, kAlloc,
                           AllocRequest{client_->config(), id_, *region, static_cast<uint32_t>(bytes), near.raw()});
   absl::Status s = StatusOf(r);
-  if (absl::IsUnavailable(s)) return Fail(s);
+  if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) return Fail(s);
   if (!s.ok()) return s;
   reserved_at_.push_back(primary);
   const GlobalAddress addr = GlobalAddress::FromRaw(r.value);
@@ -388,6 +392,9 @@ absl::Status Transaction<F>::Commit() {
       return absl::CancelledError("coordinator crashed before COMMIT-BACKUP (fault injection)");
     }
     s = StatusOf(client_->Call(m, kCommitBackup, req));
+    for (int i = 0; absl::IsDeadlineExceeded(s) && i < client_->options_.max_resends; ++i) {
+      s = StatusOf(client_->Call(m, kCommitBackup, req));  // idempotent: a slow machine is not a dead one
+    }
     if (!s.ok()) return AwaitOutcome(s, config);
   }
   times.commit_backup = absl::Now() - t;
@@ -397,6 +404,9 @@ absl::Status Transaction<F>::Commit() {
       return absl::CancelledError("coordinator crashed before COMMIT-PRIMARY (fault injection)");
     }
     s = StatusOf(client_->Call(m, kCommitPrimary, TxRequest{config, id_}));
+    for (int i = 0; absl::IsDeadlineExceeded(s) && i < client_->options_.max_resends; ++i) {
+      s = StatusOf(client_->Call(m, kCommitPrimary, TxRequest{config, id_}));  // idempotent
+    }
     if (!s.ok()) return AwaitOutcome(s, config);
   }
   times.commit_primary = absl::Now() - t;
