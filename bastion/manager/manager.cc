@@ -1,6 +1,7 @@
 #include "bastion/manager/manager.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -87,6 +88,17 @@ absl::StatusOr<DatapathState> Manager::CompileLocked(
   return CompilePolicy(policy, enforced);
 }
 
+absl::StatusOr<DatapathState> Manager::CompileSliceLocked(
+    const Policy& policy, const std::vector<ContainerInfo>& containers,
+    const std::set<uint32_t>& ids) const {
+  std::vector<ContainerInfo> enforced;
+  enforced.reserve(containers.size());
+  for (const ContainerInfo& c : containers) {
+    if (c.ip != 0) enforced.push_back(c);
+  }
+  return CompileSlice(policy, enforced, ids);
+}
+
 absl::Status Manager::SaveLocked(const DatapathState* pending) {
   if (options_.state_file.empty()) return absl::OkStatus();
   SavedState s;
@@ -129,6 +141,36 @@ absl::Status Manager::ApplyLocked(const DatapathState& next) {
     metrics_->map_dependencies.Set(running_.dependencies.size());
   }
   return SaveLocked(nullptr);
+}
+
+absl::Status Manager::ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice) {
+  DatapathState old_slice = SliceOf(running_, ids);
+  old_slice.hosts = running_.hosts;  // the slice carries all hosts: gateways may come or go
+  if (!options_.state_file.empty()) {
+    // The saved pending state must describe the whole maps, so take the full path.
+    DatapathState next = Union(Minus(running_, old_slice), slice);
+    next.hosts = slice.hosts;
+    return ApplyLocked(next);
+  }
+  const absl::Time start = absl::Now();
+  if (absl::Status s = ApplyState(*datapath_, old_slice, slice); !s.ok()) return s;
+  // Patch the running state in place: O(slice), not O(all entries).
+  for (const auto& [ip, e] : old_slice.endpoints) running_.endpoints.erase(ip);
+  for (const auto& [ifindex, b] : old_slice.bindings) running_.bindings.erase(ifindex);
+  for (const auto& d : old_slice.dependencies) running_.dependencies.erase(d);
+  for (const auto& r : old_slice.rules) running_.rules.erase(r);
+  for (const auto& [ip, e] : slice.endpoints) running_.endpoints[ip] = e;
+  for (const auto& [ifindex, b] : slice.bindings) running_.bindings[ifindex] = b;
+  running_.dependencies.insert(slice.dependencies.begin(), slice.dependencies.end());
+  running_.rules.insert(slice.rules.begin(), slice.rules.end());
+  running_.hosts = slice.hosts;
+  if (metrics_) {
+    metrics_->policy_applies_total.Increment();
+    metrics_->apply_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
+    metrics_->map_rules.Set(running_.rules.size());
+    metrics_->map_dependencies.Set(running_.dependencies.size());
+  }
+  return absl::OkStatus();
 }
 
 ReconcileReport Manager::Reconcile() {
@@ -175,8 +217,24 @@ ReconcileReport Manager::Reconcile() {
 
   std::vector<ContainerInfo> list;
   for (const auto& [key, c] : now) list.push_back(c);
-  absl::StatusOr<DatapathState> next = CompileLocked(policy_, list);
-  absl::Status applied = next.ok() ? ApplyLocked(*next) : next.status();
+  // Only the containers that came, went or changed are recompiled (compiler.h).
+  std::set<uint32_t> touched;
+  for (const auto& [key, c] : now) {
+    auto old = containers_.find(key);
+    if (old == containers_.end() || !SameNetwork(old->second, c)) touched.insert(c.id);
+  }
+  for (const auto& [key, c] : containers_) {
+    auto fresh = now.find(key);
+    if (fresh == now.end() || !SameNetwork(fresh->second, c)) touched.insert(c.id);
+  }
+  absl::Status applied;
+  if (adopting_ || touched.size() * 2 > now.size()) {
+    absl::StatusOr<DatapathState> next = CompileLocked(policy_, list);
+    applied = next.ok() ? ApplyLocked(*next) : next.status();
+  } else {
+    absl::StatusOr<DatapathState> slice = CompileSliceLocked(policy_, list, touched);
+    applied = slice.ok() ? ApplySliceLocked(touched, *slice) : slice.status();
+  }
   if (!applied.ok()) {
     report.errors.push_back(absl::StrCat("applying the container change: ", applied.message()));
     report.added.clear();

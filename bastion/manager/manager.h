@@ -29,6 +29,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -121,8 +122,15 @@ class Manager {
  private:
   friend class EventSubscription;
   absl::Status ApplyLocked(const DatapathState& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replaces the entries involving `ids` by `slice` (from CompileSlice).
+  absl::Status ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<DatapathState> CompileLocked(const Policy& policy,
                                               const std::vector<ContainerInfo>& containers) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<DatapathState> CompileSliceLocked(const Policy& policy,
+                                                   const std::vector<ContainerInfo>& containers,
+                                                   const std::set<uint32_t>& ids) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<ContainerInfo> ContainersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeLocked(uint32_t id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -225,6 +225,39 @@ TEST_F(ManagerTest, RestartAdoptsSavedStateAndReconciles) {
   EXPECT_TRUE(dp_.attached().count(105));
 }
 
+// Without a state file, a container change recompiles only the containers it touches;
+// the maps must still end exactly as a full compile of the new world.
+TEST_F(ManagerTest, IncrementalChangesEqualAFullCompile) {
+  auto source = std::make_unique<FakeSource>();
+  FakeSource* src = source.get();
+  Manager m(&dp_, {});
+  m.AddSource(std::move(source));
+  for (int i = 0; i < 8; ++i) {
+    src->Add(absl::StrCat("farm-", i), 10 + i, {{"role", "farm"}});
+  }
+  src->Add("client", 2);
+  m.Reconcile();
+  ASSERT_TRUE(m.SetPolicy(Parse(kPolicy), kPolicy).ok());
+  src->Remove("farm-3");
+  src->Add("farm-9", 40, {{"role", "farm"}});
+  m.Reconcile();  // 2 of 9 touched: the incremental path
+  src->containers[0].ip = Ipv4(10, 0, 0, 50);  // farm-0 re-addressed
+  m.Reconcile();
+
+  absl::StatusOr<DatapathState> full = CompilePolicy(Parse(kPolicy), m.Containers());
+  ASSERT_TRUE(full.ok()) << full.status();
+  DatapathState running = m.Running();
+  EXPECT_EQ(running.dependencies, full->dependencies);
+  EXPECT_EQ(running.rules, full->rules);
+  EXPECT_EQ(running.hosts, full->hosts);
+  EXPECT_EQ(running.endpoints.size(), full->endpoints.size());
+  EXPECT_EQ(dp_.dependencies(), full->dependencies);
+  EXPECT_EQ(dp_.rules().size(), full->rules.size());
+  EXPECT_EQ(dp_.endpoints().size(), full->endpoints.size());
+  EXPECT_TRUE(dp_.endpoints().count(Ipv4(10, 0, 0, 50)));
+  EXPECT_FALSE(dp_.endpoints().count(Ipv4(10, 0, 0, 10)));
+}
+
 TEST_F(ManagerTest, EventsAreNamedAndUncoveredFlowsCounted) {
   std::unique_ptr<Manager> m = Make();
   source_->Add("client", 2);

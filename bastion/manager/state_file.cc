@@ -103,26 +103,4 @@ absl::StatusOr<SavedState> ReadStateFile(const std::string& path) {
   }
 }
 
-DatapathState Minus(const DatapathState& a, const DatapathState& b) {
-  DatapathState out;
-  out.audit = a.audit && !b.audit;
-  for (const auto& [k, v] : a.endpoints) if (!b.endpoints.count(k)) out.endpoints[k] = v;
-  for (const auto& [k, v] : a.bindings) if (!b.bindings.count(k)) out.bindings[k] = v;
-  for (const auto& [k, v] : a.hosts) if (!b.hosts.count(k)) out.hosts[k] = v;
-  for (const auto& d : a.dependencies) if (!b.dependencies.count(d)) out.dependencies.insert(d);
-  for (const auto& r : a.rules) if (!b.rules.count(r)) out.rules.insert(r);
-  return out;
-}
-
-DatapathState Union(const DatapathState& a, const DatapathState& b) {
-  DatapathState out = a;
-  out.audit = a.audit || b.audit;
-  for (const auto& [k, v] : b.endpoints) out.endpoints[k] = v;
-  for (const auto& [k, v] : b.bindings) out.bindings[k] = v;
-  for (const auto& [k, v] : b.hosts) out.hosts[k] = v;
-  out.dependencies.insert(b.dependencies.begin(), b.dependencies.end());
-  out.rules.insert(b.rules.begin(), b.rules.end());
-  return out;
-}
-
 }  // namespace dctk::bastion

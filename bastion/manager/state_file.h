@@ -33,11 +33,6 @@ struct SavedState {
 absl::Status WriteStateFile(const std::string& path, const SavedState& state);
 absl::StatusOr<SavedState> ReadStateFile(const std::string& path);
 
-// Entries of `a` whose keys `b` lacks (what to remove to get from a superset to b).
-DatapathState Minus(const DatapathState& a, const DatapathState& b);
-// Every entry of either (b's value wins on a shared key).
-DatapathState Union(const DatapathState& a, const DatapathState& b);
-
 }  // namespace dctk::bastion
 
 #endif  // DCTK_BASTION_MANAGER_STATE_FILE_H_

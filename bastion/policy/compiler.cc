@@ -73,8 +73,11 @@ std::vector<PortRange> NormalizePorts(const std::vector<PortRange>& ports,
   return out;
 }
 
-absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
-                                            const std::vector<ContainerInfo>& containers) {
+namespace {
+
+absl::StatusOr<DatapathState> Compile(const Policy& policy,
+                                      const std::vector<ContainerInfo>& containers,
+                                      const std::set<uint32_t>* only) {
   DatapathState state;
   state.audit = policy.audit;
   for (const ContainerInfo& c : containers) {
@@ -84,11 +87,12 @@ absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
     }
     auto [it, fresh] = state.endpoints.try_emplace(
         c.ip, ContainerEndpoint{.container_id = c.id, .mac = c.mac, .host_ifindex = c.host_ifindex});
-    if (!fresh) {
+    if (!fresh && (!only || only->count(c.id) || only->count(it->second.container_id))) {
       return absl::FailedPreconditionError(absl::StrCat(
           "containers ", it->second.container_id, " and '", c.name, "' share address ",
           Ipv4ToString(c.ip)));
     }
+    if (!fresh) continue;  // (both outside the slice: the full compile reports it)
     if (c.host_ifindex > 0 &&
         !state.bindings.try_emplace(c.host_ifindex, Binding{.container_id = c.id, .ip = c.ip, .mac = c.mac})
              .second) {
@@ -122,6 +126,23 @@ absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
     }
   }
 
+  // Each (src, dst) pair of members x targets, or, for a slice, only pairs touching it.
+  auto pairs = [only](const std::vector<uint32_t>& srcs, const std::vector<uint32_t>& dsts,
+                      const auto& fn) {
+    if (!only) {
+      for (uint32_t dst : dsts) for (uint32_t src : srcs) fn(src, dst);
+      return;
+    }
+    for (uint32_t src : srcs) {
+      if (only->count(src)) for (uint32_t dst : dsts) fn(src, dst);
+    }
+    for (uint32_t dst : dsts) {
+      if (!only->count(dst)) continue;
+      for (uint32_t src : srcs) {
+        if (!only->count(src)) fn(src, dst);
+      }
+    }
+  };
   std::map<std::string, std::vector<uint32_t>> members;
   for (const Service& svc : policy.services) {
     std::vector<uint32_t>& ids = members[svc.name];
@@ -148,19 +169,15 @@ absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
     for (const Peer& peer : svc.depends_on) {
       std::vector<PortRange> ports = NormalizePorts(peer.ports, peer.except);
       if (ports.empty()) continue;
-      for (uint32_t dst : peer_ids(peer)) {
-        for (uint32_t src : own) {
-          if (src == dst) continue;  // a container's traffic to itself never leaves it
-          if (peer.kind == Peer::Kind::kService) state.dependencies.insert({src, dst});
-          allow(src, dst, ports);
-        }
-      }
+      pairs(own, peer_ids(peer), [&](uint32_t src, uint32_t dst) {
+        if (src == dst) return;  // a container's traffic to itself never leaves it
+        if (peer.kind == Peer::Kind::kService) state.dependencies.insert({src, dst});
+        allow(src, dst, ports);
+      });
     }
     for (const Peer& peer : svc.accepts) {
       std::vector<PortRange> ports = NormalizePorts(peer.ports, peer.except);
-      for (uint32_t src : peer_ids(peer)) {
-        for (uint32_t dst : own) allow(src, dst, ports);
-      }
+      pairs(peer_ids(peer), own, [&](uint32_t src, uint32_t dst) { allow(src, dst, ports); });
     }
   }
   for (auto& [edge, ranges] : edges) {
@@ -173,7 +190,64 @@ absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
       }
     }
   }
+  if (only) {
+    std::erase_if(state.endpoints, [only](const auto& e) {
+      return !only->count(e.second.container_id);
+    });
+    std::erase_if(state.bindings, [only](const auto& b) {
+      return !only->count(b.second.container_id);
+    });
+  }
   return state;
+}
+
+}  // namespace
+
+absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
+                                            const std::vector<ContainerInfo>& containers) {
+  return Compile(policy, containers, nullptr);
+}
+
+absl::StatusOr<DatapathState> CompileSlice(const Policy& policy,
+                                           const std::vector<ContainerInfo>& containers,
+                                           const std::set<uint32_t>& ids) {
+  return Compile(policy, containers, &ids);
+}
+
+DatapathState SliceOf(const DatapathState& state, const std::set<uint32_t>& ids) {
+  DatapathState out;
+  out.audit = state.audit;
+  for (const auto& [k, v] : state.endpoints) if (ids.count(v.container_id)) out.endpoints[k] = v;
+  for (const auto& [k, v] : state.bindings) if (ids.count(v.container_id)) out.bindings[k] = v;
+  for (const auto& d : state.dependencies) {
+    if (ids.count(d.first) || ids.count(d.second)) out.dependencies.insert(d);
+  }
+  for (const auto& r : state.rules) {
+    if (ids.count(r.src_id) || ids.count(r.dst_id)) out.rules.insert(r);
+  }
+  return out;
+}
+
+DatapathState Minus(const DatapathState& a, const DatapathState& b) {
+  DatapathState out;
+  out.audit = a.audit && !b.audit;
+  for (const auto& [k, v] : a.endpoints) if (!b.endpoints.count(k)) out.endpoints[k] = v;
+  for (const auto& [k, v] : a.bindings) if (!b.bindings.count(k)) out.bindings[k] = v;
+  for (const auto& [k, v] : a.hosts) if (!b.hosts.count(k)) out.hosts[k] = v;
+  for (const auto& d : a.dependencies) if (!b.dependencies.count(d)) out.dependencies.insert(d);
+  for (const auto& r : a.rules) if (!b.rules.count(r)) out.rules.insert(r);
+  return out;
+}
+
+DatapathState Union(const DatapathState& a, const DatapathState& b) {
+  DatapathState out = a;
+  out.audit = a.audit || b.audit;
+  for (const auto& [k, v] : b.endpoints) out.endpoints[k] = v;
+  for (const auto& [k, v] : b.bindings) out.bindings[k] = v;
+  for (const auto& [k, v] : b.hosts) out.hosts[k] = v;
+  out.dependencies.insert(b.dependencies.begin(), b.dependencies.end());
+  out.rules.insert(b.rules.begin(), b.rules.end());
+  return out;
 }
 
 }  // namespace dctk::bastion

@@ -64,6 +64,21 @@ constexpr uint32_t HostGroupId(size_t index) {
 absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
                                             const std::vector<ContainerInfo>& containers);
 
+// Only the entries of CompilePolicy(policy, containers) that involve a container in
+// `ids`: its endpoint and binding, dependencies and rules with it at either end; plus all
+// hosts. Costs O(entries involving `ids` + containers), not O(all entries), so a
+// container event need not recompile everything:
+//   next = Union(Minus(running, SliceOf(running, ids)), *CompileSlice(policy, now, ids))
+absl::StatusOr<DatapathState> CompileSlice(const Policy& policy,
+                                           const std::vector<ContainerInfo>& containers,
+                                           const std::set<uint32_t>& ids);
+// The entries of `state` that involve a container in `ids` (hosts excluded).
+DatapathState SliceOf(const DatapathState& state, const std::set<uint32_t>& ids);
+// Entries of `a` whose keys `b` lacks; audit if a has it and b not.
+DatapathState Minus(const DatapathState& a, const DatapathState& b);
+// Every entry of either (b's value wins on a shared key).
+DatapathState Union(const DatapathState& a, const DatapathState& b);
+
 // Which containers a service's selector picks (for `bastionctl policy show`, tests).
 bool Selects(const Selector& selector, const ContainerInfo& container);
 

@@ -189,3 +189,68 @@ TEST(CompilerTest, NormalizePorts) {
 
 }  // namespace
 }  // namespace dctk::bastion
+
+namespace dctk::bastion {
+namespace {
+
+// Patching a compiled state with the slice of the containers that changed gives exactly
+// the full compile of the new world, for random worlds and random changes.
+TEST(CompilerTest, SliceEqualsFullCompile) {
+  absl::StatusOr<Policy> policy = ParsePolicy(
+      "version: 1\nhosts: [{name: dns, addresses: [192.0.2.53]}]\nservices:\n"
+      "  - name: a\n    select: {labels: {g: a}}\n"
+      "    depends_on: [{service: b, ports: [tcp/80, udp/1000-1100]}, {host: dns, ports: "
+      "[udp/53]}]\n"
+      "  - name: b\n    select: {labels: {g: b}}\n"
+      "    depends_on: [{service: b, ports: [any]}]\n    accepts: [{world: true, ports: "
+      "[tcp/443]}]\n",
+      "p");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  uint32_t seed = 12345;
+  auto rnd = [&seed](uint32_t n) {
+    seed = seed * 1103515245 + 12345;
+    return (seed >> 16) % n;
+  };
+  for (int round = 0; round < 200; ++round) {
+    std::map<uint32_t, ContainerInfo> world;
+    for (uint32_t id = 1; id <= 30; ++id) {
+      if (rnd(3) == 0) continue;
+      ContainerInfo c = Make(id, absl::StrCat("c", id), {{"g", rnd(2) ? "a" : "b"}});
+      c.gateway = Ipv4(10, 0, rnd(2), 1);
+      world[id] = c;
+    }
+    auto list = [](const std::map<uint32_t, ContainerInfo>& w) {
+      std::vector<ContainerInfo> v;
+      for (const auto& [id, c] : w) v.push_back(c);
+      return v;
+    };
+    DatapathState before = *CompilePolicy(*policy, list(world));
+    std::set<uint32_t> touched;
+    for (int k = 0; k < 3; ++k) {
+      const uint32_t id = 1 + rnd(30);
+      touched.insert(id);
+      if (world.count(id) && rnd(2)) {
+        world.erase(id);
+      } else {
+        world[id] = Make(id, absl::StrCat("c", id), {{"g", rnd(2) ? "a" : "b"}});
+        world[id].gateway = Ipv4(10, 0, rnd(2), 1);
+      }
+    }
+    DatapathState full = *CompilePolicy(*policy, list(world));
+    absl::StatusOr<DatapathState> slice = CompileSlice(*policy, list(world), touched);
+    ASSERT_TRUE(slice.ok()) << slice.status();
+    DatapathState patched = Union(Minus(before, SliceOf(before, touched)), *slice);
+    patched.hosts = slice->hosts;
+    ASSERT_EQ(patched.dependencies, full.dependencies) << "round " << round;
+    ASSERT_EQ(patched.rules, full.rules) << "round " << round;
+    ASSERT_EQ(patched.hosts, full.hosts) << "round " << round;
+    ASSERT_EQ(patched.endpoints.size(), full.endpoints.size()) << "round " << round;
+    ASSERT_EQ(patched.bindings.size(), full.bindings.size()) << "round " << round;
+    for (const auto& [ip, e] : full.endpoints) {
+      ASSERT_EQ(patched.endpoints.at(ip).container_id, e.container_id);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dctk::bastion
