@@ -106,8 +106,11 @@ absl::StatusOr<BankRunResult> Run(const BankRunOptions& o, FILE* out,
   const absl::Time end = start + o.duration;
   absl::Time last = start;
   bool killed = false;
-  while (last < end) {
-    const absl::Time tick = std::min(end, last + o.report_every);
+  // One line per interval, however late the reporter wakes up.
+  absl::Duration rest;
+  const int64_t lines = absl::IDivDuration(o.duration + o.report_every - absl::Nanoseconds(1), o.report_every, &rest);
+  for (int64_t k = 1; k <= lines; ++k) {
+    const absl::Time tick = std::min(end, start + k * o.report_every);
     if (o.kill && !killed && tick >= start + o.duration / 2) {
       absl::SleepFor(start + o.duration / 2 - absl::Now());
       const absl::Time killed_at = absl::Now();
