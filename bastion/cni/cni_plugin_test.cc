@@ -26,6 +26,8 @@ using testing::Child;
 using testing::NetnsLab;
 using testing::Shell;
 
+constexpr char kCniBin[] = "/usr/lib/cni";  // Debian's containernetworking-plugins
+
 class CniPluginTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -72,16 +74,21 @@ class CniPluginTest : public ::testing::Test {
         Ipv4ToString(lab_->gateway_ip()), R"(", "interface": 2}]}})");
   }
 
-  // Runs the plugin in the lab's host namespace; returns stdout and "rc=N".
-  std::string Plugin(const std::string& command, const std::string& config) {
+  // Runs a CNI plugin in the lab's host namespace; returns stdout and "rc=N".
+  std::string Run(const std::string& binary, const std::string& command,
+                  const std::string& config, const std::string& netns) {
     const std::string in = absl::StrCat(tmp_, "/stdin-", getpid());
     std::ofstream(in) << config;
     absl::StatusOr<std::string> out = Shell(absl::StrCat(
         "ip netns exec ", lab_->host_netns(), " env CNI_COMMAND=", command,
-        " CNI_CONTAINERID=ctr", getpid(), " CNI_NETNS=/run/netns/", lab_->container("a").netns,
-        " CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin CNI_ARGS=BASTION_NAME=web-a",
-        " bastion/cni/bastion-cni < ", in, "; echo rc=$?"));
+        " CNI_CONTAINERID=ctr", getpid(), " CNI_NETNS=/run/netns/", netns,
+        " CNI_IFNAME=eth0 CNI_PATH=", kCniBin,
+        " CNI_ARGS='IgnoreUnknown=1;BASTION_NAME=web-a' ", binary, " < ", in, "; echo rc=$?"));
     return out.ok() ? *out : std::string(out.status().message());
+  }
+
+  std::string Plugin(const std::string& command, const std::string& config) {
+    return Run("bastion/cni/bastion-cni", command, config, lab_->container("a").netns);
   }
 
   std::string Ctl(const std::string& args) {
@@ -90,8 +97,8 @@ class CniPluginTest : public ::testing::Test {
     return out.ok() ? *out : std::string(out.status().message());
   }
 
-  std::string Filters() {
-    const std::string veth = lab_->container("a").host_veth;
+  std::string Filters(std::string veth = "") {
+    if (veth.empty()) veth = lab_->container("a").host_veth;
     absl::StatusOr<std::string> out = Shell(absl::StrCat(
         "ip netns exec ", lab_->host_netns(), " tc filter show dev ", veth, " ingress; ",
         "ip netns exec ", lab_->host_netns(), " tc filter show dev ", veth, " egress"));
@@ -148,6 +155,48 @@ TEST_F(CniPluginTest, ErrorsAreCniJson) {
   out = Plugin("VERSION", "");
   ASSERT_THAT(out, HasSubstr("rc=0"));
   EXPECT_THAT(out, HasSubstr("supportedVersions"));
+}
+
+// Chained after the real bridge plugin (with host-local IPAM): its result is the
+// prevResult, as a runtime would pass it.
+TEST_F(CniPluginTest, ChainedAfterRealBridgePlugin) {
+  const std::string bridge = absl::StrCat(kCniBin, "/bridge");
+  if (access(bridge.c_str(), X_OK) != 0) GTEST_SKIP() << "no " << bridge;
+  const std::string netns = absl::StrCat("bcni", getpid(), "x");
+  ASSERT_TRUE(Shell("ip netns add " + netns).ok());
+  struct NetnsDeleter {
+    std::string name;
+    ~NetnsDeleter() { Shell("ip netns del " + name).IgnoreError(); }
+  } deleter{netns};
+  const std::string conf = absl::StrCat(
+      R"({"cniVersion": "1.0.0", "name": "bcni", "type": "bridge", "bridge": "cbr0",)",
+      R"( "isGateway": true, "ipMasq": false, "containersDir": ")", dir_,
+      R"(", "timeoutMs": 20000, "ipam": {"type": "host-local", "subnet": "10.219.1.0/24",)",
+      R"( "dataDir": ")", tmp_, "/ipam-", getpid(), R"("}})");
+
+  std::string out = Run(bridge, "ADD", conf, netns);
+  ASSERT_THAT(out, HasSubstr("rc=0")) << out;
+  nlohmann::json prev = nlohmann::json::parse(out.substr(0, out.find("rc=")));
+  std::string host_veth;
+  for (const auto& itf : prev["interfaces"]) {
+    if (!itf.contains("sandbox") && itf["name"] != "cbr0") host_veth = itf["name"];
+  }
+  ASSERT_FALSE(host_veth.empty()) << prev.dump();
+  nlohmann::json chained = nlohmann::json::parse(conf);
+  chained["type"] = "bastion-cni";
+  chained["prevResult"] = prev;
+
+  out = Run("bastion/cni/bastion-cni", "ADD", chained.dump(), netns);
+  ASSERT_THAT(out, HasSubstr("rc=0")) << out;
+  EXPECT_EQ(nlohmann::json::parse(out.substr(0, out.find("rc=")))["ips"], prev["ips"]);
+  EXPECT_THAT(Filters(host_veth), HasSubstr("bastion_from_co"));
+  EXPECT_THAT(Ctl("containers"), HasSubstr("web-a"));
+  EXPECT_EQ(Run("bastion/cni/bastion-cni", "CHECK", chained.dump(), netns), "rc=0\n");
+
+  EXPECT_EQ(Run("bastion/cni/bastion-cni", "DEL", chained.dump(), netns), "rc=0\n");
+  EXPECT_THAT(Filters(host_veth), Not(HasSubstr("bastion_")));
+  EXPECT_THAT(Ctl("containers"), Not(HasSubstr("web-a")));
+  EXPECT_THAT(Run(bridge, "DEL", conf, netns), HasSubstr("rc=0"));
 }
 
 }  // namespace
