@@ -9,13 +9,12 @@
 // CHECK: the file says what ADD would write and the programs are attached now.
 // VERSION: prints the supported versions.
 // Errors: CNI error JSON on stdout, exit code 1.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -59,8 +58,8 @@ absl::StatusOr<bool> ProgramsAttached(const std::string& ifname) {
     int err = bpf_tc_query(&hook, &opts);
     if (err == -ENOENT || err == -EINVAL) return false;  // no filter / no clsact qdisc
     if (err) {
-      return absl::InternalError(absl::StrCat("querying tc filters on ", ifname, ": ",
-                                              std::strerror(-err)));
+      return absl::InternalError(
+          absl::StrCat("querying tc filters on ", ifname, ": ", std::strerror(-err)));
     }
     int fd = bpf_prog_get_fd_by_id(opts.prog_id);
     if (fd < 0) return false;  // replaced or removed meanwhile
@@ -86,8 +85,8 @@ absl::Status WaitAttached(const std::string& ifname, bool want, absl::Duration t
     if (absl::Now() >= deadline) {
       return absl::UnavailableError(absl::StrCat(
           "bastiond did not ", want ? "attach the Bastion programs to " : "detach them from ",
-          ifname, " within ", absl::FormatDuration(timeout), " (is bastiond running with --netns_dir=",
-          dir, " in this network namespace?)"));
+          ifname, " within ", absl::FormatDuration(timeout),
+          " (is bastiond running with --netns_dir=", dir, " in this network namespace?)"));
     }
     absl::SleepFor(kPollInterval);  // polling another process's work: nothing to wait on
   }
@@ -108,7 +107,8 @@ absl::Status WriteAtomically(const std::string& dir, const std::string& file,
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("renaming ", tmp, " to ", path, ": ", std::strerror(e)));
+    return absl::InternalError(
+        absl::StrCat("renaming ", tmp, " to ", path, ": ", std::strerror(e)));
   }
   return absl::OkStatus();
 }
@@ -159,12 +159,13 @@ absl::Status Check(const CniEnv& env, const CniConfig& config) {
   if (!want.ok()) return want.status();
   const std::string path = config.containers_dir + "/" + want->file_name;
   absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return absl::NotFoundError(absl::StrCat("container not registered: ", text.status().message()));
+  if (!text.ok())
+    return absl::NotFoundError(absl::StrCat("container not registered: ", text.status().message()));
   absl::StatusOr<Attachment> have = ParseLabelFile(*text);
   if (!have.ok()) return absl::DataLossError(absl::StrCat(path, ": ", have.status().message()));
   if (LabelFileJson(*have) != LabelFileJson(*want)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " says ", LabelFileJson(*have),
-                                                      " but prevResult gives ", LabelFileJson(*want)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " says ", LabelFileJson(*have), " but prevResult gives ", LabelFileJson(*want)));
   }
   absl::StatusOr<bool> attached = ProgramsAttached(want->host_veth);
   if (!attached.ok()) return attached.status();
@@ -198,12 +199,16 @@ int Run() {
       out = Add(*env, *config);
       break;
     case Command::kDel:
-      if (absl::Status s = Del(*env, *config); !s.ok()) out = s;
-      else out = std::string();
+      if (absl::Status s = Del(*env, *config); !s.ok())
+        out = s;
+      else
+        out = std::string();
       break;
     case Command::kCheck:
-      if (absl::Status s = Check(*env, *config); !s.ok()) out = s;
-      else out = std::string();
+      if (absl::Status s = Check(*env, *config); !s.ok())
+        out = s;
+      else
+        out = std::string();
       break;
     case Command::kVersion:
       break;

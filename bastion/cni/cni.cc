@@ -70,8 +70,8 @@ absl::StatusOr<CniEnv> ParseEnv(const std::function<const char*(const char*)>& g
     env.command = Command::kVersion;
     return env;
   } else {
-    return EnvError(absl::StrCat("CNI_COMMAND: '", command,
-                                 "' is not one of ADD, DEL, CHECK, VERSION"));
+    return EnvError(
+        absl::StrCat("CNI_COMMAND: '", command, "' is not one of ADD, DEL, CHECK, VERSION"));
   }
   env.container_id = Env(getenv, "CNI_CONTAINERID");
   env.netns = Env(getenv, "CNI_NETNS");
@@ -107,10 +107,10 @@ absl::StatusOr<CniConfig> ParseConfig(absl::string_view text) {
   config.name = StringField(j, "name");
   if (config.cni_version.empty()) return ConfigError("cniVersion: missing");
   if (!SupportedVersion(config.cni_version)) {
-    return WithCniCode(absl::InvalidArgumentError(absl::StrCat(
-                           "network config: cniVersion ", config.cni_version,
-                           " is not supported (see VERSION)")),
-                       kIncompatibleVersion);
+    return WithCniCode(
+        absl::InvalidArgumentError(absl::StrCat("network config: cniVersion ", config.cni_version,
+                                                " is not supported (see VERSION)")),
+        kIncompatibleVersion);
   }
   if (j.contains("containersDir")) {
     config.containers_dir = StringField(j, "containersDir");
@@ -152,7 +152,8 @@ absl::StatusOr<Attachment> FindAttachment(
   a.file_name = env.container_id + ".json";
   a.name = env.container_id;
   for (const char* key : {"K8S_POD_NAME", "BASTION_NAME"}) {
-    if (auto it = env.args.find(key); it != env.args.end() && !it->second.empty()) a.name = it->second;
+    if (auto it = env.args.find(key); it != env.args.end() && !it->second.empty())
+      a.name = it->second;
   }
   a.labels = config.labels;
   for (const auto& [k, v] : env.args) {
@@ -166,7 +167,8 @@ absl::StatusOr<Attachment> FindAttachment(
   int container_index = -1;
   for (size_t i = 0; i < interfaces.size(); ++i) {
     const nlohmann::json& itf = interfaces[i];
-    if (!itf.is_object()) return ConfigError(absl::StrCat("prevResult.interfaces[", i, "]: not an object"));
+    if (!itf.is_object())
+      return ConfigError(absl::StrCat("prevResult.interfaces[", i, "]: not an object"));
     const std::string name = StringField(itf, "name");
     const std::string sandbox = StringField(itf, "sandbox");
     if (!sandbox.empty()) {
@@ -179,8 +181,8 @@ absl::StatusOr<Attachment> FindAttachment(
     }
   }
   if (container_index < 0) {
-    return ConfigError(absl::StrCat("prevResult.interfaces: no interface '", env.ifname,
-                                    "' with a sandbox"));
+    return ConfigError(
+        absl::StrCat("prevResult.interfaces: no interface '", env.ifname, "' with a sandbox"));
   }
   if (a.mac.empty()) {
     return ConfigError(absl::StrCat("prevResult.interfaces[", container_index, "]: no mac"));
@@ -200,8 +202,8 @@ absl::StatusOr<Attachment> FindAttachment(
     const std::string address = StringField(ip, "address");
     if (address.find(':') != std::string::npos) continue;  // IPv6: not enforced by Bastion
     if (address.find('/') == std::string::npos) {
-      return ConfigError(absl::StrCat("prevResult.ips[", i, "].address: '", address,
-                                      "' is not ADDRESS/PREFIX"));
+      return ConfigError(
+          absl::StrCat("prevResult.ips[", i, "].address: '", address, "' is not ADDRESS/PREFIX"));
     }
     a.ip = address.substr(0, address.find('/'));
     a.gateway = StringField(ip, "gateway");
@@ -222,7 +224,8 @@ std::string LabelFileJson(const Attachment& a) {
 
 absl::StatusOr<Attachment> ParseLabelFile(absl::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return absl::DataLossError("label file: not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return absl::DataLossError("label file: not a JSON object");
   Attachment a;
   a.name = StringField(j, "name");
   a.netns = StringField(j, "netns");
@@ -254,8 +257,7 @@ bool SupportedVersion(absl::string_view version) {
 }
 
 std::string VersionJson() {
-  nlohmann::json j = {{"cniVersion", "1.0.0"},
-                      {"supportedVersions", nlohmann::json::array()}};
+  nlohmann::json j = {{"cniVersion", "1.0.0"}, {"supportedVersions", nlohmann::json::array()}};
   for (const char* v : kVersions) j["supportedVersions"].push_back(v);
   return j.dump() + "\n";
 }

@@ -41,8 +41,8 @@ enum class Command { kAdd, kDel, kCheck, kVersion };
 struct CniEnv {
   Command command = Command::kVersion;
   std::string container_id;
-  std::string netns;   // path, e.g. /run/netns/foo or /proc/123/ns/net
-  std::string ifname;  // the container-side interface, e.g. eth0
+  std::string netns;                        // path, e.g. /run/netns/foo or /proc/123/ns/net
+  std::string ifname;                       // the container-side interface, e.g. eth0
   std::map<std::string, std::string> args;  // CNI_ARGS "K=V;K=V"
 };
 
@@ -55,9 +55,9 @@ struct CniConfig {
   std::string name;
   // Bastion fields in the plugin's config:
   std::string containers_dir = kDefaultContainersDir;  // "containersDir"
-  absl::Duration timeout = absl::Seconds(10);  // "timeoutMs": wait for bastiond's attach
-  std::map<std::string, std::string> labels;   // "labels": given to every container
-  nlohmann::json prev_result;                  // null if absent
+  absl::Duration timeout = absl::Seconds(10);          // "timeoutMs": wait for bastiond's attach
+  std::map<std::string, std::string> labels;           // "labels": given to every container
+  nlohmann::json prev_result;                          // null if absent
 };
 
 // Parses the stdin config. Errors: DataLoss (not JSON), InvalidArgument (bad field).
@@ -68,10 +68,10 @@ struct Attachment {
   std::string name;       // CNI_ARGS BASTION_NAME or K8S_POD_NAME, else the container id
   std::string file_name;  // label file name in containers_dir: <container id>.json
   std::string netns;
-  std::string host_veth;  // the host-side interface that is a bridge port
-  std::string ip;         // IPv4 of the container interface, no prefix length
-  std::string mac;        // of the container interface (lower case)
-  std::string gateway;    // may be empty
+  std::string host_veth;                      // the host-side interface that is a bridge port
+  std::string ip;                             // IPv4 of the container interface, no prefix length
+  std::string mac;                            // of the container interface (lower case)
+  std::string gateway;                        // may be empty
   std::map<std::string, std::string> labels;  // config labels + CNI_ARGS BASTION_LABEL_<k>
 };
 

@@ -20,10 +20,10 @@
 namespace dctk::bastion {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::Child;
+using ::testing::HasSubstr;
 using testing::NetnsLab;
+using ::testing::Not;
 using testing::Shell;
 
 constexpr char kCniBin[] = "/usr/lib/cni";  // Debian's containernetworking-plugins
@@ -45,10 +45,10 @@ class CniPluginTest : public ::testing::Test {
     ASSERT_TRUE(lab.ok()) << lab.status();
     lab_ = std::move(*lab);
     ASSERT_TRUE(Shell("mkdir -p " + dir_).ok());
-    bastiond_ = std::make_unique<Child>(absl::StrCat(
-        "bastion/manager/bastiond --netns=", lab_->host_netns(), " --listen=", socket_,
-        " --netns_dir=", dir_, " --pin_dir=", pin_dir_, " --state_file=", tmp_, "/state-", tag,
-        ".json --policy=", policy_, " --cleanup_on_exit"));
+    bastiond_ = std::make_unique<Child>(
+        absl::StrCat("bastion/manager/bastiond --netns=", lab_->host_netns(), " --listen=", socket_,
+                     " --netns_dir=", dir_, " --pin_dir=", pin_dir_, " --state_file=", tmp_,
+                     "/state-", tag, ".json --policy=", policy_, " --cleanup_on_exit"));
     for (;;) {
       absl::StatusOr<std::string> line = bastiond_->ReadLine(absl::Seconds(20));
       ASSERT_TRUE(line.ok()) << "waiting for bastiond: " << line.status() << " / "
@@ -60,14 +60,18 @@ class CniPluginTest : public ::testing::Test {
   void TearDown() override {
     bastiond_.reset();  // SIGKILL; the namespaces below take the veths and filters
     lab_.reset();
-    Shell("rm -rf " + pin_dir_ + " " + dir_ + " " + socket_.substr(5)).IgnoreError();
+    const std::string tag = absl::StrCat(getpid());
+    Shell(absl::StrCat("rm -rf ", pin_dir_, " ", dir_, " ", socket_.substr(5), " ", policy_, " ",
+                       tmp_, "/state-", tag, ".json ", tmp_, "/stdin-", tag, " ", tmp_, "/ipam-",
+                       tag))
+        .IgnoreError();
   }
 
   std::string Config() const {
     const NetnsLab::Container& a = lab_->container("a");
     return absl::StrCat(
-        R"({"cniVersion": "1.0.0", "name": "lab", "type": "bastion-cni", "containersDir": ")",
-        dir_, R"(", "timeoutMs": 20000, "labels": {"role": "web"}, "prevResult": {)",
+        R"({"cniVersion": "1.0.0", "name": "lab", "type": "bastion-cni", "containersDir": ")", dir_,
+        R"(", "timeoutMs": 20000, "labels": {"role": "web"}, "prevResult": {)",
         R"("cniVersion": "1.0.0", "interfaces": [{"name": "br0"}, {"name": ")", a.host_veth,
         R"("}, {"name": "eth0", "mac": ")", a.mac.ToString(), R"(", "sandbox": "/run/netns/)",
         a.netns, R"("}], "ips": [{"address": ")", Ipv4ToString(a.ip), R"(/24", "gateway": ")",
@@ -75,14 +79,13 @@ class CniPluginTest : public ::testing::Test {
   }
 
   // Runs a CNI plugin in the lab's host namespace; returns stdout and "rc=N".
-  std::string Run(const std::string& binary, const std::string& command,
-                  const std::string& config, const std::string& netns) {
+  std::string Run(const std::string& binary, const std::string& command, const std::string& config,
+                  const std::string& netns) {
     const std::string in = absl::StrCat(tmp_, "/stdin-", getpid());
     std::ofstream(in) << config;
     absl::StatusOr<std::string> out = Shell(absl::StrCat(
-        "ip netns exec ", lab_->host_netns(), " env CNI_COMMAND=", command,
-        " CNI_CONTAINERID=ctr", getpid(), " CNI_NETNS=/run/netns/", netns,
-        " CNI_IFNAME=eth0 CNI_PATH=", kCniBin,
+        "ip netns exec ", lab_->host_netns(), " env CNI_COMMAND=", command, " CNI_CONTAINERID=ctr",
+        getpid(), " CNI_NETNS=/run/netns/", netns, " CNI_IFNAME=eth0 CNI_PATH=", kCniBin,
         " CNI_ARGS='IgnoreUnknown=1;BASTION_NAME=web-a' ", binary, " < ", in, "; echo rc=$?"));
     return out.ok() ? *out : std::string(out.status().message());
   }
@@ -138,7 +141,8 @@ TEST_F(CniPluginTest, AddCheckDel) {
   EXPECT_THAT(Filters(), Not(HasSubstr("bastion_")));
   EXPECT_THAT(Ctl("containers"), Not(HasSubstr("web-a")));
   // Idempotent, and without prevResult or netns.
-  out = Plugin("DEL", R"({"cniVersion": "1.0.0", "name": "lab", "containersDir": ")" + dir_ + "\"}");
+  out =
+      Plugin("DEL", R"({"cniVersion": "1.0.0", "name": "lab", "containersDir": ")" + dir_ + "\"}");
   EXPECT_EQ(out, "rc=0\n");
 
   out = Plugin("CHECK", Config());

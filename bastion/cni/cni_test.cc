@@ -78,11 +78,10 @@ TEST(ParseEnv, RejectsBadValues) {
     const char* value;
     const char* message;
   };
-  for (const Case& c : {Case{"CNI_COMMAND", "UP", "CNI_COMMAND"},
-                        Case{"CNI_CONTAINERID", "", "CNI_CONTAINERID"},
-                        Case{"CNI_CONTAINERID", "../etc/x", "CNI_CONTAINERID"},
-                        Case{"CNI_IFNAME", "", "CNI_IFNAME"},
-                        Case{"CNI_ARGS", "A=1;junk", "CNI_ARGS"}}) {
+  for (const Case& c :
+       {Case{"CNI_COMMAND", "UP", "CNI_COMMAND"}, Case{"CNI_CONTAINERID", "", "CNI_CONTAINERID"},
+        Case{"CNI_CONTAINERID", "../etc/x", "CNI_CONTAINERID"},
+        Case{"CNI_IFNAME", "", "CNI_IFNAME"}, Case{"CNI_ARGS", "A=1;junk", "CNI_ARGS"}}) {
     auto vars = kAddEnv;
     vars[c.var] = c.value;
     absl::StatusOr<CniEnv> env = ParseEnv(Env(vars));
@@ -117,15 +116,13 @@ TEST(ParseConfig, RejectsBadInputWithSpecCodes) {
     int code;
     const char* message;
   };
-  for (const Case& c : {Case{"{not json", kDecodingFailure, "not a JSON object"},
-                        Case{R"({"name": "n"})", kInvalidConfig, "cniVersion"},
-                        Case{R"({"cniVersion": "9.9.9"})", kIncompatibleVersion, "9.9.9"},
-                        Case{R"({"cniVersion": "1.0.0", "timeoutMs": -1})", kInvalidConfig,
-                             "timeoutMs"},
-                        Case{R"({"cniVersion": "1.0.0", "labels": {"a": 1}})", kInvalidConfig,
-                             "labels.a"},
-                        Case{R"({"cniVersion": "1.0.0", "prevResult": 3})", kInvalidConfig,
-                             "prevResult"}}) {
+  for (const Case& c :
+       {Case{"{not json", kDecodingFailure, "not a JSON object"},
+        Case{R"({"name": "n"})", kInvalidConfig, "cniVersion"},
+        Case{R"({"cniVersion": "9.9.9"})", kIncompatibleVersion, "9.9.9"},
+        Case{R"({"cniVersion": "1.0.0", "timeoutMs": -1})", kInvalidConfig, "timeoutMs"},
+        Case{R"({"cniVersion": "1.0.0", "labels": {"a": 1}})", kInvalidConfig, "labels.a"},
+        Case{R"({"cniVersion": "1.0.0", "prevResult": 3})", kInvalidConfig, "prevResult"}}) {
     absl::StatusOr<CniConfig> config = ParseConfig(c.text);
     ASSERT_FALSE(config.ok()) << c.text;
     EXPECT_EQ(CniCode(config.status()), c.code) << c.text;
@@ -136,8 +133,7 @@ TEST(ParseConfig, RejectsBadInputWithSpecCodes) {
 TEST(FindAttachment, TakesContainerInterfaceAddressAndHostVeth) {
   auto vars = kAddEnv;
   vars["CNI_ARGS"] = "K8S_POD_NAME=web-1;BASTION_LABEL_role=frontend";
-  absl::StatusOr<Attachment> a =
-      FindAttachment(*ParseEnv(Env(vars)), *ParseConfig(kConfig), Port);
+  absl::StatusOr<Attachment> a = FindAttachment(*ParseEnv(Env(vars)), *ParseConfig(kConfig), Port);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->name, "web-1");
   EXPECT_EQ(a->file_name, "c0ffee.json");
@@ -207,8 +203,7 @@ TEST(ErrorJson, HasCodeMsgDetails) {
 TEST(VersionJson, ListsSupportedVersions) {
   nlohmann::json j = nlohmann::json::parse(VersionJson());
   EXPECT_EQ(j["cniVersion"], "1.0.0");
-  EXPECT_THAT(j["supportedVersions"].get<std::vector<std::string>>(),
-              ::testing::Contains("0.4.0"));
+  EXPECT_THAT(j["supportedVersions"].get<std::vector<std::string>>(), ::testing::Contains("0.4.0"));
   EXPECT_TRUE(SupportedVersion("1.0.0"));
   EXPECT_FALSE(SupportedVersion("0.2.0"));
 }
