@@ -58,6 +58,7 @@ class CniPluginTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (pin_dir_.empty()) return;  // skipped before making anything
     bastiond_.reset();  // SIGKILL; the namespaces below take the veths and filters
     lab_.reset();
     const std::string tag = absl::StrCat(getpid());
