@@ -3,13 +3,15 @@
 # and N `farmd` machines on loopback, each region on --replicas machines.
 # Prints the cluster file and the CM address (what FarmClient::Connect needs),
 # checks every machine joined, then runs until Ctrl-C or --seconds, and stops
-# every process it started (also on an error).
+# every process it started (also on an error). With --netns (root, net fabric)
+# every machine runs in its own network namespace on a bridge, the CM on the
+# bridge's host address; namespaces, veths and bridge are deleted on exit.
 #
 #   farm/tools/local_cluster.sh [--machines=3] [--replicas=2] [--fabric=shm|net]
-#       [--seconds=0 (until Ctrl-C)] [--bin=DIR (holds farm/server/farmd)]
+#       [--netns] [--seconds=0 (until Ctrl-C)] [--bin=DIR (holds farm/server/farmd)]
 set -euo pipefail
 
-MACHINES=3 REPLICAS=2 FABRIC=shm SECONDS_TO_RUN=0 BIN=""
+MACHINES=3 REPLICAS=2 FABRIC=shm SECONDS_TO_RUN=0 BIN="" NETNS=0
 for arg in "$@"; do
   case "$arg" in
     --machines=*) MACHINES=${arg#*=} ;;
@@ -17,7 +19,8 @@ for arg in "$@"; do
     --fabric=*) FABRIC=${arg#*=} ;;
     --seconds=*) SECONDS_TO_RUN=${arg#*=} ;;
     --bin=*) BIN=${arg#*=} ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --netns) NETNS=1 FABRIC=net ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "local_cluster.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -26,6 +29,10 @@ done
 [[ $REPLICAS =~ ^[0-9]+$ ]] && ((REPLICAS >= 1 && REPLICAS <= MACHINES)) ||
   { echo "--replicas must be 1..machines (got '$REPLICAS')" >&2; exit 2; }
 case "$FABRIC" in shm|net) ;; *) echo "--fabric: shm or net (got '$FABRIC')" >&2; exit 2 ;; esac
+if ((NETNS)); then
+  [[ $FABRIC == net ]] || { echo "--netns runs the net fabric (shm needs one host)" >&2; exit 2; }
+  [[ $(id -u) == 0 ]] || { echo "--netns needs root (network namespaces)" >&2; exit 2; }
+fi
 
 if [[ -z $BIN ]]; then
   cd "$(dirname "$0")/../.."
@@ -36,21 +43,50 @@ FARMD=$BIN/farm/server/farmd
 [[ -x $FARMD ]] || { echo "local_cluster.sh: no farmd at $FARMD" >&2; exit 1; }
 
 DIR=$(mktemp -d /tmp/farm_cluster.XXXXXX)
+TAG=fc$$          # names of this run's namespaces, veths and bridge
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
+  if ((NETNS)); then
+    for ((i = 1; i <= MACHINES; i++)); do ip netns del "${TAG}m$i" 2>/dev/null || true; done
+    ip link del "${TAG}br" 2>/dev/null || true
+  fi
   rm -rf "$DIR"
 }
 trap cleanup EXIT
 trap 'echo "== stopping"; exit 0' INT TERM
 
+# Machine i's host: 127.0.0.(i+1), or 10.213.0.(i+1) in namespace ${TAG}m$i
+# on bridge ${TAG}br (host side 10.213.0.1, where the CM listens).
+HOST=127.0.0
+CM_HOST=127.0.0.1
+if ((NETNS)); then
+  HOST=10.213.0 CM_HOST=10.213.0.1
+  export PATH=$PATH:/usr/sbin:/sbin
+  ip link add "${TAG}br" type bridge
+  ip addr add "$CM_HOST/24" dev "${TAG}br"
+  ip link set "${TAG}br" up
+  for ((i = 1; i <= MACHINES; i++)); do
+    ns=${TAG}m$i
+    ip netns add "$ns"
+    ip link add "${TAG}v$i" type veth peer name eth0 netns "$ns"
+    ip link set "${TAG}v$i" master "${TAG}br" up
+    ip -n "$ns" addr add "$HOST.$((i + 1))/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+  done
+fi
+machine_cmd() {  # I: the command prefix that runs machine I (its namespace)
+  ((NETNS)) && echo "ip netns exec ${TAG}m$1" || true
+}
+
 # The machines are the PRIMARY_BACKUP group (machine id = position + 1); the
 # config requires that group to have exactly f + 1 members.
 {
-  echo 'nodes { name: "cm" address: "127.0.0.1:0" }'
+  echo "nodes { name: \"cm\" address: \"$CM_HOST:0\" }"
   members=""
   for ((i = 1; i <= MACHINES; i++)); do
-    echo "nodes { name: \"m$i\" address: \"127.0.0.$((i + 1)):0\" }"
+    echo "nodes { name: \"m$i\" address: \"$HOST.$((i + 1)):0\" }"
     members+="${members:+, }\"m$i\""
   done
   echo "groups { name: \"farm\" replication: PRIMARY_BACKUP f: $((MACHINES - 1)) members: [$members] }"
@@ -64,12 +100,13 @@ wait_line() {  # FILE: waits up to 10 s for the process to print its first line
   exit 1
 }
 
-"$FARMD" --config="$DIR/farm.conf" --role=cm --replicas="$REPLICAS" >"$DIR/cm.out" 2>"$DIR/cm.err" &
+"$FARMD" --config="$DIR/farm.conf" --role=cm --cm_host="$CM_HOST" --replicas="$REPLICAS" \
+  >"$DIR/cm.out" 2>"$DIR/cm.err" &
 wait_line "$DIR/cm.out"
 CM=$(awk '{print $2}' "$DIR/cm.out")
-echo "== CM service at $CM (regions on $REPLICAS of $MACHINES machines, $FABRIC fabric)"
+echo "== CM service at $CM (regions on $REPLICAS of $MACHINES machines, $FABRIC fabric$( ((NETNS)) && echo ", one network namespace per machine"))"
 for ((i = 1; i <= MACHINES; i++)); do
-  "$FARMD" --config="$DIR/farm.conf" --role=machine --name="m$i" --cm="$CM" --fabric="$FABRIC" \
+  $(machine_cmd $i) "$FARMD" --config="$DIR/farm.conf" --role=machine --name="m$i" --cm="$CM" --fabric="$FABRIC" \
     --txlog_dir="$DIR" >"$DIR/m$i.out" 2>"$DIR/m$i.err" &
 done
 for ((i = 1; i <= MACHINES; i++)); do
