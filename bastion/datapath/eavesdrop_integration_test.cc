@@ -22,8 +22,9 @@ namespace dctk::bastion {
 namespace {
 
 using testing::Child;
-using testing::NetnsLab;
 using ::testing::HasSubstr;
+using testing::NetnsLab;
+using testing::ShellOutput;
 
 constexpr uint32_t kA = 1, kB = 2, kC = 3;
 constexpr uint32_t kGateway = kHostIdFirst;
@@ -79,15 +80,11 @@ class EavesdropIntegrationTest : public ::testing::Test {
   }
 
   std::unique_ptr<Child> Server(const std::string& name, const std::string& kind, uint16_t* port) {
-    auto child = std::make_unique<Child>(In(name) + tool_ + kind);
-    auto line = child->ReadLine(kWait);
-    EXPECT_TRUE(line.ok()) << line.status();
-    uint32_t p = 0;
-    EXPECT_TRUE(line.ok() && absl::StartsWith(*line, "port ") &&
-                absl::SimpleAtoi(line->substr(5), &p))
-        << (line.ok() ? *line : "");
-    *port = static_cast<uint16_t>(p);
-    return child;
+    auto server = testing::StartPortServer(In(name) + tool_ + kind, kWait);
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return nullptr;
+    *port = server->port;
+    return std::move(server->child);
   }
 
   // tcpdump printing the first TCP or UDP packet it captures, ready when this returns.
@@ -100,11 +97,6 @@ class EavesdropIntegrationTest : public ::testing::Test {
       EXPECT_TRUE(line.ok()) << line.status();
     } while (line.ok() && !absl::StrContains(*line, "listening on " + iface));
     return sniffer;
-  }
-
-  std::string Run(const std::string& cmd) {
-    auto out = testing::Shell(cmd);
-    return out.ok() ? *out : std::string(out.status().message());
   }
 
   char cwd_[4096];
@@ -123,21 +115,22 @@ TEST_F(EavesdropIntegrationTest, BridgeAndThirdContainerSniffersSeeNoneOfAToB) {
   auto in_c = Sniffer(In("c"), "eth0");
 
   // A and B talk: a TCP exchange (with B's replies) and UDP datagrams.
-  EXPECT_THAT(Run(In("a") + tool_ + "tcp-client " + Ip("b") + " " + std::to_string(tcp_port) +
-                  " secret-tcp"),
+  EXPECT_THAT(ShellOutput(In("a") + tool_ + "tcp-client " + Ip("b") + " " +
+                          std::to_string(tcp_port) + " secret-tcp"),
               HasSubstr("reply secret-tcp"));
   EXPECT_EQ(*tcp->ReadLine(kWait), "got secret-tcp");
-  Run(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(udp_port) +
-      " secret1 secret2 END");
+  ShellOutput(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(udp_port) +
+              " secret1 secret2 END");
   EXPECT_EQ(*udp->ReadLine(kWait), "got secret1");
   EXPECT_EQ(*udp->ReadLine(kWait), "got secret2");
   EXPECT_EQ(*udp->ReadLine(kWait), "got END");
   EXPECT_GT(dp_->ReadCounters().value()[BASTION_PASS_FORWARDED], 0u);
 
   // Then the markers: to the host (crosses the bridge) and to C (straight into C).
-  Run(In("a") + tool_ + "udp-send " + Ipv4ToString(lab_->gateway_ip()) + " " +
-      std::to_string(kMarkerPort) + " marker");
-  Run(In("a") + tool_ + "udp-send " + Ip("c") + " " + std::to_string(kMarkerPort) + " marker");
+  ShellOutput(In("a") + tool_ + "udp-send " + Ipv4ToString(lab_->gateway_ip()) + " " +
+              std::to_string(kMarkerPort) + " marker");
+  ShellOutput(In("a") + tool_ + "udp-send " + Ip("c") + " " + std::to_string(kMarkerPort) +
+              " marker");
   const std::string from_a = Ip("a") + ".";
   auto bridge_first = on_bridge->ReadLine(kWait);
   ASSERT_TRUE(bridge_first.ok()) << bridge_first.status();

@@ -25,8 +25,9 @@ namespace dctk::bastion {
 namespace {
 
 using testing::Child;
-using testing::NetnsLab;
 using ::testing::HasSubstr;
+using testing::NetnsLab;
+using testing::ShellOutput;
 
 constexpr uint32_t kA = 1, kB = 2, kC = 3, kP = 5;
 constexpr uint32_t kGateway = kHostIdFirst;
@@ -88,15 +89,11 @@ class HostNetworkIntegrationTest : public ::testing::Test {
   std::string Ip(const std::string& name) { return Ipv4ToString(lab_->container(name).ip); }
 
   std::unique_ptr<Child> Server(const std::string& command, uint16_t* port) {
-    auto child = std::make_unique<Child>(command);
-    auto line = child->ReadLine(kWait);
-    EXPECT_TRUE(line.ok()) << line.status();
-    uint32_t p = 0;
-    EXPECT_TRUE(line.ok() && absl::StartsWith(*line, "port ") &&
-                absl::SimpleAtoi(line->substr(5), &p))
-        << (line.ok() ? *line : "");
-    *port = static_cast<uint16_t>(p);
-    return child;
+    auto server = testing::StartPortServer(command, kWait);
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return nullptr;
+    *port = server->port;
+    return std::move(server->child);
   }
 
   void Allow(uint32_t src, uint32_t dst, uint8_t proto, uint16_t port) {
@@ -108,11 +105,6 @@ class HostNetworkIntegrationTest : public ::testing::Test {
     auto c = dp_->ReadCounters();
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? (*c)[verdict] : 0;
-  }
-
-  std::string Run(const std::string& cmd) {
-    auto out = testing::Shell(cmd);
-    return out.ok() ? *out : std::string(out.status().message());
   }
 
   std::string TcpClient(const std::string& ip, uint16_t port, const std::string& msg) {
@@ -136,13 +128,13 @@ TEST_F(HostNetworkIntegrationTest, PReachesItsDependencyOnlyOnItsPolicyPort) {
   Allow(kGateway, kB, kTcp, host_port);  // the host (not P) may use this one
 
   // P's port works, replies included; the host's port is not P's to use.
-  EXPECT_THAT(Run(AsP(TcpClient(Ip("b"), host_port, "x"))), HasSubstr("error"));
+  EXPECT_THAT(ShellOutput(AsP(TcpClient(Ip("b"), host_port, "x"))), HasSubstr("error"));
   EXPECT_GE(Count(BASTION_DROP_POLICY_DENIED), 1u);
-  EXPECT_THAT(Run(AsP(TcpClient(Ip("b"), p_port, "from-p"))), HasSubstr("reply from-p"));
+  EXPECT_THAT(ShellOutput(AsP(TcpClient(Ip("b"), p_port, "from-p"))), HasSubstr("reply from-p"));
   EXPECT_EQ(*for_p->ReadLine(kWait), "got from-p");
   EXPECT_GT(Count(BASTION_PASS_REPLY), 0u);
   // A plain host process is the host: its rule applies.
-  EXPECT_THAT(Run(AsHost(TcpClient(Ip("b"), host_port, "from-host"))),
+  EXPECT_THAT(ShellOutput(AsHost(TcpClient(Ip("b"), host_port, "from-host"))),
               HasSubstr("reply from-host"));
   EXPECT_EQ(*for_host->ReadLine(kWait), "got from-host");
 
@@ -160,7 +152,7 @@ TEST_F(HostNetworkIntegrationTest, PCannotReachAContainerThatIsNotItsDependency)
   uint16_t port = 0;
   auto server = Server(In("c") + tool_ + "tcp-server", &port);
   Allow(kGateway, kC, kTcp, port);  // even though the host may
-  EXPECT_THAT(Run(AsP(TcpClient(Ip("c"), port, "x"))), HasSubstr("error"));
+  EXPECT_THAT(ShellOutput(AsP(TcpClient(Ip("c"), port, "x"))), HasSubstr("error"));
   EXPECT_GE(Count(BASTION_DROP_NO_DEPENDENCY), 1u);
 }
 
@@ -174,9 +166,9 @@ TEST_F(HostNetworkIntegrationTest, OnlyContainersThatUsePReachItsService) {
   Allow(kA, kP, kTcp, port);
   const std::string gateway = Ipv4ToString(lab_->gateway_ip());
 
-  EXPECT_THAT(Run(In("c") + TcpClient(gateway, port, "from-c")), HasSubstr("error"));
+  EXPECT_THAT(ShellOutput(In("c") + TcpClient(gateway, port, "from-c")), HasSubstr("error"));
   EXPECT_GE(Count(BASTION_DROP_NO_DEPENDENCY), 1u);
-  EXPECT_THAT(Run(In("a") + TcpClient(gateway, port, "from-a")), HasSubstr("reply from-a"));
+  EXPECT_THAT(ShellOutput(In("a") + TcpClient(gateway, port, "from-a")), HasSubstr("reply from-a"));
   EXPECT_EQ(*server->ReadLine(kWait), "got from-a");  // the one connection it accepted
 }
 
@@ -195,9 +187,9 @@ TEST_F(HostNetworkIntegrationTest, FramesWithAContainerAddressFromPNeverArrive) 
   auto mac = testing::Shell(AsHost("cat /sys/class/net/br0/address"));
   ASSERT_TRUE(mac.ok()) << mac.status();
   std::string br_mac(absl::StripAsciiWhitespace(*mac));
-  Run(AsP(absl::StrCat(tool_, "spoof br0 ", br_mac, " ", Ip("a"), " ", b.mac.ToString(), " ",
-                       Ip("b"), " ", port, " spoofed")));
-  Run(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(port) + " END");
+  ShellOutput(AsP(absl::StrCat(tool_, "spoof br0 ", br_mac, " ", Ip("a"), " ", b.mac.ToString(),
+                               " ", Ip("b"), " ", port, " spoofed")));
+  ShellOutput(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(port) + " END");
   EXPECT_EQ(*udp->ReadLine(kWait), "got END");  // the spoofed datagram never came
   EXPECT_EQ(Count(BASTION_DROP_SPOOFED_IP), 1u);
 }

@@ -21,8 +21,9 @@ namespace dctk::bastion {
 namespace {
 
 using testing::Child;
-using testing::NetnsLab;
 using ::testing::HasSubstr;
+using testing::NetnsLab;
+using testing::ShellOutput;
 using ::testing::UnorderedElementsAre;
 
 constexpr uint32_t kA = 1, kB = 2, kC = 3;
@@ -67,15 +68,11 @@ class NetnsIntegrationTest : public ::testing::Test {
 
   // Starts a server in `name`; returns it with its port read from its first line.
   std::unique_ptr<Child> Server(const std::string& name, const std::string& kind, uint16_t* port) {
-    auto child = std::make_unique<Child>(In(name) + tool_ + kind);
-    auto line = child->ReadLine(kWait);
-    EXPECT_TRUE(line.ok()) << line.status();
-    uint32_t p = 0;
-    EXPECT_TRUE(line.ok() && absl::StartsWith(*line, "port ") &&
-                absl::SimpleAtoi(line->substr(5), &p))
-        << (line.ok() ? *line : "");
-    *port = static_cast<uint16_t>(p);
-    return child;
+    auto server = testing::StartPortServer(In(name) + tool_ + kind, kWait);
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return nullptr;
+    *port = server->port;
+    return std::move(server->child);
   }
 
   void Allow(uint32_t src, uint32_t dst, uint8_t proto, uint16_t port) {
@@ -87,11 +84,6 @@ class NetnsIntegrationTest : public ::testing::Test {
     auto c = dp_->ReadCounters();
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? (*c)[verdict] : 0;
-  }
-
-  std::string Run(const std::string& cmd) {
-    auto out = testing::Shell(cmd);
-    return out.ok() ? *out : std::string(out.status().message());
   }
 
   char cwd_[4096];
@@ -107,12 +99,13 @@ TEST_F(NetnsIntegrationTest, AllowedTcpAndUdpFlowsWork) {
   Allow(kA, kB, kTcp, tcp_port);
   Allow(kA, kB, kUdp, udp_port);
 
-  EXPECT_THAT(Run(In("a") + tool_ + "tcp-client " + Ip("b") + " " + std::to_string(tcp_port) +
-                  " hello"),
+  EXPECT_THAT(ShellOutput(In("a") + tool_ + "tcp-client " + Ip("b") + " " +
+                          std::to_string(tcp_port) + " hello"),
               HasSubstr("reply hello"));
   EXPECT_EQ(*tcp->ReadLine(kWait), "got hello");
 
-  Run(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(udp_port) + " one two END");
+  ShellOutput(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(udp_port) +
+              " one two END");
   EXPECT_EQ(*udp->ReadLine(kWait), "got one");
   EXPECT_EQ(*udp->ReadLine(kWait), "got two");
   EXPECT_EQ(*udp->ReadLine(kWait), "got END");
@@ -129,15 +122,18 @@ TEST_F(NetnsIntegrationTest, DeniedFlowsFail) {
   Allow(kA, kB, kTcp, allowed);
 
   // A -> B on a port its policy does not name.
-  EXPECT_THAT(Run(In("a") + tool_ + "tcp-client " + Ip("b") + " " + std::to_string(other) + " x"),
-              HasSubstr("error"));
+  EXPECT_THAT(
+      ShellOutput(In("a") + tool_ + "tcp-client " + Ip("b") + " " + std::to_string(other) + " x"),
+      HasSubstr("error"));
   EXPECT_GT(Count(BASTION_DROP_POLICY_DENIED), 0u);
   // C -> B: B is not a dependency of C; C cannot even resolve B.
-  EXPECT_THAT(Run(In("c") + tool_ + "tcp-client " + Ip("b") + " " + std::to_string(allowed) + " x"),
-              HasSubstr("error"));
+  EXPECT_THAT(
+      ShellOutput(In("c") + tool_ + "tcp-client " + Ip("b") + " " + std::to_string(allowed) + " x"),
+      HasSubstr("error"));
   EXPECT_GT(Count(BASTION_DROP_ARP_NO_DEPENDENCY), 0u);
   // The allowed port still works afterwards, and got only A's connection.
-  EXPECT_THAT(Run(In("a") + tool_ + "tcp-client " + Ip("b") + " " + std::to_string(allowed) + " ok"),
+  EXPECT_THAT(ShellOutput(In("a") + tool_ + "tcp-client " + Ip("b") + " " +
+                          std::to_string(allowed) + " ok"),
               HasSubstr("reply ok"));
   EXPECT_EQ(*server->ReadLine(kWait), "got ok");
 }
@@ -151,14 +147,14 @@ TEST_F(NetnsIntegrationTest, SpoofedPacketsNeverArrive) {
   const NetnsLab::Container& b = lab_->container("b");
   const NetnsLab::Container& c = lab_->container("c");
   // C claims A's IP; A claims C's MAC; C claims A's IP and MAC. All addressed to B's MAC.
-  Run(In("c") + tool_ + "spoof eth0 " + c.mac.ToString() + " " + Ip("a") + " " +
-      b.mac.ToString() + " " + Ip("b") + " " + p + " spoofed-ip");
-  Run(In("a") + tool_ + "spoof eth0 " + c.mac.ToString() + " " + Ip("a") + " " +
-      b.mac.ToString() + " " + Ip("b") + " " + p + " spoofed-mac");
-  Run(In("c") + tool_ + "spoof eth0 " + a.mac.ToString() + " " + Ip("a") + " " +
-      b.mac.ToString() + " " + Ip("b") + " " + p + " spoofed-both");
+  ShellOutput(In("c") + tool_ + "spoof eth0 " + c.mac.ToString() + " " + Ip("a") + " " +
+              b.mac.ToString() + " " + Ip("b") + " " + p + " spoofed-ip");
+  ShellOutput(In("a") + tool_ + "spoof eth0 " + c.mac.ToString() + " " + Ip("a") + " " +
+              b.mac.ToString() + " " + Ip("b") + " " + p + " spoofed-mac");
+  ShellOutput(In("c") + tool_ + "spoof eth0 " + a.mac.ToString() + " " + Ip("a") + " " +
+              b.mac.ToString() + " " + Ip("b") + " " + p + " spoofed-both");
   // Then A's real datagram: the first (and only) one B receives.
-  Run(In("a") + tool_ + "udp-send " + Ip("b") + " " + p + " END");
+  ShellOutput(In("a") + tool_ + "udp-send " + Ip("b") + " " + p + " END");
   EXPECT_EQ(*udp->ReadLine(kWait), "got END");
   EXPECT_EQ(Count(BASTION_DROP_SPOOFED_IP), 1u);
   EXPECT_EQ(Count(BASTION_DROP_SPOOFED_MAC), 2u);
@@ -168,10 +164,10 @@ TEST_F(NetnsIntegrationTest, ArpScanFindsOnlyDependencies) {
   const NetnsLab::Container& a = lab_->container("a");
   const NetnsLab::Container& b = lab_->container("b");
   const NetnsLab::Container& c = lab_->container("c");
-  std::string from_a = Run(In("a") + tool_ + "arpscan eth0 " + a.mac.ToString() + " " + Ip("a") +
-                           " 10.213.0 1 12");
-  std::string from_c = Run(In("c") + tool_ + "arpscan eth0 " + c.mac.ToString() + " " + Ip("c") +
-                           " 10.213.0 1 12");
+  std::string from_a = ShellOutput(In("a") + tool_ + "arpscan eth0 " + a.mac.ToString() + " " +
+                                   Ip("a") + " 10.213.0 1 12");
+  std::string from_c = ShellOutput(In("c") + tool_ + "arpscan eth0 " + c.mac.ToString() + " " +
+                                   Ip("c") + " 10.213.0 1 12");
   auto answers = [](const std::string& out) {
     std::set<std::string> ips;
     for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
@@ -199,13 +195,14 @@ TEST_F(NetnsIntegrationTest, BridgeSnifferSeesNoDirectForwardedTraffic) {
     ASSERT_TRUE(ready.ok()) << ready.status();
   } while (!absl::StrContains(*ready, "listening on br0"));
 
-  Run(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(port) + " secret1 secret2 END");
+  ShellOutput(In("a") + tool_ + "udp-send " + Ip("b") + " " + std::to_string(port) +
+              " secret1 secret2 END");
   EXPECT_EQ(*udp->ReadLine(kWait), "got secret1");
   EXPECT_EQ(*udp->ReadLine(kWait), "got secret2");
   EXPECT_EQ(*udp->ReadLine(kWait), "got END");
   // Host port 7 is not in A's policy (dropped); port 9 is (crosses the bridge: the marker).
-  Run(In("a") + tool_ + "udp-send 10.213.0.1 7 denied");
-  Run(In("a") + tool_ + "udp-send 10.213.0.1 9 marker");
+  ShellOutput(In("a") + tool_ + "udp-send 10.213.0.1 7 denied");
+  ShellOutput(In("a") + tool_ + "udp-send 10.213.0.1 9 marker");
   auto captured = sniffer.ReadLine(kWait);
   ASSERT_TRUE(captured.ok()) << captured.status();
   EXPECT_THAT(*captured, HasSubstr(Ip("a") + ".")) << *captured;

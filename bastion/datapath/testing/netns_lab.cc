@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace dctk::bastion::testing {
@@ -34,6 +36,25 @@ absl::StatusOr<std::string> Shell(const std::string& command) {
                                             ": ", output));
   }
   return output;
+}
+
+std::string ShellOutput(const std::string& command) {
+  absl::StatusOr<std::string> out = Shell(command);
+  return out.ok() ? *out : std::string(out.status().message());
+}
+
+absl::StatusOr<PortServer> StartPortServer(const std::string& command, absl::Duration timeout) {
+  PortServer server{.child = std::make_unique<Child>(command)};
+  absl::StatusOr<std::string> line = server.child->ReadLine(timeout);
+  if (!line.ok()) return line.status();
+  uint32_t port = 0;
+  if (!absl::StartsWith(*line, "port ") || !absl::SimpleAtoi(line->substr(5), &port) || port == 0 ||
+      port > 65535) {
+    return absl::InternalError(
+        absl::StrCat("`", command, "`: first line is not \"port N\": ", *line));
+  }
+  server.port = static_cast<uint16_t>(port);
+  return server;
 }
 
 absl::StatusOr<std::unique_ptr<NetnsLab>> NetnsLab::Create(const std::string& prefix,

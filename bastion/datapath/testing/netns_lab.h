@@ -28,6 +28,10 @@ namespace dctk::bastion::testing {
 // Runs `command` with /bin/sh; returns its stdout, or an error naming it and its exit code.
 absl::StatusOr<std::string> Shell(const std::string& command);
 
+// Shell's output, or its error (which carries the output) as text: what a client printed,
+// whether or not it exited 0.
+std::string ShellOutput(const std::string& command);
+
 class NetnsLab {
  public:
   struct Container {
@@ -82,6 +86,14 @@ class Child {
   std::string out_buf_;
   std::string err_buf_;
 };
+
+// A server started with `command` that announces its port as its first line ("port N").
+struct PortServer {
+  std::unique_ptr<Child> child;
+  uint16_t port = 0;
+};
+// Starts it and reads the port; an error if the line does not come within `timeout`.
+absl::StatusOr<PortServer> StartPortServer(const std::string& command, absl::Duration timeout);
 
 }  // namespace dctk::bastion::testing
 
