@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "common/transport/free_port.h"
 #include "common/transport/udp_transport.h"
 #include "gtest/gtest.h"
 #include "speculative_paxos/kv_app.h"
@@ -22,25 +23,13 @@
 namespace dctk::spaxos {
 namespace {
 
-// A UDP port on 127.0.0.1 that was free a moment ago.
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // Three replicas with KV apps on one UdpTransport, run by their own thread.
 class Group {
  public:
   Group() {
     net_ = std::move(*transport::UdpTransport::Create());
-    for (int i = 0; i < 3; ++i) config_.replicas.push_back(transport::Address::Loopback(FreePort()));
+    for (int i = 0; i < 3; ++i)
+      config_.replicas.push_back(transport::Address::Loopback(transport::FreeLoopbackUdpPort()));
     config_.leader_timeout = absl::Milliseconds(40);
     for (int i = 0; i < 3; ++i) {
       apps_.push_back(std::make_unique<KvApp>());
@@ -109,7 +98,8 @@ TEST(ThreadedClientTest, BlockingAndAsyncCalls) {
 TEST(ThreadedClientTest, CallWithoutReplicasTimesOut) {
   // Nobody listens on these ports.
   std::vector<transport::Address> nowhere;
-  for (int i = 0; i < 3; ++i) nowhere.push_back(transport::Address::Loopback(FreePort()));
+  for (int i = 0; i < 3; ++i)
+    nowhere.push_back(transport::Address::Loopback(transport::FreeLoopbackUdpPort()));
   std::unique_ptr<ThreadedClient> client = MakeClient(nowhere, 1);
   absl::StatusOr<std::string> r = client->CallAndWait(KvApp::Get("k"), absl::Milliseconds(50));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
@@ -142,7 +132,8 @@ TEST(ThreadedClientTest, LeaderFailureIsHidden) {
 
 TEST(ThreadedClientTest, DestroyCancelsPendingCalls) {
   std::vector<transport::Address> nowhere;
-  for (int i = 0; i < 3; ++i) nowhere.push_back(transport::Address::Loopback(FreePort()));
+  for (int i = 0; i < 3; ++i)
+    nowhere.push_back(transport::Address::Loopback(transport::FreeLoopbackUdpPort()));
   std::unique_ptr<ThreadedClient> client = MakeClient(nowhere, 1);
   std::atomic<int> cancelled{0};
   for (int i = 0; i < 3; ++i) {

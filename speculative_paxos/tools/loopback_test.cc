@@ -3,6 +3,7 @@
 // mid-run and restarted without its state (--recover); every client must see
 // all its acknowledged writes afterwards. The sleeps only place the fault in
 // the middle of the run; success is the clients' exit status.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -10,16 +11,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <cstdlib>
-#include <memory>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/transport/free_port.h"
 #include "gtest/gtest.h"
 
 extern char** environ;
@@ -60,26 +60,14 @@ class Process {
   pid_t pid_ = -1;
 };
 
-// A UDP port on 127.0.0.1 that was free a moment ago.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 TEST(LoopbackTest, LeaderKilledAndRestartedLosesNoAcknowledgedWrite) {
   const std::string dir = std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp";
   const std::string conf = absl::StrCat(dir, "/shard.conf");
   {
     std::ofstream out(conf);
     for (int i = 0; i < 3; ++i) {
-      out << "nodes { name: \"r" << i << "\" address: \"127.0.0.1:" << FreePort() << "\" }\n";
+      out << "nodes { name: \"r" << i
+          << "\" address: \"127.0.0.1:" << dctk::transport::FreeLoopbackUdpPort() << "\" }\n";
     }
     out << "groups { name: \"shard0\" f: 1 members: [\"r0\", \"r1\", \"r2\"] }\n"
         << "timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 100 }\n";

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "common/transport/free_port.h"
 #include "common/transport/udp_transport.h"
 #include "glog/logging.h"
 #include "speculative_paxos/kv_app.h"
@@ -26,25 +27,14 @@
 namespace dctk::integration {
 namespace {
 
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // Three replicas of App on one UdpTransport and thread.
 template <typename App>
 class Group {
  public:
   Group() {
     net_ = std::move(*transport::UdpTransport::Create());
-    for (int i = 0; i < 3; ++i) config_.replicas.push_back(transport::Address::Loopback(FreePort()));
+    for (int i = 0; i < 3; ++i)
+      config_.replicas.push_back(transport::Address::Loopback(transport::FreeLoopbackUdpPort()));
     for (int i = 0; i < 3; ++i) {
       apps_.push_back(std::make_unique<App>());
       replicas_.push_back(std::make_unique<spaxos::Replica>(net_.get(), config_, i, apps_[i].get()));

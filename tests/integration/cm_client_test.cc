@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "common/transport/free_port.h"
 #include "common/transport/udp_transport.h"
 #include "gtest/gtest.h"
 #include "speculative_paxos/replica.h"
@@ -25,25 +26,13 @@ namespace {
 
 namespace cm = farm::cm;
 
-// A UDP port on 127.0.0.1 that was free a moment ago.
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // Three CM replicas on one UdpTransport, run by their own thread.
 class CmGroup {
  public:
   CmGroup() {
     net_ = std::move(*transport::UdpTransport::Create());
-    for (int i = 0; i < 3; ++i) config_.replicas.push_back(transport::Address::Loopback(FreePort()));
+    for (int i = 0; i < 3; ++i)
+      config_.replicas.push_back(transport::Address::Loopback(transport::FreeLoopbackUdpPort()));
     for (int i = 0; i < 3; ++i) {
       apps_.push_back(std::make_unique<CmApp>());
       replicas_.push_back(std::make_unique<spaxos::Replica>(net_.get(), config_, i, apps_[i].get()));
