@@ -20,8 +20,9 @@ CmService::CmService(CmServiceOptions o) : o_(std::move(o)) {
   if (!o_.now_ms) {
     const_cast<CmServiceOptions&>(o_).now_ms = [] { return absl::ToUnixMillis(absl::Now()); };
   }
+  if (o_.execute) return;
   absl::MutexLock l(&mu_);
-  state_.Execute(cm::InitCommand(o_.replicas, o_.region_size, o_.lease_ms));
+  config_ = state_.Execute(cm::InitCommand(o_.replicas, o_.region_size, o_.lease_ms)).config();
 }
 
 CmService::~CmService() {
@@ -31,6 +32,27 @@ CmService::~CmService() {
 }
 
 absl::Status CmService::Start(const std::string& host) {
+  if (o_.execute) {
+    cm::Result init = Execute(cm::InitCommand(o_.replicas, o_.region_size, o_.lease_ms));
+    if (init.code() == static_cast<int>(absl::StatusCode::kAlreadyExists))
+      init = Execute(cm::GetCommand());
+    const cm::Configuration& c = init.config();
+    if (init.code() == 0 && (c.replicas() != o_.replicas || c.region_size() != o_.region_size ||
+                             c.lease_ms() != o_.lease_ms)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "CM: the configuration state is initialised with replicas=", c.replicas(),
+          " region_size=", c.region_size(), " lease_ms=", c.lease_ms(), ", not replicas=",
+          o_.replicas, " region_size=", o_.region_size, " lease_ms=", o_.lease_ms));
+    }
+    if (init.code() != 0) {
+      absl::Status s = StatusOfResult(init);
+      return absl::Status(s.code(),
+                          absl::StrCat("CM: Init on the configuration state: ", s.message()));
+    }
+    // A service restarted over a replicated state finds its regions placed.
+    absl::MutexLock l(&mu_);
+    ready_ = c.regions_size() >= o_.regions;
+  }
   server_ = std::make_unique<ControlServer>([this](uint16_t m, absl::string_view req) { return Handle(m, req); });
   absl::Status s = server_->Start(host);
   if (!s.ok()) return s;
@@ -40,7 +62,7 @@ absl::Status CmService::Start(const std::string& host) {
 
 cm::Configuration CmService::config() const {
   absl::MutexLock l(&mu_);
-  return state_.config();
+  return config_;
 }
 
 CmRecoveryStats CmService::recovery_stats() const {
@@ -49,8 +71,24 @@ CmRecoveryStats CmService::recovery_stats() const {
 }
 
 cm::Result CmService::Execute(const cm::Command& c) {
+  if (!o_.execute) {
+    absl::MutexLock l(&mu_);
+    cm::Result r = state_.Execute(c);
+    config_ = r.config();
+    return r;
+  }
+  absl::StatusOr<cm::Result> r = o_.execute(c);
+  if (!r.ok()) {
+    cm::Result failed;
+    failed.set_code(static_cast<int32_t>(r.status().code()));
+    failed.set_message(std::string(r.status().message()));
+    absl::MutexLock l(&mu_);
+    *failed.mutable_config() = config_;
+    return failed;
+  }
   absl::MutexLock l(&mu_);
-  return state_.Execute(c);
+  if (r->has_config()) config_ = r->config();
+  return *std::move(r);
 }
 
 absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view req) {
@@ -109,7 +147,7 @@ void CmService::Monitor() {
       }
       absl::MutexLock l(&mu_);
       ready_ = true;
-      LOG(INFO) << "CM: cluster ready, configuration " << state_.config().id();
+      LOG(INFO) << "CM: cluster ready, configuration " << config_.id();
       continue;
     }
     cm::Result r = Execute(cm::TickCommand(o_.now_ms()));

@@ -13,6 +13,11 @@
 //     (farm/tx/recovery.h), install the new configuration, resolve, resume.
 // Clients read the configuration with a Get command.
 //
+// Where the commands run is a hook: by default a local ConfigState in this
+// process; with `execute` set, every command goes through it instead (the
+// integration runs them on CM replicas replicated with Speculative Paxos, so
+// a restarted service finds the placed regions and carries on).
+//
 // Example:
 //   CmService cm({.replicas = 2, .regions = 6, .expected_machines = {1, 2, 3}});
 //   absl::Status s = cm.Start("127.0.0.1");   // cm.address() for farmd --cm
@@ -28,6 +33,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -35,6 +41,10 @@
 #include "farm/server/control.h"
 
 namespace dctk::farm::server {
+
+// Runs one CM command where the configuration state lives and returns its
+// result; an error status means the command may not have run (retry).
+using CmExecutor = std::function<absl::StatusOr<cm::Result>(const cm::Command&)>;
 
 struct CmServiceOptions {
   uint32_t replicas = 2;
@@ -44,6 +54,9 @@ struct CmServiceOptions {
   std::vector<uint32_t> expected_machines;
   // Milliseconds on the CM's clock (injectable for tests).
   std::function<int64_t()> now_ms;
+  // Empty: a local ConfigState. Set: every command runs through it; Start()
+  // issues Init (idempotent on the replicated state) and fails if it fails.
+  CmExecutor execute;
 };
 
 struct CmRecoveryStats {
@@ -71,7 +84,8 @@ class CmService {
 
   const CmServiceOptions o_;
   mutable absl::Mutex mu_;
-  cm::ConfigState state_ ABSL_GUARDED_BY(mu_);
+  cm::ConfigState state_ ABSL_GUARDED_BY(mu_);     // used without o_.execute
+  cm::Configuration config_ ABSL_GUARDED_BY(mu_);  // after the last command
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::unique_ptr<ControlChannel>> channels_;  // Monitor thread only
