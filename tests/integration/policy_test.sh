@@ -1,12 +1,14 @@
 #!/bin/bash
 # policy_test.sh: tests/integration/policy.yaml under the real bastiond, on the nine
 # role containers (namespace runtime). bastiond must discover the containers,
-# accept and compile the policy (24 container dependencies: client->farm 3,
-# farm->farm 6, farm->cm 9, cm->cm 6), and enforce it: the CM replicas reach
-# each other and the FaRM machines register through Paxos, also after the CM
-# leader is killed (view change), while the client and the attacker cannot
-# reach the replicas (bastionctl counters names the drops: arp_no_dependency,
-# they cannot even resolve the replicas). Needs root; skips otherwise.
+# accept and compile the policy (36 container dependencies: client->farm 3,
+# client->cm 3, farm->farm 6, farm->cm 9, cm->cm 6, cm->farm 9), and enforce
+# it: the CM replicas reach each other and the FaRM machines register through
+# Paxos, also after the CM leader is killed (view change), while the client
+# and the attacker cannot reach the replicas' UDP port (bastionctl counters
+# names the drops: the attacker cannot even resolve them, arp_no_dependency;
+# the client may reach the cm containers on tcp/7101 only, policy_denied).
+# Needs root; skips otherwise.
 set -uo pipefail
 if [[ $(id -u) != 0 ]]; then echo "SKIPPED: needs root (namespaces, eBPF)"; exit 0; fi
 BIN=$(readlink -f tests/integration/cm_replica)
@@ -46,7 +48,7 @@ done
 ctl policy validate "$POLICY" || dctk_rt_die "policy does not validate"
 ctl policy show > "$DCTK_RT_WORK/policy.txt" || dctk_rt_die "bastionctl policy show failed"
 head -1 "$DCTK_RT_WORK/policy.txt"
-grep -q ': 24 dependencies' "$DCTK_RT_WORK/policy.txt" || dctk_rt_die "expected 24 dependencies"
+grep -q ': 36 dependencies' "$DCTK_RT_WORK/policy.txt" || dctk_rt_die "expected 36 dependencies"
 
 for i in 0 1 2; do
   dctk_rt_spawn cm$i replica "$RT_BIN/tests/integration/cm_replica" --config="$RT_WORK/cluster.conf" \
@@ -85,9 +87,11 @@ for ct in client attacker; do
 done
 ctl counters > "$DCTK_RT_WORK/counters.txt" || dctk_rt_die "bastionctl counters failed"
 sed -n '/uncovered flows/,$p' "$DCTK_RT_WORK/counters.txt"
-# Bastion names the drops: they cannot even resolve the replicas (ARP).
+# Bastion names the drops: the attacker cannot even resolve the replicas (ARP);
+# the client depends on the cm containers for tcp/7101 only.
+declare -A EXPECT=([client]=policy_denied [attacker]=arp_no_dependency)
 for ct in client attacker; do
-  grep -Eq "^ +$DCTK_RT_TAG$ct -> ${DCTK_RT_TAG}cm[0-2] .*(arp_no_dependency|no_dependency)" \
-    "$DCTK_RT_WORK/counters.txt" || dctk_rt_die "bastion reported no drop from $ct to the replicas"
+  grep -Eq "^ +$DCTK_RT_TAG$ct -> ${DCTK_RT_TAG}cm[0-2] .*${EXPECT[$ct]}" \
+    "$DCTK_RT_WORK/counters.txt" || dctk_rt_die "bastion reported no ${EXPECT[$ct]} drop from $ct to the replicas"
 done
 echo "policy_test: passed"
