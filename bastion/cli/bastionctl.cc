@@ -54,14 +54,16 @@ int Containers(api::Bastion::Stub& stub) {
   grpc::ClientContext ctx;
   api::ListContainersResponse out;
   if (grpc::Status s = stub.ListContainers(&ctx, {}, &out); !s.ok()) return Fail(s);
-  std::cout << absl::StrFormat("%-4s %-16s %-15s %-17s %-7s %s\n", "ID", "NAME", "IP", "MAC",
-                               "VETH", "LABELS");
+  std::cout << absl::StrFormat("%-4s %-16s %-15s %-17s %-7s %-7s %s\n", "ID", "NAME", "IP",
+                               "MAC", "VETH", "NET", "LABELS");
   for (const api::Container& c : out.containers()) {
     std::vector<std::string> labels;
     for (const auto& [k, v] : c.labels()) labels.push_back(k + "=" + v);
     std::sort(labels.begin(), labels.end());
-    std::cout << absl::StrFormat("%-4d %-16s %-15s %-17s %-7d %s\n", c.id(), c.name(), c.ip(),
-                                 c.mac(), c.host_ifindex(), absl::StrJoin(labels, ","));
+    std::cout << absl::StrFormat("%-4d %-16s %-15s %-17s %-7d %-7s %s\n", c.id(), c.name(),
+                                 c.ip(), c.mac(), c.host_ifindex(),
+                                 c.network_mode().empty() ? "-" : c.network_mode(),
+                                 absl::StrJoin(labels, ","));
   }
   return 0;
 }

@@ -8,7 +8,8 @@
 // datapath) and a restarted bastiond adopts and reconciles it.
 //
 //   bastiond --policy=bastion/manager/testdata/demo_policy.yaml
-//            --docker_socket=/run/podman/podman.sock --metrics=127.0.0.1:9470
+//            --docker_socket=/run/podman/podman.sock --label_filter=dctk=1a2b
+//            --metrics=127.0.0.1:9470
 //
 // It prints "bastiond: serving on <address>" once the API is up and
 // "bastiond: ready" after the first discovery round, for scripts to wait on.
@@ -28,6 +29,7 @@
 #include <iostream>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -35,6 +37,7 @@
 #include "absl/strings/str_join.h"
 #include "bastion/datapath/bpf_datapath.h"
 #include "bastion/manager/docker_source.h"
+#include "bastion/manager/label_filter.h"
 #include "bastion/manager/manager.h"
 #include "bastion/manager/netns_containers.h"
 #include "bastion/manager/service.h"
@@ -48,6 +51,9 @@ ABSL_FLAG(std::string, netns_dir, dctk::bastion::kDefaultNamespaceContainerDir,
           "directory of dctk namespace-container label files; empty = off");
 ABSL_FLAG(std::string, docker_socket, "",
           "Docker Engine API unix socket (podman system service); empty = off");
+ABSL_FLAG(std::vector<std::string>, label_filter, {},
+          "manage only containers with all of these labels (KEY=VALUE or KEY, comma-separated), "
+          "e.g. dctk=1a2b so a run manages only its own; applies to every source");
 ABSL_FLAG(std::string, pin_dir, "/sys/fs/bpf/bastion", "bpffs directory for the maps; empty = no pinning");
 ABSL_FLAG(std::string, state_file, "/run/bastion/state.json",
           "saved applied state, for restarts over pinned maps; empty = none");
@@ -138,12 +144,22 @@ int Run() {
   auto manager = std::make_unique<Manager>(
       datapath->get(), Manager::Options{.state_file = state_file, .detach_on_exit = cleanup},
       &manager_metrics);
+  absl::StatusOr<LabelFilter> filter = LabelFilter::Parse(absl::GetFlag(FLAGS_label_filter));
+  if (!filter.ok()) {
+    Log(absl::StrCat("error: --label_filter: ", filter.status().message()));
+    return 1;
+  }
   if (const std::string dir = absl::GetFlag(FLAGS_netns_dir); !dir.empty()) {
     EnsureDirectory(dir).IgnoreError();
-    manager->AddSource(std::make_unique<NamespaceContainerSource>(dir));
+    manager->AddSource(std::make_unique<LabelFilterSource>(
+        std::make_unique<NamespaceContainerSource>(dir), *filter));
   }
   if (const std::string socket = absl::GetFlag(FLAGS_docker_socket); !socket.empty()) {
-    manager->AddSource(std::make_unique<DockerSource>(socket));
+    // Filtered by the runtime, and again here (same filter) for any API that ignores it.
+    manager->AddSource(std::make_unique<LabelFilterSource>(
+        std::make_unique<DockerSource>(
+            DockerSource::Options{.socket = socket, .label_filter = filter->terms()}),
+        *filter));
   }
   absl::StatusOr<std::string> started = manager->Start();
   if (!started.ok()) {

@@ -1,9 +1,13 @@
-// End to end with real containers: podman (runc) runs three containers from a busybox
-// image imported offline, `podman system service` serves the Docker Engine API on a
-// unix socket, bastiond discovers the containers through it and enforces a policy; the
-// allowed flow works, denied ones fail with their drop reasons in `bastionctl monitor`.
-// Needs root and podman; removes its containers, image, service and sockets also when a
-// check fails.
+// End to end with real containers: podman (runc) runs containers from a busybox image
+// imported offline on a podman network of the test's own (netavark bridge), `podman
+// system service` serves the Docker Engine API on a unix socket, and bastiond
+// (--label_filter = this test's label, --poll_interval long enough that only runtime
+// events can drive it) discovers them through it and enforces a policy: the allowed flow
+// works, denied ones fail with their drop reasons in `bastionctl monitor`; a container
+// without the label is not managed; a host-network one is listed as such; a container
+// started later is enforced once its start event arrives, and a removed one disappears
+// from the manager. Needs root and podman; removes its containers, network, image,
+// service and sockets also when a check fails.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +29,9 @@ namespace dctk::bastion {
 namespace {
 
 using testing::Child;
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kPodman[] = "podman --runtime runc ";
 
@@ -45,6 +51,9 @@ class PodmanE2eTest : public ::testing::Test {
                     " -cf ", root, ".tar . && podman import ", root, ".tar ", image_))
                     .ok());
     made_image_ = true;
+    network_ = "bpe" + tag_;
+    ASSERT_TRUE(RunCommand(absl::StrCat(kPodman, "network create ", network_)).ok());
+    made_network_ = true;
     service_ = std::make_unique<Child>(
         absl::StrCat("podman system service --time=0 unix://", api_socket_));
     // The service is up when its API answers; bounded wait.
@@ -56,6 +65,8 @@ class PodmanE2eTest : public ::testing::Test {
     Run("server", "server", "nc -ll -p 8080 -e /bin/echo hello");
     Run("client", "client", "sleep 600");
     Run("attacker", "attacker", "sleep 600");
+    Run("outsider", "client", "sleep 600", /*labelled=*/false);
+    Run("hostnet", "client", "sleep 600", /*labelled=*/true, /*host_network=*/true);
     policy_ = ::testing::TempDir() + "/policy-" + tag_ + ".yaml";
     std::ofstream(policy_) << "version: 1\nservices:\n"
                               "  - name: client\n    select: {labels: {role: client}}\n"
@@ -69,6 +80,7 @@ class PodmanE2eTest : public ::testing::Test {
     for (const std::string& name : containers_) {
       RunCommand(absl::StrCat("podman rm -f -t 0 ", name)).IgnoreError();
     }
+    if (made_network_) RunCommand(absl::StrCat(kPodman, "network rm -f ", network_)).IgnoreError();
     service_.reset();
     if (made_image_) RunCommand("podman rmi -f " + image_).IgnoreError();
     RunCommand(absl::StrCat("rm -rf ", api_socket_, " ", ctl_socket_.substr(5), " ",
@@ -78,17 +90,23 @@ class PodmanE2eTest : public ::testing::Test {
 
   std::string Name(const std::string& role) { return absl::StrCat("bpe-", role, "-", tag_); }
 
-  void Run(const std::string& role, const std::string& label, const std::string& command) {
+  // A container labelled role=`label` (and with the test's own label if `labelled`) on
+  // the test's network, or on the host's with `host_network`.
+  void Run(const std::string& role, const std::string& label, const std::string& command,
+           bool labelled = true, bool host_network = false) {
     containers_.push_back(Name(role));
     absl::StatusOr<std::string> out = RunCommand(absl::StrCat(
         kPodman, "run -d --name ", Name(role), " --label role=", label,
+        labelled ? " --label bpe=" + tag_ : "", " --network ",
+        host_network ? std::string("host") : network_,
         " --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 ", image_, " ", command));
     ASSERT_TRUE(out.ok()) << out.status();
   }
 
   std::string Ip(const std::string& role) {
     absl::StatusOr<std::string> out = RunCommand(
-        "podman inspect -f '{{.NetworkSettings.IPAddress}}' " + Name(role));
+        "podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' " +
+        Name(role));
     return out.ok() ? std::string(absl::StripAsciiWhitespace(*out)) : "";
   }
 
@@ -106,36 +124,61 @@ class PodmanE2eTest : public ::testing::Test {
     }
   }
 
-  std::string tag_, image_, api_socket_, ctl_socket_, policy_;
+  std::string Containers() {
+    absl::StatusOr<std::string> out =
+        RunCommand(absl::StrCat("bastion/cli/bastionctl --server=", ctl_socket_, " containers"));
+    return out.ok() ? *out : "failed: " + std::string(out.status().message());
+  }
+
+  std::string tag_, image_, api_socket_, ctl_socket_, policy_, network_;
   bool made_image_ = false;
+  bool made_network_ = false;
   std::vector<std::string> containers_;
   std::unique_ptr<Child> service_, bastiond_, monitor_;
 };
 
 TEST_F(PodmanE2eTest, DiscoversThroughThePodmanApiAndEnforces) {
+  // Ten minutes between polls: after the first round only runtime events wake bastiond.
   bastiond_ = std::make_unique<Child>(absl::StrCat(
       "bastion/manager/bastiond --netns_dir= --pin_dir= --state_file= --cleanup_on_exit",
-      " --docker_socket=", api_socket_, " --listen=", ctl_socket_, " --policy=", policy_));
+      " --poll_interval=10m --label_filter=bpe=", tag_, " --docker_socket=", api_socket_,
+      " --listen=", ctl_socket_, " --policy=", policy_));
   WaitForLine(*bastiond_, "bastiond: ready");
-  absl::StatusOr<std::string> containers =
-      RunCommand(absl::StrCat("bastion/cli/bastionctl --server=", ctl_socket_, " containers"));
-  ASSERT_TRUE(containers.ok()) << containers.status();
-  for (const char* role : {"server", "client", "attacker"}) {
-    EXPECT_THAT(*containers, HasSubstr(Name(role)));
+  const std::string containers = Containers();
+  for (const char* role : {"server", "client", "attacker", "hostnet"}) {
+    EXPECT_THAT(containers, HasSubstr(Name(role)));
   }
-  EXPECT_THAT(*containers, HasSubstr(Ip("server")));
+  EXPECT_THAT(containers, Not(HasSubstr(Name("outsider"))));  // not this run's label
+  EXPECT_THAT(containers, HasSubstr(Ip("server")));
+  EXPECT_THAT(containers, ContainsRegex(Name("hostnet") + " .* host "));
 
   monitor_ = std::make_unique<Child>(
       absl::StrCat("bastion/cli/bastionctl --server=", ctl_socket_, " monitor"));
   WaitForLine(*monitor_, "monitoring verdict events");
   const std::string server = Ip("server");
   EXPECT_THAT(Exec("client", "nc -w 3 " + server + " 8080"), HasSubstr("hello"));
-  EXPECT_THAT(Exec("client", "nc -w 2 " + server + " 8081"), ::testing::Not(HasSubstr("hello")));
+  EXPECT_THAT(Exec("client", "nc -w 2 " + server + " 8081"), Not(HasSubstr("hello")));
   WaitForLine(*monitor_, absl::StrCat("DROP policy_denied ", Name("client"), " -> ",
                                       Name("server"), " tcp"));
-  EXPECT_THAT(Exec("attacker", "nc -w 2 " + server + " 8080"), ::testing::Not(HasSubstr("hello")));
+  EXPECT_THAT(Exec("attacker", "nc -w 2 " + server + " 8080"), Not(HasSubstr("hello")));
   WaitForLine(*monitor_, absl::StrCat("DROP arp_no_dependency ", Name("attacker"), " -> ",
                                       Name("server"), " arp"));
+
+  // A container started now is picked up from its start event (no poll comes for 10 min)
+  // and enforced: as a client it reaches the server; the server's tcp/8081 stays closed.
+  Run("late", "client", "sleep 600");
+  WaitForLine(*bastiond_, "containers added: " + Name("late"));
+  EXPECT_THAT(Containers(), HasSubstr(Name("late")));
+  EXPECT_THAT(Exec("late", "nc -w 3 " + server + " 8080"), HasSubstr("hello"));
+  EXPECT_THAT(Exec("late", "nc -w 2 " + server + " 8081"), Not(HasSubstr("hello")));
+  WaitForLine(*monitor_, absl::StrCat("DROP policy_denied ", Name("late"), " -> ",
+                                      Name("server"), " tcp"));
+
+  // Removed: gone from the manager after its events, the others unaffected.
+  ASSERT_TRUE(RunCommand(absl::StrCat("podman rm -f -t 0 ", Name("late"))).ok());
+  WaitForLine(*bastiond_, "containers removed: " + Name("late"));
+  EXPECT_THAT(Containers(), Not(HasSubstr(Name("late"))));
+  EXPECT_THAT(Exec("client", "nc -w 3 " + server + " 8080"), HasSubstr("hello"));
 }
 
 }  // namespace
