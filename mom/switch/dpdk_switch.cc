@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+static_assert(dctk::mom::kPortBands == dctk::mom::PortQueues<rte_mbuf*>::kBands);
+
 namespace dctk::mom {
 namespace {
 
@@ -103,7 +105,7 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
 }
 
 DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table)
-    : ports_(std::move(ports)), shapers_(ports_.size()), pool_(pool), core_(std::move(table)),
+    : ports_(std::move(ports)), shapers_(ports_.size()), counters_(ports_.size()), pool_(pool), core_(std::move(table)),
       queues_(static_cast<int>(ports_.size()), kQueuePackets) {}
 
 DpdkSwitch::~DpdkSwitch() {
@@ -122,6 +124,7 @@ int DpdkSwitch::Poll() {
   for (int in = 0; in < num_ports(); ++in) {
     const uint16_t n = rte_eth_rx_burst(ports_[in], 0, burst, kBurst);
     received += n;
+    counters_[in].rx_packets += n;
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = burst[i];
       Forwarding f;
@@ -135,7 +138,10 @@ int DpdkSwitch::Poll() {
       rte_mbuf_refcnt_update(m, static_cast<int16_t>(copies - 1));
       for (int out = 0; out < num_ports(); ++out) {
         if (!(f.out_ports >> out & 1)) continue;
-        if (!queues_.Enqueue(out, f.band, m)) {
+        if (queues_.Enqueue(out, f.band, m)) {
+          ++counters_[out].enqueued[f.band];
+        } else {
+          ++counters_[out].queue_full[f.band];
           core_.CountDrop(DropReason::kQueueFull);
           rte_pktmbuf_free(m);  // drops this copy's reference
         }
@@ -162,6 +168,22 @@ bool DpdkSwitch::Idle() const {
   return true;
 }
 
+SwitchCounters DpdkSwitch::Counters() const {
+  SwitchCounters c;
+  c.forwarded = core_.forwarded();
+  c.drops = core_.drops();
+  c.group_seqs.insert(core_.group_seqs().begin(), core_.group_seqs().end());
+  c.ports = counters_;
+  for (int p = 0; p < num_ports(); ++p) {
+    rte_eth_stats stats{};
+    if (rte_eth_stats_get(ports_[p], &stats) == 0) {
+      c.ports[p].rx_missed = stats.imissed + stats.ierrors;
+    }
+    for (int band = 0; band < kPortBands; ++band) c.ports[p].depth[band] = queues_.size(p, band);
+  }
+  return c;
+}
+
 void DpdkSwitch::Transmit(int port) {
   Shaper& shaper = shapers_[port];
   const bool shaped = shaper.bytes_per_cycle > 0;
@@ -182,6 +204,8 @@ void DpdkSwitch::Transmit(int port) {
     }
     if (n == 0) return;
     const uint16_t sent = rte_eth_tx_burst(ports_[port], 0, burst, n);
+    counters_[port].tx_packets += sent;
+    counters_[port].tx_full += n - sent;
     // The device is full: count and free the rest rather than reorder queues.
     for (uint16_t i = sent; i < n; ++i) {
       core_.CountDrop(DropReason::kTxFull);

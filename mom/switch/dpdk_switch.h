@@ -31,6 +31,7 @@
 #include "mom/switch/forwarding_table.h"
 #include "mom/switch/port_queues.h"
 #include "mom/switch/switch_core.h"
+#include "mom/switch/switch_counters.h"
 
 struct rte_mbuf;
 struct rte_mempool;
@@ -59,6 +60,9 @@ class DpdkSwitch {
   // received nothing).
   bool Idle() const;
 
+  // Every counter now, the devices' receive misses included.
+  SwitchCounters Counters() const;
+
   SwitchCore& core() { return core_; }
   int num_ports() const { return static_cast<int>(ports_.size()); }
 
@@ -74,6 +78,7 @@ class DpdkSwitch {
 
   std::vector<uint16_t> ports_;  // DPDK port ids, by switch port
   std::vector<Shaper> shapers_;
+  std::vector<PortCounters> counters_;  // by switch port; depth and rx_missed unused
   rte_mempool* pool_;
   SwitchCore core_;
   PortQueues<rte_mbuf*> queues_;

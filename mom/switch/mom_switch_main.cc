@@ -1,17 +1,21 @@
 // mom_switch: runs the MOM switch on DPDK af_packet ports until SIGINT/SIGTERM.
 //
 //   mom_switch --name=leaf0 --ifaces=veth0,veth1,veth2 [--config=switch.textproto]
-//              [--control=127.0.0.1:0] [--port_mbps=0:100,2:100] [--idle_sleep_us=20]
+//              [--control=127.0.0.1:0] [--metrics=127.0.0.1:0] [--port_mbps=0:100,2:100]
+//              [--idle_sleep_us=20]
 //
 // Port i is the i-th interface. The forwarding state is a dctk.mom.SwitchConfig
 // (controller/switch_config.proto): from --config in protobuf text format at
 // start, and from the controller at any time over gRPC (MomSwitch.Configure on
-// --control; port 0 picks a free port). Once forwarding, it prints one line
-//   mom_switch NAME ready control_port=PORT
-// so a launcher can connect. On exit it prints forwarded and dropped packet
-// counts by reason.
+// --control; port 0 picks a free port). With --metrics it serves its counters
+// (switch_metrics.h) for Prometheus at http://ADDRESS/metrics, refreshed every
+// 100 ms. Once forwarding, it prints one line
+//   mom_switch NAME ready control_port=PORT metrics_port=PORT ports=N rules=R
+// (port 0: not served) so a launcher can connect. On exit it prints forwarded
+// and dropped packet counts by reason.
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -25,14 +29,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/metrics/metrics_server.h"
 #include "google/protobuf/text_format.h"
 #include "mom/switch/control_service.h"
 #include "mom/switch/dpdk_switch.h"
+#include "mom/switch/switch_metrics.h"
 
 ABSL_FLAG(std::string, name, "switch", "switch name (the controller's topology node name)");
 ABSL_FLAG(std::string, ifaces, "", "comma-separated interfaces, one per switch port");
 ABSL_FLAG(std::string, config, "", "initial SwitchConfig in protobuf text format (default: empty)");
 ABSL_FLAG(std::string, control, "127.0.0.1:0", "gRPC control address; empty: no control API");
+ABSL_FLAG(std::string, metrics, "", "Prometheus /metrics address (port 0: any); empty: none");
 ABSL_FLAG(std::string, port_mbps, "", "line rates of shaped ports, PORT:MBPS,... (others unshaped)");
 ABSL_FLAG(int, idle_sleep_us, 0, "sleep this long when a poll finds no work (0: busy poll)");
 
@@ -108,21 +115,38 @@ int main(int argc, char** argv) {
     if (!started.ok()) return Fail(started.status());
     server = *std::move(started);
   }
+  auto registry = std::make_shared<dctk::metrics::Registry>();
+  dctk::mom::SwitchMetrics metrics(*registry, name, (*sw)->num_ports());
+  std::unique_ptr<dctk::metrics::MetricsServer> metrics_server;
+  if (!absl::GetFlag(FLAGS_metrics).empty()) {
+    absl::StatusOr<std::unique_ptr<dctk::metrics::MetricsServer>> started =
+        dctk::metrics::MetricsServer::Start(registry, absl::GetFlag(FLAGS_metrics));
+    if (!started.ok()) return Fail(started.status());
+    metrics_server = *std::move(started);
+  }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  std::printf("mom_switch %s ready control_port=%d ports=%zu rules=%d\n", name.c_str(),
-              control_port, ifaces.size(), config->rules_size());
+  std::printf("mom_switch %s ready control_port=%d metrics_port=%d ports=%zu rules=%d\n",
+              name.c_str(), control_port, metrics_server ? metrics_server->port() : 0,
+              ifaces.size(), config->rules_size());
   std::fflush(stdout);
 
   const int idle_sleep_us = absl::GetFlag(FLAGS_idle_sleep_us);
   dctk::mom::DpdkSwitch& s = **sw;
+  constexpr auto kPublishEvery = std::chrono::milliseconds(100);
+  auto next_publish = std::chrono::steady_clock::now();
   while (!stop) {
     const int received = s.Poll();
     mailbox.Drain(s.core());
+    if (metrics_server && std::chrono::steady_clock::now() >= next_publish) {
+      metrics.Publish(s.Counters());
+      next_publish = std::chrono::steady_clock::now() + kPublishEvery;
+    }
     if (received == 0 && idle_sleep_us > 0 && s.Idle()) usleep(idle_sleep_us);
   }
   mailbox.Close();
   if (server) server->Shutdown();
+  metrics_server.reset();
   const dctk::mom::SwitchCore& core = s.core();
   std::cout << "mom_switch " << name << ": forwarded " << core.forwarded();
   for (int r = 0; r < dctk::mom::kNumDropReasons; ++r) {

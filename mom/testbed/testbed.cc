@@ -50,6 +50,30 @@ std::string Testbed::netns(int host) const {
 
 uint32_t Testbed::ip(int host) const { return kHostNet + 1 + static_cast<uint32_t>(host); }
 
+std::string Testbed::mac(int host) const { return Mac(ip(host)); }
+
+std::string Testbed::SwitchPortIface(int node, int port) const {
+  return LinkEnd(topology_.ports(node)[port].link, node);
+}
+
+bool Testbed::switch_running(int node) const {
+  auto it = switches_.find(node);
+  return it != switches_.end() && it->second.pid > 0;
+}
+
+absl::Status Testbed::StopSwitch(int node, int signal) {
+  auto it = switches_.find(node);
+  if (it == switches_.end() || it->second.pid <= 0) {
+    return absl::NotFoundError(absl::StrCat("no running switch at node ", node));
+  }
+  SwitchProcess& sw = it->second;
+  sw.client.reset();
+  kill(sw.pid, signal);
+  waitpid(sw.pid, nullptr, 0);
+  sw.pid = -1;
+  return absl::OkStatus();
+}
+
 std::string Testbed::LinkEnd(int link, int node) const {
   const Link& l = topology_.links()[link];
   return absl::StrCat("m", options_.tag, "l", link, node == l.a ? "a" : "b");
@@ -180,7 +204,7 @@ absl::Status Testbed::SpawnSwitch(int node) {
       absl::StrCat("--ifaces=", absl::StrJoin(ifaces, ",")),
       absl::StrCat("--port_mbps=", absl::StrJoin(rates, ",")),
       absl::StrCat("--idle_sleep_us=", options_.idle_sleep_us),
-      "--control=127.0.0.1:0"};
+      "--control=127.0.0.1:0", "--metrics=127.0.0.1:0"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -221,17 +245,19 @@ absl::Status Testbed::StartSwitch(int node) {
   std::string line;
   char c;
   while (read(out0, &c, 1) == 1 && c != '\n') line.push_back(c);
-  const std::string key = "control_port=";
-  const size_t at = line.find(key);
-  int port = 0;
-  if (at == std::string::npos ||
-      !absl::SimpleAtoi(line.substr(at + key.size(), line.find(' ', at) - at - key.size()),
-                        &port)) {
+  auto field = [&line](const std::string& key, int* value) {
+    const size_t at = line.find(key + "=");
+    return at != std::string::npos &&
+           absl::SimpleAtoi(line.substr(at + key.size() + 1,
+                                        line.find(' ', at) - at - key.size() - 1),
+                            value);
+  };
+  if (!field("control_port", &sw.control_port) || !field("metrics_port", &sw.metrics_port)) {
     return absl::InternalError(absl::StrCat("mom_switch ", topology_.node(node).name,
                                             " did not start (said: '", line, "')"));
   }
   absl::StatusOr<std::unique_ptr<SwitchClient>> client =
-      SwitchClient::Connect(absl::StrCat("127.0.0.1:", port), absl::Seconds(10));
+      SwitchClient::Connect(control_address(node), absl::Seconds(10));
   if (!client.ok()) return client.status();
   sw.client = *std::move(client);
   return absl::OkStatus();
@@ -239,18 +265,24 @@ absl::Status Testbed::StartSwitch(int node) {
 
 absl::StatusOr<std::vector<GroupRoutes>> Testbed::Configure(const std::vector<GroupSpec>& groups,
                                                             const RootPolicy& policy) {
+  Topology working = topology_;
+  for (const auto& [node, sw] : switches_) {
+    if (sw.pid <= 0) working.FailNode(node);
+  }
   std::vector<GroupRoutes> all;
   std::vector<SwitchConfig> configs =
-      UnicastConfigs(topology_, [this](int host) { return ip(host); });
+      UnicastConfigs(working, [this](int host) { return ip(host); });
   for (const GroupSpec& spec : groups) {
-    absl::StatusOr<GroupRoutes> routes = ComputeRoutes(topology_, spec, policy);
+    absl::StatusOr<GroupRoutes> routes = ComputeRoutes(working, spec, policy);
     if (!routes.ok()) return routes.status();
-    if (absl::Status s = VerifyRoutes(topology_, *routes); !s.ok()) return s;
-    for (SwitchConfig& c : SwitchConfigs(topology_, *routes)) configs.push_back(std::move(c));
+    if (absl::Status s = VerifyRoutes(working, *routes); !s.ok()) return s;
+    for (SwitchConfig& c : SwitchConfigs(working, *routes)) configs.push_back(std::move(c));
     all.push_back(*std::move(routes));
   }
   std::map<std::string, SwitchClient*> clients;
-  for (auto& [node, sw] : switches_) clients[topology_.node(node).name] = sw.client.get();
+  for (auto& [node, sw] : switches_) {
+    if (sw.pid > 0) clients[topology_.node(node).name] = sw.client.get();
+  }
   if (absl::Status s = PushConfigs(clients, configs); !s.ok()) return s;
   return all;
 }
@@ -261,6 +293,16 @@ absl::StatusOr<SwitchStats> Testbed::Stats(int switch_node) {
     return absl::NotFoundError(absl::StrCat("no running switch at node ", switch_node));
   }
   return it->second.client->Stats();
+}
+
+int Testbed::metrics_port(int switch_node) const {
+  auto it = switches_.find(switch_node);
+  return it == switches_.end() ? 0 : it->second.metrics_port;
+}
+
+std::string Testbed::control_address(int switch_node) const {
+  auto it = switches_.find(switch_node);
+  return absl::StrCat("127.0.0.1:", it == switches_.end() ? 0 : it->second.control_port);
 }
 
 Testbed::~Testbed() { TearDown(); }

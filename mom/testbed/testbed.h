@@ -58,6 +58,15 @@ class Testbed {
   const Topology& topology() const { return topology_; }
   std::string netns(int host) const;
   uint32_t ip(int host) const;  // host byte order
+  std::string mac(int host) const;
+  // The interface (root namespace) behind port `port` of switch `node`: what
+  // its mom_switch drives, or what a Linux bridge can take over once stopped.
+  std::string SwitchPortIface(int node, int port) const;
+
+  // Stops switch `node`'s process with `signal` (SIGKILL: a crash) and waits
+  // for it. Its ports stay; Configure() then leaves it out.
+  absl::Status StopSwitch(int node, int signal);
+  bool switch_running(int node) const;
 
   // A UDP socket in `host`'s namespace.
   absl::StatusOr<int> UdpSocket(int host) const;
@@ -65,17 +74,24 @@ class Testbed {
   absl::Status RunIn(int host, const std::string& command) const;
 
   // Computes every group's routes, verifies them, and installs them with
-  // unicast routes between all hosts on every switch (replacing what was
-  // there). Returns the routes, in `groups` order.
+  // unicast routes between all hosts on every running switch (replacing what
+  // was there). Returns the routes, in `groups` order. Stopped switches are
+  // not routed through (failed in the topology used) and never chosen as root.
   absl::StatusOr<std::vector<GroupRoutes>> Configure(const std::vector<GroupSpec>& groups,
                                                      const RootPolicy& policy = {});
   absl::StatusOr<SwitchStats> Stats(int switch_node);
+  // Where switch `node` serves its Prometheus metrics (127.0.0.1:PORT/metrics).
+  int metrics_port(int switch_node) const;
+  // Its gRPC control address ("127.0.0.1:PORT").
+  std::string control_address(int switch_node) const;
 
  private:
   struct SwitchProcess {
     pid_t pid = -1;
     int go_fd = -1;      // the child execs mom_switch once this is written / closed
     int stdout_fd = -1;  // kept open so the exit report never hits a closed pipe
+    int control_port = 0;
+    int metrics_port = 0;
     std::unique_ptr<SwitchClient> client;
   };
 
