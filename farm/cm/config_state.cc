@@ -46,6 +46,8 @@ Result ConfigState::Execute(const Command& c) {
     case Command::kSetReplicaKey: return SetReplicaKey(c.set_replica_key());
     case Command::kRemove: return Remove(c.remove().machine());
     case Command::kGet: return Ok();
+    case Command::kAddBackups: return AddBackups();
+    case Command::kCaughtUp: return CaughtUp(c.caught_up());
     case Command::OP_NOT_SET: break;
   }
   return Error(absl::StatusCode::kInvalidArgument, "CM: command without an operation");
@@ -136,11 +138,16 @@ void ConfigState::RemoveFromRegions(uint32_t machine) {
     auto* reps = region.mutable_replicas();
     for (int i = 0; i < reps->size(); ++i) {
       if (reps->Get(i).machine() == machine) {
-        reps->erase(reps->begin() + i);  // a backup at [1] becomes primary if i == 0
+        // Copying backups come after every caught-up one, so if i == 0 the
+        // backup now at [0] is promoted only if it holds the whole region.
+        reps->erase(reps->begin() + i);
         break;
       }
     }
-    if (reps->empty()) region.set_lost(true);
+    if (reps->empty() || reps->Get(0).copying()) {
+      region.set_lost(true);  // no complete copy left
+      reps->Clear();
+    }
   }
 }
 
@@ -159,11 +166,70 @@ Result ConfigState::Remove(uint32_t machine) {
   return r;
 }
 
-Result ConfigState::CreateRegion() {
-  std::vector<fabric::MachineId> live;
+std::vector<uint32_t> ConfigState::StorageMachines() const {
+  std::vector<uint32_t> live;
   for (const Machine& m : config_.machines()) {
     if (!m.client()) live.push_back(m.id());
   }
+  return live;
+}
+
+Result ConfigState::AddBackups() {
+  const std::vector<uint32_t> live = StorageMachines();
+  Result r;
+  if (live.empty()) return Ok();
+  absl::StatusOr<PlacementRing> ring = PlacementRing::Create(live, kVirtualNodes);
+  if (!ring.ok()) return Error(ring.status().code(), std::string(ring.status().message()));
+  const uint64_t next = config_.id() + 1;
+  const uint32_t want = std::min<uint32_t>(config_.replicas(), static_cast<uint32_t>(live.size()));
+  for (Region& region : *config_.mutable_regions()) {
+    if (region.lost() || static_cast<uint32_t>(region.replicas_size()) >= want) continue;
+    // The region's own order on the ring (as CreateRegion placed it), minus
+    // the machines that already hold a copy.
+    absl::StatusOr<std::vector<fabric::MachineId>> order = ring->Place(region.id(), static_cast<uint32_t>(live.size()));
+    if (!order.ok()) return Error(order.status().code(), std::string(order.status().message()));
+    for (fabric::MachineId m : *order) {
+      if (static_cast<uint32_t>(region.replicas_size()) >= want) break;
+      const bool holds = std::any_of(region.replicas().begin(), region.replicas().end(),
+                                     [&](const Replica& rep) { return rep.machine() == m; });
+      if (holds) continue;
+      Replica* rep = region.add_replicas();
+      rep->set_machine(m);
+      rep->set_copying(true);
+      rep->set_added_in(next);
+      AddedBackup* a = r.add_added();
+      a->set_region(region.id());
+      a->set_machine(m);
+    }
+  }
+  if (r.added_size() > 0) config_.set_id(next);
+  *r.mutable_config() = config_;
+  return r;
+}
+
+Result ConfigState::CaughtUp(const Command::CaughtUp& c) {
+  for (Region& region : *config_.mutable_regions()) {
+    if (region.id() != c.region()) continue;
+    for (Replica& rep : *region.mutable_replicas()) {
+      if (rep.machine() != c.machine()) continue;
+      if (!rep.copying() || rep.added_in() != c.added_in()) {
+        return Error(absl::StatusCode::kFailedPrecondition,
+                     absl::StrCat("CM CaughtUp: machine ", c.machine(), "'s copy of region ", c.region(),
+                                  rep.copying() ? absl::StrCat(" was added in configuration ", rep.added_in(),
+                                                               ", not ", c.added_in())
+                                                : " is not copying"));
+      }
+      rep.set_copying(false);
+      return Ok();
+    }
+    return Error(absl::StatusCode::kNotFound,
+                 absl::StrCat("CM CaughtUp: machine ", c.machine(), " holds no copy of region ", c.region()));
+  }
+  return Error(absl::StatusCode::kNotFound, absl::StrCat("CM CaughtUp: no region ", c.region()));
+}
+
+Result ConfigState::CreateRegion() {
+  const std::vector<uint32_t> live = StorageMachines();
   if (live.empty()) return Error(absl::StatusCode::kFailedPrecondition, "CM CreateRegion: no machines");
   absl::StatusOr<PlacementRing> ring = PlacementRing::Create(live, kVirtualNodes);
   if (!ring.ok()) return Error(ring.status().code(), std::string(ring.status().message()));
@@ -264,6 +330,18 @@ Command RemoveMachineCommand(uint32_t machine) {
 Command GetCommand() {
   Command c;
   c.mutable_get();
+  return c;
+}
+Command AddBackupsCommand() {
+  Command c;
+  c.mutable_add_backups();
+  return c;
+}
+Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in) {
+  Command c;
+  c.mutable_caught_up()->set_region(region);
+  c.mutable_caught_up()->set_machine(machine);
+  c.mutable_caught_up()->set_added_in(added_in);
   return c;
 }
 

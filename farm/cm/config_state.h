@@ -7,8 +7,13 @@
 // When a machine leaves (its lease expired at a Tick, or RemoveMachine), the
 // configuration id bumps and every region it held loses that replica: where
 // it was primary, the first backup becomes primary (FaRM's promotion). A
-// region left with no replica is marked lost. Machines then find the new
-// configuration and run recovery (farm/tx/recovery.h).
+// region left with no complete replica is marked lost. Machines then find the
+// new configuration and run recovery (farm/tx/recovery.h).
+//
+// Re-replication: AddBackups gives every region left with fewer than
+// `replicas` copies new backups, marked copying; the service has them copy
+// the region from the primary, then CaughtUp marks each complete. A copying
+// backup is never promoted (copying ones stay after every complete one).
 //
 // Snapshot()/Restore() copy the whole state, so a speculative executor can
 // undo (ReplicatedConfigState below keeps one snapshot per executed slot,
@@ -25,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -51,6 +57,9 @@ class ConfigState {
   Result CreateRegion();
   Result SetReplicaKey(const Command::SetReplicaKey& c);
   Result Remove(uint32_t machine);
+  Result AddBackups();
+  Result CaughtUp(const Command::CaughtUp& c);
+  std::vector<uint32_t> StorageMachines() const;  // live, not clients
   Machine* FindMachine(uint32_t id);
   void RemoveFromRegions(uint32_t machine);
   Result Ok() const;
@@ -82,6 +91,8 @@ Command CreateRegionCommand();
 Command SetReplicaKeyCommand(uint32_t region, uint32_t machine, uint32_t key);
 Command RemoveMachineCommand(uint32_t machine);
 Command GetCommand();
+Command AddBackupsCommand();
+Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in);
 
 }  // namespace dctk::farm::cm
 

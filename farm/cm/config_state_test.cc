@@ -79,6 +79,104 @@ TEST(ConfigStateTest, RegionWithNoReplicaLeftIsLost) {
   EXPECT_TRUE(cm.config().regions(0).lost());
 }
 
+ConfigState FourMachines(int regions) {
+  ConfigState cm;
+  EXPECT_EQ(cm.Execute(InitCommand(2, 8 << 20, 100)).code(), 0);
+  for (uint32_t m = 1; m <= 4; ++m) EXPECT_EQ(cm.Execute(JoinCommand(m, "ep" + std::to_string(m), "", 0)).code(), 0);
+  for (int i = 0; i < regions; ++i) EXPECT_EQ(cm.Execute(CreateRegionCommand()).code(), 0);
+  return cm;
+}
+
+TEST(ConfigStateTest, AddBackupsRestoresCopiesAfterARemoval) {
+  ConfigState cm = FourMachines(12);
+  ASSERT_EQ(cm.Execute(RemoveMachineCommand(4)).code(), 0);
+  const uint64_t before = cm.config().id();
+  int short_regions = 0;
+  for (const Region& r : cm.config().regions()) short_regions += r.replicas_size() < 2;
+  ASSERT_GT(short_regions, 0);
+  Result r = cm.Execute(AddBackupsCommand());
+  ASSERT_EQ(r.code(), 0) << r.message();
+  EXPECT_EQ(r.added_size(), short_regions);
+  EXPECT_EQ(r.config().id(), before + 1);  // one configuration for all of them
+  for (const AddedBackup& a : r.added()) EXPECT_NE(a.machine(), 4u);
+  for (const Region& region : r.config().regions()) {
+    ASSERT_EQ(region.replicas_size(), 2);
+    EXPECT_NE(region.replicas(0).machine(), region.replicas(1).machine());
+    EXPECT_FALSE(region.replicas(0).copying());
+    if (region.replicas(1).copying()) EXPECT_EQ(region.replicas(1).added_in(), before + 1);
+  }
+  // Nothing short any more: a second AddBackups changes nothing.
+  Result again = cm.Execute(AddBackupsCommand());
+  EXPECT_EQ(again.added_size(), 0);
+  EXPECT_EQ(again.config().id(), before + 1);
+  // Same commands, same choices on another replica of the CM.
+  ConfigState other = FourMachines(12);
+  other.Execute(RemoveMachineCommand(4));
+  other.Execute(AddBackupsCommand());
+  EXPECT_EQ(other.Snapshot(), cm.Snapshot());
+}
+
+TEST(ConfigStateTest, CopyingBackupIsNeverPromoted) {
+  ConfigState cm = FourMachines(12);
+  cm.Execute(RemoveMachineCommand(4));
+  Result added = cm.Execute(AddBackupsCommand());
+  ASSERT_GT(added.added_size(), 0);
+  const AddedBackup a = added.added(0);
+  uint32_t primary = 0;
+  for (const Region& r : cm.config().regions()) {
+    if (r.id() == a.region()) primary = r.replicas(0).machine();
+  }
+  // The primary fails before the new backup finished copying: no complete
+  // copy is left, so the region is lost rather than served from a partial one.
+  ASSERT_EQ(cm.Execute(RemoveMachineCommand(primary)).code(), 0);
+  for (const Region& r : cm.config().regions()) {
+    if (r.id() == a.region()) EXPECT_TRUE(r.lost());
+  }
+}
+
+TEST(ConfigStateTest, CaughtUpBackupCountsAndIsPromoted) {
+  ConfigState cm = FourMachines(12);
+  cm.Execute(RemoveMachineCommand(4));
+  Result added = cm.Execute(AddBackupsCommand());
+  ASSERT_GT(added.added_size(), 0);
+  const uint64_t added_in = added.config().id();
+  const AddedBackup a = added.added(0);
+  // A stale or wrong CaughtUp is refused.
+  EXPECT_EQ(cm.Execute(CaughtUpCommand(a.region(), a.machine(), added_in - 1)).code(),
+            static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(cm.Execute(CaughtUpCommand(a.region(), 4, added_in)).code(),
+            static_cast<int>(absl::StatusCode::kNotFound));
+  Result up = cm.Execute(CaughtUpCommand(a.region(), a.machine(), added_in));
+  ASSERT_EQ(up.code(), 0) << up.message();
+  EXPECT_EQ(up.config().id(), added_in);  // no machine acts differently
+  EXPECT_EQ(cm.Execute(CaughtUpCommand(a.region(), a.machine(), added_in)).code(),
+            static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  uint32_t primary = 0;
+  for (const Region& r : cm.config().regions()) {
+    if (r.id() == a.region()) primary = r.replicas(0).machine();
+  }
+  cm.Execute(RemoveMachineCommand(primary));
+  for (const Region& r : cm.config().regions()) {
+    if (r.id() != a.region()) continue;
+    EXPECT_FALSE(r.lost());
+    ASSERT_GE(r.replicas_size(), 1);
+    EXPECT_EQ(r.replicas(0).machine(), a.machine());
+  }
+}
+
+TEST(ConfigStateTest, AddBackupsWithNoSpareMachineAddsNothing) {
+  ConfigState cm = ThreeMachines(6);
+  cm.Execute(RemoveMachineCommand(3));
+  Result r = cm.Execute(AddBackupsCommand());
+  ASSERT_EQ(r.code(), 0);
+  for (const Region& region : r.config().regions()) EXPECT_EQ(region.replicas_size(), 2);
+  cm.Execute(RemoveMachineCommand(2));
+  const uint64_t id = cm.config().id();
+  r = cm.Execute(AddBackupsCommand());  // one machine left: one copy is all there can be
+  EXPECT_EQ(r.added_size(), 0);
+  EXPECT_EQ(r.config().id(), id);
+}
+
 TEST(ConfigStateTest, SameCommandsSameState) {
   ConfigState a = ThreeMachines(5), b = ThreeMachines(5);
   a.Execute(SetReplicaKeyCommand(1, a.config().regions(0).replicas(0).machine(), 9));

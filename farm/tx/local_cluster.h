@@ -7,6 +7,11 @@
 // Kill(m) makes machine m fail-stop (server stopped, clients and fabric torn
 // down, so peers' operations to it fail); Recover({m}) has the CM remove it
 // (backups become primaries) and runs transaction recovery (recovery.h).
+// Rereplicate() then brings every region back to `replicas` copies: the CM
+// picks new backups (AddBackups), they host the region, a reconfiguration
+// makes every later commit reach them, and each copies the region from its
+// primary in chunks while transactions go on (see "Re-replication" in
+// farm/README.md for why the copy is consistent), then is marked CaughtUp.
 //
 // Example:
 //   auto cluster = LocalCluster<ShmFabric>::Create({.machines = 3, .replicas = 2}, MakeShm);
@@ -26,6 +31,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "farm/cm/config_state.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
@@ -35,6 +42,22 @@
 #include "farm/tx/tx_log.h"
 
 namespace dctk::farm::tx {
+
+struct RereplicationReport {
+  int backups_added = 0;
+  int objects_copied = 0;     // objects sent by primaries
+  int objects_installed = 0;  // of which newer than the backup's copy
+  uint64_t bytes_copied = 0;  // their slots
+  absl::Duration reconfigure;  // AddBackups + hosting + the blocking reconfiguration
+  absl::Duration copy;         // the background copy, all regions
+};
+
+// A new backup to fill (LocalCluster::AddBackups).
+struct BackupJob {
+  RegionId region = 0;
+  fabric::MachineId machine = 0;
+  uint64_t added_in = 0;  // the configuration that added it
+};
 
 struct LocalClusterOptions {
   int machines = 3;
@@ -107,6 +130,75 @@ class LocalCluster {
       if (n.machine) live.push_back(&n.machine->participant());
     }
     return RecoverTransactions(live, cm_.config().id(), [this] { InstallConfig(); });
+  }
+
+  // Gives every region short of copies new backups and copies the regions
+  // to them, `chunk_bytes` of objects per chunk. Transactions may run
+  // meanwhile (they see one reconfiguration: retry on Unavailable).
+  absl::StatusOr<RereplicationReport> Rereplicate(uint64_t chunk_bytes = 256 << 10) {
+    RereplicationReport report;
+    const absl::Time start = absl::Now();
+    absl::StatusOr<std::vector<BackupJob>> jobs = AddBackups();
+    if (!jobs.ok()) return jobs.status();
+    report.reconfigure = absl::Now() - start;
+    const absl::Time copy_start = absl::Now();
+    for (const BackupJob& job : *jobs) {
+      absl::Status s = CopyToBackup(job, chunk_bytes, &report);
+      if (!s.ok()) return s;
+    }
+    report.copy = absl::Now() - copy_start;
+    return report;
+  }
+
+  // The steps of Rereplicate. AddBackups: the CM picks the new backups, they
+  // host their regions, and a (blocking) reconfiguration makes every later
+  // commit send them COMMIT-BACKUP.
+  absl::StatusOr<std::vector<BackupJob>> AddBackups() {
+    cm::Result added = cm_.Execute(cm::AddBackupsCommand());
+    if (added.code() != 0) return CmStatus(added);
+    std::vector<BackupJob> jobs;
+    if (added.added_size() == 0) return jobs;
+    for (const cm::AddedBackup& a : added.added()) {
+      Node& n = machines_.at(a.machine());
+      const uint64_t size = cm_.config().region_size();
+      absl::StatusOr<fabric::MemoryRegion> mr = n.fabric->Register(size);
+      if (!mr.ok()) return mr.status();
+      n.machine->participant().HostRegion(a.region(), static_cast<uint8_t*>(mr->base), size);
+      absl::Status s = CmStatus(cm_.Execute(cm::SetReplicaKeyCommand(a.region(), a.machine(), mr->key)));
+      if (!s.ok()) return s;
+      jobs.push_back({a.region(), a.machine(), added.config().id()});
+    }
+    absl::StatusOr<RecoveryReport> reconfigured = Recover({});
+    if (!reconfigured.ok()) return reconfigured.status();
+    return jobs;
+  }
+
+  // Copies the job's region from its primary, chunk by chunk, then marks the
+  // backup caught up at the CM.
+  absl::Status CopyToBackup(const BackupJob& job, uint64_t chunk_bytes, RereplicationReport* report) {
+    Participant& to = machines_.at(job.machine).machine->participant();
+    for (uint64_t from = 0; from < cm_.config().region_size();) {
+      // The primary at each chunk: any primary since the backup was added
+      // holds every committed object, so a promotion mid-copy is fine.
+      absl::StatusOr<RegionInfo> info = table_.Lookup(job.region);
+      if (!info.ok()) return info.status();
+      auto it = machines_.find(info->primary().machine);
+      if (it == machines_.end() || !it->second.machine) {
+        return absl::UnavailableError(
+            absl::StrCat("copy of region ", job.region, ": primary ", info->primary().machine, " is down"));
+      }
+      absl::StatusOr<RegionChunk> chunk = it->second.machine->participant().CopyChunk(job.region, from, chunk_bytes);
+      if (!chunk.ok()) return chunk.status();
+      absl::StatusOr<int> installed = to.ApplyChunk(job.region, chunk->objects);
+      if (!installed.ok()) return installed.status();
+      report->objects_copied += static_cast<int>(chunk->objects.size());
+      report->objects_installed += *installed;
+      for (const WriteEntry& e : chunk->objects) report->bytes_copied += e.slot_bytes;
+      from = chunk->next;
+    }
+    absl::Status s = CmStatus(cm_.Execute(cm::CaughtUpCommand(job.region, job.machine, job.added_in)));
+    if (s.ok()) ++report->backups_added;
+    return s;
   }
 
  private:

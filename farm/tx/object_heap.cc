@@ -191,4 +191,20 @@ bool ObjectHeap::IsLive(GlobalAddress addr) const {
   return p.ok() && blocks_[p->block].slots[p->slot] == Slot::kLive;
 }
 
+std::vector<std::pair<GlobalAddress, uint32_t>> ObjectHeap::LiveFrom(uint64_t from, uint64_t max_bytes) const {
+  std::vector<std::pair<GlobalAddress, uint32_t>> out;
+  uint64_t bytes = 0;
+  for (uint64_t b = from / kBlockBytes; b < blocks_.size() && bytes < max_bytes; ++b) {
+    const Block& block = blocks_[b];
+    if (block.size_class < 0) continue;
+    for (uint32_t i = 0; i < block.slots.size() && bytes < max_bytes; ++i) {
+      const uint64_t offset = b * kBlockBytes + uint64_t{i} * block.slot_bytes;
+      if (offset < from || block.slots[i] != Slot::kLive) continue;
+      out.emplace_back(GlobalAddress(region_, static_cast<uint32_t>(offset)), block.slot_bytes);
+      bytes += block.slot_bytes;
+    }
+  }
+  return out;
+}
+
 }  // namespace dctk::farm::tx

@@ -22,6 +22,7 @@
 #define DCTK_FARM_TX_OBJECT_HEAP_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -59,6 +60,9 @@ class ObjectHeap {
   // FailedPrecondition if no object starts there.
   absl::StatusOr<uint32_t> SlotBytes(GlobalAddress addr) const;
   bool IsLive(GlobalAddress addr) const;
+  // Live objects (address, slot size) starting at offsets >= `from`, in
+  // address order, until their slots add up to at least `max_bytes`.
+  std::vector<std::pair<GlobalAddress, uint32_t>> LiveFrom(uint64_t from, uint64_t max_bytes) const;
 
   uint64_t live_objects() const { return live_; }
   uint32_t free_blocks() const;

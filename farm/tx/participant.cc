@@ -98,7 +98,9 @@ void Participant::UpdateHeap(const WriteEntry& e, size_t lines) {
   ObjectHeap* heap = hosted_.at(e.addr.region()).heap.get();
   absl::Status s;
   if (e.kind == EntryKind::kAlloc) s = heap->MarkLive(e.addr, static_cast<uint32_t>(lines * kLineSize));
-  if (e.kind == EntryKind::kFree) s = heap->MarkFree(e.addr);
+  // A backup still copying the region may see the free of an object whose
+  // copy has not arrived (its heap has no such object): nothing to free.
+  if (e.kind == EntryKind::kFree && heap->IsLive(e.addr)) s = heap->MarkFree(e.addr);
   LOG_IF(ERROR, !s.ok()) << "machine " << self_ << ": heap update for " << e.addr.ToString() << ": " << s;
 }
 
@@ -323,6 +325,66 @@ void Participant::Resolve(const Resolution& r) {
 void Participant::ReleaseAllReservations() {
   absl::MutexLock l(&mu_);
   for (auto& [id, h] : hosted_) h.heap->ReleaseAll();
+}
+
+absl::StatusOr<RegionChunk> Participant::CopyChunk(RegionId id, uint64_t from, uint64_t max_bytes) const {
+  absl::ReaderMutexLock l(&mu_);
+  auto it = hosted_.find(id);
+  if (it == hosted_.end() || !IsPrimary(id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("copy of region ", id, " from machine ", self_, ": not its primary"));
+  }
+  const Hosted& h = it->second;
+  RegionChunk chunk;
+  chunk.next = h.size;
+  for (const auto& [addr, slot_bytes] : h.heap->LiveFrom(from, max_bytes)) {
+    const uint8_t* obj = h.base + addr.offset();
+    const size_t lines = slot_bytes / kLineSize;
+    // Commits change objects only under mu_ (held here), so the copy is
+    // whole; a locked object still holds its last committed state.
+    std::vector<uint64_t> copy(slot_bytes / 8);
+    for (size_t w = 0; w < copy.size(); ++w) {
+      copy[w] = __atomic_load_n(reinterpret_cast<const uint64_t*>(obj) + w, __ATOMIC_ACQUIRE);
+    }
+    const uint64_t header = copy[0] & ~kLockBit;
+    WriteEntry e;
+    e.addr = addr;
+    e.version = (VersionOf(header) - 1) & kVersionMask;
+    e.kind = EntryKind::kAlloc;
+    e.slot_bytes = slot_bytes;
+    e.data.resize(PayloadCapacity(lines));
+    ExtractPayload(reinterpret_cast<const uint8_t*>(copy.data()), e.data.data(), e.data.size());
+    chunk.objects.push_back(std::move(e));
+    chunk.next = addr.offset() + uint64_t{slot_bytes};
+  }
+  return chunk;
+}
+
+absl::StatusOr<int> Participant::ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects) {
+  absl::MutexLock l(&mu_);
+  auto it = hosted_.find(id);
+  if (it == hosted_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("copy of region ", id, " to machine ", self_, ": no copy here"));
+  }
+  int installed = 0;
+  for (const WriteEntry& e : objects) {
+    uint8_t* obj = nullptr;
+    size_t lines = 0;
+    if (e.addr.region() != id) {
+      return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": object ", e.addr.ToString()));
+    }
+    absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines);
+    if (!s.ok()) return s;
+    installed += internal::InstallIfNewer(obj, lines, e);
+    // Whichever version won, the heap follows the object: live unless a
+    // newer record freed it.
+    const uint64_t header = __atomic_load_n(reinterpret_cast<uint64_t*>(obj), __ATOMIC_ACQUIRE);
+    if (IsAllocated(header)) {
+      s = it->second.heap->MarkLive(e.addr, e.slot_bytes);
+      if (!s.ok()) return s;
+    }
+  }
+  return installed;
 }
 
 absl::StatusOr<uint8_t*> Participant::ObjectAt(GlobalAddress addr) const {

@@ -58,6 +58,14 @@ struct Resolution {
   std::vector<WriteEntry> entries;
 };
 
+// Re-replication: consistent copies of a region's live objects, each as the
+// committed entry that would produce it (kind kAlloc, version = copied - 1,
+// slot_bytes, payload), and where the next chunk starts.
+struct RegionChunk {
+  std::vector<WriteEntry> objects;
+  uint64_t next = 0;  // the region's size once the last chunk was taken
+};
+
 struct ParticipantStats {
   uint64_t locks = 0, lock_conflicts = 0, commit_backups = 0, commit_primaries = 0;
   uint64_t aborts = 0, truncates = 0, allocs = 0, refused_config = 0;
@@ -93,6 +101,18 @@ class Participant {
   void Resolve(const Resolution& r);
   // Drops every reservation (recovery: their transactions cannot commit).
   void ReleaseAllReservations();
+
+  // Re-replication, at the primary: the live objects of region `id` that
+  // start at offsets >= `from`, about `max_bytes` of them, copied under this
+  // participant's lock (so none is torn or mid-commit; a locked object is
+  // copied as its last committed state). FailedPrecondition if this machine
+  // is not the region's primary.
+  absl::StatusOr<RegionChunk> CopyChunk(RegionId id, uint64_t from, uint64_t max_bytes) const;
+  // At a new (copying) backup: installs each copied object unless this copy
+  // already holds that version or a newer one (from a COMMIT-BACKUP record
+  // installed meanwhile), and marks it live in the heap. Returns how many
+  // objects it installed.
+  absl::StatusOr<int> ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects);
 
   // The local copy of an object (tests, re-replication).
   absl::StatusOr<uint8_t*> ObjectAt(GlobalAddress addr) const;
