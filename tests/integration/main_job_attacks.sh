@@ -1,0 +1,157 @@
+# main_job_attacks.sh: step 7 of the main job (sourced by main_job.sh, bash).
+#
+# The attacker (a container in no service of the policy) and the
+# network-privileged monitor try what an intruder on the container network
+# would: learn who is there, impersonate a FaRM machine, eavesdrop, reach the
+# service's ports, poison ARP caches. Each attack prints what the attacker got
+# and Bastion's verdict with the drop reason, read from bastiond's event stream
+# (events.jsonl, written by `bastionctl monitor --json`): the events from the
+# attacker's veth between the attack's start and end. Each row goes to
+# attacks.tsv for the report: name, what it tried, expected verdict (regex, or
+# "-" when nothing is sent), what the attacker got, defeated (1/0), verdict summary.
+#
+# Needs from main_job.sh: TAG, PY, HERE, BIN, GATEWAY, DCTK_RT_* (runtime.sh),
+# mac_of, dctk_rt_ip, dctk_rt_exec, ctl, say.
+
+ATTACKER_TOOL=("$PY" "$HERE/attack_tool.py")
+ATTACKS_TSV=$DCTK_RT_WORK/attacks.tsv
+
+# The attacker's commands run in its container.
+atk() { dctk_rt_exec attacker "${ATTACKER_TOOL[@]}" "$@" 2>&1 | grep '^result' | tail -1 | sed 's/^result //'; }
+events_now() { wc -l < "$DCTK_RT_WORK/events.jsonl"; }
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<< "$2"; }
+verdicts_between() {  # FROM TO: the attacker's drops in events.jsonl lines FROM+1..TO
+  awk -v from="$1" -v to="$2" -v c="\"container\":\"${TAG}attacker\"" '
+    NR > from && NR <= to && index($0, c) && index($0, "\"to_container\":false") &&
+    match($0, /"verdict":"[a-z_0-9]+"/) { n[substr($0, RSTART + 11, RLENGTH - 12)]++ }
+    END { for (v in n) printf "%s DROP %s x%d", (k++ ? "," : ""), v, n[v] }' "$DCTK_RT_WORK/events.jsonl" | sed 's/^ //'
+}
+forwarded_now() { ctl counters 2>/dev/null | awk '$1 == "forwarded" { print $2 }'; }
+
+# record NAME WHAT EXPECT GOT DEFEATED FROM: waits for the stream to catch up,
+# prints the attack's line and appends its row.
+record() {
+  local name=$1 what=$2 expect=$3 got=$4 defeated=$5 from=$6 to verdicts
+  sleep 0.3
+  to=$(events_now)
+  verdicts=$(verdicts_between "$from" "$to")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$what" "$expect" "$got" "$defeated" "$verdicts" >> "$ATTACKS_TSV"
+  say "$what ($(awk -v a="$ATTACK_T" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s)"
+  say "  attacker got: $got"
+  ATTACK_T=$(now)
+  say "  Bastion: ${verdicts:-no drop event}$( ((defeated)) && echo '  => blocked' || echo '  => NOT BLOCKED')"
+}
+
+# capture_start NS_OR_HOST IFACE FILTER PCAP: tcpdump in a container (or in
+# the host for "host"), in the background; capture_stop stops it.
+CAPTURE_PIDS=()
+capture_start() {
+  local where=$1 iface=$2 filter=$3 pcap=$4
+  if [[ $where == host ]]; then
+    tcpdump -i "$iface" -nn -U -w "$pcap" "$filter" 2>/dev/null &
+  else
+    ip netns exec "dctk-$TAG$where" tcpdump -i "$iface" -nn -U -w "$pcap" "$filter" 2>/dev/null &
+  fi
+  CAPTURE_PIDS+=($!)
+  BG_PIDS+=($!)
+}
+capture_stop() {
+  local p
+  sleep 0.2
+  for p in "${CAPTURE_PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
+  for p in "${CAPTURE_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  CAPTURE_PIDS=()
+}
+capture_stop_sniffers() { CAPTURE_PIDS=("${SNIFF_PIDS[@]}"); capture_stop; SNIFF_PIDS=(); }
+captured() { tcpdump -nn -r "$1" 2>/dev/null | wc -l; }
+
+run_attacks() {
+  local from got n ip mac
+  local farm0=$(dctk_rt_ip farm0) farm1=$(dctk_rt_ip farm1) cm0=$(dctk_rt_ip cm0)
+  local farm0_mac farm1_mac cm0_mac attacker_mac
+  farm0_mac=$(mac_of farm0) farm1_mac=$(mac_of farm1) cm0_mac=$(mac_of cm0) attacker_mac=$(mac_of attacker)
+  : > "$ATTACKS_TSV"
+  ATTACK_T=$(now)
+  # The sniffers (attacks 7 and 8) listen during all the others.
+  local fwd0 sniff_t0
+  fwd0=$(forwarded_now)
+  sniff_t0=$(now)
+  capture_start attacker eth0 "" "$DCTK_RT_WORK/sniff_attacker.pcap"
+  capture_start host "$DCTK_RT_BRIDGE" "" "$DCTK_RT_WORK/sniff_monitor.pcap"
+  SNIFF_PIDS=("${CAPTURE_PIDS[@]}")
+  CAPTURE_PIDS=()
+
+  # 1. Reconnaissance.
+  from=$(events_now)
+  got=$(atk arp-scan --net="$DCTK_RT_PREFIX.0/24" --timeout=1)
+  local ok=0
+  # Only the gateway (the host's address on the bridge) may answer.
+  [[ $(field answered "$got") == 0 || ( $(field answered "$got") == 1 && $(field who "$got") == "$GATEWAY" ) ]] && ok=1
+  record arp_scan "ARP scan of $DCTK_RT_PREFIX.0/24 from the attacker" arp_no_dependency \
+    "$(field answered "$got") of $(field asked "$got") addresses answered ($(field who "$got"))" "$ok" "$from"
+
+  # 2. Reaching the service's ports (it cannot even resolve them).
+  from=$(events_now)
+  got=$(dctk_rt_exec attacker "${ATTACKER_TOOL[@]}" connect \
+          --to="$farm0:7100/tcp,$farm0:7101/tcp,$cm0:7101/tcp,$cm0:7000/udp" 2>&1 | grep -c 'connected=1')
+  record connect "attacker connects to farm0 tcp/7100 (fabric), tcp/7101 (control), cm0 tcp/7101 (CM service), udp/7000 (replica)" \
+    arp_no_dependency "$got of 4 reached" "$(( got == 0 ))" "$from"
+
+  # 3. The same with the peers' MACs guessed (static neighbour entries: no ARP needed).
+  ip netns exec "dctk-${TAG}attacker" ip neigh replace "$farm0" lladdr "$farm0_mac" dev eth0 nud permanent
+  ip netns exec "dctk-${TAG}attacker" ip neigh replace "$cm0" lladdr "$cm0_mac" dev eth0 nud permanent
+  from=$(events_now)
+  got=$(dctk_rt_exec attacker "${ATTACKER_TOOL[@]}" connect --to="$farm0:7100/tcp,$cm0:7000/udp" 2>&1 | grep -c 'connected=1')
+  record connect_static_arp "attacker connects to farm0 tcp/7100 and cm0 udp/7000 with their MACs set by hand" \
+    no_dependency "$got of 2 reached" "$(( got == 0 ))" "$from"
+
+  # 4. IP spoofing: datagrams "from farm0" to the replica port farm0 may use.
+  capture_start cm0 eth0 "ether src $attacker_mac" "$DCTK_RT_WORK/spoof_ip.pcap"
+  sleep 0.3
+  from=$(events_now)
+  atk spoof --dst="$cm0" --dst-mac="$cm0_mac" --dport=7000 --src-ip="$farm0" --count=5 >/dev/null
+  capture_stop
+  n=$(captured "$DCTK_RT_WORK/spoof_ip.pcap")
+  record spoof_ip "IP spoofing: 5 UDP datagrams to cm0:7000 with farm0's source IP (allowed for farm0)" spoofed_ip \
+    "$n of 5 arrived in cm0" "$(( n == 0 ))" "$from"
+
+  # 5. MAC spoofing: the attacker's IP with farm0's MAC, to farm1.
+  capture_start farm1 eth0 "src host $(dctk_rt_ip attacker)" "$DCTK_RT_WORK/spoof_mac.pcap"
+  sleep 0.3
+  from=$(events_now)
+  atk spoof --dst="$farm1" --dst-mac="$farm1_mac" --dport=7100 --src-mac="$farm0_mac" --count=5 >/dev/null
+  capture_stop
+  n=$(captured "$DCTK_RT_WORK/spoof_mac.pcap")
+  record spoof_mac "MAC spoofing: 5 frames to farm1 with farm0's MAC" spoofed_mac \
+    "$n of 5 arrived in farm1" "$(( n == 0 ))" "$from"
+
+  # 6. ARP poisoning: "farm0 is at the attacker's MAC", to farm1 and to everyone.
+  from=$(events_now)
+  atk arp-poison --victim="$farm1" --victim-mac="$farm1_mac" --claim="$farm0" --count=3 >/dev/null
+  sleep 0.2
+  if ip netns exec "dctk-${TAG}farm1" ip neigh show | grep -qi "$attacker_mac"; then n=1; else n=0; fi
+  record arp_poison "ARP poisoning: forged replies and gratuitous ARP claiming farm0's IP" arp_spoofed \
+    "$( ((n)) && echo "farm1's ARP cache maps an address to the attacker's MAC" || echo "no ARP cache points at the attacker")" \
+    "$(( n == 0 ))" "$from"
+
+  # 7-8. Eavesdropping: the sniffers ran during attacks 1-6 while the
+  # workload ran. The attacker's own ARP for the gateway (allowed: it goes to
+  # the host) shows that both sniffers capture what does pass their way.
+  dctk_rt_exec attacker busybox arping -c 2 -w 1 "$GATEWAY" >/dev/null 2>&1
+  local sniff_s fwd1
+  sniff_s=$(awk -v a="$sniff_t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+  from=$(events_now)
+  capture_stop_sniffers
+  fwd1=$(forwarded_now)
+  for who in attacker monitor; do
+    got=$("$PY" "$HERE/attack_tool.py" sniff-count --pcap="$DCTK_RT_WORK/sniff_$who.pcap" --hosts="$SERVICE_IPS" \
+            --exclude-mac="$attacker_mac" |
+          sed -n 's/^result //p')
+    n=$(field service_packets "$got")
+    local where="its own interface (eth0)"
+    [[ $who == monitor ]] && where="the bridge $DCTK_RT_BRIDGE, from the host's network"
+    record "sniff_$who" "tcpdump for ${sniff_s} s (during the attacks above) by the $who on $where" - \
+      "$(field captured "$got") packets captured, ${n:-?} of them FaRM/CM traffic (meanwhile Bastion forwarded $((fwd1 - fwd0)) packets straight into the peers' namespaces)" \
+      "$(( ${n:-1} == 0 && fwd1 > fwd0 ))" "$from"
+  done
+}
