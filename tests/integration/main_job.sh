@@ -201,6 +201,14 @@ WORKLOAD=("$RT_BIN/farm/workload/farm_workload" --cm="$CM_ADDR" --host="$(dctk_r
 say "the client joins the CM as a leased client, creates 64 accounts of 1000, then transfers money between"
 say "them in transactions (2 threads) while a third thread reads balances with one-sided reads"
 dctk_rt_spawn client workload "${WORKLOAD[@]}"
+# Its clock (the progress lines' t=) starts when it prints "workload start",
+# once the bank exists: the report's time axis starts there too.
+for _ in $(seq 600); do
+  grep -q '^workload start' "$DCTK_RT_WORK/client.workload.log" && break
+  dctk_rt_alive client workload || fail "the workload client exited: $(tail -3 "$DCTK_RT_WORK/client.workload.log")"
+  sleep 0.05
+done
+grep -q '^workload start' "$DCTK_RT_WORK/client.workload.log" || fail "the workload client did not start within 30 s"
 mark workload_start
 WORKLOAD_T0=$(now)
 # The client's progress lines, as they come (tail ends with the workload).
