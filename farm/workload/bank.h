@@ -5,6 +5,14 @@
 // transfers reported committed must explain every final balance exactly (no
 // lost or duplicated commit).
 //
+// A coordinator that must settle transfers whose outcome it did not learn
+// (Commit returned Unknown across a failure) gives them a Journal: an 8-byte
+// counter object it alone writes, incremented by every transfer of that
+// coordinator in the same transaction, so the counter's value is the id of
+// the coordinator's last committed transfer. Settle() reads it to decide the
+// pending transfer; CheckJournal() at the end finds a transfer that committed
+// without being counted, or was counted without committing.
+//
 // Example:
 //   absl::StatusOr<Bank> bank = Bank::Create(client, /*accounts=*/16, /*initial=*/1000);
 //   Bank::Ledger ledger;
@@ -58,8 +66,38 @@ class Bank {
   // An existing bank (addresses published by whoever created it).
   Bank(std::vector<GlobalAddress> accounts, uint64_t initial) : accounts_(std::move(accounts)), initial_(initial) {}
 
+  // One coordinator's transfer counter and its transfer of unknown outcome.
+  struct Journal {
+    GlobalAddress counter;
+    uint64_t committed = 0;  // this coordinator's transfers in the ledger
+    bool pending = false;    // a transfer whose Commit returned Unknown
+    int from = 0, to = 0;
+    uint64_t amount = 0;
+    uint64_t settled_committed = 0, settled_aborted = 0;  // pending ones decided by Settle
+  };
+
   template <typename Client>
-  absl::Status Transfer(Client& client, std::mt19937_64& rng, Ledger* ledger) const {
+  static absl::StatusOr<Journal> CreateJournal(Client& client) {
+    auto tx = client.Begin();
+    absl::StatusOr<GlobalAddress> a = tx.Alloc(8);
+    if (!a.ok()) return a.status();
+    absl::Status s = tx.Write(*a, Encode(0));
+    if (s.ok()) s = tx.Commit();
+    if (!s.ok()) return s;
+    Journal j;
+    j.counter = *a;
+    return j;
+  }
+
+  // A random transfer. With a journal, a pending transfer is settled first
+  // (its error returned if it cannot be yet) and the counter is incremented in
+  // the transfer's transaction; Unknown leaves the transfer pending.
+  template <typename Client>
+  absl::Status Transfer(Client& client, std::mt19937_64& rng, Ledger* ledger, Journal* journal = nullptr) const {
+    if (journal != nullptr && journal->pending) {
+      absl::Status s = Settle(client, journal, ledger);
+      if (!s.ok()) return s;
+    }
     const int n = static_cast<int>(accounts_.size());
     const int from = static_cast<int>(rng() % n);
     const int to = static_cast<int>((from + 1 + rng() % (n - 1)) % n);
@@ -71,14 +109,51 @@ class Bank {
     const uint64_t amount = std::min<uint64_t>(Decode(*a), rng() % 100);
     absl::Status s = tx.Write(accounts_[from], Encode(Decode(*a) - amount));
     if (s.ok()) s = tx.Write(accounts_[to], Encode(Decode(*b) + amount));
+    if (s.ok() && journal != nullptr) s = tx.Write(journal->counter, Encode(journal->committed + 1));
     if (s.ok()) s = tx.Commit();
     if (s.ok()) {
-      if (ledger->delta.size() < accounts_.size()) ledger->delta.resize(accounts_.size());
-      ledger->delta[from] -= static_cast<int64_t>(amount);
-      ledger->delta[to] += static_cast<int64_t>(amount);
-      ++ledger->committed;
+      Apply(from, to, amount, ledger);
+      if (journal != nullptr) ++journal->committed;
+    } else if (journal != nullptr && absl::IsUnknown(s)) {
+      journal->pending = true;
+      journal->from = from;
+      journal->to = to;
+      journal->amount = amount;
     }
     return s;
+  }
+
+  // Decides the journal's pending transfer from its counter: committed iff
+  // the counter holds its id. An error (e.g. the counter still locked while
+  // recovery decides) leaves it pending.
+  template <typename Client>
+  absl::Status Settle(Client& client, Journal* journal, Ledger* ledger) const {
+    absl::StatusOr<uint64_t> counter = ReadCounter(client, *journal);
+    if (!counter.ok()) return counter.status();
+    if (*counter == journal->committed + 1) {
+      Apply(journal->from, journal->to, journal->amount, ledger);
+      ++journal->committed;
+      ++journal->settled_committed;
+    } else if (*counter == journal->committed) {
+      ++journal->settled_aborted;
+    } else {
+      return absl::DataLossError(absl::StrCat("journal at ", journal->counter.ToString(), " holds ", *counter,
+                                              " but the coordinator counted ", journal->committed));
+    }
+    journal->pending = false;
+    return absl::OkStatus();
+  }
+
+  // OK iff the counter equals the transfers this coordinator counted.
+  template <typename Client>
+  absl::Status CheckJournal(Client& client, const Journal& journal) const {
+    absl::StatusOr<uint64_t> counter = ReadCounter(client, journal);
+    if (!counter.ok()) return counter.status();
+    if (*counter != journal.committed) {
+      return absl::DataLossError(absl::StrCat("journal at ", journal.counter.ToString(), ": ", *counter,
+                                              " transfers committed, ", journal.committed, " counted"));
+    }
+    return absl::OkStatus();
   }
 
   // The total over a consistent snapshot (read-only transaction).
@@ -130,6 +205,21 @@ class Bank {
 
  private:
   explicit Bank(uint64_t initial) : initial_(initial) {}
+  void Apply(int from, int to, uint64_t amount, Ledger* ledger) const {
+    if (ledger->delta.size() < accounts_.size()) ledger->delta.resize(accounts_.size());
+    ledger->delta[from] -= static_cast<int64_t>(amount);
+    ledger->delta[to] += static_cast<int64_t>(amount);
+    ++ledger->committed;
+  }
+  template <typename Client>
+  static absl::StatusOr<uint64_t> ReadCounter(Client& client, const Journal& journal) {
+    auto tx = client.Begin();
+    absl::StatusOr<std::string> v = tx.Read(journal.counter, 8);
+    if (!v.ok()) return v.status();
+    absl::Status s = tx.Commit();
+    if (!s.ok()) return s;
+    return Decode(*v);
+  }
   static std::string Encode(uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
   static uint64_t Decode(const std::string& s) {
     uint64_t v = 0;

@@ -75,5 +75,51 @@ TEST(BankTest, InvariantAndLedgerHoldAcrossAMachineFailure) {
          absl::FormatDuration(r->duration).c_str());
 }
 
+// The journal settles a transfer whose reply was lost: committed iff the
+// counter holds its id; a counter that disagrees with the coordinator is data loss.
+TEST(BankTest, JournalSettlesATransferOfUnknownOutcome) {
+  auto c = tx::MakeShmCluster();
+  auto& client = c->client(1);
+  absl::StatusOr<Bank> bank = Bank::Create(client, 2, 1000);
+  ASSERT_TRUE(bank.ok()) << bank.status();
+  absl::StatusOr<Bank::Journal> journal = Bank::CreateJournal(client);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  std::mt19937_64 rng(7);
+  Bank::Ledger ledger;
+  absl::Status s = bank->Transfer(client, rng, &ledger, &*journal);
+  while (absl::IsAborted(s)) s = bank->Transfer(client, rng, &ledger, &*journal);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(journal->committed, 1u);
+  EXPECT_TRUE(bank->CheckJournal(client, *journal).ok());
+  EXPECT_TRUE(bank->CheckLedger(client, ledger).ok());
+
+  // The same transfer as if its Commit had returned Unknown: it committed.
+  Bank::Journal lost = *journal;
+  lost.committed = 0;
+  lost.pending = true;
+  lost.from = ledger.delta[0] < 0 ? 0 : 1;
+  lost.to = 1 - lost.from;
+  lost.amount = static_cast<uint64_t>(std::abs(ledger.delta[0]));
+  Bank::Ledger settled;
+  ASSERT_TRUE(bank->Settle(client, &lost, &settled).ok());
+  EXPECT_FALSE(lost.pending);
+  EXPECT_EQ(lost.settled_committed, 1u);
+  EXPECT_TRUE(bank->CheckLedger(client, settled).ok());
+
+  // A pending transfer the counter does not hold did not commit.
+  Bank::Journal not_committed = *journal;
+  not_committed.pending = true;
+  Bank::Ledger unchanged = ledger;
+  ASSERT_TRUE(bank->Settle(client, &not_committed, &unchanged).ok());
+  EXPECT_EQ(not_committed.settled_aborted, 1u);
+  EXPECT_EQ(unchanged.committed, ledger.committed);
+
+  Bank::Journal wrong = *journal;
+  wrong.committed = 5;
+  EXPECT_TRUE(absl::IsDataLoss(bank->CheckJournal(client, wrong)));
+  wrong.pending = true;
+  EXPECT_TRUE(absl::IsDataLoss(bank->Settle(client, &wrong, &unchanged)));
+}
+
 }  // namespace
 }  // namespace dctk::farm::workload

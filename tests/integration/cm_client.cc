@@ -45,7 +45,7 @@ int64_t CmClient::Now() const {
   return options_.now_ms ? options_.now_ms() : absl::ToUnixMillis(absl::Now());
 }
 
-absl::StatusOr<cm::Result> CmClient::Execute(const cm::Command& command) {
+absl::StatusOr<cm::Result> CmClient::Submit(const cm::Command& command) {
   absl::StatusOr<std::string> reply =
       client_->CallAndWait(command.SerializeAsString(), options_.call_timeout);
   if (!reply.ok()) return reply.status();
@@ -53,8 +53,14 @@ absl::StatusOr<cm::Result> CmClient::Execute(const cm::Command& command) {
   if (!result.ParseFromString(*reply)) {
     return absl::DataLossError("CmClient: malformed Result from the CM replicas");
   }
-  if (result.code() != 0) {
-    return absl::Status(static_cast<absl::StatusCode>(result.code()), result.message());
+  return result;
+}
+
+absl::StatusOr<cm::Result> CmClient::Execute(const cm::Command& command) {
+  absl::StatusOr<cm::Result> result = Submit(command);
+  if (!result.ok()) return result.status();
+  if (result->code() != 0) {
+    return absl::Status(static_cast<absl::StatusCode>(result->code()), result->message());
   }
   return result;
 }

@@ -63,6 +63,10 @@ class CmClient {
 
   // Any command; an error result becomes its Status.
   absl::StatusOr<farm::cm::Result> Execute(const farm::cm::Command& command);
+  // Any command; the CM's Result as it came, a rejection included (its code).
+  // An error status only when no Result came back: the command may or may not
+  // have run (farm/server's CmExecutor contract).
+  absl::StatusOr<farm::cm::Result> Submit(const farm::cm::Command& command);
 
   // Initialises the CM, or checks that it already holds these parameters
   // (FailedPrecondition if it holds others). Any number of callers may race.

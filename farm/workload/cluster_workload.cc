@@ -1,0 +1,250 @@
+#include "farm/workload/cluster_workload.h"
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/metrics/histogram.h"
+#include "farm/client/farm_client.h"
+#include "farm/fabric/net_fabric.h"
+#include "farm/fabric/shm_fabric.h"
+#include "farm/workload/bank.h"
+
+namespace dctk::farm::workload {
+namespace {
+
+using metrics::Histogram;
+
+uint64_t Us(uint64_t ns) { return ns / 1000; }
+
+// One thread's counters: `interval` ones are harvested by the reporter under
+// `mu`; ledger and journal are the thread's own until it is joined.
+struct Worker {
+  absl::Mutex mu;
+  Histogram interval, all, lookup_interval;
+  uint64_t aborts = 0, errors = 0, lookups = 0;  // interval
+  uint64_t total_aborts = 0, total_errors = 0, total_unknown = 0, total_lookups = 0;
+  Bank::Ledger ledger;
+  Bank::Journal journal;
+};
+
+absl::Status Validate(const ClusterWorkloadOptions& o) {
+  if (o.cm_address.empty()) return absl::InvalidArgumentError("workload: the CM address is required");
+  if (o.fabric != "net" && o.fabric != "shm") {
+    return absl::InvalidArgumentError(absl::StrCat("workload: fabric must be net or shm, not '", o.fabric, "'"));
+  }
+  if (o.transfer_threads < 1 || o.lookup_threads < 0) {
+    return absl::InvalidArgumentError("workload: at least one transfer thread, no negative lookup threads");
+  }
+  if (o.accounts < 2) return absl::InvalidArgumentError("workload: at least 2 accounts");
+  if (o.report_every <= absl::ZeroDuration()) return absl::InvalidArgumentError("workload: report interval must be positive");
+  return absl::OkStatus();
+}
+
+// Retries `op` (refreshing the configuration after a failure) until it
+// succeeds, finds data loss (a broken invariant: final) or `deadline`.
+template <typename F, typename Op>
+absl::Status Retry(client::FarmClient<F>& c, absl::Time deadline, Op op) {
+  absl::Status s = op();
+  while (!s.ok() && !absl::IsDataLoss(s) && absl::Now() < deadline) {
+    if (!absl::IsAborted(s)) {
+      absl::SleepFor(absl::Milliseconds(20));
+      (void)c.Refresh();
+    }
+    s = op();
+  }
+  return s;
+}
+
+template <typename F>
+absl::StatusOr<std::unique_ptr<F>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id);
+template <>
+absl::StatusOr<std::unique_ptr<fabric::NetFabric>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id) {
+  return fabric::NetFabric::Create({.machine_id = id, .listen_host = o.host});
+}
+template <>
+absl::StatusOr<std::unique_ptr<fabric::ShmFabric>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id) {
+  return fabric::ShmFabric::Create({.machine_id = id});
+}
+
+template <typename F>
+absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const std::atomic<bool>& stop, FILE* out) {
+  const int threads = o.transfer_threads + o.lookup_threads;
+  std::vector<std::unique_ptr<client::FarmClient<F>>> clients;
+  for (int i = 0; i < threads; ++i) {
+    const fabric::MachineId id = o.first_id + i;
+    absl::StatusOr<std::unique_ptr<F>> fabric = MakeFabric<F>(o, id);
+    if (!fabric.ok()) return fabric.status();
+    client::FarmClientOptions co;
+    co.machine = id;
+    co.cm_address = o.cm_address;
+    co.wait_ready = o.wait_ready;
+    co.tx.rpc_timeout = o.rpc_timeout;
+    co.tx.outcome_timeout = o.outcome_timeout;
+    auto c = client::FarmClient<F>::Connect(co, std::move(*fabric));
+    if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat("client ", id, ": ", c.status().message()));
+    clients.push_back(std::move(*c));
+  }
+  const absl::Time setup_deadline = absl::Now() + o.final_check_timeout;
+  absl::StatusOr<Bank> bank = Bank::Create(clients[0]->tx(), o.accounts, o.initial);
+  if (!bank.ok()) return absl::Status(bank.status().code(), absl::StrCat("creating the bank: ", bank.status().message()));
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>());
+  for (int i = 0; i < o.transfer_threads; ++i) {
+    absl::StatusOr<Bank::Journal> j;
+    absl::Status s = Retry(*clients[i], setup_deadline, [&] {
+      j = Bank::CreateJournal(clients[i]->tx());
+      return j.status();
+    });
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("creating a journal: ", s.message()));
+    workers[i]->journal = *j;
+  }
+  fprintf(out, "workload start accounts=%d transfer_threads=%d lookup_threads=%d config=%lu\n", o.accounts,
+          o.transfer_threads, o.lookup_threads, clients[0]->config_id());
+  fflush(out);
+
+  std::atomic<bool> done{false};
+  std::vector<std::thread> running;
+  for (int i = 0; i < threads; ++i) {
+    running.emplace_back([&, i] {
+      Worker& w = *workers[i];
+      client::FarmClient<F>& c = *clients[i];
+      std::mt19937_64 rng(o.seed * 1000003 + i);
+      const bool transfers = i < o.transfer_threads;
+      while (!done.load(std::memory_order_relaxed)) {
+        const absl::Time t = absl::Now();
+        absl::Status s;
+        if (transfers) {
+          s = bank->Transfer(c.tx(), rng, &w.ledger, &w.journal);
+        } else {
+          auto tx = c.tx().Begin();
+          absl::StatusOr<std::string> v = tx.Read(bank->accounts()[rng() % bank->accounts().size()], 8);
+          s = v.ok() ? tx.Commit() : v.status();
+        }
+        const uint64_t ns = absl::ToInt64Nanoseconds(absl::Now() - t);
+        {
+          absl::MutexLock l(&w.mu);
+          if (s.ok() && transfers) {
+            w.interval.Record(ns);
+            w.all.Record(ns);
+          } else if (s.ok()) {
+            w.lookup_interval.Record(ns);
+            ++w.lookups;
+            ++w.total_lookups;
+          } else if (absl::IsAborted(s)) {
+            ++w.aborts;
+            ++w.total_aborts;
+          } else {
+            ++w.errors;
+            ++w.total_errors;
+            w.total_unknown += absl::IsUnknown(s);
+          }
+        }
+        if (!s.ok() && !absl::IsAborted(s)) {
+          absl::SleepFor(absl::Milliseconds(10));  // a machine or the CM is changing: learn the new configuration
+          (void)c.Refresh();
+        }
+      }
+    });
+  }
+
+  const absl::Time start = absl::Now();
+  const absl::Time end = o.duration == absl::InfiniteDuration() ? absl::InfiniteFuture() : start + o.duration;
+  absl::Time last = start;
+  for (absl::Time tick = start + o.report_every; !stop.load() && last < end; tick += o.report_every) {
+    while (absl::Now() < std::min(tick, end) && !stop.load()) {
+      absl::SleepFor(std::min(absl::Milliseconds(20), std::min(tick, end) - absl::Now()));
+    }
+    const absl::Time now = absl::Now();
+    Histogram h, lookups;
+    uint64_t aborts = 0, errors = 0;
+    for (auto& w : workers) {
+      absl::MutexLock l(&w->mu);
+      h.Merge(w->interval);
+      lookups.Merge(w->lookup_interval);
+      w->interval.Clear();
+      w->lookup_interval.Clear();
+      aborts += w->aborts;
+      errors += w->errors;
+      w->aborts = w->errors = w->lookups = 0;
+    }
+    const double secs = std::max(1e-9, absl::ToDoubleSeconds(now - last));
+    fprintf(out,
+            "progress t=%.1f tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups_per_s=%.0f lookup_p50_us=%lu aborts=%lu "
+            "errors=%lu config=%lu\n",
+            absl::ToDoubleSeconds(now - start), h.count() / secs, Us(h.ValueAtQuantile(0.5)),
+            Us(h.ValueAtQuantile(0.99)), lookups.count() / secs, Us(lookups.ValueAtQuantile(0.5)), aborts, errors,
+            clients[0]->config_id());
+    fflush(out);
+    last = now;
+  }
+  done.store(true);
+  for (auto& t : running) t.join();
+
+  ClusterWorkloadResult r;
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  Histogram all;
+  Bank::Ledger ledger;
+  // Transfers still pending are settled before the audit (recovery may still be deciding them).
+  const absl::Time deadline = absl::Now() + o.final_check_timeout;
+  absl::Status invariant;
+  for (int i = 0; i < o.transfer_threads && invariant.ok(); ++i) {
+    Worker& w = *workers[i];
+    if (w.journal.pending) {
+      invariant = Retry(*clients[i], deadline, [&] { return bank->Settle(clients[i]->tx(), &w.journal, &w.ledger); });
+    }
+    if (invariant.ok()) {
+      invariant = Retry(*clients[i], deadline, [&] { return bank->CheckJournal(clients[i]->tx(), w.journal); });
+    }
+  }
+  for (auto& w : workers) {
+    all.Merge(w->all);
+    ledger.Merge(w->ledger);
+    r.aborted += w->total_aborts;
+    r.errors += w->total_errors;
+    r.unknown += w->total_unknown;
+    r.lookups += w->total_lookups;
+  }
+  r.committed = ledger.committed;
+  r.p50_ns = all.ValueAtQuantile(0.5);
+  r.p99_ns = all.ValueAtQuantile(0.99);
+  r.expected_total = bank->total();
+  absl::Status audited = Retry(*clients[0], deadline, [&] {
+    absl::StatusOr<uint64_t> total = bank->Audit(clients[0]->tx());
+    if (total.ok()) r.total = *total;
+    return total.status();
+  });
+  if (invariant.ok()) invariant = audited;
+  if (invariant.ok()) {
+    invariant = Retry(*clients[0], deadline, [&] { return bank->CheckLedger(clients[0]->tx(), ledger); });
+  }
+  r.invariant = invariant;
+  fprintf(out,
+          "summary seconds=%.1f committed=%lu tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups=%lu aborts=%lu errors=%lu "
+          "unknown=%lu total=%lu expected_total=%lu\n",
+          r.seconds, r.committed, r.committed / std::max(1e-9, r.seconds), Us(r.p50_ns), Us(r.p99_ns), r.lookups,
+          r.aborted, r.errors, r.unknown, r.total, r.expected_total);
+  if (r.invariant.ok()) {
+    fprintf(out, "invariant ok\n");
+  } else {
+    fprintf(out, "invariant FAILED %s\n", r.invariant.ToString().c_str());
+  }
+  fflush(out);
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<ClusterWorkloadResult> RunClusterWorkload(const ClusterWorkloadOptions& options,
+                                                         const std::atomic<bool>& stop, FILE* out) {
+  if (absl::Status s = Validate(options); !s.ok()) return s;
+  if (options.fabric == "shm") return Run<fabric::ShmFabric>(options, stop, out);
+  return Run<fabric::NetFabric>(options, stop, out);
+}
+
+}  // namespace dctk::farm::workload

@@ -1,0 +1,83 @@
+// RunClusterWorkload: the main job's client workload against a running farmd
+// cluster. It connects as FaRM clients (farm/client FarmClient: the
+// configuration from the CM service, rings to every machine; one client per
+// thread, fabric ids first_id, first_id + 1, ...), creates a bank (bank.h),
+// and runs transfer threads (read-write transactions) and lookup threads
+// (an account's balance by account number: one-object read-only
+// transactions, which never lock and never abort writers) until `duration`
+// has passed or `stop` is set.
+//
+// It rides through faults: a transfer failing with Unavailable or
+// DeadlineExceeded (a machine failed, the configuration changed) did not
+// commit; the thread refreshes its configuration from the CM and goes on.
+// A transfer whose outcome is Unknown is never retried blindly: each
+// transfer thread keeps a Journal (a counter object incremented in every
+// transfer's transaction) and settles it from the counter. At the end the
+// invariant is checked: the total balance is intact, every balance equals
+// the initial one plus the committed transfers' deltas (none lost, none
+// applied twice), and every journal counter equals its thread's count.
+//
+// Output (`out`), one line each, key=value, for scripts:
+//   workload start accounts=64 transfer_threads=2 lookup_threads=1 config=22
+//   progress t=3.0 tx_per_s=850 p50_us=1800 p99_us=5200 lookups_per_s=2100 lookup_p50_us=310 aborts=2 errors=0 config=22
+//   summary seconds=10.0 committed=8500 tx_per_s=850 p50_us=... p99_us=... lookups=21000 aborts=20 errors=3 unknown=0 total=64000 expected_total=64000
+//   invariant ok        (or: invariant FAILED <reason>)
+// progress counts are per interval; summary counts are totals.
+//
+// Example:
+//   std::atomic<bool> stop{false};
+//   absl::StatusOr<ClusterWorkloadResult> r =
+//       RunClusterWorkload({.cm_address = "10.88.0.2:7101", .host = "10.88.0.9"}, stop, stdout);
+//   if (r.ok() && !r->invariant.ok()) ...  // a lost or duplicated commit
+#ifndef DCTK_FARM_WORKLOAD_CLUSTER_WORKLOAD_H_
+#define DCTK_FARM_WORKLOAD_CLUSTER_WORKLOAD_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace dctk::farm::workload {
+
+struct ClusterWorkloadOptions {
+  std::string cm_address;       // the CM service (farmd --role=cm or cm_driver)
+  std::string fabric = "net";   // net | shm (shm: same host only)
+  std::string host = "127.0.0.1";  // the client's net fabric listens here
+  uint32_t first_id = 100;      // fabric ids of the clients (not storage machines')
+  int transfer_threads = 2;
+  int lookup_threads = 1;
+  int accounts = 64;
+  uint64_t initial = 1000;
+  absl::Duration duration = absl::InfiniteDuration();  // or until `stop`
+  absl::Duration report_every = absl::Seconds(1);
+  absl::Duration rpc_timeout = absl::Milliseconds(300);
+  absl::Duration outcome_timeout = absl::Seconds(20);
+  absl::Duration wait_ready = absl::Seconds(60);  // for the cluster to finish starting
+  absl::Duration final_check_timeout = absl::Seconds(30);
+  uint64_t seed = 1;
+};
+
+struct ClusterWorkloadResult {
+  uint64_t committed = 0;  // transfers committed (settled ones included)
+  uint64_t aborted = 0;
+  uint64_t errors = 0;   // Unavailable / DeadlineExceeded / Unknown / other
+  uint64_t unknown = 0;  // of which Unknown (settled from the journals)
+  uint64_t lookups = 0;
+  double seconds = 0;
+  uint64_t p50_ns = 0, p99_ns = 0;  // committed transfers
+  uint64_t total = 0, expected_total = 0;
+  absl::Status invariant;  // OK iff total, ledger and journals hold
+};
+
+// Errors: bad options, or the cluster could not be joined or the bank
+// created. A broken invariant is in `invariant`, not an error of the run.
+absl::StatusOr<ClusterWorkloadResult> RunClusterWorkload(const ClusterWorkloadOptions& options,
+                                                         const std::atomic<bool>& stop, FILE* out);
+
+}  // namespace dctk::farm::workload
+
+#endif  // DCTK_FARM_WORKLOAD_CLUSTER_WORKLOAD_H_
