@@ -61,6 +61,16 @@ absl::Status LinuxBridge::ShapePorts(const PortShaping& shaping) {
   if (shaping.queue_packets <= 0) {
     return absl::InvalidArgumentError("Linux bridge: queue_packets must be positive");
   }
+  if (shaping.priority_bands && !dscp_rule_) {
+    for (const std::string& c :
+         {std::string("nft add table bridge momprio"),
+          std::string("nft add chain bridge momprio forwarding "
+                      "'{ type filter hook forward priority 0; }'"),
+          std::string("nft add rule bridge momprio forwarding ip dscp ef meta priority set 0:6")}) {
+      if (absl::Status s = Run(c); !s.ok()) return s;
+    }
+    dscp_rule_ = true;
+  }
   for (const std::string& iface : ifaces_) {
     // A veth starts with no qdisc ("noqueue"); deleting that fails, harmlessly.
     Run(absl::StrCat("tc qdisc del dev ", iface, " root 2>/dev/null")).IgnoreError();

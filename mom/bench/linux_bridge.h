@@ -8,10 +8,12 @@
 //
 // Port queues: unshaped by default (a veth has no queue: frames go straight to
 // the peer's backlog). ShapePorts with `port_mbps` gives every port a tbf
-// shaper with a queue of `queue_packets` per band: one FIFO band, or with `priority_bands`
-// a pfifo_fast (strict priority on skb->priority: a sender's SO_PRIORITY 6
-// lands in band 0, default traffic in band 1) -- the kernel's counterpart of
-// the MOM switch's paced strict-priority ports.
+// shaper with a queue of `queue_packets` per band: one FIFO band, or with
+// `priority_bands` a pfifo_fast, strict priority on skb->priority, which an
+// nftables rule in the bridge's namespace sets to 6 (band 0) for DSCP 46
+// frames (a sender's own SO_PRIORITY is cleared when the frame crosses into
+// another namespace) -- the kernel's counterpart of the MOM switch's paced
+// strict-priority ports.
 //
 // Deleting the object deletes the namespace, the bridge and the interfaces
 // it holds.
@@ -65,6 +67,7 @@ class LinuxBridge {
   const std::string netns_;
   const std::vector<std::string> ifaces_;
   bool created_ = false;
+  bool dscp_rule_ = false;
 };
 
 }  // namespace dctk::mom

@@ -26,7 +26,6 @@ constexpr uint16_t kPort = 7100;
 constexpr size_t kSmallFrame = 64;
 constexpr size_t kLargeFrame = 1042;
 constexpr int kDscpEfTos = 46 << 2;
-constexpr int kInteractivePriority = 6;  // TC_PRIO_INTERACTIVE: pfifo_fast band 0
 constexpr int kHosts = 5;                // sender, 3 members, background sender
 
 bool IsMulticast(uint32_t ip) { return (ip >> 28) == 0xe; }
@@ -86,8 +85,7 @@ struct Measurement {
   std::vector<int> receivers;
   size_t frame_bytes;
   double rate_pps = 0;  // 0: blast (throughput); else paced, latency recorded
-  int tos = 0;
-  int priority = 0;     // SO_PRIORITY of the measured flow's socket
+  int tos = 0;          // of the measured flow
   int background_from = -1;
   double background_pps = 0;
 };
@@ -106,7 +104,6 @@ absl::StatusOr<BenchRow> Measure(Testbed& bed, const Measurement& m, absl::Durat
   absl::StatusOr<int> tx = sockets.Open(m.sender, 0, 0);
   if (!tx.ok()) return tx.status();
   setsockopt(*tx, IPPROTO_IP, IP_TOS, &m.tos, sizeof(m.tos));
-  setsockopt(*tx, SOL_SOCKET, SO_PRIORITY, &m.priority, sizeof(m.priority));
   std::thread background;
   SendResult background_sent;
   if (m.background_from >= 0) {
@@ -149,7 +146,8 @@ absl::StatusOr<BenchRow> Measure(Testbed& bed, const Measurement& m, absl::Durat
   if (before.ok()) {
     absl::StatusOr<SwitchStats> after = bed.Stats(sw);
     if (!after.ok()) return after.status();
-    absl::StrAppend(&row.note, row.note.empty() ? "" : "; ", "switch drops: queue_full ",
+    absl::StrAppend(&row.note, row.note.empty() ? "" : "; ", "switch forwarded ",
+                    after->forwarded() - before->forwarded(), ", drops: queue_full ",
                     after->drops().at("queue_full") - before->drops().at("queue_full"),
                     " tx_full ", after->drops().at("tx_full") - before->drops().at("tx_full"));
   }
@@ -282,7 +280,7 @@ absl::StatusOr<std::vector<BenchRow>> RunSwitchBench(const SwitchBenchOptions& o
             absl::StrCat(shaped, background ? " + background, " : ", no background",
                          background ? (priority ? "strict priority" : "one FIFO") : ""),
             *group_ip, o, background);
-        if (priority) m.priority = kInteractivePriority;
+        if (priority) m.tos = kDscpEfTos;
         absl::StatusOr<BenchRow> row = Measure(**bed, m, o.phase);
         if (!row.ok()) return row.status();
         rows.push_back(*std::move(row));

@@ -14,7 +14,8 @@
 //     latency of the paced multicast flow at member host 1 while host 4
 //     sends `background_load` x the port rate of 1042 B frames to host 1,
 //     with strict priority on (MOM switch: topology-aware+QoS rules, DSCP 46;
-//     bridge: tbf + pfifo_fast, SO_PRIORITY 6) and off (one FIFO band).
+//     bridge: tbf + pfifo_fast, DSCP 46 mapped to band 0) and off (one FIFO
+//     band per port).
 // Needs root.
 //
 // Example:
