@@ -1,5 +1,7 @@
 #include "farm/server/cm_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "farm/server/control.pb.h"
@@ -104,7 +106,7 @@ absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view
     absl::MutexLock l(&mu_);
     if (!ready_) return absl::UnavailableError("CM: the cluster is still starting (regions not placed)");
   }
-  if (c.has_tick() || c.has_remove() || c.has_create_region() || c.has_init()) {
+  if (!c.has_join() && !c.has_renew() && !c.has_get()) {
     return absl::PermissionDeniedError("CM: only Join, Renew and Get are accepted from the network");
   }
   return Execute(c).SerializeAsString();
@@ -129,13 +131,19 @@ absl::StatusOr<std::string> CmService::CallMachine(uint32_t machine, uint16_t me
 }
 
 void CmService::Monitor() {
-  while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(std::max<int64_t>(1, o_.lease_ms / 4)))) {
+  const absl::Duration tick = absl::Milliseconds(std::max<int64_t>(1, o_.lease_ms / 4));
+  absl::Time next_tick = absl::Now() + tick;
+  bool copying = false;
+  // Copy chunks back to back while there are any, but Tick every lease/4.
+  while (!stop_.WaitForNotificationWithTimeout(copying ? absl::ZeroDuration()
+                                                       : std::max(absl::ZeroDuration(), next_tick - absl::Now()))) {
     bool ready;
     {
       absl::MutexLock l(&mu_);
       ready = ready_;
     }
     if (!ready) {
+      next_tick = absl::Now() + tick;
       int storage = 0;
       const cm::Configuration now = config();
       for (const cm::Machine& m : now.machines()) storage += !m.client();
@@ -150,16 +158,110 @@ void CmService::Monitor() {
       LOG(INFO) << "CM: cluster ready, configuration " << config_.id();
       continue;
     }
-    cm::Result r = Execute(cm::TickCommand(o_.now_ms()));
-    if (r.removed_size() == 0) continue;
-    std::vector<uint32_t> removed(r.removed().begin(), r.removed().end());
-    for (uint32_t m : removed) {
-      LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
-      channels_.erase(m);
+    if (absl::Now() >= next_tick) {
+      next_tick = absl::Now() + tick;
+      cm::Result r = Execute(cm::TickCommand(o_.now_ms()));
+      if (r.removed_size() > 0) {
+        std::vector<uint32_t> removed(r.removed().begin(), r.removed().end());
+        for (uint32_t m : removed) {
+          LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
+          channels_.erase(m);
+        }
+        absl::Status s = Recover(removed);
+        LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
+        continue;
+      }
+      if (o_.rereplicate && ShortOfCopies(config())) {
+        cm::Result added = Execute(cm::AddBackupsCommand());
+        LOG_IF(ERROR, added.code() != 0) << "CM: AddBackups: " << StatusOfResult(added);
+        for (const cm::AddedBackup& a : added.added()) {
+          LOG(INFO) << "CM: region " << a.region() << " gets a new backup on machine " << a.machine();
+        }
+      }
+      if (o_.rereplicate) {
+        absl::Status s = HostNewBackups();
+        LOG_IF(ERROR, !s.ok()) << "CM: hosting new backups: " << s;
+      }
     }
-    absl::Status s = Recover(removed);
-    LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
+    if (!o_.rereplicate) continue;
+    absl::StatusOr<bool> more = CopyStep();
+    LOG_IF(WARNING, !more.ok()) << "CM: re-replication: " << more.status();
+    copying = more.ok() && *more;  // on an error, retry at the next Tick
   }
+}
+
+bool CmService::ShortOfCopies(const cm::Configuration& c) const {
+  uint32_t storage = 0;
+  for (const cm::Machine& m : c.machines()) storage += !m.client();
+  const uint32_t want = std::min(c.replicas(), storage);
+  for (const cm::Region& r : c.regions()) {
+    if (!r.lost() && static_cast<uint32_t>(r.replicas_size()) < want) return true;
+  }
+  return false;
+}
+
+absl::Status CmService::HostNewBackups() {
+  const cm::Configuration c = config();
+  bool hosted = false;
+  for (const cm::Region& region : c.regions()) {
+    for (const cm::Replica& rep : region.replicas()) {
+      if (!rep.copying() || rep.key() != 0) continue;
+      HostRegion host;
+      host.set_region(region.id());
+      host.set_size(region.size());
+      absl::StatusOr<std::string> reply = CallMachine(rep.machine(), HOST_REGION, host.SerializeAsString());
+      if (!reply.ok()) return reply.status();
+      HostRegionReply key;
+      key.ParseFromString(*reply);
+      cm::Result set = Execute(cm::SetReplicaKeyCommand(region.id(), rep.machine(), key.key()));
+      if (set.code() != 0) return StatusOfResult(set);
+      hosted = true;
+    }
+  }
+  // Every later commit sends COMMIT-BACKUP to the new backups: the copy's
+  // consistency rests on that (see farm/README.md, "Re-replication").
+  return hosted ? Recover({}) : absl::OkStatus();
+}
+
+absl::StatusOr<bool> CmService::CopyStep() {
+  const cm::Configuration c = config();
+  for (const cm::Region& region : c.regions()) {
+    for (const cm::Replica& rep : region.replicas()) {
+      if (!rep.copying() || rep.key() == 0) continue;
+      Copy& copy = copies_[{region.id(), rep.machine(), rep.added_in()}];
+      if (copy.next == 0) copy.start = absl::Now();
+      CopyChunk ask;
+      ask.set_region(region.id());
+      ask.set_from(copy.next);
+      ask.set_max_bytes(o_.copy_chunk_bytes);
+      // The current primary: any primary since the backup was added holds
+      // every committed object, so a promotion mid-copy changes nothing.
+      absl::StatusOr<std::string> chunk =
+          CallMachine(region.replicas(0).machine(), COPY_CHUNK, ask.SerializeAsString());
+      if (!chunk.ok()) return chunk.status();
+      RegionChunk parsed;
+      if (!parsed.ParseFromString(*chunk)) return absl::DataLossError("CM: malformed region chunk");
+      absl::StatusOr<std::string> applied = CallMachine(rep.machine(), APPLY_CHUNK, *chunk);
+      if (!applied.ok()) return applied.status();
+      copy.next = std::max(parsed.next(), copy.next + 1);
+      {
+        absl::MutexLock l(&mu_);
+        stats_.bytes_copied += parsed.objects().size();
+      }
+      if (copy.next < region.size()) return true;
+      cm::Result up = Execute(cm::CaughtUpCommand(region.id(), rep.machine(), rep.added_in()));
+      const absl::Duration took = absl::Now() - copy.start;
+      copies_.erase({region.id(), rep.machine(), rep.added_in()});
+      if (up.code() != 0) return StatusOfResult(up);
+      absl::MutexLock l(&mu_);
+      ++stats_.backups_caught_up;
+      stats_.last_copy = took;
+      LOG(INFO) << "CM: machine " << rep.machine() << " caught up with region " << region.id() << " in " << took;
+      return true;
+    }
+  }
+  copies_.clear();
+  return false;
 }
 
 absl::Status CmService::Bootstrap() {
@@ -238,12 +340,18 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
       if (!r.ok()) return r.status();
     }
   }
+  const absl::Duration took = absl::Now() - start;
+  if (removed.empty()) {
+    LOG(INFO) << "CM: configuration " << c.id() << " installed with new backups: " << decisions.size()
+              << " in-flight transactions resolved in " << took;
+    return absl::OkStatus();
+  }
   absl::MutexLock l(&mu_);
   ++stats_.recoveries;
-  stats_.last_duration = absl::Now() - start;
+  stats_.last_duration = took;
   stats_.last_in_flight = static_cast<int>(decisions.size());
   LOG(WARNING) << "CM: recovered from the loss of " << removed.size() << " machine(s) or client(s): " << decisions.size()
-               << " in-flight transactions resolved in " << stats_.last_duration;
+               << " in-flight transactions resolved in " << took;
   return absl::OkStatus();
 }
 

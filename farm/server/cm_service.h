@@ -10,7 +10,14 @@
 //   - every lease/4 it Ticks; a machine whose lease expired is removed (its
 //     backups promoted) and the service runs recovery over the control plane:
 //     block every live machine and collect its in-flight records, decide
-//     (farm/tx/recovery.h), install the new configuration, resolve, resume.
+//     (farm/tx/recovery.h), install the new configuration, resolve, resume;
+//   - re-replication: while some region has fewer copies than `replicas` and
+//     a storage machine holds none of it, the CM picks new backups
+//     (AddBackups), has them host the region, reconfigures (the same
+//     blocking steps as recovery, so every later commit reaches them), then
+//     copies each region from its primary chunk by chunk between Ticks
+//     (COPY_CHUNK at the primary, APPLY_CHUNK at the backup) and marks the
+//     backup CaughtUp.
 // Clients read the configuration with a Get command.
 //
 // Where the commands run is a hook: by default a local ConfigState in this
@@ -26,9 +33,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -57,12 +66,20 @@ struct CmServiceOptions {
   // Empty: a local ConfigState. Set: every command runs through it; Start()
   // issues Init (idempotent on the replicated state) and fails if it fails.
   CmExecutor execute;
+  // Re-replicate regions that lost copies, `copy_chunk_bytes` of objects
+  // per control-plane message.
+  bool rereplicate = true;
+  uint64_t copy_chunk_bytes = 1 << 20;
 };
 
 struct CmRecoveryStats {
   int recoveries = 0;
   absl::Duration last_duration;
   int last_in_flight = 0;
+  // Re-replication.
+  int backups_caught_up = 0;
+  uint64_t bytes_copied = 0;
+  absl::Duration last_copy;  // the last backup's copy, first chunk to CaughtUp
 };
 
 class CmService {
@@ -79,7 +96,14 @@ class CmService {
   cm::Result Execute(const cm::Command& c);
   void Monitor();
   absl::Status Bootstrap();
+  // Recovery's steps for the current configuration: after a removal, or
+  // (empty `removed`) to install new backups.
   absl::Status Recover(const std::vector<uint32_t>& removed);
+  bool ShortOfCopies(const cm::Configuration& c) const;
+  // Hosts every new backup without a key yet, then reconfigures.
+  absl::Status HostNewBackups();
+  // Copies one chunk to the first copying backup; false when none is left.
+  absl::StatusOr<bool> CopyStep();
   absl::StatusOr<std::string> CallMachine(uint32_t machine, uint16_t method, const std::string& req);
 
   const CmServiceOptions o_;
@@ -89,6 +113,12 @@ class CmService {
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::unique_ptr<ControlChannel>> channels_;  // Monitor thread only
+  struct Copy {
+    uint64_t next = 0;
+    absl::Time start;
+  };
+  // (region, backup, added_in) -> progress; Monitor thread only.
+  std::map<std::tuple<uint32_t, uint32_t, uint64_t>, Copy> copies_;
   std::unique_ptr<ControlServer> server_;
   absl::Notification stop_;
   std::thread monitor_;

@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -74,13 +75,13 @@ class Child {
   FILE* out_ = nullptr;
 };
 
-// The CM service and three machines as farmd processes.
+// The CM service and `n` machines (three by default) as farmd processes.
 struct FarmdCluster {
   std::unique_ptr<Child> cm;
   std::vector<std::unique_ptr<Child>> machines;
   std::string cm_address;
 
-  void Start(const std::string& conf, const std::string& dir, const std::string& fabric_kind) {
+  void Start(const std::string& conf, const std::string& dir, const std::string& fabric_kind, int n = 3) {
     const std::string farmd = "farm/server/farmd";
     cm = std::make_unique<Child>(std::vector<std::string>{farmd, "--config=" + conf, "--role=cm", "--replicas=2",
                                                           "--regions=6", "--region_mb=4"});
@@ -88,7 +89,7 @@ struct FarmdCluster {
     ASSERT_EQ(words.size(), 2u);
     ASSERT_EQ(words[0], "cm");
     cm_address = words[1];
-    for (int i = 1; i <= 3; ++i) {
+    for (int i = 1; i <= n; ++i) {
       machines.push_back(std::make_unique<Child>(std::vector<std::string>{
           farmd, "--config=" + conf, "--role=machine", absl::StrCat("--name=m", i), "--cm=" + cm_address,
           "--fabric=" + fabric_kind, "--txlog_dir=" + dir}));
@@ -97,15 +98,19 @@ struct FarmdCluster {
   }
 };
 
-std::string WriteConfig(const std::string& dir) {
+std::string WriteConfig(const std::string& dir, int machines = 3) {
   const std::string conf = dir + "/cluster.conf";
   std::ofstream f(conf);
-  f << "nodes { name: \"cm\" address: \"127.0.0.1:0\" }\n"
-       "nodes { name: \"m1\" address: \"127.0.0.2:0\" }\n"
-       "nodes { name: \"m2\" address: \"127.0.0.3:0\" }\n"
-       "nodes { name: \"m3\" address: \"127.0.0.4:0\" }\n"
-       "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
-       "timeouts { lease_ms: 2000 }\n";
+  f << "nodes { name: \"cm\" address: \"127.0.0.1:0\" }\n";
+  std::string members;
+  for (int i = 1; i <= machines; ++i) {
+    f << "nodes { name: \"m" << i << "\" address: \"127.0.0." << i + 1 << ":0\" }\n";
+    absl::StrAppend(&members, i > 1 ? ", " : "", "\"m", i, "\"");
+  }
+  // A primary-backup group lists f + 1 members; the CM's --replicas=2 sets the copies.
+  f << "groups { name: \"farm\" replication: PRIMARY_BACKUP f: " << machines - 1 << " members: [" << members
+    << "] }\n"
+    << "timeouts { lease_ms: 2000 }\n";
   return conf;
 }
 
@@ -212,6 +217,87 @@ TEST(FarmdClusterTest, DeadClientsTransactionIsRecovered) {
     if (!absl::IsAborted(s)) (void)(*b)->Refresh();
   }
   EXPECT_EQ(value[0], 1) << "the dead client's logged commit was lost";
+}
+
+// Every region has two complete copies on `storage` live machines.
+bool FullyReplicated(const cm::Configuration& c, int storage) {
+  int live = 0;
+  for (const cm::Machine& m : c.machines()) live += !m.client();
+  if (live != storage) return false;
+  for (const cm::Region& r : c.regions()) {
+    if (r.lost() || r.replicas_size() != 2) return false;
+    for (const cm::Replica& rep : r.replicas()) {
+      if (rep.copying()) return false;
+    }
+  }
+  return true;
+}
+
+// Re-replication across processes: 4 machines, 2 copies of every region,
+// bank transfers from a client. A region's primary is killed: the CM
+// promotes its backup, gives every region that lost a copy a new backup,
+// copies the region to it while transfers go on, and marks it caught up.
+// Then that promoted backup (now the primary) is killed too: the region
+// survives on the copy made by re-replication, regions are re-replicated
+// again, and every transfer reported committed is in the balances.
+TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/rereplication");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster;
+  cluster.Start(WriteConfig(dir, 4), dir, "shm", 4);
+  ASSERT_FALSE(cluster.cm_address.empty());
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cluster.cm_address;
+  o.tx.rpc_timeout = absl::Milliseconds(300);
+  o.tx.outcome_timeout = absl::Seconds(20);
+  auto client = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto& c = **client;
+  absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
+  ASSERT_TRUE(bank.ok()) << bank.status();
+  ASSERT_TRUE(FullyReplicated(c.configuration(), 4));
+  uint32_t first = 0, second = 0;
+  for (const cm::Region& r : c.configuration().regions()) {
+    first = r.replicas(0).machine();
+    second = r.replicas(1).machine();
+    break;
+  }
+  ASSERT_NE(first, 0u);
+
+  std::mt19937_64 rng(2);
+  workload::Bank::Ledger ledger;
+  // Transfers until `done(configuration)` holds and `more` more committed.
+  auto run = [&](const std::function<bool(const cm::Configuration&)>& done, uint64_t more,
+                 const std::string& what) {
+    const uint64_t target = ledger.committed + more;
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    int n = 0;
+    while (!(ledger.committed >= target && done(c.configuration()))) {
+      ASSERT_LT(absl::Now(), deadline) << what << "; configuration: " << c.configuration().ShortDebugString();
+      absl::Status s = bank->Transfer(c.tx(), rng, &ledger);
+      if (!s.ok() && !absl::IsAborted(s)) {
+        ASSERT_TRUE(absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) << s;
+        (void)c.Refresh();
+      } else if (++n % 16 == 0) {
+        (void)c.Refresh();  // CaughtUp changes the configuration without failing anything
+      }
+    }
+  };
+  run([](const cm::Configuration&) { return true; }, 50, "transfers before the first kill");
+  cluster.machines[first - 1]->Kill(SIGKILL);
+  run([](const cm::Configuration& conf) { return FullyReplicated(conf, 3); }, 50,
+      "two complete copies of every region after the first kill");
+  bool promoted = false;  // `second` took over the region `first` was primary of
+  for (const cm::Region& r : c.configuration().regions()) promoted |= r.replicas(0).machine() == second;
+  EXPECT_TRUE(promoted);
+  cluster.machines[second - 1]->Kill(SIGKILL);
+  run([](const cm::Configuration& conf) { return FullyReplicated(conf, 2); }, 50,
+      "two complete copies of every region after the second kill");
+  absl::Status s = bank->CheckLedger(c.tx(), ledger);
+  EXPECT_TRUE(s.ok()) << s;
+  printf("committed %lu; killed machines %u and %u; configuration %lu\n", ledger.committed, first, second,
+         c.config_id());
 }
 
 TEST(FarmdClusterTest, ShmClientSurvivesAKilledMachine) {

@@ -2,8 +2,10 @@
 // fabric, TxMachine (participant + ring server thread) and its copy of the
 // region table; joins the CM service and renews its lease; and answers the
 // control plane: host a region (register memory, report its key), wire a
-// coordinator's rings, install a configuration, and the recovery steps
-// (block + report in-flight records, known outcomes, resolve, resume).
+// coordinator's rings, install a configuration, the recovery steps
+// (block + report in-flight records, known outcomes, resolve, resume), and
+// re-replication (copy a chunk of a region it is primary of; apply a chunk to
+// a region it is a new backup of).
 //
 // A machine whose lease renewal is refused (the CM removed it) stops serving
 // transactions: a removed machine must not act on stale state.
@@ -190,6 +192,28 @@ class MachineService {
         p.ReleaseAllReservations();
         p.Resume(r->config());
         return std::string();
+      }
+      case COPY_CHUNK: {
+        auto r = ParseAs<CopyChunk>(req);
+        if (!r.ok()) return r.status();
+        absl::StatusOr<tx::RegionChunk> chunk = p.CopyChunk(r->region(), r->from(), r->max_bytes());
+        if (!chunk.ok()) return chunk.status();
+        RegionChunk out;
+        out.set_region(r->region());
+        out.set_objects(tx::Encode(tx::LockRequest{0, 0, {}, std::move(chunk->objects)}));
+        out.set_next(chunk->next);
+        return out.SerializeAsString();
+      }
+      case APPLY_CHUNK: {
+        auto r = ParseAs<RegionChunk>(req);
+        if (!r.ok()) return r.status();
+        absl::StatusOr<tx::LockRequest> objects = tx::DecodeLockRequest(r->objects());
+        if (!objects.ok()) return objects.status();
+        absl::StatusOr<int> installed = p.ApplyChunk(r->region(), objects->entries);
+        if (!installed.ok()) return installed.status();
+        ApplyChunkReply out;
+        out.set_installed(static_cast<uint32_t>(*installed));
+        return out.SerializeAsString();
       }
       case PING: return std::string();
       default: return absl::InvalidArgumentError(absl::StrCat("machine ", o_.id, ": unknown control method ", method));
