@@ -21,17 +21,50 @@ Client::Client(transport::Transport* transport, ClientConfig config, uint64_t cl
       resend_(transport, config_.resend_timeout, [this] { OnTimeout(); }),
       commit_wait_(transport, absl::Milliseconds(1), [this] { OnCommitWait(); }) {}
 
-Client::~Client() { transport_->Unregister(this); }
+Client::Client(ClientEndpoint* endpoint, ClientConfig config, uint64_t client_id)
+    : Client(endpoint->transport(), std::move(config), client_id, endpoint->address()) {
+  endpoint_ = endpoint;
+}
+
+Client::~Client() {
+  if (!started_) return;
+  if (endpoint_ != nullptr) {
+    endpoint_->Detach(this);
+  } else {
+    transport_->Unregister(this);
+  }
+}
+
+void ClientStats::Add(const ClientStats& o) {
+  completed += o.completed;
+  fast_path += o.fast_path;
+  slow_path += o.slow_path;
+  resends += o.resends;
+  reconcile_requests += o.reconcile_requests;
+  early_commit_requests += o.early_commit_requests;
+  latency.Merge(o.latency);
+}
 
 absl::Status Client::Start() {
   if (config_.replicas.empty()) {
     return absl::InvalidArgumentError("ClientConfig.replicas is empty");
+  }
+  if (endpoint_ != nullptr) {
+    if (config_.mom) {
+      return absl::InvalidArgumentError(
+          "ClientConfig.mom: MOM requests cannot go through a shared ClientEndpoint");
+    }
+    address_ = endpoint_->address();
+    endpoint_->Attach(this);
+    started_ = true;
+    return absl::OkStatus();
   }
   transport::EndpointOptions endpoint = config_.endpoint;
   if (config_.mom) endpoint.dscp = std::max(endpoint.dscp, SenderEndpointOptions(*config_.mom).dscp);
   absl::StatusOr<transport::Address> bound = transport_->Register(this, address_, endpoint);
   if (!bound.ok()) return bound.status();
   address_ = *bound;
+  started_ = true;
   if (config_.mom) {
     // Sender ids are 32 bits: fold the client id. A collision only confuses
     // MOM's per-sender counters; replicas take duplicates and detect them
@@ -89,13 +122,21 @@ void Client::SendRequest() {
   req.set_request_id(pending_->request_id);
   req.set_op(pending_->op);
   if (config_.mode == ClientConfig::Mode::kLeader) {
-    (void)transport_->Send(this, config_.replicas[leader_], req);
+    SendRequestTo(config_.replicas[leader_], req);
   } else if (mom_sender_) {
     (void)mom_sender_->Multicast(req);
   } else if (config_.group) {
-    (void)transport_->Send(this, *config_.group, req);
+    SendRequestTo(*config_.group, req);
   } else {
-    for (const transport::Address& r : config_.replicas) (void)transport_->Send(this, r, req);
+    for (const transport::Address& r : config_.replicas) SendRequestTo(r, req);
+  }
+}
+
+void Client::SendRequestTo(const transport::Address& to, const Request& req) {
+  if (endpoint_ != nullptr) {
+    endpoint_->SendRequest(to, req);
+  } else {
+    (void)transport_->Send(this, to, req);
   }
 }
 
@@ -121,13 +162,26 @@ void Client::AskReconcile() {
   req.set_request_id(pending_->request_id);
   ++stats_.reconcile_requests;
   pending_->reconcile_sent = true;
-  (void)transport_->Send(this, config_.replicas[newest_stamp_.Leader(config_.replicas.size())],
-                         req);
+  const transport::Address& leader =
+      config_.replicas[newest_stamp_.Leader(config_.replicas.size())];
+  if (endpoint_ != nullptr) {
+    endpoint_->Send(leader, req);
+  } else {
+    (void)transport_->Send(this, leader, req);
+  }
 }
 
 void Client::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
-  Reply reply;
-  if (msg.Parse(&reply)) HandleReply(reply);
+  if (msg.Is<Reply>()) {
+    Reply reply;
+    if (msg.Parse(&reply)) HandleReply(reply);
+  } else if (msg.Is<ReplyBatch>()) {
+    ReplyBatch batch;
+    if (!msg.Parse(&batch)) return;
+    for (const Reply& reply : batch.replies()) {
+      if (reply.client_id() == client_id_) HandleReply(reply);
+    }
+  }
 }
 
 void Client::HandleReply(const Reply& reply) {
@@ -190,8 +244,10 @@ void Client::HandleReply(const Reply& reply) {
 void Client::Complete(const std::string& reply_result, bool fast) {
   const std::string result = reply_result;  // it lives in pending_, reset below
   Callback done = std::move(pending_->done);
+  const absl::Duration latency = transport_->Now() - pending_->sent;
+  stats_.latency.Add(latency);
   if (fast) {
-    const double us = absl::ToDoubleMicroseconds(transport_->Now() - pending_->sent);
+    const double us = absl::ToDoubleMicroseconds(latency);
     fast_latency_us_ = fast_latency_us_ == 0 ? us : 0.9 * fast_latency_us_ + 0.1 * us;
   }
   pending_.reset();

@@ -14,6 +14,9 @@
 // baselines, an unreplicated server) it sends to the replica that answered
 // last, tries the next one after each timeout, and completes on one reply.
 //
+// Clients of one process may share a ClientEndpoint (client_endpoint.h), which
+// sends the requests they issue together as one datagram per replica.
+//
 // Callbacks run on the transport's event loop. InvokeAndWait() is a blocking
 // wrapper for tools whose transport runs on another thread.
 //
@@ -37,6 +40,8 @@
 #include "common/transport/timeout.h"
 #include "common/transport/transport.h"
 #include "mom/group.h"
+#include "speculative_paxos/client_endpoint.h"
+#include "speculative_paxos/latency_histogram.h"
 #include "speculative_paxos/spaxos.pb.h"
 #include "speculative_paxos/stamp.h"
 
@@ -67,19 +72,34 @@ struct ClientConfig {
 
 struct ClientStats {
   uint64_t completed = 0;
-  uint64_t fast_path = 0;  // superquorum of speculative replies
-  uint64_t slow_path = 0;  // f+1 durable replies (or kLeader mode)
-  uint64_t resends = 0;
-  uint64_t reconcile_requests = 0;
+  // Speculative successes: completed on a superquorum of matching
+  // speculative replies, in one round trip.
+  uint64_t fast_path = 0;
+  // Fallbacks: completed otherwise (a committed reply from the leader, f+1
+  // durable replies after a reconciliation; every completion in kLeader mode).
+  uint64_t slow_path = 0;
+  uint64_t resends = 0;  // retries: a request sent again after resend_timeout
+  uint64_t reconcile_requests = 0;     // messages asking the leader to sync / reconcile
   uint64_t early_commit_requests = 0;  // of which: asked after commit_wait
+  LatencyHistogram latency;            // every completion, from Invoke to callback
+
+  // fast_path / completed (0 before the first completion).
+  double SpeculativeSuccessRate() const {
+    return completed == 0 ? 0.0 : static_cast<double>(fast_path) / completed;
+  }
+  void Add(const ClientStats& other);
 };
 
 class Client : public transport::TransportReceiver {
  public:
   using Callback = std::function<void(const std::string& result)>;
 
+  // A client on its own endpoint, bound at `bind` by Start().
   Client(transport::Transport* transport, ClientConfig config, uint64_t client_id,
          transport::Address bind);
+  // A client on a shared endpoint (started before this client's Start());
+  // client ids must be unique on it. Not with ClientConfig.mom.
+  Client(ClientEndpoint* endpoint, ClientConfig config, uint64_t client_id);
   ~Client() override;
 
   Client(const Client&) = delete;
@@ -109,7 +129,10 @@ class Client : public transport::TransportReceiver {
     absl::Time sent;
   };
 
+  friend class ClientEndpoint;
+
   void SendRequest();
+  void SendRequestTo(const transport::Address& to, const Request& req);
   void OnTimeout();
   void HandleReply(const Reply& reply);
   void AskReconcile();
@@ -118,6 +141,8 @@ class Client : public transport::TransportReceiver {
   void Complete(const std::string& result, bool fast);
 
   transport::Transport* transport_;
+  ClientEndpoint* endpoint_ = nullptr;  // shared endpoint, or null
+  bool started_ = false;
   const ClientConfig config_;
   const uint64_t client_id_;
   transport::Address address_;

@@ -40,6 +40,7 @@ std::string RunSeed(uint64_t seed, Totals* totals) {
   o.num_replicas = seed % 4 == 0 ? 5 : 3;
   o.num_clients = 2 + seed % 3;
   o.multicast = seed % 5 == 0;
+  o.shared_endpoint = seed % 3 == 1;
   SimCluster c(o);
   SimTransport& net = c.net();
   const int f = (o.num_replicas - 1) / 2;

@@ -34,6 +34,7 @@ Replica::Replica(transport::Transport* transport, ReplicaConfig config, uint32_t
       config_(std::move(config)),
       index_(index),
       app_(app),
+      replies_(transport, this),
       status_(recovering ? ReplicaStatus::kRecovering : ReplicaStatus::kNormal),
       confirmed_(config_.replicas.size(), 0),
       diverged_(config_.replicas.size(), false),
@@ -82,6 +83,8 @@ absl::Status Replica::Start() {
 }
 
 void Replica::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
+  // Replies to one address caused by this datagram leave as one datagram.
+  ReplyBatcher::Hold hold(&replies_);
   if (mom_ && mom_->Handle(from, msg)) return;
   // Dispatch by type id without parsing, then parse once.
 #define DCTK_SPAXOS_DISPATCH(Type, Handler)   \
@@ -95,6 +98,7 @@ void Replica::ReceiveMessage(const transport::Address& from, const transport::En
     return;                                   \
   }
   DCTK_SPAXOS_DISPATCH(Request, HandleRequest(from, m));
+  DCTK_SPAXOS_DISPATCH(RequestBatch, for (const Request& r : m.requests()) HandleRequest(from, r));
   DCTK_SPAXOS_DISPATCH(SyncPrepare, HandleSyncPrepare(m));
   DCTK_SPAXOS_DISPATCH(SyncReply, HandleSyncReply(m));
   DCTK_SPAXOS_DISPATCH(SyncCommit, HandleSyncCommit(m));

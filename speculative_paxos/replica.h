@@ -45,6 +45,7 @@
 #include "mom/group.h"
 #include "speculative_paxos/app.h"
 #include "speculative_paxos/log.h"
+#include "speculative_paxos/reply_batcher.h"
 #include "speculative_paxos/spaxos.pb.h"
 #include "speculative_paxos/stamp.h"
 
@@ -222,6 +223,7 @@ class Replica : public transport::TransportReceiver {
   const ReplicaConfig config_;
   const uint32_t index_;
   App* app_;
+  ReplyBatcher replies_;
 
   Stamp stamp_;
   ReplicaStatus status_ = ReplicaStatus::kNormal;

@@ -44,6 +44,7 @@ void Replica::ReplyTo(const LogEntry& e) {
   Reply reply;
   stamp_.ToProto(reply.mutable_stamp());
   reply.set_replica(index_);
+  reply.set_client_id(e.client_id);
   reply.set_request_id(e.request_id);
   reply.set_slot(e.slot);
   reply.set_hash(e.hash);
@@ -51,7 +52,7 @@ void Replica::ReplyTo(const LogEntry& e) {
   reply.set_durable(log_stamp_ == stamp_ && e.slot <= ConfirmedPoint());
   reply.set_committed(e.slot <= log_.committed());
   ++stats_.replies;
-  (void)transport_->Send(this, e.client, reply);
+  replies_.Send(e.client, reply);
 }
 
 const LogEntry& Replica::ExecuteAndAppend(uint64_t client_id, uint64_t request_id,

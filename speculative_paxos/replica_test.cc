@@ -68,6 +68,37 @@ TEST(ReplicaTest, RequestsThroughMomGroup) {
   ExpectHealthy(c);
 }
 
+TEST(ReplicaTest, SharedEndpointBatchesRequestsAndReplies) {
+  SimClusterOptions o = Options(4, 4);
+  o.shared_endpoint = true;
+  SimCluster c(o);
+  c.StartClosedLoop(20, 4);
+  ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(1)));
+  uint64_t fast = 0;
+  for (int j = 0; j < 4; ++j) fast += c.client(j).stats().fast_path;
+  EXPECT_EQ(fast, 80u);  // every request of a batch still completes on a superquorum
+  // 80 requests to 3 replicas; after the first round (sent one by one) the
+  // four clients' requests leave together, and replies come back together.
+  const ClientEndpointStats& s = c.endpoint()->stats();
+  EXPECT_EQ(s.requests, 240u);
+  EXPECT_LT(s.request_datagrams, 240u / 3);
+  EXPECT_LT(s.reply_datagrams, 240u / 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.replica(i)->log().end(), 80u);
+  ExpectHealthy(c);
+}
+
+TEST(ReplicaTest, SharedEndpointUnderReordering) {
+  SimClusterOptions o = Options(5, 4);
+  o.shared_endpoint = true;
+  SimCluster c(o);
+  c.net().AddFilter(1, c.net().Reorder(0.2, absl::Microseconds(100)));
+  c.StartClosedLoop(25, 3);
+  ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(2)));
+  c.net().RemoveFilter(1);
+  ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(1), [&] { return c.Converged(); }));
+  ExpectHealthy(c);
+}
+
 TEST(ReplicaTest, SyncCommitsPrefixAndTellsApp) {
   SimCluster c(Options(3, 2));
   c.StartClosedLoop(30, 3);

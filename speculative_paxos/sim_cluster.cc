@@ -23,20 +23,25 @@ SimCluster::SimCluster(SimClusterOptions options)
   for (int i = 0; i < options_.num_replicas; ++i) {
     apps_.push_back(std::make_unique<KvApp>());
     replicas_.push_back(std::make_unique<Replica>(&net_, config_, i, apps_.back().get()));
-    {
     absl::Status started = replicas_.back()->Start();
     CHECK(started.ok()) << started;
   }
-  }
   ClientConfig cc{.replicas = config_.replicas, .group = config_.group, .mom = config_.mom,
                   .resend_timeout = options_.resend_timeout};
-  for (int j = 0; j < options_.num_clients; ++j) {
-    clients_.push_back(std::make_unique<Client>(&net_, cc, /*client_id=*/1000 + j,
-                                                transport::Address(0x0a000101 + j, 8000)));
-    {
-    absl::Status started = clients_.back()->Start();
+  if (options_.shared_endpoint) {
+    endpoint_ = std::make_unique<ClientEndpoint>(&net_, transport::Address(0x0a000101, 8000));
+    absl::Status started = endpoint_->Start();
     CHECK(started.ok()) << started;
   }
+  for (int j = 0; j < options_.num_clients; ++j) {
+    if (endpoint_) {
+      clients_.push_back(std::make_unique<Client>(endpoint_.get(), cc, /*client_id=*/1000 + j));
+    } else {
+      clients_.push_back(std::make_unique<Client>(&net_, cc, /*client_id=*/1000 + j,
+                                                  transport::Address(0x0a000101 + j, 8000)));
+    }
+    absl::Status started = clients_.back()->Start();
+    CHECK(started.ok()) << started;
   }
   verified_.assign(options_.num_replicas, 0);
   remaining_ops_.assign(options_.num_clients, 0);

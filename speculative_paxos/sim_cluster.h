@@ -33,6 +33,8 @@ struct SimClusterOptions {
   bool multicast = false;
   // Clients send requests through a MOM group (IP multicast delivery).
   bool mom = false;
+  // Clients share one ClientEndpoint (requests batched per replica); not with mom.
+  bool shared_endpoint = false;
   ReplicaConfig replica;  // `replicas` and `group` are filled in
   absl::Duration resend_timeout = absl::Milliseconds(10);
 };
@@ -49,6 +51,8 @@ class SimCluster {
   Replica* replica(int i) { return replicas_[i].get(); }
   KvApp* app(int i) { return apps_[i].get(); }
   Client& client(int j) { return *clients_[j]; }
+  // The shared endpoint (options.shared_endpoint), or nullptr.
+  ClientEndpoint* endpoint() { return endpoint_.get(); }
   const transport::Address& replica_address(int i) const { return config_.replicas[i]; }
   const KvHistory& history() const { return history_; }
 
@@ -83,6 +87,7 @@ class SimCluster {
   ReplicaConfig config_;
   std::vector<std::unique_ptr<KvApp>> apps_;
   std::vector<std::unique_ptr<Replica>> replicas_;
+  std::unique_ptr<ClientEndpoint> endpoint_;  // outlives clients_
   std::vector<std::unique_ptr<Client>> clients_;
   void IssueRandom(int j);
 

@@ -140,13 +140,7 @@ void ThreadedClient::Finish(std::shared_ptr<PendingCall> call,
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_ = ClientStats{};
-    for (const auto& c : clients_) {
-      stats_.completed += c->stats().completed;
-      stats_.fast_path += c->stats().fast_path;
-      stats_.slow_path += c->stats().slow_path;
-      stats_.resends += c->stats().resends;
-      stats_.reconcile_requests += c->stats().reconcile_requests;
-    }
+    for (const auto& c : clients_) stats_.Add(c->stats());
   }
   call->done(std::move(result));
 }

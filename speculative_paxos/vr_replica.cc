@@ -17,6 +17,7 @@ VrReplica::VrReplica(transport::Transport* transport, VrConfig config, uint32_t 
       config_(std::move(config)),
       index_(index),
       app_(app),
+      replies_(transport, this),
       acked_(config_.replicas.size(), 0),
       heartbeat_(transport, config_.heartbeat, [this] { OnHeartbeat(); }),
       resend_(transport, config_.resend, [this] { OnResend(); }),
@@ -42,9 +43,16 @@ absl::Status VrReplica::Start() {
 }
 
 void VrReplica::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
+  // Replies to one address caused by this datagram leave as one datagram.
+  ReplyBatcher::Hold hold(&replies_);
   if (msg.Is<Request>()) {
     Request m;
     if (msg.Parse(&m)) HandleRequest(from, m);
+  } else if (msg.Is<RequestBatch>()) {
+    RequestBatch m;
+    if (msg.Parse(&m)) {
+      for (const Request& r : m.requests()) HandleRequest(from, r);
+    }
   } else if (msg.Is<VrPrepare>()) {
     VrPrepare m;
     if (msg.Parse(&m)) HandlePrepare(m);
@@ -162,11 +170,12 @@ void VrReplica::SendReply(const LogEntry& e) {
   Reply reply;
   reply.mutable_stamp()->set_view(view_);
   reply.set_replica(index_);
+  reply.set_client_id(e.client_id);
   reply.set_request_id(e.request_id);
   reply.set_slot(e.slot);
   reply.set_result(e.result);
   reply.set_durable(true);
-  (void)transport_->Send(this, e.client, reply);
+  replies_.Send(e.client, reply);
 }
 
 void VrReplica::OnHeartbeat() {
@@ -193,7 +202,7 @@ void VrReplica::OnResend() {
 
 UnreplicatedServer::UnreplicatedServer(transport::Transport* transport,
                                        transport::Address address, App* app)
-    : transport_(transport), address_(address), app_(app) {}
+    : transport_(transport), address_(address), app_(app), replies_(transport, this) {}
 
 UnreplicatedServer::~UnreplicatedServer() { transport_->Unregister(this); }
 
@@ -206,8 +215,18 @@ absl::Status UnreplicatedServer::Start() {
 
 void UnreplicatedServer::ReceiveMessage(const transport::Address& from,
                                         const transport::Envelope& msg) {
+  ReplyBatcher::Hold hold(&replies_);
+  if (msg.Is<RequestBatch>()) {
+    RequestBatch batch;
+    if (!msg.Parse(&batch)) return;
+    for (const Request& r : batch.requests()) HandleRequest(from, r);
+    return;
+  }
   Request req;
-  if (!msg.Parse(&req)) return;
+  if (msg.Parse(&req)) HandleRequest(from, req);
+}
+
+void UnreplicatedServer::HandleRequest(const transport::Address& from, const Request& req) {
   auto& [last_id, result] = last_[req.client_id()];
   if (req.request_id() < last_id) return;
   if (req.request_id() > last_id) {
@@ -216,11 +235,12 @@ void UnreplicatedServer::ReceiveMessage(const transport::Address& from,
     app_->Commit(slot_);
   }
   Reply reply;
+  reply.set_client_id(req.client_id());
   reply.set_request_id(req.request_id());
   reply.set_slot(slot_);
   reply.set_result(result);
   reply.set_durable(true);
-  (void)transport_->Send(this, from, reply);
+  replies_.Send(from, reply);
 }
 
 }  // namespace dctk::spaxos

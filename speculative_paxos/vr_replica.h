@@ -39,6 +39,7 @@
 #include "common/transport/transport.h"
 #include "speculative_paxos/app.h"
 #include "speculative_paxos/log.h"
+#include "speculative_paxos/reply_batcher.h"
 #include "speculative_paxos/spaxos.pb.h"
 
 namespace dctk::spaxos {
@@ -117,6 +118,7 @@ class VrReplica : public transport::TransportReceiver {
   const VrConfig config_;
   const uint32_t index_;
   App* app_;
+  ReplyBatcher replies_;
   uint64_t view_ = 0;
   bool normal_ = true;
   uint64_t last_normal_view_ = 0;
@@ -147,9 +149,12 @@ class UnreplicatedServer : public transport::TransportReceiver {
   uint64_t executed() const { return slot_; }
 
  private:
+  void HandleRequest(const transport::Address& from, const Request& req);
+
   transport::Transport* transport_;
   transport::Address address_;
   App* app_;
+  ReplyBatcher replies_;
   uint64_t slot_ = 0;
   // Latest request per client and its result, for retransmissions.
   absl::flat_hash_map<uint64_t, std::pair<uint64_t, std::string>> last_;

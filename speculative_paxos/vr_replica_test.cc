@@ -19,12 +19,19 @@ using transport::SimTransport;
 // Closed-loop clients issuing PUT/GET/CAS on a few keys; records the history.
 class Load {
  public:
+  // `shared`: the clients share one ClientEndpoint (requests batched).
   Load(SimTransport* net, const std::vector<Address>& servers, int clients, int ops,
-       int keys = 4)
+       int keys = 4, bool shared = false)
       : net_(net), keys_(keys) {
     ClientConfig cc{.replicas = servers, .mode = ClientConfig::Mode::kLeader};
+    if (shared) {
+      endpoint_ = std::make_unique<ClientEndpoint>(net, Address(0x0b000001, 1));
+      EXPECT_TRUE(endpoint_->Start().ok());
+    }
     for (int j = 0; j < clients; ++j) {
-      clients_.push_back(std::make_unique<Client>(net, cc, 500 + j, Address(0x0b000001 + j, 1)));
+      clients_.push_back(shared ? std::make_unique<Client>(endpoint_.get(), cc, 500 + j)
+                                : std::make_unique<Client>(net, cc, 500 + j,
+                                                           Address(0x0b000001 + j, 1)));
       EXPECT_TRUE(clients_.back()->Start().ok());
       remaining_.push_back(ops);
     }
@@ -37,6 +44,7 @@ class Load {
     return true;
   }
   const KvHistory& history() const { return history_; }
+  const ClientEndpoint* endpoint() const { return endpoint_.get(); }
 
  private:
   void Next(int j) {
@@ -61,6 +69,7 @@ class Load {
 
   SimTransport* net_;
   const int keys_;
+  std::unique_ptr<ClientEndpoint> endpoint_;  // outlives clients_
   std::vector<std::unique_ptr<Client>> clients_;
   std::vector<int> remaining_;
   KvHistory history_;
@@ -73,7 +82,7 @@ std::vector<Address> Replicas(int n) {
   return a;
 }
 
-void RunVr(uint64_t seed, int max_batch, double drop) {
+void RunVr(uint64_t seed, int max_batch, double drop, bool shared = false) {
   SimTransport net(seed);
   VrConfig config{.replicas = Replicas(3), .max_batch = max_batch};
   std::vector<std::unique_ptr<KvApp>> apps;
@@ -84,9 +93,16 @@ void RunVr(uint64_t seed, int max_batch, double drop) {
     ASSERT_TRUE(replicas.back()->Start().ok());
   }
   if (drop > 0) net.AddFilter(1, net.DropWithProbability(drop));
-  Load load(&net, config.replicas, 4, 30);
+  Load load(&net, config.replicas, 4, 30, /*keys=*/4, shared);
   ASSERT_TRUE(net.RunUntil([&] { return load.Done(); }, absl::Seconds(10)));
   net.RemoveFilter(1);
+  if (shared && drop == 0) {
+    // Closed loop on one endpoint: requests issued together travel together
+    // (how many do depends on the leader's batching), and so do their replies.
+    EXPECT_EQ(load.endpoint()->stats().requests, 120u);
+    EXPECT_LT(load.endpoint()->stats().request_datagrams, 100u);
+    EXPECT_LT(load.endpoint()->stats().reply_datagrams, 100u);
+  }
   ASSERT_TRUE(net.RunUntil(
       [&] {
         return replicas[1]->executed() == replicas[0]->executed() &&
@@ -104,6 +120,8 @@ TEST(VrReplicaTest, NormalCase) { RunVr(1, 1, 0); }
 TEST(VrReplicaTest, Batching) { RunVr(2, 8, 0); }
 TEST(VrReplicaTest, DropsAreResent) { RunVr(3, 1, 0.05); }
 TEST(VrReplicaTest, BatchingWithDrops) { RunVr(4, 8, 0.05); }
+TEST(VrReplicaTest, SharedClientEndpoint) { RunVr(5, 8, 0, /*shared=*/true); }
+TEST(VrReplicaTest, SharedClientEndpointWithDrops) { RunVr(6, 1, 0.05, /*shared=*/true); }
 
 // The leader crashes mid-run (and, with `second`, the next leader after it
 // heals): the others change view, every client completes, the history is

@@ -4,7 +4,10 @@
 # datagram to a loopback multicast group, or that datagram as a MOM packet
 # through mom::MomSender / MomReceiver), 3 replica processes (app=null),
 # clients in up to 4 independent processes (so replicas see requests in
-# naturally different orders). Prints one row per (protocol, clients).
+# naturally different orders). The clients of one process share an endpoint
+# that batches the requests they issue together (client_endpoint.h), for every
+# protocol; the -perclient rows give each client its own endpoint (no
+# batching). Prints one row per (protocol, clients).
 #
 #   bazel build -c opt //speculative_paxos/tools:all
 #   speculative_paxos/bench/run_bench.sh [bazel-bin dir] [seconds]
@@ -12,7 +15,7 @@
 set -euo pipefail
 BIN=${1:-bazel-bin/speculative_paxos/tools}
 SECS=${2:-3}
-PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 spaxos spaxos-mcast spaxos-mom}
+PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 vr-perclient spaxos spaxos-perclient spaxos-mcast spaxos-mom}
 CLIENTS=${CLIENTS:-1 4 16 64}
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
@@ -32,7 +35,8 @@ CONF
 printf "%-14s %7s %12s %9s %9s %8s\n" protocol clients "ops/s" "p50(us)" "p99(us)" "slow%"
 for proto in $PROTOCOLS; do
   for clients in $CLIENTS; do
-    p=${proto%-batch16}; p=${p%-mcast}; p=${p%-mom}
+    p=${proto%-batch16}; p=${p%-mcast}; p=${p%-mom}; p=${p%-perclient}
+    shared=--shared_endpoint; [ "$proto" != "$p-perclient" ] || shared=--noshared_endpoint
     batch=1; [ "$proto" = vr-batch16 ] && batch=16
     mcast=""; [ "$proto" = spaxos-mcast ] && mcast="--multicast=ordered"
     [ "$proto" = spaxos-mom ] && mcast="--multicast=ordered --mom"
@@ -48,7 +52,7 @@ for proto in $PROTOCOLS; do
     per=$(( clients / procs ))
     cpids=()
     for ((j = 0; j < procs; j++)); do
-      "$BIN/spaxos_client" --config="$DIR/shard.conf" --protocol=$p --clients=$per $mcast \
+      "$BIN/spaxos_client" --config="$DIR/shard.conf" --protocol=$p --clients=$per $mcast $shared \
         --warmup=1s --duration=${SECS}s >"$DIR/c$j.out" 2>"$DIR/c$j.err" &
       cpids+=($!)
     done

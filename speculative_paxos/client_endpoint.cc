@@ -1,0 +1,100 @@
+#include "speculative_paxos/client_endpoint.h"
+
+#include "glog/logging.h"
+#include "speculative_paxos/client.h"
+
+namespace dctk::spaxos {
+
+ClientEndpoint::ClientEndpoint(transport::Transport* transport, transport::Address bind,
+                               transport::EndpointOptions options)
+    : transport_(transport), address_(bind), options_(options) {}
+
+ClientEndpoint::~ClientEndpoint() {
+  if (started_) transport_->Unregister(this);
+}
+
+absl::Status ClientEndpoint::Start() {
+  absl::StatusOr<transport::Address> bound = transport_->Register(this, address_, options_);
+  if (!bound.ok()) return bound.status();
+  address_ = *bound;
+  started_ = true;
+  return absl::OkStatus();
+}
+
+void ClientEndpoint::Attach(Client* client) {
+  CHECK(clients_.emplace(client->client_id(), client).second)
+      << "client id " << client->client_id() << " twice on endpoint " << address_.ToString();
+}
+
+void ClientEndpoint::Detach(Client* client) { clients_.erase(client->client_id()); }
+
+void ClientEndpoint::ReceiveMessage(const transport::Address& from,
+                                    const transport::Envelope& msg) {
+  if (msg.Is<Reply>()) {
+    Reply reply;
+    if (msg.Parse(&reply)) {
+      ++stats_.reply_datagrams;
+      Deliver(reply);
+    }
+  } else if (msg.Is<ReplyBatch>()) {
+    ReplyBatch batch;
+    if (msg.Parse(&batch)) {
+      ++stats_.reply_datagrams;
+      for (const Reply& reply : batch.replies()) Deliver(reply);
+    }
+  }
+}
+
+void ClientEndpoint::Deliver(const Reply& reply) {
+  auto it = clients_.find(reply.client_id());
+  if (it != clients_.end()) it->second->HandleReply(reply);
+}
+
+void ClientEndpoint::SendRequest(const transport::Address& to, const Request& req) {
+  ++stats_.requests;
+  if (clients_.size() <= 1) {
+    ++stats_.request_datagrams;
+    Send(to, req);
+    return;
+  }
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    transport_->Post([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (alive.expired()) return;
+      flush_posted_ = false;
+      Flush();
+    });
+  }
+  size_t i = 0;
+  while (i < held_.size() && !(held_[i].first == to)) ++i;
+  if (i == held_.size()) {
+    held_.emplace_back(to, RequestBatch());
+    held_bytes_.push_back(0);
+  }
+  const size_t bytes = req.ByteSizeLong() + 4;
+  if (held_bytes_[i] + bytes > kMaxBatchBytes && held_[i].second.requests_size() > 0) {
+    SendOut(to, &held_[i].second);
+    held_bytes_[i] = 0;
+  }
+  *held_[i].second.add_requests() = req;
+  held_bytes_[i] += bytes;
+}
+
+void ClientEndpoint::Flush() {
+  for (auto& [to, batch] : held_) SendOut(to, &batch);
+  held_.clear();
+  held_bytes_.clear();
+}
+
+void ClientEndpoint::SendOut(const transport::Address& to, RequestBatch* batch) {
+  if (batch->requests_size() == 0) return;
+  ++stats_.request_datagrams;
+  if (batch->requests_size() == 1) {
+    Send(to, batch->requests(0));
+  } else {
+    Send(to, *batch);
+  }
+  batch->Clear();
+}
+
+}  // namespace dctk::spaxos

@@ -1,0 +1,43 @@
+#include "speculative_paxos/reply_batcher.h"
+
+namespace dctk::spaxos {
+
+void ReplyBatcher::Send(const transport::Address& to, const Reply& reply) {
+  if (holds_ == 0) {
+    ++datagrams_;
+    (void)transport_->Send(sender_, to, reply);
+    return;
+  }
+  size_t i = 0;
+  while (i < held_.size() && !(held_[i].first == to)) ++i;
+  if (i == held_.size()) {
+    held_.emplace_back(to, ReplyBatch());
+    held_bytes_.push_back(0);
+  }
+  const size_t bytes = reply.ByteSizeLong() + 4;
+  if (held_bytes_[i] + bytes > kMaxBatchBytes && held_[i].second.replies_size() > 0) {
+    SendOut(to, &held_[i].second);
+    held_bytes_[i] = 0;
+  }
+  *held_[i].second.add_replies() = reply;
+  held_bytes_[i] += bytes;
+}
+
+void ReplyBatcher::Flush() {
+  for (auto& [to, batch] : held_) SendOut(to, &batch);
+  held_.clear();
+  held_bytes_.clear();
+}
+
+void ReplyBatcher::SendOut(const transport::Address& to, ReplyBatch* batch) {
+  if (batch->replies_size() == 0) return;
+  ++datagrams_;
+  if (batch->replies_size() == 1) {
+    (void)transport_->Send(sender_, to, batch->replies(0));
+  } else {
+    (void)transport_->Send(sender_, to, *batch);
+  }
+  batch->Clear();
+}
+
+}  // namespace dctk::spaxos

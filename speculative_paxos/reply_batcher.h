@@ -1,0 +1,70 @@
+// ReplyBatcher: coalesces the replies a server sends to one address while it
+// handles one received datagram into one datagram (a ReplyBatch).
+//
+// Clients that share an endpoint (client_endpoint.h) send the requests they
+// issue together as one RequestBatch; a server that answers it under a
+// ReplyBatcher::Hold sends one ReplyBatch per client address instead of one
+// datagram per request. Outside a Hold, Send goes out at once. A lone reply
+// goes out as a plain Reply, so clients on their own endpoint see no change.
+// Every server of this package (Replica, VrReplica, UnreplicatedServer) uses
+// one, so the baselines get the same batching.
+//
+// Example:
+//   void Server::ReceiveMessage(const Address& from, const Envelope& msg) {
+//     ReplyBatcher::Hold hold(&replies_);
+//     ... replies_.Send(client, reply); ...
+//   }  // one datagram per client address here
+#ifndef DCTK_SPECULATIVE_PAXOS_REPLY_BATCHER_H_
+#define DCTK_SPECULATIVE_PAXOS_REPLY_BATCHER_H_
+
+#include <utility>
+#include <vector>
+
+#include "common/transport/transport.h"
+#include "speculative_paxos/spaxos.pb.h"
+
+namespace dctk::spaxos {
+
+class ReplyBatcher {
+ public:
+  // Holds replies for its lifetime; nests (the outermost one flushes).
+  class Hold {
+   public:
+    explicit Hold(ReplyBatcher* b) : b_(b) { ++b_->holds_; }
+    ~Hold() {
+      if (--b_->holds_ == 0) b_->Flush();
+    }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+   private:
+    ReplyBatcher* b_;
+  };
+
+  // `sender` is the endpoint replies are sent from (registered on `transport`).
+  ReplyBatcher(transport::Transport* transport, transport::TransportReceiver* sender)
+      : transport_(transport), sender_(sender) {}
+
+  void Send(const transport::Address& to, const Reply& reply);
+  // Datagrams sent (a ReplyBatch counts once).
+  uint64_t datagrams() const { return datagrams_; }
+
+ private:
+  // A batch stops growing at this many payload bytes (well under a datagram).
+  static constexpr size_t kMaxBatchBytes = 16 * 1024;
+
+  void Flush();
+  void SendOut(const transport::Address& to, ReplyBatch* batch);
+
+  transport::Transport* transport_;
+  transport::TransportReceiver* sender_;
+  int holds_ = 0;
+  // Held replies by destination, in first-reply order (few addresses).
+  std::vector<std::pair<transport::Address, ReplyBatch>> held_;
+  std::vector<size_t> held_bytes_;
+  uint64_t datagrams_ = 0;
+};
+
+}  // namespace dctk::spaxos
+
+#endif  // DCTK_SPECULATIVE_PAXOS_REPLY_BATCHER_H_
