@@ -15,27 +15,40 @@ const std::string& EmptyHash() {
   return *empty;
 }
 
-void PutU64(std::string* buf, uint64_t v) {
+// SHA-256 fetched once: EVP_Digest(..., EVP_sha256(), ...) looks the
+// algorithm up (under a lock) on every call.
+const EVP_MD* Sha256() {
+  static const EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    CHECK(fetched != nullptr) << "OpenSSL: no SHA256";
+    return fetched;
+  }();
+  return md;
+}
+
+void UpdateU64(EVP_MD_CTX* ctx, uint64_t v) {
   char b[8];
   absl::little_endian::Store64(b, v);
-  buf->append(b, 8);
+  CHECK_EQ(EVP_DigestUpdate(ctx, b, 8), 1);
 }
 
 }  // namespace
 
 std::string ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
                       absl::string_view op) {
-  std::string buf;
-  buf.reserve(prev.size() + 24 + op.size() + 1);
-  buf.push_back(static_cast<char>(prev.size()));  // "" (slot 0) vs a 32-byte hash
-  buf.append(prev.data(), prev.size());
-  PutU64(&buf, client_id);
-  PutU64(&buf, request_id);
-  PutU64(&buf, op.size());
-  buf.append(op.data(), op.size());
+  // One context per thread, reused: no allocation per hash.
+  thread_local EVP_MD_CTX* const ctx = EVP_MD_CTX_new();
+  CHECK_EQ(EVP_DigestInit_ex2(ctx, Sha256(), nullptr), 1);
+  const char prev_len = static_cast<char>(prev.size());  // "" (slot 0) vs a 32-byte hash
+  CHECK_EQ(EVP_DigestUpdate(ctx, &prev_len, 1), 1);
+  CHECK_EQ(EVP_DigestUpdate(ctx, prev.data(), prev.size()), 1);
+  UpdateU64(ctx, client_id);
+  UpdateU64(ctx, request_id);
+  UpdateU64(ctx, op.size());
+  CHECK_EQ(EVP_DigestUpdate(ctx, op.data(), op.size()), 1);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  CHECK_EQ(EVP_Digest(buf.data(), buf.size(), md, &len, EVP_sha256(), nullptr), 1);
+  CHECK_EQ(EVP_DigestFinal_ex(ctx, md, &len), 1);
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
@@ -96,6 +109,7 @@ const LogEntry* Log::Find(uint64_t client_id, uint64_t request_id) const {
   if (it == by_client_.end()) return nullptr;
   // Request ids of one client increase with slot (Append callers keep it so).
   const auto& v = it->second;
+  if (v.back().first < request_id) return nullptr;  // the common case: a new request
   auto r = std::lower_bound(v.begin(), v.end(), std::make_pair(request_id, uint64_t{0}));
   if (r == v.end() || r->first != request_id) return nullptr;
   return &entries_[r->second - 1];
