@@ -69,21 +69,16 @@ done
 # ---------------------------------------------------------------------------
 step "2. Containers: 3 CM replicas, 3 FaRM machines, a client, an attacker, a network-privileged monitor"
 source "$HERE/runtime.sh"
-if [[ $RUNTIME == auto ]]; then
-  # bastiond's discovery of podman containers (Docker API of `podman system
-  # service`) is not wired into this script yet: Bastion-enforced runs use
-  # dctk's namespace containers, which bastiond discovers by their label files.
-  RUNTIME=netns
-  command -v podman >/dev/null && say "podman is installed, but this run uses dctk's namespace containers: bastiond's podman discovery is not wired into the main job yet"
-fi
-[[ $RUNTIME == netns ]] || fail "--runtime=$RUNTIME: only netns runs under Bastion for now (podman discovery is not wired in yet)"
 BG_PIDS=()
 dctk_on_cleanup() {
   local p
   for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   # Processes in the containers go before bastiond, so it sees no half-gone flows.
-  for f in "$DCTK_RT_WORK"/*.pid; do [[ -e $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+  # (podman: pid files hold the containers' own pids; removing the containers stops them)
+  if [[ $DCTK_RT == netns ]]; then
+    for f in "$DCTK_RT_WORK"/*.pid; do [[ -e $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+  fi
   if [[ -n ${BASTIOND_PID:-} ]]; then
     kill -TERM "$BASTIOND_PID" 2>/dev/null
     wait "$BASTIOND_PID" 2>/dev/null
@@ -91,24 +86,63 @@ dctk_on_cleanup() {
   if [[ -n ${OUT:-} && -d ${DCTK_RT_WORK:-} ]]; then
     mkdir -p "$OUT/logs"
     cp "$DCTK_RT_WORK"/*.log "$DCTK_RT_WORK"/*.jsonl "$DCTK_RT_WORK"/*.tsv "$DCTK_RT_WORK"/*.state \
-      "$DCTK_RT_WORK"/cluster.conf "$OUT/logs/" 2>/dev/null
+      "$DCTK_RT_WORK"/*.pcap "$DCTK_RT_WORK"/cluster.conf "$OUT/logs/" 2>/dev/null
   fi
 }
 dctk_rt_init "$RUNTIME" "$BIN"
+say "runtime: $DCTK_RT ($( [[ $DCTK_RT == podman ]] && echo "real podman containers, busybox image, dctk binaries mounted read-only" || echo "dctk's namespace containers" ))"
 mkdir -p "$OUT" && rm -rf "$OUT/logs" "$OUT/report.txt" "$OUT/throughput.png" "$OUT/throughput.dat"
 dctk_rt_create_roles
 dctk_rt_write_cluster
 # The FaRM machines as the PRIMARY_BACKUP group farmd and cm_driver read
 # (machine id = position + 1; f = 2 here only says "3 members": each region
 # gets 2 copies, cm_driver --replicas=2).
+# Timeouts for a 2-core machine that other work keeps busy: a replica that
+# hears nothing from the leader for 1 s starts a view change; a FaRM machine
+# or client whose lease (2 s, renewed every lease/3) runs out is removed.
+sed -i 's/^timeouts .*/timeouts { request_ms: 50 heartbeat_ms: 20 view_change_ms: 1000 lease_ms: 2000 }/' \
+  "$DCTK_RT_WORK/cluster.conf"
 grep -q 'name: "farm"' "$DCTK_RT_WORK/cluster.conf" ||
   echo 'groups { name: "farm" replication: PRIMARY_BACKUP f: 2 members: ["farm0", "farm1", "farm2"] }' \
     >> "$DCTK_RT_WORK/cluster.conf"
 TAG=$DCTK_RT_TAG
-GATEWAY=$DCTK_RT_PREFIX.1
-mac_of() { ip netns exec "dctk-$TAG$1" cat /sys/class/net/eth0/address; }
+# in_net NAME CMD... (net_prefix NAME: the command prefix that does it): a host
+# program inside a container's network namespace
+# (tcpdump, scapy, ip: the attacker with raw sockets; the containers' image is
+# busybox only). bastion_name NAME: the container's name in bastiond's events.
+if [[ $DCTK_RT == podman ]]; then
+  declare -A CT_PID=()
+  for c in cm0 cm1 cm2 farm0 farm1 farm2 client attacker; do
+    CT_PID[$c]=$("${DCTK_RT_PODMAN[@]}" inspect -f '{{.State.Pid}}' "dctk-$TAG-$c")
+  done
+  net_prefix() { echo "nsenter --net=/proc/${CT_PID[$1]}/ns/net"; }
+  bastion_name() { echo "dctk-$TAG-$1"; }
+  BRIDGE=$("${DCTK_RT_PODMAN[@]}" network inspect "$DCTK_RT_NET" -f '{{.NetworkInterface}}')
+  GATEWAY=$("${DCTK_RT_PODMAN[@]}" network inspect "$DCTK_RT_NET" -f '{{range .Subnets}}{{.Gateway}}{{end}}')
+  SUBNET=$("${DCTK_RT_PODMAN[@]}" network inspect "$DCTK_RT_NET" -f '{{range .Subnets}}{{.Subnet}}{{end}}')
+  say "podman containers on network $DCTK_RT_NET (bridge $BRIDGE, $SUBNET); the monitor runs with --network host"
+else
+  net_prefix() { echo "ip netns exec dctk-$TAG$1"; }
+  bastion_name() { echo "$TAG$1"; }
+  BRIDGE=$DCTK_RT_BRIDGE GATEWAY=$DCTK_RT_PREFIX.1 SUBNET=$DCTK_RT_PREFIX.0/24
+  say "namespace containers on bridge $BRIDGE ($SUBNET); the monitor shares the host's network"
+fi
+# (Both prefixes exec the program: in the background, $! is its pid.)
+in_net() { local c=$1; shift; $(net_prefix "$c") "$@"; }
+# (netlink, not /sys: nsenter --net keeps the host's sysfs)
+mac_of() { in_net "$1" ip -o link show dev eth0 | sed -n 's|.*link/ether \([0-9a-f:]*\).*|\1|p'; }
+# Jumbo frames on the container network: Bastion drops non-first IPv4
+# fragments (it cannot see their ports), and the CM replicas' replies carry the
+# whole FaRM configuration (over 1,500 bytes once clients have joined), so a
+# UDP reply the size of a few KiB must travel in one frame.
+MTU=9000
+ip link set dev "$BRIDGE" mtu $MTU
+for dev in $(ip -o link show master "$BRIDGE" | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+  ip link set dev "$dev" mtu $MTU
+done
+for c in cm0 cm1 cm2 farm0 farm1 farm2 client attacker; do in_net "$c" ip link set dev eth0 mtu $MTU; done
+say "MTU $MTU on the bridge and every container interface (Bastion drops IP fragments)"
 SERVICE_IPS=$(for c in cm0 cm1 cm2 farm0 farm1 farm2 client; do printf '%s,' "$(dctk_rt_ip $c)"; done)
-say "namespace containers on bridge $DCTK_RT_BRIDGE ($DCTK_RT_PREFIX.0/24); the monitor shares the host's network"
 
 # ---------------------------------------------------------------------------
 step "3. Bastion: bastiond discovers the containers and enforces the service's policy"
@@ -128,17 +162,29 @@ if ! ((${#FARMD_PORTS[@]} && ${#CLIENT_PORTS[@]})); then
   say "farmd or farm_workload still picks its TCP ports at random: this run enforces an interim policy,"
   say "policy.yaml's edges with FaRM's TCP ports widened to 1024-65535 ($POLICY)"
 fi
-"$BIN/bastion/manager/bastiond" --listen="$SOCK" --policy="$POLICY" \
-  --netns_dir="$DCTK_RT_NETNS_DIR" --pin_dir= --state_file= --cleanup_on_exit --poll_interval=100ms \
+if [[ $DCTK_RT == podman ]]; then
+  # bastiond reads podman's containers through its Docker API, this run's only.
+  podman system service --time=0 "unix://$DCTK_RT_WORK/podman.sock" > "$DCTK_RT_WORK/podman-service.log" 2>&1 &
+  BG_PIDS+=($!)
+  for _ in $(seq 100); do [[ -S $DCTK_RT_WORK/podman.sock ]] && break; sleep 0.1; done
+  [[ -S $DCTK_RT_WORK/podman.sock ]] || fail "podman system service did not come up"
+  SOURCES=(--docker_socket="$DCTK_RT_WORK/podman.sock" --label_filter="dctk=$TAG" --netns_dir="$DCTK_RT_WORK/none")
+  say "bastiond discovers the podman containers labelled dctk=$TAG through podman's Docker API"
+else
+  SOURCES=(--netns_dir="$DCTK_RT_NETNS_DIR")
+  say "bastiond discovers the namespace containers by their label files"
+fi
+"$BIN/bastion/manager/bastiond" --listen="$SOCK" --policy="$POLICY" "${SOURCES[@]}" \
+  --pin_dir= --state_file= --cleanup_on_exit --poll_interval=100ms \
   > "$DCTK_RT_WORK/bastiond.log" 2>&1 &
 BASTIOND_PID=$!
-for _ in $(seq 200); do grep -q 'bastiond: ready' "$DCTK_RT_WORK/bastiond.log" && break; sleep 0.05; done
+for _ in $(seq 200); do grep -qs 'bastiond: ready' "$DCTK_RT_WORK/bastiond.log" && break; sleep 0.05; done
 grep -q 'bastiond: ready' "$DCTK_RT_WORK/bastiond.log" || fail "bastiond is not ready: $(tail -5 "$DCTK_RT_WORK/bastiond.log")"
 for _ in $(seq 100); do
   ctl containers > "$DCTK_RT_WORK/containers.txt" 2>&1
   missing=0
   for c in cm0 cm1 cm2 farm0 farm1 farm2 client attacker; do
-    grep -Eq "^[0-9]+ +$TAG$c +[0-9.]+ +[0-9a-f:]+ +[0-9]+ " "$DCTK_RT_WORK/containers.txt" || missing=$((missing + 1))
+    grep -Eq "^[0-9]+ +$(bastion_name $c) +[0-9.]+ +[0-9a-f:]+ +[0-9]+ " "$DCTK_RT_WORK/containers.txt" || missing=$((missing + 1))
   done
   ((missing == 0)) && break
   sleep 0.1
@@ -147,7 +193,7 @@ done
 sed 's/^/   /' "$DCTK_RT_WORK/containers.txt"
 ctl policy show > "$DCTK_RT_WORK/policy.txt" || fail "bastionctl policy show failed"
 say "all 8 containers enforced (programs on their veths); policy: $(head -1 "$DCTK_RT_WORK/policy.txt" | sed 's/.*: //')"
-say "(the monitor is in the host's network namespace: it is not a container bastiond manages here)"
+[[ $DCTK_RT == netns ]] && say "(the monitor is in the host's network namespace: it is not a container bastiond manages here)"
 mark enforced 8
 mark policy "$POLICY_KIND"
 # Bastion's verdict events, one JSON object per line, for the whole run.
@@ -211,16 +257,16 @@ done
 grep -q '^workload start' "$DCTK_RT_WORK/client.workload.log" || fail "the workload client did not start within 30 s"
 mark workload_start
 WORKLOAD_T0=$(now)
-# The client's progress lines, as they come (tail ends with the workload).
-tail -s 0.2 --pid="$(cat "$DCTK_RT_WORK/client.workload.pid")" -n +1 -f "$DCTK_RT_WORK/client.workload.log" 2>/dev/null |
-  sed -u 's/^/   [client] /' &
-BG_PIDS+=($!)
+# The client's progress lines, as they come.
+tail -s 0.2 -n +1 -f "$DCTK_RT_WORK/client.workload.log" 2>/dev/null > >(sed -u 's/^/   [client] /') &
+TAIL_PID=$!
+BG_PIDS+=($TAIL_PID)
 progress_lines() { grep -c '^progress ' "$DCTK_RT_WORK/client.workload.log"; }
 wait_progress() {  # N: waits until the client printed N more progress lines
   local want=$(( $(progress_lines) + $1 )) i
   for i in $(seq 600); do
     (( $(progress_lines) >= want )) && return 0
-    dctk_rt_alive client workload || fail "the workload client exited: $(tail -3 "$DCTK_RT_WORK/client.workload.log")"
+    ((i % 10)) || dctk_rt_alive client workload || fail "the workload client exited: $(tail -3 "$DCTK_RT_WORK/client.workload.log")"
     sleep 0.1
   done
   fail "the workload client printed no progress for 60 s"
@@ -243,8 +289,8 @@ OLD_VIEW=$(state "$OLD_LEADER" view)
 SURVIVORS=(); for i in 0 1 2; do [[ cm$i != "$OLD_LEADER" ]] && SURVIVORS+=("$i"); done
 COMMIT_BEFORE=0
 for i in "${SURVIVORS[@]}"; do c=$(state cm$i commit_point); ((c > COMMIT_BEFORE)) && COMMIT_BEFORE=$c; done
-mark cm_kill "$OLD_LEADER"
 dctk_rt_signal "$OLD_LEADER" replica KILL
+mark cm_kill "$OLD_LEADER"
 KILL_T=$(now)
 say "killed $OLD_LEADER (leader in view $OLD_VIEW, commit point $COMMIT_BEFORE)"
 NEW_LEADER= VIEW_T= COMMIT_T=
@@ -276,8 +322,8 @@ VICTIM=farm$((PRIMARY - 1))
 REGIONS=$(awk -v m="$PRIMARY" '/^regions/ { r = 1 } /^  id:/ && r { id = $2 } r && /machine:/ { if ($2 == m) printf "%s ", id; r = 0 }' \
           "$DCTK_RT_WORK/$NEW_LEADER.state")
 RECOVERIES=$(grep -c 'CM: recovered from' "$DCTK_RT_WORK/cm0.driver.log")
-mark farm_kill "$VICTIM"
 dctk_rt_signal "$VICTIM" farmd KILL
+mark farm_kill "$VICTIM"
 say "killed $VICTIM (machine $PRIMARY, primary of regions ${REGIONS:-?}); its backups take over when its lease runs out"
 recovered() { (( $(grep -c 'CM: recovered from' "$DCTK_RT_WORK/cm0.driver.log") > RECOVERIES )); }
 for _ in $(seq 200); do recovered && break; sleep 0.05; done
@@ -292,10 +338,11 @@ left=$(awk -v t0="$WORKLOAD_T0" -v s="$SECONDS_TO_RUN" -v n="$(now)" 'BEGIN { l 
 sleep "$left"
 say "stopping the client: it settles its last transfers, audits the total, checks every ledger entry"
 dctk_rt_signal client workload TERM
-for _ in $(seq 600); do dctk_rt_alive client workload || break; sleep 0.1; done
-dctk_rt_alive client workload && fail "the workload client did not finish within 60 s of SIGTERM"
+for _ in $(seq 600); do grep -q '^invariant ' "$DCTK_RT_WORK/client.workload.log" && break; sleep 0.1; done
+grep -q '^invariant ' "$DCTK_RT_WORK/client.workload.log" || fail "the workload client did not finish within 60 s of SIGTERM"
 mark workload_end
-sleep 0.5   # the progress tail prints the last lines and ends
+sleep 0.5   # the progress tail prints the last lines
+kill "$TAIL_PID" 2>/dev/null
 
 # ---------------------------------------------------------------------------
 step "11. Report"
@@ -304,7 +351,7 @@ for i in 0 1 2; do dctk_rt_stop cm$i replica; done   # their exit line has their
 dctk_rt_stop cm0 driver
 for i in 0 1 2; do dctk_rt_stop farm$i farmd; done
 sleep 0.3
-"$PY" "$HERE/main_job_report.py" report --work="$DCTK_RT_WORK" --out="$OUT" --tag="$TAG"
+"$PY" "$HERE/main_job_report.py" report --work="$DCTK_RT_WORK" --out="$OUT" --attacker="$(bastion_name attacker)"
 RC=$?
 say "report: $OUT/report.txt, plot: $OUT/throughput.png, logs: $OUT/logs"
 exit $RC

@@ -10,18 +10,20 @@
 # attacks.tsv for the report: name, what it tried, expected verdict (regex, or
 # "-" when nothing is sent), what the attacker got, defeated (1/0), verdict summary.
 #
-# Needs from main_job.sh: TAG, PY, HERE, BIN, GATEWAY, DCTK_RT_* (runtime.sh),
-# mac_of, dctk_rt_ip, dctk_rt_exec, ctl, say.
+# The attacker's programs are the host's (scapy, tcpdump, ip) run inside its
+# network namespace (in_net): an attacker with raw sockets.
+# Needs from main_job.sh: PY, HERE, BRIDGE, GATEWAY, SUBNET, SERVICE_IPS, in_net,
+# bastion_name, mac_of, dctk_rt_ip, ctl, say, now, DCTK_RT_WORK.
 
 ATTACKER_TOOL=("$PY" "$HERE/attack_tool.py")
 ATTACKS_TSV=$DCTK_RT_WORK/attacks.tsv
 
 # The attacker's commands run in its container.
-atk() { dctk_rt_exec attacker "${ATTACKER_TOOL[@]}" "$@" 2>&1 | grep '^result' | tail -1 | sed 's/^result //'; }
+atk() { in_net attacker "${ATTACKER_TOOL[@]}" "$@" 2>&1 | grep '^result' | tail -1 | sed 's/^result //'; }
 events_now() { wc -l < "$DCTK_RT_WORK/events.jsonl"; }
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<< "$2"; }
 verdicts_between() {  # FROM TO: the attacker's drops in events.jsonl lines FROM+1..TO
-  awk -v from="$1" -v to="$2" -v c="\"container\":\"${TAG}attacker\"" '
+  awk -v from="$1" -v to="$2" -v c="\"container\":\"$(bastion_name attacker)\"" '
     NR > from && NR <= to && index($0, c) && index($0, "\"to_container\":false") &&
     match($0, /"verdict":"[a-z_0-9]+"/) { n[substr($0, RSTART + 11, RLENGTH - 12)]++ }
     END { for (v in n) printf "%s DROP %s x%d", (k++ ? "," : ""), v, n[v] }' "$DCTK_RT_WORK/events.jsonl" | sed 's/^ //'
@@ -50,7 +52,7 @@ capture_start() {
   if [[ $where == host ]]; then
     tcpdump -i "$iface" -nn -U -w "$pcap" "$filter" 2>/dev/null &
   else
-    ip netns exec "dctk-$TAG$where" tcpdump -i "$iface" -nn -U -w "$pcap" "$filter" 2>/dev/null &
+    $(net_prefix "$where") tcpdump -i "$iface" -nn -U -w "$pcap" "$filter" 2>/dev/null &
   fi
   CAPTURE_PIDS+=($!)
   BG_PIDS+=($!)
@@ -58,7 +60,7 @@ capture_start() {
 capture_stop() {
   local p
   sleep 0.2
-  for p in "${CAPTURE_PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
+  for p in "${CAPTURE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${CAPTURE_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   CAPTURE_PIDS=()
 }
@@ -77,31 +79,31 @@ run_attacks() {
   fwd0=$(forwarded_now)
   sniff_t0=$(now)
   capture_start attacker eth0 "" "$DCTK_RT_WORK/sniff_attacker.pcap"
-  capture_start host "$DCTK_RT_BRIDGE" "" "$DCTK_RT_WORK/sniff_monitor.pcap"
+  capture_start host "$BRIDGE" "" "$DCTK_RT_WORK/sniff_monitor.pcap"
   SNIFF_PIDS=("${CAPTURE_PIDS[@]}")
   CAPTURE_PIDS=()
 
   # 1. Reconnaissance.
   from=$(events_now)
-  got=$(atk arp-scan --net="$DCTK_RT_PREFIX.0/24" --timeout=1)
+  got=$(atk arp-scan --net="$SUBNET" --timeout=1)
   local ok=0
   # Only the gateway (the host's address on the bridge) may answer.
   [[ $(field answered "$got") == 0 || ( $(field answered "$got") == 1 && $(field who "$got") == "$GATEWAY" ) ]] && ok=1
-  record arp_scan "ARP scan of $DCTK_RT_PREFIX.0/24 from the attacker" arp_no_dependency \
+  record arp_scan "ARP scan of $SUBNET from the attacker" arp_no_dependency \
     "$(field answered "$got") of $(field asked "$got") addresses answered ($(field who "$got"))" "$ok" "$from"
 
   # 2. Reaching the service's ports (it cannot even resolve them).
   from=$(events_now)
-  got=$(dctk_rt_exec attacker "${ATTACKER_TOOL[@]}" connect \
+  got=$(in_net attacker "${ATTACKER_TOOL[@]}" connect \
           --to="$farm0:7100/tcp,$farm0:7101/tcp,$cm0:7101/tcp,$cm0:7000/udp" 2>&1 | grep -c 'connected=1')
   record connect "attacker connects to farm0 tcp/7100 (fabric), tcp/7101 (control), cm0 tcp/7101 (CM service), udp/7000 (replica)" \
     arp_no_dependency "$got of 4 reached" "$(( got == 0 ))" "$from"
 
   # 3. The same with the peers' MACs guessed (static neighbour entries: no ARP needed).
-  ip netns exec "dctk-${TAG}attacker" ip neigh replace "$farm0" lladdr "$farm0_mac" dev eth0 nud permanent
-  ip netns exec "dctk-${TAG}attacker" ip neigh replace "$cm0" lladdr "$cm0_mac" dev eth0 nud permanent
+  in_net attacker ip neigh replace "$farm0" lladdr "$farm0_mac" dev eth0 nud permanent
+  in_net attacker ip neigh replace "$cm0" lladdr "$cm0_mac" dev eth0 nud permanent
   from=$(events_now)
-  got=$(dctk_rt_exec attacker "${ATTACKER_TOOL[@]}" connect --to="$farm0:7100/tcp,$cm0:7000/udp" 2>&1 | grep -c 'connected=1')
+  got=$(in_net attacker "${ATTACKER_TOOL[@]}" connect --to="$farm0:7100/tcp,$cm0:7000/udp" 2>&1 | grep -c 'connected=1')
   record connect_static_arp "attacker connects to farm0 tcp/7100 and cm0 udp/7000 with their MACs set by hand" \
     no_dependency "$got of 2 reached" "$(( got == 0 ))" "$from"
 
@@ -129,7 +131,7 @@ run_attacks() {
   from=$(events_now)
   atk arp-poison --victim="$farm1" --victim-mac="$farm1_mac" --claim="$farm0" --count=3 >/dev/null
   sleep 0.2
-  if ip netns exec "dctk-${TAG}farm1" ip neigh show | grep -qi "$attacker_mac"; then n=1; else n=0; fi
+  if in_net farm1 ip neigh show | grep -qi "$attacker_mac"; then n=1; else n=0; fi
   record arp_poison "ARP poisoning: forged replies and gratuitous ARP claiming farm0's IP" arp_spoofed \
     "$( ((n)) && echo "farm1's ARP cache maps an address to the attacker's MAC" || echo "no ARP cache points at the attacker")" \
     "$(( n == 0 ))" "$from"
@@ -137,7 +139,7 @@ run_attacks() {
   # 7-8. Eavesdropping: the sniffers ran during attacks 1-6 while the
   # workload ran. The attacker's own ARP for the gateway (allowed: it goes to
   # the host) shows that both sniffers capture what does pass their way.
-  dctk_rt_exec attacker busybox arping -c 2 -w 1 "$GATEWAY" >/dev/null 2>&1
+  in_net attacker busybox arping -c 2 -w 1 "$GATEWAY" >/dev/null 2>&1
   local sniff_s fwd1
   sniff_s=$(awk -v a="$sniff_t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
   from=$(events_now)
@@ -149,7 +151,7 @@ run_attacks() {
           sed -n 's/^result //p')
     n=$(field service_packets "$got")
     local where="its own interface (eth0)"
-    [[ $who == monitor ]] && where="the bridge $DCTK_RT_BRIDGE, from the host's network"
+    [[ $who == monitor ]] && where="the bridge $BRIDGE, from the host's network"
     record "sniff_$who" "tcpdump for ${sniff_s} s (during the attacks above) by the $who on $where" - \
       "$(field captured "$got") packets captured, ${n:-?} of them FaRM/CM traffic (meanwhile Bastion forwarded $((fwd1 - fwd0)) packets straight into the peers' namespaces)" \
       "$(( ${n:-1} == 0 && fwd1 > fwd0 ))" "$from"

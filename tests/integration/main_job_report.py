@@ -5,7 +5,7 @@ Reads what the run left in its work dir and prints the final table, writes it to
 OUT/report.txt, plots throughput over time with the fault times marked
 (OUT/throughput.png, gnuplot) and exits 0 only if every check holds.
 
-  main_job_report.py report --work=DIR --out=DIR --tag=TAG
+  main_job_report.py report --work=DIR --out=DIR --attacker=NAME
 
 Inputs (work dir): timeline.tsv (epoch, event, detail: main_job.sh's marks),
 client.workload.log (a progress line per second, a summary, the invariant),
@@ -121,13 +121,15 @@ def cmd_report(a):
     driver = read(os.path.join(w, "cm0.driver.log"))
     recovered = [l for l in driver if "CM: recovered from" in l]
     farm_rec_ms = resolved = None
-    if recovered and "farm_kill" in tl:
-        e = glog_epoch(recovered[-1])
-        if e is not None:
-            farm_rec_ms = (e - tl["farm_kill"][0]) * 1000
-        m = re.search(r"resolved in ([0-9.]+)(ms|us|s)\b", recovered[-1])
-        if m:
-            resolved = float(m.group(1)) * {"ms": 1, "us": 0.001, "s": 1000}[m.group(2)]
+    if "farm_kill" in tl:
+        # The first recovery the CM finished after the kill.
+        after = [(glog_epoch(l), l) for l in recovered]
+        after = [(e, l) for e, l in after if e is not None and e > tl["farm_kill"][0]]
+        if after:
+            farm_rec_ms = (after[0][0] - tl["farm_kill"][0]) * 1000
+            m = re.search(r"resolved in ([0-9.]+)(ms|us|s)\b", after[0][1])
+            if m:
+                resolved = float(m.group(1)) * {"ms": 1, "us": 0.001, "s": 1000}[m.group(2)]
     check("FaRM recovery after the primary kill (lease expiry, promotion, in-flight resolved)",
           farm_rec_ms is not None, f"{tl.get('farm_kill', (0, '?'))[1]} killed")
     # Throughput around the FaRM kill, from the 1-second progress lines.
@@ -161,7 +163,7 @@ def cmd_report(a):
         blocked += bool(ok)
         check(f"attack blocked: {name}", ok, f"{got}; {verdicts or 'no drop event'}")
     events = read_events(os.path.join(w, "events.jsonl"))
-    attacker = f"{a.tag}attacker"
+    attacker = a.attacker
     own = [e for e in events if e.get("action") == "drop" and e["verdict"] not in NOT_SERVICE
            and e.get("container") != attacker and e.get("src") != attacker]
     # TCP/UDP of the service dropped = a dependency the policy misses. ICMP
@@ -262,7 +264,7 @@ def main():
     r = sub.add_parser("report")
     r.add_argument("--work", required=True)
     r.add_argument("--out", required=True)
-    r.add_argument("--tag", required=True)
+    r.add_argument("--attacker", required=True, help="the attacker's name in bastiond's events")
     r.set_defaults(run=cmd_report)
     a = p.parse_args()
     return a.run(a)
