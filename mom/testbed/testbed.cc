@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -70,6 +72,9 @@ absl::Status Testbed::StopSwitch(int node, int signal) {
   sw.client.reset();
   kill(sw.pid, signal);
   waitpid(sw.pid, nullptr, 0);
+  // A killed switch leaves DPDK's runtime directory (its exit path removes it).
+  std::error_code ignored;
+  std::filesystem::remove_all(absl::StrCat("/var/run/dpdk/mom_switch_", sw.pid), ignored);
   sw.pid = -1;
   return absl::OkStatus();
 }

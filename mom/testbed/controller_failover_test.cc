@@ -1,0 +1,205 @@
+// The controller process on real switches: mom_controller configures a
+// 2-leaf, 2-spine fabric of mom_switch processes from a fabric file; a
+// serialized group's root (its sequencer, a spine) is killed; the controller's
+// health check notices, blacklists it and moves the group to the other spine,
+// and traffic flows again, stamped by the new sequencer. Needs root.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "mom/controller/switch_config.h"
+#include "mom/testbed/mom_datagram.h"
+#include "mom/testbed/netns.h"
+#include "mom/testbed/testbed.h"
+
+namespace dctk::mom {
+namespace {
+
+constexpr uint32_t kGroup = 61;
+constexpr int kMessages = 20;
+
+// mom_controller as a child process; its stdout read line by line. Killed
+// (and reaped) when the object goes, also when an assertion failed.
+class ControllerProcess {
+ public:
+  ~ControllerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0) close(out_);
+  }
+  bool Start(const std::string& fabric_path) {
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) return false;
+    pid_ = fork();
+    if (pid_ < 0) return false;
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      dup2(out[1], STDOUT_FILENO);
+      const std::string fabric = "--fabric=" + fabric_path;
+      execl("mom/controller/mom_controller", "mom_controller", fabric.c_str(),
+            "--interval_ms=100", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(out[1]);
+    out_ = out[0];
+    return true;
+  }
+  // The next line it prints, or "" if none comes within `guard` (only
+  // against hanging; the controller answers within a few intervals).
+  std::string NextLine(int guard_ms = 30000) {
+    std::string line;
+    char c;
+    for (;;) {
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, guard_ms) != 1 || read(out_, &c, 1) != 1) return "";
+      if (c == '\n') return line;
+      line.push_back(c);
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+};
+
+sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(ip);
+  sa.sin_port = htons(port);
+  return sa;
+}
+
+class ControllerFailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces, veths and DPDK af_packet";
+    absl::StatusOr<Topology> topo = Topology::LeafSpine(2, 2, 2);
+    ASSERT_TRUE(topo.ok());
+    absl::StatusOr<std::unique_ptr<Testbed>> bed =
+        Testbed::Create(*std::move(topo), {.switch_binary = "mom/switch/mom_switch"});
+    ASSERT_TRUE(bed.ok()) << bed.status();
+    bed_ = *std::move(bed);
+  }
+  void TearDown() override {
+    for (int fd : fds_) close(fd);
+  }
+
+  int Node(const std::string& name) { return *bed_->topology().FindNode(name); }
+
+  std::string WriteFabricFile() {
+    std::string text = "leaf_spine { leaves: 2 spines: 2 hosts_per_leaf: 2 }\n";
+    for (int sw : bed_->topology().switches()) {
+      absl::StrAppend(&text, "switches { name: \"", bed_->topology().node(sw).name,
+                      "\" control: \"", bed_->control_address(sw), "\" }\n");
+    }
+    for (int h : bed_->topology().hosts()) {
+      absl::StrAppend(&text, "hosts { name: \"", bed_->topology().node(h).name, "\" ip: \"",
+                      Ipv4Text(bed_->ip(h)), "\" }\n");
+    }
+    absl::StrAppend(&text, "groups { group_id: ", kGroup, " design: \"serialized\" ",
+                    "senders: \"host0_0\" receivers: [\"host0_1\", \"host1_0\", \"host1_1\"] }\n");
+    const char* dir = std::getenv("TEST_TMPDIR");
+    const std::string path = absl::StrCat(dir ? dir : "/tmp", "/fabric_", getpid(), ".conf");
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  int Receiver(int host) {
+    absl::StatusOr<int> fd = bed_->UdpSocket(host);
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    fds_.push_back(*fd);
+    sockaddr_in sa = Sockaddr(INADDR_ANY, port_);
+    EXPECT_EQ(bind(*fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    getsockname(*fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin_port);
+    ip_mreq mreq{};
+    mreq.imr_multiaddr.s_addr = htonl(ChannelGroupIp(kGroup, 0));
+    mreq.imr_interface.s_addr = htonl(bed_->ip(host));
+    EXPECT_EQ(setsockopt(*fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)), 0);
+    timeval guard{5, 0};  // only against hanging if frames are lost
+    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+    return *fd;
+  }
+
+  // Sends kMessages from host0_0; each receiver must get them all, stamped
+  // 1..kMessages by the (current) sequencer.
+  void SendAndExpectAllStamped(int sender_fd, const std::vector<int>& receivers, uint64_t first) {
+    const sockaddr_in to = Sockaddr(ChannelGroupIp(kGroup, 0), port_);
+    for (int i = 0; i < kMessages; ++i) {
+      const std::string d = EncodeMomDatagram(kGroup, 1, first + i, true, 0);
+      ASSERT_EQ(sendto(sender_fd, d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+                       sizeof(to)),
+                static_cast<ssize_t>(d.size()));
+    }
+    for (int fd : receivers) {
+      char buf[2048];
+      for (int i = 0; i < kMessages; ++i) {
+        const ssize_t len = recv(fd, buf, sizeof(buf), 0);
+        ASSERT_GT(len, 0) << "message " << i << " lost";
+        absl::optional<MomDatagram> m = DecodeMomDatagram(absl::string_view(buf, len));
+        ASSERT_TRUE(m.has_value());
+        EXPECT_EQ(m->sender_seq, first + i);
+        EXPECT_EQ(m->group_seq, static_cast<uint64_t>(i + 1));
+      }
+    }
+  }
+
+  std::unique_ptr<Testbed> bed_;
+  std::vector<int> fds_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ControllerFailoverTest, KilledRootIsBlacklistedAndTrafficMovesToAnotherRoot) {
+  ControllerProcess controller;
+  ASSERT_TRUE(controller.Start(WriteFabricFile()));
+  const std::string first = controller.NextLine();
+  ASSERT_THAT(first, ::testing::StartsWith("mom_controller configured: failed: none; group 61"));
+  const std::string old_root = first.substr(first.rfind(' ') + 1);
+  ASSERT_THAT(old_root, ::testing::StartsWith("spine"));
+
+  std::vector<int> receivers;
+  for (const char* host : {"host0_1", "host1_0", "host1_1"}) receivers.push_back(Receiver(Node(host)));
+  absl::StatusOr<int> sender = bed_->UdpSocket(Node("host0_0"));
+  ASSERT_TRUE(sender.ok());
+  fds_.push_back(*sender);
+  SendAndExpectAllStamped(*sender, receivers, 1);
+  absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(old_root));
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->group_sequences_size(), 1);
+  EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
+
+  ASSERT_TRUE(bed_->StopSwitch(Node(old_root), SIGKILL).ok());  // the root crashes
+  const std::string second = controller.NextLine();
+  ASSERT_THAT(second, ::testing::StartsWith("mom_controller configured: failed: " + old_root +
+                                            "; group 61 (serialized) roots: spine"));
+  const std::string new_root = second.substr(second.rfind(' ') + 1);
+  EXPECT_NE(new_root, old_root);
+
+  // The new sequencer numbers the group from 1; every member gets every message.
+  SendAndExpectAllStamped(*sender, receivers, 1 + kMessages);
+  stats = bed_->Stats(Node(new_root));
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->group_sequences_size(), 1);
+  EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
+}
+
+}  // namespace
+}  // namespace dctk::mom
