@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -202,23 +201,29 @@ void Client::HandleReply(const Reply& reply) {
     if (stamp < old || (stamp == old && !reply.durable() && it->second.durable())) return;
     it->second = reply;
   }
-  // Count matching replies by (stamp, slot, hash).
-  using Key = std::tuple<uint64_t, uint64_t, uint64_t, std::string>;
-  std::map<Key, std::pair<int, int>> counts;  // speculative, durable
+  // Count matching replies by (stamp, slot, hash); n <= 7, so pairwise
+  // comparison without building keys (no allocation per reply).
+  auto same = [](const Reply& x, const Reply& y) {
+    return x.slot() == y.slot() && x.stamp().view() == y.stamp().view() &&
+           x.stamp().epoch() == y.stamp().epoch() && x.hash() == y.hash();
+  };
   int best = 0;
   for (const auto& [r, rep] : pending_->replies) {
-    auto& c = counts[Key{rep.stamp().view(), rep.stamp().epoch(), rep.slot(), rep.hash()}];
-    ++c.first;
-    if (rep.durable()) ++c.second;
-    best = std::max(best, c.first);
-    if (c.first >= Superquorum(config_.f())) {
+    int matching = 0, durable = 0;
+    for (const auto& [r2, other] : pending_->replies) {
+      if (!same(rep, other)) continue;
+      ++matching;
+      if (other.durable()) ++durable;
+    }
+    best = std::max(best, matching);
+    if (matching >= Superquorum(config_.f())) {
       VLOG(1) << "client " << client_id_ << " request " << rep.request_id() << " fast at "
               << rep.stamp().view() << "." << rep.stamp().epoch() << " slot " << rep.slot() << " t="
               << absl::FormatTime("%S.%E6f", transport_->Now(), absl::UTCTimeZone());
       Complete(rep.result(), true);
       return;
     }
-    if (c.second >= config_.f() + 1) {
+    if (durable >= config_.f() + 1) {
       VLOG(1) << "client " << client_id_ << " request " << rep.request_id() << " durable at "
               << rep.stamp().view() << "." << rep.stamp().epoch() << " slot " << rep.slot() << " t="
               << absl::FormatTime("%S.%E6f", transport_->Now(), absl::UTCTimeZone());

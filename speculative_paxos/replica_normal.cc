@@ -52,7 +52,7 @@ void Replica::ReplyTo(const LogEntry& e) {
   reply.set_durable(log_stamp_ == stamp_ && e.slot <= ConfirmedPoint());
   reply.set_committed(e.slot <= log_.committed());
   ++stats_.replies;
-  replies_.Send(e.client, reply);
+  replies_.Send(e.client, &reply);
 }
 
 const LogEntry& Replica::ExecuteAndAppend(uint64_t client_id, uint64_t request_id,

@@ -2,10 +2,10 @@
 
 namespace dctk::spaxos {
 
-void ReplyBatcher::Send(const transport::Address& to, const Reply& reply) {
+void ReplyBatcher::Send(const transport::Address& to, Reply* reply) {
   if (holds_ == 0) {
     ++datagrams_;
-    (void)transport_->Send(sender_, to, reply);
+    (void)transport_->Send(sender_, to, *reply);
     return;
   }
   size_t i = 0;
@@ -14,12 +14,12 @@ void ReplyBatcher::Send(const transport::Address& to, const Reply& reply) {
     held_.emplace_back(to, ReplyBatch());
     held_bytes_.push_back(0);
   }
-  const size_t bytes = reply.ByteSizeLong() + 4;
+  const size_t bytes = reply->ByteSizeLong() + 4;
   if (held_bytes_[i] + bytes > kMaxBatchBytes && held_[i].second.replies_size() > 0) {
     SendOut(to, &held_[i].second);
     held_bytes_[i] = 0;
   }
-  *held_[i].second.add_replies() = reply;
+  held_[i].second.add_replies()->Swap(reply);
   held_bytes_[i] += bytes;
 }
 

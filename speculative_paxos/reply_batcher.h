@@ -12,7 +12,7 @@
 // Example:
 //   void Server::ReceiveMessage(const Address& from, const Envelope& msg) {
 //     ReplyBatcher::Hold hold(&replies_);
-//     ... replies_.Send(client, reply); ...
+//     ... replies_.Send(client, &reply); ...
 //   }  // one datagram per client address here
 #ifndef DCTK_SPECULATIVE_PAXOS_REPLY_BATCHER_H_
 #define DCTK_SPECULATIVE_PAXOS_REPLY_BATCHER_H_
@@ -45,7 +45,8 @@ class ReplyBatcher {
   ReplyBatcher(transport::Transport* transport, transport::TransportReceiver* sender)
       : transport_(transport), sender_(sender) {}
 
-  void Send(const transport::Address& to, const Reply& reply);
+  // Takes the reply's contents (it is left empty).
+  void Send(const transport::Address& to, Reply* reply);
   // Datagrams sent (a ReplyBatch counts once).
   uint64_t datagrams() const { return datagrams_; }
 

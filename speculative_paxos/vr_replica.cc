@@ -175,7 +175,7 @@ void VrReplica::SendReply(const LogEntry& e) {
   reply.set_slot(e.slot);
   reply.set_result(e.result);
   reply.set_durable(true);
-  replies_.Send(e.client, reply);
+  replies_.Send(e.client, &reply);
 }
 
 void VrReplica::OnHeartbeat() {
@@ -240,7 +240,7 @@ void UnreplicatedServer::HandleRequest(const transport::Address& from, const Req
   reply.set_slot(slot_);
   reply.set_result(result);
   reply.set_durable(true);
-  replies_.Send(from, reply);
+  replies_.Send(from, &reply);
 }
 
 }  // namespace dctk::spaxos
