@@ -237,12 +237,14 @@ say "machines joined, leases granted, 6 regions placed (2 copies each): $(grep -
 mark farm_ready
 
 # ---------------------------------------------------------------------------
+# A message unanswered for 1 s counts as lost (--rpc_timeout_ms: a busy
+# machine's first messages can take a few hundred ms; the lease is 2 s).
 # The workload runs until every phase is done (and at least --seconds): on
 # a loaded 2-core machine the attacks take longer than on an idle one, and the
 # faults must happen while it runs.
 step "6. The client's workload: bank transfers and balance lookups, a progress line per second"
 WORKLOAD=("$RT_BIN/farm/workload/farm_workload" --cm="$CM_ADDR" --host="$(dctk_rt_ip client)" --fabric=net
-          --transfer_threads=2 --lookup_threads=1 --accounts=64 "${CLIENT_PORTS[@]}")
+          --transfer_threads=2 --lookup_threads=1 --accounts=64 --rpc_timeout_ms=1000 "${CLIENT_PORTS[@]}")
 [[ -x $BIN/farm/workload/farm_workload ]] || fail "no workload client (farm/workload/farm_workload) under $BIN"
 say "the client joins the CM as a leased client, creates 64 accounts of 1000, then transfers money between"
 say "them in transactions (2 threads) while a third thread reads balances with one-sided reads"
