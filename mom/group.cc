@@ -1,5 +1,6 @@
 #include "mom/group.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +19,13 @@ absl::Status ValidateGroupConfig(const GroupConfig& config) {
             absl::StrCat("MOM group ", config.group_id, ": group_address ",
                          config.group_address.ToString(),
                          " is not a multicast (224.0.0.0/4) address"));
+      }
+      for (const auto& [sender, address] : config.sender_addresses) {
+        if (!address.is_multicast()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("MOM group ", config.group_id, ": sender ", sender, "'s address ",
+                           address.ToString(), " is not a multicast (224.0.0.0/4) address"));
+        }
       }
       return absl::OkStatus();
     case Delivery::kReplicatedUnicast:
@@ -80,7 +88,8 @@ absl::Status MomSender::MulticastRaw(uint32_t type_id, absl::string_view payload
     }
   };
   if (config_.delivery == Delivery::kIpMulticast) {
-    send_one(config_.group_address);
+    auto own = config_.sender_addresses.find(sender_id_);
+    send_one(own != config_.sender_addresses.end() ? own->second : config_.group_address);
   } else {
     for (const Address& member : config_.members) send_one(member);
   }
@@ -98,12 +107,27 @@ MomReceiver::MomReceiver(transport::Transport* transport,
 absl::Status MomReceiver::Join() {
   if (absl::Status s = ValidateGroupConfig(config_); !s.ok()) return s;
   if (config_.delivery != Delivery::kIpMulticast) return absl::OkStatus();
-  return transport_->JoinGroup(endpoint_, config_.group_address);
+  for (const Address& a : ChannelAddresses()) {
+    if (absl::Status s = transport_->JoinGroup(endpoint_, a); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status MomReceiver::Leave() {
   if (config_.delivery != Delivery::kIpMulticast) return absl::OkStatus();
-  return transport_->LeaveGroup(endpoint_, config_.group_address);
+  absl::Status first;
+  for (const Address& a : ChannelAddresses()) {
+    if (absl::Status s = transport_->LeaveGroup(endpoint_, a); !s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+std::vector<Address> MomReceiver::ChannelAddresses() const {
+  std::vector<Address> all = {config_.group_address};
+  for (const auto& [sender, address] : config_.sender_addresses) {
+    if (std::find(all.begin(), all.end(), address) == all.end()) all.push_back(address);
+  }
+  return all;
 }
 
 bool MomReceiver::Handle(const Address& from, const Envelope& msg) {

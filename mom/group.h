@@ -1,9 +1,11 @@
 // MOM group: mostly-ordered multicast to a set of members over common/transport.
 //
 // A group has an id, a design (design.h), a delivery mechanism and members:
-//   Delivery::kIpMulticast        one send to `group_address`; members JoinGroup
-//                                 it. Also the mechanism for the MOM switch: the
-//                                 switch replicates the group address in-network.
+//   Delivery::kIpMulticast        one send to `group_address` (or the sender's
+//                                 own channel address, `sender_addresses`);
+//                                 members join them all. Also the mechanism for
+//                                 the MOM switch: the switch replicates each
+//                                 channel address in-network.
 //   Delivery::kReplicatedUnicast  the no-network-support fallback: the sender
 //                                 sends one copy to each member's address.
 // `MomSender::Multicast(msg)` wraps a message in a MomPacket header (mom.proto)
@@ -65,6 +67,12 @@ struct GroupConfig {
   uint32_t group_id = 0;
   // A 224.0.0.0/4 address; required for kIpMulticast.
   transport::Address group_address;
+  // kIpMulticast over the MOM switch: a group has one multicast channel per
+  // sender (naive) or per root switch (topology-aware), so each sender sends
+  // to its own channel address (the controller's SenderChannelIp) and members
+  // join them all (ChannelIps). Sender ids listed here send to their address;
+  // others to group_address. Members join group_address and every address here.
+  absl::flat_hash_map<uint32_t, transport::Address> sender_addresses;
   // Members' endpoint addresses; required (non-empty) for kReplicatedUnicast.
   std::vector<transport::Address> members;
   Delivery delivery = Delivery::kIpMulticast;
@@ -160,7 +168,8 @@ class MomReceiver {
   MomReceiver(const MomReceiver&) = delete;
   MomReceiver& operator=(const MomReceiver&) = delete;
 
-  // Joins the group address (kIpMulticast); nothing to do for replicated unicast.
+  // Joins the group address and every sender address (kIpMulticast); nothing
+  // to do for replicated unicast.
   absl::Status Join();
   absl::Status Leave();
 
@@ -177,6 +186,8 @@ class MomReceiver {
     uint64_t incarnation = 0;
     SequenceTracker tracker;
   };
+  // group_address, then the distinct sender addresses.
+  std::vector<transport::Address> ChannelAddresses() const;
 
   transport::Transport* transport_;
   transport::TransportReceiver* endpoint_;

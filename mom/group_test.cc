@@ -115,6 +115,34 @@ class GroupTest : public ::testing::TestWithParam<Delivery> {
   std::vector<std::unique_ptr<Client>> clients_;
 };
 
+// Over the MOM switch each sender may have its own channel address: senders
+// send to theirs, members join all of them. A member that joined only the
+// group address misses the sender that has its own channel.
+TEST(GroupChannelsTest, SendersUseTheirOwnChannelAddressesAndMembersJoinAll) {
+  SimTransport net(/*seed=*/1);
+  GroupConfig g = Config(Delivery::kIpMulticast, 2);
+  const Address channel1(0xef000701, 7000);  // 239.0.7.1
+  g.sender_addresses[1] = channel1;
+  GroupConfig group_address_only = g;
+  group_address_only.sender_addresses.clear();
+  Member both(&net, Host(1), g);
+  Member partial(&net, Host(2), group_address_only);
+  Client own(&net, Host(101), g, 1);       // sends to channel1
+  Client shared(&net, Host(102), g, 2);    // no entry: sends to group_address
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(own.Send(i).ok());
+    ASSERT_TRUE(shared.Send(i).ok());
+  }
+  net.RunUntilIdle();
+  EXPECT_EQ(both.got.size(), 10u);
+  ASSERT_EQ(partial.got.size(), 5u);
+  for (const Member::Got& got : partial.got) EXPECT_EQ(got.sender_id, 2u);
+
+  GroupConfig bad = g;
+  bad.sender_addresses[3] = Host(5);
+  EXPECT_FALSE(MomSender::Create(&net, &own, bad, 3, 1).ok());
+}
+
 TEST_P(GroupTest, EveryMemberReceivesEveryMessageInPerSenderOrder) {
   SendInterleaved(50);
   for (const auto& m : members_) {
