@@ -173,34 +173,34 @@ void Client::AskReconcile() {
 void Client::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
   if (msg.Is<Reply>()) {
     Reply reply;
-    if (msg.Parse(&reply)) HandleReply(reply);
+    if (msg.Parse(&reply)) HandleReply(&reply);
   } else if (msg.Is<ReplyBatch>()) {
     ReplyBatch batch;
     if (!msg.Parse(&batch)) return;
-    for (const Reply& reply : batch.replies()) {
-      if (reply.client_id() == client_id_) HandleReply(reply);
+    for (Reply& reply : *batch.mutable_replies()) {
+      if (reply.client_id() == client_id_) HandleReply(&reply);
     }
   }
 }
 
-void Client::HandleReply(const Reply& reply) {
-  if (!pending_ || reply.request_id() != pending_->request_id ||
-      reply.replica() >= config_.replicas.size()) {
+void Client::HandleReply(Reply* reply) {
+  if (!pending_ || reply->request_id() != pending_->request_id ||
+      reply->replica() >= config_.replicas.size()) {
     return;
   }
-  const Stamp stamp = Stamp::FromProto(reply.stamp());
+  const Stamp stamp = Stamp::FromProto(reply->stamp());
   newest_stamp_ = std::max(newest_stamp_, stamp);
-  if (config_.mode == ClientConfig::Mode::kLeader) leader_ = reply.replica();
-  if (config_.mode == ClientConfig::Mode::kLeader || reply.committed()) {
-    Complete(reply.result(), false);
+  if (config_.mode == ClientConfig::Mode::kLeader) leader_ = reply->replica();
+  if (config_.mode == ClientConfig::Mode::kLeader || reply->committed()) {
+    Complete(reply->result(), false);
     return;
   }
-  auto [it, inserted] = pending_->replies.try_emplace(reply.replica(), reply);
+  auto [it, inserted] = pending_->replies.try_emplace(reply->replica());
   if (!inserted) {
     const Stamp old = Stamp::FromProto(it->second.stamp());
-    if (stamp < old || (stamp == old && !reply.durable() && it->second.durable())) return;
-    it->second = reply;
+    if (stamp < old || (stamp == old && !reply->durable() && it->second.durable())) return;
   }
+  it->second.Swap(reply);  // takes the reply without copying
   // Count matching replies by (stamp, slot, hash); n <= 7, so pairwise
   // comparison without building keys (no allocation per reply).
   auto same = [](const Reply& x, const Reply& y) {

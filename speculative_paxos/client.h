@@ -134,7 +134,8 @@ class Client : public transport::TransportReceiver {
   void SendRequest();
   void SendRequestTo(const transport::Address& to, const Request& req);
   void OnTimeout();
-  void HandleReply(const Reply& reply);
+  // Takes the reply's contents.
+  void HandleReply(Reply* reply);
   void AskReconcile();
   void OnCommitWait();
   absl::Duration CommitWait() const;

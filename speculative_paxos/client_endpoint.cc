@@ -34,19 +34,19 @@ void ClientEndpoint::ReceiveMessage(const transport::Address& from,
     Reply reply;
     if (msg.Parse(&reply)) {
       ++stats_.reply_datagrams;
-      Deliver(reply);
+      Deliver(&reply);
     }
   } else if (msg.Is<ReplyBatch>()) {
     ReplyBatch batch;
     if (msg.Parse(&batch)) {
       ++stats_.reply_datagrams;
-      for (const Reply& reply : batch.replies()) Deliver(reply);
+      for (Reply& reply : *batch.mutable_replies()) Deliver(&reply);
     }
   }
 }
 
-void ClientEndpoint::Deliver(const Reply& reply) {
-  auto it = clients_.find(reply.client_id());
+void ClientEndpoint::Deliver(Reply* reply) {
+  auto it = clients_.find(reply->client_id());
   if (it != clients_.end()) it->second->HandleReply(reply);
 }
 

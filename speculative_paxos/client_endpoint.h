@@ -69,7 +69,7 @@ class ClientEndpoint : public transport::TransportReceiver {
   void Send(const transport::Address& to, const M& msg) {
     (void)transport_->Send(this, to, msg);
   }
-  void Deliver(const Reply& reply);
+  void Deliver(Reply* reply);
   void Flush();
   void SendOut(const transport::Address& to, RequestBatch* batch);
 
