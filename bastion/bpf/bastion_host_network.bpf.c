@@ -62,14 +62,16 @@ static __always_inline int bastion_host_network_judge(struct bastion_pkt *p, int
 
 SEC("cgroup_skb/egress")
 int bastion_from_host_network(struct __sk_buff *skb) {
-  struct bastion_pkt p = {
-      .ifindex = skb->ifindex, .host_network = 1, .l3_proto = bpf_ntohs(skb->protocol)};
+  struct bastion_pkt p = {.ifindex = skb->ifindex,
+                          .host_network = 1,
+                          .gen = bastion_active_generation(),
+                          .l3_proto = bpf_ntohs(skb->protocol)};
   int parsed = 0, done = TC_ACT_OK;
   __u32 id = bastion_host_network_start(skb, &p, &parsed, &done);
   if (!id) return bastion_cgroup_action(done);
-  if (bastion_is_container(bastion_classify(p.saddr).id))
+  if (bastion_is_container(bastion_classify(p.saddr, p.gen).id))
     return bastion_cgroup_action(bastion_drop(&p, BASTION_DROP_SPOOFED_IP));
-  struct bastion_peer dst = bastion_classify(p.daddr);
+  struct bastion_peer dst = bastion_classify(p.daddr, p.gen);
   if (!bastion_is_container(dst.id))
     return bastion_cgroup_action(bastion_pass(BASTION_PASS_STACK, TC_ACT_OK));
   return bastion_cgroup_action(bastion_host_network_judge(&p, parsed, id, dst.id));
@@ -80,11 +82,12 @@ int bastion_to_host_network(struct __sk_buff *skb) {
   struct bastion_pkt p = {.ifindex = skb->ifindex,
                           .to_container = 1,
                           .host_network = 1,
+                          .gen = bastion_active_generation(),
                           .l3_proto = bpf_ntohs(skb->protocol)};
   int parsed = 0, done = TC_ACT_OK;
   __u32 id = bastion_host_network_start(skb, &p, &parsed, &done);
   if (!id) return bastion_cgroup_action(done);
-  struct bastion_peer src = bastion_classify(p.saddr);
+  struct bastion_peer src = bastion_classify(p.saddr, p.gen);
   if (!bastion_is_container(src.id))
     return bastion_cgroup_action(bastion_pass(BASTION_PASS_STACK, TC_ACT_OK));
   return bastion_cgroup_action(bastion_host_network_judge(&p, parsed, src.id, id));

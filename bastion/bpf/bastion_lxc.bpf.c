@@ -26,7 +26,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 SEC("tc")
 int bastion_from_container(struct __sk_buff *skb) {
-  struct bastion_pkt p = {.ifindex = skb->ifindex, .l3_proto = bpf_ntohs(skb->protocol)};
+  struct bastion_pkt p = {.ifindex = skb->ifindex,
+                          .gen = bastion_active_generation(),
+                          .l3_proto = bpf_ntohs(skb->protocol)};
   __u32 ifindex = skb->ifindex;
   struct bastion_binding *b = bpf_map_lookup_elem(&bastion_bindings, &ifindex);
   if (!b) return bastion_drop(&p, BASTION_DROP_UNBOUND);
@@ -44,7 +46,7 @@ int bastion_from_container(struct __sk_buff *skb) {
   if (reason) return bastion_drop(&p, reason);
   if (parsed == -2) return bastion_drop(&p, BASTION_DROP_FRAGMENT);
 
-  struct bastion_peer dst = bastion_classify(p.daddr);
+  struct bastion_peer dst = bastion_classify(p.daddr, p.gen);
   __u32 verdict = BASTION_PASS_FORWARDED;
   reason = bastion_policy_check(b->container_id, dst.id, &p);
   if (reason == 0) {
@@ -61,8 +63,10 @@ int bastion_from_container(struct __sk_buff *skb) {
 
 SEC("tc")
 int bastion_to_container(struct __sk_buff *skb) {
-  struct bastion_pkt p = {
-      .ifindex = skb->ifindex, .to_container = 1, .l3_proto = bpf_ntohs(skb->protocol)};
+  struct bastion_pkt p = {.ifindex = skb->ifindex,
+                          .to_container = 1,
+                          .gen = bastion_active_generation(),
+                          .l3_proto = bpf_ntohs(skb->protocol)};
   __u32 ifindex = skb->ifindex;
   struct bastion_binding *b = bpf_map_lookup_elem(&bastion_bindings, &ifindex);
   if (!b) return bastion_drop(&p, BASTION_DROP_UNBOUND);
@@ -77,7 +81,7 @@ int bastion_to_container(struct __sk_buff *skb) {
   if (p.daddr != b->ip) return bastion_drop(&p, BASTION_DROP_NOT_FOR_CONTAINER);
   if (parsed == -2) return bastion_drop(&p, BASTION_DROP_FRAGMENT);
 
-  struct bastion_peer src = bastion_classify(p.saddr);
+  struct bastion_peer src = bastion_classify(p.saddr, p.gen);
   /* Sent by a host-network container's socket (or AF_PACKET): judged as that container,
    * and it may not claim a container's address. */
   __u32 sender = bastion_cgroup_container(skb);

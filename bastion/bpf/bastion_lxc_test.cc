@@ -131,6 +131,25 @@ TEST_F(BastionLxcTest, AllowedTcpIsForwardedStraightToThePeer) {
   EXPECT_THAT(Events(), IsEmpty());
 }
 
+// Policy entries written to the inactive generation change nothing until it is
+// activated; then the active generation's entries alone decide.
+TEST_F(BastionLxcTest, InactiveGenerationIsIgnoredUntilActivated) {
+  ASSERT_EQ(dp_->ActiveGeneration(), 0u);
+  dp_->SetWriteGeneration(1);
+  ASSERT_TRUE(dp_->AddDependency(kA, kC, 0).ok());
+  ASSERT_TRUE(dp_->UpsertPolicy({.src_id = kA, .dst_id = kC, .proto = kTcp,
+                                 .first_port = 90, .last_port = 90}).ok());
+  EXPECT_EQ(From(Tcp(kIpA, kIpC, 90)).action, TC_ACT_SHOT);   // no_dependency (gen 0)
+  EXPECT_EQ(From(Tcp(kIpA, kIpB, 80)).action, TC_ACT_REDIRECT);
+  ASSERT_TRUE(dp_->ActivateGeneration(1).ok());
+  EXPECT_EQ(From(Tcp(kIpA, kIpC, 90)).action, TC_ACT_REDIRECT);
+  EXPECT_EQ(From(Tcp(kIpA, kIpB, 80)).action, TC_ACT_SHOT);   // A->B exists only in gen 0
+  ASSERT_TRUE(dp_->ActivateGeneration(0).ok());
+  EXPECT_EQ(From(Tcp(kIpA, kIpB, 80)).action, TC_ACT_REDIRECT);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("forwarded", 3), Pair("no_dependency", 2)));
+  EXPECT_FALSE(dp_->ActivateGeneration(2).ok());
+}
+
 TEST_F(BastionLxcTest, PortRangeAllowsInsideAndDeniesOutside) {
   EXPECT_EQ(From(Udp(kIpB, 5000)).action, TC_ACT_REDIRECT);
   EXPECT_EQ(From(Udp(kIpB, 5007)).action, TC_ACT_REDIRECT);

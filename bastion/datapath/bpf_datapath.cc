@@ -111,7 +111,18 @@ absl::StatusOr<std::unique_ptr<BpfDatapath>> BpfDatapath::Create(const Options& 
                                    options.pin_dir.empty() ? "" : " (pinned maps under ",
                                    options.pin_dir, options.pin_dir.empty() ? "" : ")"));
   }
-  return std::unique_ptr<BpfDatapath>(new BpfDatapath(std::move(skel), options.pin_dir));
+  std::unique_ptr<BpfDatapath> dp(new BpfDatapath(std::move(skel), options.pin_dir));
+  // Reused pinned maps keep the audit flag and the active generation.
+  __u32 zero = 0;
+  bastion_config config{};
+  if (int err = bpf_map__lookup_elem(dp->skel_->maps.bastion_config, &zero, sizeof(zero), &config,
+                                     sizeof(config), 0)) {
+    return Errno(err, "reading map bastion_config");
+  }
+  dp->config_.flags = config.flags;
+  dp->config_.generation = config.generation & 1;
+  dp->write_generation_ = static_cast<uint8_t>(dp->config_.generation);
+  return dp;
 }
 
 BpfDatapath::BpfDatapath(std::unique_ptr<bastion_lxc, SkeletonDeleter> skel, std::string pin_dir)
@@ -179,23 +190,26 @@ absl::Status BpfDatapath::UpsertHost(uint32_t ip, uint32_t host_id) {
                                                    " outside the host id range"));
   }
   bastion_host value{.id = host_id};
-  return Update(skel_->maps.bastion_hosts, htonl(ip), value,
-                absl::StrCat("host ", Ipv4ToString(ip)));
+  bastion_host_key key{.addr = htonl(ip), .gen = write_generation_, .pad = {}};
+  return Update(skel_->maps.bastion_hosts, key, value, absl::StrCat("host ", Ipv4ToString(ip)));
 }
 
 absl::Status BpfDatapath::RemoveHost(uint32_t ip) {
-  return Delete(skel_->maps.bastion_hosts, htonl(ip), absl::StrCat("host ", Ipv4ToString(ip)));
+  bastion_host_key key{.addr = htonl(ip), .gen = write_generation_, .pad = {}};
+  return Delete(skel_->maps.bastion_hosts, key, absl::StrCat("host ", Ipv4ToString(ip)));
 }
 
 absl::Status BpfDatapath::AddDependency(uint32_t src_id, uint32_t dst_id, uint32_t generation) {
-  bastion_dependency_key key{.src_id = src_id, .dst_id = dst_id};
+  bastion_dependency_key key{
+      .src_id = src_id, .dst_id = dst_id, .gen = write_generation_, .pad = {}};
   __u32 value = generation;
   return Update(skel_->maps.bastion_dependencies, key, value,
                 absl::StrCat("dependency ", src_id, "->", dst_id));
 }
 
 absl::Status BpfDatapath::RemoveDependency(uint32_t src_id, uint32_t dst_id) {
-  bastion_dependency_key key{.src_id = src_id, .dst_id = dst_id};
+  bastion_dependency_key key{
+      .src_id = src_id, .dst_id = dst_id, .gen = write_generation_, .pad = {}};
   return Delete(skel_->maps.bastion_dependencies, key,
                 absl::StrCat("dependency ", src_id, "->", dst_id));
 }
@@ -227,7 +241,7 @@ absl::Status BpfDatapath::WritePolicyEntries(const PolicyRule& rule, bool remove
     bastion_policy_key key{.src_id = rule.src_id,
                            .dst_id = rule.dst_id,
                            .proto = rule.proto,
-                           .pad = 0,
+                           .gen = write_generation_,
                            .dport = htons(rule.first_port)};
     return remove ? Delete(skel_->maps.bastion_policy, key, what)
                   : Update(skel_->maps.bastion_policy, key, value, what);
@@ -246,7 +260,10 @@ absl::Status BpfDatapath::WriteRangeEntries(const PolicyRule& rule,
                                             const bastion_policy& value, bool remove,
                                             absl::string_view what) {
   bpf_map* outer = skel_->maps.bastion_policy_ranges;
-  bastion_edge_key edge{.src_id = rule.src_id, .dst_id = rule.dst_id, .proto = rule.proto,
+  bastion_edge_key edge{.src_id = rule.src_id,
+                        .dst_id = rule.dst_id,
+                        .proto = rule.proto,
+                        .gen = write_generation_,
                         .pad = {}};
   __u32 trie_id = 0;
   int trie_fd = -1;
@@ -292,8 +309,29 @@ absl::Status BpfDatapath::WriteRangeEntries(const PolicyRule& rule,
 
 absl::Status BpfDatapath::SetAuditMode(bool audit) {
   __u32 zero = 0;
-  bastion_config config{.flags = audit ? BASTION_CONFIG_AUDIT : 0u};
-  return Update(skel_->maps.bastion_config, zero, config, "audit mode");
+  bastion_config config{.flags = audit ? BASTION_CONFIG_AUDIT : 0u,
+                        .generation = config_.generation};
+  if (absl::Status s = Update(skel_->maps.bastion_config, zero, config, "audit mode"); !s.ok()) {
+    return s;
+  }
+  config_.flags = config.flags;
+  return absl::OkStatus();
+}
+
+absl::Status BpfDatapath::ActivateGeneration(uint32_t generation) {
+  if (generation >= BASTION_GENERATIONS) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy generation ", generation, ": only 0 and 1 exist"));
+  }
+  __u32 zero = 0;
+  bastion_config config{.flags = config_.flags, .generation = generation};
+  if (absl::Status s = Update(skel_->maps.bastion_config, zero, config,
+                              absl::StrCat("active generation ", generation));
+      !s.ok()) {
+    return s;
+  }
+  config_.generation = generation;
+  return absl::OkStatus();
 }
 
 absl::Status BpfDatapath::FlushConnections() {

@@ -38,9 +38,10 @@ class BpfDatapath : public Datapath {
     absl::Duration conntrack_lifetime = absl::Minutes(10);
     uint32_t max_endpoints = 16384;
     uint32_t max_bindings = 4096;
-    uint32_t max_dependencies = 65536;
-    uint32_t max_policies = 65536;        // exact-port entries
-    uint32_t max_policy_ranges = 65536;   // edges {src, dst, proto} with port ranges
+    // The policy maps hold both generations: twice the entries of one policy.
+    uint32_t max_dependencies = 131072;
+    uint32_t max_policies = 131072;        // exact-port entries
+    uint32_t max_policy_ranges = 131072;   // edges {src, dst, proto} with port ranges
     uint32_t max_connections = 65536;
   };
 
@@ -60,6 +61,9 @@ class BpfDatapath : public Datapath {
   absl::Status UpsertPolicy(const PolicyRule& rule) override;
   absl::Status RemovePolicy(const PolicyRule& rule) override;
   absl::Status SetAuditMode(bool audit) override;
+  uint32_t ActiveGeneration() const override { return config_.generation; }
+  absl::Status ActivateGeneration(uint32_t generation) override;
+  void SetWriteGeneration(uint32_t generation) override { write_generation_ = generation & 1; }
   absl::Status FlushConnections() override;
   absl::Status Attach(int host_ifindex) override;
   absl::Status Detach(int host_ifindex) override;
@@ -103,6 +107,12 @@ class BpfDatapath : public Datapath {
   std::string pin_dir_;
   std::unique_ptr<ring_buffer, RingBufferDeleter> events_;
   const std::function<void(const VerdictEvent&)>* event_fn_ = nullptr;
+  // bastion_config as last written (read back at Create: pinned maps keep it).
+  struct {
+    uint32_t flags = 0;
+    uint32_t generation = 0;
+  } config_;
+  uint8_t write_generation_ = 0;
   // Attached host ifindex -> whether this object created its clsact qdisc.
   absl::flat_hash_map<int, bool> attached_;
 };

@@ -13,6 +13,10 @@
 //   (*dp)->AddDependency(7, 8, /*generation=*/1);
 //   (*dp)->UpsertPolicy({.src_id = 7, .dst_id = 8, .proto = kTcp, .first_port = 80, .last_port = 80});
 //   (*dp)->Attach(12);
+//   // A policy change as one instant: prepare it in the inactive copy, then switch.
+//   (*dp)->SetWriteGeneration(1 - (*dp)->ActiveGeneration());
+//   ... writes ...
+//   (*dp)->ActivateGeneration(1 - (*dp)->ActiveGeneration());
 //
 // Addresses are IPv4 in host byte order (as in dctk::transport::Address); ids are the
 // identity space of bastion/bpf/lib/types.h (containers below kHostIdFirst).
@@ -129,6 +133,15 @@ class Datapath {
   virtual absl::Status UpsertPolicy(const PolicyRule& rule) = 0;
   virtual absl::Status RemovePolicy(const PolicyRule& rule) = 0;
   virtual absl::Status SetAuditMode(bool audit) = 0;
+
+  // Policy generations (bastion/bpf/lib/types.h): hosts, dependencies and policy rules
+  // are kept in two copies, generation 0 and 1, and the programs judge each packet by
+  // the active one only. Host/dependency/policy writes and removals go to the write
+  // generation (initially the active one). Switching the active generation is one map
+  // write: the instant a change prepared in the other copy takes effect as a whole.
+  virtual uint32_t ActiveGeneration() const = 0;
+  virtual absl::Status ActivateGeneration(uint32_t generation) = 0;
+  virtual void SetWriteGeneration(uint32_t generation) = 0;
   // Forgets tracked connections, so replies of revoked flows stop passing at once.
   virtual absl::Status FlushConnections() = 0;
 

@@ -1,6 +1,7 @@
 #include "bastion/policy/apply.h"
 
 #include <functional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -75,17 +76,68 @@ class OpBuilder {
     }
   }
 
+  // Every write of the change, in the order make-before-break needs when applied to one
+  // copy: adds (audit on first), then rule removals, then other removals (audit off last).
   std::vector<Op> Build(const DatapathState& from, const DatapathState& to) {
+    Parts p = BuildParts(from, to);
+    std::vector<Op> ops = std::move(p.shared_adds);
+    for (Op& op : p.generation_adds) ops.push_back(std::move(op));
+    for (Op& op : p.generation_removes) ops.push_back(std::move(op));
+    for (Op& op : p.shared_removes) ops.push_back(std::move(op));
+    return ops;
+  }
+
+  // The same change as one instant: shared entries (endpoints, bindings, audit) are
+  // added first; the policy entries (hosts, dependencies, rules) are changed in the
+  // inactive generation, which is then activated (the switch), then changed the same way
+  // in the old generation so both copies agree again; shared removals come last.
+  std::vector<Op> BuildFlip(const DatapathState& from, const DatapathState& to) {
     Datapath* dp = dp_;
-    if (to.audit && !from.audit) {
-      adds_.push_back(Op{'+', "audit mode on", [dp] { return dp->SetAuditMode(true); },
-                         [dp] { return dp->SetAuditMode(false); }});
+    Parts p = BuildParts(from, to);
+    std::vector<Op> ops = std::move(p.shared_adds);
+    if (!p.generation_adds.empty() || !p.generation_removes.empty()) {
+      const uint32_t active = dp->ActiveGeneration();
+      const uint32_t standby = 1 - active;
+      auto select = [dp](uint32_t g, uint32_t back) {
+        return Op{'=', absl::StrCat("write generation ", g),
+                  [dp, g] {
+                    dp->SetWriteGeneration(g);
+                    return absl::OkStatus();
+                  },
+                  [dp, back] {
+                    dp->SetWriteGeneration(back);
+                    return absl::OkStatus();
+                  }};
+      };
+      ops.push_back(select(standby, active));
+      for (const Op& op : p.generation_adds) ops.push_back(op);
+      for (const Op& op : p.generation_removes) ops.push_back(op);
+      ops.push_back(Op{'!', absl::StrCat("switch to generation ", standby),
+                       [dp, standby] { return dp->ActivateGeneration(standby); },
+                       [dp, active] { return dp->ActivateGeneration(active); }});
+      ops.push_back(select(active, standby));
+      for (Op& op : p.generation_adds) ops.push_back(std::move(op));
+      for (Op& op : p.generation_removes) ops.push_back(std::move(op));
+      ops.push_back(select(standby, active));
     }
-    Keyed(from.hosts, to.hosts, [dp](uint32_t ip, uint32_t id) { return dp->UpsertHost(ip, id); },
-          [dp](uint32_t ip) { return dp->RemoveHost(ip); },
-          [this](uint32_t ip, uint32_t id) {
-            return absl::StrCat("host ", Ipv4ToString(ip), " as ", Id(id));
-          });
+    for (Op& op : p.shared_removes) ops.push_back(std::move(op));
+    return ops;
+  }
+
+  struct Parts {
+    std::vector<Op> shared_adds;
+    std::vector<Op> generation_adds;
+    std::vector<Op> generation_removes;  // rules first
+    std::vector<Op> shared_removes;
+  };
+
+  Parts BuildParts(const DatapathState& from, const DatapathState& to) {
+    Datapath* dp = dp_;
+    Parts parts;
+    if (to.audit && !from.audit) {
+      parts.shared_adds.push_back(Op{'+', "audit mode on", [dp] { return dp->SetAuditMode(true); },
+                                     [dp] { return dp->SetAuditMode(false); }});
+    }
     Keyed(from.endpoints, to.endpoints,
           [dp](uint32_t ip, const ContainerEndpoint& e) { return dp->UpsertEndpoint(ip, e); },
           [dp](uint32_t ip) { return dp->RemoveEndpoint(ip); },
@@ -98,6 +150,16 @@ class OpBuilder {
           [dp](int ifindex) { return dp->UnbindInterface(ifindex); },
           [this](int ifindex, const Binding& b) {
             return absl::StrCat("binding ifindex ", ifindex, " to ", Id(b.container_id));
+          });
+    for (Op& op : adds_) parts.shared_adds.push_back(std::move(op));
+    parts.shared_removes = std::move(removes_);
+    adds_.clear();
+    removes_.clear();
+
+    Keyed(from.hosts, to.hosts, [dp](uint32_t ip, uint32_t id) { return dp->UpsertHost(ip, id); },
+          [dp](uint32_t ip) { return dp->RemoveHost(ip); },
+          [this](uint32_t ip, uint32_t id) {
+            return absl::StrCat("host ", Ipv4ToString(ip), " as ", Id(id));
           });
     using Edge = std::pair<uint32_t, uint32_t>;
     Members(from.dependencies, to.dependencies,
@@ -116,16 +178,17 @@ class OpBuilder {
               return absl::StrCat("rule ", Id(r.src_id), " -> ", Id(r.dst_id), " ",
                                   PortRangeToString({r.proto, r.first_port, r.last_port}));
             });
-    std::vector<Op> rule_removes = std::move(removes_);
-    removes_ = std::move(other_removes);
+    parts.generation_adds = std::move(adds_);
+    parts.generation_removes = std::move(removes_);
+    for (Op& op : other_removes) parts.generation_removes.push_back(std::move(op));
+    adds_.clear();
+    removes_.clear();
     if (from.audit && !to.audit) {
-      removes_.push_back(Op{'-', "audit mode off", [dp] { return dp->SetAuditMode(false); },
-                            [dp] { return dp->SetAuditMode(true); }});
+      parts.shared_removes.push_back(Op{'-', "audit mode off",
+                                        [dp] { return dp->SetAuditMode(false); },
+                                        [dp] { return dp->SetAuditMode(true); }});
     }
-    std::vector<Op> ops = std::move(adds_);
-    for (Op& op : rule_removes) ops.push_back(std::move(op));
-    for (Op& op : removes_) ops.push_back(std::move(op));
-    return ops;
+    return parts;
   }
 
  private:
@@ -149,7 +212,7 @@ StateDiff DiffStates(const DatapathState& from, const DatapathState& to,
 
 absl::Status ApplyState(Datapath& datapath, const DatapathState& from, const DatapathState& to,
                         bool tolerate_missing) {
-  std::vector<Op> ops = OpBuilder(&datapath, nullptr).Build(from, to);
+  std::vector<Op> ops = OpBuilder(&datapath, nullptr).BuildFlip(from, to);
   for (size_t i = 0; i < ops.size(); ++i) {
     absl::Status s = ops[i].apply();
     if (s.ok() || (tolerate_missing && ops[i].sign == '-' && absl::IsNotFound(s))) continue;

@@ -1,15 +1,17 @@
 // Atomic policy apply: moves the datapath from one DatapathState to another, all or
 // nothing.
 //
-// The maps cannot switch a whole set in one instant, so the change is ordered
-// make-before-break: first everything the new state adds or widens (audit on, hosts,
-// endpoints, bindings, dependencies, rule blocks), then everything it removes. A flow
-// allowed by both states is therefore never dropped during the change, and once
-// ApplyState returns only the new state's entries are installed. Rule blocks are
-// aligned port prefixes (compiler.h), so old and new blocks never share a map key by
-// accident. If any write fails, the writes already done are undone in reverse and the
-// old state is back (the returned error says so; if an undo fails too, the error says
-// the datapath diverged and the caller must resynchronise).
+// The policy entries (hosts, dependencies, rule blocks) switch in one instant: the
+// datapath keeps them in two generations and judges every packet by the active one
+// (Datapath::ActivateGeneration). ApplyState adds the new endpoints and bindings (and
+// audit mode) first, changes the inactive generation from `from` to `to`, activates it
+// (one map write: every packet before it is judged by the old policy only, every packet
+// after by the new one only), repeats the change on the old generation so both copies
+// are equal again, and removes vanished endpoints and bindings last. The cost is twice
+// the difference, whatever the size of the states. If any write fails, the writes
+// already done are undone in reverse (including the switch) and the old state is back
+// (the returned error says so; if an undo fails too, the error says the datapath
+// diverged and the caller must resynchronise).
 //
 // Example:
 //   absl::Status s = ApplyState(datapath, running, next);

@@ -1,8 +1,10 @@
 #include "bastion/policy/apply.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "bastion/datapath/testing/fake_datapath.h"
 #include "bastion/policy/compiler.h"
 #include "gmock/gmock.h"
@@ -37,7 +39,8 @@ DatapathState Compile(const std::string& services, const std::vector<ContainerIn
   return *s;
 }
 
-// What the fake holds, comparable as a whole.
+// What the fake holds, comparable as a whole (the active generation's policy entries;
+// TakeAll: both generations' and which one is active).
 struct Snapshot {
   std::map<uint32_t, uint32_t> endpoints;
   std::map<int, uint32_t> bindings;
@@ -45,11 +48,32 @@ struct Snapshot {
   std::set<std::pair<uint32_t, uint32_t>> dependencies;
   std::set<FakeDatapath::RuleKey> rules;
   bool audit;
+  std::map<uint32_t, uint32_t> hosts_other;
+  std::set<std::pair<uint32_t, uint32_t>> dependencies_other;
+  std::set<FakeDatapath::RuleKey> rules_other;
+  uint32_t active = 0;
   bool operator==(const Snapshot&) const = default;
 };
 
 Snapshot Take(const FakeDatapath& dp) {
   return {dp.endpoints(), dp.bindings(), dp.hosts(), dp.dependencies(), dp.rules(), dp.audit()};
+}
+
+Snapshot TakeAll(const FakeDatapath& dp) {
+  Snapshot s = Take(dp);
+  const uint32_t other = 1 - dp.ActiveGeneration();
+  s.hosts_other = dp.hosts(other);
+  s.dependencies_other = dp.dependencies(other);
+  s.rules_other = dp.rules(other);
+  s.active = dp.ActiveGeneration();
+  return s;
+}
+
+// Both generations hold the same policy entries (true between changes).
+void ExpectCopiesEqual(const FakeDatapath& dp) {
+  EXPECT_EQ(dp.hosts(0), dp.hosts(1));
+  EXPECT_EQ(dp.dependencies(0), dp.dependencies(1));
+  EXPECT_EQ(dp.rules(0), dp.rules(1));
 }
 
 const char kOld[] =
@@ -81,28 +105,43 @@ TEST(ApplyTest, FromEmptyInstallsEverything) {
   EXPECT_EQ(dp.writes().size(), writes);
 }
 
-TEST(ApplyTest, MakesBeforeBreaking) {
+// The policy entries change in the inactive generation, then one write activates it,
+// then the old generation catches up; endpoints come before the switch and go after.
+TEST(ApplyTest, SwitchesGenerationsInOneWrite) {
   FakeDatapath dp;
-  const std::vector<ContainerInfo> containers = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
-  DatapathState old_state = Compile(kOld, containers);
-  DatapathState new_state = Compile(kNew, containers);
+  const std::vector<ContainerInfo> before = {Make(1, "a"), Make(2, "b"), Make(4, "d")};
+  const std::vector<ContainerInfo> after = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
+  DatapathState old_state = Compile(kOld, before);
+  DatapathState new_state = Compile(kNew, after);
   ASSERT_TRUE(ApplyState(dp, {}, old_state).ok());
+  ASSERT_EQ(dp.ActiveGeneration(), 1u);  // from empty: also one switch
+  ExpectCopiesEqual(dp);
   const size_t first = dp.writes().size();
   ASSERT_TRUE(ApplyState(dp, old_state, new_state).ok());
+  EXPECT_EQ(dp.ActiveGeneration(), 0u);
   FakeDatapath fresh;
   ASSERT_TRUE(ApplyState(fresh, {}, new_state).ok());
   EXPECT_EQ(Take(dp), Take(fresh));
+  ExpectCopiesEqual(dp);
 
   std::vector<std::string> writes = dp.writes();
   writes.erase(writes.begin(), writes.begin() + first);
-  bool removing = false;
-  for (const std::string& w : writes) {
-    if (w[0] == '-') removing = true;
-    EXPECT_FALSE(removing && w[0] == '+') << "add after a remove: " << w;
+  auto at = [&](const std::string& w) {
+    return std::find(writes.begin(), writes.end(), w) - writes.begin();
+  };
+  const auto flip = at("activate 0");
+  ASSERT_LT(flip, static_cast<long>(writes.size()));
+  EXPECT_EQ(std::count(writes.begin(), writes.end(), "activate 0"), 1);
+  for (size_t i = 0; i < writes.size(); ++i) {
+    if (absl::EndsWith(writes[i], " @0")) EXPECT_LT(static_cast<long>(i), flip) << writes[i];
+    if (absl::EndsWith(writes[i], " @1")) EXPECT_GT(static_cast<long>(i), flip) << writes[i];
   }
-  EXPECT_THAT(writes, Contains("+rule 1->2 6 8000-8001"));
-  EXPECT_THAT(writes, Contains("-rule 1->2 6 8000-8003"));
-  EXPECT_THAT(writes, Contains("+dependency 1->3"));
+  EXPECT_LT(at("+endpoint 10.0.0.13"), flip);
+  EXPECT_GT(at("-endpoint 10.0.0.14"), flip);
+  EXPECT_THAT(writes, Contains("+rule 1->2 6 8000-8001 @0"));
+  EXPECT_THAT(writes, Contains("-rule 1->2 6 8000-8003 @0"));
+  EXPECT_THAT(writes, Contains("+dependency 1->3 @0"));
+  EXPECT_THAT(writes, Contains("+rule 1->2 6 8000-8001 @1"));
 }
 
 // A failed write anywhere in the change leaves exactly the old state installed.
@@ -111,18 +150,23 @@ TEST(ApplyTest, AllOrNothingAtEveryFailurePoint) {
   const std::vector<ContainerInfo> after = {Make(1, "a"), Make(3, "c"), Make(2, "b")};
   DatapathState old_state = Compile(kOld, before);
   DatapathState new_state = Compile(kNew, after, /*audit=*/true);
-  const int total = DiffStates(old_state, new_state).lines.size();
-  ASSERT_GE(total, 10);
+  // Every write of the change, both generations and the switch included.
+  FakeDatapath counting;
+  ASSERT_TRUE(ApplyState(counting, {}, old_state).ok());
+  const size_t before_writes = counting.writes().size();
+  ASSERT_TRUE(ApplyState(counting, old_state, new_state).ok());
+  const int total = static_cast<int>(counting.writes().size() - before_writes);
+  ASSERT_GE(total, 15);
   for (int k = 0; k < total; ++k) {
     FakeDatapath dp;
     ASSERT_TRUE(ApplyState(dp, {}, old_state).ok());
-    const Snapshot want = Take(dp);
+    const Snapshot want = TakeAll(dp);
     dp.FailWriteAfter(k);
     absl::Status s = ApplyState(dp, old_state, new_state);
     ASSERT_FALSE(s.ok()) << "failure point " << k;
     EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
     EXPECT_THAT(std::string(s.message()), HasSubstr("writes undone"));
-    EXPECT_TRUE(Take(dp) == want) << "failure point " << k << ": " << s;
+    EXPECT_TRUE(TakeAll(dp) == want) << "failure point " << k << ": " << s;
   }
 }
 

@@ -46,10 +46,11 @@ static __always_inline int bastion_arp_from_container(struct __sk_buff *skb,
   __be32 tpa = arp->tpa;
   struct bastion_endpoint *target = bpf_map_lookup_elem(&bastion_endpoints, &tpa);
   if (target && target->container_id != b->container_id &&
-      (bastion_has_dependency(b->container_id, target->container_id) ||
-       bastion_has_dependency(target->container_id, b->container_id)))
+      (bastion_has_dependency(b->container_id, target->container_id, p->gen) ||
+       bastion_has_dependency(target->container_id, b->container_id, p->gen)))
     return bastion_arp_answer(skb, arp, target);
-  if (bpf_map_lookup_elem(&bastion_hosts, &tpa))
+  struct bastion_host_key hk = {.addr = tpa, .gen = p->gen};
+  if (bpf_map_lookup_elem(&bastion_hosts, &hk))
     return bastion_pass(BASTION_PASS_ARP, TC_ACT_OK);
   return bastion_drop(p, BASTION_DROP_ARP_NO_DEPENDENCY);
 }

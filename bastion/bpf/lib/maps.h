@@ -29,8 +29,8 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 256);
-  __type(key, __be32);
+  __uint(max_entries, 512);
+  __type(key, struct bastion_host_key);
   __type(value, struct bastion_host);
 } bastion_hosts SEC(".maps");
 
@@ -44,14 +44,14 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 65536);
+  __uint(max_entries, 131072);
   __type(key, struct bastion_dependency_key);
   __type(value, __u32);
 } bastion_dependencies SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 65536);
+  __uint(max_entries, 131072);
   __type(key, struct bastion_policy_key);
   __type(value, struct bastion_policy);
 } bastion_policy SEC(".maps");
@@ -69,7 +69,7 @@ struct bastion_port_trie {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-  __uint(max_entries, 65536);
+  __uint(max_entries, 131072);
   __type(key, struct bastion_edge_key);
   __array(values, struct bastion_port_trie);
 } bastion_policy_ranges SEC(".maps");

@@ -42,6 +42,7 @@ struct bastion_pkt {
   __u32 container_id;
   __u32 to_container;
   __u8 host_network; /* seen by a host-network container's cgroup program */
+  __u8 gen;          /* policy generation this packet is judged by (read once) */
   __u16 l3_proto; /* host order */
   __u8 proto;
   __be32 saddr;

@@ -4,10 +4,16 @@
  *   endpoints     IPv4 -> struct bastion_endpoint   every container on the network
  *   bindings      host veth ifindex -> struct bastion_binding   who may send on a veth
  *   cgroups       cgroup v2 id -> struct bastion_cgroup_binding  host-network containers
- *   hosts         IPv4 -> struct bastion_host       host/gateway addresses (pseudo ids)
- *   dependencies  {src id, dst id} -> generation    "dst is a dependency of src"
- *   policy        {src, dst, proto, port} -> verdict         exact ports (hash)
- *   policy_ranges {src, dst, proto} -> LPM trie {port/prefix} -> verdict   port ranges
+ *   hosts         {IPv4, gen} -> struct bastion_host   host/gateway addresses (pseudo ids)
+ *   dependencies  {src id, dst id, gen} -> generation    "dst is a dependency of src"
+ *   policy        {src, dst, proto, gen, port} -> verdict         exact ports (hash)
+ *   policy_ranges {src, dst, proto, gen} -> LPM trie {port/prefix} -> verdict   port ranges
+ * Policy generations: the policy maps (hosts, dependencies, policy, policy_ranges) hold
+ * two copies, generation 0 and 1, in the `gen` field of their keys; a packet reads the
+ * active generation once (bastion_config.generation) and looks up only that copy. User
+ * space writes a change into the inactive copy, switches bastion_config.generation (one
+ * map write: the instant the whole change takes effect), then repeats the change on the
+ * old copy, so both copies are equal again between changes.
  * Example (allow container 1 to reach container 2 on TCP 8000-8003): in the trie of
  * edge {.src_id = 1, .dst_id = 2, .proto = IPPROTO_TCP} put
  *   struct bastion_port_lpm_key k = {.prefixlen = 14, .dport = {8000 >> 8, 8000 & 0xff}};
@@ -38,6 +44,14 @@ struct bastion_binding {
   __u8 pad[2];
 };
 
+#define BASTION_GENERATIONS 2
+
+struct bastion_host_key {
+  __be32 addr;
+  __u8 gen;
+  __u8 pad[3];
+};
+
 struct bastion_host {
   __u32 id; /* in [BASTION_ID_HOST_FIRST, BASTION_ID_WORLD) */
 };
@@ -52,6 +66,8 @@ struct bastion_cgroup_binding {
 struct bastion_dependency_key {
   __u32 src_id;
   __u32 dst_id;
+  __u8 gen;
+  __u8 pad[3];
 };
 
 /* Exact-port policy on dependency and host/world edges. */
@@ -59,7 +75,7 @@ struct bastion_policy_key {
   __u32 src_id;
   __u32 dst_id;
   __u8 proto;
-  __u8 pad; /* always 0 */
+  __u8 gen;
   __be16 dport;
 };
 
@@ -70,7 +86,8 @@ struct bastion_edge_key {
   __u32 src_id;
   __u32 dst_id;
   __u8 proto; /* 0 = any protocol (then the trie holds only prefix 0) */
-  __u8 pad[3];
+  __u8 gen;
+  __u8 pad[2];
 };
 
 #define BASTION_PORT_TRIE_MAX 1024 /* prefixes per edge and protocol */
@@ -107,6 +124,7 @@ struct bastion_ct_entry {
 #define BASTION_CONFIG_AUDIT 1u /* flags: record would-drops, let them through */
 struct bastion_config {
   __u32 flags;
+  __u32 generation; /* active policy generation, 0 or 1 */
 };
 
 #define BASTION_EVENT_AUDIT 1u       /* the packet was let through (audit mode) */

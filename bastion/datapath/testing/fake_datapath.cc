@@ -56,51 +56,51 @@ absl::Status FakeDatapath::UpsertHost(uint32_t ip, uint32_t host_id) {
   if (host_id < kHostIdFirst || host_id == kWorldId) {
     return absl::InvalidArgumentError(absl::StrCat("fake datapath: host id ", host_id));
   }
-  if (absl::Status s = Write(absl::StrCat("+host ", Ipv4ToString(ip))); !s.ok()) return s;
-  hosts_[ip] = host_id;
+  if (absl::Status s = Write(absl::StrCat("+host ", Ipv4ToString(ip), " @", write_)); !s.ok()) return s;
+  hosts_[write_][ip] = host_id;
   return absl::OkStatus();
 }
 
 absl::Status FakeDatapath::RemoveHost(uint32_t ip) {
   absl::MutexLock l(&mu_);
-  const std::string what = absl::StrCat("-host ", Ipv4ToString(ip));
+  const std::string what = absl::StrCat("-host ", Ipv4ToString(ip), " @", write_);
   if (absl::Status s = Write(what); !s.ok()) return s;
-  return Erase(hosts_, ip, what);
+  return Erase(hosts_[write_], ip, what);
 }
 
 absl::Status FakeDatapath::AddDependency(uint32_t src_id, uint32_t dst_id, uint32_t generation) {
   absl::MutexLock l(&mu_);
-  if (absl::Status s = Write(absl::StrCat("+dependency ", src_id, "->", dst_id)); !s.ok()) {
+  if (absl::Status s = Write(absl::StrCat("+dependency ", src_id, "->", dst_id, " @", write_)); !s.ok()) {
     return s;
   }
-  dependencies_.insert({src_id, dst_id});
+  dependencies_[write_].insert({src_id, dst_id});
   return absl::OkStatus();
 }
 
 absl::Status FakeDatapath::RemoveDependency(uint32_t src_id, uint32_t dst_id) {
   absl::MutexLock l(&mu_);
-  const std::string what = absl::StrCat("-dependency ", src_id, "->", dst_id);
+  const std::string what = absl::StrCat("-dependency ", src_id, "->", dst_id, " @", write_);
   if (absl::Status s = Write(what); !s.ok()) return s;
-  return Erase(dependencies_, std::make_pair(src_id, dst_id), what);
+  return Erase(dependencies_[write_], std::make_pair(src_id, dst_id), what);
 }
 
 absl::Status FakeDatapath::UpsertPolicy(const PolicyRule& r) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = Write(absl::StrCat("+rule ", r.src_id, "->", r.dst_id, " ", r.proto, " ",
-                                          r.first_port, "-", r.last_port));
+                                          r.first_port, "-", r.last_port, " @", write_));
       !s.ok()) {
     return s;
   }
-  rules_.insert({r.src_id, r.dst_id, r.proto, r.first_port, r.last_port});
+  rules_[write_].insert({r.src_id, r.dst_id, r.proto, r.first_port, r.last_port});
   return absl::OkStatus();
 }
 
 absl::Status FakeDatapath::RemovePolicy(const PolicyRule& r) {
   absl::MutexLock l(&mu_);
   const std::string what = absl::StrCat("-rule ", r.src_id, "->", r.dst_id, " ", r.proto, " ",
-                                        r.first_port, "-", r.last_port);
+                                        r.first_port, "-", r.last_port, " @", write_);
   if (absl::Status s = Write(what); !s.ok()) return s;
-  return Erase(rules_, RuleKey{r.src_id, r.dst_id, r.proto, r.first_port, r.last_port}, what);
+  return Erase(rules_[write_], RuleKey{r.src_id, r.dst_id, r.proto, r.first_port, r.last_port}, what);
 }
 
 absl::Status FakeDatapath::SetAuditMode(bool audit) {
@@ -108,6 +108,24 @@ absl::Status FakeDatapath::SetAuditMode(bool audit) {
   if (absl::Status s = Write(absl::StrCat("audit ", audit)); !s.ok()) return s;
   audit_ = audit;
   return absl::OkStatus();
+}
+
+uint32_t FakeDatapath::ActiveGeneration() const {
+  absl::MutexLock l(&mu_);
+  return active_;
+}
+
+absl::Status FakeDatapath::ActivateGeneration(uint32_t generation) {
+  absl::MutexLock l(&mu_);
+  if (generation > 1) return absl::InvalidArgumentError("fake datapath: generation");
+  if (absl::Status s = Write(absl::StrCat("activate ", generation)); !s.ok()) return s;
+  active_ = generation;
+  return absl::OkStatus();
+}
+
+void FakeDatapath::SetWriteGeneration(uint32_t generation) {
+  absl::MutexLock l(&mu_);
+  write_ = generation & 1;
 }
 
 absl::Status FakeDatapath::FlushConnections() { return absl::OkStatus(); }
@@ -169,19 +187,19 @@ std::map<int, uint32_t> FakeDatapath::bindings() const {
   return bindings_;
 }
 
-std::map<uint32_t, uint32_t> FakeDatapath::hosts() const {
+std::map<uint32_t, uint32_t> FakeDatapath::hosts(uint32_t generation) const {
   absl::MutexLock l(&mu_);
-  return hosts_;
+  return hosts_[generation & 1];
 }
 
-std::set<std::pair<uint32_t, uint32_t>> FakeDatapath::dependencies() const {
+std::set<std::pair<uint32_t, uint32_t>> FakeDatapath::dependencies(uint32_t generation) const {
   absl::MutexLock l(&mu_);
-  return dependencies_;
+  return dependencies_[generation & 1];
 }
 
-std::set<FakeDatapath::RuleKey> FakeDatapath::rules() const {
+std::set<FakeDatapath::RuleKey> FakeDatapath::rules(uint32_t generation) const {
   absl::MutexLock l(&mu_);
-  return rules_;
+  return rules_[generation & 1];
 }
 
 std::set<int> FakeDatapath::attached() const {

@@ -1,6 +1,7 @@
 // FakeDatapath: an in-memory Datapath for tests of the policy compiler and the manager.
 //
-// It keeps the same maps as the kernel datapath (rules as given, not as trie prefixes),
+// It keeps the same maps as the kernel datapath (rules as given, not as trie prefixes;
+// hosts, dependencies and rules in two generations, written to the write generation),
 // checks the same preconditions the BPF maps would (removing a missing entry is
 // NotFound), records every write in order, and can be told to fail the Nth write from
 // now, to test all-or-nothing applies. Events are injected with PushEvent().
@@ -40,6 +41,9 @@ class FakeDatapath : public Datapath {
   absl::Status UpsertPolicy(const PolicyRule& rule) override;
   absl::Status RemovePolicy(const PolicyRule& rule) override;
   absl::Status SetAuditMode(bool audit) override;
+  uint32_t ActiveGeneration() const override;
+  absl::Status ActivateGeneration(uint32_t generation) override;
+  void SetWriteGeneration(uint32_t generation) override;
   absl::Status FlushConnections() override;
   absl::Status Attach(int host_ifindex) override;
   absl::Status Detach(int host_ifindex) override;
@@ -52,15 +56,23 @@ class FakeDatapath : public Datapath {
   void PushEvent(const VerdictEvent& event);
   void SetCounter(uint32_t code, uint64_t value);
 
-  // Snapshots (copies, so they can be taken while other threads write).
+  // Snapshots (copies, so they can be taken while other threads write); hosts,
+  // dependencies and rules of the active generation, or of `generation`.
   std::map<uint32_t, uint32_t> endpoints() const;  // ip -> container id
   std::map<int, uint32_t> bindings() const;         // ifindex -> container id
-  std::map<uint32_t, uint32_t> hosts() const;
-  std::set<std::pair<uint32_t, uint32_t>> dependencies() const;
-  std::set<RuleKey> rules() const;
+  std::map<uint32_t, uint32_t> hosts() const { return hosts(ActiveGeneration()); }
+  std::set<std::pair<uint32_t, uint32_t>> dependencies() const {
+    return dependencies(ActiveGeneration());
+  }
+  std::set<RuleKey> rules() const { return rules(ActiveGeneration()); }
+  std::map<uint32_t, uint32_t> hosts(uint32_t generation) const;
+  std::set<std::pair<uint32_t, uint32_t>> dependencies(uint32_t generation) const;
+  std::set<RuleKey> rules(uint32_t generation) const;
   std::set<int> attached() const;
   bool audit() const;
-  std::vector<std::string> writes() const;  // "+rule 1->2 6 80-80", in order
+  // In order: "+endpoint 10.0.0.2", "+rule 1->2 6 80-80 @1" (hosts, dependencies and
+  // rules name their generation), "activate 1", "audit 1".
+  std::vector<std::string> writes() const;
 
  private:
   absl::Status Write(const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -69,9 +81,11 @@ class FakeDatapath : public Datapath {
   int fail_after_ ABSL_GUARDED_BY(mu_) = -1;
   std::map<uint32_t, uint32_t> endpoints_ ABSL_GUARDED_BY(mu_);
   std::map<int, uint32_t> bindings_ ABSL_GUARDED_BY(mu_);
-  std::map<uint32_t, uint32_t> hosts_ ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<uint32_t, uint32_t>> dependencies_ ABSL_GUARDED_BY(mu_);
-  std::set<RuleKey> rules_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, uint32_t> hosts_[2] ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<uint32_t, uint32_t>> dependencies_[2] ABSL_GUARDED_BY(mu_);
+  std::set<RuleKey> rules_[2] ABSL_GUARDED_BY(mu_);
+  uint32_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t write_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<int> attached_ ABSL_GUARDED_BY(mu_);
   bool audit_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> writes_ ABSL_GUARDED_BY(mu_);
