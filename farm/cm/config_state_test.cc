@@ -53,6 +53,24 @@ TEST(ConfigStateTest, ExpiredLeasePromotesBackups) {
   EXPECT_EQ(cm.Execute(RenewCommand(3, 200)).code(), static_cast<int>(absl::StatusCode::kNotFound));
 }
 
+// A slow machine whose renewals arrive late, but each before its lease ran
+// out, stays a member; only a missed lease removes it.
+TEST(ConfigStateTest, LateButNotMissedRenewalsKeepTheLease) {
+  ConfigState cm = ThreeMachines(3);
+  const uint64_t id = cm.config().id();
+  for (int64_t now = 99; now < 1000; now += 99) {  // each renewal 1 ms before expiry
+    for (uint32_t m = 1; m <= 3; ++m) ASSERT_EQ(cm.Execute(RenewCommand(m, now)).code(), 0);
+    Result r = cm.Execute(TickCommand(now + 99));
+    EXPECT_EQ(r.removed_size(), 0) << "at " << now;
+  }
+  EXPECT_EQ(cm.config().id(), id);
+  // A renewal stamped with an older time never shortens a lease.
+  ASSERT_EQ(cm.Execute(RenewCommand(1, 0)).code(), 0);
+  EXPECT_EQ(cm.Execute(TickCommand(1080)).removed_size(), 0);
+  Result r = cm.Execute(TickCommand(1091));  // leases ran out at 990 + 100
+  EXPECT_EQ(r.removed_size(), 3);
+}
+
 TEST(ConfigStateTest, ClientsAreLeasedButHoldNoRegions) {
   ConfigState cm;
   cm.Execute(InitCommand(2, 8 << 20, 100));

@@ -89,15 +89,19 @@ ControlServer::~ControlServer() {
 }
 
 absl::Status ControlServer::Start(const std::string& host) {
-  absl::StatusOr<sockaddr_in> sa = Parse(host + ":0");
+  // "a.b.c.d": any free port; "a.b.c.d:port": that port, at once again after a restart.
+  const size_t colon = host.find(':');
+  absl::StatusOr<sockaddr_in> sa = Parse(colon == std::string::npos ? host + ":0" : host);
   if (!sa.ok()) return sa.status();
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return Errno("socket");
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&*sa), sizeof(*sa)) != 0) return Errno("bind");
   if (listen(listen_fd_, 64) != 0) return Errno("listen");
   socklen_t len = sizeof(*sa);
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&*sa), &len);
-  address_ = absl::StrCat(host, ":", ntohs(sa->sin_port));
+  address_ = absl::StrCat(host.substr(0, colon), ":", ntohs(sa->sin_port));
   accept_thread_ = std::thread([this] { AcceptLoop(); });
   return absl::OkStatus();
 }

@@ -4,12 +4,16 @@
 // drives recovery. Both read the common cluster file (common/config): the
 // group named by --group (replication PRIMARY_BACKUP, f backups) lists the
 // machines in order (machine id = position + 1); its nodes' hosts are the
-// control hosts (ports are chosen at start: port 0); timeouts.lease_ms is the
-// lease. The CM prints "cm <address>" on stdout once it listens; machines
-// print "machine <id> <control address>".
+// hosts a machine listens on (net fabric and control), at the ports
+// --fabric_port and --control_port (0, the default: any free port; fixed
+// ports let a firewall policy name them); timeouts.lease_ms is the lease. The
+// CM prints "cm <address>" on stdout once it listens; machines print
+// "machine <id> <control address>".
 //
 //   farmd --config=cluster.conf --role=cm --group=farm --regions=6 --region_mb=16
 //   farmd --config=cluster.conf --role=machine --name=m1 --cm=127.0.0.1:PORT --fabric=shm
+//   farmd --config=cluster.conf --role=machine --name=farm0 --cm=10.88.0.2:7101 --fabric=net \
+//         --fabric_port=7100 --control_port=7101
 #include <signal.h>
 #include <unistd.h>
 
@@ -35,6 +39,8 @@ ABSL_FLAG(std::string, name, "", "this machine's node name (role=machine)");
 ABSL_FLAG(std::string, cm, "", "the CM service's control address host:port (role=machine)");
 ABSL_FLAG(std::string, cm_host, "127.0.0.1", "host the CM listens on (role=cm)");
 ABSL_FLAG(std::string, fabric, "shm", "shm | net");
+ABSL_FLAG(int, fabric_port, 0, "port the net fabric listens on (role=machine); 0: any free port");
+ABSL_FLAG(int, control_port, 0, "port the control server listens on (role=machine); 0: any free port");
 ABSL_FLAG(int, replicas, 0, "copies of each region (role=cm); 0: the group's f + 1");
 ABSL_FLAG(int, regions, 6, "regions to create (role=cm)");
 ABSL_FLAG(int, region_mb, 16, "region size in MiB (role=cm)");
@@ -58,6 +64,11 @@ void WaitForSignal() {
 std::string HostOf(const dctk::transport::Address& a) {
   std::vector<std::string> parts = absl::StrSplit(a.ToString(), ':');
   return parts.empty() ? "127.0.0.1" : parts[0];
+}
+
+// "host" (any free port) or "host:port".
+std::string Listen(const std::string& host, int port) {
+  return port == 0 ? host : absl::StrCat(host, ":", port);
 }
 
 int RunCm(const ClusterConfig& c, const ClusterConfig::Group& g) {
@@ -122,7 +133,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < g->members.size(); ++i) {
     if (g->members[i] == absl::GetFlag(FLAGS_name)) {
       o.id = static_cast<uint32_t>(i + 1);
-      o.control_host = HostOf(g->addresses[i]);
+      o.control_host = Listen(HostOf(g->addresses[i]), absl::GetFlag(FLAGS_control_port));
     }
   }
   if (o.id == 0) {
@@ -134,6 +145,12 @@ int main(int argc, char** argv) {
     fprintf(stderr, "farmd: --cm (the CM service's address) is required for role=machine\n");
     return 2;
   }
+  for (int port : {absl::GetFlag(FLAGS_fabric_port), absl::GetFlag(FLAGS_control_port)}) {
+    if (port < 0 || port > 65535) {
+      fprintf(stderr, "farmd: port %d out of range (--fabric_port / --control_port)\n", port);
+      return 2;
+    }
+  }
   o.cm_address = absl::GetFlag(FLAGS_cm);
   if (!absl::GetFlag(FLAGS_txlog_dir).empty()) {
     o.log_path = absl::StrCat(absl::GetFlag(FLAGS_txlog_dir), "/", absl::GetFlag(FLAGS_name), ".txlog");
@@ -142,8 +159,10 @@ int main(int argc, char** argv) {
   const std::string kind = absl::GetFlag(FLAGS_fabric);
   if (kind == "shm") return RunMachine<fabric::ShmFabric>(o, fabric::ShmFabric::Create({.machine_id = o.id}));
   if (kind == "net") {
+    const std::string host = HostOf(g->addresses[o.id - 1]);
     return RunMachine<fabric::NetFabric>(
-        o, fabric::NetFabric::Create({.machine_id = o.id, .listen_host = o.control_host}));
+        o, fabric::NetFabric::Create(
+               {.machine_id = o.id, .listen_host = Listen(host, absl::GetFlag(FLAGS_fabric_port))}));
   }
   fprintf(stderr, "farmd: --fabric must be shm or net\n");
   return 2;

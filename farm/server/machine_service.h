@@ -7,8 +7,13 @@
 // re-replication (copy a chunk of a region it is primary of; apply a chunk to
 // a region it is a new backup of).
 //
-// A machine whose lease renewal is refused (the CM removed it) stops serving
-// transactions: a removed machine must not act on stale state.
+// Fencing: a machine whose lease renewal is refused (the CM removed it), or
+// that got no renewal acknowledged within its lease (minus a guard), stops
+// serving for good before the CM can remove it: participant blocked, server
+// thread stopped, regions deregistered (one-sided reads of them fail). So a
+// machine that is slow, partitioned or paused past its lease never serves
+// stale data or takes part in a commit after its backups were promoted;
+// requests carrying an old configuration id are refused anyway.
 //
 // Example:
 //   auto svc = MachineService<ShmFabric>::Start({.id = 1, .cm_address = "127.0.0.1:4000"},
@@ -21,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
@@ -66,6 +72,7 @@ class MachineService {
   }
 
   const std::string& control_address() const { return control_->address(); }
+  // Fenced: removed by the CM, or its lease could not be renewed in time.
   bool evicted() const { return evicted_.load(); }
 
  private:
@@ -89,15 +96,17 @@ class MachineService {
     join.mutable_join()->set_machine(o_.id);
     join.mutable_join()->set_endpoint(fabric_->endpoint());
     join.mutable_join()->set_control(control_->address());
+    const absl::Time sent = absl::Now();
     absl::StatusOr<cm::Result> r = CallCm(join);
     if (!r.ok()) return r.status();
     lease_ms_ = r->config().lease_ms();
+    valid_until_ = ValidUntil(sent);
     lease_thread_ = std::thread([this] { RenewLeases(); });
     return absl::OkStatus();
   }
 
-  absl::StatusOr<cm::Result> CallCm(const cm::Command& c) {
-    absl::StatusOr<std::string> bytes = cm_->Call(CM_COMMAND, c.SerializeAsString(), absl::Seconds(5));
+  absl::StatusOr<cm::Result> CallCm(const cm::Command& c, absl::Duration timeout = absl::Seconds(5)) {
+    absl::StatusOr<std::string> bytes = cm_->Call(CM_COMMAND, c.SerializeAsString(), timeout);
     if (!bytes.ok()) return bytes.status();
     cm::Result r;
     if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
@@ -105,23 +114,60 @@ class MachineService {
     return r;
   }
 
+  // The CM stamps a renewal when it receives it, so a renewal acknowledged
+  // here keeps this machine a member until at least `sent + lease` on the
+  // CM's clock. The machine fences itself a guard before that moment unless
+  // a later renewal was acknowledged: by the time the CM can remove it and
+  // promote its backups, it serves nothing (see Fence).
+  absl::Time ValidUntil(absl::Time sent) const {
+    const absl::Duration lease = absl::Milliseconds(lease_ms_);
+    return sent + lease - lease / 8;
+  }
+
   void RenewLeases() {
-    while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(std::max<int64_t>(1, lease_ms_ / 3)))) {
-      cm::Command renew;
-      renew.mutable_renew()->set_machine(o_.id);
-      absl::StatusOr<cm::Result> r = CallCm(renew);
-      if (absl::IsNotFound(r.status())) {
-        LOG(ERROR) << "machine " << o_.id << ": the CM removed this machine (lease expired); stopping";
-        evicted_.store(true);
-        machine_->Stop();
+    const absl::Duration every = absl::Milliseconds(std::max<int64_t>(1, lease_ms_ / 3));
+    absl::Time next = absl::Now() + every;
+    while (!stop_.WaitForNotificationWithTimeout(std::min(next, valid_until_) - absl::Now())) {
+      if (absl::Now() >= valid_until_) {
+        Fence("no lease renewal acknowledged in time");
         return;
       }
-      if (!r.ok()) {
-        LOG(WARNING) << "machine " << o_.id << ": lease renewal: " << r.status();
-        auto ch = ControlChannel::Connect(o_.cm_address);
-        if (ch.ok()) cm_ = std::move(*ch);
+      if (absl::Now() < next) continue;
+      cm::Command renew;
+      renew.mutable_renew()->set_machine(o_.id);
+      const absl::Time sent = absl::Now();
+      absl::StatusOr<cm::Result> r = CallCm(renew, std::max(absl::Milliseconds(1), valid_until_ - sent));
+      next = absl::Now() + every;
+      if (absl::IsNotFound(r.status())) {
+        Fence("the CM removed this machine (lease expired)");
+        return;
       }
+      if (r.ok()) {
+        valid_until_ = ValidUntil(sent);
+        continue;
+      }
+      LOG(WARNING) << "machine " << o_.id << ": lease renewal: " << r.status();
+      auto ch = ControlChannel::Connect(o_.cm_address);
+      if (ch.ok()) cm_ = std::move(*ch);
     }
+  }
+
+  // A machine whose lease may have expired stops for good: its participant
+  // refuses every protocol message (no write through it), its server thread
+  // stops, and its regions are deregistered so that one-sided reads of them
+  // by anyone still following an old configuration fail instead of
+  // returning data the new primaries may have overwritten.
+  void Fence(absl::string_view why) {
+    LOG(ERROR) << "machine " << o_.id << ": " << why << "; fencing: no more transactions or reads served here";
+    machine_->participant().Block();
+    machine_->Stop();
+    absl::MutexLock l(&wire_mu_);
+    for (fabric::RegionKey key : keys_) {
+      absl::Status s = fabric_->Deregister(key);
+      LOG_IF(WARNING, !s.ok()) << "machine " << o_.id << ": deregistering region key " << key << ": " << s;
+    }
+    keys_.clear();
+    evicted_.store(true);
   }
 
   template <typename M>
@@ -141,6 +187,10 @@ class MachineService {
         if (!r.ok()) return r.status();
         absl::StatusOr<fabric::MemoryRegion> mr = fabric_->Register(r->size());
         if (!mr.ok()) return mr.status();
+        {
+          absl::MutexLock l(&wire_mu_);
+          keys_.push_back(mr->key);
+        }
         p.HostRegion(r->region(), static_cast<uint8_t*>(mr->base), r->size());
         HostRegionReply reply;
         reply.set_key(mr->key);
@@ -252,11 +302,13 @@ class MachineService {
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<ControlChannel> cm_;
   int64_t lease_ms_ = 100;
+  absl::Time valid_until_;  // lease thread only (after Init)
   absl::Notification stop_;
   std::atomic<bool> evicted_{false};
   std::thread lease_thread_;
   absl::Mutex wire_mu_;
   absl::flat_hash_set<fabric::MachineId> connected_ ABSL_GUARDED_BY(wire_mu_);
+  std::vector<fabric::RegionKey> keys_ ABSL_GUARDED_BY(wire_mu_);  // hosted regions
 };
 
 }  // namespace dctk::farm::server
