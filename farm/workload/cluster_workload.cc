@@ -41,6 +41,9 @@ absl::Status Validate(const ClusterWorkloadOptions& o) {
   if (o.transfer_threads < 1 || o.lookup_threads < 0) {
     return absl::InvalidArgumentError("workload: at least one transfer thread, no negative lookup threads");
   }
+  if (o.fabric_port < 0 || o.fabric_port + o.transfer_threads + o.lookup_threads > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat("workload: fabric ports from ", o.fabric_port, " out of range"));
+  }
   if (o.accounts < 2) return absl::InvalidArgumentError("workload: at least 2 accounts");
   if (o.report_every <= absl::ZeroDuration()) return absl::InvalidArgumentError("workload: report interval must be positive");
   return absl::OkStatus();
@@ -65,7 +68,9 @@ template <typename F>
 absl::StatusOr<std::unique_ptr<F>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id);
 template <>
 absl::StatusOr<std::unique_ptr<fabric::NetFabric>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id) {
-  return fabric::NetFabric::Create({.machine_id = id, .listen_host = o.host});
+  const std::string listen =
+      o.fabric_port == 0 ? o.host : absl::StrCat(o.host, ":", o.fabric_port + (id - o.first_id));
+  return fabric::NetFabric::Create({.machine_id = id, .listen_host = listen});
 }
 template <>
 absl::StatusOr<std::unique_ptr<fabric::ShmFabric>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id) {

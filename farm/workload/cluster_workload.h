@@ -47,6 +47,7 @@ struct ClusterWorkloadOptions {
   std::string cm_address;       // the CM service (farmd --role=cm or cm_driver)
   std::string fabric = "net";   // net | shm (shm: same host only)
   std::string host = "127.0.0.1";  // the client's net fabric listens here
+  int fabric_port = 0;  // thread i's net fabric at host:fabric_port + i; 0: any free ports
   uint32_t first_id = 100;      // fabric ids of the clients (not storage machines')
   int transfer_threads = 2;
   int lookup_threads = 1;

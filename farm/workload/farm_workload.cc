@@ -5,7 +5,8 @@
 // invariant (total balance, ledger, journals) holds; 1 if it does not; 2 on
 // bad flags or when the cluster cannot be joined.
 //
-//   farm_workload --cm=10.88.0.2:7101 --host=10.88.0.9 --fabric=net --transfer_threads=2 --lookup_threads=1
+//   farm_workload --cm=10.88.0.2:7101 --host=10.88.0.9 --fabric=net --fabric_port=7110 \
+//                 --transfer_threads=2 --lookup_threads=1
 #include <signal.h>
 
 #include <atomic>
@@ -19,6 +20,7 @@
 ABSL_FLAG(std::string, cm, "", "the CM service's control address host:port (cm_driver or farmd --role=cm)");
 ABSL_FLAG(std::string, fabric, "net", "net | shm");
 ABSL_FLAG(std::string, host, "127.0.0.1", "IP this client's net fabric listens on (its own address)");
+ABSL_FLAG(int, fabric_port, 0, "net fabric port of the first thread (thread i: +i); 0: any free ports");
 ABSL_FLAG(uint32_t, first_id, 100, "fabric id of the first client thread (ids first_id.. must be unused)");
 ABSL_FLAG(int, transfer_threads, 2, "threads making bank transfers");
 ABSL_FLAG(int, lookup_threads, 1, "threads looking up balances");
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   o.cm_address = absl::GetFlag(FLAGS_cm);
   o.fabric = absl::GetFlag(FLAGS_fabric);
   o.host = absl::GetFlag(FLAGS_host);
+  o.fabric_port = absl::GetFlag(FLAGS_fabric_port);
   o.first_id = absl::GetFlag(FLAGS_first_id);
   o.transfer_threads = absl::GetFlag(FLAGS_transfer_threads);
   o.lookup_threads = absl::GetFlag(FLAGS_lookup_threads);

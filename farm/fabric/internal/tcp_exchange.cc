@@ -43,10 +43,14 @@ void SetTimeouts(int fd) {
 }  // namespace
 
 absl::StatusOr<int> TcpListen(absl::string_view host, std::string* endpoint) {
-  absl::StatusOr<sockaddr_in> addr = ParseEndpoint(absl::StrCat(host, ":0"));
+  // "a.b.c.d": any free port; "a.b.c.d:port": that port, at once again after a restart.
+  const size_t colon = host.find(':');
+  absl::StatusOr<sockaddr_in> addr = ParseEndpoint(colon == absl::string_view::npos ? absl::StrCat(host, ":0") : host);
   if (!addr.ok()) return addr.status();
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Errno("socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   socklen_t len = sizeof(*addr);
   if (bind(fd, reinterpret_cast<sockaddr*>(&*addr), len) != 0 || listen(fd, 64) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&*addr), &len) != 0) {
@@ -54,7 +58,7 @@ absl::StatusOr<int> TcpListen(absl::string_view host, std::string* endpoint) {
     close(fd);
     return s;
   }
-  *endpoint = absl::StrCat(host, ":", ntohs(addr->sin_port));
+  *endpoint = absl::StrCat(host.substr(0, colon), ":", ntohs(addr->sin_port));
   return fd;
 }
 
