@@ -39,7 +39,6 @@
 #include "farm/server/cm_service.h"
 #include "glog/logging.h"
 #include "tests/integration/cm_client.h"
-#include "tests/integration/tcp_relay.h"
 
 ABSL_FLAG(std::string, config, "", "common cluster file (dctk.config.Cluster text proto)");
 ABSL_FLAG(std::string, cm_group, "cm", "the CONSENSUS group of the CM replicas");
@@ -159,10 +158,9 @@ int Main() {
 
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-  // With a fixed port, the service listens on loopback behind a relay on
-  // that port (tcp_relay.h); else directly on --listen, port 0.
-  const bool fixed_port = absl::GetFlag(FLAGS_port) != 0;
-  const std::string service_host = fixed_port ? "127.0.0.1" : absl::GetFlag(FLAGS_listen);
+  // A fixed port (SO_REUSEADDR) is the same after a restart; port 0 is any.
+  const std::string service_host =
+      absl::StrCat(absl::GetFlag(FLAGS_listen), ":", absl::GetFlag(FLAGS_port));
   // The replicas may still be starting: Init is retried until they answer.
   const absl::Time deadline = absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_start_timeout_s));
   absl::Status started = svc.Start(service_host);
@@ -176,17 +174,7 @@ int Main() {
     fprintf(stderr, "cm_driver: %s\n", started.ToString().c_str());
     return 1;
   }
-  std::unique_ptr<TcpRelay> relay;
-  if (fixed_port) {
-    absl::StatusOr<std::unique_ptr<TcpRelay>> r = TcpRelay::Start(
-        absl::StrCat(absl::GetFlag(FLAGS_listen), ":", absl::GetFlag(FLAGS_port)), svc.address());
-    if (!r.ok()) {
-      fprintf(stderr, "cm_driver: %s\n", r.status().ToString().c_str());
-      return 1;
-    }
-    relay = std::move(*r);
-  }
-  printf("cm %s\n", fixed_port ? relay->address().c_str() : svc.address().c_str());
+  printf("cm %s\n", svc.address().c_str());
   fflush(stdout);
 
   const absl::Time begin = absl::Now();
