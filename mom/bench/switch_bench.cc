@@ -6,11 +6,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "mom/bench/linux_bridge.h"
 #include "mom/bench/traffic.h"
 #include "mom/controller/switch_config.h"
@@ -29,6 +33,22 @@ constexpr int kDscpEfTos = 46 << 2;
 constexpr int kHosts = 5;                // sender, 3 members, background sender
 
 bool IsMulticast(uint32_t ip) { return (ip >> 28) == 0xe; }
+
+// User + system CPU seconds `pid` has used (/proc/PID/stat), 0 if unreadable.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');  // the command name may hold spaces
+  if (paren == std::string::npos) return 0;
+  std::vector<std::string> fields = absl::StrSplit(text.substr(paren + 2), ' ');
+  // Fields after the name start at 3 (state); utime and stime are 14 and 15.
+  double utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
+      !absl::SimpleAtod(fields[12], &stime)) {
+    return 0;
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
 
 sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
   sockaddr_in sa{};
@@ -92,8 +112,12 @@ struct Measurement {
 
 absl::StatusOr<BenchRow> Measure(Testbed& bed, const Measurement& m, absl::Duration phase) {
   const int sw = bed.topology().switches()[0];
-  absl::StatusOr<SwitchStats> before;
-  if (bed.switch_running(sw)) before = bed.Stats(sw);
+  absl::StatusOr<SwitchStats> before = absl::NotFoundError("no switch");
+  double cpu_before = 0;
+  if (bed.switch_running(sw)) {
+    before = bed.Stats(sw);
+    cpu_before = ProcessCpuSeconds(bed.switch_pid(sw));
+  }
   Sockets sockets(bed);
   std::vector<std::unique_ptr<Sink>> sinks;
   for (int host : m.receivers) {
@@ -144,10 +168,16 @@ absl::StatusOr<BenchRow> Measure(Testbed& bed, const Measurement& m, absl::Durat
                                    background_sent.seconds);
   }
   if (before.ok()) {
+    const double cpu = ProcessCpuSeconds(bed.switch_pid(sw)) - cpu_before;
     absl::StatusOr<SwitchStats> after = bed.Stats(sw);
     if (!after.ok()) return after.status();
-    absl::StrAppend(&row.note, row.note.empty() ? "" : "; ", "switch forwarded ",
-                    after->forwarded() - before->forwarded(), ", drops: queue_full ",
+    const uint64_t forwarded = after->forwarded() - before->forwarded();
+    row.switch_cpu_seconds = cpu;
+    row.forwarded_per_cpu_second = cpu > 0 ? forwarded / cpu : 0;
+    absl::StrAppend(&row.note, row.note.empty() ? "" : "; ", "switch forwarded ", forwarded,
+                    absl::StrFormat(" on %.2f CPU-s (%.0fk/CPU-s)", cpu,
+                                    row.forwarded_per_cpu_second / 1e3),
+                    ", drops: queue_full ",
                     after->drops().at("queue_full") - before->drops().at("queue_full"),
                     " tx_full ", after->drops().at("tx_full") - before->drops().at("tx_full"));
   }

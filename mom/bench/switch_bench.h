@@ -54,6 +54,11 @@ struct BenchRow {
   uint64_t latency_samples = 0;
   double p50_us = 0;
   double p99_us = 0;
+  // mom_switch rows: CPU time its process used during the test, and frames it
+  // forwarded (before replication) per CPU-second: its rate per core when
+  // saturated (loss before the switch), whatever share of a core it got.
+  double switch_cpu_seconds = 0;
+  double forwarded_per_cpu_second = 0;
   std::string note;
 };
 

@@ -63,6 +63,11 @@ bool Testbed::switch_running(int node) const {
   return it != switches_.end() && it->second.pid > 0;
 }
 
+pid_t Testbed::switch_pid(int node) const {
+  auto it = switches_.find(node);
+  return it == switches_.end() ? -1 : it->second.pid;
+}
+
 absl::Status Testbed::StopSwitch(int node, int signal) {
   auto it = switches_.find(node);
   if (it == switches_.end() || it->second.pid <= 0) {

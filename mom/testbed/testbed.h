@@ -67,6 +67,8 @@ class Testbed {
   // for it. Its ports stay; Configure() then leaves it out.
   absl::Status StopSwitch(int node, int signal);
   bool switch_running(int node) const;
+  // The running switch's process id (-1 if none), e.g. to read its CPU time.
+  pid_t switch_pid(int node) const;
 
   // A UDP socket in `host`'s namespace.
   absl::StatusOr<int> UdpSocket(int host) const;
