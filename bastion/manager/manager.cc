@@ -1,5 +1,7 @@
 #include "bastion/manager/manager.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <set>
 
@@ -109,7 +111,11 @@ absl::Status Manager::SaveLocked(const DatapathState* pending) {
   s.next_id = next_id_;
   s.policy_text = policy_text_;
   s.policy_file = policy_.file;
-  return WriteStateFile(options_.state_file, s);
+  if (absl::Status st = WriteStateFile(options_.state_file, s); !st.ok()) return st;
+  journal_bytes_ = 0;
+  struct stat info;
+  snapshot_bytes_ = stat(options_.state_file.c_str(), &info) == 0 ? info.st_size : 0;
+  return absl::OkStatus();
 }
 
 absl::Status Manager::ApplyLocked(const DatapathState& next) {
@@ -143,27 +149,31 @@ absl::Status Manager::ApplyLocked(const DatapathState& next) {
   return SaveLocked(nullptr);
 }
 
-absl::Status Manager::ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice) {
+absl::Status Manager::ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice,
+                                       StateDelta delta) {
   DatapathState old_slice = SliceOf(running_, ids);
   old_slice.hosts = running_.hosts;  // the slice carries all hosts: gateways may come or go
-  if (!options_.state_file.empty()) {
-    // The saved pending state must describe the whole maps, so take the full path.
-    DatapathState next = Union(Minus(running_, old_slice), slice);
-    next.hosts = slice.hosts;
-    return ApplyLocked(next);
-  }
   const absl::Time start = absl::Now();
-  if (absl::Status s = ApplyState(*datapath_, old_slice, slice); !s.ok()) return s;
+  const bool journal = !options_.state_file.empty();
+  if (journal) {
+    // Journalled before the apply (so a crash mid-way is adopted as pending), O(slice).
+    delta.remove = old_slice;
+    delta.add = slice;
+    absl::StatusOr<size_t> n = AppendStateDelta(options_.state_file, delta);
+    if (!n.ok()) return n.status();
+    journal_bytes_ += *n;
+  }
+  absl::Status applied = ApplyState(*datapath_, old_slice, slice);
+  if (journal) {
+    const bool rolled_back = !applied.ok() && !absl::IsDataLoss(applied);
+    if (applied.ok() || rolled_back) {
+      absl::StatusOr<size_t> n = AppendStateDeltaEnd(options_.state_file, applied.ok());
+      if (n.ok()) journal_bytes_ += *n;
+    }
+  }
+  if (!applied.ok()) return applied;
   // Patch the running state in place: O(slice), not O(all entries).
-  for (const auto& [ip, e] : old_slice.endpoints) running_.endpoints.erase(ip);
-  for (const auto& [ifindex, b] : old_slice.bindings) running_.bindings.erase(ifindex);
-  for (const auto& d : old_slice.dependencies) running_.dependencies.erase(d);
-  for (const auto& r : old_slice.rules) running_.rules.erase(r);
-  for (const auto& [ip, e] : slice.endpoints) running_.endpoints[ip] = e;
-  for (const auto& [ifindex, b] : slice.bindings) running_.bindings[ifindex] = b;
-  running_.dependencies.insert(slice.dependencies.begin(), slice.dependencies.end());
-  running_.rules.insert(slice.rules.begin(), slice.rules.end());
-  running_.hosts = slice.hosts;
+  PatchState(running_, old_slice, slice);
   if (metrics_) {
     metrics_->policy_applies_total.Increment();
     metrics_->apply_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
@@ -228,12 +238,23 @@ ReconcileReport Manager::Reconcile() {
     if (fresh == now.end() || !SameNetwork(fresh->second, c)) touched.insert(c.id);
   }
   absl::Status applied;
-  if (adopting_ || touched.size() * 2 > now.size()) {
+  const bool full = adopting_ || touched.size() * 2 > now.size();
+  if (full) {
     absl::StatusOr<DatapathState> next = CompileLocked(policy_, list);
     applied = next.ok() ? ApplyLocked(*next) : next.status();
   } else {
+    StateDelta delta{.next_id = next_id_};
+    for (const auto& [key, c] : now) {
+      if (touched.count(c.id)) {
+        delta.ids[key] = c.id;
+        delta.names[key] = c.name;
+      }
+    }
+    for (const auto& [key, c] : containers_) {
+      if (!now.count(key)) delta.erased.push_back(key);
+    }
     absl::StatusOr<DatapathState> slice = CompileSliceLocked(policy_, list, touched);
-    applied = slice.ok() ? ApplySliceLocked(touched, *slice) : slice.status();
+    applied = slice.ok() ? ApplySliceLocked(touched, *slice, std::move(delta)) : slice.status();
   }
   if (!applied.ok()) {
     report.errors.push_back(absl::StrCat("applying the container change: ", applied.message()));
@@ -269,7 +290,9 @@ ReconcileReport Manager::Reconcile() {
   containers_ = std::move(now);
   names_.clear();
   for (const auto& [key, c] : containers_) names_[c.id] = c.name;
-  SaveLocked(nullptr).IgnoreError();
+  // A full apply saved the snapshot; a slice went to the journal, which is folded into a
+  // new snapshot once it outgrows the last one (amortised O(slice) per event).
+  if (full || journal_bytes_ > snapshot_bytes_) SaveLocked(nullptr).IgnoreError();
   if (metrics_) {
     metrics_->containers.Set(containers_.size());
     metrics_->containers_added_total.Increment(report.added.size());

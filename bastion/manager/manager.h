@@ -10,8 +10,9 @@
 // latency until the next poll, never correctness.
 //
 // With a state file, the applied state and the container ids are saved after every
-// change (and the intended next state before it), so a bastiond restarted over pinned
-// maps adopts what is installed and reconciles it with what exists now.
+// change (and the intended next state before it; container events as journal records of
+// their slice), so a bastiond restarted over pinned maps adopts what is installed and
+// reconciles it with what exists now.
 //
 // Thread safety: all methods may be called from any thread (one mutex); events are
 // delivered by the thread calling PumpEvents().
@@ -41,6 +42,7 @@
 #include "bastion/datapath/datapath.h"
 #include "bastion/manager/container_source.h"
 #include "bastion/manager/manager_metrics.h"
+#include "bastion/manager/state_file.h"
 #include "bastion/policy/apply.h"
 #include "bastion/policy/compiler.h"
 #include "bastion/policy/policy.h"
@@ -123,8 +125,9 @@ class Manager {
   friend class EventSubscription;
   absl::Status ApplyLocked(const DatapathState& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Replaces the entries involving `ids` by `slice` (from CompileSlice).
-  absl::Status ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With a state file, `delta` (its id changes) goes to the journal (state_file.h).
+  absl::Status ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice,
+                                StateDelta delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<DatapathState> CompileLocked(const Policy& policy,
                                               const std::vector<ContainerInfo>& containers) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -158,6 +161,9 @@ class Manager {
   std::vector<EventSubscription*> subscribers_ ABSL_GUARDED_BY(mu_);
   // After Start() found saved state: what the pinned maps may hold until the first apply.
   bool adopting_ ABSL_GUARDED_BY(mu_) = false;
+  // Journal bytes since the last snapshot, and the snapshot's size (state_file.h).
+  size_t journal_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t snapshot_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   DatapathState adopted_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -1,5 +1,7 @@
 #include "bastion/manager/manager.h"
 
+#include <sys/stat.h>
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -66,6 +68,11 @@ class ManagerTest : public ::testing::Test {
     state_file_ = absl::StrCat(::testing::TempDir(), "/state-", getpid(), "-",
                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::remove(state_file_.c_str());
+    std::remove((state_file_ + ".log").c_str());
+  }
+  void TearDown() override {
+    std::remove(state_file_.c_str());
+    std::remove((state_file_ + ".log").c_str());
   }
   std::unique_ptr<Manager> Make(bool detach_on_exit = true) {
     auto source = std::make_unique<FakeSource>();
@@ -223,6 +230,44 @@ TEST_F(ManagerTest, RestartAdoptsSavedStateAndReconciles) {
   EXPECT_EQ(dp_.dependencies(), m->Running().dependencies);
   EXPECT_FALSE(dp_.endpoints().count(Ipv4(10, 0, 0, 4)));
   EXPECT_TRUE(dp_.attached().count(105));
+}
+
+// With a state file, container events go to the journal (not a new snapshot), and a
+// restarted manager replays it: same ids, and maps equal to a full compile.
+TEST_F(ManagerTest, JournalledContainerEventsAreAdoptedAfterRestart) {
+  uint32_t farm9 = 0;
+  std::vector<ContainerInfo> world;
+  {
+    std::unique_ptr<Manager> m = Make(/*detach_on_exit=*/false);
+    for (int i = 0; i < 8; ++i) source_->Add(absl::StrCat("farm-", i), 10 + i, {{"role", "farm"}});
+    source_->Add("client", 2);
+    m->Reconcile();
+    ASSERT_TRUE(m->SetPolicy(Parse(kPolicy), kPolicy).ok());
+    struct stat before;
+    ASSERT_EQ(stat(state_file_.c_str(), &before), 0);
+    source_->Remove("farm-3");
+    source_->Add("farm-9", 40, {{"role", "farm"}});
+    m->Reconcile();  // 2 of 9 touched: the slice path, journalled
+    struct stat after, log;
+    ASSERT_EQ(stat(state_file_.c_str(), &after), 0);
+    EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);  // no new snapshot
+    ASSERT_EQ(stat((state_file_ + ".log").c_str(), &log), 0);
+    EXPECT_GT(log.st_size, 0);
+    farm9 = IdOf(*m, "farm-9");
+    world = source_->containers;
+  }
+  std::unique_ptr<Manager> m = Make();
+  source_->containers = world;
+  absl::StatusOr<std::string> adopted = m->Start();
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_THAT(*adopted, HasSubstr("adopting saved state: 9 containers"));
+  m->Reconcile();
+  EXPECT_EQ(IdOf(*m, "farm-9"), farm9);
+  absl::StatusOr<DatapathState> full = CompilePolicy(Parse(kPolicy), m->Containers());
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(dp_.dependencies(), full->dependencies);
+  EXPECT_EQ(dp_.rules().size(), full->rules.size());
+  EXPECT_EQ(dp_.endpoints().size(), full->endpoints.size());
 }
 
 // Without a state file, a container change recompiles only the containers it touches;

@@ -1,5 +1,10 @@
 #include "bastion/manager/state_file.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -60,7 +65,56 @@ DatapathState FromJson(const json& j) {
   return s;
 }
 
+std::string JournalPath(const std::string& path) { return path + ".log"; }
+
+absl::StatusOr<size_t> AppendLine(const std::string& path, const json& record) {
+  const std::string line = record.dump() + "\n";
+  std::ofstream out(JournalPath(path), std::ios::app);
+  out << line;
+  out.flush();
+  if (!out) return absl::ErrnoToStatus(errno, absl::StrCat("appending to ", JournalPath(path)));
+  return line.size();
+}
+
+void ApplyDelta(SavedState& s, const StateDelta& d) {
+  PatchState(s.applied, d.remove, d.add);
+  for (const std::string& key : d.erased) {
+    s.ids.erase(key);
+    s.names.erase(key);
+  }
+  for (const auto& [key, id] : d.ids) s.ids[key] = id;
+  for (const auto& [key, name] : d.names) s.names[key] = name;
+  s.next_id = std::max(s.next_id, d.next_id);
+}
+
 }  // namespace
+
+void PatchState(DatapathState& state, const DatapathState& remove, const DatapathState& add) {
+  for (const auto& [ip, e] : remove.endpoints) state.endpoints.erase(ip);
+  for (const auto& [ifindex, b] : remove.bindings) state.bindings.erase(ifindex);
+  for (const auto& d : remove.dependencies) state.dependencies.erase(d);
+  for (const auto& r : remove.rules) state.rules.erase(r);
+  for (const auto& [ip, e] : add.endpoints) state.endpoints[ip] = e;
+  for (const auto& [ifindex, b] : add.bindings) state.bindings[ifindex] = b;
+  state.dependencies.insert(add.dependencies.begin(), add.dependencies.end());
+  state.rules.insert(add.rules.begin(), add.rules.end());
+  state.hosts = add.hosts;
+}
+
+absl::StatusOr<size_t> AppendStateDelta(const std::string& path, const StateDelta& delta) {
+  json j;
+  j["remove"] = ToJson(delta.remove);
+  j["add"] = ToJson(delta.add);
+  j["ids"] = delta.ids;
+  j["names"] = delta.names;
+  j["erased"] = delta.erased;
+  j["next_id"] = delta.next_id;
+  return AppendLine(path, json{{"delta", j}});
+}
+
+absl::StatusOr<size_t> AppendStateDeltaEnd(const std::string& path, bool done) {
+  return AppendLine(path, json{{done ? "done" : "undone", true}});
+}
 
 absl::Status WriteStateFile(const std::string& path, const SavedState& state) {
   json j;
@@ -81,6 +135,11 @@ absl::Status WriteStateFile(const std::string& path, const SavedState& state) {
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("renaming ", tmp, " to ", path));
   }
+  // The snapshot includes every journalled change (replaying them again over it would
+  // also be harmless: each record sets its keys to their later values).
+  if (unlink(JournalPath(path).c_str()) != 0 && errno != ENOENT) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("removing ", JournalPath(path)));
+  }
   return absl::OkStatus();
 }
 
@@ -97,6 +156,37 @@ absl::StatusOr<SavedState> ReadStateFile(const std::string& path) {
     s.next_id = j.at("next_id").get<uint32_t>();
     s.policy_text = j.at("policy_text").get<std::string>();
     s.policy_file = j.at("policy_file").get<std::string>();
+    // Replay the journal. A torn last line (a crash mid-append) is ignored: its delta
+    // had not started to apply, or its end marker is missing and the delta stays pending.
+    std::ifstream log(JournalPath(path));
+    std::optional<StateDelta> open;
+    for (std::string line; std::getline(log, line);) {
+      json r = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!r.is_object()) break;
+      if (r.contains("delta")) {
+        const json& d = r.at("delta");
+        open = StateDelta{.remove = FromJson(d.at("remove")),
+                          .add = FromJson(d.at("add")),
+                          .ids = d.at("ids").get<std::map<std::string, uint32_t>>(),
+                          .names = d.at("names").get<std::map<std::string, std::string>>(),
+                          .erased = d.at("erased").get<std::vector<std::string>>(),
+                          .next_id = d.at("next_id").get<uint32_t>()};
+      } else if (open && r.contains("done")) {
+        ApplyDelta(s, *open);
+        open.reset();
+      } else if (r.contains("undone")) {
+        open.reset();
+      }
+    }
+    if (open) {
+      // The maps may hold any mix of before and after: adopt both.
+      SavedState after = s;
+      ApplyDelta(after, *open);
+      s.pending = after.applied;
+      s.ids = after.ids;
+      s.names = after.names;
+      s.next_id = after.next_id;
+    }
     return s;
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("state file ", path, " is damaged: ", e.what()));

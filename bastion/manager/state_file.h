@@ -2,6 +2,14 @@
 // so a restarted bastiond can adopt pinned maps (manager.h). JSON, written to a temp
 // file and renamed, so a crash leaves either the old or the new file.
 //
+// Container events change a slice of the state; rewriting the whole file for each would
+// cost O(all entries). They are appended instead to a journal beside it (PATH.log, one
+// JSON line per record): the delta before it is applied, then "done" (or "undone" if
+// the apply was rolled back). ReadStateFile replays the journal over the snapshot; a
+// last delta without "done" becomes `pending`. WriteStateFile (a full snapshot) empties
+// the journal; the manager does that when the journal outgrows the snapshot, so the
+// cost per event stays proportional to its slice (amortised).
+//
 // Example:
 //   SavedState saved{.applied = running, .ids = ids, .next_id = 7, .policy_text = text};
 //   RETURN_IF_ERROR(WriteStateFile(path, saved));
@@ -12,6 +20,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "bastion/policy/compiler.h"
@@ -30,8 +39,28 @@ struct SavedState {
   std::string policy_file;
 };
 
+// A slice change (a container event): entries of `remove` go, entries of `add` come
+// (PatchState), and the container ids of the touched containers change.
+struct StateDelta {
+  DatapathState remove;
+  DatapathState add;
+  std::map<std::string, uint32_t> ids;        // container key -> id, set
+  std::map<std::string, std::string> names;   // container key -> name, set
+  std::vector<std::string> erased;            // container keys forgotten
+  uint32_t next_id = 1;
+};
+
+// Replaces in `state` the entries of `remove` by those of `add` (hosts: all of add's);
+// O(size of the slices).
+void PatchState(DatapathState& state, const DatapathState& remove, const DatapathState& add);
+
+// Writes the snapshot and empties the journal.
 absl::Status WriteStateFile(const std::string& path, const SavedState& state);
+// The snapshot with the journal replayed; NotFound if there is no snapshot.
 absl::StatusOr<SavedState> ReadStateFile(const std::string& path);
+// Journal records; each returns the bytes appended.
+absl::StatusOr<size_t> AppendStateDelta(const std::string& path, const StateDelta& delta);
+absl::StatusOr<size_t> AppendStateDeltaEnd(const std::string& path, bool done);
 
 }  // namespace dctk::bastion
 
