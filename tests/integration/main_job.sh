@@ -148,20 +148,11 @@ SERVICE_IPS=$(for c in cm0 cm1 cm2 farm0 farm1 farm2 client; do printf '%s,' "$(
 step "3. Bastion: bastiond discovers the containers and enforces the service's policy"
 SOCK=unix:$DCTK_RT_WORK/bastiond.sock
 ctl() { "$BIN/bastion/cli/bastionctl" --server="$SOCK" "$@"; }
-# The shipped policy names FaRM's fixed ports (farmd: 7100 fabric, 7101
-# control; the client's fabric endpoints: 7100-7103). While farmd or the
-# client still pick their ports at random, the run enforces an interim policy:
-# the same edges on any unprivileged TCP port.
-POLICY=$HERE/policy.yaml POLICY_KIND=shipped
-FARMD_PORTS=() CLIENT_PORTS=()
-"$BIN/farm/server/farmd" --helpfull 2>&1 | grep -q -- '-fabric_port' && FARMD_PORTS=(--fabric_port=7100 --control_port=7101)
-"$BIN/farm/workload/farm_workload" --helpfull 2>&1 | grep -q -- '-fabric_port' && CLIENT_PORTS=(--fabric_port=7100)
-if ! ((${#FARMD_PORTS[@]} && ${#CLIENT_PORTS[@]})); then
-  POLICY=$DCTK_RT_WORK/policy.yaml POLICY_KIND="interim: FaRM's TCP ports not fixed yet"
-  sed -E 's#tcp/(7100-7101|7101|7100-7103)#tcp/1024-65535#g' "$HERE/policy.yaml" > "$POLICY"
-  say "farmd or farm_workload still picks its TCP ports at random: this run enforces an interim policy,"
-  say "policy.yaml's edges with FaRM's TCP ports widened to 1024-65535 ($POLICY)"
-fi
+# policy.yaml names FaRM's fixed ports: farmd's fabric 7100 and control
+# 7101, the client threads' fabric endpoints 7100-7103.
+POLICY=$HERE/policy.yaml
+FARMD_PORTS=(--fabric_port=7100 --control_port=7101)
+CLIENT_PORTS=(--fabric_port=7100)
 if [[ $DCTK_RT == podman ]]; then
   # bastiond reads podman's containers through its Docker API, this run's only.
   podman system service --time=0 "unix://$DCTK_RT_WORK/podman.sock" > "$DCTK_RT_WORK/podman-service.log" 2>&1 &
@@ -195,7 +186,6 @@ ctl policy show > "$DCTK_RT_WORK/policy.txt" || fail "bastionctl policy show fai
 say "all 8 containers enforced (programs on their veths); policy: $(head -1 "$DCTK_RT_WORK/policy.txt" | sed 's/.*: //')"
 [[ $DCTK_RT == netns ]] && say "(the monitor is in the host's network namespace: it is not a container bastiond manages here)"
 mark enforced 8
-mark policy "$POLICY_KIND"
 # Bastion's verdict events, one JSON object per line, for the whole run.
 ctl monitor --json > "$DCTK_RT_WORK/events.jsonl" 2> "$DCTK_RT_WORK/monitor.log" &
 BG_PIDS+=($!)

@@ -181,7 +181,6 @@ def cmd_report(a):
     fmt = lambda v, unit="", nd=0: "-" if v is None else f"{v:,.{nd}f}{unit}"
     rows = [
         ("containers enforced by bastiond", tl.get("enforced", (0, "0"))[1] + " of 8"),
-        ("Bastion policy", tl.get("policy", (0, "?"))[1]),
         ("throughput (committed transfers/s)",
          f"{fmt(float(total['tx_per_s']))} ({int(total['committed']):,} in {float(total['seconds']):.1f} s, "
          f"{total.get('aborts', '?')} aborts, {total.get('errors', '?')} retried errors)" if total else "-"),
