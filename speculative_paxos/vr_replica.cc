@@ -12,7 +12,7 @@ constexpr uint64_t kMaxResendEntries = 256;
 }  // namespace
 
 VrReplica::VrReplica(transport::Transport* transport, VrConfig config, uint32_t index,
-                     App* app)
+                     App* app, bool recovering)
     : transport_(transport),
       config_(std::move(config)),
       index_(index),
@@ -21,7 +21,9 @@ VrReplica::VrReplica(transport::Transport* transport, VrConfig config, uint32_t 
       acked_(config_.replicas.size(), 0),
       heartbeat_(transport, config_.heartbeat, [this] { OnHeartbeat(); }),
       resend_(transport, config_.resend, [this] { OnResend(); }),
-      view_timeout_(transport, config_.view_change_timeout, [this] { OnViewTimeout(); }) {}
+      view_timeout_(transport, config_.view_change_timeout, [this] { OnViewTimeout(); }) {
+  recovering_ = recovering;
+}
 
 VrReplica::~VrReplica() { transport_->Unregister(this); }
 
@@ -38,7 +40,11 @@ absl::Status VrReplica::Start() {
   absl::StatusOr<transport::Address> bound =
       transport_->Register(this, config_.replicas[index_]);
   if (!bound.ok()) return bound.status();
-  EnterNormal();
+  if (recovering_) {
+    BeginRecovery();
+  } else {
+    EnterNormal();
+  }
   return absl::OkStatus();
 }
 
@@ -68,6 +74,12 @@ void VrReplica::ReceiveMessage(const transport::Address& from, const transport::
   } else if (msg.Is<VrStartView>()) {
     VrStartView m;
     if (msg.Parse(&m)) HandleStartView(m);
+  } else if (msg.Is<VrRecovery>()) {
+    VrRecovery m;
+    if (msg.Parse(&m)) HandleRecovery(m);
+  } else if (msg.Is<VrRecoveryResponse>()) {
+    VrRecoveryResponse m;
+    if (msg.Parse(&m)) HandleRecoveryResponse(m);
   }
 }
 
@@ -114,13 +126,17 @@ void VrReplica::SendPrepare(uint64_t first, uint64_t last, uint32_t to_replica) 
 }
 
 void VrReplica::HandlePrepare(const VrPrepare& m) {
-  if (m.view() < view_) return;
-  if (m.view() > view_) {
-    // We missed a view change: ask to be brought into it.
-    BeginViewChange(m.view());
-    return;
+  if (recovering_) {
+    if (!RecoveringAccepts(m.view())) return;
+  } else {
+    if (m.view() < view_) return;
+    if (m.view() > view_) {
+      // We missed a view change: ask to be brought into it.
+      BeginViewChange(m.view());
+      return;
+    }
+    if (!normal_ || IsLeader()) return;
   }
-  if (!normal_ || IsLeader()) return;
   view_timeout_.Reset();
   if (m.first_slot() > log_.end() + 1) return;  // a gap: the leader resends
   for (const Entry& e : m.entries()) {
@@ -135,6 +151,7 @@ void VrReplica::HandlePrepare(const VrPrepare& m) {
   SendTo(LeaderOf(view_), ok);
   commit_ = std::max(commit_, m.commit());
   ExecuteUpTo(std::min(commit_, log_.end()));
+  if (recovering_) MaybeFinishRecovery();
 }
 
 void VrReplica::HandlePrepareOk(const VrPrepareOk& m) {
@@ -188,6 +205,10 @@ void VrReplica::OnHeartbeat() {
 }
 
 void VrReplica::OnResend() {
+  if (recovering_) {
+    if (!catching_up_) SendRecovery();
+    return;
+  }
   if (!normal_) {
     BroadcastStartViewChange();
     return;

@@ -17,8 +17,15 @@
 // the log of the highest (last normal view, length), sends it as StartView and
 // serves; followers adopt it (dropping stale uncommitted entries) and
 // acknowledge. Clients in leader mode try the next replica on a timeout and
-// follow the view in replies. Not covered: recovery of a replica that lost its
-// state (a crashed VR replica stays down).
+// follow the view in replies.
+//
+// Recovery (vr_recovery.cc, VR Revisited 4.3): a replica restarted without
+// state (`recovering`) takes part in nothing until it has learned the newest
+// view from f+1 normal replicas, including that view's leader, and has copied
+// the leader's log up to the leader's end at that time (the leader resends it
+// from slot 1 in chunks and the replica re-executes the committed prefix);
+// only then does it acknowledge in view changes, so no entry it acknowledged
+// before the crash can be missing from what it reports.
 //
 // Example:
 //   VrReplica r(&transport, {.replicas = addrs, .max_batch = 16}, /*index=*/0, &app);
@@ -63,11 +70,14 @@ struct VrStats {
   uint64_t executed = 0;
   uint64_t duplicates = 0;
   uint64_t view_changes = 0;  // views this replica became normal in, after the first
+  uint64_t recoveries = 0;    // recoveries completed
 };
 
 class VrReplica : public transport::TransportReceiver {
  public:
-  VrReplica(transport::Transport* transport, VrConfig config, uint32_t index, App* app);
+  // `recovering`: restarted without state (runs the recovery protocol).
+  VrReplica(transport::Transport* transport, VrConfig config, uint32_t index, App* app,
+            bool recovering = false);
   ~VrReplica() override;
   VrReplica(const VrReplica&) = delete;
   VrReplica& operator=(const VrReplica&) = delete;
@@ -79,6 +89,7 @@ class VrReplica : public transport::TransportReceiver {
   uint64_t executed() const { return executed_; }
   uint64_t view() const { return view_; }
   bool normal() const { return normal_; }
+  bool recovering() const { return recovering_; }
   bool IsLeader() const { return LeaderOf(view_) == index_; }
   const VrStats& stats() const { return stats_; }
 
@@ -114,6 +125,16 @@ class VrReplica : public transport::TransportReceiver {
   // Becomes normal in view_ with the current log (leader: prepared, acked).
   void EnterNormal();
 
+  // vr_recovery.cc
+  void BeginRecovery();
+  void SendRecovery();
+  void HandleRecovery(const VrRecovery& m);
+  void HandleRecoveryResponse(const VrRecoveryResponse& m);
+  // Recovering: a message of view `view` arrived; false if it is to be
+  // ignored (restarts the recovery if the view is newer than the one we copy).
+  bool RecoveringAccepts(uint64_t view);
+  void MaybeFinishRecovery();
+
   transport::Transport* transport_;
   const VrConfig config_;
   const uint32_t index_;
@@ -133,6 +154,13 @@ class VrReplica : public transport::TransportReceiver {
   uint64_t change_base_ = 0;
   std::map<uint32_t, VrDoViewChange> do_view_changes_;
   bool sent_do_view_change_ = false;
+  // Recovery: learning the view (responses by replica), then copying the
+  // leader's log up to recovery_target_ (catching_up_).
+  bool recovering_ = false;
+  bool catching_up_ = false;
+  uint64_t recovery_nonce_ = 0;
+  uint64_t recovery_target_ = 0;
+  std::map<uint32_t, VrRecoveryResponse> recovery_responses_;
   VrStats stats_;
   transport::Timeout heartbeat_;
   transport::Timeout resend_;

@@ -30,6 +30,11 @@ void VrReplica::EnterNormal() {
 }
 
 void VrReplica::OnViewTimeout() {
+  if (recovering_) {
+    // The leader we copy from went silent: learn the view again.
+    if (catching_up_) BeginRecovery();
+    return;
+  }
   if (normal_ && IsLeader()) return;
   BeginViewChange(view_ + 1);
 }
@@ -70,6 +75,10 @@ void VrReplica::BroadcastStartViewChange() {
 }
 
 void VrReplica::HandleStartViewChange(const VrStartViewChange& m) {
+  if (recovering_) {
+    (void)RecoveringAccepts(m.view());  // restarts recovery on a newer view
+    return;
+  }
   if (m.view() < view_ || m.replica() >= n() || m.replica() == index_) return;
   if (m.view() > view_) BeginViewChange(m.view());
   if (normal_) {
@@ -92,6 +101,10 @@ void VrReplica::HandleStartViewChange(const VrStartViewChange& m) {
 }
 
 void VrReplica::HandleDoViewChange(const VrDoViewChange& m) {
+  if (recovering_) {
+    (void)RecoveringAccepts(m.view());  // restarts recovery on a newer view
+    return;
+  }
   if (m.view() < view_ || m.replica() >= n()) return;
   if (m.view() > view_) {
     BeginViewChange(m.view());  // it reports from another base; it resends on our StartViewChange
@@ -159,6 +172,10 @@ void VrReplica::SendStartView(uint32_t to, uint64_t from_slot) {
 }
 
 void VrReplica::HandleStartView(const VrStartView& m) {
+  if (recovering_) {
+    (void)RecoveringAccepts(m.view());  // restarts recovery on a newer view
+    return;
+  }
   if (m.view() < view_ || (m.view() == view_ && normal_) || LeaderOf(m.view()) == index_) {
     return;
   }

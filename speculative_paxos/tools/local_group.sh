@@ -10,7 +10,7 @@
 # run a closed-loop PUT load, then a durability check (every client writes
 # rising values to its own key and reads the last one back). --kill-leader
 # SIGKILLs the leader in the middle of the check and restarts it with
-# --recover (spaxos; a VR replica stays down), so the check spans a view change. Without --bin it
+# --recover (state lost: the recovery protocol), so the check spans a view change. Without --bin it
 # builds the binaries with bazel. Exit status 0 only if both runs succeed.
 set -euo pipefail
 
@@ -93,12 +93,8 @@ if [ "$KILL_LEADER" = 1 ]; then
     echo "   killing the leader (replica $leader, pid ${PIDS[r$leader]}) with SIGKILL"
     kill -9 "${PIDS[r$leader]}"; wait "${PIDS[r$leader]}" 2>/dev/null || true
     sleep 0.3
-    if [ "$PROTOCOL" = spaxos ]; then
-      echo "   restarting replica $leader with --recover (state lost)"
-      start_replica "$leader" --recover
-    else
-      unset "PIDS[r$leader]"
-    fi
+    echo "   restarting replica $leader with --recover (state lost)"
+    start_replica "$leader" --recover
   fi
 fi
 status=0

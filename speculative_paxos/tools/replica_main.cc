@@ -27,7 +27,7 @@ ABSL_FLAG(bool, mom, false,
           "spaxos: requests travel as MOM packets (mom/group.h) to the --multicast group");
 ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
 ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
-ABSL_FLAG(bool, recover, false, "spaxos: restarted without state; run recovery");
+ABSL_FLAG(bool, recover, false, "spaxos, vr: restarted without state; run recovery");
 ABSL_FLAG(std::string, metrics, "", "serve Prometheus metrics at ip:port (spaxos; optional)");
 
 namespace dctk::spaxos {
@@ -96,7 +96,8 @@ int Run(const AppFactory& make_app) {
       VrConfig vc{.replicas = pc->replicas, .max_batch = absl::GetFlag(FLAGS_batch),
                   .heartbeat = pc->heartbeat,
                   .view_change_timeout = pc->view_change_timeout};
-      auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get());
+      auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get(),
+                                           absl::GetFlag(FLAGS_recover));
       started = r->Start();
       node = std::move(r);
       break;
