@@ -35,8 +35,9 @@ uint32_t ParseIp(const std::string& text) {
 
 // The host-side peer of the container's eth0: "2: eth0@if17: <...>" -> 17.
 absl::StatusOr<int> HostPeerIfindex(int pid) {
-  absl::StatusOr<std::string> out = RunCommand(
-      absl::StrCat("nsenter --net=/proc/", pid, "/ns/net ip -o link show eth0"));
+  // `ip` lives in /usr/sbin, which a test runner's or a service's PATH may lack.
+  absl::StatusOr<std::string> out = RunCommand(absl::StrCat(
+      "PATH=\"$PATH:/usr/sbin:/sbin\" nsenter --net=/proc/", pid, "/ns/net ip -o link show eth0"));
   if (!out.ok()) return out.status();
   size_t at = out->find("@if");
   int ifindex = 0;
