@@ -4,7 +4,6 @@ namespace dctk::spaxos {
 
 void ReplyBatcher::Send(const transport::Address& to, Reply* reply) {
   if (holds_ == 0) {
-    ++datagrams_;
     (void)transport_->Send(sender_, to, *reply);
     return;
   }
@@ -31,7 +30,6 @@ void ReplyBatcher::Flush() {
 
 void ReplyBatcher::SendOut(const transport::Address& to, ReplyBatch* batch) {
   if (batch->replies_size() == 0) return;
-  ++datagrams_;
   if (batch->replies_size() == 1) {
     (void)transport_->Send(sender_, to, batch->replies(0));
   } else {

@@ -47,8 +47,6 @@ class ReplyBatcher {
 
   // Takes the reply's contents (it is left empty).
   void Send(const transport::Address& to, Reply* reply);
-  // Datagrams sent (a ReplyBatch counts once).
-  uint64_t datagrams() const { return datagrams_; }
 
  private:
   // A batch stops growing at this many payload bytes (well under a datagram).
@@ -63,7 +61,6 @@ class ReplyBatcher {
   // Held replies by destination, in first-reply order (few addresses).
   std::vector<std::pair<transport::Address, ReplyBatch>> held_;
   std::vector<size_t> held_bytes_;
-  uint64_t datagrams_ = 0;
 };
 
 }  // namespace dctk::spaxos
