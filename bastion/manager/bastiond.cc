@@ -14,6 +14,7 @@
 // It prints "bastiond: serving on <address>" once the API is up and
 // "bastiond: ready" after the first discovery round, for scripts to wait on.
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@
 #include "bastion/manager/label_filter.h"
 #include "bastion/manager/manager.h"
 #include "bastion/manager/netns_containers.h"
+#include "bastion/manager/run_command.h"
 #include "bastion/manager/service.h"
 #include "common/metrics/metrics_server.h"
 #include "grpcpp/grpcpp.h"
@@ -65,6 +67,9 @@ ABSL_FLAG(std::string, netns, "",
           "run in this named network namespace (/run/netns/NAME), the one holding the "
           "containers' bridge and host veths; unlike `ip netns exec` it keeps the host's "
           "mounts, so pins on /sys/fs/bpf outlive bastiond");
+ABSL_FLAG(bool, static_fdb, true,
+          "add a static bridge FDB entry for each container's MAC on its veth (if the veth "
+          "is a bridge port), so frames to it are never flooded to other ports");
 ABSL_FLAG(bool, cleanup_on_exit, false,
           "on SIGTERM/SIGINT detach every program, unpin the maps and delete the state file "
           "(default: leave enforcement in place)");
@@ -105,6 +110,27 @@ void Log(const std::string& line) {
   std::cout << "bastiond: " << line << std::endl;
 }
 
+// `bridge fdb replace MAC dev VETH master static` if the veth is a bridge port.
+absl::Status AddStaticFdb(const ContainerInfo& c) {
+  char name[IF_NAMESIZE] = {};
+  if (!if_indextoname(c.host_ifindex, name)) {
+    return absl::NotFoundError(absl::StrCat("static fdb for ", c.name, ": no ifindex ",
+                                            c.host_ifindex));
+  }
+  const std::string path = "PATH=\"$PATH:/usr/sbin:/sbin\" ";
+  absl::StatusOr<std::string> link =
+      RunCommand(absl::StrCat(path, "ip -o link show dev ", name));
+  if (!link.ok()) return link.status();
+  if (link->find(" master ") == std::string::npos) return absl::OkStatus();  // not bridged
+  absl::StatusOr<std::string> out = RunCommand(absl::StrCat(
+      path, "bridge fdb replace ", c.mac.ToString(), " dev ", name, " master static"));
+  if (!out.ok()) {
+    return absl::Status(out.status().code(), absl::StrCat("static fdb for ", c.name, " on ",
+                                                          name, ": ", out.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 int Run() {
   // Signals are taken by one thread with sigwait; block them everywhere else.
   sigset_t signals;
@@ -142,7 +168,13 @@ int Run() {
   ManagerMetrics manager_metrics = ManagerMetrics::Create(scope);
   const bool cleanup = absl::GetFlag(FLAGS_cleanup_on_exit);
   auto manager = std::make_unique<Manager>(
-      datapath->get(), Manager::Options{.state_file = state_file, .detach_on_exit = cleanup},
+      datapath->get(),
+      Manager::Options{.state_file = state_file,
+                       .detach_on_exit = cleanup,
+                       .on_attach = absl::GetFlag(FLAGS_static_fdb)
+                                        ? std::function<absl::Status(const ContainerInfo&)>(
+                                              AddStaticFdb)
+                                        : nullptr},
       &manager_metrics);
   absl::StatusOr<LabelFilter> filter = LabelFilter::Parse(absl::GetFlag(FLAGS_label_filter));
   if (!filter.ok()) {

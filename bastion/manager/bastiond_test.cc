@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "bastion/datapath/testing/netns_lab.h"
@@ -117,6 +118,14 @@ class BastiondTest : public ::testing::Test {
 TEST_F(BastiondTest, EnforcesReportsSurvivesKillAndAdopts) {
   StartBastiond("no saved state");
   EXPECT_THAT(Ctl("containers"), HasSubstr(server_));
+  // The server's MAC is a static FDB entry on its veth (never flooded elsewhere).
+  absl::StatusOr<std::string> mac = RunCommand(absl::StrCat(
+      "ip netns exec ", NamespaceContainerNetns(server_), " cat /sys/class/net/eth0/address"));
+  ASSERT_TRUE(mac.ok()) << mac.status();
+  absl::StatusOr<std::string> fdb = RunCommand(
+      absl::StrCat("bridge -n ", net_.host_netns, " fdb show dev d", server_));
+  ASSERT_TRUE(fdb.ok()) << fdb.status();
+  EXPECT_THAT(*fdb, HasSubstr(absl::StrCat(absl::StripAsciiWhitespace(*mac), " master br0 static")));
 
   monitor_ = std::make_unique<Child>(
       absl::StrCat("bastion/cli/bastionctl --server=", socket_, " monitor"));

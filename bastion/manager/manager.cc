@@ -264,17 +264,22 @@ ReconcileReport Manager::Reconcile() {
   }
   // Stacks on new veths after their entries exist (no spurious `unbound` drops), off
   // vanished ones after their entries are gone.
-  std::map<int, bool> want;
+  std::map<int, const ContainerInfo*> want;
   for (const auto& [key, c] : now) {
-    if (c.host_ifindex > 0) want[c.host_ifindex] = true;
+    if (c.host_ifindex > 0) want[c.host_ifindex] = &c;
   }
-  for (const auto& [ifindex, unused] : want) {
+  for (const auto& [ifindex, c] : want) {
     if (attached_.count(ifindex)) continue;
     if (absl::Status s = datapath_->Attach(ifindex); !s.ok()) {
       report.errors.push_back(std::string(s.message()));
       continue;
     }
     attached_[ifindex] = true;
+    if (options_.on_attach) {
+      if (absl::Status s = options_.on_attach(*c); !s.ok()) {
+        report.errors.push_back(std::string(s.message()));
+      }
+    }
   }
   for (auto it = attached_.begin(); it != attached_.end();) {
     if (want.count(it->first)) {

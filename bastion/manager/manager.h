@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -83,6 +84,9 @@ class Manager {
     // Detach the programs from every veth when the Manager is destroyed. bastiond leaves
     // this false when its maps are pinned, so enforcement outlives it.
     bool detach_on_exit = true;
+    // Called after the stack is attached to a container's veth (e.g. bastiond's static
+    // bridge FDB entry for its MAC); an error is reported in the round's errors.
+    std::function<absl::Status(const ContainerInfo&)> on_attach;
   };
 
   Manager(Datapath* datapath, Options options, ManagerMetrics* metrics = nullptr);
