@@ -1,8 +1,10 @@
 #!/bin/bash
-# The dctk demo (`tools/dctk demo`): runs what each module offers, for real, and
-# says in plain words what it is doing. Until the integration scenario (issue 8:
-# Paxos-replicated FaRM over Bastion-secured containers) exists, it shows the
-# modules one after another:
+# The dctk demo (`tools/dctk demo`). By default it runs the main job
+# (tests/integration/main_job.sh, docs/INTEGRATION.md): Paxos-replicated FaRM
+# over Bastion-secured containers, with a bank workload, attacks, a CM leader
+# kill and a FaRM primary kill, and a final report (table + PNG); it needs root
+# (network namespaces, eBPF). With --modules (or without root) it shows the
+# modules one after another instead:
 #   1. Speculative Paxos: 3 replica processes and a client on loopback UDP; the
 #      leader is killed mid-run and the group carries on (view change); a final
 #      check reads back every acknowledged write.
@@ -15,8 +17,33 @@
 #      containers in network namespaces: the allowed flow passes, the attacker's
 #      scans, spoofing and connections are dropped, each with its reason.
 # Everything it starts is stopped on exit, also on Ctrl-C or a failed step.
+#
+#   tools/demo.sh [--modules] [main job options: --runtime=auto|podman|netns --seconds=N --out=DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MODULES=0 JOB_ARGS=()
+for arg in "$@"; do
+  case $arg in
+    --modules) MODULES=1 ;;
+    --runtime=* | --seconds=* | --out=*) JOB_ARGS+=("$arg") ;;
+    -h | --help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; exit 0 ;;
+    *) echo "demo: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$MODULES" = 0 ] && [ "$(id -u)" = 0 ]; then
+  printf '\n\033[1m== Building the main job (bazel -c opt, offline)\033[0m\n'
+  bazel build -c opt --noshow_progress //tests/integration:main_job_bins >/tmp/dctk-demo-build.$$.log 2>&1 ||
+    { grep -v linux-sandbox /tmp/dctk-demo-build.$$.log | tail -30; rm -f /tmp/dctk-demo-build.$$.log;
+      echo "demo: the build failed (above)"; exit 1; }
+  rm -f /tmp/dctk-demo-build.$$.log
+  exec tests/integration/main_job.sh --bin="$(bazel info -c opt bazel-bin 2>/dev/null)" "${JOB_ARGS[@]}"
+fi
+if [ "$MODULES" = 0 ]; then
+  echo "demo: the main job needs root (network namespaces, eBPF programs): run it as root."
+  echo "demo: showing the modules one by one instead (the same as --modules)."
+fi
 
 WORK=$(mktemp -d /tmp/dctk-demo.XXXXXX)
 cleanup() {
