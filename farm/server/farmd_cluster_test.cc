@@ -24,6 +24,7 @@
 #include "farm/client/farm_client.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
+#include "farm/fabric/sync.h"
 #include "farm/workload/bank.h"
 #include "gtest/gtest.h"
 
@@ -61,6 +62,10 @@ class Child {
     std::string s(buf);
     while (!s.empty() && s.back() == '\n') s.pop_back();
     return s;
+  }
+  // Sends `sig` without waiting (SIGSTOP, SIGCONT).
+  void Signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
   }
   void Kill(int sig) {
     if (pid_ <= 0) return;
@@ -298,6 +303,78 @@ TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
   EXPECT_TRUE(s.ok()) << s;
   printf("committed %lu; killed machines %u and %u; configuration %lu\n", ledger.committed, first, second,
          c.config_id());
+}
+
+// A machine paused (SIGSTOP) past its lease, as a slow or stalled machine
+// would be, is removed by the CM while it cannot notice; its regions are
+// promoted and re-replicated and transfers go on. Resumed, it finds its lease
+// gone and fences itself: a one-sided read of its old copy, which worked even
+// while it was paused (shm reads need no CPU at the target), now fails. No
+// transfer reported committed is lost or duplicated.
+TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/paused");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster;
+  cluster.Start(WriteConfig(dir, 4), dir, "shm", 4);
+  ASSERT_FALSE(cluster.cm_address.empty());
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cluster.cm_address;
+  o.tx.rpc_timeout = absl::Milliseconds(300);
+  o.tx.outcome_timeout = absl::Seconds(20);
+  auto client = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto& c = **client;
+  absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
+  ASSERT_TRUE(bank.ok()) << bank.status();
+  const cm::Region region = c.configuration().regions(0);
+  const uint32_t paused = region.replicas(0).machine();
+  // A reader that follows no configuration: it reads the paused machine's copy directly.
+  auto reader = fabric::ShmFabric::Create({.machine_id = 60});
+  ASSERT_TRUE(reader.ok());
+  for (const cm::Machine& m : c.configuration().machines()) {
+    if (m.id() == paused) ASSERT_TRUE((*reader)->Connect(paused, m.endpoint()).ok());
+  }
+  auto q = (*reader)->CreateQueue();
+  ASSERT_TRUE(q.ok());
+  uint64_t word = 0;
+  ASSERT_TRUE((*reader)->RegisterLocal(&word, sizeof(word)).ok());
+  const fabric::RemoteAddress old_copy{paused, region.replicas(0).key(), 0};
+  ASSERT_TRUE(fabric::SyncRead(**q, old_copy, &word, 8).ok());
+
+  std::mt19937_64 rng(3);
+  workload::Bank::Ledger ledger;
+  auto run = [&](const std::function<bool(const cm::Configuration&)>& done, uint64_t more,
+                 const std::string& what) {
+    const uint64_t target = ledger.committed + more;
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    int n = 0;
+    while (!(ledger.committed >= target && done(c.configuration()))) {
+      ASSERT_LT(absl::Now(), deadline) << what << "; configuration: " << c.configuration().ShortDebugString();
+      absl::Status s = bank->Transfer(c.tx(), rng, &ledger);
+      if (!s.ok() && !absl::IsAborted(s)) {
+        ASSERT_TRUE(absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) << s;
+        (void)c.Refresh();
+      } else if (++n % 16 == 0) {
+        (void)c.Refresh();
+      }
+    }
+  };
+  run([](const cm::Configuration&) { return true; }, 50, "transfers before the pause");
+  cluster.machines[paused - 1]->Signal(SIGSTOP);
+  run([](const cm::Configuration& conf) { return FullyReplicated(conf, 3); }, 50,
+      "the paused machine removed and its regions re-replicated");
+  EXPECT_TRUE(fabric::SyncRead(**q, old_copy, &word, 8).ok()) << "(a paused machine cannot fence itself)";
+  cluster.machines[paused - 1]->Signal(SIGCONT);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (fabric::SyncRead(**q, old_copy, &word, 8).ok()) {
+    ASSERT_LT(absl::Now(), deadline) << "the resumed machine never fenced itself";
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  run([](const cm::Configuration& conf) { return FullyReplicated(conf, 3); }, 50, "transfers after the resume");
+  absl::Status s = bank->CheckLedger(c.tx(), ledger);
+  EXPECT_TRUE(s.ok()) << s;
+  printf("committed %lu; machine %u paused, removed, resumed and fenced\n", ledger.committed, paused);
 }
 
 TEST(FarmdClusterTest, ShmClientSurvivesAKilledMachine) {
