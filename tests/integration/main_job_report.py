@@ -153,6 +153,10 @@ def cmd_report(a):
     spec = (1 - rolled / requests) * 100 if requests else None
     driver_stats = [l for l in driver if l.startswith("cm_driver t=")]
     cm_cmds = re.search(r"commands=(\d+) errors=(\d+)", driver_stats[-1]) if driver_stats else None
+    fast = re.search(r"fast_path=(\d+) slow_path=(\d+)", driver_stats[-1]) if driver_stats else None
+    fast_rate = None
+    if fast and int(fast.group(1)) + int(fast.group(2)):
+        fast_rate = int(fast.group(1)) / (int(fast.group(1)) + int(fast.group(2))) * 100
 
     # Bastion: attacks and allowed flows.
     attacks = [l.rstrip("\n").split("\t") for l in open(os.path.join(w, "attacks.tsv"))] \
@@ -190,6 +194,9 @@ def cmd_report(a):
         ("bank invariant (total, ledger, journals)", "holds" if inv_ok else invariant),
         ("CM commands on the replicas (cm_driver)",
          f"{cm_cmds.group(1)} ({cm_cmds.group(2)} without reply)" if cm_cmds else "-"),
+        ("speculative success (CM commands on the fast path)",
+         f"{fmt(fast_rate, ' %', 2)} ({fast.group(1)} of {int(fast.group(1)) + int(fast.group(2))}; "
+         "the rest completed on a fallback)" if fast_rate is not None else "-"),
         ("speculative executions kept (not rolled back)",
          f"{fmt(spec, ' %', 2)} ({requests - rolled} of {requests}; {view_changes} view changes)" if spec is not None else "-"),
         ("CM leader kill: new leader elected", fmt(cm_view, " ms")),
