@@ -9,7 +9,8 @@
  * Allowed traffic to a local peer never reaches the bridge, so the egress program sees
  * what comes from the host, the world, remote containers, and audit-mode leftovers; a
  * packet from a host-network container's socket is judged as that container
- * (lib/host_network.h).
+ * (lib/host_network.h). IPv4 fragments: the first is judged like any packet, the later
+ * ones follow its verdict (lib/fragment.h); source checks apply to every fragment.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -17,6 +18,7 @@
 
 #include "bastion/bpf/lib/arp.h"
 #include "bastion/bpf/lib/forward.h"
+#include "bastion/bpf/lib/fragment.h"
 #include "bastion/bpf/lib/host_network.h"
 #include "bastion/bpf/lib/policy.h"
 #include "bastion/bpf/lib/source_verify.h"
@@ -44,7 +46,7 @@ int bastion_from_container(struct __sk_buff *skb) {
   if (parsed == -1) return bastion_drop(&p, BASTION_DROP_MALFORMED);
   reason = bastion_verify_ipv4_source(&p, b);
   if (reason) return bastion_drop(&p, reason);
-  if (parsed == -2) return bastion_drop(&p, BASTION_DROP_FRAGMENT);
+  if (parsed == -2) return bastion_fragment_follow(skb, &p);
 
   struct bastion_peer dst = bastion_classify(p.daddr, p.gen);
   __u32 verdict = BASTION_PASS_FORWARDED;
@@ -54,11 +56,16 @@ int bastion_from_container(struct __sk_buff *skb) {
   } else if (bastion_ct_is_reply(&p)) {
     verdict = BASTION_PASS_REPLY;
   } else {
+    bastion_fragment_forget(&p);
     return bastion_drop(&p, reason);
   }
-  if (dst.endpoint && dst.endpoint->ifindex) return bastion_forward_peer(skb, dst.endpoint, verdict);
-  return bastion_pass(verdict == BASTION_PASS_FORWARDED ? BASTION_PASS_STACK : verdict,
-                      TC_ACT_OK);
+  if (dst.endpoint && dst.endpoint->ifindex) {
+    bastion_fragment_record(&p, verdict, dst.endpoint);
+    return bastion_forward_peer(skb, dst.endpoint, verdict);
+  }
+  if (verdict == BASTION_PASS_FORWARDED) verdict = BASTION_PASS_STACK;
+  bastion_fragment_record(&p, verdict, 0);
+  return bastion_pass(verdict, TC_ACT_OK);
 }
 
 SEC("tc")
@@ -79,7 +86,6 @@ int bastion_to_container(struct __sk_buff *skb) {
   int parsed = bastion_parse_ipv4(skb, &p);
   if (parsed == -1) return bastion_drop(&p, BASTION_DROP_MALFORMED);
   if (p.daddr != b->ip) return bastion_drop(&p, BASTION_DROP_NOT_FOR_CONTAINER);
-  if (parsed == -2) return bastion_drop(&p, BASTION_DROP_FRAGMENT);
 
   struct bastion_peer src = bastion_classify(p.saddr, p.gen);
   /* Sent by a host-network container's socket (or AF_PACKET): judged as that container,
@@ -89,11 +95,17 @@ int bastion_to_container(struct __sk_buff *skb) {
     if (bastion_is_container(src.id)) return bastion_drop(&p, BASTION_DROP_SPOOFED_IP);
     src.id = sender;
   }
+  if (parsed == -2) return bastion_fragment_follow(skb, &p);
+  __u32 verdict = BASTION_PASS_STACK;
   __u32 reason = bastion_policy_check(src.id, b->container_id, &p);
   if (reason == 0) {
     bastion_ct_track(&p);
-    return bastion_pass(BASTION_PASS_STACK, TC_ACT_OK);
+  } else if (bastion_ct_is_reply(&p)) {
+    verdict = BASTION_PASS_REPLY;
+  } else {
+    bastion_fragment_forget(&p);
+    return bastion_drop(&p, reason);
   }
-  if (bastion_ct_is_reply(&p)) return bastion_pass(BASTION_PASS_REPLY, TC_ACT_OK);
-  return bastion_drop(&p, reason);
+  bastion_fragment_record(&p, verdict, 0);
+  return bastion_pass(verdict, TC_ACT_OK);
 }

@@ -367,10 +367,96 @@ TEST_F(BastionLxcTest, NonIpv4Drops) {
                 BASTION_DROP_UNSUPPORTED_L3);
 }
 
-TEST_F(BastionLxcTest, NonFirstFragmentDrops) {
+// A UDP datagram from A as three fragments: first (offset 0, MF), middle, last.
+std::vector<Frame> UdpFragments(uint32_t saddr, uint32_t daddr, uint16_t dport,
+                                uint16_t ip_id) {
+  std::vector<Frame> out;
+  for (uint16_t offset : {0, 185, 370}) {
+    out.push_back(Ipv4Frame({.src_mac = kMacA, .dst_mac = kMacB, .saddr = saddr,
+                             .daddr = daddr, .proto = kUdp, .dport = dport,
+                             .frag_offset = offset, .more_fragments = offset != 370,
+                             .ip_id = ip_id, .payload = 1472}));
+  }
+  return out;
+}
+
+TEST_F(BastionLxcTest, LoneNonFirstFragmentDrops) {
   Frame f = Ipv4Frame({.src_mac = kMacA, .dst_mac = kMacB, .saddr = kIpA, .daddr = kIpB,
                        .proto = kUdp, .dport = 5000, .frag_offset = 100});
   ExpectDropped(From(f), BASTION_DROP_FRAGMENT);
+}
+
+// Every fragment of an allowed datagram is forwarded straight to the peer, like the first.
+TEST_F(BastionLxcTest, FragmentsOfAnAllowedDatagramAllFollowTheFirst) {
+  for (Frame& f : UdpFragments(kIpA, kIpB, 5000, 77)) {
+    f[0] = 0xee;  // rewritten to B's MAC on every fragment
+    TestRun r = From(f);
+    EXPECT_EQ(r.action, TC_ACT_REDIRECT);
+    EXPECT_TRUE(std::equal(kMacB.bytes.begin(), kMacB.bytes.end(), r.out.begin()));
+  }
+  EXPECT_THAT(Counters(), ElementsAre(Pair("forwarded", 3)));
+  EXPECT_THAT(Events(), IsEmpty());
+  // Another datagram (IP id) between the same two has no record of its own.
+  EXPECT_EQ(From(UdpFragments(kIpA, kIpB, 5000, 78)[1]).action, TC_ACT_SHOT);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("forwarded", 3), Pair("fragment", 1)));
+}
+
+TEST_F(BastionLxcTest, FragmentsToTheStackFollowTheFirst) {
+  for (const Frame& f : UdpFragments(kIpA, kIpGw, 53, 9)) EXPECT_EQ(From(f).action, TC_ACT_OK);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("passed", 3)));
+}
+
+TEST_F(BastionLxcTest, FragmentsOfADeniedDatagramAllDrop) {
+  std::vector<Frame> frags = UdpFragments(kIpA, kIpB, 6000, 78);
+  for (const Frame& f : frags) EXPECT_EQ(From(f).action, TC_ACT_SHOT);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("policy_denied", 1), Pair("fragment", 2)));
+  EXPECT_EQ(Events().size(), 3u);
+}
+
+// A denied first fragment removes an older allowed record of the same key (IP id reuse).
+TEST_F(BastionLxcTest, DeniedFirstFragmentForgetsAnOlderRecord) {
+  EXPECT_EQ(From(UdpFragments(kIpA, kIpB, 5000, 5)[0]).action, TC_ACT_REDIRECT);
+  EXPECT_EQ(From(UdpFragments(kIpA, kIpB, 6000, 5)[0]).action, TC_ACT_SHOT);
+  EXPECT_EQ(From(UdpFragments(kIpA, kIpB, 6000, 5)[1]).action, TC_ACT_SHOT);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("forwarded", 1), Pair("policy_denied", 1),
+                                      Pair("fragment", 1)));
+}
+
+// Source verification applies to later fragments too, even with a recorded first one.
+TEST_F(BastionLxcTest, SpoofedSourceFragmentDrops) {
+  std::vector<Frame> frags = UdpFragments(kIpA, kIpB, 5000, 11);
+  EXPECT_EQ(From(frags[0]).action, TC_ACT_REDIRECT);
+  ASSERT_EQ(Counters(), (std::vector<Pair>{Pair("forwarded", 1)}));
+  SendAs(kC, kIpC, kMacC);  // the record is A's; C claims A's address
+  std::vector<Frame> spoofed = UdpFragments(kIpA, kIpB, 5000, 11);
+  for (Frame& f : spoofed) std::copy(kMacC.bytes.begin(), kMacC.bytes.end(), f.begin() + 6);
+  TestRun r = From(spoofed[1]);
+  EXPECT_EQ(r.action, TC_ACT_SHOT);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("forwarded", 1), Pair("spoofed_ip", 1)));
+}
+
+// Replies allowed by conntrack: their later fragments pass as replies too.
+TEST_F(BastionLxcTest, FragmentsOfAReplyFollowTheFirst) {
+  EXPECT_EQ(From(Udp(kIpB, 5000)).action, TC_ACT_REDIRECT);  // A:40000 -> B:5000
+  SendAs(kB, kIpB, kMacB);
+  std::vector<Frame> reply;
+  for (uint16_t offset : {0, 185}) {
+    reply.push_back(Ipv4Frame({.src_mac = kMacB, .dst_mac = kMacA, .saddr = kIpB,
+                               .daddr = kIpA, .proto = kUdp, .sport = 5000, .dport = 40000,
+                               .frag_offset = offset, .more_fragments = offset == 0,
+                               .ip_id = 3, .payload = 1472}));
+  }
+  for (const Frame& f : reply) EXPECT_EQ(From(f).action, TC_ACT_REDIRECT);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("forwarded", 1), Pair("reply", 2)));
+}
+
+// Entering a container (tc egress): the same, by the destination's own policy.
+TEST_F(BastionLxcTest, FragmentsIntoAContainerFollowTheFirst) {
+  SendAs(kB, kIpB, kMacB);  // the interface is now B's: traffic A -> B enters it
+  for (const Frame& f : UdpFragments(kIpA, kIpB, 5000, 21)) EXPECT_EQ(To(f).action, TC_ACT_OK);
+  for (const Frame& f : UdpFragments(kIpA, kIpB, 6000, 22)) EXPECT_EQ(To(f).action, TC_ACT_SHOT);
+  EXPECT_THAT(Counters(), ElementsAre(Pair("passed", 3), Pair("policy_denied", 1),
+                                      Pair("fragment", 2)));
 }
 
 TEST_F(BastionLxcTest, TruncatedIpv4Drops) {

@@ -52,7 +52,8 @@
     "address outside the container network not in policy", 1)                         \
   X(BASTION_DROP_UNSUPPORTED_L3, 27, "unsupported_l3",                                \
     "neither IPv4 nor ARP (IPv6 is not enforced yet, so it is dropped)", 0)           \
-  X(BASTION_DROP_FRAGMENT, 28, "fragment", "IPv4 non-first fragment (no ports)", 0)
+  X(BASTION_DROP_FRAGMENT, 28, "fragment",                                            \
+    "IPv4 later fragment whose first fragment was not allowed (or not seen)", 0)
 
 #define BASTION_PASS_ENUM_(code, value, name, help) code = value,
 #define BASTION_DROP_ENUM_(code, value, name, help, auditable) code = value,

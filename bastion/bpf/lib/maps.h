@@ -81,6 +81,14 @@ struct {
   __type(value, struct bastion_ct_entry);
 } bastion_conntrack SEC(".maps");
 
+/* First-fragment verdicts of allowed IPv4 datagrams (lib/fragment.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct bastion_frag_key);
+  __type(value, struct bastion_frag_entry);
+} bastion_fragments SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);

@@ -56,12 +56,17 @@ struct bastion_pkt {
   __be32 inner_daddr;
   __be16 inner_sport;
   __be16 inner_dport;
+  /* IPv4 fragments: identification, and whether this is the first (offset 0, MF set)
+   * or a later one (offset > 0). */
+  __be16 ip_id;
+  __u8 first_fragment;
 };
 
 #define BASTION_ICMP_DEST_UNREACH 3
 #define BASTION_ICMP_TIME_EXCEEDED 11
 
 #define BASTION_IP_FRAG_OFFSET 0x1fff
+#define BASTION_IP_MORE_FRAGMENTS 0x2000
 
 static __always_inline int bastion_pull(struct __sk_buff *skb, __u32 len) {
   if ((long)skb->data + len <= (long)skb->data_end) return 0;
@@ -114,7 +119,8 @@ static __always_inline int bastion_parse_icmp_error(struct __sk_buff *skb, __u32
   return 0;
 }
 
-/* Fills the IPv4 part of `p`. Returns 0, -1 if malformed, -2 for a non-first fragment. */
+/* Fills the IPv4 part of `p`. Returns 0, -1 if malformed, -2 for a non-first fragment
+ * (then only addresses, protocol and ip_id are set: it has no L4 header). */
 static __always_inline int bastion_parse_ipv4(struct __sk_buff *skb, struct bastion_pkt *p) {
   if (bastion_pull(skb, ETH_HLEN + sizeof(struct iphdr)) < 0) return -1;
   void *data = (void *)(long)skb->data;
@@ -124,7 +130,9 @@ static __always_inline int bastion_parse_ipv4(struct __sk_buff *skb, struct bast
   p->saddr = ip->saddr;
   p->daddr = ip->daddr;
   p->proto = ip->protocol;
+  p->ip_id = ip->id;
   if (ip->frag_off & bpf_htons(BASTION_IP_FRAG_OFFSET)) return -2;
+  p->first_fragment = (ip->frag_off & bpf_htons(BASTION_IP_MORE_FRAGMENTS)) != 0;
   __u32 l4 = ETH_HLEN + ((__u32)ip->ihl & 0xf) * 4;
   if (ip->protocol == IPPROTO_ICMP) return bastion_parse_icmp_error(skb, l4, p);
   if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) return 0;

@@ -121,6 +121,25 @@ struct bastion_ct_entry {
   __u64 last_seen_ns;
 };
 
+/* IPv4 fragments: the first fragment's verdict, for the later fragments of the same
+ * datagram (lib/fragment.h). One direction per program: to_container is 1 for
+ * bastion_to_container. */
+struct bastion_frag_key {
+  __be32 saddr;
+  __be32 daddr;
+  __be16 id; /* IPv4 identification */
+  __u8 proto;
+  __u8 to_container;
+};
+
+struct bastion_frag_entry {
+  __u64 first_seen_ns;
+  __u32 verdict; /* BASTION_PASS_* of the first fragment */
+  __u32 ifindex; /* direct-forward target (peer's host veth), 0 = to the stack */
+  __u8 mac[6];   /* the peer's MAC, for direct forwarding */
+  __u8 pad[2];
+};
+
 #define BASTION_CONFIG_AUDIT 1u /* flags: record would-drops, let them through */
 struct bastion_config {
   __u32 flags;

@@ -48,8 +48,8 @@ Frame Ipv4Frame(const Ipv4Spec& s) {
   f.push_back(0x45);  // version 4, ihl 5
   f.push_back(0);
   Put16(f, static_cast<uint16_t>(20 + l4 + s.payload));
-  Put16(f, 1);  // id
-  Put16(f, s.frag_offset & 0x1fff);
+  Put16(f, s.ip_id);
+  Put16(f, static_cast<uint16_t>((s.more_fragments ? 0x2000 : 0) | (s.frag_offset & 0x1fff)));
   f.push_back(64);  // ttl
   f.push_back(s.proto);
   Put16(f, 0);  // checksum

@@ -28,6 +28,8 @@ struct Ipv4Spec {
   uint16_t sport = 40000;
   uint16_t dport = 80;
   uint16_t frag_offset = 0;  // in 8-byte units; non-zero makes a non-first fragment
+  bool more_fragments = false;  // MF flag: with frag_offset 0, a first fragment
+  uint16_t ip_id = 1;
   size_t payload = 16;
 };
 Frame Ipv4Frame(const Ipv4Spec& spec);
