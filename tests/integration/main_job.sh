@@ -131,17 +131,6 @@ fi
 in_net() { local c=$1; shift; $(net_prefix "$c") "$@"; }
 # (netlink, not /sys: nsenter --net keeps the host's sysfs)
 mac_of() { in_net "$1" ip -o link show dev eth0 | sed -n 's|.*link/ether \([0-9a-f:]*\).*|\1|p'; }
-# Jumbo frames on the container network: Bastion drops non-first IPv4
-# fragments (it cannot see their ports), and the CM replicas' replies carry the
-# whole FaRM configuration (over 1,500 bytes once clients have joined), so a
-# UDP reply the size of a few KiB must travel in one frame.
-MTU=9000
-ip link set dev "$BRIDGE" mtu $MTU
-for dev in $(ip -o link show master "$BRIDGE" | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
-  ip link set dev "$dev" mtu $MTU
-done
-for c in cm0 cm1 cm2 farm0 farm1 farm2 client attacker; do in_net "$c" ip link set dev eth0 mtu $MTU; done
-say "MTU $MTU on the bridge and every container interface (Bastion drops IP fragments)"
 SERVICE_IPS=$(for c in cm0 cm1 cm2 farm0 farm1 farm2 client; do printf '%s,' "$(dctk_rt_ip $c)"; done)
 
 # ---------------------------------------------------------------------------
