@@ -13,7 +13,9 @@
 #include "farm/client/farm_client.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
+#include "farm/kv/hashtable_reader.h"
 #include "farm/workload/bank.h"
+#include "farm/workload/lookup_table.h"
 
 namespace dctk::farm::workload {
 namespace {
@@ -27,8 +29,9 @@ uint64_t Us(uint64_t ns) { return ns / 1000; }
 struct Worker {
   absl::Mutex mu;
   Histogram interval, all, lookup_interval;
-  uint64_t aborts = 0, errors = 0, lookups = 0;  // interval
+  uint64_t aborts = 0, errors = 0, lookups = 0, misses = 0;  // interval
   uint64_t total_aborts = 0, total_errors = 0, total_unknown = 0, total_lookups = 0;
+  uint64_t total_misses = 0, total_mismatches = 0;
   Bank::Ledger ledger;
   Bank::Journal journal;
 };
@@ -45,6 +48,7 @@ absl::Status Validate(const ClusterWorkloadOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("workload: fabric ports from ", o.fabric_port, " out of range"));
   }
   if (o.accounts < 2) return absl::InvalidArgumentError("workload: at least 2 accounts");
+  if (o.lookup_keys < 1) return absl::InvalidArgumentError("workload: at least 1 hashtable key");
   if (o.report_every <= absl::ZeroDuration()) return absl::InvalidArgumentError("workload: report interval must be positive");
   return absl::OkStatus();
 }
@@ -64,6 +68,64 @@ absl::Status Retry(client::FarmClient<F>& c, absl::Time deadline, Op op) {
   return s;
 }
 
+enum class LookupOutcome { kRight, kMissing, kWrongValue };
+
+// A lookup thread's hashtable reader: farm/kv's one-sided reader aimed at the
+// table's region's primary in the client's current configuration, rebuilt
+// when the configuration changes or a read failed.
+template <typename F>
+class TableLookups {
+ public:
+  TableLookups(F& fabric, const LookupTable& table) : fabric_(fabric), table_(table) {}
+
+  // Looks up a random stored key. Unavailable while the table's region has no
+  // registered primary; a failed read's error otherwise.
+  absl::StatusOr<LookupOutcome> LookUp(client::FarmClient<F>& c, std::mt19937_64& rng) {
+    if (reader_ == nullptr || config_ != c.config_id()) {
+      absl::Status s = Aim(c);
+      if (!s.ok()) return s;
+    }
+    const uint64_t k = rng() % static_cast<uint64_t>(table_.keys());
+    absl::StatusOr<absl::optional<kv::Value>> v = reader_->Lookup(table_.KeyOf(k));
+    if (!v.ok()) {
+      reader_.reset();
+      return v.status();
+    }
+    if (!v->has_value()) return LookupOutcome::kMissing;
+    return **v == table_.ValueOf(k) ? LookupOutcome::kRight : LookupOutcome::kWrongValue;
+  }
+
+ private:
+  absl::Status Aim(client::FarmClient<F>& c) {
+    reader_.reset();
+    if (queue_ == nullptr) {
+      auto q = fabric_.CreateQueue();
+      if (!q.ok()) return q.status();
+      queue_ = std::move(*q);
+    }
+    const uint64_t config = c.config_id();
+    const GlobalAddress first = table_.first();
+    for (const cm::Region& region : c.configuration().regions()) {
+      if (region.id() != first.region()) continue;
+      if (region.lost() || region.replicas_size() == 0 || region.replicas(0).key() == 0) break;
+      const fabric::RemoteAddress at{region.replicas(0).machine(), region.replicas(0).key(), first.offset()};
+      auto r = kv::HashTableReader<F>::Create(fabric_, queue_.get(), at, table_.config());
+      if (!r.ok()) return r.status();
+      reader_ = std::move(*r);
+      config_ = config;
+      return absl::OkStatus();
+    }
+    return absl::UnavailableError(absl::StrCat("hashtable region ", first.region(), " has no primary in configuration ",
+                                               config));
+  }
+
+  F& fabric_;
+  const LookupTable& table_;
+  std::unique_ptr<typename F::Queue> queue_;
+  std::unique_ptr<kv::HashTableReader<F>> reader_;
+  uint64_t config_ = 0;
+};
+
 template <typename F>
 absl::StatusOr<std::unique_ptr<F>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id);
 template <>
@@ -81,10 +143,12 @@ template <typename F>
 absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const std::atomic<bool>& stop, FILE* out) {
   const int threads = o.transfer_threads + o.lookup_threads;
   std::vector<std::unique_ptr<client::FarmClient<F>>> clients;
+  std::vector<F*> fabrics;  // owned by clients[i]; the lookup threads' one-sided reads use them
   for (int i = 0; i < threads; ++i) {
     const fabric::MachineId id = o.first_id + i;
     absl::StatusOr<std::unique_ptr<F>> fabric = MakeFabric<F>(o, id);
     if (!fabric.ok()) return fabric.status();
+    fabrics.push_back(fabric->get());
     client::FarmClientOptions co;
     co.machine = id;
     co.cm_address = o.cm_address;
@@ -98,6 +162,12 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   const absl::Time setup_deadline = absl::Now() + o.final_check_timeout;
   absl::StatusOr<Bank> bank = Bank::Create(clients[0]->tx(), o.accounts, o.initial);
   if (!bank.ok()) return absl::Status(bank.status().code(), absl::StrCat("creating the bank: ", bank.status().message()));
+  absl::StatusOr<LookupTable> table;
+  absl::Status built = Retry(*clients[0], setup_deadline, [&] {
+    table = LookupTable::Create(clients[0]->tx(), o.lookup_keys, o.seed);
+    return table.status();
+  });
+  if (!built.ok()) return absl::Status(built.code(), absl::StrCat("creating the hashtable: ", built.message()));
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>());
   for (int i = 0; i < o.transfer_threads; ++i) {
@@ -109,8 +179,9 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("creating a journal: ", s.message()));
     workers[i]->journal = *j;
   }
-  fprintf(out, "workload start accounts=%d transfer_threads=%d lookup_threads=%d config=%lu\n", o.accounts,
-          o.transfer_threads, o.lookup_threads, clients[0]->config_id());
+  fprintf(out, "workload start accounts=%d transfer_threads=%d lookup_threads=%d lookup_keys=%d table=%s config=%lu\n",
+          o.accounts, o.transfer_threads, o.lookup_threads, o.lookup_keys, table->first().ToString().c_str(),
+          clients[0]->config_id());
   fflush(out);
 
   std::atomic<bool> done{false};
@@ -121,15 +192,17 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
       client::FarmClient<F>& c = *clients[i];
       std::mt19937_64 rng(o.seed * 1000003 + i);
       const bool transfers = i < o.transfer_threads;
+      TableLookups<F> lookups(*fabrics[i], *table);
       while (!done.load(std::memory_order_relaxed)) {
         const absl::Time t = absl::Now();
         absl::Status s;
+        LookupOutcome outcome = LookupOutcome::kRight;
         if (transfers) {
           s = bank->Transfer(c.tx(), rng, &w.ledger, &w.journal);
         } else {
-          auto tx = c.tx().Begin();
-          absl::StatusOr<std::string> v = tx.Read(bank->accounts()[rng() % bank->accounts().size()], 8);
-          s = v.ok() ? tx.Commit() : v.status();
+          absl::StatusOr<LookupOutcome> got = lookups.LookUp(c, rng);
+          s = got.status();
+          if (got.ok()) outcome = *got;
         }
         const uint64_t ns = absl::ToInt64Nanoseconds(absl::Now() - t);
         {
@@ -141,6 +214,9 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
             w.lookup_interval.Record(ns);
             ++w.lookups;
             ++w.total_lookups;
+            w.misses += outcome == LookupOutcome::kMissing;
+            w.total_misses += outcome == LookupOutcome::kMissing;
+            w.total_mismatches += outcome == LookupOutcome::kWrongValue;
           } else if (absl::IsAborted(s)) {
             ++w.aborts;
             ++w.total_aborts;
@@ -167,7 +243,7 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     }
     const absl::Time now = absl::Now();
     Histogram h, lookups;
-    uint64_t aborts = 0, errors = 0;
+    uint64_t aborts = 0, errors = 0, misses = 0;
     for (auto& w : workers) {
       absl::MutexLock l(&w->mu);
       h.Merge(w->interval);
@@ -176,15 +252,16 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
       w->lookup_interval.Clear();
       aborts += w->aborts;
       errors += w->errors;
-      w->aborts = w->errors = w->lookups = 0;
+      misses += w->misses;
+      w->aborts = w->errors = w->lookups = w->misses = 0;
     }
     const double secs = std::max(1e-9, absl::ToDoubleSeconds(now - last));
     fprintf(out,
-            "progress t=%.1f tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups_per_s=%.0f lookup_p50_us=%lu aborts=%lu "
-            "errors=%lu config=%lu\n",
+            "progress t=%.1f tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups_per_s=%.0f lookup_p50_us=%lu "
+            "lookup_misses=%lu aborts=%lu errors=%lu config=%lu\n",
             absl::ToDoubleSeconds(now - start), h.count() / secs, Us(h.ValueAtQuantile(0.5)),
-            Us(h.ValueAtQuantile(0.99)), lookups.count() / secs, Us(lookups.ValueAtQuantile(0.5)), aborts, errors,
-            clients[0]->config_id());
+            Us(h.ValueAtQuantile(0.99)), lookups.count() / secs, Us(lookups.ValueAtQuantile(0.5)), misses, aborts,
+            errors, clients[0]->config_id());
     fflush(out);
     last = now;
   }
@@ -214,6 +291,8 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     r.errors += w->total_errors;
     r.unknown += w->total_unknown;
     r.lookups += w->total_lookups;
+    r.lookup_misses += w->total_misses;
+    r.lookup_mismatches += w->total_mismatches;
   }
   r.committed = ledger.committed;
   r.p50_ns = all.ValueAtQuantile(0.5);
@@ -228,12 +307,16 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   if (invariant.ok()) {
     invariant = Retry(*clients[0], deadline, [&] { return bank->CheckLedger(clients[0]->tx(), ledger); });
   }
+  if (invariant.ok() && r.lookup_misses + r.lookup_mismatches > 0) {
+    invariant = absl::DataLossError(absl::StrCat("hashtable: ", r.lookup_misses, " lookups missed a stored key, ",
+                                                 r.lookup_mismatches, " returned a wrong value"));
+  }
   r.invariant = invariant;
   fprintf(out,
-          "summary seconds=%.1f committed=%lu tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups=%lu aborts=%lu errors=%lu "
-          "unknown=%lu total=%lu expected_total=%lu\n",
+          "summary seconds=%.1f committed=%lu tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups=%lu lookup_misses=%lu "
+          "lookup_mismatches=%lu aborts=%lu errors=%lu unknown=%lu total=%lu expected_total=%lu\n",
           r.seconds, r.committed, r.committed / std::max(1e-9, r.seconds), Us(r.p50_ns), Us(r.p99_ns), r.lookups,
-          r.aborted, r.errors, r.unknown, r.total, r.expected_total);
+          r.lookup_misses, r.lookup_mismatches, r.aborted, r.errors, r.unknown, r.total, r.expected_total);
   if (r.invariant.ok()) {
     fprintf(out, "invariant ok\n");
   } else {

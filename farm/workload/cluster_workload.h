@@ -1,11 +1,13 @@
 // RunClusterWorkload: the main job's client workload against a running farmd
 // cluster. It connects as FaRM clients (farm/client FarmClient: the
 // configuration from the CM service, rings to every machine; one client per
-// thread, fabric ids first_id, first_id + 1, ...), creates a bank (bank.h),
-// and runs transfer threads (read-write transactions) and lookup threads
-// (an account's balance by account number: one-object read-only
-// transactions, which never lock and never abort writers) until `duration`
-// has passed or `stop` is set.
+// thread, fabric ids first_id, first_id + 1, ...), creates a bank (bank.h)
+// and a hashtable of `lookup_keys` keys (lookup_table.h: farm/kv's table in
+// FaRM objects, written by one transaction), and runs transfer threads
+// (read-write transactions) and lookup threads (hashtable lookups of random
+// stored keys with farm/kv's lock-free reader: one-sided reads of the key's
+// neighborhood at the table region's primary, usually one read) until
+// `duration` has passed or `stop` is set.
 //
 // It rides through faults: a transfer failing with Unavailable or
 // DeadlineExceeded (a machine failed, the configuration changed) did not
@@ -15,12 +17,13 @@
 // transfer's transaction) and settles it from the counter. At the end the
 // invariant is checked: the total balance is intact, every balance equals
 // the initial one plus the committed transfers' deltas (none lost, none
-// applied twice), and every journal counter equals its thread's count.
+// applied twice), every journal counter equals its thread's count, and
+// every hashtable lookup found its key with the expected value.
 //
 // Output (`out`), one line each, key=value, for scripts:
-//   workload start accounts=64 transfer_threads=2 lookup_threads=1 config=22
-//   progress t=3.0 tx_per_s=850 p50_us=1800 p99_us=5200 lookups_per_s=2100 lookup_p50_us=310 aborts=2 errors=0 config=22
-//   summary seconds=10.0 committed=8500 tx_per_s=850 p50_us=... p99_us=... lookups=21000 aborts=20 errors=3 unknown=0 total=64000 expected_total=64000
+//   workload start accounts=64 transfer_threads=2 lookup_threads=1 lookup_keys=256 table=1:0x100000 config=22
+//   progress t=3.0 tx_per_s=850 p50_us=1800 p99_us=5200 lookups_per_s=2100 lookup_p50_us=310 lookup_misses=0 aborts=2 errors=0 config=22
+//   summary seconds=10.0 committed=8500 tx_per_s=850 p50_us=... p99_us=... lookups=21000 lookup_misses=0 lookup_mismatches=0 aborts=20 errors=3 unknown=0 total=64000 expected_total=64000
 //   invariant ok        (or: invariant FAILED <reason>)
 // progress counts are per interval; summary counts are totals.
 //
@@ -52,6 +55,7 @@ struct ClusterWorkloadOptions {
   int transfer_threads = 2;
   int lookup_threads = 1;
   int accounts = 64;
+  int lookup_keys = 256;  // keys in the hashtable the lookup threads read
   uint64_t initial = 1000;
   absl::Duration duration = absl::InfiniteDuration();  // or until `stop`
   absl::Duration report_every = absl::Seconds(1);
@@ -68,10 +72,12 @@ struct ClusterWorkloadResult {
   uint64_t errors = 0;   // Unavailable / DeadlineExceeded / Unknown / other
   uint64_t unknown = 0;  // of which Unknown (settled from the journals)
   uint64_t lookups = 0;
+  uint64_t lookup_misses = 0;      // a stored key not found
+  uint64_t lookup_mismatches = 0;  // a stored key found with a wrong value
   double seconds = 0;
   uint64_t p50_ns = 0, p99_ns = 0;  // committed transfers
   uint64_t total = 0, expected_total = 0;
-  absl::Status invariant;  // OK iff total, ledger and journals hold
+  absl::Status invariant;  // OK iff total, ledger and journals hold and no lookup missed or mismatched
 };
 
 // Errors: bad options, or the cluster could not be joined or the bank

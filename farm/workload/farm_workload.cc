@@ -1,8 +1,8 @@
 // farm_workload: the client workload of the main job against a running farmd
-// cluster (cluster_workload.h): bank transfers and balance lookups, one
+// cluster (cluster_workload.h): bank transfers and hashtable lookups, one
 // `progress` line per --report_ms, a `summary` and an `invariant` line at the
 // end (after --seconds, or at SIGINT / SIGTERM). Exit status 0 iff the
-// invariant (total balance, ledger, journals) holds; 1 if it does not; 2 on
+// invariant (total balance, ledger, journals, lookups) holds; 1 if not; 2 on
 // bad flags or when the cluster cannot be joined.
 //
 //   farm_workload --cm=10.88.0.2:7101 --host=10.88.0.9 --fabric=net --fabric_port=7110 \
@@ -23,8 +23,9 @@ ABSL_FLAG(std::string, host, "127.0.0.1", "IP this client's net fabric listens o
 ABSL_FLAG(int, fabric_port, 0, "net fabric port of the first thread (thread i: +i); 0: any free ports");
 ABSL_FLAG(uint32_t, first_id, 100, "fabric id of the first client thread (ids first_id.. must be unused)");
 ABSL_FLAG(int, transfer_threads, 2, "threads making bank transfers");
-ABSL_FLAG(int, lookup_threads, 1, "threads looking up balances");
+ABSL_FLAG(int, lookup_threads, 1, "threads looking up hashtable keys (one-sided reads)");
 ABSL_FLAG(int, accounts, 64, "bank accounts");
+ABSL_FLAG(int, lookup_keys, 256, "keys in the hashtable the lookup threads read");
 ABSL_FLAG(uint64_t, initial, 1000, "initial balance of each account");
 ABSL_FLAG(double, seconds, 0, "run length; 0: until SIGINT / SIGTERM");
 ABSL_FLAG(int, report_ms, 1000, "progress line interval");
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   o.transfer_threads = absl::GetFlag(FLAGS_transfer_threads);
   o.lookup_threads = absl::GetFlag(FLAGS_lookup_threads);
   o.accounts = absl::GetFlag(FLAGS_accounts);
+  o.lookup_keys = absl::GetFlag(FLAGS_lookup_keys);
   o.initial = absl::GetFlag(FLAGS_initial);
   if (absl::GetFlag(FLAGS_seconds) > 0) o.duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
   o.report_every = absl::Milliseconds(absl::GetFlag(FLAGS_report_ms));
