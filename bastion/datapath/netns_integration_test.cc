@@ -160,6 +160,25 @@ TEST_F(NetnsIntegrationTest, SpoofedPacketsNeverArrive) {
   EXPECT_EQ(Count(BASTION_DROP_SPOOFED_MAC), 2u);
 }
 
+// A 4000-byte UDP datagram at MTU 1500 travels as three IPv4 fragments: A's (allowed)
+// arrives whole; C's (a dependency of B, but not on this port) loses every fragment.
+TEST_F(NetnsIntegrationTest, FragmentsOfAllowedDatagramsArriveWhole) {
+  uint16_t port = 0;
+  auto udp = Server("b", "udp-server", &port);
+  Allow(kA, kB, kUdp, port);
+  ASSERT_TRUE(dp_->AddDependency(kC, kB, 0).ok());
+  Allow(kC, kB, kUdp, 9);  // C may reach B, on another port only
+  const std::string p = std::to_string(port);
+  const std::string from_c(4000, 'c'), from_a(4000, 'a');
+  ShellOutput(In("c") + tool_ + "udp-send " + Ip("b") + " " + p + " " + from_c);
+  ShellOutput(In("a") + tool_ + "udp-send " + Ip("b") + " " + p + " " + from_a + " END");
+  EXPECT_EQ(*udp->ReadLine(kWait), "got " + from_a);  // the first datagram B receives
+  EXPECT_EQ(*udp->ReadLine(kWait), "got END");
+  EXPECT_EQ(Count(BASTION_DROP_POLICY_DENIED), 1u);  // C's first fragment
+  EXPECT_EQ(Count(BASTION_DROP_FRAGMENT), 2u);       // and its two later ones
+  EXPECT_GE(Count(BASTION_PASS_FORWARDED), 4u);      // A's three fragments and END
+}
+
 TEST_F(NetnsIntegrationTest, ArpScanFindsOnlyDependencies) {
   const NetnsLab::Container& a = lab_->container("a");
   const NetnsLab::Container& b = lab_->container("b");

@@ -51,7 +51,7 @@ def udp_server():
     s.settimeout(WAIT_S)
     out("port", s.getsockname()[1])
     while True:
-        data = s.recv(100).decode()
+        data = s.recv(65536).decode()  # whole datagrams, also fragmented ones
         out("got", data)
         if data == "END":
             return
