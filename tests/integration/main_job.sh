@@ -221,7 +221,7 @@ mark farm_ready
 # The workload runs until every phase is done (and at least --seconds): on
 # a loaded 2-core machine the attacks take longer than on an idle one, and the
 # faults must happen while it runs.
-step "6. The client's workload: bank transfers and balance lookups, a progress line per second"
+step "6. The client's workload: bank transfers and hashtable lookups, a progress line per second"
 WORKLOAD=("$RT_BIN/farm/workload/farm_workload" --cm="$CM_ADDR" --host="$(dctk_rt_ip client)" --fabric=net
           --transfer_threads=2 --lookup_threads=1 --accounts=64 --rpc_timeout_ms=1000 "${CLIENT_PORTS[@]}")
 [[ -x $BIN/farm/workload/farm_workload ]] || fail "no workload client (farm/workload/farm_workload) under $BIN"

@@ -190,7 +190,8 @@ def cmd_report(a):
          f"{total.get('aborts', '?')} aborts, {total.get('errors', '?')} retried errors)" if total else "-"),
         ("transfer latency p50 / p99",
          f"{fmt(int(total['p50_us']) / 1000, ' ms', 2)} / {fmt(int(total['p99_us']) / 1000, ' ms', 2)}" if total else "-"),
-        ("balance lookups", f"{int(total.get('lookups', 0)):,}" if total else "-"),
+        ("hashtable lookups (one-sided reads; misses, wrong values)",
+         f"{int(total.get('lookups', 0)):,} ({total.get('lookup_misses', '?')}, {total.get('lookup_mismatches', '?')})" if total else "-"),
         ("bank invariant (total, ledger, journals)", "holds" if inv_ok else invariant),
         ("CM commands on the replicas (cm_driver)",
          f"{cm_cmds.group(1)} ({cm_cmds.group(2)} without reply)" if cm_cmds else "-"),
@@ -258,7 +259,7 @@ def plot(out, progress, at, tl):
         'set ytics nomirror',
         'set y2tics',
         f'plot "{data}" using 1:2 with linespoints lw 2 pt 7 title "committed transfers/s", '
-        f'"{data}" using 1:5 axes x1y2 with lines lw 1 lc rgb "gray" title "balance lookups/s (right axis)"',
+        f'"{data}" using 1:5 axes x1y2 with lines lw 1 lc rgb "gray" title "hashtable lookups/s (right axis)"',
     ])
     if progress:
         subprocess.run(["gnuplot"], input=script, text=True, check=False)
