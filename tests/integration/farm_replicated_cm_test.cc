@@ -80,7 +80,10 @@ class FarmReplicatedCmTest : public ::testing::Test {
     for (int i = 1; i <= 3; ++i) f << "nodes { name: \"m" << i << "\" address: \"127.0.0." << i + 1 << ":0\" }\n";
     f << "groups { name: \"cm\" f: 1 members: [\"cm0\", \"cm1\", \"cm2\"] }\n"
          "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
-         "timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 100 lease_ms: 2000 }\n";
+         // Machines fence themselves when no renewal is acknowledged within
+         // 7/8 of a lease, so the driver's SIGKILL and restart must fit well
+         // inside one lease, also on a loaded machine.
+         "timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 100 lease_ms: 5000 }\n";
     f.close();
     port_ = FreeTcpPort();
     cm_ = absl::StrCat("127.0.0.1:", port_);
