@@ -200,21 +200,25 @@ bool CmService::ShortOfCopies(const cm::Configuration& c) const {
   return false;
 }
 
+absl::Status CmService::HostReplica(const cm::Region& region, uint32_t machine) {
+  HostRegion host;
+  host.set_region(region.id());
+  host.set_size(region.size());
+  absl::StatusOr<std::string> reply = CallMachine(machine, HOST_REGION, host.SerializeAsString());
+  if (!reply.ok()) return reply.status();
+  HostRegionReply key;
+  key.ParseFromString(*reply);
+  cm::Result set = Execute(cm::SetReplicaKeyCommand(region.id(), machine, key.key()));
+  return set.code() == 0 ? absl::OkStatus() : StatusOfResult(set);
+}
+
 absl::Status CmService::HostNewBackups() {
   const cm::Configuration c = config();
   bool hosted = false;
   for (const cm::Region& region : c.regions()) {
     for (const cm::Replica& rep : region.replicas()) {
       if (!rep.copying() || rep.key() != 0) continue;
-      HostRegion host;
-      host.set_region(region.id());
-      host.set_size(region.size());
-      absl::StatusOr<std::string> reply = CallMachine(rep.machine(), HOST_REGION, host.SerializeAsString());
-      if (!reply.ok()) return reply.status();
-      HostRegionReply key;
-      key.ParseFromString(*reply);
-      cm::Result set = Execute(cm::SetReplicaKeyCommand(region.id(), rep.machine(), key.key()));
-      if (set.code() != 0) return StatusOfResult(set);
+      if (absl::Status s = HostReplica(region, rep.machine()); !s.ok()) return s;
       hosted = true;
     }
   }
@@ -271,15 +275,7 @@ absl::Status CmService::Bootstrap() {
     for (const cm::Region& region : r.config().regions()) {
       if (region.id() != r.region()) continue;
       for (const cm::Replica& rep : region.replicas()) {
-        HostRegion host;
-        host.set_region(region.id());
-        host.set_size(region.size());
-        absl::StatusOr<std::string> reply = CallMachine(rep.machine(), HOST_REGION, host.SerializeAsString());
-        if (!reply.ok()) return reply.status();
-        HostRegionReply key;
-        key.ParseFromString(*reply);
-        cm::Result set = Execute(cm::SetReplicaKeyCommand(region.id(), rep.machine(), key.key()));
-        if (set.code() != 0) return StatusOfResult(set);
+        if (absl::Status s = HostReplica(region, rep.machine()); !s.ok()) return s;
       }
     }
   }

@@ -101,6 +101,8 @@ class CmService {
   absl::Status Recover(const std::vector<uint32_t>& removed);
   bool ShortOfCopies(const cm::Configuration& c) const;
   // Hosts every new backup without a key yet, then reconfigures.
+  // Asks `machine` to host a copy of `region` and records its fabric key.
+  absl::Status HostReplica(const cm::Region& region, uint32_t machine);
   absl::Status HostNewBackups();
   // Copies one chunk to the first copying backup; false when none is left.
   absl::StatusOr<bool> CopyStep();
