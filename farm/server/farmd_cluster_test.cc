@@ -174,6 +174,23 @@ void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr
          unavailable, first_config, c.config_id());
 }
 
+using ShmClient = client::FarmClient<fabric::ShmFabric>;
+
+// A cluster of 4 shm machines in TEST_TMPDIR/`name`, and a client (machine 100)
+// that gives up on a dead machine's messages after 300 ms.
+absl::StatusOr<std::unique_ptr<ShmClient>> StartShmClusterOf4(FarmdCluster& cluster, const std::string& name) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", name);
+  if (mkdir(dir.c_str(), 0755) != 0) return absl::InternalError(absl::StrCat("mkdir ", dir));
+  cluster.Start(WriteConfig(dir, 4), dir, "shm", 4);
+  if (cluster.cm_address.empty()) return absl::UnavailableError("the CM did not start");
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cluster.cm_address;
+  o.tx.rpc_timeout = absl::Milliseconds(300);
+  o.tx.outcome_timeout = absl::Seconds(20);
+  return ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+}
+
 // A client that dies mid-commit (after every backup logged its write, before
 // COMMIT-PRIMARY) holds locks; its lease expires, the CM recovers its
 // transaction (committed: the backups logged it) and another client reads the
@@ -246,17 +263,8 @@ bool FullyReplicated(const cm::Configuration& c, int storage) {
 // survives on the copy made by re-replication, regions are re-replicated
 // again, and every transfer reported committed is in the balances.
 TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
-  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/rereplication");
-  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   FarmdCluster cluster;
-  cluster.Start(WriteConfig(dir, 4), dir, "shm", 4);
-  ASSERT_FALSE(cluster.cm_address.empty());
-  client::FarmClientOptions o;
-  o.machine = 100;
-  o.cm_address = cluster.cm_address;
-  o.tx.rpc_timeout = absl::Milliseconds(300);
-  o.tx.outcome_timeout = absl::Seconds(20);
-  auto client = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  absl::StatusOr<std::unique_ptr<ShmClient>> client = StartShmClusterOf4(cluster, "rereplication");
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
   absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
@@ -312,17 +320,8 @@ TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
 // while it was paused (shm reads need no CPU at the target), now fails. No
 // transfer reported committed is lost or duplicated.
 TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
-  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/paused");
-  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   FarmdCluster cluster;
-  cluster.Start(WriteConfig(dir, 4), dir, "shm", 4);
-  ASSERT_FALSE(cluster.cm_address.empty());
-  client::FarmClientOptions o;
-  o.machine = 100;
-  o.cm_address = cluster.cm_address;
-  o.tx.rpc_timeout = absl::Milliseconds(300);
-  o.tx.outcome_timeout = absl::Seconds(20);
-  auto client = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  absl::StatusOr<std::unique_ptr<ShmClient>> client = StartShmClusterOf4(cluster, "paused");
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
   absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
