@@ -53,6 +53,17 @@ absl::StatusOr<int> UdpSocketInNetns(const std::string& netns) {
   return fd;
 }
 
+absl::Status EnterNetns(const std::string& netns) {
+  const std::string path = "/var/run/netns/" + netns;
+  const int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+  absl::Cleanup close_target = [target] { close(target); };
+  if (setns(target, CLONE_NEWNET) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat("setns ", netns, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 std::string Ipv4Text(uint32_t ip) {
   return absl::StrCat(ip >> 24, ".", (ip >> 16) & 0xff, ".", (ip >> 8) & 0xff, ".", ip & 0xff);
 }

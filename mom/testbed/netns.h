@@ -22,6 +22,11 @@ absl::Status RunCommand(const std::string& command);
 // A UDP socket in network namespace `netns` (/var/run/netns/NAME).
 absl::StatusOr<int> UdpSocketInNetns(const std::string& netns);
 
+// Moves the calling thread into network namespace `netns` for good: for a
+// thread dedicated to one host (its sockets, e.g. a UdpTransport's, are then
+// created there).
+absl::Status EnterNetns(const std::string& netns);
+
 // "a.b.c.d" of a host-byte-order IPv4 address.
 std::string Ipv4Text(uint32_t ip);
 
