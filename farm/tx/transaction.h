@@ -53,6 +53,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "farm/core/address.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
@@ -77,8 +78,9 @@ struct TxClientStats {
 
 struct TxClientOptions {
   absl::Duration rpc_timeout = absl::Seconds(2);
-  // How long a coordinator whose commit was interrupted by a reconfiguration
-  // waits for recovery to decide the outcome.
+  // How long a coordinator whose COMMIT-BACKUP or COMMIT-PRIMARY was refused
+  // or not answered keeps resending it (idempotent) while asking the
+  // machines whether recovery decided the transaction.
   absl::Duration outcome_timeout = absl::Seconds(10);
   // Reads of a locked object before the transaction aborts.
   int max_locked_reads = 256;
@@ -88,9 +90,6 @@ struct TxClientOptions {
   // Yield the CPU while waiting for an RPC response: right when polling
   // threads outnumber cores (this 2-core VM); spin (false) with a core each.
   bool yield_while_waiting = true;
-  // COMMIT-BACKUP / COMMIT-PRIMARY messages (idempotent) sent again when a
-  // machine does not answer within rpc_timeout, before waiting for recovery.
-  int max_resends = 3;
   // Fault injection: called before each step's message to `target`; returning
   // true makes the coordinator stop dead there (as if its machine crashed)
   // and Commit return Cancelled.
@@ -134,8 +133,13 @@ class Transaction {
                        std::vector<fabric::MachineId>* locked);
   absl::Status Validate();
   void AbortAt(const std::vector<fabric::MachineId>& machines);
-  // After a failure past LOCK: asks the machines what recovery decided.
-  absl::Status AwaitOutcome(absl::Status why, uint64_t config);
+  // After COMMIT-BACKUP or COMMIT-PRIMARY to `m` failed with `why`: resends
+  // it until `m` accepts (nullopt: the commit goes on), or asks every machine
+  // meanwhile and returns what recovery decided (OK / Aborted), or Unknown
+  // after outcome_timeout.
+  template <typename Req>
+  absl::optional<absl::Status> Persist(fabric::MachineId m, Handler h, const Req& req, absl::Status why,
+                                       uint64_t config);
 
   TxClient<F>* client_;
   TxId id_;

@@ -10,6 +10,7 @@
 #include "absl/container/btree_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/types/optional.h"
 #include "farm/core/object.h"
 #include "farm/fabric/sync.h"
 #include "farm/tx/object_heap.h"
@@ -281,6 +282,9 @@ absl::Status Transaction<F>::LockAll(absl::btree_map<fabric::MachineId, LockRequ
     }
     Reply r = client_->Call(m, kLock, req);
     absl::Status s = StatusOf(r);
+    // No answer: the LOCK may still be served later (a slow machine), so it
+    // gets an ABORT too, which follows it on the same ring.
+    if (absl::IsDeadlineExceeded(s)) locked->push_back(m);
     if (!s.ok()) return s;
     locked->push_back(m);
     for (size_t i = 0; i < req.entries.size() && i < r.slot_bytes.size(); ++i) {
@@ -292,15 +296,25 @@ absl::Status Transaction<F>::LockAll(absl::btree_map<fabric::MachineId, LockRequ
 
 template <typename F>
   requires fabric::Fabric<F>
-absl::Status Transaction<F>::AwaitOutcome(absl::Status why, uint64_t config) {
+template <typename Req>
+absl::optional<absl::Status> Transaction<F>::Persist(fabric::MachineId m, Handler h, const Req& req,
+                                                     absl::Status why, uint64_t config) {
   const absl::Time deadline = absl::Now() + client_->options_.outcome_timeout;
   while (absl::Now() < deadline) {
+    // The same message again (COMMIT-BACKUP and COMMIT-PRIMARY are
+    // idempotent): accepted once a slow machine answers, or once a machine
+    // still resuming into this configuration has resumed. No recovery will
+    // decide this transaction in that case: the one that machine was in
+    // collected its records before the transaction began.
+    const absl::Status again = StatusOf(client_->Call(m, h, req));
+    if (again.ok()) return absl::nullopt;
+    why = again;
     absl::btree_set<fabric::MachineId> machines;
     for (const RegionInfo& r : client_->table_->All()) {
       for (const Replica& rep : r.replicas) machines.insert(rep.machine);
     }
-    for (fabric::MachineId m : machines) {
-      Reply r = client_->Call(m, kOutcome, TxRequest{client_->config(), id_});
+    for (fabric::MachineId q : machines) {
+      Reply r = client_->Call(q, kOutcome, TxRequest{client_->config(), id_});
       if (!StatusOf(r).ok()) continue;
       if (r.value == static_cast<uint64_t>(Outcome::kCommitted)) {
         ++client_->stats_.committed;
@@ -319,7 +333,7 @@ absl::Status Transaction<F>::AwaitOutcome(absl::Status why, uint64_t config) {
             absl::StrCat("transaction not committed (no record survived the reconfiguration) after: ", why.message()));
       }
     }
-    absl::SleepFor(absl::Milliseconds(1));  // recovery runs elsewhere; poll for its decision
+    absl::SleepFor(absl::Milliseconds(1));  // recovery or a resume runs elsewhere: poll
   }
   ++client_->stats_.unknown;
   return absl::UnknownError(absl::StrCat("commit outcome unknown (no decision within ",
@@ -392,10 +406,9 @@ absl::Status Transaction<F>::Commit() {
       return absl::CancelledError("coordinator crashed before COMMIT-BACKUP (fault injection)");
     }
     s = StatusOf(client_->Call(m, kCommitBackup, req));
-    for (int i = 0; absl::IsDeadlineExceeded(s) && i < client_->options_.max_resends; ++i) {
-      s = StatusOf(client_->Call(m, kCommitBackup, req));  // idempotent: a slow machine is not a dead one
+    if (!s.ok()) {
+      if (absl::optional<absl::Status> decided = Persist(m, kCommitBackup, req, s, config)) return *decided;
     }
-    if (!s.ok()) return AwaitOutcome(s, config);
   }
   times.commit_backup = absl::Now() - t;
   t = absl::Now();
@@ -403,11 +416,11 @@ absl::Status Transaction<F>::Commit() {
     if (crash(CommitStep::kCommitPrimary, m)) {
       return absl::CancelledError("coordinator crashed before COMMIT-PRIMARY (fault injection)");
     }
-    s = StatusOf(client_->Call(m, kCommitPrimary, TxRequest{config, id_}));
-    for (int i = 0; absl::IsDeadlineExceeded(s) && i < client_->options_.max_resends; ++i) {
-      s = StatusOf(client_->Call(m, kCommitPrimary, TxRequest{config, id_}));  // idempotent
+    const TxRequest commit{config, id_};
+    s = StatusOf(client_->Call(m, kCommitPrimary, commit));
+    if (!s.ok()) {
+      if (absl::optional<absl::Status> decided = Persist(m, kCommitPrimary, commit, s, config)) return *decided;
     }
-    if (!s.ok()) return AwaitOutcome(s, config);
   }
   times.commit_primary = absl::Now() - t;
   ++stats.committed;
