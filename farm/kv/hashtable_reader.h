@@ -10,6 +10,9 @@
 // on each copy, which completes the lookup or says it needs Lookup() (torn
 // copy, overflow chain, out-of-line value).
 //
+// A copy found locked (a writer or a transaction's commit holds the object)
+// yields the CPU before the next attempt.
+//
 // One reader per thread (it owns a registered buffer and uses the caller's queue).
 //
 // Example:
@@ -18,6 +21,8 @@
 //   absl::StatusOr<absl::optional<std::string>> b = (*r)->LookupBytes(k);  // any length
 #ifndef DCTK_FARM_KV_HASHTABLE_READER_H_
 #define DCTK_FARM_KV_HASHTABLE_READER_H_
+
+#include <sched.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -186,7 +191,10 @@ class HashTableReader {
       absl::Status s = fabric::SyncRead(*queue_, at, copy, static_cast<uint32_t>(bytes));
       if (!s.ok()) return s;
       s = CheckSnapshot(copy, bytes / kLineSize);
-      if (absl::IsUnavailable(s)) continue;  // locked or torn
+      if (absl::IsUnavailable(s)) {  // locked or torn
+        YieldIfLocked(copy, 1);
+        continue;
+      }
       if (!s.ok()) return absl::optional<std::string>();
       std::string payload(kHeapValueHeader + len, '\0');
       ExtractPayload(copy, payload.data(), payload.size());
@@ -199,6 +207,20 @@ class HashTableReader {
     }
     return absl::AbortedError(absl::StrCat("hashtable: no consistent read of the value at offset ",
                                            slot.heap_offset()));
+  }
+
+  // A transaction's commit holds an object locked across messages: let its
+  // threads run (on a loaded machine they may share our core) instead of
+  // spinning through the attempts.
+  static void YieldIfLocked(const uint8_t* copy, int count) {
+    for (int i = 0; i < count; ++i) {
+      uint64_t header;
+      std::memcpy(&header, copy + i * kBucketBytes, 8);
+      if (IsLocked(header)) {
+        sched_yield();
+        return;
+      }
+    }
   }
 
   // True (and `out` decoded) iff all `count` objects in `copy` are consistent.
@@ -224,6 +246,7 @@ class HashTableReader {
       absl::Status s = fabric::SyncRead(*queue_, at, bytes, static_cast<uint32_t>(count * kBucketBytes));
       if (!s.ok()) return s;
       if (DecodeConsistent(bytes, count, out)) return absl::OkStatus();
+      YieldIfLocked(bytes, count);
     }
     return absl::AbortedError(absl::StrCat("hashtable: no consistent read at offset ", offset));
   }
