@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "bastion/bpf/bastion_host_network.skel.h"
 #include "bastion/bpf/lib/types.h"
@@ -22,10 +24,13 @@ absl::Status Errno(int err, absl::string_view what) {
   return absl::ErrnoToStatus(err, absl::StrCat("bastion host network: ", what));
 }
 
-}  // namespace
+// On cgroup2 the file handle of a cgroup directory is its 64-bit id.
+struct CgroupHandle {
+  int type = 0;
+  uint64_t id = 0;
+};
 
-absl::StatusOr<uint64_t> CgroupId(const std::string& cgroup_path) {
-  // On cgroup2 the file handle of a cgroup directory is its 64-bit id.
+absl::StatusOr<CgroupHandle> HandleOf(const std::string& cgroup_path) {
   struct {
     file_handle handle;
     uint64_t id;
@@ -35,9 +40,98 @@ absl::StatusOr<uint64_t> CgroupId(const std::string& cgroup_path) {
   if (name_to_handle_at(AT_FDCWD, cgroup_path.c_str(), &h.handle, &mount_id, 0) != 0) {
     return Errno(errno, absl::StrCat("reading the cgroup id of ", cgroup_path));
   }
-  uint64_t id = 0;
-  std::memcpy(&id, h.handle.f_handle, sizeof(id));
-  return id;
+  CgroupHandle out{.type = h.handle.handle_type};
+  std::memcpy(&out.id, h.handle.f_handle, sizeof(out.id));
+  return out;
+}
+
+// The cgroup directory with this id, opened (O_DIRECTORY); NotFound if it is gone.
+absl::StatusOr<int> OpenCgroupById(uint64_t cgroup_id) {
+  absl::StatusOr<std::string> root = Cgroup2MountPoint();
+  if (!root.ok()) return root.status();
+  absl::StatusOr<CgroupHandle> root_handle = HandleOf(*root);  // for the handle type
+  if (!root_handle.ok()) return root_handle.status();
+  const int mount_fd = open(root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (mount_fd < 0) return Errno(errno, "opening " + *root);
+  struct {
+    file_handle handle;
+    uint64_t id;
+  } h{};
+  h.handle.handle_bytes = sizeof(uint64_t);
+  h.handle.handle_type = root_handle->type;
+  std::memcpy(h.handle.f_handle, &cgroup_id, sizeof(cgroup_id));
+  const int fd = open_by_handle_at(mount_fd, &h.handle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int err = errno;
+  close(mount_fd);
+  if (fd >= 0) return fd;
+  if (err == ESTALE || err == ENOENT) {
+    return absl::NotFoundError(
+        absl::StrCat("bastion host network: cgroup ", cgroup_id, " is gone"));
+  }
+  return Errno(err, absl::StrCat("opening cgroup ", cgroup_id, " by id"));
+}
+
+bpf_attach_type AttachType(int type) { return static_cast<bpf_attach_type>(type); }
+
+struct ProgramInfo {
+  uint32_t id = 0;
+  std::string name;  // as the kernel keeps it: at most BPF_OBJ_NAME_LEN - 1 characters
+};
+
+absl::StatusOr<ProgramInfo> InfoOf(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+    return Errno(err, "reading program info");
+  return ProgramInfo{.id = info.id, .name = info.name};
+}
+
+// Ids of the programs attached directly to a cgroup at `type`.
+absl::StatusOr<std::vector<uint32_t>> AttachedIds(int cgroup_fd, bpf_attach_type type) {
+  std::vector<uint32_t> ids(64);
+  uint32_t count = ids.size();
+  uint32_t flags = 0;
+  if (int err = bpf_prog_query(cgroup_fd, type, 0, &flags, ids.data(), &count)) {
+    return Errno(err, "querying the cgroup's programs");
+  }
+  ids.resize(count);
+  return ids;
+}
+
+// An fd per program attached at `type` that is `own` or carries its name (an earlier
+// instance of it); `own_attached` says whether `own` itself is there.
+struct Found {
+  bool own_attached = false;
+  std::vector<int> stale_fds;
+};
+
+absl::StatusOr<Found> FindOurs(int cgroup_fd, bpf_attach_type type, const ProgramInfo& own) {
+  absl::StatusOr<std::vector<uint32_t>> ids = AttachedIds(cgroup_fd, type);
+  if (!ids.ok()) return ids.status();
+  Found found;
+  for (uint32_t id : *ids) {
+    if (id == own.id) {
+      found.own_attached = true;
+      continue;
+    }
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue;  // detached meanwhile
+    absl::StatusOr<ProgramInfo> info = InfoOf(fd);
+    if (info.ok() && info->name == own.name) {
+      found.stale_fds.push_back(fd);
+    } else {
+      close(fd);
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> CgroupId(const std::string& cgroup_path) {
+  absl::StatusOr<CgroupHandle> h = HandleOf(cgroup_path);
+  if (!h.ok()) return h.status();
+  return h->id;
 }
 
 absl::StatusOr<std::string> Cgroup2MountPoint() {
@@ -54,8 +148,6 @@ absl::StatusOr<std::string> Cgroup2MountPoint() {
 void BpfHostNetwork::SkeletonDeleter::operator()(bastion_host_network* skel) const {
   bastion_host_network__destroy(skel);
 }
-
-void BpfHostNetwork::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 
 absl::StatusOr<std::unique_ptr<BpfHostNetwork>> BpfHostNetwork::Create(
     const BpfDatapath& datapath) {
@@ -84,9 +176,15 @@ BpfHostNetwork::BpfHostNetwork(std::unique_ptr<bastion_host_network, SkeletonDel
     : skel_(std::move(skel)) {}
 
 BpfHostNetwork::~BpfHostNetwork() {
-  std::vector<std::string> paths;
-  for (const auto& [path, attachment] : attached_) paths.push_back(path);
+  if (leave_attached_) return;
+  std::vector<std::string> paths = AttachedCgroups();
   for (const std::string& path : paths) DetachCgroup(path).IgnoreError();  // cgroup may be gone
+}
+
+std::vector<std::string> BpfHostNetwork::AttachedCgroups() const {
+  std::vector<std::string> paths;
+  for (const auto& [path, id] : attached_) paths.push_back(path);
+  return paths;
 }
 
 int BpfHostNetwork::from_host_network_fd() const {
@@ -123,37 +221,81 @@ absl::Status BpfHostNetwork::UnbindCgroup(uint64_t cgroup_id) {
   return absl::OkStatus();
 }
 
+std::array<BpfHostNetwork::Hook, 2> BpfHostNetwork::Hooks() const {
+  return {Hook{skel_->progs.bastion_from_host_network, BPF_CGROUP_INET_EGRESS, "egress"},
+          Hook{skel_->progs.bastion_to_host_network, BPF_CGROUP_INET_INGRESS, "ingress"}};
+}
+
 absl::Status BpfHostNetwork::AttachCgroup(const std::string& cgroup_path, uint32_t container_id) {
-  if (attached_.contains(cgroup_path)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("bastion host network: cgroup ", cgroup_path, " is already attached"));
-  }
   absl::StatusOr<uint64_t> id = CgroupId(cgroup_path);
   if (!id.ok()) return id.status();
-  int fd = open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno(errno, absl::StrCat("opening cgroup ", cgroup_path));
-  absl::Status status = BindCgroup(*id, container_id);  // identity before programs
-  Attachment attachment{.cgroup_id = *id, .egress = nullptr, .ingress = nullptr};
-  if (status.ok()) {
-    attachment.egress.reset(
-        bpf_program__attach_cgroup(skel_->progs.bastion_from_host_network, fd));
-    if (!attachment.egress) status = Errno(errno, "linking the egress program to " + cgroup_path);
+  if (auto it = attached_.find(cgroup_path); it != attached_.end() && it->second != *id) {
+    // The directory was re-made (a new cgroup under the old name): forget the old one.
+    UnbindCgroup(it->second).IgnoreError();
+    attached_.erase(it);
   }
-  if (status.ok()) {
-    attachment.ingress.reset(
-        bpf_program__attach_cgroup(skel_->progs.bastion_to_host_network, fd));
-    if (!attachment.ingress) {
-      status = Errno(errno, "linking the ingress program to " + cgroup_path);
+  const int fd = open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno(errno, absl::StrCat("opening cgroup ", cgroup_path));
+  const bool fresh = !attached_.contains(cgroup_path);
+  absl::Status status = BindCgroup(*id, container_id);  // identity before programs
+  for (const Hook& hook : Hooks()) {
+    if (!status.ok()) break;
+    absl::StatusOr<ProgramInfo> own = InfoOf(bpf_program__fd(hook.prog));
+    absl::StatusOr<Found> found =
+        own.ok() ? FindOurs(fd, AttachType(hook.type), *own) : absl::StatusOr<Found>(own.status());
+    if (!found.ok()) {
+      status = found.status();
+      break;
+    }
+    if (!found->own_attached) {
+      // An earlier instance's program is replaced in one step; else ours is added.
+      struct bpf_prog_attach_opts opts {};
+      opts.sz = sizeof(opts);
+      opts.flags = BPF_F_ALLOW_MULTI;
+      if (!found->stale_fds.empty()) {
+        opts.flags |= BPF_F_REPLACE;
+        opts.replace_prog_fd = found->stale_fds.front();
+      }
+      if (int err =
+              bpf_prog_attach_opts(bpf_program__fd(hook.prog), fd, AttachType(hook.type), &opts)) {
+        status = Errno(err, absl::StrCat("attaching the ", hook.what, " program to ", cgroup_path));
+      } else if (!found->stale_fds.empty()) {
+        close(found->stale_fds.front());
+        found->stale_fds.erase(found->stale_fds.begin());
+      }
+    }
+    for (int stale : found->stale_fds) {  // more than one earlier copy: not ours to keep
+      if (status.ok()) bpf_prog_detach2(stale, fd, AttachType(hook.type));
+      close(stale);
     }
   }
-  close(fd);
-  if (!status.ok()) {
-    attachment.egress.reset();
-    attachment.ingress.reset();
-    UnbindCgroup(*id).IgnoreError();  // best effort; the error above wins
-    return status;
+  if (!status.ok() && fresh) {
+    DetachFrom(fd, cgroup_path).IgnoreError();  // best effort; the error above wins
+    UnbindCgroup(*id).IgnoreError();
   }
-  attached_.emplace(cgroup_path, std::move(attachment));
+  close(fd);
+  if (!status.ok()) return status;
+  attached_[cgroup_path] = *id;
+  return absl::OkStatus();
+}
+
+absl::Status BpfHostNetwork::DetachFrom(int cgroup_fd, const std::string& what) const {
+  for (const Hook& hook : Hooks()) {
+    absl::StatusOr<ProgramInfo> own = InfoOf(bpf_program__fd(hook.prog));
+    if (!own.ok()) return own.status();
+    absl::StatusOr<Found> found = FindOurs(cgroup_fd, AttachType(hook.type), *own);
+    if (!found.ok()) return found.status();
+    int err = 0;
+    if (found->own_attached)
+      err = bpf_prog_detach2(bpf_program__fd(hook.prog), cgroup_fd, AttachType(hook.type));
+    for (int stale : found->stale_fds) {
+      if (int e = bpf_prog_detach2(stale, cgroup_fd, AttachType(hook.type)); e && !err) err = e;
+      close(stale);
+    }
+    if (err && err != -ENOENT) {
+      return Errno(err, absl::StrCat("detaching the ", hook.what, " program from ", what));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -163,9 +305,65 @@ absl::Status BpfHostNetwork::DetachCgroup(const std::string& cgroup_path) {
     return absl::NotFoundError(
         absl::StrCat("bastion host network: cgroup ", cgroup_path, " is not attached"));
   }
-  const uint64_t id = it->second.cgroup_id;
-  attached_.erase(it);  // unlinks both programs
-  return UnbindCgroup(id);
+  const uint64_t id = it->second;
+  // Gone with its container: the kernel dropped the programs with the cgroup.
+  if (absl::StatusOr<int> fd = OpenCgroupById(id); fd.ok()) {
+    absl::Status s = DetachFrom(*fd, cgroup_path);
+    close(*fd);
+    if (!s.ok()) return s;
+  } else if (!absl::IsNotFound(fd.status())) {
+    return fd.status();
+  }
+  attached_.erase(it);
+  absl::Status s = UnbindCgroup(id);
+  return absl::IsNotFound(s) ? absl::OkStatus() : s;
+}
+
+absl::Status BpfHostNetwork::DetachUnclaimed() {
+  absl::flat_hash_set<uint64_t> claimed;
+  for (const auto& [path, id] : attached_) claimed.insert(id);
+  std::vector<uint64_t> unclaimed;
+  __u64 key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.bastion_cgroups, prev, &next, sizeof(next)) == 0) {
+    if (!claimed.contains(next)) unclaimed.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (uint64_t id : unclaimed) {
+    if (absl::StatusOr<int> fd = OpenCgroupById(id); fd.ok()) {
+      absl::Status s = DetachFrom(*fd, absl::StrCat("cgroup ", id));
+      close(*fd);
+      if (!s.ok()) return s;
+    } else if (!absl::IsNotFound(fd.status())) {
+      return fd.status();
+    }
+    if (absl::Status s = UnbindCgroup(id); !s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BpfHostNetwork::CgroupPrograms> BpfHostNetwork::Inspect(
+    const std::string& cgroup_path) const {
+  const int fd = open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno(errno, absl::StrCat("opening cgroup ", cgroup_path));
+  CgroupPrograms out;
+  absl::Status status;
+  for (const Hook& hook : Hooks()) {
+    absl::StatusOr<ProgramInfo> own = InfoOf(bpf_program__fd(hook.prog));
+    absl::StatusOr<Found> found =
+        own.ok() ? FindOurs(fd, AttachType(hook.type), *own) : absl::StatusOr<Found>(own.status());
+    if (!found.ok()) {
+      status = found.status();
+      break;
+    }
+    (hook.type == BPF_CGROUP_INET_EGRESS ? out.egress : out.ingress) = found->own_attached;
+    out.stale += found->stale_fds.size();
+    for (int stale : found->stale_fds) close(stale);
+  }
+  close(fd);
+  if (!status.ok()) return status;
+  return out;
 }
 
 }  // namespace dctk::bastion

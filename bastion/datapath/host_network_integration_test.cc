@@ -194,5 +194,75 @@ TEST_F(HostNetworkIntegrationTest, FramesWithAContainerAddressFromPNeverArrive) 
   EXPECT_EQ(Count(BASTION_DROP_SPOOFED_IP), 1u);
 }
 
+// A manager that exits (or is killed) leaves its programs on the cgroup; the next one
+// replaces them with its own in one step, and P stays under policy throughout.
+TEST_F(HostNetworkIntegrationTest, ASecondInstanceTakesOverTheCgroup) {
+  uint16_t port = 0;
+  auto server = Server(In("c") + tool_ + "tcp-server", &port);
+  Allow(kGateway, kC, kTcp, port);
+  hn_->LeaveAttachedOnDestroy();
+  hn_.reset();
+  // Nobody owns the attachment now: it still enforces (the cgroup holds the programs).
+  EXPECT_THAT(ShellOutput(AsP(TcpClient(Ip("c"), port, "x"))), HasSubstr("error"));
+  EXPECT_GE(Count(BASTION_DROP_NO_DEPENDENCY), 1u);
+
+  auto next = BpfHostNetwork::Create(*dp_);
+  ASSERT_TRUE(next.ok()) << next.status();
+  hn_ = std::move(*next);
+  auto before = hn_->Inspect(cgroup_);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_FALSE(before->egress);
+  EXPECT_FALSE(before->ingress);
+  EXPECT_EQ(before->stale, 2);  // the previous instance's egress and ingress programs
+  ASSERT_TRUE(hn_->AttachCgroup(cgroup_, kP).ok());
+  auto after = hn_->Inspect(cgroup_);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->egress);
+  EXPECT_TRUE(after->ingress);
+  EXPECT_EQ(after->stale, 0);
+  ASSERT_TRUE(hn_->DetachUnclaimed().ok());  // P is claimed: nothing to remove
+  const uint64_t drops = Count(BASTION_DROP_NO_DEPENDENCY);
+  EXPECT_THAT(ShellOutput(AsP(TcpClient(Ip("c"), port, "x"))), HasSubstr("error"));
+  EXPECT_GT(Count(BASTION_DROP_NO_DEPENDENCY), drops);
+  // Attaching again is a no-op.
+  ASSERT_TRUE(hn_->AttachCgroup(cgroup_, kP).ok());
+  EXPECT_EQ(hn_->Inspect(cgroup_)->stale, 0);
+}
+
+// Bindings and programs nobody claims after a restart (their container left while no
+// manager ran) are removed: P is then a plain host process again.
+TEST_F(HostNetworkIntegrationTest, UnclaimedAttachmentsAreRemoved) {
+  uint16_t port = 0;
+  auto server = Server(In("c") + tool_ + "tcp-server", &port);
+  Allow(kGateway, kC, kTcp, port);
+  hn_->LeaveAttachedOnDestroy();
+  hn_.reset();
+  auto next = BpfHostNetwork::Create(*dp_);
+  ASSERT_TRUE(next.ok()) << next.status();
+  hn_ = std::move(*next);
+  ASSERT_TRUE(hn_->DetachUnclaimed().ok());
+  auto left = hn_->Inspect(cgroup_);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_FALSE(left->egress || left->ingress);
+  EXPECT_EQ(left->stale, 0);
+  auto id = CgroupId(cgroup_);
+  ASSERT_TRUE(id.ok());
+  EXPECT_TRUE(absl::IsNotFound(hn_->UnbindCgroup(*id)));  // the binding went too
+  EXPECT_THAT(ShellOutput(AsP(TcpClient(Ip("c"), port, "from-p"))), HasSubstr("reply from-p"));
+}
+
+// Detaching a cgroup that is already gone (its container exited) removes the binding.
+TEST_F(HostNetworkIntegrationTest, DetachAfterTheCgroupIsGone) {
+  const std::string child = cgroup_ + "/gone";
+  ASSERT_EQ(mkdir(child.c_str(), 0755), 0);
+  ASSERT_TRUE(hn_->AttachCgroup(child, kP + 1).ok());
+  auto id = CgroupId(child);
+  ASSERT_TRUE(id.ok());
+  ASSERT_EQ(rmdir(child.c_str()), 0);
+  ASSERT_TRUE(hn_->DetachCgroup(child).ok());
+  EXPECT_TRUE(absl::IsNotFound(hn_->UnbindCgroup(*id)));
+  EXPECT_EQ(hn_->AttachedCgroups(), std::vector<std::string>{cgroup_});
+}
+
 }  // namespace
 }  // namespace dctk::bastion
