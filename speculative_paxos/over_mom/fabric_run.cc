@@ -1,0 +1,361 @@
+#include "speculative_paxos/over_mom/fabric_run.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "mom/controller/fabric_group.h"
+#include "mom/testbed/netns.h"
+#include "speculative_paxos/over_mom/group_text.h"
+
+namespace dctk::spaxos {
+namespace {
+
+constexpr uint16_t kReplicaPort = 7100;
+constexpr uint16_t kGroupPort = 7200;
+constexpr uint16_t kBackgroundPort = 7001;
+constexpr size_t kBackgroundBytes = 1000;
+
+// Processes started in testbed namespaces (`ip netns exec`, which execs the
+// program in place, so the pid is the program's); stdout through a pipe.
+// Whatever is still running when this goes away is killed and reaped.
+class Children {
+ public:
+  ~Children() {
+    for (Child& c : children_) {
+      if (c.pid > 0) {
+        kill(c.pid, SIGKILL);
+        waitpid(c.pid, nullptr, 0);
+      }
+      if (c.out >= 0) close(c.out);
+    }
+  }
+
+  absl::StatusOr<int> Spawn(const std::string& netns, const std::vector<std::string>& args) {
+    std::vector<std::string> all = {"ip", "netns", "exec", netns};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+    const pid_t pid = fork();
+    if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+    if (pid == 0) {  // only async-signal-safe calls from here
+      dup2(fds[1], STDOUT_FILENO);
+      for (const char* ip : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) execv(ip, argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    children_.push_back({pid, fds[0], ""});
+    return static_cast<int>(children_.size()) - 1;
+  }
+
+  // Reads child `i`'s output until it contains `line`.
+  absl::Status WaitForLine(int i, const std::string& line, absl::Duration timeout) {
+    Child& c = children_[i];
+    const absl::Time deadline = absl::Now() + timeout;
+    while (c.output.find(line) == std::string::npos) {
+      const absl::Duration left = deadline - absl::Now();
+      pollfd p{c.out, POLLIN, 0};
+      if (left <= absl::ZeroDuration() || poll(&p, 1, absl::ToInt64Milliseconds(left) + 1) <= 0) {
+        return absl::DeadlineExceededError(absl::StrCat("child ", c.pid, " did not print '", line,
+                                                        "'; output: ", c.output));
+      }
+      if (!ReadSome(c)) {
+        return absl::InternalError(absl::StrCat("child ", c.pid, " exited before '", line,
+                                                "'; output: ", c.output));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Waits for child `i` to exit (SIGKILL after `timeout`); returns its output.
+  absl::StatusOr<std::string> Finish(int i, absl::Duration timeout) {
+    Child& c = children_[i];
+    const absl::Time deadline = absl::Now() + timeout;
+    bool killed = false;
+    for (;;) {  // read to EOF: the pipe closes when the program exits
+      const absl::Duration left = deadline - absl::Now();
+      pollfd p{c.out, POLLIN, 0};
+      if (left <= absl::ZeroDuration() || poll(&p, 1, absl::ToInt64Milliseconds(left) + 1) <= 0) {
+        if (killed) break;
+        kill(c.pid, SIGKILL);
+        killed = true;
+        continue;
+      }
+      if (!ReadSome(c)) break;
+    }
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    c.pid = -1;
+    if (killed) {
+      return absl::DeadlineExceededError(absl::StrCat("child killed after ", absl::FormatDuration(timeout),
+                                                      "; output: ", c.output));
+    }
+    if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 1)) {
+      return absl::InternalError(absl::StrCat("child failed (status ", status, "): ", c.output));
+    }
+    return c.output;
+  }
+
+  void Signal(int i, int sig) {
+    if (children_[i].pid > 0) kill(children_[i].pid, sig);
+  }
+
+ private:
+  struct Child {
+    pid_t pid;
+    int out;
+    std::string output;
+  };
+  // False at EOF.
+  static bool ReadSome(Child& c) {
+    char buf[4096];
+    const ssize_t n = read(c.out, buf, sizeof(buf));
+    if (n <= 0) return false;
+    c.output.append(buf, n);
+    return true;
+  }
+  std::vector<Child> children_;
+};
+
+uint64_t MonotonicNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void SleepUntil(uint64_t ns) {
+  timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+}
+
+// Paced UDP blasters between host pairs; stopped and joined on destruction.
+class Background {
+ public:
+  ~Background() {
+    stop_ = true;
+    for (std::thread& t : threads_) t.join();
+    for (int fd : fds_) close(fd);
+  }
+  absl::Status Start(mom::Testbed& bed, const std::vector<std::pair<int, int>>& pairs, double mbps) {
+    if (pairs.empty() || mbps <= 0) return absl::OkStatus();
+    std::vector<int> senders;
+    for (const auto& [from, to] : pairs) {
+      absl::StatusOr<int> sink = bed.UdpSocket(to);
+      if (!sink.ok()) return sink.status();
+      fds_.push_back(*sink);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(kBackgroundPort);
+      int one = 1;
+      setsockopt(*sink, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      bind(*sink, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));  // a second sink on `to` may fail: fine
+      absl::StatusOr<int> fd = bed.UdpSocket(from);
+      if (!fd.ok()) return fd.status();
+      fds_.push_back(*fd);
+      senders.push_back(*fd);
+    }
+    for (size_t b = 0; b < pairs.size(); ++b) {
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(kBackgroundPort);
+      to.sin_addr.s_addr = htonl(bed.ip(pairs[b].second));
+      const int fd = senders[b];
+      threads_.emplace_back([this, fd, to, mbps] {
+        const std::string filler(kBackgroundBytes, 'b');
+        const auto interval_ns = static_cast<uint64_t>(kBackgroundBytes * 8 / (mbps * 1e6) * 1e9);
+        uint64_t next = MonotonicNanos();
+        while (!stop_.load()) {
+          sendto(fd, filler.data(), filler.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+                 sizeof(to));
+          next += interval_ns;
+          SleepUntil(next);
+        }
+      });
+    }
+    SleepUntil(MonotonicNanos() + 50'000'000);  // let the queues reach steady state
+    return absl::OkStatus();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  std::vector<int> fds_;
+};
+
+// The "key=value" fields of the line starting with `prefix`.
+absl::StatusOr<std::map<std::string, double>> Counters(const std::string& output,
+                                                       absl::string_view prefix) {
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    if (!absl::StartsWith(line, prefix)) continue;
+    std::map<std::string, double> out;
+    for (absl::string_view field : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      const std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(field, '=');
+      double v = 0;
+      if (absl::SimpleAtod(kv.second, &v)) out[std::string(kv.first)] = v;
+    }
+    return out;
+  }
+  return absl::InternalError(absl::StrCat("no '", prefix, "' line in: ", output));
+}
+
+absl::StatusOr<mom::GroupConfig> GroupFor(mom::Testbed& bed, const FabricRunConfig& c,
+                                          const std::vector<transport::Address>& replicas,
+                                          const std::vector<uint32_t>& first_ids) {
+  if (!c.design) {
+    absl::StatusOr<std::vector<mom::GroupRoutes>> none = bed.Configure({});  // unicast routes only
+    if (!none.ok()) return none.status();
+    return mom::GroupConfig{.group_id = c.group_id, .members = replicas,
+                            .delivery = mom::Delivery::kReplicatedUnicast};
+  }
+  absl::StatusOr<std::vector<mom::GroupRoutes>> routes = bed.Configure(
+      {mom::GroupSpec{.group_id = c.group_id, .senders = c.client_hosts,
+                      .receivers = c.replica_hosts, .design = *c.design}});
+  if (!routes.ok()) return routes.status();
+  absl::StatusOr<mom::GroupConfig> g = mom::FabricGroupConfig((*routes)[0], kGroupPort, first_ids);
+  if (!g.ok()) return g.status();
+  // Every client of a host sends on that host's channel.
+  for (uint32_t first : first_ids) {
+    const transport::Address channel = g->sender_addresses.at(first);
+    for (int j = 1; j < c.clients_per_host; ++j) g->sender_addresses[first + j] = channel;
+  }
+  g->members = replicas;
+  return g;
+}
+
+}  // namespace
+
+std::string RunName(const FabricRunConfig& config) {
+  return config.design ? std::string(mom::DesignName(*config.design)) : "unicast";
+}
+
+absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const FabricRunConfig& c) {
+  if (c.replica_hosts.size() % 2 != 1 || c.client_hosts.empty() || c.clients_per_host < 1) {
+    return absl::InvalidArgumentError("RunSpaxosOverFabric: need 2f+1 replicas and clients");
+  }
+  std::vector<transport::Address> replicas;
+  std::string replica_list;
+  for (int h : c.replica_hosts) {
+    replicas.emplace_back(bed.ip(h), kReplicaPort);
+    absl::StrAppend(&replica_list, replica_list.empty() ? "" : ",", replicas.back().ToString());
+  }
+  std::vector<uint32_t> first_ids;  // client host k: ids (k+1)*1000 + 1, ...
+  for (size_t k = 0; k < c.client_hosts.size(); ++k) {
+    first_ids.push_back(static_cast<uint32_t>((k + 1) * 1000 + 1));
+  }
+  absl::StatusOr<mom::GroupConfig> group = GroupFor(bed, c, replicas, first_ids);
+  if (!group.ok()) return group.status();
+  const std::string group_text = GroupToText(*group);
+
+  Children children;
+  std::vector<int> replica_procs, client_procs;
+  std::vector<std::string> arrival_files, latency_files;
+  for (size_t i = 0; i < c.replica_hosts.size(); ++i) {
+    arrival_files.push_back(absl::StrCat(c.work_dir, "/arrivals_", RunName(c), "_", i, ".txt"));
+    absl::StatusOr<int> p = children.Spawn(
+        bed.netns(c.replica_hosts[i]),
+        {c.node_binary, "--role=replica", absl::StrCat("--index=", i),
+         "--replicas=" + replica_list, "--group=" + group_text, "--arrivals=" + arrival_files[i]});
+    if (!p.ok()) return p.status();
+    replica_procs.push_back(*p);
+  }
+  for (int p : replica_procs) {
+    if (absl::Status s = children.WaitForLine(p, "ready\n", absl::Seconds(20)); !s.ok()) return s;
+  }
+  Background background;
+  if (absl::Status s = background.Start(bed, c.background, c.background_mbps); !s.ok()) return s;
+  for (size_t k = 0; k < c.client_hosts.size(); ++k) {
+    latency_files.push_back(absl::StrCat(c.work_dir, "/latency_", RunName(c), "_", k, ".txt"));
+    std::vector<std::string> args = {
+        c.node_binary, "--role=client", "--ip=" + mom::Ipv4Text(bed.ip(c.client_hosts[k])),
+        "--replicas=" + replica_list, "--group=" + group_text,
+        absl::StrCat("--first_client_id=", first_ids[k]),
+        absl::StrCat("--clients=", c.clients_per_host), "--latencies=" + latency_files[k]};
+    if (c.verify_ops > 0) {
+      args.push_back(absl::StrCat("--verify_ops=", c.verify_ops));
+    } else {
+      args.push_back(absl::StrCat("--warmup_ms=", c.warmup_ms));
+      args.push_back(absl::StrCat("--duration_ms=", c.duration_ms));
+    }
+    absl::StatusOr<int> p = children.Spawn(bed.netns(c.client_hosts[k]), args);
+    if (!p.ok()) return p.status();
+    client_procs.push_back(*p);
+  }
+
+  FabricRunResult r;
+  r.clients = static_cast<int>(c.client_hosts.size()) * c.clients_per_host;
+  std::vector<double> latencies;
+  const absl::Duration client_limit =
+      absl::Milliseconds(c.warmup_ms + c.duration_ms) + absl::Seconds(40);
+  for (size_t k = 0; k < client_procs.size(); ++k) {
+    absl::StatusOr<std::string> out = children.Finish(client_procs[k], client_limit);
+    if (!out.ok()) return out.status();
+    absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "client ");
+    if (!m.ok()) return m.status();
+    auto get = [&](const char* key) { return static_cast<uint64_t>((*m)[key]); };
+    r.completed += get("completed");
+    r.measured += get("measured");
+    r.window_s = std::max(r.window_s, (*m)["window_s"]);
+    if ((*m)["window_s"] > 0) r.ops_per_s += (*m)["measured"] / (*m)["window_s"];
+    r.fast += get("fast");
+    r.slow += get("slow");
+    r.resends += get("resends");
+    r.reconcile_requests += get("reconcile_requests");
+    r.early_commit_requests += get("early_commit_requests");
+    r.wrong += get("wrong");
+    r.unfinished += static_cast<int>(get("unfinished"));
+    std::ifstream in(latency_files[k]);
+    for (double us; in >> us;) latencies.push_back(us);
+  }
+  mom::ReorderMeter meter(static_cast<int>(replica_procs.size()));
+  for (size_t i = 0; i < replica_procs.size(); ++i) {
+    children.Signal(replica_procs[i], SIGTERM);
+    absl::StatusOr<std::string> out = children.Finish(replica_procs[i], absl::Seconds(20));
+    if (!out.ok()) return out.status();
+    absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "replica ");
+    if (!m.ok()) return m.status();
+    auto get = [&](const char* key) { return static_cast<uint64_t>((*m)[key]); };
+    r.reconciliations = std::max(r.reconciliations, get("reconciliations"));
+    r.view_changes = std::max(r.view_changes, get("view_changes"));
+    r.order_repairs += get("order_repairs");
+    r.rolled_back += get("rolled_back");
+    r.transfers += get("transfers");
+    r.mom_missing += get("mom_missing");
+    r.group_seq_missing += get("mom_group_seq_missing");
+    std::ifstream in(arrival_files[i]);
+    uint32_t sender = 0;
+    uint64_t seq = 0;
+    while (in >> sender >> seq) meter.Record(static_cast<int>(i), {sender, seq});
+  }
+  r.reorder = meter.Compute();
+  std::sort(latencies.begin(), latencies.end());
+  if (!latencies.empty()) {
+    r.p50_us = latencies[latencies.size() / 2];
+    r.p99_us = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  }
+  return r;
+}
+
+}  // namespace dctk::spaxos
