@@ -8,6 +8,13 @@
 // to Execute rise by one between rollbacks. Execution must be deterministic:
 // replicas with the same log return the same results.
 //
+// Log compaction (ReplicaConfig.checkpoint_interval) also needs Snapshot(slot):
+// the state after every slot up to `slot` (a committed slot; later slots may
+// have executed speculatively and must not show), and Restore(slot, snapshot):
+// replace the whole state by one (no undo records; the next Execute is at
+// slot+1). Equal logs must give byte-equal snapshots. An App that keeps the
+// defaults (Unimplemented) runs with a full log: replicas do not compact.
+//
 // Example:
 //   KvApp app;
 //   std::string r1 = app.Execute(1, put_op);
@@ -20,6 +27,8 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace dctk::spaxos {
@@ -33,6 +42,14 @@ class App {
   virtual void Rollback(uint64_t slot) = 0;
   // Slots <= `slot` are final.
   virtual void Commit(uint64_t slot) = 0;
+  // The state as of committed slot `slot`, serialized.
+  virtual absl::StatusOr<std::string> Snapshot(uint64_t /*slot*/) {
+    return absl::UnimplementedError("this App has no snapshots");
+  }
+  // Replaces the whole state by Snapshot(slot) of an equal app.
+  virtual absl::Status Restore(uint64_t /*slot*/, absl::string_view /*snapshot*/) {
+    return absl::UnimplementedError("this App has no snapshots");
+  }
 };
 
 // Does nothing and returns an empty result: for protocol-only benchmarks.
@@ -41,6 +58,8 @@ class NullApp : public App {
   std::string Execute(uint64_t, absl::string_view) override { return {}; }
   void Rollback(uint64_t) override {}
   void Commit(uint64_t) override {}
+  absl::StatusOr<std::string> Snapshot(uint64_t) override { return std::string(); }
+  absl::Status Restore(uint64_t, absl::string_view) override { return absl::OkStatus(); }
 };
 
 }  // namespace dctk::spaxos

@@ -1,5 +1,6 @@
 #include "speculative_paxos/kv_app.h"
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace dctk::spaxos {
@@ -54,6 +55,37 @@ void KvApp::Rollback(uint64_t slot) {
 
 void KvApp::Commit(uint64_t slot) {
   while (!undo_.empty() && undo_.front().slot <= slot) undo_.pop_front();
+}
+
+absl::StatusOr<std::string> KvApp::Snapshot(uint64_t slot) {
+  std::map<std::string, std::string> data = data_;
+  for (auto u = undo_.rbegin(); u != undo_.rend() && u->slot > slot; ++u) {
+    if (!u->wrote) continue;
+    if (u->previous) {
+      data[u->key] = *u->previous;
+    } else {
+      data.erase(u->key);
+    }
+  }
+  KvSnapshot snapshot;
+  for (const auto& [key, value] : data) {
+    snapshot.add_keys(key);
+    snapshot.add_values(value);
+  }
+  return snapshot.SerializeAsString();
+}
+
+absl::Status KvApp::Restore(uint64_t slot, absl::string_view bytes) {
+  KvSnapshot snapshot;
+  if (!snapshot.ParseFromArray(bytes.data(), bytes.size()) ||
+      snapshot.keys_size() != snapshot.values_size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KvApp::Restore: malformed snapshot at slot ", slot));
+  }
+  data_.clear();
+  undo_.clear();
+  for (int i = 0; i < snapshot.keys_size(); ++i) data_[snapshot.keys(i)] = snapshot.values(i);
+  return absl::OkStatus();
 }
 
 absl::optional<std::string> KvApp::Lookup(const std::string& key) const {

@@ -1,7 +1,7 @@
 // KvApp: the replicated key-value store shipped with Speculative Paxos.
 //
 // Operations are KvOp protos (GET, PUT, CAS) and results KvResult protos, both
-// serialized. Each executed slot pushes an undo record (the key's previous
+// serialized (snapshots: KvSnapshot). Each executed slot pushes an undo record (the key's previous
 // value, or its absence), so Rollback restores the store exactly; Commit drops
 // undo records that can no longer be needed. Helpers build and read ops for
 // clients and tests.
@@ -29,6 +29,9 @@ class KvApp : public App {
   std::string Execute(uint64_t slot, absl::string_view op) override;
   void Rollback(uint64_t slot) override;
   void Commit(uint64_t slot) override;
+  // The store as of `slot`: current data with the undo records after it applied.
+  absl::StatusOr<std::string> Snapshot(uint64_t slot) override;
+  absl::Status Restore(uint64_t slot, absl::string_view snapshot) override;
 
   // Current value of `key` (for tests and tools).
   absl::optional<std::string> Lookup(const std::string& key) const;

@@ -55,5 +55,38 @@ TEST(KvAppTest, MalformedOpIsANoOp) {
   EXPECT_EQ(kv.Lookup("k"), "v");
 }
 
+TEST(KvAppTest, SnapshotHoldsOnlyCommittedSlots) {
+  KvApp kv;
+  kv.Execute(1, KvApp::Put("a", "1"));
+  kv.Execute(2, KvApp::Put("b", "2"));
+  kv.Commit(2);
+  kv.Execute(3, KvApp::Put("a", "3"));   // speculative
+  kv.Execute(4, KvApp::Put("c", "4"));   // speculative
+  absl::StatusOr<std::string> snap = kv.Snapshot(2);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  KvApp copy;
+  ASSERT_TRUE(copy.Restore(2, *snap).ok());
+  EXPECT_EQ(copy.Lookup("a"), "1");
+  EXPECT_EQ(copy.Lookup("b"), "2");
+  EXPECT_EQ(copy.Lookup("c"), absl::nullopt);
+  EXPECT_EQ(copy.undo_depth(), 0u);
+  // The snapshotted app is unchanged, and equal states give equal bytes.
+  EXPECT_EQ(kv.Lookup("a"), "3");
+  kv.Rollback(2);
+  EXPECT_EQ(*kv.Snapshot(2), *snap);
+  EXPECT_EQ(*copy.Snapshot(2), *snap);
+  // Execution goes on after a restore.
+  EXPECT_TRUE(KvApp::ParseResult(copy.Execute(3, KvApp::Cas("a", "1", "5"))).ok());
+  EXPECT_EQ(copy.Lookup("a"), "5");
+}
+
+TEST(KvAppTest, RestoreRejectsGarbage) {
+  KvApp kv;
+  kv.Execute(1, KvApp::Put("a", "1"));
+  absl::Status s = kv.Restore(1, "\xff\xff garbage");
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(kv.Lookup("a"), "1");  // untouched
+}
+
 }  // namespace
 }  // namespace dctk::spaxos

@@ -53,32 +53,40 @@ std::string ChainHash(absl::string_view prev, uint64_t client_id, uint64_t reque
 }
 
 const LogEntry* Log::At(uint64_t slot) const {
-  if (slot == 0 || slot > entries_.size()) return nullptr;
-  return &entries_[slot - 1];
+  if (slot <= base_ || slot > end()) return nullptr;
+  return &entries_[slot - base_ - 1];
 }
 
 LogEntry* Log::MutableAt(uint64_t slot) {
-  if (slot == 0 || slot > entries_.size()) return nullptr;
-  return &entries_[slot - 1];
+  if (slot <= base_ || slot > end()) return nullptr;
+  return &entries_[slot - base_ - 1];
 }
 
 const std::string& Log::HashAt(uint64_t slot) const {
-  CHECK_LE(slot, entries_.size());
-  return slot == 0 ? EmptyHash() : entries_[slot - 1].hash;
+  CHECK(slot >= base_ && slot <= end())
+      << "hash at slot " << slot << " outside the log (" << base_ << ", " << end() << "]";
+  if (slot == 0) return EmptyHash();
+  return slot == base_ ? base_hash_ : entries_[slot - base_ - 1].hash;
+}
+
+bool Log::Holds(uint64_t slot, absl::string_view hash) const {
+  return slot >= base_ && slot <= end() && HashAt(slot) == hash;
 }
 
 LogEntry& Log::Append(uint64_t client_id, uint64_t request_id, std::string op,
                       const transport::Address& client) {
   LogEntry e;
-  e.slot = entries_.size() + 1;
+  e.slot = end() + 1;
   e.client_id = client_id;
   e.request_id = request_id;
-  e.hash = ChainHash(HashAt(entries_.size()), client_id, request_id, op);
+  e.hash = ChainHash(HashAt(end()), client_id, request_id, op);
   e.op = std::move(op);
   e.client = client;
   auto& mine = by_client_[client_id];
   CHECK(mine.empty() || mine.back().first < request_id)
       << "client " << client_id << " request " << request_id << " out of order";
+  CHECK(!mine.empty() || LatestRequest(client_id) < request_id)
+      << "client " << client_id << " request " << request_id << " below a compacted one";
   mine.emplace_back(request_id, e.slot);
   entries_.push_back(std::move(e));
   return entries_.back();
@@ -86,7 +94,7 @@ LogEntry& Log::Append(uint64_t client_id, uint64_t request_id, std::string op,
 
 void Log::TruncateAfter(uint64_t slot) {
   CHECK_GE(slot, committed_) << "truncating committed entries";
-  while (entries_.size() > slot) {
+  while (end() > slot) {
     const LogEntry& e = entries_.back();
     auto it = by_client_.find(e.client_id);
     CHECK(it != by_client_.end() && !it->second.empty() && it->second.back().second == e.slot);
@@ -97,37 +105,105 @@ void Log::TruncateAfter(uint64_t slot) {
 }
 
 void Log::Commit(uint64_t slot) {
-  CHECK_LE(slot, entries_.size());
-  for (uint64_t s = committed_ + 1; s <= slot; ++s) {
-    entries_[s - 1].state = EntryState::kCommitted;
+  CHECK_LE(slot, end());
+  for (uint64_t s = std::max(committed_, base_) + 1; s <= slot; ++s) {
+    entries_[s - base_ - 1].state = EntryState::kCommitted;
   }
   committed_ = std::max(committed_, slot);
 }
 
+void Log::CompactTo(uint64_t slot) {
+  CHECK_LE(slot, committed_) << "compacting uncommitted entries";
+  while (base_ < slot) {
+    LogEntry& e = entries_.front();
+    auto it = by_client_.find(e.client_id);
+    CHECK(it != by_client_.end() && it->second.front().second == e.slot);
+    it->second.pop_front();
+    if (it->second.empty()) by_client_.erase(it);
+    e.op.clear();
+    base_hash_ = e.hash;
+    records_[e.client_id] = std::move(e);
+    entries_.pop_front();
+    ++base_;
+  }
+}
+
+void Log::Reset(uint64_t slot, std::string hash,
+                const google::protobuf::RepeatedPtrField<ClientRecord>& clients) {
+  entries_.clear();
+  by_client_.clear();
+  records_.clear();
+  base_ = slot;
+  base_hash_ = std::move(hash);
+  committed_ = slot;
+  for (const ClientRecord& c : clients) {
+    LogEntry& e = records_[c.client_id()];
+    e.slot = c.slot();
+    e.client_id = c.client_id();
+    e.request_id = c.request_id();
+    e.hash = c.hash();
+    e.result = c.result();
+    e.client = transport::Address(c.client_ip(), c.client_port());
+    e.state = EntryState::kCommitted;
+  }
+}
+
+void Log::ExportClients(uint64_t slot,
+                        google::protobuf::RepeatedPtrField<ClientRecord>* out) const {
+  CHECK(slot >= base_ && slot <= committed_);
+  absl::flat_hash_map<uint64_t, const LogEntry*> newest;
+  for (const auto& [client, e] : records_) newest[client] = &e;
+  for (uint64_t s = base_ + 1; s <= slot; ++s) {
+    const LogEntry& e = entries_[s - base_ - 1];
+    newest[e.client_id] = &e;
+  }
+  std::vector<const LogEntry*> sorted;
+  sorted.reserve(newest.size());
+  for (const auto& [client, e] : newest) sorted.push_back(e);
+  // Client order, so equal logs give byte-equal checkpoints.
+  std::sort(sorted.begin(), sorted.end(),
+            [](const LogEntry* a, const LogEntry* b) { return a->client_id < b->client_id; });
+  for (const LogEntry* e : sorted) {
+    ClientRecord* c = out->Add();
+    c->set_client_id(e->client_id);
+    c->set_request_id(e->request_id);
+    c->set_slot(e->slot);
+    c->set_hash(e->hash);
+    c->set_result(e->result);
+    c->set_client_ip(e->client.ip());
+    c->set_client_port(e->client.port());
+  }
+}
+
 const LogEntry* Log::Find(uint64_t client_id, uint64_t request_id) const {
   auto it = by_client_.find(client_id);
-  if (it == by_client_.end()) return nullptr;
-  // Request ids of one client increase with slot (Append callers keep it so).
-  const auto& v = it->second;
-  if (v.back().first < request_id) return nullptr;  // the common case: a new request
-  auto r = std::lower_bound(v.begin(), v.end(), std::make_pair(request_id, uint64_t{0}));
-  if (r == v.end() || r->first != request_id) return nullptr;
-  return &entries_[r->second - 1];
+  if (it != by_client_.end()) {
+    // Request ids of one client increase with slot (Append callers keep it so).
+    const auto& v = it->second;
+    if (v.back().first < request_id) return nullptr;  // the common case: a new request
+    auto r = std::lower_bound(v.begin(), v.end(), std::make_pair(request_id, uint64_t{0}));
+    if (r != v.end() && r->first == request_id) return &entries_[r->second - base_ - 1];
+  }
+  auto rec = records_.find(client_id);
+  if (rec != records_.end() && rec->second.request_id == request_id) return &rec->second;
+  return nullptr;
 }
 
 uint64_t Log::LatestRequest(uint64_t client_id, uint64_t slot) const {
   auto it = by_client_.find(client_id);
-  if (it == by_client_.end()) return 0;
-  for (auto r = it->second.rbegin(); r != it->second.rend(); ++r) {
-    if (r->second <= slot) return r->first;
+  if (it != by_client_.end()) {
+    for (auto r = it->second.rbegin(); r != it->second.rend(); ++r) {
+      if (r->second <= slot) return r->first;
+    }
   }
-  return 0;
+  auto rec = records_.find(client_id);
+  return rec != records_.end() && rec->second.slot <= slot ? rec->second.request_id : 0;
 }
 
 void Log::Export(uint64_t from, uint64_t to,
                  google::protobuf::RepeatedPtrField<Entry>* out) const {
-  for (uint64_t s = std::max<uint64_t>(from, 1); s <= to && s <= entries_.size(); ++s) {
-    ToWire(entries_[s - 1], out->Add());
+  for (uint64_t s = std::max<uint64_t>(from, base_ + 1); s <= to && s <= end(); ++s) {
+    ToWire(entries_[s - base_ - 1], out->Add());
   }
 }
 

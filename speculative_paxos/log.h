@@ -7,6 +7,12 @@
 // committed() are final; later ones are speculative and may be truncated. The
 // log also indexes entries by (client, request id) for duplicate detection.
 //
+// Compaction: CompactTo(slot) drops committed entries up to `slot` (base()),
+// keeping the hash there and, per client, its newest compacted request with
+// its reply (a client record), so Find() still answers duplicates of
+// compacted requests and LatestRequest() still rejects older ones. Reset()
+// replaces the whole log by a checkpoint's base and client records.
+//
 // Example:
 //   Log log;
 //   LogEntry& e = log.Append(/*client_id=*/7, /*request_id=*/1, "op", client_addr);
@@ -17,6 +23,7 @@
 
 #include <cstdint>
 #include <string>
+#include <deque>
 #include <utility>
 #include <vector>
 
@@ -46,14 +53,20 @@ struct LogEntry {
 
 class Log {
  public:
-  uint64_t end() const { return entries_.size(); }
+  uint64_t end() const { return base_ + entries_.size(); }
   uint64_t committed() const { return committed_; }
+  // Entries up to base() were compacted away (0: none).
+  uint64_t base() const { return base_; }
+  // Entries held in memory: end() - base().
+  uint64_t size() const { return entries_.size(); }
 
-  // nullptr when `slot` is 0 or past the end.
+  // nullptr when `slot` is compacted (<= base()) or past the end.
   const LogEntry* At(uint64_t slot) const;
   LogEntry* MutableAt(uint64_t slot);
-  // Hash of the prefix ending at `slot` (0 <= slot <= end()).
+  // Hash of the prefix ending at `slot` (base() <= slot <= end(); CHECK).
   const std::string& HashAt(uint64_t slot) const;
+  // True when base() <= slot <= end() and the hash at `slot` is `hash`.
+  bool Holds(uint64_t slot, absl::string_view hash) const;
 
   // Appends a request at end() + 1 and chains its hash. `request_id` must be
   // above LatestRequest(client_id) (CHECK): one client's ids rise with slot.
@@ -64,9 +77,23 @@ class Log {
   // Marks entries up to `slot` (<= end()) committed; never moves backwards.
   void Commit(uint64_t slot);
 
-  // The entry for this request, or nullptr.
+  // Drops entries up to `slot` (<= committed(); CHECK), keeping client records.
+  void CompactTo(uint64_t slot);
+  // Replaces the log by an empty one based at `slot` (committed, hash `hash`)
+  // with these client records (a checkpoint's).
+  void Reset(uint64_t slot, std::string hash,
+             const google::protobuf::RepeatedPtrField<ClientRecord>& clients);
+  // Client records as of `slot` (base() <= slot <= committed()): the records
+  // of compacted entries updated by the entries up to `slot`.
+  void ExportClients(uint64_t slot,
+                     google::protobuf::RepeatedPtrField<ClientRecord>* out) const;
+  size_t num_client_records() const { return records_.size(); }
+
+  // The entry for this request, or nullptr. For a compacted request that is
+  // its client's newest compacted one, its client record (op empty).
   const LogEntry* Find(uint64_t client_id, uint64_t request_id) const;
-  // Highest request id of `client_id` at a slot <= `slot` (0 if none).
+  // Highest request id of `client_id` at a slot <= `slot` (0 if none);
+  // compacted requests count for any slot >= base().
   uint64_t LatestRequest(uint64_t client_id, uint64_t slot = UINT64_MAX) const;
 
   // Copies slots [from, to] into `out` as wire entries.
@@ -74,10 +101,14 @@ class Log {
               google::protobuf::RepeatedPtrField<Entry>* out) const;
 
  private:
-  std::vector<LogEntry> entries_;
+  std::deque<LogEntry> entries_;  // slots base_+1 .. end()
+  uint64_t base_ = 0;
+  std::string base_hash_;
   uint64_t committed_ = 0;
-  // Per client: (request id, slot) in slot order.
-  absl::flat_hash_map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> by_client_;
+  // Per client: (request id, slot) of its entries in the log, in slot order.
+  absl::flat_hash_map<uint64_t, std::deque<std::pair<uint64_t, uint64_t>>> by_client_;
+  // Per client: its newest compacted entry (op cleared).
+  absl::flat_hash_map<uint64_t, LogEntry> records_;
 };
 
 // Wire form of a log entry, and back (result and state are local).

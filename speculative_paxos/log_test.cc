@@ -74,5 +74,77 @@ TEST(LogTest, ExportCarriesWireFields) {
   EXPECT_EQ(out[0].client_port(), 9u);
 }
 
+TEST(LogTest, CompactionKeepsHashAndClientRecords) {
+  Log log;
+  log.Append(1, 1, "a", kClient).result = "ra";
+  log.Append(2, 4, "b", kClient).result = "rb";
+  log.Append(1, 2, "c", kClient).result = "rc";
+  log.Append(2, 5, "d", kClient).result = "rd";
+  const std::string h3 = log.HashAt(3);
+  log.Commit(3);
+  log.CompactTo(3);
+  EXPECT_EQ(log.base(), 3u);
+  EXPECT_EQ(log.end(), 4u);
+  EXPECT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.At(3), nullptr);
+  ASSERT_NE(log.At(4), nullptr);
+  EXPECT_EQ(log.HashAt(3), h3);
+  EXPECT_TRUE(log.Holds(3, h3));
+  EXPECT_FALSE(log.Holds(2, h3));  // compacted: not known
+  // Each client's newest compacted request is its record; older ones are gone.
+  ASSERT_NE(log.Find(1, 2), nullptr);
+  EXPECT_EQ(log.Find(1, 2)->slot, 3u);
+  EXPECT_EQ(log.Find(1, 2)->result, "rc");
+  EXPECT_TRUE(log.Find(1, 2)->op.empty());
+  EXPECT_EQ(log.Find(1, 1), nullptr);
+  EXPECT_EQ(log.Find(2, 4)->slot, 2u);
+  EXPECT_EQ(log.Find(2, 5)->slot, 4u);  // still in the log
+  EXPECT_EQ(log.LatestRequest(1), 2u);
+  EXPECT_EQ(log.LatestRequest(2, 3), 4u);
+  EXPECT_EQ(log.LatestRequest(2), 5u);
+  EXPECT_EQ(log.num_client_records(), 2u);
+  // Truncating speculative entries and appending still chain from the base.
+  log.TruncateAfter(3);
+  EXPECT_EQ(log.Find(2, 5), nullptr);
+  EXPECT_EQ(log.LatestRequest(2), 4u);
+  log.Append(2, 6, "e", kClient);
+  EXPECT_EQ(log.HashAt(4), ChainHash(h3, 2, 6, "e"));
+}
+
+TEST(LogTest, ExportClientsAndReset) {
+  Log log;
+  log.Append(1, 1, "a", kClient).result = "ra";
+  log.Append(2, 1, "b", kClient).result = "rb";
+  log.Append(1, 2, "c", kClient).result = "rc";
+  log.Commit(3);
+  log.CompactTo(1);
+  google::protobuf::RepeatedPtrField<ClientRecord> records;
+  log.ExportClients(3, &records);  // record of client 1 updated by slot 3
+  ASSERT_EQ(records.size(), 2);
+  EXPECT_EQ(records[0].client_id(), 1u);
+  EXPECT_EQ(records[0].request_id(), 2u);
+  EXPECT_EQ(records[0].slot(), 3u);
+  EXPECT_EQ(records[0].result(), "rc");
+  EXPECT_EQ(records[1].client_id(), 2u);
+
+  Log copy;
+  copy.Reset(3, log.HashAt(3), records);
+  EXPECT_EQ(copy.base(), 3u);
+  EXPECT_EQ(copy.committed(), 3u);
+  EXPECT_EQ(copy.end(), 3u);
+  EXPECT_EQ(copy.HashAt(3), log.HashAt(3));
+  EXPECT_EQ(copy.Find(1, 2)->result, "rc");
+  EXPECT_EQ(copy.LatestRequest(2), 1u);
+  copy.Append(1, 3, "d", kClient);
+  log.Append(1, 3, "d", kClient);
+  EXPECT_EQ(copy.HashAt(4), log.HashAt(4));
+}
+
+TEST(LogDeathTest, CompactingUncommittedEntriesIsABug) {
+  Log log;
+  log.Append(1, 1, "a", kClient);
+  EXPECT_DEATH(log.CompactTo(1), "uncommitted");
+}
+
 }  // namespace
 }  // namespace dctk::spaxos

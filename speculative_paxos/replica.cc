@@ -1,5 +1,6 @@
 // Replica setup, message dispatch and timers. Protocol logic lives in
-// replica_normal.cc, replica_sync.cc, replica_change.cc, replica_transfer.cc.
+// replica_normal.cc, replica_sync.cc, replica_change.cc, replica_transfer.cc,
+// replica_repair.cc, replica_checkpoint.cc.
 #include "speculative_paxos/replica.h"
 
 #include "absl/strings/str_cat.h"
@@ -21,9 +22,9 @@ absl::Status ReplicaConfig::Validate() const {
     return absl::InvalidArgumentError(
         "ReplicaConfig: need 0 < sync_interval < leader_timeout and retry_interval > 0");
   }
-  if (transfer_chunk <= 0 || max_speculative == 0) {
+  if (transfer_chunk <= 0 || max_speculative == 0 || snapshot_chunk <= 0) {
     return absl::InvalidArgumentError(
-        "ReplicaConfig: transfer_chunk and max_speculative must be positive");
+        "ReplicaConfig: transfer_chunk, snapshot_chunk and max_speculative must be positive");
   }
   return absl::OkStatus();
 }
@@ -110,6 +111,8 @@ void Replica::ReceiveMessage(const transport::Address& from, const transport::En
   DCTK_SPAXOS_DISPATCH(StateReply, HandleStateReply(m));
   DCTK_SPAXOS_DISPATCH(RecoveryRequest, HandleRecoveryRequest(from, m));
   DCTK_SPAXOS_DISPATCH(RecoveryResponse, HandleRecoveryResponse(m));
+  DCTK_SPAXOS_DISPATCH(SnapshotRequest, HandleSnapshotRequest(m));
+  DCTK_SPAXOS_DISPATCH(SnapshotReply, HandleSnapshotReply(m));
 #undef DCTK_SPAXOS_DISPATCH
   Count(Reject::kMalformed);
 }
@@ -134,10 +137,18 @@ void Replica::OnRetry() {
       retry_timer_.Stop();
       return;
     case ReplicaStatus::kChanging:
-      BroadcastStartChange();
+      if (fetch_.active) {
+        SendSnapshotRequest();
+      } else {
+        BroadcastStartChange();
+      }
       return;
     case ReplicaStatus::kTransfer:
-      SendStateRequest();
+      if (fetch_.active) {
+        SendSnapshotRequest();
+      } else {
+        SendStateRequest();
+      }
       return;
     case ReplicaStatus::kRecovering:
       if (!recovery_stamp_) {

@@ -18,7 +18,8 @@
 // The implementation is split by concern: replica.cc (setup, dispatch),
 // replica_normal.cc (requests), replica_sync.cc (sync, commit),
 // replica_change.cc (reconciliation / view change), replica_transfer.cc
-// (state transfer, recovery), replica_repair.cc (order repair, f = 1).
+// (state transfer, recovery), replica_repair.cc (order repair, f = 1),
+// replica_checkpoint.cc (checkpoints, log compaction, snapshot transfer).
 //
 // Example:
 //   ReplicaConfig config{.replicas = {a0, a1, a2}};
@@ -72,6 +73,14 @@ struct ReplicaConfig {
   uint64_t max_speculative = 4096;
   // Entries per StateReply.
   int transfer_chunk = 256;
+  // Log compaction: every `checkpoint_interval` committed entries the replica
+  // snapshots the app at its commit point (a checkpoint) and drops the log up
+  // to its previous checkpoint, so it holds at most about two intervals of
+  // committed entries. 0: never (the log grows without bound). Also off when
+  // the App has no snapshots (App::Snapshot returns Unimplemented).
+  uint64_t checkpoint_interval = 4096;
+  // Bytes of a serialized checkpoint per SnapshotReply.
+  int snapshot_chunk = 32 * 1024;
 
   int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
   absl::Status Validate() const;
@@ -106,6 +115,9 @@ struct ReplicaStats {
   uint64_t rolled_back = 0;      // entries undone by installs and transfers
   uint64_t transfers = 0;        // state transfers completed
   uint64_t order_repairs = 0;    // followers' logs reordered to the leader's (f = 1)
+  uint64_t checkpoints = 0;      // checkpoints taken (app snapshot + compaction)
+  uint64_t snapshots_installed = 0;  // checkpoints fetched from another replica
+  uint64_t change_rebases = 0;   // log changes whose base moved up to a report's compaction point
   std::array<uint64_t, kNumRejects> rejected{};
 };
 
@@ -132,6 +144,9 @@ class Replica : public transport::TransportReceiver {
   const Log& log() const { return log_; }
   uint64_t commit_point() const { return log_.committed(); }
   uint64_t sync_point() const { return sync_point_; }
+  // Slot and serialized size of the newest checkpoint (0, 0: none).
+  uint64_t checkpoint_slot() const { return checkpoint_.slot; }
+  size_t checkpoint_bytes() const { return checkpoint_.bytes.size(); }
   const ReplicaStats& stats() const { return stats_; }
   // The MOM receiver (ReplicaConfig.mom), or nullptr.
   const mom::MomReceiver* mom_receiver() const { return mom_.get(); }
@@ -219,6 +234,24 @@ class Replica : public transport::TransportReceiver {
   void HandleRecoveryRequest(const transport::Address& from, const RecoveryRequest& m);
   void HandleRecoveryResponse(const RecoveryResponse& m);
 
+  // replica_checkpoint.cc
+  // After a commit: takes a checkpoint every checkpoint_interval entries.
+  void MaybeCheckpoint();
+  // Copies a checkpoint at a slot >= min_slot from `replica`, then goes on
+  // with the transfer or log change that needed it (OnFetched).
+  void BeginFetch(uint32_t replica, uint64_t min_slot);
+  void SendSnapshotRequest();
+  void HandleSnapshotRequest(const SnapshotRequest& m);
+  void HandleSnapshotReply(const SnapshotReply& m);
+  void OnFetched(Checkpoint cp);
+  // Replaces app and log by the checkpoint; false if the app refused it.
+  bool InstallCheckpoint(const Checkpoint& cp, std::string bytes);
+  // Leader of a change: a report's log starts above our base (its entries
+  // up to there are compacted). Commit up to there if we hold that prefix,
+  // else fetch the reporter's checkpoint; then collect reports anew.
+  void RebaseChange(const LogReport& m);
+  void RestartChange();
+
   transport::Transport* transport_;
   const ReplicaConfig config_;
   const uint32_t index_;
@@ -274,6 +307,24 @@ class Replica : public transport::TransportReceiver {
   uint64_t recovery_nonce_ = 0;
   std::map<uint32_t, Stamp> recovery_responses_;
   absl::optional<Stamp> recovery_stamp_;  // newest stamp f+1 others reported
+
+  // Newest checkpoint (a serialized Checkpoint), served to other replicas.
+  struct CheckpointState {
+    uint64_t slot = 0;
+    std::string bytes;
+  };
+  CheckpointState checkpoint_;
+  bool snapshots_ = true;  // false once the app said it has none
+  // A checkpoint being copied from another replica.
+  struct Fetch {
+    bool active = false;
+    uint32_t from = 0;
+    uint64_t min_slot = 0;
+    uint64_t slot = 0;  // of the bytes in `data`
+    uint64_t size = 0;
+    std::string data;
+  };
+  Fetch fetch_;
 
   std::unique_ptr<mom::MomReceiver> mom_;
   ReplicaStats stats_;

@@ -5,6 +5,8 @@
 // installs the result and sends it as StartLog. Installing replicas roll back
 // entries that differ, re-execute, confirm the new log (SyncReply) and answer
 // the clients of its speculative part at once, so nobody waits for a timeout.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "speculative_paxos/merge.h"
@@ -26,6 +28,7 @@ void Replica::BeginChange(Stamp s) {
   status_ = ReplicaStatus::kChanging;
   reports_.clear();
   reported_ = false;
+  fetch_ = Fetch{};
   sync_timer_.Stop();
   leader_timeout_.Reset();
   retry_timer_.Start();
@@ -69,7 +72,12 @@ LogReport Replica::MakeReport(uint64_t base) const {
   r.set_sync_point(ConfirmedPoint());
   r.set_commit_point(log_.committed());
   r.set_base(base);
-  if (log_.end() >= base) {
+  if (base < log_.base()) {
+    // Entries after `base` up to our compaction point are gone: the leader
+    // moves its base up first (RebaseChange).
+    r.set_log_base(log_.base());
+    r.set_log_base_hash(log_.HashAt(log_.base()));
+  } else if (log_.end() >= base) {
     r.set_covers_base(true);
     r.set_base_hash(log_.HashAt(base));
     log_.Export(base + 1, log_.end(), r.mutable_entries());
@@ -106,7 +114,11 @@ void Replica::HandleStartChange(const StartChange& m) {
 void Replica::HandleLogReport(const LogReport& m) {
   if (Stamp::FromProto(m.stamp()) != stamp_ || status_ != ReplicaStatus::kChanging ||
       !IsLeader() || m.base() != change_base_ || m.replica() >= n() ||
-      m.replica() == index_) {
+      m.replica() == index_ || fetch_.active) {
+    return;
+  }
+  if (m.log_base() > change_base_) {
+    RebaseChange(m);
     return;
   }
   reports_[m.replica()] = m;
@@ -114,7 +126,10 @@ void Replica::HandleLogReport(const LogReport& m) {
 }
 
 void Replica::TryFinishChange() {
-  if (!IsLeader() || reports_.size() < static_cast<size_t>(config_.f() + 1)) return;
+  if (!IsLeader() || fetch_.active ||
+      reports_.size() < static_cast<size_t>(config_.f() + 1)) {
+    return;
+  }
   MergeInput in;
   in.f = config_.f();
   in.base = change_base_;
@@ -159,7 +174,16 @@ void Replica::HandleStartLog(const StartLog& m) {
     return;
   }
   if (!MayJoin(s) || LeaderOf(s) == index_) return;
-  if (m.base() > log_.end() || log_.HashAt(m.base()) != m.base_hash()) {
+  bool applies = log_.Holds(m.base(), m.base_hash());
+  if (m.base() < log_.base()) {
+    // It starts below our compaction point: it must hold our committed
+    // prefix there (the merge keeps every committed entry).
+    const uint64_t at = log_.base() - m.base();  // 1-based index of our base
+    applies = at <= static_cast<uint64_t>(m.entries_size()) &&
+              m.entries(at - 1).slot() == log_.base() &&
+              m.entries(at - 1).hash() == log_.HashAt(log_.base());
+  }
+  if (!applies) {
     // Cannot apply it to our log (we lag): copy the leader's instead.
     BeginTransfer(s, m.end());
     return;
@@ -170,7 +194,7 @@ void Replica::HandleStartLog(const StartLog& m) {
   // leader collected the reports) run again after it, as the leader, which
   // buffered them, runs them: otherwise they would be lost here and diverge.
   std::vector<std::pair<transport::Address, Request>> dropped;
-  for (uint64_t slot = m.base() + 1; slot <= log_.end(); ++slot) {
+  for (uint64_t slot = std::max(m.base(), log_.committed()) + 1; slot <= log_.end(); ++slot) {
     const LogEntry& e = *log_.At(slot);
     Request r;
     r.set_client_id(e.client_id);
@@ -189,7 +213,9 @@ void Replica::HandleStartLog(const StartLog& m) {
   ack.set_slot(m.end());
   ack.set_match(true);
   SendTo(LeaderOf(s), ack);
-  for (const Entry& e : m.entries()) ReplyTo(*log_.At(e.slot()));
+  for (const Entry& e : m.entries()) {
+    if (e.slot() > log_.base()) ReplyTo(*log_.At(e.slot()));
+  }
 }
 
 }  // namespace dctk::spaxos

@@ -67,9 +67,11 @@ const LogEntry& Replica::ExecuteAndAppend(uint64_t client_id, uint64_t request_i
 void Replica::InstallEntries(const google::protobuf::RepeatedPtrField<Entry>& entries) {
   bool diverged = false;
   for (const Entry& e : entries) {
+    // Compacted here: committed, and the caller checked our hash at base().
+    if (e.slot() <= log_.base()) continue;
     CHECK_LE(e.slot(), log_.end() + 1) << "install leaves a hole at slot " << log_.end() + 1;
     if (!diverged && e.slot() <= log_.end()) {
-      if (log_.HashAt(e.slot()) == e.hash()) continue;
+      if (log_.Holds(e.slot(), e.hash())) continue;
       TruncateTo(e.slot() - 1);
     }
     diverged = true;
@@ -123,6 +125,7 @@ void Replica::EnterNormal(Stamp s, uint64_t sync_point) {
   reports_.clear();
   reported_ = false;
   recovery_stamp_.reset();
+  fetch_ = Fetch{};
   retry_timer_.Stop();
   std::fill(confirmed_.begin(), confirmed_.end(), 0);
   if (IsLeader()) {
@@ -153,6 +156,7 @@ void Replica::CommitUpTo(uint64_t slot) {
       if (s > notify_to_ || s <= notify_from_) ReplyTo(*log_.At(s));
     }
   }
+  MaybeCheckpoint();
 }
 
 }  // namespace dctk::spaxos

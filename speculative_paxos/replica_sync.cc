@@ -64,14 +64,14 @@ void Replica::HandleSyncPrepare(const SyncPrepare& m) {
   }
   if (IsLeader()) return;
   HeardFromLeader();
-  bool match = m.slot() <= log_.end() && log_.HashAt(m.slot()) == m.hash();
+  bool match = log_.Holds(m.slot(), m.hash());
   bool lacking = false;
   // Without a full match: adopt the leader's order (f = 1) and acknowledge
   // the longest prefix of it we hold.
   uint64_t partial = 0;
   if (!match && m.order_clients_size() > 0) {
     partial = AdoptLeaderOrder(m, &lacking);
-    match = partial == m.slot() && log_.HashAt(m.slot()) == m.hash();
+    match = partial == m.slot() && log_.Holds(m.slot(), m.hash());
   }
   if (match) sync_point_ = std::max(sync_point_, m.slot());
   SyncReply reply;
@@ -112,7 +112,7 @@ void Replica::HandleSyncReply(const SyncReply& m) {
     return;
   }
   // A partial acknowledgement counts once its hash is ours at that slot.
-  if (!m.hash().empty() && (m.slot() > log_.end() || log_.HashAt(m.slot()) != m.hash())) return;
+  if (!m.hash().empty() && !log_.Holds(m.slot(), m.hash())) return;
   confirmed_[m.replica()] = std::max(confirmed_[m.replica()], m.slot());
   MaybeAdvanceCommit();
 }
@@ -154,7 +154,7 @@ void Replica::ApplyCommit(const SyncCommit& m, bool heartbeat) {
     return;
   }
   behind_ticks_ = 0;
-  if (log_.HashAt(m.slot()) == m.hash()) {
+  if (log_.Holds(m.slot(), m.hash())) {
     sync_point_ = std::max(sync_point_, m.slot());
     CommitUpTo(m.slot());
   } else {

@@ -30,6 +30,7 @@ void Replica::BeginTransfer(Stamp s, uint64_t target) {
   // Our speculative requests may be replaced by the leader's log; those it
   // lacks run again afterwards (RerunDropped), so none is lost here.
   transfer_dropped_.clear();
+  fetch_ = Fetch{};
   for (uint64_t slot = log_.committed() + 1; slot <= log_.end(); ++slot) {
     const LogEntry& e = *log_.At(slot);
     Request r;
@@ -69,6 +70,14 @@ void Replica::HandleStateRequest(const StateRequest& m) {
   // Only what is committed or was installed for this stamp: copying our
   // unacknowledged speculative entries could overwrite ones a superquorum holds.
   const uint64_t end = std::max(log_.committed(), stamp_base_);
+  if (from <= log_.base()) {
+    // Compacted: the follower copies our checkpoint first.
+    reply.set_checkpoint(checkpoint_.slot);
+    reply.set_end(end);
+    reply.set_commit_point(log_.committed());
+    SendTo(m.replica(), reply);
+    return;
+  }
   const uint64_t to = std::min(end, from + config_.transfer_chunk - 1);
   log_.Export(from, to, reply.mutable_entries());
   reply.set_end(end);
@@ -83,6 +92,11 @@ void Replica::HandleStateReply(const StateReply& m) {
     return;
   }
   HeardFromLeader();
+  if (m.checkpoint() > 0 && m.entries_size() == 0) {
+    if (!fetch_.active) BeginFetch(LeaderOf(stamp_), m.checkpoint());
+    return;
+  }
+  if (fetch_.active) return;
   if (m.entries_size() > 0) {
     if (m.entries(0).slot() != transfer_next_ || transfer_next_ > log_.end() + 1) {
       LOG(ERROR) << "replica " << index_ << ": state reply starts at slot "
@@ -92,8 +106,7 @@ void Replica::HandleStateReply(const StateReply& m) {
     InstallEntries(m.entries());
     transfer_next_ = m.entries(m.entries_size() - 1).slot() + 1;
   }
-  if (transfer_next_ > m.end() && log_.end() >= m.end() &&
-      log_.HashAt(m.end()) == m.end_hash()) {
+  if (transfer_next_ > m.end() && log_.Holds(m.end(), m.end_hash())) {
     TruncateTo(m.end());
     CommitUpTo(std::min(m.commit_point(), m.end()));
     ++stats_.transfers;

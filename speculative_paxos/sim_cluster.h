@@ -92,7 +92,7 @@ class SimCluster {
   void IssueRandom(int j);
 
   KvHistory history_;
-  std::vector<std::string> committed_hashes_;  // [slot - 1]
+  std::vector<std::string> committed_hashes_;  // [slot - 1], "" if not seen
   std::vector<uint64_t> verified_;             // per replica: slots checked
   absl::Status commit_violation_;
   std::vector<int> remaining_ops_;
