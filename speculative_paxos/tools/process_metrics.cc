@@ -26,11 +26,15 @@ void ReplicaExporter::Export(const Replica& r) {
   Add(m_.logs_installed_total, s.logs_installed, &last_.logs_installed);
   Add(m_.rolled_back_total, s.rolled_back, &last_.rolled_back);
   Add(m_.transfers_total, s.transfers, &last_.transfers);
+  Add(m_.checkpoints_total, s.checkpoints, &last_.checkpoints);
+  Add(m_.snapshots_installed_total, s.snapshots_installed, &last_.snapshots_installed);
   uint64_t rejected = Sum(last_.rejected);
   Add(m_.rejected_total, Sum(s.rejected), &rejected);
   last_.rejected = s.rejected;
   m_.commit_point.Set(static_cast<double>(r.commit_point()));
   m_.view.Set(static_cast<double>(r.stamp().view));
+  m_.log_entries.Set(static_cast<double>(r.log().size()));
+  m_.checkpoint_bytes.Set(static_cast<double>(r.checkpoint_bytes()));
 }
 
 }  // namespace dctk::spaxos

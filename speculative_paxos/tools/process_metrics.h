@@ -30,7 +30,11 @@ namespace dctk::spaxos {
   COUNTER(rolled_back_total, "Speculative entries rolled back")                     \
   COUNTER(transfers_total, "State transfers completed")                              \
   COUNTER(rejected_total, "Requests or messages ignored, all reasons")              \
+  COUNTER(checkpoints_total, "Checkpoints taken (log compactions)")                  \
+  COUNTER(snapshots_installed_total, "Checkpoints copied from another replica")      \
   GAUGE(commit_point, "Highest committed slot")                                      \
+  GAUGE(log_entries, "Log entries held in memory (after compaction)")               \
+  GAUGE(checkpoint_bytes, "Size of the newest serialized checkpoint")               \
   GAUGE(view, "Current view")
 DCTK_METRICS_STRUCT(ReplicaMetrics, DCTK_SPAXOS_REPLICA_METRICS);
 

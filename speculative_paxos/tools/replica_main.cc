@@ -28,6 +28,8 @@ ABSL_FLAG(bool, mom, false,
 ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
 ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
 ABSL_FLAG(bool, recover, false, "spaxos, vr: restarted without state; run recovery");
+ABSL_FLAG(uint64_t, checkpoint_interval, dctk::spaxos::ReplicaConfig().checkpoint_interval,
+          "spaxos: committed entries between checkpoints (log compaction); 0: keep the whole log");
 ABSL_FLAG(std::string, metrics, "", "serve Prometheus metrics at ip:port (spaxos; optional)");
 
 namespace dctk::spaxos {
@@ -86,6 +88,7 @@ int Run(const AppFactory& make_app) {
       if (pc->replicas[index].ip() >> 24 == 127) rc.endpoint.multicast_interface_ip = 0x7f000001;
       rc.sync_interval = pc->heartbeat;
       rc.leader_timeout = pc->view_change_timeout;
+      rc.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
       auto r = std::make_unique<Replica>(net->get(), rc, index, app.get(),
                                          absl::GetFlag(FLAGS_recover));
       started = r->Start();
@@ -149,7 +152,10 @@ int Run(const AppFactory& make_app) {
     const ReplicaStats& s = r->stats();
     std::cerr << "replica " << index << ": requests " << s.requests << " commits " << s.commits
               << " reconciliations " << s.reconciliations << " view_changes " << s.view_changes
-              << " transfers " << s.transfers << " rolled_back " << s.rolled_back << "\n";
+              << " transfers " << s.transfers << " rolled_back " << s.rolled_back
+              << " log_end " << r->log().end() << " log_entries " << r->log().size()
+              << " checkpoints " << s.checkpoints << " snapshots_installed "
+              << s.snapshots_installed << " checkpoint_bytes " << r->checkpoint_bytes() << "\n";
   }
   node.reset();
   return 0;
