@@ -6,7 +6,8 @@
 //       --node_binary=bazel-bin/speculative_paxos/over_mom/spaxos_mom_node
 //       [--designs=unicast,naive,topology-aware,topology-aware-qos,serialized]
 //       [--runs=1] [--clients_per_host=4] [--warmup_ms=500] [--duration_ms=3000]
-//       [--host_port_mbps=100] [--background_mbps=40] [--csv=FILE]
+//       [--host_port_mbps=100] [--background_mbps=40] [--resend_timeout_ms=10]
+//       [--leader_timeout_ms=200] [--csv=FILE] [--verbose]
 //
 // Testbed: 2 leaves x 2 spines, 4 hosts per leaf, 4 mom_switch processes.
 // Replicas on host0_0, host0_1 (leaf 0) and host1_0 (leaf 1); client
@@ -44,7 +45,10 @@ ABSL_FLAG(int, warmup_ms, 500, "per run, not measured");
 ABSL_FLAG(int, duration_ms, 3000, "per run, measured");
 ABSL_FLAG(double, host_port_mbps, 100, "line rate of switch ports facing hosts (0: unshaped)");
 ABSL_FLAG(double, background_mbps, 40, "best-effort UDP per client host to a remote replica");
+ABSL_FLAG(int, resend_timeout_ms, 10, "clients' resend timeout");
+ABSL_FLAG(int, leader_timeout_ms, 200, "replicas' view-change timeout");
 ABSL_FLAG(std::string, csv, "", "also write the rows here");
+ABSL_FLAG(bool, verbose, false, "also print every process's counters line");
 
 namespace dctk::spaxos {
 namespace {
@@ -103,18 +107,21 @@ int Main(int argc, char** argv) {
                        .duration_ms = absl::GetFlag(FLAGS_duration_ms),
                        .background = {{h[2], h[4]}, {h[3], h[4]}, {h[6], h[0]}, {h[7], h[1]}},
                        .background_mbps = absl::GetFlag(FLAGS_background_mbps),
+                       .resend_timeout_ms = absl::GetFlag(FLAGS_resend_timeout_ms),
+                       .leader_timeout_ms = absl::GetFlag(FLAGS_leader_timeout_ms),
                        .node_binary = node_binary,
                        .work_dir = work_dir};
 
   std::printf("# Speculative Paxos over MOM: 3 replicas, 4 client hosts x %d clients, host ports "
-              "%.0f Mb/s, background %.0f Mb/s per client host, %d+%d ms per run\n",
+              "%.0f Mb/s, background %.0f Mb/s per client host, %d+%d ms per run, resend %d ms, "
+              "leader timeout %d ms\n",
               base.clients_per_host, absl::GetFlag(FLAGS_host_port_mbps), base.background_mbps,
-              base.warmup_ms, base.duration_ms);
+              base.warmup_ms, base.duration_ms, base.resend_timeout_ms, base.leader_timeout_ms);
   std::printf("# load average before: %s\n", LoadAverage().c_str());
   const std::string header =
       "design,run,clients,ops_per_s,p50_us,p99_us,fast_pct,slow,resends,reconcile_requests,"
       "reconciliations,view_changes,order_repairs,reorder_pct,reordered,messages,incomplete,"
-      "mom_missing,stamp_gaps,unfinished,wrong";
+      "mom_missing,stamp_gaps,queue_full,tx_full,no_route,unfinished,wrong";
   std::printf("%s\n", header.c_str());
   FILE* csv = nullptr;
   if (const std::string path = absl::GetFlag(FLAGS_csv); !path.empty()) {
@@ -134,13 +141,17 @@ int Main(int argc, char** argv) {
         continue;
       }
       const std::string row = absl::StrFormat(
-          "%s,%d,%d,%.0f,%.0f,%.0f,%.2f,%lu,%lu,%lu,%lu,%lu,%lu,%.3f,%lu,%lu,%lu,%lu,%lu,%d,%lu",
+          "%s,%d,%d,%.0f,%.0f,%.0f,%.2f,%lu,%lu,%lu,%lu,%lu,%lu,%.3f,%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu,%d,%lu",
           RunName(c), run, r->clients, r->ops_per_s, r->p50_us, r->p99_us,
           100 * r->fast_fraction(), r->slow, r->resends, r->reconcile_requests,
           r->reconciliations, r->view_changes, r->order_repairs, 100 * r->reorder.reorder_rate(),
           r->reorder.reordered, r->reorder.messages, r->reorder.incomplete, r->mom_missing,
-          r->group_seq_missing, r->unfinished, r->wrong);
+          r->group_seq_missing, r->queue_full_drops, r->tx_full_drops, r->no_route_drops,
+          r->unfinished, r->wrong);
       std::printf("%s\n", row.c_str());
+      if (absl::GetFlag(FLAGS_verbose)) {
+        for (const std::string& line : r->process_lines) std::printf("#   %s\n", line.c_str());
+      }
       std::fflush(stdout);
       if (csv != nullptr) std::fprintf(csv, "%s\n", row.c_str());
     }

@@ -205,11 +205,14 @@ class Background {
   std::vector<int> fds_;
 };
 
-// The "key=value" fields of the line starting with `prefix`.
+// The "key=value" fields of the line starting with `prefix`, which is
+// appended to `lines`.
 absl::StatusOr<std::map<std::string, double>> Counters(const std::string& output,
-                                                       absl::string_view prefix) {
+                                                       absl::string_view prefix,
+                                                       std::vector<std::string>* lines) {
   for (absl::string_view line : absl::StrSplit(output, '\n')) {
     if (!absl::StartsWith(line, prefix)) continue;
+    lines->emplace_back(line);
     std::map<std::string, double> out;
     for (absl::string_view field : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
       const std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(field, '=');
@@ -219,6 +222,17 @@ absl::StatusOr<std::map<std::string, double>> Counters(const std::string& output
     return out;
   }
   return absl::InternalError(absl::StrCat("no '", prefix, "' line in: ", output));
+}
+
+// Switch drops by reason, summed over the fabric's switches.
+absl::StatusOr<std::map<std::string, uint64_t>> SwitchDrops(mom::Testbed& bed) {
+  std::map<std::string, uint64_t> total;
+  for (int sw : bed.topology().switches()) {
+    absl::StatusOr<mom::SwitchStats> s = bed.Stats(sw);
+    if (!s.ok()) return s.status();
+    for (const auto& [reason, n] : s->drops()) total[reason] += n;
+  }
+  return total;
 }
 
 absl::StatusOr<mom::GroupConfig> GroupFor(mom::Testbed& bed, const FabricRunConfig& c,
@@ -269,6 +283,8 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
   if (!group.ok()) return group.status();
   const std::string group_text = GroupToText(*group);
 
+  absl::StatusOr<std::map<std::string, uint64_t>> drops_before = SwitchDrops(bed);
+  if (!drops_before.ok()) return drops_before.status();
   Children children;
   std::vector<int> replica_procs, client_procs;
   std::vector<std::string> arrival_files, latency_files;
@@ -277,7 +293,8 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
     absl::StatusOr<int> p = children.Spawn(
         bed.netns(c.replica_hosts[i]),
         {c.node_binary, "--role=replica", absl::StrCat("--index=", i),
-         "--replicas=" + replica_list, "--group=" + group_text, "--arrivals=" + arrival_files[i]});
+         "--replicas=" + replica_list, "--group=" + group_text, "--arrivals=" + arrival_files[i],
+         absl::StrCat("--leader_timeout_ms=", c.leader_timeout_ms)});
     if (!p.ok()) return p.status();
     replica_procs.push_back(*p);
   }
@@ -292,7 +309,8 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
         c.node_binary, "--role=client", "--ip=" + mom::Ipv4Text(bed.ip(c.client_hosts[k])),
         "--replicas=" + replica_list, "--group=" + group_text,
         absl::StrCat("--first_client_id=", first_ids[k]),
-        absl::StrCat("--clients=", c.clients_per_host), "--latencies=" + latency_files[k]};
+        absl::StrCat("--clients=", c.clients_per_host), "--latencies=" + latency_files[k],
+        absl::StrCat("--resend_timeout_ms=", c.resend_timeout_ms)};
     if (c.verify_ops > 0) {
       args.push_back(absl::StrCat("--verify_ops=", c.verify_ops));
     } else {
@@ -312,7 +330,7 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
   for (size_t k = 0; k < client_procs.size(); ++k) {
     absl::StatusOr<std::string> out = children.Finish(client_procs[k], client_limit);
     if (!out.ok()) return out.status();
-    absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "client ");
+    absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "client ", &r.process_lines);
     if (!m.ok()) return m.status();
     auto get = [&](const char* key) { return static_cast<uint64_t>((*m)[key]); };
     r.completed += get("completed");
@@ -334,7 +352,7 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
     children.Signal(replica_procs[i], SIGTERM);
     absl::StatusOr<std::string> out = children.Finish(replica_procs[i], absl::Seconds(20));
     if (!out.ok()) return out.status();
-    absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "replica ");
+    absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "replica ", &r.process_lines);
     if (!m.ok()) return m.status();
     auto get = [&](const char* key) { return static_cast<uint64_t>((*m)[key]); };
     r.reconciliations = std::max(r.reconciliations, get("reconciliations"));
@@ -350,6 +368,11 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
     while (in >> sender >> seq) meter.Record(static_cast<int>(i), {sender, seq});
   }
   r.reorder = meter.Compute();
+  absl::StatusOr<std::map<std::string, uint64_t>> drops_after = SwitchDrops(bed);
+  if (!drops_after.ok()) return drops_after.status();
+  r.queue_full_drops = (*drops_after)["queue_full"] - (*drops_before)["queue_full"];
+  r.tx_full_drops = (*drops_after)["tx_full"] - (*drops_before)["tx_full"];
+  r.no_route_drops = (*drops_after)["no_route"] - (*drops_before)["no_route"];
   std::sort(latencies.begin(), latencies.end());
   if (!latencies.empty()) {
     r.p50_us = latencies[latencies.size() / 2];

@@ -51,6 +51,8 @@ struct FabricRunConfig {
   // Best-effort UDP, 1000-byte datagrams, from -> to host, each at background_mbps.
   std::vector<std::pair<int, int>> background;
   double background_mbps = 0;
+  int resend_timeout_ms = 10;   // clients' resend timeout
+  int leader_timeout_ms = 200;  // replicas' view-change timeout
   std::string node_binary;  // spaxos_mom_node
   std::string work_dir;     // existing directory for the processes' files
 };
@@ -68,7 +70,11 @@ struct FabricRunResult {
   uint64_t reconciliations = 0, view_changes = 0;  // the most any replica started
   uint64_t order_repairs = 0, rolled_back = 0, transfers = 0;  // summed over replicas
   uint64_t mom_missing = 0, group_seq_missing = 0;  // summed over replicas
+  // All switches, during the run: port queue overflows, frames the device
+  // refused, frames without a route.
+  uint64_t queue_full_drops = 0, tx_full_drops = 0, no_route_drops = 0;
   mom::ReorderReport reorder;  // requests' arrival orders at the replicas
+  std::vector<std::string> process_lines;  // each process's "client ..." / "replica ..." line
 
   double fast_fraction() const {
     return completed == 0 ? 0.0 : static_cast<double>(fast) / static_cast<double>(completed);

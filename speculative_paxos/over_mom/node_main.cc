@@ -3,14 +3,15 @@
 // as the over-MOM bench starts them inside testbed namespaces.
 //
 //   spaxos_mom_node --role=replica --index=0 --replicas=A,B,C --group='<GroupText>'
-//                   [--arrivals=FILE]
+//                   [--arrivals=FILE] [--leader_timeout_ms=200]
 //     Runs a KvApp replica at replicas[index]; prints "ready" once serving. On
-//     SIGTERM / SIGINT prints one "replica ..." line of counters (ReplicaStats
-//     and the MOM receiver's) and writes to FILE the (sender id, sender seq) of
+//     SIGTERM / SIGINT prints one "replica ..." line of counters (ReplicaStats,
+//     the MOM receiver's, the final stamp and status) and writes to FILE the (sender id, sender seq) of
 //     every MOM packet in arrival order, one "ID SEQ" per line.
 //   spaxos_mom_node --role=client --ip=10.201.0.5 --replicas=A,B,C --group='<GroupText>'
 //                   --first_client_id=1001 --clients=4
 //                   (--warmup_ms=500 --duration_ms=3000 [--latencies=FILE] | --verify_ops=20)
+//                   [--resend_timeout_ms=10]
 //     Closed-loop clients, each on its own endpoint (MOM requests cannot share
 //     one). Load: PUTs to the client's own keys; completions after the warmup
 //     and before the end are counted and their latencies (us) written to
@@ -31,6 +32,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/transport/udp_transport.h"
 #include "glog/logging.h"
@@ -45,12 +47,16 @@ ABSL_FLAG(std::string, replicas, "", "replica addresses, comma-separated (index 
 ABSL_FLAG(std::string, group, "", "the MOM group (group_text.h)");
 ABSL_FLAG(int, index, 0, "replica: this replica's index");
 ABSL_FLAG(std::string, arrivals, "", "replica: file for MOM arrivals (written on exit)");
+ABSL_FLAG(int, leader_timeout_ms, 200,
+          "replica: silence from the leader before a view change (a loaded 2-core machine "
+          "deschedules processes for tens of ms)");
 ABSL_FLAG(std::string, ip, "", "client: this host's address");
 ABSL_FLAG(uint64_t, first_client_id, 1, "client: id of the first client (the MOM sender id)");
 ABSL_FLAG(int, clients, 1, "client: closed-loop clients");
 ABSL_FLAG(int, warmup_ms, 500, "client: completions before this are not measured");
 ABSL_FLAG(int, duration_ms, 3000, "client: measured time after the warmup");
 ABSL_FLAG(std::string, latencies, "", "client: file for measured latencies (us)");
+ABSL_FLAG(int, resend_timeout_ms, 10, "client: resend (and ask the leader) after this");
 ABSL_FLAG(int, verify_ops, 0, "client: PUT/GET checks per client instead of a timed load");
 
 namespace dctk::spaxos {
@@ -88,6 +94,7 @@ int RunReplica(std::vector<transport::Address> replicas, mom::GroupConfig group)
   if (!udp.ok()) return Fail(udp.status());
   RecordingTransport net(udp->get());
   ReplicaConfig config{.replicas = replicas, .mom = group};
+  config.leader_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_leader_timeout_ms));
   config.endpoint.multicast_interface_ip = replicas[index].ip();
   KvApp app;
   Replica replica(&net, config, static_cast<uint32_t>(index), &app);
@@ -107,10 +114,13 @@ int RunReplica(std::vector<transport::Address> replicas, mom::GroupConfig group)
   std::printf(
       "replica index=%d requests=%lu duplicate_requests=%lu commits=%lu commit_point=%lu "
       "reconciliations=%lu view_changes=%lu order_repairs=%lu rolled_back=%lu transfers=%lu "
-      "mom_delivered=%lu mom_missing=%lu mom_duplicates=%lu mom_group_seq_missing=%lu\n",
+      "mom_delivered=%lu mom_missing=%lu mom_duplicates=%lu mom_group_seq_missing=%lu "
+      "stamp=%s status=%d rejected=%s\n",
       index, st.requests, st.duplicate_requests, st.commits, replica.commit_point(),
       st.reconciliations, st.view_changes, st.order_repairs, st.rolled_back, st.transfers,
-      ms.delivered, ms.missing, ms.count(mom::Arrival::kDuplicate), ms.group_seq_missing);
+      ms.delivered, ms.missing, ms.count(mom::Arrival::kDuplicate), ms.group_seq_missing,
+      replica.stamp().ToString().c_str(), static_cast<int>(replica.status()),
+      absl::StrJoin(st.rejected, "/").c_str());
   std::fflush(stdout);
   if (const std::string path = absl::GetFlag(FLAGS_arrivals); !path.empty()) {
     std::ofstream out(path);
@@ -196,6 +206,7 @@ int RunClient(std::vector<transport::Address> replicas, mom::GroupConfig group) 
   if (!udp.ok()) return Fail(udp.status());
   transport::UdpTransport* net = udp->get();
   ClientConfig config{.replicas = replicas, .mom = group};
+  config.resend_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_resend_timeout_ms));
   config.endpoint.multicast_interface_ip = ip->ip();
   const int verify_ops = absl::GetFlag(FLAGS_verify_ops);
   const absl::Time start = absl::Now();
