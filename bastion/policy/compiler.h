@@ -30,6 +30,7 @@
 #include "bastion/datapath/datapath.h"
 #include "bastion/policy/container.h"
 #include "bastion/policy/policy.h"
+#include "bastion/policy/selector_index.h"  // Selects()
 
 namespace dctk::bastion {
 
@@ -69,6 +70,8 @@ absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
 // hosts. Costs O(entries involving `ids` + containers), not O(all entries), so a
 // container event need not recompile everything:
 //   next = Union(Minus(running, SliceOf(running, ids)), *CompileSlice(policy, now, ids))
+// Selector matching goes through a ContainerIndex and looks only at the services that
+// select a container of `ids` or depend on one that does.
 absl::StatusOr<DatapathState> CompileSlice(const Policy& policy,
                                            const std::vector<ContainerInfo>& containers,
                                            const std::set<uint32_t>& ids);
@@ -78,9 +81,6 @@ DatapathState SliceOf(const DatapathState& state, const std::set<uint32_t>& ids)
 DatapathState Minus(const DatapathState& a, const DatapathState& b);
 // Every entry of either (b's value wins on a shared key).
 DatapathState Union(const DatapathState& a, const DatapathState& b);
-
-// Which containers a service's selector picks (for `bastionctl policy show`, tests).
-bool Selects(const Selector& selector, const ContainerInfo& container);
 
 // Disjoint, sorted, merged ranges of `ports` minus `except` per protocol.
 std::vector<PortRange> NormalizePorts(const std::vector<PortRange>& ports,
