@@ -7,14 +7,15 @@
 //                                        its 3 possible rows (start_time 0/8/16)
 // A subscriber's rows are allocated near its Subscriber object (locality
 // hint), on the machine that loads it. Row addresses are kept in a directory
-// on the client (where FaRM keeps them in its hashtable), so a transaction
-// costs exactly its object reads and its commit.
+// on the client, so a transaction costs exactly its object reads and its
+// commit. This is the baseline of tatp_kv.h, where the tables live in FaRM's
+// hashtable, as in the paper.
 //
 // The standard mix, 80% read-only: GET_SUBSCRIBER_DATA 35%,
 // GET_NEW_DESTINATION 10%, GET_ACCESS_DATA 35%, UPDATE_SUBSCRIBER_DATA 2%,
 // UPDATE_LOCATION 14%, INSERT_CALL_FORWARDING 2%, DELETE_CALL_FORWARDING 2%.
-// Subscribers are chosen uniformly. A row the mix asks for that does not
-// exist is a successful "not found" (as in the specification).
+// Subscribers are chosen with the specification's NURand (TatpNuRand). A row
+// the mix asks for that does not exist is a successful "not found".
 //
 // Example:
 //   absl::StatusOr<Tatp> tatp = Tatp::Load(loaders, /*subscribers=*/1000, /*seed=*/1);
@@ -79,6 +80,26 @@ struct TatpCallForwardingRows {
   Row rows[3];  // start_time 0, 8, 16
 };
 
+// TATP's non-uniform subscriber choice: s_id = (rand(0, A) | rand(1, P)) % P + 1.
+// The specification fixes A = 65535 for 1M subscribers, 1048575 for 10M and
+// 2097151 for 20M; TatpNuRandA keeps those and, below 1M, scales A with P in
+// the 1M ratio (A + 1 = the power of two nearest above P x 65536 / 1M), so
+// small populations are as skewed as the specification's smallest.
+inline uint64_t TatpNuRandA(uint64_t subscribers) {
+  if (subscribers >= 20'000'000) return 2'097'151;
+  if (subscribers >= 10'000'000) return 1'048'575;
+  if (subscribers >= 1'000'000) return 65'535;
+  uint64_t a = 1;
+  while (a < subscribers * 65536 / 1'000'000) a <<= 1;
+  return a - 1;
+}
+// A subscriber id in 1..p.
+inline uint64_t TatpNuRand(std::mt19937_64& rng, uint64_t a, uint64_t p) {
+  const uint64_t x = rng() % (a + 1);
+  const uint64_t y = 1 + rng() % p;
+  return (x | y) % p + 1;
+}
+
 class Tatp {
  public:
   struct Directory {
@@ -99,12 +120,15 @@ class Tatp {
 
   int subscribers() const { return static_cast<int>(dir_.size()); }
   const Directory& directory(int s) const { return dir_[s]; }
+  // NURand's A (default: TatpNuRandA(subscribers)).
+  void set_nurand_a(uint64_t a) { nurand_a_ = a; }
 
  private:
   template <typename Client>
   static absl::Status LoadOne(Client& client, uint64_t s_id, std::mt19937_64& rng, Directory* d);
 
   std::vector<Directory> dir_;
+  uint64_t nurand_a_ = 0;
 };
 
 }  // namespace dctk::farm::workload

@@ -96,6 +96,7 @@ template <typename Client>
 absl::StatusOr<Tatp> Tatp::Load(const std::vector<Client*>& loaders, int subscribers, uint64_t seed) {
   Tatp t;
   t.dir_.resize(subscribers);
+  t.nurand_a_ = TatpNuRandA(subscribers);
   std::vector<absl::Status> status(loaders.size());
   std::vector<std::thread> threads;
   for (size_t l = 0; l < loaders.size(); ++l) {
@@ -121,7 +122,7 @@ absl::StatusOr<Tatp> Tatp::Load(const std::vector<Client*>& loaders, int subscri
 template <typename Client>
 absl::Status Tatp::RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) const {
   using namespace tatp_internal;
-  const Directory& d = dir_[rng() % dir_.size()];
+  const Directory& d = dir_[TatpNuRand(rng, nurand_a_, dir_.size()) - 1];
   const int pick = static_cast<int>(rng() % 100);
   *kind = pick < 35   ? TatpTx::kGetSubscriberData
           : pick < 45 ? TatpTx::kGetNewDestination
