@@ -2,14 +2,23 @@
 // fabric): transactions/s, median and p99 latency of read-only and
 // read-write transactions, the read-write commit broken down by phase, and
 // (with --kill) recovery: a machine is killed mid-run and the time until
-// throughput returns is measured. Baselines in the same run: a read-only
-// transaction of one remote object (one one-sided read) and a read-write
-// transaction of one remote object (the full commit protocol).
+// throughput returns is measured. --tables picks where the rows are found:
+// `hashtable` (tatp_kv.h: FaRM's transactional hashtable, as in the paper),
+// `directory` (tatp.h: row addresses in a client-side directory, the old
+// path) or `both` (default: the directory baseline, then the hashtable, on
+// the same cluster in the same run). After a hashtable run the tables'
+// consistency conditions and the Call_Forwarding ledger are checked (exit 1
+// if broken). Baselines in the same run: a read-only transaction of one
+// remote object (one one-sided read) and a read-write transaction of one
+// remote object (the full commit protocol).
 //
-//   bazel run -c opt //farm/workload:tatp_bench -- --subscribers=5000 --seconds=5 --kill
+//   bazel run -c opt //farm/workload:tatp_bench -- --subscribers=5000 --seconds=5 [--kill] [--fabric=net]
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <functional>
+#include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -19,8 +28,11 @@
 #include "common/metrics/histogram.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
+#include "farm/kv/tx_hashtable_reader.h"
 #include "farm/tx/local_cluster.h"
 #include "farm/workload/tatp.h"
+#include "farm/workload/tatp_kv.h"
+#include "glog/logging.h"
 
 ABSL_FLAG(int, machines, 3, "machines");
 ABSL_FLAG(int, replicas, 2, "copies of each region (f + 1)");
@@ -29,7 +41,9 @@ ABSL_FLAG(int, clients_per_machine, 1, "coordinator threads per machine");
 ABSL_FLAG(double, seconds, 5, "measured run length");
 ABSL_FLAG(std::string, fabric, "shm", "shm | net");
 ABSL_FLAG(int, rpc_timeout_ms, 200, "a coordinator gives up on a message after this long (a dead machine)");
-ABSL_FLAG(bool, kill, false, "also measure recovery: kill the last machine mid-run");
+ABSL_FLAG(bool, kill, false, "also measure recovery: kill the last machine mid-run (in the last --tables run)");
+ABSL_FLAG(std::string, tables, "both", "directory | hashtable | both (directory baseline, then hashtable)");
+ABSL_FLAG(uint64_t, nurand_a, 0, "NURand's A (0: the specification's value for the scale, tatp.h)");
 
 namespace dctk::farm {
 namespace {
@@ -38,9 +52,158 @@ using metrics::Histogram;
 
 double Us(uint64_t ns) { return ns / 1000.0; }
 
+// One coordinator thread's step: runs one transaction of the mix; *kind
+// says which, *cf_delta the Call_Forwarding rows it inserted or deleted.
+using Step = std::function<absl::Status(std::mt19937_64&, workload::TatpTx*, int* cf_delta)>;
+
+struct RunTotals {
+  uint64_t committed = 0;
+  int64_t cf_delta = 0;
+};
+
+// The mix on every coordinator of machines 1..client_machines for
+// --seconds; with `kill`, the last machine is killed halfway and recovered.
+template <typename F>
+RunTotals RunMix(tx::LocalCluster<F>& c, const char* name, const std::function<Step(int m, int slot)>& make_step,
+                 int client_machines, bool kill) {
+  const int machines = absl::GetFlag(FLAGS_machines);
+  const int per_machine = absl::GetFlag(FLAGS_clients_per_machine);
+  const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+  std::atomic<bool> stop{false};
+  struct PerThread {
+    Histogram ro, rw;
+    uint64_t aborted = 0, unavailable = 0;
+    int64_t cf_delta = 0;
+    absl::Duration lock, validate, backup, primary, truncate;
+    uint64_t rw_commits = 0;
+    std::vector<int64_t> commit_times;  // ns since start
+  };
+  std::vector<PerThread> per(client_machines * per_machine);
+  std::vector<Step> steps;
+  for (int m = 1; m <= client_machines; ++m) {
+    for (int slot = 0; slot < per_machine; ++slot) steps.push_back(make_step(m, slot));
+  }
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> threads;
+  for (int m = 1; m <= client_machines; ++m) {
+    for (int slot = 0; slot < per_machine; ++slot) {
+      const int i = (m - 1) * per_machine + slot;
+      threads.emplace_back([&, m, slot, i] {
+        PerThread& p = per[i];
+        auto& client = c.client(m, slot);
+        std::mt19937_64 rng(m * 1000 + slot);
+        while (!stop.load(std::memory_order_relaxed)) {
+          workload::TatpTx kind;
+          int cf = 0;
+          const absl::Time t = absl::Now();
+          absl::Status s = steps[i](rng, &kind, &cf);
+          const absl::Time done = absl::Now();
+          if (s.ok()) {
+            p.cf_delta += cf;
+            (workload::IsReadOnly(kind) ? p.ro : p.rw).Record(absl::ToInt64Nanoseconds(done - t));
+            p.commit_times.push_back(absl::ToInt64Nanoseconds(done - start));
+            if (!workload::IsReadOnly(kind) && client.last_commit_times().lock > absl::ZeroDuration()) {
+              const tx::CommitTimes& ct = client.last_commit_times();
+              p.lock += ct.lock;
+              p.validate += ct.validate;
+              p.backup += ct.commit_backup;
+              p.primary += ct.commit_primary;
+              p.truncate += ct.truncate;
+              ++p.rw_commits;
+            }
+          } else if (absl::IsAborted(s)) {
+            ++p.aborted;
+          } else {
+            ++p.unavailable;
+          }
+        }
+      });
+    }
+  }
+  tx::RecoveryReport report;
+  absl::Time killed_at;
+  if (kill) {
+    absl::SleepFor(length / 2);
+    killed_at = absl::Now();
+    c.Kill(machines);
+    absl::StatusOr<tx::RecoveryReport> r = c.Recover({static_cast<fabric::MachineId>(machines)});
+    if (r.ok()) report = *r;
+    absl::SleepFor(length / 2 - (absl::Now() - killed_at));
+  } else {
+    absl::SleepFor(length);
+  }
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  PerThread all;
+  for (PerThread& p : per) {
+    all.ro.Merge(p.ro);
+    all.rw.Merge(p.rw);
+    all.aborted += p.aborted;
+    all.unavailable += p.unavailable;
+    all.cf_delta += p.cf_delta;
+    all.lock += p.lock;
+    all.validate += p.validate;
+    all.backup += p.backup;
+    all.primary += p.primary;
+    all.truncate += p.truncate;
+    all.rw_commits += p.rw_commits;
+    all.commit_times.insert(all.commit_times.end(), p.commit_times.begin(), p.commit_times.end());
+  }
+  const uint64_t committed = all.ro.count() + all.rw.count();
+  printf("%s%s: %d coordinators, %.0f committed tx/s (%lu in %.2f s; aborted %lu, unavailable %lu)\n", name,
+         kill ? " with a machine killed mid-run" : "", static_cast<int>(per.size()), committed / secs, committed, secs,
+         all.aborted, all.unavailable);
+  printf("  read-only  (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.ro.count() / std::max<uint64_t>(1, committed),
+         Us(all.ro.ValueAtQuantile(0.5)), Us(all.ro.ValueAtQuantile(0.99)));
+  printf("  read-write (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.rw.count() / std::max<uint64_t>(1, committed),
+         Us(all.rw.ValueAtQuantile(0.5)), Us(all.rw.ValueAtQuantile(0.99)));
+  if (all.rw_commits > 0) {
+    const double n = static_cast<double>(all.rw_commits);
+    printf("  read-write commit by phase (mean us): LOCK %.1f  VALIDATE %.1f  COMMIT-BACKUP %.1f  "
+           "COMMIT-PRIMARY %.1f  TRUNCATE %.1f\n",
+           absl::ToDoubleMicroseconds(all.lock) / n, absl::ToDoubleMicroseconds(all.validate) / n,
+           absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
+           absl::ToDoubleMicroseconds(all.truncate) / n);
+  }
+  if (kill) {
+    // Throughput in 100 ms buckets: time from the kill until a bucket
+    // reaches 80% of the mean before the kill.
+    constexpr int64_t kBucket = 100'000'000;
+    const int64_t kill_ns = absl::ToInt64Nanoseconds(killed_at - start);
+    std::vector<int> buckets(static_cast<size_t>(secs * 1e9 / kBucket) + 1);
+    for (int64_t t : all.commit_times) ++buckets[t / kBucket];
+    const int64_t kill_bucket = kill_ns / kBucket;
+    double before = 0;
+    for (int64_t b = 1; b < kill_bucket; ++b) before += buckets[b];
+    before /= std::max<int64_t>(1, kill_bucket - 1);
+    int64_t back = -1;
+    for (int64_t b = kill_bucket + 1; b < static_cast<int64_t>(buckets.size()); ++b) {
+      if (buckets[b] >= 0.8 * before) {
+        back = b;
+        break;
+      }
+    }
+    printf("  recovery: %d in-flight transactions resolved (%d committed) in %.2f ms; throughput back to 80%% "
+           "of %.0f tx/s %s %.0f ms after the kill (failure detection by lease not included)\n",
+           report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 1e9 / kBucket,
+           back < 0 ? "not within the run:" : "", back < 0 ? 0.0 : (back * kBucket + kBucket - kill_ns) / 1e6);
+  }
+  return {committed, all.cf_delta};
+}
+
 template <typename F>
 int Run(typename tx::LocalCluster<F>::FabricFactory make) {
   const int machines = absl::GetFlag(FLAGS_machines);
+  const std::string tables = absl::GetFlag(FLAGS_tables);
+  const bool directory = tables == "directory" || tables == "both";
+  const bool hashtable = tables == "hashtable" || tables == "both";
+  if (!directory && !hashtable) {
+    fprintf(stderr, "--tables=%s: must be directory, hashtable or both\n", tables.c_str());
+    return 2;
+  }
+  const bool kill = absl::GetFlag(FLAGS_kill);
+  const int subscribers = absl::GetFlag(FLAGS_subscribers);
   tx::LocalClusterOptions o;
   o.machines = machines;
   o.replicas = absl::GetFlag(FLAGS_replicas);
@@ -56,14 +219,18 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
   auto& c = **cluster;
   std::vector<tx::TxClient<F>*> loaders;
   for (int m = 1; m <= machines; ++m) loaders.push_back(&c.client(m));
-  const absl::Time load_start = absl::Now();
-  absl::StatusOr<workload::Tatp> tatp = workload::Tatp::Load(loaders, absl::GetFlag(FLAGS_subscribers), 1);
+  const uint64_t nurand_a = absl::GetFlag(FLAGS_nurand_a) ? absl::GetFlag(FLAGS_nurand_a) : workload::TatpNuRandA(subscribers);
+  printf("%d subscribers on %d machines (f=%d, %s fabric), NURand A=%lu\n", subscribers, machines, o.replicas - 1,
+         absl::GetFlag(FLAGS_fabric).c_str(), nurand_a);
+
+  absl::Time load_start = absl::Now();
+  absl::StatusOr<workload::Tatp> tatp = workload::Tatp::Load(loaders, subscribers, 1);
   if (!tatp.ok()) {
-    fprintf(stderr, "load: %s\n", tatp.status().ToString().c_str());
+    fprintf(stderr, "load (directory): %s\n", tatp.status().ToString().c_str());
     return 1;
   }
-  printf("loaded %d subscribers on %d machines (f=%d, %s fabric) in %s\n", tatp->subscribers(), machines,
-         o.replicas - 1, absl::GetFlag(FLAGS_fabric).c_str(), absl::FormatDuration(absl::Now() - load_start).c_str());
+  tatp->set_nurand_a(nurand_a);
+  if (directory) printf("loaded the directory tables in %s\n", absl::FormatDuration(absl::Now() - load_start).c_str());
 
   // Baselines: one remote object, read-only and read-write.
   {
@@ -88,125 +255,72 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
            Us(ro.ValueAtQuantile(0.5)), Us(ro.ValueAtQuantile(0.99)), Us(rw.ValueAtQuantile(0.5)),
            Us(rw.ValueAtQuantile(0.99)));
   }
+  const int all_machines = kill ? machines - 1 : machines;  // with --kill the last machine runs no coordinator
 
-  // The mix, from every coordinator of every machine (or of all but the last, with --kill).
-  auto run = [&](int client_machines, bool kill) {
-    const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
-    std::atomic<bool> stop{false};
-    struct PerThread {
-      Histogram ro, rw;
-      uint64_t aborted = 0, unavailable = 0;
-      absl::Duration lock, validate, backup, primary, truncate;
-      uint64_t rw_commits = 0;
-      std::vector<int64_t> commit_times;  // ns since start
+  if (directory) {
+    auto step = [&](int m, int slot) -> Step {
+      auto* client = &c.client(m, slot);
+      return [&, client](std::mt19937_64& rng, workload::TatpTx* kind, int*) { return tatp->RunOne(*client, rng, kind); };
     };
-    std::vector<PerThread> per(client_machines * o.clients_per_machine);
-    const absl::Time start = absl::Now();
-    std::vector<std::thread> threads;
-    for (int m = 1; m <= client_machines; ++m) {
-      for (int slot = 0; slot < o.clients_per_machine; ++slot) {
-        PerThread& p = per[(m - 1) * o.clients_per_machine + slot];
-        threads.emplace_back([&, m, slot] {
-          auto& client = c.client(m, slot);
-          std::mt19937_64 rng(m * 1000 + slot);
-          while (!stop.load(std::memory_order_relaxed)) {
-            workload::TatpTx kind;
-            const absl::Time t = absl::Now();
-            absl::Status s = tatp->RunOne(client, rng, &kind);
-            const absl::Time done = absl::Now();
-            if (s.ok()) {
-              (workload::IsReadOnly(kind) ? p.ro : p.rw).Record(absl::ToInt64Nanoseconds(done - t));
-              p.commit_times.push_back(absl::ToInt64Nanoseconds(done - start));
-              if (!workload::IsReadOnly(kind) && client.last_commit_times().lock > absl::ZeroDuration()) {
-                const tx::CommitTimes& ct = client.last_commit_times();
-                p.lock += ct.lock;
-                p.validate += ct.validate;
-                p.backup += ct.commit_backup;
-                p.primary += ct.commit_primary;
-                p.truncate += ct.truncate;
-                ++p.rw_commits;
-              }
-            } else if (absl::IsAborted(s)) {
-              ++p.aborted;
-            } else {
-              ++p.unavailable;
-            }
-          }
-        });
-      }
-    }
-    tx::RecoveryReport report;
-    absl::Time killed_at;
-    if (kill) {
-      absl::SleepFor(length / 2);
-      killed_at = absl::Now();
-      c.Kill(machines);
-      absl::StatusOr<tx::RecoveryReport> r = c.Recover({static_cast<fabric::MachineId>(machines)});
-      if (r.ok()) report = *r;
-      absl::SleepFor(length / 2 - (absl::Now() - killed_at));
-    } else {
-      absl::SleepFor(length);
-    }
-    stop.store(true);
-    for (auto& t : threads) t.join();
-    const double secs = absl::ToDoubleSeconds(absl::Now() - start);
-    PerThread all;
-    for (PerThread& p : per) {
-      all.ro.Merge(p.ro);
-      all.rw.Merge(p.rw);
-      all.aborted += p.aborted;
-      all.unavailable += p.unavailable;
-      all.lock += p.lock;
-      all.validate += p.validate;
-      all.backup += p.backup;
-      all.primary += p.primary;
-      all.truncate += p.truncate;
-      all.rw_commits += p.rw_commits;
-      all.commit_times.insert(all.commit_times.end(), p.commit_times.begin(), p.commit_times.end());
-    }
-    const uint64_t committed = all.ro.count() + all.rw.count();
-    printf("%s: %d coordinators, %.0f committed tx/s (%lu in %.2f s; aborted %lu, unavailable %lu)\n",
-           kill ? "TATP with a machine killed mid-run" : "TATP", static_cast<int>(per.size()), committed / secs,
-           committed, secs, all.aborted, all.unavailable);
-    printf("  read-only  (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.ro.count() / std::max<uint64_t>(1, committed),
-           Us(all.ro.ValueAtQuantile(0.5)), Us(all.ro.ValueAtQuantile(0.99)));
-    printf("  read-write (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.rw.count() / std::max<uint64_t>(1, committed),
-           Us(all.rw.ValueAtQuantile(0.5)), Us(all.rw.ValueAtQuantile(0.99)));
-    if (all.rw_commits > 0) {
-      const double n = static_cast<double>(all.rw_commits);
-      printf("  read-write commit by phase (mean us): LOCK %.1f  VALIDATE %.1f  COMMIT-BACKUP %.1f  "
-             "COMMIT-PRIMARY %.1f  TRUNCATE %.1f\n",
-             absl::ToDoubleMicroseconds(all.lock) / n, absl::ToDoubleMicroseconds(all.validate) / n,
-             absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
-             absl::ToDoubleMicroseconds(all.truncate) / n);
-    }
-    if (kill) {
-      // Throughput in 100 ms buckets: time from the kill until a bucket
-      // reaches 80% of the mean before the kill.
-      constexpr int64_t kBucket = 100'000'000;
-      const int64_t kill_ns = absl::ToInt64Nanoseconds(killed_at - start);
-      std::vector<int> buckets(static_cast<size_t>(secs * 1e9 / kBucket) + 1);
-      for (int64_t t : all.commit_times) ++buckets[t / kBucket];
-      const int64_t kill_bucket = kill_ns / kBucket;
-      double before = 0;
-      for (int64_t b = 1; b < kill_bucket; ++b) before += buckets[b];
-      before /= std::max<int64_t>(1, kill_bucket - 1);
-      int64_t back = -1;
-      for (int64_t b = kill_bucket + 1; b < static_cast<int64_t>(buckets.size()); ++b) {
-        if (buckets[b] >= 0.8 * before) {
-          back = b;
-          break;
-        }
-      }
-      printf("  recovery: %d in-flight transactions resolved (%d committed) in %.2f ms; throughput back to 80%% "
-             "of %.0f tx/s %s %.0f ms after the kill (failure detection by lease not included)\n",
-             report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 1e9 / kBucket,
-             back < 0 ? "not within the run:" : "",
-             back < 0 ? 0.0 : (back * kBucket + kBucket - kill_ns) / 1e6);
-    }
+    RunMix(c, "TATP, directory (baseline)", step, all_machines, false);
+    if (kill && !hashtable) RunMix(c, "TATP, directory (baseline)", step, all_machines, true);
+  }
+  if (!hashtable) return 0;
+
+  load_start = absl::Now();
+  absl::StatusOr<workload::TatpKv> kv =
+      workload::TatpKv::Load(loaders, c.table(), {.subscribers = subscribers, .seed = 1, .nurand_a = nurand_a});
+  if (!kv.ok()) {
+    fprintf(stderr, "load (hashtable): %s\n", kv.status().ToString().c_str());
+    return 1;
+  }
+  printf("loaded the hashtable tables in %s: %u shards of %u buckets, %lu rows (%lu Call_Forwarding)\n",
+         absl::FormatDuration(absl::Now() - load_start).c_str(), kv->table().shards(), kv->table().layout().config.buckets,
+         kv->loaded().subscribers * 2 + kv->loaded().access_info + kv->loaded().special_facility +
+             kv->loaded().call_forwarding,
+         kv->loaded().call_forwarding);
+  // Each coordinator's lock-free reader, on its machine's fabric.
+  std::vector<std::unique_ptr<typename F::Queue>> queues;
+  std::vector<std::unique_ptr<kv::TxHashTableReader<F>>> readers;
+  auto step = [&](int m, int slot) -> Step {
+    auto q = c.fabric(m).CreateQueue();
+    CHECK(q.ok()) << q.status();
+    auto r = kv::TxHashTableReader<F>::Create(c.fabric(m), q->get(), &c.table(), kv->table().layout());
+    CHECK(r.ok()) << r.status();
+    queues.push_back(std::move(*q));
+    readers.push_back(std::move(*r));
+    auto* client = &c.client(m, slot);
+    auto* reader = readers.back().get();
+    return [&, client, reader](std::mt19937_64& rng, workload::TatpTx* kind, int* cf) {
+      workload::TatpResult r;
+      absl::Status s = kv->RunOne(*client, *reader, rng, &r);
+      *kind = r.kind;
+      *cf = r.cf_delta;
+      return s;
+    };
   };
-  run(absl::GetFlag(FLAGS_kill) ? machines - 1 : machines, false);
-  if (absl::GetFlag(FLAGS_kill)) run(machines - 1, true);
+  int64_t cf_delta = RunMix(c, "TATP, hashtable", step, all_machines, false).cf_delta;
+  if (kill) cf_delta += RunMix(c, "TATP, hashtable", step, all_machines, true).cf_delta;
+  uint64_t reads = 0, lookups = 0;
+  for (const auto& r : readers) {
+    reads += r->reads();
+    lookups += r->lookups();
+  }
+  printf("  lock-free lookups: %lu in %lu one-sided reads (%.3f per lookup)\n", lookups, reads,
+         lookups ? static_cast<double>(reads) / lookups : 0.0);
+  readers.clear();
+  queues.clear();
+  absl::StatusOr<workload::TatpKvCensus> census = kv->Check(c.client(1));
+  const int64_t expected = static_cast<int64_t>(kv->loaded().call_forwarding) + cf_delta;
+  if (!census.ok() || static_cast<int64_t>(census->call_forwarding) != expected ||
+      census->access_info != kv->loaded().access_info || census->special_facility != kv->loaded().special_facility) {
+    printf("consistency: FAILED: %s (Call_Forwarding rows %ld, expected %ld)\n", census.status().ToString().c_str(),
+           census.ok() ? static_cast<int64_t>(census->call_forwarding) : -1L, expected);
+    return 1;
+  }
+  printf("consistency: OK (every subscriber's rows and sub_nbr index entry; %lu Call_Forwarding rows = %lu loaded "
+         "%+ld by committed inserts and deletes)\n",
+         census->call_forwarding, kv->loaded().call_forwarding, cf_delta);
   return 0;
 }
 
