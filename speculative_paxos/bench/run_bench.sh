@@ -1,6 +1,7 @@
 #!/bin/bash
 # Closed-loop benchmark on loopback UDP: unreplicated, VR (with and without
-# batching) and Speculative Paxos (clients sending a copy to each replica, one
+# batching), Fast Paxos (fastpaxos: requests to every replica, coordinator
+# decides on three equal votes) and Speculative Paxos (clients sending a copy to each replica, one
 # datagram to a loopback multicast group, or that datagram as a MOM packet
 # through mom::MomSender / MomReceiver), 3 replica processes (app=null),
 # clients in up to 4 independent processes (so replicas see requests in
@@ -15,7 +16,7 @@
 set -euo pipefail
 BIN=${1:-bazel-bin/speculative_paxos/tools}
 SECS=${2:-3}
-PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 vr-perclient spaxos spaxos-perclient spaxos-mcast spaxos-mom}
+PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 vr-perclient fastpaxos spaxos spaxos-perclient spaxos-mcast spaxos-mom}
 CLIENTS=${CLIENTS:-1 4 16 64}
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT

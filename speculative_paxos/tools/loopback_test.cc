@@ -65,6 +65,11 @@ class Process {
   pid_t pid_ = -1;
 };
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 // Runs the group (failures are test failures); returns the restarted replica 0's log.
 std::string RunGroup(uint64_t checkpoint_interval) {
   const std::string tmp = std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp";
@@ -109,12 +114,13 @@ std::string RunGroup(uint64_t checkpoint_interval) {
   replicas[0] = std::make_unique<Process>(replica_args(0, true),
                                           absl::StrCat(dir, "/replica0-restarted.log"));
   for (int j = 0; j < 4; ++j) {
-    EXPECT_EQ(clients[j]->Wait(), 0) << "client " << j << ": see " << dir << "/client" << j
-                                     << ".log";
+    EXPECT_EQ(clients[j]->Wait(), 0)
+        << "client " << j << ": " << ReadFile(absl::StrCat(dir, "/client", j, ".log"))
+        << "\nreplica 1: " << ReadFile(absl::StrCat(dir, "/replica1.log"))
+        << "\nconfig: " << ReadFile(conf);
   }
   for (auto& r : replicas) EXPECT_EQ(r->Kill(SIGTERM), 0);
-  std::ifstream in(absl::StrCat(dir, "/replica0-restarted.log"));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return ReadFile(absl::StrCat(dir, "/replica0-restarted.log"));
 }
 
 TEST(LoopbackTest, LeaderKilledAndRestartedLosesNoAcknowledgedWrite) {

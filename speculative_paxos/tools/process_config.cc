@@ -8,9 +8,10 @@ namespace dctk::spaxos {
 absl::StatusOr<Protocol> ParseProtocol(absl::string_view name) {
   if (name == "spaxos") return Protocol::kSpeculativePaxos;
   if (name == "vr") return Protocol::kVr;
+  if (name == "fastpaxos") return Protocol::kFastPaxos;
   if (name == "unreplicated") return Protocol::kUnreplicated;
   return absl::InvalidArgumentError(
-      absl::StrCat("--protocol: '", name, "' is not one of spaxos, vr, unreplicated"));
+      absl::StrCat("--protocol: '", name, "' is not one of spaxos, vr, fastpaxos, unreplicated"));
 }
 
 absl::StatusOr<ProcessConfig> LoadProcessConfig(absl::string_view path,

@@ -25,7 +25,7 @@
 
 namespace dctk::spaxos {
 
-enum class Protocol { kSpeculativePaxos, kVr, kUnreplicated };
+enum class Protocol { kSpeculativePaxos, kVr, kFastPaxos, kUnreplicated };
 
 struct ProcessConfig {
   Protocol protocol = Protocol::kSpeculativePaxos;

@@ -14,6 +14,7 @@
 #include "common/transport/timeout.h"
 #include "common/transport/udp_transport.h"
 #include "glog/logging.h"
+#include "speculative_paxos/fast_paxos_replica.h"
 #include "speculative_paxos/replica.h"
 #include "speculative_paxos/tools/process_config.h"
 #include "speculative_paxos/tools/process_metrics.h"
@@ -25,7 +26,7 @@ ABSL_FLAG(std::string, multicast, "", "multicast group the replicas join (option
 ABSL_FLAG(int, index, 0, "this replica's index in the group");
 ABSL_FLAG(bool, mom, false,
           "spaxos: requests travel as MOM packets (mom/group.h) to the --multicast group");
-ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
+ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr, fastpaxos or unreplicated");
 ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
 ABSL_FLAG(bool, recover, false, "spaxos, vr: restarted without state; run recovery");
 ABSL_FLAG(uint64_t, checkpoint_interval, dctk::spaxos::ReplicaConfig().checkpoint_interval,
@@ -101,6 +102,13 @@ int Run(const AppFactory& make_app) {
                   .view_change_timeout = pc->view_change_timeout};
       auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get(),
                                            absl::GetFlag(FLAGS_recover));
+      started = r->Start();
+      node = std::move(r);
+      break;
+    }
+    case Protocol::kFastPaxos: {
+      FastPaxosConfig fc{.replicas = pc->replicas, .heartbeat = pc->heartbeat};
+      auto r = std::make_unique<FastPaxosReplica>(net->get(), fc, index, app.get());
       started = r->Start();
       node = std::move(r);
       break;

@@ -1,7 +1,7 @@
 // spaxos_client: closed-loop load (or a durability check) against a replica
 // group started with spaxos_replica, over UdpTransport.
 //
-//   spaxos_client --config=shard.conf --group=shard0 [--protocol=spaxos|vr|unreplicated]
+//   spaxos_client --config=shard.conf --group=shard0 [--protocol=spaxos|vr|fastpaxos|unreplicated]
 //                 [--multicast=shard0-ordered [--mom]] [--clients=4] [--duration=5s] [--warmup=1s]
 //                 [--op=null|put] [--verify] [--shared_endpoint]
 //
@@ -37,7 +37,7 @@ ABSL_FLAG(std::string, group, "shard0", "replica group in the config");
 ABSL_FLAG(std::string, multicast, "", "send requests to this multicast group (spaxos)");
 ABSL_FLAG(bool, mom, false,
           "spaxos: requests travel as MOM packets (mom/group.h) to the --multicast group");
-ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr or unreplicated");
+ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr, fastpaxos or unreplicated");
 ABSL_FLAG(int, clients, 1, "closed-loop clients in this process");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "measurement time");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "time before measuring");
@@ -103,7 +103,10 @@ int Main() {
   }
   transport::Transport* net = udp->get();
   ClientConfig cc{.replicas = pc->replicas, .group = pc->multicast,
-                  .mode = pc->protocol == Protocol::kSpeculativePaxos
+                  // Fast Paxos clients also send to every replica (its
+                  // coordinator's committed reply completes a request).
+                  .mode = pc->protocol == Protocol::kSpeculativePaxos ||
+                                  pc->protocol == Protocol::kFastPaxos
                               ? ClientConfig::Mode::kSpeculative
                               : ClientConfig::Mode::kLeader,
                   .resend_timeout = pc->request_timeout};
