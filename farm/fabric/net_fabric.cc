@@ -126,6 +126,30 @@ absl::Status NetFabric::Deregister(RegionKey key) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Doorbell*> NetFabric::NewDoorbell() {
+  if (!options_.blocking_waits) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "net fabric: machine ", options_.machine_id, " has blocking_waits off (waiters spin)"));
+  }
+  absl::MutexLock l(&mu_);
+  bells_.push_back(std::make_unique<Doorbell>());
+  return bells_.back().get();
+}
+
+absl::Status NetFabric::AttachDoorbell(const void* addr, Doorbell* bell) {
+  const auto* p = static_cast<const uint8_t*>(addr);
+  absl::MutexLock l(&mu_);
+  for (const auto& m : owned_) {
+    if (p >= m->base && p < m->base + m->size && m->live.load()) {
+      m->bell.store(bell, std::memory_order_release);
+      return absl::OkStatus();
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("net fabric: machine ", options_.machine_id,
+                                          " has no registered region holding address ",
+                                          absl::Hex(reinterpret_cast<uintptr_t>(addr))));
+}
+
 absl::StatusOr<std::unique_ptr<NetFabric::Queue>> NetFabric::CreateQueue() {
   return std::unique_ptr<Queue>(new Queue(this));
 }
@@ -205,11 +229,28 @@ void NetFabric::ProgressLoop() {
 }
 
 bool NetFabric::ServeInput(Peer* p) {
+  // Doorbells of regions written in this pass, rung once each at the end.
+  Doorbell* bells[8];
+  int num_bells = 0;
+  auto ring_later = [&](Doorbell* b) {
+    for (int i = 0; i < num_bells; ++i) {
+      if (bells[i] == b) return;
+    }
+    if (num_bells == 8) {
+      b->Ring();
+      return;
+    }
+    bells[num_bells++] = b;
+  };
   size_t head = 0;
+  bool ok = true;
   while (p->in.size() - head >= sizeof(NetRequest)) {
     NetRequest req;
     std::memcpy(&req, p->in.data() + head, sizeof(req));
-    if (req.length > internal::kNetMaxLength) return false;  // protocol violation
+    if (req.length > internal::kNetMaxLength) {
+      ok = false;  // protocol violation
+      break;
+    }
     const size_t payload = req.op == NetOp::kWrite ? req.length : 0;
     if (p->in.size() - head < sizeof(req) + payload) break;
     const uint8_t* data = p->in.data() + head + sizeof(req);
@@ -239,12 +280,16 @@ bool NetFabric::ServeInput(Peer* p) {
       } else if (code == CompletionCode::kSuccess) {
         resp.old_value = internal::AtomicCompareAndSwap(m->base + req.offset, req.compare, req.swap);
       }
+      if (code == CompletionCode::kSuccess) {
+        if (Doorbell* b = m->bell.load(std::memory_order_acquire)) ring_later(b);
+      }
       p->out.resize(at + sizeof(resp));
     }
     std::memcpy(p->out.data() + at, &resp, sizeof(resp));
   }
   p->in.erase(p->in.begin(), p->in.begin() + static_cast<ptrdiff_t>(head));
-  return true;
+  for (int i = 0; i < num_bells; ++i) bells[i]->Ring();
+  return ok;
 }
 
 bool NetFabric::FlushOutput(Peer* p) {

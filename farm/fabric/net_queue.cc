@@ -1,11 +1,14 @@
 // NetFabric::Queue: sending one-sided requests and turning responses into
 // completions.
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "farm/fabric/internal/tcp_exchange.h"
 #include "farm/fabric/net_fabric.h"
@@ -15,6 +18,36 @@ namespace dctk::farm::fabric {
 using internal::NetOp;
 using internal::NetRequest;
 using internal::NetResponse;
+
+namespace {
+
+// Sends the request and its payload in one system call (one TCP segment when
+// small: with TCP_NODELAY, two sends would make two segments and could wake
+// the target's progress thread twice).
+bool SendRequest(int fd, const NetRequest& req, const void* payload, uint32_t length) {
+  iovec iov[2] = {{const_cast<NetRequest*>(&req), sizeof(req)},
+                  {const_cast<void*>(payload), payload == nullptr ? 0 : length}};
+  int first = 0;
+  while (first < 2) {
+    msghdr msg{};
+    msg.msg_iov = iov + first;
+    msg.msg_iovlen = static_cast<size_t>(2 - first);
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    while (first < 2 && static_cast<size_t>(n) >= iov[first].iov_len) {
+      n -= static_cast<ssize_t>(iov[first].iov_len);
+      ++first;
+    }
+    if (first < 2) {
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + n;
+      iov[first].iov_len -= static_cast<size_t>(n);
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 NetFabric::Queue::~Queue() {
   for (auto& [machine, c] : connections_) {
@@ -70,9 +103,7 @@ absl::Status NetFabric::Queue::Post(NetOp op, OpType type, const RemoteAddress& 
   req.length = length;
   req.compare = compare;
   req.swap = swap;
-  absl::Status s = internal::WriteFull(c->fd, &req, sizeof(req));
-  if (s.ok() && op == NetOp::kWrite) s = internal::WriteFull(c->fd, payload, length);
-  if (!s.ok()) {
+  if (!SendRequest(c->fd, req, op == NetOp::kWrite ? payload : nullptr, length)) {
     Fail(c);
     done.code = CompletionCode::kRemoteError;
     local_done_.push_back(done);
@@ -97,6 +128,26 @@ absl::Status NetFabric::Queue::PostCompareAndSwap(const RemoteAddress& at, uint6
                                                   uint64_t wr_id) {
   return Post(NetOp::kCompareAndSwap, OpType::kCompareAndSwap, at, old_value, nullptr, 8, wr_id,
               expected, desired);
+}
+
+bool NetFabric::Queue::WaitForCompletions(absl::Duration timeout) {
+  if (!local_done_.empty()) return true;
+  if (!fabric_->options_.blocking_waits) return false;
+  absl::InlinedVector<pollfd, 8> fds;
+  for (auto& [machine, c] : connections_) {
+    if (c.pending.empty() || c.fd < 0) continue;
+    // A whole response already buffered (PollCompletions had no room for it).
+    if (c.in.size() >= sizeof(NetResponse)) {
+      NetResponse resp;
+      std::memcpy(&resp, c.in.data(), sizeof(resp));
+      if (c.in.size() >= sizeof(resp) + resp.length) return true;
+    }
+    fds.push_back({c.fd, POLLIN, 0});
+  }
+  if (fds.empty()) return false;
+  const timespec ts = absl::ToTimespec(timeout);
+  ppoll(fds.data(), fds.size(), &ts, nullptr);
+  return true;
 }
 
 int NetFabric::Queue::Drain(Connection* c, absl::Span<Completion> out) {
@@ -125,6 +176,20 @@ int NetFabric::Queue::Drain(Connection* c, absl::Span<Completion> out) {
 }
 
 int NetFabric::Queue::PollCompletions(absl::Span<Completion> out) {
+  int n = PollOnce(out);
+  const Options& o = fabric_->options_;
+  if (n > 0 || outstanding_ == 0 || !o.blocking_waits || o.idle_polls_before_wait == 0) {
+    empty_polls_ = 0;
+    return n;
+  }
+  if (++empty_polls_ < o.idle_polls_before_wait) return 0;
+  empty_polls_ = o.idle_polls_before_wait;  // stays idle until a completion
+  if (WaitForCompletions(absl::Microseconds(o.poll_wait_us))) n = PollOnce(out);
+  if (n > 0) empty_polls_ = 0;
+  return n;
+}
+
+int NetFabric::Queue::PollOnce(absl::Span<Completion> out) {
   int n = 0;
   while (n < static_cast<int>(out.size()) && !local_done_.empty()) {
     out[n++] = local_done_.front();

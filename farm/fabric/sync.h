@@ -1,5 +1,6 @@
 // Synchronous helpers over any Fabric queue: post one operation and poll until
-// it completes. For control paths, tests and simple readers; the caller must
+// it completes (sleeping between polls where the queue can wait for its
+// responses, as NetFabric::Queue::WaitForCompletions does; spinning otherwise). For control paths, tests and simple readers; the caller must
 // have no other operations outstanding on the queue (a foreign completion is
 // reported as an internal error rather than silently dropped).
 //
@@ -14,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "farm/fabric/fabric.h"
 
 namespace dctk::farm::fabric {
@@ -24,6 +26,9 @@ template <typename Q>
 absl::Status AwaitCompletion(Q& queue, uint64_t wr_id) {
   Completion c;
   while (queue.PollCompletions(absl::MakeSpan(&c, 1)) == 0) {
+    if constexpr (requires { queue.WaitForCompletions(absl::Duration()); }) {
+      queue.WaitForCompletions(absl::Milliseconds(100));
+    }
   }
   if (c.wr_id != wr_id) {
     return absl::InternalError(absl::StrCat(

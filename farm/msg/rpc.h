@@ -9,19 +9,25 @@
 // primary for the object at `addr` (from the region table), so a function can
 // operate on an object where it lives instead of moving the object.
 //
+// Idle waiting: on a fabric with doorbells (fabric::DoorbellFabric: the net
+// fabric) the endpoint attaches one doorbell to its inboxes and to the words
+// its peers write ring heads into, so Call() and an idle Poll() loop sleep
+// until a write lands there instead of spinning; elsewhere they poll.
+//
 // Example:
 //   RpcEndpoint<ShmFabric> a(*fa, qa.get(), 1), b(*fb, qb.get(), 2);
 //   WireRpc(a, *fa, b, *fb, 64 << 10);
 //   b.Register(kEcho, [](fabric::MachineId, absl::Span<const uint8_t> req) {
 //     return std::string(req.begin(), req.end());
 //   });
-//   // thread of b: while (...) b.Poll();
+//   // thread of b: while (...) b.Poll();   // sleeps when idle (net fabric)
 //   absl::StatusOr<std::string> reply = a.Call(2, kEcho, bytes, absl::Seconds(1));
 #ifndef DCTK_FARM_MSG_RPC_H_
 #define DCTK_FARM_MSG_RPC_H_
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -38,6 +44,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "farm/core/region_table.h"
+#include "farm/fabric/doorbell.h"
 #include "farm/fabric/fabric.h"
 #include "farm/msg/ring_receiver.h"
 #include "farm/msg/ring_sender.h"
@@ -68,6 +75,18 @@ class RpcEndpoint {
     if (!rx.ok()) return rx.status();
     auto tx = RingSender<F>::Create(fabric_, queue_, outbox, outbox_size, outbox_head);
     if (!tx.ok()) return tx.status();
+    if constexpr (fabric::DoorbellFabric<F>) {
+      if (!bell_checked_) {
+        absl::StatusOr<fabric::Doorbell*> bell = fabric_.NewDoorbell();
+        bell_ = bell.ok() ? *bell : nullptr;  // not ok: the fabric's waiters spin
+        bell_checked_ = true;
+      }
+      if (bell_ != nullptr) {
+        absl::Status s = fabric_.AttachDoorbell(inbox, bell_);
+        if (s.ok()) s = fabric_.AttachDoorbell(outbox_head, bell_);
+        if (!s.ok()) return s;
+      }
+    }
     Peer& p = peers_[peer];
     p.rx = std::move(*rx);
     p.tx = std::move(*tx);
@@ -84,26 +103,38 @@ class RpcEndpoint {
   // Collects responses and serves requests that have arrived; returns how
   // many messages were handled. Handlers run here, outside the ring's Poll,
   // and their replies are sent before Poll returns.
+  //
+  // Adaptive where the endpoint has a doorbell: after `idle_polls`
+  // consecutive Polls that handled nothing, a Poll that finds nothing sleeps
+  // until something is written into this endpoint's rings (or `idle_wait`
+  // passes) and looks again. So a server thread's poll loop spins only
+  // briefly after its last message, then stops taking CPU from the threads
+  // that move the data (see set_idle_wait).
   absl::StatusOr<int> Poll() {
-    int total = 0;
-    for (auto& [peer, p] : peers_) {
-      const fabric::MachineId from = peer;
-      auto n = p.rx->Poll([&](absl::Span<const uint8_t> m) { Receive(from, m); }, 32);
-      if (!n.ok()) return n.status();
-      total += *n;
+    const uint32_t seen = bell_ != nullptr ? bell_->epoch() : 0;
+    absl::StatusOr<int> n = PollOnce();
+    if (!n.ok() || *n > 0 || bell_ == nullptr) {
+      idle_ = 0;
+      return n;
     }
-    while (!inbound_.empty()) {
-      Request r = std::move(inbound_.front());
-      inbound_.pop_front();
-      auto h = handlers_.find(r.handler);
-      const uint8_t kind = h == handlers_.end() ? kNoHandler : kResponse;
-      const std::string reply = h == handlers_.end() ? std::string() : h->second(r.from, AsBytes(r.body));
-      absl::Status s = SendFramed(peers_.at(r.from), kind, r.handler, r.call, AsBytes(reply),
-                                  absl::Now() + absl::Seconds(5));
-      if (!s.ok()) return s;
-    }
-    return total;
+    if (++idle_ < idle_polls_) return n;
+    idle_ = idle_polls_;  // stays idle until something is handled
+    bell_->Wait(seen, idle_wait_);
+    n = PollOnce();
+    if (n.ok() && *n > 0) idle_ = 0;
+    return n;
   }
+
+  // How Poll() waits when idle: after `idle_polls` empty Polls in a row, each
+  // empty Poll sleeps up to `idle_wait` (0: Poll never sleeps). Defaults: 16
+  // polls, 1 ms (the longest a caller that also has other duties may be held).
+  void set_idle_wait(uint32_t idle_polls, absl::Duration idle_wait) {
+    idle_polls_ = idle_polls;
+    idle_wait_ = idle_wait;
+  }
+
+  // Whether Call() and an idle Poll() sleep on a doorbell (else they poll).
+  bool has_doorbell() const { return bell_ != nullptr; }
 
   absl::StatusOr<std::string> Call(fabric::MachineId peer, uint16_t handler,
                                    absl::Span<const uint8_t> request, absl::Duration timeout) {
@@ -121,12 +152,19 @@ class RpcEndpoint {
         responses_.erase(done);
         return reply;
       }
-      absl::StatusOr<int> n = Poll();
+      const uint32_t seen = bell_ != nullptr ? bell_->epoch() : 0;
+      absl::StatusOr<int> n = PollOnce();
       if (!n.ok()) return n.status();
-      if (*n == 0 && yield_while_waiting_) sched_yield();
-      if (*n == 0 && absl::Now() > deadline) {
+      if (*n != 0) continue;
+      const absl::Time now = absl::Now();
+      if (now > deadline) {
         return absl::DeadlineExceededError(absl::StrCat("rpc ", handler, " from machine ", self_,
                                                         " to machine ", peer, ": no response"));
+      }
+      if (bell_ != nullptr) {
+        bell_->Wait(seen, deadline - now);
+      } else if (yield_while_waiting_) {
+        sched_yield();
       }
     }
   }
@@ -151,6 +189,28 @@ class RpcEndpoint {
     std::unique_ptr<RingSender<F>> tx;
   };
 
+  // One pass over the inboxes, then the handlers of what arrived.
+  absl::StatusOr<int> PollOnce() {
+    int total = 0;
+    for (auto& [peer, p] : peers_) {
+      const fabric::MachineId from = peer;
+      auto n = p.rx->Poll([&](absl::Span<const uint8_t> m) { Receive(from, m); }, 32);
+      if (!n.ok()) return n.status();
+      total += *n;
+    }
+    while (!inbound_.empty()) {
+      Request r = std::move(inbound_.front());
+      inbound_.pop_front();
+      auto h = handlers_.find(r.handler);
+      const uint8_t kind = h == handlers_.end() ? kNoHandler : kResponse;
+      const std::string reply = h == handlers_.end() ? std::string() : h->second(r.from, AsBytes(r.body));
+      absl::Status s = SendFramed(peers_.at(r.from), kind, r.handler, r.call, AsBytes(reply),
+                                  absl::Now() + absl::Seconds(5));
+      if (!s.ok()) return s;
+    }
+    return total;
+  }
+
   absl::Status SendFramed(Peer& p, uint8_t kind, uint16_t handler, uint64_t call,
                           absl::Span<const uint8_t> payload, absl::Time deadline) {
     frame_.assign(kFrame + payload.size(), 0);
@@ -159,14 +219,18 @@ class RpcEndpoint {
     std::memcpy(&frame_[8], &call, 8);
     if (!payload.empty()) std::memcpy(&frame_[kFrame], payload.data(), payload.size());
     while (true) {
+      const uint32_t seen = bell_ != nullptr ? bell_->epoch() : 0;
       absl::Status s = p.tx->Send(frame_);
       if (!absl::IsResourceExhausted(s)) return s;
-      if (absl::Now() > deadline) return s;
-      // Ring full: keep serving our own inboxes so the peer can drain its.
+      const absl::Time now = absl::Now();
+      if (now > deadline) return s;
+      // Ring full: keep serving our own inboxes so the peer can drain its;
+      // the peer's head report rings the bell.
       std::vector<uint8_t> keep = frame_;
-      absl::StatusOr<int> n = Poll();
+      absl::StatusOr<int> n = PollOnce();
       frame_ = std::move(keep);
       if (!n.ok()) return n.status();
+      if (*n == 0 && bell_ != nullptr) bell_->Wait(seen, std::min(deadline - now, absl::Milliseconds(1)));
     }
   }
 
@@ -218,6 +282,11 @@ class RpcEndpoint {
   std::deque<Request> inbound_;
   uint64_t bad_frames_ = 0;  // malformed messages dropped (counted, not fatal)
   bool yield_while_waiting_ = false;
+  fabric::Doorbell* bell_ = nullptr;  // owned by the fabric
+  bool bell_checked_ = false;
+  uint32_t idle_ = 0;  // Polls in a row that handled nothing
+  uint32_t idle_polls_ = 16;
+  absl::Duration idle_wait_ = absl::Milliseconds(1);
   std::vector<uint8_t> frame_;
 };
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include "farm/core/object.h"
 #include "farm/fabric/net_fabric.h"
@@ -46,7 +47,8 @@ class RpcTest : public ::testing::Test {
   }
   void TearDown() override { StopServer(); }
 
-  // Machine 2's thread: serves until stopped.
+  // Machine 2's thread: serves until stopped (its Poll sleeps while idle
+  // where the fabric has doorbells).
   void StartServer() {
     server_ = std::thread([this] {
       while (!stop_.load()) ASSERT_TRUE(b_->Poll().ok());
@@ -122,6 +124,44 @@ TYPED_TEST(RpcTest, FunctionShippingRunsAtTheObjectsPrimary) {
   }
   EXPECT_EQ(this->a_->CallAt(cache, GlobalAddress(8, 0), kIncrement, {}, absl::Seconds(1)).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TYPED_TEST(RpcTest, EndpointsSleepOnDoorbellsWhereTheFabricHasThem) {
+  const bool net = std::is_same_v<TypeParam, NetFabric>;
+  EXPECT_EQ(this->a_->has_doorbell(), net);
+  EXPECT_EQ(this->b_->has_doorbell(), net);
+}
+
+// The net fabric with blocking_waits off: endpoints have no doorbell and
+// poll, as before doorbells (the benchmark baseline), and calls still work.
+TEST(RpcSpinningTest, NetFabricWithoutBlockingWaitsPolls) {
+  std::unique_ptr<NetFabric> f[2];
+  for (fabric::MachineId id : {1u, 2u}) {
+    auto made = NetFabric::Create({.machine_id = id, .blocking_waits = false});
+    ASSERT_TRUE(made.ok());
+    f[id - 1] = std::move(*made);
+  }
+  ASSERT_TRUE(f[0]->Connect(2, f[1]->endpoint()).ok());
+  ASSERT_TRUE(f[1]->Connect(1, f[0]->endpoint()).ok());
+  auto qa = std::move(*f[0]->CreateQueue());
+  auto qb = std::move(*f[1]->CreateQueue());
+  RpcEndpoint<NetFabric> a(*f[0], qa.get(), 1), b(*f[1], qb.get(), 2);
+  ASSERT_TRUE(WireRpc(a, *f[0], b, *f[1], 8192).ok());
+  EXPECT_FALSE(a.has_doorbell());
+  b.Register(kEcho, [](fabric::MachineId, absl::Span<const uint8_t> req) {
+    return std::string(req.begin(), req.end());
+  });
+  std::atomic<bool> stop{false};
+  std::thread server([&] {
+    while (!stop.load()) ASSERT_TRUE(b.Poll().ok());
+  });
+  for (int i = 0; i < 50; ++i) {
+    auto reply = a.Call(2, kEcho, Bytes(std::string(i, 'x')), absl::Seconds(10));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(reply->size(), static_cast<size_t>(i));
+  }
+  stop = true;
+  server.join();
 }
 
 }  // namespace
