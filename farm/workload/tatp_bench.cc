@@ -24,6 +24,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/metrics/histogram.h"
 #include "farm/fabric/net_fabric.h"
@@ -43,6 +44,7 @@ ABSL_FLAG(std::string, fabric, "shm", "shm | net");
 ABSL_FLAG(int, rpc_timeout_ms, 200, "a coordinator gives up on a message after this long (a dead machine)");
 ABSL_FLAG(bool, kill, false, "also measure recovery: kill the last machine mid-run (in the last --tables run)");
 ABSL_FLAG(std::string, tables, "both", "directory | hashtable | both (directory baseline, then hashtable)");
+ABSL_FLAG(int, slices, 5, "with --tables=both: alternate the two this many times (each runs --seconds in total)");
 ABSL_FLAG(uint64_t, nurand_a, 0, "NURand's A (0: the specification's value for the scale, tatp.h)");
 
 namespace dctk::farm {
@@ -56,42 +58,75 @@ double Us(uint64_t ns) { return ns / 1000.0; }
 // says which, *cf_delta the Call_Forwarding rows it inserted or deleted.
 using Step = std::function<absl::Status(std::mt19937_64&, workload::TatpTx*, int* cf_delta)>;
 
-struct RunTotals {
-  uint64_t committed = 0;
+// What a run of the mix did, summed over its coordinators (and slices).
+struct MixStats {
+  Histogram ro, rw;
+  uint64_t aborted = 0, unavailable = 0;
   int64_t cf_delta = 0;
+  absl::Duration lock, validate, backup, primary, truncate;
+  uint64_t rw_commits = 0;
+  double secs = 0;
+  int coordinators = 0;
+
+  void Merge(const MixStats& o) {
+    ro.Merge(o.ro);
+    rw.Merge(o.rw);
+    aborted += o.aborted;
+    unavailable += o.unavailable;
+    cf_delta += o.cf_delta;
+    lock += o.lock;
+    validate += o.validate;
+    backup += o.backup;
+    primary += o.primary;
+    truncate += o.truncate;
+    rw_commits += o.rw_commits;
+    secs += o.secs;
+    coordinators = o.coordinators;
+  }
+  uint64_t committed() const { return ro.count() + rw.count(); }
 };
 
-// The mix on every coordinator of machines 1..client_machines for
-// --seconds; with `kill`, the last machine is killed halfway and recovered.
+void PrintMix(const std::string& name, const MixStats& all) {
+  const uint64_t committed = all.committed();
+  printf("%s: %d coordinators, %.0f committed tx/s (%lu in %.2f s; aborted %lu, unavailable %lu)\n", name.c_str(),
+         all.coordinators, committed / all.secs, committed, all.secs, all.aborted, all.unavailable);
+  printf("  read-only  (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.ro.count() / std::max<uint64_t>(1, committed),
+         Us(all.ro.ValueAtQuantile(0.5)), Us(all.ro.ValueAtQuantile(0.99)));
+  printf("  read-write (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.rw.count() / std::max<uint64_t>(1, committed),
+         Us(all.rw.ValueAtQuantile(0.5)), Us(all.rw.ValueAtQuantile(0.99)));
+  if (all.rw_commits > 0) {
+    const double n = static_cast<double>(all.rw_commits);
+    printf("  read-write commit by phase (mean us): LOCK %.1f  VALIDATE %.1f  COMMIT-BACKUP %.1f  "
+           "COMMIT-PRIMARY %.1f  TRUNCATE %.1f\n",
+           absl::ToDoubleMicroseconds(all.lock) / n, absl::ToDoubleMicroseconds(all.validate) / n,
+           absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
+           absl::ToDoubleMicroseconds(all.truncate) / n);
+  }
+}
+
+// The mix for `length` on every coordinator of machines 1..client_machines
+// (steps[(m - 1) * per_machine + slot]); with `kill`, the last machine is
+// killed halfway and recovered, and the recovery time is printed.
 template <typename F>
-RunTotals RunMix(tx::LocalCluster<F>& c, const char* name, const std::function<Step(int m, int slot)>& make_step,
-                 int client_machines, bool kill) {
+MixStats RunMix(tx::LocalCluster<F>& c, std::vector<Step>& steps, int client_machines, absl::Duration length,
+                bool kill) {
   const int machines = absl::GetFlag(FLAGS_machines);
   const int per_machine = absl::GetFlag(FLAGS_clients_per_machine);
-  const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
   std::atomic<bool> stop{false};
   struct PerThread {
-    Histogram ro, rw;
-    uint64_t aborted = 0, unavailable = 0;
-    int64_t cf_delta = 0;
-    absl::Duration lock, validate, backup, primary, truncate;
-    uint64_t rw_commits = 0;
+    MixStats stats;
     std::vector<int64_t> commit_times;  // ns since start
   };
   std::vector<PerThread> per(client_machines * per_machine);
-  std::vector<Step> steps;
-  for (int m = 1; m <= client_machines; ++m) {
-    for (int slot = 0; slot < per_machine; ++slot) steps.push_back(make_step(m, slot));
-  }
   const absl::Time start = absl::Now();
   std::vector<std::thread> threads;
   for (int m = 1; m <= client_machines; ++m) {
     for (int slot = 0; slot < per_machine; ++slot) {
       const int i = (m - 1) * per_machine + slot;
       threads.emplace_back([&, m, slot, i] {
-        PerThread& p = per[i];
+        MixStats& p = per[i].stats;
         auto& client = c.client(m, slot);
-        std::mt19937_64 rng(m * 1000 + slot);
+        std::mt19937_64 rng(m * 1000 + slot + absl::ToUnixNanos(start));
         while (!stop.load(std::memory_order_relaxed)) {
           workload::TatpTx kind;
           int cf = 0;
@@ -101,7 +136,7 @@ RunTotals RunMix(tx::LocalCluster<F>& c, const char* name, const std::function<S
           if (s.ok()) {
             p.cf_delta += cf;
             (workload::IsReadOnly(kind) ? p.ro : p.rw).Record(absl::ToInt64Nanoseconds(done - t));
-            p.commit_times.push_back(absl::ToInt64Nanoseconds(done - start));
+            if (kill) per[i].commit_times.push_back(absl::ToInt64Nanoseconds(done - start));
             if (!workload::IsReadOnly(kind) && client.last_commit_times().lock > absl::ZeroDuration()) {
               const tx::CommitTimes& ct = client.last_commit_times();
               p.lock += ct.lock;
@@ -134,45 +169,21 @@ RunTotals RunMix(tx::LocalCluster<F>& c, const char* name, const std::function<S
   }
   stop.store(true);
   for (auto& t : threads) t.join();
-  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  PerThread all;
+  MixStats all;
+  std::vector<int64_t> commit_times;
   for (PerThread& p : per) {
-    all.ro.Merge(p.ro);
-    all.rw.Merge(p.rw);
-    all.aborted += p.aborted;
-    all.unavailable += p.unavailable;
-    all.cf_delta += p.cf_delta;
-    all.lock += p.lock;
-    all.validate += p.validate;
-    all.backup += p.backup;
-    all.primary += p.primary;
-    all.truncate += p.truncate;
-    all.rw_commits += p.rw_commits;
-    all.commit_times.insert(all.commit_times.end(), p.commit_times.begin(), p.commit_times.end());
+    all.Merge(p.stats);
+    commit_times.insert(commit_times.end(), p.commit_times.begin(), p.commit_times.end());
   }
-  const uint64_t committed = all.ro.count() + all.rw.count();
-  printf("%s%s: %d coordinators, %.0f committed tx/s (%lu in %.2f s; aborted %lu, unavailable %lu)\n", name,
-         kill ? " with a machine killed mid-run" : "", static_cast<int>(per.size()), committed / secs, committed, secs,
-         all.aborted, all.unavailable);
-  printf("  read-only  (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.ro.count() / std::max<uint64_t>(1, committed),
-         Us(all.ro.ValueAtQuantile(0.5)), Us(all.ro.ValueAtQuantile(0.99)));
-  printf("  read-write (%5.1f%%): p50 %7.1f us  p99 %7.1f us\n", 100.0 * all.rw.count() / std::max<uint64_t>(1, committed),
-         Us(all.rw.ValueAtQuantile(0.5)), Us(all.rw.ValueAtQuantile(0.99)));
-  if (all.rw_commits > 0) {
-    const double n = static_cast<double>(all.rw_commits);
-    printf("  read-write commit by phase (mean us): LOCK %.1f  VALIDATE %.1f  COMMIT-BACKUP %.1f  "
-           "COMMIT-PRIMARY %.1f  TRUNCATE %.1f\n",
-           absl::ToDoubleMicroseconds(all.lock) / n, absl::ToDoubleMicroseconds(all.validate) / n,
-           absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
-           absl::ToDoubleMicroseconds(all.truncate) / n);
-  }
+  all.secs = absl::ToDoubleSeconds(absl::Now() - start);
+  all.coordinators = static_cast<int>(per.size());
   if (kill) {
     // Throughput in 100 ms buckets: time from the kill until a bucket
     // reaches 80% of the mean before the kill.
     constexpr int64_t kBucket = 100'000'000;
     const int64_t kill_ns = absl::ToInt64Nanoseconds(killed_at - start);
-    std::vector<int> buckets(static_cast<size_t>(secs * 1e9 / kBucket) + 1);
-    for (int64_t t : all.commit_times) ++buckets[t / kBucket];
+    std::vector<int> buckets(static_cast<size_t>(all.secs * 1e9 / kBucket) + 1);
+    for (int64_t t : commit_times) ++buckets[t / kBucket];
     const int64_t kill_bucket = kill_ns / kBucket;
     double before = 0;
     for (int64_t b = 1; b < kill_bucket; ++b) before += buckets[b];
@@ -189,7 +200,7 @@ RunTotals RunMix(tx::LocalCluster<F>& c, const char* name, const std::function<S
            report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 1e9 / kBucket,
            back < 0 ? "not within the run:" : "", back < 0 ? 0.0 : (back * kBucket + kBucket - kill_ns) / 1e6);
   }
-  return {committed, all.cf_delta};
+  return all;
 }
 
 template <typename F>
@@ -256,51 +267,72 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
            Us(rw.ValueAtQuantile(0.99)));
   }
   const int all_machines = kill ? machines - 1 : machines;  // with --kill the last machine runs no coordinator
+  const int per_machine = o.clients_per_machine;
 
-  if (directory) {
-    auto step = [&](int m, int slot) -> Step {
+  std::vector<Step> dir_steps;
+  for (int m = 1; m <= all_machines; ++m) {
+    for (int slot = 0; slot < per_machine; ++slot) {
       auto* client = &c.client(m, slot);
-      return [&, client](std::mt19937_64& rng, workload::TatpTx* kind, int*) { return tatp->RunOne(*client, rng, kind); };
-    };
-    RunMix(c, "TATP, directory (baseline)", step, all_machines, false);
-    if (kill && !hashtable) RunMix(c, "TATP, directory (baseline)", step, all_machines, true);
+      dir_steps.push_back(
+          [&, client](std::mt19937_64& rng, workload::TatpTx* kind, int*) { return tatp->RunOne(*client, rng, kind); });
+    }
+  }
+  absl::StatusOr<workload::TatpKv> kv = absl::UnavailableError("not loaded");
+  std::vector<std::unique_ptr<typename F::Queue>> queues;
+  std::vector<std::unique_ptr<kv::TxHashTableReader<F>>> readers;  // each coordinator's, on its machine
+  std::vector<Step> kv_steps;
+  if (hashtable) {
+    load_start = absl::Now();
+    kv = workload::TatpKv::Load(loaders, c.table(), {.subscribers = subscribers, .seed = 1, .nurand_a = nurand_a});
+    if (!kv.ok()) {
+      fprintf(stderr, "load (hashtable): %s\n", kv.status().ToString().c_str());
+      return 1;
+    }
+    printf("loaded the hashtable tables in %s: %u shards of %u buckets, %lu rows (%lu Call_Forwarding)\n",
+           absl::FormatDuration(absl::Now() - load_start).c_str(), kv->table().shards(),
+           kv->table().layout().config.buckets,
+           kv->loaded().subscribers * 2 + kv->loaded().access_info + kv->loaded().special_facility +
+               kv->loaded().call_forwarding,
+           kv->loaded().call_forwarding);
+    for (int m = 1; m <= all_machines; ++m) {
+      for (int slot = 0; slot < per_machine; ++slot) {
+        auto q = c.fabric(m).CreateQueue();
+        CHECK(q.ok()) << q.status();
+        auto r = kv::TxHashTableReader<F>::Create(c.fabric(m), q->get(), &c.table(), kv->table().layout());
+        CHECK(r.ok()) << r.status();
+        queues.push_back(std::move(*q));
+        readers.push_back(std::move(*r));
+        auto* client = &c.client(m, slot);
+        auto* reader = readers.back().get();
+        kv_steps.push_back([&, client, reader](std::mt19937_64& rng, workload::TatpTx* kind, int* cf) {
+          workload::TatpResult r;
+          absl::Status s = kv->RunOne(*client, *reader, rng, &r);
+          *kind = r.kind;
+          *cf = r.cf_delta;
+          return s;
+        });
+      }
+    }
+  }
+  // Alternate the two in slices, so that both see the same load on this
+  // shared machine.
+  const int slices = directory && hashtable ? std::max(1, absl::GetFlag(FLAGS_slices)) : 1;
+  const absl::Duration slice = absl::Seconds(absl::GetFlag(FLAGS_seconds)) / slices;
+  MixStats dir_stats, kv_stats;
+  for (int i = 0; i < slices; ++i) {
+    if (directory) dir_stats.Merge(RunMix(c, dir_steps, all_machines, slice, false));
+    if (hashtable) kv_stats.Merge(RunMix(c, kv_steps, all_machines, slice, false));
+  }
+  const std::string in_slices = slices > 1 ? absl::StrCat(" (", slices, " slices, alternating)") : "";
+  if (directory) PrintMix("TATP, directory (baseline)" + in_slices, dir_stats);
+  if (hashtable) PrintMix("TATP, hashtable" + in_slices, kv_stats);
+  int64_t cf_delta = kv_stats.cf_delta;
+  if (kill) {
+    MixStats k = RunMix(c, hashtable ? kv_steps : dir_steps, all_machines, absl::Seconds(absl::GetFlag(FLAGS_seconds)), true);
+    PrintMix(hashtable ? "TATP, hashtable, a machine killed mid-run" : "TATP, directory, a machine killed mid-run", k);
+    cf_delta += k.cf_delta;
   }
   if (!hashtable) return 0;
-
-  load_start = absl::Now();
-  absl::StatusOr<workload::TatpKv> kv =
-      workload::TatpKv::Load(loaders, c.table(), {.subscribers = subscribers, .seed = 1, .nurand_a = nurand_a});
-  if (!kv.ok()) {
-    fprintf(stderr, "load (hashtable): %s\n", kv.status().ToString().c_str());
-    return 1;
-  }
-  printf("loaded the hashtable tables in %s: %u shards of %u buckets, %lu rows (%lu Call_Forwarding)\n",
-         absl::FormatDuration(absl::Now() - load_start).c_str(), kv->table().shards(), kv->table().layout().config.buckets,
-         kv->loaded().subscribers * 2 + kv->loaded().access_info + kv->loaded().special_facility +
-             kv->loaded().call_forwarding,
-         kv->loaded().call_forwarding);
-  // Each coordinator's lock-free reader, on its machine's fabric.
-  std::vector<std::unique_ptr<typename F::Queue>> queues;
-  std::vector<std::unique_ptr<kv::TxHashTableReader<F>>> readers;
-  auto step = [&](int m, int slot) -> Step {
-    auto q = c.fabric(m).CreateQueue();
-    CHECK(q.ok()) << q.status();
-    auto r = kv::TxHashTableReader<F>::Create(c.fabric(m), q->get(), &c.table(), kv->table().layout());
-    CHECK(r.ok()) << r.status();
-    queues.push_back(std::move(*q));
-    readers.push_back(std::move(*r));
-    auto* client = &c.client(m, slot);
-    auto* reader = readers.back().get();
-    return [&, client, reader](std::mt19937_64& rng, workload::TatpTx* kind, int* cf) {
-      workload::TatpResult r;
-      absl::Status s = kv->RunOne(*client, *reader, rng, &r);
-      *kind = r.kind;
-      *cf = r.cf_delta;
-      return s;
-    };
-  };
-  int64_t cf_delta = RunMix(c, "TATP, hashtable", step, all_machines, false).cf_delta;
-  if (kill) cf_delta += RunMix(c, "TATP, hashtable", step, all_machines, true).cf_delta;
   uint64_t reads = 0, lookups = 0;
   for (const auto& r : readers) {
     reads += r->reads();
