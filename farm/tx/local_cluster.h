@@ -68,6 +68,16 @@ struct LocalClusterOptions {
   uint64_t ring_size = 1 << 18;
   std::string log_dir;    // empty: logs kept in memory only (no file)
   FsyncPolicy fsync = FsyncPolicy::kNever;
+  uint64_t log_segment_bytes = 4 << 20;
+  // With log_dir: each machine checkpoints to log_dir/machine-N.ckpt every
+  // so many log bytes (0: never) and trims its log before the checkpoint.
+  uint64_t checkpoint_log_bytes = 0;
+  // With log_dir: the machines restart from the files a previous cluster
+  // with the same options left there (checkpoint + log suffix), then recovery
+  // decides the transactions that were in flight. The placement is the
+  // initial one (the CM's state is not on file), so the previous cluster
+  // must not have reconfigured.
+  bool restart = false;
   TxClientOptions client;
 };
 
@@ -101,6 +111,15 @@ class LocalCluster {
   const RegionTable& table() const { return table_; }
   const cm::ConfigState& cm() const { return cm_; }
   uint64_t config() const { return config_.load(); }
+  std::string log_path(fabric::MachineId m) const {
+    return options_.log_dir.empty() ? "" : absl::StrCat(options_.log_dir, "/machine-", m, ".txlog");
+  }
+  std::string checkpoint_path(fabric::MachineId m) const {
+    return options_.log_dir.empty() ? "" : absl::StrCat(options_.log_dir, "/machine-", m, ".ckpt");
+  }
+  // With `restart`: what each machine restored, and the recovery after it.
+  const std::map<fabric::MachineId, RestoreReport>& restored() const { return restored_; }
+  const RecoveryReport& restart_recovery() const { return restart_recovery_; }
   std::vector<fabric::MachineId> live() const {
     std::vector<fabric::MachineId> out;
     for (const auto& [id, m] : machines_) {
@@ -223,11 +242,14 @@ class LocalCluster {
       if (!f.ok()) return f.status();
       Node& n = machines_[id];
       n.fabric = std::move(*f);
-      const std::string path =
-          options_.log_dir.empty() ? "" : absl::StrCat(options_.log_dir, "/machine-", id, ".txlog");
-      absl::StatusOr<std::unique_ptr<TxLog>> log = TxLog::Open(path, options_.fsync);
+      absl::StatusOr<std::unique_ptr<TxLog>> log =
+          TxLog::Open(log_path(id), options_.fsync, options_.log_segment_bytes);
       if (!log.ok()) return log.status();
-      auto m = TxMachine<F>::Create(*n.fabric, &table_, std::move(*log));
+      CheckpointOptions checkpoints;
+      if (options_.checkpoint_log_bytes > 0) {
+        checkpoints = {checkpoint_path(id), options_.checkpoint_log_bytes, options_.fsync == FsyncPolicy::kEveryRecord};
+      }
+      auto m = TxMachine<F>::Create(*n.fabric, &table_, std::move(*log), std::move(checkpoints));
       if (!m.ok()) return m.status();
       n.machine = std::move(*m);
       s = CmStatus(cm_.Execute(cm::JoinCommand(id, n.fabric->endpoint(), "", 0)));
@@ -257,6 +279,17 @@ class LocalCluster {
     }
     InstallConfig();
     for (auto& [id, n] : machines_) n.machine->participant().SetConfig(cm_.config().id());
+    if (options_.restart) {
+      if (options_.log_dir.empty()) return absl::InvalidArgumentError("LocalCluster: restart needs log_dir");
+      std::vector<Participant*> all;
+      for (auto& [id, n] : machines_) {
+        absl::StatusOr<RestoreReport> r = n.machine->participant().RestoreFromFiles(checkpoint_path(id), log_path(id));
+        if (!r.ok()) return r.status();
+        restored_[id] = *r;
+        all.push_back(&n.machine->participant());
+      }
+      restart_recovery_ = RecoverTransactions(all, cm_.config().id(), [] {});
+    }
     for (auto& [id, n] : machines_) {
       for (int slot = 0; slot < options_.clients_per_machine; ++slot) {
         auto client = TxClient<F>::Create(*n.fabric, slot, &table_, &config_, &n.machine->participant(),
@@ -295,6 +328,8 @@ class LocalCluster {
   RegionTable table_;
   std::atomic<uint64_t> config_{0};
   std::map<fabric::MachineId, Node> machines_;
+  std::map<fabric::MachineId, RestoreReport> restored_;
+  RecoveryReport restart_recovery_;
 };
 
 }  // namespace dctk::farm::tx

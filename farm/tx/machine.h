@@ -12,6 +12,8 @@
 //   m.participant().HostRegion(7, base, size);
 //   m.WithEndpoint([&](auto& ep) { return WireEndpoints(client_ep, *cf, ep, *fabric, 1 << 18); });
 //   m.Start();   // serves until Stop() or destruction
+// With CheckpointOptions, the server thread also checkpoints the participant
+// every so many log bytes (the log before each checkpoint is deleted).
 #ifndef DCTK_FARM_TX_MACHINE_H_
 #define DCTK_FARM_TX_MACHINE_H_
 
@@ -30,6 +32,7 @@
 #include "farm/tx/participant.h"
 #include "farm/tx/tx_log.h"
 #include "farm/tx/wire.h"
+#include "glog/logging.h"
 
 namespace dctk::farm::tx {
 
@@ -55,16 +58,27 @@ absl::Status WireEndpoints(msg::RpcEndpoint<F>& a, F& fa, msg::RpcEndpoint<F>& b
                    {ma, a_inbox->key, 0}, ring_size, static_cast<const uint64_t*>(b_heads->base));
 }
 
+// Periodic checkpoints (checkpoint.h): once `every_log_bytes` of log records
+// were appended since the last one, the server thread writes a checkpoint to
+// `path` between requests, and the log before it is deleted.
+struct CheckpointOptions {
+  std::string path;              // empty: no checkpoints
+  uint64_t every_log_bytes = 0;  // 0: no checkpoints
+  bool sync = false;             // fdatasync the checkpoint before the rename
+};
+
 template <typename F>
   requires fabric::Fabric<F>
 class TxMachine {
  public:
   // The machine's server endpoint id is its fabric machine id.
   static absl::StatusOr<std::unique_ptr<TxMachine>> Create(F& fabric, const RegionTable* table,
-                                                           std::unique_ptr<TxLog> log) {
+                                                           std::unique_ptr<TxLog> log,
+                                                           CheckpointOptions checkpoints = {}) {
     auto queue = fabric.CreateQueue();
     if (!queue.ok()) return queue.status();
-    return std::unique_ptr<TxMachine>(new TxMachine(fabric, table, std::move(log), std::move(*queue)));
+    return std::unique_ptr<TxMachine>(
+        new TxMachine(fabric, table, std::move(log), std::move(*queue), std::move(checkpoints)));
   }
   ~TxMachine() { Stop(); }
 
@@ -90,11 +104,13 @@ class TxMachine {
     if (thread_.joinable()) thread_.join();
   }
   uint64_t served() const { return served_.load(std::memory_order_relaxed); }
+  uint64_t checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
 
  private:
   TxMachine(F& fabric, const RegionTable* table, std::unique_ptr<TxLog> log,
-            std::unique_ptr<typename F::Queue> queue)
+            std::unique_ptr<typename F::Queue> queue, CheckpointOptions checkpoints)
       : fabric_(fabric),
+        checkpoint_options_(std::move(checkpoints)),
         log_(std::move(log)),
         participant_(fabric.machine_id(), table, log_.get()),
         queue_(std::move(queue)),
@@ -135,10 +151,27 @@ class TxMachine {
       } else if (++idle > 16) {
         sched_yield();  // 2-core machines: let coordinators run
       }
+      MaybeCheckpoint();
     }
   }
 
+  void MaybeCheckpoint() {
+    const CheckpointOptions& o = checkpoint_options_;
+    if (o.path.empty() || o.every_log_bytes == 0) return;
+    const uint64_t logged = participant_.logged_bytes();
+    if (logged - logged_at_checkpoint_ < o.every_log_bytes) return;
+    logged_at_checkpoint_ = logged;
+    absl::StatusOr<CheckpointReport> r = participant_.TakeCheckpoint(o.path, o.sync);
+    // A failed checkpoint only keeps more log (nothing is trimmed); retried
+    // after as many bytes again.
+    LOG_IF(ERROR, !r.ok()) << "machine " << id() << ": checkpoint: " << r.status();
+    if (r.ok()) checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   F& fabric_;
+  const CheckpointOptions checkpoint_options_;
+  uint64_t logged_at_checkpoint_ = 0;  // server thread only
+  std::atomic<uint64_t> checkpoints_{0};
   std::unique_ptr<TxLog> log_;
   Participant participant_;
   std::unique_ptr<typename F::Queue> queue_;

@@ -180,15 +180,19 @@ Reply Participant::CommitPrimary(const TxRequest& r) {
   if (p.committed) return Reply{};
   ++stats_.commit_primaries;
   Log(LogType::kCommitPrimary, r.tx, "");
+  CommitPrimaryHere(r.tx, p);
+  return Reply{};
+}
+
+void Participant::CommitPrimaryHere(TxId tx, Pending& p) {
   for (size_t i = 0; i < p.request.entries.size(); ++i) {
     internal::ApplyLocked(p.locked[i], p.lines[i], p.request.entries[i]);
     UpdateHeap(p.request.entries[i], p.lines[i]);
   }
   p.locked.clear();
   p.committed = true;
-  ReleaseReservations(r.tx);
-  Remember(r.tx, Outcome::kCommitted);
-  return Reply{};
+  ReleaseReservations(tx);
+  Remember(tx, Outcome::kCommitted);
 }
 
 Reply Participant::Abort(const TxRequest& r) {
@@ -198,19 +202,23 @@ Reply Participant::Abort(const TxRequest& r) {
     return ReplyFrom(s);
   }
   auto it = locked_.find(r.tx);
-  if (it != locked_.end()) {
-    if (it->second.committed) {
-      return ReplyFrom(absl::FailedPreconditionError(
-          absl::StrCat("ABORT at machine ", self_, ": transaction ", r.tx, " already committed here")));
-    }
-    ReleaseLocks(it->second);
-    locked_.erase(it);
+  if (it != locked_.end() && it->second.committed) {
+    return ReplyFrom(absl::FailedPreconditionError(
+        absl::StrCat("ABORT at machine ", self_, ": transaction ", r.tx, " already committed here")));
   }
   ++stats_.aborts;
   Log(LogType::kAbort, r.tx, "");
-  ReleaseReservations(r.tx);
-  Remember(r.tx, Outcome::kAborted);
+  AbortHere(r.tx);
   return Reply{};
+}
+
+void Participant::AbortHere(TxId tx) {
+  if (auto it = locked_.find(tx); it != locked_.end()) {
+    ReleaseLocks(it->second);
+    locked_.erase(it);
+  }
+  ReleaseReservations(tx);
+  Remember(tx, Outcome::kAborted);
 }
 
 void Participant::Install(const std::vector<WriteEntry>& entries) {
@@ -236,12 +244,16 @@ Reply Participant::Truncate(const TxRequest& r) {
   }
   ++stats_.truncates;
   Log(LogType::kTruncate, r.tx, "");
-  if (auto it = locked_.find(r.tx); it != locked_.end() && it->second.committed) locked_.erase(it);
-  if (auto it = backed_.find(r.tx); it != backed_.end()) {
+  TruncateHere(r.tx);
+  return Reply{};
+}
+
+void Participant::TruncateHere(TxId tx) {
+  if (auto it = locked_.find(tx); it != locked_.end() && it->second.committed) locked_.erase(it);
+  if (auto it = backed_.find(tx); it != backed_.end()) {
     Install(it->second.entries);
     backed_.erase(it);
   }
-  return Reply{};
 }
 
 Reply Participant::Alloc(const AllocRequest& r) {
@@ -302,6 +314,13 @@ std::vector<InFlightRecord> Participant::InFlight() const {
 
 void Participant::Resolve(const Resolution& r) {
   absl::MutexLock l(&mu_);
+  // The committed entries go to the log so that a restart can replay them.
+  Log(r.commit ? LogType::kRecoveredCommit : LogType::kRecoveredAbort, r.tx,
+      r.commit ? Encode(LockRequest{0, r.tx, {}, r.entries}) : std::string());
+  ResolveHere(r);
+}
+
+void Participant::ResolveHere(const Resolution& r) {
   auto it = locked_.find(r.tx);
   if (it != locked_.end()) {
     Pending& p = it->second;
@@ -318,7 +337,6 @@ void Participant::Resolve(const Resolution& r) {
   if (r.commit) Install(r.entries);
   backed_.erase(r.tx);
   ReleaseReservations(r.tx);
-  Log(r.commit ? LogType::kRecoveredCommit : LogType::kRecoveredAbort, r.tx, "");
   Remember(r.tx, r.commit ? Outcome::kCommitted : Outcome::kAborted);
 }
 

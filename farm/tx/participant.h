@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -34,6 +35,7 @@
 #include "absl/synchronization/mutex.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
+#include "farm/tx/checkpoint.h"
 #include "farm/tx/object_heap.h"
 #include "farm/tx/tx_log.h"
 #include "farm/tx/wire.h"
@@ -64,6 +66,19 @@ struct Resolution {
 struct RegionChunk {
   std::vector<WriteEntry> objects;
   uint64_t next = 0;  // the region's size once the last chunk was taken
+};
+
+struct CheckpointReport {
+  uint64_t lsn = 0;              // the log position it covers
+  uint64_t image_bytes = 0;      // pages written
+  uint64_t reclaimed_bytes = 0;  // log segments deleted
+};
+
+struct RestoreReport {
+  uint64_t checkpoint_lsn = 0;  // 0: no checkpoint
+  uint64_t pages = 0;           // loaded from the checkpoint
+  uint64_t replayed = 0;        // log records after it
+  size_t pending = 0;           // transactions left in flight (for recovery)
 };
 
 struct ParticipantStats {
@@ -114,6 +129,24 @@ class Participant {
   // objects it installed.
   absl::StatusOr<int> ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects);
 
+  // Checkpoints (checkpoint.h): writes a consistent image of every region
+  // copy here, at the log's current LSN, to `path` (`sync`: fdatasync it),
+  // then trims the log before that LSN. Commits pause only while the image is
+  // copied in memory, not while it is written.
+  absl::StatusOr<CheckpointReport> TakeCheckpoint(const std::string& path, bool sync);
+  // Restart: loads the checkpoint at `checkpoint_path` (none: the log must
+  // still start at LSN 1) into the regions hosted here (HostRegion first, on
+  // zeroed memory; the same ids and sizes), then replays the log at
+  // `log_path` after it. Committed state is back; transactions that were in
+  // flight are pending again, for recovery (RecoverTransactions) to decide.
+  // A damaged checkpoint or log is DataLoss and nothing is applied from it
+  // past the damage (a torn final log record is ignored as incomplete).
+  // Call before this participant serves or logs anything.
+  absl::StatusOr<RestoreReport> RestoreFromFiles(const std::string& checkpoint_path, const std::string& log_path);
+  absl::StatusOr<RestoreReport> Restore(const Checkpoint* checkpoint, const std::vector<LogRecord>& records);
+  uint64_t logged_bytes() const;         // appended to the log since it was opened
+  uint64_t retained_log_bytes() const;   // in its segment files now
+
   // The local copy of an object (tests, re-replication).
   absl::StatusOr<uint8_t*> ObjectAt(GlobalAddress addr) const;
   ParticipantStats stats() const;
@@ -141,6 +174,14 @@ class Participant {
   void UpdateHeap(const WriteEntry& e, size_t lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLocks(Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Install(const std::vector<WriteEntry>& entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The effects of each record, without logging (handlers and replay).
+  void CommitPrimaryHere(TxId tx, Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AbortHere(TxId tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TruncateHere(TxId tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ResolveHere(const Resolution& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the locks of a LOCK record again (replay, checkpoint restore).
+  absl::Status Relock(const LockRequest& r, Pending* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Replay(const LogRecord& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Remember(TxId tx, Outcome o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Log(LogType type, TxId tx, absl::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

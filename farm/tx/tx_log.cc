@@ -1,19 +1,26 @@
 #include "farm/tx/tx_log.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace dctk::farm::tx {
 namespace {
 
 constexpr size_t kHeader = 4 + 4 + 1 + 8;
+constexpr size_t kLsnDigits = 20;
 
 uint32_t Checksum(absl::string_view bytes) {
   uint32_t h = 2166136261u;  // FNV-1a
@@ -22,6 +29,73 @@ uint32_t Checksum(absl::string_view bytes) {
     h *= 16777619u;
   }
   return h;
+}
+
+std::string SegmentPath(const std::string& path, uint64_t first_lsn) {
+  return absl::StrFormat("%s.%020u", path, first_lsn);
+}
+
+struct SegmentFile {
+  uint64_t first_lsn;
+  std::string path;
+};
+
+// The log's segments, by first LSN.
+absl::StatusOr<std::vector<SegmentFile>> ListSegments(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::vector<SegmentFile> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    return absl::NotFoundError(absl::StrCat("transaction log ", path, ": directory ", dir, ": ", strerror(errno)));
+  }
+  while (struct dirent* e = readdir(d)) {
+    const absl::string_view name = e->d_name;
+    if (name.size() != base.size() + 1 + kLsnDigits || !absl::StartsWith(name, base) ||
+        name[base.size()] != '.') {
+      continue;
+    }
+    uint64_t lsn = 0;
+    if (!absl::SimpleAtoi(name.substr(base.size() + 1), &lsn)) continue;
+    out.push_back({lsn, absl::StrCat(dir, "/", name)});
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end(), [](const SegmentFile& a, const SegmentFile& b) { return a.first_lsn < b.first_lsn; });
+  return out;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("transaction log segment ", path, ": cannot open"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Parses the complete records of one segment; `*valid` is the length of its
+// well-formed prefix.
+std::vector<LogRecord> ParseSegment(const std::string& data, uint64_t first_lsn, size_t* valid) {
+  std::vector<LogRecord> out;
+  size_t pos = 0;
+  while (pos + kHeader <= data.size()) {
+    uint32_t len, sum;
+    std::memcpy(&len, &data[pos], 4);
+    std::memcpy(&sum, &data[pos + 4], 4);
+    if (pos + kHeader + len > data.size()) break;  // torn tail
+    if (Checksum(absl::string_view(&data[pos + 8], kHeader - 8 + len)) != sum) break;
+    LogRecord r;
+    uint8_t t;
+    std::memcpy(&t, &data[pos + 8], 1);
+    std::memcpy(&r.tx, &data[pos + 9], 8);
+    r.type = static_cast<LogType>(t);
+    r.payload = data.substr(pos + kHeader, len);
+    r.lsn = first_lsn + out.size();
+    out.push_back(std::move(r));
+    pos += kHeader + len;
+  }
+  *valid = pos;
+  return out;
 }
 
 }  // namespace
@@ -39,23 +113,82 @@ const char* LogTypeName(LogType t) {
   return "UNKNOWN";
 }
 
-absl::StatusOr<std::unique_ptr<TxLog>> TxLog::Open(const std::string& path, FsyncPolicy policy) {
-  int fd = -1;
-  if (!path.empty()) {
-    fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      return absl::InternalError(absl::StrCat("transaction log ", path, ": open: ", strerror(errno)));
+absl::StatusOr<std::unique_ptr<TxLog>> TxLog::Open(const std::string& path, FsyncPolicy policy,
+                                                   uint64_t segment_bytes) {
+  std::unique_ptr<TxLog> log(new TxLog(path, policy, std::max<uint64_t>(segment_bytes, 1)));
+  if (path.empty()) return log;
+  absl::StatusOr<std::vector<SegmentFile>> files = ListSegments(path);
+  if (!files.ok()) return absl::InternalError(files.status().message());
+  for (const SegmentFile& f : *files) {
+    struct stat st;
+    if (stat(f.path.c_str(), &st) != 0) {
+      return absl::InternalError(absl::StrCat("transaction log ", f.path, ": stat: ", strerror(errno)));
     }
+    log->segments_.push_back({f.first_lsn, f.path, static_cast<uint64_t>(st.st_size)});
   }
-  return std::unique_ptr<TxLog>(new TxLog(path, fd, policy));
+  if (log->segments_.empty()) {
+    absl::Status s = log->OpenSegment(1);
+    if (!s.ok()) return s;
+    return log;
+  }
+  // Continue the last segment after its last complete record.
+  Segment& last = log->segments_.back();
+  absl::StatusOr<std::string> data = ReadFile(last.path);
+  if (!data.ok()) return data.status();
+  size_t valid = 0;
+  const size_t n = ParseSegment(*data, last.first_lsn, &valid).size();
+  if (valid < data->size() && truncate(last.path.c_str(), static_cast<off_t>(valid)) != 0) {
+    return absl::InternalError(absl::StrCat("transaction log ", last.path, ": cutting its torn tail: ", strerror(errno)));
+  }
+  last.bytes = valid;
+  log->next_lsn_ = last.first_lsn + n;
+  log->fd_ = open(last.path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (log->fd_ < 0) {
+    return absl::InternalError(absl::StrCat("transaction log ", last.path, ": open: ", strerror(errno)));
+  }
+  return log;
 }
 
 TxLog::~TxLog() {
   if (fd_ >= 0) close(fd_);
 }
 
+absl::Status TxLog::OpenSegment(uint64_t first_lsn) {
+  const std::string p = SegmentPath(path_, first_lsn);
+  const int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("transaction log ", p, ": open: ", strerror(errno)));
+  if (fd_ >= 0) close(fd_);
+  fd_ = fd;
+  segments_.push_back({first_lsn, p, 0});
+  return absl::OkStatus();
+}
+
+absl::Status TxLog::Roll() {
+  if (path_.empty() || segments_.back().bytes == 0) return absl::OkStatus();
+  return OpenSegment(next_lsn_);
+}
+
+absl::StatusOr<uint64_t> TxLog::Trim(uint64_t lsn) {
+  uint64_t reclaimed = 0;
+  while (segments_.size() > 1 && segments_[1].first_lsn <= lsn) {
+    if (unlink(segments_.front().path.c_str()) != 0 && errno != ENOENT) {
+      return absl::InternalError(absl::StrCat("transaction log ", segments_.front().path, ": unlink: ", strerror(errno)));
+    }
+    reclaimed += segments_.front().bytes;
+    segments_.pop_front();
+  }
+  return reclaimed;
+}
+
+uint64_t TxLog::retained_bytes() const {
+  uint64_t n = 0;
+  for (const Segment& s : segments_) n += s.bytes;
+  return n;
+}
+
 absl::Status TxLog::Append(LogType type, TxId tx, absl::string_view payload) {
   ++records_;
+  ++next_lsn_;
   bytes_ += kHeader + payload.size();
   if (fd_ < 0) return absl::OkStatus();
   buffer_.resize(kHeader + payload.size());
@@ -78,33 +211,40 @@ absl::Status TxLog::Append(LogType type, TxId tx, absl::string_view payload) {
   if (policy_ == FsyncPolicy::kEveryRecord && fdatasync(fd_) != 0) {
     return absl::InternalError(absl::StrCat("transaction log ", path_, ": fdatasync: ", strerror(errno)));
   }
+  segments_.back().bytes += buffer_.size();
+  if (segments_.back().bytes >= segment_bytes_) return OpenSegment(next_lsn_);
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<LogRecord>> ReadTxLog(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("transaction log ", path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string data = ss.str();
+absl::StatusOr<std::vector<LogRecord>> ReadTxLog(const std::string& path, uint64_t from) {
+  absl::StatusOr<std::vector<SegmentFile>> files = ListSegments(path);
+  if (!files.ok()) return files.status();
+  if (files->empty()) return absl::NotFoundError(absl::StrCat("transaction log ", path, ": no segment"));
   std::vector<LogRecord> out;
-  size_t pos = 0;
-  while (pos + kHeader <= data.size()) {
-    uint32_t len, sum;
-    std::memcpy(&len, &data[pos], 4);
-    std::memcpy(&sum, &data[pos + 4], 4);
-    if (pos + kHeader + len > data.size()) break;  // torn tail
-    if (Checksum(absl::string_view(&data[pos + 8], kHeader - 8 + len)) != sum) break;
-    LogRecord r;
-    uint8_t t;
-    std::memcpy(&t, &data[pos + 8], 1);
-    std::memcpy(&r.tx, &data[pos + 9], 8);
-    r.type = static_cast<LogType>(t);
-    r.payload = data.substr(pos + kHeader, len);
-    out.push_back(std::move(r));
-    pos += kHeader + len;
+  for (size_t i = 0; i < files->size(); ++i) {
+    const SegmentFile& f = (*files)[i];
+    const bool last = i + 1 == files->size();
+    if (!last && (*files)[i + 1].first_lsn <= from) continue;
+    absl::StatusOr<std::string> data = ReadFile(f.path);
+    if (!data.ok()) return data.status();
+    size_t valid = 0;
+    std::vector<LogRecord> records = ParseSegment(*data, f.first_lsn, &valid);
+    if (!last && (valid != data->size() || f.first_lsn + records.size() != (*files)[i + 1].first_lsn)) {
+      return absl::DataLossError(absl::StrCat("transaction log segment ", f.path, ": ",
+                                              valid != data->size() ? absl::StrCat("bad record at byte ", valid)
+                                                                    : "records missing before the next segment"));
+    }
+    for (LogRecord& r : records) {
+      if (r.lsn >= from) out.push_back(std::move(r));
+    }
   }
   return out;
+}
+
+absl::StatusOr<uint64_t> FirstRetainedLsn(const std::string& path) {
+  absl::StatusOr<std::vector<SegmentFile>> files = ListSegments(path);
+  if (!files.ok()) return files.status();
+  return files->empty() ? 0 : files->front().first_lsn;
 }
 
 }  // namespace dctk::farm::tx

@@ -42,12 +42,67 @@ TEST(TxLogTest, TornTailIsIgnored) {
     ASSERT_TRUE((*log)->Append(LogType::kCommitBackup, 2, "second record").ok());
   }
   // A crash mid-append: cut the last record short.
-  ASSERT_EQ(truncate(path.c_str(), 17 + 5 + 10), 0);
+  const std::string segment = path + ".00000000000000000001";
+  ASSERT_EQ(truncate(segment.c_str(), 17 + 5 + 10), 0);
   absl::StatusOr<std::vector<LogRecord>> r = ReadTxLog(path);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->size(), 1u);
   EXPECT_EQ((*r)[0].payload, "first");
   EXPECT_TRUE(absl::IsNotFound(ReadTxLog(TempPath("missing")).status()));
+  // Reopened, the log cuts the torn tail and goes on after the complete record.
+  {
+    auto log = TxLog::Open(path, FsyncPolicy::kNever);
+    ASSERT_TRUE(log.ok());
+    EXPECT_EQ((*log)->last_lsn(), 1u);
+    ASSERT_TRUE((*log)->Append(LogType::kTruncate, 1, "").ok());
+  }
+  r = ReadTxLog(path);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[1].type, LogType::kTruncate);
+  EXPECT_EQ((*r)[1].lsn, 2u);
+}
+
+TEST(TxLogTest, SegmentsRollAndTrimReclaimsThem) {
+  const std::string path = TempPath("segments");
+  auto log = TxLog::Open(path, FsyncPolicy::kNever, /*segment_bytes=*/100);
+  ASSERT_TRUE(log.ok());
+  const std::string payload(40, 'p');  // 57 bytes a record: two per segment
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*log)->Append(LogType::kCommitBackup, i, payload).ok());
+  EXPECT_EQ((*log)->last_lsn(), 10u);
+  EXPECT_EQ((*log)->segments(), 6u);  // 5 full + the empty current one
+  EXPECT_EQ((*log)->retained_bytes(), 570u);
+  absl::StatusOr<std::vector<LogRecord>> r = ReadTxLog(path, 4);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 7u);
+  EXPECT_EQ((*r)[0].lsn, 4u);
+  EXPECT_EQ((*r)[0].tx, 3u);
+  // Records 1..6 are covered elsewhere: their three segments go.
+  absl::StatusOr<uint64_t> reclaimed = (*log)->Trim(7);
+  ASSERT_TRUE(reclaimed.ok());
+  EXPECT_EQ(*reclaimed, 3 * 114u);
+  EXPECT_EQ(*FirstRetainedLsn(path), 7u);
+  r = ReadTxLog(path);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ(r->front().lsn, 7u);
+  // Trim never deletes the segment being written.
+  ASSERT_TRUE((*log)->Trim(1000).ok());
+  EXPECT_EQ((*log)->segments(), 1u);
+  ASSERT_TRUE((*log)->Append(LogType::kTruncate, 1, "").ok());
+  EXPECT_EQ(ReadTxLog(path)->back().lsn, 11u);
+}
+
+TEST(TxLogTest, MissingRecordsBetweenSegmentsAreDataLoss) {
+  const std::string path = TempPath("gap");
+  {
+    auto log = TxLog::Open(path, FsyncPolicy::kNever, 100);
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE((*log)->Append(LogType::kCommitBackup, i, std::string(40, 'p')).ok());
+  }
+  ASSERT_EQ(truncate((path + ".00000000000000000003").c_str(), 57), 0);  // a middle segment loses a record
+  absl::StatusOr<std::vector<LogRecord>> r = ReadTxLog(path);
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
 }
 
 TEST(TxLogTest, UnwritableDirectoryIsAnError) {

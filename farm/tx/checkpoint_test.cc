@@ -1,0 +1,69 @@
+#include "farm/tx/checkpoint.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "gtest/gtest.h"
+
+namespace dctk::farm::tx {
+namespace {
+
+std::string TempPath(const char* name) {
+  return std::string(getenv("TEST_TMPDIR")) + "/" + name + "-" + std::to_string(getpid());
+}
+
+Checkpoint Sample() {
+  Checkpoint c;
+  c.lsn = 42;
+  c.config = 7;
+  c.committed = {5, 9};
+  LockRequest r{7, 11, {3}, {{GlobalAddress(3, 64), 2, EntryKind::kWrite, 64, "abc"}}};
+  c.pending.push_back({11, true, false, r});
+  RegionImage image{3, 1 << 20, {{GlobalAddress(3, 64), 64}}, {}};
+  image.pages.push_back({0, std::string(kCheckpointPage, 'x')});
+  c.regions.push_back(image);
+  return c;
+}
+
+TEST(CheckpointTest, RoundTrip) {
+  const std::string path = TempPath("ckpt");
+  ASSERT_TRUE(WriteCheckpoint(path, Sample(), /*sync=*/true).ok());
+  absl::StatusOr<Checkpoint> c = ReadCheckpoint(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->lsn, 42u);
+  EXPECT_EQ(c->config, 7u);
+  EXPECT_EQ(c->committed, (std::vector<TxId>{5, 9}));
+  ASSERT_EQ(c->pending.size(), 1u);
+  EXPECT_TRUE(c->pending[0].backup);
+  EXPECT_EQ(c->pending[0].request.entries[0].data, "abc");
+  ASSERT_EQ(c->regions.size(), 1u);
+  EXPECT_EQ(c->regions[0].live[0].second, 64u);
+  EXPECT_EQ(c->regions[0].pages[0].second, std::string(kCheckpointPage, 'x'));
+  EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0);  // renamed into place
+}
+
+TEST(CheckpointTest, TornOrDamagedFileIsDataLoss) {
+  const std::string path = TempPath("torn-ckpt");
+  ASSERT_TRUE(WriteCheckpoint(path, Sample(), false).ok());
+  std::ifstream in(path, std::ios::binary);
+  std::string whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Cut short anywhere: no end marker.
+  for (size_t keep : {size_t{0}, size_t{5}, size_t{100}, whole.size() - 1}) {
+    ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(keep)), 0);
+    absl::StatusOr<Checkpoint> c = ReadCheckpoint(path);
+    EXPECT_TRUE(absl::IsDataLoss(c.status())) << keep << ": " << c.status();
+    EXPECT_NE(c.status().message().find(path), std::string::npos);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << whole;
+  }
+  // One byte flipped inside the image.
+  std::string bad = whole;
+  bad[bad.size() / 2] ^= 1;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bad;
+  EXPECT_TRUE(absl::IsDataLoss(ReadCheckpoint(path).status()));
+  EXPECT_TRUE(absl::IsNotFound(ReadCheckpoint(TempPath("missing")).status()));
+}
+
+}  // namespace
+}  // namespace dctk::farm::tx

@@ -1,0 +1,245 @@
+// Participant checkpoints and restart from checkpoint + log (participant.h).
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "farm/core/object.h"
+#include "farm/tx/internal/object_ops.h"
+#include "farm/tx/participant.h"
+
+namespace dctk::farm::tx {
+namespace {
+
+// Committed decisions kept in a checkpoint: a backup that missed a TRUNCATE
+// in the last moments before a crash learns from them at restart that the
+// transaction committed.
+constexpr size_t kCheckpointOutcomes = 1 << 16;
+
+bool AllZero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (w != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+uint64_t Participant::logged_bytes() const {
+  absl::ReaderMutexLock l(&mu_);
+  return log_->bytes();
+}
+
+uint64_t Participant::retained_log_bytes() const {
+  absl::ReaderMutexLock l(&mu_);
+  return log_->retained_bytes();
+}
+
+absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& path, bool sync) {
+  Checkpoint c;
+  CheckpointReport report;
+  {
+    absl::MutexLock l(&mu_);
+    c.lsn = log_->last_lsn();
+    c.config = config_;
+    for (const auto& [tx, p] : locked_) {
+      PendingRecord rec{tx, false, p.committed, p.request};
+      for (size_t i = 0; i < p.lines.size(); ++i) {
+        rec.request.entries[i].slot_bytes = static_cast<uint32_t>(p.lines[i] * kLineSize);
+      }
+      c.pending.push_back(std::move(rec));
+    }
+    for (const auto& [tx, r] : backed_) c.pending.push_back({tx, true, false, r});
+    for (auto it = outcome_order_.rbegin(); it != outcome_order_.rend() && c.committed.size() < kCheckpointOutcomes;
+         ++it) {
+      if (outcomes_.at(*it) == Outcome::kCommitted) c.committed.push_back(*it);
+    }
+    for (const auto& [id, h] : hosted_) {
+      RegionImage image{id, h.size, h.heap->LiveFrom(0, std::numeric_limits<uint64_t>::max()), {}};
+      for (uint64_t page = 0; (page + 1) * kCheckpointPage <= h.size; ++page) {
+        const uint8_t* from = h.base + page * kCheckpointPage;
+        if (AllZero(from, kCheckpointPage)) continue;
+        image.pages.push_back({static_cast<uint32_t>(page),
+                               std::string(reinterpret_cast<const char*>(from), kCheckpointPage)});
+      }
+      // Objects locked by pending transactions hold their last committed
+      // state: the image keeps that state, unlocked (restore locks them again).
+      absl::flat_hash_map<uint32_t, std::string*> by_page;
+      for (auto& [index, bytes] : image.pages) by_page[index] = &bytes;
+      for (const auto& [tx, p] : locked_) {
+        for (size_t i = 0; i < p.locked.size(); ++i) {
+          const GlobalAddress addr = p.request.entries[i].addr;
+          if (addr.region() != id) continue;
+          auto pg = by_page.find(static_cast<uint32_t>(addr.offset() / kCheckpointPage));
+          if (pg == by_page.end()) continue;
+          char* header = pg->second->data() + addr.offset() % kCheckpointPage;
+          uint64_t h64;
+          std::memcpy(&h64, header, 8);
+          h64 &= ~kLockBit;
+          std::memcpy(header, &h64, 8);
+        }
+      }
+      report.image_bytes += image.pages.size() * kCheckpointPage;
+      c.regions.push_back(std::move(image));
+    }
+    // Later records go to a new segment, so everything up to c.lsn can go.
+    absl::Status s = log_->Roll();
+    if (!s.ok()) return s;
+  }
+  report.lsn = c.lsn;
+  absl::Status s = WriteCheckpoint(path, c, sync);
+  if (!s.ok()) return s;
+  absl::MutexLock l(&mu_);
+  absl::StatusOr<uint64_t> reclaimed = log_->Trim(c.lsn + 1);
+  if (!reclaimed.ok()) return reclaimed.status();
+  report.reclaimed_bytes = *reclaimed;
+  return report;
+}
+
+absl::Status Participant::Relock(const LockRequest& r, Pending* p) {
+  p->request = r;
+  for (const WriteEntry& e : r.entries) {
+    uint8_t* obj = nullptr;
+    size_t lines = 0;
+    absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines);
+    std::string why;
+    if (s.ok() && !internal::LockForEntry(obj, e, &why)) s = absl::FailedPreconditionError(why);
+    if (!s.ok()) {
+      ReleaseLocks(*p);
+      return absl::DataLossError(absl::StrCat("machine ", self_, ": replaying LOCK of transaction ", r.tx,
+                                              ": the state does not match the log: ", s.message()));
+    }
+    p->locked.push_back(obj);
+    p->lines.push_back(lines);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Participant::Replay(const LogRecord& rec) {
+  auto decode = [&]() -> absl::StatusOr<LockRequest> {
+    absl::StatusOr<LockRequest> r = DecodeLockRequest(rec.payload);
+    if (!r.ok()) {
+      return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn, " (",
+                                              LogTypeName(rec.type), "): ", r.status().message()));
+    }
+    return r;
+  };
+  switch (rec.type) {
+    case LogType::kLock: {
+      absl::StatusOr<LockRequest> r = decode();
+      if (!r.ok()) return r.status();
+      // Write entries name no slot size: the heap knows the live object.
+      Pending p;
+      absl::Status s = Relock(*r, &p);
+      if (!s.ok()) return s;
+      locked_[rec.tx] = std::move(p);
+      return absl::OkStatus();
+    }
+    case LogType::kCommitBackup: {
+      absl::StatusOr<LockRequest> r = decode();
+      if (!r.ok()) return r.status();
+      backed_[rec.tx] = std::move(*r);
+      return absl::OkStatus();
+    }
+    case LogType::kCommitPrimary: {
+      auto it = locked_.find(rec.tx);
+      if (it == locked_.end()) {
+        return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn,
+                                                ": COMMIT-PRIMARY of transaction ", rec.tx, " without its LOCK"));
+      }
+      if (!it->second.committed) CommitPrimaryHere(rec.tx, it->second);
+      return absl::OkStatus();
+    }
+    case LogType::kAbort: AbortHere(rec.tx); return absl::OkStatus();
+    case LogType::kTruncate: TruncateHere(rec.tx); return absl::OkStatus();
+    case LogType::kRecoveredCommit: {
+      absl::StatusOr<LockRequest> r = decode();
+      if (!r.ok()) return r.status();
+      ResolveHere({rec.tx, true, std::move(r->entries)});
+      return absl::OkStatus();
+    }
+    case LogType::kRecoveredAbort: ResolveHere({rec.tx, false, {}}); return absl::OkStatus();
+  }
+  return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn, " has unknown type ",
+                                          static_cast<int>(rec.type)));
+}
+
+absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const std::vector<LogRecord>& records) {
+  absl::MutexLock l(&mu_);
+  RestoreReport report;
+  if (c != nullptr) {
+    report.checkpoint_lsn = c->lsn;
+    for (const RegionImage& image : c->regions) {
+      auto it = hosted_.find(image.id);
+      if (it == hosted_.end() || it->second.size != image.size) {
+        return absl::FailedPreconditionError(absl::StrCat("machine ", self_, ": the checkpoint holds region ", image.id,
+                                                          " of ", image.size, " bytes, which is not hosted here"));
+      }
+      Hosted& h = it->second;
+      h.heap = std::make_unique<ObjectHeap>(image.id, h.size);
+      for (const auto& [page, bytes] : image.pages) {
+        std::memcpy(h.base + uint64_t{page} * kCheckpointPage, bytes.data(), kCheckpointPage);
+      }
+      for (const auto& [addr, slot] : image.live) {
+        absl::Status s = h.heap->MarkLive(addr, slot);
+        if (!s.ok()) return absl::DataLossError(absl::StrCat("machine ", self_, ": checkpoint heap: ", s.message()));
+      }
+      report.pages += image.pages.size();
+    }
+    for (TxId tx : c->committed) Remember(tx, Outcome::kCommitted);
+    for (const PendingRecord& rec : c->pending) {
+      if (rec.backup) {
+        backed_[rec.tx] = rec.request;
+        continue;
+      }
+      Pending p;
+      if (rec.primary_committed) {
+        p.request = rec.request;
+        for (const WriteEntry& e : rec.request.entries) p.lines.push_back(e.slot_bytes / kLineSize);
+        p.committed = true;
+      } else {
+        absl::Status s = Relock(rec.request, &p);
+        if (!s.ok()) return s;
+      }
+      locked_[rec.tx] = std::move(p);
+    }
+  }
+  uint64_t expect = c == nullptr ? 1 : c->lsn + 1;
+  for (const LogRecord& rec : records) {
+    if (rec.lsn < expect) continue;
+    if (rec.lsn != expect) {
+      return absl::DataLossError(absl::StrCat("machine ", self_, ": log records ", expect, "..", rec.lsn - 1,
+                                              " are missing"));
+    }
+    absl::Status s = Replay(rec);
+    if (!s.ok()) return s;
+    ++expect;
+    ++report.replayed;
+  }
+  report.pending = locked_.size() + backed_.size();
+  return report;
+}
+
+absl::StatusOr<RestoreReport> Participant::RestoreFromFiles(const std::string& checkpoint_path,
+                                                            const std::string& log_path) {
+  absl::StatusOr<Checkpoint> c = ReadCheckpoint(checkpoint_path);
+  if (!c.ok() && !absl::IsNotFound(c.status())) return c.status();
+  const uint64_t from = c.ok() ? c->lsn + 1 : 1;
+  absl::StatusOr<uint64_t> first = FirstRetainedLsn(log_path);
+  if (!first.ok()) return first.status();
+  if (*first > from) {
+    return absl::DataLossError(absl::StrCat("machine ", self_, ": the log ", log_path, " starts at record ", *first,
+                                            " but ", c.ok() ? absl::StrCat("the checkpoint covers only up to ", c->lsn)
+                                                            : std::string("there is no checkpoint")));
+  }
+  std::vector<LogRecord> records;
+  if (*first != 0) {
+    absl::StatusOr<std::vector<LogRecord>> r = ReadTxLog(log_path, from);
+    if (!r.ok()) return r.status();
+    records = std::move(*r);
+  }
+  return Restore(c.ok() ? &*c : nullptr, records);
+}
+
+}  // namespace dctk::farm::tx
