@@ -282,6 +282,18 @@ void ReplicatedConfigState::Commit(uint64_t slot) {
   before_.erase(before_.begin(), before_.upper_bound(slot));
 }
 
+std::string ReplicatedConfigState::Snapshot(uint64_t slot) const {
+  // The state before the oldest slot executed after `slot` is the state after it.
+  auto it = before_.upper_bound(slot);
+  return it == before_.end() ? state_.Snapshot() : it->second;
+}
+
+absl::Status ReplicatedConfigState::Restore(absl::string_view snapshot) {
+  absl::Status s = state_.Restore(snapshot);
+  if (s.ok()) before_.clear();
+  return s;
+}
+
 Command InitCommand(uint32_t replicas, uint64_t region_size, int64_t lease_ms) {
   Command c;
   c.mutable_init()->set_replicas(replicas);

@@ -69,12 +69,16 @@ class ConfigState {
 
 // ConfigState under a speculative executor: Execute(slot, op) runs `op` at
 // `slot` keeping the state before it; Rollback(slot) returns to the state
-// after `slot`; Commit(slot) drops the undo states up to `slot`.
+// after `slot`; Commit(slot) drops the undo states up to `slot`; Snapshot(slot)
+// is the state after `slot` (later, speculative slots do not show) and
+// Restore(snapshot) replaces everything by one (for log compaction).
 class ReplicatedConfigState {
  public:
   std::string Execute(uint64_t slot, absl::string_view op);
   void Rollback(uint64_t slot);
   void Commit(uint64_t slot);
+  std::string Snapshot(uint64_t slot) const;
+  absl::Status Restore(absl::string_view snapshot);
   const ConfigState& state() const { return state_; }
 
  private:

@@ -228,5 +228,27 @@ TEST(ReplicatedConfigStateTest, RollbackUndoesSpeculativeSlots) {
   EXPECT_EQ(rs.state().config().machines(1).id(), 3u);
 }
 
+TEST(ReplicatedConfigStateTest, SnapshotIsTheStateAfterItsSlotAndRestoreReplacesAll) {
+  ReplicatedConfigState rs;
+  rs.Execute(1, InitCommand(2, 8 << 20, 100).SerializeAsString());
+  rs.Execute(2, JoinCommand(1, "a", "", 0).SerializeAsString());
+  const std::string after2 = rs.state().Snapshot();
+  rs.Execute(3, JoinCommand(2, "b", "", 0).SerializeAsString());
+  rs.Commit(2);
+  EXPECT_EQ(rs.Snapshot(2), after2);  // slot 3 ran speculatively: not in it
+  EXPECT_EQ(rs.Snapshot(3), rs.state().Snapshot());
+
+  ReplicatedConfigState other;
+  ASSERT_TRUE(other.Restore(rs.Snapshot(2)).ok());
+  EXPECT_EQ(other.state().Snapshot(), after2);
+  other.Execute(3, JoinCommand(2, "b", "", 0).SerializeAsString());
+  EXPECT_EQ(other.state().Snapshot(), rs.state().Snapshot());
+  other.Rollback(2);  // nothing below the restored state to undo
+  EXPECT_EQ(other.state().Snapshot(), after2);
+
+  EXPECT_FALSE(other.Restore("\xff not a configuration").ok());
+  EXPECT_EQ(other.state().Snapshot(), after2);  // kept
+}
+
 }  // namespace
 }  // namespace dctk::farm::cm

@@ -13,4 +13,12 @@ void CmApp::Commit(uint64_t slot) {
   committed_ = std::max(committed_, slot);
 }
 
+absl::StatusOr<std::string> CmApp::Snapshot(uint64_t slot) { return state_.Snapshot(slot); }
+
+absl::Status CmApp::Restore(uint64_t slot, absl::string_view snapshot) {
+  absl::Status s = state_.Restore(snapshot);
+  if (s.ok()) committed_ = slot;
+  return s;
+}
+
 }  // namespace dctk::integration

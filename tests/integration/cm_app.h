@@ -32,6 +32,9 @@ class CmApp final : public spaxos::App {
   std::string Execute(uint64_t slot, absl::string_view op) override;
   void Rollback(uint64_t slot) override;
   void Commit(uint64_t slot) override;
+  // Log compaction: the configuration as of committed slot `slot`.
+  absl::StatusOr<std::string> Snapshot(uint64_t slot) override;
+  absl::Status Restore(uint64_t slot, absl::string_view snapshot) override;
 
   // The configuration after every executed (possibly speculative) slot.
   const farm::cm::Configuration& config() const { return state_.state().config(); }

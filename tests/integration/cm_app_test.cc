@@ -62,5 +62,24 @@ TEST(CmAppTest, RollbackUndoesSpeculativeSlotsAndCommitKeepsThem) {
   EXPECT_EQ(app.config().regions(0).replicas_size(), 1);
 }
 
+TEST(CmAppTest, SnapshotAtACommittedSlotRestoresAnEqualReplica) {
+  CmApp app;
+  app.Execute(1, Op(cm::InitCommand(2, 1 << 20, 100)));
+  app.Execute(2, Op(cm::JoinCommand(1, "e1", "", 0)));
+  app.Commit(2);
+  app.Execute(3, Op(cm::JoinCommand(2, "e2", "", 0)));  // speculative
+  absl::StatusOr<std::string> snap = app.Snapshot(2);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+
+  CmApp restored;
+  ASSERT_TRUE(restored.Restore(2, *snap).ok());
+  EXPECT_EQ(restored.committed(), 2u);
+  EXPECT_EQ(restored.config().machines_size(), 1);  // slot 3 is not in it
+  restored.Execute(3, Op(cm::JoinCommand(2, "e2", "", 0)));
+  EXPECT_EQ(restored.config().SerializeAsString(), app.config().SerializeAsString());
+  EXPECT_FALSE(restored.Restore(3, "\xff garbage").ok());
+  EXPECT_EQ(restored.committed(), 2u);
+}
+
 }  // namespace
 }  // namespace dctk::integration

@@ -38,6 +38,8 @@ ABSL_FLAG(std::string, group, "cm", "the CM replica group in the config");
 ABSL_FLAG(int, index, 0, "this replica's index in the group");
 ABSL_FLAG(bool, recover, false, "restarted without state; run recovery");
 ABSL_FLAG(std::string, state_out, "", "file the final configuration is written to (optional)");
+ABSL_FLAG(uint64_t, checkpoint_interval, dctk::spaxos::ReplicaConfig().checkpoint_interval,
+          "log compaction: a checkpoint of the configuration every N committed commands");
 
 namespace dctk::integration {
 namespace {
@@ -47,10 +49,11 @@ constexpr const char* kStatusNames[] = {"normal", "changing", "transfer", "recov
 std::string StateText(const CmApp& app, const spaxos::Replica& r) {
   std::string config;
   google::protobuf::TextFormat::PrintToString(app.config(), &config);
-  return absl::StrCat("# replica: ", r.index(), "\n# status: ",
-                      kStatusNames[static_cast<int>(r.status())], "\n# view: ", r.stamp().view,
-                      "\n# leader: ", r.IsLeader() ? "true" : "false",
-                      "\n# commit_point: ", r.commit_point(), "\n", config);
+  return absl::StrCat(
+      "# replica: ", r.index(), "\n# status: ", kStatusNames[static_cast<int>(r.status())],
+      "\n# view: ", r.stamp().view, "\n# leader: ", r.IsLeader() ? "true" : "false",
+      "\n# commit_point: ", r.commit_point(), "\n# checkpoint: ", r.checkpoint_slot(),
+      "\n# snapshots_installed: ", r.stats().snapshots_installed, "\n", config);
 }
 
 // Writes `text` to `path` through a temporary file and a rename, so readers
@@ -103,6 +106,7 @@ int Main() {
   rc.replicas = group->addresses;
   rc.sync_interval = cluster->heartbeat_interval();
   rc.leader_timeout = cluster->view_change_timeout();
+  rc.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
   if (absl::Status s = rc.Validate(); !s.ok()) {
     std::cerr << path << ": group " << group->name << ": " << s << "\n";
     return 2;

@@ -2,7 +2,8 @@
 // machines register, renew leases and regions are placed; the leader is
 // SIGKILLed (view change) and the work goes on; it is restarted without its
 // state (--recover) and rejoins; then the next leader is killed, so the
-// restarted replica must now form the quorum. Every client reads the same
+// restarted replica must now form the quorum (replicas compact their logs
+// every 4 commands, so it catches up from a checkpoint). Every client reads the same
 // configuration, and the surviving replicas' state files hold exactly it.
 // The only waits are for conditions (a state file saying "normal"), bounded
 // by generous deadlines.
@@ -46,7 +47,10 @@ class CmReplicaProcessTest : public ::testing::Test {
 
   void StartReplica(int i, bool recover) {
     std::vector<std::string> args = {"tests/integration/cm_replica", "--config=" + conf_,
-                                      absl::StrCat("--index=", i), "--state_out=" + StateFile(i)};
+                                     absl::StrCat("--index=", i), "--state_out=" + StateFile(i),
+                                     // Compact often: the restarted replica must
+                                     // catch up from a checkpoint.
+                                     "--checkpoint_interval=4"};
     if (recover) args.push_back("--recover");
     std::remove(StateFile(i).c_str());
     replicas_[i] = std::make_unique<Process>(args, absl::StrCat(dir_, "/cm", i, ".log"));
@@ -100,6 +104,9 @@ TEST_F(CmReplicaProcessTest, StateSurvivesLeaderKillsAndReplicasAgree) {
     return absl::StrContains(s, "# status: normal") && !absl::StrContains(s, "# view: 0\n");
   }, kDeadline);
   ASSERT_TRUE(rejoined.ok()) << rejoined;
+  // The others' logs start above what it lost: it caught up from a checkpoint.
+  EXPECT_FALSE(absl::StrContains(ReadFile(StateFile(0)), "# snapshots_installed: 0\n"))
+      << ReadFile(StateFile(0));
 
   // Kill the current leader too: replicas 0 (restarted) and 2 must serve.
   int leader = -1;
