@@ -39,6 +39,11 @@ absl::Status FastPaxosReplica::Start() {
 void FastPaxosReplica::ReceiveMessage(const transport::Address& from,
                                       const transport::Envelope& msg) {
   ReplyBatcher::Hold hold(&replies_);
+  Dispatch(from, msg);
+  FlushVotes();
+}
+
+void FastPaxosReplica::Dispatch(const transport::Address& from, const transport::Envelope& msg) {
 #define DCTK_FP_DISPATCH(Type, Handler) \
   if (msg.Is<Type>()) {                 \
     Type m;                             \
@@ -54,6 +59,13 @@ void FastPaxosReplica::ReceiveMessage(const transport::Address& from,
   DCTK_FP_DISPATCH(FpFetch, HandleFetch(m));
   DCTK_FP_DISPATCH(FpEntries, HandleEntries(m));
 #undef DCTK_FP_DISPATCH
+}
+
+void FastPaxosReplica::FlushVotes() {
+  if (votes_out_.entries_size() == 0) return;
+  votes_out_.set_replica(index_);
+  SendTo(0, votes_out_);
+  votes_out_.clear_entries();
 }
 
 void FastPaxosReplica::HandleRequest(const transport::Address& from, const Request& req) {
@@ -76,13 +88,7 @@ void FastPaxosReplica::HandleRequest(const transport::Address& from, const Reque
   const RequestId id{req.client_id(), req.request_id()};
   if (auto it = accepted_at_.find(id); it != accepted_at_.end()) {
     // A resend: our vote may have been lost.
-    if (!IsCoordinator()) {
-      FpVote vote;
-      vote.set_replica(index_);
-      vote.set_slot(it->second);
-      *vote.mutable_entry() = accepted_.at(it->second);
-      SendTo(0, vote);
-    }
+    if (!IsCoordinator()) *votes_out_.add_entries() = accepted_.at(it->second);
     return;
   }
   Entry e;
@@ -107,12 +113,8 @@ void FastPaxosReplica::Vote(Entry e) {
     TryDecide();
     return;
   }
-  FpVote vote;
-  vote.set_replica(index_);
-  vote.set_slot(slot);
-  *vote.mutable_entry() = e;
+  *votes_out_.add_entries() = e;
   accepted_[slot] = std::move(e);
-  SendTo(0, vote);
 }
 
 void FastPaxosReplica::Choose(const Entry& chosen) {
@@ -175,13 +177,15 @@ void FastPaxosReplica::OnHeartbeat() {
 
 void FastPaxosReplica::HandleVote(const FpVote& m) {
   if (!IsCoordinator() || m.replica() == 0 || m.replica() >= n()) return;
-  const Entry& e = m.entry();
+  for (const Entry& e : m.entries()) HandleOneVote(m.replica(), e);
+  TryDecide();
+}
+
+void FastPaxosReplica::HandleOneVote(uint32_t replica, const Entry& e) {
   if (e.request_id() <= log_.LatestRequest(e.client_id())) return;  // chosen or stale
   known_.try_emplace(IdOf(e), e);
-  if (m.slot() > log_.end() && m.slot() > classic_end_) {
-    votes_[m.slot()][m.replica()] = IdOf(e);
-    TryDecide();
-  }
+  max_vote_[replica] = std::max(max_vote_[replica], e.slot());
+  if (e.slot() > log_.end() && e.slot() > classic_end_) votes_[e.slot()][replica] = IdOf(e);
 }
 
 void FastPaxosReplica::TryDecide() {
@@ -191,8 +195,13 @@ void FastPaxosReplica::TryDecide() {
     const auto& v = it->second;
     absl::optional<RequestId> first;
     bool all = true;
-    for (const auto& vote : v) {
+    for (uint32_t r = 0; r < n(); ++r) {
+      const auto& vote = v[r];
       if (!vote) {
+        if (r != index_ && max_vote_[r] > it->first) {
+          StartClassic();  // it skipped this slot: no fast decision here
+          return;
+        }
         all = false;
       } else if (!first) {
         first = vote;
@@ -251,6 +260,8 @@ void FastPaxosReplica::StartClassic() {
   }
   classic_end_ = first + batch.size() - 1;
   next_slot_ = classic_end_ + 1;
+  // Acceptors vote again from classic_end_ + 1 once they take the round.
+  for (uint64_t& m : max_vote_) m = std::min(m, classic_end_);
   votes_.erase(votes_.begin(), votes_.upper_bound(classic_end_));
   classic_pending_ = true;
   VLOG(1) << "fast paxos: classic round for slots " << first << ".." << classic_end_;

@@ -92,15 +92,19 @@ class FastPaxosReplica : public transport::TransportReceiver {
     if (replica != index_) (void)transport_->Send(this, config_.replicas[replica], msg);
   }
 
+  void Dispatch(const transport::Address& from, const transport::Envelope& msg);
   void HandleRequest(const transport::Address& from, const Request& req);
-  // Accepts `e` in our next fast slot and tells the coordinator.
+  // Accepts `e` in our next fast slot and tells the coordinator (queued in
+  // votes_out_, sent at the end of the received datagram's handling).
   void Vote(Entry e);
+  void FlushVotes();
   // Appends, executes and (coordinator) answers a chosen entry.
   void Choose(const Entry& e);
   void OnHeartbeat();
 
   // Coordinator.
   void HandleVote(const FpVote& m);
+  void HandleOneVote(uint32_t replica, const Entry& e);
   void RecordVote(uint32_t replica, uint64_t slot, const Entry& e);
   void TryDecide();
   void StartClassic();
@@ -126,11 +130,15 @@ class FastPaxosReplica : public transport::TransportReceiver {
   // What this replica accepted at each undecided slot (a vote or a classic entry).
   std::map<uint64_t, Entry> accepted_;
   absl::flat_hash_map<RequestId, uint64_t> accepted_at_;  // request -> slot
+  FpVote votes_out_;  // follower: votes not sent yet
 
   // Coordinator: votes per undecided slot (by replica), the requests they
   // name, the end of the classic round's slots and whether it awaits an ack.
   std::map<uint64_t, std::array<absl::optional<RequestId>, 3>> votes_;
   std::map<RequestId, Entry> known_;
+  // Highest slot each acceptor voted in: one that voted past a slot without
+  // voting in it never will (votes go out in slot order).
+  std::array<uint64_t, 3> max_vote_{};
   uint64_t classic_end_ = 0;
   bool classic_pending_ = false;
   int stalled_ticks_ = 0;

@@ -119,10 +119,14 @@ void Log::CompactTo(uint64_t slot) {
     auto it = by_client_.find(e.client_id);
     CHECK(it != by_client_.end() && it->second.front().second == e.slot);
     it->second.pop_front();
+    // Only the client's newest compacted entry becomes its record.
+    const bool newest = it->second.empty() || it->second.front().second > slot;
     if (it->second.empty()) by_client_.erase(it);
-    e.op.clear();
-    base_hash_ = e.hash;
-    records_[e.client_id] = std::move(e);
+    if (e.slot == slot) base_hash_ = e.hash;
+    if (newest) {
+      e.op.clear();
+      records_[e.client_id] = std::move(e);
+    }
     entries_.pop_front();
     ++base_;
   }

@@ -165,6 +165,13 @@ int Run(const AppFactory& make_app) {
               << " checkpoints " << s.checkpoints << " snapshots_installed "
               << s.snapshots_installed << " checkpoint_bytes " << r->checkpoint_bytes() << "\n";
   }
+  if (auto* r = dynamic_cast<FastPaxosReplica*>(node.get())) {
+    const FastPaxosStats& s = r->stats();
+    std::cerr << "replica " << index << ": votes " << s.votes << " fast_decisions "
+              << s.fast_decisions << " classic_rounds " << s.classic_rounds << " classic_entries "
+              << s.classic_entries << " executed " << s.executed << " fetched " << s.fetched
+              << "\n";
+  }
   node.reset();
   return 0;
 }
