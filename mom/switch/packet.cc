@@ -21,22 +21,35 @@ absl::optional<DropReason> ParsePacket(absl::Span<const uint8_t> frame, PacketIn
   const size_t ihl = (ip[0] & 0x0f) * 4;
   if ((ip[0] >> 4) != 4 || ihl < 20) return DropReason::kMalformed;
   const size_t ip_total = Be16(&ip[2]);
-  if (ip_total < ihl + kUdpHeaderSize || kEthernetHeaderSize + ip_total > frame.size()) {
+  if (ip_total <= ihl || kEthernetHeaderSize + ip_total > frame.size()) {
     return DropReason::kMalformed;
   }
   if (ip[9] != 17) return DropReason::kNotIpv4;  // UDP only
-  const uint8_t* udp = ip + ihl;
-  const size_t udp_len = Be16(&udp[4]);
-  if (udp_len < kUdpHeaderSize || udp_len > ip_total - ihl) return DropReason::kMalformed;
+  const uint16_t flags_offset = Be16(&ip[6]);
+  const bool more_fragments = (flags_offset & 0x2000) != 0;
+  info->later_fragment = (flags_offset & 0x1fff) != 0;
   info->dscp = ip[1] >> 2;
   info->src_ip = Be32(&ip[12]);
   info->dst_ip = Be32(&ip[16]);
+  info->ip_offset = kEthernetHeaderSize;
+  if (info->later_fragment) {  // no UDP header: forwarded on its IP header alone
+    info->src_port = info->dst_port = 0;
+    info->udp_offset = info->payload_offset = info->payload_size = 0;
+    return absl::nullopt;
+  }
+  const size_t present = ip_total - ihl;  // UDP bytes in this frame
+  if (present < kUdpHeaderSize) return DropReason::kMalformed;
+  const uint8_t* udp = ip + ihl;
+  const size_t udp_len = Be16(&udp[4]);
+  // A first fragment holds part of the datagram; a whole datagram fits.
+  if (udp_len < kUdpHeaderSize || (more_fragments ? udp_len <= present : udp_len > present)) {
+    return DropReason::kMalformed;
+  }
   info->src_port = Be16(&udp[0]);
   info->dst_port = Be16(&udp[2]);
-  info->ip_offset = kEthernetHeaderSize;
   info->udp_offset = kEthernetHeaderSize + ihl;
   info->payload_offset = info->udp_offset + kUdpHeaderSize;
-  info->payload_size = udp_len - kUdpHeaderSize;
+  info->payload_size = (more_fragments ? present : udp_len) - kUdpHeaderSize;
   return absl::nullopt;
 }
 

@@ -1,7 +1,10 @@
 // Packet parsing and in-place stamping for the MOM switch data plane.
 //
 // ParsePacket reads an Ethernet II / IPv4 / UDP frame without copying and
-// without trusting it (lengths checked against the buffer). StampGroupSeq writes
+// without trusting it (lengths checked against the buffer). IPv4 fragments of
+// large datagrams pass: the first carries the UDP header (its payload_size is
+// the part in this frame), later ones are forwarded on their IP header alone
+// (`later_fragment`, no ports, no payload). StampGroupSeq writes
 // a group sequence number into a MOM multicast in place: the UDP payload is a
 // dctk transport frame (common/transport/framing.h: 12-byte header, type id at
 // offset 4) carrying a MomPacket whose field 1 (fixed64 group_seq) the sender
@@ -39,7 +42,8 @@ struct PacketInfo {
   size_t ip_offset = 0;
   size_t udp_offset = 0;      // UDP header
   size_t payload_offset = 0;  // UDP payload
-  size_t payload_size = 0;
+  size_t payload_size = 0;    // bytes of UDP payload in this frame
+  bool later_fragment = false;  // an IPv4 fragment other than the first
 };
 
 // Fills `info`; returns the reason if the frame is not a well-formed IPv4/UDP frame.

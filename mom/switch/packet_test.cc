@@ -42,6 +42,36 @@ TEST(PacketTest, RejectsBadFramesWithReasons) {
   EXPECT_EQ(ParsePacket(v6, &info), DropReason::kMalformed);
 }
 
+// A 3000-byte datagram as the kernel fragments it at MTU 1500: the first
+// fragment carries the UDP header, the later one does not.
+TEST(PacketTest, ParsesFragmentsOfLargeDatagrams) {
+  std::vector<uint8_t> first = UdpFrame(0x0a000001, 0x0a000002, 0, std::string(1472, 'a'));
+  first[14 + 6] = 0x20;  // more fragments, offset 0
+  first[14 + 20 + 4] = static_cast<uint8_t>((3000 + 8) >> 8);  // the whole datagram's UDP length
+  first[14 + 20 + 5] = static_cast<uint8_t>(3000 + 8);
+  PacketInfo info;
+  ASSERT_FALSE(ParsePacket(first, &info).has_value());
+  EXPECT_FALSE(info.later_fragment);
+  EXPECT_EQ(info.dst_ip, 0x0a000002u);
+  EXPECT_EQ(info.dst_port, 7000);
+  EXPECT_EQ(info.payload_size, 1472u);
+
+  std::vector<uint8_t> later = UdpFrame(0x0a000001, 0x0a000002, 46, std::string(1472, 'b'));
+  later[14 + 6] = 0x00;
+  later[14 + 7] = 185;  // offset 1480 / 8, last fragment
+  later[14 + 20 + 4] = 0xff;  // payload bytes where a UDP header would be
+  later[14 + 20 + 5] = 0xff;
+  ASSERT_FALSE(ParsePacket(later, &info).has_value());
+  EXPECT_TRUE(info.later_fragment);
+  EXPECT_EQ(info.dst_ip, 0x0a000002u);
+  EXPECT_EQ(info.dscp, 46);
+  EXPECT_EQ(info.payload_size, 0u);
+
+  // Without the more-fragments flag the UDP length must fit.
+  first[14 + 6] = 0x00;
+  EXPECT_EQ(ParsePacket(first, &info), DropReason::kMalformed);
+}
+
 TEST(PacketTest, StampsGroupSeqInPlace) {
   std::vector<uint8_t> f = UdpFrame(1, 0xef000500, 46, MomPayload(3, 9));
   PacketInfo info;

@@ -7,7 +7,8 @@ absl::optional<DropReason> SwitchCore::Process(int in_port, absl::Span<uint8_t> 
   PacketInfo info;
   if (absl::optional<DropReason> r = ParsePacket(frame, &info)) return Drop(*r);
   if (absl::optional<DropReason> r = table_.Lookup(in_port, info, out)) return Drop(*r);
-  if (out->stamp) {
+  // A stamped datagram's later fragments follow its first, which carries the slot.
+  if (out->stamp && !info.later_fragment) {
     uint64_t& seq = group_seq_[out->group_id];
     if (!StampGroupSeq(frame, info, seq + 1)) return Drop(DropReason::kNotMomPacket);
     ++seq;

@@ -107,10 +107,27 @@ TEST(SwitchCoreTest, SequencerStampsConsecutiveNumbersAcrossSenders) {
   ASSERT_FALSE(core.Process(0, absl::MakeSpan(next), &fwd).has_value());
   EXPECT_EQ(ParseMom(next).group_seq(), 31u);
 
+  // A fragmented MomPacket: the first fragment is stamped, a later one is
+  // forwarded without using a number.
+  std::vector<uint8_t> first = UdpFrame(1, kGroupIp, 46, MomPayload(1, 100));
+  first[14 + 6] = 0x20;                  // more fragments
+  first[14 + 20 + 4] = 0x0b;             // UDP length 3008: the whole datagram
+  first[14 + 20 + 5] = 0xc0;
+  ASSERT_FALSE(core.Process(0, absl::MakeSpan(first), &fwd).has_value());
+  EXPECT_EQ(first[42 + kGroupSeqOffset], 32);
+  std::vector<uint8_t> later = UdpFrame(1, kGroupIp, 46, std::string(100, 'z'));
+  later[14 + 7] = 185;                   // fragment offset 1480
+  ASSERT_FALSE(core.Process(0, absl::MakeSpan(later), &fwd).has_value());
+  EXPECT_EQ(fwd.out_ports, (uint64_t{1} << 1) | (uint64_t{1} << 3));
+  EXPECT_EQ(core.group_seq(5), 32u);
+  std::vector<uint8_t> after = UdpFrame(1, kGroupIp, 46, MomPayload(1, 101));
+  ASSERT_FALSE(core.Process(0, absl::MakeSpan(after), &fwd).has_value());
+  EXPECT_EQ(ParseMom(after).group_seq(), 33u);
+
   // Reconfiguring keeps the sequence going.
   core.SetTable(*ForwardingTable::Create(OneRule(true, true), 4));
   ASSERT_FALSE(core.Process(0, absl::MakeSpan(next), &fwd).has_value());
-  EXPECT_EQ(ParseMom(next).group_seq(), 32u);
+  EXPECT_EQ(ParseMom(next).group_seq(), 34u);
 }
 
 TEST(SwitchCoreTest, CountsDropsByReason) {

@@ -3,7 +3,7 @@
 // as the over-MOM bench starts them inside testbed namespaces.
 //
 //   spaxos_mom_node --role=replica --index=0 --replicas=A,B,C --group='<GroupText>'
-//                   [--arrivals=FILE] [--leader_timeout_ms=200]
+//                   [--arrivals=FILE] [--leader_timeout_ms=200] [--transfer_chunk=8]
 //     Runs a KvApp replica at replicas[index]; prints "ready" once serving. On
 //     SIGTERM / SIGINT prints one "replica ..." line of counters (ReplicaStats,
 //     the MOM receiver's, the final stamp and status) and writes to FILE the (sender id, sender seq) of
@@ -47,6 +47,9 @@ ABSL_FLAG(std::string, replicas, "", "replica addresses, comma-separated (index 
 ABSL_FLAG(std::string, group, "", "the MOM group (group_text.h)");
 ABSL_FLAG(int, index, 0, "replica: this replica's index");
 ABSL_FLAG(std::string, arrivals, "", "replica: file for MOM arrivals (written on exit)");
+ABSL_FLAG(int, transfer_chunk, 8,
+          "replica: log entries per state-transfer reply; small, so a reply fits one "
+          "1500-byte frame (the MOM switch's DPDK af_packet ports do not pass larger datagrams)");
 ABSL_FLAG(int, leader_timeout_ms, 200,
           "replica: silence from the leader before a view change (a loaded 2-core machine "
           "deschedules processes for tens of ms)");
@@ -95,6 +98,7 @@ int RunReplica(std::vector<transport::Address> replicas, mom::GroupConfig group)
   RecordingTransport net(udp->get());
   ReplicaConfig config{.replicas = replicas, .mom = group};
   config.leader_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_leader_timeout_ms));
+  config.transfer_chunk = absl::GetFlag(FLAGS_transfer_chunk);
   config.endpoint.multicast_interface_ip = replicas[index].ip();
   KvApp app;
   Replica replica(&net, config, static_cast<uint32_t>(index), &app);
