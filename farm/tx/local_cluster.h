@@ -13,6 +13,10 @@
 // primary in chunks while transactions go on (see "Re-replication" in
 // farm/README.md for why the copy is consistent), then is marked CaughtUp.
 //
+// With `log_dir`, logs are files and `checkpoint_log_bytes` makes machines
+// checkpoint and trim them; `restart` builds the cluster from the files a
+// previous one left (checkpoint + log suffix per machine, then recovery).
+//
 // Example:
 //   auto cluster = LocalCluster<ShmFabric>::Create({.machines = 3, .replicas = 2}, MakeShm);
 //   auto tx = (*cluster)->client(1).Begin();
