@@ -8,13 +8,12 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "bastion/bpf/bastion_host_network.skel.h"
 #include "bastion/bpf/lib/types.h"
+#include "bastion/datapath/cgroup.h"
 
 namespace dctk::bastion {
 namespace {
@@ -22,53 +21,6 @@ namespace {
 absl::Status Errno(int err, absl::string_view what) {
   err = err < 0 ? -err : err;
   return absl::ErrnoToStatus(err, absl::StrCat("bastion host network: ", what));
-}
-
-// On cgroup2 the file handle of a cgroup directory is its 64-bit id.
-struct CgroupHandle {
-  int type = 0;
-  uint64_t id = 0;
-};
-
-absl::StatusOr<CgroupHandle> HandleOf(const std::string& cgroup_path) {
-  struct {
-    file_handle handle;
-    uint64_t id;
-  } h{};
-  h.handle.handle_bytes = sizeof(uint64_t);
-  int mount_id = 0;
-  if (name_to_handle_at(AT_FDCWD, cgroup_path.c_str(), &h.handle, &mount_id, 0) != 0) {
-    return Errno(errno, absl::StrCat("reading the cgroup id of ", cgroup_path));
-  }
-  CgroupHandle out{.type = h.handle.handle_type};
-  std::memcpy(&out.id, h.handle.f_handle, sizeof(out.id));
-  return out;
-}
-
-// The cgroup directory with this id, opened (O_DIRECTORY); NotFound if it is gone.
-absl::StatusOr<int> OpenCgroupById(uint64_t cgroup_id) {
-  absl::StatusOr<std::string> root = Cgroup2MountPoint();
-  if (!root.ok()) return root.status();
-  absl::StatusOr<CgroupHandle> root_handle = HandleOf(*root);  // for the handle type
-  if (!root_handle.ok()) return root_handle.status();
-  const int mount_fd = open(root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (mount_fd < 0) return Errno(errno, "opening " + *root);
-  struct {
-    file_handle handle;
-    uint64_t id;
-  } h{};
-  h.handle.handle_bytes = sizeof(uint64_t);
-  h.handle.handle_type = root_handle->type;
-  std::memcpy(h.handle.f_handle, &cgroup_id, sizeof(cgroup_id));
-  const int fd = open_by_handle_at(mount_fd, &h.handle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  const int err = errno;
-  close(mount_fd);
-  if (fd >= 0) return fd;
-  if (err == ESTALE || err == ENOENT) {
-    return absl::NotFoundError(
-        absl::StrCat("bastion host network: cgroup ", cgroup_id, " is gone"));
-  }
-  return Errno(err, absl::StrCat("opening cgroup ", cgroup_id, " by id"));
 }
 
 bpf_attach_type AttachType(int type) { return static_cast<bpf_attach_type>(type); }
@@ -127,23 +79,6 @@ absl::StatusOr<Found> FindOurs(int cgroup_fd, bpf_attach_type type, const Progra
 }
 
 }  // namespace
-
-absl::StatusOr<uint64_t> CgroupId(const std::string& cgroup_path) {
-  absl::StatusOr<CgroupHandle> h = HandleOf(cgroup_path);
-  if (!h.ok()) return h.status();
-  return h->id;
-}
-
-absl::StatusOr<std::string> Cgroup2MountPoint() {
-  std::ifstream mounts("/proc/self/mounts");
-  std::string line;
-  while (std::getline(mounts, line)) {
-    std::istringstream fields(line);
-    std::string device, dir, type;
-    if (fields >> device >> dir >> type && type == "cgroup2") return dir;
-  }
-  return absl::NotFoundError("bastion host network: no cgroup2 mount in /proc/self/mounts");
-}
 
 void BpfHostNetwork::SkeletonDeleter::operator()(bastion_host_network* skel) const {
   bastion_host_network__destroy(skel);

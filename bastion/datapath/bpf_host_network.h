@@ -28,17 +28,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "bastion/datapath/bpf_datapath.h"
+#include "bastion/datapath/cgroup.h"  // CgroupId, Cgroup2MountPoint
 #include "bastion/datapath/host_network.h"
 
 struct bastion_host_network;
 struct bpf_program;
 
 namespace dctk::bastion {
-
-// The cgroup v2 id of a cgroup directory (what bpf_skb_cgroup_id() returns).
-absl::StatusOr<uint64_t> CgroupId(const std::string& cgroup_path);
-// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified in hybrid mode).
-absl::StatusOr<std::string> Cgroup2MountPoint();
 
 class BpfHostNetwork : public HostNetworkDatapath {
  public:

@@ -1,8 +1,8 @@
 // bastiond: the Bastion manager daemon.
 //
 // Discovers containers (dctk namespace containers from --netns_dir, podman/Docker
-// containers from --docker_socket), installs the eBPF stack on their host veths,
-// enforces --policy, and serves the gRPC API (bastionctl) and Prometheus metrics.
+// containers from --docker_socket), installs the eBPF stack on their host veths (and
+// the cgroup programs on host-network containers' cgroups), enforces --policy, and serves the gRPC API (bastionctl) and Prometheus metrics.
 // With --pin_dir and --state_file (the defaults), maps are pinned on bpffs and the
 // applied state saved, so enforcement outlives bastiond (kill -9 changes nothing on the
 // datapath) and a restarted bastiond adopts and reconciles it.
@@ -37,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bastion/datapath/bpf_datapath.h"
+#include "bastion/datapath/bpf_host_network.h"
 #include "bastion/manager/docker_source.h"
 #include "bastion/manager/label_filter.h"
 #include "bastion/manager/manager.h"
@@ -163,6 +164,18 @@ int Run() {
     return 1;
   }
 
+  // Host-network containers are enforced through their cgroups (cgroup v2 needed).
+  std::unique_ptr<BpfHostNetwork> host_network;
+  if (absl::StatusOr<std::string> cgroup2 = Cgroup2MountPoint(); !cgroup2.ok()) {
+    Log(absl::StrCat("host-network containers will not be enforced: ", cgroup2.status().message()));
+  } else if (absl::StatusOr<std::unique_ptr<BpfHostNetwork>> hn = BpfHostNetwork::Create(**datapath);
+             !hn.ok()) {
+    Log(absl::StrCat("error: ", hn.status().message()));
+    return 1;
+  } else {
+    host_network = std::move(*hn);
+  }
+
   auto registry = std::make_shared<metrics::Registry>();
   metrics::Scope scope(*registry, "bastiond");
   ManagerMetrics manager_metrics = ManagerMetrics::Create(scope);
@@ -174,7 +187,8 @@ int Run() {
                        .on_attach = absl::GetFlag(FLAGS_static_fdb)
                                         ? std::function<absl::Status(const ContainerInfo&)>(
                                               AddStaticFdb)
-                                        : nullptr},
+                                        : nullptr,
+                       .host_network = host_network.get()},
       &manager_metrics);
   absl::StatusOr<LabelFilter> filter = LabelFilter::Parse(absl::GetFlag(FLAGS_label_filter));
   if (!filter.ok()) {
@@ -287,6 +301,7 @@ int Run() {
     if (!state_file.empty()) unlink(state_file.c_str());
   } else {
     (*datapath)->LeaveAttachedOnDestroy();
+    if (host_network) host_network->LeaveAttachedOnDestroy();
   }
   return 0;
 }

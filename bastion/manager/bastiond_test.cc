@@ -2,7 +2,9 @@
 // test-made host namespace, bastiond enforcing a policy file, bastionctl reading the
 // event stream. Allowed flows work; denied flows fail with the right drop reason in the
 // stream; kill -9 of bastiond changes nothing on the datapath; a restarted bastiond
-// adopts the pinned maps and reconciles containers that came and went meanwhile.
+// adopts the pinned maps and reconciles containers that came and went meanwhile. A
+// host-network namespace container (processes in the host namespace and a cgroup of its
+// own) is under the policy by its cgroup: it reaches no container the host may reach.
 // Needs root (namespaces, BPF); cleans up namespaces, pins and processes on failure too.
 #include <unistd.h>
 
@@ -45,7 +47,8 @@ class BastiondTest : public ::testing::Test {
     std::ofstream(policy_) << "version: 1\nservices:\n"
                               "  - name: client\n    select: {labels: {role: client}}\n"
                               "    depends_on: [{service: server, ports: [tcp/1024-65535]}]\n"
-                              "  - name: server\n    select: {labels: {role: server}}\n";
+                              "  - name: server\n    select: {labels: {role: server}}\n"
+                              "    accepts: [{host: gateway, ports: [tcp/1024-65535]}]\n";
     ASSERT_TRUE(RunCommand("ip netns add " + net_.host_netns).ok());
     made_netns_ = true;
     ASSERT_TRUE(CreateBridge(net_).ok());
@@ -59,7 +62,9 @@ class BastiondTest : public ::testing::Test {
     bastiond_.reset();
     for (const std::string& name : made_) DeleteNamespaceContainer(name, dir_).IgnoreError();
     if (made_netns_) RunCommand("ip netns del " + net_.host_netns).IgnoreError();
-    RunCommand("rm -rf " + pin_dir_ + " " + dir_ + " " + socket_.substr(5)).IgnoreError();
+    RunCommand(absl::StrCat("rm -rf ", pin_dir_, " ", dir_, " ", socket_.substr(5), " ", tmp_,
+                            "/state-", getpid(), ".json*"))
+        .IgnoreError();
   }
 
   absl::Status Make(const std::string& name, int index, const std::string& role) {
@@ -95,14 +100,17 @@ class BastiondTest : public ::testing::Test {
 
   // Connects from `from` to the server's fresh listener; "reply hi" on success.
   std::string Connect(const std::string& from, int port = 0) {
+    return ConnectWith("ip netns exec " + NamespaceContainerNetns(from) + " ", port);
+  }
+  // The same, the client run with the command prefix `run`.
+  std::string ConnectWith(const std::string& run, int port = 0) {
     Child server(absl::StrCat("ip netns exec ", NamespaceContainerNetns(server_), " ", kTool,
                               "tcp-server"));
     absl::StatusOr<std::string> ready = server.ReadLine(absl::Seconds(10));
     if (!ready.ok()) return "server failed";
     const std::string p = port ? absl::StrCat(port) : ready->substr(5);
-    absl::StatusOr<std::string> out = RunCommand(absl::StrCat(
-        "ip netns exec ", NamespaceContainerNetns(from), " ", kTool, "tcp-client 10.214.0.3 ", p,
-        " hi"));
+    absl::StatusOr<std::string> out =
+        RunCommand(absl::StrCat(run, kTool, "tcp-client 10.214.0.3 ", p, " hi"));
     return out.ok() ? *out : std::string(out.status().message());
   }
 
@@ -186,6 +194,41 @@ TEST_F(BastiondTest, EnforcesReportsSurvivesKillAndAdopts) {
   EXPECT_THAT(Connect(late_), HasSubstr("reply hi"));
   EXPECT_THAT(Connect(client_), HasSubstr("reply hi"));
   EXPECT_THAT(Connect(client_, 80), HasSubstr("error"));
+}
+
+TEST_F(BastiondTest, HostNetworkContainerIsUnderPolicyByItsCgroup) {
+  const std::string monitor = "m" + std::to_string(getpid());
+  made_.push_back(monitor);
+  ASSERT_TRUE(CreateNamespaceContainer(
+                  net_, {.name = monitor, .labels = {{"role", "monitor"}}, .host_network = true},
+                  dir_)
+                  .ok());
+  absl::StatusOr<std::string> cgroup = NamespaceContainerCgroup(monitor);
+  ASSERT_TRUE(cgroup.ok()) << cgroup.status();
+  StartBastiond("no saved state");
+  EXPECT_THAT(Ctl("containers"), ::testing::ContainsRegex(monitor + " .* host "));
+  monitor_ = std::make_unique<Child>(
+      absl::StrCat("bastion/cli/bastionctl --server=", socket_, " monitor"));
+  WaitForLine(*monitor_, "monitoring verdict events");
+
+  // In the host's namespace, as the host: the policy lets the host use the server.
+  const std::string as_host = absl::StrCat("ip netns exec ", net_.host_netns, " ");
+  EXPECT_THAT(ConnectWith(as_host), HasSubstr("reply hi"));
+  // The same namespace, in the monitor's cgroup: it depends on nothing.
+  const std::string as_monitor = absl::StrCat("sh -c 'echo $$ > ", *cgroup,
+                                              "/cgroup.procs && exec ", as_host, "\"$@\"' sh ");
+  EXPECT_THAT(ConnectWith(as_monitor), HasSubstr("error"));
+  WaitForLine(*monitor_, absl::StrCat("DROP no_dependency ", monitor, " -> ", server_, " tcp"));
+  EXPECT_THAT(Ctl("counters"), HasSubstr(absl::StrCat(monitor, " -> ", server_, " tcp/")));
+
+  // Removed: its binding leaves the pinned map (the programs went with the cgroup).
+  ASSERT_TRUE(DeleteNamespaceContainer(monitor, dir_).ok());
+  WaitForLine(*bastiond_, "containers removed: " + monitor);
+  absl::StatusOr<std::string> bindings =
+      RunCommand("bpftool -j map dump pinned " + pin_dir_ + "/bastion_cgroups");
+  ASSERT_TRUE(bindings.ok()) << bindings.status();
+  EXPECT_EQ(absl::StripAsciiWhitespace(*bindings), "[]");
+  EXPECT_THAT(ConnectWith(as_host), HasSubstr("reply hi"));
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // something probably changed (runtime events, inotify), so discovery is event-driven
 // with the manager's periodic poll only as a fallback. Implementations: dctk namespace
 // containers (netns_containers.h) and the Docker Engine API as podman serves it
-// (docker_source.h); tests use a fake.
+// (docker_source.h); tests use a fake. For a host-network container (no veth, the host's
+// addresses) a source also tells its cgroup, which is what identifies its traffic.
 //
 // Example:
 //   absl::StatusOr<std::vector<ContainerInfo>> now = source->List();
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "bastion/policy/container.h"
@@ -31,6 +33,11 @@ class ContainerSource {
   virtual absl::StatusOr<std::vector<ContainerInfo>> List() = 0;
   // Blocks until a change is likely or `timeout` passes; true if woken by an event.
   virtual bool WaitForChange(absl::Duration timeout) = 0;
+  // The cgroup v2 directory of a host-network container (network_mode "host") of the
+  // last List(), where its processes run; NotFound if this source cannot tell.
+  virtual absl::StatusOr<std::string> HostNetworkCgroup(const std::string& runtime_id) const {
+    return absl::NotFoundError(name() + ": no cgroup known for container " + runtime_id);
+  }
 };
 
 }  // namespace dctk::bastion

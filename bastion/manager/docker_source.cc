@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bastion/datapath/cgroup.h"
 #include "bastion/manager/run_command.h"
 #include "nlohmann/json.hpp"
 
@@ -149,7 +151,14 @@ absl::StatusOr<ContainerInfo> DockerSource::Inspect(const std::string& id) {
   }
   c.network_mode = j.value("/HostConfig/NetworkMode"_json_pointer, std::string());
   const int pid = j.value("/State/Pid"_json_pointer, 0);
-  if (c.network_mode == "host") return c;  // shares the host's stack: no veth, no address
+  if (c.network_mode == "host") {  // shares the host's stack: no veth, no address
+    if (pid <= 0) return absl::UnavailableError("container " + c.name + ": not running (yet)");
+    absl::StatusOr<std::string> cgroup = ProcessCgroup(pid);
+    if (!cgroup.ok()) return cgroup.status();  // exited meanwhile
+    absl::MutexLock l(&mu_);
+    cgroups_[id] = *cgroup;
+    return c;
+  }
   const json networks = j.value("/NetworkSettings/Networks"_json_pointer, json::object());
   for (const auto& [name, net] : networks.items()) {
     c.ip = ParseIp(Get(net, "IPAddress"));
@@ -215,7 +224,20 @@ absl::StatusOr<std::vector<ContainerInfo>> DockerSource::List() {
     }
   }
   cache_ = std::move(cache);
+  std::erase_if(cgroups_, [&](const auto& entry) {
+    return std::none_of(out.begin(), out.end(),
+                        [&](const ContainerInfo& c) { return c.runtime_id == entry.first; });
+  });
   return out;
+}
+
+absl::StatusOr<std::string> DockerSource::HostNetworkCgroup(const std::string& runtime_id) const {
+  absl::MutexLock l(&mu_);
+  auto it = cgroups_.find(runtime_id);
+  if (it == cgroups_.end()) {
+    return absl::NotFoundError(absl::StrCat(name(), ": no cgroup known for container ", runtime_id));
+  }
+  return it->second;
 }
 
 void DockerSource::OnEventBytes(const char* data, size_t n) {

@@ -7,7 +7,8 @@
 // inside the container's network namespace (`nsenter --net=/proc/PID/ns/net ip -o link
 // show eth0` names the peer as eth0@ifN), which works for any bridge network (netavark or
 // CNI). Host-network containers (NetworkMode "host") are listed with network_mode "host"
-// and no IP (they share the host's) and get no veth stack.
+// and no IP (they share the host's); their cgroup v2 directory, read from
+// /proc/PID/cgroup when they are inspected, is what HostNetworkCgroup() returns.
 //
 // Events drive discovery: a background thread follows GET /events (container events,
 // same label filter); create/start/die/stop/remove/... wake WaitForChange and forget
@@ -55,6 +56,7 @@ class DockerSource : public ContainerSource {
   std::string name() const override { return "docker:" + options_.socket; }
   absl::StatusOr<std::vector<ContainerInfo>> List() override;
   bool WaitForChange(absl::Duration timeout) override;
+  absl::StatusOr<std::string> HostNetworkCgroup(const std::string& runtime_id) const override;
 
   // Runtime events seen since start, and inspections done (for tests and the log).
   uint64_t events_seen() const;
@@ -74,6 +76,8 @@ class DockerSource : public ContainerSource {
   uint64_t events_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t inspections_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, ContainerInfo> cache_ ABSL_GUARDED_BY(mu_);  // id -> inspected
+  // Host-network containers' cgroup directories, by id, as last inspected.
+  std::map<std::string, std::string> cgroups_ ABSL_GUARDED_BY(mu_);
   std::string partial_;  // event stream bytes after the last newline (events thread)
   std::thread events_thread_;
 };

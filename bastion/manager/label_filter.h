@@ -42,6 +42,9 @@ class LabelFilterSource : public ContainerSource {
   std::string name() const override { return inner_->name(); }
   absl::StatusOr<std::vector<ContainerInfo>> List() override;
   bool WaitForChange(absl::Duration timeout) override { return inner_->WaitForChange(timeout); }
+  absl::StatusOr<std::string> HostNetworkCgroup(const std::string& runtime_id) const override {
+    return inner_->HostNetworkCgroup(runtime_id);
+  }
 
  private:
   std::unique_ptr<ContainerSource> inner_;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bastion/manager/host_network_policy.h"
 #include "bastion/manager/state_file.h"
 
 namespace dctk::bastion {
@@ -39,6 +40,9 @@ Manager::~Manager() {
   if (!options_.detach_on_exit) return;
   absl::MutexLock l(&mu_);
   for (const auto& [ifindex, unused] : attached_) datapath_->Detach(ifindex).IgnoreError();
+  for (const auto& [key, path] : cgroups_) {
+    options_.host_network->DetachCgroup(path).IgnoreError();  // the cgroup may be gone
+  }
 }
 
 void Manager::AddSource(std::unique_ptr<ContainerSource> source) {
@@ -80,25 +84,34 @@ std::vector<ContainerInfo> Manager::Containers() const {
   return ContainersLocked();
 }
 
-absl::StatusOr<DatapathState> Manager::CompileLocked(
-    const Policy& policy, const std::vector<ContainerInfo>& containers) const {
-  std::vector<ContainerInfo> enforced;
+absl::StatusOr<std::vector<ContainerInfo>> Manager::CompileInputLocked(
+    const std::vector<ContainerInfo>& containers) const {
+  if (options_.host_network) return WithPlaceholderAddresses(containers);
+  std::vector<ContainerInfo> enforced;  // host-network ones are not enforced: left out
   enforced.reserve(containers.size());
   for (const ContainerInfo& c : containers) {
-    if (c.ip != 0) enforced.push_back(c);  // host-network containers have no address of their own
+    if (c.ip != 0) enforced.push_back(c);
   }
-  return CompilePolicy(policy, enforced);
+  return enforced;
+}
+
+absl::StatusOr<DatapathState> Manager::CompileLocked(
+    const Policy& policy, const std::vector<ContainerInfo>& containers) const {
+  absl::StatusOr<std::vector<ContainerInfo>> input = CompileInputLocked(containers);
+  if (!input.ok()) return input.status();
+  absl::StatusOr<DatapathState> state = CompilePolicy(policy, *input);
+  if (state.ok()) FinishHostNetworkState(HostNetworkIds(containers), *state);
+  return state;
 }
 
 absl::StatusOr<DatapathState> Manager::CompileSliceLocked(
     const Policy& policy, const std::vector<ContainerInfo>& containers,
     const std::set<uint32_t>& ids) const {
-  std::vector<ContainerInfo> enforced;
-  enforced.reserve(containers.size());
-  for (const ContainerInfo& c : containers) {
-    if (c.ip != 0) enforced.push_back(c);
-  }
-  return CompileSlice(policy, enforced, ids);
+  absl::StatusOr<std::vector<ContainerInfo>> input = CompileInputLocked(containers);
+  if (!input.ok()) return input.status();
+  absl::StatusOr<DatapathState> state = CompileSlice(policy, *input, ids);
+  if (state.ok()) FinishHostNetworkState(HostNetworkIds(containers), *state);
+  return state;
 }
 
 absl::Status Manager::SaveLocked(const DatapathState* pending) {
@@ -188,7 +201,20 @@ ReconcileReport Manager::Reconcile() {
   ReconcileReport report;
   // Listing runs outside the lock: it may be slow (HTTP, directory scans).
   std::vector<std::pair<std::string, absl::StatusOr<std::vector<ContainerInfo>>>> lists;
-  for (const auto& source : sources_) lists.push_back({source->name(), source->List()});
+  // Container key -> cgroup of each listed host-network container (or why it is unknown).
+  std::map<std::string, absl::StatusOr<std::string>> cgroups;
+  bool all_listed = true;
+  for (const auto& source : sources_) {
+    lists.push_back({source->name(), source->List()});
+    all_listed &= lists.back().second.ok();
+    if (!lists.back().second.ok() || !options_.host_network) continue;
+    for (const ContainerInfo& c : *lists.back().second) {
+      if (IsHostNetwork(c)) {
+        cgroups.emplace(absl::StrCat(source->name(), "/", c.runtime_id),
+                        source->HostNetworkCgroup(c.runtime_id));
+      }
+    }
+  }
 
   absl::MutexLock l(&mu_);
   std::map<std::string, ContainerInfo> now;
@@ -197,7 +223,9 @@ ReconcileReport Manager::Reconcile() {
       report.errors.push_back(absl::StrCat(source, ": ", list.status().message()));
       // Keep what this source had: a failed listing is not a disappearance.
       for (const auto& [key, c] : containers_) {
-        if (key.rfind(source + "/", 0) == 0) now.emplace(key, c);
+        if (key.rfind(source + "/", 0) != 0) continue;
+        now.emplace(key, c);
+        if (auto cg = cgroups_.find(key); cg != cgroups_.end()) cgroups.emplace(key, cg->second);
       }
       continue;
     }
@@ -223,7 +251,11 @@ ReconcileReport Manager::Reconcile() {
     }
   }
   if (metrics_) metrics_->reconciles_total.Increment();
-  if (!changed) return report;
+  if (!changed) {
+    // Cgroups are checked every round: a restarted container has a new one.
+    if (options_.host_network) SyncCgroupsLocked(cgroups, all_listed, report);
+    return report;
+  }
 
   std::vector<ContainerInfo> list;
   for (const auto& [key, c] : now) list.push_back(c);
@@ -237,8 +269,15 @@ ReconcileReport Manager::Reconcile() {
     auto fresh = now.find(key);
     if (fresh == now.end() || !SameNetwork(fresh->second, c)) touched.insert(c.id);
   }
+  // A host-network container's rules are mirrored onto its users' gateway rules, which
+  // its slice does not hold: its changes recompile everything (they are rare).
+  bool host_network_touched = false;
+  for (const auto& [key, c] : now) host_network_touched |= touched.count(c.id) && IsHostNetwork(c);
+  for (const auto& [key, c] : containers_) {
+    host_network_touched |= touched.count(c.id) && IsHostNetwork(c);
+  }
   absl::Status applied;
-  const bool full = adopting_ || touched.size() * 2 > now.size();
+  const bool full = adopting_ || host_network_touched || touched.size() * 2 > now.size();
   if (full) {
     absl::StatusOr<DatapathState> next = CompileLocked(policy_, list);
     applied = next.ok() ? ApplyLocked(*next) : next.status();
@@ -295,6 +334,7 @@ ReconcileReport Manager::Reconcile() {
   containers_ = std::move(now);
   names_.clear();
   for (const auto& [key, c] : containers_) names_[c.id] = c.name;
+  if (options_.host_network) SyncCgroupsLocked(cgroups, all_listed, report);
   // A full apply saved the snapshot; a slice went to the journal, which is folded into a
   // new snapshot once it outgrows the last one (amortised O(slice) per event).
   if (full || journal_bytes_ > snapshot_bytes_) SaveLocked(nullptr).IgnoreError();
@@ -305,6 +345,52 @@ ReconcileReport Manager::Reconcile() {
     metrics_->reconcile_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
   }
   return report;
+}
+
+void Manager::SyncCgroupsLocked(
+    const std::map<std::string, absl::StatusOr<std::string>>& cgroups, bool all_listed,
+    ReconcileReport& report) {
+  bool all = true;
+  for (const auto& [key, c] : containers_) {
+    if (!IsHostNetwork(c)) continue;
+    auto found = cgroups.find(key);
+    if (found == cgroups.end() || !found->second.ok()) {
+      report.errors.push_back(absl::StrCat(
+          "host-network container ", c.name, " is not enforced: ",
+          found == cgroups.end() ? "its source knows no cgroup" : found->second.status().message()));
+      all = false;
+      continue;
+    }
+    const std::string& path = *found->second;
+    if (auto old = cgroups_.find(key); old != cgroups_.end() && old->second != path) {
+      options_.host_network->DetachCgroup(old->second).IgnoreError();  // moved: the old one goes
+      cgroups_.erase(old);
+    }
+    // Every round (idempotent): a container restarted under the same name has a new cgroup.
+    if (absl::Status s = options_.host_network->AttachCgroup(path, c.id); !s.ok()) {
+      report.errors.push_back(absl::StrCat("host-network container ", c.name, ": ", s.message()));
+      all = false;
+      continue;
+    }
+    cgroups_[key] = path;
+  }
+  for (auto it = cgroups_.begin(); it != cgroups_.end();) {
+    if (containers_.count(it->first)) {
+      ++it;
+      continue;
+    }
+    options_.host_network->DetachCgroup(it->second).IgnoreError();  // usually gone with it
+    it = cgroups_.erase(it);
+  }
+  // Once everything that exists is known and attached, what a previous bastiond left
+  // for containers now gone can go.
+  if (all && all_listed && !unclaimed_removed_) {
+    if (absl::Status s = options_.host_network->DetachUnclaimed(); s.ok()) {
+      unclaimed_removed_ = true;
+    } else {
+      report.errors.push_back(std::string(s.message()));
+    }
+  }
 }
 
 ReconcileReport Manager::WaitAndReconcile(absl::Duration poll_interval) {
@@ -396,6 +482,10 @@ int Manager::PumpEvents(absl::Duration timeout) {
       named.container = e.container_id ? DescribeLocked(e.container_id) : "";
       named.src = NameAddressLocked(e.saddr);
       named.dst = NameAddressLocked(e.daddr);
+      if (e.host_network && e.container_id) {
+        // A host-network container's side carries the host's address: name the container.
+        (e.to_container ? named.dst : named.src) = DescribeLocked(e.container_id);
+      }
       if (IsDropReason(e.reason) && Auditable(e.reason)) {
         auto key = std::make_tuple(named.src, named.dst, e.proto, e.dport, e.reason);
         if (uncovered_.size() < kMaxUncovered || uncovered_.count(key)) ++uncovered_[key];

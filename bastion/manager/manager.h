@@ -9,6 +9,13 @@
 // and adds/removes containers by difference, so a missed runtime event costs only
 // latency until the next poll, never correctness.
 //
+// Host-network containers (network_mode "host": no veth, the host's addresses) are under
+// the same policy through their cgroup (Options::host_network): after every round each
+// one's cgroup, as its source reports it, is attached (idempotent, so a restarted
+// container's new cgroup is caught) and a vanished one's is detached. After the first
+// round in which every source listed and every cgroup attached, the cgroup bindings a
+// previous bastiond left for containers now gone are removed (DetachUnclaimed).
+//
 // With a state file, the applied state and the container ids are saved after every
 // change (and the intended next state before it; container events as journal records of
 // their slice), so a bastiond restarted over pinned maps adopts what is installed and
@@ -41,6 +48,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bastion/datapath/datapath.h"
+#include "bastion/datapath/host_network.h"
 #include "bastion/manager/container_source.h"
 #include "bastion/manager/manager_metrics.h"
 #include "bastion/manager/state_file.h"
@@ -87,6 +95,9 @@ class Manager {
     // Called after the stack is attached to a container's veth (e.g. bastiond's static
     // bridge FDB entry for its MAC); an error is reported in the round's errors.
     std::function<absl::Status(const ContainerInfo&)> on_attach;
+    // Puts host-network containers under policy by their cgroup; null = they are listed
+    // but not enforced (and left out of the compiled policy).
+    HostNetworkDatapath* host_network = nullptr;
   };
 
   Manager(Datapath* datapath, Options options, ManagerMetrics* metrics = nullptr);
@@ -142,6 +153,15 @@ class Manager {
   std::vector<ContainerInfo> ContainersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeLocked(uint32_t id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NameAddressLocked(uint32_t ip) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Attaches the cgroups of host-network containers in `cgroups` (container key -> path,
+  // or the error finding it), detaches those of containers gone; the first time all
+  // attach and every source listed (`all_listed`), removes unclaimed leftovers.
+  void SyncCgroupsLocked(const std::map<std::string, absl::StatusOr<std::string>>& cgroups,
+                         bool all_listed, ReconcileReport& report)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The compiler's input and output around host-network containers (host_network_policy.h).
+  absl::StatusOr<std::vector<ContainerInfo>> CompileInputLocked(
+      const std::vector<ContainerInfo>& containers) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveLocked(const DatapathState* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unsubscribe(EventSubscription* s);
 
@@ -160,6 +180,8 @@ class Manager {
   std::string policy_text_ ABSL_GUARDED_BY(mu_);
   DatapathState running_ ABSL_GUARDED_BY(mu_);
   std::map<int, bool> attached_ ABSL_GUARDED_BY(mu_);  // host ifindex
+  std::map<std::string, std::string> cgroups_ ABSL_GUARDED_BY(mu_);  // container key -> cgroup
+  bool unclaimed_removed_ ABSL_GUARDED_BY(mu_) = false;  // DetachUnclaimed done
   std::map<std::tuple<std::string, std::string, uint8_t, uint16_t, uint32_t>, uint64_t>
       uncovered_ ABSL_GUARDED_BY(mu_);
   std::vector<EventSubscription*> subscribers_ ABSL_GUARDED_BY(mu_);

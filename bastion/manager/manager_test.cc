@@ -45,8 +45,48 @@ class FakeSource : public ContainerSource {
     std::erase_if(containers, [&](const ContainerInfo& c) { return c.name == name; });
   }
 
+  // A host-network container: no address or veth; its processes in cgroup `cgroup`
+  // (empty: the source cannot tell).
+  void AddHostNetwork(const std::string& name, const std::string& cgroup,
+                      std::map<std::string, std::string> labels = {}) {
+    ContainerInfo c;
+    c.name = name;
+    c.runtime_id = "rt-" + name;
+    c.labels = std::move(labels);
+    c.network_mode = "host";
+    containers.push_back(c);
+    if (!cgroup.empty()) cgroups["rt-" + name] = cgroup;
+  }
+  absl::StatusOr<std::string> HostNetworkCgroup(const std::string& runtime_id) const override {
+    auto it = cgroups.find(runtime_id);
+    if (it == cgroups.end()) return absl::NotFoundError("no cgroup for " + runtime_id);
+    return it->second;
+  }
+
   std::vector<ContainerInfo> containers;
+  std::map<std::string, std::string> cgroups;  // runtime id -> cgroup path
   absl::Status error;
+};
+
+// Records cgroup attachments (path -> container id).
+class FakeHostNetwork : public HostNetworkDatapath {
+ public:
+  absl::Status AttachCgroup(const std::string& path, uint32_t id) override {
+    ++attach_calls;
+    attached[path] = id;
+    return absl::OkStatus();
+  }
+  absl::Status DetachCgroup(const std::string& path) override {
+    if (!attached.erase(path)) return absl::NotFoundError(path);
+    return absl::OkStatus();
+  }
+  absl::Status DetachUnclaimed() override {
+    ++unclaimed_calls;
+    return absl::OkStatus();
+  }
+  std::map<std::string, uint32_t> attached;
+  int attach_calls = 0;
+  int unclaimed_calls = 0;
 };
 
 const char kPolicy[] =
@@ -74,11 +114,13 @@ class ManagerTest : public ::testing::Test {
     std::remove(state_file_.c_str());
     std::remove((state_file_ + ".log").c_str());
   }
-  std::unique_ptr<Manager> Make(bool detach_on_exit = true) {
+  std::unique_ptr<Manager> Make(bool detach_on_exit = true,
+                                HostNetworkDatapath* host_network = nullptr) {
     auto source = std::make_unique<FakeSource>();
     source_ = source.get();
     auto m = std::make_unique<Manager>(&dp_, Manager::Options{.state_file = state_file_,
-                                                              .detach_on_exit = detach_on_exit});
+                                                              .detach_on_exit = detach_on_exit,
+                                                              .host_network = host_network});
     m->AddSource(std::move(source));
     return m;
   }
@@ -328,6 +370,99 @@ TEST_F(ManagerTest, EventsAreNamedAndUncoveredFlowsCounted) {
   ASSERT_EQ(uncovered.size(), 1u);
   EXPECT_EQ(uncovered[0].count, 2u);
   EXPECT_EQ(uncovered[0].dport, 9000);
+}
+
+const char kHostNetworkPolicy[] =
+    "version: 1\nservices:\n"
+    "  - name: monitor\n    select: {labels: {role: monitor}}\n"
+    "  - name: agent\n    select: {labels: {role: agent}}\n"
+    "    depends_on: [{service: farm, ports: [tcp/9000]}]\n"
+    "  - name: farm\n    select: {labels: {role: farm}}\n"
+    "    depends_on: [{service: agent, ports: [tcp/9100]}]\n";
+
+TEST_F(ManagerTest, HostNetworkContainersAreAttachedByCgroupAndUnderPolicy) {
+  FakeHostNetwork hn;
+  std::unique_ptr<Manager> m = Make(/*detach_on_exit=*/true, &hn);
+  ASSERT_TRUE(m->Start().ok());
+  ASSERT_TRUE(m->SetPolicy(Parse(kHostNetworkPolicy), kHostNetworkPolicy).ok());
+  source_->Add("farm-1", 3, {{"role", "farm"}});
+  source_->AddHostNetwork("monitor", "/cg/monitor", {{"role", "monitor"}});
+  source_->AddHostNetwork("agent", "/cg/agent", {{"role", "agent"}});
+  ReconcileReport r = m->Reconcile();
+  EXPECT_TRUE(r.errors.empty()) << r.errors[0];
+  const uint32_t farm = IdOf(*m, "farm-1"), monitor = IdOf(*m, "monitor"),
+                 agent = IdOf(*m, "agent");
+  EXPECT_EQ(hn.attached, (std::map<std::string, uint32_t>{{"/cg/monitor", monitor},
+                                                           {"/cg/agent", agent}}));
+  EXPECT_EQ(hn.unclaimed_calls, 1);  // everything known and attached: leftovers go
+  // Only the bridged container has an endpoint and a veth; the policy covers all three:
+  // the agent uses the farm, the farm uses the agent (at the gateway for its own veth,
+  // and as the agent for the cgroup program); the monitor uses nothing.
+  EXPECT_EQ(dp_.endpoints(), (std::map<uint32_t, uint32_t>{{Ipv4(10, 0, 0, 3), farm}}));
+  EXPECT_EQ(dp_.attached(), std::set<int>{103});
+  EXPECT_EQ(dp_.dependencies(),
+            (std::set<std::pair<uint32_t, uint32_t>>{{agent, farm}, {farm, agent}}));
+  EXPECT_EQ(dp_.rules(), (std::set<FakeDatapath::RuleKey>{{agent, farm, kTcp, 9000, 9000},
+                                                         {farm, agent, kTcp, 9100, 9100},
+                                                         {farm, kHostIdFirst, kTcp, 9100, 9100}}));
+
+  // A quiet round attaches again (idempotent: catches a container's new cgroup).
+  const int calls = hn.attach_calls;
+  m->Reconcile();
+  EXPECT_EQ(hn.attach_calls, calls + 2);
+  EXPECT_EQ(hn.unclaimed_calls, 1);
+
+  // The agent goes: its cgroup is detached, its rules and the farm's mirror go too.
+  source_->Remove("agent");
+  r = m->Reconcile();
+  EXPECT_THAT(r.removed, ElementsAre("agent"));
+  EXPECT_EQ(hn.attached, (std::map<std::string, uint32_t>{{"/cg/monitor", monitor}}));
+  EXPECT_TRUE(dp_.dependencies().empty());
+  EXPECT_TRUE(dp_.rules().empty());
+
+  m.reset();  // detach_on_exit
+  EXPECT_TRUE(hn.attached.empty());
+}
+
+TEST_F(ManagerTest, HostNetworkContainerWithoutACgroupIsReported) {
+  FakeHostNetwork hn;
+  std::unique_ptr<Manager> m = Make(/*detach_on_exit=*/true, &hn);
+  source_->AddHostNetwork("monitor", "", {{"role", "monitor"}});
+  ReconcileReport r = m->Reconcile();
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("host-network container monitor is not enforced"));
+  EXPECT_TRUE(hn.attached.empty());
+  EXPECT_EQ(hn.unclaimed_calls, 0);  // a live container's leftovers may still be in force
+  source_->cgroups["rt-monitor"] = "/cg/monitor";
+  r = m->Reconcile();
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(hn.attached.size(), 1u);
+  EXPECT_EQ(hn.unclaimed_calls, 1);
+}
+
+TEST_F(ManagerTest, HostNetworkEventsAreNamedByTheContainer) {
+  FakeHostNetwork hn;
+  std::unique_ptr<Manager> m = Make(/*detach_on_exit=*/true, &hn);
+  source_->Add("farm-1", 3, {{"role", "farm"}});
+  source_->AddHostNetwork("monitor", "/cg/monitor", {{"role", "monitor"}});
+  m->Reconcile();
+  std::unique_ptr<EventSubscription> sub = m->Subscribe();
+  VerdictEvent e;
+  e.container_id = IdOf(*m, "monitor");
+  e.host_network = true;
+  e.saddr = Ipv4(10, 0, 0, 1);  // the host's address on the bridge
+  e.daddr = Ipv4(10, 0, 0, 3);
+  e.proto = kTcp;
+  e.dport = 7100;
+  e.reason = BASTION_DROP_NO_DEPENDENCY;
+  dp_.PushEvent(e);
+  EXPECT_EQ(m->PumpEvents(absl::Seconds(1)), 1);
+  std::vector<NamedEvent> got = sub->Next(absl::Seconds(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].src, "monitor");
+  EXPECT_EQ(got[0].dst, "farm-1");
+  ASSERT_EQ(m->Uncovered().size(), 1u);
+  EXPECT_EQ(m->Uncovered()[0].src, "monitor");
 }
 
 }  // namespace

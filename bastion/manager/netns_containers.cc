@@ -17,6 +17,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bastion/datapath/cgroup.h"
 #include "bastion/manager/run_command.h"
 #include "nlohmann/json.hpp"
 
@@ -51,8 +53,9 @@ absl::Status CheckName(const std::string& name) {
 
 std::string In(const std::string& netns) { return netns.empty() ? "ip " : "ip -n " + netns + " "; }
 
-// A container the directory describes, read from its label file.
-absl::StatusOr<ContainerInfo> ReadLabelFile(const std::string& path) {
+// A container the directory describes, read from its label file; `cgroup` is set for a
+// host-network one.
+absl::StatusOr<ContainerInfo> ReadLabelFile(const std::string& path, std::string* cgroup) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": gone"));
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -65,6 +68,25 @@ absl::StatusOr<ContainerInfo> ReadLabelFile(const std::string& path) {
     return it != j.end() && it->is_string() ? it->get<std::string>() : "";
   };
   c.name = text("name");
+  if (auto it = j.find("labels"); it != j.end() && it->is_object()) {
+    for (const auto& [k, v] : it->items()) {
+      if (v.is_string()) c.labels[k] = v.get<std::string>();
+    }
+  }
+  if (text("network") == "host") {
+    *cgroup = text("cgroup");
+    if (c.name.empty() || cgroup->empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": a host-network container needs name and cgroup"));
+    }
+    struct stat info;
+    if (stat(cgroup->c_str(), &info) != 0) {
+      return absl::NotFoundError(absl::StrCat(path, ": cgroup ", *cgroup, " not here"));
+    }
+    c.runtime_id = "host:" + c.name;
+    c.network_mode = "host";
+    return c;
+  }
   c.runtime_id = text("netns");
   c.network_mode = "bridge";
   absl::StatusOr<uint32_t> ip = ParseIpv4(text("ip"));
@@ -76,11 +98,6 @@ absl::StatusOr<ContainerInfo> ReadLabelFile(const std::string& path) {
   c.ip = *ip;
   c.mac = *mac;
   if (absl::StatusOr<uint32_t> gw = ParseIpv4(text("gateway")); gw.ok()) c.gateway = *gw;
-  if (auto it = j.find("labels"); it != j.end() && it->is_object()) {
-    for (const auto& [k, v] : it->items()) {
-      if (v.is_string()) c.labels[k] = v.get<std::string>();
-    }
-  }
   const std::string veth = text("host_veth");
   c.host_ifindex = veth.empty() ? 0 : static_cast<int>(if_nametoindex(veth.c_str()));
   if (c.host_ifindex == 0) {
@@ -89,7 +106,59 @@ absl::StatusOr<ContainerInfo> ReadLabelFile(const std::string& path) {
   return c;
 }
 
+// Writes the label file atomically (temp file + rename).
+absl::Status WriteLabelFile(const std::string& dir, const std::string& name,
+                            const nlohmann::json& j) {
+  const std::string path = absl::StrCat(dir, "/", name, ".json");
+  const std::string tmp = absl::StrCat(dir, "/.", name, ".tmp");
+  mkdir(dir.c_str(), 0755);
+  std::ofstream out(tmp);
+  out << j.dump() << "\n";
+  out.close();
+  if (!out || rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("writing label file ", path));
+  }
+  return absl::OkStatus();
+}
+
+// Kills every process in the cgroup and removes it (waits, bounded, for them to exit).
+absl::Status RemoveCgroup(const std::string& cgroup) {
+  std::ofstream(cgroup + "/cgroup.kill") << "1" << std::endl;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (rmdir(cgroup.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    if (errno != EBUSY || absl::Now() > deadline) {
+      return absl::ErrnoToStatus(errno, "removing cgroup " + cgroup);
+    }
+    absl::SleepFor(absl::Milliseconds(10));  // killed processes are still exiting
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CreateHostNetworkContainer(const NamespaceContainerSpec& spec,
+                                        const std::string& dir) {
+  absl::StatusOr<std::string> cgroup = NamespaceContainerCgroup(spec.name);
+  if (!cgroup.ok()) return cgroup.status();
+  if (mkdir(cgroup->c_str(), 0755) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("creating host-network container '",
+                                                   spec.name, "': cgroup ", *cgroup));
+  }
+  nlohmann::json j = {{"name", spec.name}, {"network", "host"}, {"cgroup", *cgroup},
+                      {"labels", spec.labels}};
+  if (absl::Status s = WriteLabelFile(dir, spec.name, j); !s.ok()) {
+    rmdir(cgroup->c_str());
+    return s;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> NamespaceContainerCgroup(const std::string& name) {
+  absl::StatusOr<std::string> root = Cgroup2MountPoint();
+  if (!root.ok()) return root.status();
+  return absl::StrCat(*root, "/dctk-", name);
+}
 
 std::string NamespaceContainerNetns(const std::string& name) { return "dctk-" + name; }
 std::string NamespaceContainerVeth(const std::string& name) { return "d" + name; }
@@ -109,6 +178,7 @@ absl::Status DeleteBridge(const NamespaceNetwork& net) {
 absl::Status CreateNamespaceContainer(const NamespaceNetwork& net,
                                       const NamespaceContainerSpec& spec, const std::string& dir) {
   if (absl::Status s = CheckName(spec.name); !s.ok()) return s;
+  if (spec.host_network) return CreateHostNetworkContainer(spec, dir);
   if (spec.index < 2 || spec.index > 254) {
     return absl::InvalidArgumentError(absl::StrCat("container '", spec.name, "': index ",
                                                    spec.index, " outside 2..254"));
@@ -137,15 +207,7 @@ absl::Status CreateNamespaceContainer(const NamespaceNetwork& net,
     nlohmann::json j = {{"name", spec.name},  {"netns", netns},         {"host_veth", veth},
                         {"ip", ip},           {"mac", mac.ToString()},  {"labels", spec.labels},
                         {"gateway", net.prefix + ".1"}};
-    const std::string path = absl::StrCat(dir, "/", spec.name, ".json");
-    const std::string tmp = absl::StrCat(dir, "/.", spec.name, ".tmp");
-    mkdir(dir.c_str(), 0755);
-    std::ofstream out(tmp);
-    out << j.dump() << "\n";
-    out.close();
-    if (!out || rename(tmp.c_str(), path.c_str()) != 0) {
-      s = absl::ErrnoToStatus(errno, absl::StrCat("writing label file ", path));
-    }
+    s = WriteLabelFile(dir, spec.name, j);
   }
   if (!s.ok()) {
     RunCommand("ip netns del " + netns).IgnoreError();  // takes the veth pair with it
@@ -157,6 +219,9 @@ absl::Status CreateNamespaceContainer(const NamespaceNetwork& net,
 
 absl::Status DeleteNamespaceContainer(const std::string& name, const std::string& dir) {
   unlink(absl::StrCat(dir, "/", name, ".json").c_str());
+  absl::StatusOr<std::string> cgroup = NamespaceContainerCgroup(name);
+  struct stat info;
+  if (cgroup.ok() && stat(cgroup->c_str(), &info) == 0) return RemoveCgroup(*cgroup);
   return RunCommand("ip netns del " + NamespaceContainerNetns(name)).status();
 }
 
@@ -174,17 +239,33 @@ NamespaceContainerSource::~NamespaceContainerSource() {
 
 absl::StatusOr<std::vector<ContainerInfo>> NamespaceContainerSource::List() {
   std::vector<ContainerInfo> out;
+  std::map<std::string, std::string> cgroups;
   DIR* d = opendir(dir_.c_str());
   if (!d) return absl::ErrnoToStatus(errno, absl::StrCat("reading ", dir_));
   while (dirent* e = readdir(d)) {
     const std::string file = e->d_name;
     if (file[0] == '.' || !absl::EndsWith(file, ".json")) continue;
     // Files vanish and veths go away while we read: such containers are simply not there.
-    absl::StatusOr<ContainerInfo> c = ReadLabelFile(absl::StrCat(dir_, "/", file));
-    if (c.ok()) out.push_back(std::move(*c));
+    std::string cgroup;
+    absl::StatusOr<ContainerInfo> c = ReadLabelFile(absl::StrCat(dir_, "/", file), &cgroup);
+    if (!c.ok()) continue;
+    if (!cgroup.empty()) cgroups[c->runtime_id] = cgroup;
+    out.push_back(std::move(*c));
   }
   closedir(d);
+  absl::MutexLock l(&mu_);
+  cgroups_ = std::move(cgroups);
   return out;
+}
+
+absl::StatusOr<std::string> NamespaceContainerSource::HostNetworkCgroup(
+    const std::string& runtime_id) const {
+  absl::MutexLock l(&mu_);
+  auto it = cgroups_.find(runtime_id);
+  if (it == cgroups_.end()) {
+    return absl::NotFoundError(absl::StrCat(name(), ": no cgroup known for ", runtime_id));
+  }
+  return it->second;
 }
 
 bool NamespaceContainerSource::WaitForChange(absl::Duration timeout) {

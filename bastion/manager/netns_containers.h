@@ -13,6 +13,16 @@
 //     before the namespace is deleted, so discovery never sees a half-made container.
 // A container exists for Bastion while its file is there and its host veth exists.
 //
+// Host network mode (a network-privileged container, like `podman run --network host`):
+// no netns or veth; the container shares the network namespace bastiond runs in, and its
+// processes run in its own cgroup v2 directory, NamespaceContainerCgroup(name)
+// (<cgroup2 mount>/dctk-<name>), which is what Bastion enforces it by. Its label file:
+//       {"name": "monitor", "network": "host",
+//        "cgroup": "/sys/fs/cgroup/unified/dctk-monitor", "labels": {"role": "monitor"}}
+// It exists for Bastion while its file and its cgroup directory are there. A process
+// joins it by writing its pid to <cgroup>/cgroup.procs (children inherit it):
+//   sh -c 'echo $$ > /sys/fs/cgroup/unified/dctk-monitor/cgroup.procs && exec PROGRAM'
+//
 // NamespaceContainerSource discovers them (inotify on the directory wakes it);
 // CreateNamespaceContainer/DeleteNamespaceContainer make and remove them, and
 // CreateBridge makes the bridge, so tests, benchmarks and the demo share one recipe.
@@ -33,6 +43,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "bastion/manager/container_source.h"
 
 namespace dctk::bastion {
@@ -51,19 +63,24 @@ struct NamespaceContainerSpec {
   std::string name;   // letters, digits, '-', '_' ; at most 12 characters
   int index = 2;      // host part of the address, 2..254; also the MAC's last bytes
   std::map<std::string, std::string> labels;
+  // Host network mode: no netns, veth or address (`index` unused); a cgroup instead.
+  bool host_network = false;
 };
 
 // The netns and host veth names a container gets: "<netns_prefix><name>", "d<name>".
 std::string NamespaceContainerNetns(const std::string& name);
 std::string NamespaceContainerVeth(const std::string& name);
+// The cgroup v2 directory of a host-network container; an error without a cgroup2 mount.
+absl::StatusOr<std::string> NamespaceContainerCgroup(const std::string& name);
 
 absl::Status CreateBridge(const NamespaceNetwork& net);
 absl::Status DeleteBridge(const NamespaceNetwork& net);
-// Makes the netns, veth, addresses and route, then writes the label file in `dir`.
-// On failure removes what it made.
+// Makes the netns, veth, addresses and route (host network mode: the cgroup), then
+// writes the label file in `dir`. On failure removes what it made.
 absl::Status CreateNamespaceContainer(const NamespaceNetwork& net,
                                       const NamespaceContainerSpec& spec, const std::string& dir);
-// Removes the label file, then the namespace (which takes the veth pair with it).
+// Removes the label file, then the namespace (which takes the veth pair with it); for a
+// host-network container, kills the processes in its cgroup and removes the cgroup.
 absl::Status DeleteNamespaceContainer(const std::string& name, const std::string& dir);
 
 // Discovers the containers described in `dir`; resolves host veths in the caller's netns.
@@ -74,10 +91,13 @@ class NamespaceContainerSource : public ContainerSource {
   std::string name() const override { return "netns:" + dir_; }
   absl::StatusOr<std::vector<ContainerInfo>> List() override;
   bool WaitForChange(absl::Duration timeout) override;
+  absl::StatusOr<std::string> HostNetworkCgroup(const std::string& runtime_id) const override;
 
  private:
   std::string dir_;
   int inotify_fd_ = -1;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::string> cgroups_ ABSL_GUARDED_BY(mu_);  // runtime id -> cgroup
 };
 
 }  // namespace dctk::bastion
