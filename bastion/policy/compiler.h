@@ -11,6 +11,9 @@
 // `gateway` is kHostIdFirst, the policy's host groups kHostIdFirst+1, +2, ... in file
 // order; everything else is kWorldId.
 //
+// A container event recompiles only its containers (CompileSlice); a policy change only
+// the containers it touches (CompilePolicyUpdate, incremental.h).
+//
 // Example:
 //   absl::StatusOr<DatapathState> state = CompilePolicy(policy, containers);
 //   if (!state.ok()) return state.status();  // e.g. two containers with one IP

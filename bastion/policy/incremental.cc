@@ -94,6 +94,59 @@ bool Within(const DatapathState& slice, const DatapathState& running) {
   return true;
 }
 
+// Removes the entries `a` and `b` share from both; O(|a| + |b|).
+template <typename Set>
+void DropCommon(Set& a, Set& b) {
+  Set only_a, only_b;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(),
+                      std::inserter(only_a, only_a.end()));
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(),
+                      std::inserter(only_b, only_b.end()));
+  a = std::move(only_a);
+  b = std::move(only_b);
+}
+
+bool SameEndpoint(const ContainerEndpoint& a, const ContainerEndpoint& b) {
+  return a.container_id == b.container_id && a.mac == b.mac && a.host_ifindex == b.host_ifindex;
+}
+bool SameBinding(const Binding& a, const Binding& b) {
+  return a.container_id == b.container_id && a.ip == b.ip && a.mac == b.mac;
+}
+
+// `remove` and `add` such that replacing the one by the other turns `from` into `to`:
+// entries that differ (keyed ones with their old and new values), hosts and audit whole.
+void DiffWhole(const DatapathState& from, const DatapathState& to, DatapathState& remove,
+               DatapathState& add) {
+  remove = {};
+  add = {};
+  remove.audit = from.audit;
+  remove.hosts = from.hosts;
+  add.audit = to.audit;
+  add.hosts = to.hosts;
+  for (const auto& [ip, e] : from.endpoints) {
+    auto it = to.endpoints.find(ip);
+    if (it == to.endpoints.end() || !SameEndpoint(e, it->second)) remove.endpoints[ip] = e;
+  }
+  for (const auto& [ip, e] : to.endpoints) {
+    auto it = from.endpoints.find(ip);
+    if (it == from.endpoints.end() || !SameEndpoint(e, it->second)) add.endpoints[ip] = e;
+  }
+  for (const auto& [ifindex, b] : from.bindings) {
+    auto it = to.bindings.find(ifindex);
+    if (it == to.bindings.end() || !SameBinding(b, it->second)) remove.bindings[ifindex] = b;
+  }
+  for (const auto& [ifindex, b] : to.bindings) {
+    auto it = from.bindings.find(ifindex);
+    if (it == from.bindings.end() || !SameBinding(b, it->second)) add.bindings[ifindex] = b;
+  }
+  remove.dependencies = from.dependencies;
+  add.dependencies = to.dependencies;
+  DropCommon(remove.dependencies, add.dependencies);
+  remove.rules = from.rules;
+  add.rules = to.rules;
+  DropCommon(remove.rules, add.rules);
+}
+
 }  // namespace
 
 std::set<uint32_t> TouchedContainers(const Policy& from, const Policy& to,
@@ -146,7 +199,8 @@ void PolicyUpdate::ApplyTo(DatapathState& state) const {
 absl::StatusOr<PolicyUpdate> CompilePolicyUpdate(const Policy& running_policy,
                                                  const DatapathState& running,
                                                  const Policy& next_policy,
-                                                 const ContainerIndex& containers) {
+                                                 const ContainerIndex& containers,
+                                                 double whole_above) {
   PolicyUpdate u;
   u.add.audit = next_policy.audit;
   // Gateways are container facts: keep them; the policy's groups are recomputed.
@@ -157,20 +211,27 @@ absl::StatusOr<PolicyUpdate> CompilePolicyUpdate(const Policy& running_policy,
   if (!hosts.ok()) return hosts;
 
   u.touched = TouchedContainers(running_policy, next_policy, containers);
-  u.remove.audit = running.audit;
-  u.remove.hosts = running.hosts;
-  internal::AddSliceEntries(running_policy, containers, u.touched, u.remove);
-  if (!Within(u.remove, running) || running.audit != running_policy.audit) {
-    // `running` is not what the running policy compiles to: recompile everything.
+  const size_t n = containers.containers().size();
+  bool whole = u.touched.size() > whole_above * n;
+  if (!whole) {
+    u.remove.audit = running.audit;
+    u.remove.hosts = running.hosts;
+    internal::AddSliceEntries(running_policy, containers, u.touched, u.remove);
+    // If `running` is not what the running policy compiles to, recompile everything.
+    whole = !Within(u.remove, running) || running.audit != running_policy.audit;
+  }
+  if (whole) {
     absl::StatusOr<DatapathState> next = CompilePolicy(next_policy, containers.containers());
     if (!next.ok()) return next.status();
-    u.full = true;
-    u.remove = running;
-    u.add = *std::move(next);
+    u.whole = true;
+    DiffWhole(running, *next, u.remove, u.add);
     for (const ContainerInfo& c : containers.containers()) u.touched.insert(c.id);
     return u;
   }
   internal::AddSliceEntries(next_policy, containers, u.touched, u.add);
+  // Entries in both slices stay: neither written nor patched.
+  DropCommon(u.remove.dependencies, u.add.dependencies);
+  DropCommon(u.remove.rules, u.add.rules);
   return u;
 }
 

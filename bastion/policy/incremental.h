@@ -6,7 +6,7 @@
 // and new; a service whose selector alone changed touches the containers that joined or
 // left it. Every entry that differs between the two compiled states has an end in the
 // touched set, so the new state is the running one with the touched containers' slice
-// replaced by the new policy's slice. The cost is O(policy size + entries of the touched
+// replaced by the new policy's slice; the update carries only the slices' difference. The cost is O(policy size + entries of the touched
 // containers), with selector members found through a ContainerIndex; a one-rule change
 // at 1,000 containers touches only the members of that one service.
 //
@@ -14,10 +14,13 @@
 // running state) with the errors CompilePolicy gives, so an invalid new policy is
 // rejected exactly as by a full compile and nothing is returned to apply.
 //
+// When more than `whole_above` of the containers are touched, two slices that large
+// cost more than one full compile: the new policy is then compiled whole and diffed
+// against `running` (`whole` set; the same update, O(all entries)).
+//
 // Precondition: `running` is CompilePolicy(running_policy, containers) (the manager's
 // invariant: every container event patches its slice). The update checks that the
-// entries it removes are in `running`; if one is not, it falls back to a full compile
-// (`full` set, `remove` = all of running).
+// entries it removes are in `running`; if one is not, it compiles whole too.
 //
 // Example (bastiond's SetPolicy):
 //   ContainerIndex index(containers);
@@ -41,13 +44,16 @@ namespace dctk::bastion {
 struct PolicyUpdate {
   // Containers whose entries may change (every changed entry has an end here).
   std::set<uint32_t> touched;
-  // Running's dependencies and rules with an end in `touched`, its hosts and audit.
+  // The dependencies and rules with an end in `touched` that running has and the new
+  // policy does not; running's hosts and audit.
   DatapathState remove;
-  // The new policy's dependencies and rules with an end in `touched`, all its hosts, its
-  // audit. No endpoints or bindings in either: a policy change leaves them alone.
+  // Those the new policy has and running does not; all the new hosts, the new audit. No
+  // endpoints or bindings in either (a policy change leaves them alone), unless `whole`
+  // found running's differ from the containers.
   DatapathState add;
-  // Whether `running` did not match the running policy and everything was recompiled.
-  bool full = false;
+  // Whether the new policy was compiled whole (a large change, or `running` did not
+  // match the running policy).
+  bool whole = false;
 
   // Replaces `remove` by `add` in `state` (hosts: all of add's); O(size of the slices).
   void ApplyTo(DatapathState& state) const;
@@ -56,7 +62,8 @@ struct PolicyUpdate {
 absl::StatusOr<PolicyUpdate> CompilePolicyUpdate(const Policy& running_policy,
                                                  const DatapathState& running,
                                                  const Policy& next_policy,
-                                                 const ContainerIndex& containers);
+                                                 const ContainerIndex& containers,
+                                                 double whole_above = 0.5);
 
 // The containers whose entries may differ between the two policies' compiles (see above).
 std::set<uint32_t> TouchedContainers(const Policy& from, const Policy& to,

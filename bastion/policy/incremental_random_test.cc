@@ -276,7 +276,10 @@ TEST(IncrementalRandomTest, UpdateEqualsFullCompile) {
     Policy next_policy = gen.Mutate(old_policy);
     ContainerIndex index(cs);
     absl::StatusOr<DatapathState> want = CompilePolicy(next_policy, cs);
-    absl::StatusOr<PolicyUpdate> update = CompilePolicyUpdate(old_policy, *running, next_policy, index);
+    // Slices always (whole_above 1: never compiled whole), or by size (the default).
+    const double whole_above = seed % 4 == 0 ? 0.5 : 1.0;
+    absl::StatusOr<PolicyUpdate> update =
+        CompilePolicyUpdate(old_policy, *running, next_policy, index, whole_above);
     if (!want.ok()) {
       ASSERT_FALSE(update.ok()) << where;
       EXPECT_EQ(update.status(), want.status()) << where;
@@ -284,18 +287,17 @@ TEST(IncrementalRandomTest, UpdateEqualsFullCompile) {
       continue;
     }
     ASSERT_TRUE(update.ok()) << where << ": " << update.status();
-    EXPECT_FALSE(update->full) << where;
-    incremental += update->touched.size() < cs.size();
+    if (whole_above == 1.0) EXPECT_FALSE(update->whole) << where;
+    incremental += !update->whole && update->touched.size() < cs.size();
     DatapathState got = *running;
     update->ApplyTo(got);
     ExpectSameState(got, *want, where);
-    // Exactly the touched containers' slices, old and new.
-    DatapathState old_slice = SliceOf(*running, update->touched);
-    DatapathState new_slice = SliceOf(*want, update->touched);
-    EXPECT_EQ(update->remove.rules, old_slice.rules) << where;
-    EXPECT_EQ(update->remove.dependencies, old_slice.dependencies) << where;
-    EXPECT_EQ(update->add.rules, new_slice.rules) << where;
-    EXPECT_EQ(update->add.dependencies, new_slice.dependencies) << where;
+    // Exactly the difference: what goes and what comes, nothing that stays.
+    const DatapathState gone = Minus(*running, *want), come = Minus(*want, *running);
+    EXPECT_EQ(update->remove.rules, gone.rules) << where;
+    EXPECT_EQ(update->remove.dependencies, gone.dependencies) << where;
+    EXPECT_EQ(update->add.rules, come.rules) << where;
+    EXPECT_EQ(update->add.dependencies, come.dependencies) << where;
     EXPECT_EQ(DiffStates(update->remove, update->add).lines, DiffStates(*running, *want).lines)
         << where;
     // On the datapath: the slice apply leaves what a fresh install of the new state does.

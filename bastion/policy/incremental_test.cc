@@ -14,7 +14,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::Not;
 
 ContainerInfo Make(uint32_t id, std::string name, std::map<std::string, std::string> labels) {
   ContainerInfo c;
@@ -82,12 +81,12 @@ Policy Edited(const std::vector<std::pair<std::string, std::string>>& edits) {
   return Parse(text);
 }
 
-// Runs the update from kBase to `next` and checks it against the full compile.
+// Runs the update from kBase (never compiled whole: the slices are what is tested) to `next` and checks it against the full compile.
 PolicyUpdate Update(const Policy& next, const std::vector<ContainerInfo>& cs = Containers(),
                     const Policy& from = Parse(kBase)) {
   DatapathState running = *CompilePolicy(from, cs);
   ContainerIndex index(cs);
-  absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(from, running, next, index);
+  absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(from, running, next, index, /*whole_above=*/1.0);
   EXPECT_TRUE(u.ok()) << u.status();
   if (!u.ok()) return {};
   absl::StatusOr<DatapathState> want = CompilePolicy(next, cs);
@@ -104,9 +103,10 @@ PolicyUpdate Update(const Policy& next, const std::vector<ContainerInfo>& cs = C
 TEST(IncrementalTest, OneRuleChangeTouchesOnlyItsService) {
   PolicyUpdate u = Update(Edited({{"ports: [tcp/80]", "ports: [tcp/80, tcp/8080]"}}));
   EXPECT_THAT(u.touched, ElementsAre(1));
-  EXPECT_FALSE(u.full);
-  // 1->2 and 1->3 gain tcp/8080; everything else about the client is re-read unchanged.
-  EXPECT_EQ(u.add.rules.size(), u.remove.rules.size() + 2);
+  EXPECT_FALSE(u.whole);
+  // 1->2 and 1->3 gain tcp/8080; nothing else changes.
+  EXPECT_THAT(u.remove.rules, IsEmpty());
+  EXPECT_THAT(u.add.rules, ElementsAre(RuleBlock{1, 2, 6, 8080, 8080}, RuleBlock{1, 3, 6, 8080, 8080}));
 }
 
 TEST(IncrementalTest, RuleRemoved) {
@@ -122,7 +122,7 @@ TEST(IncrementalTest, RuleRemoved) {
   EXPECT_THAT(u.add.rules, IsEmpty());
 }
 
-TEST(IncrementalTest, ServiceRemovedAndAdded) {
+TEST(IncrementalTest, ServiceRemoved) {
   PolicyUpdate removed = Update(Edited({{"      - service: web\n        ports: [tcp/80]\n", ""},
                                         {R"(  - name: web
     select: {names: ["web-*"]}
@@ -137,7 +137,10 @@ TEST(IncrementalTest, ServiceRemovedAndAdded) {
 )",
                                          ""}}));
   EXPECT_THAT(removed.touched, ElementsAre(1, 2, 3));
-  EXPECT_THAT(removed.add.rules, Not(IsEmpty()));  // the client's dns rule stays
+  EXPECT_THAT(removed.add.rules, IsEmpty());
+  // The client's dns rule stays: not in the update.
+  for (const RuleBlock& r : removed.remove.rules) EXPECT_NE(r.dst_id, HostGroupId(0));
+  EXPECT_FALSE(removed.remove.rules.empty());
 }
 
 TEST(IncrementalTest, SelectorChangeTouchesJoinersAndLeavers) {
@@ -194,7 +197,7 @@ TEST(IncrementalTest, AfterContainerRenamedAndRelabelled) {
   running = Union(Minus(running, SliceOf(running, ids)), *CompileSlice(base, cs, ids));
   const Policy next = Edited({{"ports: [tcp/80]", "ports: [tcp/81]"}});
   ContainerIndex index(cs);
-  absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(base, running, next, index);
+  absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(base, running, next, index, /*whole_above=*/1.0);
   ASSERT_TRUE(u.ok()) << u.status();
   EXPECT_THAT(u->touched, ElementsAre(1, 5));  // the clients, as the containers are now
   u->ApplyTo(running);
@@ -220,11 +223,29 @@ TEST(IncrementalTest, InvalidPolicyRejectedWithFileLineAndNothingToApply) {
            {"10.0.0.1", "address 10.0.0.1 is in two host groups (ntp)"},
            {"192.0.2.53", "address 192.0.2.53 is in two host groups (ntp)"}}) {
     const Policy next = Edited({{"[192.0.2.123]", "[" + address + "]"}});
-    absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(base, running, next, index);
+    absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(base, running, next, index, /*whole_above=*/1.0);
     ASSERT_FALSE(u.ok()) << address;
     EXPECT_EQ(u.status(), CompilePolicy(next, cs).status());
     EXPECT_THAT(u.status().message(), HasSubstr("edge.yaml: " + reason));
   }
+}
+
+TEST(IncrementalTest, LargeChangeIsCompiledWholeWithTheSameResult) {
+  const Policy base = Parse(kBase);
+  const Policy next = Edited({{"ports: [tcp/5432]", "ports: [tcp/5433]"}});  // web and cache
+  const std::vector<ContainerInfo> cs = Containers();
+  DatapathState running = *CompilePolicy(base, cs);
+  ContainerIndex index(cs);
+  absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(base, running, next, index);  // 3 of 5
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_TRUE(u->whole);
+  EXPECT_THAT(u->add.endpoints, IsEmpty());  // only what differs
+  EXPECT_EQ(u->add.rules.size(), 3u);
+  EXPECT_EQ(u->remove.rules.size(), 3u);
+  u->ApplyTo(running);
+  DatapathState want = *CompilePolicy(next, cs);
+  EXPECT_EQ(running.rules, want.rules);
+  EXPECT_EQ(running.dependencies, want.dependencies);
 }
 
 TEST(IncrementalTest, RunningStateNotFromRunningPolicyFallsBackToFull) {
@@ -234,9 +255,9 @@ TEST(IncrementalTest, RunningStateNotFromRunningPolicyFallsBackToFull) {
   running.rules.erase(running.rules.begin());  // lost an entry of container 1
   const Policy next = Edited({{"ports: [tcp/80]", "ports: [tcp/81]"}});
   ContainerIndex index(cs);
-  absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(base, running, next, index);
+  absl::StatusOr<PolicyUpdate> u = CompilePolicyUpdate(base, running, next, index, /*whole_above=*/1.0);
   ASSERT_TRUE(u.ok()) << u.status();
-  EXPECT_TRUE(u->full);
+  EXPECT_TRUE(u->whole);
   u->ApplyTo(running);
   DatapathState want = *CompilePolicy(next, cs);
   EXPECT_EQ(running.rules, want.rules);
