@@ -25,6 +25,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/metrics/histogram.h"
 #include "farm/fabric/net_fabric.h"
@@ -67,6 +68,7 @@ struct MixStats {
   uint64_t rw_commits = 0;
   double secs = 0;
   int coordinators = 0;
+  std::string recovery;  // a kill run's recovery line
 
   void Merge(const MixStats& o) {
     ro.Merge(o.ro);
@@ -102,6 +104,7 @@ void PrintMix(const std::string& name, const MixStats& all) {
            absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
            absl::ToDoubleMicroseconds(all.truncate) / n);
   }
+  printf("%s", all.recovery.c_str());
 }
 
 // The mix for `length` on every coordinator of machines 1..client_machines
@@ -195,10 +198,11 @@ MixStats RunMix(tx::LocalCluster<F>& c, std::vector<Step>& steps, int client_mac
         break;
       }
     }
-    printf("  recovery: %d in-flight transactions resolved (%d committed) in %.2f ms; throughput back to 80%% "
-           "of %.0f tx/s %s %.0f ms after the kill (failure detection by lease not included)\n",
-           report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 1e9 / kBucket,
-           back < 0 ? "not within the run:" : "", back < 0 ? 0.0 : (back * kBucket + kBucket - kill_ns) / 1e6);
+    all.recovery = absl::StrFormat(
+        "  recovery: %d in-flight transactions resolved (%d committed) in %.2f ms; throughput back to 80%% "
+        "of %.0f tx/s %s %.0f ms after the kill (failure detection by lease not included)\n",
+        report.in_flight, report.committed, absl::ToDoubleMilliseconds(report.duration), before * 1e9 / kBucket,
+        back < 0 ? "not within the run:" : "", back < 0 ? 0.0 : (back * kBucket + kBucket - kill_ns) / 1e6);
   }
   return all;
 }
