@@ -298,6 +298,16 @@ void FastPaxosReplica::HandleFetch(const FpFetch& m) {
 void FastPaxosReplica::HandleAccept(const FpAccept& m) {
   if (IsCoordinator() || m.entries_size() == 0) return;
   const uint64_t end = m.first_slot() + m.entries_size() - 1;
+  FpAccepted ack;
+  ack.set_replica(index_);
+  ack.set_end(end);
+  if (end <= last_accept_end_) {
+    // A resend, or an older round arriving late: taken already (or
+    // superseded); taking it again would move our later votes.
+    SendTo(0, ack);
+    return;
+  }
+  last_accept_end_ = end;
   std::vector<Entry> displaced;
   for (int i = 0; i < m.entries_size(); ++i) {
     const uint64_t slot = m.first_slot() + i;
@@ -330,9 +340,6 @@ void FastPaxosReplica::HandleAccept(const FpAccept& m) {
       Vote(std::move(e));
     }
   }
-  FpAccepted ack;
-  ack.set_replica(index_);
-  ack.set_end(end);
   SendTo(0, ack);
 }
 

@@ -131,6 +131,7 @@ class FastPaxosReplica : public transport::TransportReceiver {
   std::map<uint64_t, Entry> accepted_;
   absl::flat_hash_map<RequestId, uint64_t> accepted_at_;  // request -> slot
   FpVote votes_out_;  // follower: votes not sent yet
+  uint64_t last_accept_end_ = 0;  // follower: end of the newest classic round taken
 
   // Coordinator: votes per undecided slot (by replica), the requests they
   // name, the end of the classic round's slots and whether it awaits an ack.
