@@ -6,9 +6,10 @@
 // and new; a service whose selector alone changed touches the containers that joined or
 // left it. Every entry that differs between the two compiled states has an end in the
 // touched set, so the new state is the running one with the touched containers' slice
-// replaced by the new policy's slice; the update carries only the slices' difference. The cost is O(policy size + entries of the touched
-// containers), with selector members found through a ContainerIndex; a one-rule change
-// at 1,000 containers touches only the members of that one service.
+// replaced by the new policy's slice; the update carries only the slices' difference.
+// The cost is O(policy size + entries of the touched containers), with selector members
+// found through a ContainerIndex; a one-rule change at 1,000 containers touches only the
+// members of that one service.
 //
 // Host groups (policy addresses) are recomputed whole (the gateways are kept from the
 // running state) with the errors CompilePolicy gives, so an invalid new policy is
