@@ -166,17 +166,22 @@ absl::Status Manager::ApplySliceLocked(const std::set<uint32_t>& ids, const Data
                                        StateDelta delta) {
   DatapathState old_slice = SliceOf(running_, ids);
   old_slice.hosts = running_.hosts;  // the slice carries all hosts: gateways may come or go
+  return ApplyDeltaLocked(old_slice, slice, std::move(delta));
+}
+
+absl::Status Manager::ApplyDeltaLocked(const DatapathState& remove, const DatapathState& add,
+                                       StateDelta delta) {
   const absl::Time start = absl::Now();
   const bool journal = !options_.state_file.empty();
   if (journal) {
-    // Journalled before the apply (so a crash mid-way is adopted as pending), O(slice).
-    delta.remove = old_slice;
-    delta.add = slice;
+    // Journalled before the apply (so a crash mid-way is adopted as pending), O(delta).
+    delta.remove = remove;
+    delta.add = add;
     absl::StatusOr<size_t> n = AppendStateDelta(options_.state_file, delta);
     if (!n.ok()) return n.status();
     journal_bytes_ += *n;
   }
-  absl::Status applied = ApplyState(*datapath_, old_slice, slice);
+  absl::Status applied = ApplyState(*datapath_, remove, add);
   if (journal) {
     const bool rolled_back = !applied.ok() && !absl::IsDataLoss(applied);
     if (applied.ok() || rolled_back) {
@@ -185,8 +190,9 @@ absl::Status Manager::ApplySliceLocked(const std::set<uint32_t>& ids, const Data
     }
   }
   if (!applied.ok()) return applied;
-  // Patch the running state in place: O(slice), not O(all entries).
-  PatchState(running_, old_slice, slice);
+  // Patch the running state in place: O(delta), not O(all entries).
+  PatchState(running_, remove, add);
+  running_.audit = add.audit;
   if (metrics_) {
     metrics_->policy_applies_total.Increment();
     metrics_->apply_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
@@ -402,10 +408,29 @@ ReconcileReport Manager::WaitAndReconcile(absl::Duration poll_interval) {
   return Reconcile();
 }
 
+absl::StatusOr<std::optional<PolicyUpdate>> Manager::PolicyUpdateLocked(
+    const Policy& policy) const {
+  absl::StatusOr<std::vector<ContainerInfo>> input = CompileInputLocked(ContainersLocked());
+  if (!input.ok()) return input.status();
+  if (adopting_ || policy.audit != policy_.audit || !HostNetworkIds(*input).empty()) {
+    return std::nullopt;
+  }
+  ContainerIndex index(*input);
+  absl::StatusOr<PolicyUpdate> update = CompilePolicyUpdate(policy_, running_, policy, index);
+  if (!update.ok()) return update.status();
+  return std::optional<PolicyUpdate>(*std::move(update));
+}
+
 absl::Status Manager::SetPolicy(const Policy& policy, const std::string& text) {
   absl::MutexLock l(&mu_);
-  absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
-  absl::Status s = next.ok() ? ApplyLocked(*next) : next.status();
+  absl::StatusOr<std::optional<PolicyUpdate>> update = PolicyUpdateLocked(policy);
+  absl::Status s = update.status();
+  if (update.ok() && *update) {
+    s = ApplyDeltaLocked((*update)->remove, (*update)->add, StateDelta{.next_id = next_id_});
+  } else if (update.ok()) {
+    absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
+    s = next.ok() ? ApplyLocked(*next) : next.status();
+  }
   if (!s.ok()) {
     if (metrics_) metrics_->policy_rejected_total.Increment();
     return absl::Status(s.code(), absl::StrCat(s.message(), " (the running policy stays)"));
@@ -413,18 +438,23 @@ absl::Status Manager::SetPolicy(const Policy& policy, const std::string& text) {
   // Flows the new policy revokes must not live on through their tracked replies.
   policy_ = policy;
   policy_text_ = text;
-  SaveLocked(nullptr).IgnoreError();
+  SaveLocked(nullptr).IgnoreError();  // the snapshot carries the policy text
   return datapath_->FlushConnections();
 }
 
 absl::StatusOr<StateDiff> Manager::DiffPolicy(const Policy& policy) {
   absl::MutexLock l(&mu_);
-  absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
-  if (!next.ok()) return next.status();
-  return DiffStates(running_, *next, [this](uint32_t id) {
+  auto describe = [this](uint32_t id) {
     mu_.AssertHeld();
     return DescribeLocked(id);
-  });
+  };
+  absl::StatusOr<std::optional<PolicyUpdate>> update = PolicyUpdateLocked(policy);
+  if (!update.ok()) return update.status();
+  // Entries outside the touched containers are the same in both states.
+  if (*update) return DiffStates((*update)->remove, (*update)->add, describe);
+  absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
+  if (!next.ok()) return next.status();
+  return DiffStates(running_, *next, describe);
 }
 
 std::string Manager::PolicyText() const {

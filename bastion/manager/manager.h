@@ -38,6 +38,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -54,6 +55,7 @@
 #include "bastion/manager/state_file.h"
 #include "bastion/policy/apply.h"
 #include "bastion/policy/compiler.h"
+#include "bastion/policy/incremental.h"
 #include "bastion/policy/policy.h"
 
 namespace dctk::bastion {
@@ -114,7 +116,8 @@ class Manager {
   // Waits for an event from any source (or `poll_interval`), then Reconcile().
   ReconcileReport WaitAndReconcile(absl::Duration poll_interval);
 
-  // Compiles and applies `policy`; on any error the running policy stays in force.
+  // Compiles and applies `policy`; on any error the running policy stays in force. Only
+  // the containers the change touches are recompiled and rewritten.
   absl::Status SetPolicy(const Policy& policy, const std::string& text);
   // What SetPolicy would change, without changing anything.
   absl::StatusOr<StateDiff> DiffPolicy(const Policy& policy);
@@ -143,6 +146,17 @@ class Manager {
   // With a state file, `delta` (its id changes) goes to the journal (state_file.h).
   absl::Status ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice,
                                 StateDelta delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the datapath and running_ from `remove` (entries of running_) to `add` (their
+  // replacements; hosts and audit whole), journalled like a slice.
+  absl::Status ApplyDeltaLocked(const DatapathState& remove, const DatapathState& add,
+                                StateDelta delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The change from the running policy to `policy` as the touched containers' slices
+  // (bastion/policy/incremental.h); nullopt when it must be compiled whole: while
+  // adopting (what the pinned maps hold is uncertain), for an audit switch (a journal
+  // delta does not carry audit mode) and with host-network containers (their gateway
+  // mirrors are in no slice).
+  absl::StatusOr<std::optional<PolicyUpdate>> PolicyUpdateLocked(const Policy& policy) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<DatapathState> CompileLocked(const Policy& policy,
                                               const std::vector<ContainerInfo>& containers) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

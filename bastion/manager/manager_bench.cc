@@ -58,7 +58,7 @@ std::string PolicyText(int n, bool extra) {
   for (int g = 0; g < groups; ++g) {
     absl::StrAppend(&s, "  - name: g", g, "\n    select: {labels: {group: g", g, "}}\n",
                     "    depends_on: [{service: g", (g + 1) % groups,
-                    ", ports: [tcp/7000, udp/7100", extra ? ", tcp/8000" : "", "]}]\n");
+                    ", ports: [tcp/7000, udp/7100", extra && g == 0 ? ", tcp/8000" : "", "]}]\n");
   }
   return s;
 }
