@@ -35,25 +35,6 @@ GlobalAddress Counter(Client& client, RegionId region) {
   return *a;
 }
 
-absl::Status Increment(Client& client, GlobalAddress a, GlobalAddress b) {
-  auto tx = client.Begin();
-  absl::StatusOr<std::string> va = tx.Read(a, 8);
-  if (!va.ok()) return va.status();
-  absl::StatusOr<std::string> vb = tx.Read(b, 8);
-  if (!vb.ok()) return vb.status();
-  absl::Status s = tx.Write(a, U64(AsU64(*va) + 1));
-  if (s.ok()) s = tx.Write(b, U64(AsU64(*vb) + 1));
-  if (s.ok()) s = tx.Commit();
-  return s;
-}
-
-std::pair<uint64_t, uint64_t> Values(Client& client, GlobalAddress a, GlobalAddress b) {
-  auto tx = client.Begin();
-  absl::StatusOr<std::string> va = tx.Read(a, 8), vb = tx.Read(b, 8);
-  EXPECT_TRUE(va.ok() && vb.ok()) << va.status() << " " << vb.status();
-  return {va.ok() ? AsU64(*va) : 99, vb.ok() ? AsU64(*vb) : 99};
-}
-
 // Every live replica's copy of `addr` is unlocked.
 void ExpectUnlockedEverywhere(ShmCluster& c, GlobalAddress addr) {
   const RegionInfo info = *c.table().Lookup(addr.region());

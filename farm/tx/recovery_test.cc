@@ -41,26 +41,6 @@ std::pair<GlobalAddress, GlobalAddress> TwoCounters(ShmCluster& c, Client& clien
   return {a, b};
 }
 
-// Both counters + 1 in one transaction.
-absl::Status Increment(Client& client, GlobalAddress a, GlobalAddress b) {
-  auto tx = client.Begin();
-  absl::StatusOr<std::string> va = tx.Read(a, 8);
-  if (!va.ok()) return va.status();
-  absl::StatusOr<std::string> vb = tx.Read(b, 8);
-  if (!vb.ok()) return vb.status();
-  absl::Status s = tx.Write(a, U64(AsU64(*va) + 1));
-  if (s.ok()) s = tx.Write(b, U64(AsU64(*vb) + 1));
-  if (s.ok()) s = tx.Commit();
-  return s;
-}
-
-std::pair<uint64_t, uint64_t> Values(Client& client, GlobalAddress a, GlobalAddress b) {
-  auto tx = client.Begin();
-  absl::StatusOr<std::string> va = tx.Read(a, 8), vb = tx.Read(b, 8);
-  EXPECT_TRUE(va.ok() && vb.ok()) << va.status() << " " << vb.status();
-  return {va.ok() ? AsU64(*va) : 99, vb.ok() ? AsU64(*vb) : 99};
-}
-
 struct CoordinatorCrash {
   CommitStep step;
   int nth;          // crash before the nth message of that step (0-based)

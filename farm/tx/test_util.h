@@ -6,9 +6,14 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "farm/core/address.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/tx/local_cluster.h"
+#include "gtest/gtest.h"
 
 namespace dctk::farm::tx {
 
@@ -30,6 +35,29 @@ inline uint64_t AsU64(const std::string& s) {
   uint64_t v = 0;
   std::memcpy(&v, s.data(), std::min<size_t>(8, s.size()));
   return v;
+}
+
+// Both 8-byte counters at `a` and `b` + 1 in one transaction.
+inline absl::Status Increment(TxClient<fabric::ShmFabric>& client, GlobalAddress a,
+                              GlobalAddress b) {
+  auto tx = client.Begin();
+  absl::StatusOr<std::string> va = tx.Read(a, 8);
+  if (!va.ok()) return va.status();
+  absl::StatusOr<std::string> vb = tx.Read(b, 8);
+  if (!vb.ok()) return vb.status();
+  absl::Status s = tx.Write(a, U64(AsU64(*va) + 1));
+  if (s.ok()) s = tx.Write(b, U64(AsU64(*vb) + 1));
+  if (s.ok()) s = tx.Commit();
+  return s;
+}
+
+// The counters at `a` and `b`, read in one transaction (99 for a failed read).
+inline std::pair<uint64_t, uint64_t> Values(TxClient<fabric::ShmFabric>& client, GlobalAddress a,
+                                            GlobalAddress b) {
+  auto tx = client.Begin();
+  absl::StatusOr<std::string> va = tx.Read(a, 8), vb = tx.Read(b, 8);
+  EXPECT_TRUE(va.ok() && vb.ok()) << va.status() << " " << vb.status();
+  return {va.ok() ? AsU64(*va) : 99, vb.ok() ? AsU64(*vb) : 99};
 }
 
 }  // namespace dctk::farm::tx
