@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "bastion/datapath/testing/fake_datapath.h"
 #include "bastion/policy/compiler.h"
+#include "bastion/policy/test_container.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -16,17 +17,6 @@ namespace {
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using testing::FakeDatapath;
-
-ContainerInfo Make(uint32_t id, std::string name) {
-  ContainerInfo c;
-  c.id = id;
-  c.name = std::move(name);
-  c.ip = Ipv4(10, 0, 0, static_cast<uint8_t>(10 + id));
-  c.mac.bytes = {2, 0, 0, 0, 0, static_cast<uint8_t>(id)};
-  c.host_ifindex = static_cast<int>(100 + id);
-  c.gateway = Ipv4(10, 0, 0, 1);
-  return c;
-}
 
 DatapathState Compile(const std::string& services, const std::vector<ContainerInfo>& containers,
                       bool audit = false) {
@@ -89,7 +79,7 @@ const char kNew[] =
 
 TEST(ApplyTest, FromEmptyInstallsEverything) {
   FakeDatapath dp;
-  DatapathState next = Compile(kOld, {Make(1, "a"), Make(2, "b")});
+  DatapathState next = Compile(kOld, {TestContainer(1, "a"), TestContainer(2, "b")});
   ASSERT_TRUE(ApplyState(dp, {}, next).ok());
   EXPECT_EQ(dp.endpoints(), (std::map<uint32_t, uint32_t>{{Ipv4(10, 0, 0, 11), 1},
                                                            {Ipv4(10, 0, 0, 12), 2}}));
@@ -109,8 +99,10 @@ TEST(ApplyTest, FromEmptyInstallsEverything) {
 // then the old generation catches up; endpoints come before the switch and go after.
 TEST(ApplyTest, SwitchesGenerationsInOneWrite) {
   FakeDatapath dp;
-  const std::vector<ContainerInfo> before = {Make(1, "a"), Make(2, "b"), Make(4, "d")};
-  const std::vector<ContainerInfo> after = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
+  const std::vector<ContainerInfo> before = {TestContainer(1, "a"), TestContainer(2, "b"),
+                                             TestContainer(4, "d")};
+  const std::vector<ContainerInfo> after = {TestContainer(1, "a"), TestContainer(2, "b"),
+                                            TestContainer(3, "c")};
   DatapathState old_state = Compile(kOld, before);
   DatapathState new_state = Compile(kNew, after);
   ASSERT_TRUE(ApplyState(dp, {}, old_state).ok());
@@ -146,8 +138,9 @@ TEST(ApplyTest, SwitchesGenerationsInOneWrite) {
 
 // A failed write anywhere in the change leaves exactly the old state installed.
 TEST(ApplyTest, AllOrNothingAtEveryFailurePoint) {
-  const std::vector<ContainerInfo> before = {Make(1, "a"), Make(2, "b")};
-  const std::vector<ContainerInfo> after = {Make(1, "a"), Make(3, "c"), Make(2, "b")};
+  const std::vector<ContainerInfo> before = {TestContainer(1, "a"), TestContainer(2, "b")};
+  const std::vector<ContainerInfo> after = {TestContainer(1, "a"), TestContainer(3, "c"),
+                                            TestContainer(2, "b")};
   DatapathState old_state = Compile(kOld, before);
   DatapathState new_state = Compile(kNew, after, /*audit=*/true);
   // Every write of the change, both generations and the switch included.
@@ -172,7 +165,8 @@ TEST(ApplyTest, AllOrNothingAtEveryFailurePoint) {
 
 TEST(ApplyTest, AuditModeTurnsOnFirstAndOffLast) {
   FakeDatapath dp;
-  const std::vector<ContainerInfo> containers = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
+  const std::vector<ContainerInfo> containers = {TestContainer(1, "a"), TestContainer(2, "b"),
+                                                 TestContainer(3, "c")};
   DatapathState old_state = Compile(kOld, containers);
   DatapathState audit_state = Compile(kNew, containers, /*audit=*/true);
   ASSERT_TRUE(ApplyState(dp, {}, audit_state).ok());
@@ -184,7 +178,8 @@ TEST(ApplyTest, AuditModeTurnsOnFirstAndOffLast) {
 }
 
 TEST(ApplyTest, DiffDescribesEntries) {
-  const std::vector<ContainerInfo> containers = {Make(1, "a"), Make(2, "b"), Make(3, "c")};
+  const std::vector<ContainerInfo> containers = {TestContainer(1, "a"), TestContainer(2, "b"),
+                                                 TestContainer(3, "c")};
   StateDiff diff = DiffStates(Compile(kOld, containers), Compile(kNew, containers),
                               [](uint32_t id) { return std::string(1, 'a' + id - 1); });
   EXPECT_THAT(diff.lines, Contains("+ dependency a -> c"));

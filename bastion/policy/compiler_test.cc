@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bastion/policy/test_container.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -14,24 +15,12 @@ namespace {
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
-ContainerInfo Make(uint32_t id, std::string name, std::map<std::string, std::string> labels) {
-  ContainerInfo c;
-  c.id = id;
-  c.name = std::move(name);
-  c.labels = std::move(labels);
-  c.ip = Ipv4(10, 0, 0, static_cast<uint8_t>(10 + id));
-  c.mac.bytes = {2, 0, 0, 0, 0, static_cast<uint8_t>(id)};
-  c.host_ifindex = static_cast<int>(100 + id);
-  c.gateway = Ipv4(10, 0, 0, 1);
-  return c;
-}
-
 const std::vector<ContainerInfo>& Containers() {
   static const auto* containers = new std::vector<ContainerInfo>{
-      Make(1, "client", {{"role", "client"}}),
-      Make(2, "web-1", {{"role", "web"}, {"zone", "a"}}),
-      Make(3, "web-2", {{"role", "web"}, {"zone", "b"}}),
-      Make(4, "db", {{"role", "db"}}),
+      TestContainer(1, "client", {{"role", "client"}}),
+      TestContainer(2, "web-1", {{"role", "web"}, {"zone", "a"}}),
+      TestContainer(3, "web-2", {{"role", "web"}, {"zone", "b"}}),
+      TestContainer(4, "db", {{"role", "db"}}),
   };
   return *containers;
 }
@@ -215,7 +204,7 @@ TEST(CompilerTest, SliceEqualsFullCompile) {
     std::map<uint32_t, ContainerInfo> world;
     for (uint32_t id = 1; id <= 30; ++id) {
       if (rnd(3) == 0) continue;
-      ContainerInfo c = Make(id, absl::StrCat("c", id), {{"g", rnd(2) ? "a" : "b"}});
+      ContainerInfo c = TestContainer(id, absl::StrCat("c", id), {{"g", rnd(2) ? "a" : "b"}});
       c.gateway = Ipv4(10, 0, rnd(2), 1);
       world[id] = c;
     }
@@ -232,7 +221,7 @@ TEST(CompilerTest, SliceEqualsFullCompile) {
       if (world.count(id) && rnd(2)) {
         world.erase(id);
       } else {
-        world[id] = Make(id, absl::StrCat("c", id), {{"g", rnd(2) ? "a" : "b"}});
+        world[id] = TestContainer(id, absl::StrCat("c", id), {{"g", rnd(2) ? "a" : "b"}});
         world[id].gateway = Ipv4(10, 0, rnd(2), 1);
       }
     }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_replace.h"
+#include "bastion/policy/test_container.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -15,22 +16,11 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-ContainerInfo Make(uint32_t id, std::string name, std::map<std::string, std::string> labels) {
-  ContainerInfo c;
-  c.id = id;
-  c.name = std::move(name);
-  c.labels = std::move(labels);
-  c.ip = Ipv4(10, 0, 0, static_cast<uint8_t>(10 + id));
-  c.mac.bytes = {2, 0, 0, 0, 0, static_cast<uint8_t>(id)};
-  c.host_ifindex = static_cast<int>(100 + id);
-  c.gateway = Ipv4(10, 0, 0, 1);
-  return c;
-}
-
 std::vector<ContainerInfo> Containers() {
-  return {Make(1, "client", {{"role", "client"}}), Make(2, "web-1", {{"role", "web"}}),
-          Make(3, "web-2", {{"role", "web"}}), Make(4, "db", {{"role", "db"}}),
-          Make(5, "cache", {{"role", "cache"}})};
+  return {TestContainer(1, "client", {{"role", "client"}}),
+          TestContainer(2, "web-1", {{"role", "web"}}),
+          TestContainer(3, "web-2", {{"role", "web"}}), TestContainer(4, "db", {{"role", "db"}}),
+          TestContainer(5, "cache", {{"role", "cache"}})};
 }
 
 constexpr char kBase[] = R"(version: 1
