@@ -184,6 +184,9 @@ class Replica : public transport::TransportReceiver {
   // Rolls back and drops every entry after `keep` (never a committed one).
   void TruncateTo(uint64_t keep);
   void DrainBuffered();
+  // The requests of the log's entries after `slot`, with their clients (what
+  // a log replacement may drop and RerunDropped runs again).
+  std::vector<std::pair<transport::Address, Request>> RequestsAfter(uint64_t slot) const;
   // Queues (ahead of buffered requests) the `dropped` requests that the log
   // no longer holds, to run again once normal.
   void RerunDropped(std::vector<std::pair<transport::Address, Request>> dropped);

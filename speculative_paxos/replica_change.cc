@@ -193,15 +193,8 @@ void Replica::HandleStartLog(const StartLog& m) {
   // Requests we executed that the merged log lacks (they arrived after the
   // leader collected the reports) run again after it, as the leader, which
   // buffered them, runs them: otherwise they would be lost here and diverge.
-  std::vector<std::pair<transport::Address, Request>> dropped;
-  for (uint64_t slot = std::max(m.base(), log_.committed()) + 1; slot <= log_.end(); ++slot) {
-    const LogEntry& e = *log_.At(slot);
-    Request r;
-    r.set_client_id(e.client_id);
-    r.set_request_id(e.request_id);
-    r.set_op(e.op);
-    dropped.emplace_back(e.client, std::move(r));
-  }
+  std::vector<std::pair<transport::Address, Request>> dropped =
+      RequestsAfter(std::max(m.base(), log_.committed()));
   InstallEntries(m.entries());
   TruncateTo(m.end());
   ++stats_.logs_installed;

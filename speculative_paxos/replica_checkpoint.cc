@@ -116,15 +116,7 @@ void Replica::OnFetched(Checkpoint cp) {
   if (status_ == ReplicaStatus::kChanging && IsLeader()) {
     // Our speculative requests go (our log did not hold the committed prefix
     // they follow); those the merged log lacks run again after the change.
-    std::vector<std::pair<transport::Address, Request>> dropped;
-    for (uint64_t slot = log_.committed() + 1; slot <= log_.end(); ++slot) {
-      const LogEntry& e = *log_.At(slot);
-      Request r;
-      r.set_client_id(e.client_id);
-      r.set_request_id(e.request_id);
-      r.set_op(e.op);
-      dropped.emplace_back(e.client, std::move(r));
-    }
+    std::vector<std::pair<transport::Address, Request>> dropped = RequestsAfter(log_.committed());
     if (!InstallCheckpoint(cp, std::move(bytes))) return;
     RerunDropped(std::move(dropped));
     RestartChange();

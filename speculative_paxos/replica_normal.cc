@@ -92,6 +92,19 @@ void Replica::TruncateTo(uint64_t keep) {
   sync_point_ = std::min(sync_point_, keep);
 }
 
+std::vector<std::pair<transport::Address, Request>> Replica::RequestsAfter(uint64_t slot) const {
+  std::vector<std::pair<transport::Address, Request>> requests;
+  for (uint64_t i = slot + 1; i <= log_.end(); ++i) {
+    const LogEntry& e = *log_.At(i);
+    Request r;
+    r.set_client_id(e.client_id);
+    r.set_request_id(e.request_id);
+    r.set_op(e.op);
+    requests.emplace_back(e.client, std::move(r));
+  }
+  return requests;
+}
+
 void Replica::RerunDropped(std::vector<std::pair<transport::Address, Request>> dropped) {
   std::vector<std::pair<transport::Address, Request>> rerun;
   for (auto& d : dropped) {

@@ -29,16 +29,8 @@ void Replica::BeginTransfer(Stamp s, uint64_t target) {
           << ")";
   // Our speculative requests may be replaced by the leader's log; those it
   // lacks run again afterwards (RerunDropped), so none is lost here.
-  transfer_dropped_.clear();
+  transfer_dropped_ = RequestsAfter(log_.committed());
   fetch_ = Fetch{};
-  for (uint64_t slot = log_.committed() + 1; slot <= log_.end(); ++slot) {
-    const LogEntry& e = *log_.At(slot);
-    Request r;
-    r.set_client_id(e.client_id);
-    r.set_request_id(e.request_id);
-    r.set_op(e.op);
-    transfer_dropped_.emplace_back(e.client, std::move(r));
-  }
   stamp_ = s;
   status_ = ReplicaStatus::kTransfer;
   transfer_target_ = target;
