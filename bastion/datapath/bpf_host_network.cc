@@ -50,26 +50,28 @@ absl::StatusOr<std::vector<uint32_t>> AttachedIds(int cgroup_fd, bpf_attach_type
   return ids;
 }
 
-// An fd per program attached at `type` that is `own` or carries its name (an earlier
+// An fd per program attached at `type` that is our `prog` (`own`) or carries its name (an earlier
 // instance of it); `own_attached` says whether `own` itself is there.
 struct Found {
   bool own_attached = false;
   std::vector<int> stale_fds;
 };
 
-absl::StatusOr<Found> FindOurs(int cgroup_fd, bpf_attach_type type, const ProgramInfo& own) {
+absl::StatusOr<Found> FindOurs(int cgroup_fd, bpf_attach_type type, const bpf_program* prog) {
+  absl::StatusOr<ProgramInfo> own = InfoOf(bpf_program__fd(prog));
+  if (!own.ok()) return own.status();
   absl::StatusOr<std::vector<uint32_t>> ids = AttachedIds(cgroup_fd, type);
   if (!ids.ok()) return ids.status();
   Found found;
   for (uint32_t id : *ids) {
-    if (id == own.id) {
+    if (id == own->id) {
       found.own_attached = true;
       continue;
     }
     const int fd = bpf_prog_get_fd_by_id(id);
     if (fd < 0) continue;  // detached meanwhile
     absl::StatusOr<ProgramInfo> info = InfoOf(fd);
-    if (info.ok() && info->name == own.name) {
+    if (info.ok() && info->name == own->name) {
       found.stale_fds.push_back(fd);
     } else {
       close(fd);
@@ -175,9 +177,7 @@ absl::Status BpfHostNetwork::AttachCgroup(const std::string& cgroup_path, uint32
   absl::Status status = BindCgroup(*id, container_id);  // identity before programs
   for (const Hook& hook : Hooks()) {
     if (!status.ok()) break;
-    absl::StatusOr<ProgramInfo> own = InfoOf(bpf_program__fd(hook.prog));
-    absl::StatusOr<Found> found =
-        own.ok() ? FindOurs(fd, AttachType(hook.type), *own) : absl::StatusOr<Found>(own.status());
+    absl::StatusOr<Found> found = FindOurs(fd, AttachType(hook.type), hook.prog);
     if (!found.ok()) {
       status = found.status();
       break;
@@ -216,9 +216,7 @@ absl::Status BpfHostNetwork::AttachCgroup(const std::string& cgroup_path, uint32
 
 absl::Status BpfHostNetwork::DetachFrom(int cgroup_fd, const std::string& what) const {
   for (const Hook& hook : Hooks()) {
-    absl::StatusOr<ProgramInfo> own = InfoOf(bpf_program__fd(hook.prog));
-    if (!own.ok()) return own.status();
-    absl::StatusOr<Found> found = FindOurs(cgroup_fd, AttachType(hook.type), *own);
+    absl::StatusOr<Found> found = FindOurs(cgroup_fd, AttachType(hook.type), hook.prog);
     if (!found.ok()) return found.status();
     int err = 0;
     if (found->own_attached)
@@ -285,9 +283,7 @@ absl::StatusOr<BpfHostNetwork::CgroupPrograms> BpfHostNetwork::Inspect(
   CgroupPrograms out;
   absl::Status status;
   for (const Hook& hook : Hooks()) {
-    absl::StatusOr<ProgramInfo> own = InfoOf(bpf_program__fd(hook.prog));
-    absl::StatusOr<Found> found =
-        own.ok() ? FindOurs(fd, AttachType(hook.type), *own) : absl::StatusOr<Found>(own.status());
+    absl::StatusOr<Found> found = FindOurs(fd, AttachType(hook.type), hook.prog);
     if (!found.ok()) {
       status = found.status();
       break;
