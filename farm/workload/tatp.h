@@ -99,6 +99,19 @@ inline uint64_t TatpNuRand(std::mt19937_64& rng, uint64_t a, uint64_t p) {
   const uint64_t y = 1 + rng() % p;
   return (x | y) % p + 1;
 }
+// A transaction type drawn from the specification's mix (35 / 10 / 35 / 2 / 14 /
+// 2 / 2 %: GET_SUBSCRIBER_DATA, GET_NEW_DESTINATION, GET_ACCESS_DATA,
+// UPDATE_SUBSCRIBER_DATA, UPDATE_LOCATION, INSERT_ / DELETE_CALL_FORWARDING).
+inline TatpTx TatpPickTx(std::mt19937_64& rng) {
+  const int pick = static_cast<int>(rng() % 100);
+  return pick < 35   ? TatpTx::kGetSubscriberData
+         : pick < 45 ? TatpTx::kGetNewDestination
+         : pick < 80 ? TatpTx::kGetAccessData
+         : pick < 82 ? TatpTx::kUpdateSubscriberData
+         : pick < 96 ? TatpTx::kUpdateLocation
+         : pick < 98 ? TatpTx::kInsertCallForwarding
+                     : TatpTx::kDeleteCallForwarding;
+}
 
 class Tatp {
  public:

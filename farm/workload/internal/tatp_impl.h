@@ -123,14 +123,7 @@ template <typename Client>
 absl::Status Tatp::RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) const {
   using namespace tatp_internal;
   const Directory& d = dir_[TatpNuRand(rng, nurand_a_, dir_.size()) - 1];
-  const int pick = static_cast<int>(rng() % 100);
-  *kind = pick < 35   ? TatpTx::kGetSubscriberData
-          : pick < 45 ? TatpTx::kGetNewDestination
-          : pick < 80 ? TatpTx::kGetAccessData
-          : pick < 82 ? TatpTx::kUpdateSubscriberData
-          : pick < 96 ? TatpTx::kUpdateLocation
-          : pick < 98 ? TatpTx::kInsertCallForwarding
-                      : TatpTx::kDeleteCallForwarding;
+  *kind = TatpPickTx(rng);
   const int type = static_cast<int>(rng() % 4);
   auto tx = client.Begin();
   switch (*kind) {

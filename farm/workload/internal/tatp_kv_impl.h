@@ -170,15 +170,8 @@ absl::Status TatpKv::RunOne(Client& client, Reader& reader, std::mt19937_64& rng
   using tatp_internal::From;
   using tatp_kv_internal::Row;
   const uint64_t s_id = TatpNuRand(rng, nurand_a_, subscribers_);
-  const int pick = static_cast<int>(rng() % 100);
   *result = TatpResult{};
-  result->kind = pick < 35   ? TatpTx::kGetSubscriberData
-                 : pick < 45 ? TatpTx::kGetNewDestination
-                 : pick < 80 ? TatpTx::kGetAccessData
-                 : pick < 82 ? TatpTx::kUpdateSubscriberData
-                 : pick < 96 ? TatpTx::kUpdateLocation
-                 : pick < 98 ? TatpTx::kInsertCallForwarding
-                             : TatpTx::kDeleteCallForwarding;
+  result->kind = TatpPickTx(rng);
   const int type = 1 + static_cast<int>(rng() % 4);  // ai_type / sf_type
   switch (result->kind) {
     case TatpTx::kGetSubscriberData: {
