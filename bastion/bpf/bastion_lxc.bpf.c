@@ -11,6 +11,8 @@
  * packet from a host-network container's socket is judged as that container
  * (lib/host_network.h). IPv4 fragments: the first is judged like any packet, the later
  * ones follow its verdict (lib/fragment.h); source checks apply to every fragment.
+ * A datagram to a multicast group (lib/group.h) is sequenced and copied by the program
+ * to each member's veth (never to the bridge); entering a member it is checked again.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -19,6 +21,7 @@
 #include "bastion/bpf/lib/arp.h"
 #include "bastion/bpf/lib/forward.h"
 #include "bastion/bpf/lib/fragment.h"
+#include "bastion/bpf/lib/group.h"
 #include "bastion/bpf/lib/host_network.h"
 #include "bastion/bpf/lib/policy.h"
 #include "bastion/bpf/lib/source_verify.h"
@@ -47,6 +50,10 @@ int bastion_from_container(struct __sk_buff *skb) {
   reason = bastion_verify_ipv4_source(&p, b);
   if (reason) return bastion_drop(&p, reason);
   if (parsed == -2) return bastion_fragment_follow(skb, &p);
+  if (bastion_is_multicast(p.daddr)) {
+    int r = bastion_group_send(skb, &p, b);
+    if (r != BASTION_GROUP_NONE) return r;
+  }
 
   struct bastion_peer dst = bastion_classify(p.daddr, p.gen);
   __u32 verdict = BASTION_PASS_FORWARDED;
@@ -85,6 +92,7 @@ int bastion_to_container(struct __sk_buff *skb) {
 
   int parsed = bastion_parse_ipv4(skb, &p);
   if (parsed == -1) return bastion_drop(&p, BASTION_DROP_MALFORMED);
+  if (bastion_is_multicast(p.daddr)) return bastion_group_receive(skb, &p, b, parsed);
   if (p.daddr != b->ip) return bastion_drop(&p, BASTION_DROP_NOT_FOR_CONTAINER);
 
   struct bastion_peer src = bastion_classify(p.saddr, p.gen);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "bastion/bpf/bastion_lxc.skel.h"
 #include "bastion/datapath/port_ranges.h"
+#include "common/transport/transport.h"
 
 namespace dctk::bastion {
 namespace {
@@ -81,6 +82,7 @@ absl::StatusOr<std::unique_ptr<BpfDatapath>> BpfDatapath::Create(const Options& 
   if (!skel) return Errno(errno, "opening the bastion_lxc skeleton");
 
   skel->rodata->bastion_ct_lifetime_ns = absl::ToInt64Nanoseconds(options.conntrack_lifetime);
+  skel->rodata->bastion_mom_type_id = MomPacketTypeId();
   const std::pair<bpf_map*, uint32_t> sizes[] = {
       {skel->maps.bastion_endpoints, options.max_endpoints},
       {skel->maps.bastion_bindings, options.max_bindings},
@@ -88,6 +90,8 @@ absl::StatusOr<std::unique_ptr<BpfDatapath>> BpfDatapath::Create(const Options& 
       {skel->maps.bastion_policy, options.max_policies},
       {skel->maps.bastion_policy_ranges, options.max_policy_ranges},
       {skel->maps.bastion_conntrack, options.max_connections},
+      {skel->maps.bastion_groups, 2 * options.max_groups},
+      {skel->maps.bastion_group_seq, options.max_groups},
   };
   for (const auto& [map, size] : sizes) {
     if (int err = bpf_map__set_max_entries(map, size)) {
@@ -152,10 +156,10 @@ absl::Duration BpfDatapath::conntrack_lifetime() const {
 }
 
 absl::Status BpfDatapath::UpsertEndpoint(uint32_t ip, const ContainerEndpoint& endpoint) {
-  if (endpoint.container_id == BASTION_ID_NONE || endpoint.container_id >= kHostIdFirst) {
+  if (endpoint.container_id == BASTION_ID_NONE || endpoint.container_id >= kGroupIdFirst) {
     return absl::InvalidArgumentError(absl::StrCat(
         "endpoint ", Ipv4ToString(ip), ": container id ", endpoint.container_id,
-        " outside 1..", kHostIdFirst - 1));
+        " outside 1..", kGroupIdFirst - 1));
   }
   bastion_endpoint value{};
   value.container_id = endpoint.container_id;
@@ -197,6 +201,50 @@ absl::Status BpfDatapath::UpsertHost(uint32_t ip, uint32_t host_id) {
 absl::Status BpfDatapath::RemoveHost(uint32_t ip) {
   bastion_host_key key{.addr = htonl(ip), .gen = write_generation_, .pad = {}};
   return Delete(skel_->maps.bastion_hosts, key, absl::StrCat("host ", Ipv4ToString(ip)));
+}
+
+uint32_t BpfDatapath::MomPacketTypeId() { return transport::TypeIdOf("dctk.mom.MomPacket"); }
+
+absl::Status BpfDatapath::UpsertGroup(uint32_t ip, const Group& group) {
+  const std::string what = absl::StrCat("group ", Ipv4ToString(ip), ":", group.port);
+  if (!IsMulticast(ip)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": not a multicast address"));
+  }
+  if (group.id < kGroupIdFirst || group.id >= kHostIdFirst) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": id ", group.id, " outside the group id range"));
+  }
+  if (group.members.size() > kMaxGroupMembers) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", group.members.size(),
+                                                   " members, at most ", kMaxGroupMembers));
+  }
+  bastion_group value{};
+  value.id = group.id;
+  value.port = htons(group.port);
+  value.flags = group.sequenced ? BASTION_GROUP_STAMP : 0;
+  value.n_members = static_cast<__u8>(group.members.size());
+  for (size_t i = 0; i < group.members.size(); ++i) {
+    value.members[i].container_id = group.members[i].container_id;
+    value.members[i].ifindex = static_cast<__u32>(group.members[i].host_ifindex);
+    CopyMac(group.members[i].mac, value.members[i].mac);
+  }
+  bastion_group_key key{.addr = htonl(ip), .gen = write_generation_, .pad = {}};
+  return Update(skel_->maps.bastion_groups, key, value, what);
+}
+
+absl::Status BpfDatapath::RemoveGroup(uint32_t ip) {
+  bastion_group_key key{.addr = htonl(ip), .gen = write_generation_, .pad = {}};
+  return Delete(skel_->maps.bastion_groups, key, absl::StrCat("group ", Ipv4ToString(ip)));
+}
+
+absl::StatusOr<uint64_t> BpfDatapath::GroupSequence(uint32_t ip) {
+  __be32 key = htonl(ip);
+  __u64 seq = 0;
+  int err = bpf_map__lookup_elem(skel_->maps.bastion_group_seq, &key, sizeof(key), &seq,
+                                 sizeof(seq), 0);
+  if (err == -ENOENT) return 0;
+  if (err) return Errno(err, absl::StrCat("reading the sequence of group ", Ipv4ToString(ip)));
+  return seq;
 }
 
 absl::Status BpfDatapath::AddDependency(uint32_t src_id, uint32_t dst_id, uint32_t generation) {

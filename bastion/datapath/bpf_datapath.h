@@ -43,7 +43,14 @@ class BpfDatapath : public Datapath {
     uint32_t max_policies = 131072;        // exact-port entries
     uint32_t max_policy_ranges = 131072;   // edges {src, dst, proto} with port ranges
     uint32_t max_connections = 65536;
+    uint32_t max_groups = 256;  // per generation
   };
+
+  // The MomPacket type id the programs expect in sequenced groups' datagrams
+  // (transport::TypeIdOf("dctk.mom.MomPacket")).
+  static uint32_t MomPacketTypeId();
+  // The last sequence number stamped for the group at `ip` (0: none yet).
+  absl::StatusOr<uint64_t> GroupSequence(uint32_t ip);
 
   static absl::StatusOr<std::unique_ptr<BpfDatapath>> Create(const Options& options);
   ~BpfDatapath() override;
@@ -56,6 +63,8 @@ class BpfDatapath : public Datapath {
   absl::Status UnbindInterface(int host_ifindex) override;
   absl::Status UpsertHost(uint32_t ip, uint32_t host_id) override;
   absl::Status RemoveHost(uint32_t ip) override;
+  absl::Status UpsertGroup(uint32_t ip, const Group& group) override;
+  absl::Status RemoveGroup(uint32_t ip) override;
   absl::Status AddDependency(uint32_t src_id, uint32_t dst_id, uint32_t generation) override;
   absl::Status RemoveDependency(uint32_t src_id, uint32_t dst_id) override;
   absl::Status UpsertPolicy(const PolicyRule& rule) override;

@@ -13,6 +13,8 @@ std::string Ipv4ToString(uint32_t ip) {
   return absl::StrCat(ip >> 24, ".", (ip >> 16) & 0xff, ".", (ip >> 8) & 0xff, ".", ip & 0xff);
 }
 
+bool IsMulticast(uint32_t ip) { return (ip >> 28) == 0xe; }
+
 absl::StatusOr<MacAddress> MacAddress::Parse(absl::string_view text) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
   MacAddress mac;

@@ -13,6 +13,10 @@
 //   (*dp)->AddDependency(7, 8, /*generation=*/1);
 //   (*dp)->UpsertPolicy({.src_id = 7, .dst_id = 8, .proto = kTcp, .first_port = 80, .last_port = 80});
 //   (*dp)->Attach(12);
+//   // A MOM group: 7 may send to 239.7.0.1:7000, members 8 and 9 receive.
+//   (*dp)->UpsertGroup(Ipv4(239, 7, 0, 1), {.id = kGroupIdFirst, .port = 7000,
+//                                          .members = {{8, 13, mac8}, {9, 14, mac9}}});
+//   (*dp)->AddDependency(7, kGroupIdFirst, 1);
 //   // A policy change as one instant: prepare it in the inactive copy, then switch.
 //   (*dp)->SetWriteGeneration(1 - (*dp)->ActiveGeneration());
 //   ... writes ...
@@ -27,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +42,7 @@
 
 namespace dctk::bastion {
 
+constexpr uint32_t kGroupIdFirst = BASTION_ID_GROUP_FIRST;  // containers are below
 constexpr uint32_t kHostIdFirst = BASTION_ID_HOST_FIRST;
 constexpr uint32_t kWorldId = BASTION_ID_WORLD;
 
@@ -92,6 +98,33 @@ struct PolicyRule {
   uint32_t generation = 0;
 };
 
+// A multicast group on this host (bastion/bpf/lib/group.h): UDP datagrams a dependent
+// container sends to address:port are copied to each member's host veth (members
+// elsewhere, host_ifindex 0, are skipped); with `sequenced`, each gets the group's next
+// sequence number stamped into its MomPacket.group_seq. Senders depend on `id` through
+// AddDependency(sender, id).
+struct GroupMember {
+  uint32_t container_id = 0;
+  int host_ifindex = 0;
+  MacAddress mac;
+  friend bool operator==(const GroupMember& a, const GroupMember& b) {
+    return a.container_id == b.container_id && a.host_ifindex == b.host_ifindex &&
+           a.mac == b.mac;
+  }
+};
+constexpr size_t kMaxGroupMembers = BASTION_GROUP_MAX_MEMBERS;
+struct Group {
+  uint32_t id = 0;  // in [kGroupIdFirst, kHostIdFirst)
+  uint16_t port = 0;
+  bool sequenced = true;
+  std::vector<GroupMember> members;  // at most kMaxGroupMembers
+  friend bool operator==(const Group& a, const Group& b) {
+    return a.id == b.id && a.port == b.port && a.sequenced == b.sequenced &&
+           a.members == b.members;
+  }
+};
+bool IsMulticast(uint32_t ip);  // in 224.0.0.0/4
+
 // One drop (or, in audit mode, would-drop) reported by the datapath.
 struct VerdictEvent {
   uint64_t timestamp_ns = 0;  // CLOCK_MONOTONIC
@@ -127,6 +160,9 @@ class Datapath {
   // `host_id` in [kHostIdFirst, kWorldId).
   virtual absl::Status UpsertHost(uint32_t ip, uint32_t host_id) = 0;
   virtual absl::Status RemoveHost(uint32_t ip) = 0;
+  // `ip` multicast; a policy entry, in two generations like hosts.
+  virtual absl::Status UpsertGroup(uint32_t ip, const Group& group) = 0;
+  virtual absl::Status RemoveGroup(uint32_t ip) = 0;
   virtual absl::Status AddDependency(uint32_t src_id, uint32_t dst_id,
                                      uint32_t generation) = 0;
   virtual absl::Status RemoveDependency(uint32_t src_id, uint32_t dst_id) = 0;

@@ -166,6 +166,7 @@ absl::Status Manager::ApplySliceLocked(const std::set<uint32_t>& ids, const Data
                                        StateDelta delta) {
   DatapathState old_slice = SliceOf(running_, ids);
   old_slice.hosts = running_.hosts;  // the slice carries all hosts: gateways may come or go
+  old_slice.groups = running_.groups;  // and all groups: their members may come or go
   return ApplyDeltaLocked(old_slice, slice, std::move(delta));
 }
 
@@ -479,6 +480,11 @@ std::string Manager::DescribeLocked(uint32_t id) const {
     const size_t i = id - kHostIdFirst - 1;
     return i < policy_.hosts.size() ? policy_.hosts[i].name : absl::StrCat("host#", id);
   }
+  if (id >= kGroupIdFirst) {
+    const size_t i = id - kGroupIdFirst;
+    return i < policy_.groups.size() ? absl::StrCat("group:", policy_.groups[i].name)
+                                     : absl::StrCat("group#", id);
+  }
   auto it = names_.find(id);
   return it != names_.end() ? it->second : absl::StrCat("container#", id);
 }
@@ -499,6 +505,9 @@ std::string Manager::NameAddressLocked(uint32_t ip) const {
   }
   if (auto h = running_.hosts.find(ip); h != running_.hosts.end()) {
     return absl::StrCat(DescribeLocked(h->second), "(", Ipv4ToString(ip), ")");
+  }
+  if (auto g = running_.groups.find(ip); g != running_.groups.end()) {
+    return absl::StrCat(DescribeLocked(g->second.id), "(", Ipv4ToString(ip), ")");
   }
   return Ipv4ToString(ip);
 }

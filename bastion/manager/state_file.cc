@@ -30,6 +30,14 @@ json ToJson(const DatapathState& s) {
   }
   j["hosts"] = json::array();
   for (const auto& [ip, id] : s.hosts) j["hosts"].push_back({ip, id});
+  j["groups"] = json::array();
+  for (const auto& [ip, g] : s.groups) {
+    json members = json::array();
+    for (const GroupMember& m : g.members) {
+      members.push_back({m.container_id, m.host_ifindex, m.mac.ToString()});
+    }
+    j["groups"].push_back({ip, g.id, g.port, g.sequenced, members});
+  }
   j["dependencies"] = json::array();
   for (const auto& [src, dst] : s.dependencies) j["dependencies"].push_back({src, dst});
   j["rules"] = json::array();
@@ -55,6 +63,18 @@ DatapathState FromJson(const json& j) {
                 .mac = MacAddress::Parse(b.at(3).get<std::string>()).value()};
   }
   for (const json& h : j.at("hosts")) s.hosts[h.at(0).get<uint32_t>()] = h.at(1).get<uint32_t>();
+  if (j.contains("groups")) {  // absent in files written before groups existed
+    for (const json& g : j.at("groups")) {
+      Group group{.id = g.at(1).get<uint32_t>(), .port = g.at(2).get<uint16_t>(),
+                  .sequenced = g.at(3).get<bool>(), .members = {}};
+      for (const json& m : g.at(4)) {
+        group.members.push_back({.container_id = m.at(0).get<uint32_t>(),
+                                 .host_ifindex = m.at(1).get<int>(),
+                                 .mac = MacAddress::Parse(m.at(2).get<std::string>()).value()});
+      }
+      s.groups[g.at(0).get<uint32_t>()] = std::move(group);
+    }
+  }
   for (const json& d : j.at("dependencies")) {
     s.dependencies.insert({d.at(0).get<uint32_t>(), d.at(1).get<uint32_t>()});
   }
@@ -99,6 +119,7 @@ void PatchState(DatapathState& state, const DatapathState& remove, const Datapat
   state.dependencies.insert(add.dependencies.begin(), add.dependencies.end());
   state.rules.insert(add.rules.begin(), add.rules.end());
   state.hosts = add.hosts;
+  state.groups = add.groups;
 }
 
 absl::StatusOr<size_t> AppendStateDelta(const std::string& path, const StateDelta& delta) {

@@ -50,7 +50,7 @@ struct StateDelta {
   uint32_t next_id = 1;
 };
 
-// Replaces in `state` the entries of `remove` by those of `add` (hosts: all of add's);
+// Replaces in `state` the entries of `remove` by those of `add` (hosts, groups: all of add's);
 // O(size of the slices).
 void PatchState(DatapathState& state, const DatapathState& remove, const DatapathState& add);
 

@@ -15,6 +15,7 @@ bool Same(const Binding& a, const Binding& b) {
   return a.container_id == b.container_id && a.ip == b.ip && a.mac == b.mac;
 }
 bool Same(uint32_t a, uint32_t b) { return a == b; }
+bool Same(const Group& a, const Group& b) { return a == b; }
 
 struct Op {
   char sign;  // '+', '~', '-'
@@ -160,6 +161,17 @@ class OpBuilder {
           [dp](uint32_t ip) { return dp->RemoveHost(ip); },
           [this](uint32_t ip, uint32_t id) {
             return absl::StrCat("host ", Ipv4ToString(ip), " as ", Id(id));
+          });
+    Keyed(from.groups, to.groups,
+          [dp](uint32_t ip, const Group& g) { return dp->UpsertGroup(ip, g); },
+          [dp](uint32_t ip) { return dp->RemoveGroup(ip); },
+          [this](uint32_t ip, const Group& g) {
+            std::string members;
+            for (const GroupMember& m : g.members) {
+              absl::StrAppend(&members, members.empty() ? "" : ",", Id(m.container_id));
+            }
+            return absl::StrCat("group ", Ipv4ToString(ip), ":", g.port, " as ", Id(g.id),
+                                g.sequenced ? " sequenced" : "", " members ", members);
           });
     using Edge = std::pair<uint32_t, uint32_t>;
     Members(from.dependencies, to.dependencies,

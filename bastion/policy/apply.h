@@ -1,7 +1,7 @@
 // Atomic policy apply: moves the datapath from one DatapathState to another, all or
 // nothing.
 //
-// The policy entries (hosts, dependencies, rule blocks) switch in one instant: the
+// The policy entries (hosts, groups, dependencies, rule blocks) switch in one instant: the
 // datapath keeps them in two generations and judges every packet by the active one
 // (Datapath::ActivateGeneration). ApplyState adds the new endpoints and bindings (and
 // audit mode) first, changes the inactive generation from `from` to `to`, activates it

@@ -15,9 +15,9 @@ absl::StatusOr<DatapathState> Compile(const Policy& policy,
   DatapathState state;
   state.audit = policy.audit;
   for (const ContainerInfo& c : containers) {
-    if (c.id == 0 || c.id >= kHostIdFirst) {
+    if (c.id == 0 || c.id >= kGroupIdFirst) {
       return absl::InvalidArgumentError(
-          absl::StrCat("container '", c.name, "': id ", c.id, " outside 1..", kHostIdFirst - 1));
+          absl::StrCat("container '", c.name, "': id ", c.id, " outside 1..", kGroupIdFirst - 1));
     }
     auto [it, fresh] = state.endpoints.try_emplace(
         c.ip, ContainerEndpoint{.container_id = c.id, .mac = c.mac, .host_ifindex = c.host_ifindex});
@@ -46,8 +46,24 @@ absl::StatusOr<DatapathState> Compile(const Policy& policy,
   if (only) {
     // Members through an index, and only of the services the slice can involve.
     ContainerIndex index(containers);
+    if (absl::Status s = internal::AddGroups(policy, index, state.groups); !s.ok()) return s;
     internal::AddSliceEntries(policy, index, *only, state);
   } else {
+    std::map<uint32_t, const ContainerInfo*> by_id;
+    for (const ContainerInfo& c : containers) by_id[c.id] = &c;
+    if (absl::Status s = internal::AddGroups(
+            policy,
+            [&by_id](const Selector& sel) {
+              std::vector<const ContainerInfo*> out;
+              for (const auto& [id, c] : by_id) {
+                if (Selects(sel, *c)) out.push_back(c);
+              }
+              return out;
+            },
+            state.groups);
+        !s.ok()) {
+      return s;
+    }
     std::map<std::string, std::vector<uint32_t>> members;
     std::vector<const Service*> services;
     for (const Service& svc : policy.services) {
@@ -108,6 +124,7 @@ DatapathState Minus(const DatapathState& a, const DatapathState& b) {
   for (const auto& [k, v] : a.endpoints) if (!b.endpoints.count(k)) out.endpoints[k] = v;
   for (const auto& [k, v] : a.bindings) if (!b.bindings.count(k)) out.bindings[k] = v;
   for (const auto& [k, v] : a.hosts) if (!b.hosts.count(k)) out.hosts[k] = v;
+  for (const auto& [k, v] : a.groups) if (!b.groups.count(k)) out.groups[k] = v;
   for (const auto& d : a.dependencies) if (!b.dependencies.count(d)) out.dependencies.insert(d);
   for (const auto& r : a.rules) if (!b.rules.count(r)) out.rules.insert(r);
   return out;
@@ -119,6 +136,7 @@ DatapathState Union(const DatapathState& a, const DatapathState& b) {
   for (const auto& [k, v] : b.endpoints) out.endpoints[k] = v;
   for (const auto& [k, v] : b.bindings) out.bindings[k] = v;
   for (const auto& [k, v] : b.hosts) out.hosts[k] = v;
+  for (const auto& [k, v] : b.groups) out.groups[k] = v;
   out.dependencies.insert(b.dependencies.begin(), b.dependencies.end());
   out.rules.insert(b.rules.begin(), b.rules.end());
   return out;

@@ -7,9 +7,16 @@
 // entry; see apply.h). `except` carve-outs are subtracted here, so the maps hold only
 // allow entries, and overlapping rules from different services merge.
 //
-// Identities: containers keep their ContainerInfo::id; the built-in host group
-// `gateway` is kHostIdFirst, the policy's host groups kHostIdFirst+1, +2, ... in file
+// Identities: containers keep their ContainerInfo::id (below kGroupIdFirst); the
+// built-in host group `gateway` is kHostIdFirst, the policy's host groups
+// kHostIdFirst+1, +2, ... in file order; multicast groups kGroupIdFirst, +1, ... in file
 // order; everything else is kWorldId.
+//
+// Multicast groups: each becomes a group entry (address -> id, port, its members'
+// container ids, host veths and MACs), and every member of a service that depends on it
+// a dependency {member, group id}. Group entries are container facts plus policy: like
+// hosts they are recomputed whole by every compile, slice and update (a slice carries
+// all groups), so members coming and going are always reflected.
 //
 // A container event recompiles only its containers (CompileSlice); a policy change only
 // the containers it touches (CompilePolicyUpdate, incremental.h).
@@ -54,6 +61,7 @@ struct DatapathState {
   std::map<uint32_t, ContainerEndpoint> endpoints;  // container IP ->
   std::map<int, Binding> bindings;                   // host veth ifindex ->
   std::map<uint32_t, uint32_t> hosts;                // host/gateway IP -> host id
+  std::map<uint32_t, Group> groups;                  // multicast group IP ->
   std::set<std::pair<uint32_t, uint32_t>> dependencies;  // {src, dst} containers
   std::set<RuleBlock> rules;
 };
@@ -63,14 +71,19 @@ constexpr uint32_t HostGroupId(size_t index) {
   return kHostIdFirst + 1 + static_cast<uint32_t>(index);
 }
 
+// Group id of the policy's i-th multicast group (0-based).
+constexpr uint32_t GroupId(size_t index) {
+  return kGroupIdFirst + static_cast<uint32_t>(index);
+}
+
 // Errors: invalid container ids, two containers with one IP or one veth, a host address
-// that is also a container's.
+// that is also a container's, a group with more than kMaxGroupMembers members.
 absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
                                             const std::vector<ContainerInfo>& containers);
 
 // Only the entries of CompilePolicy(policy, containers) that involve a container in
 // `ids`: its endpoint and binding, dependencies and rules with it at either end; plus all
-// hosts. Costs O(entries involving `ids` + containers), not O(all entries), so a
+// hosts and all groups (with their members now). Costs O(entries involving `ids` + containers), not O(all entries), so a
 // container event need not recompile everything:
 //   next = Union(Minus(running, SliceOf(running, ids)), *CompileSlice(policy, now, ids))
 // Selector matching goes through a ContainerIndex and looks only at the services that
@@ -78,7 +91,7 @@ absl::StatusOr<DatapathState> CompilePolicy(const Policy& policy,
 absl::StatusOr<DatapathState> CompileSlice(const Policy& policy,
                                            const std::vector<ContainerInfo>& containers,
                                            const std::set<uint32_t>& ids);
-// The entries of `state` that involve a container in `ids` (hosts excluded).
+// The entries of `state` that involve a container in `ids` (hosts and groups excluded).
 DatapathState SliceOf(const DatapathState& state, const std::set<uint32_t>& ids);
 // Entries of `a` whose keys `b` lacks; audit if a has it and b not.
 DatapathState Minus(const DatapathState& a, const DatapathState& b);

@@ -159,6 +159,10 @@ class ProbingDatapath : public Datapath {
     return Then(dp_->UpsertHost(ip, id), "host");
   }
   absl::Status RemoveHost(uint32_t ip) override { return Then(dp_->RemoveHost(ip), "-host"); }
+  absl::Status UpsertGroup(uint32_t ip, const Group& g) override {
+    return Then(dp_->UpsertGroup(ip, g), "group");
+  }
+  absl::Status RemoveGroup(uint32_t ip) override { return Then(dp_->RemoveGroup(ip), "-group"); }
   absl::Status AddDependency(uint32_t s, uint32_t d, uint32_t g) override {
     return Then(dp_->AddDependency(s, d, g), "dependency");
   }

@@ -15,20 +15,33 @@ namespace {
 // What a service's depends_on/accepts mean once compiled, independent of how they are
 // written: target -> protocol -> merged port ranges (after `except`). Two services with
 // equal meanings and equal members yield the same entries.
-using Target = std::tuple<bool /*inbound*/, Peer::Kind, uint32_t /*host id*/, std::string>;
+using Target =
+    std::tuple<bool /*inbound*/, Peer::Kind, uint32_t /*host or group id*/, std::string>;
 using Meaning = std::map<Target, std::map<uint8_t, std::vector<std::pair<uint32_t, uint32_t>>>>;
 
 using HostIds = std::map<std::string, uint32_t>;
 
+// Host and group names -> ids (the two name spaces kept apart by a prefix).
 HostIds HostIdsOf(const Policy& policy) {
   HostIds ids = {{kGatewayHost, kHostIdFirst}};
   for (size_t i = 0; i < policy.hosts.size(); ++i) ids[policy.hosts[i].name] = HostGroupId(i);
+  for (size_t i = 0; i < policy.groups.size(); ++i) {
+    ids["group:" + policy.groups[i].name] = GroupId(i);
+  }
   return ids;
+}
+
+uint32_t IdOf(const HostIds& ids, const Peer& peer) {
+  return ids.at(peer.kind == Peer::Kind::kGroup ? "group:" + peer.name : peer.name);
 }
 
 Meaning MeaningOf(const HostIds& host_ids, const Service& svc) {
   Meaning out;
   auto add = [&](bool inbound, const Peer& peer) {
+    if (peer.kind == Peer::Kind::kGroup) {  // a dependency on the group id, no ports
+      out[Target{inbound, peer.kind, IdOf(host_ids, peer), ""}];
+      return;
+    }
     std::vector<PortRange> ports = NormalizePorts(peer.ports, peer.except);
     if (ports.empty()) return;  // no entries at all
     Target t{inbound, peer.kind, 0, ""};
@@ -60,7 +73,8 @@ bool SamePeers(const std::vector<Peer>& a, const HostIds& a_hosts, const std::ve
         a[i].except != b[i].except) {
       return false;
     }
-    if (a[i].kind == Peer::Kind::kHost && a_hosts.at(a[i].name) != b_hosts.at(b[i].name)) {
+    if ((a[i].kind == Peer::Kind::kHost || a[i].kind == Peer::Kind::kGroup) &&
+        IdOf(a_hosts, a[i]) != IdOf(b_hosts, b[i])) {
       return false;
     }
   }
@@ -121,8 +135,10 @@ void DiffWhole(const DatapathState& from, const DatapathState& to, DatapathState
   add = {};
   remove.audit = from.audit;
   remove.hosts = from.hosts;
+  remove.groups = from.groups;
   add.audit = to.audit;
   add.hosts = to.hosts;
+  add.groups = to.groups;
   for (const auto& [ip, e] : from.endpoints) {
     auto it = to.endpoints.find(ip);
     if (it == to.endpoints.end() || !SameEndpoint(e, it->second)) remove.endpoints[ip] = e;
@@ -193,6 +209,7 @@ void PolicyUpdate::ApplyTo(DatapathState& state) const {
   state.dependencies.insert(add.dependencies.begin(), add.dependencies.end());
   state.rules.insert(add.rules.begin(), add.rules.end());
   state.hosts = add.hosts;
+  state.groups = add.groups;
   state.audit = add.audit;
 }
 
@@ -209,6 +226,9 @@ absl::StatusOr<PolicyUpdate> CompilePolicyUpdate(const Policy& running_policy,
   }
   absl::Status hosts = internal::AddHostGroups(next_policy, running.endpoints, u.add.hosts);
   if (!hosts.ok()) return hosts;
+  // Multicast groups: recomputed whole, with their members now.
+  absl::Status groups = internal::AddGroups(next_policy, containers, u.add.groups);
+  if (!groups.ok()) return groups;
 
   u.touched = TouchedContainers(running_policy, next_policy, containers);
   const size_t n = containers.containers().size();
@@ -216,6 +236,7 @@ absl::StatusOr<PolicyUpdate> CompilePolicyUpdate(const Policy& running_policy,
   if (!whole) {
     u.remove.audit = running.audit;
     u.remove.hosts = running.hosts;
+    u.remove.groups = running.groups;
     internal::AddSliceEntries(running_policy, containers, u.touched, u.remove);
     // If `running` is not what the running policy compiles to, recompile everything.
     whole = !Within(u.remove, running) || running.audit != running_policy.audit;

@@ -11,9 +11,12 @@
 // found through a ContainerIndex; a one-rule change at 1,000 containers touches only the
 // members of that one service.
 //
-// Host groups (policy addresses) are recomputed whole (the gateways are kept from the
-// running state) with the errors CompilePolicy gives, so an invalid new policy is
-// rejected exactly as by a full compile and nothing is returned to apply.
+// Host groups (policy addresses) and multicast groups (with their members) are
+// recomputed whole (the gateways are kept from the running state) with the errors
+// CompilePolicy gives, so an invalid new policy is rejected exactly as by a full compile
+// and nothing is returned to apply. A service whose group dependencies change (a group
+// added or removed from depends_on, or renumbered by reordering `groups`) touches its
+// members like any other changed peer.
 //
 // When more than `whole_above` of the containers are touched, two slices that large
 // cost more than one full compile: the new policy is then compiled whole and diffed
@@ -46,9 +49,10 @@ struct PolicyUpdate {
   // Containers whose entries may change (every changed entry has an end here).
   std::set<uint32_t> touched;
   // The dependencies and rules with an end in `touched` that running has and the new
-  // policy does not; running's hosts and audit.
+  // policy does not; running's hosts, groups and audit.
   DatapathState remove;
-  // Those the new policy has and running does not; all the new hosts, the new audit. No
+  // Those the new policy has and running does not; all the new hosts and groups, the
+  // new audit. No
   // endpoints or bindings in either (a policy change leaves them alone), unless `whole`
   // found running's differ from the containers.
   DatapathState add;
@@ -56,7 +60,8 @@ struct PolicyUpdate {
   // match the running policy).
   bool whole = false;
 
-  // Replaces `remove` by `add` in `state` (hosts: all of add's); O(size of the slices).
+  // Replaces `remove` by `add` in `state` (hosts, groups: all of add's); O(size of the
+  // slices).
   void ApplyTo(DatapathState& state) const;
 };
 

@@ -32,6 +32,8 @@ class NullDatapath : public Datapath {
   absl::Status UnbindInterface(int) override { return Write(); }
   absl::Status UpsertHost(uint32_t, uint32_t) override { return Write(); }
   absl::Status RemoveHost(uint32_t) override { return Write(); }
+  absl::Status UpsertGroup(uint32_t, const Group&) override { return Write(); }
+  absl::Status RemoveGroup(uint32_t) override { return Write(); }
   absl::Status AddDependency(uint32_t, uint32_t, uint32_t) override { return Write(); }
   absl::Status RemoveDependency(uint32_t, uint32_t) override { return Write(); }
   absl::Status UpsertPolicy(const PolicyRule&) override { return Write(); }

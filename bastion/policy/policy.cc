@@ -127,10 +127,22 @@ Peer ParsePeer(const YAML::Node& node, bool inbound) {
   if (inbound) {
     CheckKeys(node, "accepts entry", {"host", "world", "ports", "except"});
   } else {
-    CheckKeys(node, "depends_on entry", {"service", "host", "world", "ports", "except"});
+    CheckKeys(node, "depends_on entry", {"service", "host", "world", "group", "ports", "except"});
   }
   Peer peer;
   peer.line = node.Mark().line + 1;
+  if (node["group"]) {
+    peer.kind = Peer::Kind::kGroup;
+    peer.name = Name(node["group"], "group");
+    if (node["service"] || node["host"] || node["world"]) {
+      Fail(node, "a depends_on entry names exactly one of service, host, world, group");
+    }
+    if (node["ports"] || node["except"]) {
+      Fail(node["ports"] ? node["ports"] : node["except"],
+           "a group dependency takes no ports (the group's own UDP port is the one)");
+    }
+    return peer;
+  }
   int kinds = 0;
   if (node["service"]) {
     peer.kind = Peer::Kind::kService;
@@ -149,7 +161,7 @@ Peer ParsePeer(const YAML::Node& node, bool inbound) {
   }
   if (kinds != 1) {
     Fail(node, inbound ? "an accepts entry names exactly one of host, world"
-                       : "a depends_on entry names exactly one of service, host, world");
+                       : "a depends_on entry names exactly one of service, host, world, group");
   }
   if (!node["ports"]) Fail(node, "missing 'ports' (say [any] to allow everything)");
   peer.ports = Ports(node["ports"], "ports");
@@ -166,6 +178,31 @@ Peer ParsePeer(const YAML::Node& node, bool inbound) {
     }
   }
   return peer;
+}
+
+GroupDef ParseGroup(const YAML::Node& node) {
+  CheckKeys(node, "group", {"name", "address", "port", "members", "sequenced"});
+  GroupDef g;
+  g.line = node.Mark().line + 1;
+  if (!node["name"]) Fail(node, "group without a name");
+  g.name = Name(node["name"], "group name");
+  if (!node["address"]) Fail(node, absl::StrCat("group '", g.name, "' has no address"));
+  g.address = Address(node["address"]);
+  if (!IsMulticast(g.address)) {
+    Fail(node["address"], absl::StrCat("group '", g.name, "': address ",
+                                       Ipv4ToString(g.address),
+                                       " is not multicast (224.0.0.0/4)"));
+  }
+  if (!node["port"]) Fail(node, absl::StrCat("group '", g.name, "' has no port"));
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(Scalar(node["port"], "port"), &port) || port == 0 || port > 65535) {
+    Fail(node["port"], absl::StrCat("group '", g.name, "': port must be a UDP port 1-65535"));
+  }
+  g.port = static_cast<uint16_t>(port);
+  if (!node["members"]) Fail(node, absl::StrCat("group '", g.name, "' has no members"));
+  g.members = ParseSelector(node["members"]);
+  if (node["sequenced"]) g.sequenced = Bool(node["sequenced"], "sequenced");
+  return g;
 }
 
 Service ParseService(const YAML::Node& node) {
@@ -191,7 +228,7 @@ Service ParseService(const YAML::Node& node) {
 
 Policy ParseRoot(const YAML::Node& root) {
   if (!root.IsDefined() || root.IsNull()) Fail(root, "empty policy");
-  CheckKeys(root, "policy", {"version", "audit", "hosts", "services"});
+  CheckKeys(root, "policy", {"version", "audit", "hosts", "groups", "services"});
   Policy policy;
   if (!root["version"]) Fail(root, "missing 'version: 1'");
   if (Scalar(root["version"], "version") != "1") {
@@ -216,6 +253,21 @@ Policy ParseRoot(const YAML::Node& root) {
       policy.hosts.push_back(std::move(group));
     }
   }
+  std::set<std::string> groups;
+  if (root["groups"]) {
+    std::set<uint32_t> addresses;
+    for (const YAML::Node& g : Sequence(root["groups"], "groups")) {
+      GroupDef group = ParseGroup(g);
+      if (!groups.insert(group.name).second) {
+        Fail(g["name"], absl::StrCat("group '", group.name, "' defined twice"));
+      }
+      if (!addresses.insert(group.address).second) {
+        Fail(g["address"], absl::StrCat("group '", group.name, "': address ",
+                                        Ipv4ToString(group.address), " used by another group"));
+      }
+      policy.groups.push_back(std::move(group));
+    }
+  }
   if (!root["services"]) Fail(root, "missing 'services'");
   std::set<std::string> services;
   for (const YAML::Node& s : Sequence(root["services"], "services")) {
@@ -238,6 +290,10 @@ Policy ParseRoot(const YAML::Node& root) {
         if (p.kind == Peer::Kind::kService && !services.count(p.name)) {
           Fail(at, absl::StrCat("service '", svc.name, "' depends on undefined service '",
                                 p.name, "'"));
+        }
+        if (p.kind == Peer::Kind::kGroup && !groups.count(p.name)) {
+          Fail(at, absl::StrCat("service '", svc.name, "' depends on undefined group '", p.name,
+                                "' (define it under groups)"));
         }
         if (p.kind == Peer::Kind::kHost && !hosts.count(p.name)) {
           Fail(at, absl::StrCat("service '", svc.name, "' names undefined host '", p.name,

@@ -11,6 +11,11 @@
 //   hosts:
 //     - name: dns
 //       addresses: [192.168.1.53]
+//   groups:                          # multicast groups delivered by the datapath
+//     - name: cm
+//       address: 239.7.0.1           # in 224.0.0.0/4
+//       port: 7000                   # UDP
+//       members: {labels: {role: cm}}  # a selector; at most 16 containers
 //   services:
 //     - name: client
 //       select: {labels: {role: client}}
@@ -20,6 +25,7 @@
 //           except: [tcp/9005]
 //         - host: gateway            # built in: each container's own gateway
 //           ports: [udp/53]
+//         - group: cm                # may send to the group (its address and port)
 //     - name: farm
 //       select: {names: ["farm-*"]}  # a trailing * matches a name prefix
 //       accepts:
@@ -65,11 +71,12 @@ struct Selector {
   std::map<std::string, std::string> labels;
 };
 
-// A peer of a service: exactly one of service, host, world.
+// A peer of a service: exactly one of service, host, world, group (depends_on only; no
+// ports: the group's UDP port).
 struct Peer {
-  enum class Kind { kService, kHost, kWorld };
+  enum class Kind { kService, kHost, kWorld, kGroup };
   Kind kind = Kind::kService;
-  std::string name;  // service or host name
+  std::string name;  // service, host or group name
   std::vector<PortRange> ports;
   std::vector<PortRange> except;  // carved out of `ports` (same protocols only)
   int line = 0;                   // 1-based, for compile errors
@@ -89,6 +96,18 @@ struct HostGroup {
   int line = 0;
 };
 
+// A multicast group (bastion/bpf/lib/group.h): UDP datagrams to address:port from
+// services that depend on it are copied by the datapath to each member; with
+// `sequenced` (the default), each carries the group's next MOM group sequence number.
+struct GroupDef {
+  std::string name;
+  uint32_t address = 0;  // host byte order, in 224.0.0.0/4
+  uint16_t port = 0;
+  bool sequenced = true;
+  Selector members;
+  int line = 0;
+};
+
 // The built-in host group: every discovered container's gateway.
 inline constexpr char kGatewayHost[] = "gateway";
 
@@ -96,11 +115,12 @@ struct Policy {
   std::string file;  // where it came from, for messages
   bool audit = false;
   std::vector<HostGroup> hosts;
+  std::vector<GroupDef> groups;
   std::vector<Service> services;
 };
 
-// Parses and checks a policy (unknown keys, bad ports, references to undefined services
-// or hosts are errors). Errors read "<file>:<line>:<column>: <reason>".
+// Parses and checks a policy (unknown keys, bad ports, references to undefined services,
+// hosts or groups, a group address that is not multicast are errors). Errors read "<file>:<line>:<column>: <reason>".
 absl::StatusOr<Policy> ParsePolicy(absl::string_view text, absl::string_view file);
 absl::StatusOr<Policy> LoadPolicyFile(const std::string& path);
 

@@ -86,11 +86,42 @@ absl::Status AddHostGroups(const Policy& policy,
   return absl::OkStatus();
 }
 
+absl::Status AddGroups(const Policy& policy, SelectFn select, std::map<uint32_t, Group>& groups) {
+  for (size_t i = 0; i < policy.groups.size(); ++i) {
+    const GroupDef& def = policy.groups[i];
+    Group g{.id = GroupId(i), .port = def.port, .sequenced = def.sequenced, .members = {}};
+    for (const ContainerInfo* c : select(def.members)) {
+      g.members.push_back({.container_id = c->id, .host_ifindex = c->host_ifindex, .mac = c->mac});
+    }
+    if (g.members.size() > kMaxGroupMembers) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          policy.file, ":", def.line, ": group '", def.name, "' selects ", g.members.size(),
+          " containers; a group holds at most ", kMaxGroupMembers, " members"));
+    }
+    groups[def.address] = std::move(g);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddGroups(const Policy& policy, const ContainerIndex& index,
+                       std::map<uint32_t, Group>& groups) {
+  return AddGroups(
+      policy,
+      [&index](const Selector& sel) {
+        std::vector<const ContainerInfo*> out;
+        for (uint32_t id : index.Members(sel)) out.push_back(index.Find(id));
+        return out;
+      },
+      groups);
+}
+
 void AddServiceEntries(const Policy& policy, const std::vector<const Service*>& services,
                        MembersFn members, const std::set<uint32_t>* only,
                        DatapathState& state) {
   std::map<std::string, uint32_t> host_ids = {{kGatewayHost, kHostIdFirst}};
   for (size_t i = 0; i < policy.hosts.size(); ++i) host_ids[policy.hosts[i].name] = HostGroupId(i);
+  std::map<std::string, uint32_t> group_ids;
+  for (size_t i = 0; i < policy.groups.size(); ++i) group_ids[policy.groups[i].name] = GroupId(i);
 
   // Each (src, dst) pair of members x targets, or, for a slice, only pairs touching it.
   auto pairs = [only](const std::vector<uint32_t>& srcs, const std::vector<uint32_t>& dsts,
@@ -119,12 +150,19 @@ void AddServiceEntries(const Policy& policy, const std::vector<const Service*>& 
       case Peer::Kind::kService: return members(peer.name);
       case Peer::Kind::kHost: return {host_ids.at(peer.name)};
       case Peer::Kind::kWorld: return {kWorldId};
+      case Peer::Kind::kGroup: return {group_ids.at(peer.name)};
     }
     return {};
   };
   for (const Service* svc : services) {
     const std::vector<uint32_t>& own = members(svc->name);
     for (const Peer& peer : svc->depends_on) {
+      if (peer.kind == Peer::Kind::kGroup) {  // the dependency alone: the port is the group's
+        pairs(own, peer_ids(peer), [&](uint32_t src, uint32_t group) {
+          state.dependencies.insert({src, group});
+        });
+        continue;
+      }
       std::vector<PortRange> ports = NormalizePorts(peer.ports, peer.except);
       if (ports.empty()) continue;
       pairs(own, peer_ids(peer), [&](uint32_t src, uint32_t dst) {

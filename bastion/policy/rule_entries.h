@@ -33,6 +33,16 @@ absl::Status AddHostGroups(const Policy& policy,
                            const std::map<uint32_t, ContainerEndpoint>& endpoints,
                            std::map<uint32_t, uint32_t>& hosts);
 
+// The containers a selector picks, sorted by id.
+using SelectFn =
+    absl::FunctionRef<std::vector<const ContainerInfo*>(const Selector& selector)>;
+
+// Adds the policy's multicast groups with their members (GroupId(i) in file order).
+// Error, naming policy.file and the group's line: more than kMaxGroupMembers members.
+absl::Status AddGroups(const Policy& policy, SelectFn select, std::map<uint32_t, Group>& groups);
+absl::Status AddGroups(const Policy& policy, const ContainerIndex& index,
+                       std::map<uint32_t, Group>& groups);
+
 // Ids of a service's members; called with services of the policy only.
 using MembersFn = absl::FunctionRef<const std::vector<uint32_t>&(const std::string& service)>;
 

@@ -25,7 +25,11 @@
   X(BASTION_PASS_ARP, 4, "arp_passed", "ARP for a host/gateway or to this container") \
   X(BASTION_PASS_AUDIT, 5, "audit_passed",                                            \
     "would have dropped, let through in audit mode")                                  \
-  X(BASTION_EVENT_LOST, 6, "events_lost", "verdict event lost: ring buffer full")
+  X(BASTION_EVENT_LOST, 6, "events_lost", "verdict event lost: ring buffer full")     \
+  X(BASTION_PASS_GROUP, 7, "group_forwarded",                                         \
+    "datagram to a multicast group: copied to each member's veth, original dropped")  \
+  X(BASTION_GROUP_COPY_FAILED, 8, "group_copy_failed",                                \
+    "one member's copy of a group datagram could not be redirected")
 
 /* X(code, value, name, description, auditable) */
 #define BASTION_FOR_EACH_DROP_REASON(X)                                               \
@@ -53,7 +57,9 @@
   X(BASTION_DROP_UNSUPPORTED_L3, 27, "unsupported_l3",                                \
     "neither IPv4 nor ARP (IPv6 is not enforced yet, so it is dropped)", 0)           \
   X(BASTION_DROP_FRAGMENT, 28, "fragment",                                            \
-    "IPv4 later fragment whose first fragment was not allowed (or not seen)", 0)
+    "IPv4 later fragment whose first fragment was not allowed (or not seen)", 0)      \
+  X(BASTION_DROP_GROUP_NOT_MOM, 29, "group_not_mom",                                  \
+    "datagram to a sequenced group without a MomPacket group_seq slot", 0)
 
 #define BASTION_PASS_ENUM_(code, value, name, help) code = value,
 #define BASTION_DROP_ENUM_(code, value, name, help, auditable) code = value,

@@ -74,6 +74,23 @@ struct {
   __array(values, struct bastion_port_trie);
 } bastion_policy_ranges SEC(".maps");
 
+/* Multicast groups, both policy generations (lib/group.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 512);
+  __type(key, struct bastion_group_key);
+  __type(value, struct bastion_group);
+} bastion_groups SEC(".maps");
+
+/* Per group address: the last group sequence number stamped (not per generation: a
+ * policy change must not restart the sequence). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, __be32);
+  __type(value, __u64);
+} bastion_group_seq SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);

@@ -60,6 +60,7 @@ struct bastion_pkt {
    * or a later one (offset > 0). */
   __be16 ip_id;
   __u8 first_fragment;
+  __u16 l4; /* offset of the TCP/UDP header in the frame (0 for other protocols) */
 };
 
 #define BASTION_ICMP_DEST_UNREACH 3
@@ -137,6 +138,7 @@ static __always_inline int bastion_parse_ipv4(struct __sk_buff *skb, struct bast
   if (ip->protocol == IPPROTO_ICMP) return bastion_parse_icmp_error(skb, l4, p);
   if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) return 0;
   if (bastion_pull(skb, l4 + 4) < 0) return -1;
+  p->l4 = (__u16)l4;
   data = (void *)(long)skb->data;
   end = (void *)(long)skb->data_end;
   __be16 *ports = data + l4;

@@ -54,7 +54,7 @@ static __always_inline int bastion_is_host(__u32 id) {
 }
 
 static __always_inline int bastion_is_container(__u32 id) {
-  return id != BASTION_ID_NONE && id < BASTION_ID_HOST_FIRST;
+  return id != BASTION_ID_NONE && id < BASTION_ID_GROUP_FIRST;
 }
 
 static __always_inline int bastion_has_dependency(__u32 src, __u32 dst, __u8 gen) {

@@ -8,6 +8,9 @@
  *   dependencies  {src id, dst id, gen} -> generation    "dst is a dependency of src"
  *   policy        {src, dst, proto, gen, port} -> verdict         exact ports (hash)
  *   policy_ranges {src, dst, proto, gen} -> LPM trie {port/prefix} -> verdict   port ranges
+ *   groups        {IPv4 224.0.0.0/4, gen} -> struct bastion_group   multicast groups
+ *                 (senders depend on the group id in `dependencies`; lib/group.h)
+ *   group_seq     group IPv4 -> __u64   last stamped group sequence number
  * Policy generations: the policy maps (hosts, dependencies, policy, policy_ranges) hold
  * two copies, generation 0 and 1, in the `gen` field of their keys; a packet reads the
  * active generation once (bastion_config.generation) and looks up only that copy. User
@@ -24,9 +27,11 @@
 
 #include <linux/types.h>
 
-/* Identity space: containers 1..BASTION_ID_HOST_FIRST-1, hosts/gateways above, and
+/* Identity space: containers 1..BASTION_ID_GROUP_FIRST-1, multicast groups from
+ * BASTION_ID_GROUP_FIRST, hosts/gateways from BASTION_ID_HOST_FIRST, and
  * BASTION_ID_WORLD for every address the maps do not know. */
 #define BASTION_ID_NONE 0u
+#define BASTION_ID_GROUP_FIRST 0xfff00000u
 #define BASTION_ID_HOST_FIRST 0xffff0000u
 #define BASTION_ID_WORLD 0xffffffffu
 
@@ -138,6 +143,33 @@ struct bastion_frag_entry {
   __u32 ifindex; /* direct-forward target (peer's host veth), 0 = to the stack */
   __u8 mac[6];   /* the peer's MAC, for direct forwarding */
   __u8 pad[2];
+};
+
+/* A multicast group on this host (lib/group.h): a datagram a dependent container sends
+ * to {addr, port} is copied to each member's host veth (members elsewhere, ifindex 0,
+ * get nothing from this host). */
+#define BASTION_GROUP_MAX_MEMBERS 16
+#define BASTION_GROUP_STAMP 1u /* flags: stamp MomPacket.group_seq (MOM serialization) */
+
+struct bastion_group_key {
+  __be32 addr; /* in 224.0.0.0/4 */
+  __u8 gen;
+  __u8 pad[3];
+};
+
+struct bastion_group_member {
+  __u32 container_id;
+  __u32 ifindex; /* host-side veth; 0 = elsewhere (skipped) */
+  __u8 mac[6];
+  __u8 pad[2];
+};
+
+struct bastion_group {
+  __u32 id; /* in [BASTION_ID_GROUP_FIRST, BASTION_ID_HOST_FIRST) */
+  __be16 port; /* UDP destination port */
+  __u8 flags;  /* BASTION_GROUP_* */
+  __u8 n_members;
+  struct bastion_group_member members[BASTION_GROUP_MAX_MEMBERS];
 };
 
 #define BASTION_CONFIG_AUDIT 1u /* flags: record would-drops, let them through */

@@ -62,6 +62,11 @@ Frame Ipv4Frame(const Ipv4Spec& s) {
   }
   f.resize(l4_start + l4 + s.payload, 0);
   if (s.proto == kTcp) f[l4_start + 12] = 5 << 4;  // data offset
+  if (s.proto == kUdp) {
+    const uint16_t len = static_cast<uint16_t>(8 + s.payload);
+    f[l4_start + 4] = static_cast<uint8_t>(len >> 8);
+    f[l4_start + 5] = static_cast<uint8_t>(len & 0xff);
+  }
   return f;
 }
 
@@ -87,6 +92,31 @@ Frame EtherFrame(const MacAddress& src, const MacAddress& dst, uint16_t ethertyp
   PutEther(f, src, dst, ethertype);
   f.resize(f.size() + payload, 0);
   return f;
+}
+
+uint16_t UdpChecksum(const Frame& f) {
+  const size_t ip = 14, udp = 14 + 20;
+  const size_t udp_len = size_t{f[udp + 4]} << 8 | f[udp + 5];
+  uint32_t sum = 0;
+  auto add16 = [&sum](uint8_t hi, uint8_t lo) { sum += uint32_t{hi} << 8 | lo; };
+  for (size_t i = 0; i < 8; i += 2) add16(f[ip + 12 + i], f[ip + 13 + i]);  // addresses
+  sum += 17 + udp_len;
+  for (size_t i = 0; i < udp_len; i += 2) {
+    if (i == 6) continue;  // the checksum field itself
+    add16(f[udp + i], i + 1 < udp_len ? f[udp + i + 1] : 0);
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  const uint16_t c = static_cast<uint16_t>(~sum);
+  return c == 0 ? 0xffff : c;
+}
+
+void SetUdpChecksum(Frame& f, uint16_t checksum) {
+  f[14 + 20 + 6] = static_cast<uint8_t>(checksum >> 8);
+  f[14 + 20 + 7] = static_cast<uint8_t>(checksum & 0xff);
+}
+
+uint16_t GetUdpChecksum(const Frame& f) {
+  return static_cast<uint16_t>(f[14 + 20 + 6] << 8 | f[14 + 20 + 7]);
 }
 
 absl::StatusOr<TestRun> RunProgram(int prog_fd, const Frame& frame, int repeat) {

@@ -5,7 +5,7 @@
 //                        .daddr = Ipv4(10, 0, 0, 3), .proto = kTcp, .dport = 80});
 //   absl::StatusOr<TestRun> r = RunProgram(datapath->from_container_fd(), f);
 //   EXPECT_EQ(r->action, TC_ACT_REDIRECT);
-// Checksums are left zero: the programs never look at them.
+// Checksums are left zero (UdpChecksum fills one in); the UDP length is set.
 #ifndef DCTK_BASTION_BPF_TESTING_PACKETS_H_
 #define DCTK_BASTION_BPF_TESTING_PACKETS_H_
 
@@ -59,7 +59,15 @@ struct TestRun {
 // the kernel needs a real device, and the tests bind their container to it).
 absl::StatusOr<TestRun> RunProgram(int prog_fd, const Frame& frame, int repeat = 1);
 
-MacAddress Mac(uint8_t last);  // 02:00:00:00:00:<last>, a locally administered MAC
+MacAddress Mac(uint8_t last);
+
+// A UDP datagram's payload in `frame` (Ethernet + 20-byte IPv4 header + UDP).
+constexpr size_t kUdpPayloadOffset = 14 + 20 + 8;
+// The UDP checksum `frame` should carry (pseudo header + UDP header and payload, with
+// the checksum field taken as 0). Set it with SetUdpChecksum.
+uint16_t UdpChecksum(const Frame& frame);
+void SetUdpChecksum(Frame& frame, uint16_t checksum);
+uint16_t GetUdpChecksum(const Frame& frame);  // 02:00:00:00:00:<last>, a locally administered MAC
 
 }  // namespace dctk::bastion::testing
 

@@ -68,6 +68,26 @@ absl::Status FakeDatapath::RemoveHost(uint32_t ip) {
   return Erase(hosts_[write_], ip, what);
 }
 
+absl::Status FakeDatapath::UpsertGroup(uint32_t ip, const Group& group) {
+  absl::MutexLock l(&mu_);
+  if (!IsMulticast(ip) || group.id < kGroupIdFirst || group.id >= kHostIdFirst ||
+      group.members.size() > kMaxGroupMembers) {
+    return absl::InvalidArgumentError(absl::StrCat("fake datapath: group ", Ipv4ToString(ip)));
+  }
+  if (absl::Status s = Write(absl::StrCat("+group ", Ipv4ToString(ip), " @", write_)); !s.ok()) {
+    return s;
+  }
+  groups_[write_][ip] = group;
+  return absl::OkStatus();
+}
+
+absl::Status FakeDatapath::RemoveGroup(uint32_t ip) {
+  absl::MutexLock l(&mu_);
+  const std::string what = absl::StrCat("-group ", Ipv4ToString(ip), " @", write_);
+  if (absl::Status s = Write(what); !s.ok()) return s;
+  return Erase(groups_[write_], ip, what);
+}
+
 absl::Status FakeDatapath::AddDependency(uint32_t src_id, uint32_t dst_id, uint32_t generation) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = Write(absl::StrCat("+dependency ", src_id, "->", dst_id, " @", write_)); !s.ok()) {
@@ -190,6 +210,11 @@ std::map<int, uint32_t> FakeDatapath::bindings() const {
 std::map<uint32_t, uint32_t> FakeDatapath::hosts(uint32_t generation) const {
   absl::MutexLock l(&mu_);
   return hosts_[generation & 1];
+}
+
+std::map<uint32_t, Group> FakeDatapath::groups(uint32_t generation) const {
+  absl::MutexLock l(&mu_);
+  return groups_[generation & 1];
 }
 
 std::set<std::pair<uint32_t, uint32_t>> FakeDatapath::dependencies(uint32_t generation) const {

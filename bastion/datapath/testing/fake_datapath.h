@@ -36,6 +36,8 @@ class FakeDatapath : public Datapath {
   absl::Status UnbindInterface(int host_ifindex) override;
   absl::Status UpsertHost(uint32_t ip, uint32_t host_id) override;
   absl::Status RemoveHost(uint32_t ip) override;
+  absl::Status UpsertGroup(uint32_t ip, const Group& group) override;
+  absl::Status RemoveGroup(uint32_t ip) override;
   absl::Status AddDependency(uint32_t src_id, uint32_t dst_id, uint32_t generation) override;
   absl::Status RemoveDependency(uint32_t src_id, uint32_t dst_id) override;
   absl::Status UpsertPolicy(const PolicyRule& rule) override;
@@ -66,6 +68,8 @@ class FakeDatapath : public Datapath {
   }
   std::set<RuleKey> rules() const { return rules(ActiveGeneration()); }
   std::map<uint32_t, uint32_t> hosts(uint32_t generation) const;
+  std::map<uint32_t, Group> groups() const { return groups(ActiveGeneration()); }
+  std::map<uint32_t, Group> groups(uint32_t generation) const;
   std::set<std::pair<uint32_t, uint32_t>> dependencies(uint32_t generation) const;
   std::set<RuleKey> rules(uint32_t generation) const;
   std::set<int> attached() const;
@@ -82,6 +86,7 @@ class FakeDatapath : public Datapath {
   std::map<uint32_t, uint32_t> endpoints_ ABSL_GUARDED_BY(mu_);
   std::map<int, uint32_t> bindings_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, uint32_t> hosts_[2] ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, Group> groups_[2] ABSL_GUARDED_BY(mu_);
   std::set<std::pair<uint32_t, uint32_t>> dependencies_[2] ABSL_GUARDED_BY(mu_);
   std::set<RuleKey> rules_[2] ABSL_GUARDED_BY(mu_);
   uint32_t active_ ABSL_GUARDED_BY(mu_) = 0;
