@@ -125,12 +125,18 @@ else
   net_prefix() { echo "ip netns exec dctk-$TAG$1"; }
   bastion_name() { echo "$TAG$1"; }
   BRIDGE=$DCTK_RT_BRIDGE GATEWAY=$DCTK_RT_PREFIX.1 SUBNET=$DCTK_RT_PREFIX.0/24
-  say "namespace containers on bridge $BRIDGE ($SUBNET); the monitor shares the host's network"
+  say "namespace containers on bridge $BRIDGE ($SUBNET); the monitor shares the host's network (host-mode container)"
 fi
 # (Both prefixes exec the program: in the background, $! is its pid.)
 in_net() { local c=$1; shift; $(net_prefix "$c") "$@"; }
 # (netlink, not /sys: nsenter --net keeps the host's sysfs)
 mac_of() { in_net "$1" ip -o link show dev eth0 | sed -n 's|.*link/ether \([0-9a-f:]*\).*|\1|p'; }
+# The monitor is a host-network container: no veth, its own cgroup; its
+# processes join that cgroup (in_monitor CMD...), which is how Bastion tells
+# them from the host's.
+MONITOR_CGROUP=$(dctk_rt_cgroup monitor)
+[[ -d $MONITOR_CGROUP ]] || fail "the monitor's cgroup '$MONITOR_CGROUP' is not there"
+in_monitor() { /bin/sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$MONITOR_CGROUP" "$@"; }
 SERVICE_IPS=$(for c in cm0 cm1 cm2 farm0 farm1 farm2 client; do printf '%s,' "$(dctk_rt_ip $c)"; done)
 
 # ---------------------------------------------------------------------------
@@ -160,21 +166,31 @@ fi
 BASTIOND_PID=$!
 for _ in $(seq 200); do grep -qs 'bastiond: ready' "$DCTK_RT_WORK/bastiond.log" && break; sleep 0.05; done
 grep -q 'bastiond: ready' "$DCTK_RT_WORK/bastiond.log" || fail "bastiond is not ready: $(tail -5 "$DCTK_RT_WORK/bastiond.log")"
+# Enforced: the 8 bridge containers listed with their veth (bastiond
+# attaches their tc programs in the round that lists them); the monitor listed
+# as a host-network container (no address, no veth, NET host) and both of
+# bastiond's cgroup programs on its cgroup.
+monitor_programs() {  # how many of bastiond's cgroup programs the monitor's cgroup carries
+  bpftool cgroup show "$MONITOR_CGROUP" 2>/dev/null | grep -cE '^ *[0-9]+ +(cgroup_inet_)?(egress|ingress) .*bastion_'
+}
 for _ in $(seq 100); do
   ctl containers > "$DCTK_RT_WORK/containers.txt" 2>&1
   missing=0
   for c in cm0 cm1 cm2 farm0 farm1 farm2 client attacker; do
-    grep -Eq "^[0-9]+ +$(bastion_name $c) +[0-9.]+ +[0-9a-f:]+ +[0-9]+ " "$DCTK_RT_WORK/containers.txt" || missing=$((missing + 1))
+    grep -Eq "^[0-9]+ +$(bastion_name $c) +[0-9.]+ +[0-9a-f:]+ +[1-9][0-9]* " "$DCTK_RT_WORK/containers.txt" || missing=$((missing + 1))
   done
+  grep -Eq "^[0-9]+ +$(bastion_name monitor) +0\.0\.0\.0 +[0-9a-f:]+ +0 +host " "$DCTK_RT_WORK/containers.txt" &&
+    (( $(monitor_programs) == 2 )) || missing=$((missing + 1))
   ((missing == 0)) && break
   sleep 0.1
 done
-((missing == 0)) || fail "bastiond did not enforce $missing container(s): $(cat "$DCTK_RT_WORK/containers.txt")"
+((missing == 0)) || fail "bastiond did not enforce $missing container(s): $(cat "$DCTK_RT_WORK/containers.txt";
+  echo "monitor cgroup $MONITOR_CGROUP:"; bpftool cgroup show "$MONITOR_CGROUP")"
 sed 's/^/   /' "$DCTK_RT_WORK/containers.txt"
 ctl policy show > "$DCTK_RT_WORK/policy.txt" || fail "bastionctl policy show failed"
-say "all 8 containers enforced (programs on their veths); policy: $(head -1 "$DCTK_RT_WORK/policy.txt" | sed 's/.*: //')"
-[[ $DCTK_RT == netns ]] && say "(the monitor is in the host's network namespace: it is not a container bastiond manages here)"
-mark enforced 8
+say "all 9 containers enforced: 8 by programs on their veths, the host-network monitor by 2 programs on its"
+say "cgroup $MONITOR_CGROUP; policy: $(head -1 "$DCTK_RT_WORK/policy.txt" | sed 's/.*: //')"
+mark enforced "9 of 9"
 # Bastion's verdict events, one JSON object per line, for the whole run.
 ctl monitor --json > "$DCTK_RT_WORK/events.jsonl" 2> "$DCTK_RT_WORK/monitor.log" &
 BG_PIDS+=($!)
@@ -332,7 +348,8 @@ for i in 0 1 2; do dctk_rt_stop cm$i replica; done   # their exit line has their
 dctk_rt_stop cm0 driver
 for i in 0 1 2; do dctk_rt_stop farm$i farmd; done
 sleep 0.3
-"$PY" "$HERE/main_job_report.py" report --work="$DCTK_RT_WORK" --out="$OUT" --attacker="$(bastion_name attacker)"
+"$PY" "$HERE/main_job_report.py" report --work="$DCTK_RT_WORK" --out="$OUT" --attacker="$(bastion_name attacker)" \
+  --monitor="$(bastion_name monitor)"
 RC=$?
 say "report: $OUT/report.txt, plot: $OUT/throughput.png, logs: $OUT/logs"
 exit $RC

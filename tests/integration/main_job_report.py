@@ -5,7 +5,7 @@ Reads what the run left in its work dir and prints the final table, writes it to
 OUT/report.txt, plots throughput over time with the fault times marked
 (OUT/throughput.png, gnuplot) and exits 0 only if every check holds.
 
-  main_job_report.py report --work=DIR --out=DIR --attacker=NAME
+  main_job_report.py report --work=DIR --out=DIR --attacker=NAME --monitor=NAME
 
 Inputs (work dir): timeline.tsv (epoch, event, detail: main_job.sh's marks),
 client.workload.log (a progress line per second, a summary, the invariant),
@@ -167,9 +167,11 @@ def cmd_report(a):
         blocked += bool(ok)
         check(f"attack blocked: {name}", ok, f"{got}; {verdicts or 'no drop event'}")
     events = read_events(os.path.join(w, "events.jsonl"))
-    attacker = a.attacker
+    # Drops on the attacker's or the monitor's side, or of what they sent
+    # (events name the peer in src), are the attacks', not the service's.
+    intruders = {a.attacker, a.monitor}
     own = [e for e in events if e.get("action") == "drop" and e["verdict"] not in NOT_SERVICE
-           and e.get("container") != attacker and e.get("src") != attacker]
+           and e.get("container") not in intruders and e.get("src") not in intruders]
     # TCP/UDP of the service dropped = a dependency the policy misses. ICMP
     # errors are listed apart: a port-unreachable for a reply that arrived
     # after its socket closed is not a flow of the service.
@@ -184,7 +186,7 @@ def cmd_report(a):
     # The table.
     fmt = lambda v, unit="", nd=0: "-" if v is None else f"{v:,.{nd}f}{unit}"
     rows = [
-        ("containers enforced by bastiond", tl.get("enforced", (0, "0"))[1] + " of 8"),
+        ("containers enforced by bastiond (monitor by its cgroup)", tl.get("enforced", (0, "0"))[1]),
         ("throughput (committed transfers/s)",
          f"{fmt(float(total['tx_per_s']))} ({int(total['committed']):,} in {float(total['seconds']):.1f} s, "
          f"{total.get('aborts', '?')} aborts, {total.get('errors', '?')} retried errors)" if total else "-"),
@@ -272,6 +274,7 @@ def main():
     r.add_argument("--work", required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--attacker", required=True, help="the attacker's name in bastiond's events")
+    r.add_argument("--monitor", required=True, help="the monitor's name in bastiond's events")
     r.set_defaults(run=cmd_report)
     a = p.parse_args()
     return a.run(a)

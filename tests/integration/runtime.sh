@@ -13,8 +13,11 @@
 #           podman network per run; the monitor runs with --network host.
 #   netns   dctk namespace containers (bastion/manager/netns_containers.h, via
 #           netns_ct): a named netns per container on a bridge, label files in
-#           $DCTK_RT_WORK/containers for bastiond --netns_dir; the monitor runs in
-#           the host's network namespace.
+#           $DCTK_RT_WORK/containers for bastiond --netns_dir; the monitor is a
+#           host-mode container (netns_ct --host_network): the host's network
+#           namespace, its own cgroup, which its processes join.
+# Either way the monitor is a host-network container that bastiond enforces by
+# its cgroup (dctk_rt_cgroup monitor).
 # `auto` picks podman if it is installed, else netns.
 #
 # Usage:
@@ -25,6 +28,7 @@
 #   dctk_rt_spawn cm0 replica "$RT_BIN/tests/integration/cm_replica" --config="$RT_WORK/cluster.conf" --index=0
 #   dctk_rt_exec client "$RT_BIN/tests/integration/cm_ctl" --config="$RT_WORK/cluster.conf" get
 #   dctk_rt_signal cm0 replica KILL
+#   dctk_rt_cgroup monitor                 # a host-network container's cgroup v2 directory
 #   (cleanup runs from the EXIT trap dctk_rt_init installs; define dctk_on_cleanup
 #    to run your own steps first)
 #
@@ -107,7 +111,8 @@ dctk_rt_image() {
 }
 
 # dctk_rt_create NAME ROLE INDEX: one container labelled role=ROLE (INDEX:
-# its host part for netns). The monitor shares the host's network.
+# its host part for netns). The monitor shares the host's network (a
+# host-network container: podman --network host, netns_ct --host_network).
 dctk_rt_create() {
   local name=$1 role=$2 index=$3
   if [[ $DCTK_RT == podman ]]; then
@@ -129,8 +134,11 @@ dctk_rt_create() {
     fi
   else
     if [[ $role == monitor ]]; then
+      dctk_rt_netns_ct --host_network create "$DCTK_RT_TAG$name" "role=$role" "dctk=$DCTK_RT_TAG" ||
+        dctk_rt_die "host-network container $name not created"
+      DCTK_RT_CREATED+=("$name")
       DCTK_RT_IP[$name]=host
-      dctk_rt_say "container $name (role $role): host network namespace"
+      dctk_rt_say "container $name (role $role): host network namespace, cgroup $(dctk_rt_cgroup "$name")"
       return 0
     fi
     dctk_rt_netns_ct create "$DCTK_RT_TAG$name" "$index" "role=$role" "dctk=$DCTK_RT_TAG" ||
@@ -152,6 +160,21 @@ dctk_rt_create_roles() {
 
 dctk_rt_ip() { echo "${DCTK_RT_IP[$1]}"; }
 
+# dctk_rt_cgroup NAME: the cgroup v2 directory of host-network container NAME,
+# found the way bastiond finds it (podman: the 0:: line of its init process's
+# /proc/PID/cgroup under the cgroup2 mount; netns: netns_ct's convention).
+dctk_rt_cgroup() {
+  local name=$1 pid rel
+  [[ ${DCTK_RT_IP[$name]} == host ]] || { dctk_rt_say "$name is not a host-network container"; return 1; }
+  if [[ $DCTK_RT == podman ]]; then
+    pid=$("${DCTK_RT_PODMAN[@]}" inspect -f '{{.State.Pid}}' "dctk-$DCTK_RT_TAG-$name") || return 1
+    rel=$(sed -n 's/^0:://p' "/proc/$pid/cgroup") || return 1
+    echo "$(findmnt -n -o TARGET -t cgroup2 | head -1)$rel"
+  else
+    dctk_rt_netns_ct cgroup "$DCTK_RT_TAG$name"
+  fi
+}
+
 # The cluster file (common/config text proto) from the containers' IPs: CM
 # replicas on UDP 7000 (group "cm"), FaRM machines' net fabric on TCP 7100.
 dctk_rt_write_cluster() {
@@ -171,7 +194,8 @@ dctk_rt_exec() {
   if [[ $DCTK_RT == podman ]]; then
     "${DCTK_RT_PODMAN[@]}" exec "dctk-$DCTK_RT_TAG-$name" "$@"
   elif [[ ${DCTK_RT_IP[$name]} == host ]]; then
-    "$@"
+    # A process of the container: joins its cgroup, then runs CMD.
+    /bin/sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$(dctk_rt_cgroup "$name")" "$@"
   else
     ip netns exec "dctk-$DCTK_RT_TAG$name" "$@"
   fi
@@ -236,7 +260,8 @@ dctk_rt_cleanup() {
       "${DCTK_RT_PODMAN[@]}" rmi "$DCTK_RT_IMAGE" >/dev/null 2>&1 || true
     fi
   elif [[ $DCTK_RT == netns ]]; then
-    # Processes run in the host's namespace too (the monitor): kill by pid file.
+    # Processes run in the host's namespace too (the monitor; deleting it kills
+    # what is left in its cgroup): kill by pid file.
     for f in "$DCTK_RT_WORK"/*.pid; do
       [[ -e $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null
     done

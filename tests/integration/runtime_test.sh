@@ -3,9 +3,9 @@
 # real. Brings up the nine role containers, starts the 3 cm_replica processes
 # in cm0-2 and registers 3 FaRM machines from the client container with
 # cm_ctl; the replicas' state files must agree. Then tears down and checks that
-# nothing is left (containers, network, namespaces, bridge, processes, work
-# dir); the same after a failing step and after Ctrl-C (SIGINT) mid-setup.
-# Needs root; skips otherwise.
+# nothing is left (containers, network, namespaces, bridge, the monitor's
+# cgroup, processes, work dir); the same after a failing step and after Ctrl-C
+# (SIGINT) mid-setup. Needs root; skips otherwise.
 set -uo pipefail
 RUNTIME=${1:-auto}
 if [[ $(id -u) != 0 ]]; then echo "SKIPPED: needs root (containers, network namespaces)"; exit 0; fi
@@ -100,6 +100,9 @@ check_clean() {
   else
     ip netns list | grep -q "^dctk-$tag" && fail "$what: namespaces dctk-$tag* left"
     ip link show "dctkbr$tag" >/dev/null 2>&1 && fail "$what: bridge dctkbr$tag left"
+    local cg
+    cg=$(findmnt -n -o TARGET -t cgroup2 | head -1)/dctk-${tag}monitor
+    [[ -d $cg ]] && fail "$what: the monitor's cgroup $cg left"
     local pid
     for pid in $(cat "$OUT/host_pids" 2>/dev/null); do kill -0 "$pid" 2>/dev/null && fail "$what: process $pid left"; done
   fi
