@@ -249,6 +249,10 @@ Reply Participant::Truncate(const TxRequest& r) {
 }
 
 void Participant::TruncateHere(TxId tx) {
+  // A coordinator truncates only what committed. Recovery must still learn it
+  // after this machine dropped its records: another backup may hold the
+  // transaction's only surviving record of a region whose primary failed.
+  Remember(tx, Outcome::kCommitted);
   if (auto it = locked_.find(tx); it != locked_.end() && it->second.committed) locked_.erase(it);
   if (auto it = backed_.find(tx); it != backed_.end()) {
     Install(it->second.entries);

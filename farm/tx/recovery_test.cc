@@ -169,6 +169,59 @@ TEST(RecoveryTest, PromotedBackupServesCommittedData) {
   EXPECT_EQ(Values(c->client(reader), a, b), std::make_pair(uint64_t{6}, uint64_t{6}));
 }
 
+// The coordinator truncated the transaction at one backup and stopped before
+// truncating it at the other; then the primary of both written regions
+// fails. The truncated backup dropped its record, so the other backup holds
+// the only surviving record, of one region only: recovery must still commit
+// (the truncation proves the commit), or the promoted backup loses its half.
+TEST(RecoveryTest, TruncatedAtOneBackupCommitsAtTheOther) {
+  LocalClusterOptions o = Options();
+  o.machines = 4;
+  o.regions = 12;
+  auto c = MakeShmCluster(o);
+  // Two regions with the same primary and different backups.
+  std::vector<RegionInfo> regions = c->table().All();
+  const RegionInfo* r1 = nullptr;
+  const RegionInfo* r2 = nullptr;
+  for (const RegionInfo& x : regions) {
+    for (const RegionInfo& y : regions) {
+      if (r1 == nullptr && x.primary().machine == y.primary().machine &&
+          x.replicas[1].machine < y.replicas[1].machine) {
+        r1 = &x;
+        r2 = &y;
+      }
+    }
+  }
+  ASSERT_NE(r1, nullptr) << "placement gave no machine two regions with different backups";
+  const fabric::MachineId primary = r1->primary().machine;
+  const fabric::MachineId late_backup = r2->replicas[1].machine;
+  fabric::MachineId coordinator = 1;
+  while (coordinator == primary) ++coordinator;
+  auto& client = c->client(coordinator);
+  GlobalAddress a, b;
+  {
+    auto tx = client.Begin();
+    a = *tx.Alloc(8, GlobalAddress(r1->id, 0));
+    b = *tx.Alloc(8, GlobalAddress(r2->id, 0));
+    ASSERT_TRUE(tx.Write(a, U64(0)).ok());
+    ASSERT_TRUE(tx.Write(b, U64(0)).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  // TRUNCATE goes out in machine order: r1's backup has it, r2's does not.
+  client.options().crash_before = [&](CommitStep step, fabric::MachineId target) {
+    return step == CommitStep::kTruncate && target == late_backup;
+  };
+  absl::Status s = Increment(client, a, b);
+  ASSERT_TRUE(absl::IsCancelled(s)) << s;
+  client.options().crash_before = nullptr;
+  c->Kill(primary);
+  absl::StatusOr<RecoveryReport> r = c->Recover({primary});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{1}, uint64_t{1}));
+  ASSERT_TRUE(Increment(client, a, b).ok());
+  EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{2}, uint64_t{2}));
+}
+
 TEST(RecoveryTest, DecisionRule) {
   LockRequest lock{1, 42, {1, 2}, {{GlobalAddress(1, 0), 1, EntryKind::kWrite, 64, "a"}}};
   LockRequest backup2{1, 42, {1, 2}, {{GlobalAddress(2, 0), 1, EntryKind::kWrite, 64, "b"}}};
@@ -180,7 +233,8 @@ TEST(RecoveryTest, DecisionRule) {
   d = DecideInFlight({{42, 1, LogType::kLock, false, lock}, {42, 3, LogType::kCommitBackup, false, backup2}}, {});
   EXPECT_TRUE(d[0].commit);
   EXPECT_EQ(d[0].entries.size(), 2u);
-  // A COMMIT-BACKUP but region 1's entries are gone -> abort (never reported).
+  // A COMMIT-BACKUP but region 1's entries are gone and nobody knows it
+  // committed (a truncation would have told) -> abort (never reported).
   d = DecideInFlight({{42, 3, LogType::kCommitBackup, false, backup2}}, {});
   EXPECT_FALSE(d[0].commit);
   // Known committed somewhere -> commit.
