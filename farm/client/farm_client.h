@@ -20,6 +20,8 @@
 //   absl::StatusOr<GlobalAddress> a = t.Alloc(8);
 //   t.Write(*a, "12345678");
 //   absl::Status s = t.Commit();
+//   auto table = kv::TxHashTable::Create((*client)->tx(),
+//                                        kv::TxHashTable::SpreadShards((*client)->regions(), 3), {.buckets = 64});
 #ifndef DCTK_FARM_CLIENT_FARM_CLIENT_H_
 #define DCTK_FARM_CLIENT_FARM_CLIENT_H_
 
@@ -72,6 +74,11 @@ class FarmClient {
   tx::TxClient<F>& tx() { return *tx_; }
   uint64_t config_id() const { return config_.load(); }
   const cm::Configuration& configuration() const { return current_; }
+  // Region placement of the configuration in use (primary and backups of
+  // each region), updated by Refresh(): what TxHashTable::SpreadShards and
+  // TxHashTableReader take (thread-safe; hot paths read it through a
+  // RegionTable::Cache).
+  const RegionTable& regions() const { return table_; }
 
   // Reads the configuration from the CM and starts following it.
   absl::Status Refresh() {

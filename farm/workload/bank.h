@@ -89,11 +89,31 @@ class Bank {
     return j;
   }
 
+  // What one transfer attempt moves; `id` is its journal id (the counter's
+  // value if it commits; 0 without a journal). An attempt that does not
+  // commit leaves its id to the next one.
+  struct Move {
+    int from = 0, to = 0;
+    uint64_t amount = 0;
+    uint64_t id = 0;
+  };
+  // Writes nothing more (Transfer's default `also`).
+  struct NothingElse {
+    template <typename Tx>
+    absl::Status operator()(Tx&, const Move&) const {
+      return absl::OkStatus();
+    }
+  };
+
   // A random transfer. With a journal, a pending transfer is settled first
   // (its error returned if it cannot be yet) and the counter is incremented in
   // the transfer's transaction; Unknown leaves the transfer pending.
-  template <typename Client>
-  absl::Status Transfer(Client& client, std::mt19937_64& rng, Ledger* ledger, Journal* journal = nullptr) const {
+  // `also(tx, move)` runs in the transfer's transaction before its commit
+  // (e.g. a hashtable update that commits or aborts with the transfer); its
+  // error ends the attempt.
+  template <typename Client, typename Also = NothingElse>
+  absl::Status Transfer(Client& client, std::mt19937_64& rng, Ledger* ledger, Journal* journal = nullptr,
+                        const Also& also = Also()) const {
     if (journal != nullptr && journal->pending) {
       absl::Status s = Settle(client, journal, ledger);
       if (!s.ok()) return s;
@@ -110,6 +130,7 @@ class Bank {
     absl::Status s = tx.Write(accounts_[from], Encode(Decode(*a) - amount));
     if (s.ok()) s = tx.Write(accounts_[to], Encode(Decode(*b) + amount));
     if (s.ok() && journal != nullptr) s = tx.Write(journal->counter, Encode(journal->committed + 1));
+    if (s.ok()) s = also(tx, Move{from, to, amount, journal != nullptr ? journal->committed + 1 : 0});
     if (s.ok()) s = tx.Commit();
     if (s.ok()) {
       Apply(from, to, amount, ledger);

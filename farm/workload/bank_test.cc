@@ -2,6 +2,8 @@
 // coordinators on machines 1 and 2 while machine 3 is killed mid-run and
 // recovered. Every transfer reported committed is in the final balances
 // exactly once; the total holds; the workload continues after recovery.
+// Also: a journal settles a transfer of Unknown outcome, and a transfer's
+// `also` writes commit with it (or make it fail).
 #include "farm/workload/bank.h"
 
 #include <atomic>
@@ -119,6 +121,41 @@ TEST(BankTest, JournalSettlesATransferOfUnknownOutcome) {
   EXPECT_TRUE(absl::IsDataLoss(bank->CheckJournal(client, wrong)));
   wrong.pending = true;
   EXPECT_TRUE(absl::IsDataLoss(bank->Settle(client, &wrong, &unchanged)));
+}
+
+TEST(BankTest, AlsoWritesInTheTransfersTransaction) {
+  auto c = tx::MakeShmCluster();
+  auto& client = c->client(1);
+  absl::StatusOr<Bank> bank = Bank::Create(client, 4, 100);
+  ASSERT_TRUE(bank.ok()) << bank.status();
+  absl::StatusOr<Bank::Journal> journal = Bank::CreateJournal(client);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  absl::StatusOr<Bank::Journal> other = Bank::CreateJournal(client);  // an 8-byte object the transfers also write
+  ASSERT_TRUE(other.ok()) << other.status();
+  const GlobalAddress last = other->counter;
+  Bank::Ledger ledger;
+  std::mt19937_64 rng(1);
+  Bank::Move seen;
+  auto record = [&](auto& tx, const Bank::Move& m) {
+    seen = m;
+    return tx.Write(last, tx::U64(m.id * 1000 + m.from * 10 + m.to));
+  };
+  ASSERT_TRUE(bank->Transfer(client, rng, &ledger, &*journal, record).ok());
+  ASSERT_TRUE(bank->Transfer(client, rng, &ledger, &*journal, record).ok());
+  EXPECT_EQ(seen.id, 2u) << "the second transfer's journal id";
+  EXPECT_NE(seen.from, seen.to);
+  EXPECT_EQ(tx::Values(client, last, journal->counter),
+            std::make_pair(uint64_t{2000} + seen.from * 10 + seen.to, uint64_t{2}));
+
+  // An error of `also` ends the attempt: nothing committed, the id is free again.
+  absl::Status s = bank->Transfer(client, rng, &ledger, &*journal, [](auto&, const Bank::Move&) {
+    return absl::ResourceExhaustedError("no room");
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(journal->committed, 2u);
+  EXPECT_EQ(ledger.committed, 2u);
+  EXPECT_TRUE(bank->CheckJournal(client, *journal).ok());
+  EXPECT_TRUE(bank->CheckLedger(client, ledger).ok());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -13,7 +14,7 @@
 #include "farm/client/farm_client.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
-#include "farm/kv/hashtable_reader.h"
+#include "farm/kv/tx_hashtable_reader.h"
 #include "farm/workload/bank.h"
 #include "farm/workload/lookup_table.h"
 
@@ -25,15 +26,19 @@ using metrics::Histogram;
 uint64_t Us(uint64_t ns) { return ns / 1000; }
 
 // One thread's counters: `interval` ones are harvested by the reporter under
-// `mu`; ledger and journal are the thread's own until it is joined.
+// `mu`; ledger, journal, history and seen are the thread's own until it is
+// joined.
 struct Worker {
+  explicit Worker(uint32_t thread) : history(thread) {}
   absl::Mutex mu;
   Histogram interval, all, lookup_interval;
   uint64_t aborts = 0, errors = 0, lookups = 0, misses = 0;  // interval
   uint64_t total_aborts = 0, total_errors = 0, total_unknown = 0, total_lookups = 0;
-  uint64_t total_misses = 0, total_mismatches = 0;
+  uint64_t total_misses = 0, total_mismatches = 0, total_tx_values = 0;
   Bank::Ledger ledger;
   Bank::Journal journal;
+  TransferHistory history;                    // transfer threads: committed transfers by journal id
+  absl::flat_hash_set<TransferRecord> seen;  // lookup threads: transfer records found
 };
 
 absl::Status Validate(const ClusterWorkloadOptions& o) {
@@ -49,6 +54,7 @@ absl::Status Validate(const ClusterWorkloadOptions& o) {
   }
   if (o.accounts < 2) return absl::InvalidArgumentError("workload: at least 2 accounts");
   if (o.lookup_keys < 1) return absl::InvalidArgumentError("workload: at least 1 hashtable key");
+  if (o.lookup_shards < 0) return absl::InvalidArgumentError("workload: no negative hashtable shard count");
   if (o.report_every <= absl::ZeroDuration()) return absl::InvalidArgumentError("workload: report interval must be positive");
   return absl::OkStatus();
 }
@@ -68,62 +74,39 @@ absl::Status Retry(client::FarmClient<F>& c, absl::Time deadline, Op op) {
   return s;
 }
 
-enum class LookupOutcome { kRight, kMissing, kWrongValue };
-
-// A lookup thread's hashtable reader: farm/kv's one-sided reader aimed at the
-// table's region's primary in the client's current configuration, rebuilt
-// when the configuration changes or a read failed.
+// A lookup thread's hashtable reader: farm/kv's lock-free TxHashTableReader
+// over the client's region table, so a shard whose primary changed is read
+// at its new primary once the client has refreshed its configuration.
 template <typename F>
 class TableLookups {
  public:
-  TableLookups(F& fabric, const LookupTable& table) : fabric_(fabric), table_(table) {}
+  TableLookups(F& fabric, const RegionTable& regions, const LookupTable& table)
+      : fabric_(fabric), regions_(regions), table_(table) {}
 
-  // Looks up a random stored key. Unavailable while the table's region has no
-  // registered primary; a failed read's error otherwise.
-  absl::StatusOr<LookupOutcome> LookUp(client::FarmClient<F>& c, std::mt19937_64& rng) {
-    if (reader_ == nullptr || config_ != c.config_id()) {
-      absl::Status s = Aim(c);
-      if (!s.ok()) return s;
+  // Looks up a random stored key: what its value is, or nullopt if the key
+  // was not found; a failed read's error (Unavailable: retry after a refresh).
+  absl::StatusOr<absl::optional<LookupTable::Answer>> LookUp(std::mt19937_64& rng) {
+    if (reader_ == nullptr) {
+      auto q = fabric_.CreateQueue();
+      if (!q.ok()) return q.status();
+      auto r = kv::TxHashTableReader<F>::Create(fabric_, q->get(), &regions_, table_.layout());
+      if (!r.ok()) return r.status();
+      queue_ = std::move(*q);
+      reader_ = std::move(*r);
     }
     const uint64_t k = rng() % static_cast<uint64_t>(table_.keys());
-    absl::StatusOr<absl::optional<kv::Value>> v = reader_->Lookup(table_.KeyOf(k));
-    if (!v.ok()) {
-      reader_.reset();
-      return v.status();
-    }
-    if (!v->has_value()) return LookupOutcome::kMissing;
-    return **v == table_.ValueOf(k) ? LookupOutcome::kRight : LookupOutcome::kWrongValue;
+    absl::StatusOr<absl::optional<std::string>> v = reader_->Lookup(table_.KeyOf(k));
+    if (!v.ok()) return v.status();
+    if (!v->has_value()) return absl::optional<LookupTable::Answer>();
+    return absl::optional<LookupTable::Answer>(table_.Classify(k, **v));
   }
 
  private:
-  absl::Status Aim(client::FarmClient<F>& c) {
-    reader_.reset();
-    if (queue_ == nullptr) {
-      auto q = fabric_.CreateQueue();
-      if (!q.ok()) return q.status();
-      queue_ = std::move(*q);
-    }
-    const uint64_t config = c.config_id();
-    const GlobalAddress first = table_.first();
-    for (const cm::Region& region : c.configuration().regions()) {
-      if (region.id() != first.region()) continue;
-      if (region.lost() || region.replicas_size() == 0 || region.replicas(0).key() == 0) break;
-      const fabric::RemoteAddress at{region.replicas(0).machine(), region.replicas(0).key(), first.offset()};
-      auto r = kv::HashTableReader<F>::Create(fabric_, queue_.get(), at, table_.config());
-      if (!r.ok()) return r.status();
-      reader_ = std::move(*r);
-      config_ = config;
-      return absl::OkStatus();
-    }
-    return absl::UnavailableError(absl::StrCat("hashtable region ", first.region(), " has no primary in configuration ",
-                                               config));
-  }
-
   F& fabric_;
+  const RegionTable& regions_;
   const LookupTable& table_;
   std::unique_ptr<typename F::Queue> queue_;
-  std::unique_ptr<kv::HashTableReader<F>> reader_;
-  uint64_t config_ = 0;
+  std::unique_ptr<kv::TxHashTableReader<F>> reader_;
 };
 
 template <typename F>
@@ -164,12 +147,14 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   if (!bank.ok()) return absl::Status(bank.status().code(), absl::StrCat("creating the bank: ", bank.status().message()));
   absl::StatusOr<LookupTable> table;
   absl::Status built = Retry(*clients[0], setup_deadline, [&] {
-    table = LookupTable::Create(clients[0]->tx(), o.lookup_keys, o.seed);
+    table = LookupTable::Create(clients[0]->tx(), clients[0]->regions(),
+                                {.keys = o.lookup_keys, .seed = o.seed, .shards = o.lookup_shards});
     return table.status();
   });
+  if (built.ok()) built = Retry(*clients[0], setup_deadline, [&] { return table->Fill(clients[0]->tx()); });
   if (!built.ok()) return absl::Status(built.code(), absl::StrCat("creating the hashtable: ", built.message()));
   std::vector<std::unique_ptr<Worker>> workers;
-  for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>());
+  for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(i));
   for (int i = 0; i < o.transfer_threads; ++i) {
     absl::StatusOr<Bank::Journal> j;
     absl::Status s = Retry(*clients[i], setup_deadline, [&] {
@@ -179,9 +164,11 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("creating a journal: ", s.message()));
     workers[i]->journal = *j;
   }
-  fprintf(out, "workload start accounts=%d transfer_threads=%d lookup_threads=%d lookup_keys=%d table=%s config=%lu\n",
-          o.accounts, o.transfer_threads, o.lookup_threads, o.lookup_keys, table->first().ToString().c_str(),
-          clients[0]->config_id());
+  fprintf(out,
+          "workload start accounts=%d transfer_threads=%d lookup_threads=%d lookup_keys=%d table=%s shards=%zu "
+          "update_table=%d config=%lu\n",
+          o.accounts, o.transfer_threads, o.lookup_threads, o.lookup_keys, table->ShardsString().c_str(),
+          table->layout().shards.size(), o.update_table ? 1 : 0, clients[0]->config_id());
   fflush(out);
 
   std::atomic<bool> done{false};
@@ -192,17 +179,21 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
       client::FarmClient<F>& c = *clients[i];
       std::mt19937_64 rng(o.seed * 1000003 + i);
       const bool transfers = i < o.transfer_threads;
-      TableLookups<F> lookups(*fabrics[i], *table);
+      TableLookups<F> lookups(*fabrics[i], c.regions(), *table);
       while (!done.load(std::memory_order_relaxed)) {
         const absl::Time t = absl::Now();
         absl::Status s;
-        LookupOutcome outcome = LookupOutcome::kRight;
+        absl::optional<LookupTable::Answer> answer;  // nullopt: the key was not found
         if (transfers) {
-          s = bank->Transfer(c.tx(), rng, &w.ledger, &w.journal);
+          s = bank->Transfer(c.tx(), rng, &w.ledger, &w.journal, [&](auto& tx, const Bank::Move& m) {
+            return o.update_table ? table->RecordTransfer(tx, w.history.Attempt(m)) : absl::OkStatus();
+          });
+          w.history.CommittedUpTo(w.journal.committed);
         } else {
-          absl::StatusOr<LookupOutcome> got = lookups.LookUp(c, rng);
+          absl::StatusOr<absl::optional<LookupTable::Answer>> got = lookups.LookUp(rng);
           s = got.status();
-          if (got.ok()) outcome = *got;
+          if (got.ok()) answer = *got;
+          if (answer.has_value() && answer->kind == LookupTable::Kind::kTransfer) w.seen.insert(answer->record);
         }
         const uint64_t ns = absl::ToInt64Nanoseconds(absl::Now() - t);
         {
@@ -214,9 +205,10 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
             w.lookup_interval.Record(ns);
             ++w.lookups;
             ++w.total_lookups;
-            w.misses += outcome == LookupOutcome::kMissing;
-            w.total_misses += outcome == LookupOutcome::kMissing;
-            w.total_mismatches += outcome == LookupOutcome::kWrongValue;
+            w.misses += !answer.has_value();
+            w.total_misses += !answer.has_value();
+            w.total_mismatches += answer.has_value() && answer->kind == LookupTable::Kind::kWrong;
+            w.total_tx_values += answer.has_value() && answer->kind == LookupTable::Kind::kTransfer;
           } else if (absl::IsAborted(s)) {
             ++w.aborts;
             ++w.total_aborts;
@@ -279,6 +271,7 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     Worker& w = *workers[i];
     if (w.journal.pending) {
       invariant = Retry(*clients[i], deadline, [&] { return bank->Settle(clients[i]->tx(), &w.journal, &w.ledger); });
+      w.history.CommittedUpTo(w.journal.committed);
     }
     if (invariant.ok()) {
       invariant = Retry(*clients[i], deadline, [&] { return bank->CheckJournal(clients[i]->tx(), w.journal); });
@@ -293,6 +286,13 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     r.lookups += w->total_lookups;
     r.lookup_misses += w->total_misses;
     r.lookup_mismatches += w->total_mismatches;
+    r.lookup_tx_values += w->total_tx_values;
+    // Every transfer record a lookup found must be a committed transfer's.
+    for (const TransferRecord& rec : w->seen) {
+      const bool committed = rec.thread < static_cast<uint32_t>(o.transfer_threads) &&
+                             workers[rec.thread]->history.Contains(rec);
+      ++(committed ? r.lookup_records : r.lookup_uncommitted);
+    }
   }
   r.committed = ledger.committed;
   r.p50_ns = all.ValueAtQuantile(0.5);
@@ -307,16 +307,20 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   if (invariant.ok()) {
     invariant = Retry(*clients[0], deadline, [&] { return bank->CheckLedger(clients[0]->tx(), ledger); });
   }
-  if (invariant.ok() && r.lookup_misses + r.lookup_mismatches > 0) {
+  if (invariant.ok() && r.lookup_misses + r.lookup_mismatches + r.lookup_uncommitted > 0) {
     invariant = absl::DataLossError(absl::StrCat("hashtable: ", r.lookup_misses, " lookups missed a stored key, ",
-                                                 r.lookup_mismatches, " returned a wrong value"));
+                                                 r.lookup_mismatches, " returned a wrong value, ",
+                                                 r.lookup_uncommitted, " records of transfers that did not commit"));
   }
+  r.lookup_mismatches += r.lookup_uncommitted;
   r.invariant = invariant;
   fprintf(out,
           "summary seconds=%.1f committed=%lu tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups=%lu lookup_misses=%lu "
-          "lookup_mismatches=%lu aborts=%lu errors=%lu unknown=%lu total=%lu expected_total=%lu\n",
+          "lookup_mismatches=%lu aborts=%lu errors=%lu unknown=%lu total=%lu expected_total=%lu "
+          "lookup_tx_values=%lu lookup_records=%lu\n",
           r.seconds, r.committed, r.committed / std::max(1e-9, r.seconds), Us(r.p50_ns), Us(r.p99_ns), r.lookups,
-          r.lookup_misses, r.lookup_mismatches, r.aborted, r.errors, r.unknown, r.total, r.expected_total);
+          r.lookup_misses, r.lookup_mismatches, r.aborted, r.errors, r.unknown, r.total, r.expected_total,
+          r.lookup_tx_values, r.lookup_records);
   if (r.invariant.ok()) {
     fprintf(out, "invariant ok\n");
   } else {

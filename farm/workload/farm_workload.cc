@@ -23,9 +23,11 @@ ABSL_FLAG(std::string, host, "127.0.0.1", "IP this client's net fabric listens o
 ABSL_FLAG(int, fabric_port, 0, "net fabric port of the first thread (thread i: +i); 0: any free ports");
 ABSL_FLAG(uint32_t, first_id, 100, "fabric id of the first client thread (ids first_id.. must be unused)");
 ABSL_FLAG(int, transfer_threads, 2, "threads making bank transfers");
-ABSL_FLAG(int, lookup_threads, 1, "threads looking up hashtable keys (one-sided reads)");
+ABSL_FLAG(int, lookup_threads, 1, "threads looking up hashtable keys (lock-free one-sided reads)");
 ABSL_FLAG(int, accounts, 64, "bank accounts");
 ABSL_FLAG(int, lookup_keys, 256, "keys in the hashtable the lookup threads read");
+ABSL_FLAG(int, lookup_shards, 0, "shards of the hashtable (farm/kv TxHashTable); 0: one per FaRM machine");
+ABSL_FLAG(bool, update_table, true, "each transfer writes its record into its source account's hashtable entry");
 ABSL_FLAG(uint64_t, initial, 1000, "initial balance of each account");
 ABSL_FLAG(double, seconds, 0, "run length; 0: until SIGINT / SIGTERM");
 ABSL_FLAG(int, report_ms, 1000, "progress line interval");
@@ -52,6 +54,8 @@ int main(int argc, char** argv) {
   o.lookup_threads = absl::GetFlag(FLAGS_lookup_threads);
   o.accounts = absl::GetFlag(FLAGS_accounts);
   o.lookup_keys = absl::GetFlag(FLAGS_lookup_keys);
+  o.lookup_shards = absl::GetFlag(FLAGS_lookup_shards);
+  o.update_table = absl::GetFlag(FLAGS_update_table);
   o.initial = absl::GetFlag(FLAGS_initial);
   if (absl::GetFlag(FLAGS_seconds) > 0) o.duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
   o.report_every = absl::Milliseconds(absl::GetFlag(FLAGS_report_ms));
