@@ -3,7 +3,8 @@
 // replica crash + restart (state lost) and partitions; then the faults heal.
 // Three seeds in four compact their logs every 2-16 committed entries (with
 // checkpoints sent in small chunks), so crashes, partitions and log changes
-// meet compaction points.
+// meet compaction points. Even seeds send datagrams of at most 256-704 bytes
+// (ReplicaConfig.max_datagram), so log changes and transfers go in pieces.
 // Every seed must finish all operations, give a linearizable KV history, never
 // change a committed entry, never fail a merge, and converge.
 //
@@ -47,6 +48,7 @@ std::string RunSeed(uint64_t seed, Totals* totals) {
   o.shared_endpoint = seed % 3 == 1;
   o.replica.checkpoint_interval = seed % 4 == 3 ? 0 : uint64_t{2} << (seed / 4 % 4);
   o.replica.snapshot_chunk = 48 + static_cast<int>(seed % 7) * 40;
+  if (seed % 2 == 0) o.replica.max_datagram = 256 + static_cast<int>(seed / 2 % 8) * 64;
   SimCluster c(o);
   SimTransport& net = c.net();
   const int f = (o.num_replicas - 1) / 2;
@@ -115,6 +117,10 @@ std::string RunSeed(uint64_t seed, Totals* totals) {
     if (failed > 0) return absl::StrCat("replica ", i, " failed ", failed, " merges");
   }
   if (absl::Status s = CheckLinearizable(c.history()); !s.ok()) return s.ToString();
+  if (c.max_replica_datagram() > static_cast<size_t>(o.replica.max_datagram)) {
+    return absl::StrCat("a replica sent a datagram of ", c.max_replica_datagram(),
+                        " bytes, over the budget of ", o.replica.max_datagram);
+  }
   for (int j = 0; j < o.num_clients; ++j) {
     totals->ops += c.client(j).stats().completed;
     totals->fast += c.client(j).stats().fast_path;

@@ -4,6 +4,7 @@
 #include "speculative_paxos/replica.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/transport/framing.h"
 #include "glog/logging.h"
 
 namespace dctk::spaxos {
@@ -22,6 +23,12 @@ absl::Status ReplicaConfig::Validate() const {
     return absl::InvalidArgumentError(
         "ReplicaConfig: need 0 < sync_interval < leader_timeout and retry_interval > 0");
   }
+  if (max_datagram < 256 || static_cast<size_t>(max_datagram) >
+                                 transport::kMaxPayloadSize + transport::kFrameHeaderSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ReplicaConfig.max_datagram: ", max_datagram, " bytes, need 256 .. ",
+        transport::kMaxPayloadSize + transport::kFrameHeaderSize));
+  }
   if (transfer_chunk <= 0 || max_speculative == 0 || snapshot_chunk <= 0) {
     return absl::InvalidArgumentError(
         "ReplicaConfig: transfer_chunk, snapshot_chunk and max_speculative must be positive");
@@ -35,7 +42,7 @@ Replica::Replica(transport::Transport* transport, ReplicaConfig config, uint32_t
       config_(std::move(config)),
       index_(index),
       app_(app),
-      replies_(transport, this),
+      replies_(transport, this, PayloadBudget(config_.max_datagram)),
       status_(recovering ? ReplicaStatus::kRecovering : ReplicaStatus::kNormal),
       confirmed_(config_.replicas.size(), 0),
       diverged_(config_.replicas.size(), false),
@@ -105,8 +112,8 @@ void Replica::ReceiveMessage(const transport::Address& from, const transport::En
   DCTK_SPAXOS_DISPATCH(SyncCommit, HandleSyncCommit(m));
   DCTK_SPAXOS_DISPATCH(ReconcileRequest, HandleReconcileRequest(from, m));
   DCTK_SPAXOS_DISPATCH(StartChange, HandleStartChange(m));
-  DCTK_SPAXOS_DISPATCH(LogReport, HandleLogReport(m));
-  DCTK_SPAXOS_DISPATCH(StartLog, HandleStartLog(m));
+  DCTK_SPAXOS_DISPATCH(LogReport, HandleLogReport(std::move(m)));
+  DCTK_SPAXOS_DISPATCH(StartLog, HandleStartLog(std::move(m)));
   DCTK_SPAXOS_DISPATCH(StateRequest, HandleStateRequest(m));
   DCTK_SPAXOS_DISPATCH(StateReply, HandleStateReply(m));
   DCTK_SPAXOS_DISPATCH(RecoveryRequest, HandleRecoveryRequest(from, m));

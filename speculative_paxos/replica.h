@@ -46,6 +46,7 @@
 #include "mom/group.h"
 #include "speculative_paxos/app.h"
 #include "speculative_paxos/log.h"
+#include "speculative_paxos/pieces.h"
 #include "speculative_paxos/reply_batcher.h"
 #include "speculative_paxos/spaxos.pb.h"
 #include "speculative_paxos/stamp.h"
@@ -71,7 +72,15 @@ struct ReplicaConfig {
   absl::Duration retry_interval = absl::Milliseconds(5);
   // Speculative (uncommitted) entries a replica holds before refusing requests.
   uint64_t max_speculative = 4096;
-  // Entries per StateReply.
+  // Largest datagram the replica sends (our frame header and the message: the
+  // UDP payload). Messages that carry log entries (LogReport, StartLog,
+  // StateReply) are split into pieces that fit (pieces.h), checkpoint chunks,
+  // the order in a SyncPrepare and reply batches are cut to fit, so they cross
+  // networks that do not forward IP fragments (the MOM switch takes at most
+  // 1472). Default: one Ethernet frame's UDP payload with room to spare. One
+  // entry larger than the budget on its own still goes, alone. 256 .. 65507.
+  int max_datagram = 1400;
+  // At most this many entries per StateReply (and per max_datagram).
   int transfer_chunk = 256;
   // Log compaction: every `checkpoint_interval` committed entries the replica
   // snapshots the app at its commit point (a checkpoint) and drops the log up
@@ -153,6 +162,7 @@ class Replica : public transport::TransportReceiver {
 
  private:
   size_t n() const { return config_.replicas.size(); }
+  size_t budget() const { return PayloadBudget(config_.max_datagram); }
   // What this replica may report as confirmed in log_stamp_ (see sync_point_).
   uint64_t ConfirmedPoint() const {
     return LeaderOf(log_stamp_) == index_ ? log_.committed() : sync_point_;
@@ -219,9 +229,14 @@ class Replica : public transport::TransportReceiver {
   // replica_change.cc
   void BeginChange(Stamp s);
   void HandleStartChange(const StartChange& m);
-  void HandleLogReport(const LogReport& m);
-  void HandleStartLog(const StartLog& m);
+  // A piece of a report (leader) or of the merged log (follower): installed
+  // once all its pieces are here.
+  void HandleLogReport(LogReport m);
+  void HandleStartLog(StartLog m);
   LogReport MakeReport(uint64_t base) const;
+  // Follower: its report after `base` to the leader, the pieces holding slots
+  // from `from` on (at least the last one).
+  void SendReport(uint64_t base, uint64_t from);
   void BroadcastStartChange();
   SyncPrepare MakeSyncPrepare() const;
   void TryFinishChange();
@@ -298,7 +313,9 @@ class Replica : public transport::TransportReceiver {
   // Log change (kChanging).
   uint64_t change_base_ = 0;             // leader: reports start after this slot
   std::map<uint32_t, LogReport> reports_;  // leader: by replica
+  std::map<uint32_t, PieceAssembler> report_pieces_;  // leader: reports in pieces
   bool reported_ = false;                // follower: sent a report this change
+  PieceAssembler start_pieces_;          // follower: a StartLog in pieces
 
   // State transfer (kTransfer).
   Stamp transfer_stamp_;

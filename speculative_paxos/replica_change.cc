@@ -5,6 +5,12 @@
 // installs the result and sends it as StartLog. Installing replicas roll back
 // entries that differ, re-execute, confirm the new log (SyncReply) and answer
 // the clients of its speculative part at once, so nobody waits for a timeout.
+//
+// LogReport and StartLog travel in pieces within the datagram budget
+// (pieces.h). A leader missing pieces of a report asks again from the first
+// slot it lacks (StartChange.report_from, every retry_interval); a follower
+// missing pieces of the StartLog copies the log by state transfer once the
+// leader's first heartbeat arrives (as one that missed the whole StartLog).
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +33,8 @@ void Replica::BeginChange(Stamp s) {
   stamp_ = s;
   status_ = ReplicaStatus::kChanging;
   reports_.clear();
+  report_pieces_.clear();
+  start_pieces_.Clear();
   reported_ = false;
   fetch_ = Fetch{};
   sync_timer_.Stop();
@@ -47,7 +55,10 @@ void Replica::BroadcastStartChange() {
   if (IsLeader()) {
     m.set_from_slot(change_base_ + 1);
     for (uint32_t r = 0; r < n(); ++r) {
-      if (!reports_.contains(r)) SendTo(r, m);
+      if (reports_.contains(r)) continue;
+      auto pieces = report_pieces_.find(r);
+      m.set_report_from(pieces == report_pieces_.end() ? 0 : pieces->second.FirstMissing());
+      SendTo(r, m);
     }
   } else {
     SendToAll(m);
@@ -72,6 +83,7 @@ LogReport Replica::MakeReport(uint64_t base) const {
   r.set_sync_point(ConfirmedPoint());
   r.set_commit_point(log_.committed());
   r.set_base(base);
+  r.set_end(base);
   if (base < log_.base()) {
     // Entries after `base` up to our compaction point are gone: the leader
     // moves its base up first (RebaseChange).
@@ -80,9 +92,21 @@ LogReport Replica::MakeReport(uint64_t base) const {
   } else if (log_.end() >= base) {
     r.set_covers_base(true);
     r.set_base_hash(log_.HashAt(base));
+    r.set_end(log_.end());
     log_.Export(base + 1, log_.end(), r.mutable_entries());
   }
   return r;
+}
+
+void Replica::SendReport(uint64_t base, uint64_t from) {
+  std::vector<LogReport> pieces = SplitEntries(MakeReport(base), budget());
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const LogReport& p = pieces[i];
+    if (i + 1 == pieces.size() || p.entries_size() == 0 ||
+        p.entries(p.entries_size() - 1).slot() >= from) {
+      SendTo(LeaderOf(stamp_), p);
+    }
+  }
 }
 
 void Replica::HandleStartChange(const StartChange& m) {
@@ -106,12 +130,12 @@ void Replica::HandleStartChange(const StartChange& m) {
     return;
   }
   if (m.replica() == LeaderOf(s) && m.from_slot() > 0 && has_log_) {
-    SendTo(m.replica(), MakeReport(m.from_slot() - 1));
+    SendReport(m.from_slot() - 1, m.report_from());
     reported_ = true;
   }
 }
 
-void Replica::HandleLogReport(const LogReport& m) {
+void Replica::HandleLogReport(LogReport m) {
   if (Stamp::FromProto(m.stamp()) != stamp_ || status_ != ReplicaStatus::kChanging ||
       !IsLeader() || m.base() != change_base_ || m.replica() >= n() ||
       m.replica() == index_ || fetch_.active) {
@@ -121,7 +145,17 @@ void Replica::HandleLogReport(const LogReport& m) {
     RebaseChange(m);
     return;
   }
-  reports_[m.replica()] = m;
+  if (reports_.contains(m.replica())) return;
+  PieceAssembler& pieces = report_pieces_[m.replica()];
+  if (!pieces.Add(&m)) return;
+  if (!pieces.Take(m.base_hash(), m.mutable_entries())) {
+    LOG(WARNING) << "replica " << index_ << ": the pieces of replica " << m.replica()
+                 << "'s report for " << stamp_.ToString()
+                 << " do not chain; asking for it again";
+    return;
+  }
+  report_pieces_.erase(m.replica());
+  reports_[m.replica()] = std::move(m);
   TryFinishChange();
 }
 
@@ -158,22 +192,30 @@ void Replica::TryFinishChange() {
           << merged->voted_end << " end " << start.end() << " from " << reports_.size()
           << " reports";
   InstallEntries(start.entries());
-  TruncateTo(start.end());
+  const uint64_t end = start.end();
+  TruncateTo(end);
   ++stats_.logs_installed;
-  SendToAll(start);
-  EnterNormal(stamp_, start.end());
+  for (const StartLog& piece : SplitEntries(std::move(start), budget())) SendToAll(piece);
+  EnterNormal(stamp_, end);
   // Followers answer these clients as they install; we do once they commit.
   notify_from_ = change_base_;
-  notify_to_ = start.end();
+  notify_to_ = end;
 }
 
-void Replica::HandleStartLog(const StartLog& m) {
+void Replica::HandleStartLog(StartLog m) {
   const Stamp s = Stamp::FromProto(m.stamp());
   if (s < stamp_) {
     Count(Reject::kStaleStamp);
     return;
   }
   if (!MayJoin(s) || LeaderOf(s) == index_) return;
+  if (!start_pieces_.Add(&m)) return;
+  if (!start_pieces_.Take(m.base_hash(), m.mutable_entries())) {
+    LOG(WARNING) << "replica " << index_ << ": the pieces of the StartLog for " << s.ToString()
+                 << " do not chain; copying the leader's log instead";
+    BeginTransfer(s, m.end());
+    return;
+  }
   bool applies = log_.Holds(m.base(), m.base_hash());
   if (m.base() < log_.base()) {
     // It starts below our compaction point: it must hold our committed

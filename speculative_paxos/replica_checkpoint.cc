@@ -73,7 +73,11 @@ void Replica::HandleSnapshotRequest(const SnapshotRequest& m) {
   reply.set_slot(checkpoint_.slot);
   reply.set_size(checkpoint_.bytes.size());
   reply.set_offset(offset);
-  reply.set_data(checkpoint_.bytes.substr(offset, config_.snapshot_chunk));
+  // Within the datagram budget: the other fields, the data's tag and length.
+  const size_t header = reply.ByteSizeLong() + 1 + 3;
+  const size_t room = budget() > header ? budget() - header : 1;
+  reply.set_data(checkpoint_.bytes.substr(
+      offset, std::min(static_cast<size_t>(config_.snapshot_chunk), room)));
   SendTo(m.replica(), reply);
 }
 
@@ -159,6 +163,7 @@ void Replica::RebaseChange(const LogReport& m) {
 void Replica::RestartChange() {
   change_base_ = log_.committed();
   reports_.clear();
+  report_pieces_.clear();
   if (has_log_) reports_[index_] = MakeReport(change_base_);
   BroadcastStartChange();
   TryFinishChange();

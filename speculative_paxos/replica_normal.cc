@@ -136,6 +136,8 @@ void Replica::EnterNormal(Stamp s, uint64_t sync_point) {
   std::fill(diverged_.begin(), diverged_.end(), false);
   has_log_ = true;
   reports_.clear();
+  report_pieces_.clear();
+  start_pieces_.Clear();
   reported_ = false;
   recovery_stamp_.reset();
   fetch_ = Fetch{};

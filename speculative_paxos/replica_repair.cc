@@ -1,7 +1,9 @@
 // Order repair (f = 1): a cheaper fix than state transfer or reconciliation
 // for the most common divergence, two requests delivered in different orders
 // to different replicas. The leader's SyncPrepare lists its order of the
-// uncommitted prepared slots as (client id, request id) pairs; a follower
+// uncommitted prepared slots as (client id, request id) pairs (of the first
+// ones, as many as fit in the datagram budget: a prefix of the leader's log
+// serves like a shorter prepare); a follower
 // whose log holds the same requests in another order rolls back to the first
 // slot that differs, re-executes them in the leader's order followed by its
 // remaining entries, acknowledges and re-answers the clients of every
@@ -27,20 +29,26 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "glog/logging.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "speculative_paxos/replica.h"
 
 namespace dctk::spaxos {
 namespace {
-// Longest order a prepare carries (about 18 bytes per entry on the wire).
+// Longest order a prepare carries (2-20 bytes per entry on the wire).
 constexpr uint64_t kMaxOrder = 1024;
 }  // namespace
 
 void Replica::AddOrder(SyncPrepare* m) const {
-  if (m->slot() <= m->commit() || m->slot() - m->commit() > kMaxOrder) {
-    return;
-  }
-  for (uint64_t slot = m->commit() + 1; slot <= m->slot(); ++slot) {
+  if (m->slot() <= m->commit()) return;
+  using google::protobuf::io::CodedOutputStream;
+  // The other fields, and the two packed fields' tags and lengths.
+  size_t bytes = m->ByteSizeLong() + 2 * (1 + 3);
+  const uint64_t last = std::min(m->slot(), m->commit() + kMaxOrder);
+  for (uint64_t slot = m->commit() + 1; slot <= last; ++slot) {
     const LogEntry& e = *log_.At(slot);
+    bytes += CodedOutputStream::VarintSize64(e.client_id) +
+             CodedOutputStream::VarintSize64(e.request_id);
+    if (bytes > budget()) break;
     m->add_order_clients(e.client_id);
     m->add_order_requests(e.request_id);
   }
@@ -49,7 +57,9 @@ void Replica::AddOrder(SyncPrepare* m) const {
 uint64_t Replica::AdoptLeaderOrder(const SyncPrepare& m, bool* lacking) {
   const uint64_t base = m.commit();
   const int count = m.order_clients_size();
-  if (count == 0 || count != m.order_requests_size() || m.slot() != base + count ||
+  // The order covers base+1 .. order_end (<= the prepared slot).
+  const uint64_t order_end = base + count;
+  if (count == 0 || count != m.order_requests_size() || order_end > m.slot() ||
       base > log_.end() || base < log_.committed() || log_.HashAt(base) != m.commit_hash()) {
     return 0;
   }
@@ -58,16 +68,18 @@ uint64_t Replica::AdoptLeaderOrder(const SyncPrepare& m, bool* lacking) {
   };
   // Our log equals the leader's order up to first - 1.
   uint64_t first = base + 1;
-  while (first <= std::min(m.slot(), log_.end()) &&
+  while (first <= std::min(order_end, log_.end()) &&
          std::make_pair(log_.At(first)->client_id, log_.At(first)->request_id) == order(first)) {
     ++first;
   }
-  if (first > m.slot()) return m.slot();  // same ids, yet another hash: leave it to transfer
+  // Same ids: the whole order held (with another hash at the prepared slot,
+  // transfer sorts it out).
+  if (first > order_end) return order_end;
   // The leader's entries from `first` on that we hold (after first - 1), up to
   // the first one we lack (it may still be in flight).
   uint64_t last = first - 1;
   absl::flat_hash_set<std::pair<uint64_t, uint64_t>> leaders;
-  for (uint64_t slot = first; slot <= m.slot(); ++slot) {
+  for (uint64_t slot = first; slot <= order_end; ++slot) {
     const LogEntry* e = log_.Find(order(slot).first, order(slot).second);
     if (e == nullptr || e->slot < first) {
       *lacking = true;

@@ -36,6 +36,7 @@ void Replica::BeginTransfer(Stamp s, uint64_t target) {
   transfer_target_ = target;
   transfer_next_ = log_.committed() + 1;
   reports_.clear();
+  report_pieces_.clear();
   sync_timer_.Stop();
   leader_timeout_.Reset();
   retry_timer_.Start();
@@ -70,11 +71,19 @@ void Replica::HandleStateRequest(const StateRequest& m) {
     SendTo(m.replica(), reply);
     return;
   }
-  const uint64_t to = std::min(end, from + config_.transfer_chunk - 1);
-  log_.Export(from, to, reply.mutable_entries());
   reply.set_end(end);
   reply.set_end_hash(log_.HashAt(end));
   reply.set_commit_point(log_.committed());
+  // As many entries as fit in one datagram (at least one).
+  const uint64_t to = std::min({end, log_.end(), from + config_.transfer_chunk - 1});
+  size_t bytes = reply.ByteSizeLong();
+  for (uint64_t slot = from; slot <= to; ++slot) {
+    Entry e;
+    ToWire(*log_.At(slot), &e);
+    bytes += EntryBytes(e);
+    if (reply.entries_size() > 0 && bytes > budget()) break;
+    *reply.add_entries() = std::move(e);
+  }
   SendTo(m.replica(), reply);
 }
 

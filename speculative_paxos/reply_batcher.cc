@@ -14,7 +14,7 @@ void ReplyBatcher::Send(const transport::Address& to, Reply* reply) {
     held_bytes_.push_back(0);
   }
   const size_t bytes = reply->ByteSizeLong() + 4;
-  if (held_bytes_[i] + bytes > kMaxBatchBytes && held_[i].second.replies_size() > 0) {
+  if (held_bytes_[i] + bytes > max_bytes_ && held_[i].second.replies_size() > 0) {
     SendOut(to, &held_[i].second);
     held_bytes_[i] = 0;
   }

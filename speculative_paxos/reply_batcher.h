@@ -41,22 +41,25 @@ class ReplyBatcher {
     ReplyBatcher* b_;
   };
 
-  // `sender` is the endpoint replies are sent from (registered on `transport`).
-  ReplyBatcher(transport::Transport* transport, transport::TransportReceiver* sender)
-      : transport_(transport), sender_(sender) {}
+  // A batch stops growing at this many payload bytes by default.
+  static constexpr size_t kDefaultMaxBatchBytes = 16 * 1024;
+
+  // `sender` is the endpoint replies are sent from (registered on `transport`);
+  // a batch's message stays within `max_bytes` (one reply may be larger).
+  ReplyBatcher(transport::Transport* transport, transport::TransportReceiver* sender,
+               size_t max_bytes = kDefaultMaxBatchBytes)
+      : transport_(transport), sender_(sender), max_bytes_(max_bytes) {}
 
   // Takes the reply's contents (it is left empty).
   void Send(const transport::Address& to, Reply* reply);
 
  private:
-  // A batch stops growing at this many payload bytes (well under a datagram).
-  static constexpr size_t kMaxBatchBytes = 16 * 1024;
-
   void Flush();
   void SendOut(const transport::Address& to, ReplyBatch* batch);
 
   transport::Transport* transport_;
   transport::TransportReceiver* sender_;
+  size_t max_bytes_;
   int holds_ = 0;
   // Held replies by destination, in first-reply order (few addresses).
   std::vector<std::pair<transport::Address, ReplyBatch>> held_;

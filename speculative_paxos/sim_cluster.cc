@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/transport/framing.h"
 #include "glog/logging.h"
 
 namespace dctk::spaxos {
@@ -43,6 +44,17 @@ SimCluster::SimCluster(SimClusterOptions options)
     absl::Status started = clients_.back()->Start();
     CHECK(started.ok()) << started;
   }
+  // Filter id -1: before the tests' own (which may drop the copy).
+  net_.AddFilter(-1, [this](const transport::Address& from, const transport::Address&,
+                            const transport::Envelope& msg, absl::Duration*) {
+    if (std::find(config_.replicas.begin(), config_.replicas.end(), from) !=
+        config_.replicas.end()) {
+      ++replica_datagrams_[msg.type_id()];
+      max_replica_datagram_ = std::max(max_replica_datagram_,
+                                       transport::kFrameHeaderSize + msg.payload().size());
+    }
+    return true;
+  });
   verified_.assign(options_.num_replicas, 0);
   remaining_ops_.assign(options_.num_clients, 0);
   commit_checker_ = std::make_unique<transport::Timeout>(&net_, absl::Milliseconds(1), [this] {
@@ -72,6 +84,11 @@ void SimCluster::Invoke(int j, const std::string& op,
     const KvResult result_copy = history_[at].result;  // done() may grow history_
     if (done) done(result_copy);
   });
+}
+
+uint64_t SimCluster::replica_datagrams(uint32_t type_id) const {
+  auto it = replica_datagrams_.find(type_id);
+  return it == replica_datagrams_.end() ? 0 : it->second;
 }
 
 bool SimCluster::ClientsIdle() const {

@@ -12,6 +12,7 @@
 #define DCTK_SPECULATIVE_PAXOS_SIM_CLUSTER_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,11 @@ class SimCluster {
   // GET/PUT/CAS operations over `num_keys` keys (choices from the net's RNG).
   void StartClosedLoop(int ops_per_client, int num_keys);
 
+  // Datagrams the replicas sent (every copy, counted before any filter):
+  // how many of one message type, and the largest (frame header included).
+  uint64_t replica_datagrams(uint32_t type_id) const;
+  size_t max_replica_datagram() const { return max_replica_datagram_; }
+
   // The current leader among running normal replicas with the newest stamp, or -1.
   int Leader() const;
   // True when every running replica is normal in the leader's stamp and has
@@ -99,6 +105,8 @@ class SimCluster {
   int num_keys_ = 1;
   uint64_t value_counter_ = 0;
   std::unique_ptr<transport::Timeout> commit_checker_;
+  std::map<uint32_t, uint64_t> replica_datagrams_;  // by type id
+  size_t max_replica_datagram_ = 0;
 };
 
 }  // namespace dctk::spaxos

@@ -294,7 +294,9 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
         bed.netns(c.replica_hosts[i]),
         {c.node_binary, "--role=replica", absl::StrCat("--index=", i),
          "--replicas=" + replica_list, "--group=" + group_text, "--arrivals=" + arrival_files[i],
-         absl::StrCat("--leader_timeout_ms=", c.leader_timeout_ms)});
+         absl::StrCat("--leader_timeout_ms=", c.leader_timeout_ms),
+         absl::StrCat("--max_datagram=", c.max_datagram),
+         absl::StrCat("--transfer_chunk=", c.transfer_chunk)});
     if (!p.ok()) return p.status();
     replica_procs.push_back(*p);
   }

@@ -53,6 +53,9 @@ struct FabricRunConfig {
   double background_mbps = 0;
   int resend_timeout_ms = 10;   // clients' resend timeout
   int leader_timeout_ms = 200;  // replicas' view-change timeout
+  // Replicas' ReplicaConfig.max_datagram and transfer_chunk (its defaults).
+  int max_datagram = 1400;
+  int transfer_chunk = 256;
   std::string node_binary;  // spaxos_mom_node
   std::string work_dir;     // existing directory for the processes' files
 };

@@ -3,7 +3,8 @@
 // as the over-MOM bench starts them inside testbed namespaces.
 //
 //   spaxos_mom_node --role=replica --index=0 --replicas=A,B,C --group='<GroupText>'
-//                   [--arrivals=FILE] [--leader_timeout_ms=200] [--transfer_chunk=8]
+//                   [--arrivals=FILE] [--leader_timeout_ms=200] [--max_datagram=1400]
+//                   [--transfer_chunk=256]
 //     Runs a KvApp replica at replicas[index]; prints "ready" once serving. On
 //     SIGTERM / SIGINT prints one "replica ..." line of counters (ReplicaStats,
 //     the MOM receiver's, the final stamp and status) and writes to FILE the (sender id, sender seq) of
@@ -47,9 +48,11 @@ ABSL_FLAG(std::string, replicas, "", "replica addresses, comma-separated (index 
 ABSL_FLAG(std::string, group, "", "the MOM group (group_text.h)");
 ABSL_FLAG(int, index, 0, "replica: this replica's index");
 ABSL_FLAG(std::string, arrivals, "", "replica: file for MOM arrivals (written on exit)");
-ABSL_FLAG(int, transfer_chunk, 8,
-          "replica: log entries per state-transfer reply; small, so a reply fits one "
-          "1500-byte frame (the MOM switch's DPDK af_packet ports do not pass larger datagrams)");
+ABSL_FLAG(int, max_datagram, dctk::spaxos::ReplicaConfig().max_datagram,
+          "replica: largest datagram it sends; log changes and transfers go in pieces that "
+          "fit (the MOM switch's DPDK af_packet ports pass at most 1472 bytes)");
+ABSL_FLAG(int, transfer_chunk, dctk::spaxos::ReplicaConfig().transfer_chunk,
+          "replica: at most this many log entries per state-transfer reply");
 ABSL_FLAG(int, leader_timeout_ms, 200,
           "replica: silence from the leader before a view change (a loaded 2-core machine "
           "deschedules processes for tens of ms)");
@@ -99,6 +102,7 @@ int RunReplica(std::vector<transport::Address> replicas, mom::GroupConfig group)
   ReplicaConfig config{.replicas = replicas, .mom = group};
   config.leader_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_leader_timeout_ms));
   config.transfer_chunk = absl::GetFlag(FLAGS_transfer_chunk);
+  config.max_datagram = absl::GetFlag(FLAGS_max_datagram);
   config.endpoint.multicast_interface_ip = replicas[index].ip();
   KvApp app;
   Replica replica(&net, config, static_cast<uint32_t>(index), &app);

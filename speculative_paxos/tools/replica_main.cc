@@ -31,6 +31,9 @@ ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
 ABSL_FLAG(bool, recover, false, "spaxos, vr: restarted without state; run recovery");
 ABSL_FLAG(uint64_t, checkpoint_interval, dctk::spaxos::ReplicaConfig().checkpoint_interval,
           "spaxos: committed entries between checkpoints (log compaction); 0: keep the whole log");
+ABSL_FLAG(int, max_datagram, dctk::spaxos::ReplicaConfig().max_datagram,
+          "spaxos: largest datagram sent; log changes, transfers and checkpoints go in pieces "
+          "that fit (1400: one Ethernet frame, as a MOM switch needs)");
 ABSL_FLAG(std::string, metrics, "", "serve Prometheus metrics at ip:port (spaxos; optional)");
 
 namespace dctk::spaxos {
@@ -90,6 +93,7 @@ int Run(const AppFactory& make_app) {
       rc.sync_interval = pc->heartbeat;
       rc.leader_timeout = pc->view_change_timeout;
       rc.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+      rc.max_datagram = absl::GetFlag(FLAGS_max_datagram);
       auto r = std::make_unique<Replica>(net->get(), rc, index, app.get(),
                                          absl::GetFlag(FLAGS_recover));
       started = r->Start();
