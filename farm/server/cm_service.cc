@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "farm/server/control.pb.h"
+#include "farm/server/restart_plan.h"
 #include "farm/tx/recovery.h"
 #include "farm/tx/wire.h"
 #include "glog/logging.h"
@@ -54,6 +55,7 @@ absl::Status CmService::Start(const std::string& host) {
     // A service restarted over a replicated state finds its regions placed.
     absl::MutexLock l(&mu_);
     ready_ = c.regions_size() >= o_.regions;
+    installed_.store(c.id());
   }
   server_ = std::make_unique<ControlServer>([this](uint16_t m, absl::string_view req) { return Handle(m, req); });
   absl::Status s = server_->Start(host);
@@ -94,6 +96,13 @@ cm::Result CmService::Execute(const cm::Command& c) {
 }
 
 absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view req) {
+  if (method == CM_STATE) {
+    CmState state;
+    absl::MutexLock l(&mu_);
+    state.set_ready(ready_);
+    *state.mutable_config() = config_;
+    return state.SerializeAsString();
+  }
   if (method != CM_COMMAND) return absl::InvalidArgumentError(absl::StrCat("CM: unknown control method ", method));
   cm::Command c;
   if (!c.ParseFromArray(req.data(), static_cast<int>(req.size()))) {
@@ -182,6 +191,14 @@ void CmService::Monitor() {
         absl::Status s = HostNewBackups();
         LOG_IF(ERROR, !s.ok()) << "CM: hosting new backups: " << s;
       }
+      // A storage machine that joined the running cluster (a restarted one
+      // comes back as a new machine) changed the configuration id; clients
+      // that learn it must find the machines in it, so install it.
+      if (const uint64_t id = config().id(); id != installed_.load()) {
+        LOG(INFO) << "CM: configuration " << id << " (a machine joined) replaces " << installed_.load();
+        absl::Status s = Recover({});
+        LOG_IF(ERROR, !s.ok()) << "CM: installing configuration " << id << ": " << s;
+      }
     }
     if (!o_.rereplicate) continue;
     absl::StatusOr<bool> more = CopyStep();
@@ -253,14 +270,29 @@ absl::StatusOr<bool> CmService::CopyStep() {
         stats_.bytes_copied += parsed.objects().size();
       }
       if (copy.next < region.size()) return true;
+      // Copied objects reach the backup's files only with its next
+      // checkpoint (chunks are not logged): take it before the copy counts,
+      // so a restart from the files finds the whole region there.
+      absl::StatusOr<std::string> on_file = CallMachine(rep.machine(), CHECKPOINT, "");
+      if (!on_file.ok()) return on_file.status();
       cm::Result up = Execute(cm::CaughtUpCommand(region.id(), rep.machine(), rep.added_in()));
       const absl::Duration took = absl::Now() - copy.start;
       copies_.erase({region.id(), rep.machine(), rep.added_in()});
       if (up.code() != 0) return StatusOfResult(up);
-      absl::MutexLock l(&mu_);
-      ++stats_.backups_caught_up;
-      stats_.last_copy = took;
+      {
+        absl::MutexLock l(&mu_);
+        ++stats_.backups_caught_up;
+        stats_.last_copy = took;
+      }
       LOG(INFO) << "CM: machine " << rep.machine() << " caught up with region " << region.id() << " in " << took;
+      // So that a whole-cluster restart counts the copy as complete.
+      const cm::Configuration now = config();
+      for (const cm::Machine& m : now.machines()) {
+        if (m.client()) continue;
+        absl::StatusOr<std::string> r = CallMachine(m.id(), RECORD_CONFIG, now.SerializeAsString());
+        LOG_IF(WARNING, !r.ok()) << "CM: machine " << m.id() << ": recording configuration " << now.id() << ": "
+                                 << r.status();
+      }
       return true;
     }
   }
@@ -268,7 +300,79 @@ absl::StatusOr<bool> CmService::CopyStep() {
   return false;
 }
 
+absl::StatusOr<CmService::SavedFiles> CmService::SavedConfigurations() {
+  SavedFiles out;
+  const cm::Configuration c = config();
+  for (const cm::Machine& m : c.machines()) {
+    if (m.client()) continue;
+    absl::StatusOr<std::string> r = CallMachine(m.id(), RESTORABLE, "");
+    if (!r.ok()) return r.status();
+    Restorable kept;
+    if (!kept.ParseFromString(*r)) return absl::DataLossError(absl::StrCat("CM: machine ", m.id(), ": malformed Restorable"));
+    if (!kept.has_config()) continue;
+    out.machines.insert(m.id());
+    // Newest first; for one id, the one that saw more copies caught up.
+    auto copying = [](const cm::Configuration& c) {
+      int n = 0;
+      for (const cm::Region& r : c.regions()) {
+        for (const cm::Replica& rep : r.replicas()) n += rep.copying();
+      }
+      return n;
+    };
+    if (!out.newest || kept.config().id() > out.newest->id() ||
+        (kept.config().id() == out.newest->id() && copying(kept.config()) < copying(*out.newest))) {
+      out.newest = kept.config();
+    }
+  }
+  return out;
+}
+
+absl::Status CmService::BootstrapFromFiles(const SavedFiles& saved) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<cm::Configuration> plan = PlanRestart(*saved.newest, config(), saved.machines);
+  if (!plan.ok()) return plan.status();
+  for (const cm::Machine& m : plan->machines()) {
+    if (m.client()) continue;
+    absl::StatusOr<std::string> r = CallMachine(m.id(), RESTORE, plan->SerializeAsString());
+    if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat("machine ", m.id(), ": ", r.status().message()));
+    RestoreReply reply;
+    if (!reply.ParseFromString(*r)) return absl::DataLossError(absl::StrCat("CM: machine ", m.id(), ": malformed RestoreReply"));
+    for (const RegionKey& k : reply.keys()) {
+      for (cm::Region& region : *plan->mutable_regions()) {
+        if (region.id() != k.region()) continue;
+        for (cm::Replica& rep : *region.mutable_replicas()) {
+          if (rep.machine() == m.id()) rep.set_key(k.key());
+        }
+      }
+    }
+    LOG(INFO) << "CM: machine " << m.id() << " restored from its files: checkpoint at record " << reply.checkpoint_lsn()
+              << ", " << reply.pages() << " pages, " << reply.replayed() << " log records replayed, "
+              << reply.pending() << " transactions in flight (read " << reply.read_ms() << " ms, restore "
+              << reply.restore_ms() << " ms)";
+  }
+  {
+    absl::MutexLock l(&mu_);
+    // Leases renewed (and clients joined) while the machines restored.
+    *plan->mutable_machines() = state_.config().machines();
+    absl::Status s = state_.Restore(plan->SerializeAsString());
+    if (!s.ok()) return s;
+    config_ = state_.config();
+  }
+  // Transactions in flight at the crash are decided exactly as after a
+  // failure: block, collect, decide, install, resolve, resume.
+  absl::Status s = Recover({});
+  if (!s.ok()) return s;
+  LOG(INFO) << "CM: restarted from the machines' files (saved configuration " << saved.newest->id() << ") as configuration "
+            << config().id() << " in " << absl::Now() - start;
+  return absl::OkStatus();
+}
+
 absl::Status CmService::Bootstrap() {
+  if (!o_.execute) {
+    absl::StatusOr<SavedFiles> saved = SavedConfigurations();
+    if (!saved.ok()) return saved.status();
+    if (saved->newest) return BootstrapFromFiles(*saved);
+  }
   for (int i = 0; i < o_.regions; ++i) {
     cm::Result r = Execute(cm::CreateRegionCommand());
     if (r.code() != 0) return StatusOfResult(r);
@@ -285,6 +389,7 @@ absl::Status CmService::Bootstrap() {
     absl::StatusOr<std::string> r = CallMachine(m.id(), INSTALL_CONFIG, c.SerializeAsString());
     if (!r.ok()) return r.status();
   }
+  installed_.store(c.id());
   return absl::OkStatus();
 }
 
@@ -335,6 +440,7 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
       absl::StatusOr<std::string> r = CallMachine(m.id(), step, req);
       if (!r.ok()) return r.status();
     }
+    if (step == INSTALL_CONFIG) installed_.store(c.id());
   }
   const absl::Duration took = absl::Now() - start;
   if (removed.empty()) {

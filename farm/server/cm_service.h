@@ -7,6 +7,11 @@
 //   - once every expected machine joined, it creates the regions: the CM
 //     places each (primary + f backups), asks each replica to host it and
 //     records its fabric key, then installs the configuration everywhere;
+//   - unless the machines kept a configuration on file (a whole-cluster
+//     restart, local state only): then it restores the newest one any kept
+//     (restart_plan.h), each machine loads its regions from its checkpoint
+//     and log suffix (RESTORE), and recovery decides the transactions that
+//     were in flight at the crash;
 //   - every lease/4 it Ticks; a machine whose lease expired is removed (its
 //     backups promoted) and the service runs recovery over the control plane:
 //     block every live machine and collect its in-flight records, decide
@@ -16,8 +21,8 @@
 //     (AddBackups), has them host the region, reconfigures (the same
 //     blocking steps as recovery, so every later commit reaches them), then
 //     copies each region from its primary chunk by chunk between Ticks
-//     (COPY_CHUNK at the primary, APPLY_CHUNK at the backup) and marks the
-//     backup CaughtUp.
+//     (COPY_CHUNK at the primary, APPLY_CHUNK at the backup), has the backup
+//     checkpoint (copied objects are not logged) and marks it CaughtUp.
 // Clients read the configuration with a Get command.
 //
 // Where the commands run is a hook: by default a local ConfigState in this
@@ -31,6 +36,7 @@
 #ifndef DCTK_FARM_SERVER_CM_SERVICE_H_
 #define DCTK_FARM_SERVER_CM_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,11 +47,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "farm/cm/config_state.h"
 #include "farm/server/control.h"
 
@@ -96,6 +104,14 @@ class CmService {
   cm::Result Execute(const cm::Command& c);
   void Monitor();
   absl::Status Bootstrap();
+  // Whole-cluster restart: the newest configuration any joined machine kept
+  // on file (none: a first start), and the bootstrap that restores it.
+  struct SavedFiles {
+    absl::optional<cm::Configuration> newest;
+    absl::flat_hash_set<uint32_t> machines;  // those that kept a configuration
+  };
+  absl::StatusOr<SavedFiles> SavedConfigurations();
+  absl::Status BootstrapFromFiles(const SavedFiles& saved);
   // Recovery's steps for the current configuration: after a removal, or
   // (empty `removed`) to install new backups.
   absl::Status Recover(const std::vector<uint32_t>& removed);
@@ -113,6 +129,7 @@ class CmService {
   cm::ConfigState state_ ABSL_GUARDED_BY(mu_);     // used without o_.execute
   cm::Configuration config_ ABSL_GUARDED_BY(mu_);  // after the last command
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<uint64_t> installed_{0};  // the configuration id the machines were last given
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::unique_ptr<ControlChannel>> channels_;  // Monitor thread only
   struct Copy {

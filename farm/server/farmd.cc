@@ -8,10 +8,18 @@
 // --fabric_port and --control_port (0, the default: any free port; fixed
 // ports let a firewall policy name them); timeouts.lease_ms is the lease. The
 // CM prints "cm <address>" on stdout once it listens; machines print
-// "machine <id> <control address>".
+// "machine <id> <control address>" (the id of this incarnation: a machine the
+// cluster removed while it was down comes back under a new id), and after a
+// whole-cluster restart "restored <id> ..." (see PrintRestored).
+//
+// Files (--txlog_dir, --checkpoint_dir): a machine restarted with the same
+// directory either restores its regions from its checkpoint + log suffix
+// (the CM is bootstrapping: the whole cluster restarted) or deletes them and
+// joins fresh (the running cluster removed it); farm/README.md, "Restart".
 //
 //   farmd --config=cluster.conf --role=cm --group=farm --regions=6 --region_mb=16
-//   farmd --config=cluster.conf --role=machine --name=m1 --cm=127.0.0.1:PORT --fabric=shm
+//   farmd --config=cluster.conf --role=machine --name=m1 --cm=127.0.0.1:PORT --fabric=shm \
+//         --txlog_dir=/var/farm [--checkpoint_every_kb=65536]
 //   farmd --config=cluster.conf --role=machine --name=farm0 --cm=10.88.0.2:7101 --fabric=net \
 //         --fabric_port=7100 --control_port=7101
 #include <signal.h>
@@ -44,8 +52,17 @@ ABSL_FLAG(int, control_port, 0, "port the control server listens on (role=machin
 ABSL_FLAG(int, replicas, 0, "copies of each region (role=cm); 0: the group's f + 1");
 ABSL_FLAG(int, regions, 6, "regions to create (role=cm)");
 ABSL_FLAG(int, region_mb, 16, "region size in MiB (role=cm)");
-ABSL_FLAG(std::string, txlog_dir, "", "directory for the transaction log (empty: none)");
-ABSL_FLAG(bool, fsync, false, "fdatasync every log record before acknowledging it");
+ABSL_FLAG(std::string, txlog_dir, "",
+          "data directory (role=machine): the transaction log <name>.txlog.<LSN>, and the checkpoint and state "
+          "file unless --checkpoint_dir says otherwise; empty: no files (a restarted machine always starts fresh)");
+ABSL_FLAG(std::string, checkpoint_dir, "",
+          "directory for <name>.ckpt (the checkpoint) and <name>.state (machine id, last configuration); "
+          "empty: --txlog_dir");
+ABSL_FLAG(int64_t, checkpoint_every_kb, 64 << 10,
+          "checkpoint after this many KiB of log (the log before it is deleted, so restart replays at most this "
+          "much); 0: only after a re-replication copy");
+ABSL_FLAG(int64_t, log_segment_kb, 4 << 10, "transaction log segment size in KiB (the unit the log is trimmed by)");
+ABSL_FLAG(bool, fsync, false, "fdatasync every log record, checkpoint and state file before relying on it");
 
 namespace {
 
@@ -90,18 +107,26 @@ int RunCm(const ClusterConfig& c, const ClusterConfig::Group& g) {
   return 0;
 }
 
+// Prints "restored <id> regions=N checkpoint_lsn=L pages=P replayed=R pending=T read_ms=X restore_ms=Y"
+// once a whole-cluster restart restored this machine.
+void PrintRestored(fabric::MachineId id, const server::RestoreReply& r) {
+  printf("restored %u regions=%d checkpoint_lsn=%lu pages=%lu replayed=%lu pending=%lu read_ms=%.1f restore_ms=%.1f\n",
+         id, r.keys_size(), static_cast<unsigned long>(r.checkpoint_lsn()), static_cast<unsigned long>(r.pages()),
+         static_cast<unsigned long>(r.replayed()), static_cast<unsigned long>(r.pending()), r.read_ms(),
+         r.restore_ms());
+  fflush(stdout);
+}
+
 template <typename F>
-int RunMachine(server::MachineServiceOptions o, absl::StatusOr<std::unique_ptr<F>> fabric) {
-  if (!fabric.ok()) {
-    LOG(ERROR) << "fabric: " << fabric.status();
-    return 1;
-  }
-  auto svc = server::MachineService<F>::Start(o, std::move(*fabric));
+int RunMachine(server::MachineServiceOptions o, typename server::MachineService<F>::FabricFactory make_fabric) {
+  o.on_restored = PrintRestored;
+  auto svc = server::MachineService<F>::Start(o, std::move(make_fabric));
   if (!svc.ok()) {
     LOG(ERROR) << "machine " << o.id << ": " << svc.status();
+    fprintf(stderr, "farmd: machine %s: %s\n", absl::GetFlag(FLAGS_name).c_str(), svc.status().ToString().c_str());
     return 1;
   }
-  printf("machine %u %s\n", o.id, (*svc)->control_address().c_str());
+  printf("machine %u %s\n", (*svc)->id(), (*svc)->control_address().c_str());
   fflush(stdout);
   WaitForSignal();
   return 0;
@@ -130,6 +155,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   server::MachineServiceOptions o;
+  o.slots = static_cast<uint32_t>(g->members.size());
   for (size_t i = 0; i < g->members.size(); ++i) {
     if (g->members[i] == absl::GetFlag(FLAGS_name)) {
       o.id = static_cast<uint32_t>(i + 1);
@@ -152,17 +178,29 @@ int main(int argc, char** argv) {
     }
   }
   o.cm_address = absl::GetFlag(FLAGS_cm);
+  const std::string name = absl::GetFlag(FLAGS_name);
   if (!absl::GetFlag(FLAGS_txlog_dir).empty()) {
-    o.log_path = absl::StrCat(absl::GetFlag(FLAGS_txlog_dir), "/", absl::GetFlag(FLAGS_name), ".txlog");
+    const std::string data = absl::GetFlag(FLAGS_txlog_dir);
+    const std::string ckpt = absl::GetFlag(FLAGS_checkpoint_dir).empty() ? data : absl::GetFlag(FLAGS_checkpoint_dir);
+    o.files = {absl::StrCat(data, "/", name, ".txlog"), absl::StrCat(ckpt, "/", name, ".ckpt"),
+               absl::StrCat(ckpt, "/", name, ".state")};
   }
+  if (absl::GetFlag(FLAGS_checkpoint_every_kb) < 0 || absl::GetFlag(FLAGS_log_segment_kb) <= 0) {
+    fprintf(stderr, "farmd: --checkpoint_every_kb must be >= 0 and --log_segment_kb > 0\n");
+    return 2;
+  }
+  o.checkpoint_every_log_bytes = uint64_t(absl::GetFlag(FLAGS_checkpoint_every_kb)) << 10;
+  o.log_segment_bytes = uint64_t(absl::GetFlag(FLAGS_log_segment_kb)) << 10;
   o.fsync = absl::GetFlag(FLAGS_fsync) ? tx::FsyncPolicy::kEveryRecord : tx::FsyncPolicy::kNever;
   const std::string kind = absl::GetFlag(FLAGS_fabric);
-  if (kind == "shm") return RunMachine<fabric::ShmFabric>(o, fabric::ShmFabric::Create({.machine_id = o.id}));
+  if (kind == "shm") {
+    return RunMachine<fabric::ShmFabric>(
+        o, [](fabric::MachineId id) { return fabric::ShmFabric::Create({.machine_id = id}); });
+  }
   if (kind == "net") {
-    const std::string host = HostOf(g->addresses[o.id - 1]);
+    const std::string listen = Listen(HostOf(g->addresses[o.id - 1]), absl::GetFlag(FLAGS_fabric_port));
     return RunMachine<fabric::NetFabric>(
-        o, fabric::NetFabric::Create(
-               {.machine_id = o.id, .listen_host = Listen(host, absl::GetFlag(FLAGS_fabric_port))}));
+        o, [listen](fabric::MachineId id) { return fabric::NetFabric::Create({.machine_id = id, .listen_host = listen}); });
   }
   fprintf(stderr, "farmd: --fabric must be shm or net\n");
   return 2;

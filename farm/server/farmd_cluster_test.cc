@@ -6,129 +6,38 @@
 // recovers in-flight transactions; the client refreshes its configuration
 // and carries on; every transfer reported committed is in the final balances.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "farm/client/farm_client.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/fabric/sync.h"
+#include "farm/server/farmd_process.h"
 #include "farm/workload/bank.h"
 #include "gtest/gtest.h"
-
-extern char** environ;
 
 namespace dctk::farm {
 namespace {
 
-// A child process whose first stdout line is its address; killed on destruction.
-class Child {
- public:
-  Child(const std::vector<std::string>& args) {
-    int out[2];
-    EXPECT_EQ(pipe(out), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    EXPECT_EQ(posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    out_ = fdopen(out[0], "r");
-  }
-  ~Child() {
-    Kill(SIGTERM);
-    if (out_ != nullptr) fclose(out_);
-  }
-  // Blocks until the child prints its first line (or exits).
-  std::string FirstLine() {
-    char buf[256] = {0};
-    if (fgets(buf, sizeof(buf), out_) == nullptr) return "";
-    std::string s(buf);
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return s;
-  }
-  // Sends `sig` without waiting (SIGSTOP, SIGCONT).
-  void Signal(int sig) {
-    if (pid_ > 0) kill(pid_, sig);
-  }
-  void Kill(int sig) {
-    if (pid_ <= 0) return;
-    kill(pid_, sig);
-    int status;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-};
-
-// The CM service and `n` machines (three by default) as farmd processes.
-struct FarmdCluster {
-  std::unique_ptr<Child> cm;
-  std::vector<std::unique_ptr<Child>> machines;
-  std::string cm_address;
-
-  void Start(const std::string& conf, const std::string& dir, const std::string& fabric_kind, int n = 3) {
-    const std::string farmd = "farm/server/farmd";
-    cm = std::make_unique<Child>(std::vector<std::string>{farmd, "--config=" + conf, "--role=cm", "--replicas=2",
-                                                          "--regions=6", "--region_mb=4"});
-    std::vector<std::string> words = absl::StrSplit(cm->FirstLine(), ' ');
-    ASSERT_EQ(words.size(), 2u);
-    ASSERT_EQ(words[0], "cm");
-    cm_address = words[1];
-    for (int i = 1; i <= n; ++i) {
-      machines.push_back(std::make_unique<Child>(std::vector<std::string>{
-          farmd, "--config=" + conf, "--role=machine", absl::StrCat("--name=m", i), "--cm=" + cm_address,
-          "--fabric=" + fabric_kind, "--txlog_dir=" + dir}));
-      ASSERT_EQ(machines.back()->FirstLine().rfind("machine ", 0), 0u);
-    }
-  }
-};
-
-std::string WriteConfig(const std::string& dir, int machines = 3) {
-  const std::string conf = dir + "/cluster.conf";
-  std::ofstream f(conf);
-  f << "nodes { name: \"cm\" address: \"127.0.0.1:0\" }\n";
-  std::string members;
-  for (int i = 1; i <= machines; ++i) {
-    f << "nodes { name: \"m" << i << "\" address: \"127.0.0." << i + 1 << ":0\" }\n";
-    absl::StrAppend(&members, i > 1 ? ", " : "", "\"m", i, "\"");
-  }
-  // A primary-backup group lists f + 1 members; the CM's --replicas=2 sets the copies.
-  f << "groups { name: \"farm\" replication: PRIMARY_BACKUP f: " << machines - 1 << " members: [" << members
-    << "] }\n"
-    << "timeouts { lease_ms: 2000 }\n";
-  return conf;
-}
+using server::FarmdCluster;
+using server::FullyReplicated;
+using server::WriteFarmConfig;
 
 template <typename F>
 void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr<std::unique_ptr<F>> fabric) {
   const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", fabric_kind);
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
-  const std::string conf = WriteConfig(dir);
-  FarmdCluster cluster;
-  cluster.Start(conf, dir, fabric_kind);
-  ASSERT_FALSE(cluster.cm_address.empty());
-  const std::string cm_address = cluster.cm_address;
-  auto& machines = cluster.machines;
+  FarmdCluster cluster(WriteFarmConfig(dir), dir, fabric_kind);
+  ASSERT_TRUE(cluster.Start().ok());
+  const std::string cm_address = cluster.cm_address();
   client::FarmClientOptions o;
   o.machine = 100;
   o.cm_address = cm_address;
@@ -160,7 +69,7 @@ void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr
       (void)c.Refresh();  // learn the new configuration once the CM has one
     }
     if (!killed && ledger.committed == 100) {
-      machines[2]->Kill(SIGKILL);
+      cluster.machine(3).Kill(SIGKILL);
       killed = true;
     }
   }
@@ -178,14 +87,15 @@ using ShmClient = client::FarmClient<fabric::ShmFabric>;
 
 // A cluster of 4 shm machines in TEST_TMPDIR/`name`, and a client (machine 100)
 // that gives up on a dead machine's messages after 300 ms.
-absl::StatusOr<std::unique_ptr<ShmClient>> StartShmClusterOf4(FarmdCluster& cluster, const std::string& name) {
+absl::StatusOr<std::unique_ptr<ShmClient>> StartShmClusterOf4(std::unique_ptr<FarmdCluster>& cluster,
+                                                              const std::string& name) {
   const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", name);
   if (mkdir(dir.c_str(), 0755) != 0) return absl::InternalError(absl::StrCat("mkdir ", dir));
-  cluster.Start(WriteConfig(dir, 4), dir, "shm", 4);
-  if (cluster.cm_address.empty()) return absl::UnavailableError("the CM did not start");
+  cluster = std::make_unique<FarmdCluster>(WriteFarmConfig(dir, 4), dir, "shm");
+  if (absl::Status s = cluster->Start(4); !s.ok()) return s;
   client::FarmClientOptions o;
   o.machine = 100;
-  o.cm_address = cluster.cm_address;
+  o.cm_address = cluster->cm_address();
   o.tx.rpc_timeout = absl::Milliseconds(300);
   o.tx.outcome_timeout = absl::Seconds(20);
   return ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
@@ -198,11 +108,10 @@ absl::StatusOr<std::unique_ptr<ShmClient>> StartShmClusterOf4(FarmdCluster& clus
 TEST(FarmdClusterTest, DeadClientsTransactionIsRecovered) {
   const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/deadclient");
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
-  FarmdCluster cluster;
-  cluster.Start(WriteConfig(dir), dir, "shm");
-  ASSERT_FALSE(cluster.cm_address.empty());
+  FarmdCluster cluster(WriteFarmConfig(dir), dir, "shm");
+  ASSERT_TRUE(cluster.Start().ok());
   client::FarmClientOptions o;
-  o.cm_address = cluster.cm_address;
+  o.cm_address = cluster.cm_address();
   o.tx.rpc_timeout = absl::Milliseconds(300);
   o.machine = 101;
   auto b = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 101}));
@@ -241,20 +150,6 @@ TEST(FarmdClusterTest, DeadClientsTransactionIsRecovered) {
   EXPECT_EQ(value[0], 1) << "the dead client's logged commit was lost";
 }
 
-// Every region has two complete copies on `storage` live machines.
-bool FullyReplicated(const cm::Configuration& c, int storage) {
-  int live = 0;
-  for (const cm::Machine& m : c.machines()) live += !m.client();
-  if (live != storage) return false;
-  for (const cm::Region& r : c.regions()) {
-    if (r.lost() || r.replicas_size() != 2) return false;
-    for (const cm::Replica& rep : r.replicas()) {
-      if (rep.copying()) return false;
-    }
-  }
-  return true;
-}
-
 // Re-replication across processes: 4 machines, 2 copies of every region,
 // bank transfers from a client. A region's primary is killed: the CM
 // promotes its backup, gives every region that lost a copy a new backup,
@@ -263,7 +158,7 @@ bool FullyReplicated(const cm::Configuration& c, int storage) {
 // survives on the copy made by re-replication, regions are re-replicated
 // again, and every transfer reported committed is in the balances.
 TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
-  FarmdCluster cluster;
+  std::unique_ptr<FarmdCluster> cluster;
   absl::StatusOr<std::unique_ptr<ShmClient>> client = StartShmClusterOf4(cluster, "rereplication");
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
@@ -298,13 +193,13 @@ TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
     }
   };
   run([](const cm::Configuration&) { return true; }, 50, "transfers before the first kill");
-  cluster.machines[first - 1]->Kill(SIGKILL);
+  cluster->machine(first).Kill(SIGKILL);
   run([](const cm::Configuration& conf) { return FullyReplicated(conf, 3); }, 50,
       "two complete copies of every region after the first kill");
   bool promoted = false;  // `second` took over the region `first` was primary of
   for (const cm::Region& r : c.configuration().regions()) promoted |= r.replicas(0).machine() == second;
   EXPECT_TRUE(promoted);
-  cluster.machines[second - 1]->Kill(SIGKILL);
+  cluster->machine(second).Kill(SIGKILL);
   run([](const cm::Configuration& conf) { return FullyReplicated(conf, 2); }, 50,
       "two complete copies of every region after the second kill");
   absl::Status s = bank->CheckLedger(c.tx(), ledger);
@@ -320,7 +215,7 @@ TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
 // while it was paused (shm reads need no CPU at the target), now fails. No
 // transfer reported committed is lost or duplicated.
 TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
-  FarmdCluster cluster;
+  std::unique_ptr<FarmdCluster> cluster;
   absl::StatusOr<std::unique_ptr<ShmClient>> client = StartShmClusterOf4(cluster, "paused");
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
@@ -360,11 +255,11 @@ TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
     }
   };
   run([](const cm::Configuration&) { return true; }, 50, "transfers before the pause");
-  cluster.machines[paused - 1]->Signal(SIGSTOP);
+  cluster->machine(paused).Signal(SIGSTOP);
   run([](const cm::Configuration& conf) { return FullyReplicated(conf, 3); }, 50,
       "the paused machine removed and its regions re-replicated");
   EXPECT_TRUE(fabric::SyncRead(**q, old_copy, &word, 8).ok()) << "(a paused machine cannot fence itself)";
-  cluster.machines[paused - 1]->Signal(SIGCONT);
+  cluster->machine(paused).Signal(SIGCONT);
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (fabric::SyncRead(**q, old_copy, &word, 8).ok()) {
     ASSERT_LT(absl::Now(), deadline) << "the resumed machine never fenced itself";

@@ -3,9 +3,20 @@
 // region table; joins the CM service and renews its lease; and answers the
 // control plane: host a region (register memory, report its key), wire a
 // coordinator's rings, install a configuration, the recovery steps
-// (block + report in-flight records, known outcomes, resolve, resume), and
+// (block + report in-flight records, known outcomes, resolve, resume),
 // re-replication (copy a chunk of a region it is primary of; apply a chunk to
-// a region it is a new backup of).
+// a region it is a new backup of; checkpoint once caught up) and a
+// whole-cluster restart (report the configuration kept on file; restore the
+// regions the CM places here from the checkpoint and log suffix).
+//
+// Files (MachineServiceOptions::files, machine_files.h): the transaction log,
+// a checkpoint every `checkpoint_every_log_bytes` of log (the log before it
+// is deleted), and a state file (this incarnation's id, the last installed
+// configuration). Restart rules, decided before joining: a machine the
+// running cluster removed (or is about to remove: it waits for that) deletes
+// its files and joins as a fresh machine under a new id, so it never serves
+// a stale copy; a machine of a cluster whose CM is bootstrapping keeps and
+// checks its files and restores what the CM's restart plan places on it.
 //
 // Fencing: a machine whose lease renewal is refused (the CM removed it), or
 // that got no renewal acknowledged within its lease (minus a guard), stops
@@ -16,13 +27,16 @@
 // requests carrying an old configuration id are refused anyway.
 //
 // Example:
-//   auto svc = MachineService<ShmFabric>::Start({.id = 1, .cm_address = "127.0.0.1:4000"},
-//                                               std::move(fabric));
-//   // serves until destroyed
+//   auto svc = MachineService<ShmFabric>::Start(
+//       {.id = 1, .cm_address = "127.0.0.1:4000",
+//        .files = {.log = "/var/farm/m1.txlog", .checkpoint = "/var/farm/m1.ckpt", .state = "/var/farm/m1.state"}},
+//       [](fabric::MachineId id) { return ShmFabric::Create({.machine_id = id}); });
+//   // serves until destroyed; (*svc)->id() is this incarnation's machine id
 #ifndef DCTK_FARM_SERVER_MACHINE_SERVICE_H_
 #define DCTK_FARM_SERVER_MACHINE_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,13 +47,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "farm/cm/cm.pb.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
 #include "farm/server/control.h"
 #include "farm/server/control.pb.h"
 #include "farm/server/install_config.h"
+#include "farm/server/machine_files.h"
 #include "farm/tx/machine.h"
 #include "farm/tx/tx_log.h"
 #include "glog/logging.h"
@@ -47,20 +64,29 @@
 namespace dctk::farm::server {
 
 struct MachineServiceOptions {
-  fabric::MachineId id = 0;
+  fabric::MachineId id = 0;  // the group slot (1-based): its first incarnation's id
+  uint32_t slots = 0;        // machines in the group (0: just `id`): later incarnations are id + slots k
   std::string cm_address;
   std::string control_host = "127.0.0.1";
-  std::string log_path;  // empty: no log file
+  MachinePaths files;  // files.log empty: no files (nothing survives a restart)
   tx::FsyncPolicy fsync = tx::FsyncPolicy::kNever;
+  uint64_t log_segment_bytes = 4 << 20;
+  // A checkpoint every so many bytes of log (0: only when the CM asks, after
+  // a re-replication copy).
+  uint64_t checkpoint_every_log_bytes = 64 << 20;
+  // Called after a whole-cluster restart restored this machine's regions.
+  std::function<void(fabric::MachineId, const RestoreReply&)> on_restored;
 };
 
 template <typename F>
   requires fabric::Fabric<F>
 class MachineService {
  public:
-  static absl::StatusOr<std::unique_ptr<MachineService>> Start(MachineServiceOptions o, std::unique_ptr<F> fabric) {
-    std::unique_ptr<MachineService> s(new MachineService(std::move(o), std::move(fabric)));
-    absl::Status st = s->Init();
+  using FabricFactory = std::function<absl::StatusOr<std::unique_ptr<F>>(fabric::MachineId)>;
+
+  static absl::StatusOr<std::unique_ptr<MachineService>> Start(MachineServiceOptions o, FabricFactory make_fabric) {
+    std::unique_ptr<MachineService> s(new MachineService(std::move(o)));
+    absl::Status st = s->Init(make_fabric);
     if (!st.ok()) return st;
     return s;
   }
@@ -71,17 +97,99 @@ class MachineService {
     machine_.reset();
   }
 
+  // This incarnation's machine id (the slot, or a new id after a removal).
+  fabric::MachineId id() const { return id_; }
   const std::string& control_address() const { return control_->address(); }
   // Fenced: removed by the CM, or its lease could not be renewed in time.
   bool evicted() const { return evicted_.load(); }
 
  private:
-  MachineService(MachineServiceOptions o, std::unique_ptr<F> fabric) : o_(std::move(o)), fabric_(std::move(fabric)) {}
+  explicit MachineService(MachineServiceOptions o) : o_(std::move(o)) {}
 
-  absl::Status Init() {
-    absl::StatusOr<std::unique_ptr<tx::TxLog>> log = tx::TxLog::Open(o_.log_path, o_.fsync);
+  bool has_files() const { return !o_.files.log.empty(); }
+
+  // What the CM says before this machine joins: bootstrapping (not ready),
+  // or its configuration.
+  absl::StatusOr<CmState> AskCm() {
+    absl::StatusOr<std::string> bytes = cm_->Call(CM_STATE, "", absl::Seconds(5));
+    if (!bytes.ok()) return bytes.status();
+    CmState state;
+    if (!state.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed CmState");
+    return state;
+  }
+
+  // Chooses this incarnation's id and whether its files are kept for a
+  // restore (machine_files.h has the rules).
+  absl::Status DecideIncarnation() {
+    absl::StatusOr<absl::optional<MachineState>> saved =
+        has_files() ? ReadMachineState(o_.files.state) : absl::optional<MachineState>();
+    if (!saved.ok()) return saved.status();
+    id_ = *saved ? (*saved)->id() : o_.id;
+    absl::StatusOr<std::unique_ptr<ControlChannel>> cm = ControlChannel::Connect(o_.cm_address);
+    if (!cm.ok()) return cm.status();
+    cm_ = std::move(*cm);
+    bool waited = false;
+    while (true) {
+      absl::StatusOr<CmState> state = AskCm();
+      if (!state.ok()) return state.status();
+      if (!state->ready()) {
+        restore_ = *saved && (*saved)->has_config();
+        break;
+      }
+      if (!IsStorageMember(id_, state->config())) {
+        absl::StatusOr<fabric::MachineId> id = NextIncarnation(o_.id, std::max(o_.slots, o_.id), state->config());
+        if (!id.ok()) return id.status();
+        LOG_IF(WARNING, *id != id_) << "machine " << id_ << ": the cluster removed it while it was down; joining as "
+                                    << "a fresh machine " << *id;
+        id_ = *id;
+        break;
+      }
+      // The previous incarnation is still a member (its lease has not run
+      // out): joining now would let the CM believe it still holds its copies.
+      LOG_IF(WARNING, !waited) << "machine " << id_ << ": its previous incarnation is still a member; waiting for the "
+                               << "CM to remove it (at most one lease, " << state->config().lease_ms() << " ms)";
+      waited = true;
+      if (stop_.WaitForNotificationWithTimeout(absl::Milliseconds(std::max<int64_t>(10, state->config().lease_ms() / 4)))) {
+        return absl::CancelledError("stopped");
+      }
+    }
+    if (!has_files()) return absl::OkStatus();
+    if (!restore_) {
+      absl::StatusOr<int> deleted = DiscardMachineFiles(o_.files);
+      if (!deleted.ok()) return deleted.status();
+      LOG_IF(WARNING, *deleted > 0) << "machine " << id_ << ": deleted " << *deleted << " files of a previous "
+                                    << "incarnation (" << o_.files.log << ".*, " << o_.files.checkpoint << ")";
+      MachineState fresh;
+      fresh.set_id(id_);
+      return WriteMachineState(o_.files.state, fresh, o_.fsync == tx::FsyncPolicy::kEveryRecord);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Init(const FabricFactory& make_fabric) {
+    absl::Status st = DecideIncarnation();
+    if (!st.ok()) return st;
+    absl::StatusOr<std::unique_ptr<F>> fabric = make_fabric(id_);
+    if (!fabric.ok()) return fabric.status();
+    fabric_ = std::move(*fabric);
+    absl::StatusOr<std::unique_ptr<tx::TxLog>> log =
+        tx::TxLog::Open(has_files() ? o_.files.log : "", o_.fsync, o_.log_segment_bytes);
     if (!log.ok()) return log.status();
-    auto m = tx::TxMachine<F>::Create(*fabric_, &table_, std::move(*log));
+    if (restore_) {
+      // Checked before joining: a damaged file stops this process here,
+      // with the file's name, instead of failing the CM's bootstrap.
+      absl::StatusOr<RestoreInputs> in = ReadRestoreInputs(o_.files);
+      if (!in.ok()) return in.status();
+      inputs_ = std::move(*in);
+      LOG(INFO) << "machine " << id_ << ": kept its files for a whole-cluster restart: checkpoint at record "
+                << (inputs_.checkpoint ? inputs_.checkpoint->lsn : 0) << ", " << inputs_.records.size()
+                << " log records after it (read in " << inputs_.read_time << ")";
+    }
+    tx::CheckpointOptions checkpoints;
+    if (has_files()) {
+      checkpoints = {o_.files.checkpoint, o_.checkpoint_every_log_bytes, o_.fsync == tx::FsyncPolicy::kEveryRecord};
+    }
+    auto m = tx::TxMachine<F>::Create(*fabric_, &table_, std::move(*log), checkpoints);
     if (!m.ok()) return m.status();
     machine_ = std::move(*m);
     control_ = std::make_unique<ControlServer>(
@@ -89,11 +197,8 @@ class MachineService {
     absl::Status s = control_->Start(o_.control_host);
     if (!s.ok()) return s;
     machine_->Start();
-    absl::StatusOr<std::unique_ptr<ControlChannel>> cm = ControlChannel::Connect(o_.cm_address);
-    if (!cm.ok()) return cm.status();
-    cm_ = std::move(*cm);
     cm::Command join;
-    join.mutable_join()->set_machine(o_.id);
+    join.mutable_join()->set_machine(id_);
     join.mutable_join()->set_endpoint(fabric_->endpoint());
     join.mutable_join()->set_control(control_->address());
     const absl::Time sent = absl::Now();
@@ -134,7 +239,7 @@ class MachineService {
       }
       if (absl::Now() < next) continue;
       cm::Command renew;
-      renew.mutable_renew()->set_machine(o_.id);
+      renew.mutable_renew()->set_machine(id_);
       const absl::Time sent = absl::Now();
       absl::StatusOr<cm::Result> r = CallCm(renew, std::max(absl::Milliseconds(1), valid_until_ - sent));
       next = absl::Now() + every;
@@ -146,7 +251,7 @@ class MachineService {
         valid_until_ = ValidUntil(sent);
         continue;
       }
-      LOG(WARNING) << "machine " << o_.id << ": lease renewal: " << r.status();
+      LOG(WARNING) << "machine " << id_ << ": lease renewal: " << r.status();
       auto ch = ControlChannel::Connect(o_.cm_address);
       if (ch.ok()) cm_ = std::move(*ch);
     }
@@ -158,13 +263,17 @@ class MachineService {
   // by anyone still following an old configuration fail instead of
   // returning data the new primaries may have overwritten.
   void Fence(absl::string_view why) {
-    LOG(ERROR) << "machine " << o_.id << ": " << why << "; fencing: no more transactions or reads served here";
+    LOG(ERROR) << "machine " << id_ << ": " << why << "; fencing: no more transactions or reads served here";
     machine_->participant().Block();
-    machine_->Stop();
+    {
+      absl::MutexLock l(&files_mu_);
+      fenced_ = true;
+      machine_->Stop();
+    }
     absl::MutexLock l(&wire_mu_);
     for (fabric::RegionKey key : keys_) {
       absl::Status s = fabric_->Deregister(key);
-      LOG_IF(WARNING, !s.ok()) << "machine " << o_.id << ": deregistering region key " << key << ": " << s;
+      LOG_IF(WARNING, !s.ok()) << "machine " << id_ << ": deregistering region key " << key << ": " << s;
     }
     keys_.clear();
     evicted_.store(true);
@@ -185,6 +294,7 @@ class MachineService {
       case HOST_REGION: {
         auto r = ParseAs<HostRegion>(req);
         if (!r.ok()) return r.status();
+        if (absl::Status s = DiscardKeptFiles(); !s.ok()) return s;
         absl::StatusOr<fabric::MemoryRegion> mr = fabric_->Register(r->size());
         if (!mr.ok()) return mr.status();
         {
@@ -200,10 +310,35 @@ class MachineService {
       case INSTALL_CONFIG: {
         auto c = ParseAs<cm::Configuration>(req);
         if (!c.ok()) return c.status();
+        if (absl::Status s = DiscardKeptFiles(); !s.ok()) return s;
         InstallConfiguration(*c, &table_);
         p.SetConfig(c->id());
+        if (absl::Status s = RecordConfiguration(*c); !s.ok()) return s;
         return std::string();
       }
+      case RECORD_CONFIG: {
+        auto c = ParseAs<cm::Configuration>(req);
+        if (!c.ok()) return c.status();
+        if (absl::Status s = RecordConfiguration(*c); !s.ok()) return s;
+        return std::string();
+      }
+      case CHECKPOINT: {
+        if (!has_files()) return std::string();
+        absl::Status s = Paused([&] { return p.TakeCheckpoint(o_.files.checkpoint, SyncFiles()).status(); });
+        if (!s.ok()) return s;
+        return std::string();
+      }
+      case RESTORABLE: {
+        Restorable out;
+        absl::MutexLock l(&files_mu_);
+        if (restore_) {
+          absl::StatusOr<absl::optional<MachineState>> saved = ReadMachineState(o_.files.state);
+          if (!saved.ok()) return saved.status();
+          if (*saved) *out.mutable_config() = (*saved)->config();
+        }
+        return out.SerializeAsString();
+      }
+      case RESTORE: return Restore(req);
       case BLOCK: {
         p.Block();
         InFlight out;
@@ -266,8 +401,106 @@ class MachineService {
         return out.SerializeAsString();
       }
       case PING: return std::string();
-      default: return absl::InvalidArgumentError(absl::StrCat("machine ", o_.id, ": unknown control method ", method));
+      default: return absl::InvalidArgumentError(absl::StrCat("machine ", id_, ": unknown control method ", method));
     }
+  }
+
+  bool SyncFiles() const { return o_.fsync == tx::FsyncPolicy::kEveryRecord; }
+
+  // What a whole-cluster restart restores this machine into.
+  absl::Status RecordConfiguration(const cm::Configuration& c) {
+    if (!has_files()) return absl::OkStatus();
+    MachineState state;
+    state.set_id(id_);
+    *state.mutable_config() = c;
+    return WriteMachineState(o_.files.state, state, SyncFiles());
+  }
+
+  // Runs `fn` with the server thread stopped, so that it never races a
+  // periodic checkpoint (TxMachine takes those from its server thread).
+  template <typename Fn>
+  absl::Status Paused(Fn fn) {
+    absl::MutexLock l(&files_mu_);
+    return PausedLocked(fn);
+  }
+  template <typename Fn>
+  absl::Status PausedLocked(Fn fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(files_mu_) {
+    if (fenced_) return absl::FailedPreconditionError(absl::StrCat("machine ", id_, " is fenced"));
+    machine_->Stop();
+    absl::Status s = fn();
+    machine_->Start();
+    return s;
+  }
+
+  // Files kept for a restore that the CM did not ask for (it placed the
+  // regions afresh, or placed none of them here): an empty checkpoint at the
+  // log's end makes them history, so a later restart never replays them.
+  absl::Status DiscardKeptFiles() {
+    absl::MutexLock l(&files_mu_);
+    if (!restore_) return absl::OkStatus();
+    restore_ = false;
+    inputs_ = RestoreInputs();
+    LOG(WARNING) << "machine " << id_ << ": the CM restores nothing here; the kept files are discarded";
+    return PausedLocked([&] { return machine_->participant().TakeCheckpoint(o_.files.checkpoint, SyncFiles()).status(); });
+  }
+
+  // Whole-cluster restart: host the regions `plan` places here and load
+  // them from the files read at start (checkpoint + log suffix). The
+  // participant stays out of service (configuration 0) until the CM's
+  // recovery installs the plan and resumes it.
+  absl::StatusOr<std::string> Restore(absl::string_view req) {
+    auto plan = ParseAs<cm::Configuration>(req);
+    if (!plan.ok()) return plan.status();
+    const absl::Time start = absl::Now();
+    tx::Participant& p = machine_->participant();
+    absl::MutexLock l(&files_mu_);
+    if (restored_) return restore_reply_.SerializeAsString();  // the CM retried its bootstrap
+    RestoreReply reply;
+    for (const cm::Region& region : plan->regions()) {
+      if (region.lost()) continue;
+      for (const cm::Replica& rep : region.replicas()) {
+        if (rep.machine() != id_) continue;
+        absl::StatusOr<fabric::MemoryRegion> mr = fabric_->Register(region.size());
+        if (!mr.ok()) return mr.status();
+        {
+          absl::MutexLock w(&wire_mu_);
+          keys_.push_back(mr->key);
+        }
+        p.HostRegion(region.id(), static_cast<uint8_t*>(mr->base), region.size());
+        RegionKey* k = reply.add_keys();
+        k->set_region(region.id());
+        k->set_key(mr->key);
+      }
+    }
+    InstallConfiguration(*plan, &table_);
+    if (restore_ && reply.keys_size() == 0) {
+      restore_ = false;
+      absl::Status s = PausedLocked([&] { return p.TakeCheckpoint(o_.files.checkpoint, SyncFiles()).status(); });
+      if (!s.ok()) return s;
+    } else if (restore_) {
+      absl::StatusOr<tx::RestoreReport> r;
+      absl::Status s = PausedLocked([&] {
+        r = p.Restore(inputs_.checkpoint ? &*inputs_.checkpoint : nullptr, inputs_.records);
+        return r.status();
+      });
+      if (!s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("machine ", id_, ": restoring from ", o_.files.checkpoint, " and ",
+                                                   o_.files.log, ".*: ", s.message()));
+      }
+      reply.set_checkpoint_lsn(r->checkpoint_lsn);
+      reply.set_pages(r->pages);
+      reply.set_replayed(r->replayed);
+      reply.set_pending(r->pending);
+      restore_ = false;
+    }
+    reply.set_read_ms(absl::ToDoubleMilliseconds(inputs_.read_time));
+    reply.set_restore_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
+    inputs_ = RestoreInputs();
+    restored_ = true;
+    restore_reply_ = reply;
+    LOG(INFO) << "machine " << id_ << ": restored " << reply.keys_size() << " regions: " << reply.ShortDebugString();
+    if (o_.on_restored) o_.on_restored(id_, reply);
+    return reply.SerializeAsString();
   }
 
   absl::StatusOr<std::string> Wire(absl::string_view req) {
@@ -296,6 +529,7 @@ class MachineService {
   }
 
   const MachineServiceOptions o_;
+  fabric::MachineId id_ = 0;
   std::unique_ptr<F> fabric_;
   RegionTable table_;
   std::unique_ptr<tx::TxMachine<F>> machine_;
@@ -309,6 +543,14 @@ class MachineService {
   absl::Mutex wire_mu_;
   absl::flat_hash_set<fabric::MachineId> connected_ ABSL_GUARDED_BY(wire_mu_);
   std::vector<fabric::RegionKey> keys_ ABSL_GUARDED_BY(wire_mu_);  // hosted regions
+  // Restart (files kept at start, applied at RESTORE) and pausing the server
+  // thread for checkpoints the CM asks for.
+  absl::Mutex files_mu_;
+  bool restore_ ABSL_GUARDED_BY(files_mu_) = false;
+  RestoreInputs inputs_ ABSL_GUARDED_BY(files_mu_);
+  bool restored_ ABSL_GUARDED_BY(files_mu_) = false;
+  RestoreReply restore_reply_ ABSL_GUARDED_BY(files_mu_);
+  bool fenced_ ABSL_GUARDED_BY(files_mu_) = false;
 };
 
 }  // namespace dctk::farm::server

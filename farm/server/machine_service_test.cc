@@ -27,9 +27,9 @@ TEST(MachineServiceTest, MachineWithoutALeaseFencesItself) {
   ASSERT_TRUE(cm->Start("127.0.0.1").ok());
   std::vector<std::unique_ptr<MachineService<ShmFabric>>> machines;
   for (fabric::MachineId id : {1u, 2u}) {
-    auto f = ShmFabric::Create({.machine_id = id});
-    ASSERT_TRUE(f.ok()) << f.status();
-    auto m = MachineService<ShmFabric>::Start({.id = id, .cm_address = cm->address()}, std::move(*f));
+    auto m = MachineService<ShmFabric>::Start({.id = id, .cm_address = cm->address()}, [](fabric::MachineId id) {
+      return ShmFabric::Create({.machine_id = id});
+    });
     ASSERT_TRUE(m.ok()) << m.status();
     machines.push_back(std::move(*m));
   }

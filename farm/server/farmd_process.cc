@@ -1,0 +1,165 @@
+#include "farm/server/farmd_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "farm/server/control.h"
+#include "farm/server/control.pb.h"
+
+extern char** environ;
+
+namespace dctk::farm::server {
+
+FarmdProcess::FarmdProcess(const std::vector<std::string>& args, const std::string& stderr_path) {
+  int out[2];
+  if (pipe(out) != 0) return;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  if (!stderr_path.empty()) {
+    posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  out_ = fdopen(out[0], "r");
+}
+
+FarmdProcess::~FarmdProcess() {
+  Kill(SIGTERM);
+  if (out_ != nullptr) fclose(out_);
+}
+
+std::string FarmdProcess::NextLine() {
+  char buf[512] = {0};
+  if (out_ == nullptr || fgets(buf, sizeof(buf), out_) == nullptr) return "";
+  std::string s(buf);
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+void FarmdProcess::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+void FarmdProcess::Kill(int sig) {
+  if (pid_ <= 0) return;
+  kill(pid_, sig);
+  Wait();
+}
+
+int FarmdProcess::Wait() {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string WriteFarmConfig(const std::string& dir, int machines, int lease_ms) {
+  const std::string conf = dir + "/cluster.conf";
+  std::ofstream f(conf);
+  f << "nodes { name: \"cm\" address: \"127.0.0.1:0\" }\n";
+  std::string members;
+  for (int i = 1; i <= machines; ++i) {
+    f << "nodes { name: \"m" << i << "\" address: \"127.0.0." << i + 1 << ":0\" }\n";
+    absl::StrAppend(&members, i > 1 ? ", " : "", "\"m", i, "\"");
+  }
+  // A primary-backup group lists f + 1 members; the CM's --replicas=2 sets the copies.
+  f << "groups { name: \"farm\" replication: PRIMARY_BACKUP f: " << machines - 1 << " members: [" << members
+    << "] }\n"
+    << "timeouts { lease_ms: " << lease_ms << " }\n";
+  return conf;
+}
+
+FarmdCluster::FarmdCluster(std::string conf, std::string dir, std::string fabric,
+                           std::vector<std::string> machine_flags)
+    : conf_(std::move(conf)), dir_(std::move(dir)), fabric_(std::move(fabric)), machine_flags_(std::move(machine_flags)) {}
+
+absl::Status FarmdCluster::StartCm(const std::string& host) {
+  cm_ = std::make_unique<FarmdProcess>(std::vector<std::string>{"farm/server/farmd", "--config=" + conf_, "--role=cm",
+                                                                "--cm_host=" + host, "--replicas=2", "--regions=6",
+                                                                "--region_mb=4"});
+  const std::string line = cm_->NextLine();
+  std::vector<std::string> words = absl::StrSplit(line, ' ');
+  if (words.size() != 2 || words[0] != "cm") return absl::InternalError(absl::StrCat("CM printed '", line, "'"));
+  cm_address_ = words[1];
+  return absl::OkStatus();
+}
+
+std::vector<std::string> FarmdCluster::MachineArgs(int slot) const {
+  std::vector<std::string> args{"farm/server/farmd",      "--config=" + conf_,    "--role=machine",
+                                absl::StrCat("--name=m", slot), "--cm=" + cm_address_, "--fabric=" + fabric_,
+                                "--txlog_dir=" + dir_};
+  args.insert(args.end(), machine_flags_.begin(), machine_flags_.end());
+  return args;
+}
+
+absl::Status FarmdCluster::Start(int n) {
+  absl::Status s = StartCm("127.0.0.1");
+  if (!s.ok()) return s;
+  for (int slot = 1; slot <= n; ++slot) {
+    absl::StatusOr<uint32_t> id = RestartMachine(slot);
+    if (!id.ok()) return id.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FarmdCluster::RestartCm() {
+  if (cm_) cm_->Kill(SIGKILL);
+  return StartCm(cm_address_);
+}
+
+absl::StatusOr<uint32_t> FarmdCluster::RestartMachine(int slot, const std::string& stderr_path) {
+  if (auto it = machines_.find(slot); it != machines_.end()) it->second->Kill(SIGKILL);
+  machines_[slot] = std::make_unique<FarmdProcess>(MachineArgs(slot), stderr_path);
+  const std::string line = machines_[slot]->NextLine();
+  std::vector<std::string> words = absl::StrSplit(line, ' ');
+  uint32_t id = 0;
+  if (words.size() != 3 || words[0] != "machine" || !absl::SimpleAtoi(words[1], &id)) {
+    return absl::InternalError(absl::StrCat("machine m", slot, " printed '", line, "'"));
+  }
+  return id;
+}
+
+void FarmdCluster::KillAll() {
+  for (auto& [slot, m] : machines_) m->Kill(SIGKILL);
+  if (cm_) cm_->Kill(SIGKILL);
+}
+
+absl::StatusOr<std::pair<bool, cm::Configuration>> FarmdCluster::CmState() const {
+  absl::StatusOr<std::unique_ptr<ControlChannel>> ch = ControlChannel::Connect(cm_address_);
+  if (!ch.ok()) return ch.status();
+  absl::StatusOr<std::string> bytes = (*ch)->Call(CM_STATE, "", absl::Seconds(5));
+  if (!bytes.ok()) return bytes.status();
+  server::CmState state;
+  if (!state.ParseFromString(*bytes)) return absl::DataLossError("malformed CmState");
+  return std::make_pair(state.ready(), state.config());
+}
+
+bool FullyReplicated(const cm::Configuration& c, int storage) {
+  int live = 0;
+  for (const cm::Machine& m : c.machines()) live += !m.client();
+  if (live != storage) return false;
+  for (const cm::Region& r : c.regions()) {
+    if (r.lost() || r.replicas_size() != 2) return false;
+    for (const cm::Replica& rep : r.replicas()) {
+      if (rep.copying() || rep.key() == 0) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace dctk::farm::server
