@@ -4,10 +4,12 @@
 # accept and compile the policy (39 container dependencies: client->farm 3,
 # client->cm 3, farm->farm 6, farm->cm 9, farm->client 3, cm->cm 6, cm->farm 9), and enforce
 # it: the CM replicas reach each other and the FaRM machines register through
-# Paxos, also after the CM leader is killed (view change), while the client
-# and the attacker cannot reach the replicas' UDP port (bastionctl counters
-# names the drops: the attacker cannot even resolve them, arp_no_dependency;
-# the client may reach the cm containers on tcp/7101 only, policy_denied).
+# Paxos, also after the CM leader is killed (view change), while the client,
+# the attacker and the host-network monitor (a process in its cgroup) cannot
+# reach the replicas' UDP port (bastionctl counters names the drops: the
+# attacker cannot even resolve them, arp_no_dependency; the client may reach
+# the cm containers on tcp/7101 only, policy_denied; the monitor depends on
+# nothing, no_dependency at its cgroup).
 # Needs root; skips otherwise.
 set -uo pipefail
 if [[ $(id -u) != 0 ]]; then echo "SKIPPED: needs root (namespaces, eBPF)"; exit 0; fi
@@ -55,9 +57,11 @@ for i in 0 1 2; do
     --index=$i --state_out="$RT_WORK/cm$i.state"
 done
 cm_ctl() {  # cm_ctl CONTAINER TIMEOUT ARGS...
-  local ct=$1 timeout=$2; shift 2
+  local ct=$1 timeout=$2 bind; shift 2
+  bind=$(dctk_rt_ip "$ct")
+  [[ $bind == host ]] && bind=0.0.0.0   # the host-network monitor: the host's addresses
   dctk_rt_exec "$ct" "$RT_BIN/tests/integration/cm_ctl" --config="$RT_WORK/cluster.conf" \
-    --bind="$(dctk_rt_ip "$ct")" --timeout="$timeout" "$@"
+    --bind="$bind" --timeout="$timeout" "$@"
 }
 # Allowed: FaRM machines -> replicas (and replicas <-> replicas behind it).
 cm_ctl farm0 20s init 2 16777216 1000 >/dev/null || dctk_rt_die "farm0: CM init through Bastion failed"
@@ -81,16 +85,16 @@ for i in 0 1 2; do
 done
 echo "fault: killed CM leader $LEADER; view changed; farm0-2 renewed their leases through Bastion"
 # Denied: nobody else may reach the replicas.
-for ct in client attacker; do
+for ct in client attacker monitor; do
   if cm_ctl "$ct" 1s get >/dev/null 2>&1; then dctk_rt_die "$ct reached the CM replicas"; fi
   echo "denied: $ct cannot reach the CM replicas"
 done
 ctl counters > "$DCTK_RT_WORK/counters.txt" || dctk_rt_die "bastionctl counters failed"
 sed -n '/uncovered flows/,$p' "$DCTK_RT_WORK/counters.txt"
 # Bastion names the drops: the attacker cannot even resolve the replicas (ARP);
-# the client depends on the cm containers for tcp/7101 only.
-declare -A EXPECT=([client]=policy_denied [attacker]=arp_no_dependency)
-for ct in client attacker; do
+# the client depends on the cm containers for tcp/7101 only; the monitor on nothing.
+declare -A EXPECT=([client]=policy_denied [attacker]=arp_no_dependency [monitor]=no_dependency)
+for ct in client attacker monitor; do
   grep -Eq "^ +$DCTK_RT_TAG$ct -> ${DCTK_RT_TAG}cm[0-2] .*${EXPECT[$ct]}" \
     "$DCTK_RT_WORK/counters.txt" || dctk_rt_die "bastion reported no ${EXPECT[$ct]} drop from $ct to the replicas"
 done
