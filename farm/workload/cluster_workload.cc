@@ -37,6 +37,7 @@ struct Worker {
   uint64_t total_misses = 0, total_mismatches = 0, total_tx_values = 0;
   Bank::Ledger ledger;
   Bank::Journal journal;
+  uint64_t lookup_reads = 0;                  // one-sided reads the lookups took (set at the end)
   TransferHistory history;                    // transfer threads: committed transfers by journal id
   absl::flat_hash_set<TransferRecord> seen;  // lookup threads: transfer records found
 };
@@ -100,6 +101,8 @@ class TableLookups {
     if (!v->has_value()) return absl::optional<LookupTable::Answer>();
     return absl::optional<LookupTable::Answer>(table_.Classify(k, **v));
   }
+  // One-sided reads so far (a locked or torn copy is read again).
+  uint64_t reads() const { return reader_ == nullptr ? 0 : reader_->reads(); }
 
  private:
   F& fabric_;
@@ -223,6 +226,7 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
           (void)c.Refresh();
         }
       }
+      w.lookup_reads = lookups.reads();
     });
   }
 
@@ -287,6 +291,7 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     r.lookup_misses += w->total_misses;
     r.lookup_mismatches += w->total_mismatches;
     r.lookup_tx_values += w->total_tx_values;
+    r.lookup_reads += w->lookup_reads;
     // Every transfer record a lookup found must be a committed transfer's.
     for (const TransferRecord& rec : w->seen) {
       const bool committed = rec.thread < static_cast<uint32_t>(o.transfer_threads) &&
@@ -317,10 +322,10 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   fprintf(out,
           "summary seconds=%.1f committed=%lu tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups=%lu lookup_misses=%lu "
           "lookup_mismatches=%lu aborts=%lu errors=%lu unknown=%lu total=%lu expected_total=%lu "
-          "lookup_tx_values=%lu lookup_records=%lu\n",
+          "lookup_tx_values=%lu lookup_records=%lu lookup_reads=%lu\n",
           r.seconds, r.committed, r.committed / std::max(1e-9, r.seconds), Us(r.p50_ns), Us(r.p99_ns), r.lookups,
           r.lookup_misses, r.lookup_mismatches, r.aborted, r.errors, r.unknown, r.total, r.expected_total,
-          r.lookup_tx_values, r.lookup_records);
+          r.lookup_tx_values, r.lookup_records, r.lookup_reads);
   if (r.invariant.ok()) {
     fprintf(out, "invariant ok\n");
   } else {

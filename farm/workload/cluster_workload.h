@@ -26,12 +26,13 @@
 // Output (`out`), one line each, key=value, for scripts:
 //   workload start accounts=64 transfer_threads=2 lookup_threads=1 lookup_keys=256 table=1:0x100000,2:0x0,3:0x0 shards=3 update_table=1 config=22
 //   progress t=3.0 tx_per_s=850 p50_us=1800 p99_us=5200 lookups_per_s=2100 lookup_p50_us=310 lookup_misses=0 aborts=2 errors=0 config=22
-//   summary seconds=10.0 committed=8500 tx_per_s=850 p50_us=... p99_us=... lookups=21000 lookup_misses=0 lookup_mismatches=0 aborts=20 errors=3 unknown=0 total=64000 expected_total=64000 lookup_tx_values=5200 lookup_records=3100
+//   summary seconds=10.0 committed=8500 tx_per_s=850 p50_us=... p99_us=... lookups=21000 lookup_misses=0 lookup_mismatches=0 aborts=20 errors=3 unknown=0 total=64000 expected_total=64000 lookup_tx_values=5200 lookup_records=3100 lookup_reads=21040
 //   invariant ok        (or: invariant FAILED <reason>)
 // progress counts are per interval; summary counts are totals.
 // lookup_mismatches counts wrong values and records of transfers that did not
 // commit; lookup_tx_values the lookups that found a transfer's record,
-// lookup_records the distinct committed transfers they found.
+// lookup_records the distinct committed transfers they found, lookup_reads
+// the one-sided reads the lookups took (a locked or torn copy is read again).
 //
 // Example:
 //   std::atomic<bool> stop{false};
@@ -85,6 +86,7 @@ struct ClusterWorkloadResult {
   uint64_t lookup_uncommitted = 0;  // distinct records found of transfers that did not commit
   uint64_t lookup_tx_values = 0;    // lookups that found a transfer's record
   uint64_t lookup_records = 0;      // distinct committed transfers' records found
+  uint64_t lookup_reads = 0;        // one-sided reads the lookups took (failed lookups' included)
   double seconds = 0;
   uint64_t p50_ns = 0, p99_ns = 0;  // committed transfers
   uint64_t total = 0, expected_total = 0;

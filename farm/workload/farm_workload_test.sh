@@ -99,6 +99,7 @@ summary=$(grep '^summary ' <<<"$out")
 (( $(field "$summary" lookup_tx_values) > 0 && $(field "$summary" lookup_records) > 0 )) ||
   fail "no lookup found a transfer's record: $summary"
 (( $(field "$summary" total) == $(field "$summary" expected_total) )) || fail "$summary"
+(( $(field "$summary" lookup_reads) >= $(field "$summary" lookups) )) || fail "fewer reads than lookups: $summary"
 cleanup
 
 # 2. Transfers leave the table alone: only initial values are found.
