@@ -384,17 +384,27 @@ absl::StatusOr<RegionChunk> Participant::CopyChunk(RegionId id, uint64_t from, u
 
 absl::StatusOr<int> Participant::ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects) {
   absl::MutexLock l(&mu_);
-  auto it = hosted_.find(id);
-  if (it == hosted_.end()) {
+  if (!hosted_.contains(id)) {
     return absl::FailedPreconditionError(absl::StrCat("copy of region ", id, " to machine ", self_, ": no copy here"));
   }
+  for (const WriteEntry& e : objects) {
+    if (e.addr.region() != id) {
+      return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": object ", e.addr.ToString()));
+    }
+  }
+  // Logged first, so that a restart from this machine's files replays the
+  // copy before the commits that reached this backup after it.
+  Log(LogType::kCopied, 0, Encode(LockRequest{0, 0, {}, objects}));
+  return ApplyChunkHere(id, objects);
+}
+
+absl::StatusOr<int> Participant::ApplyChunkHere(RegionId id,
+                                                const std::vector<WriteEntry>& objects) {
+  ObjectHeap* heap = hosted_.at(id).heap.get();
   int installed = 0;
   for (const WriteEntry& e : objects) {
     uint8_t* obj = nullptr;
     size_t lines = 0;
-    if (e.addr.region() != id) {
-      return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": object ", e.addr.ToString()));
-    }
     absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines);
     if (!s.ok()) return s;
     installed += internal::InstallIfNewer(obj, lines, e);
@@ -402,7 +412,7 @@ absl::StatusOr<int> Participant::ApplyChunk(RegionId id, const std::vector<Write
     // newer record freed it.
     const uint64_t header = __atomic_load_n(reinterpret_cast<uint64_t*>(obj), __ATOMIC_ACQUIRE);
     if (IsAllocated(header)) {
-      s = it->second.heap->MarkLive(e.addr, e.slot_bytes);
+      s = heap->MarkLive(e.addr, e.slot_bytes);
       if (!s.ok()) return s;
     }
   }

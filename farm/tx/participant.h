@@ -126,7 +126,8 @@ class Participant {
   // At a new (copying) backup: installs each copied object unless this copy
   // already holds that version or a newer one (from a COMMIT-BACKUP record
   // installed meanwhile), and marks it live in the heap. Returns how many
-  // objects it installed.
+  // objects it installed. The chunk is logged (COPIED), so a restart from
+  // this machine's files has the copy without waiting for a checkpoint.
   absl::StatusOr<int> ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects);
 
   // Checkpoints (checkpoint.h): writes a consistent image of every region
@@ -172,6 +173,9 @@ class Participant {
   absl::Status Locate(GlobalAddress addr, uint32_t slot_bytes, uint8_t** obj, size_t* lines) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void UpdateHeap(const WriteEntry& e, size_t lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ApplyChunk without logging (also its replay); the region is hosted here.
+  absl::StatusOr<int> ApplyChunkHere(RegionId id, const std::vector<WriteEntry>& objects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLocks(Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Install(const std::vector<WriteEntry>& entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The effects of each record, without logging (handlers and replay).

@@ -160,6 +160,19 @@ absl::Status Participant::Replay(const LogRecord& rec) {
       return absl::OkStatus();
     }
     case LogType::kRecoveredAbort: ResolveHere({rec.tx, false, {}}); return absl::OkStatus();
+    case LogType::kCopied: {
+      absl::StatusOr<LockRequest> r = decode();
+      if (!r.ok()) return r.status();
+      if (r->entries.empty()) return absl::OkStatus();
+      const RegionId id = r->entries.front().addr.region();
+      if (!hosted_.contains(id)) {
+        return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn,
+                                                ": copy of region ", id,
+                                                ", which is not hosted here"));
+      }
+      absl::StatusOr<int> n = ApplyChunkHere(id, r->entries);
+      return n.ok() ? absl::OkStatus() : n.status();
+    }
   }
   return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn, " has unknown type ",
                                           static_cast<int>(rec.type)));

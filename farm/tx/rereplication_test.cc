@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "farm/core/object.h"
 #include "farm/tx/test_util.h"
@@ -268,6 +269,62 @@ TEST(RereplicationTest, PrimaryLostBeforeCopyEndsLosesTheRegion) {
   c->Kill(region.replicas(0).machine());
   ASSERT_TRUE(c->Recover({region.replicas(0).machine()}).ok());
   EXPECT_TRUE(c->cm().config().regions(0).lost());
+}
+
+// A new backup's copy is in its log: the machine's files alone (no
+// checkpoint taken since the copy) restore the copied objects and the
+// commits that reached the backup after them.
+TEST(RereplicationTest, CopiedObjectsAreReplayedFromTheLog) {
+  LocalClusterOptions o;
+  o.machines = 3;
+  o.regions = 1;
+  o.log_dir = absl::StrCat(getenv("TEST_TMPDIR"), "/copied-", getpid());
+  ASSERT_EQ(system(absl::StrCat("rm -rf ", o.log_dir, " && mkdir -p ", o.log_dir).c_str()), 0);
+  auto c = MakeShmCluster(o);
+  const cm::Region region = c->cm().config().regions(0);
+  const fabric::MachineId primary = region.replicas(0).machine();
+  const fabric::MachineId lost = region.replicas(1).machine();
+  fabric::MachineId spare = 1;
+  while (spare == primary || spare == lost) ++spare;
+  std::vector<GlobalAddress> objects;
+  {
+    auto tx = c->client(primary).Begin();
+    for (uint64_t i = 0; i < 20; ++i) {
+      absl::StatusOr<GlobalAddress> a = tx.Alloc(8 + 40 * (i % 3));
+      ASSERT_TRUE(a.ok()) << a.status();
+      ASSERT_TRUE(tx.Write(*a, U64(i)).ok());
+      objects.push_back(*a);
+    }
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  c->Kill(lost);
+  ASSERT_TRUE(c->Recover({lost}).ok());
+  absl::StatusOr<RereplicationReport> rr = c->Rereplicate(/*chunk_bytes=*/256);
+  ASSERT_TRUE(rr.ok()) << rr.status();
+  ASSERT_EQ(rr->backups_added, 1);
+  // A commit after the copy reaches the new backup as COMMIT-BACKUP + TRUNCATE.
+  {
+    auto tx = c->client(primary).Begin();
+    ASSERT_TRUE(tx.Write(objects[0], U64(100)).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  // The spare's files, restored into fresh memory.
+  absl::StatusOr<std::unique_ptr<TxLog>> scratch_log = TxLog::Open("", FsyncPolicy::kNever);
+  ASSERT_TRUE(scratch_log.ok());
+  Participant restarted(spare, &c->table(), scratch_log->get());
+  std::vector<uint8_t> memory(region.size(), 0);
+  restarted.HostRegion(region.id(), memory.data(), memory.size());
+  absl::StatusOr<RestoreReport> restored =
+      restarted.RestoreFromFiles(c->checkpoint_path(spare), c->log_path(spare));
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->checkpoint_lsn, 0u);
+  for (size_t i = 0; i < objects.size(); ++i) {
+    absl::StatusOr<uint8_t*> obj = restarted.ObjectAt(objects[i]);
+    ASSERT_TRUE(obj.ok()) << objects[i].ToString() << ": " << obj.status();
+    uint64_t v = 0;
+    ExtractPayload(*obj, reinterpret_cast<char*>(&v), 8);
+    EXPECT_EQ(v, i == 0 ? 100u : i) << objects[i].ToString();
+  }
 }
 
 }  // namespace

@@ -109,6 +109,8 @@ const char* LogTypeName(LogType t) {
     case LogType::kTruncate: return "TRUNCATE";
     case LogType::kRecoveredCommit: return "RECOVERED-COMMIT";
     case LogType::kRecoveredAbort: return "RECOVERED-ABORT";
+    case LogType::kCopied:
+      return "COPIED";
   }
   return "UNKNOWN";
 }

@@ -45,6 +45,7 @@ enum class LogType : uint8_t {
   kTruncate = 5,
   kRecoveredCommit = 6,  // payload: the committed entries (a LockRequest)
   kRecoveredAbort = 7,
+  kCopied = 8,  // payload: objects a re-replication chunk installed (a LockRequest)
 };
 const char* LogTypeName(LogType t);
 
