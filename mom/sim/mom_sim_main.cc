@@ -27,7 +27,8 @@ ABSL_FLAG(int, k, 4, "fat tree parameter (even)");
 ABSL_FLAG(std::string, designs, "naive,topology-aware,topology-aware-qos,serialized",
           "comma-separated MOM designs");
 ABSL_FLAG(std::string, loads, "0.1,0.3,0.5", "comma-separated background loads in [0, 1)");
-ABSL_FLAG(int, seeds, 2, "runs per (design, load), seeds 1..N");
+ABSL_FLAG(int, seeds, 2, "runs per (design, load), seeds first_seed..first_seed+N-1");
+ABSL_FLAG(int, first_seed, 1, "first seed (to add seeds to an earlier sweep)");
 ABSL_FLAG(int, senders, 4, "MOM sender hosts");
 ABSL_FLAG(int, receivers, 5, "MOM group members");
 ABSL_FLAG(double, rate, 20000, "messages per second per sender");
@@ -75,7 +76,8 @@ int Main() {
   std::map<std::pair<double, Design>, std::vector<double>> rates;
   for (double load : loads) {
     for (Design design : designs) {
-      for (int seed = 1; seed <= absl::GetFlag(FLAGS_seeds); ++seed) {
+      const int first_seed = absl::GetFlag(FLAGS_first_seed);
+      for (int seed = first_seed; seed < first_seed + absl::GetFlag(FLAGS_seeds); ++seed) {
         MomSimConfig c;
         c.k = absl::GetFlag(FLAGS_k);
         c.design = design;

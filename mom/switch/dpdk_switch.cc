@@ -4,9 +4,13 @@
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -15,18 +19,68 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-static_assert(dctk::mom::kPortBands == dctk::mom::PortQueues<rte_mbuf*>::kBands);
-
 namespace dctk::mom {
 namespace {
+
+absl::Status DpdkError(absl::string_view what, int rc) {
+  return absl::InternalError(absl::StrCat("DPDK ", what, " failed: ", rte_strerror(-rc)));
+}
 
 constexpr uint16_t kRxDescriptors = 512;
 constexpr uint16_t kTxDescriptors = 512;
 constexpr unsigned kPoolMbufs = 4095;
 constexpr double kShaperBurstBytes = 2 * 1514;
+constexpr uint32_t kRingSlots = 512;  // per ring, as DPDK's af_packet default
+constexpr uint32_t kMinMaxDatagram = 1500;
+constexpr uint32_t kMaxMaxDatagram = 65344;  // the mbuf data room is 16 bits
 
-absl::Status DpdkError(absl::string_view what, int rc) {
-  return absl::InternalError(absl::StrCat("DPDK ", what, " failed: ", rte_strerror(-rc)));
+// af_packet (TPACKET_V2) ring geometry for datagrams up to `max_datagram`.
+struct Ring {
+  uint32_t frame_size;  // one slot, multiple of 16
+  uint32_t block_size;  // pages; the kernel allocates a block in power-of-two pages
+  uint32_t frame_count;
+};
+
+Ring RingFor(uint32_t max_datagram) {
+  Ring r;
+  r.frame_size = (max_datagram + kAfPacketFrameOverhead + 15) & ~15u;
+  r.block_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  while (r.block_size < r.frame_size) r.block_size *= 2;
+  const uint32_t per_block = r.block_size / r.frame_size;
+  r.frame_count = (kRingSlots + per_block - 1) / per_block * per_block;
+  return r;
+}
+
+// The mbuf data room af_packet's receive queue asks for with `ring`: the slot
+// minus its tpacket2 header, plus headroom.
+uint16_t DataRoomFor(const Ring& ring) {
+  return static_cast<uint16_t>(ring.frame_size - 32 + RTE_PKTMBUF_HEADROOM);
+}
+
+// The MTU of the interface behind `port` (af_packet), else what DPDK says.
+absl::StatusOr<uint16_t> PortMtu(uint16_t port) {
+  rte_eth_dev_info info{};
+  if (int rc = rte_eth_dev_info_get(port, &info); rc != 0) {
+    return DpdkError(absl::StrCat("device info of port ", port), rc);
+  }
+  char name[IF_NAMESIZE];
+  if (info.if_index > 0 && if_indextoname(info.if_index, name) != nullptr) {
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    const int rc = fd < 0 ? -1 : ioctl(fd, SIOCGIFMTU, &ifr);
+    if (fd >= 0) close(fd);
+    if (rc != 0) {
+      return absl::InternalError(absl::StrCat("MOM switch: cannot read the MTU of ", name,
+                                              " (port ", port, "): ", std::strerror(errno)));
+    }
+    return static_cast<uint16_t>(std::min(ifr.ifr_mtu, 65535));
+  }
+  uint16_t mtu = 0;
+  if (int rc = rte_eth_dev_get_mtu(port, &mtu); rc != 0) {
+    return DpdkError(absl::StrCat("MTU of port ", port), rc);
+  }
+  return mtu;
 }
 
 absl::Status StartPort(uint16_t port, rte_mempool* pool) {
@@ -59,14 +113,30 @@ void CleanupEal() {
 
 }  // namespace
 
+std::string DpdkSwitch::AfPacketVdev(int index, absl::string_view iface,
+                                     uint32_t max_datagram_bytes) {
+  const Ring r = RingFor(max_datagram_bytes);
+  return absl::StrCat("net_af_packet", index, ",iface=", iface, ",framesz=", r.frame_size,
+                      ",blocksz=", r.block_size, ",framecnt=", r.frame_count);
+}
+
 absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
-    const std::vector<std::string>& vdevs, ForwardingTable table) {
+    const std::vector<std::string>& vdevs, ForwardingTable table, DpdkSwitchOptions options) {
   if (vdevs.empty() || static_cast<int>(vdevs.size()) != table.num_ports()) {
     return absl::InvalidArgumentError(absl::StrCat("MOM switch: ", vdevs.size(),
                                                    " vdevs for a table of ", table.num_ports(),
                                                    " ports"));
   }
-  std::vector<std::string> args = {"mom_switch", "--no-huge", "-m", "128", "--no-pci",
+  if (options.max_datagram_bytes < kMinMaxDatagram ||
+      options.max_datagram_bytes > kMaxMaxDatagram) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MOM switch: max_datagram_bytes ", options.max_datagram_bytes, " is not in [",
+        kMinMaxDatagram, ", ", kMaxMaxDatagram, "]"));
+  }
+  const uint16_t data_room = DataRoomFor(RingFor(options.max_datagram_bytes));
+  // EAL memory: the receive pool plus room for the rest (fragment pools, rings).
+  const uint64_t pool_mb = (uint64_t{kPoolMbufs} * (data_room + 256) >> 20) + 1;
+  std::vector<std::string> args = {"mom_switch", "--no-huge", "-m", absl::StrCat(96 + pool_mb * 5 / 4), "--no-pci",
                                    "--no-telemetry", "--log-level=lib.eal:error",
                                    absl::StrCat("--file-prefix=mom_switch_", getpid())};
   for (const std::string& v : vdevs) args.push_back(absl::StrCat("--vdev=", v));
@@ -83,8 +153,8 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
         "MOM switch: DPDK found ", rte_eth_dev_count_avail(), " ports for ", vdevs.size(),
         " vdevs (is every iface present?)"));
   }
-  rte_mempool* pool = rte_pktmbuf_pool_create("mom_switch_pool", kPoolMbufs, 256, 0,
-                                              RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+  rte_mempool* pool = rte_pktmbuf_pool_create("mom_switch_pool", kPoolMbufs, 256, 0, data_room,
+                                              rte_socket_id());
   if (pool == nullptr) {
     CleanupEal();
     return absl::ResourceExhaustedError(
@@ -93,24 +163,37 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
   std::vector<uint16_t> ports;
   uint16_t id;
   RTE_ETH_FOREACH_DEV(id) { ports.push_back(id); }
+  std::vector<uint16_t> mtus;
+  absl::Status status;
   for (uint16_t p : ports) {
-    if (absl::Status s = StartPort(p, pool); !s.ok()) {
-      for (uint16_t q : ports) rte_eth_dev_close(q);
-      rte_mempool_free(pool);
-      CleanupEal();
-      return s;
-    }
+    absl::StatusOr<uint16_t> mtu = PortMtu(p);
+    status = mtu.ok() ? StartPort(p, pool) : mtu.status();
+    if (!status.ok()) break;
+    mtus.push_back(*mtu);
   }
-  return std::unique_ptr<DpdkSwitch>(new DpdkSwitch(std::move(ports), pool, std::move(table)));
+  absl::StatusOr<std::unique_ptr<Egress>> egress =
+      status.ok() ? Egress::Create(std::move(mtus), kQueuePackets) : status;
+  if (!egress.ok()) {
+    for (uint16_t q : ports) rte_eth_dev_close(q);
+    rte_mempool_free(pool);
+    CleanupEal();
+    return egress.status();
+  }
+  return std::unique_ptr<DpdkSwitch>(
+      new DpdkSwitch(std::move(ports), pool, std::move(table), *std::move(egress)));
 }
 
-DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table)
-    : ports_(std::move(ports)), shapers_(ports_.size()), counters_(ports_.size()), pool_(pool), core_(std::move(table)),
-      queues_(static_cast<int>(ports_.size()), kQueuePackets) {}
+DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table,
+                       std::unique_ptr<Egress> egress)
+    : ports_(std::move(ports)),
+      shapers_(ports_.size()),
+      pool_(pool),
+      core_(std::move(table)),
+      egress_(std::move(egress)) {}
 
 DpdkSwitch::~DpdkSwitch() {
+  egress_.reset();  // frees queued frames and fragments before their pools go
   for (int p = 0; p < num_ports(); ++p) {
-    while (absl::optional<rte_mbuf*> m = queues_.Dequeue(p)) rte_pktmbuf_free(*m);
     rte_eth_dev_stop(ports_[p]);
     rte_eth_dev_close(ports_[p]);
   }
@@ -124,7 +207,7 @@ int DpdkSwitch::Poll() {
   for (int in = 0; in < num_ports(); ++in) {
     const uint16_t n = rte_eth_rx_burst(ports_[in], 0, burst, kBurst);
     received += n;
-    counters_[in].rx_packets += n;
+    egress_->counters()[in].rx_packets += n;
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = burst[i];
       Forwarding f;
@@ -134,18 +217,7 @@ int DpdkSwitch::Poll() {
         rte_pktmbuf_free(m);
         continue;
       }
-      const int copies = __builtin_popcountll(f.out_ports);
-      rte_mbuf_refcnt_update(m, static_cast<int16_t>(copies - 1));
-      for (int out = 0; out < num_ports(); ++out) {
-        if (!(f.out_ports >> out & 1)) continue;
-        if (queues_.Enqueue(out, f.band, m)) {
-          ++counters_[out].enqueued[f.band];
-        } else {
-          ++counters_[out].queue_full[f.band];
-          core_.CountDrop(DropReason::kQueueFull);
-          rte_pktmbuf_free(m);  // drops this copy's reference
-        }
-      }
+      egress_->Enqueue(m, f, &core_);
     }
   }
   for (int out = 0; out < num_ports(); ++out) Transmit(out);
@@ -159,27 +231,20 @@ void DpdkSwitch::SetPortRate(int port, uint64_t bits_per_second) {
   s.last_cycles = rte_get_tsc_cycles();
 }
 
-bool DpdkSwitch::Idle() const {
-  for (int p = 0; p < num_ports(); ++p) {
-    for (int band = 0; band < PortQueues<rte_mbuf*>::kBands; ++band) {
-      if (queues_.size(p, band) != 0) return false;
-    }
-  }
-  return true;
-}
+bool DpdkSwitch::Idle() const { return egress_->Idle(); }
 
 SwitchCounters DpdkSwitch::Counters() const {
   SwitchCounters c;
   c.forwarded = core_.forwarded();
   c.drops = core_.drops();
   c.group_seqs.insert(core_.group_seqs().begin(), core_.group_seqs().end());
-  c.ports = counters_;
+  c.ports = egress_->counters();
   for (int p = 0; p < num_ports(); ++p) {
     rte_eth_stats stats{};
     if (rte_eth_stats_get(ports_[p], &stats) == 0) {
       c.ports[p].rx_missed = stats.imissed + stats.ierrors;
     }
-    for (int band = 0; band < kPortBands; ++band) c.ports[p].depth[band] = queues_.size(p, band);
+    for (int band = 0; band < kPortBands; ++band) c.ports[p].depth[band] = egress_->depth(p, band);
   }
   return c;
 }
@@ -197,15 +262,16 @@ void DpdkSwitch::Transmit(int port) {
   for (;;) {
     uint16_t n = 0;
     while (n < kBurst && (!shaped || shaper.tokens > 0)) {
-      absl::optional<rte_mbuf*> m = queues_.Dequeue(port);
+      absl::optional<rte_mbuf*> m = egress_->Dequeue(port);
       if (!m) break;
       if (shaped) shaper.tokens -= rte_pktmbuf_pkt_len(*m);
       burst[n++] = *m;
     }
     if (n == 0) return;
     const uint16_t sent = rte_eth_tx_burst(ports_[port], 0, burst, n);
-    counters_[port].tx_packets += sent;
-    counters_[port].tx_full += n - sent;
+    PortCounters& counters = egress_->counters()[port];
+    counters.tx_packets += sent;
+    counters.tx_full += n - sent;
     // The device is full: count and free the rest rather than reorder queues.
     for (uint16_t i = sent; i < n; ++i) {
       core_.CountDrop(DropReason::kTxFull);

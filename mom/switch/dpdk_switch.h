@@ -4,8 +4,15 @@
 // peer sits in a host's network namespace (shared/PLATFORM.md: this machine has
 // no UIO/VFIO, so no physical NIC drivers). Poll() runs one iteration of the
 // data plane: receive a burst on every port, run each frame through SwitchCore,
-// hand the same mbuf (reference-counted) to every output port's strict-priority
-// PortQueues, and transmit each port's queue, band 0 first.
+// hand it to Egress (the same mbuf, reference-counted, or its fragments, on
+// every output port's strict-priority PortQueues), and transmit each port's
+// queue, band 0 first.
+//
+// Frames longer than an out port's MTU are sent as IPv4 fragments (Egress):
+// the af_packet driver hands the switch datagrams the kernel reassembled from
+// fragments (PACKET_FANOUT_FLAG_DEFRAG, always on in DPDK 22.11), so its
+// receive rings and mbufs are sized for `max_datagram_bytes`, and its ports
+// should be created with AfPacketVdev() to match.
 //
 // A port can be given a line rate (SetPortRate): a token bucket then paces its
 // transmissions, so a veth port behaves like a slower link and its queues fill
@@ -16,8 +23,8 @@
 // process. All methods run on one thread (the switch's lcore).
 //
 // Example:
-//   absl::StatusOr<std::unique_ptr<DpdkSwitch>> sw =
-//       DpdkSwitch::Create({"net_af_packet0,iface=sw0", "net_af_packet1,iface=sw1"}, table);
+//   absl::StatusOr<std::unique_ptr<DpdkSwitch>> sw = DpdkSwitch::Create(
+//       {DpdkSwitch::AfPacketVdev(0, "sw0"), DpdkSwitch::AfPacketVdev(1, "sw1")}, table);
 //   while (running) (*sw)->Poll();
 #ifndef DCTK_MOM_SWITCH_DPDK_SWITCH_H_
 #define DCTK_MOM_SWITCH_DPDK_SWITCH_H_
@@ -28,8 +35,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "mom/switch/egress.h"
 #include "mom/switch/forwarding_table.h"
-#include "mom/switch/port_queues.h"
 #include "mom/switch/switch_core.h"
 #include "mom/switch/switch_counters.h"
 
@@ -38,14 +46,34 @@ struct rte_mempool;
 
 namespace dctk::mom {
 
+// A 32 KiB af_packet ring slot: its tpacket2 header and alignment take 80
+// bytes before the IPv4 header (tpacket_rcv's netoff).
+inline constexpr uint32_t kAfPacketFrameOverhead = 80;
+inline constexpr uint32_t kDefaultMaxDatagramBytes = 32 * 1024 - kAfPacketFrameOverhead;
+
+struct DpdkSwitchOptions {
+  // The longest IPv4 datagram (total length) a port receives whole, 1500 to
+  // 65344; longer ones arrive truncated and are dropped as malformed. Each
+  // af_packet port locks two rings of 512 slots this big (rounded up to a
+  // power of two: 32 MiB per port by default), and the receive pool holds
+  // 4095 mbufs of this size.
+  uint32_t max_datagram_bytes = kDefaultMaxDatagramBytes;
+};
+
 class DpdkSwitch {
  public:
   static constexpr uint16_t kBurst = 32;
   static constexpr size_t kQueuePackets = 256;  // per port and band
 
+  // The vdev spec of switch port `index`: net_af_packet on interface `iface`,
+  // ring slots for `max_datagram_bytes`.
+  static std::string AfPacketVdev(int index, absl::string_view iface,
+                                  uint32_t max_datagram_bytes = kDefaultMaxDatagramBytes);
+
   // `vdevs`: one DPDK vdev spec per port, in port order.
   static absl::StatusOr<std::unique_ptr<DpdkSwitch>> Create(const std::vector<std::string>& vdevs,
-                                                            ForwardingTable table);
+                                                            ForwardingTable table,
+                                                            DpdkSwitchOptions options = {});
   ~DpdkSwitch();
   DpdkSwitch(const DpdkSwitch&) = delete;
   DpdkSwitch& operator=(const DpdkSwitch&) = delete;
@@ -65,9 +93,12 @@ class DpdkSwitch {
 
   SwitchCore& core() { return core_; }
   int num_ports() const { return static_cast<int>(ports_.size()); }
+  // Port `port`'s MTU, read from its interface at start.
+  uint16_t mtu(int port) const { return egress_->mtu(port); }
 
  private:
-  DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table);
+  DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table,
+             std::unique_ptr<Egress> egress);
   void Transmit(int port);
 
   struct Shaper {
@@ -78,10 +109,9 @@ class DpdkSwitch {
 
   std::vector<uint16_t> ports_;  // DPDK port ids, by switch port
   std::vector<Shaper> shapers_;
-  std::vector<PortCounters> counters_;  // by switch port; depth and rx_missed unused
   rte_mempool* pool_;
   SwitchCore core_;
-  PortQueues<rte_mbuf*> queues_;
+  std::unique_ptr<Egress> egress_;  // port queues and their counters
 };
 
 }  // namespace dctk::mom

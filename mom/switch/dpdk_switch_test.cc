@@ -120,7 +120,7 @@ TEST(DpdkSwitchTest, ReplicatesToMembersAndStampsOneSequence) {
   ASSERT_TRUE(table.ok()) << table.status();
   std::vector<std::string> vdevs;
   for (int i = 0; i < kHosts; ++i) {
-    vdevs.push_back(absl::StrCat("net_af_packet", i, ",iface=", hosts.veth(i)));
+    vdevs.push_back(DpdkSwitch::AfPacketVdev(i, hosts.veth(i)));
   }
   absl::StatusOr<std::unique_ptr<DpdkSwitch>> sw = DpdkSwitch::Create(vdevs, *std::move(table));
   ASSERT_TRUE(sw.ok()) << sw.status();

@@ -16,6 +16,10 @@ absl::string_view DropReasonName(DropReason reason) {
       return "queue_full";
     case DropReason::kTxFull:
       return "tx_full";
+    case DropReason::kTooBig:
+      return "too_big";
+    case DropReason::kNoBuffers:
+      return "no_buffers";
   }
   return "unknown";
 }

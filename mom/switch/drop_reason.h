@@ -17,12 +17,15 @@ enum class DropReason : uint8_t {
   kNotMomPacket = 3, // this switch must stamp the group, but the payload is no MomPacket
   kQueueFull = 4,    // the out port's queue for the packet's band is full
   kTxFull = 5,       // the port's device took fewer frames than offered (tx ring full)
+  kTooBig = 6,       // longer than the out port's MTU and not fragmentable (DF set, too many)
+  kNoBuffers = 7,    // no mbuf left to build a fragment
 };
-inline constexpr int kNumDropReasons = 6;
+inline constexpr int kNumDropReasons = 8;
 
 using DropCounts = std::array<uint64_t, kNumDropReasons>;
 
-// "malformed", "not_ipv4", "no_route", "not_mom_packet", "queue_full", "tx_full".
+// "malformed", "not_ipv4", "no_route", "not_mom_packet", "queue_full", "tx_full",
+// "too_big", "no_buffers".
 absl::string_view DropReasonName(DropReason reason);
 
 }  // namespace dctk::mom

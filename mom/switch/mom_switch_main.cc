@@ -2,7 +2,7 @@
 //
 //   mom_switch --name=leaf0 --ifaces=veth0,veth1,veth2 [--config=switch.textproto]
 //              [--control=127.0.0.1:0] [--metrics=127.0.0.1:0] [--port_mbps=0:100,2:100]
-//              [--idle_sleep_us=20]
+//              [--idle_sleep_us=20] [--max_datagram_bytes=32688]
 //
 // Port i is the i-th interface. The forwarding state is a dctk.mom.SwitchConfig
 // (controller/switch_config.proto): from --config in protobuf text format at
@@ -11,7 +11,9 @@
 // (switch_metrics.h) for Prometheus at http://ADDRESS/metrics, refreshed every
 // 100 ms. Once forwarding, it prints one line
 //   mom_switch NAME ready control_port=PORT metrics_port=PORT ports=N rules=R
-// (port 0: not served) so a launcher can connect. On exit it prints forwarded
+// (port 0: not served) so a launcher can connect. Datagrams longer than an
+// out port's MTU (up to --max_datagram_bytes, which sizes the receive rings)
+// leave as IPv4 fragments. On exit it prints forwarded
 // and dropped packet counts by reason.
 #include <unistd.h>
 
@@ -42,6 +44,8 @@ ABSL_FLAG(std::string, control, "127.0.0.1:0", "gRPC control address; empty: no 
 ABSL_FLAG(std::string, metrics, "", "Prometheus /metrics address (port 0: any); empty: none");
 ABSL_FLAG(std::string, port_mbps, "", "line rates of shaped ports, PORT:MBPS,... (others unshaped)");
 ABSL_FLAG(int, idle_sleep_us, 0, "sleep this long when a poll finds no work (0: busy poll)");
+ABSL_FLAG(uint32_t, max_datagram_bytes, dctk::mom::kDefaultMaxDatagramBytes,
+          "longest IPv4 datagram received whole (1500-65344; sizes rings and mbufs)");
 
 namespace {
 
@@ -94,12 +98,14 @@ int main(int argc, char** argv) {
   absl::StatusOr<dctk::mom::ForwardingTable> table =
       dctk::mom::ForwardingTable::Create(*config, static_cast<int>(ifaces.size()));
   if (!table.ok()) return Fail(table.status());
+  const uint32_t max_datagram = absl::GetFlag(FLAGS_max_datagram_bytes);
   std::vector<std::string> vdevs;
   for (size_t i = 0; i < ifaces.size(); ++i) {
-    vdevs.push_back(absl::StrCat("net_af_packet", i, ",iface=", ifaces[i]));
+    vdevs.push_back(dctk::mom::DpdkSwitch::AfPacketVdev(static_cast<int>(i), ifaces[i],
+                                                        max_datagram));
   }
-  absl::StatusOr<std::unique_ptr<dctk::mom::DpdkSwitch>> sw =
-      dctk::mom::DpdkSwitch::Create(vdevs, *std::move(table));
+  absl::StatusOr<std::unique_ptr<dctk::mom::DpdkSwitch>> sw = dctk::mom::DpdkSwitch::Create(
+      vdevs, *std::move(table), {.max_datagram_bytes = max_datagram});
   if (!sw.ok()) return Fail(sw.status());
   if (absl::Status s = ApplyPortRates(absl::GetFlag(FLAGS_port_mbps), sw->get()); !s.ok()) {
     return Fail(s);

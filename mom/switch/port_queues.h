@@ -54,6 +54,7 @@ class PortQueues {
   }
 
   size_t size(int port, int band) const { return queues_[port][band].size; }
+  size_t capacity() const { return capacity_; }
 
  private:
   struct Ring {

@@ -33,8 +33,11 @@ class SwitchCore {
 
   // Installs a new table; group sequence numbers continue where they were.
   void SetTable(ForwardingTable table) { table_ = std::move(table); }
-  // For drops decided later in the pipeline (kQueueFull at an output port).
-  void CountDrop(DropReason reason) { ++drops_[static_cast<int>(reason)]; }
+  // For drops decided later in the pipeline (kQueueFull at an output port, a
+  // datagram's `frames` fragments at once).
+  void CountDrop(DropReason reason, uint64_t frames = 1) {
+    drops_[static_cast<int>(reason)] += frames;
+  }
 
   const DropCounts& drops() const { return drops_; }
   uint64_t forwarded() const { return forwarded_; }

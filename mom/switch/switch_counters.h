@@ -28,6 +28,7 @@ struct PortCounters {
   // device's imissed + ierrors: the switch polled too slowly).
   uint64_t rx_missed = 0;
   uint64_t tx_full = 0;  // the device took fewer frames than offered
+  uint64_t fragmented = 0;  // datagrams longer than the port's MTU, queued as fragments
   std::array<uint64_t, kPortBands> enqueued{};
   std::array<uint64_t, kPortBands> queue_full{};  // dropped: the band was full
   std::array<uint64_t, kPortBands> depth{};       // frames waiting now

@@ -58,6 +58,7 @@ void SwitchMetrics::Publish(const SwitchCounters& now) {
     Add(ports_[p].tx_packets_total, c.tx_packets, was.tx_packets);
     Add(ports_[p].rx_missed_total, c.rx_missed, was.rx_missed);
     Add(ports_[p].tx_full_drops_total, c.tx_full, was.tx_full);
+    Add(ports_[p].fragmented_total, c.fragmented, was.fragmented);
     for (int band = 0; band < kPortBands; ++band) {
       SwitchQueueMetrics& q = queues_[p][band];
       Add(q.enqueued_total, c.enqueued[band], was.enqueued[band]);

@@ -40,6 +40,7 @@ SwitchCounters Snapshot(uint64_t scale) {
   c.ports[1].tx_packets = 7 * scale;
   c.ports[1].rx_missed = scale;
   c.ports[1].tx_full = 2 * scale;
+  c.ports[1].fragmented = 5 * scale;
   c.ports[1].enqueued = {5 * scale, 4 * scale};
   c.ports[1].queue_full = {0, 3 * scale};
   c.ports[1].depth = {0, 17 * scale};
@@ -66,6 +67,9 @@ TEST(SwitchMetricsTest, ScrapeShowsEveryCounterWithLabels) {
   EXPECT_THAT(body, HasSubstr("mom_switch_port_rx_missed_total{port=\"1\",switch=\"leaf0\"} 2"));
   EXPECT_THAT(body,
               HasSubstr("mom_switch_port_tx_full_drops_total{port=\"1\",switch=\"leaf0\"} 4"));
+  EXPECT_THAT(body,
+              HasSubstr("mom_switch_port_fragmented_total{port=\"1\",switch=\"leaf0\"} 10"));
+  EXPECT_THAT(body, HasSubstr("mom_switch_drops_total{reason=\"too_big\",switch=\"leaf0\"} 0"));
   EXPECT_THAT(body, HasSubstr(
                         "mom_switch_queue_enqueued_total{band=\"0\",port=\"1\",switch=\"leaf0\"} 10"));
   EXPECT_THAT(body, HasSubstr(
