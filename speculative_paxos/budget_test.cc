@@ -20,15 +20,15 @@ using transport::TypeId;
 
 constexpr int kBudget = 300;
 
-SimClusterOptions Options(uint64_t seed, int clients) {
+SimClusterOptions Options(uint64_t seed, int clients, int budget = kBudget) {
   SimClusterOptions o;
   o.seed = seed;
   o.num_clients = clients;
-  o.replica.max_datagram = kBudget;
+  o.replica.max_datagram = budget;
   return o;
 }
 
-void ExpectHealthy(SimCluster& c) {
+void ExpectHealthy(SimCluster& c, int budget = kBudget) {
   EXPECT_TRUE(c.CheckCommitted().ok()) << c.CheckCommitted();
   EXPECT_TRUE(c.commit_violation().ok()) << c.commit_violation();
   absl::Status lin = CheckLinearizable(c.history());
@@ -38,7 +38,7 @@ void ExpectHealthy(SimCluster& c) {
       EXPECT_EQ(r->stats().rejected[static_cast<int>(Reject::kMergeFailed)], 0u);
     }
   }
-  EXPECT_LE(c.max_replica_datagram(), static_cast<size_t>(kBudget));
+  EXPECT_LE(c.max_replica_datagram(), static_cast<size_t>(budget));
 }
 
 void ExpectSameStores(SimCluster& c, int keys) {
@@ -58,13 +58,20 @@ SimTransport::Filter DropPieces(SimTransport& net, double p) {
   return net.DropWithProbability(p, {.type_id = TypeId<M>()});
 }
 
-// Records the longest StartLog (entries end - base) sent for a stamp of at
-// least `min_view`.
-SimTransport::Filter LongestStartLog(uint64_t min_view, uint64_t* longest) {
+// StartLog copies sent for stamps of at least some view.
+struct StartLogs {
+  uint64_t longest = 0;      // end - base
+  uint64_t pieces = 0;       // copies with entries
+  uint64_t by_transfer = 0;  // copies announcing a transfer
+};
+
+SimTransport::Filter RecordStartLogs(uint64_t min_view, StartLogs* logs) {
   return [=](const Address&, const Address&, const Envelope& msg, absl::Duration*) {
     StartLog m;
     if (msg.Is<StartLog>() && msg.Parse(&m) && m.stamp().view() >= min_view) {
-      *longest = std::max(*longest, m.end() - m.base());
+      logs->longest = std::max(logs->longest, m.end() - m.base());
+      if (m.entries_size() > 0) ++logs->pieces;
+      if (m.by_transfer()) ++logs->by_transfer;
     }
     return true;
   };
@@ -72,19 +79,20 @@ SimTransport::Filter LongestStartLog(uint64_t min_view, uint64_t* longest) {
 
 // No commits while SyncReplies are lost: the leader's log grows, it
 // reconciles on every commit stall (each log change carries the whole log),
-// requests are reordered so that logs differ.
+// requests are reordered so that logs differ. Reports come in windows of
+// pieces; merged logs longer than a window go by state transfer.
 class LongReconciliation : public testing::TestWithParam<double> {};
 
-TEST_P(LongReconciliation, PiecesOfReportsAndLogs) {
+TEST_P(LongReconciliation, ReportsInPiecesLogsByTransfer) {
   const double loss = GetParam();
-  SimCluster c(Options(31, 4));
+  SimCluster c(Options(31, 4, kBudget));
   SimTransport& net = c.net();
-  uint64_t longest = 0;
+  StartLogs logs;
   net.AddFilter(1, net.DropAll({.type_id = TypeId<SyncReply>()}));
   net.AddFilter(2, net.Reorder(0.05, absl::Microseconds(150), {.type_id = TypeId<Request>()}));
   net.AddFilter(3, DropPieces<LogReport>(net, loss));
   net.AddFilter(4, DropPieces<StartLog>(net, loss));
-  net.AddFilter(5, LongestStartLog(0, &longest));
+  net.AddFilter(5, RecordStartLogs(0, &logs));
   net.Timer(absl::Milliseconds(60), [&net] {
     net.RemoveFilter(1);
     net.RemoveFilter(2);
@@ -94,61 +102,78 @@ TEST_P(LongReconciliation, PiecesOfReportsAndLogs) {
   ASSERT_TRUE(net.RunUntil([&] { return c.Converged(); }, absl::Seconds(5)));
   const ReplicaStats& leader = c.replica(0)->stats();
   EXPECT_GE(leader.reconciliations, 2u);
-  EXPECT_GE(longest, 100u);  // entries of one change, ~110 bytes each
-  // Every log change went out in many pieces.
-  EXPECT_GT(c.replica_datagrams(TypeId<StartLog>()), 20 * leader.logs_installed);
+  EXPECT_GE(logs.longest, 100u);  // entries of one change, ~110 bytes each
+  EXPECT_GE(logs.by_transfer, 2u);
+  EXPECT_GE(c.replica(1)->stats().transfers + c.replica(2)->stats().transfers, 2u);
+  // Every report went in many pieces, a window per request.
   EXPECT_GT(c.replica_datagrams(TypeId<LogReport>()), 20 * leader.logs_installed);
-  if (loss == 0) {
-    // Followers put the pieces together (no state transfer needed).
-    EXPECT_GE(c.replica(1)->stats().logs_installed + c.replica(2)->stats().logs_installed,
-              leader.logs_installed);
-  }
-  ExpectHealthy(c);
+  EXPECT_GT(c.replica_datagrams(TypeId<StartChange>()),
+            c.replica_datagrams(TypeId<LogReport>()) / kPieceWindow);
+  ExpectHealthy(c, kBudget);
   ExpectSameStores(c, 32);
 }
 
 INSTANTIATE_TEST_SUITE_P(Loss, LongReconciliation, testing::Values(0.0, 0.1));
 
 // The leader crashes while nothing has committed for a while: the view
-// change merges long logs, in pieces, some lost.
-class LongViewChange : public testing::TestWithParam<double> {};
+// change merges long logs, reported in pieces (some lost). A merged log of up
+// to a window of pieces goes in pieces, a longer one by state transfer.
+struct ViewChangeCase {
+  int budget;
+  int ops_per_client;
+  double loss;
+};
 
-TEST_P(LongViewChange, PiecesOfReportsAndLogs) {
-  const double loss = GetParam();
-  SimClusterOptions o = Options(32, 4);
+class LongViewChange : public testing::TestWithParam<ViewChangeCase> {};
+
+TEST_P(LongViewChange, MergesLongLogs) {
+  const ViewChangeCase& p = GetParam();
+  SimClusterOptions o = Options(32, 4, p.budget);
   o.replica.sync_interval = absl::Milliseconds(20);  // no stall reconciliation first
   o.replica.leader_timeout = absl::Milliseconds(200);
   SimCluster c(o);
   SimTransport& net = c.net();
-  uint64_t longest = 0;
+  StartLogs logs;
   net.AddFilter(1, net.DropAll({.type_id = TypeId<SyncReply>()}));
-  net.AddFilter(3, DropPieces<LogReport>(net, loss));
-  net.AddFilter(4, DropPieces<StartLog>(net, loss));
-  net.AddFilter(5, LongestStartLog(1, &longest));
-  c.StartClosedLoop(200, 32);
+  net.AddFilter(3, DropPieces<LogReport>(net, p.loss));
+  net.AddFilter(4, DropPieces<StartLog>(net, p.loss));
+  net.AddFilter(5, RecordStartLogs(1, &logs));
+  c.StartClosedLoop(p.ops_per_client, 32);
   net.RunFor(absl::Milliseconds(15));
   ASSERT_EQ(c.replica(1)->commit_point(), 0u);
-  ASSERT_GT(c.replica(1)->log().end(), 100u);
+  const uint64_t uncommitted = c.replica(1)->log().end();
+  ASSERT_GT(uncommitted, 40u);
   c.Crash(0);
   net.RemoveFilter(1);
   ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(30)));
   ASSERT_TRUE(net.RunUntil([&] { return c.Converged(); }, absl::Seconds(5)));
   EXPECT_EQ(c.Leader(), 1);
   EXPECT_GE(c.replica(1)->stats().view_changes, 1u);
-  EXPECT_GE(longest, 100u);
-  if (loss == 0) {
-    EXPECT_GE(c.replica(2)->stats().logs_installed, 1u);
+  EXPECT_GE(logs.longest, uncommitted);
+  if (p.budget == kBudget) {
+    EXPECT_GE(logs.by_transfer, 1u);
+    EXPECT_GE(c.replica(2)->stats().transfers, 1u);
+  } else {
+    EXPECT_EQ(logs.by_transfer, 0u);
+    EXPECT_GT(logs.pieces, 1u);
+    if (p.loss == 0) {
+      EXPECT_GE(c.replica(2)->stats().logs_installed, 1u);  // put together from pieces
+      EXPECT_EQ(c.replica(2)->stats().transfers, 0u);
+    }
   }
-  ExpectHealthy(c);
+  ExpectHealthy(c, p.budget);
   c.Restart(0);
   c.StartClosedLoop(20, 32);
   ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(10)));
   ASSERT_TRUE(net.RunUntil([&] { return c.Converged(); }, absl::Seconds(5)));
-  ExpectHealthy(c);
+  ExpectHealthy(c, p.budget);
   ExpectSameStores(c, 32);
 }
 
-INSTANTIATE_TEST_SUITE_P(Loss, LongViewChange, testing::Values(0.0, 0.1));
+INSTANTIATE_TEST_SUITE_P(
+    BudgetOpsLoss, LongViewChange,
+    testing::Values(ViewChangeCase{kBudget, 200, 0.0}, ViewChangeCase{kBudget, 200, 0.1},
+                    ViewChangeCase{1400, 15, 0.0}, ViewChangeCase{1400, 15, 0.2}));
 
 // A follower cut off for 300 operations catches up by state transfer, in
 // replies of a few entries (and, with compaction, checkpoint chunks), with a
@@ -175,8 +200,11 @@ TEST_P(LongTransfer, CatchesUpInSmallReplies) {
   ASSERT_TRUE(net.RunUntil([&] { return c.Converged(); }, absl::Seconds(10)));
   EXPECT_GE(c.replica(2)->stats().transfers, 1u);
   if (GetParam() == 0) {
-    // ~110 bytes per entry: two or three entries per reply.
+    // ~110 bytes per entry: two or three entries per reply, a window of
+    // replies per request.
     EXPECT_GT(c.replica_datagrams(TypeId<StateReply>()), 100u);
+    EXPECT_GT(c.replica_datagrams(TypeId<StateReply>()),
+              4 * c.replica_datagrams(TypeId<StateRequest>()));
   } else {
     EXPECT_GE(c.replica(2)->stats().snapshots_installed, 1u);
   }

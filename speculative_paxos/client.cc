@@ -65,12 +65,8 @@ absl::Status Client::Start() {
   address_ = *bound;
   started_ = true;
   if (config_.mom) {
-    // Sender ids are 32 bits: fold the client id. A collision only confuses
-    // MOM's per-sender counters; replicas take duplicates and detect them
-    // themselves.
-    const auto sender_id = static_cast<uint32_t>(client_id_ ^ (client_id_ >> 32));
     absl::StatusOr<std::unique_ptr<mom::MomSender>> sender = mom::MomSender::Create(
-        transport_, this, *config_.mom, sender_id,
+        transport_, this, *config_.mom, MomSenderId(client_id_),
         static_cast<uint64_t>(absl::ToUnixMicros(transport_->Now())));
     if (!sender.ok()) return sender.status();
     mom_sender_ = std::move(*sender);

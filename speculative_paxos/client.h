@@ -90,6 +90,13 @@ struct ClientStats {
   void Add(const ClientStats& other);
 };
 
+// The MOM sender id a client sends its requests with (ClientConfig.mom): its
+// 64-bit id folded to 32 bits. A collision only confuses MOM's per-sender
+// counters; replicas take duplicates and detect them themselves.
+inline uint32_t MomSenderId(uint64_t client_id) {
+  return static_cast<uint32_t>(client_id ^ (client_id >> 32));
+}
+
 class Client : public transport::TransportReceiver {
  public:
   using Callback = std::function<void(const std::string& result)>;

@@ -11,8 +11,9 @@
 // PieceAssembler collects the pieces of one message in any order (duplicates
 // ignored; a piece of another message starts over) until it holds every slot
 // from base+1 to end, checks that their hashes chain from the base hash, and
-// hands the entries over in slot order. A lost piece is asked for again by the
-// protocol's own retries (replica_change.cc).
+// hands the entries over in slot order. Pieces go in windows of kPieceWindow;
+// a lost piece is asked for again by the protocol's own retries
+// (replica_change.cc).
 //
 // Example:
 //   for (const StartLog& piece : SplitEntries(start, PayloadBudget(config.max_datagram))) {
@@ -35,6 +36,12 @@
 #include "speculative_paxos/spaxos.pb.h"
 
 namespace dctk::spaxos {
+
+// Datagrams sent back to back to one replica in answer to one request (a
+// window): at most 8 x 1400 bytes, so bursts stay well within a switch port's
+// queue (the MOM switch holds 256 frames per port and band) and a lost piece
+// costs one window, not a whole log. More than this goes on request.
+inline constexpr size_t kPieceWindow = 8;
 
 // Payload bytes (message) of a datagram of `max_datagram` bytes (our frame
 // header included).

@@ -234,9 +234,12 @@ class Replica : public transport::TransportReceiver {
   void HandleLogReport(LogReport m);
   void HandleStartLog(StartLog m);
   LogReport MakeReport(uint64_t base) const;
-  // Follower: its report after `base` to the leader, the pieces holding slots
-  // from `from` on (at least the last one).
+  // Follower: its report after `base` to the leader, a window of pieces from
+  // the one holding slot `from` (at least the last one).
   void SendReport(uint64_t base, uint64_t from);
+  // Leader: StartChange to `replica`, asking for its report's pieces from the
+  // first slot we lack.
+  void AskForReport(uint32_t replica);
   void BroadcastStartChange();
   SyncPrepare MakeSyncPrepare() const;
   void TryFinishChange();

@@ -7,10 +7,14 @@
 // the clients of its speculative part at once, so nobody waits for a timeout.
 //
 // LogReport and StartLog travel in pieces within the datagram budget
-// (pieces.h). A leader missing pieces of a report asks again from the first
-// slot it lacks (StartChange.report_from, every retry_interval); a follower
-// missing pieces of the StartLog copies the log by state transfer once the
-// leader's first heartbeat arrives (as one that missed the whole StartLog).
+// (pieces.h). A follower sends a window of kPieceWindow pieces of its report;
+// the leader asks for more from the first slot it lacks
+// (StartChange.report_from) when the window's last piece arrives, and every
+// retry_interval. A StartLog that fits in one window goes as pieces; a
+// longer one goes without entries and the followers copy it by state transfer
+// (windows on request). A follower missing pieces of the StartLog copies the
+// log by state transfer once the leader's first heartbeat arrives (as one
+// that missed the whole StartLog).
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -53,16 +57,22 @@ void Replica::BroadcastStartChange() {
   stamp_.ToProto(m.mutable_stamp());
   m.set_replica(index_);
   if (IsLeader()) {
-    m.set_from_slot(change_base_ + 1);
     for (uint32_t r = 0; r < n(); ++r) {
-      if (reports_.contains(r)) continue;
-      auto pieces = report_pieces_.find(r);
-      m.set_report_from(pieces == report_pieces_.end() ? 0 : pieces->second.FirstMissing());
-      SendTo(r, m);
+      if (!reports_.contains(r)) AskForReport(r);
     }
   } else {
     SendToAll(m);
   }
+}
+
+void Replica::AskForReport(uint32_t replica) {
+  StartChange m;
+  stamp_.ToProto(m.mutable_stamp());
+  m.set_replica(index_);
+  m.set_from_slot(change_base_ + 1);
+  auto pieces = report_pieces_.find(replica);
+  m.set_report_from(pieces == report_pieces_.end() ? 0 : pieces->second.FirstMissing());
+  SendTo(replica, m);
 }
 
 SyncPrepare Replica::MakeSyncPrepare() const {
@@ -99,14 +109,17 @@ LogReport Replica::MakeReport(uint64_t base) const {
 }
 
 void Replica::SendReport(uint64_t base, uint64_t from) {
-  std::vector<LogReport> pieces = SplitEntries(MakeReport(base), budget());
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    const LogReport& p = pieces[i];
-    if (i + 1 == pieces.size() || p.entries_size() == 0 ||
-        p.entries(p.entries_size() - 1).slot() >= from) {
-      SendTo(LeaderOf(stamp_), p);
-    }
+  // Two bytes left for `more`.
+  std::vector<LogReport> pieces = SplitEntries(MakeReport(base), budget() - 2);
+  // From the piece holding slot `from` (or the last one), one window.
+  size_t first = 0;
+  while (first + 1 < pieces.size() && pieces[first].entries_size() > 0 &&
+         pieces[first].entries(pieces[first].entries_size() - 1).slot() < from) {
+    ++first;
   }
+  const size_t stop = std::min(pieces.size(), first + kPieceWindow);
+  if (stop < pieces.size()) pieces[stop - 1].set_more(true);
+  for (size_t i = first; i < stop; ++i) SendTo(LeaderOf(stamp_), pieces[i]);
 }
 
 void Replica::HandleStartChange(const StartChange& m) {
@@ -146,8 +159,13 @@ void Replica::HandleLogReport(LogReport m) {
     return;
   }
   if (reports_.contains(m.replica())) return;
+  const bool more = m.more();
+  m.clear_more();  // not part of the report
   PieceAssembler& pieces = report_pieces_[m.replica()];
-  if (!pieces.Add(&m)) return;
+  if (!pieces.Add(&m)) {
+    if (more) AskForReport(m.replica());  // the window's end: the next one now
+    return;
+  }
   if (!pieces.Take(m.base_hash(), m.mutable_entries())) {
     LOG(WARNING) << "replica " << index_ << ": the pieces of replica " << m.replica()
                  << "'s report for " << stamp_.ToString()
@@ -195,7 +213,13 @@ void Replica::TryFinishChange() {
   const uint64_t end = start.end();
   TruncateTo(end);
   ++stats_.logs_installed;
-  for (const StartLog& piece : SplitEntries(std::move(start), budget())) SendToAll(piece);
+  std::vector<StartLog> pieces = SplitEntries(std::move(start), budget());
+  if (pieces.size() > kPieceWindow) {
+    pieces.resize(1);
+    pieces[0].clear_entries();
+    pieces[0].set_by_transfer(true);
+  }
+  for (const StartLog& piece : pieces) SendToAll(piece);
   EnterNormal(stamp_, end);
   // Followers answer these clients as they install; we do once they commit.
   notify_from_ = change_base_;
@@ -209,6 +233,10 @@ void Replica::HandleStartLog(StartLog m) {
     return;
   }
   if (!MayJoin(s) || LeaderOf(s) == index_) return;
+  if (m.by_transfer()) {
+    BeginTransfer(s, m.end());
+    return;
+  }
   if (!start_pieces_.Add(&m)) return;
   if (!start_pieces_.Take(m.base_hash(), m.mutable_entries())) {
     LOG(WARNING) << "replica " << index_ << ": the pieces of the StartLog for " << s.ToString()

@@ -56,7 +56,7 @@ void Replica::HandleStateRequest(const StateRequest& m) {
       !IsLeader() || m.replica() >= n()) {
     return;
   }
-  const uint64_t from = std::max<uint64_t>(m.from_slot(), 1);
+  uint64_t from = std::max<uint64_t>(m.from_slot(), 1);
   StateReply reply;
   stamp_.ToProto(reply.mutable_stamp());
   reply.set_from_slot(m.from_slot());
@@ -74,17 +74,28 @@ void Replica::HandleStateRequest(const StateRequest& m) {
   reply.set_end(end);
   reply.set_end_hash(log_.HashAt(end));
   reply.set_commit_point(log_.committed());
-  // As many entries as fit in one datagram (at least one).
-  const uint64_t to = std::min({end, log_.end(), from + config_.transfer_chunk - 1});
-  size_t bytes = reply.ByteSizeLong();
-  for (uint64_t slot = from; slot <= to; ++slot) {
-    Entry e;
-    ToWire(*log_.At(slot), &e);
-    bytes += EntryBytes(e);
-    if (reply.entries_size() > 0 && bytes > budget()) break;
-    *reply.add_entries() = std::move(e);
+  // A window of replies, each with as many entries as fit in one datagram
+  // (at least one) and transfer_chunk.
+  const uint64_t last_slot = std::min(end, log_.end());
+  for (size_t k = 0; k < kPieceWindow; ++k) {
+    StateReply piece = reply;
+    piece.set_from_slot(from);
+    const uint64_t to = std::min(last_slot, from + config_.transfer_chunk - 1);
+    size_t bytes = piece.ByteSizeLong() + 2;  // and `last`
+    for (uint64_t slot = from; slot <= to; ++slot) {
+      Entry e;
+      ToWire(*log_.At(slot), &e);
+      bytes += EntryBytes(e);
+      if (piece.entries_size() > 0 && bytes > budget()) break;
+      *piece.add_entries() = std::move(e);
+    }
+    const bool done = piece.entries_size() == 0 ||
+                      piece.entries(piece.entries_size() - 1).slot() >= last_slot;
+    piece.set_last(done || k + 1 == kPieceWindow);
+    SendTo(m.replica(), piece);
+    if (done) return;
+    from = piece.entries(piece.entries_size() - 1).slot() + 1;
   }
-  SendTo(m.replica(), reply);
 }
 
 void Replica::HandleStateReply(const StateReply& m) {
@@ -121,7 +132,8 @@ void Replica::HandleStateReply(const StateReply& m) {
                << " and does not match ours; restarting transfer from the commit point";
     transfer_next_ = log_.committed() + 1;
   }
-  SendStateRequest();
+  // The next window after the last reply of this one (a lost reply: retry).
+  if (m.last()) SendStateRequest();
 }
 
 void Replica::BeginRecovery() {

@@ -16,6 +16,7 @@
 #include "glog/logging.h"
 #include "speculative_paxos/fast_paxos_replica.h"
 #include "speculative_paxos/replica.h"
+#include "speculative_paxos/tools/mom_fabric.h"
 #include "speculative_paxos/tools/process_config.h"
 #include "speculative_paxos/tools/process_metrics.h"
 #include "speculative_paxos/vr_replica.h"
@@ -31,6 +32,9 @@ ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
 ABSL_FLAG(bool, recover, false, "spaxos, vr: restarted without state; run recovery");
 ABSL_FLAG(uint64_t, checkpoint_interval, dctk::spaxos::ReplicaConfig().checkpoint_interval,
           "spaxos: committed entries between checkpoints (log compaction); 0: keep the whole log");
+ABSL_FLAG(std::string, mom_fabric, "",
+          "spaxos: requests travel through this MOM group on the switch fabric (a "
+          "MomFabricGroup file, mom_fabric.proto, naming a multicast group of --config)");
 ABSL_FLAG(int, max_datagram, dctk::spaxos::ReplicaConfig().max_datagram,
           "spaxos: largest datagram sent; log changes, transfers and checkpoints go in pieces "
           "that fit (1400: one Ethernet frame, as a MOM switch needs)");
@@ -87,6 +91,17 @@ int Run(const AppFactory& make_app) {
         }
         rc.mom = MomGroup(*pc);
         rc.group.reset();
+      }
+      if (const std::string path = absl::GetFlag(FLAGS_mom_fabric); !path.empty()) {
+        absl::StatusOr<MomFabric> fabric = LoadMomFabric(path, absl::GetFlag(FLAGS_config));
+        if (!fabric.ok()) {
+          std::cerr << fabric.status() << "\n";
+          return 2;
+        }
+        rc.mom = fabric->group;
+        rc.group.reset();
+        // Joins and sends on the interface of its own address (a fabric host).
+        rc.endpoint.multicast_interface_ip = pc->replicas[index].ip();
       }
       // Multicast on loopback needs the loopback interface named explicitly.
       if (pc->replicas[index].ip() >> 24 == 127) rc.endpoint.multicast_interface_ip = 0x7f000001;

@@ -4,6 +4,7 @@
 //   spaxos_client --config=shard.conf --group=shard0 [--protocol=spaxos|vr|fastpaxos|unreplicated]
 //                 [--multicast=shard0-ordered [--mom]] [--clients=4] [--duration=5s] [--warmup=1s]
 //                 [--op=null|put] [--verify] [--shared_endpoint]
+//                 [--mom_fabric=shard.mom --node=client0]
 //
 // Load mode prints one line: protocol, clients, completed ops, throughput and
 // median / p99 latency (after the warmup), the client library's counters
@@ -14,7 +15,9 @@
 // (client_endpoint.h); --noshared_endpoint: one endpoint per client. --verify: each client PUTs rising
 // values to its own key; after --duration every client reads its key back and
 // the value must be the last acknowledged one (no acknowledged write lost);
-// exits 1 otherwise.
+// exits 1 otherwise. --mom_fabric: requests travel through a MOM group on
+// the switch fabric (mom_fabric.h); the process runs as sender node --node
+// (binds to its address, sends to its channel).
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +33,7 @@
 #include "glog/logging.h"
 #include "speculative_paxos/client.h"
 #include "speculative_paxos/kv_app.h"
+#include "speculative_paxos/tools/mom_fabric.h"
 #include "speculative_paxos/tools/process_config.h"
 
 ABSL_FLAG(std::string, config, "", "cluster config file (common/config text proto)");
@@ -43,6 +47,11 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "measurement time");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "time before measuring");
 ABSL_FLAG(std::string, op, "null", "null (empty op, for --app=null) or put");
 ABSL_FLAG(bool, verify, false, "durability check instead of load");
+ABSL_FLAG(std::string, mom_fabric, "",
+          "spaxos: requests travel through this MOM group on the switch fabric (a "
+          "MomFabricGroup file, mom_fabric.proto, naming a multicast group of --config)");
+ABSL_FLAG(std::string, node, "",
+          "with --mom_fabric: the sender node (of the cluster file) this process runs as");
 ABSL_FLAG(bool, shared_endpoint, true,
           "the clients share one endpoint that batches their requests (not with --mom)");
 
@@ -119,25 +128,48 @@ int Main() {
     cc.mom = MomGroup(*pc);
     cc.group.reset();
   }
+  const int n = absl::GetFlag(FLAGS_clients);
+  std::vector<uint64_t> ids;
+  for (int j = 0; j < n; ++j) {
+    // Unique across processes on one host: pid and index.
+    ids.push_back((static_cast<uint64_t>(getpid()) << 20) | static_cast<uint64_t>(j));
+  }
+  transport::Address bind = transport::Address::Loopback(0);
+  if (const std::string path = absl::GetFlag(FLAGS_mom_fabric); !path.empty()) {
+    absl::StatusOr<MomFabric> fabric = LoadMomFabric(path, absl::GetFlag(FLAGS_config));
+    if (!fabric.ok()) {
+      std::cerr << fabric.status() << "\n";
+      return 2;
+    }
+    std::vector<uint32_t> sender_ids;
+    for (uint64_t id : ids) sender_ids.push_back(MomSenderId(id));
+    const std::string node = absl::GetFlag(FLAGS_node);
+    absl::StatusOr<mom::GroupConfig> group = fabric->ForSender(node, sender_ids);
+    if (!group.ok()) {
+      std::cerr << "--node: " << group.status() << "\n";
+      return 2;
+    }
+    cc.mom = *std::move(group);
+    cc.group.reset();
+    // The node's address: its interface carries the requests.
+    bind = transport::Address(fabric->nodes.at(node).ip(), 0);
+    cc.endpoint.multicast_interface_ip = bind.ip();
+  }
   std::unique_ptr<ClientEndpoint> endpoint;  // outlives the clients in d
   Driver d;
   d.net = net;
   d.verify = absl::GetFlag(FLAGS_verify);
   d.op_kind = absl::GetFlag(FLAGS_op);
-  const int n = absl::GetFlag(FLAGS_clients);
   if (absl::GetFlag(FLAGS_shared_endpoint) && !cc.mom) {
-    endpoint = std::make_unique<ClientEndpoint>(net, transport::Address::Loopback(0), cc.endpoint);
+    endpoint = std::make_unique<ClientEndpoint>(net, bind, cc.endpoint);
     if (absl::Status s = endpoint->Start(); !s.ok()) {
       std::cerr << s << "\n";
       return 1;
     }
   }
   for (int j = 0; j < n; ++j) {
-    // Unique across processes on one host: pid and index.
-    const uint64_t id = (static_cast<uint64_t>(getpid()) << 20) | static_cast<uint64_t>(j);
-    d.clients.push_back(endpoint ? std::make_unique<Client>(endpoint.get(), cc, id)
-                                 : std::make_unique<Client>(net, cc, id,
-                                                            transport::Address::Loopback(0)));
+    d.clients.push_back(endpoint ? std::make_unique<Client>(endpoint.get(), cc, ids[j])
+                                 : std::make_unique<Client>(net, cc, ids[j], bind));
     if (absl::Status s = d.clients.back()->Start(); !s.ok()) {
       std::cerr << s << "\n";
       return 1;
