@@ -286,6 +286,12 @@ TEST_F(BastionGroupTest, MulticastToNoGroupIsTheWorld) {
   ExpectDropped(From(f), BASTION_DROP_WORLD_DENIED, Ipv4(239, 7, 0, 2));
 }
 
+TEST_F(BastionGroupTest, IgmpMembershipReportsDropAsIgmp) {
+  Frame f = Ipv4Frame({.src_mac = kMacA, .dst_mac = kMulticastMac, .saddr = kIpA,
+                       .daddr = Ipv4(224, 0, 0, 22), .proto = 2, .payload = 16});
+  ExpectDropped(From(f), BASTION_DROP_IGMP, Ipv4(224, 0, 0, 22));
+}
+
 TEST_F(BastionGroupTest, GroupInTheInactiveGenerationIsNotUsed) {
   ASSERT_TRUE(dp_->RemoveGroup(kGroupIp).ok());
   dp_->SetWriteGeneration(1);

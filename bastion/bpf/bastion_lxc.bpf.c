@@ -51,6 +51,8 @@ int bastion_from_container(struct __sk_buff *skb) {
   if (reason) return bastion_drop(&p, reason);
   if (parsed == -2) return bastion_fragment_follow(skb, &p);
   if (bastion_is_multicast(p.daddr)) {
+    /* Joining a group is the container's own business; delivery follows the policy. */
+    if (p.proto == IPPROTO_IGMP) return bastion_drop(&p, BASTION_DROP_IGMP);
     int r = bastion_group_send(skb, &p, b);
     if (r != BASTION_GROUP_NONE) return r;
   }

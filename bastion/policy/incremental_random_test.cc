@@ -1,6 +1,7 @@
 // Randomized equivalence: for thousands of seeded random container sets, policies and
-// changes (rules, selectors, services added/removed/renamed, host groups, audit, whole
-// new policies, with container events in between), the incremental update gives exactly
+// changes (rules, selectors, services added/removed/renamed, host groups, multicast
+// groups and dependencies on them, audit, whole new policies, with container events in
+// between), the incremental update gives exactly
 // what a full CompilePolicy gives, applies to the datapath as a full apply would, and
 // CompileSlice gives exactly the slice of the full compile.
 #include <algorithm>
@@ -78,7 +79,12 @@ class Gen {
 
   Peer RandomPeer(const Policy& p, bool inbound) {
     Peer peer;
-    const int kind = Int(inbound ? 1 : 0, 2);
+    const int kind = Int(inbound ? 1 : 0, inbound ? 2 : 3);
+    if (kind == 3 && !p.groups.empty()) {
+      peer.kind = Peer::Kind::kGroup;
+      peer.name = Pick(p.groups).name;
+      return peer;
+    }
     if (kind == 0 && !p.services.empty()) {
       peer.kind = Peer::Kind::kService;
       peer.name = Pick(p.services).name;
@@ -105,6 +111,22 @@ class Gen {
     return out;
   }
 
+  GroupDef NewGroup() {
+    return {.name = absl::StrCat("g", next_name_++),
+            .address = Ipv4(239, 7, 0, static_cast<uint8_t>(Int(1, 250))),
+            .port = static_cast<uint16_t>(Int(7000, 7003)),
+            .sequenced = Chance(70),
+            .members = Select()};
+  }
+
+  // Distinct addresses (the parser rejects a shared one).
+  static void DedupGroupAddresses(Policy& p) {
+    std::set<uint32_t> seen;
+    for (GroupDef& g : p.groups) {
+      while (!seen.insert(g.address).second) g.address = Ipv4(239, 8, 0, seen.size() & 0xff);
+    }
+  }
+
   Policy NewPolicy() {
     Policy p;
     p.file = "random.yaml";
@@ -112,6 +134,8 @@ class Gen {
     for (int i = Int(0, 3); i > 0; --i) {
       p.hosts.push_back({.name = absl::StrCat("h", next_name_++), .addresses = Addresses()});
     }
+    for (int i = Int(0, 2); i > 0; --i) p.groups.push_back(NewGroup());
+    DedupGroupAddresses(p);
     for (int i = Int(1, 6); i > 0; --i) {
       p.services.push_back({.name = absl::StrCat("s", next_name_++), .select = Select()});
     }
@@ -141,7 +165,7 @@ class Gen {
   Policy Mutate(Policy p) {
     for (int n = Int(1, 3); n > 0; --n) {
       Service* s = p.services.empty() ? nullptr : &p.services[Int(0, p.services.size() - 1)];
-      switch (Int(0, 10)) {
+      switch (Int(0, 11)) {
         case 0:  // one rule's ports
           if (s && !s->depends_on.empty()) {
             s->depends_on[Int(0, s->depends_on.size() - 1)].ports = Ports();
@@ -199,6 +223,26 @@ class Gen {
           if (Chance(30)) return NewPolicy();
           if (s) FillPeers(p, *s);
           break;
+        case 11:  // multicast groups: members, port, order, one added or removed
+          if (!p.groups.empty() && Chance(40)) {
+            GroupDef& g = p.groups[Int(0, p.groups.size() - 1)];
+            if (Chance(70)) {
+              g.members = Select();
+            } else {
+              g.port = static_cast<uint16_t>(Int(7000, 7003));
+              g.sequenced = !g.sequenced;
+            }
+          } else if (p.groups.size() > 1 && Chance(50)) {
+            std::swap(p.groups.front(), p.groups.back());
+          } else if (!p.groups.empty() && Chance(50)) {
+            std::string gone = p.groups.front().name;
+            p.groups.erase(p.groups.begin());
+            FixReferences(p, gone, "<gone>");
+          } else {
+            p.groups.insert(p.groups.begin(), NewGroup());
+            DedupGroupAddresses(p);
+          }
+          break;
       }
     }
     return p;
@@ -233,6 +277,7 @@ class Gen {
 void ExpectSameState(const DatapathState& got, const DatapathState& want, const std::string& where) {
   EXPECT_EQ(got.audit, want.audit) << where;
   EXPECT_EQ(got.hosts, want.hosts) << where;
+  EXPECT_EQ(got.groups, want.groups) << where;
   EXPECT_EQ(got.dependencies, want.dependencies) << where;
   EXPECT_EQ(got.rules, want.rules) << where;
   StateDiff d = DiffStates(got, want);
@@ -245,16 +290,19 @@ struct FakeContent {
   std::set<std::pair<uint32_t, uint32_t>> dependencies;
   std::set<FakeDatapath::RuleKey> rules;
   bool audit;
+  std::map<uint32_t, Group> groups;
   bool operator==(const FakeContent&) const = default;
 };
 
 FakeContent Content(const FakeDatapath& dp) {
   EXPECT_EQ(dp.rules(0), dp.rules(1));  // both generations equal again after an apply
-  return {dp.endpoints(), dp.hosts(), dp.bindings(), dp.dependencies(), dp.rules(), dp.audit()};
+  EXPECT_EQ(dp.groups(0), dp.groups(1));
+  return {dp.endpoints(), dp.hosts(),  dp.bindings(), dp.dependencies(),
+          dp.rules(),     dp.audit(), dp.groups()};
 }
 
 TEST(IncrementalRandomTest, UpdateEqualsFullCompile) {
-  int compared = 0, rejected = 0, incremental = 0;
+  int compared = 0, rejected = 0, incremental = 0, with_groups = 0;
   for (uint32_t seed = 1; seed <= 2500; ++seed) {
     Gen gen(seed);
     std::vector<ContainerInfo> cs = gen.Containers();
@@ -313,16 +361,19 @@ TEST(IncrementalRandomTest, UpdateEqualsFullCompile) {
     ASSERT_TRUE(slice.ok()) << where;
     DatapathState expect = SliceOf(*want, ids);
     expect.hosts = want->hosts;
+    expect.groups = want->groups;
     ExpectSameState(*slice, expect, where + " slice");
     ++compared;
+    with_groups += !want->groups.empty();
     if (HasFailure()) return;
   }
-  std::printf("compared %d, rejected %d, incremental (not all touched) %d\n", compared, rejected,
-              incremental);
+  std::printf("compared %d (%d with groups), rejected %d, incremental (not all touched) %d\n",
+              compared, with_groups, rejected, incremental);
   // The generator must exercise all three outcomes.
   EXPECT_GT(compared, 1500);
   EXPECT_GT(rejected, 20);
   EXPECT_GT(incremental, 500);
+  EXPECT_GT(with_groups, 800);
 }
 
 }  // namespace

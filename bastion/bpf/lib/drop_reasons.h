@@ -59,7 +59,9 @@
   X(BASTION_DROP_FRAGMENT, 28, "fragment",                                            \
     "IPv4 later fragment whose first fragment was not allowed (or not seen)", 0)      \
   X(BASTION_DROP_GROUP_NOT_MOM, 29, "group_not_mom",                                  \
-    "datagram to a sequenced group without a MomPacket group_seq slot", 0)
+    "datagram to a sequenced group without a MomPacket group_seq slot", 0)             \
+  X(BASTION_DROP_IGMP, 30, "igmp",                                                     \
+    "IGMP from a container (group membership is policy, not IGMP)", 0)
 
 #define BASTION_PASS_ENUM_(code, value, name, help) code = value,
 #define BASTION_DROP_ENUM_(code, value, name, help, auditable) code = value,

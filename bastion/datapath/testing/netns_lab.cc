@@ -6,11 +6,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -128,6 +130,36 @@ absl::Status NetnsLab::EnterHost() {
   close(fd);
   if (rc != 0) return absl::ErrnoToStatus(err, "entering netns " + host_netns_);
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> NetnsLab::SocketIn(const std::string& name, int domain, int type) const {
+  const std::string& netns = container(name).netns;
+  int back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (back < 0) return absl::ErrnoToStatus(errno, "opening this thread's netns");
+  int fd = open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    close(back);
+    return absl::ErrnoToStatus(err, "opening netns " + netns);
+  }
+  int rc = setns(fd, CLONE_NEWNET);
+  int err = errno;
+  close(fd);
+  if (rc != 0) {
+    close(back);
+    return absl::ErrnoToStatus(err, "entering netns " + netns);
+  }
+  int sock = socket(domain, type | SOCK_CLOEXEC, 0);
+  err = errno;
+  rc = setns(back, CLONE_NEWNET);
+  close(back);
+  if (rc != 0) {
+    // The thread is stranded in the container's namespace: nothing after this is sound.
+    std::perror("bastion netns lab: returning from a container namespace");
+    std::abort();
+  }
+  if (sock < 0) return absl::ErrnoToStatus(err, "socket in netns " + netns);
+  return sock;
 }
 
 absl::Status NetnsLab::LeaveHost() {

@@ -52,6 +52,10 @@ class NetnsLab {
   absl::Status EnterHost();
   absl::Status LeaveHost();
 
+  // A socket made in container `name`'s namespace (it stays there; the calling thread
+  // returns to its own namespace). The caller closes it.
+  absl::StatusOr<int> SocketIn(const std::string& name, int domain, int type) const;
+
   const Container& container(const std::string& name) const { return containers_.at(name); }
   const std::string& host_netns() const { return host_netns_; }
   uint32_t gateway_ip() const { return gateway_ip_; }
