@@ -144,22 +144,29 @@ void CmService::Monitor() {
   absl::Time next_tick = absl::Now() + tick;
   bool copying = false;
   // Copy chunks back to back while there are any, but Tick every lease/4.
-  while (!stop_.WaitForNotificationWithTimeout(copying ? absl::ZeroDuration()
-                                                       : std::max(absl::ZeroDuration(), next_tick - absl::Now()))) {
-    bool ready;
-    {
-      absl::MutexLock l(&mu_);
-      ready = ready_;
-    }
+  // Until the cluster is ready, look for the last expected join every 10 ms
+  // (a start or restart waits for nothing else).
+  const absl::Duration starting = std::min(tick, absl::Milliseconds(10));
+  absl::Time next_bootstrap = absl::InfinitePast();
+  auto is_ready = [this] {
+    absl::MutexLock l(&mu_);
+    return ready_;
+  };
+  while (!stop_.WaitForNotificationWithTimeout(
+      copying       ? absl::ZeroDuration()
+      : !is_ready() ? starting
+                    : std::max(absl::ZeroDuration(), next_tick - absl::Now()))) {
+    const bool ready = is_ready();
     if (!ready) {
       next_tick = absl::Now() + tick;
       int storage = 0;
       const cm::Configuration now = config();
       for (const cm::Machine& m : now.machines()) storage += !m.client();
-      if (storage < static_cast<int>(o_.expected_machines.size())) continue;
+      if (storage < static_cast<int>(o_.expected_machines.size()) || absl::Now() < next_bootstrap) continue;
       absl::Status s = Bootstrap();
       if (!s.ok()) {
         LOG(ERROR) << "CM: bootstrap: " << s;
+        next_bootstrap = absl::Now() + tick;  // retried every lease/4
         continue;
       }
       absl::MutexLock l(&mu_);

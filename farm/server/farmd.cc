@@ -22,6 +22,7 @@
 //         --txlog_dir=/var/farm [--checkpoint_every_kb=65536]
 //   farmd --config=cluster.conf --role=machine --name=farm0 --cm=10.88.0.2:7101 --fabric=net \
 //         --fabric_port=7100 --control_port=7101
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -69,13 +70,25 @@ namespace {
 using dctk::config::ClusterConfig;
 using namespace dctk::farm;
 
-volatile sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+// SIGTERM / SIGINT are blocked in every thread (BlockStopSignals, before any
+// thread starts) and taken by sigwait here: a handler could run on any thread
+// and leave the main thread in pause() for good.
+void BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 void WaitForSignal() {
-  signal(SIGTERM, OnSignal);
-  signal(SIGINT, OnSignal);
-  while (!g_stop) pause();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
 }
 
 std::string HostOf(const dctk::transport::Address& a) {
@@ -135,6 +148,7 @@ int RunMachine(server::MachineServiceOptions o, typename server::MachineService<
 }  // namespace
 
 int main(int argc, char** argv) {
+  BlockStopSignals();
   absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;  // a daemon: its supervisor keeps stderr
   google::InitGoogleLogging(argv[0]);

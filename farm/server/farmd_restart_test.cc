@@ -14,7 +14,9 @@
 //      recovery decides the transactions in flight, and every transfer
 //      reported committed (or settled through the journal) is in the
 //      balances exactly once; transfers go on.
-// A damaged checkpoint stops its machine with an error naming the file, and
+// Every machine killed while the CM runs: the data stays on file (a machine
+// refuses to start fresh over the only copies) until the CM restarts too. A
+// damaged checkpoint stops its machine with an error naming the file, and
 // the CM does not start the cluster without it.
 #include <signal.h>
 #include <sys/stat.h>
@@ -296,6 +298,62 @@ TEST(FarmdRestartTest, MachinesRejoinFreshAndTheWholeClusterRestoresFromItsFiles
   EXPECT_TRUE(s.ok()) << s;
 }
 
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Every machine killed while the CM runs on: the CM removes them all and
+// marks every region lost. A machine restarted then refuses to start fresh
+// (which would delete the only copies, on its files); restarting the CM and
+// every machine restores the cluster, with every committed transfer.
+TEST(FarmdRestartTest, KillingEveryMachineKeepsTheDataOnFile) {
+  const std::string dir = MakeDir("everymachine");
+  FarmdCluster cluster(WriteFarmConfig(dir), dir, "shm", {"--checkpoint_every_kb=32"});
+  ASSERT_TRUE(cluster.Start(3).ok());
+  absl::StatusOr<std::unique_ptr<ShmClient>> c = Connect(cluster, 100);
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<workload::Bank> bank = workload::Bank::Create((*c)->tx(), 16, 1000);
+  ASSERT_TRUE(bank.ok()) << bank.status();
+  std::mt19937_64 rng(5);
+  workload::Bank::Ledger ledger;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (ledger.committed < 300) {
+    ASSERT_LT(absl::Now(), deadline);
+    absl::Status s = bank->Transfer((*c)->tx(), rng, &ledger);
+    ASSERT_TRUE(s.ok() || absl::IsAborted(s) || absl::IsDeadlineExceeded(s) || absl::IsUnavailable(s)) << s;
+    if (!s.ok() && !absl::IsAborted(s)) (void)(*c)->Refresh();
+  }
+  c->reset();
+  for (int slot : {1, 2, 3}) cluster.machine(slot).Kill(SIGKILL);
+  absl::StatusOr<cm::Configuration> conf = WaitForCm(cluster, [](const cm::Configuration& c) {
+    for (const cm::Region& r : c.regions()) {
+      if (!r.lost()) return false;
+    }
+    return true;
+  });
+  ASSERT_TRUE(conf.ok()) << conf.status();
+  const std::string err = dir + "/m1.err";
+  EXPECT_FALSE(cluster.RestartMachine(1, err).ok()) << "a machine deleted the only copies it had on file";
+  EXPECT_EQ(cluster.machine(1).Wait(), 1);
+  EXPECT_NE(ReadAll(err).find("is lost in the running cluster"), std::string::npos) << ReadAll(err);
+
+  ASSERT_TRUE(cluster.RestartCm().ok());
+  for (int slot : {1, 2, 3}) {
+    absl::StatusOr<uint32_t> id = cluster.RestartMachine(slot);
+    ASSERT_TRUE(id.ok()) << id.status();
+    EXPECT_EQ(*id, static_cast<uint32_t>(slot));
+  }
+  conf = WaitForCm(cluster, [](const cm::Configuration& c) { return FullyReplicated(c, 3); });
+  ASSERT_TRUE(conf.ok()) << conf.status();
+  c = Connect(cluster, 101);
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::Status s = bank->CheckLedger((*c)->tx(), ledger);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
 TEST(FarmdRestartTest, ADamagedCheckpointStopsItsMachineNamingTheFile) {
   const std::string dir = MakeDir("damaged");
   FarmdCluster cluster(WriteFarmConfig(dir), dir, "shm", {"--checkpoint_every_kb=4"});
@@ -336,10 +394,7 @@ TEST(FarmdRestartTest, ADamagedCheckpointStopsItsMachineNamingTheFile) {
   absl::StatusOr<uint32_t> id = cluster.RestartMachine(1, err);
   EXPECT_FALSE(id.ok()) << "a machine with a damaged checkpoint joined";
   EXPECT_EQ(cluster.machine(1).Wait(), 1);
-  std::ifstream in(err);
-  std::stringstream text;
-  text << in.rdbuf();
-  EXPECT_NE(text.str().find("checkpoint " + ckpt + ": checksum mismatch"), std::string::npos) << text.str();
+  EXPECT_NE(ReadAll(err).find("checkpoint " + ckpt + ": checksum mismatch"), std::string::npos) << ReadAll(err);
   for (int slot : {2, 3}) ASSERT_TRUE(cluster.RestartMachine(slot).ok());
   absl::StatusOr<std::pair<bool, cm::Configuration>> state = cluster.CmState();
   ASSERT_TRUE(state.ok()) << state.status();

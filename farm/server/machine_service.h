@@ -137,6 +137,10 @@ class MachineService {
         break;
       }
       if (!IsStorageMember(id_, state->config())) {
+        if (*saved) {
+          absl::Status only_copy = CheckNotOnlyCopy((*saved)->config(), state->config());
+          if (!only_copy.ok()) return only_copy;
+        }
         absl::StatusOr<fabric::MachineId> id = NextIncarnation(o_.id, std::max(o_.slots, o_.id), state->config());
         if (!id.ok()) return id.status();
         LOG_IF(WARNING, *id != id_) << "machine " << id_ << ": the cluster removed it while it was down; joining as "
@@ -162,6 +166,25 @@ class MachineService {
       MachineState fresh;
       fresh.set_id(id_);
       return WriteMachineState(o_.files.state, fresh, o_.fsync == tx::FsyncPolicy::kEveryRecord);
+    }
+    return absl::OkStatus();
+  }
+
+  // Starting fresh deletes this machine's files; refused while they may hold
+  // the only copy of a region the running cluster lost (every copy's machine
+  // failed): a whole-cluster restart (the CM restarted too) restores it.
+  absl::Status CheckNotOnlyCopy(const cm::Configuration& saved, const cm::Configuration& now) const {
+    for (const cm::Region& mine : saved.regions()) {
+      bool held = false;
+      for (const cm::Replica& rep : mine.replicas()) held |= rep.machine() == id_ && !rep.copying();
+      if (!held) continue;
+      for (const cm::Region& r : now.regions()) {
+        if (r.id() != mine.id() || !r.lost()) continue;
+        return absl::FailedPreconditionError(absl::StrCat(
+            "machine ", id_, ": region ", r.id(), " is lost in the running cluster and this machine's files (",
+            o_.files.log, ".*, ", o_.files.checkpoint, ") hold a copy of it; restart the CM and every machine to "
+            "restore the cluster from the files, or delete them to start this machine fresh"));
+      }
     }
     return absl::OkStatus();
   }
