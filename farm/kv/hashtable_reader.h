@@ -11,7 +11,8 @@
 // copy, overflow chain, out-of-line value).
 //
 // A copy found locked (a writer or a transaction's commit holds the object)
-// yields the CPU before the next attempt.
+// yields the CPU before the next attempt; after 64 attempts in a row (a lock
+// held across a failure, until recovery) it sleeps 250 us between attempts.
 //
 // One reader per thread (it owns a registered buffer and uses the caller's queue).
 //
@@ -34,6 +35,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "farm/core/object.h"
 #include "farm/fabric/fabric.h"
@@ -134,6 +137,8 @@ class HashTableReader {
 
  private:
   static constexpr int kMaxAttempts = 100000;
+  static constexpr int kYieldsBeforeSleep = 64;
+  static constexpr absl::Duration kLockedSleep = absl::Microseconds(250);
 
   HashTableReader(typename F::Queue* queue, fabric::RemoteAddress table, const TableConfig& config)
       : queue_(queue),
@@ -192,7 +197,7 @@ class HashTableReader {
       if (!s.ok()) return s;
       s = CheckSnapshot(copy, bytes / kLineSize);
       if (absl::IsUnavailable(s)) {  // locked or torn
-        YieldIfLocked(copy, 1);
+        WaitIfLocked(copy, 1, attempt);
         continue;
       }
       if (!s.ok()) return absl::optional<std::string>();
@@ -211,13 +216,20 @@ class HashTableReader {
 
   // A transaction's commit holds an object locked across messages: let its
   // threads run (on a loaded machine they may share our core) instead of
-  // spinning through the attempts.
-  static void YieldIfLocked(const uint8_t* copy, int count) {
+  // spinning through the attempts. A lock still there after
+  // kYieldsBeforeSleep reads is most likely held across a failure (until
+  // recovery decides its transaction: a lease or more), so from then on wait
+  // kLockedSleep between reads instead of flooding the primary with them.
+  static void WaitIfLocked(const uint8_t* copy, int count, int attempt) {
     for (int i = 0; i < count; ++i) {
       uint64_t header;
       std::memcpy(&header, copy + i * kBucketBytes, 8);
       if (IsLocked(header)) {
-        sched_yield();
+        if (attempt < kYieldsBeforeSleep) {
+          sched_yield();
+        } else {
+          absl::SleepFor(kLockedSleep);
+        }
         return;
       }
     }
@@ -246,7 +258,7 @@ class HashTableReader {
       absl::Status s = fabric::SyncRead(*queue_, at, bytes, static_cast<uint32_t>(count * kBucketBytes));
       if (!s.ok()) return s;
       if (DecodeConsistent(bytes, count, out)) return absl::OkStatus();
-      YieldIfLocked(bytes, count);
+      WaitIfLocked(bytes, count, attempt);
     }
     return absl::AbortedError(absl::StrCat("hashtable: no consistent read at offset ", offset));
   }
