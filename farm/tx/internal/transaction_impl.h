@@ -316,10 +316,7 @@ absl::optional<absl::Status> Transaction<F>::Persist(fabric::MachineId m, Handle
     for (fabric::MachineId q : machines) {
       Reply r = client_->Call(q, kOutcome, TxRequest{client_->config(), id_});
       if (!StatusOf(r).ok()) continue;
-      if (r.value == static_cast<uint64_t>(Outcome::kCommitted)) {
-        ++client_->stats_.committed;
-        return absl::OkStatus();
-      }
+      if (r.value == static_cast<uint64_t>(Outcome::kCommitted)) return absl::OkStatus();
       if (r.value == static_cast<uint64_t>(Outcome::kAborted)) {
         ++client_->stats_.aborted;
         return absl::AbortedError(absl::StrCat("transaction aborted by recovery after: ", why.message()));
@@ -407,7 +404,10 @@ absl::Status Transaction<F>::Commit() {
     }
     s = StatusOf(client_->Call(m, kCommitBackup, req));
     if (!s.ok()) {
-      if (absl::optional<absl::Status> decided = Persist(m, kCommitBackup, req, s, config)) return *decided;
+      if (absl::optional<absl::Status> decided = Persist(m, kCommitBackup, req, s, config)) {
+        if (decided->ok()) ++stats.committed;  // by a recovery, which also truncated it
+        return *decided;
+      }
     }
   }
   times.commit_backup = absl::Now() - t;
@@ -419,7 +419,11 @@ absl::Status Transaction<F>::Commit() {
     const TxRequest commit{config, id_};
     s = StatusOf(client_->Call(m, kCommitPrimary, commit));
     if (!s.ok()) {
-      if (absl::optional<absl::Status> decided = Persist(m, kCommitPrimary, commit, s, config)) return *decided;
+      // Committed elsewhere already: `m` still has the COMMIT-PRIMARY queued
+      // (or a recovery decided), so go on to the other primaries and TRUNCATE
+      // (else the backups would keep the records and never apply them).
+      absl::optional<absl::Status> decided = Persist(m, kCommitPrimary, commit, s, config);
+      if (decided && !decided->ok()) return *decided;
     }
   }
   times.commit_primary = absl::Now() - t;
