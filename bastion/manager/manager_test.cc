@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bastion/datapath/testing/fake_datapath.h"
+#include "bastion/manager/state_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -310,6 +311,61 @@ TEST_F(ManagerTest, JournalledContainerEventsAreAdoptedAfterRestart) {
   EXPECT_EQ(dp_.dependencies(), full->dependencies);
   EXPECT_EQ(dp_.rules().size(), full->rules.size());
   EXPECT_EQ(dp_.endpoints().size(), full->endpoints.size());
+}
+
+// Multicast groups under bastiond: members follow container events (the slice path,
+// journalled), and a restarted manager adopts the groups from the state file.
+TEST_F(ManagerTest, GroupMembersFollowContainerEventsAndSurviveRestart) {
+  const std::string policy = std::string(kPolicy) +
+                             "groups:\n  - {name: cm, address: 239.7.0.1, port: 7000, "
+                             "members: {labels: {role: farm}}}\n";
+  std::string with_sender = policy;
+  with_sender.replace(with_sender.find("depends_on: [{service: farm, ports: [tcp/9000]}]"),
+                      std::string("depends_on: [{service: farm, ports: [tcp/9000]}]").size(),
+                      "depends_on: [{service: farm, ports: [tcp/9000]}, {group: cm}]");
+  auto full = [&](const Manager& m) {
+    absl::StatusOr<DatapathState> f = CompilePolicy(Parse(with_sender), m.Containers());
+    EXPECT_TRUE(f.ok()) << f.status();
+    return f.ok() ? *f : DatapathState{};
+  };
+  std::vector<ContainerInfo> world;
+  {
+    std::unique_ptr<Manager> m = Make(/*detach_on_exit=*/false);
+    for (int i = 0; i < 8; ++i) source_->Add(absl::StrCat("farm-", i), 10 + i, {{"role", "farm"}});
+    source_->Add("client", 2);
+    m->Reconcile();
+    ASSERT_TRUE(m->SetPolicy(Parse(with_sender), with_sender).ok());
+    ASSERT_EQ(dp_.groups().size(), 1u);
+    EXPECT_EQ(dp_.groups().at(Ipv4(239, 7, 0, 1)).members.size(), 8u);
+    EXPECT_TRUE(dp_.dependencies().count({IdOf(*m, "client"), kGroupIdFirst}));
+    source_->Remove("farm-3");
+    source_->Add("farm-9", 40, {{"role", "farm"}});
+    source_->containers[0].labels.clear();  // farm-0 leaves the group
+    m->Reconcile();  // 3 of 9 touched: the slice path, journalled
+    DatapathState want = full(*m);
+    EXPECT_EQ(m->Running().groups, want.groups);
+    EXPECT_EQ(dp_.groups(), want.groups);
+    EXPECT_EQ(dp_.groups(0), dp_.groups(1));
+    EXPECT_EQ(want.groups.at(Ipv4(239, 7, 0, 1)).members.size(), 7u);
+    EXPECT_EQ(dp_.dependencies(), want.dependencies);
+    world = source_->containers;
+  }  // "killed": maps untouched
+  // The state file (snapshot + the journalled slice) holds the groups as they were.
+  absl::StatusOr<SavedState> saved = ReadStateFile(state_file_);
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_EQ(saved->applied.groups, dp_.groups());
+  std::unique_ptr<Manager> m = Make();
+  source_->containers = world;
+  source_->Add("farm-10", 41, {{"role", "farm"}});  // came while it was down
+  absl::StatusOr<std::string> adopted = m->Start();
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  m->Reconcile();
+  DatapathState want = full(*m);
+  EXPECT_EQ(m->Running().groups, want.groups);
+  EXPECT_EQ(dp_.groups(), want.groups);
+  EXPECT_EQ(want.groups.at(Ipv4(239, 7, 0, 1)).members.size(), 8u);
+  EXPECT_EQ(dp_.dependencies(), want.dependencies);
+  EXPECT_EQ(m->Describe(kGroupIdFirst), "group:cm");
 }
 
 // Without a state file, a container change recompiles only the containers it touches;
