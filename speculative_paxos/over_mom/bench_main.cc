@@ -7,7 +7,8 @@
 //       [--designs=unicast,naive,topology-aware,topology-aware-qos,serialized]
 //       [--runs=1] [--clients_per_host=4] [--warmup_ms=500] [--duration_ms=3000]
 //       [--host_port_mbps=100] [--background_mbps=40] [--resend_timeout_ms=10]
-//       [--leader_timeout_ms=200] [--max_datagram=1400] [--transfer_chunk=256]
+//       [--leader_timeout_ms=200] [--pause_leader_ms=0] [--max_datagram=1400]
+//       [--transfer_chunk=256]
 //       [--csv=FILE] [--verbose]
 //
 // Testbed: 2 leaves x 2 spines, 4 hosts per leaf, 4 mom_switch processes.
@@ -48,6 +49,9 @@ ABSL_FLAG(double, host_port_mbps, 100, "line rate of switch ports facing hosts (
 ABSL_FLAG(double, background_mbps, 40, "best-effort UDP per client host to a remote replica");
 ABSL_FLAG(int, resend_timeout_ms, 10, "clients' resend timeout");
 ABSL_FLAG(int, leader_timeout_ms, 200, "replicas' view-change timeout");
+ABSL_FLAG(int, pause_leader_ms, 0,
+          "> 0: stop the first leader (SIGSTOP) for this long a third into each run's "
+          "measured window (a view change with the log it left uncommitted)");
 ABSL_FLAG(int, max_datagram, 1400,
           "replicas' largest datagram (65507: log changes unsplit, the behaviour before "
           "ReplicaConfig.max_datagram)");
@@ -115,6 +119,7 @@ int Main(int argc, char** argv) {
                        .background_mbps = absl::GetFlag(FLAGS_background_mbps),
                        .resend_timeout_ms = absl::GetFlag(FLAGS_resend_timeout_ms),
                        .leader_timeout_ms = absl::GetFlag(FLAGS_leader_timeout_ms),
+                       .pause_leader_ms = absl::GetFlag(FLAGS_pause_leader_ms),
                        .max_datagram = absl::GetFlag(FLAGS_max_datagram),
                        .transfer_chunk = absl::GetFlag(FLAGS_transfer_chunk),
                        .node_binary = node_binary,
@@ -122,10 +127,10 @@ int Main(int argc, char** argv) {
 
   std::printf("# Speculative Paxos over MOM: 3 replicas, 4 client hosts x %d clients, host ports "
               "%.0f Mb/s, background %.0f Mb/s per client host, %d+%d ms per run, resend %d ms, "
-              "leader timeout %d ms, max datagram %d, transfer chunk %d\n",
+              "leader timeout %d ms, leader paused %d ms, max datagram %d, transfer chunk %d\n",
               base.clients_per_host, absl::GetFlag(FLAGS_host_port_mbps), base.background_mbps,
               base.warmup_ms, base.duration_ms, base.resend_timeout_ms, base.leader_timeout_ms,
-              base.max_datagram, base.transfer_chunk);
+              base.pause_leader_ms, base.max_datagram, base.transfer_chunk);
   std::printf("# load average before: %s\n", LoadAverage().c_str());
   const std::string header =
       "design,run,clients,ops_per_s,p50_us,p99_us,fast_pct,slow,resends,reconcile_requests,"

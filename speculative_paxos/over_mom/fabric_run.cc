@@ -323,6 +323,12 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
     if (!p.ok()) return p.status();
     client_procs.push_back(*p);
   }
+  if (c.pause_leader_ms > 0 && c.verify_ops == 0) {
+    absl::SleepFor(absl::Milliseconds(c.warmup_ms + c.duration_ms / 3));
+    children.Signal(replica_procs[0], SIGSTOP);
+    absl::SleepFor(absl::Milliseconds(c.pause_leader_ms));
+    children.Signal(replica_procs[0], SIGCONT);
+  }
 
   FabricRunResult r;
   r.clients = static_cast<int>(c.client_hosts.size()) * c.clients_per_host;

@@ -53,6 +53,10 @@ struct FabricRunConfig {
   double background_mbps = 0;
   int resend_timeout_ms = 10;   // clients' resend timeout
   int leader_timeout_ms = 200;  // replicas' view-change timeout
+  // > 0: a third into the measured window, replica 0 (the first leader) is
+  // stopped (SIGSTOP) for this long, then continued: the others change the
+  // view with the log it left uncommitted, it rejoins by state transfer.
+  int pause_leader_ms = 0;
   // Replicas' ReplicaConfig.max_datagram and transfer_chunk (its defaults).
   int max_datagram = 1400;
   int transfer_chunk = 256;
