@@ -10,8 +10,25 @@ namespace dctk::integration {
 
 namespace cm = farm::cm;
 
+absl::StatusOr<mom::GroupConfig> CmMomGroup(const config::ClusterConfig& cluster,
+                                            const config::ClusterConfig::Group& group,
+                                            absl::string_view path, absl::string_view multicast) {
+  const config::ClusterConfig::Multicast* m = cluster.FindMulticastGroup(multicast);
+  if (m == nullptr) {
+    return absl::NotFoundError(absl::StrCat(path, ": no multicast group named '", multicast, "'"));
+  }
+  return mom::GroupConfig{.group_id = 1,
+                          .group_address = m->address,
+                          .members = group.addresses,
+                          .delivery = mom::Delivery::kIpMulticast,
+                          // The sender leaves the group_seq slot that the
+                          // network (Bastion, the MOM switch) stamps.
+                          .design = mom::Design::kSerialized};
+}
+
 absl::StatusOr<CmClientOptions> CmClientOptionsFromClusterFile(absl::string_view path,
-                                                               absl::string_view group) {
+                                                               absl::string_view group,
+                                                               absl::string_view multicast) {
   absl::StatusOr<config::ClusterConfig> cluster = config::ClusterConfig::Load(path);
   if (!cluster.ok()) return cluster.status();
   const config::ClusterConfig::Group* g = cluster->FindGroup(group);
@@ -25,6 +42,11 @@ absl::StatusOr<CmClientOptions> CmClientOptionsFromClusterFile(absl::string_view
   CmClientOptions o;
   o.replicas = g->addresses;
   o.resend_timeout = cluster->request_timeout();
+  if (!multicast.empty()) {
+    absl::StatusOr<mom::GroupConfig> m = CmMomGroup(*cluster, *g, path, multicast);
+    if (!m.ok()) return m.status();
+    o.mom = *std::move(m);
+  }
   return o;
 }
 
@@ -33,6 +55,7 @@ absl::StatusOr<std::unique_ptr<CmClient>> CmClient::Create(CmClientOptions optio
   spaxos::ThreadedClientOptions t;
   t.client.replicas = options.replicas;
   t.client.resend_timeout = options.resend_timeout;
+  t.client.mom = options.mom;
   t.bind = options.bind;
   t.concurrency = options.concurrency;
   absl::StatusOr<std::unique_ptr<spaxos::ThreadedClient>> client =

@@ -31,8 +31,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "common/config/cluster_config.h"
 #include "common/transport/address.h"
 #include "farm/cm/cm.pb.h"
+#include "mom/group.h"
 #include "speculative_paxos/threaded_client.h"
 
 namespace dctk::integration {
@@ -50,12 +53,25 @@ struct CmClientOptions {
   int concurrency = 1;
   // Milliseconds stamped on Join / Renew / Tick; default: Unix time.
   std::function<int64_t()> now_ms;
+  // Send requests through this MOM group (the replicas join it: cm_replica
+  // --mom_group) instead of one unicast copy per replica.
+  absl::optional<mom::GroupConfig> mom;
 };
 
+// The MOM group named `multicast` in `cluster` for the CM replica group
+// `group`: IP multicast to its address, the replicas as members, serialized
+// (the network stamps a group sequence number). NotFound
+// (naming `path`) if the file has no such multicast group.
+absl::StatusOr<mom::GroupConfig> CmMomGroup(const config::ClusterConfig& cluster,
+                                            const config::ClusterConfig::Group& group,
+                                            absl::string_view path, absl::string_view multicast);
+
 // Replicas of replica group `group` and the resend timeout from a
-// common/config cluster file.
+// common/config cluster file; with `multicast`, requests go through that MOM
+// group (CmMomGroup).
 absl::StatusOr<CmClientOptions> CmClientOptionsFromClusterFile(absl::string_view path,
-                                                               absl::string_view group);
+                                                               absl::string_view group,
+                                                               absl::string_view multicast = "");
 
 class CmClient {
  public:

@@ -45,6 +45,9 @@
 
 ABSL_FLAG(std::string, config, "", "common cluster file (dctk.config.Cluster text proto)");
 ABSL_FLAG(std::string, cm_group, "cm", "the CONSENSUS group of the CM replicas");
+ABSL_FLAG(std::string, mom_group, "",
+          "multicast group of the config file to send CM requests through (MOM; the replicas "
+          "run with the same --mom_group); empty: one unicast copy per replica");
 ABSL_FLAG(std::string, farm_group, "farm", "the PRIMARY_BACKUP group listing the FaRM machines");
 ABSL_FLAG(std::string, listen, "127.0.0.1", "IP the control server listens on (machines' --cm)");
 ABSL_FLAG(int, port, 0, "fixed control port (kept across restarts); 0: any free port, printed");
@@ -129,7 +132,8 @@ int Main() {
             absl::GetFlag(FLAGS_farm_group).c_str());
     return 2;
   }
-  absl::StatusOr<CmClientOptions> co = CmClientOptionsFromClusterFile(path, absl::GetFlag(FLAGS_cm_group));
+  absl::StatusOr<CmClientOptions> co = CmClientOptionsFromClusterFile(
+      path, absl::GetFlag(FLAGS_cm_group), absl::GetFlag(FLAGS_mom_group));
   if (!co.ok()) {
     fprintf(stderr, "cm_driver: %s\n", co.status().ToString().c_str());
     return 2;

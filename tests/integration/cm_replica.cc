@@ -32,10 +32,14 @@
 #include "google/protobuf/text_format.h"
 #include "speculative_paxos/replica.h"
 #include "tests/integration/cm_app.h"
+#include "tests/integration/cm_client.h"
 
 ABSL_FLAG(std::string, config, "", "cluster config file (common/config text proto)");
 ABSL_FLAG(std::string, group, "cm", "the CM replica group in the config");
 ABSL_FLAG(int, index, 0, "this replica's index in the group");
+ABSL_FLAG(std::string, mom_group, "",
+          "multicast group of the config file that clients send requests through (MOM; cm_driver "
+          "--mom_group); empty: requests come as one unicast copy per replica");
 ABSL_FLAG(bool, recover, false, "restarted without state; run recovery");
 ABSL_FLAG(std::string, state_out, "", "file the final configuration is written to (optional)");
 ABSL_FLAG(uint64_t, checkpoint_interval, dctk::spaxos::ReplicaConfig().checkpoint_interval,
@@ -107,6 +111,14 @@ int Main() {
   rc.sync_interval = cluster->heartbeat_interval();
   rc.leader_timeout = cluster->view_change_timeout();
   rc.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  if (const std::string multicast = absl::GetFlag(FLAGS_mom_group); !multicast.empty()) {
+    absl::StatusOr<mom::GroupConfig> g = CmMomGroup(*cluster, *group, path, multicast);
+    if (!g.ok()) {
+      std::cerr << g.status() << "\n";
+      return 2;
+    }
+    rc.mom = *std::move(g);
+  }
   if (absl::Status s = rc.Validate(); !s.ok()) {
     std::cerr << path << ": group " << group->name << ": " << s << "\n";
     return 2;

@@ -105,6 +105,12 @@ sed -i 's/^timeouts .*/timeouts { request_ms: 50 heartbeat_ms: 20 view_change_ms
 grep -q 'name: "farm"' "$DCTK_RT_WORK/cluster.conf" ||
   echo 'groups { name: "farm" replication: PRIMARY_BACKUP f: 2 members: ["farm0", "farm1", "farm2"] }' \
     >> "$DCTK_RT_WORK/cluster.conf"
+# The CM's clients (cm_driver in cm0) send requests to the replicas through a
+# MOM group: Bastion stamps each datagram's group sequence number and copies it
+# to the members' veths (policy.yaml `groups:`), never onto the bridge.
+grep -q 'multicast_groups' "$DCTK_RT_WORK/cluster.conf" ||
+  echo 'multicast_groups { name: "cm" address: "239.7.0.1:7000" members: ["cm0", "cm1", "cm2"] senders: ["cm0"] }' \
+    >> "$DCTK_RT_WORK/cluster.conf"
 TAG=$DCTK_RT_TAG
 # in_net NAME CMD... (net_prefix NAME: the command prefix that does it): a host
 # program inside a container's network namespace
@@ -202,7 +208,7 @@ say "subscribed to bastiond's event stream (bastionctl monitor --json)"
 step "4. FaRM's configuration manager: 3 Speculative Paxos replicas, and the CM service on them"
 for i in 0 1 2; do
   dctk_rt_spawn cm$i replica "$RT_BIN/tests/integration/cm_replica" --config="$RT_WORK/cluster.conf" \
-    --index=$i --state_out="$RT_WORK/cm$i.state"
+    --index=$i --mom_group=cm --state_out="$RT_WORK/cm$i.state"
 done
 state() { sed -n "s/^# $2: //p" "$DCTK_RT_WORK/$1.state" 2>/dev/null; }
 leader_of() {  # the replica that says it leads in status normal
@@ -214,7 +220,7 @@ for _ in $(seq 100); do [[ -n $(leader_of 0 1 2) ]] && break; sleep 0.05; done
 say "replicas cm0-2 up (UDP 7000); leader $(leader_of 0 1 2), view $(state "$(leader_of 0 1 2)" view)"
 CM_ADDR=$(dctk_rt_ip cm0):7101
 dctk_rt_spawn cm0 driver "$RT_BIN/tests/integration/cm_driver" --config="$RT_WORK/cluster.conf" \
-  --listen="$(dctk_rt_ip cm0)" --port=7101 --replicas=2 --regions=6 --region_mb=16
+  --listen="$(dctk_rt_ip cm0)" --port=7101 --replicas=2 --regions=6 --region_mb=16 --mom_group=cm
 for _ in $(seq 200); do grep -q "^cm " "$DCTK_RT_WORK/cm0.driver.log" && break; sleep 0.05; done
 grep -q "^cm " "$DCTK_RT_WORK/cm0.driver.log" || fail "cm_driver did not start: $(tail -5 "$DCTK_RT_WORK/cm0.driver.log")"
 say "CM service (cm_driver) in cm0 at $CM_ADDR: every membership, lease and placement command runs on the replicas"

@@ -182,6 +182,14 @@ def cmd_report(a):
     counters = dict(l.split()[:2] for l in read(os.path.join(w, "counters.txt")) if re.match(r"^[a-z_0-9]+ +\d+$", l))
     lost = int(counters.get("events_lost", "0"))
     check("Bastion lost no verdict event", lost == 0, f"events_lost {lost}")
+    # CM requests go through the MOM group: Bastion stamps and copies each one
+    # to the replicas' veths (group_forwarded); none may be refused as not MOM
+    # or fail to copy.
+    group_copies = int(counters.get("group_forwarded", "0"))
+    group_bad = int(counters.get("group_not_mom", "0")) + int(counters.get("group_copy_failed", "0"))
+    check("CM requests crossed Bastion as MOM group datagrams (stamped, copied to the replicas)",
+          group_copies > 0 and group_bad == 0,
+          f"group_forwarded {group_copies}, group_not_mom + group_copy_failed {group_bad}")
 
     # The table.
     fmt = lambda v, unit="", nd=0: "-" if v is None else f"{v:,.{nd}f}{unit}"
@@ -195,6 +203,7 @@ def cmd_report(a):
         ("hashtable lookups (one-sided reads; misses, wrong values)",
          f"{int(total.get('lookups', 0)):,} ({total.get('lookup_misses', '?')}, {total.get('lookup_mismatches', '?')})" if total else "-"),
         ("bank invariant (total, ledger, journals)", "holds" if inv_ok else invariant),
+        ("CM requests through the MOM group (stamped by Bastion)", f"{group_copies:,}"),
         ("CM commands on the replicas (cm_driver)",
          f"{cm_cmds.group(1)} ({cm_cmds.group(2)} without reply)" if cm_cmds else "-"),
         ("speculative success (CM commands on the fast path)",

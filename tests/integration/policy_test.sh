@@ -1,9 +1,9 @@
 #!/bin/bash
 # policy_test.sh: tests/integration/policy.yaml under the real bastiond, on the nine
 # role containers (namespace runtime). bastiond must discover the containers,
-# accept and compile the policy (39 container dependencies: client->farm 3,
-# client->cm 3, farm->farm 6, farm->cm 9, farm->client 3, cm->cm 6, cm->farm 9), and enforce
-# it: the CM replicas reach each other and the FaRM machines register through
+# accept and compile the policy (42 container dependencies: client->farm 3,
+# client->cm 3, farm->farm 6, farm->cm 9, farm->client 3, cm->cm 6, cm->farm 9,
+# cm->group cm 3), and enforce it: the CM replicas reach each other and the FaRM machines register through
 # Paxos, also after the CM leader is killed (view change), while the client,
 # the attacker and the host-network monitor (a process in its cgroup) cannot
 # reach the replicas' UDP port (bastionctl counters names the drops: the
@@ -50,7 +50,7 @@ done
 ctl policy validate "$POLICY" || dctk_rt_die "policy does not validate"
 ctl policy show > "$DCTK_RT_WORK/policy.txt" || dctk_rt_die "bastionctl policy show failed"
 head -1 "$DCTK_RT_WORK/policy.txt"
-grep -q ': 39 dependencies' "$DCTK_RT_WORK/policy.txt" || dctk_rt_die "expected 39 dependencies"
+grep -q ': 42 dependencies' "$DCTK_RT_WORK/policy.txt" || dctk_rt_die "expected 42 dependencies"
 
 for i in 0 1 2; do
   dctk_rt_spawn cm$i replica "$RT_BIN/tests/integration/cm_replica" --config="$RT_WORK/cluster.conf" \
