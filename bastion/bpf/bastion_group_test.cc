@@ -166,22 +166,15 @@ class BastionGroupTest : public ::testing::Test {
   }
 
   std::vector<std::pair<std::string, uint64_t>> Counters() {
-    std::vector<std::pair<std::string, uint64_t>> out;
-    auto c = dp_->ReadCounters();
+    auto c = testing::NonZeroCounters(*dp_);
     EXPECT_TRUE(c.ok()) << c.status();
-    if (!c.ok()) return out;
-    for (uint32_t i = 0; i < c->size(); ++i) {
-      if ((*c)[i]) out.emplace_back(std::string(VerdictName(i)), (*c)[i]);
-    }
-    return out;
+    return c.ok() ? *std::move(c) : std::vector<std::pair<std::string, uint64_t>>();
   }
 
   std::vector<VerdictEvent> Events() {
-    std::vector<VerdictEvent> events;
-    auto n = dp_->PollEvents(absl::ZeroDuration(),
-                             [&](const VerdictEvent& e) { events.push_back(e); });
-    EXPECT_TRUE(n.ok()) << n.status();
-    return events;
+    auto e = testing::PendingEvents(*dp_);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? *std::move(e) : std::vector<VerdictEvent>();
   }
 
   void ExpectDropped(const TestRun& r, uint32_t reason, uint32_t daddr = kGroupIp) {

@@ -102,22 +102,15 @@ class BastionHostNetworkTest : public ::testing::Test {
   }
 
   std::vector<Pair> Counters() {
-    std::vector<Pair> out;
-    auto c = dp_->ReadCounters();
+    auto c = testing::NonZeroCounters(*dp_);
     EXPECT_TRUE(c.ok()) << c.status();
-    if (!c.ok()) return out;
-    for (uint32_t i = 0; i < c->size(); ++i) {
-      if ((*c)[i]) out.emplace_back(std::string(VerdictName(i)), (*c)[i]);
-    }
-    return out;
+    return c.ok() ? *std::move(c) : std::vector<Pair>();
   }
 
   std::vector<VerdictEvent> Events() {
-    std::vector<VerdictEvent> events;
-    auto n = dp_->PollEvents(absl::ZeroDuration(),
-                             [&](const VerdictEvent& e) { events.push_back(e); });
-    EXPECT_TRUE(n.ok()) << n.status();
-    return events;
+    auto e = testing::PendingEvents(*dp_);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? *std::move(e) : std::vector<VerdictEvent>();
   }
 
   // Exactly one drop, for `reason`, by a host-network program on behalf of P.

@@ -137,4 +137,22 @@ absl::StatusOr<TestRun> RunProgram(int prog_fd, const Frame& frame, int repeat) 
   return run;
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> NonZeroCounters(Datapath& dp) {
+  absl::StatusOr<VerdictCounters> c = dp.ReadCounters();
+  if (!c.ok()) return c.status();
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (uint32_t i = 0; i < c->size(); ++i) {
+    if ((*c)[i]) out.emplace_back(std::string(VerdictName(i)), (*c)[i]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<VerdictEvent>> PendingEvents(Datapath& dp) {
+  std::vector<VerdictEvent> events;
+  absl::StatusOr<int> n =
+      dp.PollEvents(absl::ZeroDuration(), [&](const VerdictEvent& e) { events.push_back(e); });
+  if (!n.ok()) return n.status();
+  return events;
+}
+
 }  // namespace dctk::bastion::testing

@@ -10,6 +10,8 @@
 #define DCTK_BASTION_BPF_TESTING_PACKETS_H_
 
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -59,7 +61,7 @@ struct TestRun {
 // the kernel needs a real device, and the tests bind their container to it).
 absl::StatusOr<TestRun> RunProgram(int prog_fd, const Frame& frame, int repeat = 1);
 
-MacAddress Mac(uint8_t last);
+MacAddress Mac(uint8_t last);  // 02:00:00:00:00:<last>, a locally administered MAC
 
 // A UDP datagram's payload in `frame` (Ethernet + 20-byte IPv4 header + UDP).
 constexpr size_t kUdpPayloadOffset = 14 + 20 + 8;
@@ -67,7 +69,12 @@ constexpr size_t kUdpPayloadOffset = 14 + 20 + 8;
 // the checksum field taken as 0). Set it with SetUdpChecksum.
 uint16_t UdpChecksum(const Frame& frame);
 void SetUdpChecksum(Frame& frame, uint16_t checksum);
-uint16_t GetUdpChecksum(const Frame& frame);  // 02:00:00:00:00:<last>, a locally administered MAC
+uint16_t GetUdpChecksum(const Frame& frame);
+
+// The datapath's non-zero verdict counters, by name, in code order.
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> NonZeroCounters(Datapath& dp);
+// The verdict events waiting in the datapath's ring buffer (does not wait).
+absl::StatusOr<std::vector<VerdictEvent>> PendingEvents(Datapath& dp);
 
 }  // namespace dctk::bastion::testing
 
