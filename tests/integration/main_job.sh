@@ -108,8 +108,9 @@ grep -q 'name: "farm"' "$DCTK_RT_WORK/cluster.conf" ||
 # The CM's clients (cm_driver in cm0) send requests to the replicas through a
 # MOM group: Bastion stamps each datagram's group sequence number and copies it
 # to the members' veths (policy.yaml `groups:`), never onto the bridge.
+CM_GROUP_IP=239.7.0.1  # also in policy.yaml's groups:
 grep -q 'multicast_groups' "$DCTK_RT_WORK/cluster.conf" ||
-  echo 'multicast_groups { name: "cm" address: "239.7.0.1:7000" members: ["cm0", "cm1", "cm2"] senders: ["cm0"] }' \
+  echo "multicast_groups { name: \"cm\" address: \"$CM_GROUP_IP:7000\" members: [\"cm0\", \"cm1\", \"cm2\"] senders: [\"cm0\"] }" \
     >> "$DCTK_RT_WORK/cluster.conf"
 TAG=$DCTK_RT_TAG
 # in_net NAME CMD... (net_prefix NAME: the command prefix that does it): a host

@@ -112,6 +112,13 @@ run_attacks() {
   record connect_static_arp "attacker connects to farm0 tcp/7100 and cm0 udp/7000 with their MACs set by hand" \
     no_dependency "$got of 2 reached" "$(( got == 0 ))" "$from"
 
+  # 3b. Multicasting to the CM's MOM group: only the cm service depends on it,
+  # so Bastion drops the attacker's datagram before it is stamped or copied.
+  from=$(events_now)
+  got=$(in_net attacker "${ATTACKER_TOOL[@]}" connect --to="$CM_GROUP_IP:7000/udp" 2>&1 | grep -c 'connected=1')
+  record group_send "attacker multicasts to the CM's MOM group $CM_GROUP_IP udp/7000" \
+    no_dependency "$got of 1 answered" "$(( got == 0 ))" "$from"
+
   # 4. The network-privileged monitor reaches for the same ports from the
   # host's network: a process of the monitor (in its cgroup) connects. Its
   # cgroup's egress program drops the first packet (no_dependency), so the
@@ -162,7 +169,9 @@ run_attacks() {
   fwd1=$(forwarded_now)
   local who
   for who in attacker monitor; do
-    got=$("$PY" "$HERE/attack_tool.py" sniff-count --pcap="$DCTK_RT_WORK/sniff_$who.pcap" --hosts="$SERVICE_IPS" \
+    # (the group address too: a copy of a CM request on the bridge would count)
+    got=$("$PY" "$HERE/attack_tool.py" sniff-count --pcap="$DCTK_RT_WORK/sniff_$who.pcap" \
+            --hosts="$SERVICE_IPS$CM_GROUP_IP" \
             --exclude-mac="$attacker_mac" |
           sed -n 's/^result //p')
     n=$(field service_packets "$got")
