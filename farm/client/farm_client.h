@@ -11,7 +11,8 @@
 //
 // When a transaction fails with Unavailable (a machine failed, or the
 // configuration changed), call Refresh() to learn the new configuration from
-// the CM, then retry; Aborted means a conflict (retry at once).
+// the CM (and wire rings to machines that joined since), then retry; Aborted
+// means a conflict (retry at once).
 //
 // Example:
 //   auto client = FarmClient<ShmFabric>::Connect({.machine = 200, .cm_address = cm},
@@ -21,7 +22,8 @@
 //   t.Write(*a, "12345678");
 //   absl::Status s = t.Commit();
 //   auto table = kv::TxHashTable::Create((*client)->tx(),
-//                                        kv::TxHashTable::SpreadShards((*client)->regions(), 3), {.buckets = 64});
+//                                        kv::TxHashTable::SpreadShards((*client)->regions(), 3),
+//                                        {.buckets = 64});
 #ifndef DCTK_FARM_CLIENT_FARM_CLIENT_H_
 #define DCTK_FARM_CLIENT_FARM_CLIENT_H_
 
@@ -31,6 +33,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -80,12 +83,15 @@ class FarmClient {
   // RegionTable::Cache).
   const RegionTable& regions() const { return table_; }
 
-  // Reads the configuration from the CM and starts following it.
+  // Reads the configuration from the CM, starts following it, and wires rings
+  // to its machines that joined after this client did (a machine that could
+  // not be wired is tried again at the next Refresh; the first error is
+  // returned).
   absl::Status Refresh() {
     absl::StatusOr<cm::Configuration> c = FetchConfig();
     if (!c.ok()) return c.status();
     Install(*c);
-    return absl::OkStatus();
+    return WireNewMachines(*c);
   }
 
  private:
@@ -175,6 +181,15 @@ class FarmClient {
     return absl::OkStatus();
   }
 
+  absl::Status WireNewMachines(const cm::Configuration& c) {
+    absl::Status first;
+    for (const cm::Machine& m : c.machines()) {
+      if (m.client() || wired_.contains(m.id())) continue;
+      if (absl::Status s = WireTo(m); !s.ok() && first.ok()) first = s;
+    }
+    return first;
+  }
+
   // Rings each way with machine m's participant.
   absl::Status WireTo(const cm::Machine& m) {
     absl::Status s = fabric_->Connect(m.id(), m.endpoint());
@@ -196,9 +211,11 @@ class FarmClient {
     if (!reply.ok()) return reply.status();
     server::WireRingReply r;
     if (!r.ParseFromString(*reply)) return absl::DataLossError("WIRE_RING: malformed reply");
-    return tx_->endpoint().AddPeer(m.id(), static_cast<uint8_t*>(inbox->base), o_.ring_size,
-                                   {m.id(), r.head_key(), 0}, {m.id(), r.inbox_key(), 0}, o_.ring_size,
-                                   static_cast<const uint64_t*>(heads->base));
+    s = tx_->endpoint().AddPeer(m.id(), static_cast<uint8_t*>(inbox->base), o_.ring_size,
+                                {m.id(), r.head_key(), 0}, {m.id(), r.inbox_key(), 0}, o_.ring_size,
+                                static_cast<const uint64_t*>(heads->base));
+    if (s.ok()) wired_.insert(m.id());
+    return s;
   }
 
   const FarmClientOptions o_;
@@ -208,6 +225,7 @@ class FarmClient {
   cm::Configuration current_;
   std::unique_ptr<server::ControlChannel> cm_;
   std::unique_ptr<tx::TxClient<F>> tx_;
+  absl::flat_hash_set<fabric::MachineId> wired_;      // machines with rings each way
   std::unique_ptr<server::ControlChannel> lease_cm_;  // lease thread only
   absl::Notification stop_;
   std::thread lease_thread_;
