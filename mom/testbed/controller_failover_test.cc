@@ -122,20 +122,10 @@ class ControllerFailoverTest : public ::testing::Test {
   }
 
   int Receiver(int host) {
-    absl::StatusOr<int> fd = bed_->UdpSocket(host);
+    absl::StatusOr<int> fd = bed_->GroupReceiver(host, &port_, {ChannelGroupIp(kGroup, 0)});
     EXPECT_TRUE(fd.ok()) << fd.status();
+    if (!fd.ok()) return -1;
     fds_.push_back(*fd);
-    sockaddr_in sa = Sockaddr(INADDR_ANY, port_);
-    EXPECT_EQ(bind(*fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-    socklen_t len = sizeof(sa);
-    getsockname(*fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    port_ = ntohs(sa.sin_port);
-    ip_mreq mreq{};
-    mreq.imr_multiaddr.s_addr = htonl(ChannelGroupIp(kGroup, 0));
-    mreq.imr_interface.s_addr = htonl(bed_->ip(host));
-    EXPECT_EQ(setsockopt(*fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)), 0);
-    timeval guard{5, 0};  // only against hanging if frames are lost
-    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
     return *fd;
   }
 

@@ -113,24 +113,10 @@ class LargeDatagramTest : public ::testing::Test {
 
   // A socket on `host`, bound to port_ (0: pick one and remember it), in `groups`.
   int Receiver(int host, const std::vector<uint32_t>& groups) {
-    absl::StatusOr<int> fd = bed_->UdpSocket(host);
+    absl::StatusOr<int> fd = bed_->GroupReceiver(host, &port_, groups);
     EXPECT_TRUE(fd.ok()) << fd.status();
+    if (!fd.ok()) return -1;
     fds_.push_back(*fd);
-    const int size = 4 << 20;
-    setsockopt(*fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-    sockaddr_in sa = Sockaddr(INADDR_ANY, port_);
-    EXPECT_EQ(bind(*fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-    socklen_t len = sizeof(sa);
-    getsockname(*fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    port_ = ntohs(sa.sin_port);
-    for (uint32_t g : groups) {
-      ip_mreq mreq{};
-      mreq.imr_multiaddr.s_addr = htonl(g);
-      mreq.imr_interface.s_addr = htonl(bed_->ip(host));
-      EXPECT_EQ(setsockopt(*fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)), 0);
-    }
-    timeval guard{5, 0};  // only against hanging if a datagram is lost
-    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
     return *fd;
   }
 

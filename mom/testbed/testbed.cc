@@ -1,8 +1,11 @@
 #include "mom/testbed/testbed.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +93,38 @@ std::string Testbed::LinkEnd(int link, int node) const {
 }
 
 absl::StatusOr<int> Testbed::UdpSocket(int host) const { return UdpSocketInNetns(netns(host)); }
+
+absl::StatusOr<int> Testbed::GroupReceiver(int host, uint16_t* port,
+                                           const std::vector<uint32_t>& groups) const {
+  absl::StatusOr<int> fd = UdpSocket(host);
+  if (!fd.ok()) return fd.status();
+  auto fail = [&](absl::string_view what) {
+    const absl::Status s = absl::InternalError(
+        absl::StrCat("receiver on host ", host, ": ", what, ": ", strerror(errno)));
+    close(*fd);
+    return s;
+  };
+  const int size = 4 << 20;
+  setsockopt(*fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(*port);
+  if (bind(*fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+    return fail(absl::StrCat("bind to port ", *port));
+  socklen_t len = sizeof(sa);
+  if (getsockname(*fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return fail("getsockname");
+  *port = ntohs(sa.sin_port);
+  for (uint32_t g : groups) {
+    ip_mreq mreq{};
+    mreq.imr_multiaddr.s_addr = htonl(g);
+    mreq.imr_interface.s_addr = htonl(ip(host));
+    if (setsockopt(*fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) != 0)
+      return fail("IP_ADD_MEMBERSHIP");
+  }
+  timeval guard{5, 0};
+  setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+  return *fd;
+}
 
 absl::Status Testbed::RunIn(int host, const std::string& command) const {
   return RunCommand(absl::StrCat("ip netns exec ", netns(host), " ", command));

@@ -72,6 +72,12 @@ class Testbed {
 
   // A UDP socket in `host`'s namespace.
   absl::StatusOr<int> UdpSocket(int host) const;
+  // A receiving UDP socket in `host`'s namespace: bound to `*port` (0: the
+  // kernel picks one, written back), a 4 MiB receive buffer, a 5 s receive
+  // timeout (only a guard against hanging on a lost datagram), and joined to
+  // each of `groups` (host byte order) on the host's interface.
+  absl::StatusOr<int> GroupReceiver(int host, uint16_t* port,
+                                    const std::vector<uint32_t>& groups) const;
   // Runs `command` inside `host`'s namespace (ip netns exec).
   absl::Status RunIn(int host, const std::string& command) const;
 
