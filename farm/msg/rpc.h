@@ -95,6 +95,12 @@ class RpcEndpoint {
 
   void Register(uint16_t handler, RpcHandler fn) { handlers_[handler] = std::move(fn); }
 
+  // Fault injection, called from inside a handler: the response to the
+  // request being handled is not sent, as if the network lost it (the caller
+  // times out). Counted in dropped_responses().
+  void DropResponse() { drop_response_ = true; }
+  uint64_t dropped_responses() const { return dropped_responses_; }
+
   // Call() gives up the CPU between polls that found nothing (off by default).
   // Where there are fewer cores than polling threads, the callee's thread
   // then runs sooner; with a core each, spinning is faster.
@@ -203,7 +209,13 @@ class RpcEndpoint {
       inbound_.pop_front();
       auto h = handlers_.find(r.handler);
       const uint8_t kind = h == handlers_.end() ? kNoHandler : kResponse;
+      drop_response_ = false;
       const std::string reply = h == handlers_.end() ? std::string() : h->second(r.from, AsBytes(r.body));
+      if (drop_response_) {
+        drop_response_ = false;
+        ++dropped_responses_;
+        continue;
+      }
       absl::Status s = SendFramed(peers_.at(r.from), kind, r.handler, r.call, AsBytes(reply),
                                   absl::Now() + absl::Seconds(5));
       if (!s.ok()) return s;
@@ -281,6 +293,8 @@ class RpcEndpoint {
   absl::flat_hash_map<uint64_t, absl::StatusOr<std::string>> responses_;
   std::deque<Request> inbound_;
   uint64_t bad_frames_ = 0;  // malformed messages dropped (counted, not fatal)
+  bool drop_response_ = false;     // set by DropResponse() inside a handler
+  uint64_t dropped_responses_ = 0;
   bool yield_while_waiting_ = false;
   fabric::Doorbell* bell_ = nullptr;  // owned by the fabric
   bool bell_checked_ = false;

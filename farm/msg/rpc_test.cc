@@ -96,6 +96,23 @@ TYPED_TEST(RpcTest, NoServerMeansDeadlineExceededNotAHang) {
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded) << reply.status();
 }
 
+TYPED_TEST(RpcTest, ADroppedResponseTimesOutAndTheNextCallIsAnswered) {
+  int calls = 0;
+  this->b_->Register(kEcho, [&](fabric::MachineId, absl::Span<const uint8_t> req) {
+    if (++calls == 1) this->b_->DropResponse();  // fault injection: the first answer is lost
+    return std::string(req.begin(), req.end());
+  });
+  this->StartServer();
+  auto reply = this->a_->Call(2, kEcho, Bytes("lost"), absl::Milliseconds(200));
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded) << reply.status();
+  reply = this->a_->Call(2, kEcho, Bytes("kept"), absl::Seconds(10));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "kept");
+  this->StopServer();
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(this->b_->dropped_responses(), 1u);
+}
+
 TYPED_TEST(RpcTest, FunctionShippingRunsAtTheObjectsPrimary) {
   // Region 7 lives on machine 2; an object there holds a counter.
   auto region = this->fb_->Register(1 << 16);

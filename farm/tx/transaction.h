@@ -161,6 +161,10 @@ class TxClient {
                                                           Participant* local, TxClientOptions options = {});
 
   Transaction<F> Begin() { return Transaction<F>(this, MakeTxId(fabric_.machine_id(), slot_, ++seq_)); }
+  // A transaction under an id chosen elsewhere, unique cluster-wide: a
+  // shipped transaction runs under its request's id (farm/client/ship.h), so
+  // the client that shipped it can ask the participants for its outcome.
+  Transaction<F> Begin(TxId id) { return Transaction<F>(this, id); }
 
   msg::RpcEndpoint<F>& endpoint() { return *endpoint_; }
   fabric::MachineId machine() const { return fabric_.machine_id(); }

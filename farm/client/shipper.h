@@ -1,0 +1,216 @@
+// Shipper: the client side of transaction shipping (ship.h). Ship(where,
+// procedure, args) sends the request to a ship worker of the primary of
+// `where`'s region (the locality hint) over the client coordinator's
+// endpoint, and returns the procedure's result once the transaction
+// committed there.
+//
+// Outcomes, as for a transaction the client coordinates itself:
+//   OK                  committed exactly once; the procedure's result
+//   Aborted             a conflict (retry: Ship again, a new request)
+//   Unavailable /       not committed: the configuration changed or a machine
+//   DeadlineExceeded    was unreachable (Refresh and retry)
+//   Unknown             the outcome could not be learned in outcome_timeout,
+//                       or the transaction committed (recovery decided it
+//                       after the executing machine failed) but its result
+//                       was lost with that machine
+//   other codes         the procedure's own error (nothing committed)
+// When the reply does not come, the same request (same id) is sent again
+// while the executing machine is in the configuration: the machine answers
+// a request it ran from its remembered replies, so a retry never commits
+// twice. Once the configuration no longer lists that machine (it failed and
+// the CM removed it), every storage machine is asked for the outcome of the
+// request's TxId: committed (some participant knows), aborted, or "not
+// committed" when every one has recovered into a newer configuration than
+// the one the request named and knows nothing of it (a shipped transaction
+// runs only in the configuration it names, so no record of it can appear
+// after that recovery).
+//
+// Example:
+//   Shipper<ShmFabric> ship(client->tx(), &table, &config, hooks);
+//   absl::StatusOr<std::string> r = ship.Ship(account, kTransfer, args);
+#ifndef DCTK_FARM_CLIENT_SHIPPER_H_
+#define DCTK_FARM_CLIENT_SHIPPER_H_
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "farm/client/ship.h"
+#include "farm/core/region_table.h"
+#include "farm/fabric/fabric.h"
+#include "farm/tx/transaction.h"
+#include "farm/tx/participant.h"
+#include "farm/tx/wire.h"
+
+namespace dctk::farm::client {
+
+struct ShipperOptions {
+  absl::Duration timeout = absl::Seconds(2);          // one shipped call
+  absl::Duration outcome_timeout = absl::Seconds(10);  // learning the outcome after a lost reply
+};
+
+// What the Shipper needs from its environment (FarmClient, or a test cluster).
+struct ShipperHooks {
+  // Learns the current configuration (the table and config the Shipper reads).
+  std::function<absl::Status()> refresh;
+  // The storage machines of the current configuration.
+  std::function<std::vector<fabric::MachineId>()> machines;
+  // How many ship workers `machine` runs (0: it runs no shipped transactions).
+  std::function<int(fabric::MachineId)> workers;
+};
+
+struct ShipperStats {
+  uint64_t shipped = 0, committed = 0, aborted = 0, failed = 0;
+  uint64_t resent = 0;         // requests sent again after a lost reply
+  uint64_t remembered = 0;     // answered from the machine's remembered replies
+  uint64_t outcome_asked = 0;  // outcome learned from the participants
+  uint64_t unknown = 0;
+};
+
+// Request ids of a new Shipper start at its creation time in microseconds
+// (40 bits), so a client restarted under the same machine id does not reuse
+// the ids the machines remember (it issues fewer than one per microsecond).
+inline uint64_t FirstShipSequence() {
+  return static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())) & ((uint64_t{1} << 40) - 1);
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+class Shipper {
+ public:
+  Shipper(tx::TxClient<F>& coordinator, const RegionTable* table, const std::atomic<uint64_t>* config,
+          ShipperHooks hooks, ShipperOptions o = {})
+      : coordinator_(coordinator), cache_(table), config_(config), hooks_(std::move(hooks)), o_(o),
+        seq_(FirstShipSequence()) {}
+
+  absl::StatusOr<std::string> Ship(GlobalAddress where, ProcedureId procedure, absl::string_view args) {
+    ++stats_.shipped;
+    absl::StatusOr<const RegionInfo*> info = cache_.Lookup(where.region());
+    if (!info.ok()) return info.status();
+    const fabric::MachineId target = (*info)->primary().machine;
+    const int workers = hooks_.workers(target);
+    if (workers <= 0) {
+      ++stats_.failed;
+      return absl::FailedPreconditionError(
+          absl::StrCat("Ship to ", where.ToString(), ": machine ", target, " runs no shipped transactions"));
+    }
+    const ShipRequest req{config_->load(std::memory_order_acquire),
+                          tx::MakeTxId(coordinator_.machine(), kShippedTxSlot, ++seq_), procedure,
+                          std::string(args)};
+    const std::string bytes = Encode(req);
+    const uint32_t worker = ShipEndpointId(target, static_cast<uint32_t>(req.id % workers));
+    absl::StatusOr<std::string> r = Send(worker, bytes);
+    if (r.ok()) return Finish(*r);
+    if (absl::IsNotFound(r.status())) {
+      // No ring to that worker: never sent.
+      ++stats_.failed;
+      return absl::UnavailableError(absl::StrCat("Ship to machine ", target, ": ", r.status().message()));
+    }
+    return Settle(req, bytes, target, worker, r.status());
+  }
+
+  const ShipperStats& stats() const { return stats_; }
+
+ private:
+  absl::StatusOr<std::string> Send(uint32_t endpoint, const std::string& bytes) {
+    return coordinator_.endpoint().Call(
+        endpoint, kShipHandler,
+        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), o_.timeout);
+  }
+
+  absl::StatusOr<std::string> Finish(const std::string& bytes) {
+    absl::StatusOr<ShipReply> reply = DecodeShipReply(bytes);
+    if (!reply.ok()) {
+      ++stats_.failed;
+      return reply.status();
+    }
+    if (reply->remembered) ++stats_.remembered;
+    const absl::Status s(static_cast<absl::StatusCode>(reply->code), reply->message);
+    if (s.ok()) {
+      ++stats_.committed;
+      return std::move(reply->result);
+    }
+    ++(absl::IsAborted(s) ? stats_.aborted : absl::IsUnknown(s) ? stats_.unknown : stats_.failed);
+    return s;
+  }
+
+  // The reply to `req` did not come: learn what happened to it.
+  absl::StatusOr<std::string> Settle(const ShipRequest& req, const std::string& bytes, fabric::MachineId target,
+                                     uint32_t worker, absl::Status why) {
+    const absl::Time deadline = absl::Now() + o_.outcome_timeout;
+    while (absl::Now() < deadline) {
+      if (hooks_.refresh) hooks_.refresh().IgnoreError();  // a CM unreachable now: try again below
+      const std::vector<fabric::MachineId> machines = hooks_.machines();
+      if (std::find(machines.begin(), machines.end(), target) != machines.end()) {
+        // Still a member: the same request again. It queues behind the first
+        // copy on the same ring, so the machine has run (and remembered) or
+        // refused that one by the time it reads this one.
+        ++stats_.resent;
+        absl::StatusOr<std::string> r = Send(worker, bytes);
+        if (r.ok()) return Finish(*r);
+        why = r.status();
+        continue;
+      }
+      absl::optional<absl::Status> decided = AskOutcome(req, machines);
+      if (decided) {
+        ++stats_.outcome_asked;
+        if (decided->ok()) {
+          ++stats_.unknown;
+          return absl::UnknownError(absl::StrCat("shipped transaction ", req.id, " committed (decided by recovery "
+                                                 "after machine ", target, " failed) but its result was lost"));
+        }
+        ++(absl::IsAborted(*decided) ? stats_.aborted : stats_.failed);
+        return *decided;
+      }
+      absl::SleepFor(absl::Milliseconds(1));  // recovery runs elsewhere: ask again
+    }
+    ++stats_.unknown;
+    return absl::UnknownError(absl::StrCat("shipped transaction ", req.id, " to machine ", target,
+                                           ": outcome unknown (no decision within ",
+                                           absl::FormatDuration(o_.outcome_timeout), ") after: ", why.message()));
+  }
+
+  // OK: committed; Aborted: aborted by recovery; Unavailable: never
+  // committed and never will; nullopt: not decided yet.
+  absl::optional<absl::Status> AskOutcome(const ShipRequest& req, const std::vector<fabric::MachineId>& machines) {
+    if (machines.empty()) return absl::nullopt;
+    const std::string ask = tx::Encode(tx::TxRequest{req.config, req.id});
+    bool all_past = true;
+    for (fabric::MachineId m : machines) {
+      absl::StatusOr<std::string> r = coordinator_.endpoint().Call(
+          m, tx::kOutcome, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(ask.data()), ask.size()),
+          o_.timeout);
+      absl::StatusOr<tx::Reply> reply = r.ok() ? tx::DecodeReply(*r) : absl::StatusOr<tx::Reply>(r.status());
+      if (!reply.ok() || !tx::StatusOf(*reply).ok()) {
+        all_past = false;
+        continue;
+      }
+      if (reply->value == static_cast<uint64_t>(tx::Outcome::kCommitted)) return absl::OkStatus();
+      if (reply->value == static_cast<uint64_t>(tx::Outcome::kAborted)) {
+        return absl::AbortedError(absl::StrCat("shipped transaction ", req.id, " aborted by recovery"));
+      }
+      if (reply->aux <= req.config) all_past = false;  // still in (or recovering from) the request's configuration
+    }
+    if (!all_past) return absl::nullopt;
+    return absl::UnavailableError(absl::StrCat("shipped transaction ", req.id, " did not commit: its machine failed "
+                                               "and no participant holds a record of it"));
+  }
+
+  tx::TxClient<F>& coordinator_;
+  RegionTable::Cache cache_;
+  const std::atomic<uint64_t>* config_;
+  const ShipperHooks hooks_;
+  const ShipperOptions o_;
+  uint64_t seq_;
+  ShipperStats stats_;
+};
+
+}  // namespace dctk::farm::client
+
+#endif  // DCTK_FARM_CLIENT_SHIPPER_H_
