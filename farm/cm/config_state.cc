@@ -48,6 +48,8 @@ Result ConfigState::Execute(const Command& c) {
     case Command::kGet: return Ok();
     case Command::kAddBackups: return AddBackups();
     case Command::kCaughtUp: return CaughtUp(c.caught_up());
+    case Command::kBeginRestart: return BeginRestart();
+    case Command::kInstallRestartPlan: return InstallRestartPlan(c.install_restart_plan().plan());
     case Command::OP_NOT_SET: break;
   }
   return Error(absl::StatusCode::kInvalidArgument, "CM: command without an operation");
@@ -84,9 +86,15 @@ Result ConfigState::Init(const Command::Init& c) {
 
 Result ConfigState::Join(const Command::Join& c) {
   if (c.machine() == 0) return Error(absl::StatusCode::kInvalidArgument, "CM Join: machine id 0 is reserved");
-  if (std::find(config_.failed().begin(), config_.failed().end(), c.machine()) != config_.failed().end()) {
-    return Error(absl::StatusCode::kFailedPrecondition,
-                 absl::StrCat("CM Join: machine ", c.machine(), " was removed; rejoin under a new id"));
+  auto* failed = config_.mutable_failed();
+  if (auto it = std::find(failed->begin(), failed->end(), c.machine()); it != failed->end()) {
+    if (!config_.restarting()) {
+      return Error(absl::StatusCode::kFailedPrecondition,
+                   absl::StrCat("CM Join: machine ", c.machine(), " was removed; rejoin under a new id"));
+    }
+    // A whole-cluster restart: it comes back with its files, and the
+    // restart plan decides what it holds.
+    failed->erase(it);
   }
   if (Machine* m = FindMachine(c.machine())) {
     if (m->endpoint() != c.endpoint()) {
@@ -228,6 +236,54 @@ Result ConfigState::CaughtUp(const Command::CaughtUp& c) {
   return Error(absl::StatusCode::kNotFound, absl::StrCat("CM CaughtUp: no region ", c.region()));
 }
 
+Result ConfigState::BeginRestart() {
+  if (config_.restarting()) return Ok();
+  if (!StorageMachines().empty()) {
+    return Error(absl::StatusCode::kFailedPrecondition,
+                 absl::StrCat("CM BeginRestart: ", StorageMachines().size(), " storage machines are still members"));
+  }
+  const bool lost = std::any_of(config_.regions().begin(), config_.regions().end(),
+                                [](const Region& r) { return r.lost(); });
+  if (!lost) return Error(absl::StatusCode::kFailedPrecondition, "CM BeginRestart: no region is lost");
+  config_.set_restarting(true);
+  config_.set_id(config_.id() + 1);
+  return Ok();
+}
+
+Result ConfigState::InstallRestartPlan(const Configuration& plan) {
+  if (!config_.restarting() && config_.regions_size() > 0) {
+    return Error(absl::StatusCode::kFailedPrecondition,
+                 "CM InstallRestartPlan: the cluster is running (not restarting, regions placed)");
+  }
+  if (plan.replicas() != config_.replicas() || plan.region_size() != config_.region_size() ||
+      plan.lease_ms() != config_.lease_ms()) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("CM InstallRestartPlan: the plan has replicas=", plan.replicas(), " region_size=",
+                              plan.region_size(), " lease_ms=", plan.lease_ms(), ", the CM replicas=",
+                              config_.replicas(), " region_size=", config_.region_size(),
+                              " lease_ms=", config_.lease_ms()));
+  }
+  for (const Region& region : plan.regions()) {
+    if (region.lost()) continue;
+    for (const Replica& rep : region.replicas()) {
+      const Machine* m = FindMachine(rep.machine());
+      if (m == nullptr || m->client()) {
+        return Error(absl::StatusCode::kFailedPrecondition,
+                     absl::StrCat("CM InstallRestartPlan: region ", region.id(), "'s replica on machine ",
+                                  rep.machine(), " is not a storage member"));
+      }
+    }
+  }
+  *config_.mutable_regions() = plan.regions();
+  config_.clear_failed();
+  for (uint32_t id : plan.failed()) {
+    if (FindMachine(id) == nullptr) config_.add_failed(id);
+  }
+  config_.set_restarting(false);
+  config_.set_id(std::max(plan.id(), config_.id() + 1));
+  return Ok();
+}
+
 Result ConfigState::CreateRegion() {
   const std::vector<uint32_t> live = StorageMachines();
   if (live.empty()) return Error(absl::StatusCode::kFailedPrecondition, "CM CreateRegion: no machines");
@@ -347,6 +403,16 @@ Command GetCommand() {
 Command AddBackupsCommand() {
   Command c;
   c.mutable_add_backups();
+  return c;
+}
+Command BeginRestartCommand() {
+  Command c;
+  c.mutable_begin_restart();
+  return c;
+}
+Command InstallRestartPlanCommand(const Configuration& plan) {
+  Command c;
+  *c.mutable_install_restart_plan()->mutable_plan() = plan;
   return c;
 }
 Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in) {

@@ -15,6 +15,12 @@
 // the region from the primary, then CaughtUp marks each complete. A copying
 // backup is never promoted (copying ones stay after every complete one).
 //
+// Whole-cluster restart: once every storage machine failed and regions were
+// lost, BeginRestart lets the removed machines join again under their ids
+// (with their files); InstallRestartPlan then places the regions where the
+// files hold them (the plan: farm/server/restart_plan.h) and ends it. Both
+// are commands, so a replicated CM restores like a local one.
+//
 // Snapshot()/Restore() copy the whole state, so a speculative executor can
 // undo (ReplicatedConfigState below keeps one snapshot per executed slot,
 // with the Execute/Rollback/Commit shape of speculative_paxos/app.h).
@@ -59,6 +65,8 @@ class ConfigState {
   Result Remove(uint32_t machine);
   Result AddBackups();
   Result CaughtUp(const Command::CaughtUp& c);
+  Result BeginRestart();
+  Result InstallRestartPlan(const Configuration& plan);
   std::vector<uint32_t> StorageMachines() const;  // live, not clients
   Machine* FindMachine(uint32_t id);
   void RemoveFromRegions(uint32_t machine);
@@ -97,6 +105,8 @@ Command RemoveMachineCommand(uint32_t machine);
 Command GetCommand();
 Command AddBackupsCommand();
 Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in);
+Command BeginRestartCommand();
+Command InstallRestartPlanCommand(const Configuration& plan);
 
 }  // namespace dctk::farm::cm
 

@@ -250,5 +250,82 @@ TEST(ReplicatedConfigStateTest, SnapshotIsTheStateAfterItsSlotAndRestoreReplaces
   EXPECT_EQ(other.state().Snapshot(), after2);  // kept
 }
 
+// A whole-cluster restart over a surviving (replicated) state: once every
+// storage machine is gone and regions are lost, BeginRestart lets the
+// removed machines join again under their ids, and InstallRestartPlan
+// places the regions where their files hold them.
+TEST(ConfigStateTest, BeginRestartThenInstallRestartPlan) {
+  ConfigState cm = ThreeMachines(3);
+  const Configuration before = cm.config();
+  EXPECT_EQ(cm.Execute(BeginRestartCommand()).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition))
+      << "storage machines are members";
+  EXPECT_EQ(cm.Execute(JoinCommand(100, "client", "", 0, /*client=*/true)).code(), 0);
+  EXPECT_EQ(cm.Execute(RenewCommand(100, 1000)).code(), 0);
+  Result down = cm.Execute(TickCommand(500));
+  ASSERT_EQ(down.removed_size(), 3) << down.ShortDebugString();
+  for (const Region& r : cm.config().regions()) EXPECT_TRUE(r.lost());
+  EXPECT_EQ(cm.Execute(JoinCommand(1, "ep1b", "", 600)).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition))
+      << "not restarting yet: a removed id stays out";
+
+  Result begin = cm.Execute(BeginRestartCommand());
+  ASSERT_EQ(begin.code(), 0) << begin.message();
+  EXPECT_TRUE(begin.config().restarting());
+  EXPECT_GT(begin.config().id(), down.config().id());
+  EXPECT_EQ(cm.Execute(BeginRestartCommand()).config().id(), begin.config().id()) << "idempotent";
+  for (uint32_t m : {1, 2}) ASSERT_EQ(cm.Execute(JoinCommand(m, "again" + std::to_string(m), "", 600)).code(), 0);
+
+  // Machine 3 did not come back: the plan keeps what 1 and 2 hold.
+  Configuration plan = before;
+  plan.clear_machines();
+  plan.set_id(before.id() + 50);
+  plan.add_failed(3);
+  for (Region& r : *plan.mutable_regions()) {
+    Region kept = r;
+    kept.clear_replicas();
+    for (const Replica& rep : r.replicas()) {
+      if (rep.machine() != 3) *kept.add_replicas() = rep;
+    }
+    r = kept;
+  }
+  Configuration wrong = plan;
+  wrong.mutable_regions(0)->add_replicas()->set_machine(3);
+  EXPECT_EQ(cm.Execute(InstallRestartPlanCommand(wrong)).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition))
+      << "machine 3 is not a member";
+  wrong = plan;
+  wrong.set_lease_ms(7);
+  EXPECT_EQ(cm.Execute(InstallRestartPlanCommand(wrong)).code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+
+  Result done = cm.Execute(InstallRestartPlanCommand(plan));
+  ASSERT_EQ(done.code(), 0) << done.message();
+  const Configuration& c = done.config();
+  EXPECT_FALSE(c.restarting());
+  EXPECT_GE(c.id(), plan.id());
+  EXPECT_GT(c.id(), begin.config().id());
+  ASSERT_EQ(c.machines_size(), 3);  // 1, 2 and the client, with their leases
+  EXPECT_EQ(c.machines(0).endpoint(), "again1");
+  ASSERT_EQ(c.regions_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(c.regions(i).lost());
+    EXPECT_EQ(c.regions(i).replicas_size(), plan.regions(i).replicas_size());
+  }
+  EXPECT_EQ(std::set<uint32_t>(c.failed().begin(), c.failed().end()), std::set<uint32_t>{3});
+  EXPECT_EQ(cm.Execute(JoinCommand(3, "ep3b", "", 700)).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition))
+      << "the restart is over";
+  EXPECT_EQ(cm.Execute(InstallRestartPlanCommand(plan)).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition))
+      << "the cluster runs";
+}
+
+// A fresh state (a local CM restarted with the machines) takes a plan too.
+TEST(ConfigStateTest, FreshStateInstallsARestartPlan) {
+  ConfigState old = ThreeMachines(2);
+  ConfigState cm;
+  ASSERT_EQ(cm.Execute(InitCommand(2, 8 << 20, 100)).code(), 0);
+  for (uint32_t m = 1; m <= 3; ++m) ASSERT_EQ(cm.Execute(JoinCommand(m, "new", "", 0)).code(), 0);
+  Result r = cm.Execute(InstallRestartPlanCommand(old.config()));
+  ASSERT_EQ(r.code(), 0) << r.message();
+  EXPECT_EQ(r.config().regions_size(), 2);
+  EXPECT_EQ(r.config().machines(0).endpoint(), "new");
+}
+
 }  // namespace
 }  // namespace dctk::farm::cm

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "farm/server/control.pb.h"
 #include "farm/server/restart_plan.h"
@@ -54,7 +55,7 @@ absl::Status CmService::Start(const std::string& host) {
     }
     // A service restarted over a replicated state finds its regions placed.
     absl::MutexLock l(&mu_);
-    ready_ = c.regions_size() >= o_.regions;
+    ready_ = c.regions_size() >= o_.regions && !c.restarting();
     installed_.store(c.id());
   }
   server_ = std::make_unique<ControlServer>([this](uint16_t m, absl::string_view req) { return Handle(m, req); });
@@ -148,6 +149,7 @@ void CmService::Monitor() {
   // (a start or restart waits for nothing else).
   const absl::Duration starting = std::min(tick, absl::Milliseconds(10));
   absl::Time next_bootstrap = absl::InfinitePast();
+  absl::Time first_join = absl::InfiniteFuture();  // while not ready
   auto is_ready = [this] {
     absl::MutexLock l(&mu_);
     return ready_;
@@ -162,13 +164,17 @@ void CmService::Monitor() {
       int storage = 0;
       const cm::Configuration now = config();
       for (const cm::Machine& m : now.machines()) storage += !m.client();
-      if (storage < static_cast<int>(o_.expected_machines.size()) || absl::Now() < next_bootstrap) continue;
-      absl::Status s = Bootstrap();
+      if (storage > 0) first_join = std::min(first_join, absl::Now());
+      const bool all_joined = storage >= static_cast<int>(o_.expected_machines.size());
+      if (!all_joined && (storage == 0 || absl::Now() - first_join < o_.restart_wait)) continue;
+      if (absl::Now() < next_bootstrap) continue;
+      absl::Status s = Bootstrap(all_joined);
       if (!s.ok()) {
         LOG(ERROR) << "CM: bootstrap: " << s;
         next_bootstrap = absl::Now() + tick;  // retried every lease/4
         continue;
       }
+      first_join = absl::InfiniteFuture();
       absl::MutexLock l(&mu_);
       ready_ = true;
       LOG(INFO) << "CM: cluster ready, configuration " << config_.id();
@@ -185,6 +191,12 @@ void CmService::Monitor() {
         }
         absl::Status s = Recover(removed);
         LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
+        if (o_.restore_when_down && ClusterDown(config())) BeginRestart();
+        continue;
+      }
+      // Also for a state that went down before this service started.
+      if (o_.restore_when_down && ClusterDown(config())) {
+        BeginRestart();
         continue;
       }
       if (o_.rereplicate && ShortOfCopies(config())) {
@@ -212,6 +224,32 @@ void CmService::Monitor() {
     LOG_IF(WARNING, !more.ok()) << "CM: re-replication: " << more.status();
     copying = more.ok() && *more;  // on an error, retry at the next Tick
   }
+}
+
+bool CmService::ClusterDown(const cm::Configuration& c) {
+  for (const cm::Machine& m : c.machines()) {
+    if (!m.client()) return false;
+  }
+  return std::any_of(c.regions().begin(), c.regions().end(), [](const cm::Region& r) { return r.lost(); });
+}
+
+void CmService::BeginRestart() {
+  cm::Result r = Execute(cm::BeginRestartCommand());
+  if (r.code() != 0) {
+    LOG(ERROR) << "CM: BeginRestart: " << StatusOfResult(r);
+    return;
+  }
+  std::vector<uint32_t> lost;
+  for (const cm::Region& region : r.config().regions()) {
+    if (region.lost()) lost.push_back(region.id());
+  }
+  channels_.clear();
+  copies_.clear();
+  absl::MutexLock l(&mu_);
+  ready_ = false;
+  LOG(WARNING) << "CM: every storage machine is gone and regions [" << absl::StrJoin(lost, ", ")
+               << "] are lost: restarting from the machines' files (configuration " << r.config().id()
+               << "); restart the machines with their files";
 }
 
 bool CmService::ShortOfCopies(const cm::Configuration& c) const {
@@ -334,10 +372,16 @@ absl::StatusOr<CmService::SavedFiles> CmService::SavedConfigurations() {
   return out;
 }
 
-absl::Status CmService::BootstrapFromFiles(const SavedFiles& saved) {
+absl::Status CmService::BootstrapFromFiles(const SavedFiles& saved, bool all_joined) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<cm::Configuration> plan = PlanRestart(*saved.newest, config(), saved.machines);
+  std::vector<LostRegion> lost;
+  absl::StatusOr<cm::Configuration> plan =
+      PlanRestart(*saved.newest, config(), saved.machines, all_joined ? nullptr : &lost);
   if (!plan.ok()) return plan.status();
+  for (const LostRegion& l : lost) {
+    LOG(ERROR) << "CM restart: gave up waiting for the missing machines after " << o_.restart_wait
+               << ": region " << l.region << " stays lost (" << l.why << ")";
+  }
   for (const cm::Machine& m : plan->machines()) {
     if (m.client()) continue;
     absl::StatusOr<std::string> r = CallMachine(m.id(), RESTORE, plan->SerializeAsString());
@@ -357,14 +401,10 @@ absl::Status CmService::BootstrapFromFiles(const SavedFiles& saved) {
               << reply.pending() << " transactions in flight (read " << reply.read_ms() << " ms, restore "
               << reply.restore_ms() << " ms)";
   }
-  {
-    absl::MutexLock l(&mu_);
-    // Leases renewed (and clients joined) while the machines restored.
-    *plan->mutable_machines() = state_.config().machines();
-    absl::Status s = state_.Restore(plan->SerializeAsString());
-    if (!s.ok()) return s;
-    config_ = state_.config();
-  }
+  // A command, so a replicated state restores like a local one; the
+  // members (and the leases renewed while the machines restored) stay.
+  cm::Result installed = Execute(cm::InstallRestartPlanCommand(*plan));
+  if (installed.code() != 0) return StatusOfResult(installed);
   // Transactions in flight at the crash are decided exactly as after a
   // failure: block, collect, decide, install, resolve, resume.
   absl::Status s = Recover({});
@@ -374,12 +414,19 @@ absl::Status CmService::BootstrapFromFiles(const SavedFiles& saved) {
   return absl::OkStatus();
 }
 
-absl::Status CmService::Bootstrap() {
-  if (!o_.execute) {
+absl::Status CmService::Bootstrap(bool all_joined) {
+  const bool restarting = config().restarting();
+  if (!o_.execute || restarting) {
     absl::StatusOr<SavedFiles> saved = SavedConfigurations();
     if (!saved.ok()) return saved.status();
-    if (saved->newest) return BootstrapFromFiles(*saved);
+    if (saved->newest) return BootstrapFromFiles(*saved, all_joined);
+    if (restarting) {
+      return absl::FailedPreconditionError(
+          "CM restart: no machine that joined kept a configuration on file (the lost regions' data is in the "
+          "files of the machines that held them: restart those with their files)");
+    }
   }
+  if (!all_joined) return absl::UnavailableError("CM: waiting for every expected machine to join");
   for (int i = 0; i < o_.regions; ++i) {
     cm::Result r = Execute(cm::CreateRegionCommand());
     if (r.code() != 0) return StatusOfResult(r);

@@ -12,6 +12,12 @@
 //     (restart_plan.h), each machine loads its regions from its checkpoint
 //     and log suffix (RESTORE), and recovery decides the transactions that
 //     were in flight at the crash;
+//   - with `restore_when_down`, the same restore when every machine died
+//     while the service ran on (the replicated CM of the integration): the
+//     state enters restarting (BeginRestart), the machines rejoin with their
+//     files, and the plan is installed by a command (InstallRestartPlan), so
+//     it replicates like any other; after `restart_wait` without every
+//     machine, what came back is restored and the rest stays lost;
 //   - every lease/4 it Ticks; a machine whose lease expired is removed (its
 //     backups promoted) and the service runs recovery over the control plane:
 //     block every live machine and collect its in-flight records, decide
@@ -78,6 +84,19 @@ struct CmServiceOptions {
   // per control-plane message.
   bool rereplicate = true;
   uint64_t copy_chunk_bytes = 1 << 20;
+  // When every storage machine is gone and regions are lost (all farmds
+  // died while this service ran on, e.g. over a replicated state that
+  // outlives it), go back to bootstrapping (BeginRestart): the machines
+  // restarted with their files rejoin under their ids and the cluster is
+  // restored from the files, as after a restart of the CM too. Off: those
+  // machines refuse to start (their files hold the only copies) until the
+  // CM is restarted.
+  bool restore_when_down = false;
+  // A restart from the machines' files waits this long for every expected
+  // machine (from the first join); then it restores what the machines back
+  // hold, and regions none of whose complete copies came back stay lost (an
+  // error names each). Infinite: wait for all of them.
+  absl::Duration restart_wait = absl::InfiniteDuration();
 };
 
 struct CmRecoveryStats {
@@ -103,7 +122,12 @@ class CmService {
   absl::StatusOr<std::string> Handle(uint16_t method, absl::string_view req);
   cm::Result Execute(const cm::Command& c);
   void Monitor();
-  absl::Status Bootstrap();
+  // `all_joined`: every expected machine joined (else a restart from files
+  // restores what the machines back hold, and a first start waits).
+  absl::Status Bootstrap(bool all_joined);
+  // Every storage machine is gone and some region is lost.
+  static bool ClusterDown(const cm::Configuration& c);
+  void BeginRestart();
   // Whole-cluster restart: the newest configuration any joined machine kept
   // on file (none: a first start), and the bootstrap that restores it.
   struct SavedFiles {
@@ -111,7 +135,7 @@ class CmService {
     absl::flat_hash_set<uint32_t> machines;  // those that kept a configuration
   };
   absl::StatusOr<SavedFiles> SavedConfigurations();
-  absl::Status BootstrapFromFiles(const SavedFiles& saved);
+  absl::Status BootstrapFromFiles(const SavedFiles& saved, bool all_joined);
   // Recovery's steps for the current configuration: after a removal, or
   // (empty `removed`) to install new backups.
   absl::Status Recover(const std::vector<uint32_t>& removed);

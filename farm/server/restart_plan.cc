@@ -9,7 +9,8 @@
 namespace dctk::farm::server {
 
 absl::StatusOr<cm::Configuration> PlanRestart(const cm::Configuration& saved, const cm::Configuration& joined,
-                                              const absl::flat_hash_set<uint32_t>& with_files) {
+                                              const absl::flat_hash_set<uint32_t>& with_files,
+                                              std::vector<LostRegion>* lost) {
   if (saved.replicas() != joined.replicas() || saved.region_size() != joined.region_size() ||
       saved.lease_ms() != joined.lease_ms()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -44,9 +45,13 @@ absl::StatusOr<cm::Configuration> PlanRestart(const cm::Configuration& saved, co
       complete |= !rep.copying();
     }
     if (!complete) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("CM restart: region ", region.id(), " was held by machines [", absl::StrJoin(held, ", "),
-                       "] and none of its complete copies is back"));
+      std::string why = absl::StrCat("region ", region.id(), " was held by machines [", absl::StrJoin(held, ", "),
+                                     "] and none of its complete copies is back");
+      if (lost == nullptr) return absl::FailedPreconditionError(absl::StrCat("CM restart: ", why));
+      lost->push_back({region.id(), std::move(why)});
+      region.clear_replicas();
+      region.set_lost(true);
+      continue;
     }
     // Complete copies first (the first one is the primary), as the CM keeps them.
     std::stable_partition(kept.mutable_replicas()->begin(), kept.mutable_replicas()->end(),

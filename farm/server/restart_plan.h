@@ -9,7 +9,9 @@
 //     again (same id) with its files, keys cleared (each machine registers new memory);
 //     copying backups stay copying (the copy starts over). A region none of
 //     whose complete copies came back cannot be restored:
-//     FailedPrecondition naming it and the machines that held it;
+//     FailedPrecondition naming it and the machines that held it; or, with
+//     `lost` set (the CM gave up waiting for the missing machines), the
+//     region stays lost in the plan and is listed in `*lost` with that reason;
 //   - failed: the saved list plus the saved members that did not come back,
 //     minus machines that joined (a new incarnation of the whole cluster; one
 //     that joined without its files holds nothing, like a new machine);
@@ -18,10 +20,14 @@
 //
 // Example:
 //   absl::StatusOr<cm::Configuration> r = PlanRestart(newest_saved, cm_state.config(), {1, 2, 3});
+//   std::vector<LostRegion> lost;   // restore what came back, the rest stays lost
+//   r = PlanRestart(newest_saved, cm_state.config(), {1, 2}, &lost);
 #ifndef DCTK_FARM_SERVER_RESTART_PLAN_H_
 #define DCTK_FARM_SERVER_RESTART_PLAN_H_
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
@@ -29,8 +35,14 @@
 
 namespace dctk::farm::server {
 
+struct LostRegion {
+  uint32_t region = 0;
+  std::string why;  // "region 4 was held by machines [2, 3] and none of its complete copies is back"
+};
+
 absl::StatusOr<cm::Configuration> PlanRestart(const cm::Configuration& saved, const cm::Configuration& joined,
-                                              const absl::flat_hash_set<uint32_t>& with_files);
+                                              const absl::flat_hash_set<uint32_t>& with_files,
+                                              std::vector<LostRegion>* lost = nullptr);
 
 }  // namespace dctk::farm::server
 

@@ -94,6 +94,23 @@ TEST(RestartPlanTest, ARegionWithoutACompleteCopyIsRefusedByName) {
   EXPECT_NE(plan.status().message().find("1001 (copying)"), std::string::npos) << plan.status();
 }
 
+TEST(RestartPlanTest, GivingUpOnMissingMachinesKeepsTheirRegionsLostByName) {
+  cm::Configuration joined = Base(4);
+  for (uint32_t id : {2u, 1001u}) AddMachine(&joined, id);
+  std::vector<LostRegion> lost;
+  absl::StatusOr<cm::Configuration> plan = PlanRestart(Saved(), joined, {2, 1001}, &lost);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0].region, 2u);
+  EXPECT_NE(lost[0].why.find("machines [3, 1001 (copying)]"), std::string::npos) << lost[0].why;
+  ASSERT_EQ(plan->regions_size(), 2);
+  EXPECT_FALSE(plan->regions(0).lost());
+  ASSERT_EQ(plan->regions(0).replicas_size(), 1);
+  EXPECT_EQ(plan->regions(0).replicas(0).machine(), 2u);
+  EXPECT_TRUE(plan->regions(1).lost());
+  EXPECT_EQ(plan->regions(1).replicas_size(), 0);
+}
+
 TEST(RestartPlanTest, AMachineRemovedBeforeTheCrashComesBackAsNew) {
   cm::Configuration joined = Base(4);
   for (uint32_t id : {1u, 2u, 3u, 1001u}) AddMachine(&joined, id);

@@ -17,7 +17,7 @@
 // --stats_ms:
 //   cm_driver t=3.0 commands=42 errors=0 renew_p50_us=700 renew_p99_us=1500
 //     tick_p50_us=650 fast_path=40 slow_path=2 resends=1 spec_success=0.9524
-//     config=9 machines=3 clients=1 regions=6 recoveries=0 last_recovery_ms=0
+//     config=9 machines=3 clients=1 regions=6 lost=0 restarting=0 recoveries=0 last_recovery_ms=0
 // (one line; `commands`, `errors` and the Speculative Paxos completions are
 // cumulative, percentiles over the interval; `errors`: commands with no reply
 // from the replicas; `spec_success`: fast_path / completed).
@@ -58,6 +58,12 @@ ABSL_FLAG(int, region_mb, 16, "region size in MiB");
 ABSL_FLAG(int, concurrency, 4, "CM commands in flight to the replicas at once");
 ABSL_FLAG(int, start_timeout_s, 30, "how long to wait for the replicas to answer Init");
 ABSL_FLAG(int, stats_ms, 1000, "interval of the stats line (0: none)");
+ABSL_FLAG(bool, restore_when_down, true,
+          "when every FaRM machine died (all regions' copies gone), wait for them to come back with their files and "
+          "restore the cluster from them (farm/server CmServiceOptions::restore_when_down)");
+ABSL_FLAG(int, restart_wait_s, 0,
+          "a restore from the machines' files waits this long for every machine, then restores what came back "
+          "(regions with no copy back stay lost, named in the log); 0: wait for all");
 
 namespace dctk::integration {
 namespace {
@@ -114,8 +120,11 @@ std::string ConfigLine(const farm::server::CmService& svc) {
   int machines = 0, clients = 0;
   for (const cm::Machine& m : c.machines()) (m.client() ? clients : machines) += 1;
   const farm::server::CmRecoveryStats r = svc.recovery_stats();
+  int lost = 0;
+  for (const cm::Region& region : c.regions()) lost += region.lost();
   return absl::StrCat("config=", c.id(), " machines=", machines, " clients=", clients,
-                      " regions=", c.regions_size(), " recoveries=", r.recoveries,
+                      " regions=", c.regions_size(), " lost=", lost, " restarting=", c.restarting() ? 1 : 0,
+                      " recoveries=", r.recoveries,
                       " last_recovery_ms=", absl::ToInt64Milliseconds(r.last_duration));
 }
 
@@ -158,6 +167,8 @@ int Main() {
   o.region_size = uint64_t(absl::GetFlag(FLAGS_region_mb)) << 20;
   o.regions = absl::GetFlag(FLAGS_regions);
   o.lease_ms = absl::ToInt64Milliseconds(cluster->lease());
+  o.restore_when_down = absl::GetFlag(FLAGS_restore_when_down);
+  if (absl::GetFlag(FLAGS_restart_wait_s) > 0) o.restart_wait = absl::Seconds(absl::GetFlag(FLAGS_restart_wait_s));
   for (size_t i = 0; i < farm->members.size(); ++i) o.expected_machines.push_back(static_cast<uint32_t>(i + 1));
   // Machines could not renew while the driver was down (or not yet up): it
   // expires nobody during its first lease, so each has a whole lease to reach it.
