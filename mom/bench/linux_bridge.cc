@@ -10,11 +10,11 @@ constexpr char kBridge[] = "br0";
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<LinuxBridge>> LinuxBridge::Create(const std::string& netns,
-                                                                 std::vector<std::string> ifaces) {
+absl::StatusOr<std::unique_ptr<LinuxBridge>> LinuxBridge::Create(
+    const std::string& netns, std::vector<std::string> ifaces, const std::string& ifaces_netns) {
   if (ifaces.empty()) return absl::InvalidArgumentError("Linux bridge: no ports");
   std::unique_ptr<LinuxBridge> bridge(new LinuxBridge(netns, std::move(ifaces)));
-  if (absl::Status s = bridge->Build(); !s.ok()) return s;  // the destructor cleans up
+  if (absl::Status s = bridge->Build(ifaces_netns); !s.ok()) return s;  // the destructor cleans up
   return bridge;
 }
 
@@ -22,7 +22,7 @@ absl::Status LinuxBridge::Run(const std::string& command) const {
   return RunCommand(absl::StrCat("ip netns exec ", netns_, " ", command));
 }
 
-absl::Status LinuxBridge::Build() {
+absl::Status LinuxBridge::Build(const std::string& ifaces_netns) {
   if (absl::Status s = RunCommand(absl::StrCat("ip netns add ", netns_)); !s.ok()) return s;
   created_ = true;
   std::vector<std::string> commands = {
@@ -34,7 +34,9 @@ absl::Status LinuxBridge::Build() {
     if (absl::Status s = Run(c); !s.ok()) return s;
   }
   for (const std::string& iface : ifaces_) {
-    if (absl::Status s = RunCommand(absl::StrCat("ip link set ", iface, " netns ", netns_));
+    const std::string from = ifaces_netns.empty() ? "" : absl::StrCat("-n ", ifaces_netns, " ");
+    if (absl::Status s =
+            RunCommand(absl::StrCat("ip ", from, "link set ", iface, " netns ", netns_));
         !s.ok()) {
       return s;
     }

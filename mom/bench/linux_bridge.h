@@ -1,7 +1,8 @@
 // LinuxBridge: the kernel's bridge as the baseline a MOM switch is compared
 // with, on the same veths. It lives in a network namespace of its own (so the
-// root namespace's netfilter rules do not apply to bridged frames), takes
-// over interfaces of a stopped mom_switch, and gets static FDB entries for the
+// root namespace's netfilter rules do not apply to bridged frames, and it is
+// as isolated as a testbed switch), takes over interfaces of a stopped
+// mom_switch (from the switch's namespace), and gets static FDB entries for the
 // hosts and static MDB entries for multicast groups (IGMP snooping on), so it
 // forwards and replicates to exactly the ports a switch's rules name, never
 // flooding.
@@ -19,7 +20,7 @@
 // it holds.
 //
 // Example:
-//   auto br = LinuxBridge::Create("mom123_br", {"m123l0b", "m123l1b"});
+//   auto br = LinuxBridge::Create("mom123_br", {"m123l0b", "m123l1b"}, "mom123_leaf0");
 //   (*br)->AddHost(0, "02:00:0a:c9:00:01");       // port 0 reaches that MAC
 //   (*br)->AddMulticastMember(1);
 //   (*br)->ShapePorts({.port_mbps = 100, .priority_bands = true});
@@ -43,10 +44,12 @@ struct PortShaping {
 
 class LinuxBridge {
  public:
-  // Moves `ifaces` (root namespace, down or up, no master) into a new
-  // namespace `netns` and enslaves them, in order, as the bridge's ports.
-  static absl::StatusOr<std::unique_ptr<LinuxBridge>> Create(const std::string& netns,
-                                                             std::vector<std::string> ifaces);
+  // Moves `ifaces` (down or up, no master; in namespace `ifaces_netns`, empty:
+  // the root namespace) into a new namespace `netns` and enslaves them, in
+  // order, as the bridge's ports.
+  static absl::StatusOr<std::unique_ptr<LinuxBridge>> Create(
+      const std::string& netns, std::vector<std::string> ifaces,
+      const std::string& ifaces_netns = "");
   ~LinuxBridge();
   LinuxBridge(const LinuxBridge&) = delete;
   LinuxBridge& operator=(const LinuxBridge&) = delete;
@@ -61,7 +64,7 @@ class LinuxBridge {
  private:
   LinuxBridge(std::string netns, std::vector<std::string> ifaces)
       : netns_(std::move(netns)), ifaces_(std::move(ifaces)) {}
-  absl::Status Build();
+  absl::Status Build(const std::string& ifaces_netns);
   absl::Status Run(const std::string& command) const;
 
   const std::string netns_;

@@ -228,7 +228,7 @@ absl::StatusOr<std::unique_ptr<LinuxBridge>> BridgeInstead(Testbed& bed) {
     ifaces.push_back(bed.SwitchPortIface(sw, p));
   }
   absl::StatusOr<std::unique_ptr<LinuxBridge>> bridge =
-      LinuxBridge::Create(absl::StrCat("mombr", getpid()), ifaces);
+      LinuxBridge::Create(absl::StrCat("mombr", getpid()), ifaces, bed.netns(sw));
   if (!bridge.ok()) return bridge.status();
   const std::vector<int> h = bed.topology().hosts();
   for (int host : h) {

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/types/span.h"
 
 namespace dctk::mom {
 namespace {
@@ -32,23 +33,52 @@ constexpr unsigned kPoolMbufs = 4095;
 constexpr double kShaperBurstBytes = 2 * 1514;
 constexpr uint32_t kRingSlots = 512;  // per ring, as DPDK's af_packet default
 constexpr uint32_t kMinMaxDatagram = 1500;
-constexpr uint32_t kMaxMaxDatagram = 65344;  // the mbuf data room is 16 bits
+// The largest ring slot a 16-bit mbuf data room can mirror (see DataRoomFor)
+// that is a whole number of pages, less the slot's overhead.
+constexpr uint32_t kMaxMaxDatagram = 61440 - kAfPacketFrameOverhead;
 
 // af_packet (TPACKET_V2) ring geometry for datagrams up to `max_datagram`.
 struct Ring {
-  uint32_t frame_size;  // one slot, multiple of 16
-  uint32_t block_size;  // pages; the kernel allocates a block in power-of-two pages
+  uint32_t frame_size;  // one slot
+  uint32_t block_size;  // a multiple of the page size
   uint32_t frame_count;
 };
 
+// DPDK 22.11's af_packet driver addresses slot i at i * frame_size, but the
+// kernel starts every block with a fresh slot and leaves a block's tail unused
+// when frame_size does not divide it: the driver then polls an address the
+// kernel never writes, and the port goes silent after a block's first slots.
+// So slots tile blocks exactly: up to a page, the next power of two (blocks
+// of a page); beyond, whole pages, one slot per block.
 Ring RingFor(uint32_t max_datagram) {
+  const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  const uint32_t need = max_datagram + kAfPacketFrameOverhead;
   Ring r;
-  r.frame_size = (max_datagram + kAfPacketFrameOverhead + 15) & ~15u;
-  r.block_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  while (r.block_size < r.frame_size) r.block_size *= 2;
+  if (need <= page) {
+    r.frame_size = 64;
+    while (r.frame_size < need) r.frame_size *= 2;
+    r.block_size = page;
+  } else {
+    r.frame_size = (need + page - 1) / page * page;
+    r.block_size = r.frame_size;
+  }
   const uint32_t per_block = r.block_size / r.frame_size;
   r.frame_count = (kRingSlots + per_block - 1) / per_block * per_block;
   return r;
+}
+
+// The longest frame (Ethernet header included) a slot of `ring` holds: the
+// slot less the headers before the IPv4 header, plus the Ethernet header.
+uint32_t MaxFrameFor(const Ring& ring) {
+  return ring.frame_size - kAfPacketFrameOverhead + kEthernetHeaderSize;
+}
+
+// The frame's IPv4 header promises more bytes than arrived: the ring slot
+// truncated it (the kernel delivers whole frames otherwise).
+bool Truncated(absl::Span<const uint8_t> frame) {
+  if (frame.size() < kEthernetHeaderSize + 20) return false;
+  const uint8_t* ip = frame.data() + kEthernetHeaderSize;
+  return kEthernetHeaderSize + (size_t{ip[2]} << 8 | ip[3]) > frame.size();
 }
 
 // The mbuf data room af_packet's receive queue asks for with `ring`: the slot
@@ -180,12 +210,14 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
     return egress.status();
   }
   return std::unique_ptr<DpdkSwitch>(
-      new DpdkSwitch(std::move(ports), pool, std::move(table), *std::move(egress)));
+      new DpdkSwitch(std::move(ports), pool, std::move(table), *std::move(egress),
+                     MaxFrameFor(RingFor(options.max_datagram_bytes))));
 }
 
 DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table,
-                       std::unique_ptr<Egress> egress)
+                       std::unique_ptr<Egress> egress, uint32_t max_frame)
     : ports_(std::move(ports)),
+      max_frame_(max_frame),
       shapers_(ports_.size()),
       pool_(pool),
       core_(std::move(table)),
@@ -213,6 +245,11 @@ int DpdkSwitch::Poll() {
       Forwarding f;
       // af_packet delivers each frame in one segment.
       absl::Span<uint8_t> frame(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m));
+      if (frame.size() >= max_frame_ && Truncated(frame)) {  // beyond max_datagram_bytes
+        core_.CountDrop(DropReason::kTooBig);
+        rte_pktmbuf_free(m);
+        continue;
+      }
       if (core_.Process(in, frame, &f).has_value() || f.out_ports == 0) {
         rte_pktmbuf_free(m);
         continue;

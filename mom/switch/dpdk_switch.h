@@ -53,10 +53,12 @@ inline constexpr uint32_t kDefaultMaxDatagramBytes = 32 * 1024 - kAfPacketFrameO
 
 struct DpdkSwitchOptions {
   // The longest IPv4 datagram (total length) a port receives whole, 1500 to
-  // 65344; longer ones arrive truncated and are dropped as malformed. Each
-  // af_packet port locks two rings of 512 slots this big (rounded up to a
-  // power of two: 32 MiB per port by default), and the receive pool holds
-  // 4095 mbufs of this size.
+  // 61360. The ring slot (this plus 80 bytes) is rounded up to a power of two
+  // up to a page, to whole pages beyond, and what the slot holds is the real
+  // limit (exact for 2^n - 80 and for pages - 80, e.g. 4016, 32688); a longer
+  // datagram arrives truncated and is dropped as too_big. Each af_packet
+  // port locks two rings of 512 slots (32 MiB per port by default), and the
+  // receive pool holds 4095 mbufs of the slot's size.
   uint32_t max_datagram_bytes = kDefaultMaxDatagramBytes;
 };
 
@@ -98,7 +100,7 @@ class DpdkSwitch {
 
  private:
   DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table,
-             std::unique_ptr<Egress> egress);
+             std::unique_ptr<Egress> egress, uint32_t max_frame);
   void Transmit(int port);
 
   struct Shaper {
@@ -108,6 +110,7 @@ class DpdkSwitch {
   };
 
   std::vector<uint16_t> ports_;  // DPDK port ids, by switch port
+  uint32_t max_frame_;           // the longest frame a receive ring slot holds
   std::vector<Shaper> shapers_;
   rte_mempool* pool_;
   SwitchCore core_;

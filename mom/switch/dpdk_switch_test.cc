@@ -12,11 +12,14 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "mom/switch/test_frames.h"
 
@@ -172,6 +175,30 @@ TEST(DpdkSwitchTest, ReplicatesToMembersAndStampsOneSequence) {
   close(sender);
   for (int fd : receivers) {
     if (fd >= 0) close(fd);
+  }
+}
+
+// DPDK's af_packet driver finds ring slot i at i * framesz, the kernel puts
+// it in block i / (blocksz / framesz): they agree only if slots tile blocks
+// exactly (1584-byte slots for --max_datagram_bytes=1500 once silenced a port
+// after its second frame). No root needed.
+TEST(AfPacketVdevTest, RingSlotsTileBlocksAndHoldTheDatagram) {
+  const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  for (uint32_t max : {1500u, 1968u, 2000u, 4016u, 4017u, 8000u, 32688u, 40000u, 61360u}) {
+    SCOPED_TRACE(absl::StrCat("max_datagram_bytes ", max));
+    std::map<std::string, uint32_t> geometry;
+    for (absl::string_view kv : absl::StrSplit(DpdkSwitch::AfPacketVdev(0, "x", max), ',')) {
+      std::pair<std::string, std::string> p = absl::StrSplit(kv, '=');
+      uint32_t value;
+      if (absl::SimpleAtoi(p.second, &value)) geometry[p.first] = value;
+    }
+    const uint32_t frame = geometry["framesz"], block = geometry["blocksz"];
+    ASSERT_GT(frame, 0u);
+    EXPECT_GE(frame, max + kAfPacketFrameOverhead) << "a datagram of max bytes fits a slot";
+    EXPECT_EQ(block % page, 0u);
+    EXPECT_EQ(block % frame, 0u) << "slots tile a block";
+    EXPECT_EQ(geometry["framecnt"] % (block / frame), 0u) << "whole blocks";
+    EXPECT_GE(geometry["framecnt"], 512u);
   }
 }
 

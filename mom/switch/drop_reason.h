@@ -17,7 +17,9 @@ enum class DropReason : uint8_t {
   kNotMomPacket = 3, // this switch must stamp the group, but the payload is no MomPacket
   kQueueFull = 4,    // the out port's queue for the packet's band is full
   kTxFull = 5,       // the port's device took fewer frames than offered (tx ring full)
-  kTooBig = 6,       // longer than the out port's MTU and not fragmentable (DF set, too many)
+  kTooBig = 6,       // longer than the out port's MTU and not fragmentable (DF set, too
+                     // many fragments), or than the switch receives whole (truncated
+                     // by the receive ring: mom_switch --max_datagram_bytes)
   kNoBuffers = 7,    // no mbuf left to build a fragment
 };
 inline constexpr int kNumDropReasons = 8;

@@ -322,6 +322,33 @@ TEST_F(EgressTest, FullQueueTakesAllFragmentsOfADatagramOrNone) {
   EXPECT_TRUE(FragmentPoolsFull());
 }
 
+// Fragments dequeued but not yet freed (a transmit burst in flight) hold
+// fragment mbufs: once the pools are empty a datagram to be cut is dropped
+// whole as no_buffers, and cutting works again when they come back.
+TEST_F(EgressTest, EmptyFragmentPoolDropsTheDatagramWholeAsNoBuffers) {
+  MakeSwitch(/*queue_packets=*/4);  // pools of 5 x 2 x 4 + 64 = 104 mbufs
+  const std::vector<uint8_t> frame = Frame(kHostIp, MomDatagram(4096, false));  // 3 fragments
+  std::vector<rte_mbuf*> held;
+  int forwarded = 0;
+  while (core_->drops()[static_cast<int>(DropReason::kNoBuffers)] == 0 && forwarded < 100) {
+    ASSERT_FALSE(Forward(frame).has_value());
+    for (rte_mbuf* m : Drain(0)) held.push_back(m);
+    ++forwarded;
+  }
+  EXPECT_EQ(core_->drops()[static_cast<int>(DropReason::kNoBuffers)], 1u);
+  EXPECT_EQ(held.size() % 3, 0u) << "the dropped datagram left no fragment queued";
+  EXPECT_EQ(held.size(), 3u * (forwarded - 1));
+  EXPECT_GE(held.size(), 100u) << "dropped before the pools were nearly empty";
+  EXPECT_EQ(core_->drops()[static_cast<int>(DropReason::kQueueFull)], 0u);
+  Free(held);
+  ASSERT_FALSE(Forward(frame).has_value());
+  const std::vector<rte_mbuf*> again = Drain(0);
+  EXPECT_EQ(again.size(), 3u);
+  EXPECT_EQ(Reassemble(again, 1500, frame), frame);
+  Free(again);
+  EXPECT_TRUE(FragmentPoolsFull());
+}
+
 TEST_F(EgressTest, DestructionFreesWhatIsQueued) {
   MakeSwitch();
   ASSERT_FALSE(Forward(Frame(kGroupIp, MomDatagram(16384, true))).has_value());

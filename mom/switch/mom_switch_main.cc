@@ -1,10 +1,15 @@
 // mom_switch: runs the MOM switch on DPDK af_packet ports until SIGINT/SIGTERM.
 //
-//   mom_switch --name=leaf0 --ifaces=veth0,veth1,veth2 [--config=switch.textproto]
-//              [--control=127.0.0.1:0] [--metrics=127.0.0.1:0] [--port_mbps=0:100,2:100]
+//   mom_switch --name=leaf0 --ifaces=veth0,veth1,veth2 [--netns=leaf0]
+//              [--config=switch.textproto] [--control=127.0.0.1:0]
+//              [--metrics=127.0.0.1:0] [--port_mbps=0:100,2:100]
 //              [--idle_sleep_us=20] [--max_datagram_bytes=32688]
 //
-// Port i is the i-th interface. The forwarding state is a dctk.mom.SwitchConfig
+// Port i is the i-th interface. With --netns the interfaces are those of that
+// network namespace (/var/run/netns/NAME): the ports' sockets are opened there,
+// so the switch's IPv4 reassembly (af_packet defragments) and PACKET_FANOUT
+// groups are its own, as on a real switch; control and metrics stay in the
+// namespace mom_switch was started in. The forwarding state is a dctk.mom.SwitchConfig
 // (controller/switch_config.proto): from --config in protobuf text format at
 // start, and from the controller at any time over gRPC (MomSwitch.Configure on
 // --control; port 0 picks a free port). With --metrics it serves its counters
@@ -15,11 +20,15 @@
 // out port's MTU (up to --max_datagram_bytes, which sizes the receive rings)
 // leave as IPv4 fragments. On exit it prints forwarded
 // and dropped packet counts by reason.
+#include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -39,13 +48,15 @@
 
 ABSL_FLAG(std::string, name, "switch", "switch name (the controller's topology node name)");
 ABSL_FLAG(std::string, ifaces, "", "comma-separated interfaces, one per switch port");
+ABSL_FLAG(std::string, netns, "",
+          "network namespace (/var/run/netns/NAME) holding the interfaces; empty: this one");
 ABSL_FLAG(std::string, config, "", "initial SwitchConfig in protobuf text format (default: empty)");
 ABSL_FLAG(std::string, control, "127.0.0.1:0", "gRPC control address; empty: no control API");
 ABSL_FLAG(std::string, metrics, "", "Prometheus /metrics address (port 0: any); empty: none");
 ABSL_FLAG(std::string, port_mbps, "", "line rates of shaped ports, PORT:MBPS,... (others unshaped)");
 ABSL_FLAG(int, idle_sleep_us, 0, "sleep this long when a poll finds no work (0: busy poll)");
 ABSL_FLAG(uint32_t, max_datagram_bytes, dctk::mom::kDefaultMaxDatagramBytes,
-          "longest IPv4 datagram received whole (1500-65344; sizes rings and mbufs)");
+          "longest IPv4 datagram received whole (1500-61360; sizes rings and mbufs; longer: too_big)");
 
 namespace {
 
@@ -80,6 +91,45 @@ absl::Status ApplyPortRates(const std::string& spec, dctk::mom::DpdkSwitch* sw) 
   return absl::OkStatus();
 }
 
+// DpdkSwitch::Create with the calling thread in network namespace `netns`
+// (empty: where it is), so the ports' sockets are opened there; the thread
+// returns to its own namespace afterwards (sockets keep theirs).
+absl::StatusOr<std::unique_ptr<dctk::mom::DpdkSwitch>> CreateInNetns(
+    const std::string& netns, const std::vector<std::string>& vdevs,
+    dctk::mom::ForwardingTable table, uint32_t max_datagram) {
+  auto create = [&] {
+    return dctk::mom::DpdkSwitch::Create(vdevs, std::move(table),
+                                         {.max_datagram_bytes = max_datagram});
+  };
+  if (netns.empty()) return create();
+  const int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  const std::string path = "/var/run/netns/" + netns;
+  const int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int open_errno = errno;
+  if (own < 0 || target < 0) {
+    if (own >= 0) close(own);
+    return absl::NotFoundError(
+        absl::StrCat("--netns: cannot open ", own < 0 ? "/proc/self/ns/net" : path, ": ",
+                     std::strerror(open_errno)));
+  }
+  if (setns(target, CLONE_NEWNET) != 0) {
+    const absl::Status s = absl::PermissionDeniedError(
+        absl::StrCat("--netns: setns ", path, ": ", std::strerror(errno)));
+    close(own);
+    close(target);
+    return s;
+  }
+  close(target);
+  absl::StatusOr<std::unique_ptr<dctk::mom::DpdkSwitch>> sw = create();
+  if (setns(own, CLONE_NEWNET) != 0) {
+    // Control and metrics would listen in the ports' namespace instead.
+    std::perror("mom_switch: setns back to the original network namespace");
+    std::abort();
+  }
+  close(own);
+  return sw;
+}
+
 int Fail(const absl::Status& s) {
   std::cerr << "mom_switch " << absl::GetFlag(FLAGS_name) << ": " << s << "\n";
   return 1;
@@ -104,8 +154,8 @@ int main(int argc, char** argv) {
     vdevs.push_back(dctk::mom::DpdkSwitch::AfPacketVdev(static_cast<int>(i), ifaces[i],
                                                         max_datagram));
   }
-  absl::StatusOr<std::unique_ptr<dctk::mom::DpdkSwitch>> sw = dctk::mom::DpdkSwitch::Create(
-      vdevs, *std::move(table), {.max_datagram_bytes = max_datagram});
+  absl::StatusOr<std::unique_ptr<dctk::mom::DpdkSwitch>> sw =
+      CreateInNetns(absl::GetFlag(FLAGS_netns), vdevs, *std::move(table), max_datagram);
   if (!sw.ok()) return Fail(sw.status());
   if (absl::Status s = ApplyPortRates(absl::GetFlag(FLAGS_port_mbps), sw->get()); !s.ok()) {
     return Fail(s);

@@ -137,9 +137,14 @@ TEST(SwitchCoreTest, CountsDropsByReason) {
   EXPECT_EQ(core.Process(0, absl::MakeSpan(short_frame), &fwd), DropReason::kMalformed);
   std::vector<uint8_t> other_group = UdpFrame(1, 0xef000600, 0, "x");
   EXPECT_EQ(core.Process(0, absl::MakeSpan(other_group), &fwd), DropReason::kNoRoute);
+  std::vector<uint8_t> arp = UdpFrame(1, 0xef000600, 0, "x");
+  arp[12] = 0x08;  // EtherType ARP
+  arp[13] = 0x06;
+  EXPECT_EQ(core.Process(0, absl::MakeSpan(arp), &fwd), DropReason::kNotIpv4);
   core.CountDrop(DropReason::kQueueFull);
   EXPECT_EQ(core.drops()[static_cast<int>(DropReason::kMalformed)], 1u);
   EXPECT_EQ(core.drops()[static_cast<int>(DropReason::kNoRoute)], 1u);
+  EXPECT_EQ(core.drops()[static_cast<int>(DropReason::kNotIpv4)], 1u);
   EXPECT_EQ(core.drops()[static_cast<int>(DropReason::kQueueFull)], 1u);
   EXPECT_EQ(core.forwarded(), 0u);
 }

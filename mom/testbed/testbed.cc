@@ -43,14 +43,12 @@ absl::StatusOr<std::unique_ptr<Testbed>> Testbed::Create(Topology topology,
   }
   if (options.tag.empty()) options.tag = absl::StrCat(getpid() % 100000);
   std::unique_ptr<Testbed> bed(new Testbed(std::move(topology), std::move(options)));
-  // Testbeds running at once (parallel tests) have nearby pids: distinct blocks.
-  bed->next_fanout_ = static_cast<uint32_t>(getpid() % 512) * 128;
   if (absl::Status s = bed->Build(); !s.ok()) return s;  // the destructor cleans up
   return bed;
 }
 
-std::string Testbed::netns(int host) const {
-  return absl::StrCat("mom", options_.tag, "_", topology_.node(host).name);
+std::string Testbed::netns(int node) const {
+  return absl::StrCat("mom", options_.tag, "_", topology_.node(node).name);
 }
 
 uint32_t Testbed::ip(int host) const { return kHostNet + 1 + static_cast<uint32_t>(host); }
@@ -130,90 +128,57 @@ absl::Status Testbed::RunIn(int host, const std::string& command) const {
   return RunCommand(absl::StrCat("ip netns exec ", netns(host), " ", command));
 }
 
-// DPDK 22.11's af_packet driver joins each port's socket to PACKET_FANOUT
-// group (pid ^ ifindex) & 0xffff; groups are global to the network namespace,
-// and two switch processes whose values collide fail to start (EINVAL). So the
-// switch processes are forked first, and each switch-side interface gets the
-// index that makes its group a fresh value of a counter (a block per testbed).
-uint32_t Testbed::IfIndexFor(int node) {
-  for (;;) {
-    const uint32_t index = ((next_fanout_++ & 0xffff) ^ static_cast<uint32_t>(switches_[node].pid)) & 0xffff;
-    // Leave low indexes to the system; never give two interfaces one index.
-    if (index >= 1000 && used_ifindexes_.insert(index).second) return index;
-  }
-}
-
-absl::Status Testbed::AddVeth(int link, const std::string& options_a,
-                              const std::string& options_b) {
-  const Link& l = topology_.links()[link];
-  absl::Status last;
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    auto end = [&](int node, const std::string& extra) {
-      std::string s = absl::StrCat("name ", LinkEnd(link, node), " ", extra);
-      if (!topology_.is_host(node)) absl::StrAppend(&s, " index ", IfIndexFor(node));
-      return s;
-    };
-    last = RunCommand(absl::StrCat("ip link add ", end(l.a, options_a), " type veth peer ",
-                                   end(l.b, options_b)));
-    if (last.ok()) {
-      veths_.push_back(LinkEnd(link, l.a));
-      return absl::OkStatus();
-    }
-  }
-  return last;
-}
-
-absl::Status Testbed::AddHost(int host, int link) {
-  const int sw = topology_.ports(host)[0].neighbor;
-  const std::string ns = netns(host), host_end = LinkEnd(link, host), sw_end = LinkEnd(link, sw);
+absl::Status Testbed::AddNamespace(int node) {
+  const std::string ns = netns(node);
+  if (absl::Status s = RunCommand(absl::StrCat("ip netns add ", ns)); !s.ok()) return s;
   namespaces_.push_back(ns);
+  // IPv6 off on every interface made in it (no router solicitations or MLD
+  // reports on the fabric).
+  return RunCommand(absl::StrCat("ip netns exec ", ns,
+                                 " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+                                 " net.ipv6.conf.default.disable_ipv6=1 && ip -n ",
+                                 ns, " link set lo up"));
+}
+
+absl::Status Testbed::AddLink(int link) {
   const Link& l = topology_.links()[link];
-  const std::string mac = absl::StrCat("address ", Mac(ip(host)));
-  for (const std::string& cmd : {
-           absl::StrCat("ip netns add ", ns),
-           absl::StrCat("ip netns exec ", ns, " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"),
-           absl::StrCat("ip netns exec ", ns, " sysctl -qw net.ipv6.conf.default.disable_ipv6=1"),
-       }) {
-    if (absl::Status s = RunCommand(cmd); !s.ok()) return s;
-  }
-  if (absl::Status s = AddVeth(link, l.a == host ? mac : "", l.b == host ? mac : ""); !s.ok()) {
+  auto end = [&](int node) {
+    std::string s = absl::StrCat("name ", LinkEnd(link, node), " netns ", netns(node));
+    if (topology_.is_host(node)) absl::StrAppend(&s, " address ", Mac(ip(node)));
+    return s;
+  };
+  if (absl::Status s =
+          RunCommand(absl::StrCat("ip link add ", end(l.a), " type veth peer ", end(l.b)));
+      !s.ok()) {
     return s;
   }
-  for (const std::string& cmd : {
-           absl::StrCat("sysctl -qw net.ipv6.conf.", sw_end, ".disable_ipv6=1"),
-           absl::StrCat("ip link set ", host_end, " netns ", ns),
-           absl::StrCat("ip -n ", ns, " link set lo up"),
-           absl::StrCat("ip -n ", ns, " addr add ", Ipv4Text(ip(host)), "/16 dev ", host_end),
-           // veths leave checksums to "hardware" (CHECKSUM_PARTIAL); the switch
-           // re-injects frames as they are, so hosts must fill them in.
-           absl::StrCat("ip netns exec ", ns, " ethtool -K ", host_end, " tx off"),
-           absl::StrCat("ip -n ", ns, " link set ", host_end, " up"),
-           absl::StrCat("ip -n ", ns, " route add 224.0.0.0/4 dev ", host_end),
-           absl::StrCat("ip link set ", sw_end, " up"),
-       }) {
-    if (absl::Status s = RunCommand(cmd); !s.ok()) return s;
+  for (int node : {l.a, l.b}) {
+    const std::string ns = netns(node), dev = LinkEnd(link, node);
+    std::vector<std::string> commands;
+    if (topology_.is_host(node)) {
+      commands = {
+          absl::StrCat("ip -n ", ns, " addr add ", Ipv4Text(ip(node)), "/16 dev ", dev),
+          // veths leave checksums to "hardware" (CHECKSUM_PARTIAL); the switch
+          // re-injects frames as they are, so hosts must fill them in.
+          absl::StrCat("ip netns exec ", ns, " ethtool -K ", dev, " tx off"),
+          absl::StrCat("ip -n ", ns, " link set ", dev, " up"),
+          absl::StrCat("ip -n ", ns, " route add 224.0.0.0/4 dev ", dev)};
+    } else {
+      commands = {absl::StrCat("ip -n ", ns, " link set ", dev, " up")};
+    }
+    for (const std::string& cmd : commands) {
+      if (absl::Status s = RunCommand(cmd); !s.ok()) return s;
+    }
   }
   return absl::OkStatus();
 }
 
 absl::Status Testbed::Build() {
-  for (int sw : topology_.switches()) {
-    if (absl::Status s = SpawnSwitch(sw); !s.ok()) return s;
+  for (int node = 0; node < topology_.num_nodes(); ++node) {
+    if (absl::Status s = AddNamespace(node); !s.ok()) return s;
   }
   for (int link = 0; link < static_cast<int>(topology_.links().size()); ++link) {
-    const Link& l = topology_.links()[link];
-    if (topology_.is_host(l.a) || topology_.is_host(l.b)) {
-      if (absl::Status s = AddHost(topology_.is_host(l.a) ? l.a : l.b, link); !s.ok()) return s;
-      continue;
-    }
-    if (absl::Status s = AddVeth(link, "", ""); !s.ok()) return s;
-    for (const std::string& end : {LinkEnd(link, l.a), LinkEnd(link, l.b)}) {
-      if (absl::Status s = RunCommand(absl::StrCat("sysctl -qw net.ipv6.conf.", end,
-                                                   ".disable_ipv6=1 && ip link set ", end, " up"));
-          !s.ok()) {
-        return s;
-      }
-    }
+    if (absl::Status s = AddLink(link); !s.ok()) return s;
   }
   // Static neighbours: switches forward frames unchanged and drop ARP.
   for (int h : topology_.hosts()) {
@@ -234,7 +199,7 @@ absl::Status Testbed::Build() {
   return absl::OkStatus();
 }
 
-absl::Status Testbed::SpawnSwitch(int node) {
+absl::Status Testbed::StartSwitch(int node) {
   std::vector<std::string> ifaces, rates;
   const std::vector<Port>& ports = topology_.ports(node);
   for (int p = 0; p < static_cast<int>(ports.size()); ++p) {
@@ -246,45 +211,40 @@ absl::Status Testbed::SpawnSwitch(int node) {
   std::vector<std::string> args = {
       options_.switch_binary,
       absl::StrCat("--name=", topology_.node(node).name),
+      absl::StrCat("--netns=", netns(node)),
       absl::StrCat("--ifaces=", absl::StrJoin(ifaces, ",")),
       absl::StrCat("--port_mbps=", absl::StrJoin(rates, ",")),
       absl::StrCat("--idle_sleep_us=", options_.idle_sleep_us),
       "--control=127.0.0.1:0", "--metrics=127.0.0.1:0"};
+  if (options_.max_datagram_bytes > 0) {
+    args.push_back(absl::StrCat("--max_datagram_bytes=", options_.max_datagram_bytes));
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  int out[2], go[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) {
-    return absl::InternalError("pipes for mom_switch");
-  }
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe for mom_switch");
+  const pid_t parent = getpid();
   const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError("fork for mom_switch");
+  if (pid < 0) {
+    close(out[0]);
+    close(out[1]);
+    return absl::InternalError("fork for mom_switch");
+  }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(0);  // the launcher died before prctl
     sigset_t none;  // a launcher may block signals; the switch must get SIGTERM
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    char c;
-    if (read(go[0], &c, 1) != 1) _exit(0);  // the launcher gave up
     dup2(out[1], STDOUT_FILENO);
     execv(argv[0], argv.data());
     _exit(127);
   }
   close(out[1]);
-  close(go[0]);
   SwitchProcess& sw = switches_[node];
   sw.pid = pid;
-  sw.go_fd = go[1];
   sw.stdout_fd = out[0];
-  return absl::OkStatus();
-}
-
-absl::Status Testbed::StartSwitch(int node) {
-  SwitchProcess& sw = switches_[node];
-  const char go = 1;
-  if (write(sw.go_fd, &go, 1) != 1) return absl::InternalError("cannot start mom_switch");
-  close(sw.go_fd);
-  sw.go_fd = -1;
   const int out0 = sw.stdout_fd;
   // The switch prints one line once it forwards and serves gRPC.
   std::string line;
@@ -355,8 +315,6 @@ Testbed::~Testbed() { TearDown(); }
 void Testbed::TearDown() {
   for (auto& [node, sw] : switches_) {
     sw.client.reset();
-    if (sw.go_fd >= 0) close(sw.go_fd);  // a child still waiting exits
-    sw.go_fd = -1;
     if (sw.pid > 0) kill(sw.pid, SIGTERM);
   }
   for (auto& [node, sw] : switches_) {
@@ -365,12 +323,10 @@ void Testbed::TearDown() {
     if (sw.stdout_fd >= 0) close(sw.stdout_fd);
     sw.stdout_fd = -1;
   }
+  // The veths go with their namespaces (once the switches holding sockets on
+  // them have exited, above).
   for (const std::string& ns : namespaces_) RunCommand("ip netns del " + ns).IgnoreError();
-  for (const std::string& veth : veths_) {
-    RunCommand("ip link del " + veth + " 2>/dev/null || true").IgnoreError();
-  }
   namespaces_.clear();
-  veths_.clear();
 }
 
 }  // namespace dctk::mom

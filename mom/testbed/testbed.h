@@ -1,14 +1,18 @@
-// Testbed: a MOM topology on this machine's real network stack. Every host of
-// a controller Topology is a network namespace, every link a veth pair, every
-// switch a mom_switch process (DPDK af_packet ports on its veth ends), and
-// the controller configures the switches over gRPC. Used by the privileged
-// tests and by mom_measure.
+// Testbed: a MOM topology on this machine's real network stack. Every node of
+// a controller Topology (host or switch) is a network namespace, every link a
+// veth pair between two of them, every switch a mom_switch process (DPDK
+// af_packet ports on the veth ends in its namespace; its gRPC control and
+// metrics in the caller's namespace, on 127.0.0.1), and the controller
+// configures the switches over gRPC. Like real switches, switch processes
+// share no network state: not the IPv4 reassembly queues af_packet's
+// defragmentation uses, not the PACKET_FANOUT group ids. Used by the
+// privileged tests, mom_measure and the forwarding benchmark.
 //
 // Hosts get 10.201.X.Y/16 addresses and static neighbour entries for each
 // other (switches forward frames unchanged and do not answer ARP); switch
 // ports facing hosts can be paced to a line rate so queues build under load.
-// Everything (processes, namespaces, veths) is removed by the destructor, and
-// switch processes die with their parent. Needs root.
+// Everything (processes, namespaces and the veths in them) is removed by the
+// destructor, and switch processes die with their parent. Needs root.
 //
 // Example:
 //   auto topo = Topology::LeafSpine(2, 2, 3);
@@ -27,7 +31,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "mom/controller/routes.h"
 #include "mom/controller/switch_client.h"
@@ -39,6 +42,7 @@ struct TestbedOptions {
   std::string switch_binary;    // path of mom_switch
   double host_port_mbps = 0;    // line rate of switch ports facing hosts; 0: unshaped
   int idle_sleep_us = 20;       // switches sleep when idle (2 cores, several switches)
+  uint32_t max_datagram_bytes = 0;  // mom_switch --max_datagram_bytes; 0: its default
   std::string tag;              // unique part of names; default: this pid
 };
 
@@ -56,10 +60,11 @@ class Testbed {
   Testbed& operator=(const Testbed&) = delete;
 
   const Topology& topology() const { return topology_; }
-  std::string netns(int host) const;
+  // The network namespace of host or switch `node` (a switch's holds its ports).
+  std::string netns(int node) const;
   uint32_t ip(int host) const;  // host byte order
   std::string mac(int host) const;
-  // The interface (root namespace) behind port `port` of switch `node`: what
+  // The interface behind port `port` of switch `node`, in netns(node): what
   // its mom_switch drives, or what a Linux bridge can take over once stopped.
   std::string SwitchPortIface(int node, int port) const;
 
@@ -96,7 +101,6 @@ class Testbed {
  private:
   struct SwitchProcess {
     pid_t pid = -1;
-    int go_fd = -1;      // the child execs mom_switch once this is written / closed
     int stdout_fd = -1;  // kept open so the exit report never hits a closed pipe
     int control_port = 0;
     int metrics_port = 0;
@@ -106,22 +110,17 @@ class Testbed {
   Testbed(Topology topology, TestbedOptions options)
       : topology_(std::move(topology)), options_(std::move(options)) {}
   absl::Status Build();
-  absl::Status AddHost(int host, int link);
-  absl::Status SpawnSwitch(int node);
+  absl::Status AddNamespace(int node);
+  // The link's veth pair, each end in its node's namespace and up; a host's
+  // end gets the host's MAC and IP address.
+  absl::Status AddLink(int link);
   absl::Status StartSwitch(int node);
   std::string LinkEnd(int link, int node) const;
-  // `ip link add` of a veth pair whose switch ends get interface indexes that
-  // DPDK's af_packet driver can use (see IfIndexFor), retried on a taken index.
-  absl::Status AddVeth(int link, const std::string& options_a, const std::string& options_b);
-  uint32_t IfIndexFor(int node);
 
   Topology topology_;
   TestbedOptions options_;
-  std::vector<std::string> namespaces_;  // created, for cleanup
-  std::vector<std::string> veths_;       // root-namespace ends created, for cleanup
+  std::vector<std::string> namespaces_;  // created, for cleanup (with their veths)
   std::map<int, SwitchProcess> switches_;
-  uint32_t next_fanout_ = 0;  // a block of 128 values per testbed, by pid
-  absl::flat_hash_set<uint32_t> used_ifindexes_;
 };
 
 }  // namespace dctk::mom

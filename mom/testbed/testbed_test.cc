@@ -23,6 +23,7 @@
 #include "mom/controller/switch_config.h"
 #include "mom/sequence_tracker.h"
 #include "mom/testbed/mom_datagram.h"
+#include "mom/testbed/netns.h"
 
 namespace dctk::mom {
 namespace {
@@ -318,6 +319,37 @@ TEST_F(TestbedTest, SwitchProcessesServePrometheusMetrics) {
   EXPECT_THAT(body, ::testing::ContainsRegex(
                         "mom_switch_port_rx_packets_total\\{port=\"[0-9]+\",switch=\"" + name +
                         "\"\\} [1-9]"));
+}
+
+// Each switch's ports live in its own network namespace (its IPv4
+// reassembly and PACKET_FANOUT groups are its own), none in this one.
+TEST_F(TestbedTest, EverySwitchHasItsPortsInItsOwnNamespace) {
+  for (int sw : bed_->topology().switches()) {
+    for (int p = 0; p < static_cast<int>(bed_->topology().ports(sw).size()); ++p) {
+      const std::string dev = bed_->SwitchPortIface(sw, p);
+      EXPECT_TRUE(
+          RunCommand(absl::StrCat("ip -n ", bed_->netns(sw), " link show dev ", dev)).ok())
+          << dev;
+      EXPECT_FALSE(RunCommand(absl::StrCat("ip link show dev ", dev)).ok()) << dev;
+    }
+  }
+}
+
+// A testbed whose switches do not start removes every namespace it made
+// (with their veths) before Create returns the error.
+TEST(TestbedSetupTest, FailedStartLeavesNothingBehind) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces and veths";
+  const std::string tag = absl::StrCat("f", getpid() % 100000);
+  absl::StatusOr<Topology> topo = Topology::LeafSpine(2, 1, 1);
+  ASSERT_TRUE(topo.ok());
+  absl::StatusOr<std::unique_ptr<Testbed>> bed =
+      Testbed::Create(*std::move(topo), {.switch_binary = "/bin/false", .tag = tag});
+  ASSERT_FALSE(bed.ok());
+  EXPECT_THAT(std::string(bed.status().message()), ::testing::HasSubstr("did not start"));
+  EXPECT_FALSE(RunCommand(absl::StrCat("ip netns list | grep -q mom", tag, "_")).ok())
+      << "a namespace is left";
+  EXPECT_FALSE(RunCommand(absl::StrCat("ip -o link | grep -q m", tag, "l")).ok())
+      << "a veth is left in this namespace";
 }
 
 }  // namespace
