@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "glog/logging.h"
 #include "bastion/manager/host_network_policy.h"
 #include "bastion/manager/state_file.h"
 
@@ -34,7 +35,10 @@ bool Auditable(uint32_t reason) {
 }  // namespace
 
 Manager::Manager(Datapath* datapath, Options options, ManagerMetrics* metrics)
-    : datapath_(datapath), options_(std::move(options)), metrics_(metrics) {}
+    : datapath_(datapath),
+      options_(std::move(options)),
+      metrics_(metrics),
+      input_(options_.host_network != nullptr) {}
 
 Manager::~Manager() {
   if (!options_.detach_on_exit) return;
@@ -72,52 +76,41 @@ absl::StatusOr<std::string> Manager::Start() {
                       " dependencies", saved->pending ? " (an apply was interrupted)" : "");
 }
 
-std::vector<ContainerInfo> Manager::ContainersLocked() const {
+std::vector<ContainerInfo> Manager::Containers() const {
+  absl::MutexLock l(&mu_);
   std::vector<ContainerInfo> out;
   out.reserve(containers_.size());
   for (const auto& [key, c] : containers_) out.push_back(c);
   return out;
 }
 
-std::vector<ContainerInfo> Manager::Containers() const {
-  absl::MutexLock l(&mu_);
-  return ContainersLocked();
-}
-
-absl::StatusOr<std::vector<ContainerInfo>> Manager::CompileInputLocked(
-    const std::vector<ContainerInfo>& containers) const {
-  if (options_.host_network) return WithPlaceholderAddresses(containers);
-  std::vector<ContainerInfo> enforced;  // host-network ones are not enforced: left out
-  enforced.reserve(containers.size());
-  for (const ContainerInfo& c : containers) {
-    if (c.ip != 0) enforced.push_back(c);
+void Manager::ResetInputLocked() {
+  input_.Clear();
+  for (const auto& [key, c] : containers_) {
+    // Each was placed before (it is running): placing it again cannot fail.
+    absl::Status placed = input_.Upsert(key, c);
+    CHECK(placed.ok()) << placed;
   }
-  return enforced;
 }
 
-absl::StatusOr<DatapathState> Manager::CompileLocked(
-    const Policy& policy, const std::vector<ContainerInfo>& containers) const {
-  absl::StatusOr<std::vector<ContainerInfo>> input = CompileInputLocked(containers);
-  if (!input.ok()) return input.status();
-  absl::StatusOr<DatapathState> state = CompilePolicy(policy, *input);
-  if (state.ok()) FinishHostNetworkState(HostNetworkIds(containers), *state);
+absl::StatusOr<DatapathState> Manager::CompileLocked(const Policy& policy) const {
+  absl::StatusOr<DatapathState> state = CompilePolicy(policy, input_.containers());
+  if (state.ok()) FinishHostNetworkState(input_.host_network_ids(), *state);
   return state;
 }
 
-absl::StatusOr<DatapathState> Manager::CompileSliceLocked(
-    const Policy& policy, const std::vector<ContainerInfo>& containers,
-    const std::set<uint32_t>& ids) const {
-  absl::StatusOr<std::vector<ContainerInfo>> input = CompileInputLocked(containers);
-  if (!input.ok()) return input.status();
-  absl::StatusOr<DatapathState> state = CompileSlice(policy, *input, ids);
-  if (state.ok()) FinishHostNetworkState(HostNetworkIds(containers), *state);
+absl::StatusOr<DatapathState> Manager::CompileSliceLocked(const Policy& policy,
+                                                          const std::set<uint32_t>& ids) const {
+  absl::StatusOr<DatapathState> state = CompileSlice(policy, input_.containers(), ids);
+  if (state.ok()) FinishHostNetworkState(input_.host_network_ids(), *state);
   return state;
 }
 
 absl::Status Manager::SaveLocked(const DatapathState* pending) {
   if (options_.state_file.empty()) return absl::OkStatus();
   SavedState s;
-  s.applied = running_;
+  // While adopting, the maps may still hold anything adopted: keep it in the file.
+  s.applied = adopting_ ? Union(adopted_, running_.state()) : running_.state();
   if (pending) s.pending = *pending;
   s.ids = ids_;
   for (const auto& [key, c] : containers_) s.names[key] = c.name;
@@ -136,7 +129,7 @@ absl::Status Manager::ApplyLocked(const DatapathState& next) {
   if (adopting_) {
     // The maps hold `adopted_`, give or take an interrupted apply: write all of `next`,
     // then remove whatever else may be there.
-    DatapathState maybe = Union(adopted_, running_);
+    DatapathState maybe = Union(adopted_, running_.state());
     if (absl::Status s = SaveLocked(&next); !s.ok()) return s;
     if (absl::Status s = ApplyState(*datapath_, {}, next); !s.ok()) return s;
     if (absl::Status s = ApplyState(*datapath_, Minus(maybe, next), {}, /*tolerate_missing=*/true);
@@ -147,26 +140,26 @@ absl::Status Manager::ApplyLocked(const DatapathState& next) {
     adopted_ = {};
   } else {
     if (absl::Status s = SaveLocked(&next); !s.ok()) return s;
-    if (absl::Status s = ApplyState(*datapath_, running_, next); !s.ok()) {
+    if (absl::Status s = ApplyState(*datapath_, running_.state(), next); !s.ok()) {
       SaveLocked(nullptr).IgnoreError();
       return s;
     }
   }
-  running_ = next;
+  running_.Reset(next);
   if (metrics_) {
     metrics_->policy_applies_total.Increment();
     metrics_->apply_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
-    metrics_->map_rules.Set(running_.rules.size());
-    metrics_->map_dependencies.Set(running_.dependencies.size());
+    metrics_->map_rules.Set(running_.state().rules.size());
+    metrics_->map_dependencies.Set(running_.state().dependencies.size());
   }
-  return SaveLocked(nullptr);
+  return absl::OkStatus();
 }
 
 absl::Status Manager::ApplySliceLocked(const std::set<uint32_t>& ids, const DatapathState& slice,
                                        StateDelta delta) {
-  DatapathState old_slice = SliceOf(running_, ids);
-  old_slice.hosts = running_.hosts;  // the slice carries all hosts: gateways may come or go
-  old_slice.groups = running_.groups;  // and all groups: their members may come or go
+  DatapathState old_slice = running_.Slice(ids);
+  old_slice.hosts = running_.state().hosts;  // the slice carries all hosts: gateways may come or go
+  old_slice.groups = running_.state().groups;  // and all groups: their members may come or go
   return ApplyDeltaLocked(old_slice, slice, std::move(delta));
 }
 
@@ -192,13 +185,12 @@ absl::Status Manager::ApplyDeltaLocked(const DatapathState& remove, const Datapa
   }
   if (!applied.ok()) return applied;
   // Patch the running state in place: O(delta), not O(all entries).
-  PatchState(running_, remove, add);
-  running_.audit = add.audit;
+  running_.Patch(remove, add);
   if (metrics_) {
     metrics_->policy_applies_total.Increment();
     metrics_->apply_latency.Record(absl::ToInt64Nanoseconds(absl::Now() - start));
-    metrics_->map_rules.Set(running_.rules.size());
-    metrics_->map_dependencies.Set(running_.dependencies.size());
+    metrics_->map_rules.Set(running_.state().rules.size());
+    metrics_->map_dependencies.Set(running_.state().dependencies.size());
   }
   return absl::OkStatus();
 }
@@ -238,112 +230,135 @@ ReconcileReport Manager::Reconcile() {
     }
     for (ContainerInfo& c : *list) now.emplace(absl::StrCat(source, "/", c.runtime_id), std::move(c));
   }
-  bool changed = adopting_;
-  for (auto& [key, c] : now) {
-    auto id = ids_.find(key);
-    if (id == ids_.end()) id = ids_.emplace(key, next_id_++).first;
-    c.id = id->second;
-    auto old = containers_.find(key);
-    if (old == containers_.end()) {
-      report.added.push_back(c.name);
-      changed = true;
-    } else if (!SameNetwork(old->second, c)) {
-      changed = true;
+  // The difference, in one walk over both (each sorted by key): O(containers), no copies.
+  std::vector<const std::string*> came, moved, gone;  // keys; `moved`: its network changed
+  std::set<uint32_t> touched;  // the ids whose entries change
+  bool host_network_touched = false;
+  {
+    auto old = containers_.begin();
+    for (auto& [key, c] : now) {
+      for (; old != containers_.end() && old->first < key; ++old) gone.push_back(&old->first);
+      const bool known = old != containers_.end() && old->first == key;
+      if (known) {
+        c.id = old->second.id;
+      } else {
+        auto id = ids_.find(key);  // adopted from the state file, or new
+        if (id == ids_.end()) id = ids_.emplace(key, next_id_++).first;
+        c.id = id->second;
+      }
+      if (!known || !SameNetwork(old->second, c)) {
+        (known ? moved : came).push_back(&key);
+        touched.insert(c.id);
+        host_network_touched |= IsHostNetwork(c) || (known && IsHostNetwork(old->second));
+      }
+      if (known) ++old;
     }
+    for (; old != containers_.end(); ++old) gone.push_back(&old->first);
   }
-  for (const auto& [key, c] : containers_) {
-    if (!now.count(key)) {
-      report.removed.push_back(c.name);
-      changed = true;
-    }
+  for (const std::string* key : came) report.added.push_back(now.at(*key).name);
+  for (const std::string* key : gone) {
+    const ContainerInfo& c = containers_.at(*key);
+    report.removed.push_back(c.name);
+    touched.insert(c.id);
+    host_network_touched |= IsHostNetwork(c);
   }
   if (metrics_) metrics_->reconciles_total.Increment();
-  if (!changed) {
+  if (touched.empty() && !adopting_) {
     // Cgroups are checked every round: a restarted container has a new one.
     if (options_.host_network) SyncCgroupsLocked(cgroups, all_listed, report);
     return report;
   }
 
-  std::vector<ContainerInfo> list;
-  for (const auto& [key, c] : now) list.push_back(c);
-  // Only the containers that came, went or changed are recompiled (compiler.h).
-  std::set<uint32_t> touched;
-  for (const auto& [key, c] : now) {
-    auto old = containers_.find(key);
-    if (old == containers_.end() || !SameNetwork(old->second, c)) touched.insert(c.id);
-  }
-  for (const auto& [key, c] : containers_) {
-    auto fresh = now.find(key);
-    if (fresh == now.end() || !SameNetwork(fresh->second, c)) touched.insert(c.id);
+  // input_ moves to the new world (undone below if the change fails).
+  absl::Status applied;
+  for (const std::string* key : gone) input_.Erase(*key);
+  for (const auto* keys : {&came, &moved}) {
+    for (const std::string* key : *keys) {
+      if (applied.ok()) applied = input_.Upsert(*key, now.at(*key));
+    }
   }
   // A host-network container's rules are mirrored onto its users' gateway rules, which
   // its slice does not hold: its changes recompile everything (they are rare).
-  bool host_network_touched = false;
-  for (const auto& [key, c] : now) host_network_touched |= touched.count(c.id) && IsHostNetwork(c);
-  for (const auto& [key, c] : containers_) {
-    host_network_touched |= touched.count(c.id) && IsHostNetwork(c);
-  }
-  absl::Status applied;
   const bool full = adopting_ || host_network_touched || touched.size() * 2 > now.size();
-  if (full) {
-    absl::StatusOr<DatapathState> next = CompileLocked(policy_, list);
+  if (!applied.ok()) {
+    // A container the compiler cannot take: nothing changes.
+  } else if (full) {
+    absl::StatusOr<DatapathState> next = CompileLocked(policy_);
     applied = next.ok() ? ApplyLocked(*next) : next.status();
   } else {
+    // Only the containers that came, went or changed are recompiled (compiler.h).
     StateDelta delta{.next_id = next_id_};
-    for (const auto& [key, c] : now) {
-      if (touched.count(c.id)) {
-        delta.ids[key] = c.id;
-        delta.names[key] = c.name;
+    for (const auto* keys : {&came, &moved}) {
+      for (const std::string* key : *keys) {
+        const ContainerInfo& c = now.at(*key);
+        delta.ids[*key] = c.id;
+        delta.names[*key] = c.name;
       }
     }
-    for (const auto& [key, c] : containers_) {
-      if (!now.count(key)) delta.erased.push_back(key);
-    }
-    absl::StatusOr<DatapathState> slice = CompileSliceLocked(policy_, list, touched);
+    for (const std::string* key : gone) delta.erased.push_back(*key);
+    absl::StatusOr<DatapathState> slice = CompileSliceLocked(policy_, touched);
     applied = slice.ok() ? ApplySliceLocked(touched, *slice, std::move(delta)) : slice.status();
   }
   if (!applied.ok()) {
+    ResetInputLocked();
     report.errors.push_back(absl::StrCat("applying the container change: ", applied.message()));
     report.added.clear();
     report.removed.clear();
     return report;
   }
-  // Stacks on new veths after their entries exist (no spurious `unbound` drops), off
-  // vanished ones after their entries are gone.
-  std::map<int, const ContainerInfo*> want;
-  for (const auto& [key, c] : now) {
-    if (c.host_ifindex > 0) want[c.host_ifindex] = &c;
+  // The container map follows, one container at a time.
+  for (const std::string* key : gone) {
+    auto it = containers_.find(*key);
+    names_.erase(it->second.id);
+    ids_.erase(*key);
+    containers_.erase(it);
   }
-  for (const auto& [ifindex, c] : want) {
-    if (attached_.count(ifindex)) continue;
-    if (absl::Status s = datapath_->Attach(ifindex); !s.ok()) {
+  for (const auto* keys : {&came, &moved}) {
+    for (const std::string* key : *keys) {
+      ContainerInfo& c = containers_[*key];
+      c = std::move(now.at(*key));
+      names_[c.id] = c.name;
+    }
+  }
+  // Stacks on new veths after their entries exist (no spurious `unbound` drops), off
+  // vanished ones after their entries are gone. A veth whose attach failed is retried
+  // in the next round that changes anything.
+  std::set<int> wanted;
+  for (const auto& [key, c] : containers_) {
+    if (c.host_ifindex <= 0) continue;
+    wanted.insert(c.host_ifindex);
+    if (attached_.count(c.host_ifindex)) continue;
+    if (absl::Status s = datapath_->Attach(c.host_ifindex); !s.ok()) {
       report.errors.push_back(std::string(s.message()));
       continue;
     }
-    attached_[ifindex] = true;
+    attached_[c.host_ifindex] = true;
     if (options_.on_attach) {
-      if (absl::Status s = options_.on_attach(*c); !s.ok()) {
+      if (absl::Status s = options_.on_attach(c); !s.ok()) {
         report.errors.push_back(std::string(s.message()));
       }
     }
   }
   for (auto it = attached_.begin(); it != attached_.end();) {
-    if (want.count(it->first)) {
+    if (wanted.count(it->first)) {
       ++it;
       continue;
     }
     datapath_->Detach(it->first).IgnoreError();  // the veth is usually gone with its container
     it = attached_.erase(it);
   }
-  for (const auto& [key, c] : containers_) {
-    if (!now.count(key)) ids_.erase(key);
+  if (full && flush_after_adoption_) {
+    // A policy set while adopting is in force now: flows it revokes end (as SetPolicy).
+    if (absl::Status s = datapath_->FlushConnections(); !s.ok()) {
+      report.errors.push_back(absl::StrCat("flushing connections: ", s.message()));
+    } else {
+      flush_after_adoption_ = false;
+    }
   }
-  containers_ = std::move(now);
-  names_.clear();
-  for (const auto& [key, c] : containers_) names_[c.id] = c.name;
   if (options_.host_network) SyncCgroupsLocked(cgroups, all_listed, report);
-  // A full apply saved the snapshot; a slice went to the journal, which is folded into a
-  // new snapshot once it outgrows the last one (amortised O(slice) per event).
+  // After a full apply the snapshot (until now `pending`) is written with the new
+  // containers; a slice went to the journal, which is folded into a new snapshot once it
+  // outgrows the last one (amortised O(slice) per event).
   if (full || journal_bytes_ > snapshot_bytes_) SaveLocked(nullptr).IgnoreError();
   if (metrics_) {
     metrics_->containers.Set(containers_.size());
@@ -411,35 +426,58 @@ ReconcileReport Manager::WaitAndReconcile(absl::Duration poll_interval) {
 
 absl::StatusOr<std::optional<PolicyUpdate>> Manager::PolicyUpdateLocked(
     const Policy& policy) const {
-  absl::StatusOr<std::vector<ContainerInfo>> input = CompileInputLocked(ContainersLocked());
-  if (!input.ok()) return input.status();
-  if (adopting_ || policy.audit != policy_.audit || !HostNetworkIds(*input).empty()) {
+  if (adopting_ || policy.audit != policy_.audit || !input_.host_network_ids().empty()) {
     return std::nullopt;
   }
-  ContainerIndex index(*input);
-  absl::StatusOr<PolicyUpdate> update = CompilePolicyUpdate(policy_, running_, policy, index);
+  absl::StatusOr<PolicyUpdate> update =
+      CompilePolicyUpdate(policy_, running_.state(), policy, input_.Index());
   if (!update.ok()) return update.status();
   return std::optional<PolicyUpdate>(*std::move(update));
 }
 
 absl::Status Manager::SetPolicy(const Policy& policy, const std::string& text) {
   absl::MutexLock l(&mu_);
+  if (adopting_) {
+    // Restarted, and no round has listed the containers yet: compiled over none, the
+    // policy would remove every adopted entry until the round. It is checked (over no
+    // containers), kept, and applied whole by the next round, which adopts.
+    absl::StatusOr<DatapathState> check = CompileLocked(policy);
+    if (!check.ok()) {
+      if (metrics_) metrics_->policy_rejected_total.Increment();
+      return absl::Status(check.status().code(),
+                          absl::StrCat(check.status().message(), " (the running policy stays)"));
+    }
+    policy_ = policy;
+    policy_text_ = text;
+    flush_after_adoption_ = true;
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::optional<PolicyUpdate>> update = PolicyUpdateLocked(policy);
   absl::Status s = update.status();
   if (update.ok() && *update) {
-    s = ApplyDeltaLocked((*update)->remove, (*update)->add, StateDelta{.next_id = next_id_});
+    // Journalled with the new policy text, like a container event: O(the change).
+    s = ApplyDeltaLocked((*update)->remove, (*update)->add,
+                         StateDelta{.next_id = next_id_, .policy_text = text,
+                                    .policy_file = policy.file});
+    if (s.ok()) {
+      policy_ = policy;
+      policy_text_ = text;
+      if (journal_bytes_ > snapshot_bytes_) SaveLocked(nullptr).IgnoreError();
+    }
   } else if (update.ok()) {
-    absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
+    absl::StatusOr<DatapathState> next = CompileLocked(policy);
     s = next.ok() ? ApplyLocked(*next) : next.status();
+    if (s.ok()) {
+      policy_ = policy;
+      policy_text_ = text;
+      SaveLocked(nullptr).IgnoreError();  // applied; until then the snapshot says pending
+    }
   }
   if (!s.ok()) {
     if (metrics_) metrics_->policy_rejected_total.Increment();
     return absl::Status(s.code(), absl::StrCat(s.message(), " (the running policy stays)"));
   }
   // Flows the new policy revokes must not live on through their tracked replies.
-  policy_ = policy;
-  policy_text_ = text;
-  SaveLocked(nullptr).IgnoreError();  // the snapshot carries the policy text
   return datapath_->FlushConnections();
 }
 
@@ -453,9 +491,9 @@ absl::StatusOr<StateDiff> Manager::DiffPolicy(const Policy& policy) {
   if (!update.ok()) return update.status();
   // Entries outside the touched containers are the same in both states.
   if (*update) return DiffStates((*update)->remove, (*update)->add, describe);
-  absl::StatusOr<DatapathState> next = CompileLocked(policy, ContainersLocked());
+  absl::StatusOr<DatapathState> next = CompileLocked(policy);
   if (!next.ok()) return next.status();
-  return DiffStates(running_, *next, describe);
+  return DiffStates(running_.state(), *next, describe);
 }
 
 std::string Manager::PolicyText() const {
@@ -470,7 +508,7 @@ std::string Manager::PolicyFile() const {
 
 DatapathState Manager::Running() const {
   absl::MutexLock l(&mu_);
-  return running_;
+  return running_.state();
 }
 
 std::string Manager::DescribeLocked(uint32_t id) const {
@@ -500,13 +538,14 @@ std::string Manager::Describe(uint32_t id) const {
 }
 
 std::string Manager::NameAddressLocked(uint32_t ip) const {
-  if (auto e = running_.endpoints.find(ip); e != running_.endpoints.end()) {
+  const DatapathState& running = running_.state();
+  if (auto e = running.endpoints.find(ip); e != running.endpoints.end()) {
     return DescribeLocked(e->second.container_id);
   }
-  if (auto h = running_.hosts.find(ip); h != running_.hosts.end()) {
+  if (auto h = running.hosts.find(ip); h != running.hosts.end()) {
     return absl::StrCat(DescribeLocked(h->second), "(", Ipv4ToString(ip), ")");
   }
-  if (auto g = running_.groups.find(ip); g != running_.groups.end()) {
+  if (auto g = running.groups.find(ip); g != running.groups.end()) {
     return absl::StrCat(DescribeLocked(g->second.id), "(", Ipv4ToString(ip), ")");
   }
   return Ipv4ToString(ip);

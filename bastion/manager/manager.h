@@ -17,9 +17,15 @@
 // previous bastiond left for containers now gone are removed (DetachUnclaimed).
 //
 // With a state file, the applied state and the container ids are saved after every
-// change (and the intended next state before it; container events as journal records of
-// their slice), so a bastiond restarted over pinned maps adopts what is installed and
-// reconciles it with what exists now.
+// change (and the intended next state before it; container events and policy changes
+// as journal records of their slice), so a bastiond restarted over pinned maps adopts
+// what is installed and reconciles it with what exists now.
+//
+// Cost: a container event or a policy change compiles, applies and journals only its
+// slice; the running state is indexed by container (running_state.h) and the compiler's
+// input kept per container (compile_input.h). What stays O(containers) per round is the
+// sources' full listing and its comparison with the known containers, and, inside the
+// compiler, CompileSlice's address and index build (bastion/policy).
 //
 // Thread safety: all methods may be called from any thread (one mutex); events are
 // delivered by the thread calling PumpEvents().
@@ -50,8 +56,10 @@
 #include "absl/time/time.h"
 #include "bastion/datapath/datapath.h"
 #include "bastion/datapath/host_network.h"
+#include "bastion/manager/compile_input.h"
 #include "bastion/manager/container_source.h"
 #include "bastion/manager/manager_metrics.h"
+#include "bastion/manager/running_state.h"
 #include "bastion/manager/state_file.h"
 #include "bastion/policy/apply.h"
 #include "bastion/policy/compiler.h"
@@ -117,7 +125,9 @@ class Manager {
   ReconcileReport WaitAndReconcile(absl::Duration poll_interval);
 
   // Compiles and applies `policy`; on any error the running policy stays in force. Only
-  // the containers the change touches are recompiled and rewritten.
+  // the containers the change touches are recompiled and rewritten (and journalled).
+  // While adopting saved state (after Start, until a round succeeded) the containers are
+  // not known: the policy is checked and kept, and the next round applies it.
   absl::Status SetPolicy(const Policy& policy, const std::string& text);
   // What SetPolicy would change, without changing anything.
   absl::StatusOr<StateDiff> DiffPolicy(const Policy& policy);
@@ -141,6 +151,9 @@ class Manager {
 
  private:
   friend class EventSubscription;
+  // Applies `next` whole (adopting: over whatever the pinned maps may hold), with a
+  // snapshot saying `pending` before; the caller saves the applied state once its
+  // containers or policy are updated too.
   absl::Status ApplyLocked(const DatapathState& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Replaces the entries involving `ids` by `slice` (from CompileSlice).
   // With a state file, `delta` (its id changes) goes to the journal (state_file.h).
@@ -154,17 +167,18 @@ class Manager {
   // (bastion/policy/incremental.h); nullopt when it must be compiled whole: while
   // adopting (what the pinned maps hold is uncertain), for an audit switch (a journal
   // delta does not carry audit mode) and with host-network containers (their gateway
-  // mirrors are in no slice).
+  // mirrors are in no slice; as placed for the compiler they have an address, so this
+  // asks CompileInput, not IsHostNetwork).
   absl::StatusOr<std::optional<PolicyUpdate>> PolicyUpdateLocked(const Policy& policy) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<DatapathState> CompileLocked(const Policy& policy,
-                                              const std::vector<ContainerInfo>& containers) const
+  // `policy` over input_ (the containers as they are, or about to be).
+  absl::StatusOr<DatapathState> CompileLocked(const Policy& policy) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<DatapathState> CompileSliceLocked(const Policy& policy,
-                                                   const std::vector<ContainerInfo>& containers,
                                                    const std::set<uint32_t>& ids) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<ContainerInfo> ContainersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // input_ from containers_ (after a failed change moved it ahead).
+  void ResetInputLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeLocked(uint32_t id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NameAddressLocked(uint32_t ip) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Attaches the cgroups of host-network containers in `cgroups` (container key -> path,
@@ -173,9 +187,6 @@ class Manager {
   void SyncCgroupsLocked(const std::map<std::string, absl::StatusOr<std::string>>& cgroups,
                          bool all_listed, ReconcileReport& report)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The compiler's input and output around host-network containers (host_network_policy.h).
-  absl::StatusOr<std::vector<ContainerInfo>> CompileInputLocked(
-      const std::vector<ContainerInfo>& containers) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveLocked(const DatapathState* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unsubscribe(EventSubscription* s);
 
@@ -187,12 +198,14 @@ class Manager {
   mutable absl::Mutex mu_;
   // Key "<source>/<runtime_id>" -> container (with its id).
   std::map<std::string, ContainerInfo> containers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint32_t> ids_ ABSL_GUARDED_BY(mu_);
-  std::map<uint32_t, std::string> names_ ABSL_GUARDED_BY(mu_);  // id -> container name  // same key -> id, kept on restart
+  std::map<std::string, uint32_t> ids_ ABSL_GUARDED_BY(mu_);  // same key -> id, kept on restart
+  std::map<uint32_t, std::string> names_ ABSL_GUARDED_BY(mu_);  // id -> container name
+  // containers_ as the compiler takes them (host-network ones placed or left out).
+  CompileInput input_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   Policy policy_ ABSL_GUARDED_BY(mu_);
   std::string policy_text_ ABSL_GUARDED_BY(mu_);
-  DatapathState running_ ABSL_GUARDED_BY(mu_);
+  RunningState running_ ABSL_GUARDED_BY(mu_);
   std::map<int, bool> attached_ ABSL_GUARDED_BY(mu_);  // host ifindex
   std::map<std::string, std::string> cgroups_ ABSL_GUARDED_BY(mu_);  // container key -> cgroup
   bool unclaimed_removed_ ABSL_GUARDED_BY(mu_) = false;  // DetachUnclaimed done
@@ -201,6 +214,8 @@ class Manager {
   std::vector<EventSubscription*> subscribers_ ABSL_GUARDED_BY(mu_);
   // After Start() found saved state: what the pinned maps may hold until the first apply.
   bool adopting_ ABSL_GUARDED_BY(mu_) = false;
+  // A policy was set while adopting: conntrack is flushed once the round applied it.
+  bool flush_after_adoption_ ABSL_GUARDED_BY(mu_) = false;
   // Journal bytes since the last snapshot, and the snapshot's size (state_file.h).
   size_t journal_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t snapshot_bytes_ ABSL_GUARDED_BY(mu_) = 0;

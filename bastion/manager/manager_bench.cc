@@ -1,12 +1,16 @@
 // Discovery and policy-apply time of the manager at 10, 100, 1000 containers (issue 9).
 //
 // For each N: a source with N containers in groups of 10 (label group=gK), a policy with
-// one service per group depending on the next group on tcp/7000 and udp/7100 (so each
-// container has 10 dependencies and the map entries grow linearly with N), and
+// one service per group depending on the next group in a ring on tcp/7000 and udp/7100
+// (at N=10 the one group depends on itself), so each container has 9-10 dependencies and
+// the map entries grow linearly with N, and
 //   discover N      first Reconcile from nothing: compile + install every entry
-//   +1 container    Reconcile after one more container appears (the per-event cost)
-//   policy apply    SetPolicy of a changed policy (one port range more) at N containers
-//   no-op round     Reconcile with nothing changed (the poll fallback's cost)
+//                   (us/entry: per map entry installed)
+//   event           Reconcile after one container came or went (group g0; the per-event
+//                   cost), median of 20
+//   policy apply    SetPolicy of a changed policy (one port range more or less for g0)
+//                   at N containers, median of 20
+//   no-op round     Reconcile with nothing changed (the poll fallback's cost), median of 20
 // against the FakeDatapath (in-memory; the compiler and diff alone) and, as root, the
 // real BPF maps (BpfDatapath, no veths attached: host_ifindex 0 keeps the programs off),
 // also with a state file (bastiond's default: snapshot + journal). rss_mb: the process's
@@ -16,9 +20,12 @@
 // Baseline in the same run: the fake datapath row shows what the kernel writes add.
 //
 //   bazel run -c opt //bastion/manager:manager_bench
+//   manager_bench profile N K     # fake datapath + state file, K events and policy changes
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,7 +61,7 @@ class Source : public ContainerSource {
 
 std::string PolicyText(int n, bool extra) {
   std::string s = "version: 1\nservices:\n";
-  const int groups = (n + 9) / 10 + 1;
+  const int groups = (n + 9) / 10;
   for (int g = 0; g < groups; ++g) {
     absl::StrAppend(&s, "  - name: g", g, "\n    select: {labels: {group: g", g, "}}\n",
                     "    depends_on: [{service: g", (g + 1) % groups,
@@ -84,7 +91,16 @@ void RemoveStateFile() {
   std::remove((StateFile() + ".log").c_str());
 }
 
-void Run(const char* label, Datapath* dp, int n, bool state_file) {
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Per-change times are medians of kRepeats changes: container events alternate one
+// container coming and going, policy changes one port range more and less.
+constexpr int kRepeats = 20;
+
+void Run(const char* label, Datapath* dp, int n, bool state_file, int repeats = kRepeats) {
   auto source = std::make_unique<Source>();
   Source* src = source.get();
   for (int i = 0; i < n; ++i) src->Add(i);
@@ -96,21 +112,40 @@ void Run(const char* label, Datapath* dp, int n, bool state_file) {
   absl::Time t0 = absl::Now();
   ReconcileReport r = m.Reconcile();
   const absl::Duration discover = absl::Now() - t0;
-  src->Add(n);
-  t0 = absl::Now();
-  m.Reconcile();
-  const absl::Duration one = absl::Now() - t0;
+  const DatapathState installed = m.Running();
+  const size_t entries = installed.endpoints.size() + installed.bindings.size() +
+                         installed.hosts.size() + installed.dependencies.size() +
+                         installed.rules.size();
+  bool ok = r.errors.empty();
+  std::vector<double> event, apply, noop;
+  for (int k = 0; k < repeats; ++k) {
+    if (k % 2 == 0) {
+      src->Add(n, /*slot=*/0);
+    } else {
+      src->containers.pop_back();
+    }
+    t0 = absl::Now();
+    ok &= m.Reconcile().errors.empty();
+    event.push_back(Ms(absl::Now() - t0));
+  }
+  const Policy plain = *ParsePolicy(text, "p");
   const std::string changed = PolicyText(n, true);
-  t0 = absl::Now();
-  absl::Status s = m.SetPolicy(*ParsePolicy(changed, "p"), changed);
-  const absl::Duration apply = absl::Now() - t0;
-  t0 = absl::Now();
-  m.Reconcile();
-  const absl::Duration noop = absl::Now() - t0;
+  const Policy extra = *ParsePolicy(changed, "p");
+  for (int k = 0; k < repeats; ++k) {
+    t0 = absl::Now();
+    ok &= (k % 2 == 0 ? m.SetPolicy(extra, changed) : m.SetPolicy(plain, text)).ok();
+    apply.push_back(Ms(absl::Now() - t0));
+  }
+  for (int k = 0; k < repeats; ++k) {
+    t0 = absl::Now();
+    m.Reconcile();
+    noop.push_back(Ms(absl::Now() - t0));
+  }
   DatapathState st = m.Running();
-  std::printf("%-6s %5d %7zu %6zu %11.2f %11.2f %11.2f %11.2f %7.1f%s\n", label, n,
-              st.dependencies.size(), st.rules.size(), Ms(discover), Ms(one), Ms(apply), Ms(noop),
-              RssMb(), r.errors.empty() && s.ok() ? "" : "  (errors)");
+  std::printf("%-6s %5d %7zu %6zu %11.2f %9.2f %11.2f %11.2f %11.3f %7.1f%s\n", label, n,
+              st.dependencies.size(), st.rules.size(), Ms(discover),
+              1000 * Ms(discover) / std::max<size_t>(entries, 1), Median(event), Median(apply),
+              Median(noop), RssMb(), ok ? "" : "  (errors)");
   RemoveStateFile();
 }
 
@@ -143,11 +178,18 @@ void Churn(Datapath* dp) {
 }  // namespace
 }  // namespace dctk::bastion
 
-int main() {
+int main(int argc, char** argv) {
   using namespace dctk::bastion;
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  std::printf("%-6s %5s %7s %6s %11s %11s %11s %11s %7s\n", "maps", "N", "deps", "rules",
-              "discover_ms", "plus1_ms", "apply_ms", "noop_ms", "rss_mb");
+  // `manager_bench profile N K`: the fake datapath with a state file at N containers, K
+  // container events and K policy changes (for perf), nothing else.
+  if (argc == 4 && std::string(argv[1]) == "profile") {
+    testing::FakeDatapath fake;
+    Run("fake+sf", &fake, std::atoi(argv[2]), true, std::atoi(argv[3]));
+    return 0;
+  }
+  std::printf("%-6s %5s %7s %6s %11s %9s %11s %11s %11s %7s\n", "maps", "N", "deps", "rules",
+              "discover_ms", "us/entry", "event_ms", "apply_ms", "noop_ms", "rss_mb");
   for (int n : {10, 100, 1000}) {
     testing::FakeDatapath fake;
     Run("fake", &fake, n, false);

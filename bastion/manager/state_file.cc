@@ -105,6 +105,8 @@ void ApplyDelta(SavedState& s, const StateDelta& d) {
   for (const auto& [key, id] : d.ids) s.ids[key] = id;
   for (const auto& [key, name] : d.names) s.names[key] = name;
   s.next_id = std::max(s.next_id, d.next_id);
+  if (d.policy_text) s.policy_text = *d.policy_text;
+  if (d.policy_file) s.policy_file = *d.policy_file;
 }
 
 }  // namespace
@@ -130,6 +132,8 @@ absl::StatusOr<size_t> AppendStateDelta(const std::string& path, const StateDelt
   j["names"] = delta.names;
   j["erased"] = delta.erased;
   j["next_id"] = delta.next_id;
+  if (delta.policy_text) j["policy_text"] = *delta.policy_text;
+  if (delta.policy_file) j["policy_file"] = *delta.policy_file;
   return AppendLine(path, json{{"delta", j}});
 }
 
@@ -191,7 +195,11 @@ absl::StatusOr<SavedState> ReadStateFile(const std::string& path) {
                           .ids = d.at("ids").get<std::map<std::string, uint32_t>>(),
                           .names = d.at("names").get<std::map<std::string, std::string>>(),
                           .erased = d.at("erased").get<std::vector<std::string>>(),
-                          .next_id = d.at("next_id").get<uint32_t>()};
+                          .next_id = d.at("next_id").get<uint32_t>(),
+                          .policy_text = std::nullopt,
+                          .policy_file = std::nullopt};
+        if (d.contains("policy_text")) open->policy_text = d.at("policy_text").get<std::string>();
+        if (d.contains("policy_file")) open->policy_file = d.at("policy_file").get<std::string>();
       } else if (open && r.contains("done")) {
         ApplyDelta(s, *open);
         open.reset();
@@ -203,7 +211,7 @@ absl::StatusOr<SavedState> ReadStateFile(const std::string& path) {
       // The maps may hold any mix of before and after: adopt both.
       SavedState after = s;
       ApplyDelta(after, *open);
-      s.pending = after.applied;
+      s.pending = after.applied;  // the policy text stays the one before (state_file.h)
       s.ids = after.ids;
       s.names = after.names;
       s.next_id = after.next_id;

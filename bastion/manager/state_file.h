@@ -2,13 +2,16 @@
 // so a restarted bastiond can adopt pinned maps (manager.h). JSON, written to a temp
 // file and renamed, so a crash leaves either the old or the new file.
 //
-// Container events change a slice of the state; rewriting the whole file for each would
-// cost O(all entries). They are appended instead to a journal beside it (PATH.log, one
-// JSON line per record): the delta before it is applied, then "done" (or "undone" if
-// the apply was rolled back). ReadStateFile replays the journal over the snapshot; a
-// last delta without "done" becomes `pending`. WriteStateFile (a full snapshot) empties
-// the journal; the manager does that when the journal outgrows the snapshot, so the
-// cost per event stays proportional to its slice (amortised).
+// Container events and policy changes change a slice of the state; rewriting the whole
+// file for each would cost O(all entries). They are appended instead to a journal beside
+// it (PATH.log, one JSON line per record): the delta before it is applied (a policy
+// change's with the new policy text), then "done" (or "undone" if the apply was rolled
+// back). ReadStateFile replays the journal over the snapshot; a last delta without
+// "done" becomes `pending` (its ids too, but not its policy text: an interrupted policy
+// change never returned, so the policy before it is the one a restart enforces, over
+// maps that may hold either). WriteStateFile (a full snapshot) empties the journal; the
+// manager does that when the journal outgrows the snapshot, so the cost per change stays
+// proportional to its slice (amortised).
 //
 // Example:
 //   SavedState saved{.applied = running, .ids = ids, .next_id = 7, .policy_text = text};
@@ -39,8 +42,9 @@ struct SavedState {
   std::string policy_file;
 };
 
-// A slice change (a container event): entries of `remove` go, entries of `add` come
-// (PatchState), and the container ids of the touched containers change.
+// A slice change (a container event or a policy change): entries of `remove` go,
+// entries of `add` come (PatchState), the container ids of the touched containers
+// change, and a policy change sets the policy.
 struct StateDelta {
   DatapathState remove;
   DatapathState add;
@@ -48,6 +52,8 @@ struct StateDelta {
   std::map<std::string, std::string> names;   // container key -> name, set
   std::vector<std::string> erased;            // container keys forgotten
   uint32_t next_id = 1;
+  std::optional<std::string> policy_text;     // set by a policy change
+  std::optional<std::string> policy_file;
 };
 
 // Replaces in `state` the entries of `remove` by those of `add` (hosts, groups: all of add's);
