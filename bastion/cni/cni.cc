@@ -138,7 +138,7 @@ absl::StatusOr<CniConfig> ParseConfig(absl::string_view text) {
   return config;
 }
 
-absl::StatusOr<Attachment> FindAttachment(
+absl::StatusOr<Registration> FindAttachment(
     const CniEnv& env, const CniConfig& config,
     const std::function<bool(const std::string&)>& is_bridge_port) {
   if (config.prev_result.is_null()) {
@@ -148,7 +148,7 @@ absl::StatusOr<Attachment> FindAttachment(
                        kInvalidConfig);
   }
   const nlohmann::json& pr = config.prev_result;
-  Attachment a;
+  Registration a;
   a.file_name = env.container_id + ".json";
   a.name = env.container_id;
   for (const char* key : {"K8S_POD_NAME", "BASTION_NAME"}) {
@@ -211,32 +211,6 @@ absl::StatusOr<Attachment> FindAttachment(
   if (a.ip.empty()) {
     return ConfigError(absl::StrCat("prevResult.ips: no IPv4 address on interface ",
                                     container_index, " ('", env.ifname, "')"));
-  }
-  return a;
-}
-
-std::string LabelFileJson(const Attachment& a) {
-  nlohmann::json j = {{"name", a.name}, {"netns", a.netns}, {"host_veth", a.host_veth},
-                      {"ip", a.ip},     {"mac", a.mac},     {"labels", a.labels}};
-  if (!a.gateway.empty()) j["gateway"] = a.gateway;
-  return j.dump() + "\n";
-}
-
-absl::StatusOr<Attachment> ParseLabelFile(absl::string_view text) {
-  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return absl::DataLossError("label file: not a JSON object");
-  Attachment a;
-  a.name = StringField(j, "name");
-  a.netns = StringField(j, "netns");
-  a.host_veth = StringField(j, "host_veth");
-  a.ip = StringField(j, "ip");
-  a.mac = StringField(j, "mac");
-  a.gateway = StringField(j, "gateway");
-  if (auto it = j.find("labels"); it != j.end() && it->is_object()) {
-    for (const auto& [k, v] : it->items()) {
-      if (v.is_string()) a.labels[k] = v.get<std::string>();
-    }
   }
   return a;
 }

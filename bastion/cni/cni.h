@@ -1,14 +1,14 @@
 // The CNI side of bastion-cni: the spec's environment (CNI_COMMAND, CNI_CONTAINERID,
 // CNI_NETNS, CNI_IFNAME, CNI_ARGS), the network config on stdin with the `prevResult` of
 // the bridge plugin it chains after, the dctk namespace-container label file it derives
-// from them (bastion/manager/netns_containers.h), and CNI error/version JSON.
+// from them (a Registration, bastion/cni/registration.h), and CNI error/version JSON.
 // Pure parsing: no system calls, so all of it is unit-tested without root.
 //
 // Example:
 //   absl::StatusOr<CniEnv> env = ParseEnv(getenv);
 //   absl::StatusOr<CniConfig> config = ParseConfig(stdin_text);
-//   absl::StatusOr<Attachment> a = FindAttachment(*env, *config, IsBridgePort);
-//   std::string file = LabelFileJson(*a);
+//   absl::StatusOr<Registration> a = FindAttachment(*env, *config, IsBridgePort);
+//   std::string file = RegistrationJson(*a);
 //   ... on error: std::cout << ErrorJson(status, config->cni_version); exit(1);
 #ifndef DCTK_BASTION_CNI_CNI_H_
 #define DCTK_BASTION_CNI_CNI_H_
@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "bastion/cni/registration.h"
 #include "nlohmann/json.hpp"
 
 namespace dctk::bastion::cni {
@@ -63,29 +64,15 @@ struct CniConfig {
 // Parses the stdin config. Errors: DataLoss (not JSON), InvalidArgument (bad field).
 absl::StatusOr<CniConfig> ParseConfig(absl::string_view text);
 
-// What Bastion needs about one container, from prevResult.
-struct Attachment {
-  std::string name;       // CNI_ARGS BASTION_NAME or K8S_POD_NAME, else the container id
-  std::string file_name;  // label file name in containers_dir: <container id>.json
-  std::string netns;
-  std::string host_veth;                      // the host-side interface that is a bridge port
-  std::string ip;                             // IPv4 of the container interface, no prefix length
-  std::string mac;                            // of the container interface (lower case)
-  std::string gateway;                        // may be empty
-  std::map<std::string, std::string> labels;  // config labels + CNI_ARGS BASTION_LABEL_<k>
-};
-
+// What Bastion needs about the container, from prevResult: name (CNI_ARGS BASTION_NAME or
+// K8S_POD_NAME, else the container id), file <container id>.json, netns (base name of
+// CNI_NETNS), labels (config labels + CNI_ARGS BASTION_LABEL_<key>).
 // Finds the container interface (CNI_IFNAME, in the sandbox), its IPv4 address and the
 // host-side veth (an interface without sandbox for which `is_bridge_port` holds: the
 // bridge plugin lists the bridge itself too). FailedPrecondition if prevResult is missing.
-absl::StatusOr<Attachment> FindAttachment(
+absl::StatusOr<Registration> FindAttachment(
     const CniEnv& env, const CniConfig& config,
     const std::function<bool(const std::string&)>& is_bridge_port);
-
-// The label file bastiond's NamespaceContainerSource reads.
-std::string LabelFileJson(const Attachment& a);
-// Parses one back (CHECK compares it with what ADD would write).
-absl::StatusOr<Attachment> ParseLabelFile(absl::string_view text);
 
 // {"cniVersion", "code", "msg", "details"}: code from the status (see the constants;
 // a status with payload "cni-code" overrides), msg its message.

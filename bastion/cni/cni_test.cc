@@ -133,7 +133,7 @@ TEST(ParseConfig, RejectsBadInputWithSpecCodes) {
 TEST(FindAttachment, TakesContainerInterfaceAddressAndHostVeth) {
   auto vars = kAddEnv;
   vars["CNI_ARGS"] = "K8S_POD_NAME=web-1;BASTION_LABEL_role=frontend";
-  absl::StatusOr<Attachment> a = FindAttachment(*ParseEnv(Env(vars)), *ParseConfig(kConfig), Port);
+  absl::StatusOr<Registration> a = FindAttachment(*ParseEnv(Env(vars)), *ParseConfig(kConfig), Port);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->name, "web-1");
   EXPECT_EQ(a->file_name, "c0ffee.json");
@@ -144,13 +144,13 @@ TEST(FindAttachment, TakesContainerInterfaceAddressAndHostVeth) {
   EXPECT_EQ(a->gateway, "10.89.0.1");
   EXPECT_EQ(a->labels, (std::map<std::string, std::string>{{"role", "frontend"}, {"tier", "web"}}));
 
-  absl::StatusOr<Attachment> back = ParseLabelFile(LabelFileJson(*a));
+  absl::StatusOr<Registration> back = ParseRegistration(RegistrationJson(*a));
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(LabelFileJson(*back), LabelFileJson(*a));
+  EXPECT_EQ(RegistrationJson(*back), RegistrationJson(*a));
 }
 
 TEST(FindAttachment, NameDefaultsToContainerId) {
-  absl::StatusOr<Attachment> a =
+  absl::StatusOr<Registration> a =
       FindAttachment(*ParseEnv(Env(kAddEnv)), *ParseConfig(kConfig), Port);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->name, "c0ffee");
@@ -158,7 +158,7 @@ TEST(FindAttachment, NameDefaultsToContainerId) {
 
 TEST(FindAttachment, ExplainsWhatIsMissing) {
   const CniEnv env = *ParseEnv(Env(kAddEnv));
-  absl::StatusOr<Attachment> a =
+  absl::StatusOr<Registration> a =
       FindAttachment(env, *ParseConfig(R"({"cniVersion": "1.0.0"})"), Port);
   ASSERT_FALSE(a.ok());
   EXPECT_THAT(a.status().message(), HasSubstr("no prevResult"));
