@@ -82,6 +82,10 @@ struct LocalClusterOptions {
   // initial one (the CM's state is not on file), so the previous cluster
   // must not have reconfigured.
   bool restart = false;
+  // Recovery after a reconfiguration stops only the regions whose replicas
+  // changed (RecoverRegions); false: every region (RecoverTransactions, the
+  // baseline of recovery_bench).
+  bool scoped_recovery = true;
   TxClientOptions client;
 };
 
@@ -142,17 +146,13 @@ class LocalCluster {
     n.fabric.reset();
   }
 
-  // The CM removes `failed` machines, then recovery runs on the live ones.
-  absl::StatusOr<RecoveryReport> Recover(const std::vector<fabric::MachineId>& failed) {
-    for (fabric::MachineId m : failed) {
-      cm::Result r = cm_.Execute(cm::RemoveMachineCommand(m));
-      if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
-    }
-    std::vector<Participant*> live;
-    for (auto& [id, n] : machines_) {
-      if (n.machine) live.push_back(&n.machine->participant());
-    }
-    return RecoverTransactions(live, cm_.config().id(), [this] { InstallConfig(); });
+  // The CM removes `failed` machines, then recovery runs on the live ones
+  // for the regions whose replicas changed (RecoverRegions: the others keep
+  // serving transactions of the new configuration); `while_recovering` runs
+  // while those regions still recover (tests).
+  absl::StatusOr<RecoveryReport> Recover(const std::vector<fabric::MachineId>& failed,
+                                         const std::function<void()>& while_recovering = nullptr) {
+    return Reconfigure(failed, installed_, while_recovering);
   }
 
   // Gives every region short of copies new backups and copies the regions
@@ -177,6 +177,7 @@ class LocalCluster {
   // host their regions, and a (blocking) reconfiguration makes every later
   // commit send them COMMIT-BACKUP.
   absl::StatusOr<std::vector<BackupJob>> AddBackups() {
+    const cm::Configuration before = installed_;
     cm::Result added = cm_.Execute(cm::AddBackupsCommand());
     if (added.code() != 0) return CmStatus(added);
     std::vector<BackupJob> jobs;
@@ -191,7 +192,7 @@ class LocalCluster {
       if (!s.ok()) return s;
       jobs.push_back({a.region(), a.machine(), added.config().id()});
     }
-    absl::StatusOr<RecoveryReport> reconfigured = Recover({});
+    absl::StatusOr<RecoveryReport> reconfigured = Reconfigure({}, before, nullptr);
     if (!reconfigured.ok()) return reconfigured.status();
     return jobs;
   }
@@ -314,6 +315,26 @@ class LocalCluster {
   }
 
   // The CM's configuration takes effect: region table and configuration id.
+  absl::StatusOr<RecoveryReport> Reconfigure(const std::vector<fabric::MachineId>& failed,
+                                             const cm::Configuration& before,
+                                             const std::function<void()>& while_recovering) {
+    for (fabric::MachineId m : failed) {
+      cm::Result r = cm_.Execute(cm::RemoveMachineCommand(m));
+      if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+    }
+    std::vector<Participant*> live;
+    for (auto& [id, n] : machines_) {
+      if (n.machine) live.push_back(&n.machine->participant());
+    }
+    // No new configuration (a coordinator's failure simulated in place):
+    // every transaction in flight is recovered, every region blocked.
+    if (cm_.config().id() == config_.load() || !options_.scoped_recovery) {
+      return RecoverTransactions(live, cm_.config().id(), [this] { InstallConfig(); }, while_recovering);
+    }
+    return RecoverRegions(live, cm_.config().id(), ChangedRegions(before, cm_.config()), [this] { InstallConfig(); },
+                          while_recovering);
+  }
+
   void InstallConfig() {
     for (const cm::Region& region : cm_.config().regions()) {
       if (region.lost()) {
@@ -325,12 +346,14 @@ class LocalCluster {
       (void)table_.Upsert(std::move(info));
     }
     config_.store(cm_.config().id());
+    installed_ = cm_.config();
   }
 
   const LocalClusterOptions options_;
   cm::ConfigState cm_;
   RegionTable table_;
   std::atomic<uint64_t> config_{0};
+  cm::Configuration installed_;  // the configuration the machines follow
   std::map<fabric::MachineId, Node> machines_;
   std::map<fabric::MachineId, RestoreReport> restored_;
   RecoveryReport restart_recovery_;

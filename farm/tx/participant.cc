@@ -45,6 +45,27 @@ absl::Status Participant::Admit(uint64_t config, const char* what) const {
   return absl::OkStatus();
 }
 
+absl::Status Participant::AdmitRegion(RegionId region, const char* what) const {
+  if (!recovering_.contains(region)) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat(what, " refused by machine ", self_, ": region ", region, " is recovering"));
+}
+
+absl::Status Participant::AdmitRegions(const std::vector<WriteEntry>& entries, const char* what) const {
+  if (recovering_.empty()) return absl::OkStatus();
+  for (const WriteEntry& e : entries) {
+    if (absl::Status s = AdmitRegion(e.addr.region(), what); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Participant::AdmitTx(TxId tx, const char* what) const {
+  if (recovering_.empty()) return absl::OkStatus();
+  if (auto it = locked_.find(tx); it != locked_.end()) return AdmitRegions(it->second.request.entries, what);
+  if (auto it = backed_.find(tx); it != backed_.end()) return AdmitRegions(it->second.entries, what);
+  return absl::OkStatus();
+}
+
 bool Participant::IsPrimary(RegionId id) const {
   absl::StatusOr<RegionInfo> info = table_->Lookup(id);
   return info.ok() && info->primary().machine == self_;
@@ -92,6 +113,7 @@ void Participant::ReleaseLocks(Pending& p) {
 
 void Participant::ReleaseReservations(TxId tx) {
   for (auto& [id, h] : hosted_) h.heap->Release(tx);
+  reserved_in_.erase(tx);
 }
 
 void Participant::UpdateHeap(const WriteEntry& e, size_t lines) {
@@ -110,6 +132,7 @@ Reply Participant::Lock(const LockRequest& r) {
     ++stats_.refused_config;
     return ReplyFrom(s);
   }
+  if (absl::Status s = AdmitRegions(r.entries, "LOCK"); !s.ok()) return ReplyFrom(s);
   ++stats_.locks;
   Pending p;
   Reply ok;
@@ -153,6 +176,7 @@ Reply Participant::CommitBackup(const LockRequest& r) {
     ++stats_.refused_config;
     return ReplyFrom(s);
   }
+  if (absl::Status s = AdmitRegions(r.entries, "COMMIT-BACKUP"); !s.ok()) return ReplyFrom(s);
   for (const WriteEntry& e : r.entries) {
     if (!hosted_.contains(e.addr.region())) {
       return ReplyFrom(absl::FailedPreconditionError(
@@ -171,6 +195,7 @@ Reply Participant::CommitPrimary(const TxRequest& r) {
     ++stats_.refused_config;
     return ReplyFrom(s);
   }
+  if (absl::Status s = AdmitTx(r.tx, "COMMIT-PRIMARY"); !s.ok()) return ReplyFrom(s);
   auto it = locked_.find(r.tx);
   if (it == locked_.end()) {
     return ReplyFrom(absl::FailedPreconditionError(
@@ -201,6 +226,7 @@ Reply Participant::Abort(const TxRequest& r) {
     ++stats_.refused_config;
     return ReplyFrom(s);
   }
+  if (absl::Status s = AdmitTx(r.tx, "ABORT"); !s.ok()) return ReplyFrom(s);
   auto it = locked_.find(r.tx);
   if (it != locked_.end() && it->second.committed) {
     return ReplyFrom(absl::FailedPreconditionError(
@@ -242,6 +268,7 @@ Reply Participant::Truncate(const TxRequest& r) {
     ++stats_.refused_config;
     return ReplyFrom(s);
   }
+  if (absl::Status s = AdmitTx(r.tx, "TRUNCATE"); !s.ok()) return ReplyFrom(s);
   ++stats_.truncates;
   Log(LogType::kTruncate, r.tx, "");
   TruncateHere(r.tx);
@@ -263,6 +290,7 @@ void Participant::TruncateHere(TxId tx) {
 Reply Participant::Alloc(const AllocRequest& r) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "ALLOC"); !s.ok()) return ReplyFrom(s);
+  if (absl::Status s = AdmitRegion(r.region, "ALLOC"); !s.ok()) return ReplyFrom(s);
   auto it = hosted_.find(r.region);
   if (it == hosted_.end() || !IsPrimary(r.region)) {
     return ReplyFrom(absl::FailedPreconditionError(
@@ -270,6 +298,7 @@ Reply Participant::Alloc(const AllocRequest& r) {
   }
   absl::StatusOr<GlobalAddress> a = it->second.heap->Reserve(r.bytes, r.tx, GlobalAddress::FromRaw(r.near));
   if (!a.ok()) return ReplyFrom(a.status());
+  reserved_in_[r.tx] = r.config;
   ++stats_.allocs;
   const uint64_t header = __atomic_load_n(reinterpret_cast<uint64_t*>(it->second.base + a->offset()),
                                           __ATOMIC_ACQUIRE);
@@ -281,7 +310,7 @@ Reply Participant::QueryOutcome(const TxRequest& r) {
   absl::ReaderMutexLock l(&mu_);
   // aux: the configuration this participant has completed recovery into
   // (0 while recovering), so a coordinator can tell "no record survived".
-  return ReplyFrom(absl::OkStatus(), static_cast<uint64_t>(o), blocked_ ? 0 : config_);
+  return ReplyFrom(absl::OkStatus(), static_cast<uint64_t>(o), Recovering() ? 0 : config_);
 }
 
 Outcome Participant::Known(TxId tx) const {
@@ -300,19 +329,38 @@ void Participant::Resume(uint64_t config) {
   absl::MutexLock l(&mu_);
   config_ = config;
   blocked_ = false;
+  recovering_.clear();
 }
 
-std::vector<InFlightRecord> Participant::InFlight() const {
+void Participant::BeginRecovery(uint64_t new_config, const std::vector<RegionId>& recovering) {
+  absl::MutexLock l(&mu_);
+  config_ = new_config;
+  recovering_.insert(recovering.begin(), recovering.end());
+}
+
+void Participant::FinishRecovery(const std::vector<RegionId>& regions) {
+  absl::MutexLock l(&mu_);
+  if (regions.empty()) {
+    recovering_.clear();
+    return;
+  }
+  for (RegionId r : regions) recovering_.erase(r);
+}
+
+std::vector<InFlightRecord> Participant::InFlight(uint64_t before) const {
   absl::ReaderMutexLock l(&mu_);
   std::vector<InFlightRecord> out;
   for (const auto& [tx, p] : locked_) {
+    if (before != 0 && p.request.config >= before) continue;
     InFlightRecord rec{tx, self_, LogType::kLock, p.committed, p.request};
     for (size_t i = 0; i < p.lines.size(); ++i) {
       rec.request.entries[i].slot_bytes = static_cast<uint32_t>(p.lines[i] * kLineSize);
     }
     out.push_back(std::move(rec));
   }
-  for (const auto& [tx, r] : backed_) out.push_back({tx, self_, LogType::kCommitBackup, false, r});
+  for (const auto& [tx, r] : backed_) {
+    if (before == 0 || r.config < before) out.push_back({tx, self_, LogType::kCommitBackup, false, r});
+  }
   return out;
 }
 
@@ -347,6 +395,19 @@ void Participant::ResolveHere(const Resolution& r) {
 void Participant::ReleaseAllReservations() {
   absl::MutexLock l(&mu_);
   for (auto& [id, h] : hosted_) h.heap->ReleaseAll();
+  reserved_in_.clear();
+}
+
+void Participant::ReleaseReservationsBefore(uint64_t config) {
+  absl::MutexLock l(&mu_);
+  for (auto it = reserved_in_.begin(); it != reserved_in_.end();) {
+    if (it->second >= config) {
+      ++it;
+      continue;
+    }
+    for (auto& [id, h] : hosted_) h.heap->Release(it->first);
+    reserved_in_.erase(it++);
+  }
 }
 
 absl::StatusOr<RegionChunk> Participant::CopyChunk(RegionId id, uint64_t from, uint64_t max_bytes) const {

@@ -12,9 +12,11 @@
 //   TRUNCATE (both)          backups apply their logged entries; forget the tx
 //   ALLOC (primary)          reserve a slot in the region's ObjectHeap
 //
-// Requests from another configuration than the current one, or while
-// recovery is running, are refused with Unavailable. Every record is written
-// to the TxLog before the reply.
+// Requests from another configuration than the current one are refused with
+// Unavailable, and so are requests for a region while recovery runs for it
+// (BeginRecovery ... FinishRecovery): a region whose replicas did not change
+// keeps serving the new configuration's transactions meanwhile. Every record
+// is written to the TxLog before the reply.
 //
 // Example:
 //   Participant p(/*self=*/1, &table, log.get());
@@ -32,6 +34,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
@@ -106,16 +109,31 @@ class Participant {
   // value: the Outcome; aux: the current configuration (0 while blocked).
   Reply QueryOutcome(const TxRequest& r);
 
-  // Recovery: refuse protocol requests until Resume(new_config).
+  // Recovery into `new_config` (recovery.h): from now on only requests of
+  // `new_config` are served, and none for the `recovering` regions (their
+  // replicas changed) until FinishRecovery; every other region keeps
+  // serving, so transactions on regions a failure did not touch commit while
+  // the touched ones recover.
+  void BeginRecovery(uint64_t new_config, const std::vector<RegionId>& recovering);
+  // The regions serve again (empty: every recovering region).
+  void FinishRecovery(const std::vector<RegionId>& regions = {});
+  // Recovery of everything: refuse every protocol request until
+  // Resume(new_config) (also ends a BeginRecovery).
   void Block();
   void Resume(uint64_t config);
-  std::vector<InFlightRecord> InFlight() const;
+  // The records recovery must resolve: those of transactions of
+  // configurations before `before` (0: all). Transactions of the new
+  // configuration, admitted on untouched regions during recovery, go on.
+  std::vector<InFlightRecord> InFlight(uint64_t before = 0) const;
   Outcome Known(TxId tx) const;
   // Applies (commit) or undoes (abort) the transaction here: entries of
   // regions hosted here are installed; locks it holds are released.
   void Resolve(const Resolution& r);
   // Drops every reservation (recovery: their transactions cannot commit).
   void ReleaseAllReservations();
+  // Drops the reservations of transactions of configurations before
+  // `config` (a scoped recovery: the new configuration's go on).
+  void ReleaseReservationsBefore(uint64_t config);
 
   // Re-replication, at the primary: the live objects of region `id` that
   // start at offsets >= `from`, about `max_bytes` of them, copied under this
@@ -166,6 +184,12 @@ class Participant {
   };
 
   absl::Status Admit(uint64_t config, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Unavailable if recovery runs for one of `regions` (or for `tx`'s).
+  absl::Status AdmitRegions(const std::vector<WriteEntry>& entries, const char* what) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status AdmitRegion(RegionId region, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status AdmitTx(TxId tx, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool Recovering() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return blocked_ || !recovering_.empty(); }
   bool IsPrimary(RegionId id) const;
   void ReleaseReservations(TxId tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The copy of `addr` here and its slot's lines.
@@ -196,6 +220,9 @@ class Participant {
   mutable absl::Mutex mu_;
   uint64_t config_ ABSL_GUARDED_BY(mu_) = 0;
   bool blocked_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<RegionId> recovering_ ABSL_GUARDED_BY(mu_);
+  // The configuration of each transaction holding reservations here.
+  absl::flat_hash_map<TxId, uint64_t> reserved_in_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<RegionId, Hosted> hosted_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<TxId, Pending> locked_ ABSL_GUARDED_BY(mu_);        // at primaries
   absl::flat_hash_map<TxId, LockRequest> backed_ ABSL_GUARDED_BY(mu_);    // at backups

@@ -1,6 +1,8 @@
 #include "farm/tx/recovery.h"
 
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/strings/str_cat.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
 
@@ -41,7 +43,8 @@ std::vector<Resolution> DecideInFlight(const std::vector<InFlightRecord>& record
 }
 
 RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64_t new_config,
-                                   const std::function<void()>& install_config) {
+                                   const std::function<void()>& install_config,
+                                   const std::function<void()>& while_recovering) {
   const absl::Time start = absl::Now();
   for (Participant* p : live) p->Block();
   std::vector<InFlightRecord> records;
@@ -57,6 +60,7 @@ RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64
   }
   std::vector<Resolution> decisions = DecideInFlight(records, committed);
   install_config();
+  if (while_recovering) while_recovering();
   RecoveryReport report;
   for (const Resolution& d : decisions) {
     for (Participant* p : live) p->Resolve(d);
@@ -66,6 +70,60 @@ RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64
   for (Participant* p : live) {
     p->ReleaseAllReservations();
     p->Resume(new_config);
+  }
+  report.duration = absl::Now() - start;
+  return report;
+}
+
+std::vector<RegionId> ChangedRegions(const cm::Configuration& before, const cm::Configuration& after) {
+  auto key = [](const cm::Region& r) {
+    std::string k = r.lost() ? "lost" : "";
+    // Copying -> caught up changes nothing a coordinator does.
+    for (const cm::Replica& rep : r.replicas()) absl::StrAppend(&k, rep.machine(), ",");
+    return k;
+  };
+  absl::btree_map<RegionId, std::string> was;
+  for (const cm::Region& r : before.regions()) was[r.id()] = key(r);
+  absl::btree_set<RegionId> changed;
+  for (const cm::Region& r : after.regions()) {
+    auto it = was.find(r.id());
+    if (it == was.end() || it->second != key(r)) changed.insert(r.id());
+    if (it != was.end()) was.erase(it);
+  }
+  for (const auto& [id, k] : was) changed.insert(id);
+  return {changed.begin(), changed.end()};
+}
+
+RecoveryReport RecoverRegions(const std::vector<Participant*>& live, uint64_t new_config,
+                              const std::vector<RegionId>& recovering, const std::function<void()>& install_config,
+                              const std::function<void()>& while_recovering) {
+  const absl::Time start = absl::Now();
+  // From here on no participant admits a request of an older configuration,
+  // so the records collected below are all there will be of those.
+  for (Participant* p : live) p->BeginRecovery(new_config, recovering);
+  install_config();
+  std::vector<InFlightRecord> records;
+  for (Participant* p : live) {
+    std::vector<InFlightRecord> mine = p->InFlight(new_config);
+    records.insert(records.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+  }
+  absl::flat_hash_set<TxId> committed;
+  for (const InFlightRecord& r : records) {
+    for (Participant* p : live) {
+      if (p->Known(r.tx) == Outcome::kCommitted) committed.insert(r.tx);
+    }
+  }
+  std::vector<Resolution> decisions = DecideInFlight(records, committed);
+  if (while_recovering) while_recovering();
+  RecoveryReport report;
+  for (const Resolution& d : decisions) {
+    for (Participant* p : live) p->Resolve(d);
+    ++(d.commit ? report.committed : report.aborted);
+  }
+  report.in_flight = static_cast<int>(decisions.size());
+  for (Participant* p : live) {
+    p->ReleaseReservationsBefore(new_config);
+    p->FinishRecovery(recovering);
   }
   report.duration = absl::Now() - start;
   return report;

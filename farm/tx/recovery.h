@@ -19,9 +19,20 @@
 // mid-commit learns what happened (OUTCOME). Then the participants resume in
 // the new configuration.
 //
+// Per region (FaRM's parallel recovery keeps serving what a failure did not
+// touch): RecoverRegions moves every live participant to the new
+// configuration at once but stops only the regions whose replicas changed
+// (ChangedRegions); transactions of the new configuration on every other
+// region commit while those recover. The transactions of older
+// configurations are decided exactly as above and resolved, then the
+// recovering regions serve again. RecoverTransactions is the blocking form
+// (every region stops), used by a whole-cluster restart.
+//
 // Example:
 //   RecoveryReport r = RecoverTransactions(live_participants, new_config_id,
 //                                          [&] { table.Upsert(...promoted regions...); });
+//   RecoveryReport s = RecoverRegions(live_participants, new_config_id, ChangedRegions(before, after),
+//                                     [&] { ...install... });
 #ifndef DCTK_FARM_TX_RECOVERY_H_
 #define DCTK_FARM_TX_RECOVERY_H_
 
@@ -31,6 +42,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
+#include "farm/cm/cm.pb.h"
 #include "farm/tx/participant.h"
 
 namespace dctk::farm::tx {
@@ -49,10 +61,29 @@ std::vector<Resolution> DecideInFlight(const std::vector<InFlightRecord>& record
 
 // Blocks `live`, collects and decides, calls `install_config` (the new
 // configuration takes effect: promoted primaries in the region table),
-// resolves every transaction at every live participant and resumes them
-// at `new_config`.
+// runs `while_recovering` (tests, benchmarks: every participant still
+// blocked), resolves every transaction at every live participant and
+// resumes them at `new_config`.
 RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64_t new_config,
-                                   const std::function<void()>& install_config);
+                                   const std::function<void()>& install_config,
+                                   const std::function<void()>& while_recovering = nullptr);
+
+// Regions whose replica list (machines and their order) differs
+// between the two configurations, or that exist in only one: what a
+// reconfiguration from `before` to `after` must recover.
+std::vector<RegionId> ChangedRegions(const cm::Configuration& before, const cm::Configuration& after);
+
+// Recovery of the `recovering` regions only: every live participant
+// follows `new_config` at once (BeginRecovery), `install_config` runs (the
+// coordinators may start transactions in the new configuration: on the other
+// regions they commit at once), the records of older configurations are
+// collected and decided, `while_recovering` runs (a test's window: the
+// recovering regions still refuse requests), each decision is resolved at
+// every live participant, their older reservations are dropped, and the
+// regions serve again.
+RecoveryReport RecoverRegions(const std::vector<Participant*>& live, uint64_t new_config,
+                              const std::vector<RegionId>& recovering, const std::function<void()>& install_config,
+                              const std::function<void()>& while_recovering = nullptr);
 
 }  // namespace dctk::farm::tx
 

@@ -199,12 +199,19 @@ TEST_F(FarmReplicatedRestartTest, RestoresEveryRegionFromTheMachinesFiles) {
   const size_t mark = ReadFile(Log("driver")).size();
   machines.clear();
   for (int i = 1; i <= 3; ++i) machines.push_back(StartMachine(i, 2));
+  // The plan is installed (restarting=0) before recovery's last steps; the
+  // CM logs the restart once the cluster is ready.
+  absl::Status restored = WaitForFile(
+      Log("driver"),
+      [&](const std::string& log) {
+        return log.size() > mark && absl::StrContains(log.substr(mark), "restarted from the machines' files");
+      },
+      kPhase);
+  ASSERT_TRUE(restored.ok()) << restored;
   const std::string up = WaitForStats(
       [](const std::string& l) { return Field(l, "restarting") == 0 && Field(l, "machines") == 3; },
       "the CM did not restore the cluster");
   EXPECT_EQ(Field(up, "lost"), 0) << up;
-  const std::string driver_log = ReadFile(Log("driver")).substr(mark);
-  EXPECT_TRUE(absl::StrContains(driver_log, "restarted from the machines' files")) << driver_log;
   for (int i = 1; i <= 3; ++i) {
     const std::string log = ReadFile(Log(absl::StrCat("m", i, "-2")));
     EXPECT_TRUE(absl::StrContains(log, "kept its files for a whole-cluster restart")) << log;
