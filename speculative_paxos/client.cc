@@ -45,9 +45,11 @@ void ClientStats::Add(const ClientStats& o) {
 }
 
 absl::Status Client::Start() {
-  if (config_.replicas.empty()) {
-    return absl::InvalidArgumentError("ClientConfig.replicas is empty");
+  if (config_.replicas.empty() || config_.replicas.size() > 64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ClientConfig.replicas: need 1 .. 64 replicas, got ", config_.replicas.size()));
   }
+  replies_.resize(config_.replicas.size());
   if (endpoint_ != nullptr) {
     if (config_.mom) {
       return absl::InvalidArgumentError(
@@ -99,7 +101,7 @@ void Client::OnCommitWait() {
   }
   // Too few answers yet: look again a period later (the resend timeout
   // covers answers that never come).
-  if (static_cast<int>(pending_->replies.size()) < config_.f() + 1) return;
+  if (pending_->num_answered < config_.f() + 1) return;
   commit_wait_.Stop();
   ++stats_.early_commit_requests;
   AskReconcile();
@@ -123,7 +125,15 @@ void Client::SendRequest() {
   } else if (config_.group) {
     SendRequestTo(*config_.group, req);
   } else {
-    for (const transport::Address& r : config_.replicas) SendRequestTo(r, req);
+    // The leader's copy last. A sender is often preempted right after its
+    // first copy (the woken replica runs), and another client's request then
+    // overtakes the rest; the first recipient is then the odd one out. A
+    // misordered follower is repaired alone by the leader's next sync
+    // (replica_repair.cc); a misordered leader sends every follower into
+    // repair.
+    const size_t n = config_.replicas.size();
+    const size_t leader = newest_stamp_.Leader(n);
+    for (size_t i = 1; i <= n; ++i) SendRequestTo(config_.replicas[(leader + i) % n], req);
   }
 }
 
@@ -144,7 +154,7 @@ void Client::OnTimeout() {
   if (config_.mode == ClientConfig::Mode::kLeader) {
     // The leader may have changed: try the next replica.
     leader_ = (leader_ + 1) % config_.replicas.size();
-  } else if (!pending_->replies.empty()) {
+  } else if (pending_->num_answered > 0) {
     AskReconcile();
   }
   SendRequest();
@@ -167,13 +177,12 @@ void Client::AskReconcile() {
 }
 
 void Client::ReceiveMessage(const transport::Address& from, const transport::Envelope& msg) {
+  // Parsed into reused messages: no allocation per reply in steady state.
   if (msg.Is<Reply>()) {
-    Reply reply;
-    if (msg.Parse(&reply)) HandleReply(&reply);
+    if (msg.Parse(&incoming_)) HandleReply(&incoming_);
   } else if (msg.Is<ReplyBatch>()) {
-    ReplyBatch batch;
-    if (!msg.Parse(&batch)) return;
-    for (Reply& reply : *batch.mutable_replies()) {
+    if (!msg.Parse(&incoming_batch_)) return;
+    for (Reply& reply : *incoming_batch_.mutable_replies()) {
       if (reply.client_id() == client_id_) HandleReply(&reply);
     }
   }
@@ -191,25 +200,33 @@ void Client::HandleReply(Reply* reply) {
     Complete(reply->result(), false);
     return;
   }
-  auto [it, inserted] = pending_->replies.try_emplace(reply->replica());
-  if (!inserted) {
-    const Stamp old = Stamp::FromProto(it->second.stamp());
-    if (stamp < old || (stamp == old && !reply->durable() && it->second.durable())) return;
+  const uint32_t from = reply->replica();
+  const uint64_t bit = uint64_t{1} << from;
+  if (pending_->answered & bit) {
+    const Reply& prev = replies_[from];
+    const Stamp old = Stamp::FromProto(prev.stamp());
+    if (stamp < old || (stamp == old && !reply->durable() && prev.durable())) return;
+  } else {
+    pending_->answered |= bit;
+    ++pending_->num_answered;
   }
-  it->second.Swap(reply);  // takes the reply without copying
+  replies_[from].Swap(reply);  // takes the reply without copying or allocating
   // Count matching replies by (stamp, slot, hash); n <= 7, so pairwise
   // comparison without building keys (no allocation per reply).
   auto same = [](const Reply& x, const Reply& y) {
     return x.slot() == y.slot() && x.stamp().view() == y.stamp().view() &&
            x.stamp().epoch() == y.stamp().epoch() && x.hash() == y.hash();
   };
+  const uint32_t n = static_cast<uint32_t>(config_.replicas.size());
   int best = 0;
-  for (const auto& [r, rep] : pending_->replies) {
+  for (uint32_t r = 0; r < n; ++r) {
+    if (!(pending_->answered >> r & 1)) continue;
+    const Reply& rep = replies_[r];
     int matching = 0, durable = 0;
-    for (const auto& [r2, other] : pending_->replies) {
-      if (!same(rep, other)) continue;
+    for (uint32_t r2 = 0; r2 < n; ++r2) {
+      if (!(pending_->answered >> r2 & 1) || !same(rep, replies_[r2])) continue;
       ++matching;
-      if (other.durable()) ++durable;
+      if (replies_[r2].durable()) ++durable;
     }
     best = std::max(best, matching);
     if (matching >= Superquorum(config_.f())) {
@@ -227,11 +244,13 @@ void Client::HandleReply(Reply* reply) {
       return;
     }
   }
-  const int missing = static_cast<int>(config_.replicas.size() - pending_->replies.size());
+  const int missing = static_cast<int>(n) - pending_->num_answered;
   if (best + missing < Superquorum(config_.f()) && !pending_->reconcile_sent) {
     if (VLOG_IS_ON(1)) {
       std::string seen;
-      for (const auto& [r, rep] : pending_->replies) {
+      for (uint32_t r = 0; r < n; ++r) {
+        if (!(pending_->answered >> r & 1)) continue;
+        const Reply& rep = replies_[r];
         absl::StrAppend(&seen, " r", r, "@", rep.stamp().view(), ".", rep.stamp().epoch(), "/",
                         rep.slot(), rep.durable() ? "d" : "");
       }

@@ -29,7 +29,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,7 +130,9 @@ class Client : public transport::TransportReceiver {
     uint64_t request_id;
     std::string op;
     Callback done;
-    std::map<uint32_t, Reply> replies;  // newest reply per replica
+    // Replicas whose newest reply is in Client::replies_ (bit per index).
+    uint64_t answered = 0;
+    int num_answered = 0;
     bool reconcile_sent = false;
     absl::Time sent;
   };
@@ -158,6 +159,12 @@ class Client : public transport::TransportReceiver {
   Stamp newest_stamp_;  // newest stamp seen in any reply
   uint32_t leader_ = 0;  // kLeader mode: the replica that answered last
   absl::optional<Pending> pending_;
+  // The pending request's newest reply per replica (valid where
+  // Pending::answered says); reused across requests, so taking a reply
+  // allocates nothing. Also the message a lone Reply is parsed into.
+  std::vector<Reply> replies_;
+  Reply incoming_;
+  ReplyBatch incoming_batch_;
   std::unique_ptr<mom::MomSender> mom_sender_;
   ClientStats stats_;
   double fast_latency_us_ = 0;  // moving average of fast-path latencies

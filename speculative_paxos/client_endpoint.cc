@@ -30,17 +30,16 @@ void ClientEndpoint::Detach(Client* client) { clients_.erase(client->client_id()
 
 void ClientEndpoint::ReceiveMessage(const transport::Address& from,
                                     const transport::Envelope& msg) {
+  // Parsed into reused messages: no allocation per reply in steady state.
   if (msg.Is<Reply>()) {
-    Reply reply;
-    if (msg.Parse(&reply)) {
+    if (msg.Parse(&incoming_)) {
       ++stats_.reply_datagrams;
-      Deliver(&reply);
+      Deliver(&incoming_);
     }
   } else if (msg.Is<ReplyBatch>()) {
-    ReplyBatch batch;
-    if (msg.Parse(&batch)) {
+    if (msg.Parse(&incoming_batch_)) {
       ++stats_.reply_datagrams;
-      for (Reply& reply : *batch.mutable_replies()) Deliver(&reply);
+      for (Reply& reply : *incoming_batch_.mutable_replies()) Deliver(&reply);
     }
   }
 }
@@ -66,10 +65,16 @@ void ClientEndpoint::SendRequest(const transport::Address& to, const Request& re
     });
   }
   size_t i = 0;
-  while (i < held_.size() && !(held_[i].first == to)) ++i;
-  if (i == held_.size()) {
-    held_.emplace_back(to, RequestBatch());
-    held_bytes_.push_back(0);
+  while (i < used_ && !(held_[i].first == to)) ++i;
+  if (i == used_) {
+    // Reuse a flushed batch (its cleared requests keep their buffers).
+    if (used_ == held_.size()) {
+      held_.emplace_back(to, RequestBatch());
+      held_bytes_.push_back(0);
+    }
+    held_[i].first = to;
+    held_bytes_[i] = 0;
+    ++used_;
   }
   const size_t bytes = req.ByteSizeLong() + 4;
   if (held_bytes_[i] + bytes > kMaxBatchBytes && held_[i].second.requests_size() > 0) {
@@ -81,9 +86,8 @@ void ClientEndpoint::SendRequest(const transport::Address& to, const Request& re
 }
 
 void ClientEndpoint::Flush() {
-  for (auto& [to, batch] : held_) SendOut(to, &batch);
-  held_.clear();
-  held_bytes_.clear();
+  for (size_t i = 0; i < used_; ++i) SendOut(held_[i].first, &held_[i].second);
+  used_ = 0;
 }
 
 void ClientEndpoint::SendOut(const transport::Address& to, RequestBatch* batch) {

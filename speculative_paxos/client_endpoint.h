@@ -81,9 +81,14 @@ class ClientEndpoint : public transport::TransportReceiver {
   // A flush is posted; the token dies with the endpoint (posts may outlive it).
   bool flush_posted_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  // Held requests by destination, in first-request order (few destinations).
+  // Held requests by destination, in first-request order (few
+  // destinations): the first used_ entries; the rest are flushed batches
+  // kept for reuse.
   std::vector<std::pair<transport::Address, RequestBatch>> held_;
   std::vector<size_t> held_bytes_;
+  size_t used_ = 0;
+  Reply incoming_;  // reused for every received reply
+  ReplyBatch incoming_batch_;
   ClientEndpointStats stats_;
 };
 

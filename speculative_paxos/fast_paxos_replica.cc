@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/transport/framing.h"
 #include "glog/logging.h"
 
 namespace dctk::spaxos {
@@ -28,6 +29,13 @@ absl::Status FastPaxosReplica::Start() {
   if (index_ >= n() || config_.fetch_chunk <= 0 || config_.heartbeat <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "FastPaxosReplica: index ", index_, " of 3, fetch_chunk and heartbeat must be positive"));
+  }
+  if (config_.max_datagram < 256 ||
+      static_cast<size_t>(config_.max_datagram) >
+          transport::kMaxPayloadSize + transport::kFrameHeaderSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "FastPaxosConfig.max_datagram: ", config_.max_datagram, " bytes, need 256 .. ",
+        transport::kMaxPayloadSize + transport::kFrameHeaderSize));
   }
   absl::StatusOr<transport::Address> bound =
       transport_->Register(this, config_.replicas[index_], {});
@@ -242,6 +250,21 @@ void FastPaxosReplica::StartClassic() {
   };
   for (const auto& [slot, e] : accepted_) add(e);
   for (const auto& [id, e] : known_) add(e);
+  // One FpAccept per round, within the datagram budget: requests that do not
+  // fit wait for the next round (they stay known; we vote for them again).
+  std::vector<Entry> later;
+  size_t bytes = 16;  // FpAccept's first_slot, with room to spare
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].set_slot(first + i);
+    const size_t b = EntryBytes(batch[i]);
+    if (i > 0 && bytes + b > PayloadBudget(config_.max_datagram)) {
+      later.assign(std::make_move_iterator(batch.begin() + i),
+                   std::make_move_iterator(batch.end()));
+      batch.resize(i);
+      break;
+    }
+    bytes += b;
+  }
   // Requests already chosen (or older than a chosen one) wait for nothing.
   for (auto it = known_.begin(); it != known_.end();) {
     it = in_batch.contains(it->first) ? std::next(it) : known_.erase(it);
@@ -265,6 +288,7 @@ void FastPaxosReplica::StartClassic() {
   votes_.erase(votes_.begin(), votes_.upper_bound(classic_end_));
   classic_pending_ = true;
   VLOG(1) << "fast paxos: classic round for slots " << first << ".." << classic_end_;
+  for (Entry& e : later) Vote(std::move(e));
   SendAccept();
 }
 
@@ -292,7 +316,11 @@ void FastPaxosReplica::HandleFetch(const FpFetch& m) {
   if (!IsCoordinator() || m.replica() >= n()) return;
   FpEntries reply;
   log_.Export(m.from_slot(), m.from_slot() + config_.fetch_chunk - 1, reply.mutable_entries());
-  SendTo(m.replica(), reply);
+  // In pieces within the datagram budget, a window of them; the follower
+  // fetches again from where they end.
+  std::vector<FpEntries> pieces =
+      SplitEntries(std::move(reply), PayloadBudget(config_.max_datagram));
+  for (size_t i = 0; i < pieces.size() && i < kPieceWindow; ++i) SendTo(m.replica(), pieces[i]);
 }
 
 void FastPaxosReplica::HandleAccept(const FpAccept& m) {

@@ -45,6 +45,7 @@
 #include "common/transport/transport.h"
 #include "speculative_paxos/app.h"
 #include "speculative_paxos/log.h"
+#include "speculative_paxos/pieces.h"
 #include "speculative_paxos/reply_batcher.h"
 #include "speculative_paxos/spaxos.pb.h"
 
@@ -54,8 +55,12 @@ struct FastPaxosConfig {
   std::vector<transport::Address> replicas;  // exactly 3; replica 0 coordinates
   // Coordinator's commit heartbeat; two without progress start a classic round.
   absl::Duration heartbeat = absl::Milliseconds(1);
-  // Entries per FpEntries.
+  // Entries per fetch (FpEntries datagrams, a window of them at most).
   int fetch_chunk = 256;
+  // Largest datagram a replica sends (frame header included), 256 .. 64 KiB:
+  // a classic round proposes what fits in one FpAccept (the rest in the
+  // next round), fetched entries go in pieces (pieces.h).
+  int max_datagram = 1400;
 };
 
 struct FastPaxosStats {

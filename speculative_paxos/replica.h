@@ -278,6 +278,7 @@ class Replica : public transport::TransportReceiver {
   const uint32_t index_;
   App* app_;
   ReplyBatcher replies_;
+  Reply reply_scratch_;  // ReplyTo's message, reused
 
   Stamp stamp_;
   ReplicaStatus status_ = ReplicaStatus::kNormal;

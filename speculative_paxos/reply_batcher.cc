@@ -8,10 +8,16 @@ void ReplyBatcher::Send(const transport::Address& to, Reply* reply) {
     return;
   }
   size_t i = 0;
-  while (i < held_.size() && !(held_[i].first == to)) ++i;
-  if (i == held_.size()) {
-    held_.emplace_back(to, ReplyBatch());
-    held_bytes_.push_back(0);
+  while (i < used_ && !(held_[i].first == to)) ++i;
+  if (i == used_) {
+    // Reuse a flushed batch (its cleared replies keep their buffers).
+    if (used_ == held_.size()) {
+      held_.emplace_back(to, ReplyBatch());
+      held_bytes_.push_back(0);
+    }
+    held_[i].first = to;
+    held_bytes_[i] = 0;
+    ++used_;
   }
   const size_t bytes = reply->ByteSizeLong() + 4;
   if (held_bytes_[i] + bytes > max_bytes_ && held_[i].second.replies_size() > 0) {
@@ -23,9 +29,8 @@ void ReplyBatcher::Send(const transport::Address& to, Reply* reply) {
 }
 
 void ReplyBatcher::Flush() {
-  for (auto& [to, batch] : held_) SendOut(to, &batch);
-  held_.clear();
-  held_bytes_.clear();
+  for (size_t i = 0; i < used_; ++i) SendOut(held_[i].first, &held_[i].second);
+  used_ = 0;
 }
 
 void ReplyBatcher::SendOut(const transport::Address& to, ReplyBatch* batch) {

@@ -61,9 +61,11 @@ class ReplyBatcher {
   transport::TransportReceiver* sender_;
   size_t max_bytes_;
   int holds_ = 0;
-  // Held replies by destination, in first-reply order (few addresses).
+  // Held replies by destination, in first-reply order (few addresses): the
+  // first used_ entries; the rest are flushed batches kept for reuse.
   std::vector<std::pair<transport::Address, ReplyBatch>> held_;
   std::vector<size_t> held_bytes_;
+  size_t used_ = 0;
 };
 
 }  // namespace dctk::spaxos

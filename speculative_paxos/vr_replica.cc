@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "common/transport/framing.h"
 #include "glog/logging.h"
 
 namespace dctk::spaxos {
@@ -17,8 +18,9 @@ VrReplica::VrReplica(transport::Transport* transport, VrConfig config, uint32_t 
       config_(std::move(config)),
       index_(index),
       app_(app),
-      replies_(transport, this),
+      replies_(transport, this, PayloadBudget(config_.max_datagram)),
       acked_(config_.replicas.size(), 0),
+      catch_up_end_(config_.replicas.size(), 0),
       heartbeat_(transport, config_.heartbeat, [this] { OnHeartbeat(); }),
       resend_(transport, config_.resend, [this] { OnResend(); }),
       view_timeout_(transport, config_.view_change_timeout, [this] { OnViewTimeout(); }) {
@@ -36,6 +38,13 @@ absl::Status VrReplica::Start() {
         "view_change_timeout > heartbeat (got ",
         config_.replicas.size(), " replicas, index ", index_, ", max_batch ",
         config_.max_batch, ")"));
+  }
+  if (config_.max_datagram < 256 ||
+      static_cast<size_t>(config_.max_datagram) >
+          transport::kMaxPayloadSize + transport::kFrameHeaderSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "VrConfig.max_datagram: ", config_.max_datagram, " bytes, need 256 .. ",
+        transport::kMaxPayloadSize + transport::kFrameHeaderSize));
   }
   absl::StatusOr<transport::Address> bound =
       transport_->Register(this, config_.replicas[index_]);
@@ -70,7 +79,7 @@ void VrReplica::ReceiveMessage(const transport::Address& from, const transport::
     if (msg.Parse(&m)) HandleStartViewChange(m);
   } else if (msg.Is<VrDoViewChange>()) {
     VrDoViewChange m;
-    if (msg.Parse(&m)) HandleDoViewChange(m);
+    if (msg.Parse(&m)) HandleDoViewChange(std::move(m));
   } else if (msg.Is<VrStartView>()) {
     VrStartView m;
     if (msg.Parse(&m)) HandleStartView(m);
@@ -116,13 +125,33 @@ void VrReplica::MaybePrepare() {
   }
 }
 
-void VrReplica::SendPrepare(uint64_t first, uint64_t last, uint32_t to_replica) {
+size_t VrReplica::budget() const { return PayloadBudget(config_.max_datagram); }
+
+uint64_t VrReplica::SendPrepare(uint64_t first, uint64_t last, uint32_t to_replica) {
   VrPrepare m;
   m.set_view(view_);
   m.set_first_slot(first);
   log_.Export(first, last, m.mutable_entries());
   m.set_commit(commit_);
-  SendTo(to_replica, m);
+  // Room for each piece's own first_slot (a varint of up to 10 bytes).
+  std::vector<VrPrepare> pieces = SplitEntries(std::move(m), budget() - 10);
+  uint64_t sent = first - 1;
+  for (size_t i = 0; i < pieces.size() && i < kPieceWindow; ++i) {
+    VrPrepare& piece = pieces[i];
+    if (piece.entries_size() > 0) {
+      piece.set_first_slot(piece.entries(0).slot());
+      sent = piece.entries(piece.entries_size() - 1).slot();
+    }
+    SendTo(to_replica, piece);
+  }
+  return sent;
+}
+
+void VrReplica::SendCatchUp(uint32_t r) {
+  const uint64_t last = std::min(prepared_, acked_[r] + kMaxResendEntries);
+  const uint64_t sent = SendPrepare(acked_[r] + 1, last, r);
+  // Cut short by the window: send the next one once this one is acknowledged.
+  catch_up_end_[r] = sent < prepared_ ? sent : 0;
 }
 
 void VrReplica::HandlePrepare(const VrPrepare& m) {
@@ -141,6 +170,7 @@ void VrReplica::HandlePrepare(const VrPrepare& m) {
   if (m.first_slot() > log_.end() + 1) return;  // a gap: the leader resends
   for (const Entry& e : m.entries()) {
     if (e.slot() <= log_.end()) continue;
+    if (e.slot() != log_.end() + 1) break;
     log_.Append(e.client_id(), e.request_id(), e.op(),
                 transport::Address(e.client_ip(), e.client_port()));
   }
@@ -156,7 +186,9 @@ void VrReplica::HandlePrepare(const VrPrepare& m) {
 
 void VrReplica::HandlePrepareOk(const VrPrepareOk& m) {
   if (m.view() != view_ || !normal_ || !IsLeader() || m.replica() >= n()) return;
-  acked_[m.replica()] = std::max(acked_[m.replica()], m.slot());
+  const uint32_t r = m.replica();
+  acked_[r] = std::max(acked_[r], m.slot());
+  if (catch_up_end_[r] != 0 && acked_[r] >= catch_up_end_[r]) SendCatchUp(r);
   AdvanceCommit();
 }
 
@@ -184,7 +216,8 @@ void VrReplica::ExecuteUpTo(uint64_t slot) {
 }
 
 void VrReplica::SendReply(const LogEntry& e) {
-  Reply reply;
+  Reply& reply = reply_scratch_;  // reused: no allocation per reply
+  reply.Clear();
   reply.mutable_stamp()->set_view(view_);
   reply.set_replica(index_);
   reply.set_client_id(e.client_id);
@@ -215,9 +248,7 @@ void VrReplica::OnResend() {
   }
   if (!IsLeader()) return;
   for (uint32_t r = 0; r < n(); ++r) {
-    if (r != index_ && acked_[r] < prepared_) {
-      SendPrepare(acked_[r] + 1, std::min(prepared_, acked_[r] + kMaxResendEntries), r);
-    }
+    if (r != index_ && acked_[r] < prepared_) SendCatchUp(r);
   }
 }
 

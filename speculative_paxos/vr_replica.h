@@ -19,6 +19,12 @@
 // acknowledge. Clients in leader mode try the next replica on a timeout and
 // follow the view in replies.
 //
+// Every datagram stays within `max_datagram`: a prepare or resend of many
+// entries goes as several VrPrepares (a window per resend, the next window
+// as soon as the last one is acknowledged), a long DoViewChange in pieces
+// that the new leader puts back together (asking again from its first
+// missing slot), a StartView as one datagram whose rest follows as prepares.
+//
 // Recovery (vr_recovery.cc, VR Revisited 4.3): a replica restarted without
 // state (`recovering`) takes part in nothing until it has learned the newest
 // view from f+1 normal replicas, including that view's leader, and has copied
@@ -46,6 +52,7 @@
 #include "common/transport/transport.h"
 #include "speculative_paxos/app.h"
 #include "speculative_paxos/log.h"
+#include "speculative_paxos/pieces.h"
 #include "speculative_paxos/reply_batcher.h"
 #include "speculative_paxos/spaxos.pb.h"
 
@@ -60,6 +67,10 @@ struct VrConfig {
   absl::Duration resend = absl::Milliseconds(5);
   // Silence from the leader (or a stuck view change) before the next view.
   absl::Duration view_change_timeout = absl::Milliseconds(40);
+  // Largest datagram a replica sends (frame header included), 256 .. 64 KiB:
+  // prepares, reports and StartViews carrying many entries go in pieces
+  // (pieces.h), a window (kPieceWindow) at a time.
+  int max_datagram = 1400;
 
   int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
 };
@@ -107,7 +118,12 @@ class VrReplica : public transport::TransportReceiver {
   // Leader: sends the entries not yet prepared, at once without batching, or
   // as one batch when no prepare is outstanding or a batch is full.
   void MaybePrepare();
-  void SendPrepare(uint64_t first, uint64_t last, uint32_t to_replica);
+  // Sends slots [first, last] as VrPrepares within the datagram budget, at
+  // most a window of them; returns the last slot sent.
+  uint64_t SendPrepare(uint64_t first, uint64_t last, uint32_t to_replica);
+  // Leader: a window of the entries `to_replica` lacks (from acked_ on).
+  void SendCatchUp(uint32_t to_replica);
+  size_t budget() const;
   void SendReply(const LogEntry& e);
   void ExecuteUpTo(uint64_t slot);
   void OnHeartbeat();
@@ -118,7 +134,11 @@ class VrReplica : public transport::TransportReceiver {
   void BeginViewChange(uint64_t view);
   void BroadcastStartViewChange();
   void HandleStartViewChange(const VrStartViewChange& m);
-  void HandleDoViewChange(const VrDoViewChange& m);
+  void HandleDoViewChange(VrDoViewChange m);
+  // Sends our report (VrDoViewChange) to the new leader, in pieces, the
+  // window starting at slot `from` (0: the first).
+  void SendDoViewChange(uint32_t leader, uint64_t base, uint64_t from);
+  void SendStartViewChange(uint32_t to);
   void TryStartView();
   void SendStartView(uint32_t to, uint64_t from_slot);
   void HandleStartView(const VrStartView& m);
@@ -140,6 +160,7 @@ class VrReplica : public transport::TransportReceiver {
   const uint32_t index_;
   App* app_;
   ReplyBatcher replies_;
+  Reply reply_scratch_;  // SendReply's message, reused
   uint64_t view_ = 0;
   bool normal_ = true;
   uint64_t last_normal_view_ = 0;
@@ -153,6 +174,10 @@ class VrReplica : public transport::TransportReceiver {
   // View change: new leader's base (its commit point) and DoViewChanges by replica.
   uint64_t change_base_ = 0;
   std::map<uint32_t, VrDoViewChange> do_view_changes_;
+  std::map<uint32_t, PieceAssembler> report_pieces_;  // reports in pieces, by replica
+  // Leader: per replica, the last slot of a catch-up window that was cut
+  // short (more to send once it is acknowledged); 0: none.
+  std::vector<uint64_t> catch_up_end_;
   bool sent_do_view_change_ = false;
   // Recovery: learning the view (responses by replica), then copying the
   // leader's log up to recovery_target_ (catching_up_).

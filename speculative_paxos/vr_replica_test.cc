@@ -1,9 +1,13 @@
 // The baselines on SimTransport, driven by the shared client library.
 #include "speculative_paxos/vr_replica.h"
 
+#include <algorithm>
+#include <functional>
+#include <map>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/transport/framing.h"
 #include "common/transport/sim_transport.h"
 #include "gtest/gtest.h"
 #include "speculative_paxos/client.h"
@@ -15,6 +19,7 @@ namespace {
 
 using transport::Address;
 using transport::SimTransport;
+using transport::TypeId;
 
 // Closed-loop clients issuing PUT/GET/CAS on a few keys; records the history.
 class Load {
@@ -255,6 +260,158 @@ TEST(VrReplicaTest, RestartedReplicaRecoversThenLeaderCrashes) {
     RunVrRecovery(seed);
     if (HasFatalFailure()) return;
   }
+}
+
+}  // namespace
+}  // namespace dctk::spaxos
+
+namespace dctk::spaxos {
+namespace {
+
+// Every datagram a replica sends, largest size and count per message type.
+struct DatagramWatch {
+  DatagramWatch(SimTransport* net, const std::vector<Address>& replicas) {
+    net->AddFilter(-1, [this, replicas](const Address& from, const Address&,
+                                        const transport::Envelope& msg, absl::Duration*) {
+      if (std::find(replicas.begin(), replicas.end(), from) != replicas.end()) {
+        largest = std::max(largest, transport::kFrameHeaderSize + msg.payload().size());
+        ++count[msg.type_id()];
+      }
+      return true;
+    });
+  }
+  size_t largest = 0;
+  std::map<uint32_t, uint64_t> count;
+};
+
+constexpr int kSmallBudget = 300;
+
+// A follower cut off from everyone while the others commit hundreds of
+// operations becomes the next leader when the leader crashes the moment the
+// partition heals: its commit point is far behind, so the other survivor's
+// DoViewChange carries hundreds of entries, in 300-byte pieces (some lost),
+// a window at a time; the rest of the log reaches the follower as catch-up
+// prepares. Every client completes, the history is linearizable, the
+// survivors agree, no replica datagram exceeds the budget.
+void RunVrLongViewChange(uint64_t seed, double loss) {
+  SimTransport net(seed);
+  VrConfig config{.replicas = Replicas(3), .max_batch = seed % 2 == 0 ? 1 : 8,
+                  .view_change_timeout = absl::Milliseconds(100),
+                  .max_datagram = kSmallBudget};
+  DatagramWatch watch(&net, config.replicas);
+  std::vector<std::unique_ptr<KvApp>> apps;
+  std::vector<std::unique_ptr<VrReplica>> replicas;
+  for (int i = 0; i < 3; ++i) {
+    apps.push_back(std::make_unique<KvApp>());
+    replicas.push_back(std::make_unique<VrReplica>(&net, config, i, apps.back().get()));
+    ASSERT_TRUE(replicas.back()->Start().ok());
+  }
+  std::vector<Address> others = {config.replicas[0], config.replicas[2]};
+  for (int j = 0; j < 4; ++j) others.push_back(Address(0x0b000001 + j, 1));
+  net.AddFilter(1, net.Partition({config.replicas[1]}, others));
+  if (loss > 0) {
+    net.AddFilter(2, net.DropWithProbability(loss, {.type_id = TypeId<VrDoViewChange>()}));
+  }
+  net.Timer(absl::Milliseconds(40), [&] {
+    net.RemoveFilter(1);
+    replicas[0].reset();
+  });
+  Load load(&net, config.replicas, 4, 400, /*keys=*/40);
+  ASSERT_TRUE(net.RunUntil([&] { return load.Done(); }, absl::Seconds(30))) << "seed " << seed;
+  net.RemoveFilter(2);
+  VrReplica* a = replicas[1].get();
+  VrReplica* b = replicas[2].get();
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        return a->normal() && b->normal() && a->view() == b->view() &&
+               a->executed() == b->executed() && a->executed() == a->log().end();
+      },
+      absl::Seconds(1)))
+      << "seed " << seed;
+  EXPECT_GE(a->view(), 1u) << "seed " << seed;
+  EXPECT_EQ(a->executed(), 1600u) << "seed " << seed;
+  EXPECT_EQ(apps[1]->Lookup("k0"), apps[2]->Lookup("k0")) << "seed " << seed;
+  absl::Status lin = CheckLinearizable(load.history());
+  EXPECT_TRUE(lin.ok()) << "seed " << seed << ": " << lin;
+  EXPECT_LE(watch.largest, static_cast<size_t>(kSmallBudget)) << "seed " << seed;
+  // The report went in many pieces (hundreds of entries, ~3 per piece).
+  EXPECT_GT(watch.count[TypeId<VrDoViewChange>()], 50u) << "seed " << seed;
+}
+
+TEST(VrReplicaTest, LongViewChangeInPieces) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    RunVrLongViewChange(seed, 0);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(VrReplicaTest, LongViewChangeInPiecesWithLoss) {
+  for (uint64_t seed = 5; seed <= 8; ++seed) {
+    RunVrLongViewChange(seed, 0.1);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// A follower restarted without state copies the whole log (hundreds of
+// entries) in 300-byte prepares, a window per acknowledgement, with 20% of
+// prepares lost; once it has recovered, the leader crashes, so the recovered
+// replica is half of the next view's quorum.
+TEST(VrReplicaTest, LongRecoveryInPiecesWithLoss) {
+  SimTransport net(11);
+  VrConfig config{.replicas = Replicas(3), .max_batch = 8, .max_datagram = kSmallBudget};
+  DatagramWatch watch(&net, config.replicas);
+  std::vector<std::unique_ptr<KvApp>> apps;
+  std::vector<std::unique_ptr<VrReplica>> replicas;
+  for (int i = 0; i < 3; ++i) {
+    apps.push_back(std::make_unique<KvApp>());
+    replicas.push_back(std::make_unique<VrReplica>(&net, config, i, apps.back().get()));
+    ASSERT_TRUE(replicas.back()->Start().ok());
+  }
+  net.Timer(absl::Milliseconds(1), [&] { replicas[2].reset(); });
+  uint64_t log_at_restart = 0;
+  bool leader_crashed = false;
+  std::function<void()> crash_leader_once_recovered = [&] {
+    if (replicas[2]->recovering()) {
+      net.Timer(absl::Microseconds(500), crash_leader_once_recovered);
+      return;
+    }
+    net.RemoveFilter(1);
+    replicas[0].reset();
+    leader_crashed = true;
+  };
+  net.Timer(absl::Milliseconds(60), [&] {
+    log_at_restart = replicas[0]->log().end();
+    apps[2] = std::make_unique<KvApp>();
+    replicas[2] =
+        std::make_unique<VrReplica>(&net, config, 2, apps[2].get(), /*recovering=*/true);
+    ASSERT_TRUE(replicas[2]->Start().ok());
+    net.AddFilter(1, net.DropWithProbability(0.2, {.type_id = TypeId<VrPrepare>()}));
+    crash_leader_once_recovered();
+  });
+  Load load(&net, config.replicas, 4, 500, /*keys=*/40);
+  ASSERT_TRUE(net.RunUntil([&] { return load.Done(); }, absl::Seconds(30)));
+  ASSERT_TRUE(leader_crashed) << "the load ended before the leader crash";
+  EXPECT_GE(log_at_restart, 300u);
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        return replicas[1]->normal() && replicas[2]->normal() &&
+               replicas[1]->executed() == replicas[2]->executed() &&
+               replicas[1]->executed() == replicas[1]->log().end();
+      },
+      absl::Seconds(1)));
+  EXPECT_EQ(replicas[2]->stats().recoveries, 1u);
+  EXPECT_EQ(replicas[1]->executed(), 2000u);
+  EXPECT_EQ(apps[1]->Lookup("k0"), apps[2]->Lookup("k0"));
+  absl::Status lin = CheckLinearizable(load.history());
+  EXPECT_TRUE(lin.ok()) << lin;
+  EXPECT_LE(watch.largest, static_cast<size_t>(kSmallBudget));
+}
+
+TEST(VrReplicaTest, RejectsDatagramBudgetOutOfRange) {
+  SimTransport net(1);
+  KvApp app;
+  VrReplica r(&net, {.replicas = Replicas(3), .max_datagram = 100}, 0, &app);
+  EXPECT_FALSE(r.Start().ok());
 }
 
 }  // namespace

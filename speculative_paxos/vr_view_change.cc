@@ -18,6 +18,8 @@ void VrReplica::EnterNormal() {
   normal_ = true;
   last_normal_view_ = view_;
   do_view_changes_.clear();
+  report_pieces_.clear();
+  std::fill(catch_up_end_.begin(), catch_up_end_.end(), 0);
   sent_do_view_change_ = false;
   resend_.Start();
   if (IsLeader()) {
@@ -45,6 +47,7 @@ void VrReplica::BeginViewChange(uint64_t view) {
   view_ = view;
   normal_ = false;
   do_view_changes_.clear();
+  report_pieces_.clear();
   sent_do_view_change_ = false;
   heartbeat_.Stop();
   view_timeout_.Reset();
@@ -65,12 +68,44 @@ void VrReplica::BeginViewChange(uint64_t view) {
 }
 
 void VrReplica::BroadcastStartViewChange() {
+  for (uint32_t r = 0; r < n(); ++r) {
+    if (!IsLeader() || !do_view_changes_.contains(r)) SendStartViewChange(r);
+  }
+}
+
+void VrReplica::SendStartViewChange(uint32_t to) {
   VrStartViewChange m;
   m.set_view(view_);
   m.set_replica(index_);
   m.set_commit(executed_);
-  for (uint32_t r = 0; r < n(); ++r) {
-    if (!IsLeader() || !do_view_changes_.contains(r)) SendTo(r, m);
+  if (IsLeader()) {
+    // Holding part of its report: ask for the rest only.
+    auto it = report_pieces_.find(to);
+    if (it != report_pieces_.end() && !it->second.empty()) {
+      m.set_report_from(it->second.FirstMissing());
+    }
+  }
+  SendTo(to, m);
+}
+
+void VrReplica::SendDoViewChange(uint32_t leader, uint64_t base, uint64_t from) {
+  VrDoViewChange dvc;
+  dvc.set_view(view_);
+  dvc.set_replica(index_);
+  dvc.set_last_normal_view(last_normal_view_);
+  dvc.set_commit(executed_);
+  dvc.set_end(log_.end());
+  dvc.set_base(base);
+  if (log_.end() > base) {
+    dvc.set_base_hash(log_.HashAt(base));
+    log_.Export(std::max(base + 1, from), log_.end(), dvc.mutable_entries());
+  }
+  // Room for window_end (2 bytes) on a window's last piece.
+  std::vector<VrDoViewChange> pieces = SplitEntries(std::move(dvc), budget() - 2);
+  const size_t window = std::min(pieces.size(), kPieceWindow);
+  for (size_t i = 0; i < window; ++i) {
+    if (i + 1 == window && window < pieces.size()) pieces[i].set_window_end(true);
+    SendTo(leader, pieces[i]);
   }
 }
 
@@ -88,19 +123,11 @@ void VrReplica::HandleStartViewChange(const VrStartViewChange& m) {
   }
   if (IsLeader() || m.replica() != LeaderOf(view_)) return;
   // The new leader asks: report our log after its commit point.
-  VrDoViewChange dvc;
-  dvc.set_view(view_);
-  dvc.set_replica(index_);
-  dvc.set_last_normal_view(last_normal_view_);
-  dvc.set_commit(executed_);
-  dvc.set_end(log_.end());
-  dvc.set_base(m.commit());
-  log_.Export(m.commit() + 1, log_.end(), dvc.mutable_entries());
-  SendTo(m.replica(), dvc);
+  SendDoViewChange(m.replica(), m.commit(), m.report_from());
   sent_do_view_change_ = true;
 }
 
-void VrReplica::HandleDoViewChange(const VrDoViewChange& m) {
+void VrReplica::HandleDoViewChange(VrDoViewChange m) {
   if (recovering_) {
     (void)RecoveringAccepts(m.view());  // restarts recovery on a newer view
     return;
@@ -110,8 +137,22 @@ void VrReplica::HandleDoViewChange(const VrDoViewChange& m) {
     BeginViewChange(m.view());  // it reports from another base; it resends on our StartViewChange
     return;
   }
-  if (normal_ || !IsLeader() || m.base() != change_base_) return;
-  do_view_changes_[m.replica()] = m;
+  if (normal_ || !IsLeader() || m.base() != change_base_ || m.replica() == index_ ||
+      do_view_changes_.contains(m.replica())) {
+    return;
+  }
+  if (m.end() > m.base()) {
+    // Entries come in pieces: put the report together first.
+    const bool window_end = m.window_end();
+    m.clear_window_end();
+    PieceAssembler& pieces = report_pieces_[m.replica()];
+    if (!pieces.Add(&m)) {
+      if (window_end) SendStartViewChange(m.replica());  // the next window
+      return;
+    }
+    if (!pieces.Take(m.base_hash(), m.mutable_entries())) return;  // mixed logs: ask again
+  }
+  do_view_changes_[m.replica()] = std::move(m);
   TryStartView();
 }
 
@@ -168,7 +209,10 @@ void VrReplica::SendStartView(uint32_t to, uint64_t from_slot) {
   log_.Export(from_slot, std::min(log_.end(), from_slot + kMaxStartViewEntries - 1),
               m.mutable_entries());
   m.set_commit(commit_);
-  SendTo(to, m);
+  // One datagram: the entries that fit; the rest follow as prepares once
+  // the follower acknowledges (SendCatchUp).
+  std::vector<VrStartView> pieces = SplitEntries(std::move(m), budget());
+  SendTo(to, pieces.front());
 }
 
 void VrReplica::HandleStartView(const VrStartView& m) {

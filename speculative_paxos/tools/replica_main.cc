@@ -118,7 +118,8 @@ int Run(const AppFactory& make_app) {
     case Protocol::kVr: {
       VrConfig vc{.replicas = pc->replicas, .max_batch = absl::GetFlag(FLAGS_batch),
                   .heartbeat = pc->heartbeat,
-                  .view_change_timeout = pc->view_change_timeout};
+                  .view_change_timeout = pc->view_change_timeout,
+                  .max_datagram = absl::GetFlag(FLAGS_max_datagram)};
       auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get(),
                                            absl::GetFlag(FLAGS_recover));
       started = r->Start();
@@ -126,7 +127,8 @@ int Run(const AppFactory& make_app) {
       break;
     }
     case Protocol::kFastPaxos: {
-      FastPaxosConfig fc{.replicas = pc->replicas, .heartbeat = pc->heartbeat};
+      FastPaxosConfig fc{.replicas = pc->replicas, .heartbeat = pc->heartbeat,
+                         .max_datagram = absl::GetFlag(FLAGS_max_datagram)};
       auto r = std::make_unique<FastPaxosReplica>(net->get(), fc, index, app.get());
       started = r->Start();
       node = std::move(r);
