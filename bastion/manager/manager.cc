@@ -217,18 +217,33 @@ ReconcileReport Manager::Reconcile() {
 
   absl::MutexLock l(&mu_);
   std::map<std::string, ContainerInfo> now;
+  // One container seen by two sources is one container: a host veth, or a host-network
+  // cgroup, belongs to one. The earlier source's entry wins: bastiond adds the netns
+  // directory first, where bastion-oci-hook and bastion-cni register a container before
+  // it starts, so the Docker API's later view of the same container is not a second one.
+  std::set<int> veths;
+  std::set<std::string> host_cgroups;
+  auto first_sighting = [&](const std::string& key, const ContainerInfo& c) {
+    if (c.host_ifindex > 0) return veths.insert(c.host_ifindex).second;
+    auto cg = cgroups.find(key);
+    if (!IsHostNetwork(c) || cg == cgroups.end() || !cg->second.ok()) return true;
+    return host_cgroups.insert(*cg->second).second;
+  };
   for (auto& [source, list] : lists) {
     if (!list.ok()) {
       report.errors.push_back(absl::StrCat(source, ": ", list.status().message()));
       // Keep what this source had: a failed listing is not a disappearance.
       for (const auto& [key, c] : containers_) {
         if (key.rfind(source + "/", 0) != 0) continue;
-        now.emplace(key, c);
         if (auto cg = cgroups_.find(key); cg != cgroups_.end()) cgroups.emplace(key, cg->second);
+        if (first_sighting(key, c)) now.emplace(key, c);
       }
       continue;
     }
-    for (ContainerInfo& c : *list) now.emplace(absl::StrCat(source, "/", c.runtime_id), std::move(c));
+    for (ContainerInfo& c : *list) {
+      const std::string key = absl::StrCat(source, "/", c.runtime_id);
+      if (first_sighting(key, c)) now.emplace(key, std::move(c));
+    }
   }
   // The difference, in one walk over both (each sorted by key): O(containers), no copies.
   std::vector<const std::string*> came, moved, gone;  // keys; `moved`: its network changed

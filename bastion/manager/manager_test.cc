@@ -24,7 +24,8 @@ using testing::FakeDatapath;
 
 class FakeSource : public ContainerSource {
  public:
-  std::string name() const override { return "fake"; }
+  explicit FakeSource(std::string name = "fake") : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
   absl::StatusOr<std::vector<ContainerInfo>> List() override {
     if (!error.ok()) return error;
     return containers;
@@ -67,6 +68,9 @@ class FakeSource : public ContainerSource {
   std::vector<ContainerInfo> containers;
   std::map<std::string, std::string> cgroups;  // runtime id -> cgroup path
   absl::Status error;
+
+ private:
+  std::string name_;
 };
 
 // Records cgroup attachments (path -> container id).
@@ -561,6 +565,58 @@ TEST_F(ManagerTest, HostNetworkEventsAreNamedByTheContainer) {
   EXPECT_EQ(got[0].dst, "farm-1");
   ASSERT_EQ(m->Uncovered().size(), 1u);
   EXPECT_EQ(m->Uncovered()[0].src, "monitor");
+}
+
+// A container registered in the netns directory (bastion-oci-hook, bastion-cni) and also
+// listed by the Docker API is one container: the registration (first source) keeps it,
+// under its id, while both list it; when only the second lists it, that one counts.
+TEST_F(ManagerTest, ContainerSeenByTwoSourcesIsOneContainer) {
+  FakeDatapath dp;
+  Manager m(&dp, {});
+  auto registered = std::make_unique<FakeSource>("netns");
+  auto docker = std::make_unique<FakeSource>("docker");
+  FakeSource* reg = registered.get();
+  FakeSource* api = docker.get();
+  m.AddSource(std::move(registered));
+  m.AddSource(std::move(docker));
+  ASSERT_TRUE(m.SetPolicy(Parse(kPolicy), kPolicy).ok());
+  reg->Add("client", 2);
+  ReconcileReport r = m.Reconcile();
+  EXPECT_TRUE(r.errors.empty());
+  ASSERT_EQ(m.Containers().size(), 1u);
+  const uint32_t id = m.Containers()[0].id;
+  api->Add("client", 2);  // same veth (ifindex 102)
+  api->containers.back().runtime_id = "0123abcd";
+  api->Add("farm-1", 3, {{"role", "farm"}});
+  r = m.Reconcile();
+  EXPECT_TRUE(r.errors.empty()) << r.errors[0];
+  EXPECT_THAT(r.added, ElementsAre("farm-1"));
+  ASSERT_EQ(m.Containers().size(), 2u);
+  for (const ContainerInfo& c : m.Containers()) {
+    if (c.name == "client") EXPECT_EQ(c.id, id);
+  }
+  EXPECT_TRUE(m.Reconcile().added.empty());  // stable: nothing comes or goes
+  reg->Remove("client");
+  r = m.Reconcile();
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(m.Containers().size(), 2u);  // now the Docker API's view of it
+}
+
+TEST_F(ManagerTest, HostNetworkContainerSeenByTwoSourcesIsAttachedOnce) {
+  FakeDatapath dp;
+  FakeHostNetwork hn;
+  Manager m(&dp, {.host_network = &hn});
+  auto registered = std::make_unique<FakeSource>("netns");
+  auto docker = std::make_unique<FakeSource>("docker");
+  registered->AddHostNetwork("monitor", "/cg/monitor");
+  docker->AddHostNetwork("monitor", "/cg/monitor");
+  m.AddSource(std::move(registered));
+  m.AddSource(std::move(docker));
+  ASSERT_TRUE(m.SetPolicy(Parse(kPolicy), kPolicy).ok());
+  ReconcileReport r = m.Reconcile();
+  EXPECT_TRUE(r.errors.empty()) << r.errors[0];
+  EXPECT_EQ(m.Containers().size(), 1u);
+  EXPECT_EQ(hn.attached.size(), 1u);
 }
 
 }  // namespace
