@@ -14,6 +14,11 @@
 // the CM (and wire rings to machines that joined since), then retry; Aborted
 // means a conflict (retry at once).
 //
+// Ship(where, procedure, args) ships a whole transaction to the primary of
+// `where`'s region instead (farm/client/ship.h, shipper.h: the machine runs
+// it as coordinator with its objects local; farmd --ship_workers); a
+// machine without ship workers refuses (FailedPrecondition).
+//
 // Example:
 //   auto client = FarmClient<ShmFabric>::Connect({.machine = 200, .cm_address = cm},
 //                                               *ShmFabric::Create({.machine_id = 200}));
@@ -33,12 +38,16 @@
 #include <string>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "farm/client/ship.h"
+#include "farm/client/ship.pb.h"
+#include "farm/client/shipper.h"
 #include "farm/cm/cm.pb.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
@@ -55,6 +64,7 @@ struct FarmClientOptions {
   uint64_t ring_size = 1 << 18;
   absl::Duration wait_ready = absl::Seconds(30);  // for the cluster to finish starting
   tx::TxClientOptions tx;
+  ShipperOptions ship;
 };
 
 template <typename F>
@@ -70,11 +80,17 @@ class FarmClient {
   ~FarmClient() {
     stop_.Notify();
     if (lease_thread_.joinable()) lease_thread_.join();
+    shipper_.reset();
     tx_.reset();
     fabric_.reset();
   }
 
   tx::TxClient<F>& tx() { return *tx_; }
+  // A transaction shipped to the primary of `where` (Shipper::Ship).
+  absl::StatusOr<std::string> Ship(GlobalAddress where, ProcedureId procedure, absl::string_view args) {
+    return shipper_->Ship(where, procedure, args);
+  }
+  const ShipperStats& ship_stats() const { return shipper_->stats(); }
   uint64_t config_id() const { return config_.load(); }
   const cm::Configuration& configuration() const { return current_; }
   // Region placement of the configuration in use (primary and backups of
@@ -173,6 +189,20 @@ class FarmClient {
     auto t = tx::TxClient<F>::Create(*fabric_, 0, &table_, &config_, nullptr, o_.tx);
     if (!t.ok()) return t.status();
     tx_ = std::move(*t);
+    ShipperHooks hooks;
+    hooks.refresh = [this] { return Refresh(); };
+    hooks.machines = [this] {
+      std::vector<fabric::MachineId> out;
+      for (const cm::Machine& m : current_.machines()) {
+        if (!m.client()) out.push_back(m.id());
+      }
+      return out;
+    };
+    hooks.workers = [this](fabric::MachineId m) {
+      auto it = ship_workers_.find(m);
+      return it == ship_workers_.end() ? 0 : it->second;
+    };
+    shipper_ = std::make_unique<Shipper<F>>(*tx_, &table_, &config_, std::move(hooks), o_.ship);
     for (const cm::Machine& m : c->machines()) {
       if (m.client()) continue;
       absl::Status s = WireTo(m);
@@ -214,8 +244,43 @@ class FarmClient {
     s = tx_->endpoint().AddPeer(m.id(), static_cast<uint8_t*>(inbox->base), o_.ring_size,
                                 {m.id(), r.head_key(), 0}, {m.id(), r.inbox_key(), 0}, o_.ring_size,
                                 static_cast<const uint64_t*>(heads->base));
+    if (s.ok()) s = WireShipWorkers(m, **ch);
     if (s.ok()) wired_.insert(m.id());
     return s;
+  }
+
+  // Rings with each of machine m's ship workers (none if it runs none).
+  absl::Status WireShipWorkers(const cm::Machine& m, server::ControlChannel& ch) {
+    int workers = 1;
+    for (int w = 0; w < workers; ++w) {
+      auto inbox = fabric_->Register(o_.ring_size);
+      if (!inbox.ok()) return inbox.status();
+      auto heads = fabric_->Register(4096);
+      if (!heads.ok()) return heads.status();
+      WireShip req;
+      req.set_worker(static_cast<uint32_t>(w));
+      req.set_endpoint_id(tx_->endpoint().machine());
+      req.set_machine(fabric_->machine_id());
+      req.set_fabric_endpoint(fabric_->endpoint());
+      req.set_inbox_key(inbox->key);
+      req.set_head_key(heads->key);
+      req.set_ring_size(o_.ring_size);
+      absl::StatusOr<std::string> bytes = ch.Call(kWireShipMethod, req.SerializeAsString(), absl::Seconds(10));
+      if (absl::IsFailedPrecondition(bytes.status()) || absl::IsInvalidArgument(bytes.status())) {
+        ship_workers_[m.id()] = 0;  // runs no ship workers (or predates them)
+        return absl::OkStatus();
+      }
+      if (!bytes.ok()) return bytes.status();
+      WireShipReply r;
+      if (!r.ParseFromString(*bytes)) return absl::DataLossError("WIRE_SHIP: malformed reply");
+      workers = static_cast<int>(r.workers());
+      absl::Status s = tx_->endpoint().AddPeer(ShipEndpointId(m.id(), w), static_cast<uint8_t*>(inbox->base),
+                                               o_.ring_size, {m.id(), r.head_key(), 0}, {m.id(), r.inbox_key(), 0},
+                                               o_.ring_size, static_cast<const uint64_t*>(heads->base));
+      if (!s.ok()) return s;
+    }
+    ship_workers_[m.id()] = workers;
+    return absl::OkStatus();
   }
 
   const FarmClientOptions o_;
@@ -225,6 +290,8 @@ class FarmClient {
   cm::Configuration current_;
   std::unique_ptr<server::ControlChannel> cm_;
   std::unique_ptr<tx::TxClient<F>> tx_;
+  std::unique_ptr<Shipper<F>> shipper_;
+  absl::flat_hash_map<fabric::MachineId, int> ship_workers_;  // ship workers per machine
   absl::flat_hash_set<fabric::MachineId> wired_;      // machines with rings each way
   std::unique_ptr<server::ControlChannel> lease_cm_;  // lease thread only
   absl::Notification stop_;

@@ -155,6 +155,7 @@ class Shipper {
         absl::StatusOr<std::string> r = Send(worker, bytes);
         if (r.ok()) return Finish(*r);
         why = r.status();
+        absl::SleepFor(absl::Milliseconds(5));  // unreachable at once (e.g. dead): until the CM removes it
         continue;
       }
       absl::optional<absl::Status> decided = AskOutcome(req, machines);
@@ -168,7 +169,7 @@ class Shipper {
         ++(absl::IsAborted(*decided) ? stats_.aborted : stats_.failed);
         return *decided;
       }
-      absl::SleepFor(absl::Milliseconds(1));  // recovery runs elsewhere: ask again
+      absl::SleepFor(absl::Milliseconds(5));  // recovery runs elsewhere: ask again
     }
     ++stats_.unknown;
     return absl::UnknownError(absl::StrCat("shipped transaction ", req.id, " to machine ", target,

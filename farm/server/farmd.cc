@@ -12,6 +12,11 @@
 // cluster removed while it was down comes back under a new id), and after a
 // whole-cluster restart "restored <id> ..." (see PrintRestored).
 //
+// Transaction shipping (--ship_workers=N, default 0): the machine runs N
+// coordinator threads for transactions clients ship to it (FarmClient::Ship);
+// the procedures they may ship are the workloads' (farm/workload:
+// kShardTransfer, kTatpTx).
+//
 // Files (--txlog_dir, --checkpoint_dir): a machine restarted with the same
 // directory either restores its regions from its checkpoint + log suffix
 // (the CM is bootstrapping: the whole cluster restarted) or deletes them and
@@ -26,19 +31,24 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config/cluster_config.h"
+#include "farm/client/ship.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/server/cm_service.h"
 #include "farm/server/machine_service.h"
+#include "farm/workload/shard_bank.h"
+#include "farm/workload/tatp_ship.h"
 #include "glog/logging.h"
 
 ABSL_FLAG(std::string, config, "", "common cluster config file (dctk.config.Cluster text proto)");
@@ -63,6 +73,12 @@ ABSL_FLAG(int64_t, checkpoint_every_kb, 64 << 10,
           "checkpoint after this many KiB of log (the log before it is deleted, so restart replays at most this "
           "much); 0: only after a re-replication copy");
 ABSL_FLAG(int64_t, log_segment_kb, 4 << 10, "transaction log segment size in KiB (the unit the log is trimmed by)");
+ABSL_FLAG(int, ship_workers, 0,
+          "threads running the transactions clients ship to this machine (role=machine); 0: none");
+ABSL_FLAG(int, ship_rpc_timeout_ms, 2000, "a ship worker's coordinator gives up on a message after this long");
+ABSL_FLAG(std::string, ship_crash_at, "",
+          "fault injection (tests): NAME:N makes machine NAME SIGKILL itself just before the COMMIT-PRIMARY of the "
+          "N-th shipped transaction it coordinates (every backup has logged it: recovery commits it)");
 ABSL_FLAG(bool, fsync, false, "fdatasync every log record, checkpoint and state file before relying on it");
 
 namespace {
@@ -133,7 +149,12 @@ void PrintRestored(fabric::MachineId id, const server::RestoreReply& r) {
 template <typename F>
 int RunMachine(server::MachineServiceOptions o, typename server::MachineService<F>::FabricFactory make_fabric) {
   o.on_restored = PrintRestored;
-  auto svc = server::MachineService<F>::Start(o, std::move(make_fabric));
+  // What clients may ship here.
+  auto procedures = std::make_shared<client::ProcedureRegistry<F>>();
+  absl::Status registered = workload::RegisterShardBankProcedures(*procedures);
+  if (registered.ok()) registered = workload::RegisterTatpProcedures(*procedures);
+  CHECK(registered.ok()) << registered;
+  auto svc = server::MachineService<F>::Start(o, std::move(make_fabric), procedures);
   if (!svc.ok()) {
     LOG(ERROR) << "machine " << o.id << ": " << svc.status();
     fprintf(stderr, "farmd: machine %s: %s\n", absl::GetFlag(FLAGS_name).c_str(), svc.status().ToString().c_str());
@@ -206,6 +227,27 @@ int main(int argc, char** argv) {
   o.checkpoint_every_log_bytes = uint64_t(absl::GetFlag(FLAGS_checkpoint_every_kb)) << 10;
   o.log_segment_bytes = uint64_t(absl::GetFlag(FLAGS_log_segment_kb)) << 10;
   o.fsync = absl::GetFlag(FLAGS_fsync) ? tx::FsyncPolicy::kEveryRecord : tx::FsyncPolicy::kNever;
+  if (absl::GetFlag(FLAGS_ship_workers) < 0 || absl::GetFlag(FLAGS_ship_workers) > 64) {
+    fprintf(stderr, "farmd: --ship_workers must be 0..64\n");
+    return 2;
+  }
+  o.ship_workers = absl::GetFlag(FLAGS_ship_workers);
+  o.ship_tx.rpc_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_ship_rpc_timeout_ms));
+  if (const std::string crash = absl::GetFlag(FLAGS_ship_crash_at); !crash.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(crash, ':');
+    int64_t n = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &n) || n <= 0) {
+      fprintf(stderr, "farmd: --ship_crash_at must be NAME:N (N > 0), not '%s'\n", crash.c_str());
+      return 2;
+    }
+    if (parts[0] == absl::GetFlag(FLAGS_name)) {
+      auto seen = std::make_shared<std::atomic<int64_t>>(0);
+      o.ship_tx.crash_before = [seen, n](tx::CommitStep step, fabric::MachineId) {
+        if (step == tx::CommitStep::kCommitPrimary && seen->fetch_add(1) + 1 == n) raise(SIGKILL);
+        return false;
+      };
+    }
+  }
   const std::string kind = absl::GetFlag(FLAGS_fabric);
   if (kind == "shm") {
     return RunMachine<fabric::ShmFabric>(

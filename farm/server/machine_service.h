@@ -18,6 +18,15 @@
 // a stale copy; a machine of a cluster whose CM is bootstrapping keeps and
 // checks its files and restores what the CM's restart plan places on it.
 //
+// Transaction shipping (MachineServiceOptions::ship_workers and a procedure
+// registry, farm/client/ship.h): the machine runs ship workers, each a
+// coordinator of the transactions clients ship to it (its LOCK /
+// COMMIT-PRIMARY on objects it is primary of are function calls to its own
+// participant); clients wire rings to them (kWireShipMethod), and each
+// worker wires its coordinator to every other machine of the configuration
+// before it runs a request. The machine holds a lease like any member, so if
+// it dies mid-commit the CM's recovery decides its transactions.
+//
 // Fencing: a machine whose lease renewal is refused (the CM removed it), or
 // that got no renewal acknowledged within its lease (minus a guard), stops
 // serving for good before the CM can remove it: participant blocked, server
@@ -50,6 +59,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "farm/client/ship.h"
+#include "farm/client/ship.pb.h"
+#include "farm/client/ship_server.h"
 #include "farm/cm/cm.pb.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
@@ -76,6 +88,9 @@ struct MachineServiceOptions {
   uint64_t checkpoint_every_log_bytes = 64 << 20;
   // Called after a whole-cluster restart restored this machine's regions.
   std::function<void(fabric::MachineId, const RestoreReply&)> on_restored;
+  // Ship workers (0: this machine runs no shipped transactions).
+  int ship_workers = 0;
+  tx::TxClientOptions ship_tx;  // their coordinators
 };
 
 template <typename F>
@@ -84,8 +99,15 @@ class MachineService {
  public:
   using FabricFactory = std::function<absl::StatusOr<std::unique_ptr<F>>(fabric::MachineId)>;
 
-  static absl::StatusOr<std::unique_ptr<MachineService>> Start(MachineServiceOptions o, FabricFactory make_fabric) {
+  // `procedures`: what clients may ship here (with o.ship_workers > 0).
+  static absl::StatusOr<std::unique_ptr<MachineService>> Start(
+      MachineServiceOptions o, FabricFactory make_fabric,
+      std::shared_ptr<const client::ProcedureRegistry<F>> procedures = nullptr) {
+    if (o.ship_workers > 0 && procedures == nullptr) {
+      return absl::InvalidArgumentError("MachineService: ship_workers > 0 needs a procedure registry");
+    }
     std::unique_ptr<MachineService> s(new MachineService(std::move(o)));
+    s->procedures_ = std::move(procedures);
     absl::Status st = s->Init(make_fabric);
     if (!st.ok()) return st;
     return s;
@@ -94,6 +116,7 @@ class MachineService {
     stop_.Notify();
     if (lease_thread_.joinable()) lease_thread_.join();
     control_.reset();
+    ship_.reset();
     machine_.reset();
   }
 
@@ -102,6 +125,8 @@ class MachineService {
   const std::string& control_address() const { return control_->address(); }
   // Fenced: removed by the CM, or its lease could not be renewed in time.
   bool evicted() const { return evicted_.load(); }
+  // Shipped transactions run here (null without ship workers).
+  client::ShipServer<F>* ship_server() { return ship_.get(); }
 
  private:
   explicit MachineService(MachineServiceOptions o) : o_(std::move(o)) {}
@@ -215,6 +240,20 @@ class MachineService {
     auto m = tx::TxMachine<F>::Create(*fabric_, &table_, std::move(*log), checkpoints);
     if (!m.ok()) return m.status();
     machine_ = std::move(*m);
+    if (o_.ship_workers > 0) {
+      client::ShipServerOptions so;
+      so.workers = o_.ship_workers;
+      so.tx = o_.ship_tx;
+      auto ship = client::ShipServer<F>::Create(*fabric_, &table_, &machine_->participant(), procedures_, so,
+                                                [this](int w, tx::TxClient<F>& c) { return WireShipWorker(w, c); });
+      if (!ship.ok()) return ship.status();
+      ship_ = std::move(*ship);
+      {
+        absl::MutexLock l(&wire_mu_);
+        ship_wired_.resize(o_.ship_workers);
+      }
+      ship_->Start();  // before the control server: WIRE_SHIP finds it
+    }
     control_ = std::make_unique<ControlServer>(
         [this](uint16_t method, absl::string_view req) { return Handle(method, req); });
     absl::Status s = control_->Start(o_.control_host);
@@ -288,6 +327,7 @@ class MachineService {
   void Fence(absl::string_view why) {
     LOG(ERROR) << "machine " << id_ << ": " << why << "; fencing: no more transactions or reads served here";
     machine_->participant().Block();
+    if (ship_) ship_->Stop();
     {
       absl::MutexLock l(&files_mu_);
       fenced_ = true;
@@ -330,12 +370,14 @@ class MachineService {
         return reply.SerializeAsString();
       }
       case WIRE_RING: return Wire(req);
+      case client::kWireShipMethod: return WireShip(req);
       case INSTALL_CONFIG: {
         auto c = ParseAs<cm::Configuration>(req);
         if (!c.ok()) return c.status();
         if (absl::Status s = DiscardKeptFiles(); !s.ok()) return s;
         InstallConfiguration(*c, &table_);
         p.SetConfig(c->id());
+        KeepMembers(*c);
         if (absl::Status s = RecordConfiguration(*c); !s.ok()) return s;
         return std::string();
       }
@@ -496,6 +538,7 @@ class MachineService {
       }
     }
     InstallConfiguration(*plan, &table_);
+    KeepMembers(*plan);
     if (restore_ && reply.keys_size() == 0) {
       restore_ = false;
       absl::Status s = PausedLocked([&] { return p.TakeCheckpoint(o_.files.checkpoint, SyncFiles()).status(); });
@@ -530,11 +573,7 @@ class MachineService {
     auto w = ParseAs<WireRing>(req);
     if (!w.ok()) return w.status();
     absl::MutexLock l(&wire_mu_);
-    if (!connected_.contains(w->machine())) {
-      absl::Status s = fabric_->Connect(w->machine(), w->fabric_endpoint());
-      if (!s.ok()) return s;
-      connected_.insert(w->machine());
-    }
+    if (absl::Status s = ConnectLocked(w->machine(), w->fabric_endpoint()); !s.ok()) return s;
     auto inbox = fabric_->Register(w->ring_size());
     if (!inbox.ok()) return inbox.status();
     auto heads = fabric_->Register(4096);
@@ -551,7 +590,113 @@ class MachineService {
     return reply.SerializeAsString();
   }
 
+  // The machines of the last configuration installed here (ship workers wire to them).
+  void KeepMembers(const cm::Configuration& c) {
+    absl::MutexLock l(&wire_mu_);
+    members_.clear();
+    for (const cm::Machine& m : c.machines()) {
+      if (!m.client() && m.id() != id_) members_.push_back(m);
+    }
+  }
+
+  // Connects the fabric to machine `m` once (WIRE_RING, WIRE_SHIP and ship
+  // workers share the connection).
+  absl::Status ConnectLocked(fabric::MachineId m, const std::string& endpoint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(wire_mu_) {
+    if (connected_.contains(m)) return absl::OkStatus();
+    absl::Status s = fabric_->Connect(m, endpoint);
+    if (s.ok()) connected_.insert(m);
+    return s;
+  }
+
+  // A client's rings with ship worker `worker`.
+  absl::StatusOr<std::string> WireShip(absl::string_view req) {
+    auto w = ParseAs<client::WireShip>(req);
+    if (!w.ok()) return w.status();
+    if (!ship_) {
+      return absl::FailedPreconditionError(absl::StrCat("machine ", id_, " runs no ship workers"));
+    }
+    if (w->worker() >= static_cast<uint32_t>(ship_->workers())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("machine ", id_, " has ", ship_->workers(), " ship workers, not ", w->worker() + 1));
+    }
+    absl::StatusOr<fabric::MemoryRegion> inbox, heads;
+    {
+      absl::MutexLock l(&wire_mu_);
+      if (absl::Status s = ConnectLocked(w->machine(), w->fabric_endpoint()); !s.ok()) return s;
+      inbox = fabric_->Register(w->ring_size());
+      if (!inbox.ok()) return inbox.status();
+      heads = fabric_->Register(4096);
+      if (!heads.ok()) return heads.status();
+    }
+    const fabric::MachineId c = w->machine();
+    absl::Status s = ship_->WithWorker(static_cast<int>(w->worker()), [&](msg::RpcEndpoint<F>& ep, tx::TxClient<F>&) {
+      return ep.AddPeer(w->endpoint_id(), static_cast<uint8_t*>(inbox->base), w->ring_size(), {c, w->head_key(), 0},
+                        {c, w->inbox_key(), 0}, w->ring_size(), static_cast<const uint64_t*>(heads->base));
+    });
+    if (!s.ok()) return s;
+    client::WireShipReply reply;
+    reply.set_workers(static_cast<uint32_t>(ship_->workers()));
+    reply.set_inbox_key(inbox->key);
+    reply.set_head_key(heads->key);
+    return reply.SerializeAsString();
+  }
+
+  // On ship worker `w`'s thread, before it runs a request: rings from its
+  // coordinator to every other machine of the configuration not wired yet
+  // (a machine that cannot be wired now is tried again at the next request;
+  // only transactions that need it fail meanwhile).
+  absl::Status WireShipWorker(int w, tx::TxClient<F>& coordinator) {
+    std::vector<cm::Machine> todo;
+    {
+      absl::MutexLock l(&wire_mu_);
+      for (const cm::Machine& m : members_) {
+        if (!ship_wired_[w].contains(m.id())) todo.push_back(m);
+      }
+    }
+    for (const cm::Machine& m : todo) {
+      absl::Status s = WireCoordinatorTo(m, coordinator);
+      LOG_IF(WARNING, !s.ok()) << "machine " << id_ << ": ship worker " << w << ": no rings to machine " << m.id()
+                               << " yet: " << s;
+      if (!s.ok()) continue;
+      absl::MutexLock l(&wire_mu_);
+      ship_wired_[w].insert(m.id());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WireCoordinatorTo(const cm::Machine& m, tx::TxClient<F>& coordinator) {
+    absl::StatusOr<fabric::MemoryRegion> inbox, heads;
+    {
+      absl::MutexLock l(&wire_mu_);
+      if (absl::Status s = ConnectLocked(m.id(), m.endpoint()); !s.ok()) return s;
+      inbox = fabric_->Register(kShipRingBytes);
+      if (!inbox.ok()) return inbox.status();
+      heads = fabric_->Register(4096);
+      if (!heads.ok()) return heads.status();
+    }
+    WireRing ring;
+    ring.set_endpoint_id(coordinator.endpoint().machine());
+    ring.set_machine(id_);
+    ring.set_fabric_endpoint(fabric_->endpoint());
+    ring.set_inbox_key(inbox->key);
+    ring.set_head_key(heads->key);
+    ring.set_ring_size(kShipRingBytes);
+    auto ch = ControlChannel::Connect(m.control());
+    if (!ch.ok()) return ch.status();
+    absl::StatusOr<std::string> bytes = (*ch)->Call(WIRE_RING, ring.SerializeAsString(), absl::Seconds(5));
+    if (!bytes.ok()) return bytes.status();
+    WireRingReply r;
+    if (!r.ParseFromString(*bytes)) return absl::DataLossError(absl::StrCat("WIRE_RING to ", m.id(), ": malformed reply"));
+    return coordinator.endpoint().AddPeer(m.id(), static_cast<uint8_t*>(inbox->base), kShipRingBytes,
+                                          {m.id(), r.head_key(), 0}, {m.id(), r.inbox_key(), 0}, kShipRingBytes,
+                                          static_cast<const uint64_t*>(heads->base));
+  }
+
+  static constexpr uint64_t kShipRingBytes = 1 << 18;
+
   const MachineServiceOptions o_;
+  std::shared_ptr<const client::ProcedureRegistry<F>> procedures_;
+  std::unique_ptr<client::ShipServer<F>> ship_;
   fabric::MachineId id_ = 0;
   std::unique_ptr<F> fabric_;
   RegionTable table_;
@@ -566,6 +711,8 @@ class MachineService {
   absl::Mutex wire_mu_;
   absl::flat_hash_set<fabric::MachineId> connected_ ABSL_GUARDED_BY(wire_mu_);
   std::vector<fabric::RegionKey> keys_ ABSL_GUARDED_BY(wire_mu_);  // hosted regions
+  std::vector<cm::Machine> members_ ABSL_GUARDED_BY(wire_mu_);      // other storage machines
+  std::vector<absl::flat_hash_set<fabric::MachineId>> ship_wired_ ABSL_GUARDED_BY(wire_mu_);  // per ship worker
   // Restart (files kept at start, applied at RESTORE) and pausing the server
   // thread for checkpoints the CM asks for.
   absl::Mutex files_mu_;

@@ -113,6 +113,23 @@ inline TatpTx TatpPickTx(std::mt19937_64& rng) {
                      : TatpTx::kDeleteCallForwarding;
 }
 
+// What one transaction of the mix draws besides its subscriber, so that the
+// same transaction can run wherever it is coordinated (tatp_ship.h ships it).
+struct TatpDraw {
+  TatpTx kind = TatpTx::kGetSubscriberData;
+  int type = 0;        // ai_type / sf_type - 1
+  int slot = 0;        // Call_Forwarding start_time / 8
+  uint64_t value = 0;  // new data_a, vlr_location, end_time
+};
+inline TatpDraw TatpDrawTx(std::mt19937_64& rng) {
+  TatpDraw d;
+  d.kind = TatpPickTx(rng);
+  d.type = static_cast<int>(rng() % 4);
+  d.slot = static_cast<int>(rng() % 3);
+  d.value = rng();
+  return d;
+}
+
 class Tatp {
  public:
   struct Directory {
@@ -130,6 +147,14 @@ class Tatp {
   // One transaction of the mix on `client`; *kind says which.
   template <typename Client>
   absl::Status RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) const;
+  // The subscriber of the next transaction (NURand).
+  const Directory& PickSubscriber(std::mt19937_64& rng) const {
+    return dir_[TatpNuRand(rng, nurand_a_, dir_.size()) - 1];
+  }
+  // The reads and writes of transaction `draw` of subscriber `d` in `tx`,
+  // which the caller commits.
+  template <typename Tx>
+  static absl::Status Run(Tx& tx, const Directory& d, const TatpDraw& draw);
 
   int subscribers() const { return static_cast<int>(dir_.size()); }
   const Directory& directory(int s) const { return dir_[s]; }

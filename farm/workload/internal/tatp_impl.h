@@ -121,12 +121,20 @@ absl::StatusOr<Tatp> Tatp::Load(const std::vector<Client*>& loaders, int subscri
 
 template <typename Client>
 absl::Status Tatp::RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) const {
-  using namespace tatp_internal;
-  const Directory& d = dir_[TatpNuRand(rng, nurand_a_, dir_.size()) - 1];
-  *kind = TatpPickTx(rng);
-  const int type = static_cast<int>(rng() % 4);
+  const Directory& d = PickSubscriber(rng);
+  const TatpDraw draw = TatpDrawTx(rng);
+  *kind = draw.kind;
   auto tx = client.Begin();
-  switch (*kind) {
+  absl::Status s = Run(tx, d, draw);
+  if (!s.ok()) return s;
+  return tx.Commit();
+}
+
+template <typename Tx>
+absl::Status Tatp::Run(Tx& tx, const Directory& d, const TatpDraw& draw) {
+  using namespace tatp_internal;
+  const int type = draw.type;
+  switch (draw.kind) {
     case TatpTx::kGetSubscriberData: {
       absl::StatusOr<std::string> r = tx.Read(d.subscriber, sizeof(TatpSubscriberRow));
       if (!r.ok()) return r.status();
@@ -156,7 +164,7 @@ absl::Status Tatp::RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) co
       auto srow = From<TatpSubscriberRow>(*sub);
       srow.bits ^= 1;
       auto frow = From<TatpSpecialFacilityRow>(*sf);
-      frow.data_a = static_cast<uint8_t>(rng());
+      frow.data_a = static_cast<uint8_t>(draw.value);
       absl::Status s = tx.Write(d.subscriber, Bytes(srow));
       if (s.ok()) s = tx.Write(d.special_facility[type], Bytes(frow));
       if (!s.ok()) return s;
@@ -166,7 +174,7 @@ absl::Status Tatp::RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) co
       absl::StatusOr<std::string> sub = tx.Read(d.subscriber, sizeof(TatpSubscriberRow));
       if (!sub.ok()) return sub.status();
       auto srow = From<TatpSubscriberRow>(*sub);
-      srow.vlr_location = static_cast<uint32_t>(rng());
+      srow.vlr_location = static_cast<uint32_t>(draw.value);
       absl::Status s = tx.Write(d.subscriber, Bytes(srow));
       if (!s.ok()) return s;
       break;
@@ -179,17 +187,17 @@ absl::Status Tatp::RunOne(Client& client, std::mt19937_64& rng, TatpTx* kind) co
       absl::StatusOr<std::string> cf = tx.Read(d.call_forwarding[type], sizeof(TatpCallForwardingRows));
       if (!cf.ok()) return cf.status();
       auto rows = From<TatpCallForwardingRows>(*cf);
-      const int slot = static_cast<int>(rng() % 3);
-      const bool insert = *kind == TatpTx::kInsertCallForwarding;
+      const int slot = draw.slot;
+      const bool insert = draw.kind == TatpTx::kInsertCallForwarding;
       if (static_cast<bool>(rows.rows[slot].present) == insert) break;  // already there / not there
       rows.rows[slot].present = insert;
-      rows.rows[slot].end_time = static_cast<uint8_t>(8 * slot + 1 + rng() % 8);
+      rows.rows[slot].end_time = static_cast<uint8_t>(8 * slot + 1 + draw.value % 8);
       absl::Status s = tx.Write(d.call_forwarding[type], Bytes(rows));
       if (!s.ok()) return s;
       break;
     }
   }
-  return tx.Commit();
+  return absl::OkStatus();
 }
 
 }  // namespace dctk::farm::workload
