@@ -42,14 +42,16 @@ std::vector<Resolution> DecideInFlight(const std::vector<InFlightRecord>& record
   return out;
 }
 
-RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64_t new_config,
-                                   const std::function<void()>& install_config,
-                                   const std::function<void()>& while_recovering) {
-  const absl::Time start = absl::Now();
-  for (Participant* p : live) p->Block();
+namespace {
+
+// Gathers the in-flight records `in_flight` returns at every live participant and
+// decides each transaction: committed wherever some participant knows it committed.
+std::vector<Resolution> DecideAt(
+    const std::vector<Participant*>& live,
+    const std::function<std::vector<InFlightRecord>(Participant*)>& in_flight) {
   std::vector<InFlightRecord> records;
   for (Participant* p : live) {
-    std::vector<InFlightRecord> mine = p->InFlight();
+    std::vector<InFlightRecord> mine = in_flight(p);
     records.insert(records.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
   }
   absl::flat_hash_set<TxId> committed;
@@ -58,15 +60,32 @@ RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64
       if (p->Known(r.tx) == Outcome::kCommitted) committed.insert(r.tx);
     }
   }
-  std::vector<Resolution> decisions = DecideInFlight(records, committed);
-  install_config();
-  if (while_recovering) while_recovering();
+  return DecideInFlight(records, committed);
+}
+
+// Applies every decision at every live participant and counts them.
+RecoveryReport ResolveAt(const std::vector<Participant*>& live,
+                         const std::vector<Resolution>& decisions) {
   RecoveryReport report;
   for (const Resolution& d : decisions) {
     for (Participant* p : live) p->Resolve(d);
     ++(d.commit ? report.committed : report.aborted);
   }
   report.in_flight = static_cast<int>(decisions.size());
+  return report;
+}
+
+}  // namespace
+
+RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64_t new_config,
+                                   const std::function<void()>& install_config,
+                                   const std::function<void()>& while_recovering) {
+  const absl::Time start = absl::Now();
+  for (Participant* p : live) p->Block();
+  std::vector<Resolution> decisions = DecideAt(live, [](Participant* p) { return p->InFlight(); });
+  install_config();
+  if (while_recovering) while_recovering();
+  RecoveryReport report = ResolveAt(live, decisions);
   for (Participant* p : live) {
     p->ReleaseAllReservations();
     p->Resume(new_config);
@@ -102,25 +121,10 @@ RecoveryReport RecoverRegions(const std::vector<Participant*>& live, uint64_t ne
   // so the records collected below are all there will be of those.
   for (Participant* p : live) p->BeginRecovery(new_config, recovering);
   install_config();
-  std::vector<InFlightRecord> records;
-  for (Participant* p : live) {
-    std::vector<InFlightRecord> mine = p->InFlight(new_config);
-    records.insert(records.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
-  }
-  absl::flat_hash_set<TxId> committed;
-  for (const InFlightRecord& r : records) {
-    for (Participant* p : live) {
-      if (p->Known(r.tx) == Outcome::kCommitted) committed.insert(r.tx);
-    }
-  }
-  std::vector<Resolution> decisions = DecideInFlight(records, committed);
+  std::vector<Resolution> decisions =
+      DecideAt(live, [new_config](Participant* p) { return p->InFlight(new_config); });
   if (while_recovering) while_recovering();
-  RecoveryReport report;
-  for (const Resolution& d : decisions) {
-    for (Participant* p : live) p->Resolve(d);
-    ++(d.commit ? report.committed : report.aborted);
-  }
-  report.in_flight = static_cast<int>(decisions.size());
+  RecoveryReport report = ResolveAt(live, decisions);
   for (Participant* p : live) {
     p->ReleaseReservationsBefore(new_config);
     p->FinishRecovery(recovering);
