@@ -50,14 +50,6 @@ double ProcessCpuSeconds(pid_t pid) {
   return (utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
-sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(ip);
-  sa.sin_port = htons(port);
-  return sa;
-}
-
 Topology Star() {
   Topology t;
   const int sw = t.AddNode(NodeKind::kSwitch, "sw0", 1);

@@ -24,14 +24,6 @@ constexpr uint16_t kMomPort = 7000;
 constexpr uint16_t kBackgroundPort = 7001;
 constexpr size_t kBackgroundBytes = 1000;
 
-sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(ip);
-  sa.sin_port = htons(port);
-  return sa;
-}
-
 void SleepUntil(uint64_t deadline_ns) {
   timespec ts{static_cast<time_t>(deadline_ns / 1'000'000'000),
               static_cast<long>(deadline_ns % 1'000'000'000)};

@@ -78,14 +78,6 @@ class ControllerProcess {
   int out_ = -1;
 };
 
-sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(ip);
-  sa.sin_port = htons(port);
-  return sa;
-}
-
 class ControllerFailoverTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -36,14 +36,6 @@ constexpr size_t kGroupSeqOffset = 13;
 // mom_switch's default --max_datagram_bytes (32688) less the IP and UDP headers.
 constexpr size_t kLargestPayload = 32688 - 28;
 
-sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(ip);
-  sa.sin_port = htons(port);
-  return sa;
-}
-
 // A transport-framed MomPacket of exactly `size` bytes whose payload is
 // pseudo-random (seeded by `seq`), so any corrupted or misplaced fragment shows.
 std::string Datagram(uint32_t group, uint64_t seq, size_t size, bool serialized) {

@@ -38,14 +38,6 @@ constexpr size_t kLargestPayload = kMaxDatagram - 28;  // less the IPv4 and UDP 
 constexpr int kFragmentsOfLargest = 2;                 // 1948 IP payload bytes at MTU 1500
 constexpr int kLargestFirst = 8;                       // 4 pages of receive ring slots
 
-sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(ip);
-  sa.sin_port = htons(port);
-  return sa;
-}
-
 std::string RandomPayload(size_t size, uint32_t seed) {
   std::mt19937 random(seed);
   std::string s(size, '\0');

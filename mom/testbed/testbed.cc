@@ -329,4 +329,12 @@ void Testbed::TearDown() {
   namespaces_.clear();
 }
 
+sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(ip);
+  sa.sin_port = htons(port);
+  return sa;
+}
+
 }  // namespace dctk::mom

@@ -23,6 +23,7 @@
 #ifndef DCTK_MOM_TESTBED_TESTBED_H_
 #define DCTK_MOM_TESTBED_TESTBED_H_
 
+#include <netinet/in.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -122,6 +123,9 @@ class Testbed {
   std::vector<std::string> namespaces_;  // created, for cleanup (with their veths)
   std::map<int, SwitchProcess> switches_;
 };
+
+// A sockaddr_in for an IPv4 address and port in host byte order (as `Testbed::ip` gives).
+sockaddr_in Sockaddr(uint32_t ip, uint16_t port);
 
 }  // namespace dctk::mom
 

@@ -30,14 +30,6 @@ namespace {
 
 constexpr double kHostPortMbps = 20;
 
-sockaddr_in Sockaddr(uint32_t ip, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(ip);
-  sa.sin_port = htons(port);
-  return sa;
-}
-
 class TestbedTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
