@@ -50,6 +50,7 @@ Result ConfigState::Execute(const Command& c) {
     case Command::kCaughtUp: return CaughtUp(c.caught_up());
     case Command::kBeginRestart: return BeginRestart();
     case Command::kInstallRestartPlan: return InstallRestartPlan(c.install_restart_plan().plan());
+    case Command::kSuspect: return Suspect(c.suspect());
     case Command::OP_NOT_SET: break;
   }
   return Error(absl::StatusCode::kInvalidArgument, "CM: command without an operation");
@@ -101,6 +102,10 @@ Result ConfigState::Join(const Command::Join& c) {
       return Error(absl::StatusCode::kAlreadyExists,
                    absl::StrCat("CM Join: machine ", c.machine(), " is already a member at ", m->endpoint()));
     }
+    if (m->suspected()) {
+      return Error(absl::StatusCode::kFailedPrecondition,
+                   absl::StrCat("CM Join: machine ", c.machine(), " is suspected unresponsive; its lease is not renewed"));
+    }
     m->set_lease_expiry_ms(c.now_ms() + config_.lease_ms());
     return Ok();
   }
@@ -122,7 +127,25 @@ Result ConfigState::Renew(const Command::Renew& c) {
   if (m == nullptr) {
     return Error(absl::StatusCode::kNotFound, absl::StrCat("CM Renew: machine ", c.machine(), " is not a member"));
   }
+  if (m->suspected()) {
+    return Error(absl::StatusCode::kFailedPrecondition,
+                 absl::StrCat("CM Renew: machine ", c.machine(), " is suspected unresponsive by a coordinator; its lease "
+                              "is not renewed (it is removed when the lease runs out, at ", m->lease_expiry_ms(), ")"));
+  }
   m->set_lease_expiry_ms(std::max(m->lease_expiry_ms(), c.now_ms() + config_.lease_ms()));
+  return Ok();
+}
+
+Result ConfigState::Suspect(const Command::Suspect& c) {
+  Machine* m = FindMachine(c.machine());
+  if (m == nullptr) {
+    return Error(absl::StatusCode::kNotFound, absl::StrCat("CM Suspect: machine ", c.machine(), " is not a member"));
+  }
+  if (m->client()) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("CM Suspect: machine ", c.machine(), " is a client (it holds no regions)"));
+  }
+  m->set_suspected(true);
   return Ok();
 }
 
@@ -413,6 +436,12 @@ Command BeginRestartCommand() {
 Command InstallRestartPlanCommand(const Configuration& plan) {
   Command c;
   *c.mutable_install_restart_plan()->mutable_plan() = plan;
+  return c;
+}
+Command SuspectCommand(uint32_t machine, uint32_t by) {
+  Command c;
+  c.mutable_suspect()->set_machine(machine);
+  c.mutable_suspect()->set_by(by);
   return c;
 }
 Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in) {

@@ -67,6 +67,7 @@ class ConfigState {
   Result CaughtUp(const Command::CaughtUp& c);
   Result BeginRestart();
   Result InstallRestartPlan(const Configuration& plan);
+  Result Suspect(const Command::Suspect& c);
   std::vector<uint32_t> StorageMachines() const;  // live, not clients
   Machine* FindMachine(uint32_t id);
   void RemoveFromRegions(uint32_t machine);
@@ -107,6 +108,7 @@ Command AddBackupsCommand();
 Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in);
 Command BeginRestartCommand();
 Command InstallRestartPlanCommand(const Configuration& plan);
+Command SuspectCommand(uint32_t machine, uint32_t by);
 
 }  // namespace dctk::farm::cm
 

@@ -71,6 +71,32 @@ TEST(ConfigStateTest, LateButNotMissedRenewalsKeepTheLease) {
   EXPECT_EQ(r.removed_size(), 3);
 }
 
+// A machine a coordinator suspects keeps the lease it holds (the CM never
+// removes a machine before its lease runs out: it may still be serving) but
+// gets no renewal, so the Tick after that lease removes it and promotes its
+// backups. Only storage members can be suspected.
+TEST(ConfigStateTest, SuspectedMachineIsRemovedWhenItsLeaseRunsOut) {
+  ConfigState cm = ThreeMachines(3);
+  EXPECT_EQ(cm.Execute(JoinCommand(100, "ep100", "", 0, /*client=*/true)).code(), 0);
+  const uint64_t id = cm.config().id();
+  for (uint32_t m : {1u, 2u, 3u, 100u}) EXPECT_EQ(cm.Execute(RenewCommand(m, 50)).code(), 0);  // leases to 150
+  Result r = cm.Execute(SuspectCommand(2, /*by=*/100));
+  ASSERT_EQ(r.code(), 0) << r.message();
+  EXPECT_EQ(r.config().id(), id) << "no machine acts differently yet";
+  Result renew = cm.Execute(RenewCommand(2, 60));
+  EXPECT_EQ(renew.code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_NE(renew.message().find("suspected"), std::string::npos) << renew.message();
+  EXPECT_EQ(cm.Execute(JoinCommand(2, "ep2", "", 60)).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  for (uint32_t m : {1u, 3u, 100u}) EXPECT_EQ(cm.Execute(RenewCommand(m, 120)).code(), 0);
+  EXPECT_EQ(cm.Execute(TickCommand(140)).removed_size(), 0) << "removed before its lease ran out";
+  r = cm.Execute(TickCommand(160));
+  ASSERT_EQ(r.removed_size(), 1);
+  EXPECT_EQ(r.removed(0), 2u);
+  EXPECT_GT(r.config().id(), id);
+  EXPECT_EQ(cm.Execute(SuspectCommand(2, 100)).code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(cm.Execute(SuspectCommand(100, 1)).code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(ConfigStateTest, ClientsAreLeasedButHoldNoRegions) {
   ConfigState cm;
   cm.Execute(InitCommand(2, 8 << 20, 100));

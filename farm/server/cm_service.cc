@@ -57,6 +57,7 @@ absl::Status CmService::Start(const std::string& host) {
     absl::MutexLock l(&mu_);
     ready_ = c.regions_size() >= o_.regions && !c.restarting();
     installed_.store(c.id());
+    installed_config_ = c;
   }
   server_ = std::make_unique<ControlServer>([this](uint16_t m, absl::string_view req) { return Handle(m, req); });
   absl::Status s = server_->Start(host);
@@ -116,10 +117,14 @@ absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view
     absl::MutexLock l(&mu_);
     if (!ready_) return absl::UnavailableError("CM: the cluster is still starting (regions not placed)");
   }
-  if (!c.has_join() && !c.has_renew() && !c.has_get()) {
-    return absl::PermissionDeniedError("CM: only Join, Renew and Get are accepted from the network");
+  if (!c.has_join() && !c.has_renew() && !c.has_get() && !c.has_suspect()) {
+    return absl::PermissionDeniedError("CM: only Join, Renew, Get and Suspect are accepted from the network");
   }
-  return Execute(c).SerializeAsString();
+  const cm::Result r = Execute(c);
+  LOG_IF(WARNING, c.has_suspect() && r.code() == 0)
+      << "CM: machine " << c.suspect().machine() << " suspected unresponsive by " << c.suspect().by()
+      << "; its lease is no longer renewed";
+  return r.SerializeAsString();
 }
 
 absl::StatusOr<std::string> CmService::CallMachine(uint32_t machine, uint16_t method, const std::string& req) {
@@ -406,8 +411,8 @@ absl::Status CmService::BootstrapFromFiles(const SavedFiles& saved, bool all_joi
   cm::Result installed = Execute(cm::InstallRestartPlanCommand(*plan));
   if (installed.code() != 0) return StatusOfResult(installed);
   // Transactions in flight at the crash are decided exactly as after a
-  // failure: block, collect, decide, install, resolve, resume.
-  absl::Status s = Recover({});
+  // failure: block (every region), collect, decide, install, resolve, resume.
+  absl::Status s = Recover({}, /*blocking=*/true);
   if (!s.ok()) return s;
   LOG(INFO) << "CM: restarted from the machines' files (saved configuration " << saved.newest->id() << ") as configuration "
             << config().id() << " in " << absl::Now() - start;
@@ -444,16 +449,24 @@ absl::Status CmService::Bootstrap(bool all_joined) {
     if (!r.ok()) return r.status();
   }
   installed_.store(c.id());
+  installed_config_ = c;
   return absl::OkStatus();
 }
 
-absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
+absl::Status CmService::Recover(const std::vector<uint32_t>& removed, bool blocking) {
   const absl::Time start = absl::Now();
   const cm::Configuration c = config();
+  // Only the regions whose replicas changed stop; the machines serve the
+  // new configuration's transactions on the others meanwhile. An empty
+  // BLOCK stops every region.
+  RecoveryScope scope;
+  scope.set_config(c.id());
+  for (RegionId region : tx::ChangedRegions(installed_config_, c)) scope.add_recovering(region);
+  const std::string block = blocking ? std::string() : scope.SerializeAsString();
   std::vector<tx::InFlightRecord> records;
   for (const cm::Machine& m : c.machines()) {
     if (m.client()) continue;
-    absl::StatusOr<std::string> r = CallMachine(m.id(), BLOCK, "");
+    absl::StatusOr<std::string> r = CallMachine(m.id(), BLOCK, block);
     if (!r.ok()) return r.status();
     InFlight in;
     in.ParseFromString(*r);
@@ -485,7 +498,11 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
   }
   Resume resume;
   resume.set_config(c.id());
+  resume.set_scoped(!blocking);
   for (uint16_t step : {INSTALL_CONFIG, RESOLVE, RESUME}) {
+    if (step == RESOLVE && !blocking && o_.while_recovering) {
+      o_.while_recovering(c, {scope.recovering().begin(), scope.recovering().end()});
+    }
     const std::string req = step == INSTALL_CONFIG ? c.SerializeAsString()
                             : step == RESOLVE      ? out.SerializeAsString()
                                                    : resume.SerializeAsString();
@@ -494,7 +511,10 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed) {
       absl::StatusOr<std::string> r = CallMachine(m.id(), step, req);
       if (!r.ok()) return r.status();
     }
-    if (step == INSTALL_CONFIG) installed_.store(c.id());
+    if (step == INSTALL_CONFIG) {
+      installed_.store(c.id());
+      installed_config_ = c;
+    }
   }
   const absl::Duration took = absl::Now() - start;
   if (removed.empty()) {

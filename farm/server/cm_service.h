@@ -19,17 +19,24 @@
 //     it replicates like any other; after `restart_wait` without every
 //     machine, what came back is restored and the rest stays lost;
 //   - every lease/4 it Ticks; a machine whose lease expired is removed (its
-//     backups promoted) and the service runs recovery over the control plane:
-//     block every live machine and collect its in-flight records, decide
-//     (farm/tx/recovery.h), install the new configuration, resolve, resume;
+//     backups promoted) and the service runs recovery over the control plane,
+//     per region (farm/tx/recovery.h RecoverRegions): every live machine
+//     follows the new configuration at once and stops only the regions whose
+//     replicas changed, reporting its in-flight records of older
+//     configurations; the CM decides, installs the new configuration,
+//     resolves, and resumes the stopped regions. Transactions on the other
+//     regions commit meanwhile. A whole-cluster restart blocks every region;
 //   - re-replication: while some region has fewer copies than `replicas` and
 //     a storage machine holds none of it, the CM picks new backups
-//     (AddBackups), has them host the region, reconfigures (the same
-//     blocking steps as recovery, so every later commit reaches them), then
+//     (AddBackups), has them host the region, reconfigures (recovery's
+//     steps: the regions that got a backup stop until the machines follow
+//     the new configuration, so every later commit reaches them), then
 //     copies each region from its primary chunk by chunk between Ticks
 //     (COPY_CHUNK at the primary, APPLY_CHUNK at the backup), has the backup
 //     checkpoint (copied objects are not logged) and marks it CaughtUp.
-// Clients read the configuration with a Get command.
+// Clients read the configuration with a Get command, and report a storage
+// machine that does not answer with Suspect (it gets no more lease
+// renewals, so it fences itself and is removed when its lease runs out).
 //
 // Where the commands run is a hook: by default a local ConfigState in this
 // process; with `execute` set, every command goes through it instead (the
@@ -97,6 +104,11 @@ struct CmServiceOptions {
   // hold, and regions none of whose complete copies came back stay lost (an
   // error names each). Infinite: wait for all of them.
   absl::Duration restart_wait = absl::InfiniteDuration();
+  // Fault injection (tests, benchmarks): runs inside a per-region recovery
+  // once every machine follows the new configuration `c` and has it
+  // installed, before the decisions are applied: the `recovering` regions
+  // still refuse requests, every other region serves `c`'s transactions.
+  std::function<void(const cm::Configuration& c, const std::vector<uint32_t>& recovering)> while_recovering;
 };
 
 struct CmRecoveryStats {
@@ -137,8 +149,10 @@ class CmService {
   absl::StatusOr<SavedFiles> SavedConfigurations();
   absl::Status BootstrapFromFiles(const SavedFiles& saved, bool all_joined);
   // Recovery's steps for the current configuration: after a removal, or
-  // (empty `removed`) to install new backups.
-  absl::Status Recover(const std::vector<uint32_t>& removed);
+  // (empty `removed`) to install new backups or a joined machine. Per
+  // region: only the regions whose replicas changed since the last installed
+  // configuration stop; `blocking`: every region stops (a restart).
+  absl::Status Recover(const std::vector<uint32_t>& removed, bool blocking = false);
   bool ShortOfCopies(const cm::Configuration& c) const;
   // Hosts every new backup without a key yet, then reconfigures.
   // Asks `machine` to host a copy of `region` and records its fabric key.
@@ -154,6 +168,7 @@ class CmService {
   cm::Configuration config_ ABSL_GUARDED_BY(mu_);  // after the last command
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> installed_{0};  // the configuration id the machines were last given
+  cm::Configuration installed_config_;  // and that configuration (Monitor thread only)
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::unique_ptr<ControlChannel>> channels_;  // Monitor thread only
   struct Copy {

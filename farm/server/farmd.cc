@@ -33,6 +33,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,7 +41,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/config/cluster_config.h"
 #include "farm/client/ship.h"
 #include "farm/fabric/net_fabric.h"
@@ -79,6 +83,13 @@ ABSL_FLAG(int, ship_rpc_timeout_ms, 2000, "a ship worker's coordinator gives up 
 ABSL_FLAG(std::string, ship_crash_at, "",
           "fault injection (tests): NAME:N makes machine NAME SIGKILL itself just before the COMMIT-PRIMARY of the "
           "N-th shipped transaction it coordinates (every backup has logged it: recovery commits it)");
+ABSL_FLAG(std::string, recovery_hold_file, "",
+          "fault injection (tests, role=cm): a per-region recovery prints \"recovering <configuration> "
+          "regions=<ids>\" once the machines follow the new configuration, and holds the recovering regions "
+          "stopped until this file exists (at most 60 s)");
+ABSL_FLAG(bool, fault_signals, false,
+          "fault injection (tests, role=machine): SIGUSR1 stalls the machine's participant (it answers no protocol "
+          "message, its lease is still renewed: a slow machine), SIGUSR2 lets it serve again");
 ABSL_FLAG(bool, fsync, false, "fdatasync every log record, checkpoint and state file before relying on it");
 
 namespace {
@@ -86,24 +97,37 @@ namespace {
 using dctk::config::ClusterConfig;
 using namespace dctk::farm;
 
-// SIGTERM / SIGINT are blocked in every thread (BlockStopSignals, before any
-// thread starts) and taken by sigwait here: a handler could run on any thread
-// and leave the main thread in pause() for good.
-void BlockStopSignals() {
+// SIGTERM / SIGINT (and the fault signals SIGUSR1 / SIGUSR2) are blocked in
+// every thread (BlockStopSignals, before any thread starts) and taken by
+// sigwait here: a handler could run on any thread and leave the main thread
+// in pause() for good.
+sigset_t WaitedSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
+  return set;
+}
+
+void BlockStopSignals() {
+  const sigset_t set = WaitedSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-void WaitForSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+// Until SIGTERM or SIGINT; `on_fault(stall)` for SIGUSR1 (true) / SIGUSR2.
+void WaitForSignal(const std::function<void(bool)>& on_fault = nullptr) {
+  const sigset_t set = WaitedSignals();
+  while (true) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGTERM || sig == SIGINT) return;
+    if (on_fault) {
+      on_fault(sig == SIGUSR1);
+    } else {
+      LOG(WARNING) << "farmd: signal " << sig << " ignored (no --fault_signals)";
+    }
   }
 }
 
@@ -124,6 +148,16 @@ int RunCm(const ClusterConfig& c, const ClusterConfig::Group& g) {
   o.regions = absl::GetFlag(FLAGS_regions);
   o.lease_ms = absl::ToInt64Milliseconds(c.lease());
   for (size_t i = 0; i < g.members.size(); ++i) o.expected_machines.push_back(static_cast<uint32_t>(i + 1));
+  if (const std::string hold = absl::GetFlag(FLAGS_recovery_hold_file); !hold.empty()) {
+    o.while_recovering = [hold](const cm::Configuration& c, const std::vector<uint32_t>& recovering) {
+      printf("recovering %lu regions=%s\n", static_cast<unsigned long>(c.id()), absl::StrJoin(recovering, ",").c_str());
+      fflush(stdout);
+      const absl::Time deadline = absl::Now() + absl::Seconds(60);
+      while (access(hold.c_str(), F_OK) != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+      LOG_IF(WARNING, access(hold.c_str(), F_OK) != 0) << "CM: --recovery_hold_file " << hold << " did not appear "
+                                                       << "within 60 s; recovery goes on";
+    };
+  }
   server::CmService cm(o);
   absl::Status s = cm.Start(absl::GetFlag(FLAGS_cm_host));
   if (!s.ok()) {
@@ -162,7 +196,16 @@ int RunMachine(server::MachineServiceOptions o, typename server::MachineService<
   }
   printf("machine %u %s\n", (*svc)->id(), (*svc)->control_address().c_str());
   fflush(stdout);
-  WaitForSignal();
+  std::function<void(bool)> on_fault;
+  if (absl::GetFlag(FLAGS_fault_signals)) {
+    server::MachineService<F>* machine = svc->get();
+    on_fault = [machine](bool stall) {
+      machine->SetStalled(stall);
+      printf("fault %u %s\n", machine->id(), stall ? "stalled" : "serving");
+      fflush(stdout);
+    };
+  }
+  WaitForSignal(on_fault);
   return 0;
 }
 

@@ -5,22 +5,34 @@
 // a hang or a crash; the CM detects the missed lease, promotes backups and
 // recovers in-flight transactions; the client refreshes its configuration
 // and carries on; every transfer reported committed is in the final balances.
+// Also: per-region recovery across processes, a slow machine suspected by a
+// coordinator, re-replication, a paused machine, a dead client.
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "farm/client/farm_client.h"
+#include "farm/cm/config_state.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/fabric/sync.h"
+#include "farm/server/control.h"
+#include "farm/server/control.pb.h"
 #include "farm/server/farmd_process.h"
+#include "farm/tx/recovery.h"
 #include "farm/workload/bank.h"
 #include "gtest/gtest.h"
 
@@ -269,6 +281,168 @@ TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
   absl::Status s = bank->CheckLedger(c.tx(), ledger);
   EXPECT_TRUE(s.ok()) << s;
   printf("committed %lu; machine %u paused, removed, resumed and fenced\n", ledger.committed, paused);
+}
+
+// Adds 1 to the 8-byte counter at `a` in one transaction.
+absl::Status Increment(tx::TxClient<fabric::ShmFabric>& client, GlobalAddress a) {
+  auto t = client.Begin();
+  absl::StatusOr<std::string> v = t.Read(a, 8);
+  if (!v.ok()) return v.status();
+  uint64_t n = 0;
+  memcpy(&n, v->data(), 8);
+  ++n;
+  absl::Status s = t.Write(a, std::string(reinterpret_cast<const char*>(&n), 8));
+  return s.ok() ? t.Commit() : s;
+}
+
+// Per-region recovery across processes: machine 3 is killed and the CM
+// (held open by --recovery_hold_file once every machine follows the new
+// configuration) stops only the regions whose replicas changed. While it
+// holds them, a transaction on each region held by machines 1 and 2 only
+// commits in the new configuration and a write to a recovering region is
+// refused (Unavailable, "recovering"); once released, every region commits
+// again and each counter holds exactly the increments reported committed.
+TEST(FarmdClusterTest, ShmUntouchedRegionsCommitWhileTheOthersRecover) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/perregion");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  const std::string release = dir + "/release";
+  FarmdCluster cluster(WriteFarmConfig(dir, 3, /*lease_ms=*/1000), dir, "shm");
+  cluster.set_cm_flags({"--recovery_hold_file=" + release});
+  ASSERT_TRUE(cluster.Start().ok());
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cluster.cm_address();
+  o.tx.rpc_timeout = absl::Milliseconds(300);
+  o.tx.outcome_timeout = absl::Seconds(20);
+  auto client = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto& c = **client;
+  const cm::Configuration before = c.configuration();
+  std::map<RegionId, GlobalAddress> counters;
+  for (const cm::Region& r : before.regions()) {
+    auto t = c.tx().Begin();
+    absl::StatusOr<GlobalAddress> a = t.Alloc(8, GlobalAddress(r.id(), 0));
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(t.Write(*a, std::string(8, '\0')).ok());
+    ASSERT_TRUE(t.Commit().ok());
+    counters[r.id()] = *a;
+  }
+
+  cluster.machine(3).Kill(SIGKILL);
+  // "recovering <configuration> regions=<ids>": every machine follows it.
+  const std::string line = cluster.cm().NextLine();
+  std::vector<std::string> words = absl::StrSplit(line, ' ');
+  ASSERT_EQ(words.size(), 3u) << line;
+  ASSERT_EQ(words[0], "recovering") << line;
+  ASSERT_TRUE(c.Refresh().ok());
+  EXPECT_EQ(absl::StrCat(c.config_id()), words[1]);
+  const std::vector<RegionId> changed = tx::ChangedRegions(before, c.configuration());
+  EXPECT_EQ(words[2], absl::StrCat("regions=", absl::StrJoin(changed, ",")));
+  ASSERT_FALSE(changed.empty());
+  ASSERT_LT(changed.size(), counters.size()) << "placement left no region on machines 1 and 2 only";
+  std::map<RegionId, uint64_t> committed;
+  for (const auto& [region, a] : counters) {
+    const absl::Status s = Increment(c.tx(), a);
+    if (std::find(changed.begin(), changed.end(), region) == changed.end()) {
+      EXPECT_TRUE(s.ok()) << "region " << region << " (replicas unchanged) while the others recover: " << s;
+      committed[region] += s.ok();
+    } else {
+      EXPECT_TRUE(absl::IsUnavailable(s)) << "region " << region << " (recovering): " << s;
+      EXPECT_TRUE(absl::StrContains(s.message(), "recovering")) << s;
+    }
+  }
+
+  std::ofstream(release) << "go\n";
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  for (RegionId region : changed) {
+    while (true) {
+      ASSERT_LT(absl::Now(), deadline) << "region " << region << " never served again";
+      const absl::Status s = Increment(c.tx(), counters[region]);
+      if (s.ok()) {
+        ++committed[region];
+        break;
+      }
+      ASSERT_TRUE(absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsAborted(s)) << s;
+      (void)c.Refresh();
+    }
+  }
+  for (const auto& [region, a] : counters) {
+    auto t = c.tx().Begin();
+    absl::StatusOr<std::string> v = t.Read(a, 8);
+    ASSERT_TRUE(v.ok()) << v.status();
+    uint64_t n = 0;
+    memcpy(&n, v->data(), 8);
+    EXPECT_EQ(n, committed[region]) << "region " << region;
+  }
+  printf("regions recovering while held: %s; the other %zu committed meanwhile\n", absl::StrJoin(changed, ",").c_str(),
+         counters.size() - changed.size());
+}
+
+// A slow machine (its participant stalled by SIGUSR1, its lease still
+// renewed) would leave a commit whose COMMIT-BACKUP it never answers
+// Unknown after outcome_timeout. The coordinator reports it to the CM
+// (Suspect) once it has resent for suspect_after; the CM stops renewing its
+// lease, the machine fences itself, the CM removes it when the lease it held
+// runs out, and recovery decides the commit (no backup logged it: aborted),
+// which the coordinator learns well within outcome_timeout.
+TEST(FarmdClusterTest, ShmSlowBackupIsSuspectedAndTheCommitDecided) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/slow");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster(WriteFarmConfig(dir, 3, /*lease_ms=*/1000), dir, "shm", {"--fault_signals"});
+  ASSERT_TRUE(cluster.Start().ok());
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cluster.cm_address();
+  o.tx.rpc_timeout = absl::Milliseconds(200);
+  o.tx.outcome_timeout = absl::Seconds(30);
+  o.tx.suspect_after = absl::Milliseconds(500);
+  std::vector<fabric::MachineId> suspected;
+  const std::string cm_address = cluster.cm_address();
+  o.tx.suspect = [&suspected, cm_address](fabric::MachineId m) {
+    suspected.push_back(m);
+    absl::StatusOr<std::unique_ptr<server::ControlChannel>> ch = server::ControlChannel::Connect(cm_address);
+    ASSERT_TRUE(ch.ok()) << ch.status();
+    absl::StatusOr<std::string> r =
+        (*ch)->Call(server::CM_COMMAND, cm::SuspectCommand(m, 100).SerializeAsString(), absl::Seconds(5));
+    ASSERT_TRUE(r.ok()) << r.status();
+  };
+  auto client = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto& c = **client;
+  const cm::Region region = c.configuration().regions(0);
+  const uint32_t backup = region.replicas(1).machine();  // machine id = slot at first start
+  GlobalAddress counter;
+  {
+    auto t = c.tx().Begin();
+    absl::StatusOr<GlobalAddress> a = t.Alloc(8, GlobalAddress(region.id(), 0));
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(t.Write(*a, std::string(8, '\0')).ok());
+    ASSERT_TRUE(t.Commit().ok());
+    counter = *a;
+  }
+  cluster.machine(backup).Signal(SIGUSR1);
+  ASSERT_EQ(cluster.machine(backup).NextLine(), absl::StrCat("fault ", backup, " stalled"));
+
+  const absl::Status s = Increment(c.tx(), counter);
+  EXPECT_TRUE(absl::IsAborted(s)) << s << " (the stalled backup never logged it: recovery aborts it)";
+  EXPECT_EQ(suspected, std::vector<fabric::MachineId>{backup});
+  EXPECT_EQ(c.tx().stats().unknown, 0u);
+  ASSERT_TRUE(c.Refresh().ok());
+  for (const cm::Machine& m : c.configuration().machines()) EXPECT_NE(m.id(), backup) << "still a member";
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (true) {
+    ASSERT_LT(absl::Now(), deadline) << "the region never served again";
+    const absl::Status again = Increment(c.tx(), counter);
+    if (again.ok()) break;
+    ASSERT_TRUE(absl::IsUnavailable(again) || absl::IsDeadlineExceeded(again) || absl::IsAborted(again)) << again;
+    (void)c.Refresh();
+  }
+  auto t = c.tx().Begin();
+  absl::StatusOr<std::string> v = t.Read(counter, 8);
+  ASSERT_TRUE(v.ok()) << v.status();
+  uint64_t n = 0;
+  memcpy(&n, v->data(), 8);
+  EXPECT_EQ(n, 1u) << "the suspected commit was aborted, the next one committed";
 }
 
 TEST(FarmdClusterTest, ShmClientSurvivesAKilledMachine) {

@@ -89,9 +89,10 @@ FarmdCluster::FarmdCluster(std::string conf, std::string dir, std::string fabric
     : conf_(std::move(conf)), dir_(std::move(dir)), fabric_(std::move(fabric)), machine_flags_(std::move(machine_flags)) {}
 
 absl::Status FarmdCluster::StartCm(const std::string& host) {
-  cm_ = std::make_unique<FarmdProcess>(std::vector<std::string>{"farm/server/farmd", "--config=" + conf_, "--role=cm",
-                                                                "--cm_host=" + host, "--replicas=2", "--regions=6",
-                                                                "--region_mb=4"});
+  std::vector<std::string> args{"farm/server/farmd", "--config=" + conf_, "--role=cm", "--cm_host=" + host,
+                                "--replicas=2",      "--regions=6",        "--region_mb=4"};
+  args.insert(args.end(), cm_flags_.begin(), cm_flags_.end());
+  cm_ = std::make_unique<FarmdProcess>(args);
   const std::string line = cm_->NextLine();
   std::vector<std::string> words = absl::StrSplit(line, ' ');
   if (words.size() != 2 || words[0] != "cm") return absl::InternalError(absl::StrCat("CM printed '", line, "'"));

@@ -57,6 +57,8 @@ class FarmdCluster {
   // Machines keep their files in `dir` (--txlog_dir) and get `machine_flags`.
   FarmdCluster(std::string conf, std::string dir, std::string fabric, std::vector<std::string> machine_flags = {});
 
+  // Extra flags for the CM (before Start).
+  void set_cm_flags(std::vector<std::string> flags) { cm_flags_ = std::move(flags); }
   // The CM (--replicas=2 --regions=6 --region_mb=4) and machines m1..mn,
   // each once it printed its first line.
   absl::Status Start(int n = 3);
@@ -80,6 +82,7 @@ class FarmdCluster {
 
   const std::string conf_, dir_, fabric_;
   const std::vector<std::string> machine_flags_;
+  std::vector<std::string> cm_flags_;
   std::unique_ptr<FarmdProcess> cm_;
   std::string cm_address_;
   std::map<int, std::unique_ptr<FarmdProcess>> machines_;

@@ -10,7 +10,11 @@
 //   - the CM is running and does not list it: the cluster went on without
 //     this machine, its copies are stale. Its files are deleted
 //     (DiscardMachineFiles) and it joins as a fresh machine under a new id
-//     (NextIncarnation: a removed id is never re-admitted);
+//     (NextIncarnation: a removed id is never re-admitted), unless its
+//     files hold a copy of a region the cluster lost: then it refuses, or,
+//     when no storage machine is left (the CM may be about to begin a
+//     restart from the files, restore_when_down), waits up to two leases for
+//     the CM to do so;
 //   - the CM is bootstrapping (not ready) and the state file holds a
 //     configuration: a whole-cluster restart. The files are read and checked
 //     now (ReadRestoreInputs: a damaged checkpoint or log stops the process

@@ -3,7 +3,9 @@
 // region table; joins the CM service and renews its lease; and answers the
 // control plane: host a region (register memory, report its key), wire a
 // coordinator's rings, install a configuration, the recovery steps
-// (block + report in-flight records, known outcomes, resolve, resume),
+// (block + report in-flight records, known outcomes, resolve, resume; a
+// per-region recovery's BLOCK names the regions that stop, the others keep
+// serving the new configuration),
 // re-replication (copy a chunk of a region it is primary of; apply a chunk to
 // a region it is a new backup of; checkpoint once caught up) and a
 // whole-cluster restart (report the configuration kept on file; restore the
@@ -88,6 +90,10 @@ struct MachineServiceOptions {
   uint64_t checkpoint_every_log_bytes = 64 << 20;
   // Called after a whole-cluster restart restored this machine's regions.
   std::function<void(fabric::MachineId, const RestoreReply&)> on_restored;
+  // Called when this machine, whose files may hold the only copy of a
+  // region, starts waiting for the CM to begin a whole-cluster restart
+  // (every storage machine is gone; tests).
+  std::function<void()> on_waiting_for_restart;
   // Ship workers (0: this machine runs no shipped transactions).
   int ship_workers = 0;
   tx::TxClientOptions ship_tx;  // their coordinators
@@ -125,6 +131,9 @@ class MachineService {
   const std::string& control_address() const { return control_->address(); }
   // Fenced: removed by the CM, or its lease could not be renewed in time.
   bool evicted() const { return evicted_.load(); }
+  // Fault injection: stall the participant's server thread (a slow machine:
+  // its lease is still renewed), or let it serve again.
+  void SetStalled(bool stalled) { machine_->SetStalled(stalled); }
   // Shipped transactions run here (null without ship workers).
   client::ShipServer<F>* ship_server() { return ship_.get(); }
 
@@ -154,6 +163,7 @@ class MachineService {
     if (!cm.ok()) return cm.status();
     cm_ = std::move(*cm);
     bool waited = false;
+    absl::Time down_since = absl::InfiniteFuture();  // waiting for the CM's BeginRestart
     while (true) {
       absl::StatusOr<CmState> state = AskCm();
       if (!state.ok()) return state.status();
@@ -161,10 +171,31 @@ class MachineService {
         restore_ = *saved && (*saved)->has_config();
         break;
       }
+      const absl::Duration poll = absl::Milliseconds(std::max<int64_t>(10, state->config().lease_ms() / 4));
       if (!IsStorageMember(id_, state->config())) {
         if (*saved) {
           absl::Status only_copy = CheckNotOnlyCopy((*saved)->config(), state->config());
-          if (!only_copy.ok()) return only_copy;
+          if (!only_copy.ok() && HasStorageMachines(state->config())) return only_copy;
+          if (!only_copy.ok()) {
+            // Every storage machine is gone: a CM that restores a cluster
+            // that went down (restore_when_down) begins a restart at its
+            // next Tick, and this machine then restores from its files.
+            const absl::Duration wait = absl::Milliseconds(2 * state->config().lease_ms());
+            if (down_since == absl::InfiniteFuture()) {
+              down_since = absl::Now();
+              LOG(WARNING) << "machine " << id_ << ": every storage machine is gone and this machine's files hold "
+                           << "lost regions; waiting up to " << wait << " for the CM to begin a restart from files";
+              if (o_.on_waiting_for_restart) o_.on_waiting_for_restart();
+            }
+            if (absl::Now() - down_since >= wait) {
+              return absl::FailedPreconditionError(absl::StrCat(
+                  only_copy.message(), " (every storage machine is gone, but the CM did not begin a restart from the "
+                  "machines' files within ", absl::FormatDuration(wait), ": a CM without restore_when_down, such as "
+                  "farmd --role=cm, restores only once it is restarted itself)"));
+            }
+            if (stop_.WaitForNotificationWithTimeout(poll)) return absl::CancelledError("stopped");
+            continue;
+          }
         }
         absl::StatusOr<fabric::MachineId> id = NextIncarnation(o_.id, std::max(o_.slots, o_.id), state->config());
         if (!id.ok()) return id.status();
@@ -178,9 +209,7 @@ class MachineService {
       LOG_IF(WARNING, !waited) << "machine " << id_ << ": its previous incarnation is still a member; waiting for the "
                                << "CM to remove it (at most one lease, " << state->config().lease_ms() << " ms)";
       waited = true;
-      if (stop_.WaitForNotificationWithTimeout(absl::Milliseconds(std::max<int64_t>(10, state->config().lease_ms() / 4)))) {
-        return absl::CancelledError("stopped");
-      }
+      if (stop_.WaitForNotificationWithTimeout(poll)) return absl::CancelledError("stopped");
     }
     if (!has_files()) return absl::OkStatus();
     if (!restore_) {
@@ -193,6 +222,13 @@ class MachineService {
       return WriteMachineState(o_.files.state, fresh, o_.fsync == tx::FsyncPolicy::kEveryRecord);
     }
     return absl::OkStatus();
+  }
+
+  static bool HasStorageMachines(const cm::Configuration& c) {
+    for (const cm::Machine& m : c.machines()) {
+      if (!m.client()) return true;
+    }
+    return false;
   }
 
   // Starting fresh deletes this machine's files; refused while they may hold
@@ -309,6 +345,10 @@ class MachineService {
         Fence("the CM removed this machine (lease expired)");
         return;
       }
+      if (absl::IsFailedPrecondition(r.status())) {  // suspected: removed once the lease it holds runs out
+        Fence(absl::StrCat("the CM no longer renews its lease: ", r.status().message()));
+        return;
+      }
       if (r.ok()) {
         valid_until_ = ValidUntil(sent);
         continue;
@@ -405,9 +445,17 @@ class MachineService {
       }
       case RESTORE: return Restore(req);
       case BLOCK: {
-        p.Block();
+        uint64_t before = 0;  // every record (a blocking recovery)
+        if (req.empty()) {
+          p.Block();
+        } else {
+          auto scope = ParseAs<RecoveryScope>(req);
+          if (!scope.ok()) return scope.status();
+          p.BeginRecovery(scope->config(), {scope->recovering().begin(), scope->recovering().end()});
+          before = scope->config();
+        }
         InFlight out;
-        for (const tx::InFlightRecord& r : p.InFlight()) {
+        for (const tx::InFlightRecord& r : p.InFlight(before)) {
           InFlightRecord* rec = out.add_records();
           rec->set_tx(r.tx);
           rec->set_machine(r.machine);
@@ -439,7 +487,11 @@ class MachineService {
       case RESUME: {
         auto r = ParseAs<server::Resume>(req);
         if (!r.ok()) return r.status();
-        p.ReleaseAllReservations();
+        if (r->scoped()) {
+          p.ReleaseReservationsBefore(r->config());
+        } else {
+          p.ReleaseAllReservations();
+        }
         p.Resume(r->config());
         return std::string();
       }

@@ -1,14 +1,26 @@
 // Fencing: a farmd machine that cannot renew its lease (here: the CM is
 // gone, as in a partition) stops serving before the CM could remove it:
 // one-sided reads of its regions fail and it reports itself evicted.
+// Restart: a machine whose files hold a region the running cluster lost,
+// started while no storage machine is left, waits for the CM to begin a
+// restart from the files instead of refusing at once.
 #include "farm/server/machine_service.h"
 
-#include <memory>
+#include <sys/stat.h>
 
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/fabric/sync.h"
 #include "farm/server/cm_service.h"
+#include "farm/server/machine_files.h"
 #include "gtest/gtest.h"
 
 namespace dctk::farm::server {
@@ -71,6 +83,105 @@ TEST(MachineServiceTest, MachineWithoutALeaseFencesItself) {
   }
   absl::Status s = fabric::SyncRead(**q, {1, key, 0}, &word, 8);
   EXPECT_FALSE(s.ok()) << "a fenced machine's region is still readable";
+}
+
+// A CM state that every storage machine left while the CM ran on: machine 1
+// held the only copy of region 1, missed its lease and was removed, so the
+// region is lost. BeginRestart waits for `release` (the few ms between the
+// last removal and the CM's restart, held open).
+class DownState {
+ public:
+  explicit DownState(int64_t lease_ms) {
+    state_.Execute(cm::InitCommand(1, 1 << 20, lease_ms));
+    state_.Execute(cm::JoinCommand(1, "endpoint-1", "", 0));
+    on_file_ = state_.Execute(cm::CreateRegionCommand()).config();
+    state_.Execute(cm::TickCommand(10 * lease_ms));
+  }
+  CmExecutor Executor() {
+    return [this](const cm::Command& c) -> absl::StatusOr<cm::Result> {
+      if (c.has_begin_restart()) release.WaitForNotification();
+      absl::MutexLock l(&mu_);
+      return state_.Execute(c);
+    };
+  }
+  // What machine 1 kept in its state file.
+  const cm::Configuration& on_file() const { return on_file_; }
+  absl::Notification release;
+
+ private:
+  absl::Mutex mu_;
+  cm::ConfigState state_;
+  cm::Configuration on_file_;
+};
+
+CmServiceOptions DownCmOptions(DownState& state, bool restore_when_down, int64_t lease_ms) {
+  CmServiceOptions o;
+  o.replicas = 1;
+  o.region_size = 1 << 20;
+  o.regions = 1;
+  o.lease_ms = lease_ms;
+  o.expected_machines = {1};
+  o.execute = state.Executor();
+  o.restore_when_down = restore_when_down;
+  return o;
+}
+
+MachineServiceOptions MachineOneWithFiles(const std::string& name, const cm::Configuration& on_file,
+                                          const std::string& cm_address) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", name);
+  EXPECT_EQ(mkdir(dir.c_str(), 0755), 0);
+  MachineServiceOptions o;
+  o.id = 1;
+  o.slots = 1;
+  o.cm_address = cm_address;
+  o.files = {dir + "/m1.txlog", dir + "/m1.ckpt", dir + "/m1.state"};
+  MachineState state;
+  state.set_id(1);
+  *state.mutable_config() = on_file;
+  EXPECT_TRUE(WriteMachineState(o.files.state, state, false).ok());
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<MachineService<ShmFabric>>> StartMachine(MachineServiceOptions o) {
+  return MachineService<ShmFabric>::Start(std::move(o), [](fabric::MachineId id) {
+    return ShmFabric::Create({.machine_id = id});
+  });
+}
+
+TEST(MachineServiceTest, MachineWaitsForTheCmToBeginARestartFromFiles) {
+  DownState state(/*lease_ms=*/2000);
+  CmService cm(DownCmOptions(state, /*restore_when_down=*/true, /*lease_ms=*/2000));
+  ASSERT_TRUE(cm.Start("127.0.0.1").ok());
+  MachineServiceOptions o = MachineOneWithFiles("waits", state.on_file(), cm.address());
+  absl::Notification waiting;
+  o.on_waiting_for_restart = [&] { waiting.Notify(); };
+  absl::StatusOr<std::unique_ptr<MachineService<ShmFabric>>> machine;
+  std::thread start([&] { machine = StartMachine(o); });
+  waiting.WaitForNotification();  // the CM is still running with every region lost
+  state.release.Notify();         // now it begins the restart
+  start.join();
+  ASSERT_TRUE(machine.ok()) << machine.status();
+  EXPECT_EQ((*machine)->id(), 1u) << "it joined fresh instead of restoring its files";
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (true) {
+    const cm::Configuration c = cm.config();
+    if (c.regions_size() == 1 && !c.regions(0).lost() && !c.restarting()) break;
+    ASSERT_LT(absl::Now(), deadline) << "the region was never restored: " << c.ShortDebugString();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+TEST(MachineServiceTest, MachineWaitsBoundedForACmThatDoesNotRestart) {
+  DownState state(/*lease_ms=*/200);
+  state.release.Notify();
+  CmService cm(DownCmOptions(state, /*restore_when_down=*/false, /*lease_ms=*/200));
+  ASSERT_TRUE(cm.Start("127.0.0.1").ok());
+  absl::StatusOr<std::unique_ptr<MachineService<ShmFabric>>> machine =
+      StartMachine(MachineOneWithFiles("bounded", state.on_file(), cm.address()));
+  ASSERT_FALSE(machine.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(machine.status())) << machine.status();
+  EXPECT_NE(machine.status().message().find("is lost in the running cluster"), std::string::npos) << machine.status();
+  EXPECT_NE(machine.status().message().find("did not begin a restart"), std::string::npos) << machine.status();
 }
 
 }  // namespace

@@ -26,6 +26,8 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
 #include "farm/msg/rpc.h"
@@ -103,6 +105,10 @@ class TxMachine {
     stop_.store(true);
     if (thread_.joinable()) thread_.join();
   }
+  // Fault injection: a stalled machine's server thread handles nothing (its
+  // messages wait in the rings) but the machine is otherwise alive, as one
+  // whose CPU something else took: a slow machine, not a dead one.
+  void SetStalled(bool stalled) { stalled_.store(stalled); }
   uint64_t served() const { return served_.load(std::memory_order_relaxed); }
   uint64_t checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
 
@@ -140,6 +146,10 @@ class TxMachine {
   void Serve() {
     int idle = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
+      if (stalled_.load(std::memory_order_relaxed)) {
+        absl::SleepFor(absl::Milliseconds(1));
+        continue;
+      }
       absl::StatusOr<int> n;
       {
         absl::MutexLock l(&mu_);
@@ -178,6 +188,7 @@ class TxMachine {
   absl::Mutex mu_;
   msg::RpcEndpoint<F> endpoint_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> stalled_{false};
   std::atomic<uint64_t> served_{0};
   std::thread thread_;
 };

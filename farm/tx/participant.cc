@@ -329,12 +329,14 @@ void Participant::Resume(uint64_t config) {
   absl::MutexLock l(&mu_);
   config_ = config;
   blocked_ = false;
+  deciding_ = false;
   recovering_.clear();
 }
 
 void Participant::BeginRecovery(uint64_t new_config, const std::vector<RegionId>& recovering) {
   absl::MutexLock l(&mu_);
   config_ = new_config;
+  deciding_ = true;
   recovering_.insert(recovering.begin(), recovering.end());
 }
 
@@ -342,9 +344,10 @@ void Participant::FinishRecovery(const std::vector<RegionId>& regions) {
   absl::MutexLock l(&mu_);
   if (regions.empty()) {
     recovering_.clear();
-    return;
+  } else {
+    for (RegionId r : regions) recovering_.erase(r);
   }
-  for (RegionId r : regions) recovering_.erase(r);
+  if (recovering_.empty()) deciding_ = false;
 }
 
 std::vector<InFlightRecord> Participant::InFlight(uint64_t before) const {

@@ -189,7 +189,7 @@ class Participant {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status AdmitRegion(RegionId region, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status AdmitTx(TxId tx, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool Recovering() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return blocked_ || !recovering_.empty(); }
+  bool Recovering() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return blocked_ || deciding_ || !recovering_.empty(); }
   bool IsPrimary(RegionId id) const;
   void ReleaseReservations(TxId tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The copy of `addr` here and its slot's lines.
@@ -221,6 +221,11 @@ class Participant {
   uint64_t config_ ABSL_GUARDED_BY(mu_) = 0;
   bool blocked_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_set<RegionId> recovering_ ABSL_GUARDED_BY(mu_);
+  // Between BeginRecovery and the end of its recovery (even with no region
+  // recovering: a join changes no replicas), the older configurations'
+  // transactions are not all decided yet, so OUTCOME must not report a
+  // finished recovery.
+  bool deciding_ ABSL_GUARDED_BY(mu_) = false;
   // The configuration of each transaction holding reservations here.
   absl::flat_hash_map<TxId, uint64_t> reserved_in_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<RegionId, Hosted> hosted_ ABSL_GUARDED_BY(mu_);

@@ -148,5 +148,21 @@ TEST(RecoveryRegionsTest, TheNewConfigurationsTransactionsAreNotRecovered) {
   EXPECT_EQ(Value(c1, u), 1u);
 }
 
+// A reconfiguration that changes no replicas (a machine joined) still
+// decides the older configurations' transactions: until it has, OUTCOME
+// must not say "recovered into the new configuration" (a coordinator would
+// read that as "no record survived: not committed").
+TEST(RecoveryRegionsTest, OutcomeSaysRecoveringUntilTheDecisionsAreInEvenWithNoRegionRecovering) {
+  RegionTable table;
+  absl::StatusOr<std::unique_ptr<TxLog>> log = TxLog::Open("", FsyncPolicy::kNever);
+  ASSERT_TRUE(log.ok());
+  Participant p(/*self=*/1, &table, log->get());
+  p.SetConfig(1);
+  p.BeginRecovery(2, {});
+  EXPECT_EQ(p.QueryOutcome(TxRequest{2, 42}).aux, 0u);
+  p.FinishRecovery();
+  EXPECT_EQ(p.QueryOutcome(TxRequest{2, 42}).aux, 2u);
+}
+
 }  // namespace
 }  // namespace dctk::farm::tx

@@ -74,6 +74,7 @@ struct CommitTimes {
 struct TxClientStats {
   uint64_t committed = 0, read_only = 0, aborted = 0, unavailable = 0, unknown = 0;
   uint64_t fast_path_calls = 0, rpc_calls = 0, reads = 0, read_retries = 0;
+  uint64_t suspected = 0;  // machines reported through TxClientOptions::suspect
 };
 
 struct TxClientOptions {
@@ -82,6 +83,14 @@ struct TxClientOptions {
   // or not answered keeps resending it (idempotent) while asking the
   // machines whether recovery decided the transaction.
   absl::Duration outcome_timeout = absl::Seconds(10);
+  // A machine that has not answered a resent COMMIT-BACKUP or COMMIT-PRIMARY
+  // for `suspect_after` is reported through `suspect` (once per commit):
+  // farmd clients tell the CM (Suspect), which stops renewing that machine's
+  // lease, so recovery decides the commit about a lease later instead of it
+  // ending Unknown while a slow machine keeps renewing its lease. Null: not
+  // reported.
+  std::function<void(fabric::MachineId machine)> suspect;
+  absl::Duration suspect_after = absl::Seconds(1);
   // Reads of a locked object before the transaction aborts.
   int max_locked_reads = 256;
   // Torn copies of one object before the read gives up (a read longer than

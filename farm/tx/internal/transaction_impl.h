@@ -299,7 +299,9 @@ template <typename F>
 template <typename Req>
 absl::optional<absl::Status> Transaction<F>::Persist(fabric::MachineId m, Handler h, const Req& req,
                                                      absl::Status why, uint64_t config) {
-  const absl::Time deadline = absl::Now() + client_->options_.outcome_timeout;
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + client_->options_.outcome_timeout;
+  bool reported = false;
   while (absl::Now() < deadline) {
     // The same message again (COMMIT-BACKUP and COMMIT-PRIMARY are
     // idempotent): accepted once a slow machine answers, or once a machine
@@ -309,6 +311,14 @@ absl::optional<absl::Status> Transaction<F>::Persist(fabric::MachineId m, Handle
     const absl::Status again = StatusOf(client_->Call(m, h, req));
     if (again.ok()) return absl::nullopt;
     why = again;
+    const TxClientOptions& o = client_->options_;
+    if (!reported && o.suspect && absl::IsDeadlineExceeded(again) && absl::Now() - start >= o.suspect_after) {
+      // Silent, not refusing: maybe slow but alive, renewing its lease, so no
+      // recovery would ever decide this commit. The CM settles it.
+      reported = true;
+      ++client_->stats_.suspected;
+      o.suspect(m);
+    }
     absl::btree_set<fabric::MachineId> machines;
     for (const RegionInfo& r : client_->table_->All()) {
       for (const Replica& rep : r.replicas) machines.insert(rep.machine);
