@@ -194,7 +194,7 @@ void CmService::Monitor() {
           LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
           channels_.erase(m);
         }
-        absl::Status s = Recover(removed);
+        absl::Status s = Recover(removed, o_.blocking_recovery);
         LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
         if (o_.restore_when_down && ClusterDown(config())) BeginRestart();
         continue;
@@ -220,7 +220,7 @@ void CmService::Monitor() {
       // that learn it must find the machines in it, so install it.
       if (const uint64_t id = config().id(); id != installed_.load()) {
         LOG(INFO) << "CM: configuration " << id << " (a machine joined) replaces " << installed_.load();
-        absl::Status s = Recover({});
+        absl::Status s = Recover({}, o_.blocking_recovery);
         LOG_IF(ERROR, !s.ok()) << "CM: installing configuration " << id << ": " << s;
       }
     }
@@ -291,7 +291,7 @@ absl::Status CmService::HostNewBackups() {
   }
   // Every later commit sends COMMIT-BACKUP to the new backups: the copy's
   // consistency rests on that (see farm/README.md, "Re-replication").
-  return hosted ? Recover({}) : absl::OkStatus();
+  return hosted ? Recover({}, o_.blocking_recovery) : absl::OkStatus();
 }
 
 absl::StatusOr<bool> CmService::CopyStep() {

@@ -104,6 +104,9 @@ struct CmServiceOptions {
   // hold, and regions none of whose complete copies came back stay lost (an
   // error names each). Infinite: wait for all of them.
   absl::Duration restart_wait = absl::InfiniteDuration();
+  // Every recovery stops every region, as before per-region recovery (the
+  // baseline of farmd_recovery_bench).
+  bool blocking_recovery = false;
   // Fault injection (tests, benchmarks): runs inside a per-region recovery
   // once every machine follows the new configuration `c` and has it
   // installed, before the decisions are applied: the `recovering` regions

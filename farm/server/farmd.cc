@@ -17,6 +17,10 @@
 // the procedures they may ship are the workloads' (farm/workload:
 // kShardTransfer, kTatpTx).
 //
+// Fault injection (tests): --recovery_hold_file (role=cm) holds each
+// per-region recovery open until a file exists; --fault_signals (role=machine)
+// makes SIGUSR1 stall the participant (a slow machine) and SIGUSR2 resume it.
+//
 // Files (--txlog_dir, --checkpoint_dir): a machine restarted with the same
 // directory either restores its regions from its checkpoint + log suffix
 // (the CM is bootstrapping: the whole cluster restarted) or deletes them and
@@ -87,6 +91,9 @@ ABSL_FLAG(std::string, recovery_hold_file, "",
           "fault injection (tests, role=cm): a per-region recovery prints \"recovering <configuration> "
           "regions=<ids>\" once the machines follow the new configuration, and holds the recovering regions "
           "stopped until this file exists (at most 60 s)");
+ABSL_FLAG(bool, blocking_recovery, false,
+          "role=cm: every recovery stops every region (the baseline of farmd_recovery_bench); default: only the "
+          "regions whose replicas changed");
 ABSL_FLAG(bool, fault_signals, false,
           "fault injection (tests, role=machine): SIGUSR1 stalls the machine's participant (it answers no protocol "
           "message, its lease is still renewed: a slow machine), SIGUSR2 lets it serve again");
@@ -148,6 +155,7 @@ int RunCm(const ClusterConfig& c, const ClusterConfig::Group& g) {
   o.regions = absl::GetFlag(FLAGS_regions);
   o.lease_ms = absl::ToInt64Milliseconds(c.lease());
   for (size_t i = 0; i < g.members.size(); ++i) o.expected_machines.push_back(static_cast<uint32_t>(i + 1));
+  o.blocking_recovery = absl::GetFlag(FLAGS_blocking_recovery);
   if (const std::string hold = absl::GetFlag(FLAGS_recovery_hold_file); !hold.empty()) {
     o.while_recovering = [hold](const cm::Configuration& c, const std::vector<uint32_t>& recovering) {
       printf("recovering %lu regions=%s\n", static_cast<unsigned long>(c.id()), absl::StrJoin(recovering, ",").c_str());
