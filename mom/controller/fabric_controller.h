@@ -1,14 +1,22 @@
 // FabricController: keeps a fabric of MOM switches configured for its groups
-// and routes around switches that fail.
+// and routes around switches and links that fail.
 //
 // Reconcile() asks every switch for its stats over gRPC (the health check);
 // a switch that does not answer is taken as failed: it is failed in the
 // topology the routes are computed on and blacklisted as root, so every group
 // whose root it was gets a new root at the same distance from all receivers
-// (ComputeRoutes' root selection), and unicast routes avoid it too. When the
-// set of failed switches changes (or on the first call), routes are computed,
-// verified and pushed to every live switch. A failed switch that answers
-// again is used again. This is what mom_controller runs in a loop.
+// (ComputeRoutes' root selection), and unicast routes avoid it too. The stats
+// also give each port's link state (interface up with carrier, as the switch
+// reads it from the kernel); a link either of whose ends reports it down is
+// failed in that topology too, so a root that loses a link it needs (and with
+// it its equal-length path to some receiver) is passed over, and no route
+// uses the link. When the set of failed switches or links changes (or on the
+// first call), routes are computed, verified and pushed to every live switch.
+// A switch that answers again is used again; a link that is up again is used
+// again once both ends have reported it up on `link_holddown_checks`
+// consecutive checks (a link that has just come up may flap: routing over it
+// at once would move groups back and forth).
+// This is what mom_controller runs in a loop.
 //
 // Example:
 //   absl::StatusOr<Fabric> fabric = LoadFabric(path);
@@ -38,20 +46,23 @@ namespace dctk::mom {
 class FabricController {
  public:
   // `connect_timeout`: how long a switch may take to accept a connection.
-  explicit FabricController(Fabric fabric, absl::Duration connect_timeout = absl::Seconds(1));
+  explicit FabricController(Fabric fabric, absl::Duration connect_timeout = absl::Seconds(1),
+                            int link_holddown_checks = 1);
 
-  // One health check of every switch, and a new configuration if the set of
-  // failed switches changed. True if it pushed a configuration. Fails if no
+  // One health check of every switch and port, and a new configuration if
+  // the set of failed switches or links changed. True if it pushed a configuration. Fails if no
   // valid routes exist any more (e.g. no eligible root) or a live switch
   // rejects its configuration; the next call tries again.
   absl::StatusOr<bool> Reconcile();
 
   const Fabric& fabric() const { return fabric_; }
   const std::set<int>& failed() const { return failed_; }
+  // Topology links (indexes into fabric().topology.links()) reported down.
+  const std::set<int>& links_down() const { return links_down_; }
   // Routes installed by the last successful push, in the fabric's group order.
   const std::vector<GroupRoutes>& routes() const { return routes_; }
-  // One line: failed switches and each group's roots, e.g.
-  // "failed: spine0; group 5 (serialized) roots: spine1".
+  // One line: failed switches, links down (if any) and each group's roots,
+  // e.g. "failed: none; links down: leaf1-spine0; group 5 (serialized) roots: spine1".
   std::string Describe() const;
 
  private:
@@ -60,8 +71,11 @@ class FabricController {
 
   Fabric fabric_;
   absl::Duration connect_timeout_;
+  int link_holddown_checks_;
   std::map<int, std::unique_ptr<SwitchClient>> clients_;
   std::set<int> failed_;
+  std::set<int> links_down_;
+  std::map<int, int> up_checks_;  // link in links_down_ -> consecutive checks reported up
   bool configured_ = false;
   std::vector<GroupRoutes> routes_;
 };

@@ -84,6 +84,7 @@ grpc::Status ControlService::GetStats(grpc::ServerContext*, const StatsRequest*,
       g->set_group_id(group);
       g->set_last_stamped(seq);
     }
+    if (port_reader_) port_reader_(snapshot.mutable_ports());
   });
   if (!s.ok()) return ToGrpc(s);
   *stats = std::move(snapshot);

@@ -11,6 +11,7 @@
 // Example (mom_switch_main.cc):
 //   DataPlaneMailbox mailbox;
 //   ControlService service("leaf0", sw->num_ports(), &mailbox);
+//   service.set_port_reader([&](auto* ports) { ... sw->LinkUp(p) ... });
 //   int port;
 //   auto server = StartControlServer("127.0.0.1:0", &service, &port);
 //   while (!stop) { sw->Poll(); mailbox.Drain(sw->core()); }
@@ -65,8 +66,15 @@ class DataPlaneMailbox {
 
 class ControlService final : public MomSwitch::Service {
  public:
+  // Fills GetStats' `ports` (link state and counters of every port); runs on
+  // the data-plane thread, between bursts.
+  using PortReader = std::function<void(google::protobuf::RepeatedPtrField<PortStatus>*)>;
+
   ControlService(std::string switch_name, int num_ports, DataPlaneMailbox* mailbox)
       : switch_name_(std::move(switch_name)), num_ports_(num_ports), mailbox_(mailbox) {}
+
+  // Without a reader GetStats reports no ports. Set before serving.
+  void set_port_reader(PortReader reader) { port_reader_ = std::move(reader); }
 
   grpc::Status Configure(grpc::ServerContext* context, const SwitchConfig* config,
                          ConfigureReply* reply) override;
@@ -77,6 +85,7 @@ class ControlService final : public MomSwitch::Service {
   const std::string switch_name_;
   const int num_ports_;
   DataPlaneMailbox* mailbox_;
+  PortReader port_reader_;
   uint64_t config_version_ = 0;  // touched on the data-plane thread only
 };
 

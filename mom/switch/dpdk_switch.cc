@@ -87,21 +87,25 @@ uint16_t DataRoomFor(const Ring& ring) {
   return static_cast<uint16_t>(ring.frame_size - 32 + RTE_PKTMBUF_HEADROOM);
 }
 
-// The MTU of the interface behind `port` (af_packet), else what DPDK says.
-absl::StatusOr<uint16_t> PortMtu(uint16_t port) {
+// The kernel interface behind `port` (af_packet), or "" for other devices.
+absl::StatusOr<std::string> PortIface(uint16_t port) {
   rte_eth_dev_info info{};
   if (int rc = rte_eth_dev_info_get(port, &info); rc != 0) {
     return DpdkError(absl::StrCat("device info of port ", port), rc);
   }
   char name[IF_NAMESIZE];
-  if (info.if_index > 0 && if_indextoname(info.if_index, name) != nullptr) {
+  if (info.if_index > 0 && if_indextoname(info.if_index, name) != nullptr) return std::string(name);
+  return std::string();
+}
+
+// The MTU of `iface` (read through `fd`, a socket in its namespace), else
+// what DPDK says of `port`.
+absl::StatusOr<uint16_t> PortMtu(uint16_t port, const std::string& iface, int fd) {
+  if (!iface.empty()) {
     ifreq ifr{};
-    std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    const int rc = fd < 0 ? -1 : ioctl(fd, SIOCGIFMTU, &ifr);
-    if (fd >= 0) close(fd);
-    if (rc != 0) {
-      return absl::InternalError(absl::StrCat("MOM switch: cannot read the MTU of ", name,
+    std::strncpy(ifr.ifr_name, iface.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFMTU, &ifr) != 0) {
+      return absl::InternalError(absl::StrCat("MOM switch: cannot read the MTU of ", iface,
                                               " (port ", port, "): ", std::strerror(errno)));
     }
     return static_cast<uint16_t>(std::min(ifr.ifr_mtu, 65535));
@@ -193,30 +197,43 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
   std::vector<uint16_t> ports;
   uint16_t id;
   RTE_ETH_FOREACH_DEV(id) { ports.push_back(id); }
+  // Opened here, so in the ports' namespace: interface names and flags
+  // are looked up there for the switch's lifetime.
+  const int link_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  absl::Status status =
+      link_fd >= 0 ? absl::OkStatus()
+                   : absl::InternalError(absl::StrCat("MOM switch: socket: ", std::strerror(errno)));
   std::vector<uint16_t> mtus;
-  absl::Status status;
+  std::vector<std::string> ifaces;
   for (uint16_t p : ports) {
-    absl::StatusOr<uint16_t> mtu = PortMtu(p);
+    if (!status.ok()) break;
+    absl::StatusOr<std::string> iface = PortIface(p);
+    absl::StatusOr<uint16_t> mtu = iface.ok() ? PortMtu(p, *iface, link_fd) : iface.status();
     status = mtu.ok() ? StartPort(p, pool) : mtu.status();
     if (!status.ok()) break;
     mtus.push_back(*mtu);
+    ifaces.push_back(*std::move(iface));
   }
   absl::StatusOr<std::unique_ptr<Egress>> egress =
       status.ok() ? Egress::Create(std::move(mtus), kQueuePackets) : status;
   if (!egress.ok()) {
+    if (link_fd >= 0) close(link_fd);
     for (uint16_t q : ports) rte_eth_dev_close(q);
     rte_mempool_free(pool);
     CleanupEal();
     return egress.status();
   }
   return std::unique_ptr<DpdkSwitch>(
-      new DpdkSwitch(std::move(ports), pool, std::move(table), *std::move(egress),
-                     MaxFrameFor(RingFor(options.max_datagram_bytes))));
+      new DpdkSwitch(std::move(ports), std::move(ifaces), link_fd, pool, std::move(table),
+                     *std::move(egress), MaxFrameFor(RingFor(options.max_datagram_bytes))));
 }
 
-DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table,
-                       std::unique_ptr<Egress> egress, uint32_t max_frame)
+DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces, int link_fd,
+                       rte_mempool* pool, ForwardingTable table, std::unique_ptr<Egress> egress,
+                       uint32_t max_frame)
     : ports_(std::move(ports)),
+      ifaces_(std::move(ifaces)),
+      link_fd_(link_fd),
       max_frame_(max_frame),
       shapers_(ports_.size()),
       pool_(pool),
@@ -231,6 +248,7 @@ DpdkSwitch::~DpdkSwitch() {
   }
   rte_mempool_free(pool_);
   CleanupEal();
+  close(link_fd_);
 }
 
 int DpdkSwitch::Poll() {
@@ -266,6 +284,19 @@ void DpdkSwitch::SetPortRate(int port, uint64_t bits_per_second) {
   s.bytes_per_cycle = static_cast<double>(bits_per_second) / 8 / rte_get_tsc_hz();
   s.tokens = kShaperBurstBytes;
   s.last_cycles = rte_get_tsc_cycles();
+}
+
+bool DpdkSwitch::LinkUp(int port) const {
+  if (ifaces_[port].empty()) {
+    rte_eth_link link{};
+    return rte_eth_link_get_nowait(ports_[port], &link) == 0 &&
+           link.link_status == RTE_ETH_LINK_UP;
+  }
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifaces_[port].c_str(), IFNAMSIZ - 1);
+  // IFF_RUNNING: the operational state is up, i.e. up and with carrier.
+  return ioctl(link_fd_, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP) &&
+         (ifr.ifr_flags & IFF_RUNNING);
 }
 
 bool DpdkSwitch::Idle() const { return egress_->Idle(); }

@@ -93,14 +93,21 @@ class DpdkSwitch {
   // Every counter now, the devices' receive misses included.
   SwitchCounters Counters() const;
 
+  // Whether port `port`'s link is up: for af_packet, its interface is up and
+  // has carrier (a veth whose peer is down has none), read from the kernel
+  // now (DPDK's af_packet driver reports every started port as up); for other
+  // devices, what DPDK reports.
+  bool LinkUp(int port) const;
+
   SwitchCore& core() { return core_; }
   int num_ports() const { return static_cast<int>(ports_.size()); }
   // Port `port`'s MTU, read from its interface at start.
   uint16_t mtu(int port) const { return egress_->mtu(port); }
 
  private:
-  DpdkSwitch(std::vector<uint16_t> ports, rte_mempool* pool, ForwardingTable table,
-             std::unique_ptr<Egress> egress, uint32_t max_frame);
+  DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces, int link_fd,
+             rte_mempool* pool, ForwardingTable table, std::unique_ptr<Egress> egress,
+             uint32_t max_frame);
   void Transmit(int port);
 
   struct Shaper {
@@ -110,6 +117,8 @@ class DpdkSwitch {
   };
 
   std::vector<uint16_t> ports_;  // DPDK port ids, by switch port
+  std::vector<std::string> ifaces_;  // the kernel interface behind each port ("": none)
+  int link_fd_;                      // a socket in the ports' namespace, for SIOCGIFFLAGS
   uint32_t max_frame_;           // the longest frame a receive ring slot holds
   std::vector<Shaper> shapers_;
   rte_mempool* pool_;

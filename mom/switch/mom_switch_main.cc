@@ -16,7 +16,9 @@
 // (switch_metrics.h) for Prometheus at http://ADDRESS/metrics, refreshed every
 // 100 ms. Once forwarding, it prints one line
 //   mom_switch NAME ready control_port=PORT metrics_port=PORT ports=N rules=R
-// (port 0: not served) so a launcher can connect. Datagrams longer than an
+// (port 0: not served) so a launcher can connect. GetStats reports every
+// port's link state (interface up with carrier) and counters: the
+// controller's health check. Datagrams longer than an
 // out port's MTU (up to --max_datagram_bytes, which sizes the receive rings)
 // leave as IPv4 fragments. On exit it prints forwarded
 // and dropped packet counts by reason.
@@ -163,6 +165,17 @@ int main(int argc, char** argv) {
 
   dctk::mom::DataPlaneMailbox mailbox;
   dctk::mom::ControlService service(name, (*sw)->num_ports(), &mailbox);
+  service.set_port_reader([sw = sw->get()](auto* ports) {
+    const dctk::mom::SwitchCounters c = sw->Counters();
+    for (int p = 0; p < sw->num_ports(); ++p) {
+      dctk::mom::PortStatus* status = ports->Add();
+      status->set_port(p);
+      status->set_link_up(sw->LinkUp(p));
+      status->set_rx_packets(c.ports[p].rx_packets);
+      status->set_tx_packets(c.ports[p].tx_packets);
+      status->set_tx_full(c.ports[p].tx_full);
+    }
+  });
   std::unique_ptr<grpc::Server> server;
   int control_port = 0;
   if (!absl::GetFlag(FLAGS_control).empty()) {

@@ -25,7 +25,7 @@
 #include "mom/group.h"
 #include "mom/test_message.pb.h"
 #include "mom/testbed/netns.h"
-#include "mom/testbed/testbed.h"
+#include "mom/testbed/testbed_suite.h"
 
 namespace dctk::mom {
 namespace {
@@ -133,34 +133,16 @@ class Host : public transport::TransportReceiver {
   std::vector<Delivered> delivered_;
 };
 
-class GroupFabricTest : public ::testing::TestWithParam<Design> {
+class GroupFabricTest : public TestbedSuite<::testing::TestWithParam<Design>> {
  protected:
-  static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    absl::StatusOr<Topology> topo = Topology::LeafSpine(2, 2, 3);
-    ASSERT_TRUE(topo.ok());
-    absl::StatusOr<std::unique_ptr<Testbed>> bed =
-        Testbed::Create(*std::move(topo), {.switch_binary = "mom/switch/mom_switch"});
-    ASSERT_TRUE(bed.ok()) << bed.status();
-    bed_ = bed->release();
-  }
-  static void TearDownTestSuite() {
-    delete bed_;
-    bed_ = nullptr;
-  }
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces, veths and DPDK af_packet";
-    ASSERT_NE(bed_, nullptr);
-  }
+  static void SetUpTestSuite() { StartTestbed(Topology::LeafSpine(2, 2, 3)); }
   void TearDown() override {
     if (lossy_ >= 0) EXPECT_TRUE(bed_->RunIn(lossy_, "nft delete table ip momgroupdrop").ok());
+    TestbedSuite::TearDown();
   }
 
-  static Testbed* bed_;
   int lossy_ = -1;
 };
-
-Testbed* GroupFabricTest::bed_ = nullptr;
 
 TEST_P(GroupFabricTest, EveryMemberGetsEveryMessageInSenderOrderAndGapsAreReported) {
   const Design design = GetParam();

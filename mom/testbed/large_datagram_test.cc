@@ -9,10 +9,6 @@
 //   leaf0: host0_0 host0_1 host0_2      leaf1: host1_0 host1_1 host1_2
 //   sender host0_0; unicast to host1_1 (leaf0, a spine, leaf1); multicast
 //   members host0_1, host1_1, host1_2 (copies replicated at the root spine).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <random>
@@ -26,7 +22,7 @@
 #include "mom/mom.pb.h"
 #include "common/transport/framing.h"
 #include "common/transport/transport.h"
-#include "mom/testbed/testbed.h"
+#include "mom/testbed/testbed_suite.h"
 
 namespace dctk::mom {
 namespace {
@@ -69,28 +65,11 @@ uint64_t Stamp(const std::string& d) {
   return seq;
 }
 
-class LargeDatagramTest : public ::testing::Test {
+class LargeDatagramTest : public TestbedSuite<> {
  protected:
-  static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    absl::StatusOr<Topology> topo = Topology::LeafSpine(2, 2, 3);
-    ASSERT_TRUE(topo.ok());
-    absl::StatusOr<std::unique_ptr<Testbed>> bed =
-        Testbed::Create(*std::move(topo), {.switch_binary = "mom/switch/mom_switch"});
-    ASSERT_TRUE(bed.ok()) << bed.status();
-    bed_ = bed->release();
-  }
-  static void TearDownTestSuite() {
-    delete bed_;
-    bed_ = nullptr;
-  }
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces, veths and DPDK af_packet";
-    ASSERT_NE(bed_, nullptr);
-    hosts_ = bed_->topology().hosts();
-  }
+  static void SetUpTestSuite() { StartTestbed(Topology::LeafSpine(2, 2, 3)); }
   void TearDown() override {
-    for (int fd : fds_) close(fd);
+    TestbedSuite::TearDown();
     if (bed_ == nullptr) return;
     // No switch lost a datagram (IGMP and ARP count as not_ipv4, no_route).
     for (int sw : bed_->topology().switches()) {
@@ -102,64 +81,13 @@ class LargeDatagramTest : public ::testing::Test {
       }
     }
   }
-
-  // A socket on `host`, bound to port_ (0: pick one and remember it), in `groups`.
-  int Receiver(int host, const std::vector<uint32_t>& groups) {
-    absl::StatusOr<int> fd = bed_->GroupReceiver(host, &port_, groups);
-    EXPECT_TRUE(fd.ok()) << fd.status();
-    if (!fd.ok()) return -1;
-    fds_.push_back(*fd);
-    return *fd;
-  }
-
-  int Sender(int host) {
-    absl::StatusOr<int> fd = bed_->UdpSocket(host);
-    EXPECT_TRUE(fd.ok()) << fd.status();
-    fds_.push_back(*fd);
-    in_addr iface{htonl(bed_->ip(host))};
-    setsockopt(*fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof(iface));
-    const int tos = 46 << 2;
-    setsockopt(*fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
-    return *fd;
-  }
-
-  void Send(int fd, uint32_t ip, const std::string& datagram) {
-    const sockaddr_in to = Sockaddr(ip, port_);
-    ASSERT_EQ(sendto(fd, datagram.data(), datagram.size(), 0,
-                     reinterpret_cast<const sockaddr*>(&to), sizeof(to)),
-              static_cast<ssize_t>(datagram.size()));
-  }
-
-  // The next datagram on `fd` ("" if none came within the guard time).
-  static std::string Receive(int fd) {
-    std::string buf(65536, '\0');
-    const ssize_t len = recv(fd, buf.data(), buf.size(), 0);
-    buf.resize(len > 0 ? static_cast<size_t>(len) : 0);
-    return buf;
-  }
-
-  static std::string FabricStats() {
-    std::string text;
-    for (int sw : bed_->topology().switches()) {
-      absl::StatusOr<SwitchStats> st = bed_->Stats(sw);
-      absl::StrAppend(&text, "\n", st.ok() ? st->ShortDebugString() : st.status().ToString());
-    }
-    return text;
-  }
-
-  static Testbed* bed_;
-  std::vector<int> hosts_;
-  uint16_t port_ = 0;
-  std::vector<int> fds_;
 };
-
-Testbed* LargeDatagramTest::bed_ = nullptr;
 
 TEST_F(LargeDatagramTest, UnicastArrivesIntactAcrossThreeSwitches) {
   ASSERT_TRUE(bed_->Configure({}).ok());
   const int receiver = hosts_[4];  // host1_1
   const int in = Receiver(receiver, {});
-  const int out = Sender(hosts_[0]);
+  const int out = Sender(hosts_[0], 46);
   uint64_t seq = 0;
   for (size_t size : {size_t{1472}, size_t{1473}, size_t{4096}, size_t{16384}, kLargestPayload}) {
     for (int n = 0; n < 5; ++n) {  // one at a time: the point is size, not load
@@ -185,7 +113,7 @@ TEST_F(LargeDatagramTest, MulticastArrivesIntactAtEveryMemberAndStamped) {
     port_ = 0;
     std::vector<int> in;
     for (int m : members) in.push_back(Receiver(m, ChannelIps(r)));
-    const int out = Sender(hosts_[0]);
+    const int out = Sender(hosts_[0], 46);
     const bool serialized = design == Design::kSerialized;
     uint64_t seq = 0;
     for (size_t size : {size_t{4096}, size_t{16384}}) {

@@ -11,10 +11,7 @@
 // root; skipped otherwise.
 //
 //   leaf0 (one leaf, one spine): host0_0 sends, host0_1 and host0_2 receive.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -28,7 +25,7 @@
 #include "gtest/gtest.h"
 #include "mom/controller/switch_config.h"
 #include "mom/design.h"
-#include "mom/testbed/testbed.h"
+#include "mom/testbed/testbed_suite.h"
 
 namespace dctk::mom {
 namespace {
@@ -68,65 +65,16 @@ std::map<std::string, int64_t> IpCounters(const std::string& netns) {
   return counters;
 }
 
-class OversizeDatagramTest : public ::testing::Test {
+class OversizeDatagramTest : public TestbedSuite<> {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    absl::StatusOr<Topology> topo = Topology::LeafSpine(1, 1, 3);
-    ASSERT_TRUE(topo.ok());
-    absl::StatusOr<std::unique_ptr<Testbed>> bed = Testbed::Create(
-        *std::move(topo),
-        {.switch_binary = "mom/switch/mom_switch", .max_datagram_bytes = kMaxDatagram});
-    ASSERT_TRUE(bed.ok()) << bed.status();
-    bed_ = bed->release();
-  }
-  static void TearDownTestSuite() {
-    delete bed_;
-    bed_ = nullptr;
+    StartTestbed(Topology::LeafSpine(1, 1, 3), {.max_datagram_bytes = kMaxDatagram});
   }
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces, veths and DPDK af_packet";
-    ASSERT_NE(bed_, nullptr);
-    hosts_ = bed_->topology().hosts();
-    for (int sw : bed_->topology().switches()) {
-      if (bed_->topology().node(sw).name == "leaf0") leaf_ = sw;
-    }
+    TestbedSuite::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    leaf_ = Node("leaf0");
     ASSERT_GE(leaf_, 0);
-  }
-  void TearDown() override {
-    for (int fd : fds_) close(fd);
-  }
-
-  int Receiver(int host, const std::vector<uint32_t>& groups) {
-    absl::StatusOr<int> fd = bed_->GroupReceiver(host, &port_, groups);
-    EXPECT_TRUE(fd.ok()) << fd.status();
-    if (!fd.ok()) return -1;
-    fds_.push_back(*fd);
-    return *fd;
-  }
-
-  int Sender(int host) {
-    absl::StatusOr<int> fd = bed_->UdpSocket(host);
-    EXPECT_TRUE(fd.ok()) << fd.status();
-    fds_.push_back(*fd);
-    in_addr iface{htonl(bed_->ip(host))};
-    setsockopt(*fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof(iface));
-    return *fd;
-  }
-
-  void Send(int fd, uint32_t ip, const std::string& datagram) {
-    const sockaddr_in to = Sockaddr(ip, port_);
-    ASSERT_EQ(sendto(fd, datagram.data(), datagram.size(), 0,
-                     reinterpret_cast<const sockaddr*>(&to), sizeof(to)),
-              static_cast<ssize_t>(datagram.size()));
-  }
-
-  // The next datagram on `fd` ("" if none came within the socket's guard time).
-  static std::string Receive(int fd) {
-    std::string buf(65536, '\0');
-    const ssize_t len = recv(fd, buf.data(), buf.size(), 0);
-    buf.resize(len > 0 ? static_cast<size_t>(len) : 0);
-    return buf;
   }
 
   static bool NothingWaiting(int fd) {
@@ -183,14 +131,8 @@ class OversizeDatagramTest : public ::testing::Test {
     EXPECT_EQ(LeafDrops("malformed"), malformed);
   }
 
-  static Testbed* bed_;
-  std::vector<int> hosts_;
   int leaf_ = -1;
-  uint16_t port_ = 0;
-  std::vector<int> fds_;
 };
-
-Testbed* OversizeDatagramTest::bed_ = nullptr;
 
 TEST_F(OversizeDatagramTest, UnicastBeyondTheLimitIsDroppedWholeAsTooBig) {
   ASSERT_TRUE(bed_->Configure({}).ok());

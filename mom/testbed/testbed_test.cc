@@ -5,7 +5,7 @@
 //   leaf0: host0_0 host0_1 host0_2      leaf1: host1_0 host1_1 host1_2
 //   senders host0_0, host1_0; members host0_1, host1_1, host1_2; host0_2 is not
 //   a member (but joins the channel addresses, so a stray copy would show).
-#include "mom/testbed/testbed.h"
+#include "mom/testbed/testbed_suite.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,63 +30,21 @@ namespace {
 
 constexpr double kHostPortMbps = 20;
 
-class TestbedTest : public ::testing::Test {
+class TestbedTest : public TestbedSuite<> {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    absl::StatusOr<Topology> topo = Topology::LeafSpine(2, 2, 3);
-    ASSERT_TRUE(topo.ok());
-    absl::StatusOr<std::unique_ptr<Testbed>> bed = Testbed::Create(
-        *std::move(topo),
-        {.switch_binary = "mom/switch/mom_switch", .host_port_mbps = kHostPortMbps});
-    ASSERT_TRUE(bed.ok()) << bed.status();
-    bed_ = bed->release();
-  }
-  static void TearDownTestSuite() {
-    delete bed_;
-    bed_ = nullptr;
+    StartTestbed(Topology::LeafSpine(2, 2, 3), {.host_port_mbps = kHostPortMbps});
   }
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces, veths and DPDK af_packet";
-    ASSERT_NE(bed_, nullptr);
-    const std::vector<int> h = bed_->topology().hosts();
-    senders_ = {h[0], h[3]};
-    members_ = {h[1], h[4], h[5]};
-    outsider_ = h[2];
-  }
-  void TearDown() override {
-    for (int fd : fds_) close(fd);
-  }
-
-  // A socket on `host` bound to port_ (0: pick, remembered) that joined `groups`.
-  int Receiver(int host, const std::vector<uint32_t>& groups) {
-    absl::StatusOr<int> fd = bed_->GroupReceiver(host, &port_, groups);
-    EXPECT_TRUE(fd.ok()) << fd.status();
-    if (!fd.ok()) return -1;
-    fds_.push_back(*fd);
-    return *fd;
-  }
-
-  int Sender(int host, int dscp) {
-    absl::StatusOr<int> fd = bed_->UdpSocket(host);
-    EXPECT_TRUE(fd.ok()) << fd.status();
-    fds_.push_back(*fd);
-    in_addr iface{htonl(bed_->ip(host))};
-    setsockopt(*fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof(iface));
-    const int tos = dscp << 2;
-    setsockopt(*fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
-    return *fd;
-  }
-
-  void Send(int fd, uint32_t ip, const std::string& datagram) {
-    const sockaddr_in to = Sockaddr(ip, port_);
-    ASSERT_EQ(sendto(fd, datagram.data(), datagram.size(), 0,
-                     reinterpret_cast<const sockaddr*>(&to), sizeof(to)),
-              static_cast<ssize_t>(datagram.size()));
+    TestbedSuite::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    senders_ = {hosts_[0], hosts_[3]};
+    members_ = {hosts_[1], hosts_[4], hosts_[5]};
+    outsider_ = hosts_[2];
   }
 
   // Up to `n` MOM datagrams (stops early if nothing arrives for the guard time).
-  static std::vector<MomDatagram> Receive(int fd, int n) {
+  static std::vector<MomDatagram> ReceiveMom(int fd, int n) {
     std::vector<MomDatagram> got;
     char buf[2048];
     while (static_cast<int>(got.size()) < n) {
@@ -97,24 +55,9 @@ class TestbedTest : public ::testing::Test {
     return got;
   }
 
-  // Every switch's counters, for failure messages.
-  static std::string FabricStats() {
-    std::string text;
-    for (int sw : bed_->topology().switches()) {
-      absl::StatusOr<SwitchStats> st = bed_->Stats(sw);
-      absl::StrAppend(&text, "\n", st.ok() ? st->ShortDebugString() : st.status().ToString());
-    }
-    return text;
-  }
-
-  static Testbed* bed_;
   std::vector<int> senders_, members_;
   int outsider_ = -1;
-  uint16_t port_ = 0;
-  std::vector<int> fds_;
 };
-
-Testbed* TestbedTest::bed_ = nullptr;
 
 TEST_F(TestbedTest, MulticastReachesExactlyTheMembersInEveryDesign) {
   constexpr int kPerSender = 60;
@@ -141,7 +84,7 @@ TEST_F(TestbedTest, MulticastReachesExactlyTheMembersInEveryDesign) {
     }
     std::vector<uint64_t> first_stamps;
     for (size_t i = 0; i < in.size(); ++i) {
-      std::vector<MomDatagram> got = Receive(in[i], 2 * kPerSender);
+      std::vector<MomDatagram> got = ReceiveMom(in[i], 2 * kPerSender);
       ASSERT_EQ(got.size(), 2u * kPerSender) << "member " << i << FabricStats();
       std::map<uint32_t, uint64_t> last;  // per sender: in order, each once
       std::vector<uint64_t> stamps;
@@ -200,7 +143,7 @@ TEST_F(TestbedTest, SerializedReceiversSeeOneOrderAndDetectInjectedDrops) {
   std::vector<SequenceTracker> trackers(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
     const int want = static_cast<int>(i) == 1 ? total - total / 10 : total;
-    for (const MomDatagram& d : Receive(in[i], want)) {
+    for (const MomDatagram& d : ReceiveMom(in[i], want)) {
       order[i].push_back({d.group_seq, uint64_t{d.sender_id} << 32 | d.sender_seq});
       trackers[i].Observe(d.group_seq);
     }
@@ -288,7 +231,7 @@ TEST_F(TestbedTest, SwitchProcessesServePrometheusMetrics) {
   for (int seq = 1; seq <= kMessages; ++seq) {
     Send(fd, SenderChannelIp(r, 0), EncodeMomDatagram(kGroup, 1, seq, true, 0));
   }
-  ASSERT_EQ(Receive(in, kMessages).size(), static_cast<size_t>(kMessages)) << FabricStats();
+  ASSERT_EQ(ReceiveMom(in, kMessages).size(), static_cast<size_t>(kMessages)) << FabricStats();
 
   const std::string name = bed_->topology().node(r.sequencer).name;
   const std::string sequence = absl::StrCat("mom_switch_group_sequence{group=\"", kGroup,
