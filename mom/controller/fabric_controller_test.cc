@@ -1,0 +1,169 @@
+// FabricController against in-process switches: each a real ControlService
+// on a loopback gRPC port, its data plane a thread draining the mailbox, its
+// ports' link state set by the test. A link reported down at either end is
+// failed, the serialized group's root moves off a spine that lost its link to
+// a receiver's leaf, and a link that comes back is used again only after the
+// hold-down.
+#include "mom/controller/fabric_controller.h"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "mom/switch/control_service.h"
+
+namespace dctk::mom {
+namespace {
+
+constexpr int kHoldDown = 3;
+
+// One switch: its control service, gRPC server and link states.
+struct FakeSwitch {
+  FakeSwitch(std::string name, int ports)
+      : core(*ForwardingTable::Create(SwitchConfig(), ports)),
+        service(std::move(name), ports, &mailbox),
+        link_up(ports, true) {
+    service.set_port_reader([this](google::protobuf::RepeatedPtrField<PortStatus>* out) {
+      absl::MutexLock lock(&mu);
+      for (size_t p = 0; p < link_up.size(); ++p) {
+        PortStatus* s = out->Add();
+        s->set_port(static_cast<uint32_t>(p));
+        s->set_link_up(link_up[p]);
+      }
+    });
+  }
+  void SetLink(int port, bool up) {
+    absl::MutexLock lock(&mu);
+    link_up[port] = up;
+  }
+
+  DataPlaneMailbox mailbox;
+  SwitchCore core;
+  ControlService service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  absl::Mutex mu;
+  std::vector<bool> link_up ABSL_GUARDED_BY(mu);
+};
+
+class FabricControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string text = "leaf_spine { leaves: 2 spines: 2 hosts_per_leaf: 2 }\n";
+    absl::StatusOr<Topology> topo = Topology::LeafSpine(2, 2, 2);
+    ASSERT_TRUE(topo.ok());
+    for (int sw : topo->switches()) {
+      const std::string& name = topo->node(sw).name;
+      auto fake = std::make_unique<FakeSwitch>(name, static_cast<int>(topo->ports(sw).size()));
+      absl::StatusOr<std::unique_ptr<grpc::Server>> server =
+          StartControlServer("127.0.0.1:0", &fake->service, &fake->port);
+      ASSERT_TRUE(server.ok()) << server.status();
+      fake->server = *std::move(server);
+      absl::StrAppend(&text, "switches { name: \"", name, "\" control: \"127.0.0.1:", fake->port,
+                      "\" }\n");
+      by_name_[name] = fake.get();
+      switches_.push_back(std::move(fake));
+    }
+    absl::StrAppend(&text, "groups { group_id: 7 design: \"serialized\" senders: \"host0_0\" ",
+                    "receivers: [\"host0_1\", \"host1_0\", \"host1_1\"] }\n");
+    data_plane_ = std::thread([this] {
+      while (!stop_.load()) {
+        for (auto& s : switches_) s->mailbox.Drain(s->core);
+        std::this_thread::yield();
+      }
+      for (auto& s : switches_) s->mailbox.Close();
+    });
+    absl::StatusOr<Fabric> fabric = ParseFabric(text, "fabric.conf");
+    ASSERT_TRUE(fabric.ok()) << fabric.status();
+    controller_ = std::make_unique<FabricController>(*std::move(fabric), absl::Seconds(10),
+                                                     kHoldDown);
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (data_plane_.joinable()) data_plane_.join();
+    for (auto& s : switches_) {
+      if (s->server) s->server->Shutdown();
+    }
+  }
+
+  const Topology& topology() { return controller_->fabric().topology; }
+  int Node(const std::string& name) { return *topology().FindNode(name); }
+  FakeSwitch& Switch(const std::string& name) { return *by_name_.at(name); }
+  std::string Root() {
+    return topology().node(controller_->routes().at(0).channels.at(0).source).name;
+  }
+
+  std::vector<std::unique_ptr<FakeSwitch>> switches_;
+  std::map<std::string, FakeSwitch*> by_name_;
+  std::atomic<bool> stop_{false};
+  std::thread data_plane_;
+  std::unique_ptr<FabricController> controller_;
+};
+
+TEST_F(FabricControllerTest, LinkDownMovesTheRootAndComesBackAfterTheHoldDown) {
+  absl::StatusOr<bool> changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_TRUE(controller_->links_down().empty());
+  const std::string root = Root();
+  ASSERT_EQ(root.rfind("spine", 0), 0u) << root;
+  EXPECT_FALSE(*controller_->Reconcile()) << "nothing changed";
+
+  // The root's link to leaf1 goes down at leaf1's end only.
+  const int leaf1 = Node("leaf1");
+  const int port = topology().PortTo(leaf1, Node(root));
+  Switch("leaf1").SetLink(port, false);
+  changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  const int link = topology().ports(leaf1)[port].link;
+  EXPECT_EQ(controller_->links_down(), std::set<int>{link});
+  EXPECT_NE(Root(), root) << "the old root has no 2-hop path to host1_*";
+  EXPECT_TRUE(controller_->failed().empty());
+  EXPECT_NE(controller_->Describe().find("links down: leaf1-" + root), std::string::npos)
+      << controller_->Describe();
+
+  // Up again: still avoided for kHoldDown - 1 checks, used on the kHoldDown-th.
+  Switch("leaf1").SetLink(port, true);
+  for (int check = 1; check < kHoldDown; ++check) {
+    changed = controller_->Reconcile();
+    ASSERT_TRUE(changed.ok());
+    EXPECT_FALSE(*changed) << "check " << check;
+    EXPECT_EQ(controller_->links_down(), std::set<int>{link});
+  }
+  // A flap during the hold-down starts it again.
+  Switch("leaf1").SetLink(port, false);
+  EXPECT_FALSE(*controller_->Reconcile());
+  Switch("leaf1").SetLink(port, true);
+  for (int check = 1; check < kHoldDown; ++check) EXPECT_FALSE(*controller_->Reconcile());
+  changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(*changed);
+  EXPECT_TRUE(controller_->links_down().empty());
+}
+
+TEST_F(FabricControllerTest, NoEligibleRootIsAnErrorAndTheControllerKeepsChecking) {
+  ASSERT_TRUE(controller_->Reconcile().ok());
+  // Both spines lose their link to leaf1: no root reaches every receiver at
+  // the common distance.
+  for (const char* spine : {"spine0", "spine1"}) {
+    Switch(spine).SetLink(topology().PortTo(Node(spine), Node("leaf1")), false);
+  }
+  EXPECT_FALSE(controller_->Reconcile().ok());
+  Switch("spine1").SetLink(topology().PortTo(Node("spine1"), Node("leaf1")), true);
+  for (int check = 1; check < kHoldDown; ++check) EXPECT_FALSE(controller_->Reconcile().ok());
+  absl::StatusOr<bool> changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(Root(), "spine1");
+}
+
+}  // namespace
+}  // namespace dctk::mom
