@@ -89,21 +89,29 @@ void VrReplica::ReceiveMessage(const transport::Address& from, const transport::
   } else if (msg.Is<VrRecoveryResponse>()) {
     VrRecoveryResponse m;
     if (msg.Parse(&m)) HandleRecoveryResponse(m);
+  } else if (msg.Is<SnapshotRequest>()) {
+    SnapshotRequest m;
+    if (msg.Parse(&m)) HandleSnapshotRequest(m);
+  } else if (msg.Is<SnapshotReply>()) {
+    SnapshotReply m;
+    if (msg.Parse(&m)) HandleSnapshotReply(m);
   }
 }
 
 void VrReplica::HandleRequest(const transport::Address& from, const Request& req) {
   if (!normal_ || !IsLeader()) return;
-  auto it = client_slot_.find(req.client_id());
-  if (it != client_slot_.end() && req.request_id() <= it->second.first) {
+  const uint64_t latest = log_.LatestRequest(req.client_id());
+  if (req.request_id() <= latest) {
     ++stats_.duplicates;
-    if (req.request_id() == it->second.first && it->second.second <= executed_) {
-      SendReply(*log_.At(it->second.second));
-    }
+    // The client's newest request, executed: answer again (from its client
+    // record if compacted).
+    const LogEntry* done = req.request_id() == latest
+                               ? log_.Find(req.client_id(), req.request_id())
+                               : nullptr;
+    if (done != nullptr && done->slot <= executed_) SendReply(*done);
     return;
   }
   log_.Append(req.client_id(), req.request_id(), req.op(), from);
-  client_slot_[req.client_id()] = {req.request_id(), log_.end()};
   ++stats_.requests;
   MaybePrepare();
 }
@@ -148,6 +156,10 @@ uint64_t VrReplica::SendPrepare(uint64_t first, uint64_t last, uint32_t to_repli
 }
 
 void VrReplica::SendCatchUp(uint32_t r) {
+  if (acked_[r] < log_.base()) {
+    SendCheckpointNotice(r);  // it needs entries we compacted
+    return;
+  }
   const uint64_t last = std::min(prepared_, acked_[r] + kMaxResendEntries);
   const uint64_t sent = SendPrepare(acked_[r] + 1, last, r);
   // Cut short by the window: send the next one once this one is acknowledged.
@@ -167,6 +179,13 @@ void VrReplica::HandlePrepare(const VrPrepare& m) {
     if (!normal_ || IsLeader()) return;
   }
   view_timeout_.Reset();
+  if (m.checkpoint() > log_.end() && m.first_slot() > log_.end() + 1) {
+    // The leader compacted what we lack: copy its checkpoint first.
+    if (!fetch_.active() || fetch_.from() != LeaderOf(view_)) {
+      BeginFetch(LeaderOf(view_), m.checkpoint());
+    }
+    return;
+  }
   if (m.first_slot() > log_.end() + 1) return;  // a gap: the leader resends
   for (const Entry& e : m.entries()) {
     if (e.slot() <= log_.end()) continue;
@@ -213,6 +232,7 @@ void VrReplica::ExecuteUpTo(uint64_t slot) {
     if (IsLeader()) SendReply(*e);
   }
   if (slot > log_.committed()) log_.Commit(slot);
+  MaybeCheckpoint();
 }
 
 void VrReplica::SendReply(const LogEntry& e) {
@@ -238,6 +258,7 @@ void VrReplica::OnHeartbeat() {
 }
 
 void VrReplica::OnResend() {
+  if (fetch_.active()) SendTo(fetch_.from(), fetch_.Request(index_));  // a lost chunk
   if (recovering_) {
     if (!catching_up_) SendRecovery();
     return;

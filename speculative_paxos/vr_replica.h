@@ -51,6 +51,7 @@
 #include "common/transport/timeout.h"
 #include "common/transport/transport.h"
 #include "speculative_paxos/app.h"
+#include "speculative_paxos/checkpoint.h"
 #include "speculative_paxos/log.h"
 #include "speculative_paxos/pieces.h"
 #include "speculative_paxos/reply_batcher.h"
@@ -71,6 +72,12 @@ struct VrConfig {
   // prepares, reports and StartViews carrying many entries go in pieces
   // (pieces.h), a window (kPieceWindow) at a time.
   int max_datagram = 1400;
+  // Log compaction (vr_checkpoint.cc): every `checkpoint_interval` executed
+  // entries the replica snapshots the app (a checkpoint) and drops its log
+  // up to its previous checkpoint; 0: off, as for an App without snapshots.
+  uint64_t checkpoint_interval = 4096;
+  // Bytes of a serialized checkpoint per SnapshotReply.
+  int snapshot_chunk = 32 * 1024;
 
   int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
 };
@@ -82,6 +89,9 @@ struct VrStats {
   uint64_t duplicates = 0;
   uint64_t view_changes = 0;  // views this replica became normal in, after the first
   uint64_t recoveries = 0;    // recoveries completed
+  uint64_t checkpoints = 0;   // checkpoints taken (app snapshot + compaction)
+  uint64_t snapshots_installed = 0;  // checkpoints copied from another replica
+  uint64_t change_rebases = 0;  // new leader: a report started above its commit point
 };
 
 class VrReplica : public transport::TransportReceiver {
@@ -103,6 +113,8 @@ class VrReplica : public transport::TransportReceiver {
   bool recovering() const { return recovering_; }
   bool IsLeader() const { return LeaderOf(view_) == index_; }
   const VrStats& stats() const { return stats_; }
+  // Slot of the newest checkpoint (0: none).
+  uint64_t checkpoint_slot() const { return checkpoint_slot_; }
 
  private:
   uint32_t n() const { return static_cast<uint32_t>(config_.replicas.size()); }
@@ -155,6 +167,25 @@ class VrReplica : public transport::TransportReceiver {
   bool RecoveringAccepts(uint64_t view);
   void MaybeFinishRecovery();
 
+  // vr_checkpoint.cc
+  // After executing: takes a checkpoint every checkpoint_interval entries.
+  void MaybeCheckpoint();
+  // Leader: tells `to_replica` to copy our checkpoint (it needs compacted entries).
+  void SendCheckpointNotice(uint32_t to_replica);
+  void BeginFetch(uint32_t replica, uint64_t min_slot);
+  void HandleSnapshotRequest(const SnapshotRequest& m);
+  void HandleSnapshotReply(const SnapshotReply& m);
+  // Replaces app and log by the fetched checkpoint and goes on (follower:
+  // acknowledges; new leader: restarts the view change from it).
+  void InstallFetched();
+  // New leader: a report starts above our commit point (the reporter
+  // compacted entries we have not executed).
+  void RebaseViewChange(const VrDoViewChange& m);
+  // New leader: collects reports again from our commit point.
+  void RestartViewChange();
+  // Our own report for the view change we lead.
+  void AddOwnReport();
+
   transport::Transport* transport_;
   const VrConfig config_;
   const uint32_t index_;
@@ -169,8 +200,6 @@ class VrReplica : public transport::TransportReceiver {
   uint64_t commit_ = 0;  // leader: commit point; followers: what the leader told
   uint64_t prepared_ = 0;  // leader: last slot sent in a prepare
   std::vector<uint64_t> acked_;  // leader: per replica, highest slot held
-  // Leader: latest request id per client and its slot.
-  absl::flat_hash_map<uint64_t, std::pair<uint64_t, uint64_t>> client_slot_;
   // View change: new leader's base (its commit point) and DoViewChanges by replica.
   uint64_t change_base_ = 0;
   std::map<uint32_t, VrDoViewChange> do_view_changes_;
@@ -186,6 +215,11 @@ class VrReplica : public transport::TransportReceiver {
   uint64_t recovery_nonce_ = 0;
   uint64_t recovery_target_ = 0;
   std::map<uint32_t, VrRecoveryResponse> recovery_responses_;
+  // Newest checkpoint (a serialized Checkpoint), served to other replicas.
+  uint64_t checkpoint_slot_ = 0;
+  std::string checkpoint_bytes_;
+  bool snapshots_ = true;  // false once the app said it has none
+  SnapshotFetch fetch_;
   VrStats stats_;
   transport::Timeout heartbeat_;
   transport::Timeout resend_;

@@ -53,15 +53,7 @@ void VrReplica::BeginViewChange(uint64_t view) {
   view_timeout_.Reset();
   if (IsLeader()) {
     change_base_ = executed_;
-    VrDoViewChange mine;
-    mine.set_view(view_);
-    mine.set_replica(index_);
-    mine.set_last_normal_view(last_normal_view_);
-    mine.set_commit(executed_);
-    mine.set_end(log_.end());
-    mine.set_base(change_base_);
-    log_.Export(change_base_ + 1, log_.end(), mine.mutable_entries());
-    do_view_changes_[index_] = std::move(mine);
+    AddOwnReport();
   }
   BroadcastStartViewChange();
   TryStartView();
@@ -96,6 +88,14 @@ void VrReplica::SendDoViewChange(uint32_t leader, uint64_t base, uint64_t from) 
   dvc.set_commit(executed_);
   dvc.set_end(log_.end());
   dvc.set_base(base);
+  if (base < log_.base()) {
+    // We compacted past the new leader's commit point: it catches up to our
+    // compaction point first (vr_checkpoint.cc), then asks again.
+    dvc.set_checkpoint(log_.base());
+    dvc.set_checkpoint_hash(log_.HashAt(log_.base()));
+    SendTo(leader, dvc);
+    return;
+  }
   if (log_.end() > base) {
     dvc.set_base_hash(log_.HashAt(base));
     log_.Export(std::max(base + 1, from), log_.end(), dvc.mutable_entries());
@@ -141,6 +141,10 @@ void VrReplica::HandleDoViewChange(VrDoViewChange m) {
       do_view_changes_.contains(m.replica())) {
     return;
   }
+  if (m.checkpoint() > change_base_) {
+    RebaseViewChange(m);
+    return;
+  }
   if (m.end() > m.base()) {
     // Entries come in pieces: put the report together first.
     const bool window_end = m.window_end();
@@ -179,11 +183,6 @@ void VrReplica::TryStartView() {
       log_.Append(e.client_id(), e.request_id(), e.op(),
                   transport::Address(e.client_ip(), e.client_port()));
     }
-  }
-  client_slot_.clear();
-  for (uint64_t s = 1; s <= log_.end(); ++s) {
-    const LogEntry& e = *log_.At(s);
-    client_slot_[e.client_id] = {e.request_id, s};
   }
   std::fill(acked_.begin(), acked_.end(), 0);
   for (const auto& [r, dvc] : do_view_changes_) acked_[r] = std::min(dvc.commit(), log_.end());
