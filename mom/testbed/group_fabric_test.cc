@@ -203,9 +203,15 @@ TEST_P(GroupFabricTest, EveryMemberGetsEveryMessageInSenderOrderAndGapsAreReport
       EXPECT_TRUE(d.arrival == Arrival::kInOrder || (lossy && d.arrival == Arrival::kAfterGap));
       if (d.arrival == Arrival::kAfterGap) skipped += d.skipped;
     }
+    // A sender's dropped last messages leave no gap to see (no later number
+    // arrives from it): with unevenly interleaved senders the drop pattern
+    // can hit one's last message.
+    uint64_t trailing = 0;
+    for (uint32_t id : sender_ids) trailing += kPerSender - last[id];
     EXPECT_EQ(st.count(Arrival::kDuplicate), 0u);
-    EXPECT_EQ(st.missing, lossy ? static_cast<uint64_t>(dropped) : 0u);
-    EXPECT_EQ(skipped, lossy ? static_cast<uint64_t>(dropped) : 0u);
+    const uint64_t seen_missing = lossy ? static_cast<uint64_t>(dropped) - trailing : 0;
+    EXPECT_EQ(st.missing, seen_missing);
+    EXPECT_EQ(skipped, seen_missing);
     if (design != Design::kSerialized) {
       for (const Delivered& d : got) EXPECT_EQ(d.group_seq, 0u);
       continue;
