@@ -146,6 +146,26 @@ class ControllerFailoverTest : public ::testing::Test {
     }
   }
 
+  // Starts the controller, reads its first configuration (a spine as the
+  // group's root, into *old_root), opens the members' receivers and host0_0's
+  // sender, and checks the first kMessages arrive stamped 1..kMessages.
+  void ConfigureAndSendFirst(ControllerProcess* controller, std::string* old_root, int* sender,
+                             std::vector<int>* receivers) {
+    ASSERT_TRUE(controller->Start(WriteFabricFile()));
+    const std::string first = controller->NextLine();
+    ASSERT_THAT(first, ::testing::StartsWith("mom_controller configured: failed: none; group 61"));
+    *old_root = first.substr(first.rfind(' ') + 1);
+    ASSERT_THAT(*old_root, ::testing::StartsWith("spine"));
+    for (const char* host : {"host0_1", "host1_0", "host1_1"}) {
+      receivers->push_back(Receiver(Node(host)));
+    }
+    absl::StatusOr<int> fd = bed_->UdpSocket(Node("host0_0"));
+    ASSERT_TRUE(fd.ok());
+    fds_.push_back(*fd);
+    *sender = *fd;
+    SendAndExpectAllStamped(*sender, *receivers, 1);
+  }
+
   // Every running switch's counters and port states, for failure messages.
   std::string FabricStats() {
     std::string text;
@@ -164,18 +184,10 @@ class ControllerFailoverTest : public ::testing::Test {
 
 TEST_F(ControllerFailoverTest, KilledRootIsBlacklistedAndTrafficMovesToAnotherRoot) {
   ControllerProcess controller;
-  ASSERT_TRUE(controller.Start(WriteFabricFile()));
-  const std::string first = controller.NextLine();
-  ASSERT_THAT(first, ::testing::StartsWith("mom_controller configured: failed: none; group 61"));
-  const std::string old_root = first.substr(first.rfind(' ') + 1);
-  ASSERT_THAT(old_root, ::testing::StartsWith("spine"));
-
+  std::string old_root;
+  int sender = -1;
   std::vector<int> receivers;
-  for (const char* host : {"host0_1", "host1_0", "host1_1"}) receivers.push_back(Receiver(Node(host)));
-  absl::StatusOr<int> sender = bed_->UdpSocket(Node("host0_0"));
-  ASSERT_TRUE(sender.ok());
-  fds_.push_back(*sender);
-  SendAndExpectAllStamped(*sender, receivers, 1);
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndSendFirst(&controller, &old_root, &sender, &receivers));
   absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(old_root));
   ASSERT_TRUE(stats.ok());
   ASSERT_EQ(stats->group_sequences_size(), 1);
@@ -189,7 +201,7 @@ TEST_F(ControllerFailoverTest, KilledRootIsBlacklistedAndTrafficMovesToAnotherRo
   EXPECT_NE(new_root, old_root);
 
   // The new sequencer numbers the group from 1; every member gets every message.
-  SendAndExpectAllStamped(*sender, receivers, 1 + kMessages);
+  SendAndExpectAllStamped(sender, receivers, 1 + kMessages);
   stats = bed_->Stats(Node(new_root));
   ASSERT_TRUE(stats.ok());
   ASSERT_EQ(stats->group_sequences_size(), 1);
@@ -198,18 +210,10 @@ TEST_F(ControllerFailoverTest, KilledRootIsBlacklistedAndTrafficMovesToAnotherRo
 
 TEST_F(ControllerFailoverTest, LinkDownMovesTheGroupToARootThatReachesEveryReceiver) {
   ControllerProcess controller;
-  ASSERT_TRUE(controller.Start(WriteFabricFile()));
-  const std::string first = controller.NextLine();
-  ASSERT_THAT(first, ::testing::StartsWith("mom_controller configured: failed: none; group 61"));
-  const std::string old_root = first.substr(first.rfind(' ') + 1);
-  ASSERT_THAT(old_root, ::testing::StartsWith("spine"));
-
+  std::string old_root;
+  int sender = -1;
   std::vector<int> receivers;
-  for (const char* host : {"host0_1", "host1_0", "host1_1"}) receivers.push_back(Receiver(Node(host)));
-  absl::StatusOr<int> sender = bed_->UdpSocket(Node("host0_0"));
-  ASSERT_TRUE(sender.ok());
-  fds_.push_back(*sender);
-  SendAndExpectAllStamped(*sender, receivers, 1);
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndSendFirst(&controller, &old_root, &sender, &receivers));
 
   // The root's link to leaf1 goes down at the root's end (its peer, leaf1's
   // port, loses carrier): the root has no 2-hop path to host1_* any more.
@@ -226,7 +230,7 @@ TEST_F(ControllerFailoverTest, LinkDownMovesTheGroupToARootThatReachesEveryRecei
   ASSERT_TRUE(bed_->switch_running(root));  // the switch is fine; only its link is not
 
   // The new root sequences (from 1); every member gets every message.
-  SendAndExpectAllStamped(*sender, receivers, 1 + kMessages);
+  SendAndExpectAllStamped(sender, receivers, 1 + kMessages);
   absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(new_root));
   ASSERT_TRUE(stats.ok());
   ASSERT_EQ(stats->group_sequences_size(), 1);
