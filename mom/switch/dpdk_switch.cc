@@ -4,6 +4,7 @@
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <system_error>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
@@ -87,15 +89,40 @@ uint16_t DataRoomFor(const Ring& ring) {
   return static_cast<uint16_t>(ring.frame_size - 32 + RTE_PKTMBUF_HEADROOM);
 }
 
-// The kernel interface behind `port` (af_packet), or "" for other devices.
-absl::StatusOr<std::string> PortIface(uint16_t port) {
+struct PortIfaceInfo {
+  std::string name;  // "" for devices without a kernel interface
+  int index = 0;
+};
+
+// The kernel interface behind `port` (af_packet).
+absl::StatusOr<PortIfaceInfo> PortIface(uint16_t port) {
   rte_eth_dev_info info{};
   if (int rc = rte_eth_dev_info_get(port, &info); rc != 0) {
     return DpdkError(absl::StrCat("device info of port ", port), rc);
   }
   char name[IF_NAMESIZE];
-  if (info.if_index > 0 && if_indextoname(info.if_index, name) != nullptr) return std::string(name);
-  return std::string();
+  if (info.if_index > 0 && if_indextoname(info.if_index, name) != nullptr) {
+    return PortIfaceInfo{name, static_cast<int>(info.if_index)};
+  }
+  return PortIfaceInfo{};
+}
+
+// This process's AF_PACKET sockets bound to interface `if_index` (DPDK's
+// af_packet driver keeps its socket to itself).
+std::vector<int> PacketSockets(int if_index) {
+  std::vector<int> fds;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &fd)) continue;
+    sockaddr_ll sll{};
+    socklen_t len = sizeof(sll);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&sll), &len) == 0 &&
+        sll.sll_family == AF_PACKET && sll.sll_ifindex == if_index) {
+      fds.push_back(fd);
+    }
+  }
+  return fds;
 }
 
 // The MTU of `iface` (read through `fd`, a socket in its namespace), else
@@ -205,14 +232,16 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
                    : absl::InternalError(absl::StrCat("MOM switch: socket: ", std::strerror(errno)));
   std::vector<uint16_t> mtus;
   std::vector<std::string> ifaces;
+  std::vector<int> if_indexes;
   for (uint16_t p : ports) {
     if (!status.ok()) break;
-    absl::StatusOr<std::string> iface = PortIface(p);
-    absl::StatusOr<uint16_t> mtu = iface.ok() ? PortMtu(p, *iface, link_fd) : iface.status();
+    absl::StatusOr<PortIfaceInfo> iface = PortIface(p);
+    absl::StatusOr<uint16_t> mtu = iface.ok() ? PortMtu(p, iface->name, link_fd) : iface.status();
     status = mtu.ok() ? StartPort(p, pool) : mtu.status();
     if (!status.ok()) break;
     mtus.push_back(*mtu);
-    ifaces.push_back(*std::move(iface));
+    ifaces.push_back(iface->name);
+    if_indexes.push_back(iface->index);
   }
   absl::StatusOr<std::unique_ptr<Egress>> egress =
       status.ok() ? Egress::Create(std::move(mtus), kQueuePackets) : status;
@@ -224,15 +253,18 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
     return egress.status();
   }
   return std::unique_ptr<DpdkSwitch>(
-      new DpdkSwitch(std::move(ports), std::move(ifaces), link_fd, pool, std::move(table),
+      new DpdkSwitch(std::move(ports), std::move(ifaces), std::move(if_indexes), link_fd, pool,
+                     std::move(table),
                      *std::move(egress), MaxFrameFor(RingFor(options.max_datagram_bytes))));
 }
 
-DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces, int link_fd,
-                       rte_mempool* pool, ForwardingTable table, std::unique_ptr<Egress> egress,
-                       uint32_t max_frame)
+DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces,
+                       std::vector<int> if_indexes, int link_fd, rte_mempool* pool,
+                       ForwardingTable table, std::unique_ptr<Egress> egress, uint32_t max_frame)
     : ports_(std::move(ports)),
       ifaces_(std::move(ifaces)),
+      if_indexes_(std::move(if_indexes)),
+      link_was_up_(ports_.size(), true),
       link_fd_(link_fd),
       max_frame_(max_frame),
       shapers_(ports_.size()),
@@ -297,6 +329,21 @@ bool DpdkSwitch::LinkUp(int port) const {
   // IFF_RUNNING: the operational state is up, i.e. up and with carrier.
   return ioctl(link_fd_, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP) &&
          (ifr.ifr_flags & IFF_RUNNING);
+}
+
+void DpdkSwitch::WatchLinks() {
+  for (int p = 0; p < num_ports(); ++p) {
+    const bool up = LinkUp(p);
+    if (up && !link_was_up_[p] && if_indexes_[p] > 0) {
+      for (int fd : PacketSockets(if_indexes_[p])) {
+        int error = 0;
+        socklen_t len = sizeof(error);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);  // reading clears it
+        sendto(fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);     // sends what waits in the ring
+      }
+    }
+    link_was_up_[p] = up;
+  }
 }
 
 bool DpdkSwitch::Idle() const { return egress_->Idle(); }

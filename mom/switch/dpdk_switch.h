@@ -99,13 +99,23 @@ class DpdkSwitch {
   // devices, what DPDK reports.
   bool LinkUp(int port) const;
 
+  // Call every ~100 ms on the switch's thread. For each port whose link came
+  // back up since the last call, clears its af_packet socket's pending error
+  // and flushes its transmit ring: the kernel leaves ENETDOWN pending on the
+  // socket when the interface goes down, the next transmit's sendto returns
+  // it instead of sending, and DPDK's driver sends nothing until its next
+  // burst, so a burst sent into a quiet link after it came back sat in the
+  // ring (the frames counted sent, never on the wire).
+  void WatchLinks();
+
   SwitchCore& core() { return core_; }
   int num_ports() const { return static_cast<int>(ports_.size()); }
   // Port `port`'s MTU, read from its interface at start.
   uint16_t mtu(int port) const { return egress_->mtu(port); }
 
  private:
-  DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces, int link_fd,
+  DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces,
+             std::vector<int> if_indexes, int link_fd,
              rte_mempool* pool, ForwardingTable table, std::unique_ptr<Egress> egress,
              uint32_t max_frame);
   void Transmit(int port);
@@ -118,6 +128,8 @@ class DpdkSwitch {
 
   std::vector<uint16_t> ports_;  // DPDK port ids, by switch port
   std::vector<std::string> ifaces_;  // the kernel interface behind each port ("": none)
+  std::vector<int> if_indexes_;      // its index in the ports' namespace (0: none)
+  std::vector<bool> link_was_up_;    // at the last WatchLinks()
   int link_fd_;                      // a socket in the ports' namespace, for SIOCGIFFLAGS
   uint32_t max_frame_;           // the longest frame a receive ring slot holds
   std::vector<Shaper> shapers_;

@@ -207,8 +207,9 @@ int main(int argc, char** argv) {
   while (!stop) {
     const int received = s.Poll();
     mailbox.Drain(s.core());
-    if (metrics_server && std::chrono::steady_clock::now() >= next_publish) {
-      metrics.Publish(s.Counters());
+    if (std::chrono::steady_clock::now() >= next_publish) {
+      s.WatchLinks();
+      if (metrics_server) metrics.Publish(s.Counters());
       next_publish = std::chrono::steady_clock::now() + kPublishEvery;
     }
     if (received == 0 && idle_sleep_us > 0 && s.Idle()) usleep(idle_sleep_us);
