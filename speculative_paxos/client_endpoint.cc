@@ -1,13 +1,19 @@
 #include "speculative_paxos/client_endpoint.h"
 
+#include "common/transport/framing.h"
 #include "glog/logging.h"
 #include "speculative_paxos/client.h"
 
 namespace dctk::spaxos {
 
 ClientEndpoint::ClientEndpoint(transport::Transport* transport, transport::Address bind,
-                               transport::EndpointOptions options)
-    : transport_(transport), address_(bind), options_(options) {}
+                               transport::EndpointOptions options, int max_datagram)
+    : transport_(transport),
+      address_(bind),
+      options_(options),
+      max_batch_bytes_(max_datagram > static_cast<int>(transport::kFrameHeaderSize)
+                           ? max_datagram - transport::kFrameHeaderSize
+                           : 1) {}
 
 ClientEndpoint::~ClientEndpoint() {
   if (started_) transport_->Unregister(this);
@@ -76,8 +82,9 @@ void ClientEndpoint::SendRequest(const transport::Address& to, const Request& re
     held_bytes_[i] = 0;
     ++used_;
   }
+  // An element's tag and length prefix: at most 4 bytes.
   const size_t bytes = req.ByteSizeLong() + 4;
-  if (held_bytes_[i] + bytes > kMaxBatchBytes && held_[i].second.requests_size() > 0) {
+  if (held_bytes_[i] + bytes > max_batch_bytes_ && held_[i].second.requests_size() > 0) {
     SendOut(to, &held_[i].second);
     held_bytes_[i] = 0;
   }

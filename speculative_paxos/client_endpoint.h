@@ -42,8 +42,13 @@ struct ClientEndpointStats {
 
 class ClientEndpoint : public transport::TransportReceiver {
  public:
+  // A request batch stays within one datagram of `max_datagram` bytes (the
+  // replicas' ReplicaConfig.max_datagram); a larger request goes alone.
+  static constexpr int kDefaultMaxDatagram = 1400;
+
   ClientEndpoint(transport::Transport* transport, transport::Address bind,
-                 transport::EndpointOptions options = {});
+                 transport::EndpointOptions options = {},
+                 int max_datagram = kDefaultMaxDatagram);
   ~ClientEndpoint() override;
   ClientEndpoint(const ClientEndpoint&) = delete;
   ClientEndpoint& operator=(const ClientEndpoint&) = delete;
@@ -57,9 +62,6 @@ class ClientEndpoint : public transport::TransportReceiver {
 
  private:
   friend class Client;
-  // A batch stops growing at this many payload bytes (well under a datagram).
-  static constexpr size_t kMaxBatchBytes = 16 * 1024;
-
   // Client ids must be unique on one endpoint (CHECK).
   void Attach(Client* client);
   void Detach(Client* client);
@@ -76,6 +78,7 @@ class ClientEndpoint : public transport::TransportReceiver {
   transport::Transport* transport_;
   transport::Address address_;
   const transport::EndpointOptions options_;
+  const size_t max_batch_bytes_;  // payload bytes of one batch datagram
   bool started_ = false;
   absl::flat_hash_map<uint64_t, Client*> clients_;
   // A flush is posted; the token dies with the endpoint (posts may outlive it).

@@ -6,8 +6,9 @@
 // serves like a shorter prepare); a follower
 // whose log holds the same requests in another order rolls back to the first
 // slot that differs, re-executes them in the leader's order followed by its
-// remaining entries, acknowledges and re-answers the clients of every
-// re-executed entry (so they can still complete on a superquorum).
+// remaining entries, acknowledges and re-answers the client of each
+// re-executed entry that is its client's newest (so it can still complete on
+// a superquorum; older ones completed already).
 //
 // Partial acknowledgements (any f): under load a follower rarely holds the
 // leader's whole log when a prepare arrives (the newest requests are in
@@ -120,7 +121,13 @@ uint64_t Replica::AdoptLeaderOrder(const SyncPrepare& m, bool* lacking) {
     --stats_.requests;  // re-executed, not new
   }
   ++stats_.order_repairs;
-  for (uint64_t slot = first; slot <= log_.end(); ++slot) ReplyTo(*log_.At(slot));
+  // Answer again only each client's newest re-executed request: a client has
+  // one request outstanding, so its older ones completed already and a reply
+  // to them would only wake its process.
+  for (uint64_t slot = first; slot <= log_.end(); ++slot) {
+    const LogEntry& e = *log_.At(slot);
+    if (log_.LatestRequest(e.client_id) == e.request_id) ReplyTo(e);
+  }
   return last;
 }
 

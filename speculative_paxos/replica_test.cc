@@ -1,4 +1,7 @@
 // Speculative Paxos on SimTransport: normal case, sync, and each fault alone.
+#include <algorithm>
+#include <string>
+
 #include "gtest/gtest.h"
 #include "speculative_paxos/sim_cluster.h"
 
@@ -84,6 +87,31 @@ TEST(ReplicaTest, SharedEndpointBatchesRequestsAndReplies) {
   EXPECT_LT(s.request_datagrams, 240u / 3);
   EXPECT_LT(s.reply_datagrams, 240u / 3);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(c.replica(i)->log().end(), 80u);
+  ExpectHealthy(c);
+}
+
+TEST(ReplicaTest, SharedEndpointBatchesStayWithinTheDatagramBudget) {
+  SimClusterOptions o = Options(6, 12);
+  o.shared_endpoint = true;
+  SimCluster c(o);
+  size_t largest = 0;
+  uint64_t batches = 0;
+  c.net().AddFilter(1, [&](const transport::Address&, const transport::Address&,
+                           const transport::Envelope& msg, absl::Duration*) {
+    if (msg.Is<RequestBatch>()) {
+      ++batches;
+      largest = std::max(largest, msg.payload().size() + transport::kFrameHeaderSize);
+    }
+    return true;
+  });
+  // Twelve 300-byte PUTs issued together: one batch would be ~3.8 KB.
+  for (int j = 0; j < 12; ++j) {
+    c.Invoke(j, KvApp::Put("k" + std::to_string(j), std::string(300, 'v')));
+  }
+  ASSERT_TRUE(c.RunUntilIdleClients(absl::Seconds(1)));
+  EXPECT_LE(largest, static_cast<size_t>(ClientEndpoint::kDefaultMaxDatagram));
+  EXPECT_GE(batches, 3u * 3);  // at least three batches to each replica
+  for (int j = 0; j < 12; ++j) EXPECT_EQ(c.client(j).stats().fast_path, 1u);
   ExpectHealthy(c);
 }
 
