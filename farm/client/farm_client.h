@@ -11,8 +11,15 @@
 //
 // When a transaction fails with Unavailable (a machine failed, or the
 // configuration changed), call Refresh() to learn the new configuration from
-// the CM (and wire rings to machines that joined since), then retry; Aborted
-// means a conflict (retry at once).
+// the CM, then retry; Aborted means a conflict (retry at once). Refresh keeps
+// the rings in step with the configuration: it wires rings to machines that
+// joined since, re-wires a machine whose process changed under the same id
+// (a whole-cluster restart brings machines back under their ids at new
+// fabric and control addresses), and drops the rings of removed machines
+// (their ring memory here is deregistered, so a late write from them fails).
+// Re-wiring needs a fabric that can re-point a machine id (net, verbs); the
+// shm fabric refuses a second Connect to a machine id, and Refresh then says
+// so (FailedPrecondition: make a new client).
 //
 // Ship(where, procedure, args) ships a whole transaction to the primary of
 // `where`'s region instead (farm/client/ship.h, shipper.h: the machine runs
@@ -37,6 +44,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -45,6 +53,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "glog/logging.h"
 #include "farm/client/ship.h"
 #include "farm/client/ship.pb.h"
 #include "farm/client/shipper.h"
@@ -99,15 +108,32 @@ class FarmClient {
   // RegionTable::Cache).
   const RegionTable& regions() const { return table_; }
 
-  // Reads the configuration from the CM, starts following it, and wires rings
-  // to its machines that joined after this client did (a machine that could
-  // not be wired is tried again at the next Refresh; the first error is
-  // returned).
+  // Reads the configuration from the CM, starts following it, and brings the
+  // rings in line with it: wires machines that joined after this client did,
+  // re-wires machines whose fabric endpoint or control address changed (a
+  // new process under the same id), drops machines no longer listed. A
+  // machine that could not be wired is tried again at the next Refresh; the
+  // first error is returned.
   absl::Status Refresh() {
     absl::StatusOr<cm::Configuration> c = FetchConfig();
     if (!c.ok()) return c.status();
     Install(*c);
-    return WireNewMachines(*c);
+    return Rewire(*c);
+  }
+
+  // What Refresh did to the rings so far.
+  struct WiringStats {
+    uint64_t wired = 0;    // machines wired (first time)
+    uint64_t rewired = 0;  // machines wired again at a new address
+    uint64_t dropped = 0;  // removed machines whose rings were dropped
+  };
+  const WiringStats& wiring_stats() const { return wiring_stats_; }
+  // Storage machines with rings each way now, by id.
+  std::vector<fabric::MachineId> wired_machines() const {
+    std::vector<fabric::MachineId> out;
+    for (const auto& [id, w] : wired_) out.push_back(id);
+    std::sort(out.begin(), out.end());
+    return out;
   }
 
  private:
@@ -211,23 +237,65 @@ class FarmClient {
     return absl::OkStatus();
   }
 
-  absl::Status WireNewMachines(const cm::Configuration& c) {
+  absl::Status Rewire(const cm::Configuration& c) {
     absl::Status first;
+    absl::flat_hash_set<fabric::MachineId> listed;
     for (const cm::Machine& m : c.machines()) {
-      if (m.client() || wired_.contains(m.id())) continue;
+      if (m.client()) continue;
+      listed.insert(m.id());
+      auto it = wired_.find(m.id());
+      if (it != wired_.end() && it->second.endpoint == m.endpoint() && it->second.control == m.control()) continue;
       if (absl::Status s = WireTo(m); !s.ok() && first.ok()) first = s;
+    }
+    std::vector<fabric::MachineId> gone;
+    for (const auto& [id, w] : wired_) {
+      if (!listed.contains(id)) gone.push_back(id);
+    }
+    for (fabric::MachineId id : gone) {
+      Drop(id);
+      ++wiring_stats_.dropped;
     }
     return first;
   }
 
-  // Rings each way with machine m's participant.
+  // Forgets machine `id`'s rings: its ring memory here is deregistered (a
+  // late write from it fails at the fabric); the endpoint keeps the ring
+  // objects until a machine under that id is wired again (AddPeer replaces
+  // them), and no call goes to a machine the configuration does not list.
+  void Drop(fabric::MachineId id) {
+    auto it = wired_.find(id);
+    if (it == wired_.end()) return;
+    for (fabric::RegionKey key : it->second.ring_keys) {
+      absl::Status s = fabric_->Deregister(key);
+      if (!s.ok()) LOG(WARNING) << "client " << fabric_->machine_id() << ": dropping rings of machine " << id << ": " << s;
+    }
+    wired_.erase(it);
+    ship_workers_.erase(id);
+  }
+
+  // Rings each way with machine m's participant (again, if m's process changed).
   absl::Status WireTo(const cm::Machine& m) {
-    absl::Status s = fabric_->Connect(m.id(), m.endpoint());
-    if (!s.ok()) return s;
+    auto connected = connected_.find(m.id());
+    const bool again = connected != connected_.end();
+    Drop(m.id());
+    absl::Status s;
+    if (!again || connected->second != m.endpoint()) {  // else: the same process, wired again after a failure
+      s = fabric_->Connect(m.id(), m.endpoint());
+      if (again && absl::IsAlreadyExists(s)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "client ", fabric_->machine_id(), ": machine ", m.id(), " came back at fabric endpoint ", m.endpoint(),
+            " but this fabric cannot re-point a connected machine id (", s.message(), "); make a new FarmClient"));
+      }
+      if (!s.ok()) return s;
+      connected_[m.id()] = m.endpoint();
+    }
+    Wired wired{m.endpoint(), m.control(), {}};
     auto inbox = fabric_->Register(o_.ring_size);
     if (!inbox.ok()) return inbox.status();
+    wired.ring_keys.push_back(inbox->key);
     auto heads = fabric_->Register(4096);
     if (!heads.ok()) return heads.status();
+    wired.ring_keys.push_back(heads->key);
     server::WireRing w;
     w.set_endpoint_id(tx_->endpoint().machine());
     w.set_machine(fabric_->machine_id());
@@ -244,19 +312,24 @@ class FarmClient {
     s = tx_->endpoint().AddPeer(m.id(), static_cast<uint8_t*>(inbox->base), o_.ring_size,
                                 {m.id(), r.head_key(), 0}, {m.id(), r.inbox_key(), 0}, o_.ring_size,
                                 static_cast<const uint64_t*>(heads->base));
-    if (s.ok()) s = WireShipWorkers(m, **ch);
-    if (s.ok()) wired_.insert(m.id());
-    return s;
+    if (s.ok()) s = WireShipWorkers(m, **ch, &wired.ring_keys);
+    if (!s.ok()) return s;
+    wired_[m.id()] = std::move(wired);
+    ++(again ? wiring_stats_.rewired : wiring_stats_.wired);
+    return absl::OkStatus();
   }
 
   // Rings with each of machine m's ship workers (none if it runs none).
-  absl::Status WireShipWorkers(const cm::Machine& m, server::ControlChannel& ch) {
+  absl::Status WireShipWorkers(const cm::Machine& m, server::ControlChannel& ch,
+                               std::vector<fabric::RegionKey>* ring_keys) {
     int workers = 1;
     for (int w = 0; w < workers; ++w) {
       auto inbox = fabric_->Register(o_.ring_size);
       if (!inbox.ok()) return inbox.status();
+      ring_keys->push_back(inbox->key);
       auto heads = fabric_->Register(4096);
       if (!heads.ok()) return heads.status();
+      ring_keys->push_back(heads->key);
       WireShip req;
       req.set_worker(static_cast<uint32_t>(w));
       req.set_endpoint_id(tx_->endpoint().machine());
@@ -292,7 +365,15 @@ class FarmClient {
   std::unique_ptr<tx::TxClient<F>> tx_;
   std::unique_ptr<Shipper<F>> shipper_;
   absl::flat_hash_map<fabric::MachineId, int> ship_workers_;  // ship workers per machine
-  absl::flat_hash_set<fabric::MachineId> wired_;      // machines with rings each way
+  // A machine with rings each way: the process they reach, and this
+  // client's ring memory for them.
+  struct Wired {
+    std::string endpoint, control;
+    std::vector<fabric::RegionKey> ring_keys;
+  };
+  absl::flat_hash_map<fabric::MachineId, Wired> wired_;
+  absl::flat_hash_map<fabric::MachineId, std::string> connected_;  // fabric endpoint each id was last connected to
+  WiringStats wiring_stats_;
   std::unique_ptr<server::ControlChannel> lease_cm_;  // lease thread only
   absl::Notification stop_;
   std::thread lease_thread_;

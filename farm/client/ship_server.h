@@ -61,13 +61,18 @@ struct ShipServerOptions {
   // Fault injection: the request runs and its reply is remembered, but none
   // is sent (lost), so the client retries.
   std::function<bool(const ShipRequest&)> lose_reply;
+  // Fault injection: the request runs, but its reply is neither sent nor
+  // remembered, as when the machine's process restarts right after the
+  // commit (remembered replies live in its memory). Called outside the
+  // server's lock, on the worker's thread (a test may hold it there).
+  std::function<bool(const ShipRequest&)> forget_reply;
 };
 
 struct ShipServerStats {
   uint64_t ran = 0, committed = 0, aborted = 0, failed = 0;
   uint64_t retries_answered = 0;  // answered from the remembered replies
   uint64_t refused_config = 0;    // another configuration than the machine's: not run
-  uint64_t lost_replies = 0;      // lose_reply, or the coordinator crashed (fault injection)
+  uint64_t lost_replies = 0;      // lose_reply / forget_reply, or the coordinator crashed (fault injection)
   uint64_t coordinator_rpcs = 0, coordinator_local_calls = 0;  // the workers' protocol messages / fast-path calls
 };
 
@@ -245,9 +250,15 @@ class ShipServer {
       return std::string();
     }
     std::string reply = Answer(s, s.ok() ? std::move(*result) : std::string(), config);
+    const bool forget = o_.forget_reply && o_.forget_reply(*req);
     absl::MutexLock l(&mu_);
     ++stats_.ran;
     ++(s.ok() ? stats_.committed : absl::IsAborted(s) ? stats_.aborted : stats_.failed);
+    if (forget) {
+      ++stats_.lost_replies;
+      worker.endpoint->DropResponse();
+      return reply;
+    }
     replies_.emplace(req->id, reply);
     order_.push_back(req->id);
     while (order_.size() > o_.remembered) {

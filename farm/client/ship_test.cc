@@ -164,6 +164,44 @@ TEST(ShipTest, ARetryAfterALostReplyGetsTheFirstReplyAndDoesNotCommitTwice) {
   EXPECT_EQ(s.retries_answered, 1u);
 }
 
+// The machine commits the request and forgets it (its process restarted
+// right after the commit: remembered replies are in memory), and the
+// configuration moves on meanwhile. The resend is refused for its
+// configuration, which does not prove the first copy never ran: the client
+// asks the participants, learns that it committed, and never ships it again.
+TEST(ShipTest, AResendThatTheMachineForgotIsSettledFromTheParticipantsNeverRunTwice) {
+  ShipClusterOptions o;
+  absl::Notification ran, go;
+  std::atomic<bool> armed{true};
+  o.ship.forget_reply = [&](const ShipRequest&) {
+    if (!armed.exchange(false)) return false;
+    ran.Notify();
+    go.WaitForNotification();  // the worker answers nothing until the configuration changed
+    return true;
+  };
+  o.shipper.timeout = absl::Milliseconds(200);
+  o.shipper.outcome_timeout = absl::Seconds(60);
+  auto c = MakeCluster(o);
+  const GlobalAddress a = CounterOn(*c, 1);
+  absl::StatusOr<std::string> r;
+  std::thread client([&] { r = c->shipper(0).Ship(a, kIncrement, EncodeU64(a.raw())); });
+  ran.WaitForNotification();
+  c->Kill(3);  // the configuration changes; machine 1 stays a member
+  ASSERT_TRUE(c->Recover({3}).ok());
+  go.Notify();
+  client.join();
+  EXPECT_TRUE(absl::IsUnknown(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("committed"), std::string::npos) << r.status();
+  EXPECT_EQ(ValueOf(*c, a), 1u) << "committed exactly once";
+  EXPECT_GE(c->shipper(0).stats().resent, 1u);
+  EXPECT_EQ(c->shipper(0).stats().forgotten, 1u);
+  EXPECT_EQ(c->shipper(0).stats().outcome_asked, 1u);
+  const ShipServerStats s = c->server(1).stats();
+  EXPECT_EQ(s.ran, 1u);
+  EXPECT_EQ(s.retries_answered, 0u);
+  EXPECT_GE(s.refused_config, 1u);
+}
+
 TEST(ShipTest, ARequestForAnotherConfigurationIsRefusedBeforeItRuns) {
   auto c = MakeCluster();
   const GlobalAddress a = CounterOn(*c, 1);

@@ -17,9 +17,15 @@
 // When the reply does not come, the same request (same id) is sent again
 // while the executing machine is in the configuration: the machine answers
 // a request it ran from its remembered replies, so a retry never commits
-// twice. Once the configuration no longer lists that machine (it failed and
-// the CM removed it), every storage machine is asked for the outcome of the
-// request's TxId: committed (some participant knows), aborted, or "not
+// twice. A resend refused because the machine is now in a later
+// configuration than the request's, without a remembered reply, does not
+// prove the first copy never ran: the machine may have restarted since
+// (a whole-cluster restart brings it back under its id, its remembered
+// replies were in memory) and the request committed before the crash. Then,
+// as once the configuration no longer lists that machine (it failed and the
+// CM removed it), every storage machine is asked for the outcome of the
+// request's TxId (a restarted participant knows the commits of its log and
+// checkpoint): committed (some participant knows), aborted, or "not
 // committed" when every one has recovered into a newer configuration than
 // the one the request named and knows nothing of it (a shipped transaction
 // runs only in the configuration it names, so no record of it can appear
@@ -70,6 +76,7 @@ struct ShipperStats {
   uint64_t resent = 0;         // requests sent again after a lost reply
   uint64_t remembered = 0;     // answered from the machine's remembered replies
   uint64_t outcome_asked = 0;  // outcome learned from the participants
+  uint64_t forgotten = 0;      // resends a machine in a later configuration did not remember (restarted)
   uint64_t unknown = 0;
 };
 
@@ -144,16 +151,24 @@ class Shipper {
   absl::StatusOr<std::string> Settle(const ShipRequest& req, const std::string& bytes, fabric::MachineId target,
                                      uint32_t worker, absl::Status why) {
     const absl::Time deadline = absl::Now() + o_.outcome_timeout;
+    bool forgotten = false;  // the machine answered the resend without remembering the request
     while (absl::Now() < deadline) {
       if (hooks_.refresh) hooks_.refresh().IgnoreError();  // a CM unreachable now: try again below
       const std::vector<fabric::MachineId> machines = hooks_.machines();
-      if (std::find(machines.begin(), machines.end(), target) != machines.end()) {
+      if (!forgotten && std::find(machines.begin(), machines.end(), target) != machines.end()) {
         // Still a member: the same request again. It queues behind the first
         // copy on the same ring, so the machine has run (and remembered) or
         // refused that one by the time it reads this one.
         ++stats_.resent;
         absl::StatusOr<std::string> r = Send(worker, bytes);
-        if (r.ok()) return Finish(*r);
+        if (r.ok()) {
+          if (!RefusedInLaterConfiguration(*r, req)) return Finish(*r);
+          forgotten = true;
+          ++stats_.forgotten;
+          why = absl::UnavailableError(absl::StrCat("machine ", target, " is in a later configuration and does not "
+                                                    "remember the request (restarted?)"));
+          continue;
+        }
         why = r.status();
         absl::SleepFor(absl::Milliseconds(5));  // unreachable at once (e.g. dead): until the CM removes it
         continue;
@@ -175,6 +190,14 @@ class Shipper {
     return absl::UnknownError(absl::StrCat("shipped transaction ", req.id, " to machine ", target,
                                            ": outcome unknown (no decision within ",
                                            absl::FormatDuration(o_.outcome_timeout), ") after: ", why.message()));
+  }
+
+  // A reply refusing the request, not from remembered replies, by a machine
+  // in a later configuration than the request's.
+  static bool RefusedInLaterConfiguration(const std::string& bytes, const ShipRequest& req) {
+    absl::StatusOr<ShipReply> reply = DecodeShipReply(bytes);
+    return reply.ok() && !reply->remembered && reply->code == static_cast<int>(absl::StatusCode::kUnavailable) &&
+           reply->config > req.config;
   }
 
   // OK: committed; Aborted: aborted by recovery; Unavailable: never

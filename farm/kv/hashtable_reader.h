@@ -48,14 +48,32 @@ namespace dctk::farm::kv {
 // Bytes one neighborhood read copies.
 inline constexpr size_t kNeighborhoodBytes = 2 * kBucketBytes;
 
+// Where a table's out-of-line value objects are: a slot's heap offset h names
+// the object at remote offset `base + h` (same machine and region key as the
+// table), accepted only if begin <= h and h + object bytes <= end. A table
+// with its own value heap (TableHeap) counts h from the table's start; a
+// transactional table's values are objects anywhere in the shard's region
+// (tx_hashtable.h), h their region offset.
+struct ValueArea {
+  uint64_t base = 0, begin = 0, end = 0;
+
+  static ValueArea TableHeap(const fabric::RemoteAddress& table, const TableConfig& c) {
+    return {table.offset, IndexBytes(c), TableBytes(c)};
+  }
+  static ValueArea Region(uint64_t region_bytes) { return {0, 0, region_bytes}; }
+};
+
 template <typename F>
   requires fabric::Fabric<F>
 class HashTableReader {
  public:
+  // `values` defaults to the table's own value heap (ValueArea::TableHeap).
   static absl::StatusOr<std::unique_ptr<HashTableReader>> Create(F& fabric, typename F::Queue* queue,
                                                                  fabric::RemoteAddress table,
-                                                                 const TableConfig& config) {
-    std::unique_ptr<HashTableReader> r(new HashTableReader(queue, table, config));
+                                                                 const TableConfig& config,
+                                                                 absl::optional<ValueArea> values = absl::nullopt) {
+    std::unique_ptr<HashTableReader> r(
+        new HashTableReader(queue, table, config, values ? *values : ValueArea::TableHeap(table, config)));
     absl::Status s = fabric.RegisterLocal(r->buf_.data(), r->buf_.size() * 8);
     if (!s.ok()) return s;
     return r;
@@ -140,10 +158,11 @@ class HashTableReader {
   static constexpr int kYieldsBeforeSleep = 64;
   static constexpr absl::Duration kLockedSleep = absl::Microseconds(250);
 
-  HashTableReader(typename F::Queue* queue, fabric::RemoteAddress table, const TableConfig& config)
+  HashTableReader(typename F::Queue* queue, fabric::RemoteAddress table, const TableConfig& config, ValueArea values)
       : queue_(queue),
         table_(table),
         config_(config),
+        values_(values),
         buf_((std::max(kNeighborhoodBytes, HeapObjectBytes(config.max_value_bytes)) + 7) / 8) {}
 
   static absl::StatusOr<absl::optional<Value>> ToValue(const absl::optional<std::string>& v) {
@@ -184,13 +203,13 @@ class HashTableReader {
   absl::StatusOr<absl::optional<std::string>> ReadHeapValue(const Bucket::Slot& slot) {
     const uint64_t len = slot.heap_length();
     const uint64_t bytes = HeapObjectBytes(len);
-    if (len > config_.max_value_bytes || slot.heap_offset() < IndexBytes(config_) ||
-        slot.heap_offset() + bytes > TableBytes(config_)) {
+    if (len > config_.max_value_bytes || slot.heap_offset() < values_.begin || slot.heap_offset() > values_.end ||
+        bytes > values_.end - slot.heap_offset()) {
       return absl::DataLossError(absl::StrCat("hashtable: slot points to a value of ", len,
                                               " bytes at offset ", slot.heap_offset(), " outside the heap"));
     }
     auto* copy = reinterpret_cast<uint8_t*>(buf_.data());
-    const fabric::RemoteAddress at{table_.machine, table_.key, table_.offset + slot.heap_offset()};
+    const fabric::RemoteAddress at{table_.machine, table_.key, values_.base + slot.heap_offset()};
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       ++reads_;
       absl::Status s = fabric::SyncRead(*queue_, at, copy, static_cast<uint32_t>(bytes));
@@ -266,6 +285,7 @@ class HashTableReader {
   typename F::Queue* queue_;
   const fabric::RemoteAddress table_;
   const TableConfig config_;
+  const ValueArea values_;
   std::vector<uint64_t> buf_;
   uint64_t lookups_ = 0;
   uint64_t reads_ = 0;

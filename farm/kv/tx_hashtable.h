@@ -20,10 +20,28 @@
 // under the objects' locks). A hopscotch displacement (entries moved right,
 // each within its own neighborhood) or a new overflow block (claimed through
 // the shard header, filled and linked) is part of the same transaction, so
-// it commits or aborts with the caller's other writes. Values are inline,
-// 0..32 bytes; a longer value is InvalidArgument. Conflicts are at bucket
-// granularity: two transactions writing keys in one bucket, or one reading a
-// bucket the other writes, cannot both commit (Aborted: retry).
+// it commits or aborts with the caller's other writes. Conflicts are at
+// bucket granularity: two transactions writing keys in one bucket, or one
+// reading a bucket the other writes, cannot both commit (Aborted: retry).
+//
+// Values. Up to 32 bytes inline in the slot; longer ones (up to
+// TableConfig::max_value_bytes, at most kMaxTxValueBytes) out of line, in the
+// same object format as the owner-side table's value heap (hashtable_layout.h:
+// [key | length | bytes], the slot holding [offset | length]), but each value
+// object is a FaRM object the transaction allocates in the shard's region
+// (Transaction::Alloc near the shard) and frees when the value is overwritten
+// or erased, so values are replicated, logged and recovered with the buckets,
+// and commit or abort with them. (The owner-side ValueHeap is one process's
+// allocator: it cannot serve transactions coordinated on many machines.) A
+// value object spans a power-of-two number of cache lines (few size
+// classes per region: each takes 1 MiB heap blocks of its own); an overwrite
+// that still fits rewrites it in place (no allocation). The slot's offset is the object's
+// offset in the region, so a lock-free reader reads it at the shard's primary
+// with a second one-sided read and accepts it only if it names the key and
+// length the slot promised (hashtable_reader.h). A transaction cannot free
+// an object it allocated itself (farm/tx): erasing, inlining or growing past
+// its object a value whose object this same transaction allocated is
+// FailedPrecondition (commit first); nothing is leaked.
 //
 // Why lock-free readers only see committed values: a bucket changes only at
 // COMMIT-PRIMARY (after the commit point), under its lock, with its line
@@ -65,8 +83,11 @@
 
 namespace dctk::farm::kv {
 
-// Longest value a transactional table stores (inline in the slot).
-inline constexpr size_t kMaxTxValue = kMaxInlineValue;
+// Longest value a transactional table keeps inline in the slot.
+inline constexpr size_t kMaxTxInlineValue = kMaxInlineValue;
+// Largest TableConfig::max_value_bytes of a transactional table (its value
+// object must be one FaRM object; readers keep a buffer this large).
+inline constexpr size_t kMaxTxValueBytes = 256 << 10;
 // Objects of one shard: it must fit one heap block (contiguous slots).
 inline constexpr uint32_t kMaxShardObjects = kBlockBytes / kBucketBytes;
 
@@ -77,7 +98,7 @@ enum class ShardBy : uint8_t {
 
 // Where a transactional table lives; enough for any client to use it.
 struct TxTableLayout {
-  TableConfig config;                 // of each shard (values inline)
+  TableConfig config;                 // of each shard (value_heap_bytes 0: values are objects of the region)
   std::vector<GlobalAddress> shards;  // shard i's first bucket object
   ShardBy shard_by = ShardBy::kWholeKey;
 
@@ -105,7 +126,9 @@ class TxHashTable {
   // objects of `client`, a tx::TxClient); the buckets start empty. Errors:
   // InvalidArgument for a bad config (no buckets, a value heap, a shard over
   // kMaxShardObjects objects), ResourceExhausted when the region's heap did
-  // not hand out contiguous slots, or the transactions' errors.
+  // not hand out contiguous slots, or the transactions' errors. A value
+  // heap (value_heap_bytes) is refused: out-of-line values are objects of
+  // the shard's region; max_value_bytes bounds them (<= kMaxTxValueBytes).
   template <typename Client>
   static absl::StatusOr<TxHashTable> Create(Client& client, absl::Span<const RegionId> regions,
                                             const TableConfig& config, ShardBy shard_by = ShardBy::kWholeKey);
@@ -119,8 +142,11 @@ class TxHashTable {
   // The key's value, or nullopt; the buckets read join tx's read set.
   template <typename Tx>
   absl::StatusOr<absl::optional<std::string>> Get(Tx& tx, const Key& key) const;
-  // Inserts or overwrites. ResourceExhausted when the neighborhood is full,
-  // no displacement helps and the shard's overflow blocks are all used.
+  // Inserts or overwrites. InvalidArgument (naming the key and both sizes)
+  // for a value over max_value_bytes; ResourceExhausted when the
+  // neighborhood is full, no displacement helps and the shard's overflow
+  // blocks are all used, or when the shard's region has no room for the
+  // value object.
   template <typename Tx>
   absl::Status Put(Tx& tx, const Key& key, absl::string_view value) const {
     return Upsert(tx, key, value, Mode::kPut);

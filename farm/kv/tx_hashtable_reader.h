@@ -1,7 +1,8 @@
 // TxHashTableReader: lock-free lookups in a transactional table
 // (tx_hashtable.h) from any machine, outside transactions: one one-sided
 // READ of the key's neighborhood at the primary of its shard's region
-// (hashtable_reader.h does the read and the snapshot checks). It only ever
+// (hashtable_reader.h does the read and the snapshot checks), and a second
+// one for a value stored out of line (an object of the shard's region). It only ever
 // returns committed values: buckets change at COMMIT-PRIMARY, under their
 // locks, and a locked or half-written copy is read again.
 //
@@ -85,7 +86,10 @@ class TxHashTableReader {
         retired_lookups_ += sh.reader->lookups();
         retired_reads_ += sh.reader->reads();
       }
-      auto r = HashTableReader<F>::Create(fabric_, queue_, *at, layout_.config);
+      absl::StatusOr<const RegionInfo*> region = cache_.Lookup(layout_.shards[s].region());
+      if (!region.ok()) return region.status();
+      // Out-of-line values: objects of the shard's region, by region offset.
+      auto r = HashTableReader<F>::Create(fabric_, queue_, *at, layout_.config, ValueArea::Region((*region)->size));
       if (!r.ok()) return r.status();
       sh.reader = std::move(*r);
       sh.at = *at;

@@ -141,7 +141,7 @@ class LookupTable {
   // What the value found for key `i` is.
   Answer Classify(uint64_t i, absl::string_view value) const {
     if (value == InitialValue(i)) return {Kind::kInitial, {}};
-    if (value.size() != kv::kMaxTxValue) return {};
+    if (value.size() != kv::kMaxTxInlineValue) return {};
     TransferRecord r;
     std::memcpy(&r.from, value.data(), 4);
     std::memcpy(&r.to, value.data() + 4, 4);
@@ -159,7 +159,7 @@ class LookupTable {
     return k;
   }
   std::string InitialValue(uint64_t i) const {
-    std::string v(kv::kMaxTxValue, '\0');
+    std::string v(kv::kMaxTxInlineValue, '\0');
     uint64_t x = seed_ * 0x9E3779B97F4A7C15ull + i;
     for (size_t w = 0; w < v.size(); w += 8) {
       x = Mix(x);
@@ -190,7 +190,7 @@ class LookupTable {
   }
   // [from | to | thread | amount | id | checksum of key, seed and the rest]
   std::string Encode(uint64_t key, const TransferRecord& r) const {
-    std::string v(kv::kMaxTxValue, '\0');
+    std::string v(kv::kMaxTxInlineValue, '\0');
     std::memcpy(v.data(), &r.from, 4);
     std::memcpy(v.data() + 4, &r.to, 4);
     std::memcpy(v.data() + 8, &r.thread, 4);

@@ -63,7 +63,7 @@ struct TatpCallForwardingValue {
   uint8_t end_time;
   char numberx[15];
 };
-static_assert(sizeof(TatpSubscriberValue) <= kv::kMaxTxValue && sizeof(TatpCallForwardingValue) <= kv::kMaxTxValue);
+static_assert(sizeof(TatpSubscriberValue) <= kv::kMaxTxInlineValue && sizeof(TatpCallForwardingValue) <= kv::kMaxTxInlineValue);
 
 struct TatpKvOptions {
   int subscribers = 1000;

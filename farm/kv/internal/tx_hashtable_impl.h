@@ -2,6 +2,8 @@
 #ifndef DCTK_FARM_KV_INTERNAL_TX_HASHTABLE_IMPL_H_
 #define DCTK_FARM_KV_INTERNAL_TX_HASHTABLE_IMPL_H_
 
+#include <bit>
+
 #include "absl/strings/escaping.h"
 
 namespace dctk::farm::kv {
@@ -12,6 +14,22 @@ inline constexpr uint64_t kMaxDisplacement = 32;
 
 inline std::string KeyName(const Key& k) {
   return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+}
+
+// Lines of the object allocated for an out-of-line value of `len` bytes: a
+// power of two, so a shard's values use few of the region's size classes
+// (each takes heap blocks of its own) and an overwrite of a similar length
+// fits the object in place.
+inline size_t ValueLines(uint64_t len) { return std::bit_ceil(ObjectLines(kHeapValueHeader + len)); }
+
+// The object payload [key | length | bytes] of an out-of-line value.
+inline std::string ValuePayload(const Key& k, absl::string_view value) {
+  std::string p(kHeapValueHeader + value.size(), '\0');
+  std::memcpy(p.data(), k.data(), 16);
+  const uint64_t len = value.size();
+  std::memcpy(p.data() + 16, &len, 8);
+  std::memcpy(p.data() + kHeapValueHeader, value.data(), value.size());
+  return p;
 }
 
 }  // namespace tx_hashtable_internal
@@ -91,6 +109,72 @@ class TxHashTable::Op {
   uint32_t shard() const { return shard_; }
   uint64_t home() const { return home_; }
 
+  // The object holding slot's out-of-line value (in the shard's region).
+  GlobalAddress ValueObject(const Bucket::Slot& slot) const {
+    return GlobalAddress(l_.shards[shard_].region(), static_cast<uint32_t>(slot.heap_offset()));
+  }
+
+  // The out-of-line value `slot` points to, read in the transaction. A copy
+  // that does not name the key and length the slot promised (the bucket
+  // read is stale: another transaction moved on) is Aborted: the commit
+  // would fail validation anyway.
+  absl::StatusOr<std::string> ReadValue(const Bucket::Slot& slot) {
+    const uint64_t len = slot.heap_length();
+    const GlobalAddress at = ValueObject(slot);
+    auto changed = [&] {
+      return absl::AbortedError(absl::StrCat("hashtable: the value of key ", tx_hashtable_internal::KeyName(key_),
+                                             " at ", at.ToString(), " changed under the transaction"));
+    };
+    if (len > l_.config.max_value_bytes || slot.heap_offset() > UINT32_MAX) return changed();
+    absl::StatusOr<std::string> p = tx_.Read(at, kHeapValueHeader + len);
+    if (absl::IsFailedPrecondition(p.status())) return changed();  // freed meanwhile
+    if (!p.ok()) return p.status();
+    uint64_t stored;
+    std::memcpy(&stored, p->data() + 16, 8);
+    if (std::memcmp(p->data(), key_.data(), 16) != 0 || stored != len) return changed();
+    return p->substr(kHeapValueHeader);
+  }
+
+  // The slot for `value`: inline, or out of line in `old`'s object when the
+  // value fits it (rewritten in place), else in a new object. `old`'s object
+  // is freed when no longer used. Before the bucket is changed (Set/Place).
+  absl::StatusOr<Bucket::Slot> MakeSlot(absl::string_view value, const Bucket::Slot* old) {
+    const bool old_object = old != nullptr && old->out_of_line();
+    const bool reuse = old_object && value.size() > kMaxInlineValue &&
+                       tx_hashtable_internal::ValueLines(value.size()) <=
+                           tx_hashtable_internal::ValueLines(old->heap_length());
+    if (old_object && !reuse) {
+      if (absl::Status s = FreeValue(*old); !s.ok()) return s;
+    }
+    if (value.size() <= kMaxInlineValue) {
+      return Bucket::Slot::Inline(key_, reinterpret_cast<const uint8_t*>(value.data()), value.size());
+    }
+    GlobalAddress at;
+    if (reuse) {
+      at = ValueObject(*old);
+    } else {
+      absl::StatusOr<GlobalAddress> a =
+          tx_.Alloc(PayloadCapacity(tx_hashtable_internal::ValueLines(value.size())), l_.shards[shard_]);
+      if (!a.ok()) return a.status();
+      at = *a;
+    }
+    absl::Status s = tx_.Write(at, tx_hashtable_internal::ValuePayload(key_, value));
+    if (!s.ok()) return s;
+    return Bucket::Slot::OutOfLine(key_, at.offset(), value.size());
+  }
+
+  // Frees slot's value object in the transaction.
+  absl::Status FreeValue(const Bucket::Slot& slot) {
+    absl::Status s = tx_.Free(ValueObject(slot));
+    if (absl::IsFailedPrecondition(s)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "hashtable: the value object of key ", tx_hashtable_internal::KeyName(key_), " at ",
+          ValueObject(slot).ToString(), " was allocated by this transaction, which cannot free it (",
+          s.message(), "): commit the transaction before erasing, inlining or growing this value"));
+    }
+    return s;
+  }
+
  private:
   // Frees a slot in home + 1 by moving entries right, each within its own
   // neighborhood (an entry of bucket j-1 whose home is j-1 moves to j).
@@ -169,8 +253,13 @@ absl::StatusOr<TxHashTable> TxHashTable::Create(Client& client, absl::Span<const
     return absl::InvalidArgumentError("hashtable: needs at least one bucket and one region");
   }
   if (config.value_heap_bytes != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("hashtable: a transactional table keeps values inline (up to ",
-                                                   kMaxTxValue, " bytes): value_heap_bytes must be 0"));
+    return absl::InvalidArgumentError(
+        "hashtable: a transactional table keeps out-of-line values as objects of its shards' regions: "
+        "value_heap_bytes must be 0");
+  }
+  if (config.max_value_bytes > kMaxTxValueBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("hashtable: max_value_bytes ", config.max_value_bytes,
+                                                   " exceeds the transactional table's limit of ", kMaxTxValueBytes));
   }
   if (uint64_t{config.buckets} + 2 > kMaxShardObjects) {
     return absl::InvalidArgumentError(absl::StrCat("hashtable: ", config.buckets, " buckets per shard: at most ",
@@ -180,7 +269,6 @@ absl::StatusOr<TxHashTable> TxHashTable::Create(Client& client, absl::Span<const
   // Each shard fills its heap block: the rest of it becomes overflow blocks,
   // so the next shard in the region starts a fresh block.
   l.config.overflow_blocks = kMaxShardObjects - config.buckets - 2;
-  l.config.max_value_bytes = kMaxTxValue;
   const uint64_t objects = l.ShardObjects();
   for (size_t s = 0; s < regions.size(); ++s) {
     const std::string where = absl::StrCat("hashtable shard ", s, " in region ", regions[s], ": ");
@@ -237,33 +325,43 @@ absl::StatusOr<absl::optional<std::string>> TxHashTable::Get(Tx& tx, const Key& 
   if (!where->has_value()) return absl::optional<std::string>();
   absl::StatusOr<Bucket*> b = op.Load((*where)->first);
   if (!b.ok()) return b.status();
-  const Bucket::Slot& s = (*b)->slots[(*where)->second];
+  const Bucket::Slot s = (*b)->slots[(*where)->second];
+  if (s.out_of_line()) {
+    absl::StatusOr<std::string> v = op.ReadValue(s);
+    if (!v.ok()) return v.status();
+    return absl::optional<std::string>(std::move(*v));
+  }
   return absl::optional<std::string>(std::string(reinterpret_cast<const char*>(s.value.data()), s.inline_length()));
 }
 
 template <typename Tx>
 absl::Status TxHashTable::Upsert(Tx& tx, const Key& key, absl::string_view value, Mode mode) const {
-  if (value.size() > kMaxTxValue) {
+  if (value.size() > layout_.config.max_value_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("hashtable: value of ", value.size(), " bytes for key ",
-                                                   tx_hashtable_internal::KeyName(key), " exceeds the inline limit of ",
-                                                   kMaxTxValue, " bytes"));
+                                                   tx_hashtable_internal::KeyName(key), " exceeds the table's ",
+                                                   "max_value_bytes of ", layout_.config.max_value_bytes));
   }
   Op<Tx> op(layout_, tx, key);
   absl::StatusOr<absl::optional<std::pair<uint64_t, int>>> where = op.Find();
   if (!where.ok()) return where.status();
-  const Bucket::Slot slot =
-      Bucket::Slot::Inline(key, reinterpret_cast<const uint8_t*>(value.data()), value.size());
   if (where->has_value()) {
     if (mode == Mode::kInsert) {
       return absl::AlreadyExistsError(
           absl::StrCat("hashtable: key ", tx_hashtable_internal::KeyName(key), " is already present"));
     }
-    return op.Set((*where)->first, (*where)->second, slot);
+    absl::StatusOr<Bucket*> b = op.Load((*where)->first);
+    if (!b.ok()) return b.status();
+    const Bucket::Slot old = (*b)->slots[(*where)->second];
+    absl::StatusOr<Bucket::Slot> slot = op.MakeSlot(value, &old);
+    if (!slot.ok()) return slot.status();
+    return op.Set((*where)->first, (*where)->second, *slot);
   }
   if (mode == Mode::kUpdate) {
     return absl::NotFoundError(absl::StrCat("hashtable: key ", tx_hashtable_internal::KeyName(key), " not found"));
   }
-  return op.Place(slot);
+  absl::StatusOr<Bucket::Slot> slot = op.MakeSlot(value, nullptr);
+  if (!slot.ok()) return slot.status();
+  return op.Place(*slot);
 }
 
 template <typename Tx>
@@ -272,6 +370,11 @@ absl::StatusOr<bool> TxHashTable::Erase(Tx& tx, const Key& key) const {
   absl::StatusOr<absl::optional<std::pair<uint64_t, int>>> where = op.Find();
   if (!where.ok()) return where.status();
   if (!where->has_value()) return false;
+  absl::StatusOr<Bucket*> b = op.Load((*where)->first);
+  if (!b.ok()) return b.status();
+  if (const Bucket::Slot old = (*b)->slots[(*where)->second]; old.out_of_line()) {
+    if (absl::Status s = op.FreeValue(old); !s.ok()) return s;
+  }
   absl::Status s = op.Set((*where)->first, (*where)->second, Bucket::Slot{});
   if (!s.ok()) return s;
   return true;
