@@ -46,9 +46,10 @@ class ChurnTest : public ::testing::Test {
     }
     // This thread joins the host namespace: veth names resolve and tc attaches there.
     ASSERT_TRUE(Enter(host_).ok());
-    RunCommand("mkdir -p " + pin_dir_ + " && (mount | grep -q ' /sys/fs/bpf type bpf' || "
-               "mount -t bpf bpf /sys/fs/bpf)").IgnoreError();
-    RunCommand("mkdir -p " + pin_dir_).IgnoreError();
+    // bpffs first: on a fresh machine /sys/fs/bpf is a read-only sysfs directory.
+    ASSERT_TRUE(RunCommand("(mount | grep -q ' /sys/fs/bpf type bpf' || "
+                           "mount -t bpf bpf /sys/fs/bpf) && mkdir -p " + pin_dir_)
+                    .ok());
   }
 
   void TearDown() override {
