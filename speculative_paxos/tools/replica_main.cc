@@ -127,7 +127,9 @@ int Run(const AppFactory& make_app) {
       break;
     }
     case Protocol::kFastPaxos: {
-      FastPaxosConfig fc{.replicas = pc->replicas, .heartbeat = pc->heartbeat,
+      FastPaxosConfig fc{.replicas = pc->replicas,
+                         .heartbeat = pc->heartbeat,
+                         .view_change_timeout = pc->view_change_timeout,
                          .max_datagram = absl::GetFlag(FLAGS_max_datagram)};
       auto r = std::make_unique<FastPaxosReplica>(net->get(), fc, index, app.get());
       started = r->Start();
