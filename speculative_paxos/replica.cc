@@ -144,15 +144,15 @@ void Replica::OnRetry() {
       retry_timer_.Stop();
       return;
     case ReplicaStatus::kChanging:
-      if (fetch_.active) {
-        SendSnapshotRequest();
+      if (fetch_.active()) {
+        SendTo(fetch_.from(), fetch_.Request(index_));
       } else {
         BroadcastStartChange();
       }
       return;
     case ReplicaStatus::kTransfer:
-      if (fetch_.active) {
-        SendSnapshotRequest();
+      if (fetch_.active()) {
+        SendTo(fetch_.from(), fetch_.Request(index_));
       } else {
         SendStateRequest();
       }

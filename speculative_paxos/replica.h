@@ -32,8 +32,8 @@
 #include <array>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +45,7 @@
 #include "common/transport/transport.h"
 #include "mom/group.h"
 #include "speculative_paxos/app.h"
+#include "speculative_paxos/checkpoint.h"
 #include "speculative_paxos/log.h"
 #include "speculative_paxos/pieces.h"
 #include "speculative_paxos/reply_batcher.h"
@@ -261,10 +262,9 @@ class Replica : public transport::TransportReceiver {
   // Copies a checkpoint at a slot >= min_slot from `replica`, then goes on
   // with the transfer or log change that needed it (OnFetched).
   void BeginFetch(uint32_t replica, uint64_t min_slot);
-  void SendSnapshotRequest();
   void HandleSnapshotRequest(const SnapshotRequest& m);
   void HandleSnapshotReply(const SnapshotReply& m);
-  void OnFetched(Checkpoint cp);
+  void OnFetched();
   // Replaces app and log by the checkpoint; false if the app refused it.
   bool InstallCheckpoint(const Checkpoint& cp, std::string bytes);
   // Leader of a change: a report's log starts above our base (its entries
@@ -339,16 +339,7 @@ class Replica : public transport::TransportReceiver {
   };
   CheckpointState checkpoint_;
   bool snapshots_ = true;  // false once the app said it has none
-  // A checkpoint being copied from another replica.
-  struct Fetch {
-    bool active = false;
-    uint32_t from = 0;
-    uint64_t min_slot = 0;
-    uint64_t slot = 0;  // of the bytes in `data`
-    uint64_t size = 0;
-    std::string data;
-  };
-  Fetch fetch_;
+  SnapshotFetch fetch_;    // a checkpoint being copied from another replica
 
   std::unique_ptr<mom::MomReceiver> mom_;
   ReplicaStats stats_;

@@ -40,7 +40,7 @@ void Replica::BeginChange(Stamp s) {
   report_pieces_.clear();
   start_pieces_.Clear();
   reported_ = false;
-  fetch_ = Fetch{};
+  fetch_.Clear();
   sync_timer_.Stop();
   leader_timeout_.Reset();
   retry_timer_.Start();
@@ -149,9 +149,8 @@ void Replica::HandleStartChange(const StartChange& m) {
 }
 
 void Replica::HandleLogReport(LogReport m) {
-  if (Stamp::FromProto(m.stamp()) != stamp_ || status_ != ReplicaStatus::kChanging ||
-      !IsLeader() || m.base() != change_base_ || m.replica() >= n() ||
-      m.replica() == index_ || fetch_.active) {
+  if (Stamp::FromProto(m.stamp()) != stamp_ || status_ != ReplicaStatus::kChanging || !IsLeader() ||
+      m.base() != change_base_ || m.replica() >= n() || m.replica() == index_ || fetch_.active()) {
     return;
   }
   if (m.log_base() > change_base_) {
@@ -178,8 +177,7 @@ void Replica::HandleLogReport(LogReport m) {
 }
 
 void Replica::TryFinishChange() {
-  if (!IsLeader() || fetch_.active ||
-      reports_.size() < static_cast<size_t>(config_.f() + 1)) {
+  if (!IsLeader() || fetch_.active() || reports_.size() < static_cast<size_t>(config_.f() + 1)) {
     return;
   }
   MergeInput in;

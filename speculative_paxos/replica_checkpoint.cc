@@ -29,88 +29,50 @@ void Replica::MaybeCheckpoint() {
       commit < checkpoint_.slot + config_.checkpoint_interval) {
     return;
   }
-  absl::StatusOr<std::string> state = app_->Snapshot(commit);
-  if (!state.ok()) {
-    LOG(WARNING) << "replica " << index_ << ": no log compaction: " << state.status();
+  absl::StatusOr<std::string> cp = TakeCheckpoint(app_, &log_, commit, checkpoint_.slot);
+  if (!cp.ok()) {
+    LOG(WARNING) << "replica " << index_ << ": no log compaction: " << cp.status();
     snapshots_ = false;
     return;
   }
-  log_.CompactTo(checkpoint_.slot);
-  Checkpoint cp;
-  cp.set_slot(commit);
-  cp.set_hash(log_.HashAt(commit));
-  cp.set_app_state(*std::move(state));
-  log_.ExportClients(commit, cp.mutable_clients());
   checkpoint_.slot = commit;
-  checkpoint_.bytes = cp.SerializeAsString();
+  checkpoint_.bytes = *std::move(cp);
   ++stats_.checkpoints;
 }
 
 void Replica::BeginFetch(uint32_t replica, uint64_t min_slot) {
   VLOG(1) << "replica " << index_ << " fetches a checkpoint >= " << min_slot << " from "
           << replica;
-  fetch_ = Fetch{.active = true,
-                 .from = replica,
-                 .min_slot = std::max(min_slot, log_.committed() + 1)};
+  fetch_.Begin(replica, std::max(min_slot, log_.committed() + 1));
   retry_timer_.Start();
-  SendSnapshotRequest();
-}
-
-void Replica::SendSnapshotRequest() {
-  SnapshotRequest m;
-  m.set_replica(index_);
-  m.set_slot(fetch_.slot);
-  m.set_offset(fetch_.data.size());
-  SendTo(fetch_.from, m);
+  SendTo(replica, fetch_.Request(index_));
 }
 
 void Replica::HandleSnapshotRequest(const SnapshotRequest& m) {
   if (checkpoint_.slot == 0 || m.replica() >= n()) return;
-  const uint64_t offset =
-      m.slot() == checkpoint_.slot ? std::min<uint64_t>(m.offset(), checkpoint_.bytes.size()) : 0;
-  SnapshotReply reply;
-  reply.set_replica(index_);
-  reply.set_slot(checkpoint_.slot);
-  reply.set_size(checkpoint_.bytes.size());
-  reply.set_offset(offset);
-  // Within the datagram budget: the other fields, the data's tag and length.
-  const size_t header = reply.ByteSizeLong() + 1 + 3;
-  const size_t room = budget() > header ? budget() - header : 1;
-  reply.set_data(checkpoint_.bytes.substr(
-      offset, std::min(static_cast<size_t>(config_.snapshot_chunk), room)));
-  SendTo(m.replica(), reply);
+  SendTo(m.replica(), ServeSnapshot(index_, checkpoint_.slot, checkpoint_.bytes, m,
+                                    static_cast<size_t>(config_.snapshot_chunk), budget()));
 }
 
 void Replica::HandleSnapshotReply(const SnapshotReply& m) {
-  if (!fetch_.active || m.replica() != fetch_.from || m.slot() < fetch_.min_slot) return;
-  if (m.slot() != fetch_.slot) {
-    if (m.offset() != 0) return;
-    fetch_.slot = m.slot();
-    fetch_.size = m.size();
-    fetch_.data.clear();
+  switch (fetch_.Add(m)) {
+    case SnapshotFetch::kMore:
+      leader_timeout_.Reset();  // progress: not stuck
+      SendTo(fetch_.from(), fetch_.Request(index_));
+      return;
+    case SnapshotFetch::kDone:
+      leader_timeout_.Reset();
+      OnFetched();
+      return;
+    case SnapshotFetch::kIgnored:
+      return;
   }
-  if (m.offset() != fetch_.data.size() || m.size() != fetch_.size) return;
-  fetch_.data += m.data();
-  leader_timeout_.Reset();  // progress: not stuck
-  if (fetch_.data.size() < fetch_.size) {
-    SendSnapshotRequest();
-    return;
-  }
-  Checkpoint cp;
-  if (!cp.ParseFromString(fetch_.data) || cp.slot() != fetch_.slot) {
-    LOG(ERROR) << "replica " << index_ << ": checkpoint from replica " << fetch_.from
-               << " at slot " << fetch_.slot << " does not parse; fetching it again";
-    fetch_.slot = 0;
-    fetch_.data.clear();
-    return;
-  }
-  fetch_.active = false;
-  OnFetched(std::move(cp));
 }
 
-void Replica::OnFetched(Checkpoint cp) {
-  std::string bytes = std::move(fetch_.data);
-  fetch_ = Fetch{};
+void Replica::OnFetched() {
+  const Checkpoint cp = fetch_.checkpoint();
+  std::string bytes = fetch_.TakeBytes();
+  fetch_.Clear();
   if (status_ == ReplicaStatus::kTransfer) {
     if (!InstallCheckpoint(cp, std::move(bytes))) return;
     transfer_next_ = log_.committed() + 1;
@@ -146,7 +108,7 @@ bool Replica::InstallCheckpoint(const Checkpoint& cp, std::string bytes) {
 }
 
 void Replica::RebaseChange(const LogReport& m) {
-  if (fetch_.active) return;
+  if (fetch_.active()) return;
   ++stats_.change_rebases;
   VLOG(1) << "replica " << index_ << ": report of replica " << m.replica()
           << " starts at its compaction point " << m.log_base() << ", above our base "

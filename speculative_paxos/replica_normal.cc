@@ -143,7 +143,7 @@ void Replica::EnterNormal(Stamp s, uint64_t sync_point) {
   start_pieces_.Clear();
   reported_ = false;
   recovery_stamp_.reset();
-  fetch_ = Fetch{};
+  fetch_.Clear();
   retry_timer_.Stop();
   std::fill(confirmed_.begin(), confirmed_.end(), 0);
   if (IsLeader()) {

@@ -30,7 +30,7 @@ void Replica::BeginTransfer(Stamp s, uint64_t target) {
   // Our speculative requests may be replaced by the leader's log; those it
   // lacks run again afterwards (RerunDropped), so none is lost here.
   transfer_dropped_ = RequestsAfter(log_.committed());
-  fetch_ = Fetch{};
+  fetch_.Clear();
   stamp_ = s;
   status_ = ReplicaStatus::kTransfer;
   transfer_target_ = target;
@@ -105,10 +105,10 @@ void Replica::HandleStateReply(const StateReply& m) {
   }
   HeardFromLeader();
   if (m.checkpoint() > 0 && m.entries_size() == 0) {
-    if (!fetch_.active) BeginFetch(LeaderOf(stamp_), m.checkpoint());
+    if (!fetch_.active()) BeginFetch(LeaderOf(stamp_), m.checkpoint());
     return;
   }
-  if (fetch_.active) return;
+  if (fetch_.active()) return;
   if (m.entries_size() > 0) {
     if (m.entries(0).slot() != transfer_next_ || transfer_next_ > log_.end() + 1) {
       LOG(ERROR) << "replica " << index_ << ": state reply starts at slot "
