@@ -1,13 +1,15 @@
-// UdpTransport's event loop: batched receive and dispatch, timers, posts.
+// UdpTransport's event loop: batched receive and dispatch, timers (epoll_pwait2
+// timeouts), posts.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <functional>
+#include <thread>
 #include <utility>
 
 #include "common/transport/udp_transport.h"
@@ -28,35 +30,55 @@ constexpr int kMaxEvents = 64;
 
 void UdpTransport::Run() {
   in_loop_ = true;
+  loop_thread_.store(std::this_thread::get_id(), std::memory_order_release);
+  // Timer deadlines are epoll_pwait2 timeouts, which the kernel lets slip by
+  // the thread's timer slack (50 us by default): keep them as precise as a
+  // timerfd for the loop's duration.
+  const int old_slack = prctl(PR_GET_TIMERSLACK);
+  prctl(PR_SET_TIMERSLACK, 1UL);
   epoll_event events[kMaxEvents];
   while (!stop_.load(std::memory_order_acquire)) {
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+    timespec timeout{};
+    const timespec* wait = &timeout;  // zero: posts of this loop thread are waiting
+    if (local_posts_.empty()) {
+      const int64_t next = NextDeadline();
+      if (next < 0) {
+        wait = nullptr;  // no timer: sleep until an event
+      } else {
+        const int64_t ns = std::max<int64_t>(0, next - MonotonicNs());
+        timeout.tv_sec = ns / 1'000'000'000;
+        timeout.tv_nsec = ns % 1'000'000'000;
+      }
+    }
+    int n = epoll_pwait2(epoll_fd_, events, kMaxEvents, wait, nullptr);
     if (n < 0) {
-      PCHECK(errno == EINTR) << "epoll_wait";
-      continue;
+      PCHECK(errno == EINTR) << "epoll_pwait2";
+      n = 0;
     }
     for (int i = 0; i < n; ++i) {
       Socket* s = static_cast<Socket*>(events[i].data.ptr);
       if (s->closed) continue;  // retired earlier in this iteration
-      switch (s->kind) {
-        case Socket::Kind::kWake:
-          HandleWake();
-          break;
-        case Socket::Kind::kTimer:
-          HandleTimers();
-          break;
-        case Socket::Kind::kUnicast:
-        case Socket::Kind::kGroup:
-          HandleReadable(s);
-          break;
+      if (s->kind == Socket::Kind::kWake) {
+        HandleWake();
+      } else {
+        HandleReadable(s);
       }
     }
+    RunDueTimers();
+    RunLocalPosts();
     FlushSends();
     retired_.clear();
   }
   FlushSends();
   in_loop_ = false;
   retired_.clear();
+  prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(old_slack > 0 ? old_slack : 0));
+  loop_thread_.store(std::thread::id(), std::memory_order_release);
+  // Posts made on the loop thread that did not run yet wait for the next Run().
+  if (!local_posts_.empty()) {
+    for (auto& cb : local_posts_) Post(std::move(cb));
+    local_posts_.clear();
+  }
   stop_.store(false, std::memory_order_release);
 }
 
@@ -68,6 +90,10 @@ void UdpTransport::Stop() {
 }
 
 void UdpTransport::Post(std::function<void()> cb) {
+  if (loop_thread_.load(std::memory_order_acquire) == std::this_thread::get_id()) {
+    local_posts_.push_back(std::move(cb));  // runs at the end of this iteration
+    return;
+  }
   bool was_empty;
   {
     std::lock_guard<std::mutex> lock(posts_mu_);
@@ -79,6 +105,14 @@ void UdpTransport::Post(std::function<void()> cb) {
     PCHECK(write(wake_->fd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
         << "eventfd write";
   }
+}
+
+void UdpTransport::RunLocalPosts() {
+  // Only those queued so far: a post that posts again runs next iteration
+  // (after the sockets are polled once more), so none can starve the loop.
+  running_local_posts_.swap(local_posts_);
+  for (auto& cb : running_local_posts_) cb();
+  running_local_posts_.clear();
 }
 
 void UdpTransport::HandleWake() {
@@ -132,14 +166,13 @@ TimerId UdpTransport::Timer(absl::Duration delay, std::function<void()> cb) {
   timers_.emplace(id, std::move(cb));
   timer_heap_.push_back({deadline, id});
   std::push_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
-  if (armed_ns_ == 0 || deadline < armed_ns_) ArmTimerFd();
   return id;
 }
 
 bool UdpTransport::CancelTimer(TimerId id) {
   if (timers_.erase(id) == 0) return false;
-  // Cancelled entries stay in the heap until due; compact when they dominate
-  // (e.g. a Timeout reset on every message).
+  // Cancelled entries stay in the heap until they reach its top; compact when
+  // they dominate (e.g. a Timeout reset on every message).
   if (timer_heap_.size() > 64 && timer_heap_.size() > 4 * timers_.size()) {
     std::erase_if(timer_heap_, [this](const TimerEntry& e) { return !timers_.contains(e.id); });
     std::make_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
@@ -147,26 +180,17 @@ bool UdpTransport::CancelTimer(TimerId id) {
   return true;
 }
 
-void UdpTransport::ArmTimerFd() {
+int64_t UdpTransport::NextDeadline() {
   while (!timer_heap_.empty() && !timers_.contains(timer_heap_.front().id)) {
     std::pop_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
     timer_heap_.pop_back();
   }
-  int64_t next = timer_heap_.empty() ? 0 : std::max<int64_t>(1, timer_heap_.front().deadline_ns);
-  if (next == armed_ns_) return;
-  itimerspec spec{};  // all zero disarms
-  spec.it_value.tv_sec = next / 1'000'000'000;
-  spec.it_value.tv_nsec = next % 1'000'000'000;
-  PCHECK(timerfd_settime(timer_->fd, TFD_TIMER_ABSTIME, &spec, nullptr) == 0)
-      << "timerfd_settime";
-  armed_ns_ = next;
+  return timer_heap_.empty() ? -1 : timer_heap_.front().deadline_ns;
 }
 
-void UdpTransport::HandleTimers() {
-  uint64_t expirations;
-  (void)!read(timer_->fd, &expirations, sizeof(expirations));
-  armed_ns_ = 0;  // the timerfd is one-shot: it is disarmed now
-  int64_t now = MonotonicNs();
+void UdpTransport::RunDueTimers() {
+  const int64_t now = MonotonicNs();
+  // Timers a callback adds are due after `now`: they run next iteration.
   while (!timer_heap_.empty() && timer_heap_.front().deadline_ns <= now) {
     TimerId id = timer_heap_.front().id;
     std::pop_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
@@ -177,7 +201,6 @@ void UdpTransport::HandleTimers() {
     timers_.erase(it);
     cb();  // may add or cancel timers
   }
-  ArmTimerFd();
 }
 
 }  // namespace dctk::transport

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <utility>
@@ -53,26 +52,19 @@ absl::StatusOr<std::unique_ptr<UdpTransport>> UdpTransport::Create() {
   if (ep < 0) return Errno("epoll_create1", Address());
   auto wake = std::make_unique<Socket>(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC),
                                        Socket::Kind::kWake, nullptr);
-  auto timer = std::make_unique<Socket>(
-      timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), Socket::Kind::kTimer,
-      nullptr);
-  if (wake->fd < 0 || timer->fd < 0) {
-    absl::Status s = Errno(wake->fd < 0 ? "eventfd" : "timerfd_create", Address());
+  if (wake->fd < 0) {
+    absl::Status s = Errno("eventfd", Address());
     close(ep);
     return s;
   }
-  std::unique_ptr<UdpTransport> t(new UdpTransport(ep, std::move(wake), std::move(timer)));
-  absl::Status s = t->AddToEpoll(t->wake_.get());
-  if (s.ok()) s = t->AddToEpoll(t->timer_.get());
-  if (!s.ok()) return s;
+  std::unique_ptr<UdpTransport> t(new UdpTransport(ep, std::move(wake)));
+  if (absl::Status s = t->AddToEpoll(t->wake_.get()); !s.ok()) return s;
   return t;
 }
 
-UdpTransport::UdpTransport(int epoll_fd, std::unique_ptr<Socket> wake,
-                           std::unique_ptr<Socket> timer)
+UdpTransport::UdpTransport(int epoll_fd, std::unique_ptr<Socket> wake)
     : epoll_fd_(epoll_fd),
       wake_(std::move(wake)),
-      timer_(std::move(timer)),
       recv_buf_(new char[kRecvBatch * kRecvBufSize]),
       pending_(kSendBatch) {
   for (int i = 0; i < kRecvBatch; ++i) {
@@ -87,7 +79,6 @@ UdpTransport::~UdpTransport() {
   endpoints_.clear();  // closes every socket (closing also leaves groups)
   retired_.clear();
   wake_.reset();
-  timer_.reset();
   close(epoll_fd_);
 }
 

@@ -18,8 +18,13 @@
 // inside a callback are queued (header + payload copied into reused slots) and
 // flushed with one sendmmsg per socket when the loop iteration ends or the
 // queue is full; sends made outside Run() go out at once with sendmsg. Timers
-// are a heap behind one timerfd. Malformed datagrams are dropped and counted by
-// MalformedReason.
+// are a heap; the loop sleeps in epoll_pwait2 until the earliest live deadline
+// (no timerfd: arming or cancelling a timer costs no system call, and a
+// cancelled timer never wakes the loop). Post from the loop thread itself
+// queues the callback for the end of the current iteration, before the sends
+// are flushed (no eventfd write: an end-of-turn hook); from other threads it
+// wakes the loop through an eventfd. Malformed datagrams are dropped and
+// counted by MalformedReason.
 //
 // Example:
 //   absl::StatusOr<std::unique_ptr<UdpTransport>> t = UdpTransport::Create();
@@ -40,6 +45,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -63,7 +69,7 @@ class UdpTransport : public Transport {
     MalformedCounts malformed{};  // dropped datagrams, by reason
   };
 
-  // Creates the epoll instance, the wake-up eventfd and the timerfd.
+  // Creates the epoll instance and the wake-up eventfd.
   static absl::StatusOr<std::unique_ptr<UdpTransport>> Create();
   ~UdpTransport() override;
 
@@ -91,7 +97,7 @@ class UdpTransport : public Transport {
  private:
   // One epoll-registered file descriptor; epoll's data.ptr points at it.
   struct Socket {
-    enum class Kind { kUnicast, kGroup, kWake, kTimer };
+    enum class Kind { kUnicast, kGroup, kWake };
     Socket(int fd, Kind kind, TransportReceiver* receiver)
         : fd(fd), kind(kind), receiver(receiver) {}
     ~Socket();
@@ -120,7 +126,7 @@ class UdpTransport : public Transport {
     }
   };
 
-  UdpTransport(int epoll_fd, std::unique_ptr<Socket> wake, std::unique_ptr<Socket> timer);
+  UdpTransport(int epoll_fd, std::unique_ptr<Socket> wake);
 
   absl::Status AddToEpoll(Socket* s);
   // Removes `s` from epoll and closes it now, or after the current dispatch.
@@ -128,15 +134,17 @@ class UdpTransport : public Transport {
 
   void HandleReadable(Socket* s);
   void HandleWake();
-  void HandleTimers();
-  void ArmTimerFd();
+  // The earliest live timer deadline (CLOCK_MONOTONIC ns; cancelled
+  // entries at the heap's top are dropped), -1 if none.
+  int64_t NextDeadline();
+  void RunDueTimers();
+  void RunLocalPosts();
   void FlushSends();
   absl::Status SendNow(int fd, const sockaddr_in& to, const char* header,
                        absl::string_view payload);
 
   const int epoll_fd_;
-  std::unique_ptr<Socket> wake_;   // eventfd: Post / Stop
-  std::unique_ptr<Socket> timer_;  // timerfd: earliest timer deadline
+  std::unique_ptr<Socket> wake_;  // eventfd: Post from other threads / Stop
 
   absl::flat_hash_map<TransportReceiver*, Endpoint> endpoints_;
   std::vector<std::unique_ptr<Socket>> retired_;
@@ -154,13 +162,17 @@ class UdpTransport : public Transport {
   absl::flat_hash_map<TimerId, std::function<void()>> timers_;
   std::vector<TimerEntry> timer_heap_;  // min-heap via std::greater
   TimerId next_timer_ = 1;
-  int64_t armed_ns_ = 0;  // deadline the timerfd is armed for; 0 = disarmed
 
   // std::mutex, not absl::Mutex: Debian's absl is not TSAN-instrumented, so
   // --config=tsan would not see absl::Mutex's synchronization.
   std::mutex posts_mu_;
   std::vector<std::function<void()>> posts_;  // guarded by posts_mu_
   std::vector<std::function<void()>> running_posts_;
+  // Posts made on the loop thread during an iteration, run at its end.
+  std::vector<std::function<void()>> local_posts_;
+  std::vector<std::function<void()>> running_local_posts_;
+  // The thread in Run() (default-constructed when none).
+  std::atomic<std::thread::id> loop_thread_{};
   std::atomic<bool> stop_{false};
 
   Stats stats_;

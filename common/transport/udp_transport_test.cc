@@ -211,6 +211,66 @@ TEST(UdpTransportTest, PostFromOtherThreadsRunsEverythingOnLoop) {
   EXPECT_NE(loop_id, std::this_thread::get_id());
 }
 
+TEST(UdpTransportTest, PostOnLoopThreadRunsAtTheEndOfTheIteration) {
+  auto t = NewTransport();
+  Peer sender(t.get()), receiver(t.get());
+  // Queued before Run: the loop takes all three with one recvmmsg.
+  for (int i = 1; i <= 3; ++i) sender.SendPing(receiver.addr(), i);
+  std::vector<std::string> log;
+  bool posted = false;
+  receiver.on_message = [&] {
+    log.push_back("ping");
+    if (posted) return;
+    posted = true;
+    t->Post([&] {
+      log.push_back("post");
+      // Posted by a post: runs next iteration without waiting for an event.
+      t->Post([&] {
+        log.push_back("again");
+        t->Stop();
+      });
+    });
+  };
+  t->Run();
+  EXPECT_THAT(log, ElementsAre("ping", "ping", "ping", "post", "again"));
+}
+
+TEST(UdpTransportTest, LoopThreadPostsLeftAtStopRunInTheNextRun) {
+  auto t = NewTransport();
+  bool ran = false;
+  t->Timer(absl::ZeroDuration(), [&] {
+    t->Post([&] {
+      t->Stop();
+      t->Post([&] {
+        ran = true;
+        t->Stop();
+      });
+    });
+  });
+  t->Run();
+  EXPECT_FALSE(ran);
+  t->Run();
+  EXPECT_TRUE(ran);
+}
+
+TEST(UdpTransportTest, CancelledTimersNeverFire) {
+  auto t = NewTransport();
+  int fired = 0;
+  // A Timeout restarted on every tick, as protocols do on every message:
+  // the cancelled deadlines pile up in the heap and must all stay silent.
+  Timeout restarted(t.get(), absl::Milliseconds(1), [&] { ++fired; });
+  int ticks = 0;
+  Timeout tick(t.get(), absl::Microseconds(100), [&] {
+    restarted.Start();
+    if (++ticks == 200) t->Stop();
+  });
+  restarted.Start();
+  tick.Start();
+  t->Run();
+  EXPECT_EQ(ticks, 200);
+  EXPECT_EQ(fired, 0);
+}
+
 TEST(UdpTransportTest, StopBeforeRunReturnsImmediately) {
   auto t = NewTransport();
   std::thread stopper([&] { t->Stop(); });
