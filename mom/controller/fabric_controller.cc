@@ -7,10 +7,20 @@
 namespace dctk::mom {
 
 FabricController::FabricController(Fabric fabric, absl::Duration connect_timeout,
-                                   int link_holddown_checks)
+                                   int link_holddown_checks, int probe_misses)
     : fabric_(std::move(fabric)),
       connect_timeout_(connect_timeout),
-      link_holddown_checks_(link_holddown_checks) {}
+      link_holddown_checks_(link_holddown_checks),
+      probe_misses_(probe_misses) {
+  for (const auto& [node, address] : fabric_.control) {
+    const std::vector<Port>& ports = fabric_.topology.ports(node);
+    for (size_t p = 0; p < ports.size(); ++p) {
+      if (!fabric_.topology.is_host(ports[p].neighbor)) {
+        probe_ports_[node].push_back(static_cast<uint32_t>(p));
+      }
+    }
+  }
+}
 
 SwitchClient* FabricController::Client(int node) {
   std::unique_ptr<SwitchClient>& client = clients_[node];
@@ -26,10 +36,13 @@ SwitchClient* FabricController::Client(int node) {
 absl::StatusOr<bool> FabricController::Reconcile() {
   std::set<int> failed;
   std::set<int> links_down;
+  std::map<int, SwitchStats> answered;
   for (const auto& [node, address] : fabric_.control) {
     SwitchClient* client = Client(node);
+    StatsRequest request;
+    for (uint32_t p : probe_ports_[node]) request.add_probe_ports(p);
     absl::StatusOr<SwitchStats> stats =
-        client == nullptr ? absl::UnavailableError("no connection") : client->Stats();
+        client == nullptr ? absl::UnavailableError("no connection") : client->Stats(request);
     if (!stats.ok()) {
       failed.insert(node);
       clients_.erase(node);  // reconnect from scratch once it is back
@@ -39,6 +52,7 @@ absl::StatusOr<bool> FabricController::Reconcile() {
     for (const PortStatus& p : stats->ports()) {
       if (!p.link_up() && p.port() < ports.size()) links_down.insert(ports[p.port()].link);
     }
+    answered[node] = *std::move(stats);
   }
   // A link down before stays down until it was reported up long enough.
   std::map<int, int> up_checks;
@@ -52,7 +66,10 @@ absl::StatusOr<bool> FabricController::Reconcile() {
     }
   }
   up_checks_ = std::move(up_checks);
-  if (configured_ && failed == failed_ && links_down == links_down_) return false;
+  const bool dropping_changed = CheckProbes(answered);
+  if (configured_ && !dropping_changed && failed == failed_ && links_down == links_down_) {
+    return false;
+  }
   failed_ = std::move(failed);
   links_down_ = std::move(links_down);
   if (absl::Status s = Push(); !s.ok()) {
@@ -61,6 +78,67 @@ absl::StatusOr<bool> FabricController::Reconcile() {
   }
   configured_ = true;
   return true;
+}
+
+bool FabricController::ProbesCrossed(const std::map<int, SwitchStats>& stats, int link, int from,
+                                     int to) {
+  const auto f = stats.find(from), t = stats.find(to);
+  const int pf = fabric_.topology.PortTo(from, to), pt = fabric_.topology.PortTo(to, from);
+  if (f == stats.end() || t == stats.end() || pf >= f->second.ports_size() ||
+      pt >= t->second.ports_size()) {
+    silent_checks_.erase({link, from});
+    return false;
+  }
+  const auto sent_before = probe_counts_.find({from, pf});
+  const auto received_before = probe_counts_.find({to, pt});
+  const uint64_t sent_now = f->second.ports(pf).probes_sent();
+  const uint64_t received_now = t->second.ports(pt).probes_received();
+  if (sent_before == probe_counts_.end() || received_before == probe_counts_.end() ||
+      sent_now < sent_before->second.sent || received_now < received_before->second.received) {
+    return false;  // no baseline yet: the first check, or a switch restarted
+  }
+  const bool sent = sent_now > sent_before->second.sent;
+  const bool received = received_now > received_before->second.received;
+  int& silent = silent_checks_[{link, from}];
+  if (received) {
+    silent = 0;
+  } else if (sent) {
+    ++silent;
+  }
+  return received;
+}
+
+bool FabricController::CheckProbes(const std::map<int, SwitchStats>& stats) {
+  const std::set<int> before = links_dropping_;
+  const std::vector<Link>& links = fabric_.topology.links();
+  for (int l = 0; l < static_cast<int>(links.size()); ++l) {
+    const Link& link = links[l];
+    if (fabric_.topology.is_host(link.a) || fabric_.topology.is_host(link.b)) continue;
+    const bool ab = ProbesCrossed(stats, l, link.a, link.b);
+    const bool ba = ProbesCrossed(stats, l, link.b, link.a);
+    if (links_dropping_.count(l)) {
+      int& crossed = crossed_checks_[l];
+      crossed = ab && ba ? crossed + 1 : 0;
+      if (crossed >= link_holddown_checks_) {
+        links_dropping_.erase(l);
+        crossed_checks_.erase(l);
+      }
+    } else if (silent_checks_[{l, link.a}] >= probe_misses_ ||
+               silent_checks_[{l, link.b}] >= probe_misses_) {
+      links_dropping_.insert(l);
+      crossed_checks_[l] = 0;
+    }
+  }
+  // This check's counts are the next one's baseline; a switch that did not
+  // answer gets a new baseline once it is back.
+  std::map<std::pair<int, int>, ProbeCounts> counts;
+  for (const auto& [node, st] : stats) {
+    for (const PortStatus& p : st.ports()) {
+      counts[{node, static_cast<int>(p.port())}] = {p.probes_sent(), p.probes_received()};
+    }
+  }
+  probe_counts_ = std::move(counts);
+  return links_dropping_ != before;
 }
 
 absl::Status FabricController::Push() {
@@ -73,6 +151,7 @@ absl::Status FabricController::Push() {
   // A root that lost a link it needs is no longer at the common distance
   // from every receiver: ComputeRoutes passes it over.
   for (int link : links_down_) working.FailLink(link);
+  for (int link : links_dropping_) working.FailLink(link);
   std::vector<SwitchConfig> configs;
   if (!fabric_.host_ips.empty()) {
     configs = UnicastConfigs(working, [this](int host) { return fabric_.host_ips.at(host); });
@@ -104,14 +183,17 @@ std::string FabricController::Describe() const {
   std::vector<std::string> failed;
   for (int node : failed_) failed.push_back(fabric_.topology.node(node).name);
   std::string out = absl::StrCat("failed: ", failed.empty() ? "none" : absl::StrJoin(failed, ","));
-  if (!links_down_.empty()) {
+  const std::pair<const char*, const std::set<int>*> kinds[] = {{"down", &links_down_},
+                                                                {"dropping", &links_dropping_}};
+  for (const auto& [what, set] : kinds) {
+    if (set->empty()) continue;
     std::vector<std::string> links;
-    for (int l : links_down_) {
+    for (int l : *set) {
       const Link& link = fabric_.topology.links()[l];
       links.push_back(absl::StrCat(fabric_.topology.node(link.a).name, "-",
                                    fabric_.topology.node(link.b).name));
     }
-    absl::StrAppend(&out, "; links down: ", absl::StrJoin(links, ","));
+    absl::StrAppend(&out, "; links ", what, ": ", absl::StrJoin(links, ","));
   }
   for (const GroupRoutes& r : routes_) {
     std::vector<std::string> roots;

@@ -16,6 +16,16 @@
 // again once both ends have reported it up on `link_holddown_checks`
 // consecutive checks (a link that has just come up may flap: routing over it
 // at once would move groups back and forth).
+// A link can also be up and drop what crosses it. So on every check each
+// switch, after reporting its counters, sends one probe frame out of each port
+// that faces another switch, and counts the probes it receives per port
+// (mom/switch/dpdk_switch.h). A direction of a switch-to-switch link whose
+// sender sent probes on `probe_misses` consecutive checks while its peer
+// received none (and none arrived late) drops: the link is failed like a link
+// down ("links dropping" in Describe), and used again once probes crossed it
+// both ways on `link_holddown_checks` consecutive checks (probes keep being
+// sent on a failed link). Links to hosts are not probed (a host does not
+// count probes).
 // This is what mom_controller runs in a loop.
 //
 // Example:
@@ -47,7 +57,7 @@ class FabricController {
  public:
   // `connect_timeout`: how long a switch may take to accept a connection.
   explicit FabricController(Fabric fabric, absl::Duration connect_timeout = absl::Seconds(1),
-                            int link_holddown_checks = 1);
+                            int link_holddown_checks = 1, int probe_misses = 3);
 
   // One health check of every switch and port, and a new configuration if
   // the set of failed switches or links changed. True if it pushed a configuration. Fails if no
@@ -59,15 +69,29 @@ class FabricController {
   const std::set<int>& failed() const { return failed_; }
   // Topology links (indexes into fabric().topology.links()) reported down.
   const std::set<int>& links_down() const { return links_down_; }
+  // Switch-to-switch links failed because probes did not cross them.
+  const std::set<int>& links_dropping() const { return links_dropping_; }
   // Routes installed by the last successful push, in the fabric's group order.
   const std::vector<GroupRoutes>& routes() const { return routes_; }
-  // One line: failed switches, links down (if any) and each group's roots,
-  // e.g. "failed: none; links down: leaf1-spine0; group 5 (serialized) roots: spine1".
+  // One line: failed switches, links down and dropping (if any) and each
+  // group's roots, e.g. "failed: none; links down: leaf1-spine0; links
+  // dropping: leaf0-spine1; group 5 (serialized) roots: spine1".
   std::string Describe() const;
 
  private:
   SwitchClient* Client(int node);
   absl::Status Push();
+  // Probe counts of one switch port at the last check.
+  struct ProbeCounts {
+    uint64_t sent = 0;
+    uint64_t received = 0;
+  };
+  // Updates links_dropping_ from this check's stats (of the switches that
+  // answered); true if it changed.
+  bool CheckProbes(const std::map<int, SwitchStats>& stats);
+  // Whether probes crossed direction `from` -> `to` of link `link` since the
+  // last check; counts a silent check in silent_checks_.
+  bool ProbesCrossed(const std::map<int, SwitchStats>& stats, int link, int from, int to);
 
   Fabric fabric_;
   absl::Duration connect_timeout_;
@@ -76,6 +100,13 @@ class FabricController {
   std::set<int> failed_;
   std::set<int> links_down_;
   std::map<int, int> up_checks_;  // link in links_down_ -> consecutive checks reported up
+  int probe_misses_;
+  std::map<int, std::vector<uint32_t>> probe_ports_;  // switch -> its ports to other switches
+  std::map<std::pair<int, int>, ProbeCounts> probe_counts_;  // (switch, port) -> last counts
+  // (link, sending switch) -> consecutive checks it sent probes its peer did not receive
+  std::map<std::pair<int, int>, int> silent_checks_;
+  std::set<int> links_dropping_;
+  std::map<int, int> crossed_checks_;  // link in links_dropping_ -> checks probes crossed
   bool configured_ = false;
   std::vector<GroupRoutes> routes_;
 };

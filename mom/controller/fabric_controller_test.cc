@@ -3,7 +3,8 @@
 // ports' link state set by the test. A link reported down at either end is
 // failed, the serialized group's root moves off a spine that lost its link to
 // a receiver's leaf, and a link that comes back is used again only after the
-// hold-down.
+// hold-down. Probes: each fake switch hands the probes it is asked to send to
+// its peer's counters, except on the ports the test makes drop.
 #include "mom/controller/fabric_controller.h"
 
 #include <atomic>
@@ -29,19 +30,27 @@ struct FakeSwitch {
   FakeSwitch(std::string name, int ports)
       : core(*ForwardingTable::Create(SwitchConfig(), ports)),
         service(std::move(name), ports, &mailbox),
-        link_up(ports, true) {
+        link_up(ports, true),
+        probes_sent(ports, 0),
+        probes_received(ports, 0) {
     service.set_port_reader([this](google::protobuf::RepeatedPtrField<PortStatus>* out) {
       absl::MutexLock lock(&mu);
       for (size_t p = 0; p < link_up.size(); ++p) {
         PortStatus* s = out->Add();
         s->set_port(static_cast<uint32_t>(p));
         s->set_link_up(link_up[p]);
+        s->set_probes_sent(probes_sent[p]);
+        s->set_probes_received(probes_received[p]);
       }
     });
   }
   void SetLink(int port, bool up) {
     absl::MutexLock lock(&mu);
     link_up[port] = up;
+  }
+  void Received(int port) {
+    absl::MutexLock lock(&mu);
+    ++probes_received[port];
   }
 
   DataPlaneMailbox mailbox;
@@ -51,6 +60,8 @@ struct FakeSwitch {
   int port = 0;
   absl::Mutex mu;
   std::vector<bool> link_up ABSL_GUARDED_BY(mu);
+  std::vector<uint64_t> probes_sent ABSL_GUARDED_BY(mu);
+  std::vector<uint64_t> probes_received ABSL_GUARDED_BY(mu);
 };
 
 class FabricControllerTest : public ::testing::Test {
@@ -70,6 +81,26 @@ class FabricControllerTest : public ::testing::Test {
                       "\" }\n");
       by_name_[name] = fake.get();
       switches_.push_back(std::move(fake));
+    }
+    // Probes reach the peer switch's port at once, unless the port drops.
+    for (int sw : topo->switches()) {
+      FakeSwitch* from = by_name_.at(topo->node(sw).name);
+      from->service.set_prober([this, from, sw, t = *topo](const std::vector<uint32_t>& ports) {
+        for (uint32_t p : ports) {
+          {
+            absl::MutexLock lock(&from->mu);
+            ++from->probes_sent[p];
+          }
+          const int peer = t.ports(sw)[p].neighbor;
+          bool drops;
+          {
+            absl::MutexLock lock(&dropping_mu_);
+            drops = dropping_.count({sw, static_cast<int>(p)}) > 0;
+          }
+          if (!drops && !t.is_host(peer))
+            by_name_.at(t.node(peer).name)->Received(t.PortTo(peer, sw));
+        }
+      });
     }
     absl::StrAppend(&text, "groups { group_id: 7 design: \"serialized\" senders: \"host0_0\" ",
                     "receivers: [\"host0_1\", \"host1_0\", \"host1_1\"] }\n");
@@ -100,8 +131,20 @@ class FabricControllerTest : public ::testing::Test {
     return topology().node(controller_->routes().at(0).channels.at(0).source).name;
   }
 
+  // Makes switch `node`'s port `port` drop what it sends (or not).
+  void SetDropping(int node, int port, bool drop) {
+    absl::MutexLock lock(&dropping_mu_);
+    if (drop) {
+      dropping_.insert({node, port});
+    } else {
+      dropping_.erase({node, port});
+    }
+  }
+
   std::vector<std::unique_ptr<FakeSwitch>> switches_;
   std::map<std::string, FakeSwitch*> by_name_;
+  absl::Mutex dropping_mu_;
+  std::set<std::pair<int, int>> dropping_ ABSL_GUARDED_BY(dropping_mu_);
   std::atomic<bool> stop_{false};
   std::thread data_plane_;
   std::unique_ptr<FabricController> controller_;
@@ -147,6 +190,46 @@ TEST_F(FabricControllerTest, LinkDownMovesTheRootAndComesBackAfterTheHoldDown) {
   ASSERT_TRUE(changed.ok());
   EXPECT_TRUE(*changed);
   EXPECT_TRUE(controller_->links_down().empty());
+}
+
+TEST_F(FabricControllerTest, LinkThatDropsProbesIsFailedAndComesBackAfterTheHoldDown) {
+  ASSERT_TRUE(controller_->Reconcile().ok());
+  EXPECT_FALSE(*controller_->Reconcile()) << "probes cross every link";
+  EXPECT_FALSE(*controller_->Reconcile());
+  const std::string root = Root();
+  const int root_node = Node(root), leaf1 = Node("leaf1");
+  const int link = topology().ports(leaf1)[topology().PortTo(leaf1, root_node)].link;
+
+  // The root's link to leaf1 stays up but drops what the root sends: after
+  // kProbeMisses checks without a probe received (one more, depending on
+  // which end is read first) the link is failed and the root passed over.
+  SetDropping(root_node, topology().PortTo(root_node, leaf1), true);
+  constexpr int kProbeMisses = 3;  // FabricController's default
+  for (int check = 1; check < kProbeMisses; ++check) {
+    EXPECT_FALSE(*controller_->Reconcile()) << "check " << check;
+  }
+  absl::StatusOr<bool> changed = controller_->Reconcile();
+  if (changed.ok() && !*changed) changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(controller_->links_dropping(), std::set<int>{link});
+  EXPECT_TRUE(controller_->links_down().empty());
+  EXPECT_NE(Root(), root);
+  EXPECT_NE(controller_->Describe().find("links dropping: leaf1-" + root), std::string::npos)
+      << controller_->Describe();
+
+  // Still probed while failed: once probes crossed both ways on kHoldDown
+  // consecutive checks (one more if the first crossing falls on the next
+  // check), the link is used again.
+  SetDropping(root_node, topology().PortTo(root_node, leaf1), false);
+  for (int check = 1; check < kHoldDown; ++check) {
+    EXPECT_FALSE(*controller_->Reconcile()) << "check " << check;
+  }
+  changed = controller_->Reconcile();
+  if (changed.ok() && !*changed) changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_TRUE(controller_->links_dropping().empty());
 }
 
 TEST_F(FabricControllerTest, NoEligibleRootIsAnErrorAndTheControllerKeepsChecking) {

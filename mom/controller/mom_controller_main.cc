@@ -1,16 +1,19 @@
 // mom_controller: configures a fabric of mom_switch processes for MOM groups
 // and keeps it configured, routing around switches that fail.
 //
-//   mom_controller --fabric=fabric.conf [--interval_ms=200] [--link_holddown_ms=1000] [--once]
+//   mom_controller --fabric=fabric.conf [--interval_ms=200] [--link_holddown_ms=1000]
+//                  [--probe_miss_ms=500] [--once]
 //
 // The fabric file (fabric.proto, text format) gives the topology, each
 // switch's control address, host addresses and the groups. Every interval it
 // health-checks the switches and their ports' links
-// (FabricController::Reconcile), using a link that was down again only once
-// it stayed up for --link_holddown_ms; whenever it
+// (FabricController::Reconcile): a link down, or between switches and
+// losing every probe one way for --probe_miss_ms, is failed and used again
+// only once it stayed up (probes crossing) for --link_holddown_ms; whenever it
 // installs a configuration it prints one line
 //   mom_controller configured: failed: none; group 5 (serialized) roots: spine0
-// (with "; links down: leaf1-spine0" after the failed switches when links are down)
+// (with "; links down: leaf1-spine0" after the failed switches when links are
+// down, "; links dropping: leaf0-spine1" when links drop probes)
 // With --once it configures once and exits (status 1 on failure).
 #include <algorithm>
 #include <csignal>
@@ -26,7 +29,11 @@ ABSL_FLAG(std::string, fabric, "", "fabric file (mom/controller/fabric.proto, te
 ABSL_FLAG(int, interval_ms, 200, "health check and reconfiguration interval");
 ABSL_FLAG(bool, once, false, "configure once and exit");
 ABSL_FLAG(int, link_holddown_ms, 1000,
-          "a link that was down is used again once reported up this long (rounded up to intervals)");
+          "a link that was down or dropping is used again once reported up (probes crossing it) "
+          "this long (rounded up to intervals)");
+ABSL_FLAG(int, probe_miss_ms, 500,
+          "a switch-to-switch link whose probes in one direction all went missing this long "
+          "(rounded up to intervals) is failed as dropping");
 
 namespace {
 
@@ -49,7 +56,10 @@ int main(int argc, char** argv) {
   const int interval_ms = absl::GetFlag(FLAGS_interval_ms);
   const int holddown_checks =
       std::max(1, (absl::GetFlag(FLAGS_link_holddown_ms) + interval_ms - 1) / interval_ms);
-  dctk::mom::FabricController controller(*std::move(fabric), absl::Seconds(1), holddown_checks);
+  const int probe_misses =
+      std::max(1, (absl::GetFlag(FLAGS_probe_miss_ms) + interval_ms - 1) / interval_ms);
+  dctk::mom::FabricController controller(*std::move(fabric), absl::Seconds(1), holddown_checks,
+                                         probe_misses);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   absl::Status last_error;

@@ -41,12 +41,12 @@ absl::StatusOr<uint64_t> SwitchClient::Configure(const SwitchConfig& config) {
   return reply.config_version();
 }
 
-absl::StatusOr<SwitchStats> SwitchClient::Stats() {
+absl::StatusOr<SwitchStats> SwitchClient::Stats(const StatsRequest& request) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
   SwitchStats stats;
-  absl::Status s = FromGrpc(stub_->GetStats(&context, StatsRequest(), &stats),
-                            absl::StrCat("GetStats on ", target_));
+  absl::Status s =
+      FromGrpc(stub_->GetStats(&context, request, &stats), absl::StrCat("GetStats on ", target_));
   if (!s.ok()) return s;
   return stats;
 }

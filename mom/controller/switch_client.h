@@ -33,7 +33,9 @@ class SwitchClient {
 
   // The switch's config version after installing `config`.
   absl::StatusOr<uint64_t> Configure(const SwitchConfig& config);
-  absl::StatusOr<SwitchStats> Stats();
+  // Counters and port states; the switch then sends a probe out of each of
+  // `request.probe_ports()`.
+  absl::StatusOr<SwitchStats> Stats(const StatsRequest& request = StatsRequest());
 
   const std::string& target() const { return target_; }
 

@@ -68,8 +68,16 @@ grpc::Status ControlService::Configure(grpc::ServerContext*, const SwitchConfig*
   return grpc::Status::OK;
 }
 
-grpc::Status ControlService::GetStats(grpc::ServerContext*, const StatsRequest*,
+grpc::Status ControlService::GetStats(grpc::ServerContext*, const StatsRequest* request,
                                       SwitchStats* stats) {
+  const std::vector<uint32_t> probe_ports(request->probe_ports().begin(),
+                                          request->probe_ports().end());
+  for (uint32_t p : probe_ports) {
+    if (p >= static_cast<uint32_t>(num_ports_)) {
+      return ToGrpc(absl::InvalidArgumentError(
+          absl::StrCat("switch ", switch_name_, ": probe port ", p, " of ", num_ports_, " ports")));
+    }
+  }
   SwitchStats snapshot;
   snapshot.set_switch_name(switch_name_);
   absl::Status s = mailbox_->Run([&](SwitchCore& core) {
@@ -85,6 +93,7 @@ grpc::Status ControlService::GetStats(grpc::ServerContext*, const StatsRequest*,
       g->set_last_stamped(seq);
     }
     if (port_reader_) port_reader_(snapshot.mutable_ports());
+    if (prober_ && !probe_ports.empty()) prober_(probe_ports);
   });
   if (!s.ok()) return ToGrpc(s);
   *stats = std::move(snapshot);

@@ -73,8 +73,15 @@ class ControlService final : public MomSwitch::Service {
   ControlService(std::string switch_name, int num_ports, DataPlaneMailbox* mailbox)
       : switch_name_(std::move(switch_name)), num_ports_(num_ports), mailbox_(mailbox) {}
 
+  // Sends a probe out of each given port (StatsRequest.probe_ports, checked
+  // against the switch's ports); runs on the data-plane thread right after
+  // the counters were read.
+  using Prober = std::function<void(const std::vector<uint32_t>&)>;
+
   // Without a reader GetStats reports no ports. Set before serving.
   void set_port_reader(PortReader reader) { port_reader_ = std::move(reader); }
+  // Without a prober GetStats sends no probes. Set before serving.
+  void set_prober(Prober prober) { prober_ = std::move(prober); }
 
   grpc::Status Configure(grpc::ServerContext* context, const SwitchConfig* config,
                          ConfigureReply* reply) override;
@@ -86,6 +93,7 @@ class ControlService final : public MomSwitch::Service {
   const int num_ports_;
   DataPlaneMailbox* mailbox_;
   PortReader port_reader_;
+  Prober prober_;
   uint64_t config_version_ = 0;  // touched on the data-plane thread only
 };
 

@@ -1,22 +1,27 @@
 #include "mom/switch/dpdk_switch.h"
 
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
-#include <linux/if_packet.h>
-#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <system_error>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -123,6 +128,35 @@ std::vector<int> PacketSockets(int if_index) {
     }
   }
   return fds;
+}
+
+// The transmit ring DPDK's af_packet driver mapped for its socket on
+// `if_index`: the socket's one mapping (/proc/self/maps names it
+// "socket:[INODE]") holds the receive ring, then the transmit ring,
+// `ring_bytes` each. nullptr if there is no such socket or mapping.
+uint8_t* TxRingOf(int if_index, size_t ring_bytes) {
+  const std::vector<int> fds = PacketSockets(if_index);
+  struct stat st {};
+  if (fds.size() != 1 || fstat(fds[0], &st) != 0) return nullptr;
+  const std::string name = absl::StrCat(" socket:[", st.st_ino, "]");
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    uintptr_t start = 0, end = 0;
+    if (!absl::EndsWith(line, name) ||
+        std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR, &start, &end) != 2 ||
+        end - start != 2 * ring_bytes) {
+      continue;
+    }
+    return reinterpret_cast<uint8_t*>(start + ring_bytes);
+  }
+  return nullptr;
+}
+
+// Whether `frame` is of EtherType `type`.
+bool IsEtherType(absl::Span<const uint8_t> frame, uint16_t type) {
+  return frame.size() >= kEthernetHeaderSize && frame[12] == (type >> 8) &&
+         frame[13] == (type & 0xff);
 }
 
 // The MTU of `iface` (read through `fd`, a socket in its namespace), else
@@ -252,25 +286,33 @@ absl::StatusOr<std::unique_ptr<DpdkSwitch>> DpdkSwitch::Create(
     CleanupEal();
     return egress.status();
   }
-  return std::unique_ptr<DpdkSwitch>(
-      new DpdkSwitch(std::move(ports), std::move(ifaces), std::move(if_indexes), link_fd, pool,
-                     std::move(table),
-                     *std::move(egress), MaxFrameFor(RingFor(options.max_datagram_bytes))));
+  const Ring ring = RingFor(options.max_datagram_bytes);
+  return std::unique_ptr<DpdkSwitch>(new DpdkSwitch(
+      std::move(ports), std::move(ifaces), std::move(if_indexes), link_fd, pool, std::move(table),
+      *std::move(egress), MaxFrameFor(ring), ring.frame_size, ring.frame_count));
 }
 
 DpdkSwitch::DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces,
                        std::vector<int> if_indexes, int link_fd, rte_mempool* pool,
-                       ForwardingTable table, std::unique_ptr<Egress> egress, uint32_t max_frame)
+                       ForwardingTable table, std::unique_ptr<Egress> egress, uint32_t max_frame,
+                       uint32_t ring_frame_size, uint32_t ring_frames)
     : ports_(std::move(ports)),
       ifaces_(std::move(ifaces)),
       if_indexes_(std::move(if_indexes)),
       link_was_up_(ports_.size(), true),
       link_fd_(link_fd),
       max_frame_(max_frame),
+      ring_frame_size_(ring_frame_size),
+      ring_frames_(ring_frames),
       shapers_(ports_.size()),
       pool_(pool),
       core_(std::move(table)),
-      egress_(std::move(egress)) {}
+      egress_(std::move(egress)) {
+  for (int index : if_indexes_) {
+    tx_rings_.push_back(index > 0 ? TxRingOf(index, size_t{ring_frame_size} * ring_frames)
+                                  : nullptr);
+  }
+}
 
 DpdkSwitch::~DpdkSwitch() {
   egress_.reset();  // frees queued frames and fragments before their pools go
@@ -295,6 +337,13 @@ int DpdkSwitch::Poll() {
       Forwarding f;
       // af_packet delivers each frame in one segment.
       absl::Span<uint8_t> frame(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m));
+      const bool probe = IsEtherType(frame, kProbeEtherType);
+      if (probe || IsEtherType(frame, kVoidEtherType)) {  // link traffic, not forwarded
+        egress_->counters()[in].probes_received += probe;
+        --egress_->counters()[in].rx_packets;
+        rte_pktmbuf_free(m);
+        continue;
+      }
       if (frame.size() >= max_frame_ && Truncated(frame)) {  // beyond max_datagram_bytes
         core_.CountDrop(DropReason::kTooBig);
         rte_pktmbuf_free(m);
@@ -334,6 +383,7 @@ bool DpdkSwitch::LinkUp(int port) const {
 void DpdkSwitch::WatchLinks() {
   for (int p = 0; p < num_ports(); ++p) {
     const bool up = LinkUp(p);
+    if (!up) VoidStaleFrames(p);
     if (up && !link_was_up_[p] && if_indexes_[p] > 0) {
       for (int fd : PacketSockets(if_indexes_[p])) {
         int error = 0;
@@ -343,6 +393,45 @@ void DpdkSwitch::WatchLinks() {
       }
     }
     link_was_up_[p] = up;
+  }
+}
+
+void DpdkSwitch::VoidStaleFrames(int port) {
+  uint8_t* ring = tx_rings_[port];
+  if (ring == nullptr) return;
+  for (uint32_t i = 0; i < ring_frames_; ++i) {
+    auto* h = reinterpret_cast<tpacket2_hdr*>(ring + size_t{i} * ring_frame_size_);
+    if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_SEND_REQUEST) continue;
+    // Where DPDK's driver and the kernel (tpacket_parse_header) put the frame.
+    uint8_t* frame = reinterpret_cast<uint8_t*>(h) + TPACKET2_HDRLEN - sizeof(sockaddr_ll);
+    if (h->tp_len == kEthernetHeaderSize &&
+        IsEtherType(absl::MakeConstSpan(frame, kEthernetHeaderSize), kVoidEtherType)) {
+      continue;  // voided before
+    }
+    frame[12] = kVoidEtherType >> 8;
+    frame[13] = kVoidEtherType & 0xff;
+    h->tp_len = kEthernetHeaderSize;
+    ++egress_->counters()[port].stale_voided;
+  }
+}
+
+void DpdkSwitch::SendProbes(const std::vector<uint32_t>& ports) {
+  constexpr uint16_t kProbeBytes = 60;  // the minimum Ethernet frame
+  for (uint32_t p : ports) {
+    if (p >= ports_.size() || !LinkUp(static_cast<int>(p))) continue;
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (m == nullptr) return;
+    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kProbeBytes));
+    std::memset(d, 0, kProbeBytes);
+    std::memset(d, 0xff, 6);  // broadcast: the peer switch reads every frame
+    d[6] = 0x02;              // a locally administered source
+    d[12] = kProbeEtherType >> 8;
+    d[13] = kProbeEtherType & 0xff;
+    if (rte_eth_tx_burst(ports_[p], 0, &m, 1) == 1) {
+      ++egress_->counters()[p].probes_sent;
+    } else {
+      rte_pktmbuf_free(m);
+    }
   }
 }
 

@@ -66,6 +66,11 @@ class DpdkSwitch {
  public:
   static constexpr uint16_t kBurst = 32;
   static constexpr size_t kQueuePackets = 256;  // per port and band
+  // IEEE local experimental EtherTypes: link probes, and transmit ring frames
+  // voided (cut to their Ethernet header, re-typed) so they leave as runts
+  // every receiver drops.
+  static constexpr uint16_t kProbeEtherType = 0x88B5;
+  static constexpr uint16_t kVoidEtherType = 0x88B6;
 
   // The vdev spec of switch port `index`: net_af_packet on interface `iface`,
   // ring slots for `max_datagram_bytes`.
@@ -99,14 +104,28 @@ class DpdkSwitch {
   // devices, what DPDK reports.
   bool LinkUp(int port) const;
 
-  // Call every ~100 ms on the switch's thread. For each port whose link came
-  // back up since the last call, clears its af_packet socket's pending error
-  // and flushes its transmit ring: the kernel leaves ENETDOWN pending on the
-  // socket when the interface goes down, the next transmit's sendto returns
-  // it instead of sending, and DPDK's driver sends nothing until its next
-  // burst, so a burst sent into a quiet link after it came back sat in the
-  // ring (the frames counted sent, never on the wire).
+  // Call every ~10 ms on the switch's thread. While a port's link is down,
+  // voids the frames waiting in its af_packet transmit ring
+  // (VoidStaleFrames): the ring keeps taking frames while the interface is
+  // down, and the kernel would send them, stale, when it comes back. (Frames
+  // the ring took after the last call before the link came back still leave
+  // late: at most one call period's worth. Voiding once more when the link is
+  // seen back would also void frames sent since it came back.)
+  // For each port whose link came back up since the last call, then clears
+  // its socket's pending error and flushes its transmit ring: the kernel
+  // leaves ENETDOWN pending on the socket when the interface goes down, the
+  // next transmit's sendto returns it instead of sending, and DPDK's driver
+  // sends nothing until its next burst, so a burst sent into a quiet link
+  // after it came back sat in the ring (the frames counted sent, never on
+  // the wire).
   void WatchLinks();
+
+  // Sends one probe frame out of each port of `ports` whose link is up, ahead
+  // of its queues (counted as the port's probes_sent, not tx_packets). A
+  // switch counts the probes it receives per port (probes_received, not
+  // rx_packets) and forwards none: the controller compares the two ends'
+  // counts to find links that are up but drop.
+  void SendProbes(const std::vector<uint32_t>& ports);
 
   SwitchCore& core() { return core_; }
   int num_ports() const { return static_cast<int>(ports_.size()); }
@@ -115,10 +134,15 @@ class DpdkSwitch {
 
  private:
   DpdkSwitch(std::vector<uint16_t> ports, std::vector<std::string> ifaces,
-             std::vector<int> if_indexes, int link_fd,
-             rte_mempool* pool, ForwardingTable table, std::unique_ptr<Egress> egress,
-             uint32_t max_frame);
+             std::vector<int> if_indexes, int link_fd, rte_mempool* pool, ForwardingTable table,
+             std::unique_ptr<Egress> egress, uint32_t max_frame, uint32_t ring_frame_size,
+             uint32_t ring_frames);
   void Transmit(int port);
+  // Rewrites every frame of port `port`'s transmit ring that waits to be sent
+  // into a void frame (kVoidEtherType, Ethernet header only): the kernel
+  // reads the ring only inside the sendto calls this thread makes, in order,
+  // so the slots stay in step with DPDK's driver and nothing stale leaves.
+  void VoidStaleFrames(int port);
 
   struct Shaper {
     double bytes_per_cycle = 0;  // 0: unshaped
@@ -132,6 +156,11 @@ class DpdkSwitch {
   std::vector<bool> link_was_up_;    // at the last WatchLinks()
   int link_fd_;                      // a socket in the ports' namespace, for SIOCGIFFLAGS
   uint32_t max_frame_;           // the longest frame a receive ring slot holds
+  uint32_t ring_frame_size_;     // af_packet ring slot bytes
+  uint32_t ring_frames_;         // slots per ring
+  // Each af_packet port's transmit ring as DPDK's driver mapped it (found by
+  // its socket in /proc/self/maps; nullptr: not found, nothing is voided).
+  std::vector<uint8_t*> tx_rings_;
   std::vector<Shaper> shapers_;
   rte_mempool* pool_;
   SwitchCore core_;

@@ -18,7 +18,9 @@
 //   mom_switch NAME ready control_port=PORT metrics_port=PORT ports=N rules=R
 // (port 0: not served) so a launcher can connect. GetStats reports every
 // port's link state (interface up with carrier) and counters: the
-// controller's health check. Datagrams longer than an
+// controller's health check; the StatsRequest may name ports to send a link
+// probe out of (counted by the peer switch). Every 10 ms it checks its
+// ports' links and voids the frames waiting in a down port's transmit ring. Datagrams longer than an
 // out port's MTU (up to --max_datagram_bytes, which sizes the receive rings)
 // leave as IPv4 fragments. On exit it prints forwarded
 // and dropped packet counts by reason.
@@ -174,8 +176,13 @@ int main(int argc, char** argv) {
       status->set_rx_packets(c.ports[p].rx_packets);
       status->set_tx_packets(c.ports[p].tx_packets);
       status->set_tx_full(c.ports[p].tx_full);
+      status->set_probes_sent(c.ports[p].probes_sent);
+      status->set_probes_received(c.ports[p].probes_received);
+      status->set_stale_voided(c.ports[p].stale_voided);
     }
   });
+  service.set_prober(
+      [sw = sw->get()](const std::vector<uint32_t>& ports) { sw->SendProbes(ports); });
   std::unique_ptr<grpc::Server> server;
   int control_port = 0;
   if (!absl::GetFlag(FLAGS_control).empty()) {
@@ -203,14 +210,20 @@ int main(int argc, char** argv) {
   const int idle_sleep_us = absl::GetFlag(FLAGS_idle_sleep_us);
   dctk::mom::DpdkSwitch& s = **sw;
   constexpr auto kPublishEvery = std::chrono::milliseconds(100);
+  constexpr auto kWatchLinksEvery = std::chrono::milliseconds(10);
   auto next_publish = std::chrono::steady_clock::now();
+  auto next_watch = next_publish;
   while (!stop) {
     const int received = s.Poll();
     mailbox.Drain(s.core());
-    if (std::chrono::steady_clock::now() >= next_publish) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_watch) {
       s.WatchLinks();
+      next_watch = now + kWatchLinksEvery;
+    }
+    if (now >= next_publish) {
       if (metrics_server) metrics.Publish(s.Counters());
-      next_publish = std::chrono::steady_clock::now() + kPublishEvery;
+      next_publish = now + kPublishEvery;
     }
     if (received == 0 && idle_sleep_us > 0 && s.Idle()) usleep(idle_sleep_us);
   }

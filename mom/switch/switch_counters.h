@@ -29,6 +29,9 @@ struct PortCounters {
   uint64_t rx_missed = 0;
   uint64_t tx_full = 0;  // the device took fewer frames than offered
   uint64_t fragmented = 0;  // datagrams longer than the port's MTU, queued as fragments
+  uint64_t probes_sent = 0;      // link probes sent (not in tx_packets)
+  uint64_t probes_received = 0;  // link probes received (not in rx_packets)
+  uint64_t stale_voided = 0;     // ring frames voided after the interface went down
   std::array<uint64_t, kPortBands> enqueued{};
   std::array<uint64_t, kPortBands> queue_full{};  // dropped: the band was full
   std::array<uint64_t, kPortBands> depth{};       // frames waiting now

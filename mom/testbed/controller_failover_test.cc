@@ -1,11 +1,17 @@
 // The controller process on real switches: mom_controller configures a
 // 2-leaf, 2-spine fabric of mom_switch processes from a fabric file; a
-// serialized group's root (its sequencer, a spine) is killed, or loses its
-// link to one leaf; the controller's health check notices, blacklists it and
-// moves the group to the other spine, and traffic flows again, stamped by the
-// new sequencer. Needs root.
+// serialized group's root (its sequencer, a spine) is killed, loses its
+// link to one leaf, or its link to one leaf stays up but drops every frame
+// towards the leaf (an XDP program on the leaf's end); the controller's health
+// check (switch answers, link states, probes) notices, passes the root over
+// and moves the group to the other spine, and traffic flows again, stamped by
+// the new sequencer. Needs root.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +23,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -77,6 +84,57 @@ class ControllerProcess {
  private:
   pid_t pid_ = -1;
   int out_ = -1;
+};
+
+// An XDP program that drops every frame arriving on interface `iface` of
+// network namespace `netns` (generic XDP runs before packet sockets see the
+// frame, so the switch on that end receives nothing while the link stays up).
+// Detached when the object goes; deleting the interface detaches it too.
+class XdpDrop {
+ public:
+  ~XdpDrop() { Detach(); }
+  absl::Status Attach(const std::string& netns, const std::string& iface) {
+    const bpf_insn drop[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_DROP},
+        {.code = BPF_JMP | BPF_EXIT},
+    };
+    prog_ = bpf_prog_load(BPF_PROG_TYPE_XDP, "mom_drop", "GPL", drop, 2, nullptr);
+    if (prog_ < 0) return absl::InternalError(absl::StrCat("bpf_prog_load: ", prog_));
+    netns_ = netns;
+    absl::Status status;
+    InNetns([&] {
+      ifindex_ = static_cast<int>(if_nametoindex(iface.c_str()));
+      const int rc =
+          ifindex_ > 0 ? bpf_xdp_attach(ifindex_, prog_, XDP_FLAGS_SKB_MODE, nullptr) : -ENODEV;
+      if (rc != 0) {
+        ifindex_ = 0;
+        status = absl::InternalError(absl::StrCat("XDP attach to ", iface, ": ", rc));
+      }
+    });
+    return status;
+  }
+  void Detach() {
+    if (ifindex_ > 0) {
+      InNetns([&] { bpf_xdp_detach(ifindex_, XDP_FLAGS_SKB_MODE, nullptr); });
+      ifindex_ = 0;
+    }
+    if (prog_ >= 0) close(prog_);
+    prog_ = -1;
+  }
+
+ private:
+  // Runs `fn` on a thread of its own inside netns_.
+  template <typename Fn>
+  void InNetns(Fn fn) {
+    std::thread t([&] {
+      if (EnterNetns(netns_).ok()) fn();
+    });
+    t.join();
+  }
+
+  std::string netns_;
+  int prog_ = -1;
+  int ifindex_ = 0;
 };
 
 class ControllerFailoverTest : public ::testing::Test {
@@ -246,6 +304,50 @@ TEST_F(ControllerFailoverTest, LinkDownMovesTheGroupToARootThatReachesEveryRecei
   const std::string third = controller.NextLine();
   ASSERT_THAT(third, ::testing::StartsWith(
                          "mom_controller configured: failed: none; group 61 (serialized) roots: spine"));
+  const std::string root_now = third.substr(third.rfind(' ') + 1);
+  stats = bed_->Stats(Node(root_now));
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->group_sequences_size(), 1);
+  SendAndExpectAllStamped(sender, receivers, 1 + 2 * kMessages,
+                          stats->group_sequences(0).last_stamped() + 1);
+}
+
+TEST_F(ControllerFailoverTest, LinkThatDropsWhileUpIsFoundByProbesAndPassedOver) {
+  ControllerProcess controller;
+  std::string old_root;
+  int sender = -1;
+  std::vector<int> receivers;
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndSendFirst(&controller, &old_root, &sender, &receivers));
+
+  // Leaf1's end of its link to the root drops every frame; both ends stay up.
+  const int root = Node(old_root), leaf1 = Node("leaf1");
+  XdpDrop drop;
+  ASSERT_TRUE(drop.Attach(bed_->netns(leaf1),
+                          bed_->SwitchPortIface(leaf1, bed_->topology().PortTo(leaf1, root)))
+                  .ok());
+  const std::string second = controller.NextLine();
+  ASSERT_THAT(second, ::testing::StartsWith("mom_controller configured: failed: none; links "
+                                            "dropping: leaf1-" +
+                                            old_root + "; group 61 (serialized) roots: spine"));
+  const std::string new_root = second.substr(second.rfind(' ') + 1);
+  EXPECT_NE(new_root, old_root);
+  absl::StatusOr<SwitchStats> root_stats = bed_->Stats(root);
+  ASSERT_TRUE(root_stats.ok());
+  EXPECT_TRUE(root_stats->ports(bed_->topology().PortTo(root, leaf1)).link_up());
+
+  SendAndExpectAllStamped(sender, receivers, 1 + kMessages);
+  absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(new_root));
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->group_sequences_size(), 1);
+  EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
+
+  // The link stops dropping: once probes crossed it for the hold-down, the
+  // controller routes over it again and traffic flows through its pick.
+  drop.Detach();
+  const std::string third = controller.NextLine();
+  ASSERT_THAT(third,
+              ::testing::StartsWith(
+                  "mom_controller configured: failed: none; group 61 (serialized) roots: spine"));
   const std::string root_now = third.substr(third.rfind(' ') + 1);
   stats = bed_->Stats(Node(root_now));
   ASSERT_TRUE(stats.ok());

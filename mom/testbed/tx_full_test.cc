@@ -18,7 +18,11 @@
 // (ENETDOWN, set when the interface went down) makes poll() return POLLERR;
 // once all ring slots hold such frames, every later burst is refused whole.
 // So the port takes exactly one ring's worth (512 slots) and refuses the
-// rest. Needs root; skipped otherwise.
+// rest. Those 512 would leave, stale, when the interface comes back: the
+// switch voids them while the interface is down (each becomes a 14-byte
+// frame of an EtherType nobody takes), so the host behind the port gets
+// none of them, and the first datagram it gets is one sent after the link
+// came back. Needs root; skipped otherwise.
 //
 //   leaf0: host0_0 sends; host0_1 behind the refusing port; host0_2 not.
 #include <string>
@@ -77,12 +81,13 @@ TEST_F(TxFullTest, RefusedFramesAreCountedAndOtherPortsKeepForwarding) {
   const int refusing = bed_->topology().PortTo(leaf_, refusing_host);
   const int other = bed_->topology().PortTo(leaf_, other_host);
   const int in_other = Receiver(other_host, {});
+  const int in_refusing = Receiver(refusing_host, {});
   const int out = Sender(hosts_[0]);
 
   // The leaf's end of its link to host0_1 goes down.
-  ASSERT_TRUE(RunCommand(absl::StrCat("ip -n ", bed_->netns(leaf_), " link set ",
-                                      bed_->SwitchPortIface(leaf_, refusing), " down"))
-                  .ok());
+  const std::string link_cmd = absl::StrCat("ip -n ", bed_->netns(leaf_), " link set ",
+                                            bed_->SwitchPortIface(leaf_, refusing));
+  ASSERT_TRUE(RunCommand(link_cmd + " down").ok());
   ASSERT_TRUE(WaitFor(refusing, [](const PortStatus& p) { return !p.link_up(); }));
   const PortStatus refusing_before = Port(refusing), other_before = Port(other);
   uint64_t received = Port(in_port).rx_packets();
@@ -117,6 +122,19 @@ TEST_F(TxFullTest, RefusedFramesAreCountedAndOtherPortsKeepForwarding) {
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->drops().at("tx_full"), offered - kRingSlots);
   EXPECT_EQ(stats->drops().at("queue_full"), 0u);
+
+  // The ring's 512 frames were voided while the link was down; once it is
+  // back, host0_1 gets what is sent now, and nothing from before.
+  ASSERT_TRUE(WaitFor(refusing, [](const PortStatus& p) { return p.stale_voided() >= kRingSlots; }))
+      << FabricStats();
+  ASSERT_TRUE(RunCommand(link_cmd + " up").ok());
+  ASSERT_TRUE(WaitFor(refusing, [](const PortStatus& p) { return p.link_up(); }));
+  constexpr int kFresh = 4;
+  for (int i = 0; i < kFresh; ++i) Send(out, bed_->ip(refusing_host), absl::StrCat("fresh ", i));
+  for (int i = 0; i < kFresh; ++i) {
+    ASSERT_EQ(Receive(in_refusing), absl::StrCat("fresh ", i)) << FabricStats();
+  }
+  EXPECT_EQ(Port(refusing).stale_voided() - refusing_before.stale_voided(), kRingSlots);
 }
 
 }  // namespace
