@@ -20,6 +20,24 @@ inline const char* TatpTxName(TatpTx t) {
 }
 
 namespace tatp_internal {
+// Runs `load_one` (one subscriber's rows in one transaction) until it commits.
+// A conflict (Aborted) is retried, and so is a machine that did not answer
+// before anything was logged at a backup (DeadlineExceeded: not committed, see
+// farm/tx/transaction.h; a loaded machine), at most kLoadTimeouts times in a
+// row, so a dead machine still ends the load with its error.
+template <typename Op>
+absl::Status LoadUntilCommitted(Op load_one) {
+  constexpr int kLoadTimeouts = 20;
+  absl::Status st;
+  int timeouts = 0;
+  do {
+    st = load_one();
+    if (absl::IsDeadlineExceeded(st) && ++timeouts > kLoadTimeouts) break;
+    if (!absl::IsDeadlineExceeded(st)) timeouts = 0;
+  } while (absl::IsAborted(st) || absl::IsDeadlineExceeded(st));
+  return st;
+}
+
 template <typename T>
 std::string Bytes(const T& v) {
   return std::string(reinterpret_cast<const char*>(&v), sizeof(T));
@@ -103,12 +121,10 @@ absl::StatusOr<Tatp> Tatp::Load(const std::vector<Client*>& loaders, int subscri
     threads.emplace_back([&, l] {
       std::mt19937_64 rng(seed + l);
       for (int s = static_cast<int>(l); s < subscribers && status[l].ok(); s += static_cast<int>(loaders.size())) {
-        absl::Status st;
-        do {
+        status[l] = tatp_internal::LoadUntilCommitted([&] {
           t.dir_[s] = Directory{};
-          st = LoadOne(*loaders[l], static_cast<uint64_t>(s), rng, &t.dir_[s]);
-        } while (absl::IsAborted(st));
-        status[l] = st;
+          return LoadOne(*loaders[l], static_cast<uint64_t>(s), rng, &t.dir_[s]);
+        });
       }
     });
   }

@@ -135,11 +135,7 @@ absl::StatusOr<TatpKv> TatpKv::Load(const std::vector<Client*>& loaders, const R
   for (size_t l = 0; l < loaders.size(); ++l) {
     threads.emplace_back([&, l] {
       for (uint64_t s = 1 + l; s <= uint64_t(o.subscribers) && status[l].ok(); s += loaders.size()) {
-        absl::Status st;
-        do {
-          st = t.LoadOne(*loaders[l], s, o.seed, &census[l]);
-        } while (absl::IsAborted(st));
-        status[l] = st;
+        status[l] = tatp_internal::LoadUntilCommitted([&] { return t.LoadOne(*loaders[l], s, o.seed, &census[l]); });
       }
     });
   }
