@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -63,6 +64,10 @@ class RpcEndpoint {
 
   fabric::MachineId machine() const { return self_; }
   uint64_t bad_frames() const { return bad_frames_; }
+  // Calls that ended because their `give_up` predicate said so.
+  uint64_t given_up() const { return given_up_; }
+  // Responses that arrived after their Call stopped waiting (dropped).
+  uint64_t late_responses() const { return late_responses_; }
 
   // Control path: messages from `peer` arrive in `inbox` (this machine's
   // registered memory); this endpoint writes its head for that ring to
@@ -92,6 +97,20 @@ class RpcEndpoint {
     p.tx = std::move(*tx);
     return absl::OkStatus();
   }
+
+  // Control path: forgets `peer`'s rings (a machine the configuration
+  // dropped): they are no longer polled, a Call to `peer` is NotFound until
+  // AddPeer wires it again, and requests from it received but not yet
+  // handled are dropped. Deregistering the ring memory is the caller's.
+  absl::Status RemovePeer(fabric::MachineId peer) {
+    if (peers_.erase(peer) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("rpc: machine ", self_, " has no ring to machine ", peer));
+    }
+    std::erase_if(inbound_, [peer](const Request& r) { return r.from == peer; });
+    return absl::OkStatus();
+  }
+  size_t peer_count() const { return peers_.size(); }
 
   void Register(uint16_t handler, RpcHandler fn) { handlers_[handler] = std::move(fn); }
 
@@ -142,8 +161,18 @@ class RpcEndpoint {
   // Whether Call() and an idle Poll() sleep on a doorbell (else they poll).
   bool has_doorbell() const { return bell_ != nullptr; }
 
+  // Sends `request` to `peer`'s `handler` and waits for the response,
+  // serving incoming requests meanwhile. DeadlineExceeded when no response
+  // came within `timeout`, or, with `give_up`, as soon as `give_up()` says
+  // the answer is no longer worth waiting for: it is asked at every poll that
+  // found nothing (at least every kGiveUpCheck while the endpoint sleeps on
+  // its doorbell), so it must be cheap (e.g. a coordinator whose
+  // configuration changed: farm/tx TxClientOptions::give_up_on_new_config).
+  // A response that arrives after the caller stopped waiting (timeout or
+  // give-up) is dropped and counted in late_responses().
   absl::StatusOr<std::string> Call(fabric::MachineId peer, uint16_t handler,
-                                   absl::Span<const uint8_t> request, absl::Duration timeout) {
+                                   absl::Span<const uint8_t> request, absl::Duration timeout,
+                                   const std::function<bool()>& give_up = nullptr) {
     auto it = peers_.find(peer);
     if (it == peers_.end()) {
       return absl::NotFoundError(absl::StrCat("rpc: machine ", self_, " has no ring to machine ", peer));
@@ -164,11 +193,19 @@ class RpcEndpoint {
       if (*n != 0) continue;
       const absl::Time now = absl::Now();
       if (now > deadline) {
+        abandoned_.insert(call);
         return absl::DeadlineExceededError(absl::StrCat("rpc ", handler, " from machine ", self_,
                                                         " to machine ", peer, ": no response"));
       }
+      if (give_up && give_up()) {
+        ++given_up_;
+        abandoned_.insert(call);
+        return absl::DeadlineExceededError(absl::StrCat("rpc ", handler, " from machine ", self_,
+                                                        " to machine ", peer,
+                                                        ": no response, caller gave up waiting"));
+      }
       if (bell_ != nullptr) {
-        bell_->Wait(seen, deadline - now);
+        bell_->Wait(seen, give_up ? std::min(deadline - now, kGiveUpCheck) : deadline - now);
       } else if (yield_while_waiting_) {
         sched_yield();
       }
@@ -189,6 +226,9 @@ class RpcEndpoint {
   static constexpr uint8_t kNoHandler = 3;
   // Frame: [kind:1][pad:1][handler:2][pad:4][call:8][payload]
   static constexpr size_t kFrame = 16;
+  // Longest doorbell sleep of a Call with a give_up predicate (nothing rings
+  // the bell when the predicate's answer changes).
+  static constexpr absl::Duration kGiveUpCheck = absl::Milliseconds(1);
 
   struct Peer {
     std::unique_ptr<RingReceiver<F>> rx;
@@ -261,6 +301,10 @@ class RpcEndpoint {
     std::memcpy(&handler, &m[2], 2);
     std::memcpy(&call, &m[8], 8);
     const absl::Span<const uint8_t> body = m.subspan(kFrame);
+    if (m[0] != kRequest && !abandoned_.empty() && abandoned_.erase(call) > 0) {
+      ++late_responses_;
+      return;
+    }
     switch (m[0]) {
       case kRequest:
         inbound_.push_back({from, handler, call, std::string(body.begin(), body.end())});
@@ -291,10 +335,15 @@ class RpcEndpoint {
   absl::flat_hash_map<fabric::MachineId, Peer> peers_;
   absl::flat_hash_map<uint16_t, RpcHandler> handlers_;
   absl::flat_hash_map<uint64_t, absl::StatusOr<std::string>> responses_;
+  // Calls whose caller stopped waiting; their late responses are dropped. A
+  // call whose response never comes (its peer died) stays listed.
+  absl::flat_hash_set<uint64_t> abandoned_;
+  uint64_t late_responses_ = 0;
   std::deque<Request> inbound_;
   uint64_t bad_frames_ = 0;  // malformed messages dropped (counted, not fatal)
   bool drop_response_ = false;     // set by DropResponse() inside a handler
   uint64_t dropped_responses_ = 0;
+  uint64_t given_up_ = 0;
   bool yield_while_waiting_ = false;
   fabric::Doorbell* bell_ = nullptr;  // owned by the fabric
   bool bell_checked_ = false;

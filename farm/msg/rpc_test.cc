@@ -1,6 +1,8 @@
 // RPC and function shipping over message rings, on shm and net fabrics.
 #include "farm/msg/rpc.h"
 
+#include <sched.h>
+
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -11,6 +13,7 @@
 #include "farm/core/object.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace dctk::farm::msg {
@@ -96,6 +99,62 @@ TYPED_TEST(RpcTest, NoServerMeansDeadlineExceededNotAHang) {
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded) << reply.status();
 }
 
+TYPED_TEST(RpcTest, ACallStopsWaitingWhenItsGiveUpPredicateSaysSo) {
+  // No server: the answer never comes, and the timeout is an hour. Another
+  // thread flips the predicate once the call is waiting (here: at once); the
+  // call must notice it without anything written to its rings.
+  std::atomic<bool> give_up{false};
+  std::atomic<int> asked{0};
+  std::thread flip([&] {
+    while (asked.load() == 0) sched_yield();
+    give_up.store(true);
+  });
+  auto reply = this->a_->Call(2, kEcho, Bytes("x"), absl::Hours(1), [&] {
+    asked.fetch_add(1);
+    return give_up.load();
+  });
+  flip.join();
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded) << reply.status();
+  EXPECT_THAT(std::string(reply.status().message()), ::testing::HasSubstr("gave up"));
+  EXPECT_EQ(this->a_->given_up(), 1u);
+  // A predicate that never fires changes nothing for an answered call. The
+  // server answers "x" first (same ring): that late answer is dropped.
+  this->b_->Register(kEcho, [](fabric::MachineId, absl::Span<const uint8_t> req) {
+    return std::string(req.begin(), req.end());
+  });
+  this->StartServer();
+  reply = this->a_->Call(2, kEcho, Bytes("y"), absl::Seconds(10), [] { return false; });
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "y");
+  EXPECT_EQ(this->a_->given_up(), 1u);
+  EXPECT_EQ(this->a_->late_responses(), 1u);
+}
+
+TYPED_TEST(RpcTest, ARemovedPeerIsNotCalledUntilWiredAgain) {
+  this->b_->Register(kEcho, [](fabric::MachineId, absl::Span<const uint8_t> req) {
+    return std::string(req.begin(), req.end());
+  });
+  this->StartServer();
+  ASSERT_TRUE(this->a_->Call(2, kEcho, Bytes("x"), absl::Seconds(10)).ok());
+  ASSERT_TRUE(this->a_->RemovePeer(2).ok());
+  EXPECT_EQ(this->a_->peer_count(), 0u);
+  EXPECT_EQ(this->a_->Call(2, kEcho, Bytes("x"), absl::Seconds(1)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(this->a_->RemovePeer(2).code(), absl::StatusCode::kNotFound);
+  this->StopServer();
+  // Wired again (new rings each way, as for a restarted machine).
+  this->b_ = std::make_unique<RpcEndpoint<TypeParam>>(*this->fb_, this->qb_.get(), 2);
+  this->b_->Register(kEcho, [](fabric::MachineId, absl::Span<const uint8_t> req) {
+    return std::string(req.begin(), req.end());
+  });
+  ASSERT_TRUE(WireRpc(*this->a_, *this->fa_, *this->b_, *this->fb_, 8192).ok());
+  this->stop_ = false;
+  this->StartServer();
+  auto reply = this->a_->Call(2, kEcho, Bytes("again"), absl::Seconds(10));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "again");
+}
+
 TYPED_TEST(RpcTest, ADroppedResponseTimesOutAndTheNextCallIsAnswered) {
   int calls = 0;
   this->b_->Register(kEcho, [&](fabric::MachineId, absl::Span<const uint8_t> req) {
@@ -108,6 +167,7 @@ TYPED_TEST(RpcTest, ADroppedResponseTimesOutAndTheNextCallIsAnswered) {
   reply = this->a_->Call(2, kEcho, Bytes("kept"), absl::Seconds(10));
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "kept");
+  EXPECT_EQ(this->a_->late_responses(), 0u);  // the lost answer never came
   this->StopServer();
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(this->b_->dropped_responses(), 1u);

@@ -1,7 +1,9 @@
 // recovery_bench: time from a killed primary to full throughput, per-region
 // recovery (RecoverRegions: only the regions whose replicas changed stop)
-// against blocking recovery (RecoverTransactions: every region stops), in
-// the same run, alternating.
+// against blocking recovery (RecoverTransactions: every region stops), and
+// per-region recovery with coordinators that stop waiting for a message once
+// the configuration changes (TxClientOptions::give_up_on_new_config), in the
+// same run, the three kinds alternating.
 //
 // Each round: 3 machines in one process (shm fabric), --regions regions with
 // 2 copies, --counters 8-byte counters spread over every region, and
@@ -52,15 +54,30 @@ struct Round {
   double to80_ms = -1, to100_ms = -1;
   int in_flight = 0;
   int touched = 0;
+  uint64_t gave_up = 0;  // calls the coordinators gave up on (give-up kind only)
 };
 
-Round Run(bool scoped) {
+enum class Kind { kBlocking, kRegions, kRegionsGiveUp };
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kBlocking:
+      return "blocking";
+    case Kind::kRegions:
+      return "regions";
+    case Kind::kRegionsGiveUp:
+      return "give-up";
+  }
+  return "?";
+}
+
+Round Run(Kind kind) {
   LocalClusterOptions o;
   o.regions = absl::GetFlag(FLAGS_regions);
   o.clients_per_machine = (absl::GetFlag(FLAGS_threads) + 1) / 2;
   o.client.rpc_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_rpc_timeout_ms));
   o.client.outcome_timeout = absl::Seconds(10);
-  o.scoped_recovery = scoped;
+  o.client.give_up_on_new_config = kind == Kind::kRegionsGiveUp;
+  o.scoped_recovery = kind != Kind::kBlocking;
   auto c = MakeShmCluster(o);
   std::vector<RegionInfo> regions = c->table().All();
   std::vector<GlobalAddress> counters;
@@ -118,6 +135,8 @@ Round Run(bool scoped) {
   for (std::thread& t : threads) t.join();
 
   Round out;
+  for (int t = 0; t < absl::GetFlag(FLAGS_threads); ++t)
+    out.gave_up += c->client(1 + t % 2, t / 2).stats().gave_up;
   out.in_flight = r->in_flight;
   out.touched = static_cast<int>(ChangedRegions(before, c->cm().config()).size());
   out.recovery_ms = absl::ToDoubleMilliseconds(recovered - kill);
@@ -144,13 +163,15 @@ int Main() {
          "machine 3 killed after %d ms, recovery held %d ms, rpc timeout %d ms\n",
          absl::GetFlag(FLAGS_regions), absl::GetFlag(FLAGS_counters), absl::GetFlag(FLAGS_threads),
          absl::GetFlag(FLAGS_warm_ms), absl::GetFlag(FLAGS_hold_ms), absl::GetFlag(FLAGS_rpc_timeout_ms));
-  printf("%-9s %5s %11s %13s %11s %9s %10s %7s %7s\n", "recovery", "round", "before tx/s", "held open tx/s",
-         "recovery ms", "to 80% ms", "to 100% ms", "touched", "in-flight");
+  printf("%-9s %5s %11s %13s %11s %9s %10s %7s %7s %7s\n", "recovery", "round", "before tx/s",
+         "held open tx/s", "recovery ms", "to 80% ms", "to 100% ms", "touched", "in-flight",
+         "gave up");
   for (int i = 0; i < absl::GetFlag(FLAGS_rounds); ++i) {
-    for (bool scoped : {false, true}) {
-      const Round r = Run(scoped);
-      printf("%-9s %5d %11.0f %13.0f %11.1f %9.0f %10.0f %7d %7d\n", scoped ? "regions" : "blocking", i,
-             r.before_per_s, r.hold_per_s, r.recovery_ms, r.to80_ms, r.to100_ms, r.touched, r.in_flight);
+    for (Kind kind : {Kind::kBlocking, Kind::kRegions, Kind::kRegionsGiveUp}) {
+      const Round r = Run(kind);
+      printf("%-9s %5d %11.0f %13.0f %11.1f %9.0f %10.0f %7d %7d %7lu\n", KindName(kind), i,
+             r.before_per_s, r.hold_per_s, r.recovery_ms, r.to80_ms, r.to100_ms, r.touched,
+             r.in_flight, static_cast<unsigned long>(r.gave_up));
       fflush(stdout);
     }
   }

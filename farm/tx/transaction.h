@@ -26,7 +26,8 @@
 //   Unavailable       the configuration changed or a machine is unreachable
 //                     before anything was logged at a backup: not committed
 //   DeadlineExceeded  a machine did not answer before anything was logged at
-//                     a backup: not committed (retry)
+//                     a backup (or, with give_up_on_new_config, the
+//                     configuration changed while waiting): not committed
 //   Unknown           the outcome could not be learned before the deadline
 //   FailedPrecondition / NotFound / OutOfRange / InvalidArgument / ResourceExhausted:
 //                     a freed or invalid address, oversize object, full region
@@ -48,6 +49,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -75,10 +77,19 @@ struct TxClientStats {
   uint64_t committed = 0, read_only = 0, aborted = 0, unavailable = 0, unknown = 0;
   uint64_t fast_path_calls = 0, rpc_calls = 0, reads = 0, read_retries = 0;
   uint64_t suspected = 0;  // machines reported through TxClientOptions::suspect
+  uint64_t gave_up = 0;    // calls ended by give_up_on_new_config
 };
 
 struct TxClientOptions {
   absl::Duration rpc_timeout = absl::Seconds(2);
+  // A call stops waiting for its answer as soon as the configuration this
+  // coordinator follows is no longer the one its request carries (recovery
+  // installed a new one, e.g. without the machine that was to answer),
+  // instead of waiting out rpc_timeout: the commit goes on as after a
+  // timeout (not committed if no backup logged it, else the outcome is asked
+  // for), and no ABORT goes to a machine that holds no replica in the current
+  // configuration (it was removed: recovery released what it held).
+  bool give_up_on_new_config = false;
   // How long a coordinator whose COMMIT-BACKUP or COMMIT-PRIMARY was refused
   // or not answered keeps resending it (idempotent) while asking the
   // machines whether recovery decided the transaction.
@@ -198,6 +209,14 @@ class TxClient {
   template <typename Req>
   Reply Call(fabric::MachineId machine, Handler h, const Req& req);
   absl::StatusOr<RegionId> RegionForAlloc(GlobalAddress near);
+  // Machines holding a replica of some region in the current table.
+  absl::btree_set<fabric::MachineId> ReplicaMachines() const {
+    absl::btree_set<fabric::MachineId> machines;
+    for (const RegionInfo& r : table_->All()) {
+      for (const Replica& rep : r.replicas) machines.insert(rep.machine);
+    }
+    return machines;
+  }
 
   F& fabric_;
   const uint32_t slot_;

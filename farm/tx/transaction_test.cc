@@ -1,7 +1,10 @@
 #include "farm/tx/transaction.h"
 
 #include <cstdlib>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
+#include "absl/types/optional.h"
 #include "farm/core/object.h"
 #include "farm/tx/test_util.h"
 #include "gmock/gmock.h"
@@ -231,6 +234,89 @@ TEST(TransactionTest, LogFilesHoldTheProtocolRecords) {
   }
   EXPECT_EQ(p, (std::vector<LogType>{LogType::kLock, LogType::kCommitPrimary, LogType::kTruncate}));
   EXPECT_EQ(b, (std::vector<LogType>{LogType::kCommitBackup, LogType::kTruncate}));
+}
+
+// Give-up on a new configuration: machine 3 takes a message of the commit
+// and dies before answering (or logging); the coordinator's RPC timeout is an
+// hour, so only the configuration that recovery installs can end its wait.
+class GiveUpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LocalClusterOptions o;
+    o.client.rpc_timeout = absl::Hours(1);
+    o.client.give_up_on_new_config = true;
+    c_ = MakeShmCluster(o);
+  }
+
+  // A region whose primary (replica 0) or backup (replica 1) is machine 3.
+  absl::optional<RegionId> RegionWithMachine3As(size_t replica) {
+    for (const RegionInfo& r : c_->table().All()) {
+      if (r.replicas[replica].machine == 3) return r.id;
+    }
+    return absl::nullopt;
+  }
+
+  // Machine 3 drops the requests of `handler` unanswered, signalling each.
+  void SwallowAtMachine3(Handler handler) {
+    ASSERT_TRUE(c_->machine(3)
+                    .WithEndpoint([&](msg::RpcEndpoint<fabric::ShmFabric>& ep) {
+                      ep.Register(handler,
+                                  [this, &ep](fabric::MachineId, absl::Span<const uint8_t>) {
+                                    ep.DropResponse();
+                                    if (!arrived_.HasBeenNotified()) arrived_.Notify();
+                                    return std::string();
+                                  });
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+
+  // Machine 1 adds 1 to `a` on a thread; once machine 3 got the swallowed
+  // message, machine 3 dies and recovery removes it. Returns Commit's status.
+  absl::Status IncrementWhileMachine3Dies(GlobalAddress a) {
+    absl::Status commit;
+    std::thread coordinator([&] {
+      auto tx = c_->client(1).Begin();
+      absl::StatusOr<std::string> v = tx.Read(a, 8);
+      commit = v.ok() ? tx.Write(a, U64(AsU64(*v) + 1)) : v.status();
+      if (commit.ok()) commit = tx.Commit();
+    });
+    arrived_.WaitForNotification();
+    c_->Kill(3);
+    absl::StatusOr<RecoveryReport> r = c_->Recover({3});
+    EXPECT_TRUE(r.ok()) << r.status();
+    coordinator.join();
+    return commit;
+  }
+
+  std::unique_ptr<ShmCluster> c_;
+  absl::Notification arrived_;
+};
+
+TEST_F(GiveUpTest, ACommitBackupNobodyAnswersIsAbortedOnceRecoveryInstallsTheNewConfiguration) {
+  const absl::optional<RegionId> region = RegionWithMachine3As(1);
+  ASSERT_TRUE(region.has_value());
+  const GlobalAddress a = NewCounter(c_->client(1), 5, GlobalAddress(*region, 0));
+  SwallowAtMachine3(kCommitBackup);
+  const absl::Status s = IncrementWhileMachine3Dies(a);
+  EXPECT_TRUE(absl::IsAborted(s)) << s;
+  EXPECT_GE(c_->client(1).stats().gave_up, 1u);
+  EXPECT_EQ(ReadCounter(c_->client(2), a), 5u);
+  EXPECT_EQ(ReadCounter(c_->client(1), a), 5u);
+}
+
+TEST_F(GiveUpTest, ALockNobodyAnswersEndsUncommittedAndNoAbortGoesToTheRemovedMachine) {
+  const absl::optional<RegionId> region = RegionWithMachine3As(0);
+  ASSERT_TRUE(region.has_value());
+  const GlobalAddress a = NewCounter(c_->client(1), 5, GlobalAddress(*region, 0));
+  SwallowAtMachine3(kLock);
+  const uint64_t calls = c_->client(1).stats().rpc_calls;
+  const absl::Status s = IncrementWhileMachine3Dies(a);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;  // as after a timeout: not committed
+  EXPECT_THAT(std::string(s.message()), HasSubstr("gave up"));
+  EXPECT_EQ(c_->client(1).stats().gave_up, 1u);
+  EXPECT_EQ(c_->client(1).stats().rpc_calls - calls, 1u);  // the LOCK; no ABORT to machine 3
+  EXPECT_EQ(ReadCounter(c_->client(2), a), 5u);            // read at the promoted backup
 }
 
 }  // namespace

@@ -60,9 +60,14 @@ Reply TxClient<F>::Call(fabric::MachineId machine, Handler h, const Req& req) {
   }
   ++stats_.rpc_calls;
   const std::string bytes = Encode(req);
+  std::function<bool()> give_up;
+  if (options_.give_up_on_new_config) give_up = [this, c = req.config] { return config() != c; };
+  const uint64_t given_up = endpoint_->given_up();
   absl::StatusOr<std::string> r = endpoint_->Call(
-      machine, h, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-      options_.rpc_timeout);
+      machine, h,
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      options_.rpc_timeout, give_up);
+  if (endpoint_->given_up() != given_up) ++stats_.gave_up;
   if (absl::IsDeadlineExceeded(r.status())) {
     return ReplyFrom(absl::DeadlineExceededError(
         absl::StrCat("machine ", machine, " did not answer: ", r.status().message())));
@@ -106,6 +111,13 @@ template <typename F>
 void Transaction<F>::AbortAt(const std::vector<fabric::MachineId>& machines) {
   absl::btree_set<fabric::MachineId> to(machines.begin(), machines.end());
   to.insert(reserved_at_.begin(), reserved_at_.end());
+  if (client_->options_.give_up_on_new_config) {
+    // A machine holding no replica now was removed: it answers nothing
+    // (the ABORT, of the current configuration, would not give up on it),
+    // and recovery released its locks and reservations.
+    const absl::btree_set<fabric::MachineId> members = client_->ReplicaMachines();
+    absl::erase_if(to, [&](fabric::MachineId m) { return !members.contains(m); });
+  }
   for (fabric::MachineId m : to) client_->Call(m, kAbort, TxRequest{client_->config(), id_});
 }
 
@@ -319,11 +331,7 @@ absl::optional<absl::Status> Transaction<F>::Persist(fabric::MachineId m, Handle
       ++client_->stats_.suspected;
       o.suspect(m);
     }
-    absl::btree_set<fabric::MachineId> machines;
-    for (const RegionInfo& r : client_->table_->All()) {
-      for (const Replica& rep : r.replicas) machines.insert(rep.machine);
-    }
-    for (fabric::MachineId q : machines) {
+    for (fabric::MachineId q : client_->ReplicaMachines()) {
       Reply r = client_->Call(q, kOutcome, TxRequest{client_->config(), id_});
       if (!StatusOf(r).ok()) continue;
       if (r.value == static_cast<uint64_t>(Outcome::kCommitted)) return absl::OkStatus();
