@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glog/logging.h"
 
 namespace dctk::farm::fabric {
@@ -265,8 +266,9 @@ absl::Status ShmFabric::Connect(MachineId machine, absl::string_view endpoint) {
     return absl::InvalidArgumentError(absl::StrCat("shm fabric: cannot connect machine ",
                                                    options_.machine_id, " to machine ", machine));
   }
-  if (peers_[machine].load() != nullptr) {
-    return absl::AlreadyExistsError(absl::StrCat("shm fabric: already connected to machine ", machine));
+  if (Peer* old = peers_[machine].load(); old != nullptr && !Lost(old)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("shm fabric: already connected to machine ", machine, " (still reachable)"));
   }
   absl::StatusOr<int> fd = internal::ConnectAbstract(endpoint);
   if (!fd.ok()) return fd.status();
@@ -311,6 +313,18 @@ absl::Status ShmFabric::Connect(MachineId machine, absl::string_view endpoint) {
   ev.data.ptr = raw;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, raw->fd, &ev) != 0) return Errno("epoll_ctl");
   return absl::OkStatus();
+}
+
+bool ShmFabric::Lost(Peer* peer) {
+  if (!peer->reachable.load(std::memory_order_acquire)) return true;
+  pollfd p{peer->fd, POLLRDHUP, 0};
+  if (poll(&p, 1, 0) != 1 || (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) == 0) return false;
+  // Hung up: the follow thread is about to mark it lost (EPOLLRDHUP).
+  const absl::Time deadline = absl::Now() + absl::Seconds(kAckTimeoutSeconds);
+  while (peer->reachable.load(std::memory_order_acquire) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return !peer->reachable.load(std::memory_order_acquire);
 }
 
 void ShmFabric::FollowLoop() {

@@ -82,6 +82,10 @@ class ShmFabric final {
 
   // Maps every region `machine` has registered, and follows its later
   // registrations. Fails if the endpoint answers with another machine id.
+  // A machine id whose peer was lost (its process died: operations to it
+  // complete with kRemoteError) can be connected again, e.g. to a restarted
+  // process at a new endpoint; the lost peer's mappings stay until this
+  // fabric is destroyed. AlreadyExists while the peer is still reachable.
   absl::Status Connect(MachineId machine, absl::string_view endpoint);
 
   // A zeroed region of at least `size` bytes (rounded up to pages; to 2 MiB
@@ -127,6 +131,9 @@ class ShmFabric final {
   void FollowLoop();
   void ServeNewPeer(int fd);
   absl::Status MapAnnounced(Peer* peer, const internal::ControlMessage& msg, int memfd);
+  // Whether `peer` is lost, waiting (bounded) for the follow thread to mark
+  // it if its control connection already hung up.
+  bool Lost(Peer* peer);
   // Sends `msg` (with `memfd`) to every accepted peer and waits for its ack;
   // peers that fail are dropped.
   void Announce(const internal::ControlMessage& msg, int memfd)

@@ -224,6 +224,34 @@ TEST(ShmFabricTest, OperationsToAMachineThatWentAwayFailWithRemoteError) {
   EXPECT_NE(s.message().find("REMOTE_ERROR"), std::string::npos) << s;
 }
 
+// A restarted process comes back under its machine id at a new endpoint:
+// Connect again once the old peer is lost (here at once, before or after the
+// control thread noticed the loss), and operations reach the new process.
+TEST(ShmFabricTest, AMachineIdWhosePeerWasLostCanBeConnectedAgain) {
+  auto a = MakeFabric(1);
+  auto b = MakeFabric(2);
+  auto r = b->Register(4096);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(a->Connect(2, b->endpoint()).ok());
+  b.reset();
+  auto restarted = MakeFabric(2);
+  auto r2 = restarted->Register(4096);
+  ASSERT_TRUE(r2.ok());
+  static_cast<uint64_t*>(r2->base)[1] = kWriteValue;
+  ASSERT_TRUE(a->Connect(2, restarted->endpoint()).ok());
+  auto q = a->CreateQueue();
+  ASSERT_TRUE(q.ok());
+  uint64_t word = 0;
+  ASSERT_TRUE(SyncRead(**q, {2, r2->key, 8}, &word, 8).ok());
+  EXPECT_EQ(word, kWriteValue);
+  // A region the restarted process registers later is followed too.
+  auto r3 = restarted->Register(4096);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_TRUE(SyncRead(**q, {2, r3->key, 0}, &word, 8).ok());
+  // A reachable peer is not replaced.
+  EXPECT_EQ(a->Connect(2, restarted->endpoint()).code(), absl::StatusCode::kAlreadyExists);
+}
+
 TEST(ShmFabricTest, ConnectChecksTheMachineIdAndRejectsBadEndpoints) {
   auto a = MakeFabric(1);
   auto b = MakeFabric(2);
