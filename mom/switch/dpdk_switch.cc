@@ -381,19 +381,21 @@ bool DpdkSwitch::LinkUp(int port) const {
 }
 
 void DpdkSwitch::WatchLinks() {
-  for (int p = 0; p < num_ports(); ++p) {
-    const bool up = LinkUp(p);
-    if (!up) VoidStaleFrames(p);
-    if (up && !link_was_up_[p] && if_indexes_[p] > 0) {
-      for (int fd : PacketSockets(if_indexes_[p])) {
-        int error = 0;
-        socklen_t len = sizeof(error);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);  // reading clears it
-        sendto(fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);     // sends what waits in the ring
-      }
+  for (int p = 0; p < num_ports(); ++p) CheckLink(p);
+}
+
+void DpdkSwitch::CheckLink(int port) {
+  const bool up = LinkUp(port);
+  if (!up) VoidStaleFrames(port);
+  if (up && !link_was_up_[port] && if_indexes_[port] > 0) {
+    for (int fd : PacketSockets(if_indexes_[port])) {
+      int error = 0;
+      socklen_t len = sizeof(error);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);  // reading clears it
+      sendto(fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);    // sends what waits in the ring
     }
-    link_was_up_[p] = up;
   }
+  link_was_up_[port] = up;
 }
 
 void DpdkSwitch::VoidStaleFrames(int port) {
@@ -472,6 +474,9 @@ void DpdkSwitch::Transmit(int port) {
       burst[n++] = *m;
     }
     if (n == 0) return;
+    // A link seen down may be back: its ring and socket are set right before
+    // frames go in, so none sent after it came back waits for WatchLinks.
+    if (!link_was_up_[port]) CheckLink(port);
     const uint16_t sent = rte_eth_tx_burst(ports_[port], 0, burst, n);
     PortCounters& counters = egress_->counters()[port];
     counters.tx_packets += sent;

@@ -138,6 +138,9 @@ class DpdkSwitch {
              std::unique_ptr<Egress> egress, uint32_t max_frame, uint32_t ring_frame_size,
              uint32_t ring_frames);
   void Transmit(int port);
+  // WatchLinks for one port; Transmit also calls it before frames go to a
+  // port seen down.
+  void CheckLink(int port);
   // Rewrites every frame of port `port`'s transmit ring that waits to be sent
   // into a void frame (kVoidEtherType, Ethernet header only): the kernel
   // reads the ring only inside the sendto calls this thread makes, in order,
