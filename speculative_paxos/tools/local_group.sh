@@ -4,14 +4,16 @@
 # stops everything (also on Ctrl-C or an error). Takes well under a minute.
 #
 #   speculative_paxos/tools/local_group.sh [--replicas=3] [--clients=4] [--duration=3]
-#       [--protocol=spaxos|vr|unreplicated] [--kill-leader] [--bin=DIR]
+#       [--protocol=spaxos|vr|fastpaxos|unreplicated] [--kill-leader] [--bin=DIR]
 #
 # Steps: write a cluster config with free ports, start the replicas (KV app),
 # run a closed-loop PUT load, then a durability check (every client writes
 # rising values to its own key and reads the last one back). --kill-leader
 # SIGKILLs the leader in the middle of the check and restarts it with
-# --recover (state lost: the recovery protocol), so the check spans a view change. Without --bin it
-# builds the binaries with bazel. Exit status 0 only if both runs succeed.
+# --recover (state lost: the recovery protocol), so the check spans a view change. Fast Paxos
+# (3 replicas only) has no recovery: its killed coordinator stays down and the other two
+# change coordinator. Without --bin it builds the binaries with bazel. Exit status 0 only if
+# both runs succeed.
 set -euo pipefail
 
 REPLICAS=3 CLIENTS=4 DURATION=3 PROTOCOL=spaxos KILL_LEADER=0 BIN=""
@@ -23,12 +25,15 @@ for arg in "$@"; do
     --protocol=*) PROTOCOL=${arg#*=} ;;
     --kill-leader) KILL_LEADER=1 ;;
     --bin=*) BIN=${arg#*=} ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "local_group.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
 case "$REPLICAS" in 3|5|7) ;; *) echo "--replicas must be 3, 5 or 7" >&2; exit 2 ;; esac
-case "$PROTOCOL" in spaxos|vr|unreplicated) ;; *) echo "--protocol: spaxos, vr or unreplicated" >&2; exit 2 ;; esac
+case "$PROTOCOL" in spaxos|vr|fastpaxos|unreplicated) ;; *) echo "--protocol: spaxos, vr, fastpaxos or unreplicated" >&2; exit 2 ;; esac
+if [ "$PROTOCOL" = fastpaxos ] && [ "$REPLICAS" != 3 ]; then
+  echo "--protocol=fastpaxos needs --replicas=3" >&2; exit 2
+fi
 [ "$PROTOCOL" = unreplicated ] && REPLICAS=1
 
 if [ -z "$BIN" ]; then
@@ -92,9 +97,14 @@ if [ "$KILL_LEADER" = 1 ]; then
     leader=0  # members[0] leads the first view
     echo "   killing the leader (replica $leader, pid ${PIDS[r$leader]}) with SIGKILL"
     kill -9 "${PIDS[r$leader]}"; wait "${PIDS[r$leader]}" 2>/dev/null || true
-    sleep 0.3
-    echo "   restarting replica $leader with --recover (state lost)"
-    start_replica "$leader" --recover
+    unset "PIDS[r$leader]"
+    if [ "$PROTOCOL" = fastpaxos ]; then
+      echo "   (Fast Paxos has no recovery: replica $leader stays down)"
+    else
+      sleep 0.3
+      echo "   restarting replica $leader with --recover (state lost)"
+      start_replica "$leader" --recover
+    fi
   fi
 fi
 status=0
@@ -108,6 +118,6 @@ for ((i = 0; i < REPLICAS; i++)); do
   kill "${PIDS[r$i]}" 2>/dev/null || true; wait "${PIDS[r$i]}" 2>/dev/null || true
   unset "PIDS[r$i]"
 done
-grep -h "^replica [0-9]*: requests" "$DIR"/r*.log || true
+grep -h "^replica [0-9]*: \(requests\|votes\)" "$DIR"/r*.log || true
 if [ "$status" = 0 ]; then echo "== local group: OK"; else echo "== local group: FAILED"; fi
 exit "$status"
