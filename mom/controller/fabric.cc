@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/config/cluster_config.h"
 #include "common/config/text_proto.h"
 #include "mom/controller/fabric.pb.h"
 #include "mom/design.h"
@@ -54,20 +55,43 @@ absl::StatusOr<Fabric> Check(const FabricFile& file, const config::SourceMap& so
                           absl::StrCat("no control address for switch '", t.node(sw).name, "'"));
     }
   }
+  auto add_host = [&](const config::SourceMap& at, absl::string_view field, int index,
+                      const std::string& name, uint32_t ip) -> absl::Status {
+    absl::StatusOr<int> n = t.FindNode(name);
+    if (!n.ok() || !t.is_host(*n)) {
+      return at.Error(field, index, absl::StrCat("unknown host '", name, "'"));
+    }
+    if (!fabric.host_ips.emplace(*n, ip).second) {
+      return at.Error(field, index, absl::StrCat("host '", name, "' given twice"));
+    }
+    return absl::OkStatus();
+  };
   for (int i = 0; i < file.hosts_size(); ++i) {
     const HostAddress& h = file.hosts(i);
-    absl::StatusOr<int> n = node("hosts", i, h.name(), true);
-    if (!n.ok()) return n.status();
     in_addr a;
     if (inet_pton(AF_INET, h.ip().c_str(), &a) != 1) {
       return source.Nested("hosts", i).Error("ip", -1, absl::StrCat("bad IPv4 '", h.ip(), "'"));
     }
-    fabric.host_ips[*n] = ntohl(a.s_addr);
+    if (absl::Status s = add_host(source, "hosts", i, h.name(), ntohl(a.s_addr)); !s.ok()) return s;
+  }
+  absl::StatusOr<config::ClusterConfig> cluster = absl::InvalidArgumentError("no cluster");
+  if (file.has_cluster()) {
+    const config::SourceMap at = source.Nested("cluster");
+    cluster = config::ClusterConfig::FromProto(file.cluster(), at);
+    if (!cluster.ok()) return cluster.status();
+    for (size_t i = 0; i < cluster->nodes().size(); ++i) {
+      const config::ClusterConfig::Node& node = cluster->nodes()[i];
+      if (absl::Status s = add_host(at, "nodes", static_cast<int>(i), node.name, node.address.ip());
+          !s.ok()) {
+        return s;
+      }
+    }
   }
   if (!fabric.host_ips.empty() && fabric.host_ips.size() != t.hosts().size()) {
     return source.Error("hosts", -1,
                         absl::StrCat("lists ", fabric.host_ips.size(), " of the topology's ",
-                                     t.hosts().size(), " hosts (all or none)"));
+                                     t.hosts().size(), " hosts (all or none",
+                                     file.has_cluster() ? ", with the cluster's nodes)" : ")"));
   }
   std::set<uint32_t> ids;
   for (int i = 0; i < file.groups_size(); ++i) {
@@ -79,17 +103,40 @@ absl::StatusOr<Fabric> Check(const FabricFile& file, const config::SourceMap& so
     absl::StatusOr<Design> design = ParseDesign(g.design());
     if (!design.ok()) return at.Error("design", -1, design.status().message());
     spec.design = *design;
-    for (int k = 0; k < g.senders_size(); ++k) {
-      absl::StatusOr<int> n = t.FindNode(g.senders(k));
+    std::vector<std::string> senders(g.senders().begin(), g.senders().end());
+    std::vector<std::string> receivers(g.receivers().begin(), g.receivers().end());
+    const char* senders_field = "senders";
+    const char* receivers_field = "receivers";
+    if (!g.cluster_group().empty()) {
+      if (!senders.empty() || !receivers.empty()) {
+        return at.Error("cluster_group", -1,
+                        "give cluster_group or senders and receivers, not both");
+      }
+      const config::ClusterConfig::Multicast* m =
+          cluster.ok() ? cluster->FindMulticastGroup(g.cluster_group()) : nullptr;
+      if (m == nullptr) {
+        return at.Error(
+            "cluster_group", -1,
+            absl::StrCat("no multicast group '", g.cluster_group(), "' in the cluster section"));
+      }
+      senders = m->senders;
+      receivers = m->members;
+      senders_field = "cluster_group";  // a name there is the cluster group's
+      receivers_field = "cluster_group";
+    }
+    for (size_t k = 0; k < senders.size(); ++k) {
+      absl::StatusOr<int> n = t.FindNode(senders[k]);
       if (!n.ok() || !t.is_host(*n)) {
-        return at.Error("senders", k, absl::StrCat("unknown host '", g.senders(k), "'"));
+        return at.Error(senders_field, g.cluster_group().empty() ? static_cast<int>(k) : -1,
+                        absl::StrCat("unknown host '", senders[k], "'"));
       }
       spec.senders.push_back(*n);
     }
-    for (int k = 0; k < g.receivers_size(); ++k) {
-      absl::StatusOr<int> n = t.FindNode(g.receivers(k));
+    for (size_t k = 0; k < receivers.size(); ++k) {
+      absl::StatusOr<int> n = t.FindNode(receivers[k]);
       if (!n.ok() || !t.is_host(*n)) {
-        return at.Error("receivers", k, absl::StrCat("unknown host '", g.receivers(k), "'"));
+        return at.Error(receivers_field, g.cluster_group().empty() ? static_cast<int>(k) : -1,
+                        absl::StrCat("unknown host '", receivers[k], "'"));
       }
       spec.receivers.push_back(*n);
     }

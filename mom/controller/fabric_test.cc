@@ -43,6 +43,36 @@ groups { group_id: 5 design: "serialized" senders: "host0_0"
   EXPECT_EQ(f->groups[0].receivers.size(), 3u);
 }
 
+// The cluster's own file as a section: its nodes give the hosts' IPs (the
+// rest from `hosts`), a group takes senders and receivers from its
+// multicast group.
+constexpr char kCluster[] = R"(
+hosts { name: "host1_1" ip: "10.0.0.4" }
+cluster {
+  nodes { name: "host0_0" address: "10.0.0.1:7000" }
+  nodes { name: "host0_1" address: "10.0.0.2:7000" }
+  nodes { name: "host1_0" address: "10.0.0.3:7000" }
+  multicast_groups { name: "requests" address: "239.1.1.1:7100"
+                     members: ["host0_1", "host1_0"] senders: ["host0_0"] }
+}
+)";
+
+TEST(FabricTest, ClusterSectionGivesHostsAndGroupMembers) {
+  absl::StatusOr<Fabric> f = ParseFabric(File(std::string(kCluster) + R"(
+groups { group_id: 5 design: "topology-aware" cluster_group: "requests" }
+)"),
+                                         "f.conf");
+  ASSERT_TRUE(f.ok()) << f.status();
+  const Topology& t = f->topology;
+  EXPECT_EQ(f->host_ips.size(), 4u);
+  EXPECT_EQ(f->host_ips.at(*t.FindNode("host1_0")), 0x0a000003u);
+  EXPECT_EQ(f->host_ips.at(*t.FindNode("host1_1")), 0x0a000004u);
+  ASSERT_EQ(f->groups.size(), 1u);
+  EXPECT_EQ(f->groups[0].senders, std::vector<int>{*t.FindNode("host0_0")});
+  EXPECT_EQ(f->groups[0].receivers,
+            (std::vector<int>{*t.FindNode("host0_1"), *t.FindNode("host1_0")}));
+}
+
 TEST(FabricTest, MistakesNameFileLineAndField) {
   struct Case {
     std::string text;
@@ -61,6 +91,18 @@ TEST(FabricTest, MistakesNameFileLineAndField) {
       {File("hosts { name: \"host0_0\" ip: \"ten\" }"), "bad IPv4 'ten'"},
       {File("switches { name: \"host0_0\" control: \"x:1\" }"), "unknown switch 'host0_0'"},
       {File("switches { name: \"leaf0\" control: \"x:1\" }"), "listed twice"},
+      {File("cluster { nodes { name: \"r0\" address: \"10.0.0.9:1\" } }"),
+       "f.conf:7: cluster.nodes[0]: unknown host 'r0'"},
+      {File("cluster { nodes { name: \"host0_0\" address: \"ten:1\" } }"), "cluster.nodes[0]"},
+      {File("hosts { name: \"host0_0\" ip: \"10.0.0.1\" }\n"
+            "cluster { nodes { name: \"host0_0\" address: \"10.0.0.1:1\" } }"),
+       "host 'host0_0' given twice"},
+      {File(std::string(kCluster) +
+            "groups { group_id: 5 design: \"serialized\" cluster_group: \"votes\" }"),
+       "no multicast group 'votes' in the cluster section"},
+      {File(std::string(kCluster) + "groups { group_id: 5 design: \"serialized\" "
+                                    "cluster_group: \"requests\" senders: \"host0_0\" }"),
+       "not both"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<Fabric> f = ParseFabric(c.text, "f.conf");
