@@ -225,6 +225,40 @@ class ControllerFailoverTest : public ::testing::Test {
     SendAndExpectAllStamped(*sender, *receivers, 1);
   }
 
+  // After a failure: the controller's next line starts with `failures` and
+  // names another spine than `old_root` as the group's root; 20 more messages
+  // reach every member, stamped 1..20 by the new sequencer, whose stats
+  // confirm it.
+  void ExpectRootMoved(ControllerProcess* controller, const std::string& failures,
+                       const std::string& old_root, int sender, const std::vector<int>& receivers) {
+    const std::string line = controller->NextLine();
+    ASSERT_THAT(line, ::testing::StartsWith("mom_controller configured: " + failures +
+                                            "; group 61 (serialized) roots: spine"));
+    const std::string new_root = line.substr(line.rfind(' ') + 1);
+    EXPECT_NE(new_root, old_root);
+    SendAndExpectAllStamped(sender, receivers, 1 + kMessages);
+    absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(new_root));
+    ASSERT_TRUE(stats.ok());
+    ASSERT_EQ(stats->group_sequences_size(), 1);
+    EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
+  }
+
+  // The failure is gone: once the hold-down passed, the controller's next
+  // line reports none, and 20 more messages reach every member through the
+  // spine it picks, whose stamps continue where that spine left off.
+  void ExpectRestored(ControllerProcess* controller, int sender,
+                      const std::vector<int>& receivers) {
+    const std::string line = controller->NextLine();
+    ASSERT_THAT(line,
+                ::testing::StartsWith(
+                    "mom_controller configured: failed: none; group 61 (serialized) roots: spine"));
+    absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(line.substr(line.rfind(' ') + 1)));
+    ASSERT_TRUE(stats.ok());
+    ASSERT_EQ(stats->group_sequences_size(), 1);
+    SendAndExpectAllStamped(sender, receivers, 1 + 2 * kMessages,
+                            stats->group_sequences(0).last_stamped() + 1);
+  }
+
   // Every running switch's counters and port states, for failure messages.
   std::string FabricStats() {
     std::string text;
@@ -253,18 +287,7 @@ TEST_F(ControllerFailoverTest, KilledRootIsBlacklistedAndTrafficMovesToAnotherRo
   EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
 
   ASSERT_TRUE(bed_->StopSwitch(Node(old_root), SIGKILL).ok());  // the root crashes
-  const std::string second = controller.NextLine();
-  ASSERT_THAT(second, ::testing::StartsWith("mom_controller configured: failed: " + old_root +
-                                            "; group 61 (serialized) roots: spine"));
-  const std::string new_root = second.substr(second.rfind(' ') + 1);
-  EXPECT_NE(new_root, old_root);
-
-  // The new sequencer numbers the group from 1; every member gets every message.
-  SendAndExpectAllStamped(sender, receivers, 1 + kMessages);
-  stats = bed_->Stats(Node(new_root));
-  ASSERT_TRUE(stats.ok());
-  ASSERT_EQ(stats->group_sequences_size(), 1);
-  EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
+  ExpectRootMoved(&controller, "failed: " + old_root, old_root, sender, receivers);
 }
 
 TEST_F(ControllerFailoverTest, LinkDownMovesTheGroupToARootThatReachesEveryReceiver) {
@@ -280,36 +303,16 @@ TEST_F(ControllerFailoverTest, LinkDownMovesTheGroupToARootThatReachesEveryRecei
   const std::string iface = bed_->SwitchPortIface(root, bed_->topology().PortTo(root, Node("leaf1")));
   const std::string link_cmd = absl::StrCat("ip -n ", bed_->netns(root), " link set ", iface);
   ASSERT_TRUE(RunCommand(link_cmd + " down").ok());
-  const std::string second = controller.NextLine();
-  ASSERT_THAT(second, ::testing::StartsWith("mom_controller configured: failed: none; links down: "
-                                            "leaf1-" + old_root +
-                                            "; group 61 (serialized) roots: spine"));
-  const std::string new_root = second.substr(second.rfind(' ') + 1);
-  EXPECT_NE(new_root, old_root);
+  ASSERT_NO_FATAL_FAILURE(ExpectRootMoved(
+      &controller, "failed: none; links down: leaf1-" + old_root, old_root, sender, receivers));
   ASSERT_TRUE(bed_->switch_running(root));  // the switch is fine; only its link is not
 
-  // The new root sequences (from 1); every member gets every message.
-  SendAndExpectAllStamped(sender, receivers, 1 + kMessages);
-  absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(new_root));
-  ASSERT_TRUE(stats.ok());
-  ASSERT_EQ(stats->group_sequences_size(), 1);
-  EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
-
   // The link comes back: once it stayed up for the hold-down (a second at
-  // --interval_ms=100), the controller routes over it again, and traffic
-  // flows through whichever spine it picks, whose stamps continue where that
-  // spine left off. (Before mom_switch cleared the socket error a link flap
-  // leaves, a burst into the restored link stayed in the transmit ring.)
+  // --interval_ms=100), the controller routes over it again. (Before
+  // mom_switch cleared the socket error a link flap leaves, a burst into the
+  // restored link stayed in the transmit ring.)
   ASSERT_TRUE(RunCommand(link_cmd + " up").ok());
-  const std::string third = controller.NextLine();
-  ASSERT_THAT(third, ::testing::StartsWith(
-                         "mom_controller configured: failed: none; group 61 (serialized) roots: spine"));
-  const std::string root_now = third.substr(third.rfind(' ') + 1);
-  stats = bed_->Stats(Node(root_now));
-  ASSERT_TRUE(stats.ok());
-  ASSERT_EQ(stats->group_sequences_size(), 1);
-  SendAndExpectAllStamped(sender, receivers, 1 + 2 * kMessages,
-                          stats->group_sequences(0).last_stamped() + 1);
+  ExpectRestored(&controller, sender, receivers);
 }
 
 TEST_F(ControllerFailoverTest, LinkThatDropsWhileUpIsFoundByProbesAndPassedOver) {
@@ -325,35 +328,16 @@ TEST_F(ControllerFailoverTest, LinkThatDropsWhileUpIsFoundByProbesAndPassedOver)
   ASSERT_TRUE(drop.Attach(bed_->netns(leaf1),
                           bed_->SwitchPortIface(leaf1, bed_->topology().PortTo(leaf1, root)))
                   .ok());
-  const std::string second = controller.NextLine();
-  ASSERT_THAT(second, ::testing::StartsWith("mom_controller configured: failed: none; links "
-                                            "dropping: leaf1-" +
-                                            old_root + "; group 61 (serialized) roots: spine"));
-  const std::string new_root = second.substr(second.rfind(' ') + 1);
-  EXPECT_NE(new_root, old_root);
+  ASSERT_NO_FATAL_FAILURE(ExpectRootMoved(
+      &controller, "failed: none; links dropping: leaf1-" + old_root, old_root, sender, receivers));
   absl::StatusOr<SwitchStats> root_stats = bed_->Stats(root);
   ASSERT_TRUE(root_stats.ok());
   EXPECT_TRUE(root_stats->ports(bed_->topology().PortTo(root, leaf1)).link_up());
 
-  SendAndExpectAllStamped(sender, receivers, 1 + kMessages);
-  absl::StatusOr<SwitchStats> stats = bed_->Stats(Node(new_root));
-  ASSERT_TRUE(stats.ok());
-  ASSERT_EQ(stats->group_sequences_size(), 1);
-  EXPECT_EQ(stats->group_sequences(0).last_stamped(), static_cast<uint64_t>(kMessages));
-
   // The link stops dropping: once probes crossed it for the hold-down, the
-  // controller routes over it again and traffic flows through its pick.
+  // controller routes over it again.
   drop.Detach();
-  const std::string third = controller.NextLine();
-  ASSERT_THAT(third,
-              ::testing::StartsWith(
-                  "mom_controller configured: failed: none; group 61 (serialized) roots: spine"));
-  const std::string root_now = third.substr(third.rfind(' ') + 1);
-  stats = bed_->Stats(Node(root_now));
-  ASSERT_TRUE(stats.ok());
-  ASSERT_EQ(stats->group_sequences_size(), 1);
-  SendAndExpectAllStamped(sender, receivers, 1 + 2 * kMessages,
-                          stats->group_sequences(0).last_stamped() + 1);
+  ExpectRestored(&controller, sender, receivers);
 }
 
 }  // namespace
