@@ -59,6 +59,9 @@ void SwitchMetrics::Publish(const SwitchCounters& now) {
     Add(ports_[p].rx_missed_total, c.rx_missed, was.rx_missed);
     Add(ports_[p].tx_full_drops_total, c.tx_full, was.tx_full);
     Add(ports_[p].fragmented_total, c.fragmented, was.fragmented);
+    Add(ports_[p].probes_sent_total, c.probes_sent, was.probes_sent);
+    Add(ports_[p].probes_received_total, c.probes_received, was.probes_received);
+    Add(ports_[p].stale_voided_total, c.stale_voided, was.stale_voided);
     for (int band = 0; band < kPortBands; ++band) {
       SwitchQueueMetrics& q = queues_[p][band];
       Add(q.enqueued_total, c.enqueued[band], was.enqueued[band]);

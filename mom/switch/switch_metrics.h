@@ -10,7 +10,9 @@
 //   mom_switch_group_sequence{switch,group}          last stamped group_seq (sequencer)
 //   mom_switch_port_rx_packets_total{switch,port}    and tx_packets_total,
 //   mom_switch_port_rx_missed_total{switch,port}     rx_missed_total, tx_full_drops_total,
-//                                                    fragmented_total (datagrams cut to the MTU)
+//                                                    fragmented_total (datagrams cut to the MTU),
+//                                                    probes_sent_total, probes_received_total,
+//                                                    stale_voided_total
 //   mom_switch_queue_enqueued_total{switch,port,band} and drops_total (queue full),
 //   mom_switch_queue_depth{switch,port,band}         band 0 = high priority
 //
@@ -33,11 +35,14 @@
 namespace dctk::mom {
 
 #define MOM_SWITCH_PORT_METRICS(COUNTER, GAUGE, HISTOGRAM)                                  \
-  COUNTER(rx_packets_total, "Frames received on the port")                                 \
-  COUNTER(tx_packets_total, "Frames transmitted on the port")                              \
+  COUNTER(rx_packets_total, "Frames received on the port")                                  \
+  COUNTER(tx_packets_total, "Frames transmitted on the port")                               \
   COUNTER(rx_missed_total, "Frames the port's receive ring dropped before the switch read") \
   COUNTER(tx_full_drops_total, "Frames dropped: the port's device took fewer than offered") \
-  COUNTER(fragmented_total, "Datagrams longer than the port's MTU, sent as IPv4 fragments")
+  COUNTER(fragmented_total, "Datagrams longer than the port's MTU, sent as IPv4 fragments") \
+  COUNTER(probes_sent_total, "Link probes sent on the port")                                \
+  COUNTER(probes_received_total, "Link probes received on the port")                        \
+  COUNTER(stale_voided_total, "Transmit ring frames voided while the port's link was down")
 DCTK_METRICS_STRUCT(SwitchPortMetrics, MOM_SWITCH_PORT_METRICS);
 
 #define MOM_SWITCH_QUEUE_METRICS(COUNTER, GAUGE, HISTOGRAM)               \

@@ -41,6 +41,9 @@ SwitchCounters Snapshot(uint64_t scale) {
   c.ports[1].rx_missed = scale;
   c.ports[1].tx_full = 2 * scale;
   c.ports[1].fragmented = 5 * scale;
+  c.ports[0].probes_sent = 6 * scale;
+  c.ports[0].probes_received = 8 * scale;
+  c.ports[1].stale_voided = 9 * scale;
   c.ports[1].enqueued = {5 * scale, 4 * scale};
   c.ports[1].queue_full = {0, 3 * scale};
   c.ports[1].depth = {0, 17 * scale};
@@ -69,6 +72,11 @@ TEST(SwitchMetricsTest, ScrapeShowsEveryCounterWithLabels) {
               HasSubstr("mom_switch_port_tx_full_drops_total{port=\"1\",switch=\"leaf0\"} 4"));
   EXPECT_THAT(body,
               HasSubstr("mom_switch_port_fragmented_total{port=\"1\",switch=\"leaf0\"} 10"));
+  EXPECT_THAT(body, HasSubstr("mom_switch_port_probes_sent_total{port=\"0\",switch=\"leaf0\"} 12"));
+  EXPECT_THAT(body,
+              HasSubstr("mom_switch_port_probes_received_total{port=\"0\",switch=\"leaf0\"} 16"));
+  EXPECT_THAT(body,
+              HasSubstr("mom_switch_port_stale_voided_total{port=\"1\",switch=\"leaf0\"} 18"));
   EXPECT_THAT(body, HasSubstr("mom_switch_drops_total{reason=\"too_big\",switch=\"leaf0\"} 0"));
   EXPECT_THAT(body, HasSubstr(
                         "mom_switch_queue_enqueued_total{band=\"0\",port=\"1\",switch=\"leaf0\"} 10"));
