@@ -9,6 +9,16 @@
 // renews its lease from a thread: if it dies mid-commit, the CM sees the lease
 // expire and recovery resolves its transactions (releasing their locks).
 //
+// Each lease renewal's reply carries the CM's configuration: a newer one
+// takes effect for the coordinator at once (region table and configuration
+// id), so between refreshes the client stops reading a removed machine's
+// copy and stops waiting for a removed machine's answers (the coordinator
+// gives up on a call once the configuration changes:
+// TxClientOptions::give_up_on_new_config, on by default here). Its rings
+// follow at the next Refresh(). A coordinator that resent a commit message to
+// a silent machine for suspect_after reports it to the CM (Suspect) through
+// this client's CM channel, unless FarmClientOptions::tx.suspect is set.
+//
 // When a transaction fails with Unavailable (a machine failed, or the
 // configuration changed), call Refresh() to learn the new configuration from
 // the CM, then retry; Aborted means a conflict (retry at once). Refresh keeps
@@ -17,9 +27,10 @@
 // (a whole-cluster restart brings machines back under their ids at new
 // fabric and control addresses), and drops the rings of removed machines
 // (their ring memory here is deregistered, so a late write from them fails).
-// Re-wiring needs a fabric that can re-point a machine id (net, verbs); the
-// shm fabric refuses a second Connect to a machine id, and Refresh then says
-// so (FailedPrecondition: make a new client).
+// Re-wiring needs a fabric that can re-point a machine id: net and verbs
+// can; shm can once the old process is gone (a restarted machine), and
+// refuses while it is still reachable; Refresh then says so
+// (FailedPrecondition).
 //
 // Ship(where, procedure, args) ships a whole transaction to the primary of
 // `where`'s region instead (farm/client/ship.h, shipper.h: the machine runs
@@ -50,20 +61,22 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "glog/logging.h"
 #include "farm/client/ship.h"
 #include "farm/client/ship.pb.h"
 #include "farm/client/shipper.h"
 #include "farm/cm/cm.pb.h"
+#include "farm/cm/config_state.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
 #include "farm/server/control.h"
 #include "farm/server/control.pb.h"
 #include "farm/server/install_config.h"
 #include "farm/tx/transaction.h"
+#include "glog/logging.h"
 
 namespace dctk::farm::client {
 
@@ -72,7 +85,9 @@ struct FarmClientOptions {
   std::string cm_address;
   uint64_t ring_size = 1 << 18;
   absl::Duration wait_ready = absl::Seconds(30);  // for the cluster to finish starting
-  tx::TxClientOptions tx;
+  // Coordinators stop waiting for an answer once the configuration changes
+  // (recovery ran): see farm/README.md, "Coordinators that stop waiting".
+  tx::TxClientOptions tx = {.give_up_on_new_config = true};
   ShipperOptions ship;
 };
 
@@ -100,8 +115,14 @@ class FarmClient {
     return shipper_->Ship(where, procedure, args);
   }
   const ShipperStats& ship_stats() const { return shipper_->stats(); }
+  // The configuration the coordinator follows: the newest of the last
+  // Refresh's and the last lease renewal's (thread-safe).
   uint64_t config_id() const { return config_.load(); }
+  // The configuration of the last Refresh (the rings follow it); config_id()
+  // may be newer. Not thread-safe: the client's thread only.
   const cm::Configuration& configuration() const { return current_; }
+  // Configurations learned from lease renewals between refreshes.
+  uint64_t learned_from_lease() const { return learned_from_lease_.load(); }
   // Region placement of the configuration in use (primary and backups of
   // each region), updated by Refresh(): what TxHashTable::SpreadShards and
   // TxHashTableReader take (thread-safe; hot paths read it through a
@@ -139,12 +160,17 @@ class FarmClient {
  private:
   FarmClient(FarmClientOptions o, std::unique_ptr<F> fabric) : o_(std::move(o)), fabric_(std::move(fabric)) {}
 
+  // The client thread's channel to the CM (connected again after an error).
+  absl::Status ConnectCm() {
+    if (cm_ != nullptr) return absl::OkStatus();
+    auto ch = server::ControlChannel::Connect(o_.cm_address);
+    if (!ch.ok()) return ch.status();
+    cm_ = std::move(*ch);
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<cm::Configuration> FetchConfig() {
-    if (cm_ == nullptr) {
-      auto ch = server::ControlChannel::Connect(o_.cm_address);
-      if (!ch.ok()) return ch.status();
-      cm_ = std::move(*ch);
-    }
+    if (absl::Status s = ConnectCm(); !s.ok()) return s;
     cm::Command get;
     get.mutable_get();
     absl::StatusOr<std::string> bytes = cm_->Call(server::CM_COMMAND, get.SerializeAsString(), absl::Seconds(5));
@@ -160,10 +186,36 @@ class FarmClient {
     return r.config();
   }
 
+  // TxClientOptions::suspect: the coordinator (this client's thread) found
+  // machine `m` silent; the CM stops renewing its lease, so recovery decides
+  // the commit about a lease later.
+  void Suspect(fabric::MachineId m) {
+    absl::Status s = ConnectCm();
+    if (s.ok()) s = CallCm(*cm_, cm::SuspectCommand(m, fabric_->machine_id())).status();
+    if (s.ok()) return;
+    LOG(WARNING) << "client " << fabric_->machine_id() << ": reporting machine " << m
+                 << " to the CM: " << s;
+    if (!absl::IsNotFound(s) && !absl::IsInvalidArgument(s)) cm_.reset();  // else: the CM answered
+  }
+
+  // A Refresh's configuration (client thread). One older than what the lease
+  // thread installed meanwhile only becomes current_ (the rings follow it).
   void Install(const cm::Configuration& c) {
-    server::InstallConfiguration(c, &table_);
+    absl::MutexLock l(&install_mu_);
     current_ = c;
+    if (c.id() < config_.load()) return;
+    server::InstallConfiguration(c, &table_);
     config_.store(c.id());
+  }
+
+  // A lease renewal's configuration (lease thread): takes effect for the
+  // coordinator if newer. The Get a Refresh would make then returns the same.
+  void LearnFromLease(const cm::Configuration& c) {
+    absl::MutexLock l(&install_mu_);
+    if (c.id() <= config_.load()) return;
+    server::InstallConfiguration(c, &table_);
+    config_.store(c.id());
+    learned_from_lease_.fetch_add(1);
   }
 
   absl::StatusOr<cm::Result> CallCm(server::ControlChannel& ch, const cm::Command& c) {
@@ -192,6 +244,7 @@ class FarmClient {
         renew.mutable_renew()->set_machine(fabric_->machine_id());
         absl::StatusOr<cm::Result> r = CallCm(*lease_cm_, renew);
         if (absl::IsNotFound(r.status())) return;  // removed: our transactions were recovered
+        if (r.ok() && r->has_config()) LearnFromLease(r->config());
         if (!r.ok()) {
           auto again = server::ControlChannel::Connect(o_.cm_address);
           if (again.ok()) lease_cm_ = std::move(*again);
@@ -212,7 +265,9 @@ class FarmClient {
     }
     if (!c.ok()) return c.status();
     Install(*c);
-    auto t = tx::TxClient<F>::Create(*fabric_, 0, &table_, &config_, nullptr, o_.tx);
+    tx::TxClientOptions txo = o_.tx;
+    if (!txo.suspect) txo.suspect = [this](fabric::MachineId m) { Suspect(m); };
+    auto t = tx::TxClient<F>::Create(*fabric_, 0, &table_, &config_, nullptr, std::move(txo));
     if (!t.ok()) return t.status();
     tx_ = std::move(*t);
     ShipperHooks hooks;
@@ -258,13 +313,17 @@ class FarmClient {
     return first;
   }
 
-  // Forgets machine `id`'s rings: its ring memory here is deregistered (a
-  // late write from it fails at the fabric); the endpoint keeps the ring
-  // objects until a machine under that id is wired again (AddPeer replaces
-  // them), and no call goes to a machine the configuration does not list.
+  // Forgets machine `id`'s rings: the endpoint stops polling them (its ship
+  // workers' too) and their memory here is deregistered (a late write from
+  // it fails at the fabric).
   void Drop(fabric::MachineId id) {
     auto it = wired_.find(id);
     if (it == wired_.end()) return;
+    (void)tx_->endpoint().RemovePeer(id);
+    auto workers = ship_workers_.find(id);
+    for (int w = 0; workers != ship_workers_.end() && w < workers->second; ++w) {
+      (void)tx_->endpoint().RemovePeer(ShipEndpointId(id, static_cast<uint32_t>(w)));
+    }
     for (fabric::RegionKey key : it->second.ring_keys) {
       absl::Status s = fabric_->Deregister(key);
       if (!s.ok()) LOG(WARNING) << "client " << fabric_->machine_id() << ": dropping rings of machine " << id << ": " << s;
@@ -359,7 +418,9 @@ class FarmClient {
   const FarmClientOptions o_;
   std::unique_ptr<F> fabric_;
   RegionTable table_;
+  absl::Mutex install_mu_;  // orders Install and LearnFromLease
   std::atomic<uint64_t> config_{0};
+  std::atomic<uint64_t> learned_from_lease_{0};
   cm::Configuration current_;
   std::unique_ptr<server::ControlChannel> cm_;
   std::unique_ptr<tx::TxClient<F>> tx_;

@@ -28,9 +28,10 @@
 #include "farm/cm/config_state.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
-#include "farm/fabric/sync.h"
 #include "farm/server/control.h"
 #include "farm/server/control.pb.h"
+#include "farm/server/copy_reader.h"
+#include "farm/server/counters.h"
 #include "farm/server/farmd_process.h"
 #include "farm/tx/recovery.h"
 #include "farm/workload/bank.h"
@@ -89,6 +90,7 @@ void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr
   int storage = 0;
   for (const cm::Machine& m : c.configuration().machines()) storage += !m.client();
   EXPECT_EQ(storage, 2);
+  EXPECT_EQ(c.tx().endpoint().peer_count(), 2u) << "machine 3's rings left the client's endpoint";
   absl::Status s = bank->CheckLedger(c.tx(), ledger);
   EXPECT_TRUE(s.ok()) << s;
   printf("committed %lu, aborted %d, unavailable %d, configuration %lu -> %lu\n", ledger.committed, aborted,
@@ -236,17 +238,11 @@ TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
   const cm::Region region = c.configuration().regions(0);
   const uint32_t paused = region.replicas(0).machine();
   // A reader that follows no configuration: it reads the paused machine's copy directly.
-  auto reader = fabric::ShmFabric::Create({.machine_id = 60});
-  ASSERT_TRUE(reader.ok());
-  for (const cm::Machine& m : c.configuration().machines()) {
-    if (m.id() == paused) ASSERT_TRUE((*reader)->Connect(paused, m.endpoint()).ok());
-  }
-  auto q = (*reader)->CreateQueue();
-  ASSERT_TRUE(q.ok());
+  absl::StatusOr<std::unique_ptr<server::CopyReader>> reader =
+      server::CopyReader::Connect(60, c.configuration(), region, 0);
+  ASSERT_TRUE(reader.ok()) << reader.status();
   uint64_t word = 0;
-  ASSERT_TRUE((*reader)->RegisterLocal(&word, sizeof(word)).ok());
-  const fabric::RemoteAddress old_copy{paused, region.replicas(0).key(), 0};
-  ASSERT_TRUE(fabric::SyncRead(**q, old_copy, &word, 8).ok());
+  ASSERT_TRUE((*reader)->Read(0, &word, 8).ok());
 
   std::mt19937_64 rng(3);
   workload::Bank::Ledger ledger;
@@ -270,10 +266,10 @@ TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
   cluster->machine(paused).Signal(SIGSTOP);
   run([](const cm::Configuration& conf) { return FullyReplicated(conf, 3); }, 50,
       "the paused machine removed and its regions re-replicated");
-  EXPECT_TRUE(fabric::SyncRead(**q, old_copy, &word, 8).ok()) << "(a paused machine cannot fence itself)";
+  EXPECT_TRUE((*reader)->Read(0, &word, 8).ok()) << "(a paused machine cannot fence itself)";
   cluster->machine(paused).Signal(SIGCONT);
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (fabric::SyncRead(**q, old_copy, &word, 8).ok()) {
+  while ((*reader)->Read(0, &word, 8).ok()) {
     ASSERT_LT(absl::Now(), deadline) << "the resumed machine never fenced itself";
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -281,18 +277,6 @@ TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
   absl::Status s = bank->CheckLedger(c.tx(), ledger);
   EXPECT_TRUE(s.ok()) << s;
   printf("committed %lu; machine %u paused, removed, resumed and fenced\n", ledger.committed, paused);
-}
-
-// Adds 1 to the 8-byte counter at `a` in one transaction.
-absl::Status Increment(tx::TxClient<fabric::ShmFabric>& client, GlobalAddress a) {
-  auto t = client.Begin();
-  absl::StatusOr<std::string> v = t.Read(a, 8);
-  if (!v.ok()) return v.status();
-  uint64_t n = 0;
-  memcpy(&n, v->data(), 8);
-  ++n;
-  absl::Status s = t.Write(a, std::string(reinterpret_cast<const char*>(&n), 8));
-  return s.ok() ? t.Commit() : s;
 }
 
 // Per-region recovery across processes: machine 3 is killed and the CM
@@ -320,11 +304,8 @@ TEST(FarmdClusterTest, ShmUntouchedRegionsCommitWhileTheOthersRecover) {
   const cm::Configuration before = c.configuration();
   std::map<RegionId, GlobalAddress> counters;
   for (const cm::Region& r : before.regions()) {
-    auto t = c.tx().Begin();
-    absl::StatusOr<GlobalAddress> a = t.Alloc(8, GlobalAddress(r.id(), 0));
+    absl::StatusOr<GlobalAddress> a = server::NewCounter(c.tx(), r.id());
     ASSERT_TRUE(a.ok()) << a.status();
-    ASSERT_TRUE(t.Write(*a, std::string(8, '\0')).ok());
-    ASSERT_TRUE(t.Commit().ok());
     counters[r.id()] = *a;
   }
 
@@ -342,7 +323,7 @@ TEST(FarmdClusterTest, ShmUntouchedRegionsCommitWhileTheOthersRecover) {
   ASSERT_LT(changed.size(), counters.size()) << "placement left no region on machines 1 and 2 only";
   std::map<RegionId, uint64_t> committed;
   for (const auto& [region, a] : counters) {
-    const absl::Status s = Increment(c.tx(), a);
+    const absl::Status s = server::IncrementCounter(c.tx(), a);
     if (std::find(changed.begin(), changed.end(), region) == changed.end()) {
       EXPECT_TRUE(s.ok()) << "region " << region << " (replicas unchanged) while the others recover: " << s;
       committed[region] += s.ok();
@@ -357,7 +338,7 @@ TEST(FarmdClusterTest, ShmUntouchedRegionsCommitWhileTheOthersRecover) {
   for (RegionId region : changed) {
     while (true) {
       ASSERT_LT(absl::Now(), deadline) << "region " << region << " never served again";
-      const absl::Status s = Increment(c.tx(), counters[region]);
+      const absl::Status s = server::IncrementCounter(c.tx(), counters[region]);
       if (s.ok()) {
         ++committed[region];
         break;
@@ -381,7 +362,8 @@ TEST(FarmdClusterTest, ShmUntouchedRegionsCommitWhileTheOthersRecover) {
 // A slow machine (its participant stalled by SIGUSR1, its lease still
 // renewed) would leave a commit whose COMMIT-BACKUP it never answers
 // Unknown after outcome_timeout. The coordinator reports it to the CM
-// (Suspect) once it has resent for suspect_after; the CM stops renewing its
+// (Suspect, through the FarmClient's CM channel) once it has resent for
+// suspect_after; the CM stops renewing its
 // lease, the machine fences itself, the CM removes it when the lease it held
 // runs out, and recovery decides the commit (no backup logged it: aborted),
 // which the coordinator learns well within outcome_timeout.
@@ -395,54 +377,35 @@ TEST(FarmdClusterTest, ShmSlowBackupIsSuspectedAndTheCommitDecided) {
   o.cm_address = cluster.cm_address();
   o.tx.rpc_timeout = absl::Milliseconds(200);
   o.tx.outcome_timeout = absl::Seconds(30);
-  o.tx.suspect_after = absl::Milliseconds(500);
-  std::vector<fabric::MachineId> suspected;
-  const std::string cm_address = cluster.cm_address();
-  o.tx.suspect = [&suspected, cm_address](fabric::MachineId m) {
-    suspected.push_back(m);
-    absl::StatusOr<std::unique_ptr<server::ControlChannel>> ch = server::ControlChannel::Connect(cm_address);
-    ASSERT_TRUE(ch.ok()) << ch.status();
-    absl::StatusOr<std::string> r =
-        (*ch)->Call(server::CM_COMMAND, cm::SuspectCommand(m, 100).SerializeAsString(), absl::Seconds(5));
-    ASSERT_TRUE(r.ok()) << r.status();
-  };
+  o.tx.suspect_after = absl::Milliseconds(500);  // o.tx.suspect unset: the client reports to its CM
   auto client = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
   const cm::Region region = c.configuration().regions(0);
   const uint32_t backup = region.replicas(1).machine();  // machine id = slot at first start
-  GlobalAddress counter;
-  {
-    auto t = c.tx().Begin();
-    absl::StatusOr<GlobalAddress> a = t.Alloc(8, GlobalAddress(region.id(), 0));
-    ASSERT_TRUE(a.ok()) << a.status();
-    ASSERT_TRUE(t.Write(*a, std::string(8, '\0')).ok());
-    ASSERT_TRUE(t.Commit().ok());
-    counter = *a;
-  }
+  absl::StatusOr<GlobalAddress> created = server::NewCounter(c.tx(), region.id());
+  ASSERT_TRUE(created.ok()) << created.status();
+  const GlobalAddress counter = *created;
   cluster.machine(backup).Signal(SIGUSR1);
   ASSERT_EQ(cluster.machine(backup).NextLine(), absl::StrCat("fault ", backup, " stalled"));
 
-  const absl::Status s = Increment(c.tx(), counter);
+  const absl::Status s = server::IncrementCounter(c.tx(), counter);
   EXPECT_TRUE(absl::IsAborted(s)) << s << " (the stalled backup never logged it: recovery aborts it)";
-  EXPECT_EQ(suspected, std::vector<fabric::MachineId>{backup});
+  EXPECT_EQ(c.tx().stats().suspected, 1u);
   EXPECT_EQ(c.tx().stats().unknown, 0u);
   ASSERT_TRUE(c.Refresh().ok());
   for (const cm::Machine& m : c.configuration().machines()) EXPECT_NE(m.id(), backup) << "still a member";
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (true) {
     ASSERT_LT(absl::Now(), deadline) << "the region never served again";
-    const absl::Status again = Increment(c.tx(), counter);
+    const absl::Status again = server::IncrementCounter(c.tx(), counter);
     if (again.ok()) break;
     ASSERT_TRUE(absl::IsUnavailable(again) || absl::IsDeadlineExceeded(again) || absl::IsAborted(again)) << again;
     (void)c.Refresh();
   }
-  auto t = c.tx().Begin();
-  absl::StatusOr<std::string> v = t.Read(counter, 8);
-  ASSERT_TRUE(v.ok()) << v.status();
-  uint64_t n = 0;
-  memcpy(&n, v->data(), 8);
-  EXPECT_EQ(n, 1u) << "the suspected commit was aborted, the next one committed";
+  absl::StatusOr<uint64_t> n = server::ReadCounter(c.tx(), counter);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 1u) << "the suspected commit was aborted, the next one committed";
 }
 
 TEST(FarmdClusterTest, ShmClientSurvivesAKilledMachine) {

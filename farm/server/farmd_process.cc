@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
@@ -52,6 +53,17 @@ std::string FarmdProcess::NextLine() {
 
 void FarmdProcess::Signal(int sig) {
   if (pid_ > 0) kill(pid_, sig);
+}
+
+bool FarmdProcess::Pause() {
+  if (pid_ <= 0 || kill(pid_, SIGSTOP) != 0) return false;
+  int status = 0;
+  while (true) {
+    const pid_t r = waitpid(pid_, &status, WUNTRACED);
+    if (r == pid_ && WIFSTOPPED(status)) return true;
+    if (r < 0 && errno == EINTR) continue;
+    return false;  // exited (or not our child)
+  }
 }
 
 void FarmdProcess::Kill(int sig) {

@@ -38,6 +38,9 @@ class FarmdProcess {
   std::string NextLine();
   // Sends `sig` without waiting (SIGSTOP, SIGCONT).
   void Signal(int sig);
+  // Sends SIGSTOP and waits until every thread of the child has stopped (so
+  // it handles nothing more until SIGCONT); false if it exited instead.
+  bool Pause();
   // Sends `sig` and reaps the child.
   void Kill(int sig);
   // Waits for the child to exit; its exit code (128 + signal if killed).

@@ -30,6 +30,7 @@
 #include "absl/time/clock.h"
 #include "farm/client/farm_client.h"
 #include "farm/fabric/shm_fabric.h"
+#include "farm/server/counters.h"
 #include "farm/server/farmd_process.h"
 
 ABSL_FLAG(int, rounds, 3, "rounds of each recovery kind (alternating)");
@@ -63,17 +64,6 @@ absl::StatusOr<std::unique_ptr<ShmClient>> Connect(const FarmdCluster& cluster, 
   return ShmClient::Connect(o, std::move(*f));
 }
 
-absl::Status Increment(tx::TxClient<fabric::ShmFabric>& client, GlobalAddress a) {
-  auto t = client.Begin();
-  absl::StatusOr<std::string> v = t.Read(a, 8);
-  if (!v.ok()) return v.status();
-  uint64_t n = 0;
-  memcpy(&n, v->data(), 8);
-  ++n;
-  absl::Status s = t.Write(a, std::string(reinterpret_cast<const char*>(&n), 8));
-  return s.ok() ? t.Commit() : s;
-}
-
 absl::StatusOr<Round> Run(bool blocking) {
   char tmpl[] = "/tmp/farmd-recovery-bench.XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp");
@@ -90,11 +80,9 @@ absl::StatusOr<Round> Run(bool blocking) {
   const cm::Configuration first = clients[0]->configuration();
   std::vector<GlobalAddress> counters;
   for (int i = 0; i < absl::GetFlag(FLAGS_counters); ++i) {
-    auto t = clients[0]->tx().Begin();
-    absl::StatusOr<GlobalAddress> a = t.Alloc(8, GlobalAddress(first.regions(i % first.regions_size()).id(), 0));
+    absl::StatusOr<GlobalAddress> a =
+        server::NewCounter(clients[0]->tx(), first.regions(i % first.regions_size()).id());
     if (!a.ok()) return a.status();
-    if (absl::Status s = t.Write(*a, std::string(8, '\0')); !s.ok()) return s;
-    if (absl::Status s = t.Commit(); !s.ok()) return s;
     counters.push_back(*a);
   }
   const absl::Time start = absl::Now();
@@ -107,7 +95,7 @@ absl::StatusOr<Round> Run(bool blocking) {
       ShmClient& c = *clients[t];
       std::mt19937_64 rng(t + 1);
       while (!stop.load()) {
-        const absl::Status s = Increment(c.tx(), counters[rng() % counters.size()]);
+        const absl::Status s = server::IncrementCounter(c.tx(), counters[rng() % counters.size()]);
         if (s.ok()) {
           const size_t b = (absl::Now() - start) / kBucket;
           if (b < buckets.size()) buckets[b].fetch_add(1, std::memory_order_relaxed);
