@@ -45,6 +45,9 @@ class ControlServiceTest : public ::testing::Test {
       }
       mailbox_.Close();
     });
+    service_.set_prober([this](const std::vector<uint32_t>& ports) {
+      probed_.push_back(ports);  // on the data-plane thread, read once it ran
+    });
     int port = 0;
     absl::StatusOr<std::unique_ptr<grpc::Server>> server =
         StartControlServer("127.0.0.1:0", &service_, &port);
@@ -83,6 +86,7 @@ class ControlServiceTest : public ::testing::Test {
   std::thread loop_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<SwitchClient> client_;
+  std::vector<std::vector<uint32_t>> probed_;  // the prober's calls
 };
 
 TEST_F(ControlServiceTest, ConfigureInstallsTableBeforeReturning) {
@@ -125,6 +129,22 @@ TEST_F(ControlServiceTest, StatsReportCountersAndSequencesAcrossReconfiguration)
   ASSERT_EQ(stats->group_sequences_size(), 1);
   EXPECT_EQ(stats->group_sequences(0).group_id(), 5u);
   EXPECT_EQ(stats->group_sequences(0).last_stamped(), 3u);
+}
+
+TEST_F(ControlServiceTest, StatsRequestSendsProbesOutOfTheNamedPortsOnly) {
+  ASSERT_TRUE(client_->Stats().ok());
+  StatsRequest request;
+  request.add_probe_ports(1);
+  request.add_probe_ports(2);
+  ASSERT_TRUE(client_->Stats(request).ok());
+  StatsRequest bad;
+  bad.add_probe_ports(kPorts);
+  absl::StatusOr<SwitchStats> stats = client_->Stats(bad);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(stats.status().message(), HasSubstr("switch s0: probe port 3 of 3 ports"));
+  StopDataPlane();  // the prober's calls are read after its thread ended
+  EXPECT_EQ(probed_, (std::vector<std::vector<uint32_t>>{{1, 2}}));
 }
 
 TEST_F(ControlServiceTest, PushConfigsClearsSwitchesWithoutRulesAndChecksNames) {
