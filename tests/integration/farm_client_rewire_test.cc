@@ -12,7 +12,8 @@
 //     reaches a machine that forgot its remembered replies: the outcome comes
 //     from the participants' logs, never a second commit): every transfer
 //     reported committed or settled committed is in the balances exactly once;
-//   - drops the rings of a machine the CM then removes for good, and goes on.
+//   - drops the rings of a machine the CM then removes for good (they leave
+//     its RPC endpoint: RemovePeer), and goes on.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -254,6 +255,8 @@ TEST_F(FarmClientRewireTest, OneClientRewiresMachinesBackUnderTheirIdsAndDropsRe
   EXPECT_GE(client.wiring_stats().rewired, 3u);
   EXPECT_EQ(client.wired_machines(), (std::vector<farm::fabric::MachineId>{1, 2, 3}))
       << "machines came back under their ids";
+  EXPECT_EQ(client.tx().endpoint().peer_count(), 6u)
+      << "a participant's and a ship worker's rings per machine";
   const uint64_t dropped = client.wiring_stats().dropped;
   absl::Status checked = load.Check();
   ASSERT_TRUE(checked.ok()) << checked;
@@ -278,6 +281,7 @@ TEST_F(FarmClientRewireTest, OneClientRewiresMachinesBackUnderTheirIdsAndDropsRe
   EXPECT_EQ(load.unclean(), "");
   EXPECT_EQ(client.wiring_stats().dropped, dropped + 1);
   EXPECT_EQ(client.wired_machines(), (std::vector<farm::fabric::MachineId>{1, 2}));
+  EXPECT_EQ(client.tx().endpoint().peer_count(), 4u) << "m3's rings left the endpoint";
   checked = load.Check();
   EXPECT_TRUE(checked.ok()) << checked;
 }
