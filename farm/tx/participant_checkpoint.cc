@@ -50,19 +50,13 @@ absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& 
       }
       c.pending.push_back(std::move(rec));
     }
-    // In their order (a copy as tx 0); `primary_committed` of a backup
-    // record: committed, waiting behind earlier records of its blocks.
-    for (const auto& [seq, b] : backed_) c.pending.push_back({b.tx, true, b.committed, b.request});
+    for (const auto& [tx, r] : backed_) c.pending.push_back({tx, true, false, r});
     for (auto it = outcome_order_.rbegin(); it != outcome_order_.rend() && c.committed.size() < kCheckpointOutcomes;
          ++it) {
       if (outcomes_.at(*it) == Outcome::kCommitted) c.committed.push_back(*it);
     }
     for (const auto& [id, h] : hosted_) {
-      RegionImage image{id,
-                        h.size,
-                        h.heap->LiveFrom(0, std::numeric_limits<uint64_t>::max()),
-                        h.heap->Floors(),
-                        {}};
+      RegionImage image{id, h.size, h.heap->LiveFrom(0, std::numeric_limits<uint64_t>::max()), {}};
       for (uint64_t page = 0; (page + 1) * kCheckpointPage <= h.size; ++page) {
         const uint8_t* from = h.base + page * kCheckpointPage;
         if (AllZero(from, kCheckpointPage)) continue;
@@ -145,7 +139,7 @@ absl::Status Participant::Replay(const LogRecord& rec) {
     case LogType::kCommitBackup: {
       absl::StatusOr<LockRequest> r = decode();
       if (!r.ok()) return r.status();
-      Enqueue(rec.tx, std::move(*r), false);
+      backed_[rec.tx] = std::move(*r);
       return absl::OkStatus();
     }
     case LogType::kCommitPrimary: {
@@ -176,8 +170,8 @@ absl::Status Participant::Replay(const LogRecord& rec) {
                                                 ": copy of region ", id,
                                                 ", which is not hosted here"));
       }
-      ApplyChunkHere(r->entries);
-      return absl::OkStatus();
+      absl::StatusOr<int> n = ApplyChunkHere(id, r->entries);
+      return n.ok() ? absl::OkStatus() : n.status();
     }
   }
   return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn, " has unknown type ",
@@ -196,8 +190,7 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
                                                           " of ", image.size, " bytes, which is not hosted here"));
       }
       Hosted& h = it->second;
-      h.heap = std::make_unique<ObjectHeap>(image.id, h.base, h.size);
-      for (const auto& [block, floor] : image.floors) h.heap->SetFloor(block, floor);
+      h.heap = std::make_unique<ObjectHeap>(image.id, h.size);
       for (const auto& [page, bytes] : image.pages) {
         std::memcpy(h.base + uint64_t{page} * kCheckpointPage, bytes.data(), kCheckpointPage);
       }
@@ -210,7 +203,7 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
     for (TxId tx : c->committed) Remember(tx, Outcome::kCommitted);
     for (const PendingRecord& rec : c->pending) {
       if (rec.backup) {
-        Enqueue(rec.tx, rec.request, rec.primary_committed);
+        backed_[rec.tx] = rec.request;
         continue;
       }
       Pending p;
@@ -237,9 +230,7 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
     ++expect;
     ++report.replayed;
   }
-  ApplyBacked();
-  report.pending = locked_.size();
-  for (const auto& [seq, b] : backed_) report.pending += b.tx != 0 && !b.committed;
+  report.pending = locked_.size() + backed_.size();
   return report;
 }
 
