@@ -275,5 +275,33 @@ INSTANTIATE_TEST_SUITE_P(Steps, ShipCrashTest,
                                                                                      : "Truncate");
                          });
 
+// With give_up_on_new_config, the client stops waiting for the crashed
+// machine's reply as soon as the configuration changes (the call's own
+// timeout is a minute) and learns the outcome from the participants.
+TEST(ShipTest, AClientThatGivesUpOnTheNewConfigurationSettlesWithoutWaitingForItsTimeout) {
+  ShipClusterOptions o;
+  absl::Notification crashed;
+  std::atomic<bool> armed{true};
+  o.ship.tx.crash_before = [&](tx::CommitStep s, fabric::MachineId) {
+    if (s != tx::CommitStep::kCommitPrimary || !armed.exchange(false)) return false;
+    crashed.Notify();
+    return true;
+  };
+  o.cluster.client.give_up_on_new_config = true;
+  o.shipper.timeout = absl::Minutes(1);
+  auto c = MakeCluster(o);
+  const GlobalAddress a = CounterOn(*c, 2);
+  absl::StatusOr<std::string> r;
+  std::thread client([&] { r = c->shipper(0).Ship(a, kIncrement, EncodeU64(a.raw())); });
+  crashed.WaitForNotification();
+  c->Kill(2);
+  ASSERT_TRUE(c->Recover({2}).ok());
+  client.join();
+  EXPECT_TRUE(absl::IsUnknown(r.status())) << r.status();
+  EXPECT_EQ(ValueOf(*c, a), 1u);
+  EXPECT_EQ(c->shipper(0).stats().gave_up, 1u);
+  EXPECT_EQ(c->shipper(0).stats().outcome_asked, 1u);
+}
+
 }  // namespace
 }  // namespace dctk::farm::client

@@ -14,6 +14,10 @@
 //                       after the executing machine failed) but its result
 //                       was lost with that machine
 //   other codes         the procedure's own error (nothing committed)
+// With the coordinator's TxClientOptions::give_up_on_new_config (on in
+// FarmClient), a call stops waiting as soon as the configuration changes
+// (counted in gave_up) and the request is settled as below at once, instead
+// of after the call's timeout.
 // When the reply does not come, the same request (same id) is sent again
 // while the executing machine is in the configuration: the machine answers
 // a request it ran from its remembered replies, so a retry never commits
@@ -78,6 +82,7 @@ struct ShipperStats {
   uint64_t outcome_asked = 0;  // outcome learned from the participants
   uint64_t forgotten = 0;      // resends a machine in a later configuration did not remember (restarted)
   uint64_t unknown = 0;
+  uint64_t gave_up = 0;  // calls that stopped waiting because the configuration changed
 };
 
 // Request ids of a new Shipper start at its creation time in microseconds
@@ -126,9 +131,25 @@ class Shipper {
 
  private:
   absl::StatusOr<std::string> Send(uint32_t endpoint, const std::string& bytes) {
-    return coordinator_.endpoint().Call(
-        endpoint, kShipHandler,
-        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), o_.timeout);
+    return Call(endpoint, kShipHandler, bytes);
+  }
+
+  // One call over the coordinator's endpoint; with give_up_on_new_config it
+  // ends when the configuration moves past the one it started in.
+  absl::StatusOr<std::string> Call(uint32_t endpoint, uint16_t handler, const std::string& bytes) {
+    std::function<bool()> give_up;
+    if (coordinator_.options().give_up_on_new_config) {
+      give_up = [this, c = config_->load(std::memory_order_acquire)] {
+        return config_->load(std::memory_order_acquire) != c;
+      };
+    }
+    const uint64_t given_up = coordinator_.endpoint().given_up();
+    absl::StatusOr<std::string> r = coordinator_.endpoint().Call(
+        endpoint, handler,
+        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+        o_.timeout, give_up);
+    if (coordinator_.endpoint().given_up() != given_up) ++stats_.gave_up;
+    return r;
   }
 
   absl::StatusOr<std::string> Finish(const std::string& bytes) {
@@ -207,9 +228,7 @@ class Shipper {
     const std::string ask = tx::Encode(tx::TxRequest{req.config, req.id});
     bool all_past = true;
     for (fabric::MachineId m : machines) {
-      absl::StatusOr<std::string> r = coordinator_.endpoint().Call(
-          m, tx::kOutcome, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(ask.data()), ask.size()),
-          o_.timeout);
+      absl::StatusOr<std::string> r = Call(m, tx::kOutcome, ask);
       absl::StatusOr<tx::Reply> reply = r.ok() ? tx::DecodeReply(*r) : absl::StatusOr<tx::Reply>(r.status());
       if (!reply.ok() || !tx::StatusOf(*reply).ok()) {
         all_past = false;
