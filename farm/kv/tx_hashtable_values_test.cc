@@ -2,7 +2,8 @@
 // (tx_hashtable.h), on an in-process FaRM cluster (3 machines, f = 1, shm):
 // sizes at and beyond the limit through Get and the lock-free reader,
 // overwrites crossing the limit both ways, objects freed and reused (no
-// leak over many rounds in a small region), bad input, and concurrent
+// leak over many rounds in a small region, whose heap blocks empty and pass
+// from one size class to another), bad input, and concurrent
 // read-modify-write transactions on shared keys while lock-free readers only
 // ever see whole committed values.
 #include <atomic>
@@ -52,29 +53,6 @@ std::unique_ptr<ShmCluster> MakeCluster(uint64_t region_size = 16 << 20) {
   tx::LocalClusterOptions o;
   o.region_size = region_size;
   return tx::MakeShmCluster(o);
-}
-
-// Keeps one live value object of each of `sizes` in every shard (keys from
-// 1000 on, never changed), so no heap block of those size classes empties.
-// Why: farm/tx's ObjectHeap hands an emptied 1 MiB block to another size
-// class, and two bugs there show up then (farm/README.md, "What is left"):
-// the re-formatted block's slot headers hold bytes of the old objects (an
-// allocated bit there makes every LOCK of an allocation in that slot fail,
-// "allocated meanwhile"), and a backup applying the frees that emptied the
-// block after the allocations that reused it (TRUNCATEs of different
-// coordinators) refuses those allocations in its heap mirror.
-void AnchorSizeClasses(ShmCluster& c, const TxHashTable& t, const std::vector<size_t>& sizes) {
-  uint64_t k = 1000;
-  for (uint32_t shard = 0; shard < t.shards(); ++shard) {
-    for (size_t len : sizes) {
-      if (len <= kMaxTxInlineValue) continue;
-      while (t.layout().ShardOfKey(K(k)) != shard) ++k;
-      auto tx = c.client(1).Begin();
-      CHECK(t.Put(tx, K(k), std::string(len, 'x')).ok());
-      CHECK(tx.Commit().ok());
-      ++k;
-    }
-  }
 }
 
 // Bytes of the value object a value of `len` bytes gets (0: inline).
@@ -163,22 +141,25 @@ TEST(TxHashTableValuesTest, SizesAtAndBeyondTheInlineLimitThroughGetAndTheReader
 }
 
 // Many rounds of inserts, overwrites of changing sizes and erases of big
-// values in one small region: freed value objects are reused, so the region
-// never fills, although the objects the rounds allocate add up to more than
-// the region (a leak of the replaced or erased ones would exhaust it).
+// values in one small region, by three coordinators in turn: freed value
+// objects are reused, and blocks emptied of one size class serve another,
+// so the region never fills, although the objects the rounds allocate add
+// up to more than the region (a leak of the replaced or erased ones would
+// exhaust it).
 TEST(TxHashTableValuesTest, OverwritesAndErasesFreeTheirValueObjects) {
   constexpr uint64_t kRegion = 6 << 20;  // the shard's block and one for each of 4 value size classes, 1 spare
   auto c = MakeCluster(kRegion);
   const std::vector<RegionId> one = TxHashTable::SpreadShards(c->table(), 1);
   absl::StatusOr<TxHashTable> t = TxHashTable::Create(c->client(1), one, {.buckets = 64});
   ASSERT_TRUE(t.ok()) << t.status();
-  auto& client = c->client(1);
   std::mt19937_64 rng(3);
   std::map<uint64_t, std::string> model;
   const std::vector<size_t> sizes = {20, 200, 1500, 3000, 4096};
-  AnchorSizeClasses(*c, *t, sizes);
   uint64_t allocated = 0;  // bytes of value objects the rounds allocated
   for (int round = 0; round < 5000; ++round) {
+    // Coordinators take turns, so frees that empty a block and allocations
+    // that reuse it for another size class come from different ones.
+    auto& client = c->client(1 + round % 3);
     const uint64_t k = rng() % 16;
     const std::string v = V(k, round, sizes[rng() % sizes.size()]);
     absl::Status s;
@@ -264,7 +245,6 @@ TEST(TxHashTableValuesTest, ConcurrentUpdatesOfBigValuesWhileReadersSeeOnlyWhole
       TxHashTable::Create(c->client(1), TxHashTable::SpreadShards(c->table(), 2), {.buckets = 16});
   ASSERT_TRUE(t.ok()) << t.status();
   constexpr uint64_t kKeys = 6;
-  AnchorSizeClasses(*c, *t, {CounterLength(0), CounterLength(1), CounterLength(2), CounterLength(3)});
   for (uint64_t k = 0; k < kKeys; ++k) {
     ASSERT_TRUE(Commit(c->client(1), [&](auto& tx) { return t->Put(tx, K(k), V(k, 0, CounterLength(0))); }).ok());
   }

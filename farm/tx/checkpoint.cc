@@ -13,7 +13,7 @@
 namespace dctk::farm::tx {
 namespace {
 
-constexpr char kMagic[] = "FARMCKP1";
+constexpr char kMagic[] = "FARMCKP2";
 constexpr char kEnd[] = "CKPTEND1";
 constexpr size_t kMagicBytes = 8;
 
@@ -86,6 +86,11 @@ std::string EncodeBody(const Checkpoint& c) {
       Put(out, addr.raw());
       Put(out, slot);
     }
+    Put<uint64_t>(out, r.floors.size());
+    for (const auto& [block, floor] : r.floors) {
+      Put(out, block);
+      Put(out, floor);
+    }
     Put<uint64_t>(out, r.pages.size());
     for (const auto& [index, bytes] : r.pages) {
       Put(out, index);
@@ -130,6 +135,14 @@ absl::StatusOr<Checkpoint> DecodeBody(absl::string_view body, const std::string&
       uint32_t slot;
       if (!rd.Get(&raw) || !rd.Get(&slot)) return bad("live object list");
       r.live.push_back({GlobalAddress::FromRaw(raw), slot});
+    }
+    uint64_t floors = 0;
+    if (!rd.Get(&floors)) return bad("block floor count");
+    for (uint64_t j = 0; j < floors; ++j) {
+      uint32_t block;
+      uint64_t floor;
+      if (!rd.Get(&block) || !rd.Get(&floor)) return bad("block floor list");
+      r.floors.push_back({block, floor});
     }
     if (!rd.Get(&pages)) return bad("page count");
     for (uint64_t j = 0; j < pages; ++j) {

@@ -9,11 +9,12 @@
 // not yet truncated: their records, as recovery reports them); the ids of
 // recently committed transactions (so a restarted primary still answers
 // "committed" to recovery for a backup that missed its TRUNCATE); and per
-// region its id, size, live objects (address, slot size) and every 4 KiB
+// region its id, size, live objects (address, slot size), its heap blocks'
+// version floors (object_heap.h) and every 4 KiB
 // page that is not all zero, with lock bits cleared (a locked object holds
 // its last committed state).
 //
-// File: "FARMCKP1", the body, then [FNV-1a 64 of the body]["CKPTEND1"].
+// File: "FARMCKP2", the body, then [FNV-1a 64 of the body]["CKPTEND1"].
 // WriteCheckpoint writes `<path>.tmp`, syncs it and renames it over `path`,
 // so a crash mid-write leaves the previous checkpoint whole; ReadCheckpoint
 // refuses a short or damaged file with DataLoss (never a partial image).
@@ -42,12 +43,16 @@ struct RegionImage {
   RegionId id = 0;
   uint64_t size = 0;
   std::vector<std::pair<GlobalAddress, uint32_t>> live;  // objects and their slot sizes
+  std::vector<std::pair<uint32_t, uint64_t>> floors;     // heap blocks' version floors
   std::vector<std::pair<uint32_t, std::string>> pages;    // page index, kCheckpointPage bytes
 };
 
 struct PendingRecord {
-  TxId tx = 0;
+  TxId tx = 0;                    // 0: a re-replication copy waiting at a backup
   bool backup = false;            // COMMIT-BACKUP logged here (else LOCK at a primary)
+  // A primary's: COMMIT-PRIMARY applied. A backup's: committed, waiting to be
+  // applied behind earlier records of its heap blocks (backup records are in
+  // their order).
   bool primary_committed = false;
   LockRequest request;            // entries carry their slot sizes
 };

@@ -21,7 +21,8 @@ Checkpoint Sample() {
   c.committed = {5, 9};
   LockRequest r{7, 11, {3}, {{GlobalAddress(3, 64), 2, EntryKind::kWrite, 64, "abc"}}};
   c.pending.push_back({11, true, false, r});
-  RegionImage image{3, 1 << 20, {{GlobalAddress(3, 64), 64}}, {}};
+  c.pending.push_back({12, true, /*committed, waiting=*/true, r});
+  RegionImage image{3, 1 << 20, {{GlobalAddress(3, 64), 64}}, {{0, 17}}, {}};
   image.pages.push_back({0, std::string(kCheckpointPage, 'x')});
   c.regions.push_back(image);
   return c;
@@ -35,11 +36,15 @@ TEST(CheckpointTest, RoundTrip) {
   EXPECT_EQ(c->lsn, 42u);
   EXPECT_EQ(c->config, 7u);
   EXPECT_EQ(c->committed, (std::vector<TxId>{5, 9}));
-  ASSERT_EQ(c->pending.size(), 1u);
+  ASSERT_EQ(c->pending.size(), 2u);
   EXPECT_TRUE(c->pending[0].backup);
+  EXPECT_FALSE(c->pending[0].primary_committed);
+  EXPECT_EQ(c->pending[1].tx, 12u);
+  EXPECT_TRUE(c->pending[1].primary_committed);
   EXPECT_EQ(c->pending[0].request.entries[0].data, "abc");
   ASSERT_EQ(c->regions.size(), 1u);
   EXPECT_EQ(c->regions[0].live[0].second, 64u);
+  EXPECT_EQ(c->regions[0].floors, (std::vector<std::pair<uint32_t, uint64_t>>{{0, 17}}));
   EXPECT_EQ(c->regions[0].pages[0].second, std::string(kCheckpointPage, 'x'));
   EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0);  // renamed into place
 }

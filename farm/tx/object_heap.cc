@@ -20,12 +20,12 @@ absl::StatusOr<uint32_t> SlotBytesFor(size_t payload) {
   return ClassSize(*c);
 }
 
-ObjectHeap::ObjectHeap(RegionId region, uint64_t region_size)
-    : region_(region), blocks_(region_size / kBlockBytes) {}
+ObjectHeap::ObjectHeap(RegionId region, uint8_t* base, uint64_t region_size)
+    : region_(region), base_(base), blocks_(region_size / kBlockBytes) {}
 
 uint32_t ObjectHeap::free_blocks() const {
   uint32_t n = 0;
-  for (const Block& b : blocks_) n += b.size_class < 0;
+  for (const Block& b : blocks_) n += b.used == 0;
   return n;
 }
 
@@ -35,6 +35,33 @@ void ObjectHeap::Assign(uint32_t block, int size_class, uint32_t slot_bytes) {
   b.slot_bytes = slot_bytes;
   b.used = 0;
   b.slots.assign(kBlockBytes / slot_bytes, Slot::kFree);
+}
+
+void ObjectHeap::Format(uint32_t block) {
+  const Block& b = blocks_[block];
+  for (uint64_t i = 0; i < b.slots.size(); ++i) {
+    __atomic_store_n(Header(uint64_t{block} * kBlockBytes + i * b.slot_bytes), b.floor,
+                     __ATOMIC_RELEASE);
+  }
+}
+
+void ObjectHeap::NoteVersion(GlobalAddress addr, uint64_t version) {
+  const uint64_t block = addr.offset() / kBlockBytes;
+  if (addr.region() == region_ && block < blocks_.size()) {
+    blocks_[block].floor = std::max(blocks_[block].floor, version & kVersionMask);
+  }
+}
+
+std::vector<std::pair<uint32_t, uint64_t>> ObjectHeap::Floors() const {
+  std::vector<std::pair<uint32_t, uint64_t>> out;
+  for (uint32_t b = 0; b < blocks_.size(); ++b) {
+    if (blocks_[b].floor != 0) out.emplace_back(b, blocks_[b].floor);
+  }
+  return out;
+}
+
+void ObjectHeap::SetFloor(uint32_t block, uint64_t floor) {
+  if (block < blocks_.size()) blocks_[block].floor = std::max(blocks_[block].floor, floor);
 }
 
 void ObjectHeap::Unuse(uint32_t block) {
@@ -73,8 +100,9 @@ absl::StatusOr<GlobalAddress> ObjectHeap::Reserve(size_t payload, TxId tx, Globa
     if (slot) block = b;
   }
   for (uint32_t b = 0; !slot && b < blocks_.size(); ++b) {
-    if (blocks_[b].size_class >= 0) continue;
+    if (blocks_[b].used != 0) continue;
     Assign(b, size_class, *slot_bytes);
+    Format(b);
     block = b;
     slot = 0;
   }
@@ -86,8 +114,32 @@ absl::StatusOr<GlobalAddress> ObjectHeap::Reserve(size_t payload, TxId tx, Globa
   b.slots[*slot] = Slot::kReserved;
   ++b.used;
   const GlobalAddress addr(region_, *block * kBlockBytes + *slot * b.slot_bytes);
+  // A free slot's header holds its last free (or the format) here; a
+  // promoted copy may hold less (re-replication copies live objects only).
+  uint64_t* header = Header(addr.offset());
+  const uint64_t h = __atomic_load_n(header, __ATOMIC_ACQUIRE);
+  const uint64_t version =
+      IsAllocated(h) || IsLocked(h) ? b.floor : std::max(VersionOf(h), b.floor);
+  __atomic_store_n(header, version, __ATOMIC_RELEASE);
   reservations_[tx].push_back(addr);
   return addr;
+}
+
+absl::Status ObjectHeap::ReserveAgain(GlobalAddress addr, uint32_t slot_bytes, TxId tx,
+                                      uint64_t version) {
+  if (absl::Status s = Prepare(addr, slot_bytes); !s.ok()) return s;
+  const uint32_t block = addr.offset() / kBlockBytes;
+  Block& b = blocks_[block];
+  Slot& slot = b.slots[(addr.offset() % kBlockBytes) / slot_bytes];
+  if (slot != Slot::kFree) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("reserving ", addr.ToString(), " again: the slot is not free"));
+  }
+  slot = Slot::kReserved;
+  ++b.used;
+  __atomic_store_n(Header(addr.offset()), version & kVersionMask, __ATOMIC_RELEASE);
+  reservations_[tx].push_back(addr);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ObjectHeap::Position> ObjectHeap::Locate(GlobalAddress addr) const {
@@ -137,6 +189,29 @@ void ObjectHeap::ReleaseAll() {
   std::vector<TxId> txs;
   for (const auto& [tx, addrs] : reservations_) txs.push_back(tx);
   for (TxId tx : txs) Release(tx);
+}
+
+absl::Status ObjectHeap::Prepare(GlobalAddress addr, uint32_t slot_bytes) {
+  absl::StatusOr<int> size_class = SizeClassFor(slot_bytes);
+  const uint32_t block = addr.offset() / kBlockBytes;
+  if (!size_class.ok() || ClassSize(*size_class) != slot_bytes || addr.region() != region_ ||
+      block >= blocks_.size() || (addr.offset() % kBlockBytes) % slot_bytes != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("object ", addr.ToString(), " of ", slot_bytes,
+                                                   " bytes: not a slot of region ", region_));
+  }
+  Block& b = blocks_[block];
+  // An empty block is free, also one Prepare gave a class whose object then
+  // proved older than what the copy holds.
+  if (b.size_class < 0 || (b.used == 0 && b.size_class != *size_class)) {
+    Assign(block, *size_class, slot_bytes);
+    Format(block);
+  }
+  if (b.size_class != *size_class) {
+    return absl::FailedPreconditionError(absl::StrCat("object ", addr.ToString(), " of ",
+                                                      slot_bytes, " bytes: its block holds ",
+                                                      b.slot_bytes, "-byte slots"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ObjectHeap::MarkLive(GlobalAddress addr, uint32_t slot_bytes) {

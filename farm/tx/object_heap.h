@@ -13,8 +13,23 @@
 // The heap also answers "is this the start of an object, and how big is its
 // slot?", which is how participants reject invalid addresses.
 //
+// Reuse of a block. A block whose objects are all freed goes back to the free
+// blocks and may next hold another size class, whose slots start where the
+// old objects' payload was. The heap writes every slot header of a block it
+// gives a class (Format): unallocated, unlocked, at the block's version floor,
+// the highest version any object of the block ever committed (NoteVersion,
+// for every applied write, allocation and free). So a LOCK of an allocation
+// finds a clean header, and versions stay monotonic at every address: an
+// object allocated there gets floor + 1 or more, so a reader still holding the
+// address of an older object can never validate it against the new one by its
+// version. The primary formats when Reserve takes a free block; a backup when
+// the first committed object of the new class reaches it (Prepare), with the
+// same floor, because it applies the same entries in the same order per block
+// (participant.h). Reserve also lifts the reserved slot's header to the floor
+// (a copy made by re-replication may not know a free slot's last version).
+//
 // Example:
-//   ObjectHeap heap(/*region=*/7, /*size=*/8 << 20);
+//   ObjectHeap heap(/*region=*/7, base, /*size=*/8 << 20);
 //   absl::StatusOr<GlobalAddress> a = heap.Reserve(100, tx, GlobalAddress());
 //   heap.MarkLive(*a, SlotBytesFor(100));     // at commit
 //   heap.MarkFree(*a);                          // a later transaction frees it
@@ -41,18 +56,38 @@ absl::StatusOr<uint32_t> SlotBytesFor(size_t payload);
 
 class ObjectHeap {
  public:
-  ObjectHeap(RegionId region, uint64_t region_size);
+  // `base`: this copy of the region (slot headers are written there when a
+  // block gets a size class).
+  ObjectHeap(RegionId region, uint8_t* base, uint64_t region_size);
 
   // A free slot for `payload` bytes owned by `tx`: in near's block if it has
-  // one of that size with room, else any block of that size, else a free block.
+  // one of that size with room, else any block of that size, else a free
+  // block (formatted for the size class). The slot's header is unallocated
+  // and at least at its block's floor.
   absl::StatusOr<GlobalAddress> Reserve(size_t payload, TxId tx, GlobalAddress near);
+  // Replay of a logged LOCK of an allocation (restart from files): `addr`,
+  // a `slot_bytes` slot Reserve gave `tx`, reserved for it again, its block
+  // taking the class as Reserve gave it (Prepare), and its header set to the
+  // unallocated `version` the LOCK found there. Reserve is not logged, and
+  // its lift to the floor may predate commits that raised the floor since.
+  // FailedPrecondition if the slot is not free.
+  absl::Status ReserveAgain(GlobalAddress addr, uint32_t slot_bytes, TxId tx, uint64_t version);
+  // Before a committed object of `slot_bytes` is installed at `addr` (a
+  // backup, a copy): a free block gets that class and is formatted; OK if the
+  // block already holds such slots and `addr` starts one; FailedPrecondition
+  // if it holds another class (the object would overlap other slots).
+  absl::Status Prepare(GlobalAddress addr, uint32_t slot_bytes);
+  // An object of the block of `addr` was committed at `version`.
+  void NoteVersion(GlobalAddress addr, uint64_t version);
   // OK iff `addr` is a slot reserved by `tx`.
   absl::Status CheckReserved(GlobalAddress addr, TxId tx) const;
   // Drops `tx`'s remaining reservations (abort, or after commit).
   void Release(TxId tx);
   // Drops every reservation (recovery).
   void ReleaseAll();
-  // A committed allocation of a `slot_bytes` slot at `addr` (idempotent).
+  // A committed allocation of a `slot_bytes` slot at `addr` (idempotent). A
+  // free block takes that class without being formatted (restore from a
+  // checkpoint image; the commit paths Reserve or Prepare first).
   absl::Status MarkLive(GlobalAddress addr, uint32_t slot_bytes);
   // A committed free (idempotent).
   absl::Status MarkFree(GlobalAddress addr);
@@ -64,6 +99,10 @@ class ObjectHeap {
   // address order, until their slots add up to at least `max_bytes`.
   std::vector<std::pair<GlobalAddress, uint32_t>> LiveFrom(uint64_t from, uint64_t max_bytes) const;
 
+  // Blocks whose floor is not 0, (block index, floor), for checkpoints.
+  std::vector<std::pair<uint32_t, uint64_t>> Floors() const;
+  void SetFloor(uint32_t block, uint64_t floor);
+
   uint64_t live_objects() const { return live_; }
   uint32_t free_blocks() const;
 
@@ -73,6 +112,7 @@ class ObjectHeap {
     int size_class = -1;  // -1: free block
     uint32_t slot_bytes = 0;
     uint32_t used = 0;    // reserved + live slots
+    uint64_t floor = 0;   // highest version committed in the block, ever
     std::vector<Slot> slots;
   };
   struct Position {
@@ -82,10 +122,14 @@ class ObjectHeap {
 
   absl::StatusOr<Position> Locate(GlobalAddress addr) const;
   void Assign(uint32_t block, int size_class, uint32_t slot_bytes);
+  // Every slot header of `block`: unallocated at the block's floor.
+  void Format(uint32_t block);
+  uint64_t* Header(uint64_t offset) const { return reinterpret_cast<uint64_t*>(base_ + offset); }
   void Unuse(uint32_t block);
   absl::optional<uint32_t> FreeSlotIn(uint32_t block) const;
 
   const RegionId region_;
+  uint8_t* const base_;
   std::vector<Block> blocks_;
   absl::flat_hash_map<TxId, std::vector<GlobalAddress>> reservations_;
   uint64_t live_ = 0;

@@ -16,7 +16,7 @@ Participant::Participant(fabric::MachineId self, const RegionTable* table, TxLog
 
 void Participant::HostRegion(RegionId id, uint8_t* base, uint64_t size) {
   absl::MutexLock l(&mu_);
-  hosted_[id] = Hosted{base, size, std::make_unique<ObjectHeap>(id, size)};
+  hosted_[id] = Hosted{base, size, std::make_unique<ObjectHeap>(id, base, size)};
 }
 
 bool Participant::Hosts(RegionId id) const {
@@ -62,7 +62,7 @@ absl::Status Participant::AdmitRegions(const std::vector<WriteEntry>& entries, c
 absl::Status Participant::AdmitTx(TxId tx, const char* what) const {
   if (recovering_.empty()) return absl::OkStatus();
   if (auto it = locked_.find(tx); it != locked_.end()) return AdmitRegions(it->second.request.entries, what);
-  if (auto it = backed_.find(tx); it != backed_.end()) return AdmitRegions(it->second.entries, what);
+  if (const Backed* b = FindBacked(tx)) return AdmitRegions(b->request.entries, what);
   return absl::OkStatus();
 }
 
@@ -118,6 +118,7 @@ void Participant::ReleaseReservations(TxId tx) {
 
 void Participant::UpdateHeap(const WriteEntry& e, size_t lines) {
   ObjectHeap* heap = hosted_.at(e.addr.region()).heap.get();
+  heap->NoteVersion(e.addr, e.version + 1);
   absl::Status s;
   if (e.kind == EntryKind::kAlloc) s = heap->MarkLive(e.addr, static_cast<uint32_t>(lines * kLineSize));
   // A backup still copying the region may see the free of an object whose
@@ -185,7 +186,7 @@ Reply Participant::CommitBackup(const LockRequest& r) {
   }
   ++stats_.commit_backups;
   Log(LogType::kCommitBackup, r.tx, Encode(r));
-  backed_[r.tx] = r;
+  Enqueue(r.tx, r, false);
   return Reply{};
 }
 
@@ -247,21 +248,6 @@ void Participant::AbortHere(TxId tx) {
   Remember(tx, Outcome::kAborted);
 }
 
-void Participant::Install(const std::vector<WriteEntry>& entries) {
-  for (const WriteEntry& e : entries) {
-    uint8_t* obj = nullptr;
-    size_t lines = 0;
-    absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines);
-    if (absl::IsNotFound(s)) continue;  // another machine's region
-    if (!s.ok()) {
-      LOG(ERROR) << "machine " << self_ << ": installing " << e.addr.ToString() << ": " << s;
-      continue;
-    }
-    internal::InstallIfNewer(obj, lines, e);
-    UpdateHeap(e, lines);
-  }
-}
-
 Reply Participant::Truncate(const TxRequest& r) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "TRUNCATE"); !s.ok()) {
@@ -273,18 +259,6 @@ Reply Participant::Truncate(const TxRequest& r) {
   Log(LogType::kTruncate, r.tx, "");
   TruncateHere(r.tx);
   return Reply{};
-}
-
-void Participant::TruncateHere(TxId tx) {
-  // A coordinator truncates only what committed. Recovery must still learn it
-  // after this machine dropped its records: another backup may hold the
-  // transaction's only surviving record of a region whose primary failed.
-  Remember(tx, Outcome::kCommitted);
-  if (auto it = locked_.find(tx); it != locked_.end() && it->second.committed) locked_.erase(it);
-  if (auto it = backed_.find(tx); it != backed_.end()) {
-    Install(it->second.entries);
-    backed_.erase(it);
-  }
 }
 
 Reply Participant::Alloc(const AllocRequest& r) {
@@ -361,8 +335,10 @@ std::vector<InFlightRecord> Participant::InFlight(uint64_t before) const {
     }
     out.push_back(std::move(rec));
   }
-  for (const auto& [tx, r] : backed_) {
-    if (before == 0 || r.config < before) out.push_back({tx, self_, LogType::kCommitBackup, false, r});
+  for (const auto& [seq, b] : backed_) {
+    if (b.tx == 0 || b.committed) continue;  // decided: waiting for earlier records only
+    if (before == 0 || b.request.config < before)
+      out.push_back({b.tx, self_, LogType::kCommitBackup, false, b.request});
   }
   return out;
 }
@@ -389,8 +365,18 @@ void Participant::ResolveHere(const Resolution& r) {
     if (!r.commit) ReleaseLocks(p);
     locked_.erase(it);
   }
-  if (r.commit) Install(r.entries);
-  backed_.erase(r.tx);
+  if (auto seq = backed_seq_.find(r.tx); seq != backed_seq_.end()) {
+    Backed& b = backed_.at(seq->second);
+    if (r.commit && !r.entries.empty()) b.request.entries = r.entries;
+    b.committed = r.commit;
+    if (!r.commit) {
+      backed_.erase(seq->second);
+      backed_seq_.erase(seq);
+    }
+  } else if (r.commit && !r.entries.empty()) {
+    Enqueue(r.tx, LockRequest{0, r.tx, {}, r.entries}, true);
+  }
+  ApplyBacked();
   ReleaseReservations(r.tx);
   Remember(r.tx, r.commit ? Outcome::kCommitted : Outcome::kAborted);
 }
@@ -444,43 +430,6 @@ absl::StatusOr<RegionChunk> Participant::CopyChunk(RegionId id, uint64_t from, u
     chunk.next = addr.offset() + uint64_t{slot_bytes};
   }
   return chunk;
-}
-
-absl::StatusOr<int> Participant::ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects) {
-  absl::MutexLock l(&mu_);
-  if (!hosted_.contains(id)) {
-    return absl::FailedPreconditionError(absl::StrCat("copy of region ", id, " to machine ", self_, ": no copy here"));
-  }
-  for (const WriteEntry& e : objects) {
-    if (e.addr.region() != id) {
-      return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": object ", e.addr.ToString()));
-    }
-  }
-  // Logged first, so that a restart from this machine's files replays the
-  // copy before the commits that reached this backup after it.
-  Log(LogType::kCopied, 0, Encode(LockRequest{0, 0, {}, objects}));
-  return ApplyChunkHere(id, objects);
-}
-
-absl::StatusOr<int> Participant::ApplyChunkHere(RegionId id,
-                                                const std::vector<WriteEntry>& objects) {
-  ObjectHeap* heap = hosted_.at(id).heap.get();
-  int installed = 0;
-  for (const WriteEntry& e : objects) {
-    uint8_t* obj = nullptr;
-    size_t lines = 0;
-    absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines);
-    if (!s.ok()) return s;
-    installed += internal::InstallIfNewer(obj, lines, e);
-    // Whichever version won, the heap follows the object: live unless a
-    // newer record freed it.
-    const uint64_t header = __atomic_load_n(reinterpret_cast<uint64_t*>(obj), __ATOMIC_ACQUIRE);
-    if (IsAllocated(header)) {
-      s = heap->MarkLive(e.addr, e.slot_bytes);
-      if (!s.ok()) return s;
-    }
-  }
-  return installed;
 }
 
 absl::StatusOr<uint8_t*> Participant::ObjectAt(GlobalAddress addr) const {

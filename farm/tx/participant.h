@@ -6,11 +6,23 @@
 //
 //   LOCK (primary)           log; lock every entry at its read version, or
 //                            unlock what it took and refuse with the reason
-//   COMMIT-BACKUP (backup)   log the entries; acknowledge (applied at TRUNCATE)
+//   COMMIT-BACKUP (backup)   log the entries; acknowledge (applied once
+//                            committed, in COMMIT-BACKUP order per block)
 //   COMMIT-PRIMARY (primary) log; apply the locked entries, unlock
 //   ABORT (primary)          log; unlock, drop the transaction's reservations
 //   TRUNCATE (both)          backups apply their logged entries; forget the tx
 //   ALLOC (primary)          reserve a slot in the region's ObjectHeap
+//
+// A backup applies a committed transaction's entries (at TRUNCATE, or when
+// recovery decides) only after every transaction whose COMMIT-BACKUP it logged
+// earlier and that touches one of the same 1 MB heap blocks was applied or
+// aborted. COMMIT-BACKUP order is the primaries' order for transactions that
+// depend on each other (a transaction's COMMIT-BACKUPs are acknowledged before
+// its COMMIT-PRIMARY, which comes before any LOCK that sees its effects), so
+// the frees that emptied a block reach the heap mirror before an allocation
+// that reused the block for another size class, whatever order the TRUNCATEs
+// of their coordinators arrive in. Entries recovery learned from other
+// machines, and re-replication copies, queue behind what is logged here.
 //
 // Requests from another configuration than the current one are refused with
 // Unavailable, and so are requests for a region while recovery runs for it
@@ -33,6 +45,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
@@ -176,6 +189,13 @@ class Participant {
     uint64_t size;
     std::unique_ptr<ObjectHeap> heap;
   };
+  // A COMMIT-BACKUP record (tx != 0) or a re-replication copy (tx 0)
+  // waiting to be applied.
+  struct Backed {
+    TxId tx = 0;
+    LockRequest request;
+    bool committed = false;  // TRUNCATE arrived or recovery decided commit
+  };
   struct Pending {
     LockRequest request;
     bool committed = false;  // COMMIT-PRIMARY done (primary)
@@ -198,16 +218,25 @@ class Participant {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void UpdateHeap(const WriteEntry& e, size_t lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ApplyChunk without logging (also its replay); the region is hosted here.
-  absl::StatusOr<int> ApplyChunkHere(RegionId id, const std::vector<WriteEntry>& objects)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int ApplyChunkHere(const std::vector<WriteEntry>& objects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLocks(Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Install(const std::vector<WriteEntry>& entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Installs committed entries (idempotent, at their exact versions); the
+  // heap follows each object. Returns how many objects changed.
+  int Install(const std::vector<WriteEntry>& entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a record behind those logged before it (a known tx keeps its
+  // place); returns its sequence number.
+  uint64_t Enqueue(TxId tx, LockRequest request, bool committed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies every committed record that no earlier unapplied record of the
+  // same blocks holds back. Returns what Install returned for record `seq`.
+  int ApplyBacked(uint64_t seq = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const Backed* FindBacked(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The effects of each record, without logging (handlers and replay).
   void CommitPrimaryHere(TxId tx, Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AbortHere(TxId tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TruncateHere(TxId tx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ResolveHere(const Resolution& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Takes the locks of a LOCK record again (replay, checkpoint restore).
+  // Takes the locks of a LOCK record again (replay, checkpoint restore),
+  // reserving the slots of its allocations again first (ObjectHeap::ReserveAgain).
   absl::Status Relock(const LockRequest& r, Pending* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Replay(const LogRecord& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Remember(TxId tx, Outcome o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -230,7 +259,10 @@ class Participant {
   absl::flat_hash_map<TxId, uint64_t> reserved_in_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<RegionId, Hosted> hosted_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<TxId, Pending> locked_ ABSL_GUARDED_BY(mu_);        // at primaries
-  absl::flat_hash_map<TxId, LockRequest> backed_ ABSL_GUARDED_BY(mu_);    // at backups
+  // At backups, by COMMIT-BACKUP order (sequence number), and the tx index.
+  absl::btree_map<uint64_t, Backed> backed_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<TxId, uint64_t> backed_seq_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_backed_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<TxId, Outcome> outcomes_ ABSL_GUARDED_BY(mu_);      // recent decisions
   std::deque<TxId> outcome_order_ ABSL_GUARDED_BY(mu_);
   ParticipantStats stats_ ABSL_GUARDED_BY(mu_);

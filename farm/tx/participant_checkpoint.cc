@@ -50,13 +50,19 @@ absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& 
       }
       c.pending.push_back(std::move(rec));
     }
-    for (const auto& [tx, r] : backed_) c.pending.push_back({tx, true, false, r});
+    // In their order (a copy as tx 0); `primary_committed` of a backup
+    // record: committed, waiting behind earlier records of its blocks.
+    for (const auto& [seq, b] : backed_) c.pending.push_back({b.tx, true, b.committed, b.request});
     for (auto it = outcome_order_.rbegin(); it != outcome_order_.rend() && c.committed.size() < kCheckpointOutcomes;
          ++it) {
       if (outcomes_.at(*it) == Outcome::kCommitted) c.committed.push_back(*it);
     }
     for (const auto& [id, h] : hosted_) {
-      RegionImage image{id, h.size, h.heap->LiveFrom(0, std::numeric_limits<uint64_t>::max()), {}};
+      RegionImage image{id,
+                        h.size,
+                        h.heap->LiveFrom(0, std::numeric_limits<uint64_t>::max()),
+                        h.heap->Floors(),
+                        {}};
       for (uint64_t page = 0; (page + 1) * kCheckpointPage <= h.size; ++page) {
         const uint8_t* from = h.base + page * kCheckpointPage;
         if (AllZero(from, kCheckpointPage)) continue;
@@ -103,6 +109,12 @@ absl::Status Participant::Relock(const LockRequest& r, Pending* p) {
     uint8_t* obj = nullptr;
     size_t lines = 0;
     absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines);
+    // An allocation locked the slot Reserve handed out, at the header it
+    // left there, neither of which the log holds: both come back first.
+    if (s.ok() && e.kind == EntryKind::kAlloc) {
+      s = hosted_.at(e.addr.region()).heap->ReserveAgain(e.addr, e.slot_bytes, r.tx, e.version);
+      if (s.ok()) reserved_in_.emplace(r.tx, r.config);
+    }
     std::string why;
     if (s.ok() && !internal::LockForEntry(obj, e, &why)) s = absl::FailedPreconditionError(why);
     if (!s.ok()) {
@@ -139,7 +151,7 @@ absl::Status Participant::Replay(const LogRecord& rec) {
     case LogType::kCommitBackup: {
       absl::StatusOr<LockRequest> r = decode();
       if (!r.ok()) return r.status();
-      backed_[rec.tx] = std::move(*r);
+      Enqueue(rec.tx, std::move(*r), false);
       return absl::OkStatus();
     }
     case LogType::kCommitPrimary: {
@@ -170,8 +182,8 @@ absl::Status Participant::Replay(const LogRecord& rec) {
                                                 ": copy of region ", id,
                                                 ", which is not hosted here"));
       }
-      absl::StatusOr<int> n = ApplyChunkHere(id, r->entries);
-      return n.ok() ? absl::OkStatus() : n.status();
+      ApplyChunkHere(r->entries);
+      return absl::OkStatus();
     }
   }
   return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn, " has unknown type ",
@@ -190,7 +202,8 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
                                                           " of ", image.size, " bytes, which is not hosted here"));
       }
       Hosted& h = it->second;
-      h.heap = std::make_unique<ObjectHeap>(image.id, h.size);
+      h.heap = std::make_unique<ObjectHeap>(image.id, h.base, h.size);
+      for (const auto& [block, floor] : image.floors) h.heap->SetFloor(block, floor);
       for (const auto& [page, bytes] : image.pages) {
         std::memcpy(h.base + uint64_t{page} * kCheckpointPage, bytes.data(), kCheckpointPage);
       }
@@ -203,7 +216,7 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
     for (TxId tx : c->committed) Remember(tx, Outcome::kCommitted);
     for (const PendingRecord& rec : c->pending) {
       if (rec.backup) {
-        backed_[rec.tx] = rec.request;
+        Enqueue(rec.tx, rec.request, rec.primary_committed);
         continue;
       }
       Pending p;
@@ -230,7 +243,9 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
     ++expect;
     ++report.replayed;
   }
-  report.pending = locked_.size() + backed_.size();
+  ApplyBacked();
+  report.pending = locked_.size();
+  for (const auto& [seq, b] : backed_) report.pending += b.tx != 0 && !b.committed;
   return report;
 }
 

@@ -1,0 +1,143 @@
+// A participant's backup side (participant.h): the COMMIT-BACKUP records
+// waiting to be applied, applied in their order per heap block, and
+// re-replication copies.
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "farm/alloc/block_allocator.h"
+#include "farm/alloc/size_classes.h"
+#include "farm/core/object.h"
+#include "farm/tx/internal/object_ops.h"
+#include "farm/tx/participant.h"
+#include "glog/logging.h"
+
+namespace dctk::farm::tx {
+namespace {
+
+// A heap block: region and block index.
+std::pair<RegionId, uint64_t> BlockOf(GlobalAddress addr) {
+  return {addr.region(), addr.offset() / kBlockBytes};
+}
+
+}  // namespace
+
+const Participant::Backed* Participant::FindBacked(TxId tx) const {
+  auto it = backed_seq_.find(tx);
+  return it == backed_seq_.end() ? nullptr : &backed_.at(it->second);
+}
+
+uint64_t Participant::Enqueue(TxId tx, LockRequest request, bool committed) {
+  if (tx != 0) {
+    if (auto it = backed_seq_.find(tx); it != backed_seq_.end()) {
+      backed_.at(it->second).committed |= committed;
+      return it->second;
+    }
+  }
+  const uint64_t seq = next_backed_++;
+  backed_[seq] = Backed{tx, std::move(request), committed};
+  if (tx != 0) backed_seq_[tx] = seq;
+  return seq;
+}
+
+int Participant::ApplyBacked(uint64_t seq) {
+  int installed = 0;
+  // Blocks of earlier records not applied yet: later ones wait behind them.
+  absl::flat_hash_set<std::pair<RegionId, uint64_t>> held;
+  for (auto it = backed_.begin(); it != backed_.end();) {
+    const Backed& b = it->second;
+    bool ready = b.committed;
+    for (size_t i = 0; ready && i < b.request.entries.size(); ++i) {
+      ready = !held.contains(BlockOf(b.request.entries[i].addr));
+    }
+    if (!ready) {
+      for (const WriteEntry& e : b.request.entries) held.insert(BlockOf(e.addr));
+      ++it;
+      continue;
+    }
+    const int n = Install(b.request.entries);
+    if (it->first == seq) installed = n;
+    if (b.tx != 0) backed_seq_.erase(b.tx);
+    it = backed_.erase(it);
+  }
+  return installed;
+}
+
+int Participant::Install(const std::vector<WriteEntry>& entries) {
+  int installed = 0;
+  for (const WriteEntry& e : entries) {
+    auto hosted = hosted_.find(e.addr.region());
+    if (hosted == hosted_.end()) continue;  // another machine's region
+    ObjectHeap* heap = hosted->second.heap.get();
+    // The block takes the object's size class first (formatted if it was
+    // free), so the object never lands across slots of another class.
+    absl::Status s = e.slot_bytes == 0 ? absl::OkStatus() : heap->Prepare(e.addr, e.slot_bytes);
+    uint8_t* obj = nullptr;
+    size_t lines = 0;
+    if (s.ok()) s = Locate(e.addr, e.slot_bytes, &obj, &lines);
+    if (!s.ok()) {
+      LOG(ERROR) << "machine " << self_ << ": installing " << e.addr.ToString() << ": " << s;
+      continue;
+    }
+    installed += internal::InstallIfNewer(obj, lines, e);
+    heap->NoteVersion(e.addr, e.version + 1);
+    // Whichever version won, the heap follows the object: live unless a
+    // newer record freed it (or, copying, the free of an object whose copy
+    // has not arrived: nothing to free).
+    const uint64_t header = __atomic_load_n(reinterpret_cast<uint64_t*>(obj), __ATOMIC_ACQUIRE);
+    if (IsAllocated(header)) {
+      s = heap->MarkLive(e.addr, static_cast<uint32_t>(lines * kLineSize));
+    } else if (heap->IsLive(e.addr)) {
+      s = heap->MarkFree(e.addr);
+    }
+    LOG_IF(ERROR, !s.ok()) << "machine " << self_ << ": heap update for " << e.addr.ToString()
+                           << ": " << s;
+  }
+  return installed;
+}
+
+void Participant::TruncateHere(TxId tx) {
+  // A coordinator truncates only what committed. Recovery must still learn it
+  // after this machine dropped its records: another backup may hold the
+  // transaction's only surviving record of a region whose primary failed.
+  Remember(tx, Outcome::kCommitted);
+  if (auto it = locked_.find(tx); it != locked_.end() && it->second.committed) locked_.erase(it);
+  if (auto it = backed_seq_.find(tx); it != backed_seq_.end()) {
+    backed_.at(it->second).committed = true;
+    ApplyBacked();
+  }
+}
+
+absl::StatusOr<int> Participant::ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects) {
+  absl::MutexLock l(&mu_);
+  if (!hosted_.contains(id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("copy of region ", id, " to machine ", self_, ": no copy here"));
+  }
+  for (const WriteEntry& e : objects) {
+    if (e.addr.region() != id) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("copy of region ", id, ": object ", e.addr.ToString()));
+    }
+    absl::StatusOr<int> size_class = SizeClassFor(e.slot_bytes);
+    if (!size_class.ok() || ClassSize(*size_class) != e.slot_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": object ",
+                                                     e.addr.ToString(), " of ", e.slot_bytes,
+                                                     " bytes: not a slot size"));
+    }
+    uint8_t* obj = nullptr;
+    size_t lines = 0;
+    if (absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines); !s.ok()) return s;
+  }
+  // Logged first, so that a restart from this machine's files replays the
+  // copy before the commits that reached this backup after it.
+  Log(LogType::kCopied, 0, Encode(LockRequest{0, 0, {}, objects}));
+  return ApplyChunkHere(objects);
+}
+
+int Participant::ApplyChunkHere(const std::vector<WriteEntry>& objects) {
+  // The copy reflects every commit before it was taken, so it goes behind
+  // the records logged here before it: a free that emptied a block the copy
+  // shows reused must reach the heap first.
+  return ApplyBacked(Enqueue(0, LockRequest{0, 0, {}, objects}, true));
+}
+
+}  // namespace dctk::farm::tx

@@ -1,0 +1,228 @@
+// Heap block reuse across coordinators, at the participants (deterministic:
+// the tests play two coordinators' messages in a chosen order). Region 7 is
+// one 1 MB block with its primary on machine 1 and its backup on machine 2.
+// Coordinator A allocates two big objects whose payload has every bit set,
+// then frees both (the block empties at the primary) but its TRUNCATE reaches
+// the backup late or never; coordinator B meanwhile allocates 128-byte
+// objects in the same block, now of another size class: slot 1's header lies
+// in the old payload. The primary must lock those allocations; the backup
+// must apply A's frees before B's allocations whatever order the TRUNCATEs
+// come in, also after a restart from its checkpoint and log, and a promoted
+// backup must never hand B's objects out again.
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "farm/core/object.h"
+#include "farm/tx/object_heap.h"
+#include "farm/tx/participant.h"
+#include "farm/tx/recovery.h"
+#include "gtest/gtest.h"
+
+namespace dctk::farm::tx {
+namespace {
+
+constexpr RegionId kRegion = 7;
+constexpr uint64_t kRegionBytes = 1 << 20;
+constexpr uint64_t kConfig = 1;
+
+// One machine: a copy of region 7, a log and its participant.
+struct Machine {
+  Machine(fabric::MachineId id, const RegionTable* table, const std::string& log_path)
+      : memory(kRegionBytes / 8),
+        log(*TxLog::Open(log_path, FsyncPolicy::kNever)),
+        p(id, table, log.get()) {
+    p.HostRegion(kRegion, base(), kRegionBytes);
+    p.SetConfig(kConfig);
+  }
+  uint8_t* base() { return reinterpret_cast<uint8_t*>(memory.data()); }
+  std::vector<uint64_t> memory;
+  std::unique_ptr<TxLog> log;
+  Participant p;
+};
+
+class HeapReuseTest : public ::testing::Test {
+ protected:
+  HeapReuseTest() {
+    EXPECT_TRUE(table_.Upsert({kRegion, kRegionBytes, {{1, 0}, {2, 0}}}).ok());
+    primary_ = std::make_unique<Machine>(1, &table_, Path(".primary.log"));
+    backup_ = std::make_unique<Machine>(2, &table_, LogPath());
+  }
+
+  // Files of this test's backup.
+  static std::string Path(absl::string_view suffix) {
+    return absl::StrCat(::testing::TempDir(), "/",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name(), suffix);
+  }
+  std::string LogPath() const { return Path(".log"); }
+  std::string CheckpointPath() const { return Path(".ckpt"); }
+
+  // An allocation of `bytes` by `tx` at the primary, with its payload and
+  // slot size (as a coordinator sends it).
+  WriteEntry Alloc(TxId tx, size_t bytes, char fill) {
+    Reply r =
+        primary_->p.Alloc(AllocRequest{kConfig, tx, kRegion, static_cast<uint32_t>(bytes), 0});
+    EXPECT_TRUE(StatusOf(r).ok()) << StatusOf(r);
+    return WriteEntry{GlobalAddress::FromRaw(r.value), r.aux, EntryKind::kAlloc,
+                      *SlotBytesFor(bytes), std::string(bytes, fill)};
+  }
+
+  // A free of the committed object at `addr`, at the version the primary holds.
+  WriteEntry Free(GlobalAddress addr) {
+    uint8_t* obj = *primary_->p.ObjectAt(addr);
+    return WriteEntry{addr, VersionOf(*reinterpret_cast<uint64_t*>(obj)), EntryKind::kFree, 0, ""};
+  }
+
+  // LOCK, COMMIT-BACKUP and COMMIT-PRIMARY: committed, truncated nowhere.
+  absl::Status Commit(TxId tx, std::vector<WriteEntry> entries) {
+    LockRequest req{kConfig, tx, {kRegion}, std::move(entries)};
+    Reply r = primary_->p.Lock(req);
+    if (!StatusOf(r).ok()) return StatusOf(r);
+    for (size_t i = 0; i < req.entries.size(); ++i) req.entries[i].slot_bytes = r.slot_bytes[i];
+    if (absl::Status s = StatusOf(backup_->p.CommitBackup(req)); !s.ok()) return s;
+    return StatusOf(primary_->p.CommitPrimary(TxRequest{kConfig, tx}));
+  }
+
+  void Truncate(Machine& m, TxId tx) {
+    ASSERT_TRUE(StatusOf(m.p.Truncate(TxRequest{kConfig, tx})).ok());
+  }
+
+  // A's two big objects committed and freed (the free committed at the
+  // primary only); B's two 128-byte objects committed and truncated at the
+  // backup first. Returns B's objects.
+  std::vector<WriteEntry> FreeThenReuse() {
+    std::vector<WriteEntry> big = {Alloc(kA1, 2000, '\xff'), Alloc(kA1, 2000, '\xff')};
+    EXPECT_TRUE(Commit(kA1, big).ok());
+    Truncate(*primary_, kA1);
+    Truncate(*backup_, kA1);
+    EXPECT_TRUE(Commit(kA2, {Free(big[0].addr), Free(big[1].addr)}).ok());
+    Truncate(*primary_, kA2);  // the backup's TRUNCATE of A2 is late
+    std::vector<WriteEntry> small = {Alloc(kB1, 100, 'b'), Alloc(kB1, 100, 'c')};
+    EXPECT_EQ(small[1].addr.offset(), 128u) << "in the old objects' payload";
+    absl::Status s = Commit(kB1, small);
+    EXPECT_TRUE(s.ok()) << "LOCK of an allocation in a reused block: " << s;
+    Truncate(*primary_, kB1);
+    Truncate(*backup_, kB1);
+    return small;
+  }
+
+  // The backup holds exactly the primary's region and B's objects.
+  void ExpectBackupMatchesPrimary(Machine& backup, const std::vector<WriteEntry>& small) {
+    for (const WriteEntry& e : small) {
+      absl::StatusOr<uint8_t*> obj = backup.p.ObjectAt(e.addr);
+      ASSERT_TRUE(obj.ok()) << e.addr.ToString() << ": " << obj.status();
+      std::string payload(e.data.size(), '\0');
+      ExtractPayload(*obj, payload.data(), payload.size());
+      EXPECT_EQ(payload, e.data) << e.addr.ToString();
+    }
+    EXPECT_TRUE(backup.memory == primary_->memory)
+        << "the backup's copy differs from the primary's";
+  }
+
+  static constexpr TxId kA1 = MakeTxId(10, 0, 1), kA2 = MakeTxId(10, 0, 2);
+  static constexpr TxId kB1 = MakeTxId(11, 0, 1);
+  RegionTable table_;
+  std::unique_ptr<Machine> primary_, backup_;
+};
+
+TEST_F(HeapReuseTest, ABackupAppliesTheFreesBeforeTheReuseWhateverTheTruncateOrder) {
+  std::vector<WriteEntry> small = FreeThenReuse();
+  // B is truncated at the backup but waits behind A2, logged before it.
+  EXPECT_FALSE(backup_->p.ObjectAt(small[1].addr).ok())
+      << "B applied before the frees that emptied the block";
+  Truncate(*backup_, kA2);
+  ExpectBackupMatchesPrimary(*backup_, small);
+  EXPECT_TRUE(backup_->p.InFlight().empty());
+}
+
+TEST_F(HeapReuseTest, ARestartedBackupKeepsTheOrder) {
+  std::vector<WriteEntry> small = FreeThenReuse();
+  // A checkpoint while B waits, a record after it, then a restart.
+  ASSERT_TRUE(backup_->p.TakeCheckpoint(CheckpointPath(), false).ok());
+  WriteEntry more = Alloc(MakeTxId(11, 0, 2), 100, 'd');
+  ASSERT_TRUE(Commit(MakeTxId(11, 0, 2), {more}).ok());
+  Truncate(*primary_, MakeTxId(11, 0, 2));
+  Truncate(*backup_, MakeTxId(11, 0, 2));
+  backup_->log.reset();
+  auto restarted = std::make_unique<Machine>(2, &table_, LogPath());
+  absl::StatusOr<RestoreReport> r = restarted->p.RestoreFromFiles(CheckpointPath(), LogPath());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->pending, 1u) << "A2 only: B and the later one are committed, waiting";
+  EXPECT_FALSE(restarted->p.ObjectAt(small[1].addr).ok()) << "B waits behind A2";
+  Truncate(*restarted, kA2);
+  small.push_back(more);
+  ExpectBackupMatchesPrimary(*restarted, small);
+}
+
+TEST_F(HeapReuseTest, APromotedBackupNeverHandsOutALiveObjectAgain) {
+  std::vector<WriteEntry> small = FreeThenReuse();
+  // The primary fails before A2's TRUNCATE reaches the backup: recovery
+  // decides A2 (its COMMIT-BACKUP covers every region it writes) and the
+  // backup becomes the primary.
+  RecoveryReport report = RecoverTransactions({&backup_->p}, kConfig + 1, [&] {
+    ASSERT_TRUE(table_.Upsert({kRegion, kRegionBytes, {{2, 0}}}).ok());
+  });
+  EXPECT_EQ(report.committed, 1);
+  for (const WriteEntry& e : small)
+    ASSERT_TRUE(backup_->p.ObjectAt(e.addr).ok()) << e.addr.ToString();
+  // New allocations at the promoted primary avoid B's objects and lock
+  // (their slot headers are clean).
+  for (uint64_t i = 0; i < 4; ++i) {
+    const size_t bytes = 100;
+    const TxId tx = MakeTxId(12, 0, i);
+    Reply r =
+        backup_->p.Alloc(AllocRequest{kConfig + 1, tx, kRegion, static_cast<uint32_t>(bytes), 0});
+    ASSERT_TRUE(StatusOf(r).ok()) << StatusOf(r);
+    const GlobalAddress a = GlobalAddress::FromRaw(r.value);
+    for (const WriteEntry& e : small) ASSERT_NE(a, e.addr) << "a live object handed out again";
+    LockRequest req{
+        kConfig + 1, tx, {kRegion}, {{a, r.aux, EntryKind::kAlloc, 0, std::string(bytes, 'n')}}};
+    ASSERT_TRUE(StatusOf(backup_->p.Lock(req)).ok()) << StatusOf(backup_->p.Lock(req));
+    ASSERT_TRUE(StatusOf(backup_->p.CommitPrimary(TxRequest{kConfig + 1, tx})).ok());
+    ASSERT_TRUE(StatusOf(backup_->p.Truncate(TxRequest{kConfig + 1, tx})).ok());
+  }
+  for (const WriteEntry& e : small) {
+    std::string payload(e.data.size(), '\0');
+    ExtractPayload(*backup_->p.ObjectAt(e.addr), payload.data(), payload.size());
+    EXPECT_EQ(payload, e.data) << e.addr.ToString();
+  }
+}
+
+TEST_F(HeapReuseTest, APrimaryRestoredFromItsLogAloneLocksItsAllocationsAgain) {
+  // The LOCK of an allocation found the header Reserve left (the reused
+  // block formatted at its floor, the slot lifted to it), which no record
+  // holds. A whole-cluster restart replays the primary's log from record 1.
+  std::vector<WriteEntry> small = FreeThenReuse();
+  // Reserved before a commit raised the block's floor, locked after it, and
+  // still in flight at the crash.
+  const TxId late_tx = MakeTxId(11, 0, 3), early_tx = MakeTxId(11, 0, 4);
+  WriteEntry late = Alloc(late_tx, 100, 'l');
+  WriteEntry early = Alloc(early_tx, 100, 'e');
+  ASSERT_TRUE(Commit(early_tx, {early}).ok());
+  Truncate(*primary_, early_tx);
+  Reply locked = primary_->p.Lock(LockRequest{kConfig, late_tx, {kRegion}, {late}});
+  ASSERT_TRUE(StatusOf(locked).ok()) << StatusOf(locked);
+  primary_->log.reset();
+  auto restarted = std::make_unique<Machine>(1, &table_, Path(".primary.log"));
+  absl::StatusOr<RestoreReport> r =
+      restarted->p.RestoreFromFiles(Path(".primary.ckpt"), Path(".primary.log"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->checkpoint_lsn, 0u);
+  EXPECT_EQ(r->pending, 1u) << "the late allocation, locked";
+  EXPECT_TRUE(restarted->memory == primary_->memory) << "the restart differs from the live copy";
+  ASSERT_TRUE(StatusOf(restarted->p.CommitPrimary(TxRequest{kConfig, late_tx})).ok());
+  small.push_back(early);
+  small.push_back(late);
+  for (const WriteEntry& e : small) {
+    absl::StatusOr<uint8_t*> obj = restarted->p.ObjectAt(e.addr);
+    ASSERT_TRUE(obj.ok()) << e.addr.ToString() << ": " << obj.status();
+    std::string payload(e.data.size(), '\0');
+    ExtractPayload(*obj, payload.data(), payload.size());
+    EXPECT_EQ(payload, e.data) << e.addr.ToString();
+  }
+}
+
+}  // namespace
+}  // namespace dctk::farm::tx
