@@ -7,11 +7,8 @@
 namespace dctk::mom {
 
 FabricController::FabricController(Fabric fabric, absl::Duration connect_timeout,
-                                   int link_holddown_checks, int probe_misses)
-    : fabric_(std::move(fabric)),
-      connect_timeout_(connect_timeout),
-      link_holddown_checks_(link_holddown_checks),
-      probe_misses_(probe_misses) {
+                                   LinkCheckOptions options)
+    : fabric_(std::move(fabric)), connect_timeout_(connect_timeout), options_(options) {
   for (const auto& [node, address] : fabric_.control) {
     const std::vector<Port>& ports = fabric_.topology.ports(node);
     for (size_t p = 0; p < ports.size(); ++p) {
@@ -60,7 +57,7 @@ absl::StatusOr<bool> FabricController::Reconcile() {
     if (links_down.count(link)) continue;
     auto it = up_checks_.find(link);
     const int checks = (it == up_checks_.end() ? 0 : it->second) + 1;
-    if (checks < link_holddown_checks_) {
+    if (checks < options_.holddown_checks) {
       links_down.insert(link);
       up_checks[link] = checks;
     }
@@ -97,8 +94,19 @@ bool FabricController::ProbesCrossed(const std::map<int, SwitchStats>& stats, in
       sent_now < sent_before->second.sent || received_now < received_before->second.received) {
     return false;  // no baseline yet: the first check, or a switch restarted
   }
-  const bool sent = sent_now > sent_before->second.sent;
-  const bool received = received_now > received_before->second.received;
+  const ProbeCounts delta{sent_now - sent_before->second.sent,
+                          received_now - received_before->second.received};
+  LossWindow& window = loss_windows_[{link, from}];
+  window.checks.push_back(delta);
+  window.total.sent += delta.sent;
+  window.total.received += delta.received;
+  if (static_cast<int>(window.checks.size()) > options_.probe_loss_window) {
+    window.total.sent -= window.checks.front().sent;
+    window.total.received -= window.checks.front().received;
+    window.checks.pop_front();
+  }
+  const bool sent = delta.sent > 0;
+  const bool received = delta.received > 0;
   int& silent = silent_checks_[{link, from}];
   if (received) {
     silent = 0;
@@ -119,15 +127,23 @@ bool FabricController::CheckProbes(const std::map<int, SwitchStats>& stats) {
     if (links_dropping_.count(l)) {
       int& crossed = crossed_checks_[l];
       crossed = ab && ba ? crossed + 1 : 0;
-      if (crossed >= link_holddown_checks_) {
-        links_dropping_.erase(l);
-        crossed_checks_.erase(l);
-      }
-    } else if (silent_checks_[{l, link.a}] >= probe_misses_ ||
-               silent_checks_[{l, link.b}] >= probe_misses_) {
+      if (!Recovered(l, link.a, link.b, crossed)) continue;
+      links_dropping_.erase(l);
+      links_lossy_.erase(l);
+      crossed_checks_.erase(l);
+    } else {
+      const bool silent = silent_checks_[{l, link.a}] >= options_.probe_misses ||
+                          silent_checks_[{l, link.b}] >= options_.probe_misses;
+      const bool lossy = Lossy(l, link.a) || Lossy(l, link.b);
+      if (!silent && !lossy) continue;
       links_dropping_.insert(l);
+      if (lossy && !silent) links_lossy_.insert(l);
       crossed_checks_[l] = 0;
     }
+    // Judged afresh from here: a failed link on what it loses while failed,
+    // a link used again on what it loses from now on.
+    loss_windows_.erase({l, link.a});
+    loss_windows_.erase({l, link.b});
   }
   // This check's counts are the next one's baseline; a switch that did not
   // answer gets a new baseline once it is back.
@@ -139,6 +155,33 @@ bool FabricController::CheckProbes(const std::map<int, SwitchStats>& stats) {
   }
   probe_counts_ = std::move(counts);
   return links_dropping_ != before;
+}
+
+double FabricController::WindowLoss(int link, int from) const {
+  const auto it = loss_windows_.find({link, from});
+  if (it == loss_windows_.end() ||
+      static_cast<int>(it->second.checks.size()) < options_.probe_loss_window ||
+      it->second.total.sent == 0) {
+    return -1;
+  }
+  const ProbeCounts& t = it->second.total;
+  // Probes read on the other side of a check boundary make `received` one
+  // more or less than what crossed.
+  return t.received >= t.sent ? 0 : static_cast<double>(t.sent - t.received) / t.sent;
+}
+
+bool FabricController::Lossy(int link, int from) const {
+  return options_.probe_loss > 0 && WindowLoss(link, from) >= options_.probe_loss;
+}
+
+bool FabricController::Recovered(int link, int a, int b, int crossed) const {
+  if (crossed < options_.holddown_checks) return false;
+  if (!links_lossy_.count(link)) return true;
+  for (int from : {a, b}) {
+    const double loss = WindowLoss(link, from);
+    if (loss < 0 || loss >= options_.probe_loss / 2) return false;
+  }
+  return true;
 }
 
 absl::Status FabricController::Push() {
@@ -195,9 +238,14 @@ std::string FabricController::Describe() const {
     }
     absl::StrAppend(&out, "; links ", what, ": ", absl::StrJoin(links, ","));
   }
-  for (const GroupRoutes& r : routes_) {
+  return out + DescribeGroups(fabric_.topology, routes_);
+}
+
+std::string DescribeGroups(const Topology& topology, const std::vector<GroupRoutes>& routes) {
+  std::string out;
+  for (const GroupRoutes& r : routes) {
     std::vector<std::string> roots;
-    for (const Channel& c : r.channels) roots.push_back(fabric_.topology.node(c.source).name);
+    for (const Channel& c : r.channels) roots.push_back(topology.node(c.source).name);
     absl::StrAppend(&out, "; group ", r.spec.group_id, " (", DesignName(r.spec.design),
                     ") roots: ", absl::StrJoin(roots, ","));
   }

@@ -24,7 +24,13 @@
 // received none (and none arrived late) drops: the link is failed like a link
 // down ("links dropping" in Describe), and used again once probes crossed it
 // both ways on `link_holddown_checks` consecutive checks (probes keep being
-// sent on a failed link). Links to hosts are not probed (a host does not
+// sent on a failed link). A link can also lose only part of what crosses it:
+// a direction that lost at least `probe_loss` of the probes sent over the
+// last `probe_loss_window` checks drops too (counted over a window, a probe
+// that arrives late, e.g. at a switch starved of CPU, still counts). A link
+// failed for that is used again once, over a whole window of checks since it
+// failed, both directions lost less than half of `probe_loss` (and probes
+// crossed for the hold-down). Links to hosts are not probed (a host does not
 // count probes).
 // This is what mom_controller runs in a loop.
 //
@@ -39,6 +45,7 @@
 #ifndef DCTK_MOM_CONTROLLER_FABRIC_CONTROLLER_H_
 #define DCTK_MOM_CONTROLLER_FABRIC_CONTROLLER_H_
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -53,11 +60,19 @@
 
 namespace dctk::mom {
 
+// How links are judged; counts are health checks (Reconcile calls).
+struct LinkCheckOptions {
+  int holddown_checks = 1;     // a failed link's good checks before it is used again
+  int probe_misses = 3;        // consecutive checks a direction lost every probe
+  int probe_loss_window = 20;  // checks over which partial loss is counted
+  double probe_loss = 0.25;    // fraction lost over the window that fails a link; 0: off
+};
+
 class FabricController {
  public:
   // `connect_timeout`: how long a switch may take to accept a connection.
   explicit FabricController(Fabric fabric, absl::Duration connect_timeout = absl::Seconds(1),
-                            int link_holddown_checks = 1, int probe_misses = 3);
+                            LinkCheckOptions options = {});
 
   // One health check of every switch and port, and a new configuration if
   // the set of failed switches or links changed. True if it pushed a configuration. Fails if no
@@ -90,26 +105,49 @@ class FabricController {
   // answered); true if it changed.
   bool CheckProbes(const std::map<int, SwitchStats>& stats);
   // Whether probes crossed direction `from` -> `to` of link `link` since the
-  // last check; counts a silent check in silent_checks_.
+  // last check; counts a silent check in silent_checks_ and the probes sent
+  // and received in the direction's loss window.
   bool ProbesCrossed(const std::map<int, SwitchStats>& stats, int link, int from, int to);
+  // The probes sent and received over the last checks of one direction.
+  struct LossWindow {
+    std::deque<ProbeCounts> checks;  // per check: probes sent, received
+    ProbeCounts total;
+  };
+  // The fraction of probes `from` sent over link `link` that its peer did
+  // not receive, over the window; -1 until the window holds
+  // probe_loss_window checks.
+  double WindowLoss(int link, int from) const;
+  // Whether direction `from` of link `link` lost at least options_.probe_loss
+  // over a full window.
+  bool Lossy(int link, int from) const;
+  // Whether dropping link `link` (ends a, b), whose probes crossed both ways
+  // on the last `crossed` checks, is to be used again.
+  bool Recovered(int link, int a, int b, int crossed) const;
 
   Fabric fabric_;
   absl::Duration connect_timeout_;
-  int link_holddown_checks_;
+  LinkCheckOptions options_;
   std::map<int, std::unique_ptr<SwitchClient>> clients_;
   std::set<int> failed_;
   std::set<int> links_down_;
   std::map<int, int> up_checks_;  // link in links_down_ -> consecutive checks reported up
-  int probe_misses_;
   std::map<int, std::vector<uint32_t>> probe_ports_;  // switch -> its ports to other switches
   std::map<std::pair<int, int>, ProbeCounts> probe_counts_;  // (switch, port) -> last counts
   // (link, sending switch) -> consecutive checks it sent probes its peer did not receive
   std::map<std::pair<int, int>, int> silent_checks_;
+  // (link, sending switch) -> its recent checks; restarted when the link is
+  // failed or used again.
+  std::map<std::pair<int, int>, LossWindow> loss_windows_;
   std::set<int> links_dropping_;
+  std::set<int> links_lossy_;          // those of links_dropping_ failed for partial loss
   std::map<int, int> crossed_checks_;  // link in links_dropping_ -> checks probes crossed
   bool configured_ = false;
   std::vector<GroupRoutes> routes_;
 };
+
+// Each group's part of Describe(): "; group 5 (serialized) roots: spine1" per
+// group, e.g. to tell whether a controller routed groups as expected.
+std::string DescribeGroups(const Topology& topology, const std::vector<GroupRoutes>& routes);
 
 }  // namespace dctk::mom
 

@@ -4,7 +4,8 @@
 // failed, the serialized group's root moves off a spine that lost its link to
 // a receiver's leaf, and a link that comes back is used again only after the
 // hold-down. Probes: each fake switch hands the probes it is asked to send to
-// its peer's counters, except on the ports the test makes drop.
+// its peer's counters, except a chosen fraction of those sent on the ports
+// the test makes drop (all of them, or e.g. every second one).
 #include "mom/controller/fabric_controller.h"
 
 #include <atomic>
@@ -92,10 +93,18 @@ class FabricControllerTest : public ::testing::Test {
             ++from->probes_sent[p];
           }
           const int peer = t.ports(sw)[p].neighbor;
-          bool drops;
+          bool drops = false;
           {
             absl::MutexLock lock(&dropping_mu_);
-            drops = dropping_.count({sw, static_cast<int>(p)}) > 0;
+            auto it = dropping_.find({sw, static_cast<int>(p)});
+            if (it != dropping_.end()) {
+              // Probe n is dropped when n * fraction passes a whole number:
+              // exactly that fraction, evenly spread.
+              Dropping& d = it->second;
+              drops = static_cast<int64_t>((d.probes + 1) * d.fraction) >
+                      static_cast<int64_t>(d.probes * d.fraction);
+              ++d.probes;
+            }
           }
           if (!drops && !t.is_host(peer))
             by_name_.at(t.node(peer).name)->Received(t.PortTo(peer, sw));
@@ -113,8 +122,13 @@ class FabricControllerTest : public ::testing::Test {
     });
     absl::StatusOr<Fabric> fabric = ParseFabric(text, "fabric.conf");
     ASSERT_TRUE(fabric.ok()) << fabric.status();
-    controller_ = std::make_unique<FabricController>(*std::move(fabric), absl::Seconds(10),
-                                                     kHoldDown);
+    fabric_ = *fabric;
+    controller_ = std::make_unique<FabricController>(
+        *std::move(fabric), absl::Seconds(10), LinkCheckOptions{.holddown_checks = kHoldDown});
+  }
+  // A new controller for the same switches, judging links by `options`.
+  void UseController(const LinkCheckOptions& options) {
+    controller_ = std::make_unique<FabricController>(fabric_, absl::Seconds(10), options);
   }
   void TearDown() override {
     stop_ = true;
@@ -131,20 +145,42 @@ class FabricControllerTest : public ::testing::Test {
     return topology().node(controller_->routes().at(0).channels.at(0).source).name;
   }
 
-  // Makes switch `node`'s port `port` drop what it sends (or not).
-  void SetDropping(int node, int port, bool drop) {
+  // The next check (or the one after: which end is read first) fails `link`,
+  // the root's link to leaf1, as dropping; the group moves off `old_root`.
+  void ExpectFailedAsDropping(int link, const std::string& old_root) {
+    absl::StatusOr<bool> changed = controller_->Reconcile();
+    if (changed.ok() && !*changed) changed = controller_->Reconcile();
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    EXPECT_TRUE(*changed);
+    EXPECT_EQ(controller_->links_dropping(), std::set<int>{link});
+    EXPECT_TRUE(controller_->links_down().empty());
+    EXPECT_NE(Root(), old_root);
+    EXPECT_NE(controller_->Describe().find("links dropping: leaf1-" + old_root), std::string::npos)
+        << controller_->Describe();
+  }
+
+  // Makes switch `node`'s port `port` drop `fraction` of what it sends (1:
+  // everything; 0: nothing).
+  void SetDropping(int node, int port, bool drop) { SetLoss(node, port, drop ? 1.0 : 0.0); }
+  void SetLoss(int node, int port, double fraction) {
     absl::MutexLock lock(&dropping_mu_);
-    if (drop) {
-      dropping_.insert({node, port});
+    if (fraction > 0) {
+      dropping_[{node, port}] = {.fraction = fraction};
     } else {
       dropping_.erase({node, port});
     }
   }
 
+  struct Dropping {
+    double fraction = 1;
+    int64_t probes = 0;  // sent on the port since the loss was set
+  };
+
   std::vector<std::unique_ptr<FakeSwitch>> switches_;
   std::map<std::string, FakeSwitch*> by_name_;
   absl::Mutex dropping_mu_;
-  std::set<std::pair<int, int>> dropping_ ABSL_GUARDED_BY(dropping_mu_);
+  std::map<std::pair<int, int>, Dropping> dropping_ ABSL_GUARDED_BY(dropping_mu_);
+  Fabric fabric_;
   std::atomic<bool> stop_{false};
   std::thread data_plane_;
   std::unique_ptr<FabricController> controller_;
@@ -208,15 +244,8 @@ TEST_F(FabricControllerTest, LinkThatDropsProbesIsFailedAndComesBackAfterTheHold
   for (int check = 1; check < kProbeMisses; ++check) {
     EXPECT_FALSE(*controller_->Reconcile()) << "check " << check;
   }
-  absl::StatusOr<bool> changed = controller_->Reconcile();
-  if (changed.ok() && !*changed) changed = controller_->Reconcile();
-  ASSERT_TRUE(changed.ok()) << changed.status();
-  EXPECT_TRUE(*changed);
-  EXPECT_EQ(controller_->links_dropping(), std::set<int>{link});
-  EXPECT_TRUE(controller_->links_down().empty());
-  EXPECT_NE(Root(), root);
-  EXPECT_NE(controller_->Describe().find("links dropping: leaf1-" + root), std::string::npos)
-      << controller_->Describe();
+  ASSERT_NO_FATAL_FAILURE(ExpectFailedAsDropping(link, root));
+  absl::StatusOr<bool> changed;
 
   // Still probed while failed: once probes crossed both ways on kHoldDown
   // consecutive checks (one more if the first crossing falls on the next
@@ -230,6 +259,76 @@ TEST_F(FabricControllerTest, LinkThatDropsProbesIsFailedAndComesBackAfterTheHold
   ASSERT_TRUE(changed.ok()) << changed.status();
   EXPECT_TRUE(*changed);
   EXPECT_TRUE(controller_->links_dropping().empty());
+}
+
+// Partial loss: the root's link to leaf1 stays up and loses every second
+// probe the root sends. No direction is ever silent for kProbeMisses checks,
+// but over a window of kWindow checks half the probes went missing (the
+// threshold is a quarter): the link is failed as dropping once the window is
+// full, and stays failed while it keeps losing. Once the loss stops, it is
+// used again when the window's loss fell below half the threshold (at most
+// one lossy check of kWindow left), not after the hold-down alone.
+TEST_F(FabricControllerTest, LinkThatLosesHalfItsProbesIsFailedAndUsedAgainAfterACleanWindow) {
+  constexpr int kWindow = 10;
+  UseController({.holddown_checks = kHoldDown,
+                 .probe_misses = 3,
+                 .probe_loss_window = kWindow,
+                 .probe_loss = 0.25});
+  ASSERT_TRUE(controller_->Reconcile().ok());  // the first check sets the probe baseline
+  const std::string root = Root();
+  const int root_node = Node(root), leaf1 = Node("leaf1");
+  const int link = topology().ports(leaf1)[topology().PortTo(leaf1, root_node)].link;
+  SetLoss(root_node, topology().PortTo(root_node, leaf1), 0.5);
+
+  // Checks 2..kWindow fill the window (one probe per check each way).
+  for (int check = 2; check <= kWindow; ++check) {
+    absl::StatusOr<bool> changed = controller_->Reconcile();
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    EXPECT_FALSE(*changed) << "check " << check << ": window not full yet";
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectFailedAsDropping(link, root));
+  absl::StatusOr<bool> changed;
+
+  // Still losing half: failed for two more windows (probes do cross on
+  // kHoldDown consecutive checks now and then; that is not enough).
+  for (int check = 1; check <= 2 * kWindow; ++check) {
+    EXPECT_FALSE(*controller_->Reconcile()) << "check " << check;
+  }
+  EXPECT_EQ(controller_->links_dropping(), std::set<int>{link});
+
+  // The loss stops: used again only after a full window without loss.
+  SetLoss(root_node, topology().PortTo(root_node, leaf1), 0);
+  int checks = 0;
+  do {
+    changed = controller_->Reconcile();
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    ++checks;
+  } while (!*changed && checks < 3 * kWindow);
+  EXPECT_TRUE(controller_->links_dropping().empty());
+  EXPECT_GE(checks, kWindow - 2) << "used again before the lossy checks left the window";
+  EXPECT_LE(checks, kWindow + 2);
+}
+
+// A link losing less than the threshold (every tenth probe, against a
+// quarter) is never failed; nor is one losing nothing.
+TEST_F(FabricControllerTest, LinkThatLosesLessThanTheThresholdStaysInUse) {
+  constexpr int kWindow = 10;
+  UseController({.holddown_checks = kHoldDown,
+                 .probe_misses = 3,
+                 .probe_loss_window = kWindow,
+                 .probe_loss = 0.25});
+  ASSERT_TRUE(controller_->Reconcile().ok());
+  const std::string root = Root();
+  const int root_node = Node(root), leaf1 = Node("leaf1");
+  SetLoss(root_node, topology().PortTo(root_node, leaf1), 0.1);
+  SetLoss(leaf1, topology().PortTo(leaf1, root_node), 0.1);
+  for (int check = 1; check <= 5 * kWindow; ++check) {
+    absl::StatusOr<bool> changed = controller_->Reconcile();
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    EXPECT_FALSE(*changed) << "check " << check;
+  }
+  EXPECT_TRUE(controller_->links_dropping().empty());
+  EXPECT_EQ(Root(), root);
 }
 
 TEST_F(FabricControllerTest, NoEligibleRootIsAnErrorAndTheControllerKeepsChecking) {

@@ -14,13 +14,13 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "mom/controller/switch_config.h"
+#include "mom/design.h"
 #include "mom/sequence_tracker.h"
 #include "mom/testbed/mom_datagram.h"
 
 namespace dctk::mom {
 namespace {
 
-constexpr uint16_t kMomPort = 7000;
 constexpr uint16_t kBackgroundPort = 7001;
 constexpr size_t kBackgroundBytes = 1000;
 
@@ -56,16 +56,14 @@ double Percentile(std::vector<double> v, double p) {
 
 }  // namespace
 
-absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneRunConfig& c) {
-  if (c.senders.empty() || c.receivers.size() < 2 || c.messages_per_sender <= 0 || c.rate <= 0) {
+absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const GroupRoutes& r,
+                                                  const DataplaneRunConfig& c) {
+  const GroupSpec& group = r.spec;
+  if (group.senders.empty() || group.receivers.size() < 2 || c.messages_per_sender <= 0 ||
+      c.rate <= 0) {
     return absl::InvalidArgumentError(
         "mom measure: need senders, >= 2 receivers, messages and a positive rate");
   }
-  absl::StatusOr<std::vector<GroupRoutes>> routes = bed.Configure(
-      {GroupSpec{.group_id = c.group_id, .senders = c.senders, .receivers = c.receivers,
-                 .design = c.design}});
-  if (!routes.ok()) return routes.status();
-  const GroupRoutes& r = (*routes)[0];
   DataplaneRunResult result;
   result.roots = static_cast<int>(r.channels.size());
   absl::StatusOr<std::pair<uint64_t, uint64_t>> drops_before = SwitchQueueDrops(bed);
@@ -88,8 +86,8 @@ absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneR
     return *fd;
   };
   std::vector<int> receiver_fds;
-  for (int host : c.receivers) {
-    absl::StatusOr<int> fd = open_socket(host, kMomPort);
+  for (int host : group.receivers) {
+    absl::StatusOr<int> fd = open_socket(host, kMeasurePort);
     if (!fd.ok()) return fd.status();
     for (uint32_t g : ChannelIps(r)) {
       ip_mreq mreq{};
@@ -107,12 +105,12 @@ absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneR
     }
   }
   std::vector<int> sender_fds, background_fds;
-  for (int host : c.senders) {
+  for (int host : group.senders) {
     absl::StatusOr<int> fd = open_socket(host, 0);
     if (!fd.ok()) return fd.status();
     in_addr iface{htonl(bed.ip(host))};
     setsockopt(*fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof(iface));
-    const int tos = HighPriority(c.design) ? kMomDscp << 2 : 0;
+    const int tos = HighPriority(group.design) ? kMomDscp << 2 : 0;
     setsockopt(*fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
     sender_fds.push_back(*fd);
   }
@@ -123,9 +121,9 @@ absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneR
   }
 
   std::atomic<bool> senders_done{false};
-  std::vector<Delivered> delivered(c.receivers.size());
+  std::vector<Delivered> delivered(group.receivers.size());
   std::vector<std::thread> threads;
-  const uint64_t expected = static_cast<uint64_t>(c.messages_per_sender) * c.senders.size();
+  const uint64_t expected = static_cast<uint64_t>(c.messages_per_sender) * group.senders.size();
   for (size_t i = 0; i < receiver_fds.size(); ++i) {
     threads.emplace_back([&, i] {
       char buf[2048];
@@ -166,13 +164,13 @@ absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneR
     sender_threads.emplace_back([&, s] {
       std::mt19937_64 rng(c.seed * 1000003 + s);
       std::exponential_distribution<double> gap(c.rate);
-      const sockaddr_in to = Sockaddr(SenderChannelIp(r, static_cast<int>(s)), kMomPort);
+      const sockaddr_in to = Sockaddr(SenderChannelIp(r, static_cast<int>(s)), kMeasurePort);
       uint64_t next = MonotonicNanos();
       for (int seq = 1; seq <= c.messages_per_sender; ++seq) {
         next += static_cast<uint64_t>(gap(rng) * 1e9);
         SleepUntil(next);
-        const std::string d = EncodeMomDatagram(c.group_id, static_cast<uint32_t>(s + 1), seq,
-                                                Serialized(c.design), MonotonicNanos());
+        const std::string d = EncodeMomDatagram(group.group_id, static_cast<uint32_t>(s + 1), seq,
+                                                Serialized(group.design), MonotonicNanos());
         sendto(sender_fds[s], d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to),
                sizeof(to));
       }
@@ -184,8 +182,8 @@ absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneR
   for (std::thread& t : threads) t.join();
 
   result.messages_sent = expected;
-  result.copies_expected = expected * c.receivers.size();
-  ReorderMeter meter(static_cast<int>(c.receivers.size()));
+  result.copies_expected = expected * group.receivers.size();
+  ReorderMeter meter(static_cast<int>(group.receivers.size()));
   std::vector<double> latencies;
   for (size_t i = 0; i < delivered.size(); ++i) {
     SequenceTracker stamps;

@@ -1,18 +1,20 @@
 // RunOnDataplane: one MOM measurement on the real software data plane.
 //
-// On a Testbed (namespaces + mom_switch processes), configures one group for
-// the design, lets every sender host multicast MOM datagrams with Poisson
-// timing while optional background pairs blast UDP at a fixed rate (to load
-// the shaped host ports), and has every receiver host record what it
-// delivers, in arrival order. Reports the reorder rate (measure/reorder.h),
-// losses (copies never delivered, and gaps in stamped group sequence numbers
-// for the serialized design), one-way latency (CLOCK_MONOTONIC is shared by
-// all namespaces) and the switches' queue_full and tx_full drops during the run.
+// On a Testbed (namespaces + mom_switch processes) whose switches already
+// forward the group's routes (installed by mom_controller, see
+// controlled_fabric.h), lets every sender host of the group multicast MOM
+// datagrams with Poisson timing while optional background pairs blast UDP at
+// a fixed rate (to load the shaped host ports), and has every receiver host
+// record what it delivers, in arrival order. Reports the reorder rate
+// (measure/reorder.h), losses (copies never delivered, and gaps in stamped
+// group sequence numbers for the serialized design), one-way latency
+// (CLOCK_MONOTONIC is shared by all namespaces) and the switches' queue_full
+// and tx_full drops during the run.
 //
 // Example:
-//   DataplaneRunConfig c{.design = Design::kTopologyAwareQos, .group_id = 101,
-//                        .senders = {h0, h1}, .receivers = {h2, h5}};
-//   absl::StatusOr<DataplaneRunResult> r = RunOnDataplane(*bed, c);
+//   // routes: the group's GroupRoutes as the controller installed them
+//   absl::StatusOr<DataplaneRunResult> r =
+//       RunOnDataplane(*bed, routes, {.messages_per_sender = 500, .rate = 2000});
 //   std::cout << r->reorder.reorder_rate();
 #ifndef DCTK_MOM_MEASURE_DATAPLANE_RUN_H_
 #define DCTK_MOM_MEASURE_DATAPLANE_RUN_H_
@@ -22,17 +24,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "mom/design.h"
+#include "mom/controller/routes.h"
 #include "mom/measure/reorder.h"
 #include "mom/testbed/testbed.h"
 
 namespace dctk::mom {
 
+// The UDP port measurement receivers bind (and the cluster section names).
+inline constexpr uint16_t kMeasurePort = 7000;
+
+// The traffic of one run; the group (design, senders, receivers) is the routes'.
 struct DataplaneRunConfig {
-  Design design = Design::kNaive;
-  uint32_t group_id = 100;
-  std::vector<int> senders;    // host nodes
-  std::vector<int> receivers;  // host nodes
   int messages_per_sender = 500;
   double rate = 2000;          // messages per second per sender (Poisson)
   // Background UDP (1000-byte datagrams, best effort), from -> to host.
@@ -56,7 +58,8 @@ struct DataplaneRunResult {
   int roots = 0;                  // channels in use (root switches; senders for naive)
 };
 
-absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const DataplaneRunConfig& config);
+absl::StatusOr<DataplaneRunResult> RunOnDataplane(Testbed& bed, const GroupRoutes& routes,
+                                                  const DataplaneRunConfig& config);
 
 }  // namespace dctk::mom
 

@@ -9,15 +9,11 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <fcntl.h>
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -30,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mom/controller/switch_config.h"
+#include "mom/testbed/controller_process.h"
 #include "mom/testbed/mom_datagram.h"
 #include "mom/testbed/netns.h"
 #include "mom/testbed/testbed.h"
@@ -40,65 +37,29 @@ namespace {
 constexpr uint32_t kGroup = 61;
 constexpr int kMessages = 20;
 
-// mom_controller as a child process; its stdout read line by line. Killed
-// (and reaped) when the object goes, also when an assertion failed.
-class ControllerProcess {
- public:
-  ~ControllerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (out_ >= 0) close(out_);
-  }
-  bool Start(const std::string& fabric_path) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) return false;
-    pid_ = fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      dup2(out[1], STDOUT_FILENO);
-      const std::string fabric = "--fabric=" + fabric_path;
-      execl("mom/controller/mom_controller", "mom_controller", fabric.c_str(),
-            "--interval_ms=100", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(out[1]);
-    out_ = out[0];
-    return true;
-  }
-  // The next line it prints, or "" if none comes within `guard` (only
-  // against hanging; the controller answers within a few intervals).
-  std::string NextLine(int guard_ms = 30000) {
-    std::string line;
-    char c;
-    for (;;) {
-      pollfd p{out_, POLLIN, 0};
-      if (poll(&p, 1, guard_ms) != 1 || read(out_, &c, 1) != 1) return "";
-      if (c == '\n') return line;
-      line.push_back(c);
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-};
-
-// An XDP program that drops every frame arriving on interface `iface` of
-// network namespace `netns` (generic XDP runs before packet sockets see the
-// frame, so the switch on that end receives nothing while the link stays up).
-// Detached when the object goes; deleting the interface detaches it too.
+// An XDP program that drops every frame (or, `half`, each frame with
+// probability 1/2) arriving on interface `iface` of network namespace `netns`
+// (generic XDP runs before packet sockets see the frame, so the switch on
+// that end receives nothing, or half, while the link stays up). Detached when
+// the object goes; deleting the interface detaches it too.
 class XdpDrop {
  public:
   ~XdpDrop() { Detach(); }
-  absl::Status Attach(const std::string& netns, const std::string& iface) {
-    const bpf_insn drop[] = {
+  absl::Status Attach(const std::string& netns, const std::string& iface, bool half = false) {
+    const bpf_insn drop_all[] = {
         {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_DROP},
         {.code = BPF_JMP | BPF_EXIT},
     };
-    prog_ = bpf_prog_load(BPF_PROG_TYPE_XDP, "mom_drop", "GPL", drop, 2, nullptr);
+    // r0 = random & 1; r0 += XDP_DROP: XDP_DROP (1) or XDP_PASS (2).
+    const bpf_insn drop_half[] = {
+        {.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_prandom_u32},
+        {.code = BPF_ALU64 | BPF_AND | BPF_K, .dst_reg = BPF_REG_0, .imm = 1},
+        {.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_DROP},
+        {.code = BPF_JMP | BPF_EXIT},
+    };
+    static_assert(XDP_DROP + 1 == XDP_PASS);
+    prog_ = half ? bpf_prog_load(BPF_PROG_TYPE_XDP, "mom_drop_half", "GPL", drop_half, 4, nullptr)
+                 : bpf_prog_load(BPF_PROG_TYPE_XDP, "mom_drop", "GPL", drop_all, 2, nullptr);
     if (prog_ < 0) return absl::InternalError(absl::StrCat("bpf_prog_load: ", prog_));
     netns_ = netns;
     absl::Status status;
@@ -209,8 +170,9 @@ class ControllerFailoverTest : public ::testing::Test {
   // group's root, into *old_root), opens the members' receivers and host0_0's
   // sender, and checks the first kMessages arrive stamped 1..kMessages.
   void ConfigureAndSendFirst(ControllerProcess* controller, std::string* old_root, int* sender,
-                             std::vector<int>* receivers) {
-    ASSERT_TRUE(controller->Start(WriteFabricFile()));
+                             std::vector<int>* receivers,
+                             std::vector<std::string> flags = {"--interval_ms=100"}) {
+    ASSERT_TRUE(controller->Start("mom/controller/mom_controller", WriteFabricFile(), flags).ok());
     const std::string first = controller->NextLine();
     ASSERT_THAT(first, ::testing::StartsWith("mom_controller configured: failed: none; group 61"));
     *old_root = first.substr(first.rfind(' ') + 1);
@@ -336,6 +298,34 @@ TEST_F(ControllerFailoverTest, LinkThatDropsWhileUpIsFoundByProbesAndPassedOver)
 
   // The link stops dropping: once probes crossed it for the hold-down, the
   // controller routes over it again.
+  drop.Detach();
+  ExpectRestored(&controller, sender, receivers);
+}
+
+// Partial loss: leaf1's end of its link to the root drops each frame with
+// probability 1/2 (both ends stay up). With --probe_miss_ms long enough that
+// a run of lost probes never fails the link as silent, the controller finds
+// it by the fraction of probes lost over its 2 s window (the default 25 %),
+// names it dropping and moves the group; 20 more messages reach every member
+// through the new root. Once the loss stops, a window with (almost) no loss
+// brings the link back.
+TEST_F(ControllerFailoverTest, LinkThatLosesHalfWhileUpIsFoundByProbeLossAndPassedOver) {
+  ControllerProcess controller;
+  std::string old_root;
+  int sender = -1;
+  std::vector<int> receivers;
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndSendFirst(
+      &controller, &old_root, &sender, &receivers,
+      {"--interval_ms=100", "--probe_miss_ms=60000", "--probe_loss_window_ms=2000"}));
+
+  const int root = Node(old_root), leaf1 = Node("leaf1");
+  XdpDrop drop;
+  ASSERT_TRUE(drop.Attach(bed_->netns(leaf1),
+                          bed_->SwitchPortIface(leaf1, bed_->topology().PortTo(leaf1, root)),
+                          /*half=*/true)
+                  .ok());
+  ASSERT_NO_FATAL_FAILURE(ExpectRootMoved(
+      &controller, "failed: none; links dropping: leaf1-" + old_root, old_root, sender, receivers));
   drop.Detach();
   ExpectRestored(&controller, sender, receivers);
 }

@@ -1,10 +1,8 @@
 #include "mom/testbed/testbed.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "mom/controller/switch_config.h"
+#include "mom/testbed/child_process.h"
 #include "mom/testbed/netns.h"
 
 namespace dctk::mom {
@@ -219,32 +218,11 @@ absl::Status Testbed::StartSwitch(int node) {
   if (options_.max_datagram_bytes > 0) {
     args.push_back(absl::StrCat("--max_datagram_bytes=", options_.max_datagram_bytes));
   }
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe for mom_switch");
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(out[0]);
-    close(out[1]);
-    return absl::InternalError("fork for mom_switch");
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(0);  // the launcher died before prctl
-    sigset_t none;  // a launcher may block signals; the switch must get SIGTERM
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    dup2(out[1], STDOUT_FILENO);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(out[1]);
+  absl::StatusOr<ChildProcess> child = StartChild(std::move(args), SIGTERM);
+  if (!child.ok()) return child.status();
   SwitchProcess& sw = switches_[node];
-  sw.pid = pid;
-  sw.stdout_fd = out[0];
+  sw.pid = child->pid;
+  sw.stdout_fd = child->stdout_fd;
   const int out0 = sw.stdout_fd;
   // The switch prints one line once it forwards and serves gRPC.
   std::string line;
