@@ -91,6 +91,11 @@ std::string EncodeBody(const Checkpoint& c) {
       Put(out, block);
       Put(out, floor);
     }
+    Put<uint64_t>(out, r.classes.size());
+    for (const auto& [block, slot_bytes] : r.classes) {
+      Put(out, block);
+      Put(out, slot_bytes);
+    }
     Put<uint64_t>(out, r.pages.size());
     for (const auto& [index, bytes] : r.pages) {
       Put(out, index);
@@ -143,6 +148,13 @@ absl::StatusOr<Checkpoint> DecodeBody(absl::string_view body, const std::string&
       uint64_t floor;
       if (!rd.Get(&block) || !rd.Get(&floor)) return bad("block floor list");
       r.floors.push_back({block, floor});
+    }
+    uint64_t classes = 0;
+    if (!rd.Get(&classes)) return bad("block class count");
+    for (uint64_t j = 0; j < classes; ++j) {
+      uint32_t block, slot_bytes;
+      if (!rd.Get(&block) || !rd.Get(&slot_bytes)) return bad("block class list");
+      r.classes.push_back({block, slot_bytes});
     }
     if (!rd.Get(&pages)) return bad("page count");
     for (uint64_t j = 0; j < pages; ++j) {

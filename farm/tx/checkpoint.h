@@ -10,7 +10,7 @@
 // recently committed transactions (so a restarted primary still answers
 // "committed" to recovery for a backup that missed its TRUNCATE); and per
 // region its id, size, live objects (address, slot size), its heap blocks'
-// version floors (object_heap.h) and every 4 KiB
+// version floors and size classes (object_heap.h) and every 4 KiB
 // page that is not all zero, with lock bits cleared (a locked object holds
 // its last committed state).
 //
@@ -44,6 +44,7 @@ struct RegionImage {
   uint64_t size = 0;
   std::vector<std::pair<GlobalAddress, uint32_t>> live;  // objects and their slot sizes
   std::vector<std::pair<uint32_t, uint64_t>> floors;     // heap blocks' version floors
+  std::vector<std::pair<uint32_t, uint32_t>> classes;    // heap blocks' slot sizes
   std::vector<std::pair<uint32_t, std::string>> pages;    // page index, kCheckpointPage bytes
 };
 

@@ -22,7 +22,7 @@ Checkpoint Sample() {
   LockRequest r{7, 11, {3}, {{GlobalAddress(3, 64), 2, EntryKind::kWrite, 64, "abc"}}};
   c.pending.push_back({11, true, false, r});
   c.pending.push_back({12, true, /*committed, waiting=*/true, r});
-  RegionImage image{3, 1 << 20, {{GlobalAddress(3, 64), 64}}, {{0, 17}}, {}};
+  RegionImage image{3, 1 << 20, {{GlobalAddress(3, 64), 64}}, {{0, 17}}, {{0, 64}, {1, 128}}, {}};
   image.pages.push_back({0, std::string(kCheckpointPage, 'x')});
   c.regions.push_back(image);
   return c;
@@ -45,6 +45,7 @@ TEST(CheckpointTest, RoundTrip) {
   ASSERT_EQ(c->regions.size(), 1u);
   EXPECT_EQ(c->regions[0].live[0].second, 64u);
   EXPECT_EQ(c->regions[0].floors, (std::vector<std::pair<uint32_t, uint64_t>>{{0, 17}}));
+  EXPECT_EQ(c->regions[0].classes, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 64}, {1, 128}}));
   EXPECT_EQ(c->regions[0].pages[0].second, std::string(kCheckpointPage, 'x'));
   EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0);  // renamed into place
 }

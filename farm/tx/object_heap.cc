@@ -64,12 +64,32 @@ void ObjectHeap::SetFloor(uint32_t block, uint64_t floor) {
   if (block < blocks_.size()) blocks_[block].floor = std::max(blocks_[block].floor, floor);
 }
 
-void ObjectHeap::Unuse(uint32_t block) {
-  Block& b = blocks_[block];
-  if (--b.used == 0) {
-    b.size_class = -1;
-    b.slots.clear();
+std::vector<std::pair<uint32_t, uint32_t>> ObjectHeap::Classes() const {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  for (uint32_t b = 0; b < blocks_.size(); ++b) {
+    if (blocks_[b].size_class >= 0) out.emplace_back(b, blocks_[b].slot_bytes);
   }
+  return out;
+}
+
+absl::Status ObjectHeap::SetClass(uint32_t block, uint32_t slot_bytes) {
+  absl::StatusOr<int> size_class = SizeClassFor(slot_bytes);
+  if (block >= blocks_.size() || !size_class.ok() || ClassSize(*size_class) != slot_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block ", block, " of region ", region_, " with ", slot_bytes, "-byte slots"));
+  }
+  if (blocks_[block].used != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("block ", block, " of region ", region_, " is in use"));
+  }
+  Assign(block, *size_class, slot_bytes);
+  return absl::OkStatus();
+}
+
+void ObjectHeap::Unuse(uint32_t block) {
+  // An emptied block is free for any class but keeps its own until another
+  // takes it (so it is not formatted again for the same class, Prepare).
+  --blocks_[block].used;
 }
 
 absl::optional<uint32_t> ObjectHeap::FreeSlotIn(uint32_t block) const {
@@ -200,8 +220,10 @@ absl::Status ObjectHeap::Prepare(GlobalAddress addr, uint32_t slot_bytes) {
                                                    " bytes: not a slot of region ", region_));
   }
   Block& b = blocks_[block];
-  // An empty block is free, also one Prepare gave a class whose object then
-  // proved older than what the copy holds.
+  // Only a class change formats. A backup sees no reservations, so a block
+  // can empty there while its primary still holds a slot reserved before
+  // other objects came and went; formatting it again at the floor of now
+  // would make that slot's object look older than its slot.
   if (b.size_class < 0 || (b.used == 0 && b.size_class != *size_class)) {
     Assign(block, *size_class, slot_bytes);
     Format(block);

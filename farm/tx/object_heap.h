@@ -15,18 +15,23 @@
 //
 // Reuse of a block. A block whose objects are all freed goes back to the free
 // blocks and may next hold another size class, whose slots start where the
-// old objects' payload was. The heap writes every slot header of a block it
-// gives a class (Format): unallocated, unlocked, at the block's version floor,
+// old objects' payload was (it keeps its class until then, in checkpoints
+// too). The heap writes every slot header of a block it gives another class
+// (Format): unallocated, unlocked, at the block's version floor,
 // the highest version any object of the block ever committed (NoteVersion,
 // for every applied write, allocation and free). So a LOCK of an allocation
 // finds a clean header, and versions stay monotonic at every address: an
 // object allocated there gets floor + 1 or more, so a reader still holding the
 // address of an older object can never validate it against the new one by its
-// version. The primary formats when Reserve takes a free block; a backup when
-// the first committed object of the new class reaches it (Prepare), with the
-// same floor, because it applies the same entries in the same order per block
-// (participant.h). Reserve also lifts the reserved slot's header to the floor
-// (a copy made by re-replication may not know a free slot's last version).
+// version. The primary formats when Reserve gives a free block another class;
+// a backup when the first committed object of the new class reaches it
+// (Prepare), with the same floor, because it applies the same entries in the
+// same order per block (participant.h). A block emptied for good holds only
+// frees, so it needs no format to serve its own class again; a block that
+// empties at a backup only (the backup sees no reservations) must not be
+// formatted there again, which is why the class stays. Reserve also lifts the
+// reserved slot's header to the floor (a copy made by re-replication may not
+// know a free slot's last version).
 //
 // Example:
 //   ObjectHeap heap(/*region=*/7, base, /*size=*/8 << 20);
@@ -102,6 +107,10 @@ class ObjectHeap {
   // Blocks whose floor is not 0, (block index, floor), for checkpoints.
   std::vector<std::pair<uint32_t, uint64_t>> Floors() const;
   void SetFloor(uint32_t block, uint64_t floor);
+  // Blocks with a size class, empty ones included, (block index, slot size),
+  // for checkpoints; SetClass gives an unused block its class back (no format).
+  std::vector<std::pair<uint32_t, uint32_t>> Classes() const;
+  absl::Status SetClass(uint32_t block, uint32_t slot_bytes);
 
   uint64_t live_objects() const { return live_; }
   uint32_t free_blocks() const;
@@ -109,7 +118,7 @@ class ObjectHeap {
  private:
   enum class Slot : uint8_t { kFree = 0, kReserved = 1, kLive = 2 };
   struct Block {
-    int size_class = -1;  // -1: free block
+    int size_class = -1;  // -1: never had one
     uint32_t slot_bytes = 0;
     uint32_t used = 0;    // reserved + live slots
     uint64_t floor = 0;   // highest version committed in the block, ever

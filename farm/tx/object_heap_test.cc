@@ -168,6 +168,32 @@ TEST(ObjectHeapTest, ReserveLiftsASlotBelowTheFloorAndFloorsRoundTrip) {
   EXPECT_EQ(c.heap.Floors(), (std::vector<std::pair<uint32_t, uint64_t>>{{1, 41}}));
 }
 
+TEST(ObjectHeapTest, AnEmptiedBlockKeepsItsClassUntilAnotherTakesIt) {
+  // A backup's block empties (its only object freed) while its primary
+  // still holds a reservation there; the floor rose meanwhile.
+  Copy backup(1 << 20);
+  ASSERT_TRUE(backup.heap.Prepare(GlobalAddress(5, 128), 128).ok());
+  ASSERT_TRUE(backup.heap.MarkLive(GlobalAddress(5, 128), 128).ok());
+  backup.heap.NoteVersion(GlobalAddress(5, 128), 7);
+  ASSERT_TRUE(backup.heap.MarkFree(GlobalAddress(5, 128)).ok());
+  EXPECT_EQ(backup.heap.free_blocks(), 1u);
+  EXPECT_EQ(backup.heap.Classes(), (std::vector<std::pair<uint32_t, uint32_t>>{{0, 128}}));
+  // The reserved slot's object (locked at version 0) arrives: no format.
+  ASSERT_TRUE(backup.heap.Prepare(GlobalAddress(5, 0), 128).ok());
+  EXPECT_EQ(backup.word(0), 0u) << "formatted again at the floor: the object would look older";
+  // Another class takes the empty block, formatted at the floor.
+  ASSERT_TRUE(backup.heap.Prepare(GlobalAddress(5, 0), 64).ok());
+  EXPECT_EQ(backup.word(64), 7u);
+  // A checkpoint's classes come back unformatted, on unused blocks only.
+  Copy restored(2 << 20);
+  ASSERT_TRUE(restored.heap.SetClass(1, 128).ok());
+  ASSERT_TRUE(restored.heap.MarkLive(GlobalAddress(5, (1 << 20) + 128), 128).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(restored.heap.SetClass(1, 64)));
+  EXPECT_TRUE(absl::IsInvalidArgument(restored.heap.SetClass(0, 100)));
+  EXPECT_TRUE(absl::IsInvalidArgument(restored.heap.SetClass(2, 128)));
+  EXPECT_EQ(restored.memory, std::vector<uint64_t>((2 << 20) / 8));
+}
+
 TEST(ObjectHeapTest, ReserveAgainRebuildsAReservationAsTheLockFoundIt) {
   // Live: the reused block is formatted at its floor (10) for a, b is
   // reserved and lifted to it, a commits (the floor rises to 11), then b's

@@ -62,6 +62,7 @@ absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& 
                         h.size,
                         h.heap->LiveFrom(0, std::numeric_limits<uint64_t>::max()),
                         h.heap->Floors(),
+                        h.heap->Classes(),
                         {}};
       for (uint64_t page = 0; (page + 1) * kCheckpointPage <= h.size; ++page) {
         const uint8_t* from = h.base + page * kCheckpointPage;
@@ -204,6 +205,13 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
       Hosted& h = it->second;
       h.heap = std::make_unique<ObjectHeap>(image.id, h.base, h.size);
       for (const auto& [block, floor] : image.floors) h.heap->SetFloor(block, floor);
+      for (const auto& [block, slot_bytes] : image.classes) {
+        absl::Status s = h.heap->SetClass(block, slot_bytes);
+        if (!s.ok()) {
+          return absl::DataLossError(
+              absl::StrCat("machine ", self_, ": checkpoint heap: ", s.message()));
+        }
+      }
       for (const auto& [page, bytes] : image.pages) {
         std::memcpy(h.base + uint64_t{page} * kCheckpointPage, bytes.data(), kCheckpointPage);
       }

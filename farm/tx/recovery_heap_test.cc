@@ -121,7 +121,30 @@ class HeapReuseTest : public ::testing::Test {
         << "the backup's copy differs from the primary's";
   }
 
+  // T reserves a slot at the primary (its block formatted for the class);
+  // then U's object is allocated in the block and freed (V), which empties
+  // the block at the backup, which sees no reservations, and raises its
+  // floor above the version T's LOCK will find. Returns T's allocation.
+  WriteEntry ReserveThenEmptyAtTheBackup() {
+    WriteEntry reserved = Alloc(kT, 100, 't');
+    WriteEntry other = Alloc(kU, 100, 'u');
+    EXPECT_TRUE(Commit(kU, {other}).ok());
+    Truncate(*primary_, kU);
+    Truncate(*backup_, kU);
+    EXPECT_TRUE(Commit(kV, {Free(other.addr)}).ok());
+    Truncate(*primary_, kV);
+    Truncate(*backup_, kV);
+    return reserved;
+  }
+
+  void CommitAndTruncate(TxId tx, std::vector<WriteEntry> entries) {
+    ASSERT_TRUE(Commit(tx, std::move(entries)).ok());
+    Truncate(*primary_, tx);
+    Truncate(*backup_, tx);
+  }
+
   static constexpr TxId kA1 = MakeTxId(10, 0, 1), kA2 = MakeTxId(10, 0, 2);
+  static constexpr TxId kT = MakeTxId(13, 0, 1), kU = MakeTxId(13, 0, 2), kV = MakeTxId(13, 0, 3);
   static constexpr TxId kB1 = MakeTxId(11, 0, 1);
   RegionTable table_;
   std::unique_ptr<Machine> primary_, backup_;
@@ -188,6 +211,26 @@ TEST_F(HeapReuseTest, APromotedBackupNeverHandsOutALiveObjectAgain) {
     ExtractPayload(*backup_->p.ObjectAt(e.addr), payload.data(), payload.size());
     EXPECT_EQ(payload, e.data) << e.addr.ToString();
   }
+}
+
+// A block emptied at a backup in the middle of its primary's use of it keeps
+// its class there: formatting it again (at a floor above T's version) would
+// make the backup skip T's object as older than the slot.
+TEST_F(HeapReuseTest, ABackupInstallsAnAllocationReservedBeforeTheBlockEmptiedThere) {
+  WriteEntry reserved = ReserveThenEmptyAtTheBackup();
+  CommitAndTruncate(kT, {reserved});
+  ExpectBackupMatchesPrimary(*backup_, {reserved});
+}
+
+TEST_F(HeapReuseTest, ABackupRestartedWhileTheBlockIsEmptyThereKeepsItsClass) {
+  WriteEntry reserved = ReserveThenEmptyAtTheBackup();
+  ASSERT_TRUE(backup_->p.TakeCheckpoint(CheckpointPath(), false).ok());
+  backup_->log.reset();
+  backup_ = std::make_unique<Machine>(2, &table_, LogPath());
+  absl::StatusOr<RestoreReport> r = backup_->p.RestoreFromFiles(CheckpointPath(), LogPath());
+  ASSERT_TRUE(r.ok()) << r.status();
+  CommitAndTruncate(kT, {reserved});
+  ExpectBackupMatchesPrimary(*backup_, {reserved});
 }
 
 TEST_F(HeapReuseTest, APrimaryRestoredFromItsLogAloneLocksItsAllocationsAgain) {
