@@ -12,8 +12,11 @@ FabricController::FabricController(Fabric fabric, absl::Duration connect_timeout
   for (const auto& [node, address] : fabric_.control) {
     const std::vector<Port>& ports = fabric_.topology.ports(node);
     for (size_t p = 0; p < ports.size(); ++p) {
-      if (!fabric_.topology.is_host(ports[p].neighbor)) {
+      const int peer = ports[p].neighbor;
+      if (!fabric_.topology.is_host(peer)) {
         probe_ports_[node].push_back(static_cast<uint32_t>(p));
+      } else if (auto ip = fabric_.host_ips.find(peer); ip != fabric_.host_ips.end()) {
+        host_probes_[node].push_back({static_cast<uint32_t>(p), ip->second});
       }
     }
   }
@@ -38,6 +41,11 @@ absl::StatusOr<bool> FabricController::Reconcile() {
     SwitchClient* client = Client(node);
     StatsRequest request;
     for (uint32_t p : probe_ports_[node]) request.add_probe_ports(p);
+    for (const auto& [port, ip] : host_probes_[node]) {
+      HostProbe* h = request.add_host_probes();
+      h->set_port(port);
+      h->set_ip(ip);
+    }
     absl::StatusOr<SwitchStats> stats =
         client == nullptr ? absl::UnavailableError("no connection") : client->Stats(request);
     if (!stats.ok()) {
@@ -79,15 +87,18 @@ absl::StatusOr<bool> FabricController::Reconcile() {
 
 bool FabricController::ProbesCrossed(const std::map<int, SwitchStats>& stats, int link, int from,
                                      int to) {
-  const auto f = stats.find(from), t = stats.find(to);
-  const int pf = fabric_.topology.PortTo(from, to), pt = fabric_.topology.PortTo(to, from);
+  // A host answers probes; the switch that sent them counts the answers.
+  const bool host = fabric_.topology.is_host(to);
+  const auto f = stats.find(from), t = stats.find(host ? from : to);
+  const int pf = fabric_.topology.PortTo(from, to);
+  const int pt = host ? pf : fabric_.topology.PortTo(to, from);
   if (f == stats.end() || t == stats.end() || pf >= f->second.ports_size() ||
       pt >= t->second.ports_size()) {
     silent_checks_.erase({link, from});
     return false;
   }
   const auto sent_before = probe_counts_.find({from, pf});
-  const auto received_before = probe_counts_.find({to, pt});
+  const auto received_before = probe_counts_.find({t->first, pt});
   const uint64_t sent_now = f->second.ports(pf).probes_sent();
   const uint64_t received_now = t->second.ports(pt).probes_received();
   if (sent_before == probe_counts_.end() || received_before == probe_counts_.end() ||
@@ -117,33 +128,47 @@ bool FabricController::ProbesCrossed(const std::map<int, SwitchStats>& stats, in
 }
 
 bool FabricController::CheckProbes(const std::map<int, SwitchStats>& stats) {
-  const std::set<int> before = links_dropping_;
-  const std::vector<Link>& links = fabric_.topology.links();
-  for (int l = 0; l < static_cast<int>(links.size()); ++l) {
-    const Link& link = links[l];
-    if (fabric_.topology.is_host(link.a) || fabric_.topology.is_host(link.b)) continue;
-    const bool ab = ProbesCrossed(stats, l, link.a, link.b);
-    const bool ba = ProbesCrossed(stats, l, link.b, link.a);
-    if (links_dropping_.count(l)) {
+  const std::set<int> before = links_dropping_, hosts_before = host_links_dropping_;
+  const Topology& t = fabric_.topology;
+  for (int l = 0; l < static_cast<int>(t.links().size()); ++l) {
+    const Link& link = t.links()[l];
+    const bool to_host = t.is_host(link.a) || t.is_host(link.b);
+    // The ends whose probes cross the link: both switches, or the switch
+    // facing a host whose address the fabric gives.
+    std::vector<std::pair<int, int>> directions;
+    if (!to_host) {
+      directions = {{link.a, link.b}, {link.b, link.a}};
+    } else if (!fabric_.host_ips.empty()) {
+      directions = {t.is_host(link.a) ? std::pair{link.b, link.a} : std::pair{link.a, link.b}};
+    } else {
+      continue;
+    }
+    bool crossed_all = true;
+    for (const auto& [from, to] : directions) {
+      if (!ProbesCrossed(stats, l, from, to)) crossed_all = false;
+    }
+    std::set<int>& dropping = to_host ? host_links_dropping_ : links_dropping_;
+    if (dropping.count(l)) {
       int& crossed = crossed_checks_[l];
-      crossed = ab && ba ? crossed + 1 : 0;
-      if (!Recovered(l, link.a, link.b, crossed)) continue;
-      links_dropping_.erase(l);
+      crossed = crossed_all ? crossed + 1 : 0;
+      if (!Recovered(l, directions, crossed)) continue;
+      dropping.erase(l);
       links_lossy_.erase(l);
       crossed_checks_.erase(l);
     } else {
-      const bool silent = silent_checks_[{l, link.a}] >= options_.probe_misses ||
-                          silent_checks_[{l, link.b}] >= options_.probe_misses;
-      const bool lossy = Lossy(l, link.a) || Lossy(l, link.b);
+      bool silent = false, lossy = false;
+      for (const auto& [from, to] : directions) {
+        silent = silent || silent_checks_[{l, from}] >= options_.probe_misses;
+        lossy = lossy || Lossy(l, from);
+      }
       if (!silent && !lossy) continue;
-      links_dropping_.insert(l);
+      dropping.insert(l);
       if (lossy && !silent) links_lossy_.insert(l);
       crossed_checks_[l] = 0;
     }
     // Judged afresh from here: a failed link on what it loses while failed,
     // a link used again on what it loses from now on.
-    loss_windows_.erase({l, link.a});
-    loss_windows_.erase({l, link.b});
+    for (const auto& [from, to] : directions) loss_windows_.erase({l, from});
   }
   // This check's counts are the next one's baseline; a switch that did not
   // answer gets a new baseline once it is back.
@@ -154,7 +179,7 @@ bool FabricController::CheckProbes(const std::map<int, SwitchStats>& stats) {
     }
   }
   probe_counts_ = std::move(counts);
-  return links_dropping_ != before;
+  return links_dropping_ != before || host_links_dropping_ != hosts_before;
 }
 
 double FabricController::WindowLoss(int link, int from) const {
@@ -174,10 +199,11 @@ bool FabricController::Lossy(int link, int from) const {
   return options_.probe_loss > 0 && WindowLoss(link, from) >= options_.probe_loss;
 }
 
-bool FabricController::Recovered(int link, int a, int b, int crossed) const {
+bool FabricController::Recovered(int link, const std::vector<std::pair<int, int>>& directions,
+                                 int crossed) const {
   if (crossed < options_.holddown_checks) return false;
   if (!links_lossy_.count(link)) return true;
-  for (int from : {a, b}) {
+  for (const auto& [from, to] : directions) {
     const double loss = WindowLoss(link, from);
     if (loss < 0 || loss >= options_.probe_loss / 2) return false;
   }
@@ -226,8 +252,10 @@ std::string FabricController::Describe() const {
   std::vector<std::string> failed;
   for (int node : failed_) failed.push_back(fabric_.topology.node(node).name);
   std::string out = absl::StrCat("failed: ", failed.empty() ? "none" : absl::StrJoin(failed, ","));
-  const std::pair<const char*, const std::set<int>*> kinds[] = {{"down", &links_down_},
-                                                                {"dropping", &links_dropping_}};
+  const std::pair<const char*, const std::set<int>*> kinds[] = {
+      {"links down", &links_down_},
+      {"links dropping", &links_dropping_},
+      {"host links dropping", &host_links_dropping_}};
   for (const auto& [what, set] : kinds) {
     if (set->empty()) continue;
     std::vector<std::string> links;
@@ -236,7 +264,7 @@ std::string FabricController::Describe() const {
       links.push_back(absl::StrCat(fabric_.topology.node(link.a).name, "-",
                                    fabric_.topology.node(link.b).name));
     }
-    absl::StrAppend(&out, "; links ", what, ": ", absl::StrJoin(links, ","));
+    absl::StrAppend(&out, "; ", what, ": ", absl::StrJoin(links, ","));
   }
   return out + DescribeGroups(fabric_.topology, routes_);
 }

@@ -30,8 +30,12 @@
 // that arrives late, e.g. at a switch starved of CPU, still counts). A link
 // failed for that is used again once, over a whole window of checks since it
 // failed, both directions lost less than half of `probe_loss` (and probes
-// crossed for the hold-down). Links to hosts are not probed (a host does not
-// count probes).
+// crossed for the hold-down). Links to hosts whose addresses the fabric
+// gives are probed too: the switch sends the host an ARP probe for its own
+// address and counts its kernel's replies (mom/switch/link_probe.h), judged
+// the same way, but a host link that drops is only reported ("host links
+// dropping"), not failed: a host has no other way in, and failing its link
+// would leave no route to it.
 // This is what mom_controller runs in a loop.
 //
 // Example:
@@ -86,11 +90,16 @@ class FabricController {
   const std::set<int>& links_down() const { return links_down_; }
   // Switch-to-switch links failed because probes did not cross them.
   const std::set<int>& links_dropping() const { return links_dropping_; }
+  // Host links whose host did not answer the switch's probes (silent or
+  // lossy, judged as switch-to-switch links are): reported, not failed (a
+  // host has no other way into the fabric).
+  const std::set<int>& host_links_dropping() const { return host_links_dropping_; }
   // Routes installed by the last successful push, in the fabric's group order.
   const std::vector<GroupRoutes>& routes() const { return routes_; }
-  // One line: failed switches, links down and dropping (if any) and each
-  // group's roots, e.g. "failed: none; links down: leaf1-spine0; links
-  // dropping: leaf0-spine1; group 5 (serialized) roots: spine1".
+  // One line: failed switches, links down and dropping, host links dropping
+  // (if any) and each group's roots, e.g. "failed: none; links down:
+  // leaf1-spine0; links dropping: leaf0-spine1; host links dropping:
+  // leaf0-host0_1; group 5 (serialized) roots: spine1".
   std::string Describe() const;
 
  private:
@@ -120,9 +129,9 @@ class FabricController {
   // Whether direction `from` of link `link` lost at least options_.probe_loss
   // over a full window.
   bool Lossy(int link, int from) const;
-  // Whether dropping link `link` (ends a, b), whose probes crossed both ways
-  // on the last `crossed` checks, is to be used again.
-  bool Recovered(int link, int a, int b, int crossed) const;
+  // Whether dropping link `link`, whose probes crossed in all its probed
+  // `directions` (from, to) on the last `crossed` checks, is to be used again.
+  bool Recovered(int link, const std::vector<std::pair<int, int>>& directions, int crossed) const;
 
   Fabric fabric_;
   absl::Duration connect_timeout_;
@@ -132,6 +141,8 @@ class FabricController {
   std::set<int> links_down_;
   std::map<int, int> up_checks_;  // link in links_down_ -> consecutive checks reported up
   std::map<int, std::vector<uint32_t>> probe_ports_;  // switch -> its ports to other switches
+  // switch -> (port, IPv4) of its hosts (when the fabric gives their addresses)
+  std::map<int, std::vector<std::pair<uint32_t, uint32_t>>> host_probes_;
   std::map<std::pair<int, int>, ProbeCounts> probe_counts_;  // (switch, port) -> last counts
   // (link, sending switch) -> consecutive checks it sent probes its peer did not receive
   std::map<std::pair<int, int>, int> silent_checks_;
@@ -139,7 +150,9 @@ class FabricController {
   // failed or used again.
   std::map<std::pair<int, int>, LossWindow> loss_windows_;
   std::set<int> links_dropping_;
-  std::set<int> links_lossy_;          // those of links_dropping_ failed for partial loss
+  std::set<int>
+      links_lossy_;  // those of links_dropping_ (or host_links_dropping_) for partial loss
+  std::set<int> host_links_dropping_;
   std::map<int, int> crossed_checks_;  // link in links_dropping_ -> checks probes crossed
   bool configured_ = false;
   std::vector<GroupRoutes> routes_;

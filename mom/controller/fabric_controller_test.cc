@@ -4,8 +4,9 @@
 // failed, the serialized group's root moves off a spine that lost its link to
 // a receiver's leaf, and a link that comes back is used again only after the
 // hold-down. Probes: each fake switch hands the probes it is asked to send to
-// its peer's counters, except a chosen fraction of those sent on the ports
-// the test makes drop (all of them, or e.g. every second one).
+// its peer's counters (a host's answer to its own), except a chosen fraction
+// of those sent on the ports the test makes drop (all of them, or e.g. every
+// second one).
 #include "mom/controller/fabric_controller.h"
 
 #include <atomic>
@@ -86,7 +87,9 @@ class FabricControllerTest : public ::testing::Test {
     // Probes reach the peer switch's port at once, unless the port drops.
     for (int sw : topo->switches()) {
       FakeSwitch* from = by_name_.at(topo->node(sw).name);
-      from->service.set_prober([this, from, sw, t = *topo](const std::vector<uint32_t>& ports) {
+      from->service.set_prober([this, from, sw, t = *topo](const StatsRequest& request) {
+        std::vector<uint32_t> ports(request.probe_ports().begin(), request.probe_ports().end());
+        for (const HostProbe& h : request.host_probes()) ports.push_back(h.port());
         for (uint32_t p : ports) {
           {
             absl::MutexLock lock(&from->mu);
@@ -106,8 +109,12 @@ class FabricControllerTest : public ::testing::Test {
               ++d.probes;
             }
           }
-          if (!drops && !t.is_host(peer))
+          if (drops) continue;
+          if (t.is_host(peer)) {
+            from->Received(p);  // the host answers; the switch counts the answer
+          } else {
             by_name_.at(t.node(peer).name)->Received(t.PortTo(peer, sw));
+          }
         }
       });
     }
@@ -126,9 +133,15 @@ class FabricControllerTest : public ::testing::Test {
     controller_ = std::make_unique<FabricController>(
         *std::move(fabric), absl::Seconds(10), LinkCheckOptions{.holddown_checks = kHoldDown});
   }
-  // A new controller for the same switches, judging links by `options`.
-  void UseController(const LinkCheckOptions& options) {
-    controller_ = std::make_unique<FabricController>(fabric_, absl::Seconds(10), options);
+  // A new controller for the same switches, judging links by `options`;
+  // with `host_ips`, the fabric gives every host an address (so host links
+  // are probed).
+  void UseController(const LinkCheckOptions& options, bool host_ips = false) {
+    Fabric fabric = fabric_;
+    for (int h : fabric.topology.hosts()) {
+      if (host_ips) fabric.host_ips[h] = 0x0ac90000 + h;
+    }
+    controller_ = std::make_unique<FabricController>(std::move(fabric), absl::Seconds(10), options);
   }
   void TearDown() override {
     stop_ = true;
@@ -329,6 +342,50 @@ TEST_F(FabricControllerTest, LinkThatLosesLessThanTheThresholdStaysInUse) {
   }
   EXPECT_TRUE(controller_->links_dropping().empty());
   EXPECT_EQ(Root(), root);
+}
+
+// A host link whose host stops answering probes (a receiver's, host1_1's) is
+// reported as dropping after the misses, but not failed: the group keeps its
+// root and no switch-to-switch link is failed. Answers again: no longer
+// reported after the hold-down.
+TEST_F(FabricControllerTest, HostLinkThatDropsIsReportedNotRoutedAround) {
+  UseController({.holddown_checks = kHoldDown}, /*host_ips=*/true);
+  ASSERT_TRUE(controller_->Reconcile().ok());
+  for (int check = 1; check <= 3; ++check) {
+    EXPECT_FALSE(*controller_->Reconcile()) << "hosts answer every probe, check " << check;
+  }
+  const std::string root = Root();
+  const int leaf1 = Node("leaf1"), host = Node("host1_1");
+  const int port = topology().PortTo(leaf1, host);
+  const int link = topology().ports(leaf1)[port].link;
+  // The first check still counts the answer to the probe sent before the
+  // drop; the next kProbeMisses are silent.
+  SetDropping(leaf1, port, true);
+  constexpr int kProbeMisses = 3;
+  for (int check = 1; check <= kProbeMisses; ++check) {
+    EXPECT_FALSE(*controller_->Reconcile()) << "check " << check;
+  }
+  absl::StatusOr<bool> changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(controller_->host_links_dropping(), std::set<int>{link});
+  EXPECT_TRUE(controller_->links_dropping().empty());
+  EXPECT_TRUE(controller_->links_down().empty());
+  EXPECT_EQ(Root(), root);
+  EXPECT_NE(controller_->Describe().find("; host links dropping: leaf1-host1_1; group 7"),
+            std::string::npos)
+      << controller_->Describe();
+
+  // Likewise the first check after the drop stopped still sees the last
+  // probe lost; then kHoldDown answered checks.
+  SetDropping(leaf1, port, false);
+  for (int check = 1; check <= kHoldDown; ++check) {
+    EXPECT_FALSE(*controller_->Reconcile()) << "check " << check;
+  }
+  changed = controller_->Reconcile();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_TRUE(controller_->host_links_dropping().empty());
 }
 
 TEST_F(FabricControllerTest, NoEligibleRootIsAnErrorAndTheControllerKeepsChecking) {

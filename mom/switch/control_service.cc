@@ -70,9 +70,9 @@ grpc::Status ControlService::Configure(grpc::ServerContext*, const SwitchConfig*
 
 grpc::Status ControlService::GetStats(grpc::ServerContext*, const StatsRequest* request,
                                       SwitchStats* stats) {
-  const std::vector<uint32_t> probe_ports(request->probe_ports().begin(),
-                                          request->probe_ports().end());
-  for (uint32_t p : probe_ports) {
+  std::vector<uint32_t> ports(request->probe_ports().begin(), request->probe_ports().end());
+  for (const HostProbe& h : request->host_probes()) ports.push_back(h.port());
+  for (uint32_t p : ports) {
     if (p >= static_cast<uint32_t>(num_ports_)) {
       return ToGrpc(absl::InvalidArgumentError(
           absl::StrCat("switch ", switch_name_, ": probe port ", p, " of ", num_ports_, " ports")));
@@ -93,7 +93,7 @@ grpc::Status ControlService::GetStats(grpc::ServerContext*, const StatsRequest* 
       g->set_last_stamped(seq);
     }
     if (port_reader_) port_reader_(snapshot.mutable_ports());
-    if (prober_ && !probe_ports.empty()) prober_(probe_ports);
+    if (prober_ && !ports.empty()) prober_(*request);
   });
   if (!s.ok()) return ToGrpc(s);
   *stats = std::move(snapshot);

@@ -73,10 +73,10 @@ class ControlService final : public MomSwitch::Service {
   ControlService(std::string switch_name, int num_ports, DataPlaneMailbox* mailbox)
       : switch_name_(std::move(switch_name)), num_ports_(num_ports), mailbox_(mailbox) {}
 
-  // Sends a probe out of each given port (StatsRequest.probe_ports, checked
-  // against the switch's ports); runs on the data-plane thread right after
-  // the counters were read.
-  using Prober = std::function<void(const std::vector<uint32_t>&)>;
+  // Sends the probes a StatsRequest asks for (probe_ports, host_probes; their
+  // ports checked against the switch's); runs on the data-plane thread right
+  // after the counters were read.
+  using Prober = std::function<void(const StatsRequest&)>;
 
   // Without a reader GetStats reports no ports. Set before serving.
   void set_port_reader(PortReader reader) { port_reader_ = std::move(reader); }

@@ -45,8 +45,8 @@ class ControlServiceTest : public ::testing::Test {
       }
       mailbox_.Close();
     });
-    service_.set_prober([this](const std::vector<uint32_t>& ports) {
-      probed_.push_back(ports);  // on the data-plane thread, read once it ran
+    service_.set_prober([this](const StatsRequest& request) {
+      probed_.push_back(request.ShortDebugString());  // on the data-plane thread, read once it ran
     });
     int port = 0;
     absl::StatusOr<std::unique_ptr<grpc::Server>> server =
@@ -86,7 +86,7 @@ class ControlServiceTest : public ::testing::Test {
   std::thread loop_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<SwitchClient> client_;
-  std::vector<std::vector<uint32_t>> probed_;  // the prober's calls
+  std::vector<std::string> probed_;  // the requests the prober was called with
 };
 
 TEST_F(ControlServiceTest, ConfigureInstallsTableBeforeReturning) {
@@ -137,14 +137,24 @@ TEST_F(ControlServiceTest, StatsRequestSendsProbesOutOfTheNamedPortsOnly) {
   request.add_probe_ports(1);
   request.add_probe_ports(2);
   ASSERT_TRUE(client_->Stats(request).ok());
+  StatsRequest hosts;
+  HostProbe* h = hosts.add_host_probes();
+  h->set_port(0);
+  h->set_ip(0x0ac90003);
+  ASSERT_TRUE(client_->Stats(hosts).ok());
   StatsRequest bad;
   bad.add_probe_ports(kPorts);
-  absl::StatusOr<SwitchStats> stats = client_->Stats(bad);
-  ASSERT_FALSE(stats.ok());
-  EXPECT_EQ(stats.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(stats.status().message(), HasSubstr("switch s0: probe port 3 of 3 ports"));
+  StatsRequest bad_host;
+  bad_host.add_host_probes()->set_port(kPorts);
+  for (const StatsRequest& r : {bad, bad_host}) {
+    absl::StatusOr<SwitchStats> stats = client_->Stats(r);
+    ASSERT_FALSE(stats.ok());
+    EXPECT_EQ(stats.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(stats.status().message(), HasSubstr("switch s0: probe port 3 of 3 ports"));
+  }
   StopDataPlane();  // the prober's calls are read after its thread ended
-  EXPECT_EQ(probed_, (std::vector<std::vector<uint32_t>>{{1, 2}}));
+  EXPECT_EQ(probed_, (std::vector<std::string>{"probe_ports: 1 probe_ports: 2",
+                                               "host_probes { ip: 180944899 }"}));
 }
 
 TEST_F(ControlServiceTest, PushConfigsClearsSwitchesWithoutRulesAndChecksNames) {

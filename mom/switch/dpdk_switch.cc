@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
+#include "mom/switch/link_probe.h"
 
 namespace dctk::mom {
 namespace {
@@ -337,7 +338,7 @@ int DpdkSwitch::Poll() {
       Forwarding f;
       // af_packet delivers each frame in one segment.
       absl::Span<uint8_t> frame(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m));
-      const bool probe = IsEtherType(frame, kProbeEtherType);
+      const bool probe = IsEtherType(frame, kProbeEtherType) || IsArpProbeReply(frame);
       if (probe || IsEtherType(frame, kVoidEtherType)) {  // link traffic, not forwarded
         egress_->counters()[in].probes_received += probe;
         --egress_->counters()[in].rx_packets;
@@ -418,22 +419,34 @@ void DpdkSwitch::VoidStaleFrames(int port) {
 }
 
 void DpdkSwitch::SendProbes(const std::vector<uint32_t>& ports) {
-  constexpr uint16_t kProbeBytes = 60;  // the minimum Ethernet frame
   for (uint32_t p : ports) {
-    if (p >= ports_.size() || !LinkUp(static_cast<int>(p))) continue;
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-    if (m == nullptr) return;
-    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kProbeBytes));
-    std::memset(d, 0, kProbeBytes);
-    std::memset(d, 0xff, 6);  // broadcast: the peer switch reads every frame
-    d[6] = 0x02;              // a locally administered source
-    d[12] = kProbeEtherType >> 8;
-    d[13] = kProbeEtherType & 0xff;
-    if (rte_eth_tx_burst(ports_[p], 0, &m, 1) == 1) {
-      ++egress_->counters()[p].probes_sent;
-    } else {
-      rte_pktmbuf_free(m);
-    }
+    SendProbe(p, [](absl::Span<uint8_t> d) {
+      std::memset(d.data(), 0xff, 6);  // broadcast: the peer switch reads every frame
+      std::memcpy(&d[6], kProbeMac, 6);
+      d[12] = kProbeEtherType >> 8;
+      d[13] = kProbeEtherType & 0xff;
+    });
+  }
+}
+
+void DpdkSwitch::SendHostProbes(const std::vector<std::pair<uint32_t, uint32_t>>& hosts) {
+  for (const auto& [port, ip] : hosts) {
+    SendProbe(port, [ip = ip](absl::Span<uint8_t> d) { WriteArpProbe(ip, d); });
+  }
+}
+
+template <typename Write>
+void DpdkSwitch::SendProbe(uint32_t port, Write write) {
+  if (port >= ports_.size() || !LinkUp(static_cast<int>(port))) return;
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) return;
+  auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kProbeFrameBytes));
+  std::memset(d, 0, kProbeFrameBytes);
+  write(absl::MakeSpan(d, kProbeFrameBytes));
+  if (rte_eth_tx_burst(ports_[port], 0, &m, 1) == 1) {
+    ++egress_->counters()[port].probes_sent;
+  } else {
+    rte_pktmbuf_free(m);
   }
 }
 

@@ -126,6 +126,11 @@ class DpdkSwitch {
   // rx_packets) and forwards none: the controller compares the two ends'
   // counts to find links that are up but drop.
   void SendProbes(const std::vector<uint32_t>& ports);
+  // Sends an ARP probe for each (port, host IPv4 in host byte order) of
+  // `hosts` out of the port, if its link is up (link_probe.h; counted as the
+  // port's probes_sent). The host's ARP reply is counted as the port's
+  // probes_received, not rx_packets, and not forwarded.
+  void SendHostProbes(const std::vector<std::pair<uint32_t, uint32_t>>& hosts);
 
   SwitchCore& core() { return core_; }
   int num_ports() const { return static_cast<int>(ports_.size()); }
@@ -138,6 +143,10 @@ class DpdkSwitch {
              std::unique_ptr<Egress> egress, uint32_t max_frame, uint32_t ring_frame_size,
              uint32_t ring_frames);
   void Transmit(int port);
+  // Sends one kProbeFrameBytes frame, filled by `write`, out of `port` if its
+  // link is up, ahead of its queues; counts it as the port's probes_sent.
+  template <typename Write>
+  void SendProbe(uint32_t port, Write write);
   // WatchLinks for one port; Transmit also calls it before frames go to a
   // port seen down.
   void CheckLink(int port);

@@ -181,8 +181,12 @@ int main(int argc, char** argv) {
       status->set_stale_voided(c.ports[p].stale_voided);
     }
   });
-  service.set_prober(
-      [sw = sw->get()](const std::vector<uint32_t>& ports) { sw->SendProbes(ports); });
+  service.set_prober([sw = sw->get()](const dctk::mom::StatsRequest& request) {
+    sw->SendProbes({request.probe_ports().begin(), request.probe_ports().end()});
+    std::vector<std::pair<uint32_t, uint32_t>> hosts;
+    for (const dctk::mom::HostProbe& h : request.host_probes()) hosts.push_back({h.port(), h.ip()});
+    sw->SendHostProbes(hosts);
+  });
   std::unique_ptr<grpc::Server> server;
   int control_port = 0;
   if (!absl::GetFlag(FLAGS_control).empty()) {

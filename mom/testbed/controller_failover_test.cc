@@ -330,5 +330,33 @@ TEST_F(ControllerFailoverTest, LinkThatLosesHalfWhileUpIsFoundByProbeLossAndPass
   ExpectRestored(&controller, sender, receivers);
 }
 
+// A host link that drops: leaf1's end of its link to host1_1 (a member)
+// drops every frame arriving from the host, so the host's answers to the
+// leaf's ARP probes never arrive (what leaves the leaf still reaches the
+// host). The controller reports the host link as dropping and keeps the
+// group's root (a host has no other way in); 20 more messages still reach
+// every member, host1_1 included. With the program detached the report
+// goes after the hold-down.
+TEST_F(ControllerFailoverTest, HostLinkThatDropsIsReportedAndTheGroupStays) {
+  ControllerProcess controller;
+  std::string old_root;
+  int sender = -1;
+  std::vector<int> receivers;
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndSendFirst(&controller, &old_root, &sender, &receivers));
+  const int leaf1 = Node("leaf1"), host = Node("host1_1");
+  XdpDrop drop;
+  ASSERT_TRUE(drop.Attach(bed_->netns(leaf1),
+                          bed_->SwitchPortIface(leaf1, bed_->topology().PortTo(leaf1, host)))
+                  .ok());
+  EXPECT_EQ(controller.NextLine(),
+            "mom_controller configured: failed: none; host links dropping: leaf1-host1_1; "
+            "group 61 (serialized) roots: " +
+                old_root);
+  SendAndExpectAllStamped(sender, receivers, 1 + kMessages, 1 + kMessages);
+  drop.Detach();
+  EXPECT_EQ(controller.NextLine(),
+            "mom_controller configured: failed: none; group 61 (serialized) roots: " + old_root);
+}
+
 }  // namespace
 }  // namespace dctk::mom
