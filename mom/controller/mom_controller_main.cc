@@ -16,9 +16,12 @@
 // installs a configuration it prints one line
 //   mom_controller configured: failed: none; group 5 (serialized) roots: spine0
 // (with "; links down: leaf1-spine0" after the failed switches when links are
-// down, "; links dropping: leaf0-spine1" when links drop probes)
+// down, "; links dropping: leaf0-spine1" when links drop probes, and
+// "; host links dropping: leaf1-host1_1" when a host stops answering the ARP
+// probes its switch sends it: reported, not routed around)
 // With --once it configures once and exits (status 1 on failure).
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <iostream>
 
@@ -75,8 +78,8 @@ int main(int argc, char** argv) {
   if (loss_percent > 0 && window * loss_percent / 100 < 2) {
     std::cerr << "mom_controller: --probe_loss_window_ms gives " << window
               << " checks, too few to tell " << loss_percent
-              << "% loss from a probe read late (needs " << static_cast<int>(200 / loss_percent) + 1
-              << ")\n";
+              << "% loss from a probe read late (needs "
+              << static_cast<int>(std::ceil(200 / loss_percent)) << ")\n";
     return 2;
   }
   dctk::mom::FabricController controller(
