@@ -1,6 +1,7 @@
 #include "speculative_paxos/log.h"
 
 #include <openssl/evp.h>
+#include <string.h>
 
 #include <algorithm>
 
@@ -26,47 +27,64 @@ const EVP_MD* Sha256() {
   return md;
 }
 
-void UpdateU64(EVP_MD_CTX* ctx, uint64_t v) {
-  char b[8];
-  absl::little_endian::Store64(b, v);
-  CHECK_EQ(EVP_DigestUpdate(ctx, b, 8), 1);
-}
+// Spare entries kept for reuse: one default checkpoint interval's worth
+// (CompactTo drops about that many at once).
+constexpr size_t kMaxSpare = 4096;
 
 }  // namespace
 
 std::string ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
                       absl::string_view op) {
+  std::string out;
+  ChainHash(prev, client_id, request_id, op, &out);
+  return out;
+}
+
+void ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
+               absl::string_view op, std::string* out) {
   // One context per thread, reused: no allocation per hash.
   thread_local EVP_MD_CTX* const ctx = EVP_MD_CTX_new();
   CHECK_EQ(EVP_DigestInit_ex2(ctx, Sha256(), nullptr), 1);
-  const char prev_len = static_cast<char>(prev.size());  // "" (slot 0) vs a 32-byte hash
-  CHECK_EQ(EVP_DigestUpdate(ctx, &prev_len, 1), 1);
-  CHECK_EQ(EVP_DigestUpdate(ctx, prev.data(), prev.size()), 1);
-  UpdateU64(ctx, client_id);
-  UpdateU64(ctx, request_id);
-  UpdateU64(ctx, op.size());
+  // The fixed part (prev's length: "" at slot 0 vs a 32-byte hash; prev;
+  // client id, request id and op size, little-endian) in one update.
+  char head[1 + EVP_MAX_MD_SIZE + 3 * 8];
+  size_t n = 0;
+  head[n++] = static_cast<char>(prev.size());
+  if (prev.size() <= EVP_MAX_MD_SIZE) {
+    memcpy(head + n, prev.data(), prev.size());
+    n += prev.size();
+  } else {  // not a hash of ours (bad input): same bytes, two updates
+    CHECK_EQ(EVP_DigestUpdate(ctx, head, n), 1);
+    CHECK_EQ(EVP_DigestUpdate(ctx, prev.data(), prev.size()), 1);
+    n = 0;
+  }
+  for (uint64_t v : {client_id, request_id, uint64_t{op.size()}}) {
+    absl::little_endian::Store64(head + n, v);
+    n += 8;
+  }
+  CHECK_EQ(EVP_DigestUpdate(ctx, head, n), 1);
   CHECK_EQ(EVP_DigestUpdate(ctx, op.data(), op.size()), 1);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   CHECK_EQ(EVP_DigestFinal_ex(ctx, md, &len), 1);
-  return std::string(reinterpret_cast<const char*>(md), len);
+  out->assign(reinterpret_cast<const char*>(md), len);
 }
 
 const LogEntry* Log::At(uint64_t slot) const {
   if (slot <= base_ || slot > end()) return nullptr;
-  return &entries_[slot - base_ - 1];
+  return entries_[slot - base_ - 1].get();
 }
 
 LogEntry* Log::MutableAt(uint64_t slot) {
   if (slot <= base_ || slot > end()) return nullptr;
-  return &entries_[slot - base_ - 1];
+  return entries_[slot - base_ - 1].get();
 }
 
 const std::string& Log::HashAt(uint64_t slot) const {
   CHECK(slot >= base_ && slot <= end())
       << "hash at slot " << slot << " outside the log (" << base_ << ", " << end() << "]";
   if (slot == 0) return EmptyHash();
-  return slot == base_ ? base_hash_ : entries_[slot - base_ - 1].hash;
+  return slot == base_ ? base_hash_ : entries_[slot - base_ - 1]->hash;
 }
 
 bool Log::Holds(uint64_t slot, absl::string_view hash) const {
@@ -75,31 +93,47 @@ bool Log::Holds(uint64_t slot, absl::string_view hash) const {
 
 LogEntry& Log::Append(uint64_t client_id, uint64_t request_id, std::string op,
                       const transport::Address& client) {
-  LogEntry e;
-  e.slot = end() + 1;
-  e.client_id = client_id;
-  e.request_id = request_id;
-  e.hash = ChainHash(HashAt(end()), client_id, request_id, op);
-  e.op = std::move(op);
-  e.client = client;
   auto& mine = by_client_[client_id];
   CHECK(mine.empty() || mine.back().first < request_id)
       << "client " << client_id << " request " << request_id << " out of order";
   CHECK(!mine.empty() || LatestRequest(client_id) < request_id)
       << "client " << client_id << " request " << request_id << " below a compacted one";
-  mine.emplace_back(request_id, e.slot);
+  std::unique_ptr<LogEntry> e;
+  if (spare_.empty()) {
+    e = std::make_unique<LogEntry>();
+  } else {
+    e = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  e->slot = end() + 1;
+  e->client_id = client_id;
+  e->request_id = request_id;
+  ChainHash(HashAt(end()), client_id, request_id, op, &e->hash);
+  e->op = std::move(op);
+  e->result.clear();
+  e->client = client;
+  e->state = EntryState::kSpeculative;
+  mine.emplace_back(request_id, e->slot);
   entries_.push_back(std::move(e));
-  return entries_.back();
+  return *entries_.back();
+}
+
+void Log::Recycle(std::unique_ptr<LogEntry> e) {
+  if (spare_.size() >= kMaxSpare) return;
+  std::string().swap(e->op);  // ops and results may be large: not kept
+  std::string().swap(e->result);
+  spare_.push_back(std::move(e));
 }
 
 void Log::TruncateAfter(uint64_t slot) {
   CHECK_GE(slot, committed_) << "truncating committed entries";
   while (end() > slot) {
-    const LogEntry& e = entries_.back();
+    const LogEntry& e = *entries_.back();
     auto it = by_client_.find(e.client_id);
     CHECK(it != by_client_.end() && !it->second.empty() && it->second.back().second == e.slot);
     it->second.pop_back();
     if (it->second.empty()) by_client_.erase(it);
+    Recycle(std::move(entries_.back()));
     entries_.pop_back();
   }
 }
@@ -107,7 +141,7 @@ void Log::TruncateAfter(uint64_t slot) {
 void Log::Commit(uint64_t slot) {
   CHECK_LE(slot, end());
   for (uint64_t s = std::max(committed_, base_) + 1; s <= slot; ++s) {
-    entries_[s - base_ - 1].state = EntryState::kCommitted;
+    entries_[s - base_ - 1]->state = EntryState::kCommitted;
   }
   committed_ = std::max(committed_, slot);
 }
@@ -115,7 +149,7 @@ void Log::Commit(uint64_t slot) {
 void Log::CompactTo(uint64_t slot) {
   CHECK_LE(slot, committed_) << "compacting uncommitted entries";
   while (base_ < slot) {
-    LogEntry& e = entries_.front();
+    LogEntry& e = *entries_.front();
     auto it = by_client_.find(e.client_id);
     CHECK(it != by_client_.end() && it->second.front().second == e.slot);
     it->second.pop_front();
@@ -124,9 +158,11 @@ void Log::CompactTo(uint64_t slot) {
     if (it->second.empty()) by_client_.erase(it);
     if (e.slot == slot) base_hash_ = e.hash;
     if (newest) {
-      e.op.clear();
-      records_[e.client_id] = std::move(e);
+      LogEntry& record = records_[e.client_id];
+      record = e;  // a copy into the record's buffers; the entry is reused
+      record.op.clear();
     }
+    Recycle(std::move(entries_.front()));
     entries_.pop_front();
     ++base_;
   }
@@ -134,7 +170,10 @@ void Log::CompactTo(uint64_t slot) {
 
 void Log::Reset(uint64_t slot, std::string hash,
                 const google::protobuf::RepeatedPtrField<ClientRecord>& clients) {
-  entries_.clear();
+  while (!entries_.empty()) {
+    Recycle(std::move(entries_.back()));
+    entries_.pop_back();
+  }
   by_client_.clear();
   records_.clear();
   base_ = slot;
@@ -156,9 +195,10 @@ void Log::ExportClients(uint64_t slot,
                         google::protobuf::RepeatedPtrField<ClientRecord>* out) const {
   CHECK(slot >= base_ && slot <= committed_);
   absl::flat_hash_map<uint64_t, const LogEntry*> newest;
+  newest.reserve(records_.size() + by_client_.size());
   for (const auto& [client, e] : records_) newest[client] = &e;
   for (uint64_t s = base_ + 1; s <= slot; ++s) {
-    const LogEntry& e = entries_[s - base_ - 1];
+    const LogEntry& e = *entries_[s - base_ - 1];
     newest[e.client_id] = &e;
   }
   std::vector<const LogEntry*> sorted;
@@ -186,7 +226,7 @@ const LogEntry* Log::Find(uint64_t client_id, uint64_t request_id) const {
     const auto& v = it->second;
     if (v.back().first < request_id) return nullptr;  // the common case: a new request
     auto r = std::lower_bound(v.begin(), v.end(), std::make_pair(request_id, uint64_t{0}));
-    if (r != v.end() && r->first == request_id) return &entries_[r->second - base_ - 1];
+    if (r != v.end() && r->first == request_id) return entries_[r->second - base_ - 1].get();
   }
   auto rec = records_.find(client_id);
   if (rec != records_.end() && rec->second.request_id == request_id) return &rec->second;
@@ -207,7 +247,7 @@ uint64_t Log::LatestRequest(uint64_t client_id, uint64_t slot) const {
 void Log::Export(uint64_t from, uint64_t to,
                  google::protobuf::RepeatedPtrField<Entry>* out) const {
   for (uint64_t s = std::max<uint64_t>(from, base_ + 1); s <= to && s <= end(); ++s) {
-    ToWire(entries_[s - base_ - 1], out->Add());
+    ToWire(*entries_[s - base_ - 1], out->Add());
   }
 }
 

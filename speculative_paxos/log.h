@@ -22,8 +22,9 @@
 #define DCTK_SPECULATIVE_PAXOS_LOG_H_
 
 #include <cstdint>
-#include <string>
 #include <deque>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,9 @@ namespace dctk::spaxos {
 // The chain step: hash of the log ending in this request after `prev`.
 std::string ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
                       absl::string_view op);
+// The same into `out` (its buffer reused: no allocation once it held a hash).
+void ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
+               absl::string_view op, std::string* out);
 
 enum class EntryState { kSpeculative, kCommitted };
 
@@ -101,7 +105,15 @@ class Log {
               google::protobuf::RepeatedPtrField<Entry>* out) const;
 
  private:
-  std::deque<LogEntry> entries_;  // slots base_+1 .. end()
+  // Takes an entry out of the log for reuse by Append.
+  void Recycle(std::unique_ptr<LogEntry> e);
+
+  // Slots base_+1 .. end(). Entries are held by pointer so they never move
+  // (a LogEntry& stays valid while its slot is in the log) and are reused:
+  // an appended entry comes from spare_ with its hash buffer, so appending
+  // and compacting allocate nothing per entry in steady state.
+  std::deque<std::unique_ptr<LogEntry>> entries_;
+  std::vector<std::unique_ptr<LogEntry>> spare_;
   uint64_t base_ = 0;
   std::string base_hash_;
   uint64_t committed_ = 0;

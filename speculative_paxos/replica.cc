@@ -95,19 +95,24 @@ void Replica::ReceiveMessage(const transport::Address& from, const transport::En
   ReplyBatcher::Hold hold(&replies_);
   if (mom_ && mom_->Handle(from, msg)) return;
   // Dispatch by type id without parsing, then parse once.
-#define DCTK_SPAXOS_DISPATCH(Type, Handler)   \
-  if (msg.Is<Type>()) {                       \
-    Type m;                                   \
-    if (!msg.Parse(&m)) {                     \
-      Count(Reject::kMalformed);              \
-      return;                                 \
-    }                                         \
-    Handler;                                  \
-    return;                                   \
+// Into `Target`: a fresh message, or a reused member for the hot types (no
+// handler gets here again while it runs: sends are queued by every transport).
+#define DCTK_SPAXOS_DISPATCH_INTO(Type, Target, Handler) \
+  if (msg.Is<Type>()) {                                  \
+    auto&& m = Target;                                   \
+    if (!msg.Parse(&m)) {                                \
+      Count(Reject::kMalformed);                         \
+      return;                                            \
+    }                                                    \
+    Handler;                                             \
+    return;                                              \
   }
-  DCTK_SPAXOS_DISPATCH(Request, HandleRequest(from, m));
-  DCTK_SPAXOS_DISPATCH(RequestBatch, for (const Request& r : m.requests()) HandleRequest(from, r));
-  DCTK_SPAXOS_DISPATCH(SyncPrepare, HandleSyncPrepare(m));
+#define DCTK_SPAXOS_DISPATCH(Type, Handler) DCTK_SPAXOS_DISPATCH_INTO(Type, Type(), Handler)
+  DCTK_SPAXOS_DISPATCH_INTO(Request, request_scratch_, HandleRequest(from, m));
+  DCTK_SPAXOS_DISPATCH_INTO(RequestBatch, batch_scratch_,
+                            for (const Request& r
+                                 : m.requests()) HandleRequest(from, r));
+  DCTK_SPAXOS_DISPATCH_INTO(SyncPrepare, prepare_scratch_, HandleSyncPrepare(m));
   DCTK_SPAXOS_DISPATCH(SyncReply, HandleSyncReply(m));
   DCTK_SPAXOS_DISPATCH(SyncCommit, HandleSyncCommit(m));
   DCTK_SPAXOS_DISPATCH(ReconcileRequest, HandleReconcileRequest(from, m));
@@ -121,6 +126,7 @@ void Replica::ReceiveMessage(const transport::Address& from, const transport::En
   DCTK_SPAXOS_DISPATCH(SnapshotRequest, HandleSnapshotRequest(m));
   DCTK_SPAXOS_DISPATCH(SnapshotReply, HandleSnapshotReply(m));
 #undef DCTK_SPAXOS_DISPATCH
+#undef DCTK_SPAXOS_DISPATCH_INTO
   Count(Reject::kMalformed);
 }
 

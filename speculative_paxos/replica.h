@@ -279,6 +279,11 @@ class Replica : public transport::TransportReceiver {
   App* app_;
   ReplyBatcher replies_;
   Reply reply_scratch_;  // ReplyTo's message, reused
+  // The hot messages are parsed into these, reused (a cleared message keeps
+  // its repeated elements and buffers): no allocation per request datagram.
+  Request request_scratch_;
+  RequestBatch batch_scratch_;
+  SyncPrepare prepare_scratch_;
 
   Stamp stamp_;
   ReplicaStatus status_ = ReplicaStatus::kNormal;

@@ -61,12 +61,10 @@ void VrReplica::ReceiveMessage(const transport::Address& from, const transport::
   // Replies to one address caused by this datagram leave as one datagram.
   ReplyBatcher::Hold hold(&replies_);
   if (msg.Is<Request>()) {
-    Request m;
-    if (msg.Parse(&m)) HandleRequest(from, m);
+    if (msg.Parse(&request_scratch_)) HandleRequest(from, request_scratch_);
   } else if (msg.Is<RequestBatch>()) {
-    RequestBatch m;
-    if (msg.Parse(&m)) {
-      for (const Request& r : m.requests()) HandleRequest(from, r);
+    if (msg.Parse(&batch_scratch_)) {
+      for (const Request& r : batch_scratch_.requests()) HandleRequest(from, r);
     }
   } else if (msg.Is<VrPrepare>()) {
     VrPrepare m;

@@ -192,6 +192,9 @@ class VrReplica : public transport::TransportReceiver {
   App* app_;
   ReplyBatcher replies_;
   Reply reply_scratch_;  // SendReply's message, reused
+  // Requests are parsed into these, reused: no allocation per datagram.
+  Request request_scratch_;
+  RequestBatch batch_scratch_;
   uint64_t view_ = 0;
   bool normal_ = true;
   uint64_t last_normal_view_ = 0;
