@@ -6,7 +6,10 @@
 // embedded cluster section (common/config's Cluster, IPs the testbed's), the
 // measured senders and receivers as the cluster's multicast group
 // "measured", and one MOM group per run (each of the one design) naming it
-// as its cluster_group.
+// as its cluster_group. Or, after UseClusterGroup, the user's own cluster
+// file is the section (its nodes named as topology hosts, their IPs replaced
+// by the testbed's, ports kept; hosts it does not name listed beside it) and
+// its multicast group is the one measured.
 //
 // ControlledFabric::Start loads such a file with LoadFabric (so the groups
 // measured are exactly the file's), starts mom_controller on it, waits for
@@ -29,10 +32,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/config/cluster_config.h"
 #include "mom/controller/fabric.h"
 #include "mom/controller/fabric.pb.h"
 #include "mom/controller/routes.h"
@@ -47,7 +52,18 @@ struct MeasuredGroups {
   std::vector<uint32_t> group_ids;  // one MOM group per run, all of `design`
   std::vector<int> senders;         // host nodes
   std::vector<int> receivers;       // host nodes
+  // A user's cluster and the name of its multicast group that gives
+  // `senders` and `receivers` (set by UseClusterGroup); none: generated.
+  std::optional<config::Cluster> cluster;
+  std::string cluster_group;
 };
+
+// Measures multicast group `name` of `cluster` (a cluster file as
+// ClusterConfig loads it; its nodes named as hosts of `topology`): its
+// senders and its members become `groups`' senders and receivers, and the
+// cluster the fabric file's section. Errors name the group or node.
+absl::Status UseClusterGroup(const Topology& topology, const config::ClusterConfig& cluster,
+                             const std::string& name, MeasuredGroups* groups);
 
 // The fabric file (text format) for `bed`, whose topology is `shape`.
 absl::StatusOr<std::string> MeasureFabricText(const Testbed& bed, const LeafSpineSpec& shape,

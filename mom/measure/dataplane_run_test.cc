@@ -96,5 +96,40 @@ TEST_F(DataplaneRunTest, RunsThroughTheControllerAccountForEveryCopy) {
   EXPECT_TRUE(aware->Reconfigurations().empty());
 }
 
+// The cluster's own file as the measured config: its multicast group's
+// senders and members are measured, the file becomes the fabric file's
+// cluster section with the testbed's IPs (its ports kept), and the host it
+// does not name is listed beside it, so the controller has every host's
+// address.
+TEST_F(DataplaneRunTest, ClusterFileGivesTheMeasuredGroup) {
+  constexpr char kCluster[] = R"(
+    nodes { name: "host0_0" address: "192.0.2.1:7100" }
+    nodes { name: "host0_1" address: "192.0.2.2:7100" }
+    nodes { name: "host1_0" address: "192.0.2.3:7100" }
+    multicast_groups { name: "requests" address: "239.1.1.1:7100"
+                       senders: ["host0_0"] members: ["host0_1", "host1_0"] }
+  )";
+  absl::StatusOr<config::ClusterConfig> cluster =
+      config::ClusterConfig::Parse(kCluster, "cluster.conf");
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  MeasuredGroups groups{.design = Design::kNaive, .group_ids = {12}};
+  ASSERT_TRUE(UseClusterGroup(bed_->topology(), *cluster, "requests", &groups).ok());
+  EXPECT_EQ(UseClusterGroup(bed_->topology(), *cluster, "replies", &groups).code(),
+            absl::StatusCode::kNotFound);
+  std::unique_ptr<ControlledFabric> fabric = Control(groups);
+  ASSERT_NE(fabric, nullptr);
+  const Topology& t = bed_->topology();
+  ASSERT_EQ(fabric->routes().size(), 1u);
+  EXPECT_EQ(fabric->routes()[0].spec.senders, std::vector<int>{*t.FindNode("host0_0")});
+  EXPECT_EQ(fabric->routes()[0].spec.receivers,
+            (std::vector<int>{*t.FindNode("host0_1"), *t.FindNode("host1_0")}));
+  ASSERT_EQ(fabric->fabric().host_ips.size(), t.hosts().size());
+  for (int h : t.hosts()) EXPECT_EQ(fabric->fabric().host_ips.at(h), bed_->ip(h));
+  absl::StatusOr<DataplaneRunResult> r =
+      RunOnDataplane(*bed_, fabric->routes()[0], {.messages_per_sender = 50, .rate = 2000});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->copies_received, 100u);
+}
+
 }  // namespace
 }  // namespace dctk::mom

@@ -15,8 +15,11 @@
 //     --messages=1000 --rate=2000 --host_port_mbps=100 --background_mbps=60
 //
 // Senders are the first hosts of each leaf in turn, receivers the last ones
-// (so both sit on every leaf); with background, each sender host also sends
-// best-effort UDP to a receiver on another leaf. The controller keeps
+// (so both sit on every leaf); or, with --cluster=cluster.conf
+// --cluster_group=NAME, the senders and members of that multicast group of
+// the cluster's own file (its nodes named as hosts: host0_0, ...), embedded
+// in the fabric files (with the testbed's IPs). With background, each sender
+// host also sends best-effort UDP to a receiver (the next in the list). The controller keeps
 // health-checking while runs go on; the `reconf` column counts the
 // configurations it pushed during a run (a switch or link it found failed),
 // each also printed to stderr.
@@ -38,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/config/cluster_config.h"
 #include "mom/controller/fabric.pb.h"
 #include "mom/design.h"
 #include "mom/measure/controlled_fabric.h"
@@ -56,6 +60,10 @@ ABSL_FLAG(int, spines, 2, "spine switches");
 ABSL_FLAG(int, hosts_per_leaf, 4, "hosts per leaf");
 ABSL_FLAG(int, senders, 4, "MOM sender hosts");
 ABSL_FLAG(int, receivers, 4, "MOM receiver hosts (group members)");
+ABSL_FLAG(std::string, cluster, "",
+          "a cluster file (common/config) whose nodes are named as hosts (host0_0, ...): "
+          "measure its multicast group --cluster_group instead of --senders/--receivers");
+ABSL_FLAG(std::string, cluster_group, "", "the --cluster multicast group to measure");
 ABSL_FLAG(int, messages, 1000, "messages per sender");
 ABSL_FLAG(double, rate, 2000, "messages per second per sender (Poisson)");
 ABSL_FLAG(double, host_port_mbps, 100, "line rate of switch ports facing hosts (0: unshaped)");
@@ -90,18 +98,34 @@ int main(int argc, char** argv) {
   // front and receivers from the back of each leaf, round robin over leaves.
   const int leaves = absl::GetFlag(FLAGS_leaves), per_leaf = absl::GetFlag(FLAGS_hosts_per_leaf);
   const std::vector<int> hosts = topo->hosts();
-  const int num_senders = absl::GetFlag(FLAGS_senders);
-  const int num_receivers = absl::GetFlag(FLAGS_receivers);
-  if (num_senders + num_receivers > static_cast<int>(hosts.size())) {
-    return Fail(absl::InvalidArgumentError("more senders + receivers than hosts"));
+  MeasuredGroups measured;
+  if (!absl::GetFlag(FLAGS_cluster).empty()) {
+    absl::StatusOr<dctk::config::ClusterConfig> cluster =
+        dctk::config::ClusterConfig::Load(absl::GetFlag(FLAGS_cluster));
+    if (!cluster.ok()) return Fail(cluster.status());
+    if (absl::Status s =
+            UseClusterGroup(*topo, *cluster, absl::GetFlag(FLAGS_cluster_group), &measured);
+        !s.ok()) {
+      return Fail(
+          absl::Status(s.code(), absl::StrCat(absl::GetFlag(FLAGS_cluster), ": ", s.message())));
+    }
+  } else {
+    const int num_senders = absl::GetFlag(FLAGS_senders);
+    const int num_receivers = absl::GetFlag(FLAGS_receivers);
+    if (num_senders + num_receivers > static_cast<int>(hosts.size())) {
+      return Fail(absl::InvalidArgumentError("more senders + receivers than hosts"));
+    }
+    for (int i = 0; i < num_senders; ++i) {
+      measured.senders.push_back(hosts[(i % leaves) * per_leaf + i / leaves]);
+    }
+    for (int i = 0; i < num_receivers; ++i) {
+      measured.receivers.push_back(hosts[(i % leaves) * per_leaf + per_leaf - 1 - i / leaves]);
+    }
   }
-  std::vector<int> senders, receivers;
-  for (int i = 0; i < num_senders; ++i) {
-    senders.push_back(hosts[(i % leaves) * per_leaf + i / leaves]);
-  }
-  for (int i = 0; i < num_receivers; ++i) {
-    receivers.push_back(hosts[(i % leaves) * per_leaf + per_leaf - 1 - i / leaves]);
-  }
+  const std::vector<int>& senders = measured.senders;
+  const std::vector<int>& receivers = measured.receivers;
+  const int num_senders = static_cast<int>(senders.size());
+  const int num_receivers = static_cast<int>(receivers.size());
   DataplaneRunConfig config;
   config.messages_per_sender = absl::GetFlag(FLAGS_messages);
   config.rate = absl::GetFlag(FLAGS_rate);
@@ -161,7 +185,8 @@ int main(int argc, char** argv) {
   bool warmup = absl::GetFlag(FLAGS_warmup_messages) > 0;
   const int seeds = absl::GetFlag(FLAGS_seeds);
   for (Design design : designs) {
-    MeasuredGroups groups{.design = design, .senders = senders, .receivers = receivers};
+    MeasuredGroups groups = measured;
+    groups.design = design;
     for (int run = warmup ? 0 : 1; run <= seeds; ++run) groups.group_ids.push_back(group++);
     absl::StatusOr<std::string> text = MeasureFabricText(**bed, shape, groups);
     if (!text.ok()) return Fail(text.status());
