@@ -36,8 +36,12 @@ absl::StatusOr<std::string> MeasureFabricText(const Testbed& bed, const LeafSpin
             absl::StrCat("cluster node '", n.name(), "' is not a host of the topology"));
       }
       named.insert(*h);
-      const std::string port = n.address().substr(n.address().rfind(':'));
-      n.set_address(absl::StrCat(Ipv4Text(bed.ip(*h)), port));
+      const size_t colon = n.address().rfind(':');
+      if (colon == std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cluster node '", n.name(), "' address '", n.address(), "' has no port"));
+      }
+      n.set_address(absl::StrCat(Ipv4Text(bed.ip(*h)), n.address().substr(colon)));
     }
     for (int h : t.hosts()) {
       if (named.count(h)) continue;
