@@ -502,7 +502,7 @@ class MachineService {
         if (!chunk.ok()) return chunk.status();
         RegionChunk out;
         out.set_region(r->region());
-        out.set_objects(tx::Encode(tx::LockRequest{0, 0, {}, std::move(chunk->objects)}));
+        out.set_objects(tx::Encode(tx::LockRequest{0, 0, {}, chunk->Entries()}));
         out.set_next(chunk->next);
         return out.SerializeAsString();
       }

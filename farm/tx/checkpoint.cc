@@ -13,7 +13,7 @@
 namespace dctk::farm::tx {
 namespace {
 
-constexpr char kMagic[] = "FARMCKP2";
+constexpr char kMagic[] = "FARMCKP3";
 constexpr char kEnd[] = "CKPTEND1";
 constexpr size_t kMagicBytes = 8;
 

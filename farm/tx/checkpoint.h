@@ -14,7 +14,7 @@
 // page that is not all zero, with lock bits cleared (a locked object holds
 // its last committed state).
 //
-// File: "FARMCKP2", the body, then [FNV-1a 64 of the body]["CKPTEND1"].
+// File: "FARMCKP3", the body, then [FNV-1a 64 of the body]["CKPTEND1"].
 // WriteCheckpoint writes `<path>.tmp`, syncs it and renames it over `path`,
 // so a crash mid-write leaves the previous checkpoint whole; ReadCheckpoint
 // refuses a short or damaged file with DataLoss (never a partial image).

@@ -213,7 +213,7 @@ class LocalCluster {
       }
       absl::StatusOr<RegionChunk> chunk = it->second.machine->participant().CopyChunk(job.region, from, chunk_bytes);
       if (!chunk.ok()) return chunk.status();
-      absl::StatusOr<int> installed = to.ApplyChunk(job.region, chunk->objects);
+      absl::StatusOr<int> installed = to.ApplyChunk(job.region, chunk->Entries());
       if (!installed.ok()) return installed.status();
       report->objects_copied += static_cast<int>(chunk->objects.size());
       report->objects_installed += *installed;

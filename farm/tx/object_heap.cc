@@ -72,6 +72,29 @@ std::vector<std::pair<uint32_t, uint32_t>> ObjectHeap::Classes() const {
   return out;
 }
 
+std::vector<WriteEntry> ObjectHeap::BlockMarks(uint64_t from, uint64_t to) const {
+  std::vector<WriteEntry> out;
+  for (uint64_t b = from / kBlockBytes; b < blocks_.size() && b * kBlockBytes < to; ++b) {
+    const Block& block = blocks_[b];
+    if (block.size_class < 0 && block.floor == 0) continue;
+    WriteEntry mark;
+    mark.addr = GlobalAddress(region_, static_cast<uint32_t>(b * kBlockBytes));
+    mark.kind = EntryKind::kBlockMark;
+    mark.slot_bytes = block.size_class < 0 ? 0 : block.slot_bytes;
+    mark.version = block.floor;
+    out.push_back(std::move(mark));
+  }
+  return out;
+}
+
+void ObjectHeap::AdoptMark(const WriteEntry& mark) {
+  const uint32_t block = mark.addr.offset() / kBlockBytes;
+  if (mark.addr.region() != region_ || block >= blocks_.size()) return;
+  Block& b = blocks_[block];
+  if (b.size_class < 0 && mark.slot_bytes != 0 && !SetClass(block, mark.slot_bytes).ok()) return;
+  if (b.size_class < 0 || b.slot_bytes == mark.slot_bytes) SetFloor(block, mark.version);
+}
+
 absl::Status ObjectHeap::SetClass(uint32_t block, uint32_t slot_bytes) {
   absl::StatusOr<int> size_class = SizeClassFor(slot_bytes);
   if (block >= blocks_.size() || !size_class.ok() || ClassSize(*size_class) != slot_bytes) {

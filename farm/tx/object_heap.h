@@ -111,6 +111,15 @@ class ObjectHeap {
   // for checkpoints; SetClass gives an unused block its class back (no format).
   std::vector<std::pair<uint32_t, uint32_t>> Classes() const;
   absl::Status SetClass(uint32_t block, uint32_t slot_bytes);
+  // Re-replication: the marks (EntryKind::kBlockMark) of the blocks that
+  // overlap offsets [from, to) and have a class or a floor.
+  std::vector<WriteEntry> BlockMarks(uint64_t from, uint64_t to) const;
+  // At a copying backup, before the copy's objects of that block: a block
+  // that never had a class here takes the primary's, unformatted (a fresh
+  // copy's headers are zero, below every version, and the primary's epoch of
+  // the block may hold slots reserved at a floor below the one marked); the
+  // floor rises unless the block holds another class here (a later epoch).
+  void AdoptMark(const WriteEntry& mark);
 
   uint64_t live_objects() const { return live_; }
   uint32_t free_blocks() const;

@@ -92,6 +92,12 @@ absl::Status Participant::Locate(GlobalAddress addr, uint32_t slot_bytes, uint8_
   return absl::OkStatus();
 }
 
+absl::Status Participant::NotATransactionEntry(const WriteEntry& e, const char* what) const {
+  return absl::InvalidArgumentError(absl::StrCat(what, " at machine ", self_, ": the entry for ",
+                                                 e.addr.ToString(),
+                                                 " is a re-replication copy's block mark"));
+}
+
 void Participant::Log(LogType type, TxId tx, absl::string_view payload) {
   absl::Status s = log_->Append(type, tx, payload);
   // A participant that cannot log must not acknowledge: stop the machine.
@@ -142,6 +148,8 @@ Reply Participant::Lock(const LockRequest& r) {
     if (!IsPrimary(e.addr.region())) {
       s = absl::FailedPreconditionError(absl::StrCat("machine ", self_, " is not the primary of region ",
                                                      e.addr.region(), " (address ", e.addr.ToString(), ")"));
+    } else if (e.kind == EntryKind::kBlockMark) {
+      s = NotATransactionEntry(e, "LOCK");
     } else if (e.kind == EntryKind::kAlloc && hosted_.contains(e.addr.region())) {
       s = hosted_.at(e.addr.region()).heap->CheckReserved(e.addr, r.tx);
     }
@@ -179,6 +187,7 @@ Reply Participant::CommitBackup(const LockRequest& r) {
   }
   if (absl::Status s = AdmitRegions(r.entries, "COMMIT-BACKUP"); !s.ok()) return ReplyFrom(s);
   for (const WriteEntry& e : r.entries) {
+    if (e.kind == EntryKind::kBlockMark) return ReplyFrom(NotATransactionEntry(e, "COMMIT-BACKUP"));
     if (!hosted_.contains(e.addr.region())) {
       return ReplyFrom(absl::FailedPreconditionError(
           absl::StrCat("COMMIT-BACKUP at machine ", self_, ": no copy of region ", e.addr.region())));
@@ -429,6 +438,7 @@ absl::StatusOr<RegionChunk> Participant::CopyChunk(RegionId id, uint64_t from, u
     chunk.objects.push_back(std::move(e));
     chunk.next = addr.offset() + uint64_t{slot_bytes};
   }
+  chunk.blocks = h.heap->BlockMarks(from, chunk.next);
   return chunk;
 }
 

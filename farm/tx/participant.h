@@ -78,10 +78,16 @@ struct Resolution {
 
 // Re-replication: consistent copies of a region's live objects, each as the
 // committed entry that would produce it (kind kAlloc, version = copied - 1,
-// slot_bytes, payload), and where the next chunk starts.
+// slot_bytes, payload), the marks of the heap blocks the chunk spans (their
+// size classes and version floors, EntryKind::kBlockMark), and where the next
+// chunk starts.
 struct RegionChunk {
   std::vector<WriteEntry> objects;
+  std::vector<WriteEntry> blocks;
   uint64_t next = 0;  // the region's size once the last chunk was taken
+
+  // What ApplyChunk takes: the marks, then the objects.
+  std::vector<WriteEntry> Entries() const;
 };
 
 struct CheckpointReport {
@@ -154,12 +160,14 @@ class Participant {
   // copied as its last committed state). FailedPrecondition if this machine
   // is not the region's primary.
   absl::StatusOr<RegionChunk> CopyChunk(RegionId id, uint64_t from, uint64_t max_bytes) const;
-  // At a new (copying) backup: installs each copied object unless this copy
-  // already holds that version or a newer one (from a COMMIT-BACKUP record
-  // installed meanwhile), and marks it live in the heap. Returns how many
-  // objects it installed. The chunk is logged (COPIED), so a restart from
-  // this machine's files has the copy without waiting for a checkpoint.
-  absl::StatusOr<int> ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects);
+  // At a new (copying) backup, `entries` from RegionChunk::Entries: adopts
+  // each block mark (ObjectHeap::AdoptMark), installs each copied object
+  // unless this copy already holds that version or a newer one (from a
+  // COMMIT-BACKUP record installed meanwhile), and marks it live in the heap.
+  // Returns how many objects it installed. The chunk is logged (COPIED), so a
+  // restart from this machine's files has the copy without waiting for a
+  // checkpoint.
+  absl::StatusOr<int> ApplyChunk(RegionId id, const std::vector<WriteEntry>& entries);
 
   // Checkpoints (checkpoint.h): writes a consistent image of every region
   // copy here, at the log's current LSN, to `path` (`sync`: fdatasync it),
@@ -219,6 +227,10 @@ class Participant {
   void UpdateHeap(const WriteEntry& e, size_t lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ApplyChunk without logging (also its replay); the region is hosted here.
   int ApplyChunkHere(const std::vector<WriteEntry>& objects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The refusal of a block mark (wire.h) sent in a transaction's `what`.
+  absl::Status NotATransactionEntry(const WriteEntry& e, const char* what) const;
+  // InvalidArgument unless `e` is a block mark or an object of region `id`.
+  absl::Status CheckCopied(RegionId id, const WriteEntry& e) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleaseLocks(Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Installs committed entries (idempotent, at their exact versions); the
   // heap follows each object. Returns how many objects changed.

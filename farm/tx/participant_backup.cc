@@ -67,6 +67,10 @@ int Participant::Install(const std::vector<WriteEntry>& entries) {
     auto hosted = hosted_.find(e.addr.region());
     if (hosted == hosted_.end()) continue;  // another machine's region
     ObjectHeap* heap = hosted->second.heap.get();
+    if (e.kind == EntryKind::kBlockMark) {
+      heap->AdoptMark(e);
+      continue;
+    }
     // The block takes the object's size class first (formatted if it was
     // free), so the object never lands across slots of another class.
     absl::Status s = e.slot_bytes == 0 ? absl::OkStatus() : heap->Prepare(e.addr, e.slot_bytes);
@@ -106,31 +110,50 @@ void Participant::TruncateHere(TxId tx) {
   }
 }
 
-absl::StatusOr<int> Participant::ApplyChunk(RegionId id, const std::vector<WriteEntry>& objects) {
+std::vector<WriteEntry> RegionChunk::Entries() const {
+  std::vector<WriteEntry> out = blocks;
+  out.insert(out.end(), objects.begin(), objects.end());
+  return out;
+}
+
+absl::Status Participant::CheckCopied(RegionId id, const WriteEntry& e) const {
+  if (e.addr.region() != id) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("copy of region ", id, ": entry for ", e.addr.ToString()));
+  }
+  const bool mark = e.kind == EntryKind::kBlockMark;
+  absl::StatusOr<int> size_class = SizeClassFor(e.slot_bytes);
+  if ((!mark || e.slot_bytes != 0) &&
+      (!size_class.ok() || ClassSize(*size_class) != e.slot_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": ", e.addr.ToString(),
+                                                   " with ", e.slot_bytes,
+                                                   "-byte slots: not a slot size"));
+  }
+  if (!mark) {
+    uint8_t* obj = nullptr;
+    size_t lines = 0;
+    return Locate(e.addr, e.slot_bytes, &obj, &lines);
+  }
+  if (e.addr.offset() % kBlockBytes != 0 || e.addr.offset() >= hosted_.at(id).size) {
+    return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": block mark at ",
+                                                   e.addr.ToString(), " starts no heap block"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Participant::ApplyChunk(RegionId id, const std::vector<WriteEntry>& entries) {
   absl::MutexLock l(&mu_);
   if (!hosted_.contains(id)) {
     return absl::FailedPreconditionError(
         absl::StrCat("copy of region ", id, " to machine ", self_, ": no copy here"));
   }
-  for (const WriteEntry& e : objects) {
-    if (e.addr.region() != id) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("copy of region ", id, ": object ", e.addr.ToString()));
-    }
-    absl::StatusOr<int> size_class = SizeClassFor(e.slot_bytes);
-    if (!size_class.ok() || ClassSize(*size_class) != e.slot_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat("copy of region ", id, ": object ",
-                                                     e.addr.ToString(), " of ", e.slot_bytes,
-                                                     " bytes: not a slot size"));
-    }
-    uint8_t* obj = nullptr;
-    size_t lines = 0;
-    if (absl::Status s = Locate(e.addr, e.slot_bytes, &obj, &lines); !s.ok()) return s;
+  for (const WriteEntry& e : entries) {
+    if (absl::Status s = CheckCopied(id, e); !s.ok()) return s;
   }
   // Logged first, so that a restart from this machine's files replays the
   // copy before the commits that reached this backup after it.
-  Log(LogType::kCopied, 0, Encode(LockRequest{0, 0, {}, objects}));
-  return ApplyChunkHere(objects);
+  Log(LogType::kCopied, 0, Encode(LockRequest{0, 0, {}, entries}));
+  return ApplyChunkHere(entries);
 }
 
 int Participant::ApplyChunkHere(const std::vector<WriteEntry>& objects) {

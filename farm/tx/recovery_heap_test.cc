@@ -137,6 +137,21 @@ class HeapReuseTest : public ::testing::Test {
     return reserved;
   }
 
+  // A new backup (machine `id`) given the primary's copy of the region by
+  // re-replication, in chunks of about 4 KB.
+  std::unique_ptr<Machine> CopyTo(fabric::MachineId id) {
+    auto copy = std::make_unique<Machine>(id, &table_, Path(absl::StrCat(".", id, ".log")));
+    for (uint64_t from = 0; from < kRegionBytes;) {
+      absl::StatusOr<RegionChunk> chunk = primary_->p.CopyChunk(kRegion, from, 4096);
+      EXPECT_TRUE(chunk.ok()) << chunk.status();
+      if (!chunk.ok()) break;
+      absl::StatusOr<int> installed = copy->p.ApplyChunk(kRegion, chunk->Entries());
+      EXPECT_TRUE(installed.ok()) << installed.status();
+      from = chunk->next;
+    }
+    return copy;
+  }
+
   void CommitAndTruncate(TxId tx, std::vector<WriteEntry> entries) {
     ASSERT_TRUE(Commit(tx, std::move(entries)).ok());
     Truncate(*primary_, tx);
@@ -231,6 +246,52 @@ TEST_F(HeapReuseTest, ABackupRestartedWhileTheBlockIsEmptyThereKeepsItsClass) {
   ASSERT_TRUE(r.ok()) << r.status();
   CommitAndTruncate(kT, {reserved});
   ExpectBackupMatchesPrimary(*backup_, {reserved});
+}
+
+// A re-replicated copy carries the blocks' floors: promoted, it formats a
+// block whose objects were all freed before the copy above their versions, so
+// a reader still holding an old object's address cannot validate it by
+// version against a new object there.
+TEST_F(HeapReuseTest, ARereplicatedCopyKeepsTheFloorOfObjectsFreedBeforeIt) {
+  std::vector<WriteEntry> big = {Alloc(kA1, 2000, '\xff'), Alloc(kA1, 2000, '\xff')};
+  CommitAndTruncate(kA1, big);
+  CommitAndTruncate(kA2, {Free(big[0].addr), Free(big[1].addr)});
+  std::unique_ptr<Machine> copy = CopyTo(3);
+  ASSERT_TRUE(table_.Upsert({kRegion, kRegionBytes, {{3, 0}}}).ok());
+  Reply r = copy->p.Alloc(AllocRequest{kConfig, kB1, kRegion, 100, 0});
+  ASSERT_TRUE(StatusOf(r).ok()) << StatusOf(r);
+  EXPECT_EQ(r.aux, 2u) << "the free slot's version: the block's floor, the old frees' version";
+  EXPECT_EQ(copy->memory[big[1].addr.offset() / 8], 2u)
+      << "a slot header at an old object's address";
+  // Marks that name no block, or no size class, are refused whole.
+  for (WriteEntry bad :
+       {WriteEntry{GlobalAddress(kRegion, 64), 9, EntryKind::kBlockMark, 0, ""},
+        WriteEntry{GlobalAddress(kRegion, 0), 9, EntryKind::kBlockMark, 100, ""},
+        WriteEntry{GlobalAddress(kRegion, 1 << 20), 9, EntryKind::kBlockMark, 0, ""}}) {
+    absl::StatusOr<int> applied = copy->p.ApplyChunk(kRegion, {bad});
+    EXPECT_TRUE(absl::IsInvalidArgument(applied.status())) << applied.status();
+  }
+}
+
+// The marks must not make a copy skip an object of the block's current use:
+// T's slot was reserved at the primary before the block's floor rose.
+TEST_F(HeapReuseTest, ARereplicatedCopyInstallsAnAllocationReservedBeforeIt) {
+  WriteEntry reserved = ReserveThenEmptyAtTheBackup();
+  std::unique_ptr<Machine> copy = CopyTo(3);
+  LockRequest req{kConfig, kT, {kRegion}, {reserved}};
+  ASSERT_TRUE(StatusOf(primary_->p.Lock(req)).ok());
+  ASSERT_TRUE(StatusOf(copy->p.CommitBackup(req)).ok());
+  ASSERT_TRUE(StatusOf(primary_->p.CommitPrimary(TxRequest{kConfig, kT})).ok());
+  ASSERT_TRUE(StatusOf(copy->p.Truncate(TxRequest{kConfig, kT})).ok());
+  absl::StatusOr<uint8_t*> obj = copy->p.ObjectAt(reserved.addr);
+  ASSERT_TRUE(obj.ok()) << obj.status();
+  std::string payload(reserved.data.size(), '\0');
+  ExtractPayload(*obj, payload.data(), payload.size());
+  EXPECT_EQ(payload, reserved.data);
+  // A transaction's record carrying a block mark is refused.
+  WriteEntry mark{GlobalAddress(kRegion, 0), 9, EntryKind::kBlockMark, 128, ""};
+  absl::Status s = StatusOf(copy->p.CommitBackup(LockRequest{kConfig, kB1, {kRegion}, {mark}}));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
 }
 
 TEST_F(HeapReuseTest, APrimaryRestoredFromItsLogAloneLocksItsAllocationsAgain) {

@@ -230,7 +230,7 @@ TEST(RereplicationTest, StaleChunkNeverUndoesANewerCommit) {
     ASSERT_TRUE(tx.Commit().ok());
   }
   Participant& to = c->machine(spare).participant();
-  absl::StatusOr<int> installed = to.ApplyChunk(region.id(), stale->objects);
+  absl::StatusOr<int> installed = to.ApplyChunk(region.id(), stale->Entries());
   ASSERT_TRUE(installed.ok()) << installed.status();
   EXPECT_EQ(*installed, 0);  // both objects are newer at the backup already
   RereplicationReport report;

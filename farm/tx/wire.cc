@@ -95,7 +95,7 @@ absl::StatusOr<LockRequest> DecodeLockRequest(absl::string_view bytes) {
         uint8_t kind = 0;
         rd.Get(&raw) && rd.Get(&e.version) && rd.Get(&kind) && rd.Get(&e.slot_bytes) && rd.GetBytes(&e.data);
         e.addr = GlobalAddress::FromRaw(raw);
-        if (kind > static_cast<uint8_t>(EntryKind::kFree)) {
+        if (kind > static_cast<uint8_t>(EntryKind::kBlockMark)) {
           return absl::DataLossError(absl::StrCat("malformed LOCK message: entry kind ", kind));
         }
         e.kind = static_cast<EntryKind>(kind);

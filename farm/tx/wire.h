@@ -43,7 +43,10 @@ enum Handler : uint16_t {
   kOutcome = 7,
 };
 
-enum class EntryKind : uint8_t { kWrite = 0, kAlloc = 1, kFree = 2 };
+// kBlockMark is no transaction's: a re-replication copy's state of a heap
+// block (participant.h, ApplyChunk): `addr` is the block's start, `slot_bytes`
+// its size class (0: none), `version` its version floor (object_heap.h).
+enum class EntryKind : uint8_t { kWrite = 0, kAlloc = 1, kFree = 2, kBlockMark = 3 };
 
 struct WriteEntry {
   GlobalAddress addr;
