@@ -1,6 +1,7 @@
 #include "farm/tx/transaction.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -93,6 +94,59 @@ TEST(TransactionTest, ValidationCatchesAChangedReadSet) {
   auto t3 = c->client(1).Begin();
   ASSERT_TRUE(t3.Write(y, U64(7)).ok());
   EXPECT_TRUE(t3.Commit().ok());
+}
+
+// An object freed after a transaction read it, its block reused by a larger
+// class: the old address now falls on the second line of a new object whose
+// payload there happens to equal the header the reader saw (allocated, at
+// the read version). VALIDATE must not take those bytes for the old object.
+TEST(TransactionTest, ValidationIsNotFooledByANewObjectOverAFreedAddress) {
+  auto c = MakeShmCluster();
+  const GlobalAddress y = NewCounter(c->client(1), 2);
+  RegionId region = 0;
+  for (const RegionInfo& r : c->table().All()) {
+    if (r.id != y.region()) region = r.id;
+  }
+  ASSERT_NE(region, 0u);
+  GlobalAddress first, x;
+  {
+    auto tx = c->client(1).Begin();
+    first = *tx.Alloc(8, GlobalAddress(region, 0));
+    x = *tx.Alloc(8, GlobalAddress(region, 0));
+    ASSERT_TRUE(tx.Write(first, U64(1)).ok());
+    ASSERT_TRUE(tx.Write(x, U64(1)).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  ASSERT_EQ(first.offset() + kLineSize, x.offset());
+  auto reader = c->client(2).Begin();
+  ASSERT_TRUE(reader.Read(x, 8).ok());
+  ASSERT_TRUE(reader.Write(y, U64(3)).ok());
+  const fabric::MachineId primary = c->table().Lookup(region)->primary().machine;
+  const uint64_t read_header =
+      *reinterpret_cast<uint64_t*>(*c->machine(primary).participant().ObjectAt(x));
+  {
+    auto tx = c->client(3).Begin();
+    ASSERT_TRUE(tx.Free(first).ok());
+    ASSERT_TRUE(tx.Free(x).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  {
+    // 128-byte slots now: line 1 of the object at `first` starts at x, with
+    // payload bytes 48..55 there.
+    auto tx = c->client(3).Begin();
+    absl::StatusOr<GlobalAddress> z = tx.Alloc(100, GlobalAddress(region, 0));
+    ASSERT_TRUE(z.ok()) << z.status();
+    ASSERT_EQ(*z, first);
+    std::string payload(100, 'z');
+    std::memcpy(payload.data() + 48, &read_header, 8);
+    ASSERT_TRUE(tx.Write(*z, payload).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  absl::Status s = reader.Commit();
+  EXPECT_TRUE(absl::IsAborted(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("VALIDATE"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("its block reused"));
+  EXPECT_EQ(ReadCounter(c->client(1), y), 2u);
 }
 
 TEST(TransactionTest, ReadOnlyTransactionsValidateWithoutLocking) {

@@ -270,16 +270,33 @@ absl::Status Transaction<F>::Validate() {
   for (const auto& [raw, r] : reads_) {
     if (writes_.contains(raw)) continue;
     const GlobalAddress addr = GlobalAddress::FromRaw(raw);
-    absl::StatusOr<fabric::RemoteAddress> at = client_->cache_.ResolvePrimary(addr, 8);
+    // The first line, not just the header: its line version must match too.
+    // Once the object is freed its address may fall inside a newer object of
+    // another size class (its block reused), where the header word is payload
+    // that can equal the header read; that object's line versions are above
+    // every version the freed one had (object_heap.h, the block's floor).
+    absl::StatusOr<fabric::RemoteAddress> at = client_->cache_.ResolvePrimary(addr, kLineSize);
     if (!at.ok()) return at.status();
-    uint64_t* header = client_->scratch_.data();
-    absl::Status s = fabric::SyncRead(*client_->read_queue_, *at, header, 8);
+    const auto* line = reinterpret_cast<const uint8_t*>(client_->scratch_.data());
+    absl::Status s =
+        fabric::SyncRead(*client_->read_queue_, *at, client_->scratch_.data(), kLineSize);
     if (!s.ok()) return absl::UnavailableError(absl::StrCat("VALIDATE ", addr.ToString(), ": ", s.message()));
-    if (IsLocked(*header) || VersionOf(*header) != r.version || !IsAllocated(*header)) {
-      return absl::AbortedError(absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ", r.version,
-                                             IsLocked(*header) ? " and is now locked" : " and is now at ",
-                                             IsLocked(*header) ? "" : absl::StrCat(VersionOf(*header))));
+    uint64_t header;
+    std::memcpy(&header, line, 8);
+    if (CheckSnapshot(line, 1).ok() && VersionOf(header) == r.version) continue;
+    if (IsLocked(header)) {
+      return absl::AbortedError(absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ",
+                                             r.version, " and is now locked"));
     }
+    if (IsAllocated(header) && VersionOf(header) == r.version) {
+      return absl::AbortedError(
+          absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ", r.version,
+                       " and holds other bytes now (the header matches, the line version",
+                       " does not: the object was freed and its block reused)"));
+    }
+    return absl::AbortedError(absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ",
+                                           r.version, " and is now at ", VersionOf(header),
+                                           IsAllocated(header) ? "" : " (freed)"));
   }
   return absl::OkStatus();
 }
