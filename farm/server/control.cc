@@ -166,13 +166,11 @@ ControlChannel::~ControlChannel() { close(fd_); }
 absl::StatusOr<std::string> ControlChannel::Call(uint16_t method, absl::string_view request,
                                                  absl::Duration timeout) {
   absl::MutexLock l(&mu_);
-  if (broken_) return absl::UnavailableError(absl::StrCat("control channel to ", address_, " is broken"));
-  absl::StatusOr<std::string> r = CallLocked(method, request, absl::Now() + timeout);
-  if (!r.ok() && (absl::IsUnavailable(r.status()) || absl::IsDeadlineExceeded(r.status()) ||
-                  absl::IsDataLoss(r.status()))) {
-    broken_ = true;  // the stream may be mid-frame: never reuse it
+  if (!broken_.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("control channel to ", address_, " is broken: ", broken_.ToString()));
   }
-  return r;
+  return CallLocked(method, request, absl::Now() + timeout);
 }
 
 absl::StatusOr<std::string> ControlChannel::CallLocked(uint16_t method, absl::string_view request,
@@ -181,16 +179,22 @@ absl::StatusOr<std::string> ControlChannel::CallLocked(uint16_t method, absl::st
   std::string frame(reinterpret_cast<const char*>(&len), 4);
   frame.append(reinterpret_cast<const char*>(&method), 2);
   frame.append(request.data(), request.size());
+  // A transport error leaves the stream mid-frame: it is never reused.
+  auto broken = [&](absl::Status s) {
+    broken_ = s;
+    return s;
+  };
   absl::Status s = WriteFull(fd_, frame.data(), frame.size());
-  if (!s.ok()) return s;
+  if (!s.ok()) return broken(s);
   uint32_t out_len;
   s = ReadFull(fd_, &out_len, 4, deadline);
-  if (!s.ok() || out_len < 1 || out_len > kMaxFrame) {
-    return s.ok() ? absl::DataLossError("control: bad reply frame") : s;
+  if (!s.ok()) return broken(s);
+  if (out_len < 1 || out_len > kMaxFrame) {
+    return broken(absl::DataLossError(absl::StrCat("control: bad reply frame from ", address_)));
   }
   std::string body(out_len, '\0');
   s = ReadFull(fd_, body.data(), body.size(), deadline);
-  if (!s.ok()) return s;
+  if (!s.ok()) return broken(s);
   const auto code = static_cast<absl::StatusCode>(static_cast<uint8_t>(body[0]));
   if (code != absl::StatusCode::kOk) {
     return absl::Status(code, absl::StrCat(address_, ": ", absl::string_view(body).substr(1)));

@@ -62,7 +62,8 @@ class ControlChannel {
   static absl::StatusOr<std::unique_ptr<ControlChannel>> Connect(const std::string& address);
   ~ControlChannel();
   // After a transport error or timeout the channel is broken (every later
-  // call fails Unavailable): connect again.
+  // call fails Unavailable, naming that error): connect again. An error the
+  // server replied with (a whole frame) leaves the channel usable.
   absl::StatusOr<std::string> Call(uint16_t method, absl::string_view request, absl::Duration timeout);
   const std::string& address() const { return address_; }
 
@@ -73,7 +74,7 @@ class ControlChannel {
   std::string address_;
   int fd_;
   absl::Mutex mu_;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);  // what broke the stream
 };
 
 }  // namespace dctk::farm::server

@@ -9,6 +9,7 @@ namespace {
 TEST(ControlTest, CallsAndErrors) {
   ControlServer server([](uint16_t method, absl::string_view req) -> absl::StatusOr<std::string> {
     if (method == 2) return absl::NotFoundError("no such thing");
+    if (method == 4) return absl::DataLossError("restoring: the state does not match the log");
     return absl::StrCat(method, ":", req);
   });
   ASSERT_TRUE(server.Start("127.0.0.1").ok());
@@ -20,6 +21,12 @@ TEST(ControlTest, CallsAndErrors) {
   r = (*ch)->Call(2, "", absl::Seconds(5));
   EXPECT_TRUE(absl::IsNotFound(r.status()));
   EXPECT_NE(r.status().message().find("no such thing"), std::string::npos);
+  // An error the server answers with is the server's: the channel stays.
+  r = (*ch)->Call(4, "", absl::Seconds(5));
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("does not match the log"), std::string::npos);
+  r = (*ch)->Call(1, "again", absl::Seconds(5));
+  ASSERT_TRUE(r.ok()) << r.status();
   r = (*ch)->Call(3, std::string(1 << 20, 'x'), absl::Seconds(5));  // large frames
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->size(), (1u << 20) + 2);
@@ -33,8 +40,11 @@ TEST(ControlTest, ClosedServerBreaksTheChannel) {
   ASSERT_TRUE(ch.ok());
   ASSERT_TRUE((*ch)->Call(1, "", absl::Seconds(5)).ok());
   server.reset();
-  EXPECT_TRUE(absl::IsUnavailable((*ch)->Call(1, "", absl::Seconds(5)).status()));
-  EXPECT_TRUE(absl::IsUnavailable((*ch)->Call(1, "", absl::Seconds(5)).status()));
+  absl::Status first = (*ch)->Call(1, "", absl::Seconds(5)).status();
+  EXPECT_TRUE(absl::IsUnavailable(first)) << first;
+  absl::Status then = (*ch)->Call(1, "", absl::Seconds(5)).status();
+  EXPECT_TRUE(absl::IsUnavailable(then)) << then;
+  EXPECT_NE(then.message().find(first.ToString()), std::string::npos) << then << " names " << first;
   EXPECT_FALSE(ControlChannel::Connect("not-an-address").ok());
 }
 
