@@ -219,10 +219,13 @@ TEST(ShipTest, ARequestForAnotherConfigurationIsRefusedBeforeItRuns) {
 
 // The executing machine's coordinator stops dead at `step` (its machine
 // crashes there); the cluster removes it and recovers. The client, which got
-// no reply, learns the outcome from the participants.
+// no reply, learns the outcome from the participants. With
+// give_up_on_new_config it stops waiting for the reply as soon as the
+// configuration changes (the call's own timeout is then a minute).
 struct CrashCase {
   tx::CommitStep step;
-  bool committed;  // what recovery decides
+  bool committed;        // what recovery decides
+  bool give_up = false;  // the client's coordinator gives up on a new configuration
 };
 
 class ShipCrashTest : public testing::TestWithParam<CrashCase> {};
@@ -237,7 +240,8 @@ TEST_P(ShipCrashTest, TheClientLearnsWhatRecoveryDecidedNeverASecondCommit) {
     crashed.Notify();
     return true;
   };
-  o.shipper.timeout = absl::Milliseconds(200);
+  o.cluster.client.give_up_on_new_config = GetParam().give_up;
+  o.shipper.timeout = GetParam().give_up ? absl::Minutes(1) : absl::Milliseconds(200);
   auto c = MakeCluster(o);
   const GlobalAddress a = CounterOn(*c, 2);
   absl::StatusOr<std::string> r;
@@ -248,6 +252,7 @@ TEST_P(ShipCrashTest, TheClientLearnsWhatRecoveryDecidedNeverASecondCommit) {
   client.join();
   EXPECT_NE(c->PrimaryOf(a), 2u);
   EXPECT_EQ(c->shipper(0).stats().outcome_asked, 1u);
+  EXPECT_EQ(c->shipper(0).stats().gave_up, GetParam().give_up ? 1u : 0u);
   if (GetParam().committed) {
     // Committed by recovery: the result died with machine 2.
     EXPECT_TRUE(absl::IsUnknown(r.status())) << r.status();
@@ -267,41 +272,16 @@ TEST_P(ShipCrashTest, TheClientLearnsWhatRecoveryDecidedNeverASecondCommit) {
 INSTANTIATE_TEST_SUITE_P(Steps, ShipCrashTest,
                          testing::Values(CrashCase{tx::CommitStep::kCommitBackup, false},
                                          CrashCase{tx::CommitStep::kCommitPrimary, true},
-                                         CrashCase{tx::CommitStep::kTruncate, true}),
+                                         CrashCase{tx::CommitStep::kTruncate, true},
+                                         CrashCase{tx::CommitStep::kCommitPrimary, true, true}),
                          [](const testing::TestParamInfo<CrashCase>& i) {
-                           return std::string(i.param.committed ? "Committed" : "NotCommitted") + "Before" +
-                                  (i.param.step == tx::CommitStep::kCommitBackup    ? "CommitBackup"
-                                   : i.param.step == tx::CommitStep::kCommitPrimary ? "CommitPrimary"
-                                                                                     : "Truncate");
+                           return std::string(i.param.give_up ? "GivingUp" : "") +
+                                  (i.param.committed ? "Committed" : "NotCommitted") + "Before" +
+                                  (i.param.step == tx::CommitStep::kCommitBackup ? "CommitBackup"
+                                   : i.param.step == tx::CommitStep::kCommitPrimary
+                                       ? "CommitPrimary"
+                                       : "Truncate");
                          });
-
-// With give_up_on_new_config, the client stops waiting for the crashed
-// machine's reply as soon as the configuration changes (the call's own
-// timeout is a minute) and learns the outcome from the participants.
-TEST(ShipTest, AClientThatGivesUpOnTheNewConfigurationSettlesWithoutWaitingForItsTimeout) {
-  ShipClusterOptions o;
-  absl::Notification crashed;
-  std::atomic<bool> armed{true};
-  o.ship.tx.crash_before = [&](tx::CommitStep s, fabric::MachineId) {
-    if (s != tx::CommitStep::kCommitPrimary || !armed.exchange(false)) return false;
-    crashed.Notify();
-    return true;
-  };
-  o.cluster.client.give_up_on_new_config = true;
-  o.shipper.timeout = absl::Minutes(1);
-  auto c = MakeCluster(o);
-  const GlobalAddress a = CounterOn(*c, 2);
-  absl::StatusOr<std::string> r;
-  std::thread client([&] { r = c->shipper(0).Ship(a, kIncrement, EncodeU64(a.raw())); });
-  crashed.WaitForNotification();
-  c->Kill(2);
-  ASSERT_TRUE(c->Recover({2}).ok());
-  client.join();
-  EXPECT_TRUE(absl::IsUnknown(r.status())) << r.status();
-  EXPECT_EQ(ValueOf(*c, a), 1u);
-  EXPECT_EQ(c->shipper(0).stats().gave_up, 1u);
-  EXPECT_EQ(c->shipper(0).stats().outcome_asked, 1u);
-}
 
 }  // namespace
 }  // namespace dctk::farm::client
