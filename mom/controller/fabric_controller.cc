@@ -107,15 +107,9 @@ bool FabricController::ProbesCrossed(const std::map<int, SwitchStats>& stats, in
   }
   const ProbeCounts delta{sent_now - sent_before->second.sent,
                           received_now - received_before->second.received};
-  LossWindow& window = loss_windows_[{link, from}];
-  window.checks.push_back(delta);
-  window.total.sent += delta.sent;
-  window.total.received += delta.received;
-  if (static_cast<int>(window.checks.size()) > options_.probe_loss_window) {
-    window.total.sent -= window.checks.front().sent;
-    window.total.received -= window.checks.front().received;
-    window.checks.pop_front();
-  }
+  std::deque<ProbeCounts>& window = loss_windows_[{link, from}];
+  window.push_back(delta);
+  if (static_cast<int>(window.size()) > options_.probe_loss_window) window.pop_front();
   const bool sent = delta.sent > 0;
   const bool received = delta.received > 0;
   int& silent = silent_checks_[{link, from}];
@@ -185,11 +179,15 @@ bool FabricController::CheckProbes(const std::map<int, SwitchStats>& stats) {
 double FabricController::WindowLoss(int link, int from) const {
   const auto it = loss_windows_.find({link, from});
   if (it == loss_windows_.end() ||
-      static_cast<int>(it->second.checks.size()) < options_.probe_loss_window ||
-      it->second.total.sent == 0) {
+      static_cast<int>(it->second.size()) < options_.probe_loss_window) {
     return -1;
   }
-  const ProbeCounts& t = it->second.total;
+  ProbeCounts t;
+  for (const ProbeCounts& check : it->second) {
+    t.sent += check.sent;
+    t.received += check.received;
+  }
+  if (t.sent == 0) return -1;
   // Probes read on the other side of a check boundary make `received` one
   // more or less than what crossed.
   return t.received >= t.sent ? 0 : static_cast<double>(t.sent - t.received) / t.sent;

@@ -117,11 +117,6 @@ class FabricController {
   // last check; counts a silent check in silent_checks_ and the probes sent
   // and received in the direction's loss window.
   bool ProbesCrossed(const std::map<int, SwitchStats>& stats, int link, int from, int to);
-  // The probes sent and received over the last checks of one direction.
-  struct LossWindow {
-    std::deque<ProbeCounts> checks;  // per check: probes sent, received
-    ProbeCounts total;
-  };
   // The fraction of probes `from` sent over link `link` that its peer did
   // not receive, over the window; -1 until the window holds
   // probe_loss_window checks.
@@ -146,12 +141,12 @@ class FabricController {
   std::map<std::pair<int, int>, ProbeCounts> probe_counts_;  // (switch, port) -> last counts
   // (link, sending switch) -> consecutive checks it sent probes its peer did not receive
   std::map<std::pair<int, int>, int> silent_checks_;
-  // (link, sending switch) -> its recent checks; restarted when the link is
-  // failed or used again.
-  std::map<std::pair<int, int>, LossWindow> loss_windows_;
+  // (link, sending switch) -> probes sent and received at each of its last
+  // probe_loss_window checks; restarted when the link is failed or used again.
+  std::map<std::pair<int, int>, std::deque<ProbeCounts>> loss_windows_;
   std::set<int> links_dropping_;
-  std::set<int>
-      links_lossy_;  // those of links_dropping_ (or host_links_dropping_) for partial loss
+  // Those of links_dropping_ (or host_links_dropping_) failed for partial loss.
+  std::set<int> links_lossy_;
   std::set<int> host_links_dropping_;
   std::map<int, int> crossed_checks_;  // link in links_dropping_ -> checks probes crossed
   bool configured_ = false;
