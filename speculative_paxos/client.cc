@@ -61,6 +61,7 @@ absl::Status Client::Start() {
     return absl::OkStatus();
   }
   transport::EndpointOptions endpoint = config_.endpoint;
+  if (config_.await_replies && endpoint.peers.empty()) endpoint.peers = config_.replicas;
   if (config_.mom) endpoint.dscp = std::max(endpoint.dscp, SenderEndpointOptions(*config_.mom).dscp);
   absl::StatusOr<transport::Address> bound = transport_->Register(this, address_, endpoint);
   if (!bound.ok()) return bound.status();
@@ -85,6 +86,23 @@ void Client::Invoke(std::string op, Callback done) {
   if (config_.mode == ClientConfig::Mode::kSpeculative) {
     commit_wait_.set_duration(CommitWait());
     commit_wait_.Start();
+  }
+  AwaitReplies();
+}
+
+int Client::RepliesAwaited() const {
+  if (!pending_ || !config_.await_replies) return 0;
+  // After a reconciliation request one committed reply can complete it.
+  if (pending_->reconcile_sent) return 1;
+  return std::max(1, Superquorum(config_.f()) - pending_->best_match);
+}
+
+void Client::AwaitReplies() {
+  if (!config_.await_replies) return;
+  if (endpoint_ != nullptr) {
+    endpoint_->AwaitChanged();
+  } else {
+    transport_->AwaitPeers(this, RepliesAwaited());
   }
 }
 
@@ -111,6 +129,7 @@ void Client::Cancel() {
   pending_.reset();
   resend_.Stop();
   commit_wait_.Stop();
+  AwaitReplies();
 }
 
 void Client::SendRequest() {
@@ -167,6 +186,7 @@ void Client::AskReconcile() {
   req.set_request_id(pending_->request_id);
   ++stats_.reconcile_requests;
   pending_->reconcile_sent = true;
+  AwaitReplies();
   const transport::Address& leader =
       config_.replicas[newest_stamp_.Leader(config_.replicas.size())];
   if (endpoint_ != nullptr) {
@@ -244,6 +264,7 @@ void Client::HandleReply(Reply* reply) {
       return;
     }
   }
+  pending_->best_match = best;
   const int missing = static_cast<int>(n) - pending_->num_answered;
   if (best + missing < Superquorum(config_.f()) && !pending_->reconcile_sent) {
     if (VLOG_IS_ON(1)) {
@@ -258,7 +279,9 @@ void Client::HandleReply(Reply* reply) {
               << " replies cannot reach a superquorum:" << seen;
     }
     AskReconcile();
+    return;  // it awaits one reply now
   }
+  AwaitReplies();
 }
 
 void Client::Complete(const std::string& reply_result, bool fast) {
@@ -273,6 +296,7 @@ void Client::Complete(const std::string& reply_result, bool fast) {
   pending_.reset();
   resend_.Stop();
   commit_wait_.Stop();
+  AwaitReplies();
   ++stats_.completed;
   ++(fast ? stats_.fast_path : stats_.slow_path);
   done(result);

@@ -65,6 +65,14 @@ struct ClientConfig {
   // replica then costs a round trip, not the resend timeout). 0: adaptive,
   // 3x the moving average of fast-path latencies (at least 50 us).
   absl::Duration commit_wait = absl::ZeroDuration();
+  // kSpeculative, Speculative Paxos: the client's endpoint takes each
+  // replica's replies on a socket of its own (EndpointOptions.peers =
+  // replicas) and the client tells the transport how many replies its
+  // request still needs before anything can change (Transport::AwaitPeers),
+  // so UdpTransport wakes it once per round instead of once per reply. Not
+  // for Fast Paxos, where only the coordinator answers. A shared
+  // ClientEndpoint does this if its EndpointOptions name the replicas.
+  bool await_replies = false;
 
   int f() const { return (static_cast<int>(replicas.size()) - 1) / 2; }
 };
@@ -133,6 +141,7 @@ class Client : public transport::TransportReceiver {
     // Replicas whose newest reply is in Client::replies_ (bit per index).
     uint64_t answered = 0;
     int num_answered = 0;
+    int best_match = 0;  // most replies that match one another
     bool reconcile_sent = false;
     absl::Time sent;
   };
@@ -148,6 +157,11 @@ class Client : public transport::TransportReceiver {
   void OnCommitWait();
   absl::Duration CommitWait() const;
   void Complete(const std::string& result, bool fast);
+  // Replies the pending request needs before it can complete or the client
+  // acts (ClientConfig.await_replies); 0 when idle.
+  int RepliesAwaited() const;
+  // Tells the transport (or the shared endpoint) after any change of that.
+  void AwaitReplies();
 
   transport::Transport* transport_;
   ClientEndpoint* endpoint_ = nullptr;  // shared endpoint, or null

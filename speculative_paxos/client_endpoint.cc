@@ -37,6 +37,7 @@ void ClientEndpoint::Detach(Client* client) { clients_.erase(client->client_id()
 void ClientEndpoint::ReceiveMessage(const transport::Address& from,
                                     const transport::Envelope& msg) {
   // Parsed into reused messages: no allocation per reply in steady state.
+  delivering_ = true;
   if (msg.Is<Reply>()) {
     if (msg.Parse(&incoming_)) {
       ++stats_.reply_datagrams;
@@ -48,6 +49,22 @@ void ClientEndpoint::ReceiveMessage(const transport::Address& from,
       for (Reply& reply : *incoming_batch_.mutable_replies()) Deliver(&reply);
     }
   }
+  delivering_ = false;
+  UpdateAwait();
+}
+
+void ClientEndpoint::AwaitChanged() {
+  if (!delivering_) UpdateAwait();
+}
+
+void ClientEndpoint::UpdateAwait() {
+  if (options_.peers.empty()) return;
+  int fewest = 0;
+  for (const auto& [id, client] : clients_) {
+    const int n = client->RepliesAwaited();
+    if (n > 0 && (fewest == 0 || n < fewest)) fewest = n;
+  }
+  transport_->AwaitPeers(this, fewest);
 }
 
 void ClientEndpoint::Deliver(Reply* reply) {

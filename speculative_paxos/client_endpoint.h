@@ -72,6 +72,11 @@ class ClientEndpoint : public transport::TransportReceiver {
     (void)transport_->Send(this, to, msg);
   }
   void Deliver(Reply* reply);
+  // A client's RepliesAwaited changed: tell the transport the fewest any
+  // waiting client needs (with EndpointOptions.peers; after a received
+  // datagram's replies are all delivered, not per reply).
+  void AwaitChanged();
+  void UpdateAwait();
   void Flush();
   void SendOut(const transport::Address& to, RequestBatch* batch);
 
@@ -80,6 +85,7 @@ class ClientEndpoint : public transport::TransportReceiver {
   const transport::EndpointOptions options_;
   const size_t max_batch_bytes_;  // payload bytes of one batch datagram
   bool started_ = false;
+  bool delivering_ = false;  // in ReceiveMessage: UpdateAwait at its end
   absl::flat_hash_map<uint64_t, Client*> clients_;
   // A flush is posted; the token dies with the endpoint (posts may outlive it).
   bool flush_posted_ = false;

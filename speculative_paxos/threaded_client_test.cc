@@ -63,18 +63,24 @@ class Group {
 };
 
 std::unique_ptr<ThreadedClient> MakeClient(const std::vector<transport::Address>& replicas,
-                                           int concurrency) {
+                                           int concurrency, bool await_replies = false) {
   ThreadedClientOptions o;
   o.client.replicas = replicas;
+  o.client.await_replies = await_replies;
   o.concurrency = concurrency;
   absl::StatusOr<std::unique_ptr<ThreadedClient>> c = ThreadedClient::Create(o);
   EXPECT_TRUE(c.ok()) << c.status();
   return std::move(*c);
 }
 
-TEST(ThreadedClientTest, BlockingAndAsyncCalls) {
+// With and without ClientConfig.await_replies (UdpTransport's io_uring wait
+// for the replicas' replies on their own sockets).
+class AwaitRepliesTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(ThreadedClientTest, AwaitRepliesTest, ::testing::Bool());
+
+TEST_P(AwaitRepliesTest, BlockingAndAsyncCalls) {
   Group group;
-  std::unique_ptr<ThreadedClient> client = MakeClient(group.addresses(), 4);
+  std::unique_ptr<ThreadedClient> client = MakeClient(group.addresses(), 4, GetParam());
   ASSERT_TRUE(client->CallAndWait(KvApp::Put("k", "v0"), absl::Seconds(10)).ok());
   // 32 asynchronous PUTs to distinct keys, four in flight at a time.
   constexpr int kCalls = 32;
@@ -116,9 +122,9 @@ TEST(ThreadedClientTest, CallWithoutReplicasTimesOut) {
   both.WaitForNotification();
 }
 
-TEST(ThreadedClientTest, LeaderFailureIsHidden) {
+TEST_P(AwaitRepliesTest, LeaderFailureIsHidden) {
   Group group;
-  std::unique_ptr<ThreadedClient> client = MakeClient(group.addresses(), 2);
+  std::unique_ptr<ThreadedClient> client = MakeClient(group.addresses(), 2, GetParam());
   ASSERT_TRUE(client->CallAndWait(KvApp::Put("k", "before"), absl::Seconds(10)).ok());
   group.Crash(0);  // the leader of view 0
   // The remaining two replicas change view; the caller only sees results.

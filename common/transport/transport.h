@@ -25,10 +25,11 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include "absl/strings/string_view.h"
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/transport/address.h"
 #include "google/protobuf/message_lite.h"
@@ -97,6 +98,10 @@ struct EndpointOptions {
   // Interface address for outgoing multicast and for group joins; 0 = the
   // kernel's choice. On one host (tests), 127.0.0.1 keeps multicast on lo.
   uint32_t multicast_interface_ip = 0;
+  // Peers whose datagrams the receiver waits for in rounds (a Speculative
+  // Paxos client: its replicas). A transport may receive each peer's
+  // datagrams apart, so that AwaitPeers can sleep until enough of them came.
+  std::vector<Address> peers;
 };
 
 using TimerId = uint64_t;
@@ -137,6 +142,18 @@ class Transport {
   virtual bool CancelTimer(TimerId id) = 0;
   // The transport's clock: wall time on real transports, virtual on SimTransport.
   virtual absl::Time Now() const = 0;
+
+  // A hint from `receiver` (registered with EndpointOptions.peers): it can
+  // make no progress before datagrams from `n` of its peers arrived (or a
+  // timer fires), so the loop may sleep until then instead of waking for
+  // each one. n = 0: it needs nothing from its peers for now (their
+  // datagrams may wait for the next wake-up); 1, the default: wake for each.
+  // Holds until the next call. Datagrams from others, posts from other
+  // threads and timers still wake the loop at once. Default: ignored.
+  virtual void AwaitPeers(TransportReceiver* receiver, int n) {
+    (void)receiver;
+    (void)n;
+  }
 
   // Runs `cb` on the event loop as soon as possible. Thread-safe.
   virtual void Post(std::function<void()> cb) = 0;

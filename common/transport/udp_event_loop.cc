@@ -1,5 +1,6 @@
 // UdpTransport's event loop: batched receive and dispatch, timers (epoll_pwait2
-// timeouts), posts.
+// timeouts), posts. The io_uring wait used while peer sockets exist is in
+// udp_peer_wait.cc.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/epoll.h>
@@ -50,11 +51,21 @@ void UdpTransport::Run() {
         timeout.tv_nsec = ns % 1'000'000'000;
       }
     }
-    int n = epoll_pwait2(epoll_fd_, events, kMaxEvents, wait, nullptr);
+    int n;
+    if (peer_sockets_.empty() || ring_failed_) {
+      ++stats_.waits;
+      n = epoll_pwait2(epoll_fd_, events, kMaxEvents, wait, nullptr);
+    } else {
+      n = WaitWithPeers(wait, events, kMaxEvents);
+    }
     if (n < 0) {
       PCHECK(errno == EINTR) << "epoll_pwait2";
       n = 0;
     }
+    for (size_t i = 0; i < ready_peers_.size(); ++i) {
+      if (!ready_peers_[i]->closed) HandleReadable(ready_peers_[i]);
+    }
+    ready_peers_.clear();
     for (int i = 0; i < n; ++i) {
       Socket* s = static_cast<Socket*>(events[i].data.ptr);
       if (s->closed) continue;  // retired earlier in this iteration
@@ -72,6 +83,7 @@ void UdpTransport::Run() {
   FlushSends();
   in_loop_ = false;
   retired_.clear();
+  StopPeerRing();  // the next Run() may be on another thread
   prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(old_slack > 0 ? old_slack : 0));
   loop_thread_.store(std::thread::id(), std::memory_order_release);
   // Posts made on the loop thread that did not run yet wait for the next Run().

@@ -93,6 +93,7 @@ absl::Status UdpTransport::AddToEpoll(Socket* s) {
 }
 
 void UdpTransport::Retire(std::unique_ptr<Socket> s) {
+  if (s->kind == Socket::Kind::kPeer) ForgetPeerSocket(s.get());
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s->fd, nullptr);
   s->closed = true;
   // A batch being dispatched may still point at it: free after the iteration.
@@ -110,6 +111,13 @@ absl::StatusOr<Address> UdpTransport::Register(TransportReceiver* receiver,
   if (addr.is_multicast()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "UdpTransport::Register: ", addr.ToString(), " is multicast; use JoinGroup"));
+  }
+  for (const Address& peer : options.peers) {
+    if (peer.is_multicast() || peer.port() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("UdpTransport::Register: peer ",
+                                                     peer.ToString(), " of ", addr.ToString(),
+                                                     " is not a unicast address with a port"));
+    }
   }
   if (options.dscp > 63) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -138,11 +146,21 @@ absl::StatusOr<Address> UdpTransport::Register(TransportReceiver* receiver,
     return Errno("getsockname", addr);
   }
   Address bound(ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port));
+  // Set after bind, so the port the kernel picked is ours alone; the peer
+  // sockets then join it (udp_peer_wait.cc).
+  if (!options.peers.empty() && !SetOpt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) {
+    return Errno("SO_REUSEPORT", addr);
+  }
   if (absl::Status s = AddToEpoll(sock.get()); !s.ok()) return s;
-  Endpoint& ep = endpoints_[receiver];
+  Endpoint ep;
   ep.addr = bound;
   ep.options = options;
   ep.unicast = std::move(sock);
+  if (absl::Status s = OpenPeerSockets(&ep); !s.ok()) {
+    for (auto& peer : ep.peers) ForgetPeerSocket(peer.get());
+    return s;
+  }
+  endpoints_.emplace(receiver, std::move(ep));
   return bound;
 }
 
@@ -151,6 +169,7 @@ void UdpTransport::Unregister(TransportReceiver* receiver) {
   if (it == endpoints_.end()) return;
   FlushSends();  // queued sends may use its socket
   for (auto& [group, sock] : it->second.groups) Retire(std::move(sock));
+  for (auto& peer : it->second.peers) Retire(std::move(peer));
   Retire(std::move(it->second.unicast));
   endpoints_.erase(it);
 }

@@ -26,6 +26,21 @@
 // wakes the loop through an eventfd. Malformed datagrams are dropped and
 // counted by MalformedReason.
 //
+// Peers (EndpointOptions.peers, udp_peer_wait.cc): an endpoint that names its
+// peers gets, beside its unicast socket, one socket per peer bound to the same
+// port (SO_REUSEPORT) and connect()ed to that peer, so the kernel puts each
+// peer's datagrams on their own socket. While such sockets exist the loop
+// sleeps in io_uring (IORING_SETUP_DEFER_TASKRUN) instead of epoll_pwait2: one
+// single-shot poll per peer socket and one on the epoll instance (every other
+// socket, the eventfd), and io_uring_enter waits for as many completions as
+// the endpoints' AwaitPeers asked for. The kernel wakes such a waiter only
+// once that many poll wake-ups are queued, so a client waiting for three
+// replicas' replies is woken once per round instead of once per reply. The
+// epoll poll carries linked no-ops enough to end any such wait at once:
+// datagrams from non-peers, posts from other threads and Stop are not
+// delayed; timers bound every wait. If io_uring cannot be set up, peer
+// sockets join the epoll set instead (same delivery, a wake-up per datagram).
+//
 // Example:
 //   absl::StatusOr<std::unique_ptr<UdpTransport>> t = UdpTransport::Create();
 //   Echo echo(t->get());                  // registers at 127.0.0.1:0
@@ -37,7 +52,9 @@
 #define DCTK_COMMON_TRANSPORT_UDP_TRANSPORT_H_
 
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -66,6 +83,8 @@ class UdpTransport : public Transport {
     uint64_t receive_errors = 0;  // recvmmsg failures other than EAGAIN
     uint64_t send_syscalls = 0;   // sendmsg + sendmmsg calls
     uint64_t recv_syscalls = 0;   // recvmmsg calls that returned datagrams
+    uint64_t waits = 0;           // sleeps of the loop (epoll_pwait2 or io_uring_enter)
+    uint64_t ring_waits = 0;      // of which in io_uring (peer sockets)
     MalformedCounts malformed{};  // dropped datagrams, by reason
   };
 
@@ -84,6 +103,7 @@ class UdpTransport : public Transport {
   absl::Status LeaveGroup(TransportReceiver* receiver, const Address& group) override;
   absl::Status SendRaw(TransportReceiver* sender, const Address& to, uint32_t type_id,
                        absl::string_view payload) override;
+  void AwaitPeers(TransportReceiver* receiver, int n) override;
   TimerId Timer(absl::Duration delay, std::function<void()> cb) override;
   bool CancelTimer(TimerId id) override;
   absl::Time Now() const override { return absl::Now(); }
@@ -97,20 +117,27 @@ class UdpTransport : public Transport {
  private:
   // One epoll-registered file descriptor; epoll's data.ptr points at it.
   struct Socket {
-    enum class Kind { kUnicast, kGroup, kWake };
+    enum class Kind { kUnicast, kGroup, kWake, kPeer };
     Socket(int fd, Kind kind, TransportReceiver* receiver)
         : fd(fd), kind(kind), receiver(receiver) {}
     ~Socket();
     int fd;
     Kind kind;
-    TransportReceiver* receiver;  // kUnicast, kGroup
+    TransportReceiver* receiver;  // kUnicast, kGroup, kPeer
     bool closed = false;          // retired during dispatch; skip its datagrams
+    uint64_t poll_id = 0;         // kPeer: its armed io_uring poll, 0 if none
+  };
+  struct PeerRing;  // the io_uring instance (udp_peer_wait.cc)
+  struct PeerRingDeleter {
+    void operator()(PeerRing* ring) const;
   };
   struct Endpoint {
     Address addr;
     EndpointOptions options;
     std::unique_ptr<Socket> unicast;
     absl::flat_hash_map<Address, std::unique_ptr<Socket>> groups;
+    std::vector<std::unique_ptr<Socket>> peers;  // one per EndpointOptions.peers
+    int await = 1;                               // AwaitPeers
   };
   struct PendingSend {
     int fd;
@@ -132,6 +159,18 @@ class UdpTransport : public Transport {
   // Removes `s` from epoll and closes it now, or after the current dispatch.
   void Retire(std::unique_ptr<Socket> s);
 
+  // Peer sockets (udp_peer_wait.cc).
+  absl::Status OpenPeerSockets(Endpoint* ep);
+  // Sleeps like epoll_pwait2 (`wait` null: no timeout), first waiting in
+  // io_uring for as many peer datagrams as the endpoints await; fills
+  // ready_peers_ and returns the epoll events collected.
+  int WaitWithPeers(const timespec* wait, epoll_event* events, int max_events);
+  bool StartPeerRing();
+  void ArmPeerPolls();
+  unsigned PeerWaitCount() const;
+  void ForgetPeerSocket(Socket* s);
+  void StopPeerRing();
+
   void HandleReadable(Socket* s);
   void HandleWake();
   // The earliest live timer deadline (CLOCK_MONOTONIC ns; cancelled
@@ -149,6 +188,13 @@ class UdpTransport : public Transport {
   absl::flat_hash_map<TransportReceiver*, Endpoint> endpoints_;
   std::vector<std::unique_ptr<Socket>> retired_;
   bool in_loop_ = false;
+
+  // Peer sockets of every endpoint; the ring exists while Run() runs on the
+  // thread that made it (DEFER_TASKRUN rings have one issuer).
+  std::vector<Socket*> peer_sockets_;
+  std::unique_ptr<PeerRing, PeerRingDeleter> ring_;
+  bool ring_failed_ = false;  // io_uring unavailable: peer sockets are in epoll
+  std::vector<Socket*> ready_peers_;
 
   // Receive buffers: kRecvBatch datagrams of up to 64 KiB, allocated once.
   std::unique_ptr<char[]> recv_buf_;

@@ -1,7 +1,6 @@
 #include "common/transport/udp_transport.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,85 +14,16 @@
 #include "common/transport/framing.h"
 #include "common/transport/test_message.pb.h"
 #include "common/transport/timeout.h"
+#include "common/transport/udp_test_peer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace dctk::transport {
 namespace {
 
-using ::dctk::transport::testing::Ping;
-using ::dctk::transport::testing::Pong;
 using ::testing::ElementsAre;
 
 constexpr uint32_t kLoopbackIp = 0x7f000001;
-
-std::unique_ptr<UdpTransport> NewTransport() {
-  absl::StatusOr<std::unique_ptr<UdpTransport>> t = UdpTransport::Create();
-  EXPECT_TRUE(t.ok()) << t.status();
-  return std::move(*t);
-}
-
-// Runs the transport's loop on its own thread until Stop().
-class LoopThread {
- public:
-  explicit LoopThread(UdpTransport* t) : t_(t), thread_([t] { t->Run(); }) {}
-  ~LoopThread() { Join(); }
-  void Join() {
-    if (thread_.joinable()) thread_.join();
-  }
-  void StopAndJoin() {
-    t_->Stop();
-    Join();
-  }
-
- private:
-  UdpTransport* t_;
-  std::thread thread_;
-};
-
-// Records Pings (optionally answering with Pong) and Pongs; calls on_message.
-class Peer : public TransportReceiver {
- public:
-  Peer(UdpTransport* t, EndpointOptions opts = {}) : t_(t) {
-    absl::StatusOr<Address> a = t->Register(this, Address::Loopback(0), opts);
-    EXPECT_TRUE(a.ok()) << a.status();
-    addr_ = a.value_or(Address());
-  }
-  ~Peer() override { t_->Unregister(this); }
-
-  void ReceiveMessage(const Address& from, const Envelope& msg) override {
-    Ping ping;
-    Pong pong;
-    if (msg.Parse(&ping)) {
-      pings.push_back(ping.seq());
-      last_from = from;
-      if (echo) {
-        pong.set_seq(ping.seq());
-        EXPECT_TRUE(t_->Send(this, from, pong).ok());
-      }
-    } else if (msg.Parse(&pong)) {
-      pongs.push_back(pong.seq());
-    }
-    if (on_message) on_message();
-  }
-
-  void SendPing(const Address& to, uint64_t seq) {
-    Ping p;
-    p.set_seq(seq);
-    EXPECT_TRUE(t_->Send(this, to, p).ok());
-  }
-
-  const Address& addr() const { return addr_; }
-
-  std::vector<uint64_t> pings, pongs;
-  Address last_from;
-  bool echo = false;
-  std::function<void()> on_message;
-
- private:
-  UdpTransport* t_;
-  Address addr_;
-};
 
 TEST(UdpTransportTest, UnicastEchoBetweenTwoTransports) {
   auto ta = NewTransport(), tb = NewTransport();
@@ -457,14 +387,6 @@ TEST(UdpTransportTest, ReceiverMayUnregisterMidBatch) {
   t->Run();
   EXPECT_EQ(rx.received, 1);
   EXPECT_EQ(t->stats().received, 1u);
-}
-
-size_t OpenFds() {
-  size_t n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (readdir(d) != nullptr) ++n;
-  closedir(d);
-  return n;
 }
 
 TEST(UdpTransportTest, DestructionClosesEveryDescriptor) {

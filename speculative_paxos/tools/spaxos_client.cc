@@ -3,7 +3,7 @@
 //
 //   spaxos_client --config=shard.conf --group=shard0 [--protocol=spaxos|vr|fastpaxos|unreplicated]
 //                 [--multicast=shard0-ordered [--mom]] [--clients=4] [--duration=5s] [--warmup=1s]
-//                 [--op=null|put] [--verify] [--shared_endpoint]
+//                 [--op=null|put] [--verify] [--shared_endpoint] [--await_replies]
 //                 [--mom_fabric=shard.mom --node=client0]
 //
 // Load mode prints one line: protocol, clients, completed ops, throughput and
@@ -12,7 +12,10 @@
 // speculative success rate) and its latency histogram (whole run).
 // --shared_endpoint (default): the process's clients share one endpoint,
 // which sends the requests they issue together as one datagram per replica
-// (client_endpoint.h); --noshared_endpoint: one endpoint per client. --verify: each client PUTs rising
+// (client_endpoint.h); --noshared_endpoint: one endpoint per client.
+// --await_replies (default, spaxos): the loop sleeps until a request can have
+// its superquorum instead of waking for each reply (waits_per_op: the loop's
+// sleeps per completed operation). --verify: each client PUTs rising
 // values to its own key; after --duration every client reads its key back and
 // the value must be the last acknowledged one (no acknowledged write lost);
 // exits 1 otherwise. --mom_fabric: requests travel through a MOM group on
@@ -54,6 +57,9 @@ ABSL_FLAG(std::string, node, "",
           "with --mom_fabric: the sender node (of the cluster file) this process runs as");
 ABSL_FLAG(bool, shared_endpoint, true,
           "the clients share one endpoint that batches their requests (not with --mom)");
+ABSL_FLAG(bool, await_replies, true,
+          "spaxos: each replica's replies arrive on a socket of their own and the loop "
+          "sleeps until a request's superquorum can have answered (ClientConfig.await_replies)");
 
 namespace dctk::spaxos {
 namespace {
@@ -120,6 +126,10 @@ int Main() {
                               : ClientConfig::Mode::kLeader,
                   .resend_timeout = pc->request_timeout};
   if (pc->replicas[0].ip() >> 24 == 127) cc.endpoint.multicast_interface_ip = 0x7f000001;
+  if (pc->protocol == Protocol::kSpeculativePaxos && absl::GetFlag(FLAGS_await_replies)) {
+    cc.await_replies = true;
+    cc.endpoint.peers = pc->replicas;  // also for the shared endpoint
+  }
   if (absl::GetFlag(FLAGS_mom)) {
     if (!pc->multicast) {
       std::cerr << "--mom needs --multicast=<group>\n";
@@ -221,13 +231,16 @@ int Main() {
   };
   std::cout << absl::StrFormat(
       "protocol=%s clients=%d ops=%d throughput=%.0f/s p50_us=%.1f p99_us=%.1f fast=%d "
-      "slow=%d resends=%d early_commit=%d spec_success=%.4f datagrams_per_request=%.3f\n"
+      "slow=%d resends=%d early_commit=%d spec_success=%.4f datagrams_per_request=%.3f "
+      "waits_per_op=%.2f\n"
       "latency_histogram: %s\n",
       absl::GetFlag(FLAGS_protocol), n, lat.size(), lat.size() / secs, pct(0.5), pct(0.99),
       fast, slow, resends, early, total_stats.SpeculativeSuccessRate(),
       endpoint && endpoint->stats().requests > 0
           ? static_cast<double>(endpoint->stats().request_datagrams) / endpoint->stats().requests
           : 1.0,
+      total_stats.completed > 0 ? static_cast<double>((*udp)->stats().waits) / total_stats.completed
+                                : 0.0,
       total_stats.latency.ToString());
   return 0;
 }
