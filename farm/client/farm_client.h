@@ -173,17 +173,9 @@ class FarmClient {
     if (absl::Status s = ConnectCm(); !s.ok()) return s;
     cm::Command get;
     get.mutable_get();
-    absl::StatusOr<std::string> bytes = cm_->Call(server::CM_COMMAND, get.SerializeAsString(), absl::Seconds(5));
-    if (!bytes.ok()) {
-      if (!absl::IsUnavailable(bytes.status()) || bytes.status().message().find("starting") == std::string::npos) {
-        cm_.reset();
-      }
-      return bytes.status();
-    }
-    cm::Result r;
-    if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
-    if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
-    return r.config();
+    absl::StatusOr<cm::Result> r = CallCm(cm_, get);
+    if (!r.ok()) return r.status();
+    return r->config();
   }
 
   // TxClientOptions::suspect: the coordinator (this client's thread) found
@@ -191,11 +183,9 @@ class FarmClient {
   // the commit about a lease later.
   void Suspect(fabric::MachineId m) {
     absl::Status s = ConnectCm();
-    if (s.ok()) s = CallCm(*cm_, cm::SuspectCommand(m, fabric_->machine_id())).status();
-    if (s.ok()) return;
-    LOG(WARNING) << "client " << fabric_->machine_id() << ": reporting machine " << m
-                 << " to the CM: " << s;
-    if (!absl::IsNotFound(s) && !absl::IsInvalidArgument(s)) cm_.reset();  // else: the CM answered
+    if (s.ok()) s = CallCm(cm_, cm::SuspectCommand(m, fabric_->machine_id())).status();
+    LOG_IF(WARNING, !s.ok()) << "client " << fabric_->machine_id() << ": reporting machine " << m
+                             << " to the CM: " << s;
   }
 
   // A Refresh's configuration (client thread). One older than what the lease
@@ -218,8 +208,13 @@ class FarmClient {
     learned_from_lease_.fetch_add(1);
   }
 
-  absl::StatusOr<cm::Result> CallCm(server::ControlChannel& ch, const cm::Command& c) {
-    absl::StatusOr<std::string> bytes = ch.Call(server::CM_COMMAND, c.SerializeAsString(), absl::Seconds(5));
+  // One command on `ch`; a channel that a transport error broke is dropped
+  // (the caller connects again), one the CM answered with an error is kept.
+  absl::StatusOr<cm::Result> CallCm(std::unique_ptr<server::ControlChannel>& ch,
+                                    const cm::Command& c) {
+    absl::StatusOr<std::string> bytes =
+        ch->Call(server::CM_COMMAND, c.SerializeAsString(), absl::Seconds(5));
+    if (ch->broken()) ch.reset();
     if (!bytes.ok()) return bytes.status();
     cm::Result r;
     if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
@@ -235,20 +230,21 @@ class FarmClient {
     join.mutable_join()->set_machine(fabric_->machine_id());
     join.mutable_join()->set_endpoint(fabric_->endpoint());
     join.mutable_join()->set_client(true);
-    absl::StatusOr<cm::Result> r = CallCm(*lease_cm_, join);
+    absl::StatusOr<cm::Result> r = CallCm(lease_cm_, join);
     if (!r.ok()) return r.status();
     const int64_t lease_ms = std::max<int64_t>(3, r->config().lease_ms());
     lease_thread_ = std::thread([this, lease_ms] {
       while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(lease_ms / 3))) {
+        if (lease_cm_ == nullptr) {  // a transport error broke it
+          auto again = server::ControlChannel::Connect(o_.cm_address);
+          if (!again.ok()) continue;
+          lease_cm_ = std::move(*again);
+        }
         cm::Command renew;
         renew.mutable_renew()->set_machine(fabric_->machine_id());
-        absl::StatusOr<cm::Result> r = CallCm(*lease_cm_, renew);
+        absl::StatusOr<cm::Result> r = CallCm(lease_cm_, renew);
         if (absl::IsNotFound(r.status())) return;  // removed: our transactions were recovered
         if (r.ok() && r->has_config()) LearnFromLease(r->config());
-        if (!r.ok()) {
-          auto again = server::ControlChannel::Connect(o_.cm_address);
-          if (again.ok()) lease_cm_ = std::move(*again);
-        }
       }
     });
     return absl::OkStatus();

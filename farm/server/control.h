@@ -66,6 +66,11 @@ class ControlChannel {
   // server replied with (a whole frame) leaves the channel usable.
   absl::StatusOr<std::string> Call(uint16_t method, absl::string_view request, absl::Duration timeout);
   const std::string& address() const { return address_; }
+  // Whether a transport error broke the channel (connect again).
+  bool broken() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
+    return !broken_.ok();
+  }
 
  private:
   ControlChannel(std::string address, int fd) : address_(std::move(address)), fd_(fd) {}
