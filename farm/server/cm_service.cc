@@ -194,6 +194,13 @@ void CmService::Monitor() {
           LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
           channels_.erase(m);
         }
+        // As in FaRM, the regions that lost a copy get their new backups in
+        // the removal's own reconfiguration: one stop of those regions, not
+        // a second one a Tick later.
+        if (o_.rereplicate) {
+          absl::StatusOr<bool> placed = PlaceNewBackups();
+          LOG_IF(ERROR, !placed.ok()) << "CM: placing new backups: " << placed.status();
+        }
         absl::Status s = Recover(removed, o_.blocking_recovery);
         LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
         if (o_.restore_when_down && ClusterDown(config())) BeginRestart();
@@ -204,16 +211,16 @@ void CmService::Monitor() {
         BeginRestart();
         continue;
       }
-      if (o_.rereplicate && ShortOfCopies(config())) {
-        cm::Result added = Execute(cm::AddBackupsCommand());
-        LOG_IF(ERROR, added.code() != 0) << "CM: AddBackups: " << StatusOfResult(added);
-        for (const cm::AddedBackup& a : added.added()) {
-          LOG(INFO) << "CM: region " << a.region() << " gets a new backup on machine " << a.machine();
-        }
-      }
       if (o_.rereplicate) {
-        absl::Status s = HostNewBackups();
-        LOG_IF(ERROR, !s.ok()) << "CM: hosting new backups: " << s;
+        // Every later commit sends COMMIT-BACKUP to the new backups: the
+        // copy's consistency rests on that (see farm/README.md,
+        // "Re-replication").
+        absl::StatusOr<bool> placed = PlaceNewBackups();
+        LOG_IF(ERROR, !placed.ok()) << "CM: placing new backups: " << placed.status();
+        if (placed.ok() && *placed) {
+          absl::Status s = Recover({}, o_.blocking_recovery);
+          LOG_IF(ERROR, !s.ok()) << "CM: installing new backups: " << s;
+        }
       }
       // A storage machine that joined the running cluster (a restarted one
       // comes back as a new machine) changed the configuration id; clients
@@ -279,7 +286,14 @@ absl::Status CmService::HostReplica(const cm::Region& region, uint32_t machine) 
   return set.code() == 0 ? absl::OkStatus() : StatusOfResult(set);
 }
 
-absl::Status CmService::HostNewBackups() {
+absl::StatusOr<bool> CmService::PlaceNewBackups() {
+  if (ShortOfCopies(config())) {
+    cm::Result added = Execute(cm::AddBackupsCommand());
+    if (added.code() != 0) return StatusOfResult(added);
+    for (const cm::AddedBackup& a : added.added()) {
+      LOG(INFO) << "CM: region " << a.region() << " gets a new backup on machine " << a.machine();
+    }
+  }
   const cm::Configuration c = config();
   bool hosted = false;
   for (const cm::Region& region : c.regions()) {
@@ -289,9 +303,7 @@ absl::Status CmService::HostNewBackups() {
       hosted = true;
     }
   }
-  // Every later commit sends COMMIT-BACKUP to the new backups: the copy's
-  // consistency rests on that (see farm/README.md, "Re-replication").
-  return hosted ? Recover({}, o_.blocking_recovery) : absl::OkStatus();
+  return hosted;
 }
 
 absl::StatusOr<bool> CmService::CopyStep() {
@@ -320,11 +332,9 @@ absl::StatusOr<bool> CmService::CopyStep() {
         stats_.bytes_copied += parsed.objects().size();
       }
       if (copy.next < region.size()) return true;
-      // Copied objects reach the backup's files only with its next
-      // checkpoint (chunks are not logged): take it before the copy counts,
-      // so a restart from the files finds the whole region there.
-      absl::StatusOr<std::string> on_file = CallMachine(rep.machine(), CHECKPOINT, "");
-      if (!on_file.ok()) return on_file.status();
+      // The backup logged every chunk it applied (COPIED records), so a
+      // restart from its files has the whole copy without a checkpoint
+      // (which would stop its server thread while it writes every region).
       cm::Result up = Execute(cm::CaughtUpCommand(region.id(), rep.machine(), rep.added_in()));
       const absl::Duration took = absl::Now() - copy.start;
       copies_.erase({region.id(), rep.machine(), rep.added_in()});

@@ -30,10 +30,11 @@
 //     a storage machine holds none of it, the CM picks new backups
 //     (AddBackups), has them host the region, reconfigures (recovery's
 //     steps: the regions that got a backup stop until the machines follow
-//     the new configuration, so every later commit reaches them), then
-//     copies each region from its primary chunk by chunk between Ticks
-//     (COPY_CHUNK at the primary, APPLY_CHUNK at the backup), has the backup
-//     checkpoint (copied objects are not logged) and marks it CaughtUp.
+//     the new configuration, so every later commit reaches them; after a
+//     removal, in the removal's own reconfiguration), then copies each
+//     region from its primary chunk by chunk between Ticks (COPY_CHUNK at
+//     the primary, APPLY_CHUNK at the backup, which logs it) and marks the
+//     backup CaughtUp.
 // Clients read the configuration with a Get command, and report a storage
 // machine that does not answer with Suspect (it gets no more lease
 // renewals, so it fences itself and is removed when its lease runs out).
@@ -157,10 +158,12 @@ class CmService {
   // configuration stop; `blocking`: every region stops (a restart).
   absl::Status Recover(const std::vector<uint32_t>& removed, bool blocking = false);
   bool ShortOfCopies(const cm::Configuration& c) const;
-  // Hosts every new backup without a key yet, then reconfigures.
   // Asks `machine` to host a copy of `region` and records its fabric key.
   absl::Status HostReplica(const cm::Region& region, uint32_t machine);
-  absl::Status HostNewBackups();
+  // Picks new backups for the regions short of copies (AddBackups) and has
+  // every new backup without a key yet host its region; true if any did.
+  // The caller's Recover installs them.
+  absl::StatusOr<bool> PlaceNewBackups();
   // Copies one chunk to the first copying backup; false when none is left.
   absl::StatusOr<bool> CopyStep();
   absl::StatusOr<std::string> CallMachine(uint32_t machine, uint16_t method, const std::string& req);

@@ -78,8 +78,9 @@ ABSL_FLAG(std::string, checkpoint_dir, "",
           "directory for <name>.ckpt (the checkpoint) and <name>.state (machine id, last configuration); "
           "empty: --txlog_dir");
 ABSL_FLAG(int64_t, checkpoint_every_kb, 64 << 10,
-          "checkpoint after this many KiB of log (the log before it is deleted, so restart replays at most this "
-          "much); 0: only after a re-replication copy");
+          "checkpoint after this many KiB of log (the log before it is deleted, so restart replays "
+          "at most this "
+          "much); 0: none (the log is never trimmed)");
 ABSL_FLAG(int64_t, log_segment_kb, 4 << 10, "transaction log segment size in KiB (the unit the log is trimmed by)");
 ABSL_FLAG(int, ship_workers, 0,
           "threads running the transactions clients ship to this machine (role=machine); 0: none");

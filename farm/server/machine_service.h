@@ -7,7 +7,7 @@
 // per-region recovery's BLOCK names the regions that stop, the others keep
 // serving the new configuration),
 // re-replication (copy a chunk of a region it is primary of; apply a chunk to
-// a region it is a new backup of; checkpoint once caught up) and a
+// a region it is a new backup of, logging it) and a
 // whole-cluster restart (report the configuration kept on file; restore the
 // regions the CM places here from the checkpoint and log suffix).
 //
@@ -40,7 +40,8 @@
 // Example:
 //   auto svc = MachineService<ShmFabric>::Start(
 //       {.id = 1, .cm_address = "127.0.0.1:4000",
-//        .files = {.log = "/var/farm/m1.txlog", .checkpoint = "/var/farm/m1.ckpt", .state = "/var/farm/m1.state"}},
+//        .files = {.log = "/var/farm/m1.txlog", .checkpoint = "/var/farm/m1.ckpt", .state =
+//        "/var/farm/m1.state"}},
 //       [](fabric::MachineId id) { return ShmFabric::Create({.machine_id = id}); });
 //   // serves until destroyed; (*svc)->id() is this incarnation's machine id
 #ifndef DCTK_FARM_SERVER_MACHINE_SERVICE_H_
@@ -85,8 +86,8 @@ struct MachineServiceOptions {
   MachinePaths files;  // files.log empty: no files (nothing survives a restart)
   tx::FsyncPolicy fsync = tx::FsyncPolicy::kNever;
   uint64_t log_segment_bytes = 4 << 20;
-  // A checkpoint every so many bytes of log (0: only when the CM asks, after
-  // a re-replication copy).
+  // A checkpoint every so many bytes of log (0: none; the log is never
+  // trimmed).
   uint64_t checkpoint_every_log_bytes = 64 << 20;
   // Called after a whole-cluster restart restored this machine's regions.
   std::function<void(fabric::MachineId, const RestoreReply&)> on_restored;
@@ -427,12 +428,6 @@ class MachineService {
         if (absl::Status s = RecordConfiguration(*c); !s.ok()) return s;
         return std::string();
       }
-      case CHECKPOINT: {
-        if (!has_files()) return std::string();
-        absl::Status s = Paused([&] { return p.TakeCheckpoint(o_.files.checkpoint, SyncFiles()).status(); });
-        if (!s.ok()) return s;
-        return std::string();
-      }
       case RESTORABLE: {
         Restorable out;
         absl::MutexLock l(&files_mu_);
@@ -535,11 +530,6 @@ class MachineService {
 
   // Runs `fn` with the server thread stopped, so that it never races a
   // periodic checkpoint (TxMachine takes those from its server thread).
-  template <typename Fn>
-  absl::Status Paused(Fn fn) {
-    absl::MutexLock l(&files_mu_);
-    return PausedLocked(fn);
-  }
   template <typename Fn>
   absl::Status PausedLocked(Fn fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(files_mu_) {
     if (fenced_) return absl::FailedPreconditionError(absl::StrCat("machine ", id_, " is fenced"));
@@ -766,7 +756,7 @@ class MachineService {
   std::vector<cm::Machine> members_ ABSL_GUARDED_BY(wire_mu_);      // other storage machines
   std::vector<absl::flat_hash_set<fabric::MachineId>> ship_wired_ ABSL_GUARDED_BY(wire_mu_);  // per ship worker
   // Restart (files kept at start, applied at RESTORE) and pausing the server
-  // thread for checkpoints the CM asks for.
+  // thread for the checkpoints a restart takes.
   absl::Mutex files_mu_;
   bool restore_ ABSL_GUARDED_BY(files_mu_) = false;
   RestoreInputs inputs_ ABSL_GUARDED_BY(files_mu_);
