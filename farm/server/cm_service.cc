@@ -115,6 +115,7 @@ absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view
   if (c.has_renew()) c.mutable_renew()->set_now_ms(o_.now_ms());
   if (c.has_get()) {
     absl::MutexLock l(&mu_);
+    if (!bootstrap_failed_.ok()) return bootstrap_failed_;
     if (!ready_) return absl::UnavailableError("CM: the cluster is still starting (regions not placed)");
   }
   if (!c.has_join() && !c.has_renew() && !c.has_get() && !c.has_suspect()) {
@@ -141,7 +142,7 @@ absl::StatusOr<std::string> CmService::CallMachine(uint32_t machine, uint16_t me
     it = channels_.emplace(machine, std::move(*ch)).first;
   }
   absl::StatusOr<std::string> r = it->second->Call(method, req, absl::Seconds(10));
-  if (!r.ok() && (absl::IsUnavailable(r.status()) || absl::IsDeadlineExceeded(r.status()))) channels_.erase(machine);
+  if (it->second->broken()) channels_.erase(machine);
   return r;
 }
 
@@ -174,6 +175,13 @@ void CmService::Monitor() {
       if (!all_joined && (storage == 0 || absl::Now() - first_join < o_.restart_wait)) continue;
       if (absl::Now() < next_bootstrap) continue;
       absl::Status s = Bootstrap(all_joined);
+      if (absl::IsDataLoss(s)) {
+        LOG(ERROR) << "CM: bootstrap failed, not retried: " << s;
+        absl::MutexLock l(&mu_);
+        bootstrap_failed_ = s;
+        next_bootstrap = absl::InfiniteFuture();
+        continue;
+      }
       if (!s.ok()) {
         LOG(ERROR) << "CM: bootstrap: " << s;
         next_bootstrap = absl::Now() + tick;  // retried every lease/4
@@ -400,6 +408,15 @@ absl::Status CmService::BootstrapFromFiles(const SavedFiles& saved, bool all_joi
   for (const cm::Machine& m : plan->machines()) {
     if (m.client()) continue;
     absl::StatusOr<std::string> r = CallMachine(m.id(), RESTORE, plan->SerializeAsString());
+    if (absl::IsDataLoss(r.status())) {
+      // The machine answered (transport errors are Unavailable): its files
+      // cannot be restored, and a retry would replay the same files.
+      return absl::DataLossError(
+          absl::StrCat("CM restart: machine ", m.id(),
+                       " cannot restore its regions from its files: ", r.status().message(),
+                       "; the cluster stays down (repair or delete that machine's files, then "
+                       "restart it and the CM)"));
+    }
     if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat("machine ", m.id(), ": ", r.status().message()));
     RestoreReply reply;
     if (!reply.ParseFromString(*r)) return absl::DataLossError(absl::StrCat("CM: machine ", m.id(), ": malformed RestoreReply"));

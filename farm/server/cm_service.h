@@ -11,7 +11,9 @@
 //     restart, local state only): then it restores the newest one any kept
 //     (restart_plan.h), each machine loads its regions from its checkpoint
 //     and log suffix (RESTORE), and recovery decides the transactions that
-//     were in flight at the crash;
+//     were in flight at the crash; a machine whose files cannot be restored
+//     (it answers RESTORE with DataLoss) ends the bootstrap for good: it is
+//     not retried, and Get answers with that error, naming the machine;
 //   - with `restore_when_down`, the same restore when every machine died
 //     while the service ran on (the replicated CM of the integration): the
 //     state enters restarting (BeginRestart), the machines rejoin with their
@@ -173,6 +175,9 @@ class CmService {
   cm::ConfigState state_ ABSL_GUARDED_BY(mu_);     // used without o_.execute
   cm::Configuration config_ ABSL_GUARDED_BY(mu_);  // after the last command
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  // A bootstrap that cannot succeed (a machine's files cannot be restored):
+  // not retried; Get answers with it.
+  absl::Status bootstrap_failed_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> installed_{0};  // the configuration id the machines were last given
   cm::Configuration installed_config_;  // and that configuration (Monitor thread only)
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);

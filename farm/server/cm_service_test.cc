@@ -3,7 +3,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "farm/server/control.pb.h"
 #include "gtest/gtest.h"
 
@@ -117,6 +119,80 @@ TEST(CmServiceExecutor, RestartWithOtherParametersIsRefused) {
   absl::Status s = cm.Start("127.0.0.1");
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
   EXPECT_NE(s.message().find("replicas=3"), std::string::npos) << s;
+}
+
+// A storage machine that kept `saved` on file and whose files cannot be
+// restored: it answers RESTORE with DataLoss.
+class DamagedMachine {
+ public:
+  explicit DamagedMachine(cm::Configuration saved)
+      : saved_(std::move(saved)),
+        server_([this](uint16_t method, absl::string_view) { return Handle(method); }) {}
+  absl::Status Start() { return server_.Start("127.0.0.1"); }
+  const std::string& address() const { return server_.address(); }
+  int restores() {
+    absl::MutexLock l(&mu_);
+    return restores_;
+  }
+
+ private:
+  absl::StatusOr<std::string> Handle(uint16_t method) {
+    if (method == RESTORABLE) {
+      Restorable kept;
+      *kept.mutable_config() = saved_;
+      return kept.SerializeAsString();
+    }
+    if (method == RESTORE) {
+      absl::MutexLock l(&mu_);
+      ++restores_;
+      return absl::DataLossError(
+          "restoring from m1.ckpt and m1.txlog.*: log record 7 does not follow the checkpoint");
+    }
+    return absl::InvalidArgumentError(absl::StrCat("unexpected method ", method));
+  }
+
+  const cm::Configuration saved_;
+  absl::Mutex mu_;
+  int restores_ ABSL_GUARDED_BY(mu_) = 0;
+  ControlServer server_;
+};
+
+TEST(CmServiceRestart, UnrestorableFilesEndTheBootstrapWithTheMachinesReason) {
+  cm::ConfigState before;  // the cluster the machine's files were written under
+  before.Execute(cm::InitCommand(1, 1 << 20, 40));
+  before.Execute(cm::JoinCommand(1, "endpoint-1", "control-1", 0));
+  ASSERT_EQ(before.Execute(cm::CreateRegionCommand()).code(), 0);
+  DamagedMachine machine(before.config());
+  ASSERT_TRUE(machine.Start().ok());
+
+  CmServiceOptions o;
+  o.replicas = 1;
+  o.region_size = 1 << 20;
+  o.regions = 1;
+  o.lease_ms = 40;  // the bootstrap would be retried every 10 ms
+  o.expected_machines = {1};
+  CmService cm(o);
+  ASSERT_TRUE(cm.Start("127.0.0.1").ok());
+  cm::Result joined = Call(cm, cm::JoinCommand(1, "endpoint-1", machine.address(), 0));
+  ASSERT_EQ(joined.code(), 0) << joined.message();
+
+  auto ch = ControlChannel::Connect(cm.address());
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  absl::Status get;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  do {  // Unavailable while the CM is still starting
+    absl::SleepFor(absl::Milliseconds(5));
+    get = (*ch)->Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status();
+  } while (absl::IsUnavailable(get) && absl::Now() < deadline);
+  EXPECT_TRUE(absl::IsDataLoss(get)) << get;
+  EXPECT_NE(get.message().find("machine 1 cannot restore"), std::string::npos) << get;
+  EXPECT_NE(get.message().find("log record 7 does not follow the checkpoint"), std::string::npos)
+      << get;
+  // Not retried: 20 more bootstrap periods pass without another RESTORE.
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(machine.restores(), 1);
+  EXPECT_TRUE(absl::IsDataLoss(
+      (*ch)->Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status()));
 }
 
 }  // namespace

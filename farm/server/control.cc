@@ -190,7 +190,7 @@ absl::StatusOr<std::string> ControlChannel::CallLocked(uint16_t method, absl::st
   s = ReadFull(fd_, &out_len, 4, deadline);
   if (!s.ok()) return broken(s);
   if (out_len < 1 || out_len > kMaxFrame) {
-    return broken(absl::DataLossError(absl::StrCat("control: bad reply frame from ", address_)));
+    return broken(absl::UnavailableError(absl::StrCat("control: bad reply frame from ", address_)));
   }
   std::string body(out_len, '\0');
   s = ReadFull(fd_, body.data(), body.size(), deadline);

@@ -61,9 +61,10 @@ class ControlChannel {
  public:
   static absl::StatusOr<std::unique_ptr<ControlChannel>> Connect(const std::string& address);
   ~ControlChannel();
-  // After a transport error or timeout the channel is broken (every later
-  // call fails Unavailable, naming that error): connect again. An error the
-  // server replied with (a whole frame) leaves the channel usable.
+  // After a transport error (Unavailable) or timeout (DeadlineExceeded) the
+  // channel is broken (every later call fails Unavailable, naming that
+  // error): connect again. An error the server replied with (a whole frame,
+  // any code) leaves the channel usable.
   absl::StatusOr<std::string> Call(uint16_t method, absl::string_view request, absl::Duration timeout);
   const std::string& address() const { return address_; }
   // Whether a transport error broke the channel (connect again).
