@@ -23,7 +23,7 @@ size_t LinePayloadSize(size_t line) { return line == 0 ? kFirstLinePayload : kLi
 }  // namespace
 
 void InitObject(uint8_t* obj, size_t lines) {
-  for (size_t i = 0; i < lines; ++i) Store(Word(obj, i, kLineWords - 1), 1);
+  for (size_t i = 0; i < lines; ++i) Store(Word(obj, i, kLineWords - 1), LineVersionWord(1, i));
   Store(Word(obj, 0, 0), kAllocatedBit | 1);
 }
 
@@ -32,18 +32,34 @@ void FreeObjectLocked(uint8_t* obj) {
   Store(Word(obj, 0, 0), (VersionOf(h) + 1) & kVersionMask);
 }
 
+namespace {
+uint64_t LineVersionIn(const uint8_t* copy, size_t line) {
+  uint64_t word;
+  std::memcpy(&word, copy + line * kLineSize + (kLineWords - 1) * 8, 8);
+  return word;
+}
+}  // namespace
+
+bool StartsObject(const uint8_t* copy) { return (LineVersionIn(copy, 0) & kObjectStartBit) != 0; }
+
 absl::Status CheckSnapshot(const uint8_t* copy, size_t lines) {
   uint64_t header;
   std::memcpy(&header, copy, 8);
   if (!IsAllocated(header)) return absl::FailedPreconditionError("no object allocated here");
+  // Before the lock bit: a "header" inside another object is payload, which
+  // may claim a lock no writer will ever release.
+  if (!StartsObject(copy)) {
+    return absl::FailedPreconditionError(
+        "not the start of an object (the line there is inside another object)");
+  }
   if (IsLocked(header)) return absl::UnavailableError("object is locked by a writer");
   const uint64_t v = VersionOf(header);
   for (size_t i = 0; i < lines; ++i) {
-    uint64_t line_version;
-    std::memcpy(&line_version, copy + i * kLineSize + (kLineWords - 1) * 8, 8);
-    if (line_version != v) {
+    const uint64_t line_version = LineVersionIn(copy, i);
+    if (line_version != LineVersionWord(v, i)) {
       return absl::UnavailableError(absl::StrCat("torn read: line ", i, " at version ",
-                                                 line_version, ", header at ", v));
+                                                 line_version & ~kObjectStartBit, ", header at ",
+                                                 v));
     }
   }
   return absl::OkStatus();
@@ -71,7 +87,7 @@ void ObjectWriter::Write(uint8_t* obj, size_t lines, const void* payload, size_t
   size_t done = 0;
   for (size_t line = 0; line < lines; ++line) {
     // Version first, then payload: see the header comment.
-    Store(Word(obj, line, kLineWords - 1), next);
+    Store(Word(obj, line, kLineWords - 1), LineVersionWord(next, line));
     const size_t begin = LinePayloadBegin(line);
     for (size_t w = begin / 8; w < kLineWords - 1; ++w) {
       uint64_t word = 0;

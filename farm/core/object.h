@@ -5,12 +5,20 @@
 // that line's version, the version of the write that last changed the line.
 // Payload fills the rest: 48 bytes in line 0, 56 in each further line.
 //
-//   line 0: [header][payload x 6 words][line version]
+//   line 0: [header][payload x 6 words][line version | start bit]
 //   line i: [payload x 7 words][line version]
 //
 // A one-sided read copies the whole object in ascending order (8-byte atomic
 // words, or whole lines on an RDMA NIC) and is a consistent snapshot iff the
 // header is unlocked and every line version equals the header's version.
+//
+// Line 0's version word also carries the start bit, which no other line's
+// has. Payload can hold any word, so a reader given an address that is not
+// (or no longer) the start of an object, e.g. one inside a larger object that
+// reused a freed object's memory, may find a word there that looks like an
+// allocated header at the right version; it cannot find the start bit, since
+// version words are written only by the writers below, and every write stores
+// each line's version word before that line's payload.
 // Writers store a line's version BEFORE its payload words (release stores);
 // the reader loads the version AFTER the payload (acquire loads), so a read
 // that saw any word of a newer write also sees that line's newer version and
@@ -46,6 +54,8 @@ inline constexpr size_t kLinePayload = 56;
 inline constexpr uint64_t kLockBit = uint64_t{1} << 63;
 inline constexpr uint64_t kAllocatedBit = uint64_t{1} << 62;
 inline constexpr uint64_t kVersionMask = kAllocatedBit - 1;
+// In a line's version word: this line is line 0 of an object.
+inline constexpr uint64_t kObjectStartBit = uint64_t{1} << 63;
 
 constexpr uint64_t VersionOf(uint64_t header) { return header & kVersionMask; }
 constexpr bool IsLocked(uint64_t header) { return (header & kLockBit) != 0; }
@@ -59,6 +69,10 @@ constexpr size_t ObjectLines(size_t payload) {
 }
 constexpr size_t ObjectBytes(size_t payload) { return ObjectLines(payload) * kLineSize; }
 constexpr size_t PayloadCapacity(size_t lines) { return kFirstLinePayload + (lines - 1) * kLinePayload; }
+// The version word of line `line` of an object at `version`.
+constexpr uint64_t LineVersionWord(uint64_t version, size_t line) {
+  return line == 0 ? version | kObjectStartBit : version;
+}
 
 // Marks `lines` zeroed lines at `obj` (64-byte aligned) as an allocated object
 // at version 1. Not concurrent with readers' expectations of its old contents.
@@ -67,8 +81,12 @@ void InitObject(uint8_t* obj, size_t lines);
 void FreeObjectLocked(uint8_t* obj);
 
 // Checks a copy taken by a one-sided read: OK if consistent; Unavailable if
-// locked or torn (retry); FailedPrecondition if no object is allocated there.
+// locked or torn (retry); FailedPrecondition if no object is allocated there,
+// or if the header looks allocated but the copy's first line is not line 0
+// of an object (!StartsObject: the address is inside another object).
 absl::Status CheckSnapshot(const uint8_t* copy, size_t lines);
+// Whether the line at `copy` is line 0 of an object (its start bit is set).
+bool StartsObject(const uint8_t* copy);
 // Copies the payload out of a consistent snapshot (skipping header and versions).
 void ExtractPayload(const uint8_t* copy, void* out, size_t len);
 

@@ -74,5 +74,32 @@ TEST(ObjectWriterTest, SnapshotMixingTwoWritesIsRejected) {
   EXPECT_EQ(CheckSnapshot(mixed.bytes, lines).code(), absl::StatusCode::kUnavailable);
 }
 
+// A copy taken at line 1 of an object whose payload there is a word that
+// looks like a header (allocated, at the object's version; or locked): the
+// start bit of line 0's version word is what tells it from an object.
+TEST(ObjectWriterTest, LineInsideAnObjectIsNotTakenForAnObject) {
+  Lines mem;
+  const size_t lines = 3;
+  InitObject(mem.bytes, lines);
+  uint64_t payload[PayloadCapacity(lines) / 8] = {};
+  payload[6] = kAllocatedBit | 2;  // payload bytes 48..55: line 1's first word
+  ASSERT_TRUE(ObjectWriter::TryLock(mem.bytes, 1));
+  ObjectWriter::Write(mem.bytes, lines, payload, sizeof(payload));
+  ObjectWriter::Unlock(mem.bytes, /*bump_version=*/true);
+  ASSERT_TRUE(CheckSnapshot(mem.bytes, lines).ok());
+  EXPECT_TRUE(StartsObject(mem.bytes));
+  const uint8_t* line1 = mem.bytes + kLineSize;
+  EXPECT_FALSE(StartsObject(line1));
+  absl::Status s = CheckSnapshot(line1, 1);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("not the start of an object"), absl::string_view::npos) << s;
+  // Payload claiming a lock no writer holds: not retried as locked.
+  payload[6] = kLockBit | kAllocatedBit | 3;
+  ASSERT_TRUE(ObjectWriter::TryLock(mem.bytes, 2));
+  ObjectWriter::Write(mem.bytes, lines, payload, sizeof(payload));
+  ObjectWriter::Unlock(mem.bytes, /*bump_version=*/true);
+  EXPECT_EQ(CheckSnapshot(line1, 1).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace dctk::farm

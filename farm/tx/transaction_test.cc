@@ -96,6 +96,57 @@ TEST(TransactionTest, ValidationCatchesAChangedReadSet) {
   EXPECT_TRUE(t3.Commit().ok());
 }
 
+// A region other than `a`'s.
+RegionId OtherRegion(ShmCluster& c, GlobalAddress a) {
+  RegionId region = 0;
+  for (const RegionInfo& r : c.table().All()) {
+    if (r.id != a.region()) region = r.id;
+  }
+  EXPECT_NE(region, 0u);
+  return region;
+}
+
+// Two 8-byte objects at the start of `region`'s first block, one line apart.
+std::pair<GlobalAddress, GlobalAddress> AdjacentCounters(ShmCluster& c, RegionId region) {
+  auto tx = c.client(1).Begin();
+  const GlobalAddress first = *tx.Alloc(8, GlobalAddress(region, 0));
+  const GlobalAddress x = *tx.Alloc(8, GlobalAddress(region, 0));
+  EXPECT_TRUE(tx.Write(first, U64(1)).ok());
+  EXPECT_TRUE(tx.Write(x, U64(1)).ok());
+  EXPECT_TRUE(tx.Commit().ok());
+  EXPECT_EQ(first.offset() + kLineSize, x.offset());
+  return {first, x};
+}
+
+// Frees `first` and `x` (their block empties), then commits a 100-byte object
+// in its place (128-byte slots now: line 1 of the object at `first` starts at
+// x) whose payload bytes 48..55, the word at x, are `word_at_x`.
+void ReuseForALargerObject(ShmCluster& c, GlobalAddress first, GlobalAddress x,
+                           uint64_t word_at_x) {
+  {
+    auto tx = c.client(3).Begin();
+    ASSERT_TRUE(tx.Free(first).ok());
+    ASSERT_TRUE(tx.Free(x).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  auto tx = c.client(3).Begin();
+  absl::StatusOr<GlobalAddress> z = tx.Alloc(100, GlobalAddress(first.region(), 0));
+  ASSERT_TRUE(z.ok()) << z.status();
+  ASSERT_EQ(*z, first);
+  std::string payload(100, 'z');
+  std::memcpy(payload.data() + 48, &word_at_x, 8);
+  ASSERT_TRUE(tx.Write(*z, payload).ok());
+  ASSERT_TRUE(tx.Commit().ok());
+}
+
+// The words at `addr` in its region's primary copy, found from `live`, an
+// object allocated in the same region (`addr` need not start one).
+const uint64_t* PrimaryWords(ShmCluster& c, GlobalAddress live, GlobalAddress addr) {
+  const fabric::MachineId primary = c.table().Lookup(live.region())->primary().machine;
+  const uint8_t* obj = *c.machine(primary).participant().ObjectAt(live);
+  return reinterpret_cast<const uint64_t*>(obj - live.offset() + addr.offset());
+}
+
 // An object freed after a transaction read it, its block reused by a larger
 // class: the old address now falls on the second line of a new object whose
 // payload there happens to equal the header the reader saw (allocated, at
@@ -103,49 +154,47 @@ TEST(TransactionTest, ValidationCatchesAChangedReadSet) {
 TEST(TransactionTest, ValidationIsNotFooledByANewObjectOverAFreedAddress) {
   auto c = MakeShmCluster();
   const GlobalAddress y = NewCounter(c->client(1), 2);
-  RegionId region = 0;
-  for (const RegionInfo& r : c->table().All()) {
-    if (r.id != y.region()) region = r.id;
-  }
-  ASSERT_NE(region, 0u);
-  GlobalAddress first, x;
-  {
-    auto tx = c->client(1).Begin();
-    first = *tx.Alloc(8, GlobalAddress(region, 0));
-    x = *tx.Alloc(8, GlobalAddress(region, 0));
-    ASSERT_TRUE(tx.Write(first, U64(1)).ok());
-    ASSERT_TRUE(tx.Write(x, U64(1)).ok());
-    ASSERT_TRUE(tx.Commit().ok());
-  }
-  ASSERT_EQ(first.offset() + kLineSize, x.offset());
+  const auto [first, x] = AdjacentCounters(*c, OtherRegion(*c, y));
   auto reader = c->client(2).Begin();
   ASSERT_TRUE(reader.Read(x, 8).ok());
   ASSERT_TRUE(reader.Write(y, U64(3)).ok());
-  const fabric::MachineId primary = c->table().Lookup(region)->primary().machine;
-  const uint64_t read_header =
-      *reinterpret_cast<uint64_t*>(*c->machine(primary).participant().ObjectAt(x));
-  {
-    auto tx = c->client(3).Begin();
-    ASSERT_TRUE(tx.Free(first).ok());
-    ASSERT_TRUE(tx.Free(x).ok());
-    ASSERT_TRUE(tx.Commit().ok());
-  }
-  {
-    // 128-byte slots now: line 1 of the object at `first` starts at x, with
-    // payload bytes 48..55 there.
-    auto tx = c->client(3).Begin();
-    absl::StatusOr<GlobalAddress> z = tx.Alloc(100, GlobalAddress(region, 0));
-    ASSERT_TRUE(z.ok()) << z.status();
-    ASSERT_EQ(*z, first);
-    std::string payload(100, 'z');
-    std::memcpy(payload.data() + 48, &read_header, 8);
-    ASSERT_TRUE(tx.Write(*z, payload).ok());
-    ASSERT_TRUE(tx.Commit().ok());
-  }
+  ReuseForALargerObject(*c, first, x, /*word_at_x=*/PrimaryWords(*c, first, x)[0]);
   absl::Status s = reader.Commit();
   EXPECT_TRUE(absl::IsAborted(s)) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("VALIDATE"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("its block reused"));
+  EXPECT_EQ(ReadCounter(c->client(1), y), 2u);
+}
+
+// The same reuse, but the address is kept from outside the transaction and
+// read for the first time after it: the word at x equals (allocated | the new
+// object's version) and x's line version is that version too, so only the
+// line version's start-of-object bit tells that no object starts at x.
+TEST(TransactionTest, FirstReadOfAnAddressInsideANewerObjectFails) {
+  auto c = MakeShmCluster();
+  const GlobalAddress y = NewCounter(c->client(1), 2);
+  const auto [first, x] = AdjacentCounters(*c, OtherRegion(*c, y));
+  ReuseForALargerObject(*c, first, x, 0);
+  const uint64_t next = VersionOf(PrimaryWords(*c, first, first)[0]) + 1;
+  {
+    // The object at `first` again, its word at x forged for its next version.
+    auto tx = c->client(3).Begin();
+    std::string payload(100, 'z');
+    const uint64_t forged = kAllocatedBit | next;
+    std::memcpy(payload.data() + 48, &forged, 8);
+    ASSERT_TRUE(tx.Write(first, payload).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  ASSERT_EQ(PrimaryWords(*c, first, x)[0], kAllocatedBit | next);
+  ASSERT_EQ(PrimaryWords(*c, first, x)[kLineWords - 1] & kVersionMask, next);
+  auto reader = c->client(2).Begin();
+  absl::StatusOr<std::string> read = reader.Read(x, 8);
+  EXPECT_TRUE(absl::IsFailedPrecondition(read.status())) << read.status();
+  EXPECT_THAT(std::string(read.status().message()), HasSubstr(x.ToString()));
+  EXPECT_THAT(std::string(read.status().message()), HasSubstr("not the start of an object"));
+  // The transaction is over: nothing it does after the read can commit.
+  EXPECT_FALSE(reader.Write(y, U64(3)).ok());
+  EXPECT_FALSE(reader.Commit().ok());
   EXPECT_EQ(ReadCounter(c->client(1), y), 2u);
 }
 

@@ -20,7 +20,8 @@ void StoreHeader(uint8_t* obj, uint64_t h) { __atomic_store_n(Word(obj, 0, 0), h
 void WriteLines(uint8_t* obj, size_t lines, const std::string& data, uint64_t version) {
   size_t done = 0;
   for (size_t line = 0; line < lines; ++line) {
-    __atomic_store_n(Word(obj, line, kLineWords - 1), version, __ATOMIC_RELEASE);
+    __atomic_store_n(Word(obj, line, kLineWords - 1), LineVersionWord(version, line),
+                     __ATOMIC_RELEASE);
     for (size_t w = line == 0 ? 1 : 0; w < kLineWords - 1; ++w) {
       uint64_t word = 0;
       const size_t n = done < data.size() ? std::min<size_t>(8, data.size() - done) : 0;

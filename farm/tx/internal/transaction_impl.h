@@ -160,13 +160,20 @@ absl::StatusOr<std::string> Transaction<F>::Read(GlobalAddress addr, size_t len)
     if (!s.ok()) return Fail(absl::UnavailableError(absl::StrCat("Read at ", addr.ToString(), ": ", s.message())));
     s = CheckSnapshot(copy, lines);
     if (s.ok()) break;
+    uint64_t header;
+    std::memcpy(&header, copy, 8);
+    if (absl::IsFailedPrecondition(s) && IsAllocated(header) && !StartsObject(copy)) {
+      // A stale address: its object was freed and its block reused for
+      // another size class. Nothing read here may be committed.
+      return Fail(absl::FailedPreconditionError(absl::StrCat(
+          "Read at ", addr.ToString(), ": not the start of an object (the line there is inside ",
+          "another object: the object once there was freed and its block reused)")));
+    }
     if (absl::IsFailedPrecondition(s)) {
       return absl::FailedPreconditionError(
           absl::StrCat("Read at ", addr.ToString(), ": no object allocated there (freed or never allocated)"));
     }
     ++client_->stats_.read_retries;
-    uint64_t header;
-    std::memcpy(&header, copy, 8);
     if (!IsLocked(header) && ++torn > client_->options_.max_torn_reads) {
       return Fail(absl::AbortedError(absl::StrCat(
           "Read of ", len, " bytes at ", addr.ToString(), ": no consistent copy in ", torn,
@@ -270,11 +277,11 @@ absl::Status Transaction<F>::Validate() {
   for (const auto& [raw, r] : reads_) {
     if (writes_.contains(raw)) continue;
     const GlobalAddress addr = GlobalAddress::FromRaw(raw);
-    // The first line, not just the header: its line version must match too.
-    // Once the object is freed its address may fall inside a newer object of
-    // another size class (its block reused), where the header word is payload
-    // that can equal the header read; that object's line versions are above
-    // every version the freed one had (object_heap.h, the block's floor).
+    // The first line, not just the header: its line version must match too,
+    // start bit included. Once the object is freed its address may fall
+    // inside a newer object of another size class (its block reused), where
+    // the header word is payload that can equal the header read; that line's
+    // version word has no start bit (object.h).
     absl::StatusOr<fabric::RemoteAddress> at = client_->cache_.ResolvePrimary(addr, kLineSize);
     if (!at.ok()) return at.status();
     const auto* line = reinterpret_cast<const uint8_t*>(client_->scratch_.data());
@@ -291,8 +298,8 @@ absl::Status Transaction<F>::Validate() {
     if (IsAllocated(header) && VersionOf(header) == r.version) {
       return absl::AbortedError(
           absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ", r.version,
-                       " and holds other bytes now (the header matches, the line version",
-                       " does not: the object was freed and its block reused)"));
+                       " and holds other bytes now (the header matches, the line does not",
+                       " start an object: the object was freed and its block reused)"));
     }
     return absl::AbortedError(absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ",
                                            r.version, " and is now at ", VersionOf(header),
