@@ -15,14 +15,19 @@
 //
 // A backup applies a committed transaction's entries (at TRUNCATE, or when
 // recovery decides) only after every transaction whose COMMIT-BACKUP it logged
-// earlier and that touches one of the same 1 MB heap blocks was applied or
-// aborted. COMMIT-BACKUP order is the primaries' order for transactions that
-// depend on each other (a transaction's COMMIT-BACKUPs are acknowledged before
-// its COMMIT-PRIMARY, which comes before any LOCK that sees its effects), so
-// the frees that emptied a block reach the heap mirror before an allocation
-// that reused the block for another size class, whatever order the TRUNCATEs
-// of their coordinators arrive in. Entries recovery learned from other
-// machines, and re-replication copies, queue behind what is logged here.
+// earlier and that touches one of the same 1 MB heap blocks with objects of
+// another size class was applied or aborted. COMMIT-BACKUP order is the
+// primaries' order for transactions that depend on each other (a
+// transaction's COMMIT-BACKUPs are acknowledged before its COMMIT-PRIMARY,
+// which comes before any LOCK that sees its effects), so the frees that
+// emptied a block reach the heap mirror before an allocation that reused the
+// block for another size class, whatever order the TRUNCATEs of their
+// coordinators arrive in. Entries of one size class need no order (exact
+// versions), so a record whose coordinator died before COMMIT-PRIMARY holds
+// back nothing: while it holds its objects' locks and slots at the
+// primaries, no block it touches can change class. Entries recovery learned
+// from other machines, and re-replication copies, queue behind what is
+// logged here.
 //
 // Requests from another configuration than the current one are refused with
 // Unavailable, and so are requests for a region while recovery runs for it
@@ -238,8 +243,9 @@ class Participant {
   // Queues a record behind those logged before it (a known tx keeps its
   // place); returns its sequence number.
   uint64_t Enqueue(TxId tx, LockRequest request, bool committed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Applies every committed record that no earlier unapplied record of the
-  // same blocks holds back. Returns what Install returned for record `seq`.
+  // Applies every committed record that no earlier unapplied record holds
+  // back (one with entries of another slot size in the same blocks).
+  // Returns what Install returned for record `seq`.
   int ApplyBacked(uint64_t seq = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Backed* FindBacked(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The effects of each record, without logging (handlers and replay).

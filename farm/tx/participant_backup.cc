@@ -1,7 +1,7 @@
 // A participant's backup side (participant.h): the COMMIT-BACKUP records
-// waiting to be applied, applied in their order per heap block, and
-// re-replication copies.
-#include "absl/container/flat_hash_set.h"
+// waiting to be applied, applied in their order per heap block where the
+// block's size class is at stake, and re-replication copies.
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "farm/alloc/block_allocator.h"
 #include "farm/alloc/size_classes.h"
@@ -40,16 +40,28 @@ uint64_t Participant::Enqueue(TxId tx, LockRequest request, bool committed) {
 
 int Participant::ApplyBacked(uint64_t seq) {
   int installed = 0;
-  // Blocks of earlier records not applied yet: later ones wait behind them.
-  absl::flat_hash_set<std::pair<RegionId, uint64_t>> held;
+  // The slot size the entries of earlier records not applied yet have in
+  // each block (0: several, or unknown). A later record waits behind them
+  // only in a block where it has an entry of another slot size: one of the
+  // two changes the block's size class (and formats it at its floor), so the
+  // frees that emptied it must come first. Entries of the same size class
+  // commute (each object installs at its exact version, the heap follows the
+  // object, floors only rise), so an undecided record, e.g. one whose
+  // coordinator died, holds back none of them.
+  absl::flat_hash_map<std::pair<RegionId, uint64_t>, uint32_t> held;
   for (auto it = backed_.begin(); it != backed_.end();) {
     const Backed& b = it->second;
     bool ready = b.committed;
     for (size_t i = 0; ready && i < b.request.entries.size(); ++i) {
-      ready = !held.contains(BlockOf(b.request.entries[i].addr));
+      const WriteEntry& e = b.request.entries[i];
+      auto h = held.find(BlockOf(e.addr));
+      ready = h == held.end() || (h->second != 0 && h->second == e.slot_bytes);
     }
     if (!ready) {
-      for (const WriteEntry& e : b.request.entries) held.insert(BlockOf(e.addr));
+      for (const WriteEntry& e : b.request.entries) {
+        auto [h, fresh] = held.emplace(BlockOf(e.addr), e.slot_bytes);
+        if (!fresh && h->second != e.slot_bytes) h->second = 0;
+      }
       ++it;
       continue;
     }

@@ -15,9 +15,9 @@
 // so with at most f failures per region every reported commit is decided
 // commit. Committed entries are installed at every surviving replica (new
 // primaries included) at their exact versions (idempotent; a backup installs
-// them behind the records it logged earlier for the same heap blocks, so a
-// promoted backup's heap sees frees before the allocations that reused their
-// blocks, participant.h), aborted ones
+// them behind the records it logged earlier with another size class in the
+// same heap blocks, so a promoted backup's heap sees frees before the
+// allocations that reused their blocks, participant.h), aborted ones
 // release their locks; outcomes are remembered so that a coordinator cut off
 // mid-commit learns what happened (OUTCOME). Then the participants resume in
 // the new configuration.

@@ -75,6 +75,24 @@ class HeapReuseTest : public ::testing::Test {
     return WriteEntry{addr, VersionOf(*reinterpret_cast<uint64_t*>(obj)), EntryKind::kFree, 0, ""};
   }
 
+  // A write of `fill` bytes over the committed object at `addr`, at the
+  // version the primary holds.
+  WriteEntry Write(GlobalAddress addr, size_t bytes, char fill) {
+    WriteEntry e = Free(addr);
+    e.kind = EntryKind::kWrite;
+    e.data = std::string(bytes, fill);
+    return e;
+  }
+
+  // LOCK and COMMIT-BACKUP, then the coordinator dies: undecided.
+  void LockAndBackUp(TxId tx, std::vector<WriteEntry> entries) {
+    LockRequest req{kConfig, tx, {kRegion}, std::move(entries)};
+    Reply r = primary_->p.Lock(req);
+    ASSERT_TRUE(StatusOf(r).ok()) << StatusOf(r);
+    for (size_t i = 0; i < req.entries.size(); ++i) req.entries[i].slot_bytes = r.slot_bytes[i];
+    ASSERT_TRUE(StatusOf(backup_->p.CommitBackup(req)).ok());
+  }
+
   // LOCK, COMMIT-BACKUP and COMMIT-PRIMARY: committed, truncated nowhere.
   absl::Status Commit(TxId tx, std::vector<WriteEntry> entries) {
     LockRequest req{kConfig, tx, {kRegion}, std::move(entries)};
@@ -108,15 +126,20 @@ class HeapReuseTest : public ::testing::Test {
     return small;
   }
 
-  // The backup holds exactly the primary's region and B's objects.
-  void ExpectBackupMatchesPrimary(Machine& backup, const std::vector<WriteEntry>& small) {
-    for (const WriteEntry& e : small) {
+  // The backup holds `objects` (their payloads).
+  static void ExpectBackupHolds(Machine& backup, const std::vector<WriteEntry>& objects) {
+    for (const WriteEntry& e : objects) {
       absl::StatusOr<uint8_t*> obj = backup.p.ObjectAt(e.addr);
       ASSERT_TRUE(obj.ok()) << e.addr.ToString() << ": " << obj.status();
       std::string payload(e.data.size(), '\0');
       ExtractPayload(*obj, payload.data(), payload.size());
       EXPECT_EQ(payload, e.data) << e.addr.ToString();
     }
+  }
+
+  // The backup holds exactly the primary's region and B's objects.
+  void ExpectBackupMatchesPrimary(Machine& backup, const std::vector<WriteEntry>& small) {
+    ExpectBackupHolds(backup, small);
     EXPECT_TRUE(backup.memory == primary_->memory)
         << "the backup's copy differs from the primary's";
   }
@@ -161,6 +184,7 @@ class HeapReuseTest : public ::testing::Test {
   static constexpr TxId kA1 = MakeTxId(10, 0, 1), kA2 = MakeTxId(10, 0, 2);
   static constexpr TxId kT = MakeTxId(13, 0, 1), kU = MakeTxId(13, 0, 2), kV = MakeTxId(13, 0, 3);
   static constexpr TxId kB1 = MakeTxId(11, 0, 1);
+  static constexpr TxId kD = MakeTxId(14, 0, 1), kE = MakeTxId(15, 0, 1);
   RegionTable table_;
   std::unique_ptr<Machine> primary_, backup_;
 };
@@ -221,11 +245,47 @@ TEST_F(HeapReuseTest, APromotedBackupNeverHandsOutALiveObjectAgain) {
     ASSERT_TRUE(StatusOf(backup_->p.CommitPrimary(TxRequest{kConfig + 1, tx})).ok());
     ASSERT_TRUE(StatusOf(backup_->p.Truncate(TxRequest{kConfig + 1, tx})).ok());
   }
-  for (const WriteEntry& e : small) {
-    std::string payload(e.data.size(), '\0');
-    ExtractPayload(*backup_->p.ObjectAt(e.addr), payload.data(), payload.size());
-    EXPECT_EQ(payload, e.data) << e.addr.ToString();
-  }
+  ExpectBackupHolds(*backup_, small);
+}
+
+// D's coordinator dies after COMMIT-BACKUP and before COMMIT-PRIMARY, and no
+// recovery runs for it: D keeps its object locked at the primary, and its
+// record undecided at the backup, which still applies E, a later commit in
+// the same block and size class, at E's TRUNCATE.
+TEST_F(HeapReuseTest, AnUndecidedRecordHoldsBackNoCommitOfItsSizeClass) {
+  std::vector<WriteEntry> objects = {Alloc(kA1, 100, 'x'), Alloc(kA1, 100, 'y')};
+  CommitAndTruncate(kA1, objects);
+  const WriteEntry d = Write(objects[0].addr, 100, 'd');
+  LockAndBackUp(kD, {d});
+  objects[1] = Write(objects[1].addr, 100, 'e');
+  CommitAndTruncate(kE, {objects[1]});
+  ASSERT_EQ(backup_->p.InFlight().size(), 1u);
+  EXPECT_EQ(backup_->p.InFlight()[0].tx, kD);
+  ExpectBackupHolds(*backup_, objects);  // D's object is still locked at the primary
+  // Recovery, when it runs, finds D's COMMIT-BACKUP and commits it.
+  RecoveryReport report = RecoverTransactions({&primary_->p, &backup_->p}, kConfig + 1, [] {});
+  EXPECT_EQ(report.committed, 1);
+  objects[0] = d;
+  ExpectBackupMatchesPrimary(*backup_, objects);
+  EXPECT_TRUE(backup_->p.InFlight().empty());
+}
+
+// D's coordinator dies after COMMIT-PRIMARY: its TRUNCATE never reaches the
+// backup. E then writes D's object again; the backup applies E at once (a
+// newer version of the object) and D, once recovery commits it, changes
+// nothing there.
+TEST_F(HeapReuseTest, ACommitOverAnUntruncatedOneIsAppliedAndKept) {
+  std::vector<WriteEntry> objects = {Alloc(kA1, 100, 'x')};
+  CommitAndTruncate(kA1, objects);
+  ASSERT_TRUE(Commit(kD, {Write(objects[0].addr, 100, 'd')}).ok());
+  Truncate(*primary_, kD);
+  objects[0] = Write(objects[0].addr, 100, 'e');
+  CommitAndTruncate(kE, {objects[0]});
+  ExpectBackupMatchesPrimary(*backup_, objects);
+  RecoveryReport report = RecoverTransactions({&primary_->p, &backup_->p}, kConfig + 1, [] {});
+  EXPECT_EQ(report.committed, 1);
+  ExpectBackupMatchesPrimary(*backup_, objects);
+  EXPECT_TRUE(backup_->p.InFlight().empty());
 }
 
 // A block emptied at a backup in the middle of its primary's use of it keeps
@@ -319,13 +379,7 @@ TEST_F(HeapReuseTest, APrimaryRestoredFromItsLogAloneLocksItsAllocationsAgain) {
   ASSERT_TRUE(StatusOf(restarted->p.CommitPrimary(TxRequest{kConfig, late_tx})).ok());
   small.push_back(early);
   small.push_back(late);
-  for (const WriteEntry& e : small) {
-    absl::StatusOr<uint8_t*> obj = restarted->p.ObjectAt(e.addr);
-    ASSERT_TRUE(obj.ok()) << e.addr.ToString() << ": " << obj.status();
-    std::string payload(e.data.size(), '\0');
-    ExtractPayload(*obj, payload.data(), payload.size());
-    EXPECT_EQ(payload, e.data) << e.addr.ToString();
-  }
+  ExpectBackupHolds(*restarted, small);  // a primary, checked the same way
 }
 
 }  // namespace
