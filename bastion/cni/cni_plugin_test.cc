@@ -20,7 +20,7 @@
 namespace dctk::bastion {
 namespace {
 
-using testing::Child;
+using testing::StartChild;
 using ::testing::HasSubstr;
 using testing::NetnsLab;
 using ::testing::Not;
@@ -45,7 +45,7 @@ class CniPluginTest : public ::testing::Test {
     ASSERT_TRUE(lab.ok()) << lab.status();
     lab_ = std::move(*lab);
     ASSERT_TRUE(Shell("mkdir -p " + dir_).ok());
-    bastiond_ = std::make_unique<Child>(
+    bastiond_ = StartChild(
         absl::StrCat("bastion/manager/bastiond --netns=", lab_->host_netns(), " --listen=", socket_,
                      " --netns_dir=", dir_, " --pin_dir=", pin_dir_, " --state_file=", tmp_,
                      "/state-", tag, ".json --policy=", policy_, " --cleanup_on_exit"));
@@ -111,7 +111,7 @@ class CniPluginTest : public ::testing::Test {
 
   std::string tmp_, dir_, pin_dir_, socket_, policy_;
   std::unique_ptr<NetnsLab> lab_;
-  std::unique_ptr<Child> bastiond_;
+  std::unique_ptr<ChildProcess> bastiond_;
 };
 
 TEST_F(CniPluginTest, AddCheckDel) {

@@ -21,7 +21,7 @@
 namespace dctk::bastion {
 namespace {
 
-using testing::Child;
+using testing::StartChild;
 using ::testing::HasSubstr;
 using testing::NetnsLab;
 using testing::ShellOutput;
@@ -79,7 +79,7 @@ class EavesdropIntegrationTest : public ::testing::Test {
                                    .first_port = port, .last_port = port}).ok());
   }
 
-  std::unique_ptr<Child> Server(const std::string& name, const std::string& kind, uint16_t* port) {
+  std::unique_ptr<ChildProcess> Server(const std::string& name, const std::string& kind, uint16_t* port) {
     auto server = testing::StartPortServer(In(name) + tool_ + kind, kWait);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return nullptr;
@@ -88,8 +88,8 @@ class EavesdropIntegrationTest : public ::testing::Test {
   }
 
   // tcpdump printing the first TCP or UDP packet it captures, ready when this returns.
-  std::unique_ptr<Child> Sniffer(const std::string& netns_exec, const std::string& iface) {
-    auto sniffer = std::make_unique<Child>(netns_exec + "tcpdump -i " + iface +
+  std::unique_ptr<ChildProcess> Sniffer(const std::string& netns_exec, const std::string& iface) {
+    auto sniffer = StartChild(netns_exec + "tcpdump -i " + iface +
                                            " -n -l -c 1 'udp or tcp'");
     absl::StatusOr<std::string> line;
     do {

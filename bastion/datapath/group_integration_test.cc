@@ -35,7 +35,7 @@
 namespace dctk::bastion {
 namespace {
 
-using testing::Child;
+using testing::StartChild;
 using ::testing::HasSubstr;
 using testing::NetnsLab;
 
@@ -136,8 +136,8 @@ class GroupIntegrationTest : public ::testing::Test {
               static_cast<ssize_t>(data.size()));
   }
 
-  std::unique_ptr<Child> BridgeSniffer() {
-    auto sniffer = std::make_unique<Child>(lab_->Exec(lab_->host_netns()) +
+  std::unique_ptr<ChildProcess> BridgeSniffer() {
+    auto sniffer = StartChild(lab_->Exec(lab_->host_netns()) +
                                            "tcpdump -i br0 -n -l -c 1 udp");
     absl::StatusOr<std::string> line;
     do {

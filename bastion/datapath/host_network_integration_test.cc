@@ -24,7 +24,7 @@
 namespace dctk::bastion {
 namespace {
 
-using testing::Child;
+using testing::StartChild;
 using ::testing::HasSubstr;
 using testing::NetnsLab;
 using testing::ShellOutput;
@@ -88,7 +88,7 @@ class HostNetworkIntegrationTest : public ::testing::Test {
   }
   std::string Ip(const std::string& name) { return Ipv4ToString(lab_->container(name).ip); }
 
-  std::unique_ptr<Child> Server(const std::string& command, uint16_t* port) {
+  std::unique_ptr<ChildProcess> Server(const std::string& command, uint16_t* port) {
     auto server = testing::StartPortServer(command, kWait);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return nullptr;

@@ -20,7 +20,7 @@
 namespace dctk::bastion {
 namespace {
 
-using testing::Child;
+using testing::StartChild;
 using ::testing::HasSubstr;
 using testing::NetnsLab;
 using testing::ShellOutput;
@@ -67,7 +67,7 @@ class NetnsIntegrationTest : public ::testing::Test {
   std::string Ip(const std::string& name) { return Ipv4ToString(lab_->container(name).ip); }
 
   // Starts a server in `name`; returns it with its port read from its first line.
-  std::unique_ptr<Child> Server(const std::string& name, const std::string& kind, uint16_t* port) {
+  std::unique_ptr<ChildProcess> Server(const std::string& name, const std::string& kind, uint16_t* port) {
     auto server = testing::StartPortServer(In(name) + tool_ + kind, kWait);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return nullptr;
@@ -207,10 +207,11 @@ TEST_F(NetnsIntegrationTest, BridgeSnifferSeesNoDirectForwardedTraffic) {
   auto udp = Server("b", "udp-server", &port);
   Allow(kA, kB, kUdp, port);
   // Captures the first UDP packet crossing the bridge, then exits.
-  Child sniffer(lab_->Exec(lab_->host_netns()) + "tcpdump -i br0 -n -l -c 1 udp");
+  std::unique_ptr<ChildProcess> sniffer =
+      StartChild(lab_->Exec(lab_->host_netns()) + "tcpdump -i br0 -n -l -c 1 udp");
   absl::StatusOr<std::string> ready;
   do {
-    ready = sniffer.ReadErrLine(kWait);
+    ready = sniffer->ReadErrLine(kWait);
     ASSERT_TRUE(ready.ok()) << ready.status();
   } while (!absl::StrContains(*ready, "listening on br0"));
 
@@ -222,7 +223,7 @@ TEST_F(NetnsIntegrationTest, BridgeSnifferSeesNoDirectForwardedTraffic) {
   // Host port 7 is not in A's policy (dropped); port 9 is (crosses the bridge: the marker).
   ShellOutput(In("a") + tool_ + "udp-send 10.213.0.1 7 denied");
   ShellOutput(In("a") + tool_ + "udp-send 10.213.0.1 9 marker");
-  auto captured = sniffer.ReadLine(kWait);
+  auto captured = sniffer->ReadLine(kWait);
   ASSERT_TRUE(captured.ok()) << captured.status();
   EXPECT_THAT(*captured, HasSubstr(Ip("a") + ".")) << *captured;
   EXPECT_THAT(*captured, HasSubstr("10.213.0.1.9:")) << *captured;

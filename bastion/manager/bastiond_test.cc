@@ -24,7 +24,7 @@
 namespace dctk::bastion {
 namespace {
 
-using testing::Child;
+using testing::StartChild;
 using ::testing::HasSubstr;
 
 constexpr char kTool[] = "python3 bastion/datapath/testdata/netns_tool.py ";
@@ -74,7 +74,7 @@ class BastiondTest : public ::testing::Test {
   }
 
   void StartBastiond(const std::string& expect_first_line) {
-    bastiond_ = std::make_unique<Child>(absl::StrCat(
+    bastiond_ = StartChild(absl::StrCat(
         "bastion/manager/bastiond --netns=", net_.host_netns, " --listen=", socket_,
         " --netns_dir=", dir_, " --pin_dir=", pin_dir_, " --state_file=", tmp_, "/state-",
         getpid(), ".json --policy=", policy_));
@@ -84,7 +84,7 @@ class BastiondTest : public ::testing::Test {
     WaitForLine(*bastiond_, "bastiond: ready");
   }
 
-  void WaitForLine(Child& child, const std::string& want) {
+  void WaitForLine(ChildProcess& child, const std::string& want) {
     for (;;) {
       absl::StatusOr<std::string> line = child.ReadLine(absl::Seconds(20));
       ASSERT_TRUE(line.ok()) << "waiting for '" << want << "': " << line.status();
@@ -104,9 +104,9 @@ class BastiondTest : public ::testing::Test {
   }
   // The same, the client run with the command prefix `run`.
   std::string ConnectWith(const std::string& run, int port = 0) {
-    Child server(absl::StrCat("ip netns exec ", NamespaceContainerNetns(server_), " ", kTool,
+    std::unique_ptr<ChildProcess> server = StartChild(absl::StrCat("ip netns exec ", NamespaceContainerNetns(server_), " ", kTool,
                               "tcp-server"));
-    absl::StatusOr<std::string> ready = server.ReadLine(absl::Seconds(10));
+    absl::StatusOr<std::string> ready = server->ReadLine(absl::Seconds(10));
     if (!ready.ok()) return "server failed";
     const std::string p = port ? absl::StrCat(port) : ready->substr(5);
     absl::StatusOr<std::string> out =
@@ -119,8 +119,8 @@ class BastiondTest : public ::testing::Test {
   std::string tmp_, dir_, pin_dir_, socket_, policy_;
   std::vector<std::string> made_;
   bool made_netns_ = false;
-  std::unique_ptr<Child> bastiond_;
-  std::unique_ptr<Child> monitor_;
+  std::unique_ptr<ChildProcess> bastiond_;
+  std::unique_ptr<ChildProcess> monitor_;
 };
 
 TEST_F(BastiondTest, EnforcesReportsSurvivesKillAndAdopts) {
@@ -135,7 +135,7 @@ TEST_F(BastiondTest, EnforcesReportsSurvivesKillAndAdopts) {
   ASSERT_TRUE(fdb.ok()) << fdb.status();
   EXPECT_THAT(*fdb, HasSubstr(absl::StrCat(absl::StripAsciiWhitespace(*mac), " master br0 static")));
 
-  monitor_ = std::make_unique<Child>(
+  monitor_ = StartChild(
       absl::StrCat("bastion/cli/bastionctl --server=", socket_, " monitor"));
   WaitForLine(*monitor_, "monitoring verdict events");
 
@@ -150,14 +150,15 @@ TEST_F(BastiondTest, EnforcesReportsSurvivesKillAndAdopts) {
 
   // The same event as JSON, for scripts (the integration demo).
   {
-    Child json(absl::StrCat("bastion/cli/bastionctl --server=", socket_, " monitor --json"));
-    absl::StatusOr<std::string> ready = json.ReadErrLine(absl::Seconds(20));
+    std::unique_ptr<ChildProcess> json =
+        StartChild(absl::StrCat("bastion/cli/bastionctl --server=", socket_, " monitor --json"));
+    absl::StatusOr<std::string> ready = json->ReadErrLine(absl::Seconds(20));
     ASSERT_TRUE(ready.ok()) << ready.status();
     EXPECT_THAT(Connect(client_, 80), HasSubstr("error"));
     // The attacker's ARP retries may still come in between: skip other events.
     absl::StatusOr<std::string> line;
     do {
-      line = json.ReadLine(absl::Seconds(20));
+      line = json->ReadLine(absl::Seconds(20));
       ASSERT_TRUE(line.ok()) << line.status();
     } while (!absl::StrContains(*line, "\"src\":\"" + client_ + "\""));
     EXPECT_THAT(*line, HasSubstr(absl::StrCat("\"action\":\"drop\",\"verdict\":\"policy_denied\",\"src\":\"",
@@ -207,7 +208,7 @@ TEST_F(BastiondTest, HostNetworkContainerIsUnderPolicyByItsCgroup) {
   ASSERT_TRUE(cgroup.ok()) << cgroup.status();
   StartBastiond("no saved state");
   EXPECT_THAT(Ctl("containers"), ::testing::ContainsRegex(monitor + " .* host "));
-  monitor_ = std::make_unique<Child>(
+  monitor_ = StartChild(
       absl::StrCat("bastion/cli/bastionctl --server=", socket_, " monitor"));
   WaitForLine(*monitor_, "monitoring verdict events");
 

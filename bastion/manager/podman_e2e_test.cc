@@ -37,7 +37,7 @@
 namespace dctk::bastion {
 namespace {
 
-using testing::Child;
+using testing::StartChild;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -63,7 +63,7 @@ class PodmanE2eTest : public ::testing::Test {
     network_ = "bpe" + tag_;
     ASSERT_TRUE(RunCommand(absl::StrCat(kPodman, "network create ", network_)).ok());
     made_network_ = true;
-    service_ = std::make_unique<Child>(
+    service_ = StartChild(
         absl::StrCat("podman system service --time=0 unix://", api_socket_));
     // The service is up when its API answers; bounded wait.
     absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -134,7 +134,7 @@ class PodmanE2eTest : public ::testing::Test {
     return out.ok() ? *out : "failed: " + std::string(out.status().message());
   }
 
-  void WaitForLine(Child& child, const std::string& want) {
+  void WaitForLine(ChildProcess& child, const std::string& want) {
     for (;;) {
       absl::StatusOr<std::string> line = child.ReadLine(absl::Seconds(20));
       ASSERT_TRUE(line.ok()) << "waiting for '" << want << "': " << line.status();
@@ -149,9 +149,9 @@ class PodmanE2eTest : public ::testing::Test {
   }
 
   // bastiond for this test's containers; `flags` adds to the common ones.
-  std::unique_ptr<Child> StartBastiond(const std::string& flags) {
+  std::unique_ptr<ChildProcess> StartBastiond(const std::string& flags) {
     // Ten minutes between polls: after the first round only runtime events wake bastiond.
-    return std::make_unique<Child>(absl::StrCat(
+    return StartChild(absl::StrCat(
         "bastion/manager/bastiond --netns_dir= --poll_interval=10m --label_filter=bpe=", tag_,
         " --docker_socket=", api_socket_, " --listen=", ctl_socket_, " --policy=", policy_, " ",
         flags));
@@ -208,7 +208,7 @@ class PodmanE2eTest : public ::testing::Test {
   bool made_image_ = false;
   bool made_network_ = false;
   std::vector<std::string> containers_;
-  std::unique_ptr<Child> service_, bastiond_, monitor_;
+  std::unique_ptr<ChildProcess> service_, bastiond_, monitor_;
 };
 
 TEST_F(PodmanE2eTest, DiscoversThroughThePodmanApiAndEnforces) {
@@ -223,7 +223,7 @@ TEST_F(PodmanE2eTest, DiscoversThroughThePodmanApiAndEnforces) {
   EXPECT_THAT(containers, ContainsRegex(Name("hostnet") + " .* host "));
   EXPECT_THAT(containers, ContainsRegex(Name("monitor") + " .* host "));
 
-  monitor_ = std::make_unique<Child>(
+  monitor_ = StartChild(
       absl::StrCat("bastion/cli/bastionctl --server=", ctl_socket_, " monitor"));
   WaitForLine(*monitor_, "monitoring verdict events");
   const std::string server = Ip("server");
@@ -263,7 +263,7 @@ TEST_F(PodmanE2eTest, HostNetworkContainersAreEnforcedAcrossRestarts) {
   EXPECT_EQ(BastionPrograms(monitor_cgroup), 2);
   EXPECT_EQ(CgroupBindings(), 2);
 
-  monitor_ = std::make_unique<Child>(
+  monitor_ = StartChild(
       absl::StrCat("bastion/cli/bastionctl --server=", ctl_socket_, " monitor"));
   WaitForLine(*monitor_, "monitoring verdict events");
   const std::string server = Ip("server");

@@ -16,7 +16,7 @@
 namespace dctk::bastion::oci_hook {
 namespace {
 
-using ::dctk::bastion::testing::Child;
+using ::dctk::bastion::testing::StartChild;
 using ::dctk::bastion::testing::NetnsLab;
 using ::testing::HasSubstr;
 
@@ -33,7 +33,7 @@ class ContainerNetworkTest : public ::testing::Test {
     lab_ = std::move(*lab);
     ASSERT_TRUE(lab_->EnterHost().ok());  // the hook runs where the host veths are
     // A process in the container: its first line is its pid.
-    process_ = std::make_unique<Child>(
+    process_ = StartChild(
         lab_->Exec(lab_->container("a").netns) + "sh -c 'echo $$; exec sleep 600'");
     absl::StatusOr<std::string> line = process_->ReadLine(absl::Seconds(10));
     ASSERT_TRUE(line.ok()) << line.status();
@@ -47,7 +47,7 @@ class ContainerNetworkTest : public ::testing::Test {
   }
 
   std::unique_ptr<NetnsLab> lab_;
-  std::unique_ptr<Child> process_;
+  std::unique_ptr<ChildProcess> process_;
   int pid_ = 0;
 };
 

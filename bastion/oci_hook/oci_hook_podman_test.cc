@@ -35,7 +35,7 @@
 namespace dctk::bastion::oci_hook {
 namespace {
 
-using ::dctk::bastion::testing::Child;
+using ::dctk::bastion::testing::StartChild;
 using ::dctk::bastion::testing::Shell;
 using ::dctk::bastion::testing::ShellOutput;
 using ::testing::HasSubstr;
@@ -116,14 +116,14 @@ class OciHookPodmanTest : public ::testing::Test {
                         image_, " ");
   }
 
-  std::unique_ptr<Child> StartBastiond() {
-    return std::make_unique<Child>(absl::StrCat(
+  std::unique_ptr<ChildProcess> StartBastiond() {
+    return StartChild(absl::StrCat(
         "bastion/manager/bastiond --netns_dir=", containers_dir_,
         " --poll_interval=10m --pin_dir= --state_file= --cleanup_on_exit --listen=", ctl_socket_,
         " --policy=", policy_));
   }
 
-  void WaitForLine(Child& child, const std::string& want) {
+  void WaitForLine(ChildProcess& child, const std::string& want) {
     for (;;) {
       absl::StatusOr<std::string> line = child.ReadLine(absl::Seconds(20));
       ASSERT_TRUE(line.ok()) << "waiting for '" << want << "': " << line.status();
@@ -141,7 +141,7 @@ class OciHookPodmanTest : public ::testing::Test {
   bool made_image_ = false;
   bool made_network_ = false;
   std::vector<std::string> containers_;
-  std::unique_ptr<Child> bastiond_, monitor_;
+  std::unique_ptr<ChildProcess> bastiond_, monitor_;
 };
 
 // A TCP listener of the test (the host) on the podman network's gateway address.
@@ -180,7 +180,7 @@ class HostListener {
 TEST_F(OciHookPodmanTest, FirstPacketsAreEnforcedFromProcessStart) {
   bastiond_ = StartBastiond();
   WaitForLine(*bastiond_, "bastiond: ready");
-  monitor_ = std::make_unique<Child>(
+  monitor_ = StartChild(
       absl::StrCat("bastion/cli/bastionctl --server=", ctl_socket_, " monitor"));
   WaitForLine(*monitor_, "monitoring verdict events");
 

@@ -13,12 +13,12 @@
 #ifndef DCTK_MOM_TESTBED_CONTROLLER_PROCESS_H_
 #define DCTK_MOM_TESTBED_CONTROLLER_PROCESS_H_
 
-#include <sys/types.h>
-
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/process/child_process.h"
 
 namespace dctk::mom {
 
@@ -33,14 +33,13 @@ class ControllerProcess {
   absl::Status Start(const std::string& binary, const std::string& fabric_path,
                      const std::vector<std::string>& flags = {});
   // The next line it prints, or "" if none comes within `guard_ms` (0: only
-  // what is already there).
+  // what is already there; a line begun but not finished is kept for the next call).
   std::string NextLine(int guard_ms = 30000);
   // Stops it (SIGTERM) and waits for it; nothing if not running.
   void Stop();
 
  private:
-  pid_t pid_ = -1;
-  int out_ = -1;
+  std::unique_ptr<ChildProcess> child_;
 };
 
 }  // namespace dctk::mom

@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/process/child_process.h"
 #include "mom/controller/switch_config.h"
-#include "mom/testbed/child_process.h"
 #include "mom/testbed/netns.h"
 
 namespace dctk::mom {
@@ -60,27 +59,26 @@ std::string Testbed::SwitchPortIface(int node, int port) const {
 
 bool Testbed::switch_running(int node) const {
   auto it = switches_.find(node);
-  return it != switches_.end() && it->second.pid > 0;
+  return it != switches_.end() && it->second.process != nullptr && it->second.process->running();
 }
 
 pid_t Testbed::switch_pid(int node) const {
   auto it = switches_.find(node);
-  return it == switches_.end() ? -1 : it->second.pid;
+  return it == switches_.end() || it->second.process == nullptr ? -1 : it->second.process->pid();
 }
 
 absl::Status Testbed::StopSwitch(int node, int signal) {
   auto it = switches_.find(node);
-  if (it == switches_.end() || it->second.pid <= 0) {
+  if (!switch_running(node)) {
     return absl::NotFoundError(absl::StrCat("no running switch at node ", node));
   }
   SwitchProcess& sw = it->second;
   sw.client.reset();
-  kill(sw.pid, signal);
-  waitpid(sw.pid, nullptr, 0);
+  const pid_t pid = sw.process->pid();
+  sw.process->Kill(signal);
   // A killed switch leaves DPDK's runtime directory (its exit path removes it).
   std::error_code ignored;
-  std::filesystem::remove_all(absl::StrCat("/var/run/dpdk/mom_switch_", sw.pid), ignored);
-  sw.pid = -1;
+  std::filesystem::remove_all(absl::StrCat("/var/run/dpdk/mom_switch_", pid), ignored);
   return absl::OkStatus();
 }
 
@@ -218,16 +216,15 @@ absl::Status Testbed::StartSwitch(int node) {
   if (options_.max_datagram_bytes > 0) {
     args.push_back(absl::StrCat("--max_datagram_bytes=", options_.max_datagram_bytes));
   }
-  absl::StatusOr<ChildProcess> child = StartChild(std::move(args), SIGTERM);
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(
+      std::move(args),
+      {.out = ChildOutput::Pipe(), .death_signal = SIGTERM, .stop_signal = SIGTERM});
   if (!child.ok()) return child.status();
   SwitchProcess& sw = switches_[node];
-  sw.pid = child->pid;
-  sw.stdout_fd = child->stdout_fd;
-  const int out0 = sw.stdout_fd;
+  sw.process = *std::move(child);
   // The switch prints one line once it forwards and serves gRPC.
-  std::string line;
-  char c;
-  while (read(out0, &c, 1) == 1 && c != '\n') line.push_back(c);
+  absl::StatusOr<std::string> said = sw.process->ReadLine(absl::Minutes(1));
+  const std::string line = said.ok() ? *said : std::string(said.status().message());
   auto field = [&line](const std::string& key, int* value) {
     const size_t at = line.find(key + "=");
     return at != std::string::npos &&
@@ -250,7 +247,7 @@ absl::StatusOr<std::vector<GroupRoutes>> Testbed::Configure(const std::vector<Gr
                                                             const RootPolicy& policy) {
   Topology working = topology_;
   for (const auto& [node, sw] : switches_) {
-    if (sw.pid <= 0) working.FailNode(node);
+    if (!switch_running(node)) working.FailNode(node);
   }
   std::vector<GroupRoutes> all;
   std::vector<SwitchConfig> configs =
@@ -264,7 +261,7 @@ absl::StatusOr<std::vector<GroupRoutes>> Testbed::Configure(const std::vector<Gr
   }
   std::map<std::string, SwitchClient*> clients;
   for (auto& [node, sw] : switches_) {
-    if (sw.pid > 0) clients[topology_.node(node).name] = sw.client.get();
+    if (switch_running(node)) clients[topology_.node(node).name] = sw.client.get();
   }
   if (absl::Status s = PushConfigs(clients, configs); !s.ok()) return s;
   return all;
@@ -293,13 +290,11 @@ Testbed::~Testbed() { TearDown(); }
 void Testbed::TearDown() {
   for (auto& [node, sw] : switches_) {
     sw.client.reset();
-    if (sw.pid > 0) kill(sw.pid, SIGTERM);
+    if (sw.process != nullptr) sw.process->Signal(SIGTERM);
   }
   for (auto& [node, sw] : switches_) {
-    if (sw.pid > 0) waitpid(sw.pid, nullptr, 0);
-    sw.pid = -1;
-    if (sw.stdout_fd >= 0) close(sw.stdout_fd);
-    sw.stdout_fd = -1;
+    if (sw.process != nullptr) sw.process->Wait();
+    sw.process.reset();
   }
   // The veths go with their namespaces (once the switches holding sockets on
   // them have exited, above).

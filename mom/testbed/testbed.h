@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/process/child_process.h"
 #include "mom/controller/routes.h"
 #include "mom/controller/switch_client.h"
 #include "mom/controller/topology.h"
@@ -101,8 +102,9 @@ class Testbed {
 
  private:
   struct SwitchProcess {
-    pid_t pid = -1;
-    int stdout_fd = -1;  // kept open so the exit report never hits a closed pipe
+    // Kept after the switch stopped, so its stdout pipe stays open (its exit
+    // report never hits a closed pipe).
+    std::unique_ptr<ChildProcess> process;
     int control_port = 0;
     int metrics_port = 0;
     std::unique_ptr<SwitchClient> client;

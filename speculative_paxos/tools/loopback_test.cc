@@ -5,14 +5,8 @@
 // the middle of the run; success is the clients' exit status. Run with the
 // default log compaction and with a checkpoint every 64 entries, where the
 // restarted leader must copy a checkpoint (its log says so at exit).
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -23,47 +17,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/process/child_process.h"
 #include "common/transport/free_port.h"
 #include "gtest/gtest.h"
 #include "speculative_paxos/replica.h"
 
-extern char** environ;
-
 namespace {
 
-// A child process, killed (SIGKILL) and reaped if still running at scope exit.
-class Process {
- public:
-  explicit Process(std::vector<std::string> args, const std::string& log) {
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Process() { Kill(SIGKILL); }
-  bool ok() const { return pid_ > 0; }
-  // Sends `sig` and waits; returns the exit status (or -1).
-  int Kill(int sig) {
-    if (pid_ <= 0) return -1;
-    kill(pid_, sig);
-    return Wait();
-  }
-  int Wait() {
-    if (pid_ <= 0) return -1;
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+// `args` with stdout and stderr appended to `log`; SIGKILLed and reaped if
+// still running at scope exit; nullptr (a test failure) if it cannot start.
+std::unique_ptr<dctk::ChildProcess> Start(std::vector<std::string> args, const std::string& log) {
+  absl::StatusOr<std::unique_ptr<dctk::ChildProcess>> child =
+      dctk::ChildProcess::Start(std::move(args), dctk::ChildOptions::LogTo(log));
+  EXPECT_TRUE(child.ok()) << child.status();
+  return child.ok() ? *std::move(child) : nullptr;
+}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -93,26 +61,24 @@ std::string RunGroup(uint64_t checkpoint_interval) {
     if (recover) a.push_back("--recover");
     return a;
   };
-  std::vector<std::unique_ptr<Process>> replicas;
+  std::vector<std::unique_ptr<dctk::ChildProcess>> replicas;
   for (int i = 0; i < 3; ++i) {
-    replicas.push_back(std::make_unique<Process>(replica_args(i, false),
-                                                 absl::StrCat(dir, "/replica", i, ".log")));
-    EXPECT_TRUE(replicas.back()->ok());
+    replicas.push_back(Start(replica_args(i, false), absl::StrCat(dir, "/replica", i, ".log")));
+    if (replicas.back() == nullptr) return "";
   }
   absl::SleepFor(absl::Milliseconds(300));  // sockets bound
-  std::vector<std::unique_ptr<Process>> clients;
+  std::vector<std::unique_ptr<dctk::ChildProcess>> clients;
   for (int j = 0; j < 4; ++j) {
-    clients.push_back(std::make_unique<Process>(
-        std::vector<std::string>{client_bin, "--config=" + conf, "--verify", "--clients=1",
-                                 "--warmup=0s", "--duration=3s"},
-        absl::StrCat(dir, "/client", j, ".log")));
-    EXPECT_TRUE(clients.back()->ok());
+    clients.push_back(Start(std::vector<std::string>{client_bin, "--config=" + conf, "--verify",
+                                                     "--clients=1", "--warmup=0s", "--duration=3s"},
+                            absl::StrCat(dir, "/client", j, ".log")));
+    if (clients.back() == nullptr) return "";
   }
   absl::SleepFor(absl::Seconds(1));
   replicas[0]->Kill(SIGKILL);
   absl::SleepFor(absl::Milliseconds(500));
-  replicas[0] = std::make_unique<Process>(replica_args(0, true),
-                                          absl::StrCat(dir, "/replica0-restarted.log"));
+  replicas[0] = Start(replica_args(0, true), absl::StrCat(dir, "/replica0-restarted.log"));
+  if (replicas[0] == nullptr) return "";
   for (int j = 0; j < 4; ++j) {
     EXPECT_EQ(clients[j]->Wait(), 0)
         << "client " << j << ": " << ReadFile(absl::StrCat(dir, "/client", j, ".log"))

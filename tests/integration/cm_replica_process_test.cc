@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/transport/free_port.h"
 #include "farm/cm/cm.pb.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -37,7 +38,7 @@ class CmReplicaProcessTest : public ::testing::Test {
     conf_ = absl::StrCat(dir_, "/cluster.conf");
     std::ofstream out(conf_);
     for (int i = 0; i < 3; ++i) {
-      out << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << FreeUdpPort() << "\" }\n";
+      out << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << transport::FreeLoopbackUdpPort() << "\" }\n";
     }
     out << "groups { name: \"cm\" f: 1 members: [\"cm0\", \"cm1\", \"cm2\"] }\n"
         << "timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 100 }\n";
@@ -53,8 +54,8 @@ class CmReplicaProcessTest : public ::testing::Test {
                                      "--checkpoint_interval=4"};
     if (recover) args.push_back("--recover");
     std::remove(StateFile(i).c_str());
-    replicas_[i] = std::make_unique<Process>(args, absl::StrCat(dir_, "/cm", i, ".log"));
-    ASSERT_TRUE(replicas_[i]->ok());
+    replicas_[i] = StartProcess(args, absl::StrCat(dir_, "/cm", i, ".log"));
+    ASSERT_NE(replicas_[i], nullptr);
   }
 
   std::unique_ptr<CmClient> MakeClient() {
@@ -68,7 +69,7 @@ class CmReplicaProcessTest : public ::testing::Test {
 
   std::string dir_;
   std::string conf_;
-  std::unique_ptr<Process> replicas_[3];
+  std::unique_ptr<ChildProcess> replicas_[3];
 };
 
 cm::Configuration ParseState(const std::string& text) {

@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "common/transport/free_port.h"
 #include "farm/client/farm_client.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/workload/shard_bank.h"
@@ -143,18 +144,18 @@ class FarmClientRewireTest : public ::testing::Test {
     mkdir(dir_.c_str(), 0755);
     config_ = dir_ + "/cluster.conf";
     std::ofstream f(config_);
-    for (int i = 0; i < 3; ++i) f << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << FreeUdpPort() << "\" }\n";
+    for (int i = 0; i < 3; ++i) f << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << transport::FreeLoopbackUdpPort() << "\" }\n";
     for (int i = 1; i <= 3; ++i) f << "nodes { name: \"m" << i << "\" address: \"127.0.0." << i + 1 << ":0\" }\n";
     f << "groups { name: \"cm\" f: 1 members: [\"cm0\", \"cm1\", \"cm2\"] }\n"
          "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
          "timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 100 lease_ms: 2000 }\n";
     f.close();
     for (int i = 0; i < 3; ++i) {
-      replicas_.push_back(std::make_unique<Process>(
+      replicas_.push_back(StartProcess(
           std::vector<std::string>{"tests/integration/cm_replica", "--config=" + config_, absl::StrCat("--index=", i)},
           Log(absl::StrCat("cm", i))));
     }
-    driver_ = std::make_unique<Process>(
+    driver_ = StartProcess(
         std::vector<std::string>{"tests/integration/cm_driver", "--config=" + config_, "--listen=127.0.0.1",
                                  "--replicas=2", "--regions=6", "--region_mb=2", "--stats_ms=100"},
         Log("driver"));
@@ -172,10 +173,10 @@ class FarmClientRewireTest : public ::testing::Test {
 
   std::string Log(const std::string& name) { return dir_ + "/" + name + ".log"; }
 
-  std::unique_ptr<Process> StartMachine(int i, int run) {
+  std::unique_ptr<ChildProcess> StartMachine(int i, int run) {
     const std::string data = absl::StrCat(dir_, "/m", i);
     mkdir(data.c_str(), 0755);
-    return std::make_unique<Process>(
+    return StartProcess(
         std::vector<std::string>{"farm/server/farmd", "--config=" + config_, "--role=machine",
                                  absl::StrCat("--name=m", i), "--cm=" + cm_, "--fabric=net", "--txlog_dir=" + data,
                                  "--checkpoint_every_kb=64", "--ship_workers=1"},
@@ -212,12 +213,12 @@ class FarmClientRewireTest : public ::testing::Test {
   }
 
   std::string dir_, config_, cm_;
-  std::vector<std::unique_ptr<Process>> replicas_;
-  std::unique_ptr<Process> driver_;
+  std::vector<std::unique_ptr<ChildProcess>> replicas_;
+  std::unique_ptr<ChildProcess> driver_;
 };
 
 TEST_F(FarmClientRewireTest, OneClientRewiresMachinesBackUnderTheirIdsAndDropsRemovedOnes) {
-  std::vector<std::unique_ptr<Process>> machines;
+  std::vector<std::unique_ptr<ChildProcess>> machines;
   for (int i = 1; i <= 3; ++i) machines.push_back(StartMachine(i, 1));
   absl::StatusOr<std::unique_ptr<NetClient>> c = Connect(100);
   ASSERT_TRUE(c.ok()) << c.status();

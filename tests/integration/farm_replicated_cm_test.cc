@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/transport/free_port.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_process.h"
 
@@ -76,7 +77,7 @@ class FarmReplicatedCmTest : public ::testing::Test {
     dir_ = getenv("TEST_TMPDIR");
     config_ = dir_ + "/cluster.conf";
     std::ofstream f(config_);
-    for (int i = 0; i < 3; ++i) f << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << FreeUdpPort() << "\" }\n";
+    for (int i = 0; i < 3; ++i) f << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << transport::FreeLoopbackUdpPort() << "\" }\n";
     for (int i = 1; i <= 3; ++i) f << "nodes { name: \"m" << i << "\" address: \"127.0.0." << i + 1 << ":0\" }\n";
     f << "groups { name: \"cm\" f: 1 members: [\"cm0\", \"cm1\", \"cm2\"] }\n"
          "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
@@ -91,8 +92,8 @@ class FarmReplicatedCmTest : public ::testing::Test {
 
   std::string Log(const std::string& name) { return dir_ + "/" + name + ".log"; }
 
-  std::unique_ptr<Process> StartDriver(const std::string& name) {
-    auto p = std::make_unique<Process>(
+  std::unique_ptr<ChildProcess> StartDriver(const std::string& name) {
+    auto p = StartProcess(
         std::vector<std::string>{"tests/integration/cm_driver", "--config=" + config_, "--listen=127.0.0.1",
                                  absl::StrCat("--port=", port_), "--replicas=2", "--regions=6", "--region_mb=2",
                                  "--stats_ms=200"},
@@ -132,22 +133,22 @@ class FarmReplicatedCmTest : public ::testing::Test {
 };
 
 TEST_F(FarmReplicatedCmTest, WorkloadSurvivesLeaderDriverAndMachineFailures) {
-  std::vector<std::unique_ptr<Process>> replicas;
+  std::vector<std::unique_ptr<ChildProcess>> replicas;
   for (int i = 0; i < 3; ++i) {
-    replicas.push_back(std::make_unique<Process>(
+    replicas.push_back(StartProcess(
         std::vector<std::string>{"tests/integration/cm_replica", "--config=" + config_, absl::StrCat("--index=", i),
                                  absl::StrCat("--state_out=", dir_, "/cm", i, ".state")},
         Log(absl::StrCat("cm", i))));
   }
-  std::unique_ptr<Process> driver = StartDriver("driver");
-  std::vector<std::unique_ptr<Process>> machines;
+  std::unique_ptr<ChildProcess> driver = StartDriver("driver");
+  std::vector<std::unique_ptr<ChildProcess>> machines;
   for (int i = 1; i <= 3; ++i) {
-    machines.push_back(std::make_unique<Process>(
+    machines.push_back(StartProcess(
         std::vector<std::string>{"farm/server/farmd", "--config=" + config_, "--role=machine",
                                  absl::StrCat("--name=m", i), "--cm=" + cm_, "--fabric=net"},
         Log(absl::StrCat("m", i))));
   }
-  Process workload({"farm/workload/farm_workload", "--cm=" + cm_, "--fabric=net", "--report_ms=200",
+  std::unique_ptr<ChildProcess> workload = StartProcess({"farm/workload/farm_workload", "--cm=" + cm_, "--fabric=net", "--report_ms=200",
                     "--transfer_threads=2", "--lookup_threads=1", "--accounts=32"},
                    Log("workload"));
   WaitForCommits(3, "workload running");
@@ -186,7 +187,7 @@ TEST_F(FarmReplicatedCmTest, WorkloadSurvivesLeaderDriverAndMachineFailures) {
   EXPECT_GE(Field(recovered, "recoveries"), 1) << recovered;
   WaitForCommits(5, "after machine 3 was killed and recovered");
 
-  EXPECT_EQ(workload.Kill(SIGINT), 0) << ReadFile(Log("workload"));
+  EXPECT_EQ(workload->Kill(SIGINT), 0) << ReadFile(Log("workload"));
   const std::string out = ReadFile(Log("workload"));
   EXPECT_TRUE(absl::StrContains(out, "invariant ok")) << out;
   std::vector<std::string> summary = Lines(out, "summary ");

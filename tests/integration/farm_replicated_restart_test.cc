@@ -35,6 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "common/transport/free_port.h"
 #include "farm/client/farm_client.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/workload/bank.h"
@@ -74,14 +75,14 @@ class FarmReplicatedRestartTest : public ::testing::Test {
     mkdir(dir_.c_str(), 0755);
     config_ = dir_ + "/cluster.conf";
     std::ofstream f(config_);
-    for (int i = 0; i < 3; ++i) f << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << FreeUdpPort() << "\" }\n";
+    for (int i = 0; i < 3; ++i) f << "nodes { name: \"cm" << i << "\" address: \"127.0.0.1:" << transport::FreeLoopbackUdpPort() << "\" }\n";
     for (int i = 1; i <= 3; ++i) f << "nodes { name: \"m" << i << "\" address: \"127.0.0." << i + 1 << ":0\" }\n";
     f << "groups { name: \"cm\" f: 1 members: [\"cm0\", \"cm1\", \"cm2\"] }\n"
          "groups { name: \"farm\" replication: PRIMARY_BACKUP f: 2 members: [\"m1\", \"m2\", \"m3\"] }\n"
          "timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 100 lease_ms: 2000 }\n";
     f.close();
     for (int i = 0; i < 3; ++i) {
-      replicas_.push_back(std::make_unique<Process>(
+      replicas_.push_back(StartProcess(
           std::vector<std::string>{"tests/integration/cm_replica", "--config=" + config_, absl::StrCat("--index=", i)},
           Log(absl::StrCat("cm", i))));
     }
@@ -90,7 +91,7 @@ class FarmReplicatedRestartTest : public ::testing::Test {
   std::string Log(const std::string& name) { return dir_ + "/" + name + ".log"; }
 
   void StartDriver(int restart_wait_s) {
-    driver_ = std::make_unique<Process>(
+    driver_ = StartProcess(
         std::vector<std::string>{"tests/integration/cm_driver", "--config=" + config_, "--listen=127.0.0.1",
                                  "--replicas=2", "--regions=6", "--region_mb=2", "--stats_ms=100",
                                  absl::StrCat("--restart_wait_s=", restart_wait_s)},
@@ -108,10 +109,10 @@ class FarmReplicatedRestartTest : public ::testing::Test {
   }
 
   // farmd m`i` with its files in dir/m`i` (kept across restarts).
-  std::unique_ptr<Process> StartMachine(int i, int run) {
+  std::unique_ptr<ChildProcess> StartMachine(int i, int run) {
     const std::string data = absl::StrCat(dir_, "/m", i);
     mkdir(data.c_str(), 0755);
-    return std::make_unique<Process>(
+    return StartProcess(
         std::vector<std::string>{"farm/server/farmd", "--config=" + config_, "--role=machine",
                                  absl::StrCat("--name=m", i), "--cm=" + cm_, "--fabric=net", "--txlog_dir=" + data,
                                  "--checkpoint_every_kb=32", "--log_segment_kb=8"},
@@ -146,7 +147,7 @@ class FarmReplicatedRestartTest : public ::testing::Test {
 
   // Kills every farmd and waits until the CM removed them all and entered
   // restarting (only then may a machine come back with its files).
-  void KillEveryMachine(std::vector<std::unique_ptr<Process>>& machines) {
+  void KillEveryMachine(std::vector<std::unique_ptr<ChildProcess>>& machines) {
     for (auto& m : machines) m->Kill(SIGKILL);
     const std::string down = WaitForStats(
         [](const std::string& l) { return Field(l, "restarting") == 1 && Field(l, "machines") == 0; },
@@ -155,13 +156,13 @@ class FarmReplicatedRestartTest : public ::testing::Test {
   }
 
   std::string dir_, config_, cm_;
-  std::vector<std::unique_ptr<Process>> replicas_;
-  std::unique_ptr<Process> driver_;
+  std::vector<std::unique_ptr<ChildProcess>> replicas_;
+  std::unique_ptr<ChildProcess> driver_;
 };
 
 TEST_F(FarmReplicatedRestartTest, RestoresEveryRegionFromTheMachinesFiles) {
   ASSERT_NO_FATAL_FAILURE(StartDriver(0));
-  std::vector<std::unique_ptr<Process>> machines;
+  std::vector<std::unique_ptr<ChildProcess>> machines;
   for (int i = 1; i <= 3; ++i) machines.push_back(StartMachine(i, 1));
   absl::StatusOr<std::unique_ptr<NetClient>> c1 = Connect(100);
   ASSERT_TRUE(c1.ok()) << c1.status();
@@ -250,7 +251,7 @@ TEST_F(FarmReplicatedRestartTest, RestoresEveryRegionFromTheMachinesFiles) {
 
 TEST_F(FarmReplicatedRestartTest, RegionsWithNoCopyBackStayLostByName) {
   ASSERT_NO_FATAL_FAILURE(StartDriver(2));
-  std::vector<std::unique_ptr<Process>> machines;
+  std::vector<std::unique_ptr<ChildProcess>> machines;
   for (int i = 1; i <= 3; ++i) machines.push_back(StartMachine(i, 1));
   absl::StatusOr<std::unique_ptr<NetClient>> c1 = Connect(100);
   ASSERT_TRUE(c1.ok()) << c1.status();
@@ -323,7 +324,7 @@ TEST_F(FarmReplicatedRestartTest, RegionsWithNoCopyBackStayLostByName) {
 
   // A machine whose files hold the lost regions refuses to start fresh.
   const int late = back % 3 + 1;
-  std::unique_ptr<Process> refused = StartMachine(late, 3);
+  std::unique_ptr<ChildProcess> refused = StartMachine(late, 3);
   EXPECT_EQ(refused->Wait(), 1);
   const std::string log = ReadFile(Log(absl::StrCat("m", late, "-3")));
   EXPECT_TRUE(absl::StrContains(log, "is lost in the running cluster")) << log;

@@ -2,12 +2,8 @@
 
 #include <fcntl.h>
 #include <net/if.h>
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,7 +42,7 @@ std::string ShellOutput(const std::string& command) {
 }
 
 absl::StatusOr<PortServer> StartPortServer(const std::string& command, absl::Duration timeout) {
-  PortServer server{.child = std::make_unique<Child>(command)};
+  PortServer server{.child = StartChild(command)};
   absl::StatusOr<std::string> line = server.child->ReadLine(timeout);
   if (!line.ok()) return line.status();
   uint32_t port = 0;
@@ -172,68 +168,15 @@ absl::Status NetnsLab::LeaveHost() {
   return absl::OkStatus();
 }
 
-Child::Child(const std::string& command) {
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return;
-  pid_ = fork();
-  if (pid_ == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    setpgid(0, 0);  // own group, so the kill reaches `ip netns exec`'s child too
-    execl("/bin/sh", "sh", "-c", (std::string("export ") + kPath + "; exec " + command).c_str(),
-          nullptr);
-    _exit(127);
+std::unique_ptr<ChildProcess> StartChild(const std::string& command) {
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(
+      {"/bin/sh", "-c", absl::StrCat("export ", kPath, "; exec ", command)},
+      {.out = ChildOutput::Pipe(), .err = ChildOutput::Pipe(), .own_process_group = true});
+  if (!child.ok()) {  // /bin/sh did not start: the machine, not the test, is broken
+    fprintf(stderr, "%s: %s\n", command.c_str(), child.status().ToString().c_str());
+    abort();
   }
-  close(out[1]);
-  close(err[1]);
-  out_fd_ = out[0];
-  err_fd_ = err[0];
-}
-
-Child::~Child() {
-  if (pid_ > 0) {
-    kill(-pid_, SIGKILL);
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  if (out_fd_ >= 0) close(out_fd_);
-  if (err_fd_ >= 0) close(err_fd_);
-}
-
-absl::StatusOr<std::string> Child::Read(int fd, std::string& buf, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    size_t nl = buf.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = buf.substr(0, nl);
-      buf.erase(0, nl + 1);
-      return line;
-    }
-    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (ms <= 0) return absl::DeadlineExceededError("no line from child; have: " + buf);
-    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-    if (poll(&p, 1, ms) <= 0) continue;
-    char chunk[512];
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n <= 0) return absl::OutOfRangeError("child output ended; have: " + buf);
-    buf.append(chunk, n);
-  }
-}
-
-absl::StatusOr<int> Child::Wait(absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    int status = 0;
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    // Reaping has no fd to wait on; a short poll keeps the bounded wait cheap.
-    poll(nullptr, 0, 10);
-  }
-  return absl::DeadlineExceededError("child did not exit in time");
+  return *std::move(child);
 }
 
 }  // namespace dctk::bastion::testing

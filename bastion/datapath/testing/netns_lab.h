@@ -1,13 +1,14 @@
 // A throwaway lab for privileged Bastion tests: a "host" network namespace with a bridge,
 // and containers as network namespaces on veths to it, all named after the test's pid;
-// plus Child, a subprocess with line-wise stdout/stderr for tools run in those namespaces.
+// plus StartChild, a subprocess with line-wise stdout/stderr for tools run in those namespaces.
 // The destructor deletes every namespace (and with them the bridge, veths and tc filters).
 //
 // Example:
 //   absl::StatusOr<std::unique_ptr<NetnsLab>> lab = NetnsLab::Create("10.213.0", {"a", "b"});
 //   (*lab)->EnterHost();                 // this thread now sees the bridge and host veths
 //   int ifindex = (*lab)->container("a").host_ifindex;
-//   Child server({"ip", "netns", "exec", (*lab)->container("b").netns, "python3", ...});
+//   std::unique_ptr<ChildProcess> server =
+//       StartChild("ip netns exec " + (*lab)->container("b").netns + " python3 ...");
 #ifndef DCTK_BASTION_DATAPATH_TESTING_NETNS_LAB_H_
 #define DCTK_BASTION_DATAPATH_TESTING_NETNS_LAB_H_
 
@@ -22,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "bastion/datapath/datapath.h"
+#include "common/process/child_process.h"
 
 namespace dctk::bastion::testing {
 
@@ -70,30 +72,15 @@ class NetnsLab {
   int saved_netns_fd_ = -1;
 };
 
-// A child process (`sh -c command`) whose stdout and stderr are read line by line; killed
-// (SIGKILL, by pid) and reaped on destruction if still running. Dies with the test.
-class Child {
- public:
-  explicit Child(const std::string& command);
-  ~Child();
-  // Next line of stdout (or stderr), or an error after `timeout` / at end of stream.
-  absl::StatusOr<std::string> ReadLine(absl::Duration timeout) { return Read(out_fd_, out_buf_, timeout); }
-  absl::StatusOr<std::string> ReadErrLine(absl::Duration timeout) { return Read(err_fd_, err_buf_, timeout); }
-  // Waits for exit (up to `timeout`) and returns the exit code.
-  absl::StatusOr<int> Wait(absl::Duration timeout);
-
- private:
-  absl::StatusOr<std::string> Read(int fd, std::string& buf, absl::Duration timeout);
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  int err_fd_ = -1;
-  std::string out_buf_;
-  std::string err_buf_;
-};
+// `sh -c command` (PATH set) as a child process in its own process group (so
+// signals reach what `ip netns exec` starts), stdout and stderr piped and read
+// line by line; the group is SIGKILLed and reaped on destruction and when the
+// test dies.
+std::unique_ptr<ChildProcess> StartChild(const std::string& command);
 
 // A server started with `command` that announces its port as its first line ("port N").
 struct PortServer {
-  std::unique_ptr<Child> child;
+  std::unique_ptr<ChildProcess> child;
   uint16_t port = 0;
 };
 // Starts it and reads the port; an error if the line does not come within `timeout`.
