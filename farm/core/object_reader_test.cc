@@ -94,6 +94,27 @@ TEST_F(ObjectReaderTest, BadAddressesGiveClearErrors) {
             absl::StatusCode::kOutOfRange);
 }
 
+// An address on line 1 of an object whose payload there looks like an
+// allocated, locked header at the object's version: refused at the first
+// read (no start bit), not taken for an object nor retried as locked.
+TEST_F(ObjectReaderTest, AddressInsideAnObjectIsRefusedAtOnce) {
+  const size_t lines = 2;
+  InitObject(Local(0), lines);
+  uint64_t payload[PayloadCapacity(lines) / 8] = {};
+  payload[6] = kLockBit | kAllocatedBit | 2;  // the first word of line 1
+  WriteAtHolder(0, lines, payload, sizeof(payload));
+  char out[8];
+  const GlobalAddress inside(kRegion, kLineSize);
+  absl::Status s = reader_->ReadLockFree(inside, out, sizeof(out));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find(inside.ToString()), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("not the start of an object"), absl::string_view::npos) << s;
+  EXPECT_EQ(reader_->stats().reads, 1u);
+  std::vector<ObjectRead> batch = {{inside, out, sizeof(out)}};
+  reader_->MultiReadLockFree(absl::MakeSpan(batch));
+  EXPECT_EQ(batch[0].status.code(), absl::StatusCode::kFailedPrecondition) << batch[0].status;
+}
+
 TEST_F(ObjectReaderTest, WriteInTheMiddleOfAReadIsDetectedAndReadAgain) {
   const size_t len = 200, lines = ObjectLines(len);
   InitObject(Local(0), lines);
