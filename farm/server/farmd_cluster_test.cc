@@ -311,7 +311,7 @@ TEST(FarmdClusterTest, ShmUntouchedRegionsCommitWhileTheOthersRecover) {
 
   cluster.machine(3).Kill(SIGKILL);
   // "recovering <configuration> regions=<ids>": every machine follows it.
-  const std::string line = cluster.cm().NextLine();
+  const std::string line = cluster.cm().ReadLine().value_or("");
   std::vector<std::string> words = absl::StrSplit(line, ' ');
   ASSERT_EQ(words.size(), 3u) << line;
   ASSERT_EQ(words[0], "recovering") << line;
@@ -387,7 +387,7 @@ TEST(FarmdClusterTest, ShmSlowBackupIsSuspectedAndTheCommitDecided) {
   ASSERT_TRUE(created.ok()) << created.status();
   const GlobalAddress counter = *created;
   cluster.machine(backup).Signal(SIGUSR1);
-  ASSERT_EQ(cluster.machine(backup).NextLine(), absl::StrCat("fault ", backup, " stalled"));
+  ASSERT_EQ(cluster.machine(backup).ReadLine().value_or(""), absl::StrCat("fault ", backup, " stalled"));
 
   const absl::Status s = server::IncrementCounter(c.tx(), counter);
   EXPECT_TRUE(absl::IsAborted(s)) << s << " (the stalled backup never logged it: recovery aborts it)";

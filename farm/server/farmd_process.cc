@@ -1,12 +1,7 @@
 #include "farm/server/farmd_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
@@ -15,70 +10,23 @@
 #include "farm/server/control.h"
 #include "farm/server/control.pb.h"
 
-extern char** environ;
-
 namespace dctk::farm::server {
 
-FarmdProcess::FarmdProcess(const std::vector<std::string>& args, const std::string& stderr_path) {
-  int out[2];
-  if (pipe(out) != 0) return;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_addclose(&fa, out[0]);
-  if (!stderr_path.empty()) {
-    posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  }
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  posix_spawn_file_actions_destroy(&fa);
-  close(out[1]);
-  out_ = fdopen(out[0], "r");
+namespace {
+
+// farmd with its stdout piped (its lines read one by one) and its stderr in
+// `stderr_path` (truncated; empty: the test's own), stopped with SIGTERM.
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartFarmd(std::vector<std::string> args,
+                                                         const std::string& stderr_path = "") {
+  return ChildProcess::Start(
+      std::move(args),
+      {.out = ChildOutput::Pipe(),
+       .err = stderr_path.empty() ? ChildOutput::Inherit()
+                                  : ChildOutput::File(stderr_path, /*append=*/false),
+       .stop_signal = SIGTERM});
 }
 
-FarmdProcess::~FarmdProcess() {
-  Kill(SIGTERM);
-  if (out_ != nullptr) fclose(out_);
-}
-
-std::string FarmdProcess::NextLine() {
-  char buf[512] = {0};
-  if (out_ == nullptr || fgets(buf, sizeof(buf), out_) == nullptr) return "";
-  std::string s(buf);
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
-void FarmdProcess::Signal(int sig) {
-  if (pid_ > 0) kill(pid_, sig);
-}
-
-bool FarmdProcess::Pause() {
-  if (pid_ <= 0 || kill(pid_, SIGSTOP) != 0) return false;
-  int status = 0;
-  while (true) {
-    const pid_t r = waitpid(pid_, &status, WUNTRACED);
-    if (r == pid_ && WIFSTOPPED(status)) return true;
-    if (r < 0 && errno == EINTR) continue;
-    return false;  // exited (or not our child)
-  }
-}
-
-void FarmdProcess::Kill(int sig) {
-  if (pid_ <= 0) return;
-  kill(pid_, sig);
-  Wait();
-}
-
-int FarmdProcess::Wait() {
-  if (pid_ <= 0) return -1;
-  int status = 0;
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+}  // namespace
 
 std::string WriteFarmConfig(const std::string& dir, int machines, int lease_ms) {
   const std::string conf = dir + "/cluster.conf";
@@ -104,8 +52,10 @@ absl::Status FarmdCluster::StartCm(const std::string& host) {
   std::vector<std::string> args{"farm/server/farmd", "--config=" + conf_, "--role=cm", "--cm_host=" + host,
                                 "--replicas=2",      "--regions=6",        "--region_mb=4"};
   args.insert(args.end(), cm_flags_.begin(), cm_flags_.end());
-  cm_ = std::make_unique<FarmdProcess>(args);
-  const std::string line = cm_->NextLine();
+  absl::StatusOr<std::unique_ptr<ChildProcess>> cm = StartFarmd(std::move(args));
+  if (!cm.ok()) return cm.status();
+  cm_ = *std::move(cm);
+  const std::string line = cm_->ReadLine().value_or("");
   std::vector<std::string> words = absl::StrSplit(line, ' ');
   if (words.size() != 2 || words[0] != "cm") return absl::InternalError(absl::StrCat("CM printed '", line, "'"));
   cm_address_ = words[1];
@@ -137,8 +87,11 @@ absl::Status FarmdCluster::RestartCm() {
 
 absl::StatusOr<uint32_t> FarmdCluster::RestartMachine(int slot, const std::string& stderr_path) {
   if (auto it = machines_.find(slot); it != machines_.end()) it->second->Kill(SIGKILL);
-  machines_[slot] = std::make_unique<FarmdProcess>(MachineArgs(slot), stderr_path);
-  const std::string line = machines_[slot]->NextLine();
+  absl::StatusOr<std::unique_ptr<ChildProcess>> machine =
+      StartFarmd(MachineArgs(slot), stderr_path);
+  if (!machine.ok()) return machine.status();
+  machines_[slot] = *std::move(machine);
+  const std::string line = machines_[slot]->ReadLine().value_or("");
   std::vector<std::string> words = absl::StrSplit(line, ' ');
   uint32_t id = 0;
   if (words.size() != 3 || words[0] != "machine" || !absl::SimpleAtoi(words[1], &id)) {

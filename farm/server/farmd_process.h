@@ -1,7 +1,7 @@
-// Test helpers: farmd processes on loopback. FarmdProcess is a child process
-// whose stdout lines are read one by one (farmd prints "cm <address>",
-// "machine <id> <address>", "restored <id> ..."), killed on destruction;
-// FarmdCluster starts the CM service and N machines from a common cluster
+// Test helpers: farmd processes on loopback. FarmdCluster starts each farmd
+// as a ChildProcess whose stdout lines are read one by one (farmd prints "cm
+// <address>", "machine <id> <address>", "restored <id> ..."), stopped with
+// SIGTERM on destruction; it starts the CM service and N machines from a common cluster
 // file (WriteFarmConfig), and restarts any of them with the same files.
 //
 // Example:
@@ -13,43 +13,16 @@
 #ifndef DCTK_FARM_SERVER_FARMD_PROCESS_H_
 #define DCTK_FARM_SERVER_FARMD_PROCESS_H_
 
-#include <sys/types.h>
-
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/process/child_process.h"
 #include "farm/cm/cm.pb.h"
 
 namespace dctk::farm::server {
-
-class FarmdProcess {
- public:
-  // `stderr_path` empty: the child's stderr is the test's.
-  explicit FarmdProcess(const std::vector<std::string>& args, const std::string& stderr_path = "");
-  ~FarmdProcess();
-  FarmdProcess(const FarmdProcess&) = delete;
-  FarmdProcess& operator=(const FarmdProcess&) = delete;
-
-  // Blocks until the child prints its next line; "" once it exited.
-  std::string NextLine();
-  // Sends `sig` without waiting (SIGSTOP, SIGCONT).
-  void Signal(int sig);
-  // Sends SIGSTOP and waits until every thread of the child has stopped (so
-  // it handles nothing more until SIGCONT); false if it exited instead.
-  bool Pause();
-  // Sends `sig` and reaps the child.
-  void Kill(int sig);
-  // Waits for the child to exit; its exit code (128 + signal if killed).
-  int Wait();
-
- private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-};
 
 // A common cluster file: a CM node and machines m1..mN on 127.0.0.2.. (group
 // "farm", PRIMARY_BACKUP, f = N - 1), lease `lease_ms`.
@@ -73,8 +46,8 @@ class FarmdCluster {
   // SIGKILLs every machine and the CM.
   void KillAll();
 
-  FarmdProcess& cm() { return *cm_; }
-  FarmdProcess& machine(int slot) { return *machines_.at(slot); }
+  ChildProcess& cm() { return *cm_; }
+  ChildProcess& machine(int slot) { return *machines_.at(slot); }
   const std::string& cm_address() const { return cm_address_; }
   // The CM's state (CM_STATE): ready, configuration.
   absl::StatusOr<std::pair<bool, cm::Configuration>> CmState() const;
@@ -86,9 +59,9 @@ class FarmdCluster {
   const std::string conf_, dir_, fabric_;
   const std::vector<std::string> machine_flags_;
   std::vector<std::string> cm_flags_;
-  std::unique_ptr<FarmdProcess> cm_;
+  std::unique_ptr<ChildProcess> cm_;
   std::string cm_address_;
-  std::map<int, std::unique_ptr<FarmdProcess>> machines_;
+  std::map<int, std::unique_ptr<ChildProcess>> machines_;
 };
 
 // Every region has two complete copies and the configuration `storage` live

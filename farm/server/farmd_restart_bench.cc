@@ -85,7 +85,7 @@ absl::StatusOr<Run> Once(const std::string& dir, uint64_t transfers, int checkpo
   run.restart_ms = absl::ToDoubleMilliseconds(absl::Now() - t + UntilReady(cluster));
   for (int slot = 1; slot <= 3; ++slot) {
     std::map<std::string, double> m;
-    std::vector<std::string> words = absl::StrSplit(cluster.machine(slot).NextLine(), ' ');
+    std::vector<std::string> words = absl::StrSplit(cluster.machine(slot).ReadLine().value_or(""), ' ');
     for (const std::string& w : words) {
       std::vector<std::string> kv = absl::StrSplit(w, '=');
       double v = 0;

@@ -273,7 +273,7 @@ TEST(FarmdRestartTest, MachinesRejoinFreshAndTheWholeClusterRestoresFromItsFiles
   int regions = 0;
   bool used_a_checkpoint = false;
   for (int slot : {1, 2, 3}) {
-    const std::string line = cluster.machine(slot).NextLine();
+    const std::string line = cluster.machine(slot).ReadLine().value_or("");
     ASSERT_EQ(line.rfind("restored ", 0), 0u) << "m" << slot << ": " << line;
     std::map<std::string, double> r = ParseRestored(line);
     regions += static_cast<int>(r["regions"]);
