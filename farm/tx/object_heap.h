@@ -23,7 +23,8 @@
 // finds a clean header, and versions stay monotonic at every address: an
 // object allocated there gets floor + 1 or more, so a reader still holding the
 // address of an older object can never validate it against the new one by its
-// version. The primary formats when Reserve gives a free block another class;
+// version; an old address that falls inside a new object is refused by any
+// read, as that line's version word has no start bit (farm/core/object.h). The primary formats when Reserve gives a free block another class;
 // a backup when the first committed object of the new class reaches it
 // (Prepare), with the same floor, because it applies the same entries in the
 // same order per block (participant.h). A block emptied for good holds only
