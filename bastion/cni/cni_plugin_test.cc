@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "bastion/datapath/datapath.h"
 #include "bastion/datapath/testing/netns_lab.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -24,7 +25,6 @@ using testing::StartChild;
 using ::testing::HasSubstr;
 using testing::NetnsLab;
 using ::testing::Not;
-using testing::Shell;
 
 constexpr char kCniBin[] = "/usr/lib/cni";  // Debian's containernetworking-plugins
 
@@ -44,7 +44,7 @@ class CniPluginTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<NetnsLab>> lab = NetnsLab::Create("10.219.0", {"a"});
     ASSERT_TRUE(lab.ok()) << lab.status();
     lab_ = std::move(*lab);
-    ASSERT_TRUE(Shell("mkdir -p " + dir_).ok());
+    ASSERT_TRUE(RunCommand("mkdir -p " + dir_).ok());
     bastiond_ = StartChild(
         absl::StrCat("bastion/manager/bastiond --netns=", lab_->host_netns(), " --listen=", socket_,
                      " --netns_dir=", dir_, " --pin_dir=", pin_dir_, " --state_file=", tmp_,
@@ -62,7 +62,7 @@ class CniPluginTest : public ::testing::Test {
     bastiond_.reset();  // SIGKILL; the namespaces below take the veths and filters
     lab_.reset();
     const std::string tag = absl::StrCat(getpid());
-    Shell(absl::StrCat("rm -rf ", pin_dir_, " ", dir_, " ", socket_.substr(5), " ", policy_, " ",
+    RunCommand(absl::StrCat("rm -rf ", pin_dir_, " ", dir_, " ", socket_.substr(5), " ", policy_, " ",
                        tmp_, "/state-", tag, ".json ", tmp_, "/stdin-", tag, " ", tmp_, "/ipam-",
                        tag))
         .IgnoreError();
@@ -84,7 +84,7 @@ class CniPluginTest : public ::testing::Test {
                   const std::string& netns) {
     const std::string in = absl::StrCat(tmp_, "/stdin-", getpid());
     std::ofstream(in) << config;
-    absl::StatusOr<std::string> out = Shell(absl::StrCat(
+    absl::StatusOr<std::string> out = RunCommand(absl::StrCat(
         "ip netns exec ", lab_->host_netns(), " env CNI_COMMAND=", command, " CNI_CONTAINERID=ctr",
         getpid(), " CNI_NETNS=/run/netns/", netns, " CNI_IFNAME=eth0 CNI_PATH=", kCniBin,
         " CNI_ARGS='IgnoreUnknown=1;BASTION_NAME=web-a' ", binary, " < ", in, "; echo rc=$?"));
@@ -97,13 +97,13 @@ class CniPluginTest : public ::testing::Test {
 
   std::string Ctl(const std::string& args) {
     absl::StatusOr<std::string> out =
-        Shell(absl::StrCat("bastion/cli/bastionctl --server=", socket_, " ", args));
+        RunCommand(absl::StrCat("bastion/cli/bastionctl --server=", socket_, " ", args));
     return out.ok() ? *out : std::string(out.status().message());
   }
 
   std::string Filters(std::string veth = "") {
     if (veth.empty()) veth = lab_->container("a").host_veth;
-    absl::StatusOr<std::string> out = Shell(absl::StrCat(
+    absl::StatusOr<std::string> out = RunCommand(absl::StrCat(
         "ip netns exec ", lab_->host_netns(), " tc filter show dev ", veth, " ingress; ",
         "ip netns exec ", lab_->host_netns(), " tc filter show dev ", veth, " egress"));
     return out.ok() ? *out : std::string(out.status().message());
@@ -168,10 +168,10 @@ TEST_F(CniPluginTest, ChainedAfterRealBridgePlugin) {
   const std::string bridge = absl::StrCat(kCniBin, "/bridge");
   if (access(bridge.c_str(), X_OK) != 0) GTEST_SKIP() << "no " << bridge;
   const std::string netns = absl::StrCat("bcni", getpid(), "x");
-  ASSERT_TRUE(Shell("ip netns add " + netns).ok());
+  ASSERT_TRUE(RunCommand("ip netns add " + netns).ok());
   struct NetnsDeleter {
     std::string name;
-    ~NetnsDeleter() { Shell("ip netns del " + name).IgnoreError(); }
+    ~NetnsDeleter() { RunCommand("ip netns del " + name).IgnoreError(); }
   } deleter{netns};
   const std::string conf = absl::StrCat(
       R"({"cniVersion": "1.0.0", "name": "bcni", "type": "bridge", "bridge": "cbr0",)",

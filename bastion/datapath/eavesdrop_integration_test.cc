@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "bastion/datapath/bpf_datapath.h"
@@ -50,11 +51,11 @@ class EavesdropIntegrationTest : public ::testing::Test {
       ASSERT_TRUE(dp_->BindInterface(ct.host_ifindex, {ids[i], ct.ip, ct.mac}).ok());
       ASSERT_TRUE(dp_->Attach(ct.host_ifindex).ok());
       // Flood every unicast frame to every port.
-      ASSERT_TRUE(testing::Shell(Host() + "ip link set dev " + ct.host_veth +
+      ASSERT_TRUE(RunCommand(Host() + "ip link set dev " + ct.host_veth +
                                  " type bridge_slave learning off").ok());
       ++i;
     }
-    ASSERT_TRUE(testing::Shell(Host() + "bridge fdb flush dev br0 dynamic").ok());
+    ASSERT_TRUE(RunCommand(Host() + "bridge fdb flush dev br0 dynamic").ok());
     ASSERT_TRUE(dp_->UpsertHost(lab_->gateway_ip(), kGateway).ok());
     // A uses B (the secrets) and C (C's marker); A may send the bridge marker to the host.
     ASSERT_TRUE(dp_->AddDependency(kA, kB, 0).ok());

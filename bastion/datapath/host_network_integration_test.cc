@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "bastion/datapath/bpf_datapath.h"
@@ -180,11 +181,11 @@ TEST_F(HostNetworkIntegrationTest, FramesWithAContainerAddressFromPNeverArrive) 
   // The bridge must know B's port (a static entry, as the manager installs): a flooded
   // copy of a frame carries no socket, so its sender could not be told.
   const NetnsLab::Container& b = lab_->container("b");
-  ASSERT_TRUE(testing::Shell(AsHost("bridge fdb replace " + b.mac.ToString() + " dev " +
+  ASSERT_TRUE(RunCommand(AsHost("bridge fdb replace " + b.mac.ToString() + " dev " +
                                     b.host_veth + " master static")).ok());
   // P writes a frame claiming A's address straight onto the bridge (AF_PACKET, scapy):
   // it bypasses the IP stack and so P's cgroup programs; B's veth still knows it is P's.
-  auto mac = testing::Shell(AsHost("cat /sys/class/net/br0/address"));
+  auto mac = RunCommand(AsHost("cat /sys/class/net/br0/address"));
   ASSERT_TRUE(mac.ok()) << mac.status();
   std::string br_mac(absl::StripAsciiWhitespace(*mac));
   ShellOutput(AsP(absl::StrCat(tool_, "spoof br0 ", br_mac, " ", Ip("a"), " ", b.mac.ToString(),

@@ -42,7 +42,7 @@
 #include "bastion/manager/label_filter.h"
 #include "bastion/manager/manager.h"
 #include "bastion/manager/netns_containers.h"
-#include "bastion/manager/run_command.h"
+#include "common/process/run_command.h"
 #include "bastion/manager/service.h"
 #include "common/metrics/metrics_server.h"
 #include "grpcpp/grpcpp.h"

@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "bastion/datapath/testing/netns_lab.h"
 #include "bastion/manager/netns_containers.h"
-#include "bastion/manager/run_command.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

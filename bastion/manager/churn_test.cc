@@ -20,7 +20,7 @@
 #include "bastion/datapath/bpf_datapath.h"
 #include "bastion/manager/manager.h"
 #include "bastion/manager/netns_containers.h"
-#include "bastion/manager/run_command.h"
+#include "common/process/run_command.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 

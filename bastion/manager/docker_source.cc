@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bastion/datapath/cgroup.h"
-#include "bastion/manager/run_command.h"
+#include "common/process/run_command.h"
 #include "nlohmann/json.hpp"
 
 namespace dctk::bastion {

@@ -19,7 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bastion/datapath/cgroup.h"
-#include "bastion/manager/run_command.h"
+#include "common/process/run_command.h"
 #include "nlohmann/json.hpp"
 
 namespace dctk::bastion {

@@ -29,7 +29,7 @@
 #include "bastion/datapath/cgroup.h"
 #include "bastion/datapath/testing/netns_lab.h"
 #include "bastion/manager/docker_source.h"
-#include "bastion/manager/run_command.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"

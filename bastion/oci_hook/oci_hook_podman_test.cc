@@ -29,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "bastion/datapath/testing/netns_lab.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -36,7 +37,6 @@ namespace dctk::bastion::oci_hook {
 namespace {
 
 using ::dctk::bastion::testing::StartChild;
-using ::dctk::bastion::testing::Shell;
 using ::dctk::bastion::testing::ShellOutput;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -53,12 +53,12 @@ class OciHookPodmanTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (podman, BPF)";
-    if (!Shell("podman --version").ok()) GTEST_SKIP() << "podman is not installed";
+    if (!RunCommand("podman --version").ok()) GTEST_SKIP() << "podman is not installed";
     tag_ = absl::StrCat(getpid());
     const std::string tmp = ::testing::TempDir() + "/bho-" + tag_;
     containers_dir_ = tmp + "/containers";
     ctl_socket_ = "unix:/tmp/bho" + tag_ + ".sock";
-    ASSERT_TRUE(Shell("mkdir -p " + containers_dir_ + " " + tmp + "/hooks " + tmp +
+    ASSERT_TRUE(RunCommand("mkdir -p " + containers_dir_ + " " + tmp + "/hooks " + tmp +
                       "/hooks-fast " + tmp + "/rootfs/bin")
                     .ok());
     tmp_ = tmp;
@@ -72,7 +72,7 @@ class OciHookPodmanTest : public ::testing::Test {
           << R"("], "timeout": 20}, "when": {"always": true}, "stages": ["createRuntime", "poststop"]})";
     }
     image_ = "localhost/bho-" + tag_;
-    ASSERT_TRUE(Shell(absl::StrCat("cp /bin/busybox ", tmp, "/rootfs/bin/ && for t in sh nc sleep "
+    ASSERT_TRUE(RunCommand(absl::StrCat("cp /bin/busybox ", tmp, "/rootfs/bin/ && for t in sh nc sleep "
                                    "echo cat; do ln -sf busybox ", tmp, "/rootfs/bin/$t; done && tar -C ",
                                    tmp, "/rootfs -cf ", tmp, "/rootfs.tar . && podman import ", tmp,
                                    "/rootfs.tar ", image_))
@@ -80,7 +80,7 @@ class OciHookPodmanTest : public ::testing::Test {
     made_image_ = true;
     network_ = "bho" + tag_;
     subnet_ = absl::StrCat("10.216.", getpid() % 250, ".");
-    ASSERT_TRUE(Shell(absl::StrCat(kPodman, "network create --subnet ", subnet_, "0/24 ",
+    ASSERT_TRUE(RunCommand(absl::StrCat(kPodman, "network create --subnet ", subnet_, "0/24 ",
                                    network_))
                     .ok());
     made_network_ = true;
@@ -94,12 +94,12 @@ class OciHookPodmanTest : public ::testing::Test {
   void TearDown() override {
     monitor_.reset();
     for (const std::string& name : containers_) {
-      Shell(absl::StrCat("podman rm -f -t 0 ", name)).IgnoreError();
+      RunCommand(absl::StrCat("podman rm -f -t 0 ", name)).IgnoreError();
     }
     bastiond_.reset();
-    if (made_network_) Shell(absl::StrCat(kPodman, "network rm -f ", network_)).IgnoreError();
-    if (made_image_) Shell("podman rmi -f " + image_).IgnoreError();
-    if (!tmp_.empty()) Shell(absl::StrCat("rm -rf ", tmp_, " ", ctl_socket_.substr(5))).IgnoreError();
+    if (made_network_) RunCommand(absl::StrCat(kPodman, "network rm -f ", network_)).IgnoreError();
+    if (made_image_) RunCommand("podman rmi -f " + image_).IgnoreError();
+    if (!tmp_.empty()) RunCommand(absl::StrCat("rm -rf ", tmp_, " ", ctl_socket_.substr(5))).IgnoreError();
   }
 
   std::string Name(const std::string& role) { return absl::StrCat("bho-", role, "-", tag_); }
@@ -185,7 +185,7 @@ TEST_F(OciHookPodmanTest, FirstPacketsAreEnforcedFromProcessStart) {
   WaitForLine(*monitor_, "monitoring verdict events");
 
   const std::string server_ip = subnet_ + "10", gateway = subnet_ + "1";
-  absl::StatusOr<std::string> started = Shell(
+  absl::StatusOr<std::string> started = RunCommand(
       Run("server", "hooks", "server", "-d --ip " + server_ip) + "nc -ll -p 8080 -e /bin/echo hello");
   ASSERT_TRUE(started.ok()) << started.status();
   // Registered under its podman name before it ran, so bastiond lists it now.
@@ -207,7 +207,7 @@ TEST_F(OciHookPodmanTest, FirstPacketsAreEnforcedFromProcessStart) {
 
   // The same container without the hook: nobody enforces it at its start, its connection
   // to the host port gets through (busybox nc then waits for the host to close it).
-  ASSERT_TRUE(Shell(Run("unhooked", "", "client", "-d") +
+  ASSERT_TRUE(RunCommand(Run("unhooked", "", "client", "-d") +
                     absl::StrCat("sh -c 'echo boom | nc -w 1 ", gateway, " ", host.port(), "'"))
                   .ok());
   EXPECT_EQ(host.Accept(absl::Seconds(20)), "boom\n");
@@ -223,7 +223,7 @@ TEST_F(OciHookPodmanTest, FirstPacketsAreEnforcedFromProcessStart) {
   WaitForLine(*bastiond_, "containers removed: " + Name("hostnet"));
 
   // poststop: removing the server removes its registration, and bastiond lets it go.
-  ASSERT_TRUE(Shell(absl::StrCat(kPodman, "--hooks-dir ", tmp_, "/hooks rm -f -t 0 ",
+  ASSERT_TRUE(RunCommand(absl::StrCat(kPodman, "--hooks-dir ", tmp_, "/hooks rm -f -t 0 ",
                                  Name("server")))
                   .ok());
   WaitForLine(*bastiond_, "containers removed: " + Name("server"));

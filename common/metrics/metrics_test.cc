@@ -6,6 +6,7 @@
 #include "common/metrics/component_metrics.h"
 #include "common/metrics/metrics_server.h"
 #include "common/metrics/registry.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
@@ -83,18 +84,6 @@ TEST(RegistryDeathTest, BadNameIsAProgrammingError) {
   EXPECT_DEATH(registry.AddLatencyHistogram("has space", "h"), "bad metric name");
 }
 
-// Runs `command` and returns its standard output.
-std::string RunCommand(const std::string& command) {
-  std::string out;
-  FILE* f = popen(command.c_str(), "r");
-  if (f == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  pclose(f);
-  return out;
-}
-
 TEST(MetricsServerTest, CurlScrapesCountersAndHistograms) {
   auto registry = std::make_shared<Registry>();
   Scope scope(*registry, "mom_sequencer", {{"node", "s0"}});
@@ -108,14 +97,15 @@ TEST(MetricsServerTest, CurlScrapesCountersAndHistograms) {
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
 
-  const std::string body =
+  absl::StatusOr<std::string> body =
       RunCommand(absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics"));
-  EXPECT_THAT(body, HasSubstr("mom_sequencer_requests_total{node=\"s0\"} 42"));
-  EXPECT_THAT(body, HasSubstr("# TYPE mom_sequencer_commit_latency_seconds histogram"));
-  EXPECT_THAT(body, HasSubstr("mom_sequencer_commit_latency_seconds_count{node=\"s0\"} 100"));
-  EXPECT_THAT(body, HasSubstr("mom_sequencer_commit_latency_seconds_sum{node=\"s0\"} 0.00505"));
-  EXPECT_THAT(body,
-              HasSubstr("mom_sequencer_commit_latency_seconds_bucket{node=\"s0\",le=\"5e-05\"} 50"));
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_THAT(*body, HasSubstr("mom_sequencer_requests_total{node=\"s0\"} 42"));
+  EXPECT_THAT(*body, HasSubstr("# TYPE mom_sequencer_commit_latency_seconds histogram"));
+  EXPECT_THAT(*body, HasSubstr("mom_sequencer_commit_latency_seconds_count{node=\"s0\"} 100"));
+  EXPECT_THAT(*body, HasSubstr("mom_sequencer_commit_latency_seconds_sum{node=\"s0\"} 0.00505"));
+  EXPECT_THAT(
+      *body, HasSubstr("mom_sequencer_commit_latency_seconds_bucket{node=\"s0\",le=\"5e-05\"} 50"));
 }
 
 TEST(MetricsServerTest, PortInUseIsAnError) {

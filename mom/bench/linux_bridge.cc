@@ -1,6 +1,7 @@
 #include "mom/bench/linux_bridge.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/process/run_command.h"
 #include "mom/testbed/netns.h"
 
 namespace dctk::mom {
@@ -19,11 +20,12 @@ absl::StatusOr<std::unique_ptr<LinuxBridge>> LinuxBridge::Create(
 }
 
 absl::Status LinuxBridge::Run(const std::string& command) const {
-  return RunCommand(absl::StrCat("ip netns exec ", netns_, " ", command));
+  return RunCommand(absl::StrCat("ip netns exec ", netns_, " ", command)).status();
 }
 
 absl::Status LinuxBridge::Build(const std::string& ifaces_netns) {
-  if (absl::Status s = RunCommand(absl::StrCat("ip netns add ", netns_)); !s.ok()) return s;
+  if (absl::Status s = RunCommand(absl::StrCat("ip netns add ", netns_)).status(); !s.ok())
+    return s;
   created_ = true;
   std::vector<std::string> commands = {
       "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
@@ -36,7 +38,7 @@ absl::Status LinuxBridge::Build(const std::string& ifaces_netns) {
   for (const std::string& iface : ifaces_) {
     const std::string from = ifaces_netns.empty() ? "" : absl::StrCat("-n ", ifaces_netns, " ");
     if (absl::Status s =
-            RunCommand(absl::StrCat("ip ", from, "link set ", iface, " netns ", netns_));
+            RunCommand(absl::StrCat("ip ", from, "link set ", iface, " netns ", netns_)).status();
         !s.ok()) {
       return s;
     }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/metrics/metrics_server.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -19,14 +20,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 std::string Scrape(int port) {
-  const std::string command = absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics");
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return "";
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), pipe)) out.append(buf, n);
-  pclose(pipe);
-  return out;
+  return RunCommand(absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics")).value_or("");
 }
 
 SwitchCounters Snapshot(uint64_t scale) {

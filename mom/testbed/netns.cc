@@ -3,33 +3,15 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 
 namespace dctk::mom {
-
-absl::Status RunCommand(const std::string& command) {
-  // Test runners often drop the sbin directories (ip, nft, sysctl) from PATH.
-  const std::string line =
-      absl::StrCat("PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH; ", command, " 2>&1");
-  FILE* pipe = popen(line.c_str(), "r");
-  if (pipe == nullptr) return absl::InternalError(absl::StrCat("popen: ", std::strerror(errno)));
-  std::string output;
-  char buf[512];
-  while (size_t n = fread(buf, 1, sizeof(buf), pipe)) output.append(buf, n);
-  const int status = pclose(pipe);
-  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("`", command, "` failed: ", output));
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<int> UdpSocketInNetns(const std::string& netns) {
   const int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);

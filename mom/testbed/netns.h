@@ -1,9 +1,9 @@
-// Small helpers for real-network tests and tools: shell commands (ip, nft)
-// with errors that name the command, and UDP sockets created inside a network
-// namespace (the socket keeps its namespace after the thread switches back).
+// Small helpers for real-network tests and tools: UDP sockets created inside
+// a network namespace (the socket keeps its namespace after the thread
+// switches back), entering a namespace for good. Shell commands (ip, nft) go
+// through common/process's RunCommand.
 //
 // Example:
-//   CHECK_OK(RunCommand("ip netns add mom123_h0"));
 //   absl::StatusOr<int> fd = UdpSocketInNetns("mom123_h0");
 #ifndef DCTK_MOM_TESTBED_NETNS_H_
 #define DCTK_MOM_TESTBED_NETNS_H_
@@ -15,9 +15,6 @@
 #include "absl/status/statusor.h"
 
 namespace dctk::mom {
-
-// Runs `command` with /bin/sh; error (with its output) unless it exits 0.
-absl::Status RunCommand(const std::string& command);
 
 // A UDP socket in network namespace `netns` (/var/run/netns/NAME).
 absl::StatusOr<int> UdpSocketInNetns(const std::string& netns);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/process/run_command.h"
 #include "gtest/gtest.h"
 #include "mom/controller/switch_config.h"
 #include "mom/design.h"
@@ -46,14 +47,8 @@ std::string RandomPayload(size_t size, uint32_t seed) {
 // from its /proc/net/snmp (a header line and a value line, both "Ip:").
 std::map<std::string, int64_t> IpCounters(const std::string& netns) {
   std::map<std::string, int64_t> counters;
-  FILE* p = popen(absl::StrCat("PATH=/usr/sbin:/sbin:$PATH ip netns exec ", netns,
-                               " cat /proc/net/snmp").c_str(), "r");
-  if (p == nullptr) return counters;
-  std::string text;
-  char buf[512];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) text.append(buf, n);
-  pclose(p);
-  std::istringstream in(text);
+  std::istringstream in(
+      RunCommand(absl::StrCat("ip netns exec ", netns, " cat /proc/net/snmp")).value_or(""));
   std::string names, values;
   while (std::getline(in, names) && names.rfind("Ip:", 0) != 0) {}
   std::getline(in, values);

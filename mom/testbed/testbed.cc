@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/process/child_process.h"
+#include "common/process/run_command.h"
 #include "mom/controller/switch_config.h"
 #include "mom/testbed/netns.h"
 
@@ -122,19 +123,20 @@ absl::StatusOr<int> Testbed::GroupReceiver(int host, uint16_t* port,
 }
 
 absl::Status Testbed::RunIn(int host, const std::string& command) const {
-  return RunCommand(absl::StrCat("ip netns exec ", netns(host), " ", command));
+  return RunCommand(absl::StrCat("ip netns exec ", netns(host), " ", command)).status();
 }
 
 absl::Status Testbed::AddNamespace(int node) {
   const std::string ns = netns(node);
-  if (absl::Status s = RunCommand(absl::StrCat("ip netns add ", ns)); !s.ok()) return s;
+  if (absl::Status s = RunCommand(absl::StrCat("ip netns add ", ns)).status(); !s.ok()) return s;
   namespaces_.push_back(ns);
   // IPv6 off on every interface made in it (no router solicitations or MLD
   // reports on the fabric).
   return RunCommand(absl::StrCat("ip netns exec ", ns,
                                  " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
                                  " net.ipv6.conf.default.disable_ipv6=1 && ip -n ",
-                                 ns, " link set lo up"));
+                                 ns, " link set lo up"))
+      .status();
 }
 
 absl::Status Testbed::AddLink(int link) {
@@ -145,7 +147,7 @@ absl::Status Testbed::AddLink(int link) {
     return s;
   };
   if (absl::Status s =
-          RunCommand(absl::StrCat("ip link add ", end(l.a), " type veth peer ", end(l.b)));
+          RunCommand(absl::StrCat("ip link add ", end(l.a), " type veth peer ", end(l.b))).status();
       !s.ok()) {
     return s;
   }
@@ -164,7 +166,7 @@ absl::Status Testbed::AddLink(int link) {
       commands = {absl::StrCat("ip -n ", ns, " link set ", dev, " up")};
     }
     for (const std::string& cmd : commands) {
-      if (absl::Status s = RunCommand(cmd); !s.ok()) return s;
+      if (absl::Status s = RunCommand(cmd).status(); !s.ok()) return s;
     }
   }
   return absl::OkStatus();
@@ -182,9 +184,10 @@ absl::Status Testbed::Build() {
     const std::string dev = LinkEnd(topology_.ports(h)[0].link, h);
     for (int other : topology_.hosts()) {
       if (other == h) continue;
-      if (absl::Status s = RunCommand(absl::StrCat("ip -n ", netns(h), " neigh replace ",
-                                                   Ipv4Text(ip(other)), " lladdr ",
-                                                   Mac(ip(other)), " dev ", dev, " nud permanent"));
+      if (absl::Status s =
+              RunCommand(absl::StrCat("ip -n ", netns(h), " neigh replace ", Ipv4Text(ip(other)),
+                                      " lladdr ", Mac(ip(other)), " dev ", dev, " nud permanent"))
+                  .status();
           !s.ok()) {
         return s;
       }

@@ -5,8 +5,6 @@
 //   leaf0: host0_0 host0_1 host0_2      leaf1: host1_0 host1_1 host1_2
 //   senders host0_0, host1_0; members host0_1, host1_1, host1_2; host0_2 is not
 //   a member (but joins the channel addresses, so a stray copy would show).
-#include "mom/testbed/testbed_suite.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,12 +16,14 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/process/run_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mom/controller/switch_config.h"
 #include "mom/sequence_tracker.h"
 #include "mom/testbed/mom_datagram.h"
 #include "mom/testbed/netns.h"
+#include "mom/testbed/testbed_suite.h"
 
 namespace dctk::mom {
 namespace {
@@ -206,13 +206,7 @@ TEST_F(TestbedTest, PriorityTrafficOvertakesBackgroundUnderLoad) {
 }
 
 std::string Scrape(int port) {
-  FILE* pipe = popen(absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics").c_str(), "r");
-  if (pipe == nullptr) return "";
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), pipe)) out.append(buf, n);
-  pclose(pipe);
-  return out;
+  return RunCommand(absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics")).value_or("");
 }
 
 // The switch process exports its counters for Prometheus: the sequencer's

@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/process/run_command.h"
 #include "gtest/gtest.h"
 #include "mom/testbed/netns.h"
 #include "mom/testbed/testbed_suite.h"

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/process/run_command.h"
 
 namespace dctk::bastion::testing {
 
@@ -21,23 +22,8 @@ namespace {
 constexpr char kPath[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin ";
 }  // namespace
 
-absl::StatusOr<std::string> Shell(const std::string& command) {
-  FILE* f = popen((std::string("export ") + kPath + "; " + command + " 2>&1").c_str(), "r");
-  if (!f) return absl::ErrnoToStatus(errno, absl::StrCat("popen: ", command));
-  std::string output;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) output.append(buf, n);
-  int status = pclose(f);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("`", command, "` exited with status ", status,
-                                            ": ", output));
-  }
-  return output;
-}
-
 std::string ShellOutput(const std::string& command) {
-  absl::StatusOr<std::string> out = Shell(command);
+  absl::StatusOr<std::string> out = RunCommand(command);
   return out.ok() ? *out : std::string(out.status().message());
 }
 
@@ -61,7 +47,7 @@ absl::StatusOr<std::unique_ptr<NetnsLab>> NetnsLab::Create(const std::string& pr
   const std::string tag = absl::StrCat("bst", getpid());
   lab->host_netns_ = tag + "h";
   lab->gateway_ip_ = 0;
-  auto run = [](const std::string& cmd) { return Shell(cmd).status(); };
+  auto run = [](const std::string& cmd) { return RunCommand(cmd).status(); };
   const std::string h = lab->host_netns_;
   absl::Status s = run("ip netns add " + h);
   if (!s.ok()) return s;
@@ -101,7 +87,7 @@ absl::StatusOr<std::unique_ptr<NetnsLab>> NetnsLab::Create(const std::string& pr
       if (s = run(cmd); !s.ok()) return s;
     }
     absl::StatusOr<std::string> index =
-        Shell("ip netns exec " + h + " cat /sys/class/net/" + ct.host_veth + "/ifindex");
+        RunCommand("ip netns exec " + h + " cat /sys/class/net/" + ct.host_veth + "/ifindex");
     if (!index.ok()) return index.status();
     ct.host_ifindex = std::stoi(*index);
     lab->containers_.emplace(name, ct);
@@ -113,7 +99,7 @@ absl::StatusOr<std::unique_ptr<NetnsLab>> NetnsLab::Create(const std::string& pr
 NetnsLab::~NetnsLab() {
   LeaveHost().IgnoreError();
   for (auto it = made_.rbegin(); it != made_.rend(); ++it) {
-    Shell("ip netns del " + *it).IgnoreError();
+    RunCommand("ip netns del " + *it).IgnoreError();
   }
 }
 

@@ -27,11 +27,8 @@
 
 namespace dctk::bastion::testing {
 
-// Runs `command` with /bin/sh; returns its stdout, or an error naming it and its exit code.
-absl::StatusOr<std::string> Shell(const std::string& command);
-
-// Shell's output, or its error (which carries the output) as text: what a client printed,
-// whether or not it exited 0.
+// RunCommand's output (common/process), or its error (which carries the output) as text: what a
+// client printed, whether or not it exited 0.
 std::string ShellOutput(const std::string& command);
 
 class NetnsLab {
