@@ -202,13 +202,6 @@ void CmService::Monitor() {
           LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
           channels_.erase(m);
         }
-        // As in FaRM, the regions that lost a copy get their new backups in
-        // the removal's own reconfiguration: one stop of those regions, not
-        // a second one a Tick later.
-        if (o_.rereplicate) {
-          absl::StatusOr<bool> placed = PlaceNewBackups();
-          LOG_IF(ERROR, !placed.ok()) << "CM: placing new backups: " << placed.status();
-        }
         absl::Status s = Recover(removed, o_.blocking_recovery);
         LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
         if (o_.restore_when_down && ClusterDown(config())) BeginRestart();

@@ -32,11 +32,10 @@
 //     a storage machine holds none of it, the CM picks new backups
 //     (AddBackups), has them host the region, reconfigures (recovery's
 //     steps: the regions that got a backup stop until the machines follow
-//     the new configuration, so every later commit reaches them; after a
-//     removal, in the removal's own reconfiguration), then copies each
-//     region from its primary chunk by chunk between Ticks (COPY_CHUNK at
-//     the primary, APPLY_CHUNK at the backup, which logs it) and marks the
-//     backup CaughtUp.
+//     the new configuration, so every later commit reaches them), then
+//     copies each region from its primary chunk by chunk between Ticks
+//     (COPY_CHUNK at the primary, APPLY_CHUNK at the backup, which logs it)
+//     and marks the backup CaughtUp.
 // Clients read the configuration with a Get command, and report a storage
 // machine that does not answer with Suspect (it gets no more lease
 // renewals, so it fences itself and is removed when its lease runs out).
