@@ -3,7 +3,8 @@
 # batching), Fast Paxos (fastpaxos: requests to every replica, coordinator
 # decides on three equal votes) and Speculative Paxos (clients sending a copy to each replica, one
 # datagram to a loopback multicast group, or that datagram as a MOM packet
-# through mom::MomSender / MomReceiver), 3 replica processes (app=null),
+# through mom::MomSender / MomReceiver; spaxos-await: multicast with the
+# client woken once per round, --await_replies), 3 replica processes (app=null),
 # clients in up to 4 independent processes (so replicas see requests in
 # naturally different orders). The clients of one process share an endpoint
 # that batches the requests they issue together (client_endpoint.h), for every
@@ -16,7 +17,7 @@
 set -euo pipefail
 BIN=${1:-bazel-bin/speculative_paxos/tools}
 SECS=${2:-3}
-PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 vr-perclient fastpaxos spaxos spaxos-perclient spaxos-mcast spaxos-mom}
+PROTOCOLS=${PROTOCOLS:-unreplicated vr vr-batch16 vr-perclient fastpaxos spaxos spaxos-perclient spaxos-mcast spaxos-await spaxos-mom}
 CLIENTS=${CLIENTS:-1 4 16 64}
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
@@ -36,11 +37,12 @@ CONF
 printf "%-14s %7s %12s %9s %9s %8s\n" protocol clients "ops/s" "p50(us)" "p99(us)" "slow%"
 for proto in $PROTOCOLS; do
   for clients in $CLIENTS; do
-    p=${proto%-batch16}; p=${p%-mcast}; p=${p%-mom}; p=${p%-perclient}
+    p=${proto%-batch16}; p=${p%-mcast}; p=${p%-mom}; p=${p%-perclient}; p=${p%-await}
     shared=--shared_endpoint; [ "$proto" != "$p-perclient" ] || shared=--noshared_endpoint
     batch=1; [ "$proto" = vr-batch16 ] && batch=16
     mcast=""; [ "$proto" = spaxos-mcast ] && mcast="--multicast=ordered"
     [ "$proto" = spaxos-mom ] && mcast="--multicast=ordered --mom"
+    await=""; [ "$proto" = spaxos-await ] && mcast="--multicast=ordered" && await="--await_replies"
     pids=()
     n=3; [ "$p" = unreplicated ] && n=1
     for ((i = 0; i < n; i++)); do
@@ -53,7 +55,7 @@ for proto in $PROTOCOLS; do
     per=$(( clients / procs ))
     cpids=()
     for ((j = 0; j < procs; j++)); do
-      "$BIN/spaxos_client" --config="$DIR/shard.conf" --protocol=$p --clients=$per $mcast $shared \
+      "$BIN/spaxos_client" --config="$DIR/shard.conf" --protocol=$p --clients=$per $mcast $shared $await \
         --warmup=1s --duration=${SECS}s >"$DIR/c$j.out" 2>"$DIR/c$j.err" &
       cpids+=($!)
     done

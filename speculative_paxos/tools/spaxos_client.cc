@@ -13,9 +13,10 @@
 // --shared_endpoint (default): the process's clients share one endpoint,
 // which sends the requests they issue together as one datagram per replica
 // (client_endpoint.h); --noshared_endpoint: one endpoint per client.
-// --await_replies (default, spaxos): the loop sleeps until a request can have
-// its superquorum instead of waking for each reply (waits_per_op: the loop's
-// sleeps per completed operation). --verify: each client PUTs rising
+// --await_replies (spaxos): the loop sleeps until a request can have its
+// superquorum instead of waking for each reply (waits_per_op: the loop's
+// sleeps per completed operation; off by default, see the README's
+// numbers). --verify: each client PUTs rising
 // values to its own key; after --duration every client reads its key back and
 // the value must be the last acknowledged one (no acknowledged write lost);
 // exits 1 otherwise. --mom_fabric: requests travel through a MOM group on
@@ -57,7 +58,7 @@ ABSL_FLAG(std::string, node, "",
           "with --mom_fabric: the sender node (of the cluster file) this process runs as");
 ABSL_FLAG(bool, shared_endpoint, true,
           "the clients share one endpoint that batches their requests (not with --mom)");
-ABSL_FLAG(bool, await_replies, true,
+ABSL_FLAG(bool, await_replies, false,
           "spaxos: each replica's replies arrive on a socket of their own and the loop "
           "sleeps until a request's superquorum can have answered (ClientConfig.await_replies)");
 
