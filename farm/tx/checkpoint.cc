@@ -13,7 +13,10 @@
 namespace dctk::farm::tx {
 namespace {
 
-constexpr char kMagic[] = "FARMCKP3";
+// FARMCKP4: objects' line-0 version words carry the start bit (object.h);
+// a FARMCKP3 image's objects would read as "not the start of an object".
+constexpr char kMagic[] = "FARMCKP4";
+constexpr size_t kFormatAt = 7;  // "FARMCKP" then the format's digit
 constexpr char kEnd[] = "CKPTEND1";
 constexpr size_t kMagicBytes = 8;
 
@@ -209,6 +212,12 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string data = ss.str();
+  if (data.size() >= 3 * kMagicBytes && data.compare(0, kFormatAt, kMagic, kFormatAt) == 0 &&
+      data[kFormatAt] != kMagic[kFormatAt]) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, ": format ", data.substr(0, kMagicBytes),
+        " of an older farmd (objects without start bits); this one reads ", kMagic, " only"));
+  }
   if (data.size() < 3 * kMagicBytes || data.compare(0, kMagicBytes, kMagic, kMagicBytes) != 0) {
     return absl::DataLossError(absl::StrCat("checkpoint ", path, ": not a checkpoint (", data.size(), " bytes, bad magic)"));
   }

@@ -14,7 +14,9 @@
 // page that is not all zero, with lock bits cleared (a locked object holds
 // its last committed state).
 //
-// File: "FARMCKP3", the body, then [FNV-1a 64 of the body]["CKPTEND1"].
+// File: "FARMCKP4", the body, then [FNV-1a 64 of the body]["CKPTEND1"]; a
+// file of an older format (FARMCKP3: objects without start bits) is refused
+// with DataLoss naming its format.
 // WriteCheckpoint writes `<path>.tmp`, syncs it and renames it over `path`,
 // so a crash mid-write leaves the previous checkpoint whole; ReadCheckpoint
 // refuses a short or damaged file with DataLoss (never a partial image).

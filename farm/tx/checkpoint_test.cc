@@ -71,5 +71,19 @@ TEST(CheckpointTest, TornOrDamagedFileIsDataLoss) {
   EXPECT_TRUE(absl::IsNotFound(ReadCheckpoint(TempPath("missing")).status()));
 }
 
+TEST(CheckpointTest, OlderFormatIsRefusedByName) {
+  const std::string path = TempPath("old-ckpt");
+  ASSERT_TRUE(WriteCheckpoint(path, Sample(), false).ok());
+  std::ifstream in(path, std::ios::binary);
+  std::string whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(whole.compare(0, 8, "FARMCKP4"), 0);
+  whole[7] = '3';
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << whole;
+  absl::Status s = ReadCheckpoint(path).status();
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("format FARMCKP3 of an older farmd"), std::string::npos) << s;
+  EXPECT_NE(s.message().find(path), std::string::npos) << s;
+}
+
 }  // namespace
 }  // namespace dctk::farm::tx
