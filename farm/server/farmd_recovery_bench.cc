@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
@@ -85,6 +86,8 @@ absl::StatusOr<Round> Run(bool blocking) {
   char tmpl[] = "/tmp/farmd-recovery-bench.XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp");
   const std::string dir = tmpl;
+  // Also when the round fails (after the cluster's processes are gone).
+  absl::Cleanup remove_dir = [&dir] { (void)system(absl::StrCat("rm -rf '", dir, "'").c_str()); };
   FarmdCluster cluster(WriteFarmConfig(dir, 3, absl::GetFlag(FLAGS_lease_ms)), dir, "shm");
   if (blocking) cluster.set_cm_flags({"--blocking_recovery"});
   if (absl::Status s = cluster.Start(3); !s.ok()) return s;
@@ -180,7 +183,6 @@ absl::StatusOr<Round> Run(bool blocking) {
   out.live_removed = 2 + static_cast<int>(clients.size()) - end->second.machines_size();
   clients.clear();
   cluster.KillAll();
-  (void)system(absl::StrCat("rm -rf '", dir, "'").c_str());
 
   const size_t k = (kill - start) / kBucket;
   const size_t pre = 50;  // the 500 ms before the kill
