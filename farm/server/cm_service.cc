@@ -202,8 +202,8 @@ void CmService::Monitor() {
           LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
           channels_.erase(m);
         }
-        absl::Status s = Recover(removed, o_.blocking_recovery);
-        LOG_IF(ERROR, !s.ok()) << "CM: recovery: " << s;
+        unrecovered_.insert(unrecovered_.end(), removed.begin(), removed.end());
+        RecoverRemoved("recovery");
         if (o_.restore_when_down && ClusterDown(config())) BeginRestart();
         continue;
       }
@@ -218,18 +218,14 @@ void CmService::Monitor() {
         // "Re-replication").
         absl::StatusOr<bool> placed = PlaceNewBackups();
         LOG_IF(ERROR, !placed.ok()) << "CM: placing new backups: " << placed.status();
-        if (placed.ok() && *placed) {
-          absl::Status s = Recover({}, o_.blocking_recovery);
-          LOG_IF(ERROR, !s.ok()) << "CM: installing new backups: " << s;
-        }
+        if (placed.ok() && *placed) RecoverRemoved("installing new backups");
       }
       // A storage machine that joined the running cluster (a restarted one
       // comes back as a new machine) changed the configuration id; clients
       // that learn it must find the machines in it, so install it.
       if (const uint64_t id = config().id(); id != installed_.load()) {
         LOG(INFO) << "CM: configuration " << id << " (a machine joined) replaces " << installed_.load();
-        absl::Status s = Recover({}, o_.blocking_recovery);
-        LOG_IF(ERROR, !s.ok()) << "CM: installing configuration " << id << ": " << s;
+        RecoverRemoved(absl::StrCat("installing configuration ", id));
       }
     }
     if (!o_.rereplicate) continue;
@@ -471,6 +467,15 @@ absl::Status CmService::Bootstrap(bool all_joined) {
   installed_.store(c.id());
   installed_config_ = c;
   return absl::OkStatus();
+}
+
+void CmService::RecoverRemoved(const std::string& what) {
+  absl::Status s = Recover(unrecovered_, o_.blocking_recovery);
+  if (s.ok()) {
+    unrecovered_.clear();
+  } else {
+    LOG(ERROR) << "CM: " << what << ": " << s;
+  }
 }
 
 absl::Status CmService::Recover(const std::vector<uint32_t>& removed, bool blocking) {

@@ -158,6 +158,10 @@ class CmService {
   // region: only the regions whose replicas changed since the last installed
   // configuration stop; `blocking`: every region stops (a restart).
   absl::Status Recover(const std::vector<uint32_t>& removed, bool blocking = false);
+  // Recover with every removal not yet recovered: a removal whose recovery
+  // failed is finished (and counted) by the next one that succeeds, whatever
+  // set it off (new backups, a joined machine). `what` names it in the log.
+  void RecoverRemoved(const std::string& what);
   bool ShortOfCopies(const cm::Configuration& c) const;
   // Asks `machine` to host a copy of `region` and records its fabric key.
   absl::Status HostReplica(const cm::Region& region, uint32_t machine);
@@ -179,6 +183,7 @@ class CmService {
   absl::Status bootstrap_failed_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> installed_{0};  // the configuration id the machines were last given
   cm::Configuration installed_config_;  // and that configuration (Monitor thread only)
+  std::vector<uint32_t> unrecovered_;   // removed, recovery not finished (Monitor thread only)
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::unique_ptr<ControlChannel>> channels_;  // Monitor thread only
   struct Copy {

@@ -1,5 +1,6 @@
 #include "farm/server/cm_service.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -193,6 +194,89 @@ TEST(CmServiceRestart, UnrestorableFilesEndTheBootstrapWithTheMachinesReason) {
   EXPECT_EQ(machine.restores(), 1);
   EXPECT_TRUE(absl::IsDataLoss(
       (*ch)->Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status()));
+}
+
+// A storage machine that answers every call, hosting regions under key
+// 100 + region, and fails its next BLOCK once told to.
+class ObedientMachine {
+ public:
+  ObedientMachine()
+      : server_([this](uint16_t method, absl::string_view) { return Handle(method); }) {}
+  absl::Status Start() { return server_.Start("127.0.0.1"); }
+  const std::string& address() const { return server_.address(); }
+  void FailNextBlock() {
+    absl::MutexLock l(&mu_);
+    fail_next_block_ = true;
+  }
+  int blocks() {
+    absl::MutexLock l(&mu_);
+    return blocks_;
+  }
+
+ private:
+  absl::StatusOr<std::string> Handle(uint16_t method) {
+    absl::MutexLock l(&mu_);
+    if (method == HOST_REGION) {
+      HostRegionReply key;
+      key.set_key(100 + hosted_++);
+      return key.SerializeAsString();
+    }
+    if (method == BLOCK) {
+      ++blocks_;
+      if (fail_next_block_) {
+        fail_next_block_ = false;
+        return absl::InternalError("injected: BLOCK failed");
+      }
+    }
+    return std::string();  // an empty reply parses as every reply message
+  }
+
+  absl::Mutex mu_;
+  bool fail_next_block_ ABSL_GUARDED_BY(mu_) = false;
+  int blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t hosted_ ABSL_GUARDED_BY(mu_) = 0;
+  ControlServer server_;
+};
+
+TEST(CmServiceRecovery, AFailedRecoveryIsFinishedAndCountedByTheNextOne) {
+  ObedientMachine m1, m2;
+  ASSERT_TRUE(m1.Start().ok());
+  ASSERT_TRUE(m2.Start().ok());
+  auto now = std::make_shared<std::atomic<int64_t>>(1000);  // the CM's clock, moved by hand
+  CmServiceOptions o;
+  o.replicas = 1;
+  o.region_size = 1 << 20;
+  o.regions = 2;
+  o.lease_ms = 40;  // Ticks every 10 ms of real time
+  o.expected_machines = {1, 2};
+  o.rereplicate = false;
+  o.now_ms = [now] { return now->load(); };
+  CmService cm(o);
+  ASSERT_TRUE(cm.Start("127.0.0.1").ok());
+  ASSERT_EQ(Call(cm, cm::JoinCommand(1, "endpoint-1", m1.address(), 1000)).code(), 0);
+  ASSERT_EQ(Call(cm, cm::JoinCommand(2, "endpoint-2", m2.address(), 1000)).code(), 0);
+  auto ch = ControlChannel::Connect(cm.address());
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  absl::Status get;
+  const absl::Time ready_by = absl::Now() + absl::Seconds(30);
+  do {  // Unavailable until the bootstrap placed the regions
+    absl::SleepFor(absl::Milliseconds(5));
+    get = (*ch)->Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status();
+  } while (absl::IsUnavailable(get) && absl::Now() < ready_by);
+  ASSERT_TRUE(get.ok()) << get;
+
+  // Machine 2's lease runs out while machine 1 renews; the removal's
+  // recovery fails at machine 1's BLOCK, the next Tick's succeeds.
+  m1.FailNextBlock();
+  now->store(1030);
+  ASSERT_EQ(Call(cm, cm::RenewCommand(1, 1030)).code(), 0);
+  now->store(1060);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (cm.recovery_stats().recoveries == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(cm.recovery_stats().recoveries, 1);
+  EXPECT_GE(m1.blocks(), 2);
 }
 
 }  // namespace
