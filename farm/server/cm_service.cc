@@ -226,6 +226,10 @@ void CmService::Monitor() {
       if (const uint64_t id = config().id(); id != installed_.load()) {
         LOG(INFO) << "CM: configuration " << id << " (a machine joined) replaces " << installed_.load();
         RecoverRemoved(absl::StrCat("installing configuration ", id));
+      } else if (recovery_unfinished_) {
+        // It failed after installing the configuration: some machines may
+        // still hold regions blocked; every step again (each is idempotent).
+        RecoverRemoved(absl::StrCat("finishing the recovery into configuration ", id));
       }
     }
     if (!o_.rereplicate) continue;
@@ -471,6 +475,7 @@ absl::Status CmService::Bootstrap(bool all_joined) {
 
 void CmService::RecoverRemoved(const std::string& what) {
   absl::Status s = Recover(unrecovered_, o_.blocking_recovery);
+  recovery_unfinished_ = !s.ok();
   if (s.ok()) {
     unrecovered_.clear();
   } else {

@@ -160,7 +160,9 @@ class CmService {
   absl::Status Recover(const std::vector<uint32_t>& removed, bool blocking = false);
   // Recover with every removal not yet recovered: a removal whose recovery
   // failed is finished (and counted) by the next one that succeeds, whatever
-  // set it off (new backups, a joined machine). `what` names it in the log.
+  // set it off (new backups, a joined machine, or the next Tick, since a
+  // recovery that failed after installing its configuration may have left
+  // regions blocked). `what` names it in the log.
   void RecoverRemoved(const std::string& what);
   bool ShortOfCopies(const cm::Configuration& c) const;
   // Asks `machine` to host a copy of `region` and records its fabric key.
@@ -184,6 +186,7 @@ class CmService {
   std::atomic<uint64_t> installed_{0};  // the configuration id the machines were last given
   cm::Configuration installed_config_;  // and that configuration (Monitor thread only)
   std::vector<uint32_t> unrecovered_;   // removed, recovery not finished (Monitor thread only)
+  bool recovery_unfinished_ = false;    // the last Recover failed (Monitor thread only)
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::unique_ptr<ControlChannel>> channels_;  // Monitor thread only
   struct Copy {

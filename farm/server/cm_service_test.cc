@@ -1,6 +1,7 @@
 #include "farm/server/cm_service.h"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -196,49 +197,51 @@ TEST(CmServiceRestart, UnrestorableFilesEndTheBootstrapWithTheMachinesReason) {
       (*ch)->Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status()));
 }
 
-// A storage machine that answers every call, hosting regions under key
-// 100 + region, and fails its next BLOCK once told to.
+// A storage machine that answers every call, hosting regions under keys
+// 100, 101, ..., and fails its next call of a method once told to.
 class ObedientMachine {
  public:
   ObedientMachine()
       : server_([this](uint16_t method, absl::string_view) { return Handle(method); }) {}
   absl::Status Start() { return server_.Start("127.0.0.1"); }
   const std::string& address() const { return server_.address(); }
-  void FailNextBlock() {
+  void FailNext(uint16_t method) {
     absl::MutexLock l(&mu_);
-    fail_next_block_ = true;
+    fail_next_ = method;
   }
-  int blocks() {
+  int calls(uint16_t method) {
     absl::MutexLock l(&mu_);
-    return blocks_;
+    return calls_[method];
   }
 
  private:
   absl::StatusOr<std::string> Handle(uint16_t method) {
     absl::MutexLock l(&mu_);
+    ++calls_[method];
+    if (method == fail_next_) {
+      fail_next_ = 0;
+      return absl::InternalError(absl::StrCat("injected: method ", method, " failed"));
+    }
     if (method == HOST_REGION) {
       HostRegionReply key;
       key.set_key(100 + hosted_++);
       return key.SerializeAsString();
     }
-    if (method == BLOCK) {
-      ++blocks_;
-      if (fail_next_block_) {
-        fail_next_block_ = false;
-        return absl::InternalError("injected: BLOCK failed");
-      }
-    }
     return std::string();  // an empty reply parses as every reply message
   }
 
   absl::Mutex mu_;
-  bool fail_next_block_ ABSL_GUARDED_BY(mu_) = false;
-  int blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  uint16_t fail_next_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint16_t, int> calls_ ABSL_GUARDED_BY(mu_);
   uint32_t hosted_ ABSL_GUARDED_BY(mu_) = 0;
   ControlServer server_;
 };
 
-TEST(CmServiceRecovery, AFailedRecoveryIsFinishedAndCountedByTheNextOne) {
+// The removal's recovery fails at one step at machine 1 (BLOCK: before the
+// configuration is installed; RESUME: after, with its regions blocked).
+class CmServiceRecovery : public ::testing::TestWithParam<uint16_t> {};
+
+TEST_P(CmServiceRecovery, AFailedRecoveryIsFinishedAndCountedByTheNextOne) {
   ObedientMachine m1, m2;
   ASSERT_TRUE(m1.Start().ok());
   ASSERT_TRUE(m2.Start().ok());
@@ -266,8 +269,8 @@ TEST(CmServiceRecovery, AFailedRecoveryIsFinishedAndCountedByTheNextOne) {
   ASSERT_TRUE(get.ok()) << get;
 
   // Machine 2's lease runs out while machine 1 renews; the removal's
-  // recovery fails at machine 1's BLOCK, the next Tick's succeeds.
-  m1.FailNextBlock();
+  // recovery fails at machine 1, the next Tick's succeeds.
+  m1.FailNext(GetParam());
   now->store(1030);
   ASSERT_EQ(Call(cm, cm::RenewCommand(1, 1030)).code(), 0);
   now->store(1060);
@@ -276,8 +279,15 @@ TEST(CmServiceRecovery, AFailedRecoveryIsFinishedAndCountedByTheNextOne) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   EXPECT_EQ(cm.recovery_stats().recoveries, 1);
-  EXPECT_GE(m1.blocks(), 2);
+  EXPECT_EQ(m1.calls(GetParam()), 2);
+  // The last RESUME succeeded: machine 1's regions serve again.
+  EXPECT_EQ(m1.calls(RESUME), GetParam() == RESUME ? 2 : 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(FailingStep, CmServiceRecovery, ::testing::Values(BLOCK, RESUME),
+                         [](const ::testing::TestParamInfo<uint16_t>& step) {
+                           return step.param == BLOCK ? "Block" : "Resume";
+                         });
 
 }  // namespace
 }  // namespace dctk::farm::server
