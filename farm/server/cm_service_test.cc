@@ -56,6 +56,18 @@ cm::Result Call(const CmService& cm, const cm::Command& c) {
   return r;
 }
 
+// The CM's answer to Get once it is no longer Unavailable (starting: its
+// bootstrap has not placed the regions yet), or Unavailable after 30 s.
+absl::Status GetOnceStarted(ControlChannel& ch) {
+  absl::Status get;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  do {
+    absl::SleepFor(absl::Milliseconds(5));
+    get = ch.Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status();
+  } while (absl::IsUnavailable(get) && absl::Now() < deadline);
+  return get;
+}
+
 CmServiceOptions Options(ExternalState& state, int regions) {
   CmServiceOptions o;
   o.replicas = 1;
@@ -180,12 +192,7 @@ TEST(CmServiceRestart, UnrestorableFilesEndTheBootstrapWithTheMachinesReason) {
 
   auto ch = ControlChannel::Connect(cm.address());
   ASSERT_TRUE(ch.ok()) << ch.status();
-  absl::Status get;
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  do {  // Unavailable while the CM is still starting
-    absl::SleepFor(absl::Milliseconds(5));
-    get = (*ch)->Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status();
-  } while (absl::IsUnavailable(get) && absl::Now() < deadline);
+  const absl::Status get = GetOnceStarted(**ch);
   EXPECT_TRUE(absl::IsDataLoss(get)) << get;
   EXPECT_NE(get.message().find("machine 1 cannot restore"), std::string::npos) << get;
   EXPECT_NE(get.message().find("log record 7 does not follow the checkpoint"), std::string::npos)
@@ -260,12 +267,7 @@ TEST_P(CmServiceRecovery, AFailedRecoveryIsFinishedAndCountedByTheNextOne) {
   ASSERT_EQ(Call(cm, cm::JoinCommand(2, "endpoint-2", m2.address(), 1000)).code(), 0);
   auto ch = ControlChannel::Connect(cm.address());
   ASSERT_TRUE(ch.ok()) << ch.status();
-  absl::Status get;
-  const absl::Time ready_by = absl::Now() + absl::Seconds(30);
-  do {  // Unavailable until the bootstrap placed the regions
-    absl::SleepFor(absl::Milliseconds(5));
-    get = (*ch)->Call(CM_COMMAND, cm::GetCommand().SerializeAsString(), absl::Seconds(5)).status();
-  } while (absl::IsUnavailable(get) && absl::Now() < ready_by);
+  const absl::Status get = GetOnceStarted(**ch);
   ASSERT_TRUE(get.ok()) << get;
 
   // Machine 2's lease runs out while machine 1 renews; the removal's
