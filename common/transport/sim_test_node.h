@@ -1,4 +1,5 @@
-// Test helper: a receiver on a SimTransport that records what it gets.
+// Test helper: a receiver that records what it gets (on a SimTransport, or on
+// a decorator over one).
 #ifndef DCTK_COMMON_TRANSPORT_SIM_TEST_NODE_H_
 #define DCTK_COMMON_TRANSPORT_SIM_TEST_NODE_H_
 
@@ -18,7 +19,7 @@ struct Received {
 
 class Node : public TransportReceiver {
  public:
-  Node(SimTransport* net, Address addr) : net_(net) {
+  Node(Transport* net, Address addr) : net_(net) {
     absl::StatusOr<Address> a = net->Register(this, addr);
     CHECK(a.ok()) << a.status();
     addr_ = *a;
@@ -63,7 +64,7 @@ class Node : public TransportReceiver {
   void set_echo(bool echo) { echo_ = echo; }
 
  private:
-  SimTransport* net_;
+  Transport* net_;
   Address addr_;
   std::vector<Received> got_;
   int unparsed_ = 0;

@@ -11,11 +11,13 @@
 #include "absl/flags/parse.h"
 #include "common/metrics/metrics_server.h"
 #include "common/metrics/registry.h"
+#include "common/transport/reordering_transport.h"
 #include "common/transport/timeout.h"
 #include "common/transport/udp_transport.h"
 #include "glog/logging.h"
 #include "speculative_paxos/fast_paxos_replica.h"
 #include "speculative_paxos/replica.h"
+#include "speculative_paxos/spaxos.pb.h"
 #include "speculative_paxos/tools/mom_fabric.h"
 #include "speculative_paxos/tools/process_config.h"
 #include "speculative_paxos/tools/process_metrics.h"
@@ -38,6 +40,14 @@ ABSL_FLAG(std::string, mom_fabric, "",
 ABSL_FLAG(int, max_datagram, dctk::spaxos::ReplicaConfig().max_datagram,
           "spaxos: largest datagram sent; log changes, transfers and checkpoints go in pieces "
           "that fit (1400: one Ethernet frame, as a MOM switch needs)");
+ABSL_FLAG(double, inject_reorder, 0,
+          "fault injection: share of received client request datagrams (Request, RequestBatch) "
+          "held back for up to --inject_delay, so later ones overtake them (0: off; not with "
+          "--mom / --mom_fabric)");
+ABSL_FLAG(absl::Duration, inject_delay, absl::Microseconds(50),
+          "longest hold of a request held by --inject_reorder (each held (0, inject_delay])");
+ABSL_FLAG(uint64_t, inject_seed, 1,
+          "seed of --inject_reorder; replica i draws from seed + i, so each holds other requests");
 ABSL_FLAG(std::string, metrics, "", "serve Prometheus metrics at ip:port (spaxos; optional)");
 
 namespace dctk::spaxos {
@@ -77,6 +87,29 @@ int Run(const AppFactory& make_app) {
     std::cerr << net.status() << "\n";
     return 1;
   }
+  // --inject_reorder: the protocol registers through a ReorderingTransport.
+  transport::Transport* net_for_node = net->get();
+  std::unique_ptr<transport::ReorderingTransport> reordering;
+  if (const double rate = absl::GetFlag(FLAGS_inject_reorder); rate != 0) {
+    if (absl::GetFlag(FLAGS_mom) || !absl::GetFlag(FLAGS_mom_fabric).empty()) {
+      std::cerr << "--inject_reorder holds client Request datagrams; MOM packets are not held: "
+                   "drop --mom / --mom_fabric\n";
+      return 2;
+    }
+    absl::StatusOr<std::unique_ptr<transport::ReorderingTransport>> made =
+        transport::ReorderingTransport::Create(
+            net->get(),
+            {.rate = rate,
+             .max_hold = absl::GetFlag(FLAGS_inject_delay),
+             .seed = absl::GetFlag(FLAGS_inject_seed) + index,
+             .type_ids = {transport::TypeId<Request>(), transport::TypeId<RequestBatch>()}});
+    if (!made.ok()) {
+      std::cerr << "--inject_reorder / --inject_delay: " << made.status() << "\n";
+      return 2;
+    }
+    reordering = std::move(*made);
+    net_for_node = reordering.get();
+  }
   std::unique_ptr<transport::TransportReceiver> node;
   absl::Status started;
   switch (pc->protocol) {
@@ -109,7 +142,7 @@ int Run(const AppFactory& make_app) {
       rc.leader_timeout = pc->view_change_timeout;
       rc.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
       rc.max_datagram = absl::GetFlag(FLAGS_max_datagram);
-      auto r = std::make_unique<Replica>(net->get(), rc, index, app.get(),
+      auto r = std::make_unique<Replica>(net_for_node, rc, index, app.get(),
                                          absl::GetFlag(FLAGS_recover));
       started = r->Start();
       node = std::move(r);
@@ -120,7 +153,7 @@ int Run(const AppFactory& make_app) {
                   .heartbeat = pc->heartbeat,
                   .view_change_timeout = pc->view_change_timeout,
                   .max_datagram = absl::GetFlag(FLAGS_max_datagram)};
-      auto r = std::make_unique<VrReplica>(net->get(), vc, index, app.get(),
+      auto r = std::make_unique<VrReplica>(net_for_node, vc, index, app.get(),
                                            absl::GetFlag(FLAGS_recover));
       started = r->Start();
       node = std::move(r);
@@ -131,13 +164,13 @@ int Run(const AppFactory& make_app) {
                          .heartbeat = pc->heartbeat,
                          .view_change_timeout = pc->view_change_timeout,
                          .max_datagram = absl::GetFlag(FLAGS_max_datagram)};
-      auto r = std::make_unique<FastPaxosReplica>(net->get(), fc, index, app.get());
+      auto r = std::make_unique<FastPaxosReplica>(net_for_node, fc, index, app.get());
       started = r->Start();
       node = std::move(r);
       break;
     }
     case Protocol::kUnreplicated: {
-      auto r = std::make_unique<UnreplicatedServer>(net->get(), pc->replicas[0], app.get());
+      auto r = std::make_unique<UnreplicatedServer>(net_for_node, pc->replicas[0], app.get());
       started = r->Start();
       node = std::move(r);
       break;
@@ -194,6 +227,10 @@ int Run(const AppFactory& make_app) {
               << s.fast_decisions << " classic_rounds " << s.classic_rounds << " classic_entries "
               << s.classic_entries << " executed " << s.executed << " fetched " << s.fetched
               << "\n";
+  }
+  if (reordering != nullptr) {
+    std::cerr << "replica " << index << ": inject_reorder client_datagrams "
+              << reordering->stats().matched << " held " << reordering->stats().held << "\n";
   }
   node.reset();
   return 0;

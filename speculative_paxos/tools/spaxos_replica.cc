@@ -4,8 +4,14 @@
 //
 //   spaxos_replica --config=shard.conf --group=shard0 --index=1 [--protocol=spaxos|vr|unreplicated]
 //                  [--app=kv|null] [--multicast=shard0-ordered [--mom]] [--batch=1] [--recover]
-//                  [--metrics=127.0.0.1:9464]
+//                  [--metrics=127.0.0.1:9464] [--inject_reorder=0.001 [--inject_delay=50us]]
 //
+// --inject_reorder=<rate> (fault injection, any protocol): each client request
+// datagram (Request, RequestBatch) this replica receives is, with probability
+// <rate>, held back for a random time up to --inject_delay (default 50us) so
+// later ones overtake it: the paper's injected reordering on real processes,
+// decided independently at each replica (seed --inject_seed + index). Replica
+// messages are never held. At exit it prints how many were held.
 // --metrics=ip:port serves Prometheus metrics (requests, commits,
 // reconciliations, view changes, rollbacks, transfers, commit point, view).
 // --recover (spaxos): this replica restarted and lost its state; it rejoins
