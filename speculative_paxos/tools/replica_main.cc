@@ -215,7 +215,8 @@ int Run(const AppFactory& make_app) {
   if (auto* r = dynamic_cast<Replica*>(node.get())) {
     const ReplicaStats& s = r->stats();
     std::cerr << "replica " << index << ": requests " << s.requests << " commits " << s.commits
-              << " reconciliations " << s.reconciliations << " view_changes " << s.view_changes
+              << " reconciliations " << s.reconciliations << " order_repairs " << s.order_repairs
+              << " view_changes " << s.view_changes
               << " transfers " << s.transfers << " rolled_back " << s.rolled_back
               << " log_end " << r->log().end() << " log_entries " << r->log().size()
               << " checkpoints " << s.checkpoints << " snapshots_installed "
