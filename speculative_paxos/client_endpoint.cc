@@ -1,5 +1,6 @@
 #include "speculative_paxos/client_endpoint.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/transport/framing.h"
 #include "glog/logging.h"
 #include "speculative_paxos/client.h"
@@ -11,15 +12,28 @@ ClientEndpoint::ClientEndpoint(transport::Transport* transport, transport::Addre
     : transport_(transport),
       address_(bind),
       options_(options),
+      max_datagram_(max_datagram),
       max_batch_bytes_(max_datagram > static_cast<int>(transport::kFrameHeaderSize)
                            ? max_datagram - transport::kFrameHeaderSize
                            : 1) {}
+
+absl::Status ClientEndpoint::CheckMaxDatagram(int max_datagram) {
+  constexpr size_t kMax = transport::kMaxPayloadSize + transport::kFrameHeaderSize;
+  if (max_datagram < kMinMaxDatagram || static_cast<size_t>(max_datagram) > kMax) {
+    return absl::InvalidArgumentError(absl::StrCat(max_datagram, " bytes, need ", kMinMaxDatagram,
+                                                   " .. ", kMax, " (UDP payload)"));
+  }
+  return absl::OkStatus();
+}
 
 ClientEndpoint::~ClientEndpoint() {
   if (started_) transport_->Unregister(this);
 }
 
 absl::Status ClientEndpoint::Start() {
+  if (absl::Status s = CheckMaxDatagram(max_datagram_); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("ClientEndpoint max_datagram: ", s.message()));
+  }
   absl::StatusOr<transport::Address> bound = transport_->Register(this, address_, options_);
   if (!bound.ok()) return bound.status();
   address_ = *bound;

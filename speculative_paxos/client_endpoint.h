@@ -45,6 +45,11 @@ class ClientEndpoint : public transport::TransportReceiver {
   // A request batch stays within one datagram of `max_datagram` bytes (the
   // replicas' ReplicaConfig.max_datagram); a larger request goes alone.
   static constexpr int kDefaultMaxDatagram = 1400;
+  static constexpr int kMinMaxDatagram = 256;  // as ReplicaConfig's bound
+
+  // InvalidArgument naming the value and the bounds unless kMinMaxDatagram <=
+  // max_datagram <= the largest UDP payload; Start() checks it too.
+  static absl::Status CheckMaxDatagram(int max_datagram);
 
   ClientEndpoint(transport::Transport* transport, transport::Address bind,
                  transport::EndpointOptions options = {},
@@ -83,6 +88,7 @@ class ClientEndpoint : public transport::TransportReceiver {
   transport::Transport* transport_;
   transport::Address address_;
   const transport::EndpointOptions options_;
+  const int max_datagram_;
   const size_t max_batch_bytes_;  // payload bytes of one batch datagram
   bool started_ = false;
   bool delivering_ = false;  // in ReceiveMessage: UpdateAwait at its end

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "speculative_paxos/sim_cluster.h"
 
@@ -113,6 +114,19 @@ TEST(ReplicaTest, SharedEndpointBatchesStayWithinTheDatagramBudget) {
   EXPECT_GE(batches, 3u * 3);  // at least three batches to each replica
   for (int j = 0; j < 12; ++j) EXPECT_EQ(c.client(j).stats().fast_path, 1u);
   ExpectHealthy(c);
+}
+
+TEST(ReplicaTest, SharedEndpointRefusesADatagramBudgetOutOfBounds) {
+  SimTransport net(1);
+  for (int budget : {255, 65508}) {
+    ClientEndpoint endpoint(&net, transport::Address(0x0a000101, 8000), {}, budget);
+    const absl::Status s = endpoint.Start();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(s.message(), absl::StrCat("ClientEndpoint max_datagram: ", budget,
+                                        " bytes, need 256 .. 65507 (UDP payload)"));
+  }
+  EXPECT_TRUE(ClientEndpoint::CheckMaxDatagram(256).ok());
+  EXPECT_TRUE(ClientEndpoint::CheckMaxDatagram(65507).ok());
 }
 
 TEST(ReplicaTest, SharedEndpointUnderReordering) {

@@ -1,6 +1,7 @@
 #include "speculative_paxos/tools/process_metrics.h"
 
 #include <numeric>
+#include <utility>
 
 namespace dctk::spaxos {
 namespace {
@@ -15,6 +16,18 @@ uint64_t Sum(const std::array<uint64_t, kNumRejects>& a) {
 }
 
 }  // namespace
+
+absl::StatusOr<ServedMetrics> ServeMetrics(const std::string& address, std::string prefix,
+                                           prometheus::Labels labels) {
+  ServedMetrics m;
+  m.registry = std::make_shared<metrics::Registry>();
+  m.scope = std::make_unique<metrics::Scope>(*m.registry, std::move(prefix), std::move(labels));
+  absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> server =
+      metrics::MetricsServer::Start(m.registry, address);
+  if (!server.ok()) return server.status();
+  m.server = *std::move(server);
+  return m;
+}
 
 void ReplicaExporter::Export(const Replica& r) {
   const ReplicaStats& s = r.stats();
@@ -35,6 +48,16 @@ void ReplicaExporter::Export(const Replica& r) {
   m_.view.Set(static_cast<double>(r.stamp().view));
   m_.log_entries.Set(static_cast<double>(r.log().size()));
   m_.checkpoint_bytes.Set(static_cast<double>(r.checkpoint_bytes()));
+}
+
+void ClientExporter::Export(const ClientStats& s) {
+  Add(m_.completed_total, s.completed, &last_.completed);
+  Add(m_.fast_path_total, s.fast_path, &last_.fast_path);
+  Add(m_.slow_path_total, s.slow_path, &last_.slow_path);
+  Add(m_.resends_total, s.resends, &last_.resends);
+  Add(m_.reconcile_requests_total, s.reconcile_requests, &last_.reconcile_requests);
+  Add(m_.early_commit_requests_total, s.early_commit_requests, &last_.early_commit_requests);
+  m_.speculative_success_rate.Set(s.SpeculativeSuccessRate());
 }
 
 }  // namespace dctk::spaxos

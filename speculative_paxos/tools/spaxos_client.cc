@@ -4,7 +4,8 @@
 //   spaxos_client --config=shard.conf --group=shard0 [--protocol=spaxos|vr|fastpaxos|unreplicated]
 //                 [--multicast=shard0-ordered [--mom]] [--clients=4] [--duration=5s] [--warmup=1s]
 //                 [--op=null|put] [--verify] [--shared_endpoint] [--await_replies]
-//                 [--mom_fabric=shard.mom --node=client0]
+//                 [--mom_fabric=shard.mom --node=client0] [--max_datagram=1400]
+//                 [--metrics=127.0.0.1:0]
 //
 // Load mode prints one line: protocol, clients, completed ops, throughput and
 // median / p99 latency (after the warmup), the client library's counters
@@ -21,7 +22,12 @@
 // the value must be the last acknowledged one (no acknowledged write lost);
 // exits 1 otherwise. --mom_fabric: requests travel through a MOM group on
 // the switch fabric (mom_fabric.h); the process runs as sender node --node
-// (binds to its address, sends to its channel).
+// (binds to its address, sends to its channel). --max_datagram: the shared
+// endpoint's request batches stay within datagrams of this many bytes (as the
+// replicas' --max_datagram). --metrics=ip:port serves the client library's
+// counters and a latency histogram of every completion for Prometheus
+// (process_metrics.h) while the process runs, and prints
+// "spaxos_client metrics_port=PORT" on stderr once serving.
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,12 +39,14 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/transport/timeout.h"
 #include "common/transport/udp_transport.h"
 #include "glog/logging.h"
 #include "speculative_paxos/client.h"
 #include "speculative_paxos/kv_app.h"
 #include "speculative_paxos/tools/mom_fabric.h"
 #include "speculative_paxos/tools/process_config.h"
+#include "speculative_paxos/tools/process_metrics.h"
 
 ABSL_FLAG(std::string, config, "", "cluster config file (common/config text proto)");
 ABSL_FLAG(std::string, group, "shard0", "replica group in the config");
@@ -61,6 +69,11 @@ ABSL_FLAG(bool, shared_endpoint, true,
 ABSL_FLAG(bool, await_replies, false,
           "spaxos: each replica's replies arrive on a socket of their own and the loop "
           "sleeps until a request's superquorum can have answered (ClientConfig.await_replies)");
+ABSL_FLAG(int, max_datagram, dctk::spaxos::ClientEndpoint::kDefaultMaxDatagram,
+          "bytes of UDP payload a request batch of the shared endpoint may fill (the "
+          "replicas' --max_datagram); a larger request goes alone");
+ABSL_FLAG(std::string, metrics, "",
+          "serve Prometheus metrics (spaxos_client_*) at ip:port while running; port 0 picks one");
 
 namespace dctk::spaxos {
 namespace {
@@ -70,7 +83,8 @@ struct Driver {
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<absl::Time> started;
   std::vector<int64_t> latencies_ns;
-  std::vector<uint64_t> acked;  // --verify: last acknowledged value per client
+  std::vector<uint64_t> acked;         // --verify: last acknowledged value per client
+  ClientExporter* exporter = nullptr;  // --metrics
   absl::Time measure_from, stop_at;
   bool stopping = false;
   bool verify = false;
@@ -95,6 +109,7 @@ struct Driver {
     clients[j]->Invoke(NextOp(j), [this, j](const std::string&) {
       const absl::Time now = net->Now();
       if (verify) ++acked[j];
+      if (exporter != nullptr) exporter->RecordLatency(now - started[j]);
       if (started[j] >= measure_from) {
         latencies_ns.push_back(absl::ToInt64Nanoseconds(now - started[j]));
       }
@@ -109,6 +124,11 @@ int Main() {
                         absl::GetFlag(FLAGS_multicast), absl::GetFlag(FLAGS_protocol));
   if (!pc.ok()) {
     std::cerr << pc.status() << "\n";
+    return 2;
+  }
+  const int max_datagram = absl::GetFlag(FLAGS_max_datagram);
+  if (absl::Status s = ClientEndpoint::CheckMaxDatagram(max_datagram); !s.ok()) {
+    std::cerr << "--max_datagram=" << max_datagram << ": " << s.message() << "\n";
     return 2;
   }
   absl::StatusOr<std::unique_ptr<transport::UdpTransport>> udp =
@@ -172,7 +192,7 @@ int Main() {
   d.verify = absl::GetFlag(FLAGS_verify);
   d.op_kind = absl::GetFlag(FLAGS_op);
   if (absl::GetFlag(FLAGS_shared_endpoint) && !cc.mom) {
-    endpoint = std::make_unique<ClientEndpoint>(net, bind, cc.endpoint);
+    endpoint = std::make_unique<ClientEndpoint>(net, bind, cc.endpoint, max_datagram);
     if (absl::Status s = endpoint->Start(); !s.ok()) {
       std::cerr << s << "\n";
       return 1;
@@ -185,6 +205,26 @@ int Main() {
       std::cerr << s << "\n";
       return 1;
     }
+  }
+  // Metrics: counters copied from the clients' stats every 100 ms on the loop.
+  absl::StatusOr<ServedMetrics> served;
+  std::unique_ptr<ClientExporter> exporter;
+  std::unique_ptr<transport::Timeout> export_timer;
+  if (const std::string address = absl::GetFlag(FLAGS_metrics); !address.empty()) {
+    served = ServeMetrics(address, "spaxos_client", {{"protocol", absl::GetFlag(FLAGS_protocol)}});
+    if (!served.ok()) {
+      std::cerr << "--metrics: " << served.status() << "\n";
+      return 1;
+    }
+    exporter = std::make_unique<ClientExporter>(*served->scope);
+    d.exporter = exporter.get();
+    export_timer = std::make_unique<transport::Timeout>(net, absl::Milliseconds(100), [&] {
+      ClientStats total;
+      for (const auto& c : d.clients) total.Add(c->stats());
+      exporter->Export(total);
+    });
+    export_timer->Start();
+    std::cerr << "spaxos_client metrics_port=" << served->server->port() << std::endl;
   }
   d.started.resize(n);
   d.acked.assign(n, 0);

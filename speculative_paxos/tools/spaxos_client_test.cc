@@ -1,0 +1,183 @@
+// spaxos_client as a process against spaxos_replica processes on loopback UDP,
+// for every protocol: --metrics serves the client library's counters and the
+// latency histogram of its completions (scraped with curl while it runs), and
+// --max_datagram out of its bounds is refused naming the flag and the bounds.
+#include <signal.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/process/child_process.h"
+#include "common/process/run_command.h"
+#include "common/transport/free_port.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+using dctk::ChildOptions;
+using dctk::ChildOutput;
+using dctk::ChildProcess;
+
+constexpr char kReplica[] = "speculative_paxos/tools/spaxos_replica";
+constexpr char kClient[] = "speculative_paxos/tools/spaxos_client";
+
+std::string TempDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir != nullptr ? dir : "/tmp";
+}
+
+// A 3-replica cluster file on free loopback ports.
+std::string WriteConfig(const std::string& name) {
+  const std::string path = absl::StrCat(TempDir(), "/", name, ".conf");
+  std::ofstream out(path);
+  for (int i = 0; i < 3; ++i) {
+    out << "nodes { name: \"r" << i
+        << "\" address: \"127.0.0.1:" << dctk::transport::FreeLoopbackUdpPort() << "\" }\n";
+  }
+  out << "groups { name: \"shard0\" f: 1 members: [\"r0\", \"r1\", \"r2\"] }\n"
+      << "timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 100 }\n";
+  return path;
+}
+
+std::unique_ptr<ChildProcess> Start(std::vector<std::string> args, ChildOptions options) {
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+      ChildProcess::Start(std::move(args), std::move(options));
+  EXPECT_TRUE(child.ok()) << child.status();
+  return child.ok() ? *std::move(child) : nullptr;
+}
+
+// Reads `child`'s stderr until a line containing `text`; that line, or "".
+std::string WaitForErrLine(ChildProcess& child, absl::string_view text) {
+  for (;;) {
+    absl::StatusOr<std::string> line = child.ReadErrLine(absl::Seconds(60));
+    if (!line.ok()) {
+      ADD_FAILURE() << "waiting for '" << text << "': " << line.status();
+      return "";
+    }
+    if (absl::StrContains(*line, text)) return *line;
+  }
+}
+
+// The value of the sample `name` (with its labels) in a Prometheus text body;
+// -1 if absent.
+double Sample(const std::string& body, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(body, '\n')) {
+    double v = 0;
+    if (absl::ConsumePrefix(&line, name + " ") && absl::SimpleAtod(line, &v)) return v;
+  }
+  return -1;
+}
+
+class SpaxosClientTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  // Starts the group (one server for the unreplicated baseline), each
+  // serving once started.
+  void StartGroup() {
+    config_ = WriteConfig(GetParam());
+    const int n = GetParam() == "unreplicated" ? 1 : 3;
+    for (int i = 0; i < n; ++i) {
+      replicas_.push_back(Start({kReplica, "--config=" + config_, absl::StrCat("--index=", i),
+                                 "--protocol=" + GetParam()},
+                                {.err = ChildOutput::Pipe()}));
+      ASSERT_NE(replicas_.back(), nullptr);
+      ASSERT_NE(WaitForErrLine(*replicas_.back(), "serving at"), "");
+    }
+  }
+
+  std::vector<std::string> ClientArgs() const {
+    return {kClient, "--config=" + config_, "--protocol=" + GetParam(), "--clients=4",
+            "--warmup=0s"};
+  }
+
+  std::string config_;
+  std::vector<std::unique_ptr<ChildProcess>> replicas_;
+};
+
+TEST_P(SpaxosClientTest, ServesClientMetricsWhileRunning) {
+  ASSERT_NO_FATAL_FAILURE(StartGroup());
+  std::vector<std::string> args = ClientArgs();
+  args.push_back("--duration=600s");  // killed once scraped
+  args.push_back("--metrics=127.0.0.1:0");
+  std::unique_ptr<ChildProcess> client = Start(args, {.err = ChildOutput::Pipe()});
+  ASSERT_NE(client, nullptr);
+  const std::string line = WaitForErrLine(*client, "spaxos_client metrics_port=");
+  ASSERT_NE(line, "");
+  const std::string port = line.substr(line.find('=') + 1);
+
+  const std::string labels = absl::StrCat("{protocol=\"", GetParam(), "\"}");
+  auto sample = [&](const std::string& body, const std::string& name) {
+    return Sample(body, absl::StrCat("spaxos_client_", name, labels));
+  };
+  // Counters are copied every 100 ms: scrape until completions show.
+  std::string body;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    body =
+        dctk::RunCommand(absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics")).value_or("");
+    if (sample(body, "completed_total") > 0 && sample(body, "latency_seconds_count") > 0 &&
+        sample(body, "fast_path_total") + sample(body, "slow_path_total") > 0) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_GT(sample(body, "completed_total"), 0) << body;
+  EXPECT_GT(sample(body, "latency_seconds_count"), 0) << body;
+  EXPECT_GT(sample(body, "latency_seconds_sum"), 0) << body;
+  EXPECT_GT(sample(body, "fast_path_total") + sample(body, "slow_path_total"), 0) << body;
+  for (const char* name : {"resends_total", "reconcile_requests_total",
+                           "early_commit_requests_total", "speculative_success_rate"}) {
+    EXPECT_GE(sample(body, name), 0) << name << " missing: " << body;
+  }
+  // Prometheus buckets (1-2-5 steps, seconds), cumulative up to +Inf.
+  auto bucket = [&](const char* le) {
+    return Sample(body, absl::StrCat("spaxos_client_latency_seconds_bucket{protocol=\"", GetParam(),
+                                     "\",le=\"", le, "\"}"));
+  };
+  EXPECT_GE(bucket("0.001"), 0) << body;
+  EXPECT_EQ(bucket("+Inf"), sample(body, "latency_seconds_count")) << body;
+  EXPECT_EQ(client->Kill(SIGTERM), 128 + SIGTERM);
+}
+
+TEST_P(SpaxosClientTest, RunsWithTheSmallestMaxDatagram) {
+  ASSERT_NO_FATAL_FAILURE(StartGroup());
+  std::vector<std::string> args = ClientArgs();
+  args.push_back("--duration=1s");
+  args.push_back("--op=put");
+  args.push_back("--max_datagram=256");
+  std::unique_ptr<ChildProcess> client = Start(args, {.out = ChildOutput::Pipe()});
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<std::string> line = client->ReadLine(absl::Seconds(120));
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_TRUE(absl::StartsWith(*line, "protocol=" + GetParam())) << *line;
+  EXPECT_FALSE(absl::StrContains(*line, " ops=0 ")) << *line;
+  EXPECT_EQ(client->Wait(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryProtocol, SpaxosClientTest,
+                         ::testing::Values("spaxos", "vr", "fastpaxos", "unreplicated"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+TEST(SpaxosClientFlagsTest, MaxDatagramOutOfBoundsIsRefusedByName) {
+  const std::string config = WriteConfig("bounds");
+  for (const char* value : {"255", "65508", "0"}) {
+    std::unique_ptr<ChildProcess> client =
+        Start({kClient, "--config=" + config, absl::StrCat("--max_datagram=", value)},
+              {.err = ChildOutput::Pipe()});
+    ASSERT_NE(client, nullptr);
+    absl::StatusOr<std::string> line = client->ReadErrLine(absl::Seconds(60));
+    ASSERT_TRUE(line.ok()) << line.status();
+    EXPECT_EQ(*line, absl::StrCat("--max_datagram=", value, ": ", value,
+                                  " bytes, need 256 .. 65507 (UDP payload)"));
+    EXPECT_EQ(client->Wait(), 2);
+  }
+}
+
+}  // namespace
