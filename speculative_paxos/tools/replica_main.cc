@@ -9,8 +9,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "common/metrics/metrics_server.h"
-#include "common/metrics/registry.h"
 #include "common/transport/reordering_transport.h"
 #include "common/transport/timeout.h"
 #include "common/transport/udp_transport.h"
@@ -181,24 +179,18 @@ int Run(const AppFactory& make_app) {
     return 1;
   }
   // Metrics: counters copied from ReplicaStats every 100 ms on the loop.
-  std::shared_ptr<metrics::Registry> registry;
-  std::unique_ptr<metrics::MetricsServer> metrics_server;
-  std::unique_ptr<metrics::Scope> scope;
+  absl::StatusOr<ServedMetrics> served;
   std::unique_ptr<ReplicaExporter> exporter;
   std::unique_ptr<transport::Timeout> export_timer;
   auto* replica = dynamic_cast<Replica*>(node.get());
   if (!absl::GetFlag(FLAGS_metrics).empty() && replica != nullptr) {
-    registry = std::make_shared<metrics::Registry>();
-    scope = std::make_unique<metrics::Scope>(*registry, "spaxos_replica",
-                                             prometheus::Labels{{"replica", std::to_string(index)}});
-    exporter = std::make_unique<ReplicaExporter>(*scope);
-    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> server =
-        metrics::MetricsServer::Start(registry, absl::GetFlag(FLAGS_metrics));
-    if (!server.ok()) {
-      std::cerr << "--metrics: " << server.status() << "\n";
+    served = ServeMetrics(absl::GetFlag(FLAGS_metrics), "spaxos_replica",
+                          {{"replica", std::to_string(index)}});
+    if (!served.ok()) {
+      std::cerr << "--metrics: " << served.status() << "\n";
       return 1;
     }
-    metrics_server = std::move(*server);
+    exporter = std::make_unique<ReplicaExporter>(*served->scope);
     export_timer = std::make_unique<transport::Timeout>(
         net->get(), absl::Milliseconds(100), [&] { exporter->Export(*replica); });
     export_timer->Start();
