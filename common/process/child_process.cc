@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -146,6 +147,20 @@ absl::StatusOr<std::string> ChildProcess::ReadErrLine(absl::Duration timeout) {
   return ReadLineFrom(err_, timeout);
 }
 
+absl::StatusOr<std::string> ChildProcess::ReadToEnd(absl::Duration timeout) {
+  if (out_.fd < 0) return absl::FailedPreconditionError("the child's output is not piped");
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    const absl::Status s = ReadMore(out_, deadline);
+    if (absl::IsOutOfRange(s)) return std::exchange(out_.buffer, std::string());
+    if (!s.ok()) {
+      return absl::DeadlineExceededError(absl::StrCat("output of child ", pid_, " did not end in ",
+                                                      absl::FormatDuration(timeout), "; have: '",
+                                                      out_.buffer, "'"));
+    }
+  }
+}
+
 absl::StatusOr<std::string> ChildProcess::ReadLineFrom(Stream& stream, absl::Duration timeout) {
   if (stream.fd < 0) return absl::FailedPreconditionError("the child's output is not piped");
   const absl::Time deadline = absl::Now() + timeout;
@@ -155,6 +170,20 @@ absl::StatusOr<std::string> ChildProcess::ReadLineFrom(Stream& stream, absl::Dur
       stream.buffer.erase(0, nl + 1);
       return line;
     }
+    const absl::Status s = ReadMore(stream, deadline);
+    if (absl::IsDeadlineExceeded(s)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("no line from child ", pid_, "; have: '", stream.buffer, "'"));
+    }
+    if (!s.ok()) {
+      return absl::OutOfRangeError(
+          absl::StrCat("output of child ", pid_, " ended; have: '", stream.buffer, "'"));
+    }
+  }
+}
+
+absl::Status ChildProcess::ReadMore(Stream& stream, absl::Time deadline) {
+  for (;;) {
     int ms = -1;
     if (deadline != absl::InfiniteFuture()) {
       const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
@@ -163,18 +192,13 @@ absl::StatusOr<std::string> ChildProcess::ReadLineFrom(Stream& stream, absl::Dur
     pollfd p{.fd = stream.fd, .events = POLLIN, .revents = 0};
     const int ready = poll(&p, 1, ms);
     if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("no line from child ", pid_, "; have: '", stream.buffer, "'"));
-    }
-    char chunk[512];
+    if (ready == 0) return absl::DeadlineExceededError("no data");
+    char chunk[4096];
     const ssize_t n = read(stream.fd, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      return absl::OutOfRangeError(
-          absl::StrCat("output of child ", pid_, " ended; have: '", stream.buffer, "'"));
-    }
+    if (n <= 0) return absl::OutOfRangeError("end of stream");
     stream.buffer.append(chunk, n);
+    return absl::OkStatus();
   }
 }
 

@@ -77,6 +77,11 @@ class ChildProcess {
   // stream ended; both carry what was read of the line so far.
   absl::StatusOr<std::string> ReadLine(absl::Duration timeout = absl::InfiniteDuration());
   absl::StatusOr<std::string> ReadErrLine(absl::Duration timeout = absl::InfiniteDuration());
+  // The rest of the piped stdout, to its end (the child and whatever it
+  // started closed it, normally by exiting): everything after the lines
+  // ReadLine returned, a last line without '\n' included. DeadlineExceeded
+  // after `timeout` with what was read so far (kept for the next call).
+  absl::StatusOr<std::string> ReadToEnd(absl::Duration timeout = absl::InfiniteDuration());
 
   // Sends `sig` without waiting; false if the child was already reaped.
   bool Signal(int sig);
@@ -98,6 +103,9 @@ class ChildProcess {
   };
   ChildProcess() = default;
   absl::StatusOr<std::string> ReadLineFrom(Stream& stream, absl::Duration timeout);
+  // Appends what `stream` has to its buffer, waiting for data until
+  // `deadline`: OutOfRange once the stream ended, DeadlineExceeded.
+  absl::Status ReadMore(Stream& stream, absl::Time deadline);
   int Reaped(int status);
 
   pid_t pid_ = -1;

@@ -58,6 +58,27 @@ TEST(ChildProcessTest, ReadLineTimesOutWithWhatItHas) {
   EXPECT_EQ(child->Kill(SIGTERM), 128 + SIGTERM);
 }
 
+TEST(ChildProcessTest, ReadToEndReturnsTheRestWithALastLineWithoutNewline) {
+  auto child = Sh("echo first; echo second; printf 'last'", {.out = ChildOutput::Pipe()});
+  ASSERT_NE(child, nullptr);
+  EXPECT_EQ(*child->ReadLine(absl::Seconds(30)), "first");
+  EXPECT_EQ(*child->ReadToEnd(absl::Seconds(30)), "second\nlast");
+  EXPECT_EQ(*child->ReadToEnd(absl::Seconds(30)), "");  // nothing after the end
+  EXPECT_EQ(child->Wait(), 0);
+}
+
+TEST(ChildProcessTest, ReadToEndTimesOutAndKeepsWhatItRead) {
+  auto child = Sh("printf 'partial'; exec sleep 60", {.out = ChildOutput::Pipe()});
+  ASSERT_NE(child, nullptr);
+  absl::StatusOr<std::string> rest = child->ReadToEnd(absl::Milliseconds(200));
+  EXPECT_EQ(rest.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(child->Kill(SIGKILL), 128 + SIGKILL);
+  // What the timed-out call read and what followed, once the stream ended.
+  EXPECT_EQ(*child->ReadToEnd(absl::Seconds(30)), "partial");
+  EXPECT_EQ(ChildProcess::Start({"/bin/true"}).value()->ReadToEnd().status().code(),
+            absl::StatusCode::kFailedPrecondition);  // stdout not piped
+}
+
 TEST(ChildProcessTest, FilesAppendOrTruncate) {
   const std::string log = TempPath("child_log");
   { std::ofstream(log) << "old\n"; }

@@ -1,29 +1,27 @@
 #include "speculative_paxos/over_mom/fabric_run.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/process/child_process.h"
 #include "mom/controller/fabric_group.h"
 #include "mom/testbed/netns.h"
 #include "speculative_paxos/over_mom/group_text.h"
@@ -36,109 +34,51 @@ constexpr uint16_t kGroupPort = 7200;
 constexpr uint16_t kBackgroundPort = 7001;
 constexpr size_t kBackgroundBytes = 1000;
 
-// Processes started in testbed namespaces (`ip netns exec`, which execs the
-// program in place, so the pid is the program's); stdout through a pipe.
-// Whatever is still running when this goes away is killed and reaped.
-class Children {
- public:
-  ~Children() {
-    for (Child& c : children_) {
-      if (c.pid > 0) {
-        kill(c.pid, SIGKILL);
-        waitpid(c.pid, nullptr, 0);
-      }
-      if (c.out >= 0) close(c.out);
+// A program started in a testbed namespace through `ip netns exec`, which
+// execs it in place (so the child is the program); stdout piped, stderr
+// inherited. SIGKILLed and reaped if still running when dropped.
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartInNetns(const std::string& netns,
+                                                           const std::vector<std::string>& args) {
+  std::string ip = "/usr/sbin/ip";  // ChildProcess takes a path: the first found
+  for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+    if (access(path, X_OK) == 0) {
+      ip = path;
+      break;
     }
   }
+  std::vector<std::string> all = {ip, "netns", "exec", netns};
+  all.insert(all.end(), args.begin(), args.end());
+  return ChildProcess::Start(std::move(all), {.out = ChildOutput::Pipe()});
+}
 
-  absl::StatusOr<int> Spawn(const std::string& netns, const std::vector<std::string>& args) {
-    std::vector<std::string> all = {"ip", "netns", "exec", netns};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
-    const pid_t pid = fork();
-    if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-    if (pid == 0) {  // only async-signal-safe calls from here
-      dup2(fds[1], STDOUT_FILENO);
-      for (const char* ip : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) execv(ip, argv.data());
-      _exit(127);
+// Reads `child`'s stdout until the line `line`.
+absl::Status WaitForLine(ChildProcess& child, const std::string& line, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    absl::StatusOr<std::string> got = child.ReadLine(deadline - absl::Now());
+    if (!got.ok()) {
+      return absl::Status(got.status().code(),
+                          absl::StrCat("waiting for '", line, "': ", got.status().message()));
     }
-    close(fds[1]);
-    children_.push_back({pid, fds[0], ""});
-    return static_cast<int>(children_.size()) - 1;
+    if (*got == line) return absl::OkStatus();
   }
+}
 
-  // Reads child `i`'s output until it contains `line`.
-  absl::Status WaitForLine(int i, const std::string& line, absl::Duration timeout) {
-    Child& c = children_[i];
-    const absl::Time deadline = absl::Now() + timeout;
-    while (c.output.find(line) == std::string::npos) {
-      const absl::Duration left = deadline - absl::Now();
-      pollfd p{c.out, POLLIN, 0};
-      if (left <= absl::ZeroDuration() || poll(&p, 1, absl::ToInt64Milliseconds(left) + 1) <= 0) {
-        return absl::DeadlineExceededError(absl::StrCat("child ", c.pid, " did not print '", line,
-                                                        "'; output: ", c.output));
-      }
-      if (!ReadSome(c)) {
-        return absl::InternalError(absl::StrCat("child ", c.pid, " exited before '", line,
-                                                "'; output: ", c.output));
-      }
-    }
-    return absl::OkStatus();
+// Waits for `child` to exit (SIGKILL after `timeout`); its output after the
+// lines already read. Exit code 0 or 1 (a failed check it reports) is a result.
+absl::StatusOr<std::string> Finish(ChildProcess& child, absl::Duration timeout) {
+  absl::StatusOr<std::string> out = child.ReadToEnd(timeout);
+  if (!out.ok()) {
+    child.Kill(SIGKILL);
+    return absl::DeadlineExceededError(absl::StrCat(
+        "child killed after ", absl::FormatDuration(timeout), ": ", out.status().message()));
   }
-
-  // Waits for child `i` to exit (SIGKILL after `timeout`); returns its output.
-  absl::StatusOr<std::string> Finish(int i, absl::Duration timeout) {
-    Child& c = children_[i];
-    const absl::Time deadline = absl::Now() + timeout;
-    bool killed = false;
-    for (;;) {  // read to EOF: the pipe closes when the program exits
-      const absl::Duration left = deadline - absl::Now();
-      pollfd p{c.out, POLLIN, 0};
-      if (left <= absl::ZeroDuration() || poll(&p, 1, absl::ToInt64Milliseconds(left) + 1) <= 0) {
-        if (killed) break;
-        kill(c.pid, SIGKILL);
-        killed = true;
-        continue;
-      }
-      if (!ReadSome(c)) break;
-    }
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    c.pid = -1;
-    if (killed) {
-      return absl::DeadlineExceededError(absl::StrCat("child killed after ", absl::FormatDuration(timeout),
-                                                      "; output: ", c.output));
-    }
-    if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 1)) {
-      return absl::InternalError(absl::StrCat("child failed (status ", status, "): ", c.output));
-    }
-    return c.output;
+  const int code = child.Wait();
+  if (code != 0 && code != 1) {
+    return absl::InternalError(absl::StrCat("child failed (exit status ", code, "): ", *out));
   }
-
-  void Signal(int i, int sig) {
-    if (children_[i].pid > 0) kill(children_[i].pid, sig);
-  }
-
- private:
-  struct Child {
-    pid_t pid;
-    int out;
-    std::string output;
-  };
-  // False at EOF.
-  static bool ReadSome(Child& c) {
-    char buf[4096];
-    const ssize_t n = read(c.out, buf, sizeof(buf));
-    if (n <= 0) return false;
-    c.output.append(buf, n);
-    return true;
-  }
-  std::vector<Child> children_;
-};
+  return out;
+}
 
 uint64_t MonotonicNanos() {
   timespec ts;
@@ -285,12 +225,11 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
 
   absl::StatusOr<std::map<std::string, uint64_t>> drops_before = SwitchDrops(bed);
   if (!drops_before.ok()) return drops_before.status();
-  Children children;
-  std::vector<int> replica_procs, client_procs;
+  std::vector<std::unique_ptr<ChildProcess>> replica_procs, client_procs;
   std::vector<std::string> arrival_files, latency_files;
   for (size_t i = 0; i < c.replica_hosts.size(); ++i) {
     arrival_files.push_back(absl::StrCat(c.work_dir, "/arrivals_", RunName(c), "_", i, ".txt"));
-    absl::StatusOr<int> p = children.Spawn(
+    absl::StatusOr<std::unique_ptr<ChildProcess>> p = StartInNetns(
         bed.netns(c.replica_hosts[i]),
         {c.node_binary, "--role=replica", absl::StrCat("--index=", i),
          "--replicas=" + replica_list, "--group=" + group_text, "--arrivals=" + arrival_files[i],
@@ -298,10 +237,10 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
          absl::StrCat("--max_datagram=", c.max_datagram),
          absl::StrCat("--transfer_chunk=", c.transfer_chunk)});
     if (!p.ok()) return p.status();
-    replica_procs.push_back(*p);
+    replica_procs.push_back(*std::move(p));
   }
-  for (int p : replica_procs) {
-    if (absl::Status s = children.WaitForLine(p, "ready\n", absl::Seconds(20)); !s.ok()) return s;
+  for (auto& p : replica_procs) {
+    if (absl::Status s = WaitForLine(*p, "ready", absl::Seconds(20)); !s.ok()) return s;
   }
   Background background;
   if (absl::Status s = background.Start(bed, c.background, c.background_mbps); !s.ok()) return s;
@@ -319,15 +258,16 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
       args.push_back(absl::StrCat("--warmup_ms=", c.warmup_ms));
       args.push_back(absl::StrCat("--duration_ms=", c.duration_ms));
     }
-    absl::StatusOr<int> p = children.Spawn(bed.netns(c.client_hosts[k]), args);
+    absl::StatusOr<std::unique_ptr<ChildProcess>> p =
+        StartInNetns(bed.netns(c.client_hosts[k]), args);
     if (!p.ok()) return p.status();
-    client_procs.push_back(*p);
+    client_procs.push_back(*std::move(p));
   }
   if (c.pause_leader_ms > 0 && c.verify_ops == 0) {
     absl::SleepFor(absl::Milliseconds(c.warmup_ms + c.duration_ms / 3));
-    children.Signal(replica_procs[0], SIGSTOP);
+    replica_procs[0]->Signal(SIGSTOP);
     absl::SleepFor(absl::Milliseconds(c.pause_leader_ms));
-    children.Signal(replica_procs[0], SIGCONT);
+    replica_procs[0]->Signal(SIGCONT);
   }
 
   FabricRunResult r;
@@ -336,7 +276,7 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
   const absl::Duration client_limit =
       absl::Milliseconds(c.warmup_ms + c.duration_ms) + absl::Seconds(40);
   for (size_t k = 0; k < client_procs.size(); ++k) {
-    absl::StatusOr<std::string> out = children.Finish(client_procs[k], client_limit);
+    absl::StatusOr<std::string> out = Finish(*client_procs[k], client_limit);
     if (!out.ok()) return out.status();
     absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "client ", &r.process_lines);
     if (!m.ok()) return m.status();
@@ -357,8 +297,8 @@ absl::StatusOr<FabricRunResult> RunSpaxosOverFabric(mom::Testbed& bed, const Fab
   }
   mom::ReorderMeter meter(static_cast<int>(replica_procs.size()));
   for (size_t i = 0; i < replica_procs.size(); ++i) {
-    children.Signal(replica_procs[i], SIGTERM);
-    absl::StatusOr<std::string> out = children.Finish(replica_procs[i], absl::Seconds(20));
+    replica_procs[i]->Signal(SIGTERM);
+    absl::StatusOr<std::string> out = Finish(*replica_procs[i], absl::Seconds(20));
     if (!out.ok()) return out.status();
     absl::StatusOr<std::map<std::string, double>> m = Counters(*out, "replica ", &r.process_lines);
     if (!m.ok()) return m.status();
