@@ -46,7 +46,8 @@ ABSL_FLAG(absl::Duration, inject_delay, absl::Microseconds(50),
           "longest hold of a request held by --inject_reorder (each held (0, inject_delay])");
 ABSL_FLAG(uint64_t, inject_seed, 1,
           "seed of --inject_reorder; replica i draws from seed + i, so each holds other requests");
-ABSL_FLAG(std::string, metrics, "", "serve Prometheus metrics at ip:port (spaxos; optional)");
+ABSL_FLAG(std::string, metrics, "",
+          "spaxos: serve Prometheus metrics at ip:port (port 0: any, printed on stderr)");
 
 namespace dctk::spaxos {
 namespace {
@@ -63,6 +64,12 @@ int Run(const AppFactory& make_app) {
   if (index < 0 || index >= static_cast<int>(pc->replicas.size())) {
     std::cerr << "--index=" << index << " out of range (" << pc->replicas.size()
               << " replicas)\n";
+    return 2;
+  }
+  if (!absl::GetFlag(FLAGS_metrics).empty() && pc->protocol != Protocol::kSpeculativePaxos) {
+    std::cerr << "--metrics: only Speculative Paxos replicas (--protocol=spaxos) export "
+                 "metrics, not --protocol="
+              << absl::GetFlag(FLAGS_protocol) << "\n";
     return 2;
   }
   absl::StatusOr<std::unique_ptr<App>> made = make_app();
@@ -183,13 +190,14 @@ int Run(const AppFactory& make_app) {
   std::unique_ptr<ReplicaExporter> exporter;
   std::unique_ptr<transport::Timeout> export_timer;
   auto* replica = dynamic_cast<Replica*>(node.get());
-  if (!absl::GetFlag(FLAGS_metrics).empty() && replica != nullptr) {
+  if (!absl::GetFlag(FLAGS_metrics).empty()) {
     served = ServeMetrics(absl::GetFlag(FLAGS_metrics), "spaxos_replica",
                           {{"replica", std::to_string(index)}});
     if (!served.ok()) {
       std::cerr << "--metrics: " << served.status() << "\n";
       return 1;
     }
+    std::cerr << "replica " << index << " metrics_port=" << served->server->port() << "\n";
     exporter = std::make_unique<ReplicaExporter>(*served->scope);
     export_timer = std::make_unique<transport::Timeout>(
         net->get(), absl::Milliseconds(100), [&] { exporter->Export(*replica); });

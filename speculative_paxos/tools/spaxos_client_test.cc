@@ -2,6 +2,8 @@
 // for every protocol: --metrics serves the client library's counters and the
 // latency histogram of its completions (scraped with curl while it runs), and
 // --max_datagram out of its bounds is refused naming the flag and the bounds.
+// A Speculative Paxos replica's --metrics is scraped the same way; the
+// baselines' replicas refuse the flag.
 #include <signal.h>
 
 #include <cstdlib>
@@ -52,6 +54,10 @@ std::unique_ptr<ChildProcess> Start(std::vector<std::string> args, ChildOptions 
       ChildProcess::Start(std::move(args), std::move(options));
   EXPECT_TRUE(child.ok()) << child.status();
   return child.ok() ? *std::move(child) : nullptr;
+}
+
+std::string Scrape(const std::string& port) {
+  return dctk::RunCommand(absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics")).value_or("");
 }
 
 // Reads `child`'s stderr until a line containing `text`; that line, or "".
@@ -120,8 +126,7 @@ TEST_P(SpaxosClientTest, ServesClientMetricsWhileRunning) {
   std::string body;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (absl::Now() < deadline) {
-    body =
-        dctk::RunCommand(absl::StrCat("curl -s http://127.0.0.1:", port, "/metrics")).value_or("");
+    body = Scrape(port);
     if (sample(body, "completed_total") > 0 && sample(body, "latency_seconds_count") > 0 &&
         sample(body, "fast_path_total") + sample(body, "slow_path_total") > 0) {
       break;
@@ -164,6 +169,50 @@ TEST_P(SpaxosClientTest, RunsWithTheSmallestMaxDatagram) {
 INSTANTIATE_TEST_SUITE_P(EveryProtocol, SpaxosClientTest,
                          ::testing::Values("spaxos", "vr", "fastpaxos", "unreplicated"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+TEST(SpaxosReplicaMetricsTest, ServesReplicaCountersWhileRunning) {
+  const std::string config = WriteConfig("replica_metrics");
+  std::vector<std::unique_ptr<ChildProcess>> replicas;
+  std::string port;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> args = {kReplica, "--config=" + config, absl::StrCat("--index=", i)};
+    if (i == 0) args.push_back("--metrics=127.0.0.1:0");
+    replicas.push_back(Start(args, {.err = ChildOutput::Pipe()}));
+    ASSERT_NE(replicas.back(), nullptr);
+    if (i == 0) {
+      const std::string line = WaitForErrLine(*replicas[0], "replica 0 metrics_port=");
+      ASSERT_NE(line, "");
+      port = line.substr(line.find('=') + 1);
+    }
+    ASSERT_NE(WaitForErrLine(*replicas.back(), "serving at"), "");
+  }
+  std::unique_ptr<ChildProcess> client =
+      Start({kClient, "--config=" + config, "--clients=4", "--warmup=0s", "--duration=600s"}, {});
+  ASSERT_NE(client, nullptr);
+  std::string body;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    body = Scrape(port);
+    if (Sample(body, "spaxos_replica_commit_point{replica=\"0\"}") > 0) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_GT(Sample(body, "spaxos_replica_requests_total{replica=\"0\"}"), 0) << body;
+  EXPECT_GT(Sample(body, "spaxos_replica_replies_total{replica=\"0\"}"), 0) << body;
+  EXPECT_GT(Sample(body, "spaxos_replica_commits_total{replica=\"0\"}"), 0) << body;
+  EXPECT_GT(Sample(body, "spaxos_replica_commit_point{replica=\"0\"}"), 0) << body;
+  EXPECT_GE(Sample(body, "spaxos_replica_reconciliations_total{replica=\"0\"}"), 0) << body;
+  EXPECT_GE(Sample(body, "spaxos_replica_view{replica=\"0\"}"), 0) << body;
+}
+
+TEST(SpaxosReplicaMetricsTest, BaselinesRefuseMetrics) {
+  const std::string config = WriteConfig("baseline_metrics");
+  std::unique_ptr<ChildProcess> replica =
+      Start({kReplica, "--config=" + config, "--protocol=vr", "--metrics=127.0.0.1:0"},
+            {.err = ChildOutput::Pipe()});
+  ASSERT_NE(replica, nullptr);
+  EXPECT_NE(WaitForErrLine(*replica, "--metrics: only Speculative Paxos replicas"), "");
+  EXPECT_EQ(replica->Wait(), 2);
+}
 
 TEST(SpaxosClientFlagsTest, MaxDatagramOutOfBoundsIsRefusedByName) {
   const std::string config = WriteConfig("bounds");

@@ -12,7 +12,8 @@
 // later ones overtake it: the paper's injected reordering on real processes,
 // decided independently at each replica (seed --inject_seed + index). Replica
 // messages are never held. At exit it prints how many were held.
-// --metrics=ip:port serves Prometheus metrics (requests, commits,
+// --metrics=ip:port (spaxos only; port 0: any, printed on stderr as
+// "replica N metrics_port=PORT") serves Prometheus metrics (requests, commits,
 // reconciliations, view changes, rollbacks, transfers, commit point, view).
 // --recover (spaxos): this replica restarted and lost its state; it rejoins
 // through the recovery protocol (VR has no recovery: a crashed VR replica
