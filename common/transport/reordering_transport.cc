@@ -46,13 +46,17 @@ void ReorderingTransport::Deliver(TransportReceiver* to, const Address& from,
                                   const Envelope& msg) {
   if (!Matches(msg.type_id())) return Forward(to, from, msg);
   ++stats_.matched;
-  if (options_.rate == 0 || RandomUnit() >= options_.rate) return Forward(to, from, msg);
+  if (options_.rate == 0 || RandomUnit() >= options_.rate) {
+    newest_forwarded_ = stats_.matched;
+    return Forward(to, from, msg);
+  }
   ++stats_.held;
   // (1 - u) is in (0, 1]: a held message is always actually delayed.
   const absl::Duration hold = options_.max_hold * (1.0 - RandomUnit());
   const uint64_t key = next_key_++;
   const TimerId timer = Timer(hold, [this, key] { Release(key); });
-  held_.emplace(key, Held{timer, to, from, msg.type_id(), std::string(msg.payload())});
+  held_.emplace(key,
+                Held{timer, to, from, msg.type_id(), std::string(msg.payload()), stats_.matched});
 }
 
 void ReorderingTransport::Release(uint64_t key) {
@@ -60,6 +64,11 @@ void ReorderingTransport::Release(uint64_t key) {
   if (it == held_.end()) return;
   Held held = std::move(it->second);
   held_.erase(it);
+  if (newest_forwarded_ > held.arrival) {
+    ++stats_.overtaken;
+  } else {
+    newest_forwarded_ = held.arrival;
+  }
   Forward(held.to, held.from, Envelope(held.type_id, held.payload));
 }
 

@@ -10,8 +10,11 @@
 // pass through unchanged (ForwardingTransport). A held message is copied
 // (the only allocation, only for held messages) and delivered from a timer
 // on the wrapped transport's loop; unregistering a receiver or destroying
-// the decorator drops the messages it still holds. Loop thread only, like
-// the transport it wraps.
+// the decorator drops the messages it still holds. `stats().overtaken`
+// counts the held messages actually reordered: a matching message that
+// arrived after it was handed on before it (a hold during which nothing
+// arrives reorders nothing), among all its receivers (a replica has one).
+// Loop thread only, like the transport it wraps.
 //
 // Example (a replica whose client requests are reordered at 0.1%):
 //   absl::StatusOr<std::unique_ptr<ReorderingTransport>> net = ReorderingTransport::Create(
@@ -45,8 +48,9 @@ struct ReorderOptions {
 class ReorderingTransport : public ForwardingTransport {
  public:
   struct Stats {
-    uint64_t matched = 0;  // delivered messages of the chosen types
-    uint64_t held = 0;     // of which held back
+    uint64_t matched = 0;    // delivered messages of the chosen types
+    uint64_t held = 0;       // of which held back
+    uint64_t overtaken = 0;  // held ones a later-arriving matching message overtook
   };
 
   // InvalidArgument for a rate outside [0, 1], a max_hold not above zero or
@@ -69,6 +73,7 @@ class ReorderingTransport : public ForwardingTransport {
     Address from;
     uint32_t type_id;
     std::string payload;
+    uint64_t arrival;  // its number among matching messages (stats_.matched)
   };
 
   ReorderingTransport(Transport* inner, ReorderOptions options)
@@ -81,6 +86,9 @@ class ReorderingTransport : public ForwardingTransport {
   const ReorderOptions options_;
   std::mt19937_64 rng_;
   Stats stats_;
+  // The highest arrival number among the matching messages handed on so far
+  // (any receiver): a held one released below it was overtaken.
+  uint64_t newest_forwarded_ = 0;
   uint64_t next_key_ = 0;
   absl::flat_hash_map<uint64_t, Held> held_;
 };

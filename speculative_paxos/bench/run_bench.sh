@@ -17,7 +17,8 @@
 # replica holds back that share of the client request datagrams it receives
 # for up to 50 us (spaxos_replica --inject_reorder, own seed per replica;
 # not with spaxos-mom, whose rows are skipped then); held% is the share the
-# replicas actually held (of the client datagrams they received). For
+# replicas actually held (of the client datagrams they received), reord% the
+# share actually reordered (a later datagram passed it while held). For
 # Speculative Paxos, recon is the most reconciliations any replica went
 # through and repairs the replicas' order repairs (their exit lines).
 #
@@ -45,8 +46,8 @@ multicast_groups { name: "ordered" address: "239.255.$(( $$ % 250 )).$(( ($$ / 2
 timeouts { request_ms: 10 heartbeat_ms: 2 view_change_ms: 200 }
 CONF
 
-printf "%-9s %-14s %7s %12s %9s %9s %8s %8s %7s %8s\n" "reorder%" protocol clients "ops/s" \
-  "p50(us)" "p99(us)" "slow%" "held%" "recon" "repairs"
+printf "%-9s %-14s %7s %12s %9s %9s %8s %8s %8s %7s %8s\n" "reorder%" protocol clients "ops/s" \
+  "p50(us)" "p99(us)" "slow%" "held%" "reord%" "recon" "repairs"
 for rate in $REORDER; do
   inject=""; [ "$rate" = 0 ] || inject="--inject_reorder=$rate"
   for clients in $CLIENTS; do
@@ -88,14 +89,15 @@ for rate in $REORDER; do
         recon=$(grep -ho "reconciliations [0-9]*" "$DIR"/r*.log | awk '$2 > m {m = $2} END {print m + 0}')
         repairs=$(grep -ho "order_repairs [0-9]*" "$DIR"/r*.log | awk '{s += $2} END {print s + 0}')
       fi
-      held="-"
+      held="-" reord="-"
       if [ -n "$inject" ]; then
-        held=$(grep -ho "client_datagrams [0-9]* held [0-9]*" "$DIR"/r*.log |
-          awk '{d += $2; h += $4} END {printf "%.4f", d ? 100 * h / d : 0}')
+        counts=$(grep -ho "client_datagrams [0-9]* held [0-9]* overtaken [0-9]*" "$DIR"/r*.log |
+          awk '{d += $2; h += $4; o += $6} END {printf "%.4f %.4f", d ? 100 * h / d : 0, d ? 100 * o / d : 0}')
+        read -r held reord <<<"$counts"
       fi
-      printf "%-9s %-14s %7d %12s %9s %9s %8s %8s %7s %8s\n" \
+      printf "%-9s %-14s %7d %12s %9s %9s %8s %8s %8s %7s %8s\n" \
         "$(awk -v r="$rate" 'BEGIN {printf "%.3f", 100 * r}')" "$proto" "$clients" "$tput" "$p50" \
-        "$p99" "$slow" "$held" "$recon" "$repairs"
+        "$p99" "$slow" "$held" "$reord" "$recon" "$repairs"
       rm -f "$DIR"/c*.out "$DIR"/r*.log
     done
   done
