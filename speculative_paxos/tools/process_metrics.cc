@@ -1,6 +1,8 @@
 #include "speculative_paxos/tools/process_metrics.h"
 
+#include <memory>
 #include <numeric>
+#include <string>
 #include <utility>
 
 namespace dctk::spaxos {
@@ -15,6 +17,17 @@ uint64_t Sum(const std::array<uint64_t, kNumRejects>& a) {
   return std::accumulate(a.begin(), a.end(), uint64_t{0});
 }
 
+// `node`'s stats exported by an Exporter under "<prefix>_...".
+template <typename Exporter, typename Node>
+absl::StatusOr<ServedReplicaMetrics> Serve(const std::string& address, const char* prefix,
+                                           int index, const Node& node) {
+  absl::StatusOr<ServedMetrics> served =
+      ServeMetrics(address, prefix, {{"replica", std::to_string(index)}});
+  if (!served.ok()) return served.status();
+  auto exporter = std::make_shared<Exporter>(*served->scope);
+  return ServedReplicaMetrics{*std::move(served), [exporter, &node] { exporter->Export(node); }};
+}
+
 }  // namespace
 
 absl::StatusOr<ServedMetrics> ServeMetrics(const std::string& address, std::string prefix,
@@ -27,6 +40,20 @@ absl::StatusOr<ServedMetrics> ServeMetrics(const std::string& address, std::stri
   if (!server.ok()) return server.status();
   m.server = *std::move(server);
   return m;
+}
+
+absl::StatusOr<ServedReplicaMetrics> ServeReplicaMetrics(const std::string& address, int index,
+                                                         const transport::TransportReceiver& node) {
+  if (const auto* r = dynamic_cast<const Replica*>(&node)) {
+    return Serve<ReplicaExporter>(address, "spaxos_replica", index, *r);
+  }
+  if (const auto* r = dynamic_cast<const VrReplica*>(&node)) {
+    return Serve<VrExporter>(address, "vr_replica", index, *r);
+  }
+  if (const auto* r = dynamic_cast<const FastPaxosReplica*>(&node)) {
+    return Serve<FastPaxosExporter>(address, "fastpaxos_replica", index, *r);
+  }
+  return absl::UnimplementedError("this server keeps no stats (the unreplicated baseline)");
 }
 
 void ReplicaExporter::Export(const Replica& r) {
@@ -48,6 +75,32 @@ void ReplicaExporter::Export(const Replica& r) {
   m_.view.Set(static_cast<double>(r.stamp().view));
   m_.log_entries.Set(static_cast<double>(r.log().size()));
   m_.checkpoint_bytes.Set(static_cast<double>(r.checkpoint_bytes()));
+}
+
+void VrExporter::Export(const VrReplica& r) {
+  const VrStats& s = r.stats();
+  Add(m_.requests_total, s.requests, &last_.requests);
+  Add(m_.duplicates_total, s.duplicates, &last_.duplicates);
+  Add(m_.prepares_total, s.prepares, &last_.prepares);
+  Add(m_.executed_total, s.executed, &last_.executed);
+  Add(m_.view_changes_total, s.view_changes, &last_.view_changes);
+  Add(m_.recoveries_total, s.recoveries, &last_.recoveries);
+  Add(m_.checkpoints_total, s.checkpoints, &last_.checkpoints);
+  Add(m_.snapshots_installed_total, s.snapshots_installed, &last_.snapshots_installed);
+  m_.view.Set(static_cast<double>(r.view()));
+}
+
+void FastPaxosExporter::Export(const FastPaxosReplica& r) {
+  const FastPaxosStats& s = r.stats();
+  Add(m_.votes_total, s.votes, &last_.votes);
+  Add(m_.fast_decisions_total, s.fast_decisions, &last_.fast_decisions);
+  Add(m_.classic_rounds_total, s.classic_rounds, &last_.classic_rounds);
+  Add(m_.classic_entries_total, s.classic_entries, &last_.classic_entries);
+  Add(m_.executed_total, s.executed, &last_.executed);
+  Add(m_.fetched_total, s.fetched, &last_.fetched);
+  Add(m_.view_changes_total, s.view_changes, &last_.view_changes);
+  Add(m_.merge_conflicts_total, s.merge_conflicts, &last_.merge_conflicts);
+  m_.view.Set(static_cast<double>(r.view()));
 }
 
 void ClientExporter::Export(const ClientStats& s) {

@@ -2,8 +2,8 @@
 // for every protocol: --metrics serves the client library's counters and the
 // latency histogram of its completions (scraped with curl while it runs), and
 // --max_datagram out of its bounds is refused naming the flag and the bounds.
-// A Speculative Paxos replica's --metrics is scraped the same way; the
-// baselines' replicas refuse the flag.
+// Replica 0's --metrics is scraped the same way (the unreplicated server,
+// which keeps no stats, refuses the flag).
 #include <signal.h>
 
 #include <cstdlib>
@@ -85,15 +85,22 @@ double Sample(const std::string& body, const std::string& name) {
 class SpaxosClientTest : public ::testing::TestWithParam<std::string> {
  protected:
   // Starts the group (one server for the unreplicated baseline), each
-  // serving once started.
-  void StartGroup() {
+  // serving once started; with `metrics`, replica 0 serves its metrics at
+  // replica_metrics_port_.
+  void StartGroup(bool metrics = false) {
     config_ = WriteConfig(GetParam());
     const int n = GetParam() == "unreplicated" ? 1 : 3;
     for (int i = 0; i < n; ++i) {
-      replicas_.push_back(Start({kReplica, "--config=" + config_, absl::StrCat("--index=", i),
-                                 "--protocol=" + GetParam()},
-                                {.err = ChildOutput::Pipe()}));
+      std::vector<std::string> args = {kReplica, "--config=" + config_, absl::StrCat("--index=", i),
+                                       "--protocol=" + GetParam()};
+      if (metrics && i == 0) args.push_back("--metrics=127.0.0.1:0");
+      replicas_.push_back(Start(args, {.err = ChildOutput::Pipe()}));
       ASSERT_NE(replicas_.back(), nullptr);
+      if (metrics && i == 0) {
+        const std::string line = WaitForErrLine(*replicas_[0], "replica 0 metrics_port=");
+        ASSERT_NE(line, "");
+        replica_metrics_port_ = line.substr(line.find('=') + 1);
+      }
       ASSERT_NE(WaitForErrLine(*replicas_.back(), "serving at"), "");
     }
   }
@@ -105,6 +112,7 @@ class SpaxosClientTest : public ::testing::TestWithParam<std::string> {
 
   std::string config_;
   std::vector<std::unique_ptr<ChildProcess>> replicas_;
+  std::string replica_metrics_port_;
 };
 
 TEST_P(SpaxosClientTest, ServesClientMetricsWhileRunning) {
@@ -151,6 +159,57 @@ TEST_P(SpaxosClientTest, ServesClientMetricsWhileRunning) {
   EXPECT_EQ(client->Kill(SIGTERM), 128 + SIGTERM);
 }
 
+// Replica 0 (leader / coordinator of the first view) under a client's load:
+// its protocol's counters, scraped as for the client.
+TEST_P(SpaxosClientTest, ReplicaServesMetricsWhileRunning) {
+  if (GetParam() == "unreplicated") {
+    std::unique_ptr<ChildProcess> server =
+        Start({kReplica, "--config=" + WriteConfig("unreplicated_metrics"),
+               "--protocol=unreplicated", "--metrics=127.0.0.1:0"},
+              {.err = ChildOutput::Pipe()});
+    ASSERT_NE(server, nullptr);
+    EXPECT_NE(WaitForErrLine(*server, "--metrics: the unreplicated server keeps no stats"), "");
+    EXPECT_EQ(server->Wait(), 2);
+    return;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartGroup(/*metrics=*/true));
+  std::vector<std::string> args = ClientArgs();
+  args.push_back("--duration=600s");  // killed once scraped
+  std::unique_ptr<ChildProcess> client = Start(args, {});
+  ASSERT_NE(client, nullptr);
+  // Counters that must grow, then counters and gauges that must be there.
+  std::vector<std::string> grow, present = {"view"};
+  std::string prefix;
+  if (GetParam() == "spaxos") {
+    prefix = "spaxos_replica_";
+    grow = {"commit_point", "requests_total", "replies_total", "commits_total"};
+    present.insert(present.end(), {"reconciliations_total", "view_changes_total",
+                                   "rolled_back_total", "rejected_total", "log_entries"});
+  } else if (GetParam() == "vr") {
+    prefix = "vr_replica_";
+    grow = {"executed_total", "requests_total", "prepares_total"};
+    present.insert(present.end(), {"view_changes_total", "duplicates_total"});
+  } else {
+    prefix = "fastpaxos_replica_";
+    grow = {"executed_total", "votes_total"};
+    present.insert(present.end(), {"fast_decisions_total", "classic_rounds_total",
+                                   "view_changes_total", "merge_conflicts_total"});
+  }
+  auto sample = [&](const std::string& body, const std::string& name) {
+    return Sample(body, absl::StrCat(prefix, name, "{replica=\"0\"}"));
+  };
+  std::string body;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    body = Scrape(replica_metrics_port_);
+    if (sample(body, grow[0]) > 0) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  for (const std::string& name : grow) EXPECT_GT(sample(body, name), 0) << name << ": " << body;
+  for (const std::string& name : present) EXPECT_GE(sample(body, name), 0) << name << ": " << body;
+  if (GetParam() == "fastpaxos") EXPECT_EQ(sample(body, "merge_conflicts_total"), 0) << body;
+}
+
 TEST_P(SpaxosClientTest, RunsWithTheSmallestMaxDatagram) {
   ASSERT_NO_FATAL_FAILURE(StartGroup());
   std::vector<std::string> args = ClientArgs();
@@ -169,50 +228,6 @@ TEST_P(SpaxosClientTest, RunsWithTheSmallestMaxDatagram) {
 INSTANTIATE_TEST_SUITE_P(EveryProtocol, SpaxosClientTest,
                          ::testing::Values("spaxos", "vr", "fastpaxos", "unreplicated"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
-
-TEST(SpaxosReplicaMetricsTest, ServesReplicaCountersWhileRunning) {
-  const std::string config = WriteConfig("replica_metrics");
-  std::vector<std::unique_ptr<ChildProcess>> replicas;
-  std::string port;
-  for (int i = 0; i < 3; ++i) {
-    std::vector<std::string> args = {kReplica, "--config=" + config, absl::StrCat("--index=", i)};
-    if (i == 0) args.push_back("--metrics=127.0.0.1:0");
-    replicas.push_back(Start(args, {.err = ChildOutput::Pipe()}));
-    ASSERT_NE(replicas.back(), nullptr);
-    if (i == 0) {
-      const std::string line = WaitForErrLine(*replicas[0], "replica 0 metrics_port=");
-      ASSERT_NE(line, "");
-      port = line.substr(line.find('=') + 1);
-    }
-    ASSERT_NE(WaitForErrLine(*replicas.back(), "serving at"), "");
-  }
-  std::unique_ptr<ChildProcess> client =
-      Start({kClient, "--config=" + config, "--clients=4", "--warmup=0s", "--duration=600s"}, {});
-  ASSERT_NE(client, nullptr);
-  std::string body;
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (absl::Now() < deadline) {
-    body = Scrape(port);
-    if (Sample(body, "spaxos_replica_commit_point{replica=\"0\"}") > 0) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_GT(Sample(body, "spaxos_replica_requests_total{replica=\"0\"}"), 0) << body;
-  EXPECT_GT(Sample(body, "spaxos_replica_replies_total{replica=\"0\"}"), 0) << body;
-  EXPECT_GT(Sample(body, "spaxos_replica_commits_total{replica=\"0\"}"), 0) << body;
-  EXPECT_GT(Sample(body, "spaxos_replica_commit_point{replica=\"0\"}"), 0) << body;
-  EXPECT_GE(Sample(body, "spaxos_replica_reconciliations_total{replica=\"0\"}"), 0) << body;
-  EXPECT_GE(Sample(body, "spaxos_replica_view{replica=\"0\"}"), 0) << body;
-}
-
-TEST(SpaxosReplicaMetricsTest, BaselinesRefuseMetrics) {
-  const std::string config = WriteConfig("baseline_metrics");
-  std::unique_ptr<ChildProcess> replica =
-      Start({kReplica, "--config=" + config, "--protocol=vr", "--metrics=127.0.0.1:0"},
-            {.err = ChildOutput::Pipe()});
-  ASSERT_NE(replica, nullptr);
-  EXPECT_NE(WaitForErrLine(*replica, "--metrics: only Speculative Paxos replicas"), "");
-  EXPECT_EQ(replica->Wait(), 2);
-}
 
 TEST(SpaxosClientFlagsTest, MaxDatagramOutOfBoundsIsRefusedByName) {
   const std::string config = WriteConfig("bounds");

@@ -12,9 +12,11 @@
 // later ones overtake it: the paper's injected reordering on real processes,
 // decided independently at each replica (seed --inject_seed + index). Replica
 // messages are never held. At exit it prints how many were held.
-// --metrics=ip:port (spaxos only; port 0: any, printed on stderr as
-// "replica N metrics_port=PORT") serves Prometheus metrics (requests, commits,
-// reconciliations, view changes, rollbacks, transfers, commit point, view).
+// --metrics=ip:port (port 0: any, printed on stderr as "replica N
+// metrics_port=PORT") serves the replica's counters for Prometheus (spaxos:
+// requests, commits, reconciliations, view changes, rollbacks, transfers,
+// commit point, view; the VR and Fast Paxos baselines' own counters; the
+// unreplicated server refuses it).
 // --recover (spaxos): this replica restarted and lost its state; it rejoins
 // through the recovery protocol (VR has no recovery: a crashed VR replica
 // stays down, and the others change view). SIGINT / SIGTERM stop it cleanly.
