@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "farm/client/farm_client.h"
+#include "farm/client/retry.h"
 #include "farm/cm/config_state.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
@@ -44,6 +45,10 @@ using server::FarmdCluster;
 using server::FullyReplicated;
 using server::WriteFarmConfig;
 
+// Setup steps are made again whole after a failed try (a LOCK or ALLOC timing
+// out on a loaded machine), for up to 30 s.
+absl::Time SetupDeadline() { return absl::Now() + absl::Seconds(30); }
+
 template <typename F>
 void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr<std::unique_ptr<F>> fabric) {
   const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", fabric_kind);
@@ -60,7 +65,8 @@ void ClientSurvivesAKilledMachine(const std::string& fabric_kind, absl::StatusOr
   auto client = client::FarmClient<F>::Connect(o, std::move(*fabric));
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
-  absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
+  absl::StatusOr<workload::Bank> bank = client::RetryWithRefresh(
+      c, SetupDeadline(), [&] { return workload::Bank::Create(c.tx(), 16, 1000); });
   ASSERT_TRUE(bank.ok()) << bank.status();
 
   std::mt19937_64 rng(1);
@@ -176,7 +182,8 @@ TEST(FarmdClusterTest, ShmRegionsAreReReplicatedAfterEachFailure) {
   absl::StatusOr<std::unique_ptr<ShmClient>> client = StartShmClusterOf4(cluster, "rereplication");
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
-  absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
+  absl::StatusOr<workload::Bank> bank = client::RetryWithRefresh(
+      c, SetupDeadline(), [&] { return workload::Bank::Create(c.tx(), 16, 1000); });
   ASSERT_TRUE(bank.ok()) << bank.status();
   ASSERT_TRUE(FullyReplicated(c.configuration(), 4));
   uint32_t first = 0, second = 0;
@@ -233,7 +240,8 @@ TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
   absl::StatusOr<std::unique_ptr<ShmClient>> client = StartShmClusterOf4(cluster, "paused");
   ASSERT_TRUE(client.ok()) << client.status();
   auto& c = **client;
-  absl::StatusOr<workload::Bank> bank = workload::Bank::Create(c.tx(), 16, 1000);
+  absl::StatusOr<workload::Bank> bank = client::RetryWithRefresh(
+      c, SetupDeadline(), [&] { return workload::Bank::Create(c.tx(), 16, 1000); });
   ASSERT_TRUE(bank.ok()) << bank.status();
   const cm::Region region = c.configuration().regions(0);
   const uint32_t paused = region.replicas(0).machine();
@@ -304,7 +312,8 @@ TEST(FarmdClusterTest, ShmUntouchedRegionsCommitWhileTheOthersRecover) {
   const cm::Configuration before = c.configuration();
   std::map<RegionId, GlobalAddress> counters;
   for (const cm::Region& r : before.regions()) {
-    absl::StatusOr<GlobalAddress> a = server::NewCounter(c.tx(), r.id());
+    absl::StatusOr<GlobalAddress> a = client::RetryWithRefresh(
+        c, SetupDeadline(), [&] { return server::NewCounter(c.tx(), r.id()); });
     ASSERT_TRUE(a.ok()) << a.status();
     counters[r.id()] = *a;
   }
@@ -383,7 +392,8 @@ TEST(FarmdClusterTest, ShmSlowBackupIsSuspectedAndTheCommitDecided) {
   auto& c = **client;
   const cm::Region region = c.configuration().regions(0);
   const uint32_t backup = region.replicas(1).machine();  // machine id = slot at first start
-  absl::StatusOr<GlobalAddress> created = server::NewCounter(c.tx(), region.id());
+  absl::StatusOr<GlobalAddress> created = client::RetryWithRefresh(
+      c, SetupDeadline(), [&] { return server::NewCounter(c.tx(), region.id()); });
   ASSERT_TRUE(created.ok()) << created.status();
   const GlobalAddress counter = *created;
   cluster.machine(backup).Signal(SIGUSR1);

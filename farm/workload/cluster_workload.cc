@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/metrics/histogram.h"
 #include "farm/client/farm_client.h"
+#include "farm/client/retry.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/kv/tx_hashtable_reader.h"
@@ -60,20 +61,7 @@ absl::Status Validate(const ClusterWorkloadOptions& o) {
   return absl::OkStatus();
 }
 
-// Retries `op` (refreshing the configuration after a failure) until it
-// succeeds, finds data loss (a broken invariant: final) or `deadline`.
-template <typename F, typename Op>
-absl::Status Retry(client::FarmClient<F>& c, absl::Time deadline, Op op) {
-  absl::Status s = op();
-  while (!s.ok() && !absl::IsDataLoss(s) && absl::Now() < deadline) {
-    if (!absl::IsAborted(s)) {
-      absl::SleepFor(absl::Milliseconds(20));
-      (void)c.Refresh();
-    }
-    s = op();
-  }
-  return s;
-}
+using client::RetryWithRefresh;
 
 // A lookup thread's hashtable reader: farm/kv's lock-free TxHashTableReader
 // over the client's region table, so a shard whose primary changed is read
@@ -149,31 +137,31 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   // A step that failed (a LOCK or ALLOC timing out on a loaded machine) is
   // made again whole: accounts of a failed try that did commit stay outside
   // the bank, which counts only its own.
-  absl::StatusOr<Bank> bank;
-  absl::Status created = Retry(*clients[0], setup_deadline, [&] {
-    bank = Bank::Create(clients[0]->tx(), o.accounts, o.initial);
-    return bank.status();
+  absl::StatusOr<Bank> bank = RetryWithRefresh(*clients[0], setup_deadline, [&] {
+    return Bank::Create(clients[0]->tx(), o.accounts, o.initial);
   });
-  if (!created.ok()) {
-    return absl::Status(created.code(), absl::StrCat("creating the bank: ", created.message()));
+  if (!bank.ok()) {
+    return absl::Status(bank.status().code(),
+                        absl::StrCat("creating the bank: ", bank.status().message()));
   }
-  absl::StatusOr<LookupTable> table;
-  absl::Status built = Retry(*clients[0], setup_deadline, [&] {
-    table = LookupTable::Create(clients[0]->tx(), clients[0]->regions(),
-                                {.keys = o.lookup_keys, .seed = o.seed, .shards = o.lookup_shards});
-    return table.status();
+  absl::StatusOr<LookupTable> table = RetryWithRefresh(*clients[0], setup_deadline, [&] {
+    return LookupTable::Create(clients[0]->tx(), clients[0]->regions(),
+                               {.keys = o.lookup_keys, .seed = o.seed, .shards = o.lookup_shards});
   });
-  if (built.ok()) built = Retry(*clients[0], setup_deadline, [&] { return table->Fill(clients[0]->tx()); });
+  absl::Status built = table.status();
+  if (built.ok())
+    built = RetryWithRefresh(*clients[0], setup_deadline,
+                             [&] { return table->Fill(clients[0]->tx()); });
   if (!built.ok()) return absl::Status(built.code(), absl::StrCat("creating the hashtable: ", built.message()));
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(i));
   for (int i = 0; i < o.transfer_threads; ++i) {
-    absl::StatusOr<Bank::Journal> j;
-    absl::Status s = Retry(*clients[i], setup_deadline, [&] {
-      j = Bank::CreateJournal(clients[i]->tx());
-      return j.status();
-    });
-    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("creating a journal: ", s.message()));
+    absl::StatusOr<Bank::Journal> j = RetryWithRefresh(
+        *clients[i], setup_deadline, [&] { return Bank::CreateJournal(clients[i]->tx()); });
+    if (!j.ok()) {
+      return absl::Status(j.status().code(),
+                          absl::StrCat("creating a journal: ", j.status().message()));
+    }
     workers[i]->journal = *j;
   }
   fprintf(out,
@@ -283,11 +271,14 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   for (int i = 0; i < o.transfer_threads && invariant.ok(); ++i) {
     Worker& w = *workers[i];
     if (w.journal.pending) {
-      invariant = Retry(*clients[i], deadline, [&] { return bank->Settle(clients[i]->tx(), &w.journal, &w.ledger); });
+      invariant = RetryWithRefresh(*clients[i], deadline, [&] {
+        return bank->Settle(clients[i]->tx(), &w.journal, &w.ledger);
+      });
       w.history.CommittedUpTo(w.journal.committed);
     }
     if (invariant.ok()) {
-      invariant = Retry(*clients[i], deadline, [&] { return bank->CheckJournal(clients[i]->tx(), w.journal); });
+      invariant = RetryWithRefresh(*clients[i], deadline,
+                                   [&] { return bank->CheckJournal(clients[i]->tx(), w.journal); });
     }
   }
   for (auto& w : workers) {
@@ -312,14 +303,15 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
   r.p50_ns = all.ValueAtQuantile(0.5);
   r.p99_ns = all.ValueAtQuantile(0.99);
   r.expected_total = bank->total();
-  absl::Status audited = Retry(*clients[0], deadline, [&] {
+  absl::Status audited = RetryWithRefresh(*clients[0], deadline, [&] {
     absl::StatusOr<uint64_t> total = bank->Audit(clients[0]->tx());
     if (total.ok()) r.total = *total;
     return total.status();
   });
   if (invariant.ok()) invariant = audited;
   if (invariant.ok()) {
-    invariant = Retry(*clients[0], deadline, [&] { return bank->CheckLedger(clients[0]->tx(), ledger); });
+    invariant = RetryWithRefresh(*clients[0], deadline,
+                                 [&] { return bank->CheckLedger(clients[0]->tx(), ledger); });
   }
   if (invariant.ok() && r.lookup_misses + r.lookup_mismatches + r.lookup_uncommitted > 0) {
     invariant = absl::DataLossError(absl::StrCat("hashtable: ", r.lookup_misses, " lookups missed a stored key, ",
