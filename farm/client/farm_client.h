@@ -72,6 +72,7 @@
 #include "farm/cm/config_state.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
+#include "farm/server/cm_channel.h"
 #include "farm/server/control.h"
 #include "farm/server/control.pb.h"
 #include "farm/server/install_config.h"
@@ -158,34 +159,16 @@ class FarmClient {
   }
 
  private:
-  FarmClient(FarmClientOptions o, std::unique_ptr<F> fabric) : o_(std::move(o)), fabric_(std::move(fabric)) {}
-
-  // The client thread's channel to the CM (connected again after an error).
-  absl::Status ConnectCm() {
-    if (cm_ != nullptr) return absl::OkStatus();
-    auto ch = server::ControlChannel::Connect(o_.cm_address);
-    if (!ch.ok()) return ch.status();
-    cm_ = std::move(*ch);
-    return absl::OkStatus();
-  }
+  FarmClient(FarmClientOptions o, std::unique_ptr<F> fabric)
+      : o_(std::move(o)),
+        fabric_(std::move(fabric)),
+        cm_(o_.cm_address),
+        lease_cm_(o_.cm_address) {}
 
   absl::StatusOr<cm::Configuration> FetchConfig() {
-    if (absl::Status s = ConnectCm(); !s.ok()) return s;
-    cm::Command get;
-    get.mutable_get();
-    absl::StatusOr<cm::Result> r = CallCm(cm_, get);
+    absl::StatusOr<cm::Result> r = cm_.Call(cm::GetCommand());
     if (!r.ok()) return r.status();
     return r->config();
-  }
-
-  // TxClientOptions::suspect: the coordinator (this client's thread) found
-  // machine `m` silent; the CM stops renewing its lease, so recovery decides
-  // the commit about a lease later.
-  void Suspect(fabric::MachineId m) {
-    absl::Status s = ConnectCm();
-    if (s.ok()) s = CallCm(cm_, cm::SuspectCommand(m, fabric_->machine_id())).status();
-    LOG_IF(WARNING, !s.ok()) << "client " << fabric_->machine_id() << ": reporting machine " << m
-                             << " to the CM: " << s;
   }
 
   // A Refresh's configuration (client thread). One older than what the lease
@@ -208,41 +191,19 @@ class FarmClient {
     learned_from_lease_.fetch_add(1);
   }
 
-  // One command on `ch`; a channel that a transport error broke is dropped
-  // (the caller connects again), one the CM answered with an error is kept.
-  absl::StatusOr<cm::Result> CallCm(std::unique_ptr<server::ControlChannel>& ch,
-                                    const cm::Command& c) {
-    absl::StatusOr<std::string> bytes =
-        ch->Call(server::CM_COMMAND, c.SerializeAsString(), absl::Seconds(5));
-    if (ch->broken()) ch.reset();
-    if (!bytes.ok()) return bytes.status();
-    cm::Result r;
-    if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
-    if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
-    return r;
-  }
-
   absl::Status JoinAsClient() {
-    auto ch = server::ControlChannel::Connect(o_.cm_address);
-    if (!ch.ok()) return ch.status();
-    lease_cm_ = std::move(*ch);
     cm::Command join;
     join.mutable_join()->set_machine(fabric_->machine_id());
     join.mutable_join()->set_endpoint(fabric_->endpoint());
     join.mutable_join()->set_client(true);
-    absl::StatusOr<cm::Result> r = CallCm(lease_cm_, join);
+    absl::StatusOr<cm::Result> r = lease_cm_.Call(join);
     if (!r.ok()) return r.status();
     const int64_t lease_ms = std::max<int64_t>(3, r->config().lease_ms());
     lease_thread_ = std::thread([this, lease_ms] {
       while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(lease_ms / 3))) {
-        if (lease_cm_ == nullptr) {  // a transport error broke it
-          auto again = server::ControlChannel::Connect(o_.cm_address);
-          if (!again.ok()) continue;
-          lease_cm_ = std::move(*again);
-        }
         cm::Command renew;
         renew.mutable_renew()->set_machine(fabric_->machine_id());
-        absl::StatusOr<cm::Result> r = CallCm(lease_cm_, renew);
+        absl::StatusOr<cm::Result> r = lease_cm_.Call(renew);
         if (absl::IsNotFound(r.status())) return;  // removed: our transactions were recovered
         if (r.ok() && r->has_config()) LearnFromLease(r->config());
       }
@@ -262,7 +223,8 @@ class FarmClient {
     if (!c.ok()) return c.status();
     Install(*c);
     tx::TxClientOptions txo = o_.tx;
-    if (!txo.suspect) txo.suspect = [this](fabric::MachineId m) { Suspect(m); };
+    if (!txo.suspect)
+      txo.suspect = [this](fabric::MachineId m) { cm_.Suspect(m, fabric_->machine_id()); };
     auto t = tx::TxClient<F>::Create(*fabric_, 0, &table_, &config_, nullptr, std::move(txo));
     if (!t.ok()) return t.status();
     tx_ = std::move(*t);
@@ -418,7 +380,7 @@ class FarmClient {
   std::atomic<uint64_t> config_{0};
   std::atomic<uint64_t> learned_from_lease_{0};
   cm::Configuration current_;
-  std::unique_ptr<server::ControlChannel> cm_;
+  server::CmChannel cm_;  // the client thread's (Get, Suspect)
   std::unique_ptr<tx::TxClient<F>> tx_;
   std::unique_ptr<Shipper<F>> shipper_;
   absl::flat_hash_map<fabric::MachineId, int> ship_workers_;  // ship workers per machine
@@ -431,7 +393,7 @@ class FarmClient {
   absl::flat_hash_map<fabric::MachineId, Wired> wired_;
   absl::flat_hash_map<fabric::MachineId, std::string> connected_;  // fabric endpoint each id was last connected to
   WiringStats wiring_stats_;
-  std::unique_ptr<server::ControlChannel> lease_cm_;  // lease thread only
+  server::CmChannel lease_cm_;  // Join, then the lease thread's renewals
   absl::Notification stop_;
   std::thread lease_thread_;
 };

@@ -9,18 +9,23 @@
 // settles it from its journal; other transfers see only clean errors,
 // transfers go on at the promoted primaries, and every transfer reported
 // committed is in the balances exactly once.
+// Also: a backup alive but silent, reported to the CM by the ship worker's
+// coordinator, so recovery decides the shipped transfer waiting for it.
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/types/optional.h"
 #include "farm/client/farm_client.h"
+#include "farm/client/retry.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/server/farmd_process.h"
 #include "farm/workload/shard_bank.h"
@@ -33,10 +38,25 @@ using server::FarmdCluster;
 using server::WriteFarmConfig;
 using Client = client::FarmClient<fabric::ShmFabric>;
 
+// A cluster with ship workers, a client (machine 100), a ShardBank of 4
+// accounts in each region and the client's journal; a start that failed
+// leaves `journal` empty (and says why).
 struct ShipCluster {
   std::unique_ptr<FarmdCluster> cluster;
   std::unique_ptr<Client> client;
+  absl::optional<workload::ShardBank> bank;
+  absl::optional<workload::ShardBank::Journal> journal;
+  // Ships over `client` (ShardBank::TransferShipped's `ship`).
+  std::function<absl::StatusOr<std::string>(GlobalAddress, client::ProcedureId, absl::string_view)>
+      ship;
 };
+
+absl::StatusOr<workload::ShardBank> MakeBank(Client& c) {
+  std::vector<RegionId> regions;
+  for (const RegionInfo& r : c.regions().All()) regions.push_back(r.id);
+  std::sort(regions.begin(), regions.end());
+  return workload::ShardBank::Create(c.tx(), regions, 4, 1000);
+}
 
 ShipCluster Start(const std::string& name, const std::vector<std::string>& extra_flags = {}) {
   ShipCluster out;
@@ -55,33 +75,40 @@ ShipCluster Start(const std::string& name, const std::vector<std::string>& extra
   o.tx.outcome_timeout = absl::Seconds(20);
   o.ship.timeout = absl::Milliseconds(300);
   o.ship.outcome_timeout = absl::Seconds(20);
-  auto c = Client::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
-  EXPECT_TRUE(c.ok()) << c.status();
-  if (c.ok()) out.client = std::move(*c);
+  auto connected = Client::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  EXPECT_TRUE(connected.ok()) << connected.status();
+  if (!connected.ok()) return out;
+  out.client = std::move(*connected);
+  Client& c = *out.client;
+  out.ship = [&c](GlobalAddress w, client::ProcedureId p, absl::string_view a) {
+    return c.Ship(w, p, a);
+  };
+  // Made again whole after a failed try (a LOCK or ALLOC timing out on a
+  // loaded machine).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  absl::StatusOr<workload::ShardBank> bank =
+      client::RetryWithRefresh(c, deadline, [&] { return MakeBank(c); });
+  EXPECT_TRUE(bank.ok()) << bank.status();
+  if (!bank.ok()) return out;
+  out.bank = std::move(*bank);
+  absl::StatusOr<workload::ShardBank::Journal> journal =
+      client::RetryWithRefresh(c, deadline, [&] { return out.bank->CreateJournal(c.tx()); });
+  EXPECT_TRUE(journal.ok()) << journal.status();
+  if (journal.ok()) out.journal = std::move(*journal);
   return out;
-}
-
-absl::StatusOr<workload::ShardBank> MakeBank(Client& c) {
-  std::vector<RegionId> regions;
-  for (const RegionInfo& r : c.regions().All()) regions.push_back(r.id);
-  std::sort(regions.begin(), regions.end());
-  return workload::ShardBank::Create(c.tx(), regions, 4, 1000);
 }
 
 TEST(FarmdShipTest, ShippedTransfersRunAtTheirShardsPrimary) {
   ShipCluster s = Start("plain");
-  ASSERT_NE(s.client, nullptr);
+  ASSERT_TRUE(s.journal.has_value());
   Client& c = *s.client;
-  absl::StatusOr<workload::ShardBank> bank = MakeBank(c);
-  ASSERT_TRUE(bank.ok()) << bank.status();
-  absl::StatusOr<workload::ShardBank::Journal> journal = bank->CreateJournal(c.tx());
-  ASSERT_TRUE(journal.ok()) << journal.status();
-  auto ship = [&](GlobalAddress w, client::ProcedureId p, absl::string_view a) { return c.Ship(w, p, a); };
+  auto& bank = s.bank;
+  auto& journal = s.journal;
   std::mt19937_64 rng(3);
   workload::Bank::Ledger ledger;
   const uint64_t rpcs_before = c.tx().stats().rpc_calls;
   for (int i = 0; i < 300; ++i) {
-    absl::Status st = bank->TransferShipped(c.tx(), ship, bank->Pick(rng), &ledger, &*journal);
+    absl::Status st = bank->TransferShipped(c.tx(), s.ship, bank->Pick(rng), &ledger, &*journal);
     ASSERT_TRUE(st.ok()) << st;  // one client: no conflicts
   }
   EXPECT_EQ(c.ship_stats().committed, 300u);
@@ -97,13 +124,10 @@ TEST(FarmdShipTest, ShippedTransfersRunAtTheirShardsPrimary) {
 
 TEST(FarmdShipTest, KillingTheExecutingMachineLosesAndDuplicatesNoTransfer) {
   ShipCluster s = Start("kill", {"--ship_crash_at=m1:60"});
-  ASSERT_NE(s.client, nullptr);
+  ASSERT_TRUE(s.journal.has_value());
   Client& c = *s.client;
-  absl::StatusOr<workload::ShardBank> bank = MakeBank(c);
-  ASSERT_TRUE(bank.ok()) << bank.status();
-  absl::StatusOr<workload::ShardBank::Journal> journal = bank->CreateJournal(c.tx());
-  ASSERT_TRUE(journal.ok()) << journal.status();
-  auto ship = [&](GlobalAddress w, client::ProcedureId p, absl::string_view a) { return c.Ship(w, p, a); };
+  auto& bank = s.bank;
+  auto& journal = s.journal;
   std::mt19937_64 rng(5);
   workload::Bank::Ledger ledger;
   const uint64_t first_config = c.config_id();
@@ -119,7 +143,7 @@ TEST(FarmdShipTest, KillingTheExecutingMachineLosesAndDuplicatesNoTransfer) {
     ASSERT_LT(absl::Now(), deadline) << "no progress: " << ledger.committed << " committed";
     workload::ShardBank::Move m = bank->Pick(rng);
     if (c.config_id() == first_config) m.shard = on_victim[rng() % on_victim.size()];
-    absl::Status st = bank->TransferShipped(c.tx(), ship, m, &ledger, &*journal);
+    absl::Status st = bank->TransferShipped(c.tx(), s.ship, m, &ledger, &*journal);
     if (st.ok()) {
       if (c.config_id() != first_config) ++after;
     } else {
@@ -153,6 +177,55 @@ TEST(FarmdShipTest, KillingTheExecutingMachineLosesAndDuplicatesNoTransfer) {
          static_cast<unsigned long>(ss.resent), static_cast<unsigned long>(ss.remembered),
          static_cast<unsigned long>(ss.outcome_asked), static_cast<unsigned long>(first_config),
          static_cast<unsigned long>(c.config_id()));
+}
+
+// A backup alive but silent (its participant stalled by SIGUSR1, its lease
+// still renewed) never answers the COMMIT-BACKUP of a transfer shipped to
+// its region's primary. The ship worker's coordinator resends it for
+// suspect_after and reports the backup to the CM through the machine's CM
+// channel; the CM stops renewing its lease, the backup fences itself and is
+// removed when that lease runs out, and recovery aborts the transfer (the
+// backup never logged it). The client gets Aborted, not Unknown (without the
+// report the worker waits out its outcome_timeout: Unknown, the backup still
+// a member), and transfers on that shard commit again.
+TEST(FarmdShipTest, ASilentBackupIsReportedByTheShipWorkerAndTheTransferDecided) {
+  ShipCluster s = Start("silent", {"--fault_signals"});
+  ASSERT_TRUE(s.journal.has_value());
+  Client& c = *s.client;
+  auto& bank = s.bank;
+  std::mt19937_64 rng(7);
+  workload::Bank::Ledger ledger;
+  const workload::ShardBank::Move m = bank->Pick(rng);
+  absl::Status st = bank->TransferShipped(c.tx(), s.ship, m, &ledger, &*s.journal);
+  ASSERT_TRUE(st.ok()) << st;  // the worker's rings to the backup are up
+  absl::StatusOr<RegionInfo> region = c.regions().Lookup(bank->account(m.shard, 0).region());
+  ASSERT_TRUE(region.ok()) << region.status();
+  ASSERT_EQ(region->replicas.size(), 2u);
+  const uint32_t backup = region->replicas[1].machine;  // machine id = slot at first start
+  s.cluster->machine(backup).Signal(SIGUSR1);
+  ASSERT_EQ(s.cluster->machine(backup).ReadLine().value_or(""),
+            absl::StrCat("fault ", backup, " stalled"));
+
+  st = bank->TransferShipped(c.tx(), s.ship, m, &ledger, &*s.journal);
+  EXPECT_TRUE(absl::IsAborted(st))
+      << st << " (the silent backup never logged it: recovery aborts it)";
+  ASSERT_TRUE(c.Refresh().ok());
+  for (const cm::Machine& mc : c.configuration().machines())
+    EXPECT_NE(mc.id(), backup) << "still a member";
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (true) {
+    ASSERT_LT(absl::Now(), deadline) << "the shard never committed again";
+    st = bank->TransferShipped(c.tx(), s.ship, m, &ledger, &*s.journal);
+    if (st.ok()) break;
+    ASSERT_TRUE(absl::IsAborted(st) || absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st))
+        << st;
+    (void)c.Refresh();
+  }
+  st = bank->CheckJournal(c.tx(), *s.journal);
+  EXPECT_TRUE(st.ok()) << st;
+  st = bank->AsBank().CheckLedger(c.tx(), ledger);
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_EQ(c.ship_stats().unknown, 0u);
 }
 
 }  // namespace

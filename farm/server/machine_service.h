@@ -27,7 +27,10 @@
 // participant); clients wire rings to them (kWireShipMethod), and each
 // worker wires its coordinator to every other machine of the configuration
 // before it runs a request. The machine holds a lease like any member, so if
-// it dies mid-commit the CM's recovery decides its transactions.
+// it dies mid-commit the CM's recovery decides its transactions; a worker
+// whose commit message a machine leaves unanswered reports that machine to
+// the CM (Suspect), as a client's coordinator does, so recovery decides that
+// commit too.
 //
 // Fencing: a machine whose lease renewal is refused (the CM removed it), or
 // that got no renewal acknowledged within its lease (minus a guard), stops
@@ -68,6 +71,7 @@
 #include "farm/cm/cm.pb.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
+#include "farm/server/cm_channel.h"
 #include "farm/server/control.h"
 #include "farm/server/control.pb.h"
 #include "farm/server/install_config.h"
@@ -97,7 +101,7 @@ struct MachineServiceOptions {
   std::function<void()> on_waiting_for_restart;
   // Ship workers (0: this machine runs no shipped transactions).
   int ship_workers = 0;
-  tx::TxClientOptions ship_tx;  // their coordinators
+  tx::TxClientOptions ship_tx;  // their coordinators (suspect unset: reported to the CM)
 };
 
 template <typename F>
@@ -281,6 +285,13 @@ class MachineService {
       client::ShipServerOptions so;
       so.workers = o_.ship_workers;
       so.tx = o_.ship_tx;
+      // A worker's coordinator that finds a machine silent tells the CM, as
+      // a client's does (a channel of their own: the lease's renewals never
+      // wait behind a report).
+      if (!so.tx.suspect) {
+        suspect_cm_ = std::make_unique<CmChannel>(o_.cm_address);
+        so.tx.suspect = [this](fabric::MachineId m) { suspect_cm_->Suspect(m, id_); };
+      }
       auto ship = client::ShipServer<F>::Create(*fabric_, &table_, &machine_->participant(), procedures_, so,
                                                 [this](int w, tx::TxClient<F>& c) { return WireShipWorker(w, c); });
       if (!ship.ok()) return ship.status();
@@ -310,12 +321,7 @@ class MachineService {
   }
 
   absl::StatusOr<cm::Result> CallCm(const cm::Command& c, absl::Duration timeout = absl::Seconds(5)) {
-    absl::StatusOr<std::string> bytes = cm_->Call(CM_COMMAND, c.SerializeAsString(), timeout);
-    if (!bytes.ok()) return bytes.status();
-    cm::Result r;
-    if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
-    if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
-    return r;
+    return server::CallCm(*cm_, c, timeout);
   }
 
   // The CM stamps a renewal when it receives it, so a renewal acknowledged
@@ -745,6 +751,7 @@ class MachineService {
   std::unique_ptr<tx::TxMachine<F>> machine_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<ControlChannel> cm_;
+  std::unique_ptr<CmChannel> suspect_cm_;  // ship workers' Suspect reports
   int64_t lease_ms_ = 100;
   absl::Time valid_until_;  // lease thread only (after Init)
   absl::Notification stop_;

@@ -1,0 +1,37 @@
+#include "farm/server/cm_channel.h"
+
+#include "farm/cm/config_state.h"
+#include "farm/server/control.pb.h"
+#include "glog/logging.h"
+
+namespace dctk::farm::server {
+
+absl::StatusOr<cm::Result> CallCm(ControlChannel& ch, const cm::Command& c,
+                                  absl::Duration timeout) {
+  absl::StatusOr<std::string> bytes = ch.Call(CM_COMMAND, c.SerializeAsString(), timeout);
+  if (!bytes.ok()) return bytes.status();
+  cm::Result r;
+  if (!r.ParseFromString(*bytes)) return absl::DataLossError("CM: malformed result");
+  if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+  return r;
+}
+
+absl::StatusOr<cm::Result> CmChannel::Call(const cm::Command& c, absl::Duration timeout) {
+  absl::MutexLock l(&mu_);
+  if (ch_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<ControlChannel>> ch = ControlChannel::Connect(address_);
+    if (!ch.ok()) return ch.status();
+    ch_ = std::move(*ch);
+  }
+  absl::StatusOr<cm::Result> r = CallCm(*ch_, c, timeout);
+  if (ch_->broken()) ch_.reset();
+  return r;
+}
+
+void CmChannel::Suspect(fabric::MachineId m, fabric::MachineId by) {
+  absl::Status s = Call(cm::SuspectCommand(m, by)).status();
+  LOG_IF(WARNING, !s.ok()) << "machine " << by << ": reporting machine " << m
+                           << " to the CM (Suspect): " << s;
+}
+
+}  // namespace dctk::farm::server
