@@ -47,7 +47,8 @@ ABSL_FLAG(absl::Duration, inject_delay, absl::Microseconds(50),
 ABSL_FLAG(uint64_t, inject_seed, 1,
           "seed of --inject_reorder; replica i draws from seed + i, so each holds other requests");
 ABSL_FLAG(std::string, metrics, "",
-          "spaxos: serve Prometheus metrics at ip:port (port 0: any, printed on stderr)");
+          "serve Prometheus metrics at ip:port (port 0: any, printed on stderr; not for "
+          "--protocol=unreplicated)");
 
 namespace dctk::spaxos {
 namespace {
@@ -66,10 +67,8 @@ int Run(const AppFactory& make_app) {
               << " replicas)\n";
     return 2;
   }
-  if (!absl::GetFlag(FLAGS_metrics).empty() && pc->protocol != Protocol::kSpeculativePaxos) {
-    std::cerr << "--metrics: only Speculative Paxos replicas (--protocol=spaxos) export "
-                 "metrics, not --protocol="
-              << absl::GetFlag(FLAGS_protocol) << "\n";
+  if (!absl::GetFlag(FLAGS_metrics).empty() && pc->protocol == Protocol::kUnreplicated) {
+    std::cerr << "--metrics: the unreplicated server keeps no stats to export\n";
     return 2;
   }
   absl::StatusOr<std::unique_ptr<App>> made = make_app();
@@ -185,22 +184,19 @@ int Run(const AppFactory& make_app) {
     std::cerr << "replica " << index << ": " << started << "\n";
     return 1;
   }
-  // Metrics: counters copied from ReplicaStats every 100 ms on the loop.
-  absl::StatusOr<ServedMetrics> served;
-  std::unique_ptr<ReplicaExporter> exporter;
+  // Metrics: counters copied from the replica's stats every 100 ms on the loop.
+  absl::StatusOr<ServedReplicaMetrics> served;
   std::unique_ptr<transport::Timeout> export_timer;
-  auto* replica = dynamic_cast<Replica*>(node.get());
   if (!absl::GetFlag(FLAGS_metrics).empty()) {
-    served = ServeMetrics(absl::GetFlag(FLAGS_metrics), "spaxos_replica",
-                          {{"replica", std::to_string(index)}});
+    served = ServeReplicaMetrics(absl::GetFlag(FLAGS_metrics), index, *node);
     if (!served.ok()) {
       std::cerr << "--metrics: " << served.status() << "\n";
       return 1;
     }
-    std::cerr << "replica " << index << " metrics_port=" << served->server->port() << "\n";
-    exporter = std::make_unique<ReplicaExporter>(*served->scope);
-    export_timer = std::make_unique<transport::Timeout>(
-        net->get(), absl::Milliseconds(100), [&] { exporter->Export(*replica); });
+    std::cerr << "replica " << index << " metrics_port=" << served->served.server->port()
+              << "\n";
+    export_timer = std::make_unique<transport::Timeout>(net->get(), absl::Milliseconds(100),
+                                                        [&] { served->export_once(); });
     export_timer->Start();
   }
   std::thread stopper([&] {
