@@ -27,6 +27,9 @@ const EVP_MD* Sha256() {
   return md;
 }
 
+// SHA-256's digest size: every hash in the chain but the empty log's "".
+constexpr size_t kHashSize = 32;
+
 // Spare entries kept for reuse: one default checkpoint interval's worth
 // (CompactTo drops about that many at once).
 constexpr size_t kMaxSpare = 4096;
@@ -44,25 +47,26 @@ void ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
                absl::string_view op, std::string* out) {
   // One context per thread, reused: no allocation per hash.
   thread_local EVP_MD_CTX* const ctx = EVP_MD_CTX_new();
+  // The fixed part: prev as exactly kHashSize bytes, client id and request
+  // id (little-endian). No length fields: prev and the ids have fixed sizes
+  // and SHA-256's padding encodes the message's length, so op is determined.
+  // 48 fixed bytes leave 7 for op in SHA-256's one-block limit of 55, where
+  // the former layout (prev's length, prev, ids, op's size: 57) took two.
+  char head[kHashSize + 2 * 8];
+  if (prev.size() == kHashSize) {
+    memcpy(head, prev.data(), kHashSize);
+  } else if (prev.empty()) {  // the empty log
+    memset(head, 0, kHashSize);
+  } else {  // not a hash of ours (bad input): reduced to its SHA-256 first
+    unsigned int len = 0;
+    CHECK_EQ(EVP_Digest(prev.data(), prev.size(), reinterpret_cast<unsigned char*>(head), &len,
+                        Sha256(), nullptr),
+             1);
+  }
+  absl::little_endian::Store64(head + kHashSize, client_id);
+  absl::little_endian::Store64(head + kHashSize + 8, request_id);
   CHECK_EQ(EVP_DigestInit_ex2(ctx, Sha256(), nullptr), 1);
-  // The fixed part (prev's length: "" at slot 0 vs a 32-byte hash; prev;
-  // client id, request id and op size, little-endian) in one update.
-  char head[1 + EVP_MAX_MD_SIZE + 3 * 8];
-  size_t n = 0;
-  head[n++] = static_cast<char>(prev.size());
-  if (prev.size() <= EVP_MAX_MD_SIZE) {
-    memcpy(head + n, prev.data(), prev.size());
-    n += prev.size();
-  } else {  // not a hash of ours (bad input): same bytes, two updates
-    CHECK_EQ(EVP_DigestUpdate(ctx, head, n), 1);
-    CHECK_EQ(EVP_DigestUpdate(ctx, prev.data(), prev.size()), 1);
-    n = 0;
-  }
-  for (uint64_t v : {client_id, request_id, uint64_t{op.size()}}) {
-    absl::little_endian::Store64(head + n, v);
-    n += 8;
-  }
-  CHECK_EQ(EVP_DigestUpdate(ctx, head, n), 1);
+  CHECK_EQ(EVP_DigestUpdate(ctx, head, sizeof(head)), 1);
   CHECK_EQ(EVP_DigestUpdate(ctx, op.data(), op.size()), 1);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

@@ -1,9 +1,11 @@
 // Log: a Speculative Paxos replica's log of requests, with its hash chain.
 //
 // Slots are numbered from 1. Each entry carries the hash of the whole log up
-// to it: hash(slot) = SHA-256(hash(slot-1) || client_id || request_id || op),
-// hash(0) = "" (the empty log). Equal hashes at a slot mean equal prefixes, so
-// replicas and clients compare whole logs by one value. Entries up to
+// to it: hash(slot) = SHA-256(hash(slot-1) || le64(client_id) ||
+// le64(request_id) || op), hash(0) = "" (the empty log; 32 zero bytes in the
+// step). The 48 fixed bytes leave room for an op of up to 7 bytes in one
+// SHA-256 block. Equal hashes at a slot mean equal prefixes, so replicas and
+// clients compare whole logs by one value. Entries up to
 // committed() are final; later ones are speculative and may be truncated. The
 // log also indexes entries by (client, request id) for duplicate detection.
 //

@@ -21,15 +21,28 @@ TEST(LogTest, HashChainSummarisesPrefix) {
 }
 
 TEST(LogTest, HashIsStableAcrossProcesses) {
-  // SHA-256 of 0x00 || le64(1) || le64(1) || le64(2) || "op": a fixed value, so
-  // replicas in different processes (and builds) agree.
+  // SHA-256 of 32 zero bytes (the empty log) || le64(1) || le64(1) || "op": a
+  // fixed value, so replicas in different processes (and builds) agree.
   std::string hex;
   for (unsigned char c : ChainHash("", 1, 1, "op")) {
     static const char* digits = "0123456789abcdef";
     hex += digits[c >> 4];
     hex += digits[c & 15];
   }
-  EXPECT_EQ(hex, "f73e2d6c7f66b6f37dab8f748bd2197ff747e7c5493afb2ebc9ab4c34bd7a026");
+  EXPECT_EQ(hex, "e7f409aaa497831b394918fd4e601ffe057dc7e8ce371b43bf05aab603b19e96");
+}
+
+TEST(LogTest, ChainStepTakesAnyPrevAndSeparatesOps) {
+  const std::string h1 = ChainHash("", 1, 1, "x");
+  // prev is always 32 bytes in the step: the empty log's "" stands for 32
+  // zero bytes, and a prev of another size (bad input) for its SHA-256, so
+  // neither shifts the ids into op.
+  EXPECT_EQ(ChainHash(std::string(32, '\0'), 1, 1, "x"), h1);
+  EXPECT_EQ(ChainHash("abc", 1, 1, "x").size(), 32u);
+  EXPECT_NE(ChainHash("abc", 1, 1, "x"), ChainHash("ab", 1, 1, "x"));
+  // op has no length field: the message length tells op's apart.
+  EXPECT_NE(ChainHash(h1, 2, 1, ""), ChainHash(h1, 2, 1, std::string(1, '\0')));
+  EXPECT_NE(ChainHash(h1, 2, 1, "1234567"), ChainHash(h1, 2, 1, "12345678"));
 }
 
 TEST(LogTest, TruncateAndFind) {
