@@ -354,6 +354,11 @@ std::vector<InFlightRecord> Participant::InFlight(uint64_t before) const {
 
 void Participant::Resolve(const Resolution& r) {
   absl::MutexLock l(&mu_);
+  // Its entries are installed and its locks released already. Installing
+  // the entries again could give a heap block that emptied since, and took
+  // another size class, its old class back (formatted over a slot the
+  // primary holds reserved).
+  if (outcomes_.contains(r.tx) && !locked_.contains(r.tx) && !backed_seq_.contains(r.tx)) return;
   // The committed entries go to the log so that a restart can replay them.
   Log(r.commit ? LogType::kRecoveredCommit : LogType::kRecoveredAbort, r.tx,
       r.commit ? Encode(LockRequest{0, r.tx, {}, r.entries}) : std::string());

@@ -151,7 +151,9 @@ class Participant {
   std::vector<InFlightRecord> InFlight(uint64_t before = 0) const;
   Outcome Known(TxId tx) const;
   // Applies (commit) or undoes (abort) the transaction here: entries of
-  // regions hosted here are installed; locks it holds are released.
+  // regions hosted here are installed; locks it holds are released. A
+  // transaction already decided here that holds no record (a recovery run
+  // again after a step failed elsewhere) is left as it is.
   void Resolve(const Resolution& r);
   // Drops every reservation (recovery: their transactions cannot commit).
   void ReleaseAllReservations();

@@ -382,5 +382,31 @@ TEST_F(HeapReuseTest, APrimaryRestoredFromItsLogAloneLocksItsAllocationsAgain) {
   ExpectBackupHolds(*restarted, small);  // a primary, checked the same way
 }
 
+// The CM runs a recovery again when one of its steps failed at a machine,
+// so a participant can get the RESOLVE of a transaction it resolved already,
+// while the regions the failure did not touch served on. Meanwhile a block
+// the transaction's allocation used emptied and took another size class,
+// and the primary holds a slot of that class reserved in it. The second
+// RESOLVE must leave the block alone: giving it its old class back at the
+// backup formats it again there, above the version of that reserved slot,
+// whose commit then never reaches the backup's copy.
+TEST_F(HeapReuseTest, AResolveSentAgainChangesNothingWhereItWasResolved) {
+  const WriteEntry big = Alloc(kD, 2000, 'd');
+  LockAndBackUp(kD, {big});  // its coordinator dies: recovery commits it
+  std::vector<InFlightRecord> records = primary_->p.InFlight();
+  for (InFlightRecord& r : backup_->p.InFlight()) records.push_back(std::move(r));
+  const std::vector<Resolution> decided = DecideInFlight(records, {});
+  ASSERT_EQ(decided.size(), 1u);
+  ASSERT_TRUE(decided[0].commit);
+  for (Machine* m : {primary_.get(), backup_.get()}) m->p.Resolve(decided[0]);
+  CommitAndTruncate(kA2, {Free(big.addr)});  // the block empties
+  const WriteEntry reserved = ReserveThenEmptyAtTheBackup();
+  for (Machine* m : {primary_.get(), backup_.get()}) m->p.Resolve(decided[0]);  // the run again
+  CommitAndTruncate(kT, {reserved});
+  ExpectBackupMatchesPrimary(*backup_, {reserved});
+  EXPECT_EQ(primary_->p.Known(kD), Outcome::kCommitted);
+  EXPECT_EQ(backup_->p.Known(kD), Outcome::kCommitted);
+}
+
 }  // namespace
 }  // namespace dctk::farm::tx
