@@ -278,5 +278,106 @@ TEST(ReplicaTest, MinorityPartitionOfLeaderHeals) {
   ExpectHealthy(c);
 }
 
+// After a log change replicas answer the clients of the new log at once
+// (replica_change.cc): with a resend timeout of 200 ms, a client that
+// completes within a few virtual ms and never resent did not wait for it.
+constexpr absl::Duration kLongResend = absl::Milliseconds(200);
+constexpr absl::Duration kSoon = absl::Milliseconds(5);
+
+SimClusterOptions LongResendOptions(uint64_t seed, int clients) {
+  SimClusterOptions o = Options(seed, clients);
+  o.resend_timeout = kLongResend;
+  return o;
+}
+
+// The leader never gets client 0's request, so the client's reconcile
+// request starts a reconciliation, whose merged log takes the request from a
+// follower's report. From then on `silent` replica's replies to the client
+// are lost: replica 0 (the leader), so the followers' answers on installing
+// the log must complete it; or replica 2, so the leader's answer once it
+// commits must (with replica 1's).
+void ExpectReconciliationAnswersAtOnce(uint32_t silent) {
+  SimCluster c(LongResendOptions(11, 1));
+  c.net().AddFilter(1, c.net().DropAll({.type_id = TypeId<Request>(),
+                                        .from = c.client(0).address(),
+                                        .to = c.replica_address(0)}));
+  const absl::Time start = c.net().Now();
+  c.Invoke(0, KvApp::Put("k", "v"));
+  ASSERT_TRUE(c.net().RunUntil([&] { return c.replica(0)->stats().reconciliations > 0; }, kSoon));
+  c.net().AddFilter(
+      2, c.net().DropAll({.from = c.replica_address(silent), .to = c.client(0).address()}));
+  ASSERT_TRUE(c.RunUntilIdleClients(kSoon));
+  EXPECT_LT(c.net().Now() - start, kSoon);
+  EXPECT_EQ(c.client(0).stats().resends, 0u);
+  EXPECT_EQ(c.client(0).stats().slow_path, 1u);
+  EXPECT_EQ(c.replica(0)->stats().reconciliations, 1u);
+  EXPECT_EQ(c.replica(0)->stats().view_changes, 0u);
+  c.net().RemoveFilter(1);
+  c.net().RemoveFilter(2);
+  ASSERT_TRUE(c.net().RunUntil([&] { return c.Converged(); }, absl::Seconds(1)));
+  ExpectHealthy(c);
+}
+
+TEST(ReplicaTest, AfterReconciliationFollowersAnswerAtOnce) {
+  ExpectReconciliationAnswersAtOnce(0);
+}
+
+TEST(ReplicaTest, AfterReconciliationLeaderAnswersOnCommit) {
+  ExpectReconciliationAnswersAtOnce(2);
+}
+
+TEST(ReplicaTest, RequestDroppedByTheMergedLogRunsAgainAtOnce) {
+  SimCluster c(LongResendOptions(12, 2));
+  // Client 1's request misses the leader: its reconcile request starts a
+  // reconciliation. Replica 2 hears of it late, so the leader merges its own
+  // and replica 1's reports; client 0's request reaches replicas 0 and 1
+  // only after the change, so the merged log lacks it, and replica 2, which
+  // executed it before, must run it again after installing the log.
+  c.net().AddFilter(1, c.net().DropAll({.type_id = TypeId<Request>(),
+                                        .from = c.client(1).address(),
+                                        .to = c.replica_address(0)}));
+  c.net().AddFilter(2, c.net().Delay(absl::Milliseconds(1), {.type_id = TypeId<StartChange>(),
+                                                             .to = c.replica_address(2)}));
+  for (int r : {0, 1}) {
+    c.net().AddFilter(3 + r, c.net().Delay(absl::Microseconds(500), {.type_id = TypeId<Request>(),
+                                                                     .from = c.client(0).address(),
+                                                                     .to = c.replica_address(r)}));
+  }
+  const absl::Time start = c.net().Now();
+  c.Invoke(1, KvApp::Put("a", "1"));
+  c.Invoke(0, KvApp::Put("b", "2"));
+  ASSERT_TRUE(c.RunUntilIdleClients(kSoon));
+  EXPECT_LT(c.net().Now() - start, kSoon);
+  EXPECT_EQ(c.replica(0)->stats().reconciliations, 1u);
+  EXPECT_GE(c.replica(2)->stats().rolled_back, 1u);  // it held client 0's request
+  // Replica 2 answers again in the new log, in the slot the others give it:
+  // a superquorum, no resend, no slow path.
+  EXPECT_EQ(c.client(0).stats().fast_path, 1u);
+  EXPECT_EQ(c.client(0).stats().resends + c.client(1).stats().resends, 0u);
+  for (int f = 1; f <= 4; ++f) c.net().RemoveFilter(f);
+  ASSERT_TRUE(c.net().RunUntil([&] { return c.Converged(); }, absl::Seconds(1)));
+  EXPECT_EQ(c.replica(2)->stats().transfers, 0u);
+  EXPECT_EQ(c.app(2)->Lookup("b"), c.app(0)->Lookup("b"));
+  ExpectHealthy(c);
+}
+
+TEST(ReplicaTest, AfterViewChangeOutstandingRequestsCompleteAtOnce) {
+  SimCluster c(LongResendOptions(13, 2));
+  c.Crash(0);
+  // No superquorum without the leader: both requests wait for the view change.
+  c.Invoke(0, KvApp::Put("a", "1"));
+  c.Invoke(1, KvApp::Put("b", "2"));
+  ASSERT_TRUE(c.net().RunUntil([&] { return c.Leader() == 1; }, kLongResend / 2));
+  EXPECT_FALSE(c.ClientsIdle());
+  const absl::Time changed = c.net().Now();
+  ASSERT_TRUE(c.RunUntilIdleClients(kSoon));
+  EXPECT_LT(c.net().Now() - changed, kSoon);
+  for (int j = 0; j < 2; ++j) {
+    EXPECT_EQ(c.client(j).stats().resends, 0u) << "client " << j;
+    EXPECT_EQ(c.client(j).stats().slow_path, 1u) << "client " << j;
+  }
+  ExpectHealthy(c);
+}
+
 }  // namespace
 }  // namespace dctk::spaxos
