@@ -7,8 +7,11 @@
 #include <memory>
 #include <thread>
 
+#include "absl/algorithm/container.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/transport/reordering_transport.h"
 #include "common/transport/timeout.h"
 #include "common/transport/udp_transport.h"
@@ -31,12 +34,14 @@ ABSL_FLAG(std::string, protocol, "spaxos", "spaxos, vr, fastpaxos or unreplicate
 ABSL_FLAG(int, batch, 1, "vr: requests per prepare");
 ABSL_FLAG(bool, recover, false, "spaxos, vr: restarted without state; run recovery");
 ABSL_FLAG(uint64_t, checkpoint_interval, dctk::spaxos::ReplicaConfig().checkpoint_interval,
-          "spaxos: committed entries between checkpoints (log compaction); 0: keep the whole log");
+          "spaxos, vr: committed entries between checkpoints (log compaction); 0: keep the "
+          "whole log");
 ABSL_FLAG(std::string, mom_fabric, "",
           "spaxos: requests travel through this MOM group on the switch fabric (a "
           "MomFabricGroup file, mom_fabric.proto, naming a multicast group of --config)");
 ABSL_FLAG(int, max_datagram, dctk::spaxos::ReplicaConfig().max_datagram,
-          "spaxos: largest datagram sent; log changes, transfers and checkpoints go in pieces "
+          "spaxos, vr, fastpaxos: largest datagram sent; log changes, transfers and checkpoints go "
+          "in pieces "
           "that fit (1400: one Ethernet frame, as a MOM switch needs)");
 ABSL_FLAG(double, inject_reorder, 0,
           "fault injection: share of received client request datagrams (Request, RequestBatch) "
@@ -53,6 +58,78 @@ ABSL_FLAG(std::string, metrics, "",
 namespace dctk::spaxos {
 namespace {
 
+std::string ProtocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kSpeculativePaxos:
+      return "spaxos";
+    case Protocol::kVr:
+      return "vr";
+    case Protocol::kFastPaxos:
+      return "fastpaxos";
+    case Protocol::kUnreplicated:
+      return "unreplicated";
+  }
+  return "?";
+}
+
+// A flag set (away from its default) that `p` would ignore is refused, naming
+// why: the process must not run something other than what was asked, least of
+// all a Fast Paxos acceptor that lost its votes rejoining as if new.
+absl::Status CheckFlagsApply(Protocol p) {
+  using P = Protocol;
+  struct Use {
+    const absl::CommandLineFlag& flag;
+    std::vector<Protocol> used_by;
+    const char* why;  // what the other protocols lack
+  };
+  const Use uses[] = {
+      {absl::GetFlagReflectionHandle(FLAGS_multicast),
+       {P::kSpeculativePaxos},
+       "its replicas join no multicast group"},
+      {absl::GetFlagReflectionHandle(FLAGS_mom),
+       {P::kSpeculativePaxos},
+       "its replicas take no MOM packets"},
+      {absl::GetFlagReflectionHandle(FLAGS_mom_fabric),
+       {P::kSpeculativePaxos},
+       "its replicas take no MOM packets"},
+      {absl::GetFlagReflectionHandle(FLAGS_batch), {P::kVr}, "only VR batches prepares"},
+      {absl::GetFlagReflectionHandle(FLAGS_recover),
+       {P::kSpeculativePaxos, P::kVr},
+       "no recovery protocol: a replica restarted without its state must stay down, as a Fast "
+       "Paxos acceptor that forgot its votes could vote twice in one ballot"},
+      {absl::GetFlagReflectionHandle(FLAGS_checkpoint_interval),
+       {P::kSpeculativePaxos, P::kVr},
+       "no log compaction"},
+      {absl::GetFlagReflectionHandle(FLAGS_max_datagram),
+       {P::kSpeculativePaxos, P::kVr, P::kFastPaxos},
+       "the unreplicated server does not bound its reply batches by it"},
+      {absl::GetFlagReflectionHandle(FLAGS_metrics),
+       {P::kSpeculativePaxos, P::kVr, P::kFastPaxos},
+       "the unreplicated server keeps no stats to export"},
+  };
+  for (const Use& use : uses) {
+    if (use.flag.CurrentValue() == use.flag.DefaultValue() ||
+        absl::c_linear_search(use.used_by, p)) {
+      continue;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", use.flag.Name(), "=", use.flag.CurrentValue(),
+        ": not for --protocol=", ProtocolName(p), " (", use.why, "); only for --protocol=",
+        absl::StrJoin(use.used_by, "|",
+                      [](std::string* out, Protocol q) { out->append(ProtocolName(q)); })));
+  }
+  if (absl::GetFlag(FLAGS_inject_reorder) == 0) {
+    for (const absl::CommandLineFlag* flag : {&absl::GetFlagReflectionHandle(FLAGS_inject_delay),
+                                              &absl::GetFlagReflectionHandle(FLAGS_inject_seed)}) {
+      if (flag->CurrentValue() != flag->DefaultValue()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--", flag->Name(), "=", flag->CurrentValue(), ": only with --inject_reorder"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 int Run(const AppFactory& make_app) {
   absl::StatusOr<ProcessConfig> pc =
       LoadProcessConfig(absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_group),
@@ -67,8 +144,8 @@ int Run(const AppFactory& make_app) {
               << " replicas)\n";
     return 2;
   }
-  if (!absl::GetFlag(FLAGS_metrics).empty() && pc->protocol == Protocol::kUnreplicated) {
-    std::cerr << "--metrics: the unreplicated server keeps no stats to export\n";
+  if (absl::Status s = CheckFlagsApply(pc->protocol); !s.ok()) {
+    std::cerr << s.message() << "\n";
     return 2;
   }
   absl::StatusOr<std::unique_ptr<App>> made = make_app();
@@ -153,10 +230,12 @@ int Run(const AppFactory& make_app) {
       break;
     }
     case Protocol::kVr: {
-      VrConfig vc{.replicas = pc->replicas, .max_batch = absl::GetFlag(FLAGS_batch),
+      VrConfig vc{.replicas = pc->replicas,
+                  .max_batch = absl::GetFlag(FLAGS_batch),
                   .heartbeat = pc->heartbeat,
                   .view_change_timeout = pc->view_change_timeout,
-                  .max_datagram = absl::GetFlag(FLAGS_max_datagram)};
+                  .max_datagram = absl::GetFlag(FLAGS_max_datagram),
+                  .checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval)};
       auto r = std::make_unique<VrReplica>(net_for_node, vc, index, app.get(),
                                            absl::GetFlag(FLAGS_recover));
       started = r->Start();
