@@ -73,13 +73,19 @@ start_replica() {  # index [extra flags]
   PIDS[r$1]=$!
 }
 
+# Waits until replica $1 has said "serving" $2 times in its log (each start
+# appends): its port is bound and it handles SIGTERM (prints its exit line).
+wait_serving() {
+  for ((t = 0; t < 200; t++)); do
+    [ "$(grep -c serving "$DIR/r$1.log" 2>/dev/null)" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+  echo "replica $1 did not start:" >&2; cat "$DIR/r$1.log" >&2; exit 1
+}
+
 echo "== starting $REPLICAS $PROTOCOL replica process(es) on 127.0.0.1 (config $DIR/group.conf)"
 for ((i = 0; i < REPLICAS; i++)); do start_replica "$i"; done
-# Wait until every replica has bound its port.
-for ((i = 0; i < REPLICAS; i++)); do
-  for ((t = 0; t < 100; t++)); do grep -q serving "$DIR/r$i.log" 2>/dev/null && break; sleep 0.05; done
-  grep -q serving "$DIR/r$i.log" || { echo "replica $i did not start:" >&2; cat "$DIR/r$i.log" >&2; exit 1; }
-done
+for ((i = 0; i < REPLICAS; i++)); do wait_serving "$i" 1; done
 
 echo "== closed-loop PUT load: $CLIENTS client(s) for ${DURATION}s"
 "$BIN/spaxos_client" --config="$DIR/group.conf" --protocol="$PROTOCOL" --clients="$CLIENTS" \
@@ -104,6 +110,7 @@ if [ "$KILL_LEADER" = 1 ]; then
       sleep 0.3
       echo "   restarting replica $leader with --recover (state lost)"
       start_replica "$leader" --recover
+      wait_serving "$leader" 2
     fi
   fi
 fi
