@@ -2,10 +2,19 @@
 // UdpTransport, configured from a common/config cluster file, serving the
 // shipped KV store or the null app.
 //
-//   spaxos_replica --config=shard.conf --group=shard0 --index=1 [--protocol=spaxos|vr|unreplicated]
-//                  [--app=kv|null] [--multicast=shard0-ordered [--mom]] [--batch=1] [--recover]
+//   spaxos_replica --config=shard.conf --group=shard0 --index=1
+//                  [--protocol=spaxos|vr|fastpaxos|unreplicated] [--app=kv|null]
+//                  [--multicast=shard0-ordered [--mom] | --mom_fabric=shard.mom] [--batch=1]
+//                  [--recover] [--checkpoint_interval=4096] [--max_datagram=1400]
 //                  [--metrics=127.0.0.1:9464] [--inject_reorder=0.001 [--inject_delay=50us]]
 //
+// --recover (spaxos, vr): this replica restarted and lost its state; it
+// rejoins through its protocol's recovery (Speculative Paxos: learns the
+// newest stamp and rejoins through a newer one; VR: VR Revisited's recovery),
+// copying a checkpoint if the others compacted. Fast Paxos has none (an
+// acceptor that forgot its votes could vote twice in one ballot), so a
+// crashed Fast Paxos replica stays down and the others change coordinator.
+// --checkpoint_interval (spaxos, vr): log compaction; 0 keeps the whole log.
 // --inject_reorder=<rate> (fault injection, any protocol): each client request
 // datagram (Request, RequestBatch) this replica receives is, with probability
 // <rate>, held back for a random time up to --inject_delay (default 50us) so
@@ -15,11 +24,10 @@
 // --metrics=ip:port (port 0: any, printed on stderr as "replica N
 // metrics_port=PORT") serves the replica's counters for Prometheus (spaxos:
 // requests, commits, reconciliations, view changes, rollbacks, transfers,
-// commit point, view; the VR and Fast Paxos baselines' own counters; the
-// unreplicated server refuses it).
-// --recover (spaxos): this replica restarted and lost its state; it rejoins
-// through the recovery protocol (VR has no recovery: a crashed VR replica
-// stays down, and the others change view). SIGINT / SIGTERM stop it cleanly.
+// commit point, view; the VR and Fast Paxos baselines' own counters).
+// A flag the chosen protocol would ignore is refused (exit 2, naming why).
+// SIGINT / SIGTERM stop it cleanly (Speculative Paxos and Fast Paxos replicas
+// print their counters).
 // Other binaries serve their own App through ReplicaMain (replica_main.h).
 #include <memory>
 #include <string>
