@@ -210,6 +210,12 @@ TEST_P(SpaxosClientTest, ReplicaServesMetricsWhileRunning) {
     if (sample(body, grow[0]) > 0) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
+  if (GetParam() == "vr" && sample(body, "view") != 0) {
+    // A view change on the loaded machine made replica 0 a follower, which
+    // takes neither requests nor sends prepares.
+    present.insert(present.end(), grow.begin() + 1, grow.end());
+    grow.resize(1);
+  }
   for (const std::string& name : grow) EXPECT_GT(sample(body, name), 0) << name << ": " << body;
   for (const std::string& name : present) EXPECT_GE(sample(body, name), 0) << name << ": " << body;
   if (GetParam() == "fastpaxos") EXPECT_EQ(sample(body, "merge_conflicts_total"), 0) << body;
