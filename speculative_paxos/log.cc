@@ -1,6 +1,11 @@
 #include "speculative_paxos/log.h"
 
-#include <openssl/evp.h>
+// SHA256_Init / _Update / _Final are deprecated in OpenSSL 3.0 in favour of
+// EVP_Digest*, but 3.0's EVP_DigestInit_ex2 frees and allocates the
+// provider's context on every call, which took as much of a follower's CPU
+// as the SHA-256 block itself (README, Measured, "One-block hash step").
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <string.h>
 
 #include <algorithm>
@@ -16,19 +21,8 @@ const std::string& EmptyHash() {
   return *empty;
 }
 
-// SHA-256 fetched once: EVP_Digest(..., EVP_sha256(), ...) looks the
-// algorithm up (under a lock) on every call.
-const EVP_MD* Sha256() {
-  static const EVP_MD* const md = [] {
-    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    CHECK(fetched != nullptr) << "OpenSSL: no SHA256";
-    return fetched;
-  }();
-  return md;
-}
-
 // SHA-256's digest size: every hash in the chain but the empty log's "".
-constexpr size_t kHashSize = 32;
+constexpr size_t kHashSize = SHA256_DIGEST_LENGTH;
 
 // Spare entries kept for reuse: one default checkpoint interval's worth
 // (CompactTo drops about that many at once).
@@ -45,33 +39,30 @@ std::string ChainHash(absl::string_view prev, uint64_t client_id, uint64_t reque
 
 void ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
                absl::string_view op, std::string* out) {
-  // One context per thread, reused: no allocation per hash.
-  thread_local EVP_MD_CTX* const ctx = EVP_MD_CTX_new();
   // The fixed part: prev as exactly kHashSize bytes, client id and request
   // id (little-endian). No length fields: prev and the ids have fixed sizes
   // and SHA-256's padding encodes the message's length, so op is determined.
   // 48 fixed bytes leave 7 for op in SHA-256's one-block limit of 55, where
   // the former layout (prev's length, prev, ids, op's size: 57) took two.
-  char head[kHashSize + 2 * 8];
+  unsigned char head[kHashSize + 2 * 8];
+  SHA256_CTX ctx;
   if (prev.size() == kHashSize) {
     memcpy(head, prev.data(), kHashSize);
   } else if (prev.empty()) {  // the empty log
     memset(head, 0, kHashSize);
   } else {  // not a hash of ours (bad input): reduced to its SHA-256 first
-    unsigned int len = 0;
-    CHECK_EQ(EVP_Digest(prev.data(), prev.size(), reinterpret_cast<unsigned char*>(head), &len,
-                        Sha256(), nullptr),
-             1);
+    CHECK_EQ(SHA256_Init(&ctx), 1);
+    CHECK_EQ(SHA256_Update(&ctx, prev.data(), prev.size()), 1);
+    CHECK_EQ(SHA256_Final(head, &ctx), 1);
   }
   absl::little_endian::Store64(head + kHashSize, client_id);
   absl::little_endian::Store64(head + kHashSize + 8, request_id);
-  CHECK_EQ(EVP_DigestInit_ex2(ctx, Sha256(), nullptr), 1);
-  CHECK_EQ(EVP_DigestUpdate(ctx, head, sizeof(head)), 1);
-  CHECK_EQ(EVP_DigestUpdate(ctx, op.data(), op.size()), 1);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  CHECK_EQ(EVP_DigestFinal_ex(ctx, md, &len), 1);
-  out->assign(reinterpret_cast<const char*>(md), len);
+  CHECK_EQ(SHA256_Init(&ctx), 1);
+  CHECK_EQ(SHA256_Update(&ctx, head, sizeof(head)), 1);
+  CHECK_EQ(SHA256_Update(&ctx, op.data(), op.size()), 1);
+  unsigned char md[kHashSize];
+  CHECK_EQ(SHA256_Final(md, &ctx), 1);
+  out->assign(reinterpret_cast<const char*>(md), kHashSize);
 }
 
 const LogEntry* Log::At(uint64_t slot) const {
