@@ -5,7 +5,10 @@
 #include "glog/logging.h"
 
 namespace dctk::farm::server {
+namespace {
 
+// One CM command on `ch`: the CM's Result, or its error (a Result whose
+// code is not OK) as a status.
 absl::StatusOr<cm::Result> CallCm(ControlChannel& ch, const cm::Command& c,
                                   absl::Duration timeout) {
   absl::StatusOr<std::string> bytes = ch.Call(CM_COMMAND, c.SerializeAsString(), timeout);
@@ -15,6 +18,8 @@ absl::StatusOr<cm::Result> CallCm(ControlChannel& ch, const cm::Command& c,
   if (r.code() != 0) return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
   return r;
 }
+
+}  // namespace
 
 absl::StatusOr<cm::Result> CmChannel::Call(const cm::Command& c, absl::Duration timeout) {
   absl::MutexLock l(&mu_);

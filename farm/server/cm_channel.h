@@ -1,6 +1,7 @@
 // CmChannel: a member's channel to the CM service for CM commands (Join,
 // Renew, Get, Suspect), connected at its first call and again after a
-// transport error broke it. FarmClient and farmd machines use it; Suspect is
+// transport error broke it (a CM restarted on its address is reached at the
+// next call). FarmClient and farmd machines use it; Suspect is
 // what their coordinators' TxClientOptions::suspect calls, so a client's
 // transactions and those a machine's ship workers coordinate report a silent
 // machine the same way.
@@ -23,10 +24,6 @@
 #include "farm/server/control.h"
 
 namespace dctk::farm::server {
-
-// One CM command on `ch`: the CM's Result, or its error (a Result whose
-// code is not OK) as a status.
-absl::StatusOr<cm::Result> CallCm(ControlChannel& ch, const cm::Command& c, absl::Duration timeout);
 
 class CmChannel {
  public:

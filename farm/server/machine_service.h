@@ -143,7 +143,7 @@ class MachineService {
   client::ShipServer<F>* ship_server() { return ship_.get(); }
 
  private:
-  explicit MachineService(MachineServiceOptions o) : o_(std::move(o)) {}
+  explicit MachineService(MachineServiceOptions o) : o_(std::move(o)), lease_cm_(o_.cm_address) {}
 
   bool has_files() const { return !o_.files.log.empty(); }
 
@@ -312,16 +312,12 @@ class MachineService {
     join.mutable_join()->set_endpoint(fabric_->endpoint());
     join.mutable_join()->set_control(control_->address());
     const absl::Time sent = absl::Now();
-    absl::StatusOr<cm::Result> r = CallCm(join);
+    absl::StatusOr<cm::Result> r = lease_cm_.Call(join);
     if (!r.ok()) return r.status();
     lease_ms_ = r->config().lease_ms();
     valid_until_ = ValidUntil(sent);
     lease_thread_ = std::thread([this] { RenewLeases(); });
     return absl::OkStatus();
-  }
-
-  absl::StatusOr<cm::Result> CallCm(const cm::Command& c, absl::Duration timeout = absl::Seconds(5)) {
-    return server::CallCm(*cm_, c, timeout);
   }
 
   // The CM stamps a renewal when it receives it, so a renewal acknowledged
@@ -346,7 +342,8 @@ class MachineService {
       cm::Command renew;
       renew.mutable_renew()->set_machine(id_);
       const absl::Time sent = absl::Now();
-      absl::StatusOr<cm::Result> r = CallCm(renew, std::max(absl::Milliseconds(1), valid_until_ - sent));
+      absl::StatusOr<cm::Result> r =
+          lease_cm_.Call(renew, std::max(absl::Milliseconds(1), valid_until_ - sent));
       next = absl::Now() + every;
       if (absl::IsNotFound(r.status())) {
         Fence("the CM removed this machine (lease expired)");
@@ -361,8 +358,10 @@ class MachineService {
         continue;
       }
       LOG(WARNING) << "machine " << id_ << ": lease renewal: " << r.status();
-      auto ch = ControlChannel::Connect(o_.cm_address);
-      if (ch.ok()) cm_ = std::move(*ch);
+      // Again soon, on a new connection (lease_cm_ connects again after a
+      // transport error): a CM process restarting on its address must not
+      // cost this machine its lease.
+      next = absl::Now() + every / 4;
     }
   }
 
@@ -750,7 +749,8 @@ class MachineService {
   RegionTable table_;
   std::unique_ptr<tx::TxMachine<F>> machine_;
   std::unique_ptr<ControlServer> control_;
-  std::unique_ptr<ControlChannel> cm_;
+  std::unique_ptr<ControlChannel> cm_;     // CM_STATE, before joining
+  CmChannel lease_cm_;                     // Join, then the lease thread's renewals
   std::unique_ptr<CmChannel> suspect_cm_;  // ship workers' Suspect reports
   int64_t lease_ms_ = 100;
   absl::Time valid_until_;  // lease thread only (after Init)
