@@ -306,6 +306,7 @@ Outcome Participant::Known(TxId tx) const {
 void Participant::Block() {
   absl::MutexLock l(&mu_);
   blocked_ = true;
+  LockRecovery();
 }
 
 void Participant::Resume(uint64_t config) {
@@ -321,6 +322,7 @@ void Participant::BeginRecovery(uint64_t new_config, const std::vector<RegionId>
   config_ = new_config;
   deciding_ = true;
   recovering_.insert(recovering.begin(), recovering.end());
+  LockRecovery();
 }
 
 void Participant::FinishRecovery(const std::vector<RegionId>& regions) {
@@ -384,6 +386,7 @@ void Participant::ResolveHere(const Resolution& r) {
     if (r.commit && !r.entries.empty()) b.request.entries = r.entries;
     b.committed = r.commit;
     if (!r.commit) {
+      ReleaseRecoveryLocks(b);
       backed_.erase(seq->second);
       backed_seq_.erase(seq);
     }

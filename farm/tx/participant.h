@@ -29,6 +29,14 @@
 // from other machines, and re-replication copies, queue behind what is
 // logged here.
 //
+// Lock recovery (FaRM SOSP'15, section 5.3): when recovery starts for a
+// region this machine backs (BeginRecovery, Block), it locks every object
+// that a COMMIT-BACKUP record not applied yet writes there, before the
+// region can serve as a promoted primary: the transaction may already have
+// committed at another participant, and a one-sided read must not see the
+// object's state from before that commit (readers retry a locked object).
+// Applying the record (commit) or dropping it (abort) releases the lock.
+//
 // Requests from another configuration than the current one are refused with
 // Unavailable, and so are requests for a region while recovery runs for it
 // (BeginRecovery ... FinishRecovery): a region whose replicas did not change
@@ -47,6 +55,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -210,6 +219,8 @@ class Participant {
     TxId tx = 0;
     LockRequest request;
     bool committed = false;  // TRUNCATE arrived or recovery decided commit
+    // Objects lock recovery locked for it, until it is applied or aborted.
+    std::vector<std::pair<GlobalAddress, uint8_t*>> locked;
   };
   struct Pending {
     LockRequest request;
@@ -239,6 +250,12 @@ class Participant {
   // InvalidArgument unless `e` is a block mark or an object of region `id`.
   absl::Status CheckCopied(RegionId id, const WriteEntry& e) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleaseLocks(Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Lock recovery (above): locks the objects written by the records not
+  // applied yet in the regions that recover here as a backup.
+  void LockRecovery() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Releases the objects lock recovery locked for `b` (applied or aborted),
+  // except those another record not applied yet holds too.
+  void ReleaseRecoveryLocks(const Backed& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Installs committed entries (idempotent, at their exact versions); the
   // heap follows each object. Returns how many objects changed.
   int Install(const std::vector<WriteEntry>& entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,6 +1,9 @@
 // A participant's backup side (participant.h): the COMMIT-BACKUP records
 // waiting to be applied, applied in their order per heap block where the
 // block's size class is at stake, and re-replication copies.
+#include <algorithm>
+#include <utility>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "farm/alloc/block_allocator.h"
@@ -66,6 +69,7 @@ int Participant::ApplyBacked(uint64_t seq) {
       continue;
     }
     const int n = Install(b.request.entries);
+    ReleaseRecoveryLocks(b);
     if (it->first == seq) installed = n;
     if (b.tx != 0) backed_seq_.erase(b.tx);
     it = backed_.erase(it);
@@ -108,6 +112,42 @@ int Participant::Install(const std::vector<WriteEntry>& entries) {
                            << ": " << s;
   }
   return installed;
+}
+
+void Participant::LockRecovery() {
+  for (auto& [seq, b] : backed_) {
+    if (b.tx == 0) continue;  // a re-replication copy: no transaction to decide
+    for (const WriteEntry& e : b.request.entries) {
+      // An allocation's slot holds no object here yet (and its block may
+      // still change class): only objects that exist are locked.
+      if (e.kind == EntryKind::kAlloc || !(blocked_ || recovering_.contains(e.addr.region())) ||
+          IsPrimary(e.addr.region())) {
+        continue;
+      }
+      uint8_t* obj = nullptr;
+      size_t lines = 0;
+      if (!Locate(e.addr, 0, &obj, &lines).ok()) continue;  // not copied here yet
+      const std::pair<GlobalAddress, uint8_t*> lock(e.addr, obj);
+      if (std::find(b.locked.begin(), b.locked.end(), lock) != b.locked.end()) continue;
+      internal::LockUnchanged(obj);
+      b.locked.push_back(lock);
+    }
+  }
+}
+
+void Participant::ReleaseRecoveryLocks(const Backed& b) {
+  for (const auto& [addr, obj] : b.locked) {
+    bool held = false;
+    for (const auto& [seq, other] : backed_) {
+      if (&other == &b) continue;
+      for (const auto& l : other.locked) held |= l.second == obj;
+    }
+    if (held) {
+      internal::LockUnchanged(obj);  // installing `b` unlocked it
+    } else {
+      internal::UnlockUnchanged(obj);
+    }
+  }
 }
 
 void Participant::TruncateHere(TxId tx) {

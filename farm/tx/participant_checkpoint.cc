@@ -70,22 +70,26 @@ absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& 
         image.pages.push_back({static_cast<uint32_t>(page),
                                std::string(reinterpret_cast<const char*>(from), kCheckpointPage)});
       }
-      // Objects locked by pending transactions hold their last committed
-      // state: the image keeps that state, unlocked (restore locks them again).
+      // Objects locked by pending transactions (or by lock recovery) hold
+      // their last committed state: the image keeps that state, unlocked
+      // (restore locks them again, recovery's lock recovery too).
       absl::flat_hash_map<uint32_t, std::string*> by_page;
       for (auto& [index, bytes] : image.pages) by_page[index] = &bytes;
+      auto unlocked = [&](GlobalAddress addr) {
+        if (addr.region() != id) return;
+        auto pg = by_page.find(static_cast<uint32_t>(addr.offset() / kCheckpointPage));
+        if (pg == by_page.end()) return;
+        char* header = pg->second->data() + addr.offset() % kCheckpointPage;
+        uint64_t h64;
+        std::memcpy(&h64, header, 8);
+        h64 &= ~kLockBit;
+        std::memcpy(header, &h64, 8);
+      };
       for (const auto& [tx, p] : locked_) {
-        for (size_t i = 0; i < p.locked.size(); ++i) {
-          const GlobalAddress addr = p.request.entries[i].addr;
-          if (addr.region() != id) continue;
-          auto pg = by_page.find(static_cast<uint32_t>(addr.offset() / kCheckpointPage));
-          if (pg == by_page.end()) continue;
-          char* header = pg->second->data() + addr.offset() % kCheckpointPage;
-          uint64_t h64;
-          std::memcpy(&h64, header, 8);
-          h64 &= ~kLockBit;
-          std::memcpy(header, &h64, 8);
-        }
+        for (size_t i = 0; i < p.locked.size(); ++i) unlocked(p.request.entries[i].addr);
+      }
+      for (const auto& [seq, b] : backed_) {
+        for (const auto& [addr, obj] : b.locked) unlocked(addr);
       }
       report.image_bytes += image.pages.size() * kCheckpointPage;
       c.regions.push_back(std::move(image));

@@ -4,7 +4,9 @@
 // once, no other one is visible, and no lock is left behind.
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "farm/core/object.h"
 #include "farm/tx/recovery.h"
 #include "farm/tx/test_util.h"
 #include "gmock/gmock.h"
@@ -217,6 +219,56 @@ TEST(RecoveryTest, TruncatedAtOneBackupCommitsAtTheOther) {
   c->Kill(primary);
   absl::StatusOr<RecoveryReport> r = c->Recover({primary});
   ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{1}, uint64_t{1}));
+  ASSERT_TRUE(Increment(client, a, b).ok());
+  EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{2}, uint64_t{2}));
+}
+
+// Lock recovery: the coordinator stops before the COMMIT-PRIMARY of one
+// primary, after the other applied it (committed there, readers see it);
+// then the first primary fails. Until recovery resolves the transaction, its
+// object at the promoted backup is locked, so no read returns the state from
+// before the commit; then both counters show it.
+TEST(RecoveryTest, PromotedBackupLocksWhatAnotherPrimaryCommitted) {
+  auto c = MakeShmCluster(Options());
+  auto [a, b] = TwoCounters(*c, c->client(1));
+  const RegionInfo ra = *c->table().Lookup(a.region()), rb = *c->table().Lookup(b.region());
+  // COMMIT-PRIMARY goes out in machine order: the later primary fails.
+  const bool a_fails = ra.primary().machine > rb.primary().machine;
+  const GlobalAddress lost = a_fails ? a : b, kept = a_fails ? b : a;
+  const RegionInfo& lost_region = a_fails ? ra : rb;
+  const fabric::MachineId victim = lost_region.primary().machine;
+  const fabric::MachineId promoted = lost_region.replicas[1].machine;
+  fabric::MachineId coordinator = 1;
+  while (coordinator == victim) ++coordinator;
+  auto& client = c->client(coordinator);
+  client.options().crash_before = [&](CommitStep step, fabric::MachineId target) {
+    return step == CommitStep::kCommitPrimary && target == victim;
+  };
+  absl::Status s = Increment(client, a, b);
+  ASSERT_TRUE(absl::IsCancelled(s)) << s;
+  client.options().crash_before = nullptr;
+  {
+    auto tx = client.Begin();
+    absl::StatusOr<std::string> v = tx.Read(kept, 8);
+    ASSERT_TRUE(v.ok()) << v.status();
+    ASSERT_EQ(AsU64(*v), 1u) << "the other primary applied COMMIT-PRIMARY";
+  }
+  c->Kill(victim);
+  client.options().max_locked_reads = 4;
+  absl::StatusOr<RecoveryReport> r = c->Recover({victim}, [&] {
+    ASSERT_EQ(c->table().Lookup(lost.region())->primary().machine, promoted);
+    absl::StatusOr<uint8_t*> obj = c->machine(promoted).participant().ObjectAt(lost);
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    EXPECT_TRUE(IsLocked(__atomic_load_n(reinterpret_cast<uint64_t*>(*obj), __ATOMIC_ACQUIRE)));
+    auto tx = client.Begin();
+    absl::StatusOr<std::string> v = tx.Read(lost, 8);
+    EXPECT_TRUE(absl::IsAborted(v.status()))
+        << (v.ok() ? absl::StrCat("read ", AsU64(*v)) : v.status().ToString());
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->committed, 1);
+  client.options().max_locked_reads = 256;
   EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{1}, uint64_t{1}));
   ASSERT_TRUE(Increment(client, a, b).ok());
   EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{2}, uint64_t{2}));

@@ -70,6 +70,8 @@ void ApplyLocked(uint8_t* obj, size_t lines, const WriteEntry& e) {
 
 void UnlockUnchanged(uint8_t* obj) { StoreHeader(obj, LoadHeader(obj) & ~kLockBit); }
 
+void LockUnchanged(uint8_t* obj) { StoreHeader(obj, LoadHeader(obj) | kLockBit); }
+
 bool InstallIfNewer(uint8_t* obj, size_t lines, const WriteEntry& e) {
   const uint64_t next = (e.version + 1) & kVersionMask;
   if (VersionOf(LoadHeader(obj)) >= next) return false;

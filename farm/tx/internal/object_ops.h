@@ -21,6 +21,8 @@ bool LockForEntry(uint8_t* obj, const WriteEntry& e, std::string* why);
 void ApplyLocked(uint8_t* obj, size_t lines, const WriteEntry& e);
 // Releases the lock without changing the object.
 void UnlockUnchanged(uint8_t* obj);
+// Locks the object as it is (lock recovery at a backup about to serve).
+void LockUnchanged(uint8_t* obj);
 // Sets the (unlocked) object to e's outcome at version e.version + 1 unless it
 // is already at that version or newer. Returns whether it changed anything.
 bool InstallIfNewer(uint8_t* obj, size_t lines, const WriteEntry& e);
