@@ -5,11 +5,31 @@
 
 namespace dctk::spaxos {
 
+namespace {
+
+constexpr Protocol kProtocols[] = {Protocol::kSpeculativePaxos, Protocol::kVr, Protocol::kFastPaxos,
+                                   Protocol::kUnreplicated};
+
+}  // namespace
+
+const char* ProtocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kSpeculativePaxos:
+      return "spaxos";
+    case Protocol::kVr:
+      return "vr";
+    case Protocol::kFastPaxos:
+      return "fastpaxos";
+    case Protocol::kUnreplicated:
+      return "unreplicated";
+  }
+  return "?";
+}
+
 absl::StatusOr<Protocol> ParseProtocol(absl::string_view name) {
-  if (name == "spaxos") return Protocol::kSpeculativePaxos;
-  if (name == "vr") return Protocol::kVr;
-  if (name == "fastpaxos") return Protocol::kFastPaxos;
-  if (name == "unreplicated") return Protocol::kUnreplicated;
+  for (Protocol p : kProtocols) {
+    if (name == ProtocolName(p)) return p;
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("--protocol: '", name, "' is not one of spaxos, vr, fastpaxos, unreplicated"));
 }

@@ -36,6 +36,9 @@ struct ProcessConfig {
   absl::Duration request_timeout;
 };
 
+// The --protocol name of `p` ("spaxos", "vr", "fastpaxos", "unreplicated"),
+// and back (InvalidArgument naming the flag for any other name).
+const char* ProtocolName(Protocol p);
 absl::StatusOr<Protocol> ParseProtocol(absl::string_view name);
 
 // The MOM group (mom/group.h) on the multicast address: requests travel as

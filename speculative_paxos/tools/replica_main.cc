@@ -58,20 +58,6 @@ ABSL_FLAG(std::string, metrics, "",
 namespace dctk::spaxos {
 namespace {
 
-std::string ProtocolName(Protocol p) {
-  switch (p) {
-    case Protocol::kSpeculativePaxos:
-      return "spaxos";
-    case Protocol::kVr:
-      return "vr";
-    case Protocol::kFastPaxos:
-      return "fastpaxos";
-    case Protocol::kUnreplicated:
-      return "unreplicated";
-  }
-  return "?";
-}
-
 // A flag set (away from its default) that `p` would ignore is refused, naming
 // why: the process must not run something other than what was asked, least of
 // all a Fast Paxos acceptor that lost its votes rejoining as if new.
