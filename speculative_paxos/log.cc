@@ -5,12 +5,12 @@
 // provider's context on every call, which took as much of a follower's CPU
 // as the SHA-256 block itself (README, Measured, "One-block hash step").
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <endian.h>
 #include <openssl/sha.h>
 #include <string.h>
 
 #include <algorithm>
 
-#include "absl/base/internal/endian.h"
 #include "glog/logging.h"
 
 namespace dctk::spaxos {
@@ -27,6 +27,12 @@ constexpr size_t kHashSize = SHA256_DIGEST_LENGTH;
 // Spare entries kept for reuse: one default checkpoint interval's worth
 // (CompactTo drops about that many at once).
 constexpr size_t kMaxSpare = 4096;
+
+// Writes `v` at `p` little-endian: the chain's byte order on every host.
+void StoreLittleEndian64(unsigned char* p, uint64_t v) {
+  v = htole64(v);
+  memcpy(p, &v, sizeof(v));
+}
 
 }  // namespace
 
@@ -55,8 +61,8 @@ void ChainHash(absl::string_view prev, uint64_t client_id, uint64_t request_id,
     CHECK_EQ(SHA256_Update(&ctx, prev.data(), prev.size()), 1);
     CHECK_EQ(SHA256_Final(head, &ctx), 1);
   }
-  absl::little_endian::Store64(head + kHashSize, client_id);
-  absl::little_endian::Store64(head + kHashSize + 8, request_id);
+  StoreLittleEndian64(head + kHashSize, client_id);
+  StoreLittleEndian64(head + kHashSize + 8, request_id);
   CHECK_EQ(SHA256_Init(&ctx), 1);
   CHECK_EQ(SHA256_Update(&ctx, head, sizeof(head)), 1);
   CHECK_EQ(SHA256_Update(&ctx, op.data(), op.size()), 1);

@@ -20,16 +20,25 @@ TEST(LogTest, HashChainSummarisesPrefix) {
   EXPECT_EQ(a.HashAt(2), ChainHash(a.HashAt(1), 2, 1, "y"));
 }
 
-TEST(LogTest, HashIsStableAcrossProcesses) {
-  // SHA-256 of 32 zero bytes (the empty log) || le64(1) || le64(1) || "op": a
-  // fixed value, so replicas in different processes (and builds) agree.
+std::string Hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
   std::string hex;
-  for (unsigned char c : ChainHash("", 1, 1, "op")) {
-    static const char* digits = "0123456789abcdef";
+  for (unsigned char c : bytes) {
     hex += digits[c >> 4];
     hex += digits[c & 15];
   }
-  EXPECT_EQ(hex, "e7f409aaa497831b394918fd4e601ffe057dc7e8ce371b43bf05aab603b19e96");
+  return hex;
+}
+
+TEST(LogTest, HashIsStableAcrossProcesses) {
+  // SHA-256 of 32 zero bytes (the empty log) || le64(client id) ||
+  // le64(request id) || "op": fixed values, so replicas in different
+  // processes (and builds, and hosts of either byte order) agree.
+  EXPECT_EQ(Hex(ChainHash("", 1, 1, "op")),
+            "e7f409aaa497831b394918fd4e601ffe057dc7e8ce371b43bf05aab603b19e96");
+  // Every byte of the ids distinct: their byte order is pinned.
+  EXPECT_EQ(Hex(ChainHash("", 0x0102030405060708, 0x1112131415161718, "op")),
+            "26d5b94dbe8ae41da5e6fc5777713f7386b6f7e99a74207ef71cc7b58fe57612");
 }
 
 TEST(LogTest, ChainStepTakesAnyPrevAndSeparatesOps) {
