@@ -44,6 +44,12 @@ void ClientStats::Add(const ClientStats& o) {
   latency.Merge(o.latency);
 }
 
+void ClientStats::Clear() {
+  metrics::Histogram kept = std::move(latency);
+  kept.Clear();
+  *this = ClientStats{.latency = std::move(kept)};
+}
+
 absl::Status Client::Start() {
   if (config_.replicas.empty() || config_.replicas.size() > 64) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -288,7 +294,8 @@ void Client::Complete(const std::string& reply_result, bool fast) {
   const std::string result = reply_result;  // it lives in pending_, reset below
   Callback done = std::move(pending_->done);
   const absl::Duration latency = transport_->Now() - pending_->sent;
-  stats_.latency.Add(latency);
+  stats_.latency.Record(
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Nanoseconds(latency))));
   if (fast) {
     const double us = absl::ToDoubleMicroseconds(latency);
     fast_latency_us_ = fast_latency_us_ == 0 ? us : 0.9 * fast_latency_us_ + 0.1 * us;

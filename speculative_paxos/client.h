@@ -36,11 +36,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "common/metrics/histogram.h"
 #include "common/transport/timeout.h"
 #include "common/transport/transport.h"
 #include "mom/group.h"
 #include "speculative_paxos/client_endpoint.h"
-#include "speculative_paxos/latency_histogram.h"
 #include "speculative_paxos/spaxos.pb.h"
 #include "speculative_paxos/stamp.h"
 
@@ -88,13 +88,17 @@ struct ClientStats {
   uint64_t resends = 0;  // retries: a request sent again after resend_timeout
   uint64_t reconcile_requests = 0;     // messages asking the leader to sync / reconcile
   uint64_t early_commit_requests = 0;  // of which: asked after commit_wait
-  LatencyHistogram latency;            // every completion, from Invoke to callback
+  // Every completion's latency in nanoseconds, from Invoke to callback.
+  metrics::Histogram latency;
 
   // fast_path / completed (0 before the first completion).
   double SpeculativeSuccessRate() const {
     return completed == 0 ? 0.0 : static_cast<double>(fast_path) / completed;
   }
   void Add(const ClientStats& other);
+  // Back to zero, keeping the latency histogram's memory (a fresh ClientStats
+  // allocates and zeroes its 59 KiB).
+  void Clear();
 };
 
 // The MOM sender id a client sends its requests with (ClientConfig.mom): its

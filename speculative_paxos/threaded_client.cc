@@ -139,7 +139,7 @@ void ThreadedClient::Finish(std::shared_ptr<PendingCall> call,
                             absl::StatusOr<std::string> result) {
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
-    stats_ = ClientStats{};
+    stats_.Clear();  // in place: this runs once per call
     for (const auto& c : clients_) stats_.Add(c->stats());
   }
   call->done(std::move(result));

@@ -4,19 +4,34 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 
 namespace dctk::metrics {
 
 void Histogram::Merge(const Histogram& other) {
-  for (int i = 0; i < HistogramBuckets::kCount; ++i) counts_[i] += other.counts_[i];
+  if (other.count_ == 0) return;
+  for (int i = other.FirstBucket(); i <= other.LastBucket(); ++i) counts_[i] += other.counts_[i];
   count_ += other.count_;
   sum_ += other.sum_;
   min_ = std::min(min_, other.min_);
   max_ = std::max(max_, other.max_);
 }
 
+void Histogram::Subtract(const Histogram& earlier) {
+  if (earlier.count_ == 0) return;
+  CHECK_GE(count_, earlier.count_) << "Subtract: the earlier histogram holds more samples";
+  for (int i = earlier.FirstBucket(); i <= earlier.LastBucket(); ++i) {
+    CHECK_GE(counts_[i], earlier.counts_[i])
+        << "Subtract: bucket " << i << " holds fewer samples than the earlier histogram";
+    counts_[i] -= earlier.counts_[i];
+  }
+  count_ -= earlier.count_;
+  sum_ -= earlier.sum_;
+  if (count_ == 0) Clear();
+}
+
 void Histogram::Clear() {
-  std::fill(counts_.begin(), counts_.end(), 0);
+  if (count_ > 0) std::fill(&counts_[FirstBucket()], &counts_[LastBucket()] + 1, 0);
   count_ = 0;
   sum_ = 0;
   min_ = std::numeric_limits<uint64_t>::max();
@@ -75,6 +90,14 @@ absl::StatusOr<Histogram> Histogram::FromProto(const HistogramData& data) {
     if (data.bucket(i) >= static_cast<uint32_t>(HistogramBuckets::kCount)) {
       return absl::InvalidArgumentError(
           absl::StrCat("histogram data bucket[", i, "] = ", data.bucket(i), " is out of range"));
+    }
+    // Merge and Subtract rely on every sample lying between min and max.
+    const int b = static_cast<int>(data.bucket(i));
+    if (data.count(i) > 0 &&
+        (b < HistogramBuckets::Index(data.min()) || b > HistogramBuckets::Index(data.max()))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "histogram data bucket[", i, "] = ", b, " (values ", HistogramBuckets::Lowest(b), "..",
+          HistogramBuckets::Highest(b), ") lies outside min ", data.min(), " .. max ", data.max()));
     }
     h.counts_[data.bucket(i)] += data.count(i);
     h.count_ += data.count(i);
@@ -141,6 +164,16 @@ ConcurrentHistogram::Shard& ConcurrentHistogram::AddShard(int slot) {
     return *fresh.release();
   }
   return *expected;  // Another thread of this slot won the race.
+}
+
+void ConcurrentHistogram::Merge(const Histogram& h) {
+  if (h.count_ == 0) return;
+  Shard& s = ShardForThisThread();
+  for (int i = h.FirstBucket(); i <= h.LastBucket(); ++i) {
+    if (h.counts_[i] != 0) s.counts[i].fetch_add(h.counts_[i], std::memory_order_relaxed);
+  }
+  s.sum.fetch_add(h.sum_, std::memory_order_relaxed);
+  Extend(s, h.min_, h.max_);
 }
 
 Histogram ConcurrentHistogram::Snapshot() const {

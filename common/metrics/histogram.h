@@ -8,20 +8,27 @@
 //
 // Two recorders share the layout:
 //   Histogram            single-threaded value type: cheapest Record (a few
-//                        plain adds), Merge, percentiles, proto round-trip for
+//                        plain adds), Merge, Subtract (the samples since an
+//                        earlier copy), percentiles, proto round-trip for
 //                        merging across processes. Give each thread its own
-//                        and Merge them at the end.
+//                        and Merge them at the end. Merge, Subtract and Clear
+//                        touch only the buckets between min and max.
 //   ConcurrentHistogram  any thread may Record at once, lock-free: each live
 //                        thread writes to its own shard (up to 8 threads; more
 //                        share them) with relaxed atomic adds; Snapshot()
-//                        merges the shards. This is
-//                        what //common/metrics exports to Prometheus.
+//                        merges the shards; Merge adds a Histogram's samples.
+//                        This is what //common/metrics exports to Prometheus.
 // Values are unitless uint64; dctk records latencies in nanoseconds.
 //
 // Example:
 //   Histogram h;
 //   for (...) h.Record(latency_ns);
 //   printf("p99 %lu ns\n", h.ValueAtQuantile(0.99));
+//
+//   Histogram earlier = h;                 // a window: the samples since then
+//   ...
+//   Histogram window = h;
+//   window.Subtract(earlier);
 //
 //   ConcurrentHistogram shared;            // e.g. a component's metric
 //   shared.Record(ns);                     // from any thread
@@ -86,6 +93,13 @@ class Histogram {
   }
   // Adds `other`'s samples: the result equals having recorded both streams here.
   void Merge(const Histogram& other);
+  // Removes the samples of `earlier`, an earlier copy of this histogram (or
+  // of one merged into it): the buckets, count and sum then hold the samples
+  // recorded since. min() and max() stay those of every sample (the extremes
+  // of the rest are not known), so percentiles keep their error bound but
+  // p0 / p100 are no longer exact; empty again, min() and max() are 0.
+  // CHECK-fails if `earlier` holds samples this histogram does not.
+  void Subtract(const Histogram& earlier);
   void Clear();
 
   uint64_t count() const { return count_; }
@@ -113,6 +127,10 @@ class Histogram {
  private:
   friend class ConcurrentHistogram;
 
+  // Every non-empty bucket lies in [FirstBucket(), LastBucket()] (given count_ > 0).
+  int FirstBucket() const { return HistogramBuckets::Index(min_); }
+  int LastBucket() const { return HistogramBuckets::Index(max_); }
+
   std::vector<uint64_t> counts_;
   uint64_t count_ = 0;
   uint64_t sum_ = 0;
@@ -133,14 +151,10 @@ class ConcurrentHistogram {
     Shard& s = ShardForThisThread();
     s.counts[HistogramBuckets::Index(v)].fetch_add(1, std::memory_order_relaxed);
     s.sum.fetch_add(v, std::memory_order_relaxed);
-    // min/max are written only when they change, which is rare after warm-up.
-    uint64_t m = s.max.load(std::memory_order_relaxed);
-    while (v > m && !s.max.compare_exchange_weak(m, v, std::memory_order_relaxed)) {
-    }
-    m = s.min.load(std::memory_order_relaxed);
-    while (v < m && !s.min.compare_exchange_weak(m, v, std::memory_order_relaxed)) {
-    }
+    Extend(s, v, v);
   }
+  // Adds `h`'s samples, as Record of each would (thread-safe, lock-free).
+  void Merge(const Histogram& h);
 
   // The samples recorded so far. Taken while others record, it holds each
   // sample either fully or not at all in the bucket counts; sum may be ahead
@@ -157,6 +171,16 @@ class ConcurrentHistogram {
     std::atomic<uint64_t> max{0};
   };
 
+  // Widens the shard's min / max to cover [lo, hi]. They are written only when
+  // they change, which is rare after warm-up.
+  static void Extend(Shard& s, uint64_t lo, uint64_t hi) {
+    uint64_t m = s.max.load(std::memory_order_relaxed);
+    while (hi > m && !s.max.compare_exchange_weak(m, hi, std::memory_order_relaxed)) {
+    }
+    m = s.min.load(std::memory_order_relaxed);
+    while (lo < m && !s.min.compare_exchange_weak(m, lo, std::memory_order_relaxed)) {
+    }
+  }
   static int ThisThreadSlot();
   Shard& ShardForThisThread() {
     Shard* s = shards_[ThisThreadSlot()].load(std::memory_order_acquire);

@@ -83,6 +83,16 @@ void BM_Histogram_ValueAtQuantile(benchmark::State& state) {
 }
 BENCHMARK(BM_Histogram_ValueAtQuantile);
 
+// Adding one client's latencies to a sum (1,000 samples of the stream).
+void BM_Histogram_Merge(benchmark::State& state) {
+  Histogram part;
+  for (size_t i = 0; i < 1000; ++i) part.Record(SamplesNs()[i]);
+  Histogram sum;
+  for (auto _ : state) sum.Merge(part);
+  benchmark::DoNotOptimize(sum.count());
+}
+BENCHMARK(BM_Histogram_Merge);
+
 void BM_ConcurrentHistogram_Snapshot(benchmark::State& state) {
   ConcurrentHistogram h;
   for (uint64_t v : SamplesNs()) h.Record(v);

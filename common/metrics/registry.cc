@@ -33,9 +33,9 @@ prometheus::ClientMetric ToClientMetric(const prometheus::Labels& labels, const 
   for (const auto& [name, value] : labels) m.label.push_back({name, value});
   m.histogram.sample_count = h.count();
   m.histogram.sample_sum = static_cast<double>(h.sum()) * 1e-9;
-  for (double bound : kLatencyBoundsSeconds) {
-    const uint64_t ns = static_cast<uint64_t>(std::llround(bound * 1e9));
-    m.histogram.bucket.push_back({h.CountAtOrBelow(ns), bound});
+  const std::vector<uint64_t> counts = LatencyBucketCounts(h);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    m.histogram.bucket.push_back({counts[i], kLatencyBoundsSeconds[i]});
   }
   m.histogram.bucket.push_back({h.count(), std::numeric_limits<double>::infinity()});
   return m;
@@ -44,6 +44,14 @@ prometheus::ClientMetric ToClientMetric(const prometheus::Labels& labels, const 
 }  // namespace
 
 const std::vector<double> kLatencyBoundsSeconds = OneTwoFive(1e-6, 10);
+
+std::vector<uint64_t> LatencyBucketCounts(const Histogram& ns) {
+  std::vector<uint64_t> counts;
+  for (double bound : kLatencyBoundsSeconds) {
+    counts.push_back(ns.CountAtOrBelow(static_cast<uint64_t>(std::llround(bound * 1e9))));
+  }
+  return counts;
+}
 
 Registry::Registry() = default;
 Registry::~Registry() = default;

@@ -42,6 +42,10 @@ namespace dctk::metrics {
 // bound, so it may count samples up to 0.8% above it.
 extern const std::vector<double> kLatencyBoundsSeconds;
 
+// The cumulative count of `ns` (recorded in nanoseconds) at each bound of
+// kLatencyBoundsSeconds: the Prometheus buckets /metrics exports.
+std::vector<uint64_t> LatencyBucketCounts(const Histogram& ns);
+
 class Registry : public prometheus::Collectable {
  public:
   Registry();

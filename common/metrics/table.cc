@@ -1,6 +1,7 @@
 #include "common/metrics/table.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +22,23 @@ std::string Labelled(const std::string& name, const prometheus::Labels& labels) 
 }  // namespace
 
 Table::Table(absl::Duration elapsed) : elapsed_(elapsed) {}
+
+std::string FormatLatencyBuckets(const Histogram& nanoseconds) {
+  const std::vector<uint64_t> at_or_below = LatencyBucketCounts(nanoseconds);
+  std::string out;
+  auto append = [&out](absl::string_view op, double bound_seconds, uint64_t count) {
+    if (count == 0) return;
+    absl::StrAppend(&out, out.empty() ? "" : " ", op, std::llround(bound_seconds * 1e6),
+                    "us:", count);
+  };
+  uint64_t below = 0;
+  for (size_t i = 0; i < at_or_below.size(); ++i) {
+    append("<=", kLatencyBoundsSeconds[i], at_or_below[i] - below);
+    below = at_or_below[i];
+  }
+  append(">", kLatencyBoundsSeconds.back(), nanoseconds.count() - below);
+  return out;
+}
 
 std::string Table::FormatNanos(double ns) {
   if (ns < 1e3) return absl::StrFormat("%.0fns", ns);

@@ -12,6 +12,8 @@
 //   // name     count     p50      p99    p99.9      max     rate/s
 //   // commit  812345  11.2us   40.1us   95.0us   1.20ms    81234.5
 //   // retries     17       -        -        -        -        1.7
+//
+//   FormatLatencyBuckets(commit_ns);  // "<=20us:700000 <=50us:112000 ..."
 #ifndef DCTK_COMMON_METRICS_TABLE_H_
 #define DCTK_COMMON_METRICS_TABLE_H_
 
@@ -47,6 +49,12 @@ class Table {
   absl::Duration elapsed_;
   std::vector<std::vector<std::string>> rows_;
 };
+
+// A latency histogram (nanoseconds) on one line, in /metrics' buckets
+// (kLatencyBoundsSeconds: 1-2-5 steps, 1 us .. 10 s; like there, a bound may
+// count samples up to 0.8% above it), non-empty buckets only:
+// "<=50us:3 <=100us:120 <=5000us:1 >10000000us:2"; "" if empty.
+std::string FormatLatencyBuckets(const Histogram& nanoseconds);
 
 }  // namespace dctk::metrics
 

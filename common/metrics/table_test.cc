@@ -24,6 +24,17 @@ TEST(TableTest, AlignsHistogramAndCounterRows) {
             "retries_total     17     -       -      -      -     8.5\n");
 }
 
+TEST(TableTest, FormatsLatencyBuckets) {
+  Histogram h;
+  EXPECT_EQ(FormatLatencyBuckets(h), "");
+  for (int i = 0; i < 98; ++i) h.Record(70'000);  // (50, 100] us
+  h.Record(100'000);                              // (50, 100]: a bound is inclusive
+  h.Record(3'000'000);                            // (2000, 5000]
+  h.Record(500);                                  // <= 1 us
+  h.Record(30'000'000'000);                       // beyond 10 s
+  EXPECT_EQ(FormatLatencyBuckets(h), "<=1us:1 <=100us:99 <=5000us:1 >10000000us:1");
+}
+
 TEST(TableTest, AddsEveryHistogramAndCounterOfARegistry) {
   Registry registry;
   Scope scope(registry, "bench", {{"client", "0"}});

@@ -111,6 +111,10 @@ void ClientExporter::Export(const ClientStats& s) {
   Add(m_.reconcile_requests_total, s.reconcile_requests, &last_.reconcile_requests);
   Add(m_.early_commit_requests_total, s.early_commit_requests, &last_.early_commit_requests);
   m_.speculative_success_rate.Set(s.SpeculativeSuccessRate());
+  metrics::Histogram since = s.latency;
+  since.Subtract(last_.latency);
+  m_.latency.Merge(since);
+  last_.latency = s.latency;
 }
 
 }  // namespace dctk::spaxos

@@ -4,9 +4,9 @@
 // VrStats, FastPaxosStats, ClientStats) so the
 // message path makes no metric calls; a process exports them by calling
 // Export() on its transport's loop (a periodic timer), which adds the change
-// since the last call to Prometheus counters declared once below. A client
-// process also records each completion's latency in a histogram as it
-// completes (the library's LatencyHistogram has fixed buckets only).
+// since the last call to Prometheus counters declared once below (and, for a
+// client process, the latencies ClientStats recorded since, to its latency
+// histogram).
 // ServeMetrics starts what a process's --metrics=ip:port flag asks for;
 // ServeReplicaMetrics also picks the exporter of the replica's protocol.
 //
@@ -23,7 +23,6 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "common/metrics/component_metrics.h"
 #include "common/metrics/metrics_server.h"
 #include "common/metrics/registry.h"
@@ -153,10 +152,6 @@ class ClientExporter {
   explicit ClientExporter(metrics::Scope& scope) : m_(ClientMetrics::Create(scope)) {}
   // `total`: the stats of every client of the process, summed (ClientStats::Add).
   void Export(const ClientStats& total);
-  // One completion (on the loop, as it completes).
-  void RecordLatency(absl::Duration latency) {
-    m_.latency.Record(static_cast<uint64_t>(absl::ToInt64Nanoseconds(latency)));
-  }
 
  private:
   ClientMetrics m_;

@@ -10,7 +10,12 @@
 // Load mode prints one line: protocol, clients, completed ops, throughput and
 // median / p99 latency (after the warmup), the client library's counters
 // (speculative successes "fast", fallbacks "slow", retries "resends", the
-// speculative success rate) and its latency histogram (whole run).
+// speculative success rate), and a second line with its latency histogram
+// (whole run) in /metrics' 1-2-5 buckets (metrics::FormatLatencyBuckets). Every latency comes from
+// ClientStats.latency (recorded once, by the client library): the
+// percentiles are those of the completions after the warmup (the histogram
+// less its state when the warmup ended), within 0.4% (common/metrics
+// Histogram).
 // --shared_endpoint (default): the process's clients share one endpoint,
 // which sends the requests they issue together as one datagram per replica
 // (client_endpoint.h); --noshared_endpoint: one endpoint per client.
@@ -30,15 +35,17 @@
 // "spaxos_client metrics_port=PORT" on stderr once serving.
 #include <unistd.h>
 
-#include <algorithm>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/metrics/histogram.h"
+#include "common/metrics/table.h"
 #include "common/transport/timeout.h"
 #include "common/transport/udp_transport.h"
 #include "glog/logging.h"
@@ -81,11 +88,8 @@ namespace {
 struct Driver {
   transport::Transport* net;
   std::vector<std::unique_ptr<Client>> clients;
-  std::vector<absl::Time> started;
-  std::vector<int64_t> latencies_ns;
-  std::vector<uint64_t> acked;         // --verify: last acknowledged value per client
-  ClientExporter* exporter = nullptr;  // --metrics
-  absl::Time measure_from, stop_at;
+  std::vector<uint64_t> acked;  // --verify: last acknowledged value per client
+  absl::Time stop_at;
   bool stopping = false;
   bool verify = false;
   std::string op_kind;
@@ -93,6 +97,13 @@ struct Driver {
 
   // Unique per client across processes (client ids embed the pid).
   std::string Key(int j) const { return absl::StrCat("w", clients[j]->client_id()); }
+
+  // The stats of every client, summed.
+  ClientStats Total() const {
+    ClientStats total;
+    for (const auto& c : clients) total.Add(c->stats());
+    return total;
+  }
 
   std::string NextOp(int j) {
     if (verify) return KvApp::Put(Key(j), absl::StrCat(acked[j] + 1));
@@ -105,14 +116,8 @@ struct Driver {
       if (++idle == static_cast<int>(clients.size())) net->Stop();
       return;
     }
-    started[j] = net->Now();
     clients[j]->Invoke(NextOp(j), [this, j](const std::string&) {
-      const absl::Time now = net->Now();
       if (verify) ++acked[j];
-      if (exporter != nullptr) exporter->RecordLatency(now - started[j]);
-      if (started[j] >= measure_from) {
-        latencies_ns.push_back(absl::ToInt64Nanoseconds(now - started[j]));
-      }
       Issue(j);
     });
   }
@@ -206,7 +211,7 @@ int Main() {
       return 1;
     }
   }
-  // Metrics: counters copied from the clients' stats every 100 ms on the loop.
+  // Metrics: the clients' stats exported every 100 ms on the loop.
   absl::StatusOr<ServedMetrics> served;
   std::unique_ptr<ClientExporter> exporter;
   std::unique_ptr<transport::Timeout> export_timer;
@@ -217,27 +222,22 @@ int Main() {
       return 1;
     }
     exporter = std::make_unique<ClientExporter>(*served->scope);
-    d.exporter = exporter.get();
-    export_timer = std::make_unique<transport::Timeout>(net, absl::Milliseconds(100), [&] {
-      ClientStats total;
-      for (const auto& c : d.clients) total.Add(c->stats());
-      exporter->Export(total);
-    });
+    export_timer = std::make_unique<transport::Timeout>(net, absl::Milliseconds(100),
+                                                        [&] { exporter->Export(d.Total()); });
     export_timer->Start();
     std::cerr << "spaxos_client metrics_port=" << served->server->port() << std::endl;
   }
-  d.started.resize(n);
   d.acked.assign(n, 0);
-  const absl::Time t0 = net->Now();
-  d.measure_from = t0 + absl::GetFlag(FLAGS_warmup);
-  d.stop_at = d.measure_from + absl::GetFlag(FLAGS_duration);
+  const absl::Duration warmup = absl::GetFlag(FLAGS_warmup);
+  d.stop_at = net->Now() + warmup + absl::GetFlag(FLAGS_duration);
+  ClientStats warm;  // the stats when the warmup ended: left out of the percentiles
+  if (warmup > absl::ZeroDuration()) net->Timer(warmup, [&] { warm = d.Total(); });
   net->Post([&] {
     for (int j = 0; j < n; ++j) d.Issue(j);
   });
   net->Run();
 
-  ClientStats total_stats;
-  for (const auto& c : d.clients) total_stats.Add(c->stats());
+  const ClientStats total_stats = d.Total();
   const uint64_t fast = total_stats.fast_path, slow = total_stats.slow_path,
                  resends = total_stats.resends, early = total_stats.early_commit_requests;
   if (d.verify) {
@@ -264,25 +264,23 @@ int Main() {
               << " resends " << resends << "\n";
     return lost == 0 ? 0 : 1;
   }
-  std::vector<int64_t>& lat = d.latencies_ns;
-  std::sort(lat.begin(), lat.end());
+  metrics::Histogram measured = total_stats.latency;
+  measured.Subtract(warm.latency);
   const double secs = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_duration));
-  auto pct = [&](double p) {
-    return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, size_t(p * lat.size()))] / 1e3;
-  };
+  auto pct = [&](double p) { return measured.ValueAtQuantile(p) / 1e3; };
   std::cout << absl::StrFormat(
       "protocol=%s clients=%d ops=%d throughput=%.0f/s p50_us=%.1f p99_us=%.1f fast=%d "
       "slow=%d resends=%d early_commit=%d spec_success=%.4f datagrams_per_request=%.3f "
       "waits_per_op=%.2f\n"
       "latency_histogram: %s\n",
-      absl::GetFlag(FLAGS_protocol), n, lat.size(), lat.size() / secs, pct(0.5), pct(0.99),
-      fast, slow, resends, early, total_stats.SpeculativeSuccessRate(),
+      absl::GetFlag(FLAGS_protocol), n, measured.count(), measured.count() / secs, pct(0.5),
+      pct(0.99), fast, slow, resends, early, total_stats.SpeculativeSuccessRate(),
       endpoint && endpoint->stats().requests > 0
           ? static_cast<double>(endpoint->stats().request_datagrams) / endpoint->stats().requests
           : 1.0,
       total_stats.completed > 0 ? static_cast<double>((*udp)->stats().waits) / total_stats.completed
                                 : 0.0,
-      total_stats.latency.ToString());
+      metrics::FormatLatencyBuckets(total_stats.latency));
   return 0;
 }
 

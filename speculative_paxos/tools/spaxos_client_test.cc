@@ -1,7 +1,8 @@
 // spaxos_client as a process against spaxos_replica processes on loopback UDP,
 // for every protocol: --metrics serves the client library's counters and the
 // latency histogram of its completions (scraped with curl while it runs), and
-// --max_datagram out of its bounds is refused naming the flag and the bounds.
+// --max_datagram out of its bounds is refused naming the flag and the bounds;
+// the load line carries the fields the bench scripts read.
 // Replica 0's --metrics is scraped the same way (the unreplicated server,
 // which keeps no stats, refuses the flag). spaxos_replica refuses every flag
 // its protocol would ignore, and VR compacts at the given --checkpoint_interval.
@@ -9,14 +10,18 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/process/child_process.h"
 #include "common/process/run_command.h"
@@ -234,6 +239,46 @@ TEST_P(SpaxosClientTest, RunsWithTheSmallestMaxDatagram) {
   EXPECT_TRUE(absl::StartsWith(*line, "protocol=" + GetParam())) << *line;
   EXPECT_FALSE(absl::StrContains(*line, " ops=0 ")) << *line;
   EXPECT_EQ(client->Wait(), 0);
+}
+
+// The load line's fields that bench/run_bench.sh and compaction_bench.sh
+// read (throughput=, p50_us=, p99_us=, fast=, slow=), and the histogram line.
+TEST_P(SpaxosClientTest, PrintsTheBenchFields) {
+  ASSERT_NO_FATAL_FAILURE(StartGroup());
+  std::vector<std::string> args = ClientArgs();
+  args.back() = "--warmup=200ms";
+  args.push_back("--duration=1s");
+  std::unique_ptr<ChildProcess> client = Start(args, {.out = ChildOutput::Pipe()});
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<std::string> line = client->ReadLine(absl::Seconds(120));
+  ASSERT_TRUE(line.ok()) << line.status();
+  absl::StatusOr<std::string> histogram = client->ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(histogram.ok()) << histogram.status();
+  EXPECT_EQ(client->Wait(), 0);
+  std::map<std::string, double> field;
+  for (absl::string_view kv : absl::StrSplit(*line, ' ')) {
+    std::pair<absl::string_view, absl::string_view> p =
+        absl::StrSplit(kv, absl::MaxSplits('=', 1));
+    absl::ConsumeSuffix(&p.second, "/s");
+    double v = 0;
+    if (absl::SimpleAtod(p.second, &v)) field[std::string(p.first)] = v;
+  }
+  for (const char* name : {"ops", "throughput", "p50_us", "p99_us", "fast", "slow"}) {
+    EXPECT_EQ(field.count(name), 1u) << name << ": " << *line;
+  }
+  EXPECT_GT(field["ops"], 0) << *line;
+  EXPECT_NEAR(field["throughput"], field["ops"], 0.5) << *line;  // per second of --duration=1s
+  EXPECT_GT(field["p50_us"], 0) << *line;
+  EXPECT_LE(field["p50_us"], field["p99_us"]) << *line;
+  // The whole run's histogram, warmup included: at least the measured ops.
+  ASSERT_TRUE(absl::StartsWith(*histogram, "latency_histogram: <=")) << *histogram;
+  double whole_run = 0;
+  for (absl::string_view bucket : absl::StrSplit(histogram->substr(19), ' ')) {
+    double n = 0;
+    ASSERT_TRUE(absl::SimpleAtod(bucket.substr(bucket.find(':') + 1), &n)) << *histogram;
+    whole_run += n;
+  }
+  EXPECT_GE(whole_run, field["ops"]) << *histogram;
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryProtocol, SpaxosClientTest,
