@@ -35,6 +35,14 @@
 // region can serve as a promoted primary: the transaction may already have
 // committed at another participant, and a one-sided read must not see the
 // object's state from before that commit (readers retry a locked object).
+// An allocation's slot is reserved in the heap and locked as an object
+// (its first line says so), so a reader following a pointer committed
+// elsewhere retries instead of finding no object. A backup that holds no
+// record of a transaction recovery decided to commit (with f >= 2, the
+// coordinator reached another backup only) gets the decided entries from
+// recovery before the new configuration is installed (RecoverLocks, FaRM's
+// NEED-RECOVERY in reverse: recovery already holds every backup's records),
+// logs them as its own COMMIT-BACKUP record and locks them the same way.
 // Applying the record (commit) or dropping it (abort) releases the lock.
 //
 // Requests from another configuration than the current one are refused with
@@ -154,6 +162,17 @@ class Participant {
   // Resume(new_config) (also ends a BeginRecovery).
   void Block();
   void Resume(uint64_t config);
+  // Lock recovery of the transactions recovery decided to commit (`commits`,
+  // from DecideInFlight), before the new configuration is installed: for
+  // each one this machine has neither applied nor holds a COMMIT-BACKUP
+  // record of, and that writes a region hosted here, the decided entries
+  // become this machine's record (logged as COMMIT-BACKUP, reported by
+  // InFlight, applied by Resolve), and the objects and slots they write in
+  // the regions recovering here as a backup are locked. InvalidArgument,
+  // naming the transaction and the entry, for an abort or an entry no
+  // transaction writes (a block mark, a slot of no size class, an object
+  // beyond its region); nothing is logged or locked then.
+  absl::Status RecoverLocks(const std::vector<Resolution>& commits);
   // The records recovery must resolve: those of transactions of
   // configurations before `before` (0: all). Transactions of the new
   // configuration, admitted on untouched regions during recovery, go on.
@@ -213,6 +232,13 @@ class Participant {
     uint64_t size;
     std::unique_ptr<ObjectHeap> heap;
   };
+  // An object (or an allocation's slot) lock recovery locked.
+  struct RecoveryLock {
+    GlobalAddress addr;
+    uint8_t* obj = nullptr;
+    bool slot = false;     // an allocation's slot, reserved and locked as an object
+    uint64_t version = 0;  // slot: its free header before (what an abort restores)
+  };
   // A COMMIT-BACKUP record (tx != 0) or a re-replication copy (tx 0)
   // waiting to be applied.
   struct Backed {
@@ -220,7 +246,7 @@ class Participant {
     LockRequest request;
     bool committed = false;  // TRUNCATE arrived or recovery decided commit
     // Objects lock recovery locked for it, until it is applied or aborted.
-    std::vector<std::pair<GlobalAddress, uint8_t*>> locked;
+    std::vector<RecoveryLock> locked;
   };
   struct Pending {
     LockRequest request;
@@ -251,11 +277,21 @@ class Participant {
   absl::Status CheckCopied(RegionId id, const WriteEntry& e) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void ReleaseLocks(Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Lock recovery (above): locks the objects written by the records not
-  // applied yet in the regions that recover here as a backup.
+  // applied yet in the regions that recover here as a backup, and reserves
+  // and locks their allocations' slots (unless an earlier record not applied
+  // yet puts another size class in the slot's heap block: that one comes
+  // first, and the slot does not exist until it did).
   void LockRecovery() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reserves the slot of allocation `e` of record `tx` and locks it as an
+  // object; false if it cannot be reserved here.
+  bool LockSlot(TxId tx, const WriteEntry& e, RecoveryLock* lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Releases the objects lock recovery locked for `b` (applied or aborted),
-  // except those another record not applied yet holds too.
+  // except those another record not applied yet holds too; a slot whose
+  // allocation was not installed is free again, at its old header.
   void ReleaseRecoveryLocks(const Backed& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RecoverLocks' check of one decision: InvalidArgument naming what is wrong.
+  absl::Status CheckDecided(const Resolution& r) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Installs committed entries (idempotent, at their exact versions); the
   // heap follows each object. Returns how many objects changed.
   int Install(const std::vector<WriteEntry>& entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,9 +1,12 @@
 // A participant's backup side (participant.h): the COMMIT-BACKUP records
 // waiting to be applied, applied in their order per heap block where the
-// block's size class is at stake, and re-replication copies.
+// block's size class is at stake, lock recovery of those records (and of the
+// commits recovery decided that no record here holds), and re-replication
+// copies.
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "farm/alloc/block_allocator.h"
@@ -115,39 +118,129 @@ int Participant::Install(const std::vector<WriteEntry>& entries) {
 }
 
 void Participant::LockRecovery() {
+  // The slot size the entries of earlier records not applied yet have in
+  // each block (0: several), as in ApplyBacked.
+  absl::flat_hash_map<std::pair<RegionId, uint64_t>, uint32_t> earlier;
   for (auto& [seq, b] : backed_) {
-    if (b.tx == 0) continue;  // a re-replication copy: no transaction to decide
-    for (const WriteEntry& e : b.request.entries) {
-      // An allocation's slot holds no object here yet (and its block may
-      // still change class): only objects that exist are locked.
-      if (e.kind == EntryKind::kAlloc || !(blocked_ || recovering_.contains(e.addr.region())) ||
-          IsPrimary(e.addr.region())) {
+    for (size_t i = 0; b.tx != 0 && i < b.request.entries.size(); ++i) {
+      const WriteEntry& e = b.request.entries[i];
+      const RegionId region = e.addr.region();
+      if (!(blocked_ || recovering_.contains(region)) || IsPrimary(region) ||
+          !hosted_.contains(region) ||
+          std::any_of(b.locked.begin(), b.locked.end(),
+                      [&](const RecoveryLock& l) { return l.addr == e.addr; })) {
         continue;
       }
-      uint8_t* obj = nullptr;
-      size_t lines = 0;
-      if (!Locate(e.addr, 0, &obj, &lines).ok()) continue;  // not copied here yet
-      const std::pair<GlobalAddress, uint8_t*> lock(e.addr, obj);
-      if (std::find(b.locked.begin(), b.locked.end(), lock) != b.locked.end()) continue;
-      internal::LockUnchanged(obj);
+      RecoveryLock lock{e.addr};
+      if (e.kind == EntryKind::kAlloc) {
+        // An earlier record with another size class in the block changes
+        // the block's class first: the slot does not exist here before that.
+        auto h = earlier.find(BlockOf(e.addr));
+        if ((h != earlier.end() && h->second != e.slot_bytes) || !LockSlot(b.tx, e, &lock)) {
+          continue;
+        }
+      } else {
+        size_t lines = 0;
+        if (!Locate(e.addr, 0, &lock.obj, &lines).ok()) continue;  // not copied here yet
+        internal::LockUnchanged(lock.obj);
+      }
       b.locked.push_back(lock);
+    }
+    for (const WriteEntry& e : b.request.entries) {
+      auto [h, fresh] = earlier.emplace(BlockOf(e.addr), e.slot_bytes);
+      if (!fresh && h->second != e.slot_bytes) h->second = 0;
     }
   }
 }
 
+bool Participant::LockSlot(TxId tx, const WriteEntry& e, RecoveryLock* lock) {
+  size_t lines = 0;
+  if (!Locate(e.addr, e.slot_bytes, &lock->obj, &lines).ok() ||
+      !hosted_.at(e.addr.region()).heap->ReserveAgain(e.addr, e.slot_bytes, tx, e.version).ok()) {
+    return false;
+  }
+  lock->slot = true;
+  lock->version = e.version & kVersionMask;
+  // Line 0's version word first: a reader that sees the header takes the
+  // slot for the start of an object (farm/core/object.h CheckSnapshot), finds
+  // it locked and retries, as at any object a commit holds.
+  __atomic_store_n(reinterpret_cast<uint64_t*>(lock->obj + (kLineWords - 1) * 8),
+                   LineVersionWord(lock->version, 0), __ATOMIC_RELEASE);
+  __atomic_store_n(reinterpret_cast<uint64_t*>(lock->obj), kLockBit | kAllocatedBit | lock->version,
+                   __ATOMIC_RELEASE);
+  return true;
+}
+
 void Participant::ReleaseRecoveryLocks(const Backed& b) {
-  for (const auto& [addr, obj] : b.locked) {
+  for (const RecoveryLock& l : b.locked) {
     bool held = false;
     for (const auto& [seq, other] : backed_) {
       if (&other == &b) continue;
-      for (const auto& l : other.locked) held |= l.second == obj;
+      for (const RecoveryLock& o : other.locked) held |= o.obj == l.obj;
     }
     if (held) {
-      internal::LockUnchanged(obj);  // installing `b` unlocked it
+      internal::LockUnchanged(l.obj);  // installing `b` unlocked it
+    } else if (l.slot && !hosted_.at(l.addr.region()).heap->IsLive(l.addr)) {
+      // Not installed (aborted): a free slot again, at its old header.
+      __atomic_store_n(reinterpret_cast<uint64_t*>(l.obj), l.version, __ATOMIC_RELEASE);
     } else {
-      internal::UnlockUnchanged(obj);
+      internal::UnlockUnchanged(l.obj);
     }
   }
+}
+
+absl::Status Participant::CheckDecided(const Resolution& r) const {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lock recovery at machine ", self_, ": transaction ", r.tx, ": ", why));
+  };
+  if (!r.commit) return bad("not a decided commit");
+  for (const WriteEntry& e : r.entries) {
+    if (e.kind == EntryKind::kBlockMark) {
+      return bad(absl::StrCat("the entry for ", e.addr.ToString(),
+                              " is a re-replication copy's block mark"));
+    }
+    auto hosted = hosted_.find(e.addr.region());
+    if (hosted == hosted_.end()) continue;  // another machine's region
+    if (e.kind == EntryKind::kAlloc) {
+      absl::StatusOr<int> size_class = SizeClassFor(e.slot_bytes);
+      if (!size_class.ok() || ClassSize(*size_class) != e.slot_bytes) {
+        return bad(absl::StrCat("the allocation at ", e.addr.ToString(), " has ", e.slot_bytes,
+                                "-byte slots: not a slot size"));
+      }
+    }
+    const uint64_t bytes = e.kind == EntryKind::kAlloc ? e.slot_bytes : kLineSize;
+    if (e.addr.offset() % kLineSize != 0 || e.addr.offset() + bytes > hosted->second.size) {
+      return bad(absl::StrCat("the entry for ", e.addr.ToString(), " is no object of region ",
+                              e.addr.region(), " (", hosted->second.size, " bytes)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Participant::RecoverLocks(const std::vector<Resolution>& commits) {
+  absl::MutexLock l(&mu_);
+  for (const Resolution& r : commits) {
+    if (absl::Status s = CheckDecided(r); !s.ok()) return s;
+  }
+  for (const Resolution& r : commits) {
+    // Its own record was locked when recovery began; applied here already
+    // (a recovery run again): nothing to lock.
+    if (backed_seq_.contains(r.tx) || outcomes_.contains(r.tx) ||
+        std::none_of(r.entries.begin(), r.entries.end(),
+                     [&](const WriteEntry& e) { return hosted_.contains(e.addr.region()); })) {
+      continue;
+    }
+    absl::btree_set<uint32_t> regions;
+    for (const WriteEntry& e : r.entries) regions.insert(e.addr.region());
+    // Every entry, so that this record alone decides the commit again if a
+    // later recovery finds no other.
+    LockRequest record{0, r.tx, {regions.begin(), regions.end()}, r.entries};
+    Log(LogType::kCommitBackup, r.tx, Encode(record));
+    Enqueue(r.tx, std::move(record), false);
+  }
+  LockRecovery();
+  return absl::OkStatus();
 }
 
 void Participant::TruncateHere(TxId tx) {

@@ -72,24 +72,25 @@ absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& 
       }
       // Objects locked by pending transactions (or by lock recovery) hold
       // their last committed state: the image keeps that state, unlocked
-      // (restore locks them again, recovery's lock recovery too).
+      // (restore locks them again, recovery's lock recovery too); a slot
+      // lock recovery locked for an allocation is free, at its old header.
       absl::flat_hash_map<uint32_t, std::string*> by_page;
       for (auto& [index, bytes] : image.pages) by_page[index] = &bytes;
-      auto unlocked = [&](GlobalAddress addr) {
+      auto unlocked = [&](GlobalAddress addr, const RecoveryLock* slot = nullptr) {
         if (addr.region() != id) return;
         auto pg = by_page.find(static_cast<uint32_t>(addr.offset() / kCheckpointPage));
         if (pg == by_page.end()) return;
         char* header = pg->second->data() + addr.offset() % kCheckpointPage;
         uint64_t h64;
         std::memcpy(&h64, header, 8);
-        h64 &= ~kLockBit;
+        h64 = slot != nullptr ? slot->version : h64 & ~kLockBit;
         std::memcpy(header, &h64, 8);
       };
       for (const auto& [tx, p] : locked_) {
         for (size_t i = 0; i < p.locked.size(); ++i) unlocked(p.request.entries[i].addr);
       }
       for (const auto& [seq, b] : backed_) {
-        for (const auto& [addr, obj] : b.locked) unlocked(addr);
+        for (const RecoveryLock& l : b.locked) unlocked(l.addr, l.slot ? &l : nullptr);
       }
       report.image_bytes += image.pages.size() * kCheckpointPage;
       c.regions.push_back(std::move(image));

@@ -2,9 +2,10 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
-#include "absl/strings/str_cat.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "glog/logging.h"
 
 namespace dctk::farm::tx {
 
@@ -63,6 +64,23 @@ std::vector<Resolution> DecideAt(
   return DecideInFlight(records, committed);
 }
 
+// Lock recovery of the decided commits at every live participant, before
+// the new configuration is installed (so before any promoted backup serves):
+// a backup that holds no record of one takes the decided entries as its own
+// and locks them (Participant::RecoverLocks).
+void RecoverLocksAt(const std::vector<Participant*>& live,
+                    const std::vector<Resolution>& decisions) {
+  std::vector<Resolution> commits;
+  for (const Resolution& d : decisions) {
+    if (d.commit) commits.push_back(d);
+  }
+  if (commits.empty()) return;
+  for (Participant* p : live) {
+    absl::Status s = p->RecoverLocks(commits);
+    CHECK(s.ok()) << s;  // the decisions come from these participants' own records
+  }
+}
+
 // Applies every decision at every live participant and counts them.
 RecoveryReport ResolveAt(const std::vector<Participant*>& live,
                          const std::vector<Resolution>& decisions) {
@@ -83,6 +101,7 @@ RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64
   const absl::Time start = absl::Now();
   for (Participant* p : live) p->Block();
   std::vector<Resolution> decisions = DecideAt(live, [](Participant* p) { return p->InFlight(); });
+  RecoverLocksAt(live, decisions);
   install_config();
   if (while_recovering) while_recovering();
   RecoveryReport report = ResolveAt(live, decisions);
@@ -120,9 +139,10 @@ RecoveryReport RecoverRegions(const std::vector<Participant*>& live, uint64_t ne
   // From here on no participant admits a request of an older configuration,
   // so the records collected below are all there will be of those.
   for (Participant* p : live) p->BeginRecovery(new_config, recovering);
-  install_config();
   std::vector<Resolution> decisions =
       DecideAt(live, [new_config](Participant* p) { return p->InFlight(new_config); });
+  RecoverLocksAt(live, decisions);
+  install_config();
   if (while_recovering) while_recovering();
   RecoveryReport report = ResolveAt(live, decisions);
   for (Participant* p : live) {

@@ -22,6 +22,15 @@
 // mid-commit learns what happened (OUTCOME). Then the participants resume in
 // the new configuration.
 //
+// Lock recovery (FaRM's section 5.3) comes before the new configuration is
+// installed, so before a promoted backup can serve a one-sided read: each
+// backup locks what the COMMIT-BACKUP records it has not applied write
+// (when recovery begins), and every participant then gets the decided
+// commits and locks what it holds no record of (Participant::RecoverLocks;
+// with f >= 2 a promoted backup may lack a record another backup has). So
+// while the decisions are applied participant by participant, an object a
+// committed transaction writes is either at its new state or locked.
+//
 // Per region (FaRM's parallel recovery keeps serving what a failure did not
 // touch): RecoverRegions moves every live participant to the new
 // configuration at once but stops only the regions whose replicas changed
@@ -62,7 +71,7 @@ struct RecoveryReport {
 std::vector<Resolution> DecideInFlight(const std::vector<InFlightRecord>& records,
                                        const absl::flat_hash_set<TxId>& committed);
 
-// Blocks `live`, collects and decides, calls `install_config` (the new
+// Blocks `live`, collects and decides, recovers the locks, calls `install_config` (the new
 // configuration takes effect: promoted primaries in the region table),
 // runs `while_recovering` (tests, benchmarks: every participant still
 // blocked), resolves every transaction at every live participant and
@@ -77,10 +86,11 @@ RecoveryReport RecoverTransactions(const std::vector<Participant*>& live, uint64
 std::vector<RegionId> ChangedRegions(const cm::Configuration& before, const cm::Configuration& after);
 
 // Recovery of the `recovering` regions only: every live participant
-// follows `new_config` at once (BeginRecovery), `install_config` runs (the
-// coordinators may start transactions in the new configuration: on the other
-// regions they commit at once), the records of older configurations are
-// collected and decided, `while_recovering` runs (a test's window: the
+// follows `new_config` at once (BeginRecovery), the records of older
+// configurations are collected and decided, the locks recovered,
+// `install_config` runs (the coordinators may start transactions in the new
+// configuration: on the other regions they commit at once),
+// `while_recovering` runs (a test's window: the
 // recovering regions still refuse requests), each decision is resolved at
 // every live participant, their older reservations are dropped, and the
 // regions serve again.
