@@ -6,10 +6,12 @@
 // recovers in-flight transactions; the client refreshes its configuration
 // and carries on; every transfer reported committed is in the final balances.
 // Also: per-region recovery across processes, a slow machine suspected by a
-// coordinator, re-replication, a paused machine, a dead client.
+// coordinator, re-replication, a paused machine, a client dead at each step
+// of its commit.
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -35,6 +37,7 @@
 #include "farm/server/counters.h"
 #include "farm/server/farmd_process.h"
 #include "farm/tx/recovery.h"
+#include "farm/tx/test_util.h"
 #include "farm/workload/bank.h"
 #include "gtest/gtest.h"
 
@@ -121,12 +124,25 @@ absl::StatusOr<std::unique_ptr<ShmClient>> StartShmClusterOf4(std::unique_ptr<Fa
   return ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
 }
 
-// A client that dies mid-commit (after every backup logged its write, before
-// COMMIT-PRIMARY) holds locks; its lease expires, the CM recovers its
-// transaction (committed: the backups logged it) and another client reads the
-// new value and writes the object again.
-TEST(FarmdClusterTest, DeadClientsTransactionIsRecovered) {
-  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/deadclient");
+// A client that dies mid-commit, at each step of the protocol, leaves what it
+// did there: locks at the primaries from LOCK on, records at the backups from
+// COMMIT-BACKUP on, applied values from COMMIT-PRIMARY on. Its lease expires,
+// the CM removes it and recovery decides its transfer (committed iff every
+// backup logged it, i.e. from COMMIT-PRIMARY on); another client's transfers
+// over the same accounts commit, before and after the removal (no lock left
+// behind), and the balances hold the dead client's transfer exactly once or
+// not at all, the total intact. The transfer also reads an account it does not write, so
+// VALIDATE has a one-sided read to make.
+struct DeadClientCase {
+  tx::CommitStep step;
+  bool committed;  // what recovery must decide
+};
+
+class DeadClientTest : public ::testing::TestWithParam<DeadClientCase> {};
+
+TEST_P(DeadClientTest, ItsTransactionIsRecovered) {
+  const std::string dir =
+      absl::StrCat(getenv("TEST_TMPDIR"), "/deadclient_", tx::StepTestName(GetParam().step));
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   FarmdCluster cluster(WriteFarmConfig(dir), dir, "shm");
   ASSERT_TRUE(cluster.Start().ok());
@@ -134,41 +150,69 @@ TEST(FarmdClusterTest, DeadClientsTransactionIsRecovered) {
   o.cm_address = cluster.cm_address();
   o.tx.rpc_timeout = absl::Milliseconds(300);
   o.machine = 101;
-  auto b = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 101}));
+  auto b = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 101}));
   ASSERT_TRUE(b.ok()) << b.status();
-  GlobalAddress counter;
+  // from + to = 100 throughout; audit (7) is only read.
+  GlobalAddress from, to, audit;
   {
     o.machine = 100;
-    auto a = client::FarmClient<fabric::ShmFabric>::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+    auto a = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
     ASSERT_TRUE(a.ok()) << a.status();
     auto t = (*a)->tx().Begin();
-    counter = *t.Alloc(8);
-    ASSERT_TRUE(t.Write(counter, std::string(8, '\0')).ok());
+    from = *t.Alloc(8);
+    to = *t.Alloc(8);
+    audit = *t.Alloc(8);
+    ASSERT_TRUE(t.Write(from, tx::U64(100)).ok());
+    ASSERT_TRUE(t.Write(to, tx::U64(0)).ok());
+    ASSERT_TRUE(t.Write(audit, tx::U64(7)).ok());
     ASSERT_TRUE(t.Commit().ok());
-    (*a)->tx().options().crash_before = [](tx::CommitStep step, fabric::MachineId) {
-      return step == tx::CommitStep::kCommitPrimary;
+    (*a)->tx().options().crash_before = [dead_at = GetParam().step](tx::CommitStep step,
+                                                                    fabric::MachineId) {
+      return step == dead_at;
     };
-    auto t2 = (*a)->tx().Begin();
-    ASSERT_TRUE(t2.Write(counter, std::string("\x01\0\0\0\0\0\0\0", 8)).ok());
-    ASSERT_TRUE(absl::IsCancelled(t2.Commit()));
+    const absl::Status s = tx::Transfer((*a)->tx(), from, to, audit);
+    ASSERT_TRUE(absl::IsCancelled(s)) << s;
   }  // client A is gone: no more lease renewals, its rings and fabric closed
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  std::string value;
   while (true) {
     ASSERT_LT(absl::Now(), deadline) << "the dead client's locks were never released";
-    auto t = (*b)->tx().Begin();
-    absl::StatusOr<std::string> v = t.Read(counter, 8);
-    absl::Status s = v.ok() ? t.Write(counter, std::string("\x02\0\0\0\0\0\0\0", 8)) : v.status();
-    if (s.ok()) s = t.Commit();
-    if (s.ok()) {
-      value = *v;
-      break;
-    }
+    const absl::Status s = tx::Transfer((*b)->tx(), from, to, audit);
+    if (s.ok()) break;
     ASSERT_TRUE(absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) << s;
     if (!absl::IsAborted(s)) (void)(*b)->Refresh();
   }
-  EXPECT_EQ(value[0], 1) << "the dead client's logged commit was lost";
+  // Once the CM removed the dead client (its transaction decided), transfers
+  // still commit.
+  while (true) {
+    ASSERT_LT(absl::Now(), deadline) << "the dead client was never removed";
+    ASSERT_TRUE((*b)->Refresh().ok());
+    const auto& members = (*b)->configuration().machines();
+    auto is_dead_client = [](const cm::Machine& m) { return m.id() == 100; };
+    if (std::none_of(members.begin(), members.end(), is_dead_client)) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  while (true) {
+    ASSERT_LT(absl::Now(), deadline) << "no transfer commits after the dead client's removal";
+    const absl::Status s = tx::Transfer((*b)->tx(), from, to, audit);
+    if (s.ok()) break;
+    ASSERT_TRUE(absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) << s;
+    if (!absl::IsAborted(s)) (void)(*b)->Refresh();
+  }
+  const uint64_t moved = GetParam().committed ? 3 : 2;
+  absl::StatusOr<tx::Balances> after = tx::ReadBalances((*b)->tx(), from, to, audit);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->to, moved) << "the dead client's transfer applied " << after->to - 2 << " times";
+  EXPECT_EQ(after->from + after->to, 100u);
+  EXPECT_EQ(after->audit, 7u);
 }
+
+INSTANTIATE_TEST_SUITE_P(EachStep, DeadClientTest,
+                         ::testing::Values(DeadClientCase{tx::CommitStep::kLock, false},
+                                           DeadClientCase{tx::CommitStep::kValidate, false},
+                                           DeadClientCase{tx::CommitStep::kCommitBackup, false},
+                                           DeadClientCase{tx::CommitStep::kCommitPrimary, true},
+                                           DeadClientCase{tx::CommitStep::kTruncate, true}),
+                         [](const auto& info) { return tx::StepTestName(info.param.step); });
 
 // Re-replication across processes: 4 machines, 2 copies of every region,
 // bank transfers from a client. A region's primary is killed: the CM

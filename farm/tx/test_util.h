@@ -2,15 +2,19 @@
 #ifndef DCTK_FARM_TX_TEST_UTIL_H_
 #define DCTK_FARM_TX_TEST_UTIL_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "farm/core/address.h"
+#include "farm/core/object.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/tx/local_cluster.h"
 #include "gtest/gtest.h"
@@ -49,6 +53,83 @@ inline absl::Status Increment(TxClient<fabric::ShmFabric>& client, GlobalAddress
   if (s.ok()) s = tx.Write(b, U64(AsU64(*vb) + 1));
   if (s.ok()) s = tx.Commit();
   return s;
+}
+
+// A bank transfer of 1 from `from` to `to` that also reads `audit`, an
+// account it does not write, so its VALIDATE makes a one-sided read (Increment
+// validates nothing: it writes all it reads). `id`, if set, gets its TxId.
+template <typename F>
+absl::Status Transfer(TxClient<F>& client, GlobalAddress from, GlobalAddress to,
+                      GlobalAddress audit, TxId* id = nullptr) {
+  auto tx = client.Begin();
+  if (id != nullptr) *id = tx.id();
+  absl::StatusOr<std::string> seen = tx.Read(audit, 8);
+  if (!seen.ok()) return seen.status();
+  absl::StatusOr<std::string> f = tx.Read(from, 8);
+  if (!f.ok()) return f.status();
+  absl::StatusOr<std::string> t = tx.Read(to, 8);
+  if (!t.ok()) return t.status();
+  absl::Status s = tx.Write(from, U64(AsU64(*f) - 1));
+  if (s.ok()) s = tx.Write(to, U64(AsU64(*t) + 1));
+  if (s.ok()) s = tx.Commit();
+  return s;
+}
+
+struct Balances {
+  uint64_t from = 0, to = 0, audit = 0;
+};
+
+// The three accounts of Transfer, read in one (read-only) transaction.
+template <typename F>
+absl::StatusOr<Balances> ReadBalances(TxClient<F>& client, GlobalAddress from, GlobalAddress to,
+                                      GlobalAddress audit) {
+  auto tx = client.Begin();
+  absl::StatusOr<std::string> f = tx.Read(from, 8);
+  if (!f.ok()) return f.status();
+  absl::StatusOr<std::string> t = tx.Read(to, 8);
+  if (!t.ok()) return t.status();
+  absl::StatusOr<std::string> a = tx.Read(audit, 8);
+  if (!a.ok()) return a.status();
+  if (absl::Status s = tx.Commit(); !s.ok()) return s;
+  return Balances{AsU64(*f), AsU64(*t), AsU64(*a)};
+}
+
+// A protocol step as a gtest parameter name ("COMMITBACKUP").
+inline std::string StepTestName(CommitStep step) {
+  std::string name = CommitStepName(step);
+  name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+  return name;
+}
+
+// The live replicas (current table) whose copy of the object at `addr` is
+// locked: after recovery and every commit done, none may be.
+inline std::vector<fabric::MachineId> LockedAt(ShmCluster& c, GlobalAddress addr) {
+  std::vector<fabric::MachineId> locked;
+  const RegionInfo region = *c.table().Lookup(addr.region());
+  for (const Replica& r : region.replicas) {
+    absl::StatusOr<uint8_t*> obj = c.machine(r.machine).participant().ObjectAt(addr);
+    EXPECT_TRUE(obj.ok()) << obj.status();
+    if (obj.ok() &&
+        IsLocked(__atomic_load_n(reinterpret_cast<uint64_t*>(*obj), __ATOMIC_ACQUIRE))) {
+      locked.push_back(r.machine);
+    }
+  }
+  return locked;
+}
+
+// Each live replica's copy of the 8-byte counter at `addr`, by machine (read
+// in place: only when no commit runs).
+inline std::map<fabric::MachineId, uint64_t> CopiesAt(ShmCluster& c, GlobalAddress addr) {
+  std::map<fabric::MachineId, uint64_t> copies;
+  const RegionInfo region = *c.table().Lookup(addr.region());
+  for (const Replica& r : region.replicas) {
+    absl::StatusOr<uint8_t*> obj = c.machine(r.machine).participant().ObjectAt(addr);
+    EXPECT_TRUE(obj.ok()) << obj.status();
+    uint64_t v = 0;
+    if (obj.ok()) ExtractPayload(*obj, &v, sizeof(v));
+    copies[r.machine] = v;
+  }
+  return copies;
 }
 
 // The counters at `a` and `b`, read in one transaction (99 for a failed read).
