@@ -1,0 +1,308 @@
+// FaRM's crash-test matrix: a primary, a backup or the coordinator of a
+// transaction fails at each step of its commit (LOCK, VALIDATE,
+// COMMIT-BACKUP, COMMIT-PRIMARY, TRUNCATE), after 0 or 1 of that step's
+// messages went out. The transaction is a bank transfer that also reads an
+// account it does not write, so VALIDATE makes a one-sided read, at the
+// machine killed when a primary fails. After recovery, in every case: the
+// transfer is in the balances exactly once if the coordinator was told
+// committed, not at all if it was told it failed; a coordinator that died or
+// was left without an answer learns the outcome from the participants
+// (OUTCOME), and the balances agree with it; the total holds; every live
+// replica holds the same balances, none locked; and a later transfer over the
+// same accounts commits.
+#include <algorithm>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/optional.h"
+#include "farm/fabric/sync.h"
+#include "farm/tx/test_util.h"
+#include "gtest/gtest.h"
+
+namespace dctk::farm::tx {
+namespace {
+
+enum Role { kPrimary, kBackup, kCoordinator };
+enum class Expect { kCommitted, kNotCommitted, kEither };
+
+struct CrashCase {
+  Role role;
+  CommitStep step;
+  int after;  // messages of the step sent before the failure
+  Expect expect;
+};
+
+// 5 machines; the transfer writes `from` (region a) and `to` (region b) and
+// reads `audit` (region a). a and b have four distinct replicas, the lower
+// ids first (a's primary < b's, a's backup < b's), so every step but VALIDATE
+// sends two or more messages and the victim's comes first; the coordinator
+// runs on the fifth machine, which holds none of them.
+struct Placement {
+  RegionInfo a, b;
+  fabric::MachineId coordinator = 0;
+};
+
+// `give_up`: TxClientOptions::give_up_on_new_config (farmd clients' default):
+// a call stops waiting for a machine once a new configuration is installed.
+LocalClusterOptions Options(bool give_up) {
+  LocalClusterOptions o;
+  o.machines = 5;
+  o.regions = 15;
+  o.client.rpc_timeout = absl::Milliseconds(500);
+  o.client.outcome_timeout = absl::Seconds(20);
+  o.client.give_up_on_new_config = give_up;
+  return o;
+}
+
+absl::optional<Placement> FindPlacement(const ShmCluster& c) {
+  std::vector<RegionInfo> regions = c.table().All();
+  std::sort(regions.begin(), regions.end(), [](auto& x, auto& y) { return x.id < y.id; });
+  for (const RegionInfo& a : regions) {
+    for (const RegionInfo& b : regions) {
+      const fabric::MachineId pa = a.replicas[0].machine, ba = a.replicas[1].machine;
+      const fabric::MachineId pb = b.replicas[0].machine, bb = b.replicas[1].machine;
+      if (!(pa < pb && ba < bb) || pa == bb || ba == pb) continue;
+      for (fabric::MachineId m = 1; m <= 5; ++m) {
+        if (m != pa && m != ba && m != pb && m != bb) return Placement{a, b, m};
+      }
+    }
+  }
+  return absl::nullopt;
+}
+
+struct Accounts {
+  GlobalAddress from, to, audit;
+};
+constexpr uint64_t kFrom = 100, kAudit = 7;
+
+Accounts Open(TxClient<fabric::ShmFabric>& client, const Placement& p) {
+  auto tx = client.Begin();
+  Accounts acc;
+  acc.from = *tx.Alloc(8, GlobalAddress(p.a.id, 0));
+  acc.to = *tx.Alloc(8, GlobalAddress(p.b.id, 0));
+  acc.audit = *tx.Alloc(8, GlobalAddress(p.a.id, 0));
+  EXPECT_TRUE(tx.Write(acc.from, U64(kFrom)).ok());
+  EXPECT_TRUE(tx.Write(acc.to, U64(0)).ok());
+  EXPECT_TRUE(tx.Write(acc.audit, U64(kAudit)).ok());
+  EXPECT_TRUE(tx.Commit().ok());
+  return acc;
+}
+
+// Blocks until `f`'s one-sided reads at `at` fail (its fabric saw the killed
+// peer hang up), so the next read there meets a failed machine rather than
+// the memory it left mapped.
+void AwaitUnreachable(fabric::ShmFabric& f, const fabric::RemoteAddress& at) {
+  auto q = f.CreateQueue();
+  ASSERT_TRUE(q.ok()) << q.status();
+  uint64_t word;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (fabric::SyncRead(**q, at, &word, sizeof(word)).ok()) {
+    ASSERT_LT(absl::Now(), deadline)
+        << at.ToString() << " still readable after its machine was killed";
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
+// What the live participants say of `tx` once recovery is over: committed if
+// one applied or remembers it, aborted if one remembers that; unknown if none
+// holds any trace of it (then no record survived: it cannot have committed).
+// Two participants disagreeing is a failure.
+Outcome AskParticipants(ShmCluster& c, TxId tx) {
+  Outcome said = Outcome::kUnknown;
+  for (fabric::MachineId m : c.live()) {
+    const Reply r = c.machine(m).participant().QueryOutcome(TxRequest{c.config(), tx});
+    const auto o = static_cast<Outcome>(r.value);
+    if (o == Outcome::kUnknown) continue;
+    EXPECT_TRUE(said == Outcome::kUnknown || said == o)
+        << "machine " << m << " disagrees on the outcome";
+    said = o;
+  }
+  return said;
+}
+
+bool NotCommitted(const absl::Status& s) {
+  return absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+}
+
+// The coordinator thread's progress, under a mutex.
+struct Progress {
+  bool killed = false;    // the victim was killed
+  bool recover = false;   // recovery may start
+  bool finished = false;  // the commit returned
+};
+bool RecoverOrFinished(Progress* p) { return p->recover || p->finished; }
+
+// A row of the matrix, and whether coordinators give up on a new configuration.
+class CrashMatrixTest : public ::testing::TestWithParam<std::tuple<CrashCase, bool>> {};
+
+TEST_P(CrashMatrixTest, CommittedExactlyOnceAndNothingElse) {
+  const CrashCase& k = std::get<0>(GetParam());
+  auto c = MakeShmCluster(Options(std::get<1>(GetParam())));
+  const absl::optional<Placement> p = FindPlacement(*c);
+  ASSERT_TRUE(p.has_value()) << "no two regions with four distinct replicas in ascending order";
+  auto& client = c->client(p->coordinator);
+  const Accounts acc = Open(client, *p);
+  const fabric::MachineId victim = k.role == kPrimary  ? p->a.primary().machine
+                                   : k.role == kBackup ? p->a.replicas[1].machine
+                                                       : 0;
+  absl::Mutex mu;
+  Progress progress;
+  int sent = 0;
+  client.options().crash_before = [&](CommitStep step, fabric::MachineId) {
+    absl::MutexLock l(&mu);
+    if (progress.killed) {
+      progress.recover = true;
+      return false;
+    }
+    if (step != k.step || sent++ != k.after) return false;
+    if (k.role == kCoordinator) return true;  // stops dead here
+    c->Kill(victim);
+    progress.killed = true;
+    if (step != CommitStep::kValidate) {
+      progress.recover = true;  // races the coordinator's next messages
+      return false;
+    }
+    // Recovery starts once VALIDATE read (at the next step, or the end), so
+    // that the read of a killed primary meets the failed machine, neither
+    // the memory it left mapped nor the promoted backup.
+    if (k.role == kPrimary) {
+      const Replica& at = p->a.replicas[0];
+      AwaitUnreachable(c->fabric(p->coordinator), {at.machine, at.key, acc.audit.offset()});
+    }
+    return false;
+  };
+  TxId id = 0;
+  absl::Status told;
+  if (k.role == kCoordinator) {
+    told = Transfer(client, acc.from, acc.to, acc.audit, &id);
+    client.options().crash_before = nullptr;
+    ASSERT_TRUE(absl::IsCancelled(told)) << told;
+    absl::StatusOr<RecoveryReport> r = c->Recover({});
+    ASSERT_TRUE(r.ok()) << r.status();
+  } else {
+    // The coordinator goes on while recovery runs.
+    std::thread coordinator([&] {
+      told = Transfer(client, acc.from, acc.to, acc.audit, &id);
+      absl::MutexLock l(&mu);
+      progress.finished = true;
+    });
+    mu.LockWhen(absl::Condition(&RecoverOrFinished, &progress));
+    const bool killed = progress.killed;
+    mu.Unlock();
+    absl::StatusOr<RecoveryReport> r =
+        killed ? c->Recover({victim}) : absl::StatusOr<RecoveryReport>(RecoveryReport{});
+    coordinator.join();
+    client.options().crash_before = nullptr;
+    ASSERT_TRUE(killed) << "the commit ended before the failure: " << told;
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(absl::IsUnknown(told)) << "no decision reached the coordinator: " << told;
+  }
+
+  // What happened: what the coordinator was told, else what OUTCOME says.
+  const Outcome said = AskParticipants(*c, id);
+  bool committed = false;
+  if (told.ok()) {
+    committed = true;
+    EXPECT_NE(said, Outcome::kAborted) << "told committed, OUTCOME says aborted";
+  } else if (NotCommitted(told)) {
+    EXPECT_NE(said, Outcome::kCommitted) << "told " << told << ", OUTCOME says committed";
+  } else {
+    ASSERT_TRUE(absl::IsCancelled(told) || absl::IsUnknown(told)) << told;
+    committed = said == Outcome::kCommitted;
+  }
+  if (k.role == kPrimary && k.step == CommitStep::kValidate) {
+    EXPECT_TRUE(absl::IsUnavailable(told) && absl::StrContains(told.message(), "VALIDATE"))
+        << "VALIDATE's read of the dead primary did not fail: " << told;
+  }
+  printf("%s: told %s; OUTCOME %d; committed %d\n",
+         ::testing::UnitTest::GetInstance()->current_test_info()->name(), told.ToString().c_str(),
+         static_cast<int>(said), committed);
+  if (k.expect != Expect::kEither) {
+    EXPECT_EQ(committed, k.expect == Expect::kCommitted) << "told " << told;
+  }
+
+  // The balances agree, exactly once, total intact, nothing locked.
+  auto& other = c->client(p->b.primary().machine);
+  const uint64_t moved = committed ? 1 : 0;
+  absl::StatusOr<Balances> b = ReadBalances(other, acc.from, acc.to, acc.audit);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->to, moved) << "told " << told;
+  EXPECT_EQ(b->from, kFrom - moved);
+  EXPECT_EQ(b->audit, kAudit);
+  for (GlobalAddress x : {acc.from, acc.to, acc.audit}) {
+    const std::vector<fabric::MachineId> locked = LockedAt(*c, x);
+    EXPECT_TRUE(locked.empty()) << x.ToString() << " is locked at machine " << locked[0];
+  }
+  // A later transfer over the same accounts commits, and reaches every copy.
+  const absl::Status next = Transfer(other, acc.from, acc.to, acc.audit);
+  ASSERT_TRUE(next.ok()) << next;
+  b = ReadBalances(other, acc.from, acc.to, acc.audit);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->to, moved + 1);
+  EXPECT_EQ(b->from + b->to + b->audit, kFrom + kAudit);
+  const std::pair<GlobalAddress, uint64_t> balances[] = {
+      {acc.from, b->from}, {acc.to, b->to}, {acc.audit, b->audit}};
+  for (auto [x, want] : balances) {
+    for (auto [m, v] : CopiesAt(*c, x)) EXPECT_EQ(v, want) << x.ToString() << " at machine " << m;
+  }
+}
+
+constexpr Expect kC = Expect::kCommitted, kN = Expect::kNotCommitted, kE = Expect::kEither;
+using S = CommitStep;
+
+// kN: not committed, kC: committed, kE: either, where the coordinator's later
+// messages race the recovery: a primary of `from` killed before or between
+// the COMMIT-BACKUPs (committed iff `from`'s backup logged it before recovery
+// blocked it), a backup killed after logging it (iff the other backup logged
+// it too).
+// clang-format off
+constexpr CrashCase kMatrix[] = {
+    // role       step               after, expected
+    {kPrimary,    S::kLock,          0, kN},
+    {kPrimary,    S::kLock,          1, kN},
+    {kPrimary,    S::kValidate,      0, kN},  // VALIDATE's read meets the dead machine
+    {kPrimary,    S::kCommitBackup,  0, kE},
+    {kPrimary,    S::kCommitBackup,  1, kE},
+    {kPrimary,    S::kCommitPrimary, 0, kC},
+    {kPrimary,    S::kCommitPrimary, 1, kC},
+    {kPrimary,    S::kTruncate,      0, kC},
+    {kPrimary,    S::kTruncate,      1, kC},
+    {kBackup,     S::kLock,          0, kN},
+    {kBackup,     S::kLock,          1, kN},
+    {kBackup,     S::kValidate,      0, kN},
+    {kBackup,     S::kCommitBackup,  0, kN},
+    {kBackup,     S::kCommitBackup,  1, kE},
+    {kBackup,     S::kCommitPrimary, 0, kC},
+    {kBackup,     S::kCommitPrimary, 1, kC},
+    {kBackup,     S::kTruncate,      0, kC},
+    {kBackup,     S::kTruncate,      1, kC},
+    {kCoordinator,S::kLock,          0, kN},
+    {kCoordinator,S::kLock,          1, kN},
+    {kCoordinator,S::kValidate,      0, kN},
+    {kCoordinator,S::kCommitBackup,  0, kN},
+    {kCoordinator,S::kCommitBackup,  1, kC},  // one backup logged it
+    {kCoordinator,S::kCommitPrimary, 0, kC},
+    {kCoordinator,S::kCommitPrimary, 1, kC},
+    {kCoordinator,S::kTruncate,      0, kC},
+    {kCoordinator,S::kTruncate,      1, kC},
+};
+// clang-format on
+
+INSTANTIATE_TEST_SUITE_P(Matrix, CrashMatrixTest,
+                         ::testing::Combine(::testing::ValuesIn(kMatrix), ::testing::Bool()),
+                         [](const auto& info) {
+                           const CrashCase& k = std::get<0>(info.param);
+                           const char* role = k.role == kPrimary  ? "Primary"
+                                              : k.role == kBackup ? "Backup"
+                                                                  : "Coordinator";
+                           return absl::StrCat(role, "_", StepTestName(k.step), "_", k.after,
+                                               std::get<1>(info.param) ? "_GiveUp" : "");
+                         });
+
+}  // namespace
+}  // namespace dctk::farm::tx
