@@ -58,6 +58,7 @@ absl::Status CmService::Start(const std::string& host) {
     ready_ = c.regions_size() >= o_.regions && !c.restarting();
     installed_.store(c.id());
     installed_config_ = c;
+    published_ = c;
   }
   server_ = std::make_unique<ControlServer>([this](uint16_t m, absl::string_view req) { return Handle(m, req); });
   absl::Status s = server_->Start(host);
@@ -121,7 +122,15 @@ absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view
   if (!c.has_join() && !c.has_renew() && !c.has_get() && !c.has_suspect()) {
     return absl::PermissionDeniedError("CM: only Join, Renew, Get and Suspect are accepted from the network");
   }
-  const cm::Result r = Execute(c);
+  cm::Result r = Execute(c);
+  if ((c.has_get() || c.has_renew()) && r.has_config()) {
+    absl::MutexLock l(&mu_);
+    // A configuration whose lock recovery has not finished yet: its promoted
+    // backups may still serve objects unlocked at their state from before a
+    // commit another machine serves. Clients keep the previous one (their
+    // reads of a failed machine fail; retried).
+    if (published_.id() != 0 && r.config().id() > published_.id()) *r.mutable_config() = published_;
+  }
   LOG_IF(WARNING, c.has_suspect() && r.code() == 0)
       << "CM: machine " << c.suspect().machine() << " suspected unresponsive by " << c.suspect().by()
       << "; its lease is no longer renewed";
@@ -149,6 +158,12 @@ absl::StatusOr<std::string> CmService::CallMachine(uint32_t machine, uint16_t me
 void CmService::Monitor() {
   const absl::Duration tick = absl::Milliseconds(std::max<int64_t>(1, o_.lease_ms / 4));
   absl::Time next_tick = absl::Now() + tick;
+  // Leases expire on this clock, which a Tick advances by at most two
+  // ticks: a CM that was itself descheduled (this thread, and likely those
+  // taking renewals) does not expire everyone at once when it runs again,
+  // before it took the renewals queued meanwhile; it catches up a tick per
+  // Tick.
+  int64_t lease_clock_ms = 0;
   bool copying = false;
   // Copy chunks back to back while there are any, but Tick every lease/4.
   // Until the cluster is ready, look for the last expected join every 10 ms
@@ -195,7 +210,11 @@ void CmService::Monitor() {
     }
     if (absl::Now() >= next_tick) {
       next_tick = absl::Now() + tick;
-      cm::Result r = Execute(cm::TickCommand(o_.now_ms()));
+      const int64_t now_ms = o_.now_ms();
+      lease_clock_ms = lease_clock_ms == 0
+                           ? now_ms
+                           : std::min(now_ms, lease_clock_ms + 2 * absl::ToInt64Milliseconds(tick));
+      cm::Result r = Execute(cm::TickCommand(lease_clock_ms));
       if (r.removed_size() > 0) {
         std::vector<uint32_t> removed(r.removed().begin(), r.removed().end());
         for (uint32_t m : removed) {
@@ -470,7 +489,13 @@ absl::Status CmService::Bootstrap(bool all_joined) {
   }
   installed_.store(c.id());
   installed_config_ = c;
+  Publish(c);
   return absl::OkStatus();
+}
+
+void CmService::Publish(const cm::Configuration& c) {
+  absl::MutexLock l(&mu_);
+  published_ = c;
 }
 
 void CmService::RecoverRemoved(const std::string& what) {
@@ -519,13 +544,28 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed, bool block
     committed.insert(known.tx().begin(), known.tx().end());
   }
   std::vector<tx::Resolution> decisions = tx::DecideInFlight(records, committed);
-  Resolutions out;
+  Resolutions out, commits;
   for (tx::Resolution& d : decisions) {
     Resolution* r = out.add_resolutions();
     r->set_tx(d.tx);
     r->set_commit(d.commit);
     r->set_entries(tx::Encode(tx::LockRequest{0, d.tx, {}, std::move(d.entries)}));
+    if (d.commit) *commits.add_resolutions() = *r;
   }
+  // Lock recovery before any machine installs the configuration (a promoted
+  // backup without a record of a commit locks its objects), and before
+  // clients learn it: from then on a one-sided read of a promoted backup
+  // finds each object an in-flight transaction writes locked (BLOCK locked
+  // those of the records a machine holds).
+  if (commits.resolutions_size() > 0) {
+    const std::string req = commits.SerializeAsString();
+    for (const cm::Machine& m : c.machines()) {
+      if (m.client()) continue;
+      absl::StatusOr<std::string> r = CallMachine(m.id(), RECOVER_LOCKS, req);
+      if (!r.ok()) return r.status();
+    }
+  }
+  Publish(c);
   Resume resume;
   resume.set_config(c.id());
   resume.set_scoped(!blocking);

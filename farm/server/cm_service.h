@@ -25,9 +25,13 @@
 //     per region (farm/tx/recovery.h RecoverRegions): every live machine
 //     follows the new configuration at once and stops only the regions whose
 //     replicas changed, reporting its in-flight records of older
-//     configurations; the CM decides, installs the new configuration,
-//     resolves, and resumes the stopped regions. Transactions on the other
-//     regions commit meanwhile. A whole-cluster restart blocks every region;
+//     configurations; the CM decides, has every machine lock what the
+//     decided commits write (RECOVER_LOCKS: lock recovery), installs the new
+//     configuration, resolves, and resumes the stopped regions. Transactions
+//     on the other regions commit meanwhile. Clients learn a configuration
+//     (Get, and lease renewals) only once its lock recovery is done, so no
+//     client reads a promoted backup before it locked. A whole-cluster
+//     restart blocks every region;
 //   - re-replication: while some region has fewer copies than `replicas` and
 //     a storage machine holds none of it, the CM picks new backups
 //     (AddBackups), has them host the region, reconfigures (recovery's
@@ -164,6 +168,9 @@ class CmService {
   // recovery that failed after installing its configuration may have left
   // regions blocked). `what` names it in the log.
   void RecoverRemoved(const std::string& what);
+  // Clients may learn `c` (Get and Renew answer with it): every promoted
+  // backup in it has recovered its locks.
+  void Publish(const cm::Configuration& c);
   bool ShortOfCopies(const cm::Configuration& c) const;
   // Asks `machine` to host a copy of `region` and records its fabric key.
   absl::Status HostReplica(const cm::Region& region, uint32_t machine);
@@ -179,6 +186,8 @@ class CmService {
   mutable absl::Mutex mu_;
   cm::ConfigState state_ ABSL_GUARDED_BY(mu_);     // used without o_.execute
   cm::Configuration config_ ABSL_GUARDED_BY(mu_);  // after the last command
+  // What Get and Renew answer while config_ is newer (0: not yet placed).
+  cm::Configuration published_ ABSL_GUARDED_BY(mu_);
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   // A bootstrap that cannot succeed (a machine's files cannot be restored):
   // not retried; Get answers with it.

@@ -1,6 +1,7 @@
 #include "farm/server/cm_service.h"
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,6 +10,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "farm/server/control.pb.h"
+#include "farm/tx/tx_log.h"
+#include "farm/tx/wire.h"
 #include "gtest/gtest.h"
 
 namespace dctk::farm::server {
@@ -205,7 +208,10 @@ TEST(CmServiceRestart, UnrestorableFilesEndTheBootstrapWithTheMachinesReason) {
 }
 
 // A storage machine that answers every call, hosting regions under keys
-// 100, 101, ..., and fails its next call of a method once told to.
+// 100, 101, ..., and fails its next call of a method once told to. At BLOCK
+// it reports one in-flight transaction, a COMMIT-BACKUP record holding every
+// region it writes, which recovery commits: so every recovery also recovers
+// the locks (RECOVER_LOCKS). `on_call` runs in each call, before the reply.
 class ObedientMachine {
  public:
   ObedientMachine()
@@ -220,9 +226,19 @@ class ObedientMachine {
     absl::MutexLock l(&mu_);
     return calls_[method];
   }
+  void OnCall(std::function<void(uint16_t method)> on_call) {
+    absl::MutexLock l(&mu_);
+    on_call_ = std::move(on_call);
+  }
 
  private:
   absl::StatusOr<std::string> Handle(uint16_t method) {
+    std::function<void(uint16_t)> on_call;
+    {
+      absl::MutexLock l(&mu_);
+      on_call = on_call_;
+    }
+    if (on_call) on_call(method);
     absl::MutexLock l(&mu_);
     ++calls_[method];
     if (method == fail_next_) {
@@ -234,6 +250,16 @@ class ObedientMachine {
       key.set_key(100 + hosted_++);
       return key.SerializeAsString();
     }
+    if (method == BLOCK) {
+      const tx::WriteEntry e{GlobalAddress(1, 0), 1, tx::EntryKind::kWrite, 64, "x"};
+      InFlight in;
+      InFlightRecord* rec = in.add_records();
+      rec->set_tx(42);
+      rec->set_machine(1);
+      rec->set_type(static_cast<uint32_t>(tx::LogType::kCommitBackup));
+      rec->set_request(tx::Encode(tx::LockRequest{1, 42, {1}, {e}}));
+      return in.SerializeAsString();
+    }
     return std::string();  // an empty reply parses as every reply message
   }
 
@@ -241,59 +267,100 @@ class ObedientMachine {
   uint16_t fail_next_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint16_t, int> calls_ ABSL_GUARDED_BY(mu_);
   uint32_t hosted_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void(uint16_t)> on_call_ ABSL_GUARDED_BY(mu_);
   ControlServer server_;
 };
 
+// A CM over machines 1 and 2 (one region each) whose clock the test moves.
+struct RecoveringCm {
+  ObedientMachine m1, m2;
+  std::shared_ptr<std::atomic<int64_t>> now = std::make_shared<std::atomic<int64_t>>(1000);
+  std::unique_ptr<CmService> cm;
+
+  void Start() {
+    ASSERT_TRUE(m1.Start().ok());
+    ASSERT_TRUE(m2.Start().ok());
+    CmServiceOptions o;
+    o.replicas = 1;
+    o.region_size = 1 << 20;
+    o.regions = 2;
+    o.lease_ms = 40;  // Ticks every 10 ms of real time
+    o.expected_machines = {1, 2};
+    o.rereplicate = false;
+    o.now_ms = [now = now] { return now->load(); };
+    cm = std::make_unique<CmService>(o);
+    ASSERT_TRUE(cm->Start("127.0.0.1").ok());
+    ASSERT_EQ(Call(*cm, cm::JoinCommand(1, "endpoint-1", m1.address(), 1000)).code(), 0);
+    ASSERT_EQ(Call(*cm, cm::JoinCommand(2, "endpoint-2", m2.address(), 1000)).code(), 0);
+    auto ch = ControlChannel::Connect(cm->address());
+    ASSERT_TRUE(ch.ok()) << ch.status();
+    const absl::Status get = GetOnceStarted(**ch);
+    ASSERT_TRUE(get.ok()) << get;
+  }
+
+  // Machine 2's lease runs out while machine 1 renews; waits for the
+  // removal's recovery to be counted.
+  void RemoveMachine2() {
+    now->store(1030);
+    ASSERT_EQ(Call(*cm, cm::RenewCommand(1, 1030)).code(), 0);
+    now->store(1060);
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (cm->recovery_stats().recoveries == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+};
+
 // The removal's recovery fails at one of the steps it sends the machines, at
-// machine 1: BLOCK and KNOWN before the configuration is installed,
-// INSTALL_CONFIG while some machines have it, RESOLVE and RESUME after, with
-// machine 1's regions blocked.
+// machine 1: BLOCK, KNOWN and RECOVER_LOCKS before the configuration is
+// installed, INSTALL_CONFIG while some machines have it, RESOLVE and RESUME
+// after, with machine 1's regions blocked.
 class CmServiceRecovery : public ::testing::TestWithParam<uint16_t> {};
 
 TEST_P(CmServiceRecovery, AFailedRecoveryIsFinishedAndCountedByTheNextOne) {
-  ObedientMachine m1, m2;
-  ASSERT_TRUE(m1.Start().ok());
-  ASSERT_TRUE(m2.Start().ok());
-  auto now = std::make_shared<std::atomic<int64_t>>(1000);  // the CM's clock, moved by hand
-  CmServiceOptions o;
-  o.replicas = 1;
-  o.region_size = 1 << 20;
-  o.regions = 2;
-  o.lease_ms = 40;  // Ticks every 10 ms of real time
-  o.expected_machines = {1, 2};
-  o.rereplicate = false;
-  o.now_ms = [now] { return now->load(); };
-  CmService cm(o);
-  ASSERT_TRUE(cm.Start("127.0.0.1").ok());
-  ASSERT_EQ(Call(cm, cm::JoinCommand(1, "endpoint-1", m1.address(), 1000)).code(), 0);
-  ASSERT_EQ(Call(cm, cm::JoinCommand(2, "endpoint-2", m2.address(), 1000)).code(), 0);
-  auto ch = ControlChannel::Connect(cm.address());
-  ASSERT_TRUE(ch.ok()) << ch.status();
-  const absl::Status get = GetOnceStarted(**ch);
-  ASSERT_TRUE(get.ok()) << get;
-
-  // Machine 2's lease runs out while machine 1 renews; the removal's
-  // recovery fails at machine 1, the next Tick's succeeds.
-  const int before = m1.calls(GetParam());  // the bootstrap's INSTALL_CONFIG
-  m1.FailNext(GetParam());
-  now->store(1030);
-  ASSERT_EQ(Call(cm, cm::RenewCommand(1, 1030)).code(), 0);
-  now->store(1060);
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (cm.recovery_stats().recoveries == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  EXPECT_EQ(cm.recovery_stats().recoveries, 1);
-  EXPECT_EQ(m1.calls(GetParam()) - before, 2);
+  RecoveringCm c;
+  ASSERT_NO_FATAL_FAILURE(c.Start());
+  // The recovery fails at machine 1, the next Tick's succeeds.
+  const int before = c.m1.calls(GetParam());  // the bootstrap's INSTALL_CONFIG
+  c.m1.FailNext(GetParam());
+  ASSERT_NO_FATAL_FAILURE(c.RemoveMachine2());
+  EXPECT_EQ(c.cm->recovery_stats().recoveries, 1);
+  EXPECT_EQ(c.m1.calls(GetParam()) - before, 2);
   // The last RESUME succeeded: machine 1's regions serve again.
-  EXPECT_EQ(m1.calls(RESUME), GetParam() == RESUME ? 2 : 1);
+  EXPECT_EQ(c.m1.calls(RESUME), GetParam() == RESUME ? 2 : 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(FailingStep, CmServiceRecovery,
-                         ::testing::Values(BLOCK, KNOWN, INSTALL_CONFIG, RESOLVE, RESUME),
+                         ::testing::Values(BLOCK, KNOWN, RECOVER_LOCKS, INSTALL_CONFIG, RESOLVE,
+                                           RESUME),
                          [](const ::testing::TestParamInfo<uint16_t>& step) {
                            return Method_Name(step.param);
                          });
+
+// A client learns a configuration from the CM (Get, lease renewals) only
+// once its lock recovery is done: until then a promoted backup may still
+// serve, unlocked, an object a committed transaction writes.
+TEST(CmServiceRecoveryOrder, ClientsLearnTheConfigurationOnlyAfterLockRecovery) {
+  RecoveringCm c;
+  ASSERT_NO_FATAL_FAILURE(c.Start());
+  const uint64_t old_id = Call(*c.cm, cm::GetCommand()).config().id();
+  std::map<uint16_t, uint64_t> seen_by_get, seen_by_renewal;
+  c.m1.OnCall([&](uint16_t method) {
+    if (method != BLOCK && method != RECOVER_LOCKS && method != INSTALL_CONFIG) return;
+    seen_by_get[method] = Call(*c.cm, cm::GetCommand()).config().id();
+    seen_by_renewal[method] = Call(*c.cm, cm::RenewCommand(1, 0)).config().id();
+  });
+  ASSERT_NO_FATAL_FAILURE(c.RemoveMachine2());
+  c.m1.OnCall(nullptr);
+  ASSERT_EQ(c.cm->recovery_stats().recoveries, 1);
+  const uint64_t new_id = Call(*c.cm, cm::GetCommand()).config().id();
+  EXPECT_GT(new_id, old_id);
+  for (auto* seen : {&seen_by_get, &seen_by_renewal}) {
+    EXPECT_EQ((*seen)[BLOCK], old_id);
+    EXPECT_EQ((*seen)[RECOVER_LOCKS], old_id);
+    EXPECT_EQ((*seen)[INSTALL_CONFIG], new_id);  // machine 1 (and 2, gone) locked
+  }
+}
 
 }  // namespace
 }  // namespace dctk::farm::server

@@ -3,7 +3,8 @@
 // region table; joins the CM service and renews its lease; and answers the
 // control plane: host a region (register memory, report its key), wire a
 // coordinator's rings, install a configuration, the recovery steps
-// (block + report in-flight records, known outcomes, resolve, resume; a
+// (block + report in-flight records, known outcomes, lock recovery of the
+// decided commits, resolve, resume; a
 // per-region recovery's BLOCK names the regions that stop, the others keep
 // serving the new configuration),
 // re-replication (copy a chunk of a region it is primary of; apply a chunk to
@@ -388,6 +389,29 @@ class MachineService {
     evicted_.store(true);
   }
 
+  // The decisions a RESOLVE or RECOVER_LOCKS (`step`) carries; malformed
+  // ones are refused whole, naming the step, this machine and the entry.
+  absl::StatusOr<std::vector<tx::Resolution>> Decisions(absl::string_view req,
+                                                        const char* step) const {
+    auto rs = ParseAs<Resolutions>(req);
+    if (!rs.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(step, " at machine ", id_, ": ", rs.status().message()));
+    }
+    std::vector<tx::Resolution> out;
+    for (int i = 0; i < rs->resolutions_size(); ++i) {
+      const Resolution& r = rs->resolutions(i);
+      absl::StatusOr<tx::LockRequest> entries = tx::DecodeLockRequest(r.entries());
+      if (!entries.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(step, " at machine ", id_, ": resolution ",
+                                                       i, " (transaction ", r.tx(),
+                                                       "): entries: ", entries.status().message()));
+      }
+      out.push_back({r.tx(), r.commit(), std::move(entries->entries)});
+    }
+    return out;
+  }
+
   template <typename M>
   static absl::StatusOr<M> ParseAs(absl::string_view req) {
     M m;
@@ -474,14 +498,16 @@ class MachineService {
         }
         return out.SerializeAsString();
       }
+      case RECOVER_LOCKS: {
+        absl::StatusOr<std::vector<tx::Resolution>> commits = Decisions(req, "RECOVER_LOCKS");
+        if (!commits.ok()) return commits.status();
+        if (absl::Status s = p.RecoverLocks(*commits); !s.ok()) return s;
+        return std::string();
+      }
       case RESOLVE: {
-        auto rs = ParseAs<Resolutions>(req);
-        if (!rs.ok()) return rs.status();
-        for (const Resolution& r : rs->resolutions()) {
-          absl::StatusOr<tx::LockRequest> entries = tx::DecodeLockRequest(r.entries());
-          if (!entries.ok()) return entries.status();
-          p.Resolve({r.tx(), r.commit(), std::move(entries->entries)});
-        }
+        absl::StatusOr<std::vector<tx::Resolution>> decisions = Decisions(req, "RESOLVE");
+        if (!decisions.ok()) return decisions.status();
+        for (const tx::Resolution& r : *decisions) p.Resolve(r);
         return std::string();
       }
       case RESUME: {

@@ -52,10 +52,9 @@ TEST_P(PromotedBackupTest, ServesNoStateFromBeforeTheCommitRecoveryDecided) {
   const std::vector<RegionInfo> regions = c->table().All();
   for (const RegionInfo& x : regions) {
     for (const RegionInfo& y : regions) {
-      const bool fits = o.replicas == 2
-                            ? y.primary().machine < x.primary().machine
-                            : x.replicas[2].machine < x.replicas[1].machine &&
-                                  y.primary().machine != x.primary().machine;
+      const bool fits = o.replicas == 2 ? y.primary().machine < x.primary().machine
+                                        : x.replicas[2].machine < x.replicas[1].machine &&
+                                              y.primary().machine != x.primary().machine;
       if (ra == nullptr && fits) {
         ra = &x;
         rb = &y;
@@ -101,11 +100,13 @@ TEST_P(PromotedBackupTest, ServesNoStateFromBeforeTheCommitRecoveryDecided) {
   absl::StatusOr<RecoveryReport> r = c->Recover({victim}, [&] {
     ASSERT_EQ(c->table().Lookup(ra->id)->primary().machine, promoted);
     for (GlobalAddress x : {a, n}) {
-      EXPECT_TRUE(IsLocked(HeaderAt(*c, promoted, x))) << x.ToString() << " at machine " << promoted;
+      EXPECT_TRUE(IsLocked(HeaderAt(*c, promoted, x)))
+          << x.ToString() << " at machine " << promoted;
       auto tx = client.Begin();
       absl::StatusOr<std::string> v = tx.Read(x, 8);
       EXPECT_TRUE(absl::IsAborted(v.status()))
-          << x.ToString() << ": " << (v.ok() ? absl::StrCat("read ", AsU64(*v)) : v.status().ToString());
+          << x.ToString() << ": "
+          << (v.ok() ? absl::StrCat("read ", AsU64(*v)) : v.status().ToString());
     }
   });
   ASSERT_TRUE(r.ok()) << r.status();
@@ -149,15 +150,21 @@ TEST(RecoverLocksTest, BadDecisionsAreRefusedWhole) {
   } cases[] = {
       {fine, false, "transaction 9: not a decided commit"},
       {{GlobalAddress(region.id, 1 << 20), 0, EntryKind::kBlockMark, 64, ""}, true, "block mark"},
-      {{GlobalAddress(region.id, 64), 0, EntryKind::kAlloc, 100, "y"}, true, "100-byte slots: not a slot size"},
-      {{GlobalAddress(region.id, static_cast<uint32_t>(region.size - 64)), 0, EntryKind::kAlloc, 128, "y"},
-       true, "no object of region"},
+      {{GlobalAddress(region.id, 64), 0, EntryKind::kAlloc, 100, "y"},
+       true,
+       "100-byte slots: not a slot size"},
+      {{GlobalAddress(region.id, static_cast<uint32_t>(region.size - 64)), 0, EntryKind::kAlloc,
+        128, "y"},
+       true,
+       "no object of region"},
   };
   for (const Case& k : cases) {
     absl::Status s = p.RecoverLocks({{9, k.commit, {fine, k.bad}}});
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
     EXPECT_NE(s.message().find(k.says), std::string::npos) << s;
-    EXPECT_NE(s.message().find(absl::StrCat("machine ", region.replicas[1].machine)), std::string::npos) << s;
+    EXPECT_NE(s.message().find(absl::StrCat("machine ", region.replicas[1].machine)),
+              std::string::npos)
+        << s;
     EXPECT_TRUE(p.InFlight().empty()) << "a refused request left a record";
   }
 }
