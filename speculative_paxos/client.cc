@@ -44,12 +44,6 @@ void ClientStats::Add(const ClientStats& o) {
   latency.Merge(o.latency);
 }
 
-void ClientStats::Clear() {
-  metrics::Histogram kept = std::move(latency);
-  kept.Clear();
-  *this = ClientStats{.latency = std::move(kept)};
-}
-
 absl::Status Client::Start() {
   if (config_.replicas.empty() || config_.replicas.size() > 64) {
     return absl::InvalidArgumentError(absl::StrCat(

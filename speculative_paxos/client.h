@@ -96,9 +96,6 @@ struct ClientStats {
     return completed == 0 ? 0.0 : static_cast<double>(fast_path) / completed;
   }
   void Add(const ClientStats& other);
-  // Back to zero, keeping the latency histogram's memory (a fresh ClientStats
-  // allocates and zeroes its 59 KiB).
-  void Clear();
 };
 
 // The MOM sender id a client sends its requests with (ClientConfig.mom): its

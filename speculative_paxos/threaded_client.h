@@ -25,7 +25,6 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,7 +71,9 @@ class ThreadedClient {
   // (from a callback).
   absl::StatusOr<std::string> CallAndWait(std::string op, absl::Duration timeout);
 
-  // Sum over the client endpoints. Thread-safe.
+  // Sum over the client endpoints, taken on the client's thread: from another
+  // thread it waits for the loop to get to it (so, like CallAndWait, not
+  // after the loop stopped). Thread-safe.
   ClientStats stats();
 
  private:
@@ -100,9 +101,6 @@ class ThreadedClient {
   std::deque<std::shared_ptr<PendingCall>> queue_;
   uint64_t next_call_ = 1;
   std::thread loop_;
-
-  std::mutex stats_mu_;
-  ClientStats stats_;  // guarded by stats_mu_; refreshed as calls finish
 };
 
 }  // namespace dctk::spaxos

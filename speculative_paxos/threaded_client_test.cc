@@ -98,7 +98,19 @@ TEST_P(AwaitRepliesTest, BlockingAndAsyncCalls) {
   absl::StatusOr<std::string> got = client->CallAndWait(KvApp::Get("a31"), absl::Seconds(10));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(KvApp::ParseResult(*got).value(), "x");
-  EXPECT_EQ(client->stats().completed, kCalls + 2u);
+  const ClientStats stats = client->stats();
+  EXPECT_EQ(stats.completed, kCalls + 2u);
+  EXPECT_EQ(stats.latency.count(), kCalls + 2u);
+  EXPECT_GT(stats.latency.min(), 0u);
+  // From a callback, on the client's own thread, stats() does not wait for it.
+  absl::Notification read;
+  uint64_t completed_in_callback = 0;
+  client->Call(KvApp::Get("a0"), absl::Seconds(10), [&](absl::StatusOr<std::string>) {
+    completed_in_callback = client->stats().completed;
+    read.Notify();
+  });
+  read.WaitForNotification();
+  EXPECT_EQ(completed_in_callback, kCalls + 3u);
 }
 
 TEST(ThreadedClientTest, CallWithoutReplicasTimesOut) {

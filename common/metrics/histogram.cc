@@ -8,9 +8,16 @@
 
 namespace dctk::metrics {
 
+// The loops below take their bounds and arrays into locals: a count written
+// through counts_ may alias min_ / max_ for the compiler, which then would
+// neither hoist the bounds nor vectorize.
+
 void Histogram::Merge(const Histogram& other) {
   if (other.count_ == 0) return;
-  for (int i = other.FirstBucket(); i <= other.LastBucket(); ++i) counts_[i] += other.counts_[i];
+  const int first = other.FirstBucket(), last = other.LastBucket();
+  uint64_t* to = counts_.data();
+  const uint64_t* from = other.counts_.data();
+  for (int i = first; i <= last; ++i) to[i] += from[i];
   count_ += other.count_;
   sum_ += other.sum_;
   min_ = std::min(min_, other.min_);
@@ -20,10 +27,13 @@ void Histogram::Merge(const Histogram& other) {
 void Histogram::Subtract(const Histogram& earlier) {
   if (earlier.count_ == 0) return;
   CHECK_GE(count_, earlier.count_) << "Subtract: the earlier histogram holds more samples";
-  for (int i = earlier.FirstBucket(); i <= earlier.LastBucket(); ++i) {
-    CHECK_GE(counts_[i], earlier.counts_[i])
-        << "Subtract: bucket " << i << " holds fewer samples than the earlier histogram";
-    counts_[i] -= earlier.counts_[i];
+  const int first = earlier.FirstBucket(), last = earlier.LastBucket();
+  uint64_t* to = counts_.data();
+  const uint64_t* from = earlier.counts_.data();
+  for (int i = first; i <= last; ++i) {
+    CHECK_GE(to[i], from[i]) << "Subtract: bucket " << i
+                             << " holds fewer samples than the earlier histogram";
+    to[i] -= from[i];
   }
   count_ -= earlier.count_;
   sum_ -= earlier.sum_;
@@ -31,7 +41,7 @@ void Histogram::Subtract(const Histogram& earlier) {
 }
 
 void Histogram::Clear() {
-  if (count_ > 0) std::fill(&counts_[FirstBucket()], &counts_[LastBucket()] + 1, 0);
+  if (count_ > 0) std::fill(counts_.data() + FirstBucket(), counts_.data() + LastBucket() + 1, 0);
   count_ = 0;
   sum_ = 0;
   min_ = std::numeric_limits<uint64_t>::max();
@@ -44,7 +54,7 @@ uint64_t Histogram::ValueAtQuantile(double q) const {
   const uint64_t rank =
       std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_))));
   uint64_t seen = 0;
-  for (int i = 0; i < HistogramBuckets::kCount; ++i) {
+  for (int i = FirstBucket(); i < HistogramBuckets::kCount; ++i) {
     seen += counts_[i];
     if (seen >= rank) {
       return std::min(std::max(HistogramBuckets::Representative(i), min_), max_);
@@ -54,9 +64,11 @@ uint64_t Histogram::ValueAtQuantile(double q) const {
 }
 
 uint64_t Histogram::CountAtOrBelow(uint64_t v) const {
-  const int last = HistogramBuckets::Index(v);
+  if (count_ == 0) return 0;
+  const int first = FirstBucket(), last = std::min(HistogramBuckets::Index(v), LastBucket());
+  const uint64_t* counts = counts_.data();
   uint64_t n = 0;
-  for (int i = 0; i <= last; ++i) n += counts_[i];
+  for (int i = first; i <= last; ++i) n += counts[i];
   return n;
 }
 
@@ -169,7 +181,8 @@ ConcurrentHistogram::Shard& ConcurrentHistogram::AddShard(int slot) {
 void ConcurrentHistogram::Merge(const Histogram& h) {
   if (h.count_ == 0) return;
   Shard& s = ShardForThisThread();
-  for (int i = h.FirstBucket(); i <= h.LastBucket(); ++i) {
+  const int first = h.FirstBucket(), last = h.LastBucket();
+  for (int i = first; i <= last; ++i) {
     if (h.counts_[i] != 0) s.counts[i].fetch_add(h.counts_[i], std::memory_order_relaxed);
   }
   s.sum.fetch_add(h.sum_, std::memory_order_relaxed);
