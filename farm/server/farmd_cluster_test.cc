@@ -173,14 +173,11 @@ TEST_P(DeadClientTest, ItsTransactionIsRecovered) {
     const absl::Status s = tx::Transfer((*a)->tx(), from, to, audit);
     ASSERT_TRUE(absl::IsCancelled(s)) << s;
   }  // client A is gone: no more lease renewals, its rings and fabric closed
+  // Retried until the dead client's locks are released (at its removal).
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (true) {
-    ASSERT_LT(absl::Now(), deadline) << "the dead client's locks were never released";
-    const absl::Status s = tx::Transfer((*b)->tx(), from, to, audit);
-    if (s.ok()) break;
-    ASSERT_TRUE(absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) << s;
-    if (!absl::IsAborted(s)) (void)(*b)->Refresh();
-  }
+  auto transfer = [&] { return tx::Transfer((*b)->tx(), from, to, audit); };
+  absl::Status s = client::RetryWithRefresh(**b, deadline, transfer);
+  ASSERT_TRUE(s.ok()) << s;
   // Once the CM removed the dead client (its transaction decided), transfers
   // still commit.
   while (true) {
@@ -191,13 +188,8 @@ TEST_P(DeadClientTest, ItsTransactionIsRecovered) {
     if (std::none_of(members.begin(), members.end(), is_dead_client)) break;
     absl::SleepFor(absl::Milliseconds(20));
   }
-  while (true) {
-    ASSERT_LT(absl::Now(), deadline) << "no transfer commits after the dead client's removal";
-    const absl::Status s = tx::Transfer((*b)->tx(), from, to, audit);
-    if (s.ok()) break;
-    ASSERT_TRUE(absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) << s;
-    if (!absl::IsAborted(s)) (void)(*b)->Refresh();
-  }
+  s = client::RetryWithRefresh(**b, deadline, transfer);
+  ASSERT_TRUE(s.ok()) << s;
   const uint64_t moved = GetParam().committed ? 3 : 2;
   absl::StatusOr<tx::Balances> after = tx::ReadBalances((*b)->tx(), from, to, audit);
   ASSERT_TRUE(after.ok()) << after.status();
