@@ -11,11 +11,11 @@
 // median / p99 latency (after the warmup), the client library's counters
 // (speculative successes "fast", fallbacks "slow", retries "resends", the
 // speculative success rate), and a second line with its latency histogram
-// (whole run) in /metrics' 1-2-5 buckets (metrics::FormatLatencyBuckets). Every latency comes from
-// ClientStats.latency (recorded once, by the client library): the
-// percentiles are those of the completions after the warmup (the histogram
-// less its state when the warmup ended), within 0.4% (common/metrics
-// Histogram).
+// (whole run) in /metrics' 1-2-5 buckets (metrics::FormatLatencyBuckets).
+// Every latency comes from ClientStats.latency (recorded once, by the client
+// library): ops and the percentiles are those of the completions after the
+// warmup (the histogram less its state when the warmup ended), percentiles
+// within 0.4% (common/metrics Histogram).
 // --shared_endpoint (default): the process's clients share one endpoint,
 // which sends the requests they issue together as one datagram per replica
 // (client_endpoint.h); --noshared_endpoint: one endpoint per client.
