@@ -7,6 +7,8 @@
 // promoted one learns the decided entries from recovery. An object the
 // transaction allocates reads as locked there too (readers retry), not as
 // "no object allocated".
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
 #include "farm/core/object.h"
 #include "farm/tx/recovery.h"
@@ -47,35 +49,21 @@ TEST_P(PromotedBackupTest, ServesNoStateFromBeforeTheCommitRecoveryDecided) {
   o.client.outcome_timeout = absl::Seconds(20);
   auto c = MakeShmCluster(o);
   // Messages of one step go out in machine order.
-  const RegionInfo* ra = nullptr;
-  const RegionInfo* rb = nullptr;
-  const std::vector<RegionInfo> regions = c->table().All();
-  for (const RegionInfo& x : regions) {
-    for (const RegionInfo& y : regions) {
-      const bool fits = o.replicas == 2 ? y.primary().machine < x.primary().machine
-                                        : x.replicas[2].machine < x.replicas[1].machine &&
-                                              y.primary().machine != x.primary().machine;
-      if (ra == nullptr && fits) {
-        ra = &x;
-        rb = &y;
-      }
-    }
-  }
-  ASSERT_NE(ra, nullptr) << "the placement gives no pair of regions this test needs";
+  const auto pair = RegionPair(*c, [&](const RegionInfo& x, const RegionInfo& y) {
+    return o.replicas == 2 ? y.primary().machine < x.primary().machine
+                           : x.replicas[2].machine < x.replicas[1].machine &&
+                                 y.primary().machine != x.primary().machine;
+  });
+  ASSERT_TRUE(pair.has_value()) << "the placement gives no pair of regions this test needs";
+  const RegionInfo* ra = &pair->first;
+  const RegionInfo* rb = &pair->second;
   const fabric::MachineId victim = ra->primary().machine;
   const fabric::MachineId promoted = ra->replicas[1].machine;
   fabric::MachineId coordinator = 1;
   while (coordinator == victim) ++coordinator;
   Client& client = c->client(coordinator);
   GlobalAddress a, b;
-  {
-    auto tx = client.Begin();
-    a = *tx.Alloc(8, GlobalAddress(ra->id, 0));
-    b = *tx.Alloc(8, GlobalAddress(rb->id, 0));
-    ASSERT_TRUE(tx.Write(a, U64(0)).ok());
-    ASSERT_TRUE(tx.Write(b, U64(0)).ok());
-    ASSERT_TRUE(tx.Commit().ok());
-  }
+  std::tie(a, b) = CountersIn(client, ra->id, rb->id);
   client.options().crash_before = [&](CommitStep step, fabric::MachineId target) {
     return o.replicas == 2 ? step == CommitStep::kCommitPrimary && target == victim
                            : step == CommitStep::kCommitBackup && target == promoted;

@@ -34,13 +34,7 @@ std::pair<GlobalAddress, GlobalAddress> TwoCounters(ShmCluster& c, Client& clien
   for (const RegionInfo& r : regions) {
     if (r.primary().machine != r1->primary().machine) r2 = &r;
   }
-  auto tx = client.Begin();
-  GlobalAddress a = *tx.Alloc(8, GlobalAddress(r1->id, 0));
-  GlobalAddress b = *tx.Alloc(8, GlobalAddress(r2->id, 0));
-  EXPECT_TRUE(tx.Write(a, U64(0)).ok());
-  EXPECT_TRUE(tx.Write(b, U64(0)).ok());
-  EXPECT_TRUE(tx.Commit().ok());
-  return {a, b};
+  return CountersIn(client, r1->id, r2->id);
 }
 
 struct CoordinatorCrash {
@@ -182,33 +176,19 @@ TEST(RecoveryTest, TruncatedAtOneBackupCommitsAtTheOther) {
   o.regions = 12;
   auto c = MakeShmCluster(o);
   // Two regions with the same primary and different backups.
-  std::vector<RegionInfo> regions = c->table().All();
-  const RegionInfo* r1 = nullptr;
-  const RegionInfo* r2 = nullptr;
-  for (const RegionInfo& x : regions) {
-    for (const RegionInfo& y : regions) {
-      if (r1 == nullptr && x.primary().machine == y.primary().machine &&
-          x.replicas[1].machine < y.replicas[1].machine) {
-        r1 = &x;
-        r2 = &y;
-      }
-    }
-  }
-  ASSERT_NE(r1, nullptr) << "placement gave no machine two regions with different backups";
+  const auto pair = RegionPair(*c, [](const RegionInfo& x, const RegionInfo& y) {
+    return x.primary().machine == y.primary().machine &&
+           x.replicas[1].machine < y.replicas[1].machine;
+  });
+  ASSERT_TRUE(pair.has_value()) << "placement gave no machine two regions with different backups";
+  const RegionInfo* r1 = &pair->first;
+  const RegionInfo* r2 = &pair->second;
   const fabric::MachineId primary = r1->primary().machine;
   const fabric::MachineId late_backup = r2->replicas[1].machine;
   fabric::MachineId coordinator = 1;
   while (coordinator == primary) ++coordinator;
   auto& client = c->client(coordinator);
-  GlobalAddress a, b;
-  {
-    auto tx = client.Begin();
-    a = *tx.Alloc(8, GlobalAddress(r1->id, 0));
-    b = *tx.Alloc(8, GlobalAddress(r2->id, 0));
-    ASSERT_TRUE(tx.Write(a, U64(0)).ok());
-    ASSERT_TRUE(tx.Write(b, U64(0)).ok());
-    ASSERT_TRUE(tx.Commit().ok());
-  }
+  auto [a, b] = CountersIn(client, r1->id, r2->id);
   // TRUNCATE goes out in machine order: r1's backup has it, r2's does not.
   client.options().crash_before = [&](CommitStep step, fabric::MachineId target) {
     return step == CommitStep::kTruncate && target == late_backup;

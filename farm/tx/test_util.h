@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/optional.h"
 #include "farm/core/address.h"
 #include "farm/core/object.h"
 #include "farm/fabric/shm_fabric.h"
@@ -39,6 +41,34 @@ inline uint64_t AsU64(const std::string& s) {
   uint64_t v = 0;
   std::memcpy(&v, s.data(), std::min<size_t>(8, s.size()));
   return v;
+}
+
+// The first pair of regions (x, y) of the cluster's table for which `fits`
+// holds, as copies; nullopt if none does.
+inline absl::optional<std::pair<RegionInfo, RegionInfo>> RegionPair(
+    const ShmCluster& c, const std::function<bool(const RegionInfo&, const RegionInfo&)>& fits) {
+  const std::vector<RegionInfo> regions = c.table().All();
+  for (const RegionInfo& x : regions) {
+    for (const RegionInfo& y : regions) {
+      if (fits(x, y)) return std::make_pair(x, y);
+    }
+  }
+  return absl::nullopt;
+}
+
+// Two 8-byte counters at 0, allocated in one transaction near the starts of
+// regions `ra` and `rb` (at their primaries).
+inline std::pair<GlobalAddress, GlobalAddress> CountersIn(TxClient<fabric::ShmFabric>& client,
+                                                          RegionId ra, RegionId rb) {
+  auto tx = client.Begin();
+  absl::StatusOr<GlobalAddress> a = tx.Alloc(8, GlobalAddress(ra, 0));
+  absl::StatusOr<GlobalAddress> b = tx.Alloc(8, GlobalAddress(rb, 0));
+  EXPECT_TRUE(a.ok() && b.ok()) << a.status() << " " << b.status();
+  if (!a.ok() || !b.ok()) return {};
+  EXPECT_TRUE(tx.Write(*a, U64(0)).ok());
+  EXPECT_TRUE(tx.Write(*b, U64(0)).ok());
+  EXPECT_TRUE(tx.Commit().ok());
+  return {*a, *b};
 }
 
 // Both 8-byte counters at `a` and `b` + 1 in one transaction.
