@@ -38,14 +38,16 @@ struct CrashCase {
   Role role;
   CommitStep step;
   int after;  // messages of the step sent before the failure
-  Expect expect;
+  // The outcome recovery must reach when the victim's message is the first
+  // of its steps (it got it, then died, at "after 1"), and the last.
+  Expect first, last;
 };
 
 // 6 machines; the transfer writes `from` (region a) and `to` (region b) and
 // reads `audit` (region a; region r when r's primary is the victim). a and b
-// have four distinct replicas, the lower ids first (a's primary < b's, a's
-// backup < b's), so every step but VALIDATE sends two or more messages and
-// the victim's comes first; r's primary is a fifth machine and the
+// have four distinct replicas, so every step but VALIDATE sends two or more
+// messages (in machine order), a's first (a's primary < b's, a's backup <
+// b's) or, with `victim_last`, last; r's primary is a fifth machine and the
 // coordinator runs on the sixth, which holds none of them.
 struct Placement {
   RegionInfo a, b, r;
@@ -64,14 +66,15 @@ LocalClusterOptions Options(bool give_up) {
   return o;
 }
 
-absl::optional<Placement> FindPlacement(const ShmCluster& c) {
+absl::optional<Placement> FindPlacement(const ShmCluster& c, bool victim_last) {
   std::vector<RegionInfo> regions = c.table().All();
   std::sort(regions.begin(), regions.end(), [](auto& x, auto& y) { return x.id < y.id; });
   for (const RegionInfo& a : regions) {
     for (const RegionInfo& b : regions) {
       const fabric::MachineId pa = a.replicas[0].machine, ba = a.replicas[1].machine;
       const fabric::MachineId pb = b.replicas[0].machine, bb = b.replicas[1].machine;
-      if (!(pa < pb && ba < bb) || pa == bb || ba == pb) continue;
+      const bool a_first = pa < pb && ba<bb, a_last = pa> pb && ba > bb;
+      if (!(victim_last ? a_last : a_first) || pa == bb || ba == pb) continue;
       auto busy = [&](fabric::MachineId m) { return m == pa || m == ba || m == pb || m == bb; };
       for (const RegionInfo& r : regions) {
         const fabric::MachineId pr = r.replicas[0].machine;
@@ -171,14 +174,16 @@ struct Progress {
 };
 bool RecoverOrFinished(Progress* p) { return p->recover || p->finished; }
 
-// A row of the matrix, and whether coordinators give up on a new configuration.
-class CrashMatrixTest : public ::testing::TestWithParam<std::tuple<CrashCase, bool>> {};
+// A row of the matrix, whether coordinators give up on a new configuration,
+// and whether the victim's message is the last of its steps.
+class CrashMatrixTest : public ::testing::TestWithParam<std::tuple<CrashCase, bool, bool>> {};
 
 TEST_P(CrashMatrixTest, CommittedExactlyOnceAndNothingElse) {
   const CrashCase& k = std::get<0>(GetParam());
   auto c = MakeShmCluster(Options(std::get<1>(GetParam())));
-  const absl::optional<Placement> p = FindPlacement(*c);
-  ASSERT_TRUE(p.has_value()) << "no two regions with four distinct replicas in ascending order";
+  const bool victim_last = std::get<2>(GetParam());
+  const absl::optional<Placement> p = FindPlacement(*c, victim_last);
+  ASSERT_TRUE(p.has_value()) << "no two regions with four distinct replicas in that order";
   auto& client = c->client(p->coordinator);
   const RegionInfo& audit_region = k.role == kReadPrimary ? p->r : p->a;
   const absl::StatusOr<Accounts> opened =
@@ -275,8 +280,8 @@ TEST_P(CrashMatrixTest, CommittedExactlyOnceAndNothingElse) {
   printf("%s: told %s; OUTCOME %d; committed %d\n",
          ::testing::UnitTest::GetInstance()->current_test_info()->name(), told.ToString().c_str(),
          static_cast<int>(said), committed);
-  if (k.expect != Expect::kEither) {
-    EXPECT_EQ(committed, k.expect == Expect::kCommitted) << "told " << told;
+  if (const Expect e = victim_last ? k.last : k.first; e != Expect::kEither) {
+    EXPECT_EQ(committed, e == Expect::kCommitted) << "told " << told;
   }
 
   // The balances agree, exactly once, total intact, nothing locked.
@@ -313,53 +318,55 @@ using S = CommitStep;
 // messages race the recovery: a primary of `from` killed before or between
 // the COMMIT-BACKUPs (committed iff `from`'s backup logged it before recovery
 // blocked it), a backup killed after logging it (iff the other backup logged
-// it too), the read-only account's primary killed before VALIDATE or
-// COMMIT-PRIMARY (recovery, which every participant joins, decides the
-// transaction if it blocks them before the coordinator is done).
+// it too), or before COMMIT-BACKUP when its message comes last (iff the
+// other logged it first), the read-only account's primary killed before
+// VALIDATE or COMMIT-PRIMARY (recovery, which every participant joins,
+// decides the transaction if it blocks them before the coordinator is done).
 // clang-format off
 constexpr CrashCase kMatrix[] = {
-    // role        step               after, expected
-    {kPrimary,     S::kLock,          0, kN},
-    {kPrimary,     S::kLock,          1, kN},
-    {kPrimary,     S::kValidate,      0, kN},  // VALIDATE's read meets the dead machine
-    {kPrimary,     S::kCommitBackup,  0, kE},
-    {kPrimary,     S::kCommitBackup,  1, kE},
-    {kPrimary,     S::kCommitPrimary, 0, kC},
-    {kPrimary,     S::kCommitPrimary, 1, kC},
-    {kPrimary,     S::kTruncate,      0, kC},
-    {kPrimary,     S::kTruncate,      1, kC},
-    {kBackup,      S::kLock,          0, kN},
-    {kBackup,      S::kLock,          1, kN},
-    {kBackup,      S::kValidate,      0, kN},
-    {kBackup,      S::kCommitBackup,  0, kN},
-    {kBackup,      S::kCommitBackup,  1, kE},
-    {kBackup,      S::kCommitPrimary, 0, kC},
-    {kBackup,      S::kCommitPrimary, 1, kC},
-    {kBackup,      S::kTruncate,      0, kC},
-    {kBackup,      S::kTruncate,      1, kC},
-    {kReadPrimary, S::kLock,          0, kE},
-    {kReadPrimary, S::kLock,          1, kE},
-    {kReadPrimary, S::kValidate,      0, kN},  // VALIDATE's read meets the dead machine
-    {kReadPrimary, S::kCommitBackup,  0, kE},
-    {kReadPrimary, S::kCommitBackup,  1, kE},
-    {kReadPrimary, S::kCommitPrimary, 0, kC},
-    {kReadPrimary, S::kCommitPrimary, 1, kC},
-    {kReadPrimary, S::kTruncate,      0, kC},
-    {kReadPrimary, S::kTruncate,      1, kC},
-    {kCoordinator, S::kLock,          0, kN},
-    {kCoordinator, S::kLock,          1, kN},
-    {kCoordinator, S::kValidate,      0, kN},
-    {kCoordinator, S::kCommitBackup,  0, kN},
-    {kCoordinator, S::kCommitBackup,  1, kC},  // one backup logged it
-    {kCoordinator, S::kCommitPrimary, 0, kC},
-    {kCoordinator, S::kCommitPrimary, 1, kC},
-    {kCoordinator, S::kTruncate,      0, kC},
-    {kCoordinator, S::kTruncate,      1, kC},
+    // role        step               after, first, last
+    {kPrimary,     S::kLock,          0, kN, kN},
+    {kPrimary,     S::kLock,          1, kN, kN},
+    {kPrimary,     S::kValidate,      0, kN, kN},  // VALIDATE's read meets the dead machine
+    {kPrimary,     S::kCommitBackup,  0, kE, kE},
+    {kPrimary,     S::kCommitBackup,  1, kE, kE},
+    {kPrimary,     S::kCommitPrimary, 0, kC, kC},
+    {kPrimary,     S::kCommitPrimary, 1, kC, kC},
+    {kPrimary,     S::kTruncate,      0, kC, kC},
+    {kPrimary,     S::kTruncate,      1, kC, kC},
+    {kBackup,      S::kLock,          0, kN, kE},
+    {kBackup,      S::kLock,          1, kN, kE},
+    {kBackup,      S::kValidate,      0, kN, kE},
+    {kBackup,      S::kCommitBackup,  0, kN, kE},
+    {kBackup,      S::kCommitBackup,  1, kE, kE},
+    {kBackup,      S::kCommitPrimary, 0, kC, kC},
+    {kBackup,      S::kCommitPrimary, 1, kC, kC},
+    {kBackup,      S::kTruncate,      0, kC, kC},
+    {kBackup,      S::kTruncate,      1, kC, kC},
+    {kReadPrimary, S::kLock,          0, kE, kE},
+    {kReadPrimary, S::kLock,          1, kE, kE},
+    {kReadPrimary, S::kValidate,      0, kN, kN},  // VALIDATE's read meets the dead machine
+    {kReadPrimary, S::kCommitBackup,  0, kE, kE},
+    {kReadPrimary, S::kCommitBackup,  1, kE, kE},
+    {kReadPrimary, S::kCommitPrimary, 0, kC, kC},
+    {kReadPrimary, S::kCommitPrimary, 1, kC, kC},
+    {kReadPrimary, S::kTruncate,      0, kC, kC},
+    {kReadPrimary, S::kTruncate,      1, kC, kC},
+    {kCoordinator, S::kLock,          0, kN, kN},
+    {kCoordinator, S::kLock,          1, kN, kN},
+    {kCoordinator, S::kValidate,      0, kN, kN},
+    {kCoordinator, S::kCommitBackup,  0, kN, kN},
+    {kCoordinator, S::kCommitBackup,  1, kC, kC},  // one backup logged it
+    {kCoordinator, S::kCommitPrimary, 0, kC, kC},
+    {kCoordinator, S::kCommitPrimary, 1, kC, kC},
+    {kCoordinator, S::kTruncate,      0, kC, kC},
+    {kCoordinator, S::kTruncate,      1, kC, kC},
 };
 // clang-format on
 
 INSTANTIATE_TEST_SUITE_P(Matrix, CrashMatrixTest,
-                         ::testing::Combine(::testing::ValuesIn(kMatrix), ::testing::Bool()),
+                         ::testing::Combine(::testing::ValuesIn(kMatrix), ::testing::Bool(),
+                                            ::testing::Bool()),
                          [](const auto& info) {
                            const CrashCase& k = std::get<0>(info.param);
                            const char* role = k.role == kPrimary       ? "Primary"
@@ -367,7 +374,8 @@ INSTANTIATE_TEST_SUITE_P(Matrix, CrashMatrixTest,
                                               : k.role == kReadPrimary ? "ReadPrimary"
                                                                        : "Coordinator";
                            return absl::StrCat(role, "_", StepTestName(k.step), "_", k.after,
-                                               std::get<1>(info.param) ? "_GiveUp" : "");
+                                               std::get<1>(info.param) ? "_GiveUp" : "",
+                                               std::get<2>(info.param) ? "_VictimLast" : "");
                          });
 
 }  // namespace
