@@ -70,7 +70,7 @@ struct LocalClusterOptions {
   uint64_t region_size = 4 << 20;
   int clients_per_machine = 1;
   uint64_t ring_size = 1 << 18;
-  std::string log_dir;    // empty: logs kept in memory only (no file)
+  std::string log_dir;    // empty: no log file; records counted, not kept (lost in a crash)
   FsyncPolicy fsync = FsyncPolicy::kNever;
   uint64_t log_segment_bytes = 4 << 20;
   // With log_dir: each machine checkpoints to log_dir/machine-N.ckpt every
