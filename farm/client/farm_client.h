@@ -191,15 +191,22 @@ class FarmClient {
     learned_from_lease_.fetch_add(1);
   }
 
+  // The lease thread joins, so the Join's reply wakes a thread at the
+  // lease's priority, which renews from then on.
   absl::Status JoinAsClient() {
     cm::Command join;
     join.mutable_join()->set_machine(fabric_->machine_id());
     join.mutable_join()->set_endpoint(fabric_->endpoint());
     join.mutable_join()->set_client(true);
-    absl::StatusOr<cm::Result> r = lease_cm_.Call(join);
-    if (!r.ok()) return r.status();
-    const int64_t lease_ms = std::max<int64_t>(3, r->config().lease_ms());
-    lease_thread_ = std::thread([this, lease_ms] {
+    absl::Status joined_status;
+    absl::Notification joined;
+    lease_thread_ = std::thread([this, &join, &joined_status, &joined] {
+      server::PrioritizeLeaseThread(absl::StrCat("client ", fabric_->machine_id()));
+      absl::StatusOr<cm::Result> r = lease_cm_.Call(join);
+      joined_status = r.status();
+      const int64_t lease_ms = r.ok() ? std::max<int64_t>(3, r->config().lease_ms()) : 0;
+      joined.Notify();
+      if (lease_ms == 0) return;
       while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(lease_ms / 3))) {
         cm::Command renew;
         renew.mutable_renew()->set_machine(fabric_->machine_id());
@@ -208,7 +215,8 @@ class FarmClient {
         if (r.ok() && r->has_config()) LearnFromLease(r->config());
       }
     });
-    return absl::OkStatus();
+    joined.WaitForNotification();
+    return joined_status;
   }
 
   absl::Status Init() {

@@ -1,5 +1,13 @@
 #include "farm/server/cm_channel.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "farm/cm/config_state.h"
 #include "farm/server/control.pb.h"
 #include "glog/logging.h"
@@ -37,6 +45,28 @@ void CmChannel::Suspect(fabric::MachineId m, fabric::MachineId by) {
   absl::Status s = Call(cm::SuspectCommand(m, by)).status();
   LOG_IF(WARNING, !s.ok()) << "machine " << by << ": reporting machine " << m
                            << " to the CM (Suspect): " << s;
+}
+
+std::string PrioritizeLeaseThread(absl::string_view who) {
+  sched_param fifo{};
+  fifo.sched_priority = kLeaseFifoPriority;
+  const int fifo_error = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo);
+  if (fifo_error == 0) {
+    LOG(INFO) << who << ": lease work at SCHED_FIFO priority " << kLeaseFifoPriority;
+    return "fifo";
+  }
+  // Linux applies a thread id's nice value to that thread alone.
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kLeaseNice) == 0) {
+    LOG(WARNING) << who << ": SCHED_FIFO refused (" << strerror(fifo_error)
+                 << "; needs CAP_SYS_NICE or "
+                 << "RLIMIT_RTPRIO); lease work at nice " << kLeaseNice;
+    return "nice";
+  }
+  LOG(WARNING) << who << ": SCHED_FIFO refused (" << strerror(fifo_error) << ") and nice "
+               << kLeaseNice << " refused (" << strerror(errno)
+               << "): leases are renewed at normal priority, so a short "
+               << "lease may expire under CPU load";
+  return "normal";
 }
 
 }  // namespace dctk::farm::server

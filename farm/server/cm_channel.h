@@ -6,6 +6,14 @@
 // transactions and those a machine's ship workers coordinate report a silent
 // machine the same way.
 //
+// PrioritizeLeaseThread: what a lease renewal thread calls first. FaRM keeps
+// leases short (5-10 ms) with a high-priority lease manager thread; here a
+// renewal thread (and the CM process, which takes renewals) asks for
+// SCHED_FIFO, else a lower nice value, so CPU-bound threads (other
+// processes' builds, a machine's own pollers) do not delay renewals past the
+// lease and get live machines removed (farm/README.md, "Leases under CPU
+// load").
+//
 // Example:
 //   CmChannel cm("127.0.0.1:4000");
 //   absl::StatusOr<cm::Result> r = cm.Call(cm::GetCommand());
@@ -17,6 +25,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "farm/cm/cm.pb.h"
@@ -47,6 +56,16 @@ class CmChannel {
   absl::Mutex mu_;
   std::unique_ptr<ControlChannel> ch_ ABSL_GUARDED_BY(mu_);
 };
+
+// Raises the calling thread's scheduling priority for lease work: SCHED_FIFO
+// (priority kLeaseFifoPriority), or where that is refused (no CAP_SYS_NICE,
+// RLIMIT_RTPRIO 0, a user namespace) nice kLeaseNice. Logs what it got, naming
+// `who`, and says plainly when both are refused (short leases may then expire
+// under CPU load). Threads the caller starts afterwards inherit it. Returns
+// the policy it got: "fifo", "nice" or "normal".
+inline constexpr int kLeaseFifoPriority = 10;
+inline constexpr int kLeaseNice = -10;
+std::string PrioritizeLeaseThread(absl::string_view who);
 
 }  // namespace dctk::farm::server
 

@@ -167,6 +167,9 @@ int RunCm(const ClusterConfig& c, const ClusterConfig::Group& g) {
                                                        << "within 60 s; recovery goes on";
     };
   }
+  // Every CM thread (started below, inheriting it) takes lease renewals or
+  // expires leases: FaRM's high-priority lease manager.
+  server::PrioritizeLeaseThread("CM");
   server::CmService cm(o);
   absl::Status s = cm.Start(absl::GetFlag(FLAGS_cm_host));
   if (!s.ok()) {

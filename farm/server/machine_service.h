@@ -312,12 +312,28 @@ class MachineService {
     join.mutable_join()->set_machine(id_);
     join.mutable_join()->set_endpoint(fabric_->endpoint());
     join.mutable_join()->set_control(control_->address());
-    const absl::Time sent = absl::Now();
-    absl::StatusOr<cm::Result> r = lease_cm_.Call(join);
-    if (!r.ok()) return r.status();
-    lease_ms_ = r->config().lease_ms();
-    valid_until_ = ValidUntil(sent);
-    lease_thread_ = std::thread([this] { RenewLeases(); });
+    // The lease thread joins: the Join's reply wakes a thread at the lease's
+    // priority, which renews from then on (this thread, at normal priority,
+    // may run again only after a short lease ran out under CPU load).
+    absl::StatusOr<cm::Result> r;
+    absl::Notification joined;
+    lease_thread_ = std::thread([this, &join, &r, &joined] {
+      PrioritizeLeaseThread(absl::StrCat("machine ", id_));
+      const absl::Time sent = absl::Now();
+      r = lease_cm_.Call(join);
+      const bool ok = r.ok();
+      if (ok) {
+        lease_ms_ = r->config().lease_ms();
+        valid_until_ = ValidUntil(sent);
+      }
+      joined.Notify();
+      if (ok) RenewLeases();
+    });
+    joined.WaitForNotification();
+    if (!r.ok()) {
+      lease_thread_.join();
+      return r.status();
+    }
     return absl::OkStatus();
   }
 
