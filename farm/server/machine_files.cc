@@ -92,6 +92,7 @@ absl::Status WriteMachineState(const std::string& path, const MachineState& stat
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     return absl::InternalError(absl::StrCat("machine state file ", path, ": rename: ", strerror(errno)));
   }
+  if (sync) return tx::SyncParentDirectory(path, "machine state file");
   return absl::OkStatus();
 }
 

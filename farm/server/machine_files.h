@@ -50,6 +50,8 @@ struct MachinePaths {
 
 // NotFound (no file yet) is nullopt; a damaged file is DataLoss naming it.
 absl::StatusOr<absl::optional<MachineState>> ReadMachineState(const std::string& path);
+// Writes `<path>.tmp` and renames it over `path`; with `sync` the file and
+// then its directory are synced, so the renamed file survives power loss.
 absl::Status WriteMachineState(const std::string& path, const MachineState& state, bool sync);
 
 // Deletes the checkpoint (and its .tmp), the state file and every log

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "farm/tx/tx_log.h"
 
 namespace dctk::farm::tx {
 namespace {
@@ -203,6 +204,7 @@ absl::Status WriteCheckpoint(const std::string& path, const Checkpoint& c, bool 
   if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
     s = absl::InternalError(absl::StrCat("checkpoint ", path, ": rename: ", strerror(errno)));
   }
+  if (s.ok() && sync) s = SyncParentDirectory(path, "checkpoint");
   return s;
 }
 

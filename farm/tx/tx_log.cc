@@ -40,10 +40,15 @@ struct SegmentFile {
   std::string path;
 };
 
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+}
+
 // The log's segments, by first LSN.
 absl::StatusOr<std::vector<SegmentFile>> ListSegments(const std::string& path) {
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  const std::string dir = DirectoryOf(path);
   const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   std::vector<SegmentFile> out;
   DIR* d = opendir(dir.c_str());
@@ -162,6 +167,9 @@ absl::Status TxLog::OpenSegment(uint64_t first_lsn) {
   if (fd_ >= 0) close(fd_);
   fd_ = fd;
   segments_.push_back({first_lsn, p, 0});
+  if (policy_ == FsyncPolicy::kEveryRecord) {
+    return SyncParentDirectory(p, "transaction log segment");
+  }
   return absl::OkStatus();
 }
 
@@ -241,6 +249,23 @@ absl::StatusOr<std::vector<LogRecord>> ReadTxLog(const std::string& path, uint64
     }
   }
   return out;
+}
+
+absl::Status SyncParentDirectory(const std::string& path, absl::string_view what) {
+  const std::string dir = DirectoryOf(path);
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat(what, " ", path, ": open directory ", dir, ": ", strerror(errno)));
+  }
+  const int rc = fsync(fd);
+  const int e = errno;
+  close(fd);
+  if (rc != 0) {
+    return absl::InternalError(
+        absl::StrCat(what, " ", path, ": fsync directory ", dir, ": ", strerror(e)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> FirstRetainedLsn(const std::string& path) {

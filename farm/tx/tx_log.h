@@ -116,6 +116,12 @@ absl::StatusOr<std::vector<LogRecord>> ReadTxLog(const std::string& path, uint64
 // The LSN of the log's oldest retained record (0: no segment).
 absl::StatusOr<uint64_t> FirstRetainedLsn(const std::string& path);
 
+// fsyncs the directory holding `path`, so that a file just created in it or
+// renamed to `path` survives power loss (POSIX makes a directory entry
+// durable only when the directory itself is synced). `what` names the file
+// in the error ("checkpoint", "transaction log", ...).
+absl::Status SyncParentDirectory(const std::string& path, absl::string_view what);
+
 }  // namespace dctk::farm::tx
 
 #endif  // DCTK_FARM_TX_TX_LOG_H_

@@ -105,6 +105,30 @@ TEST(TxLogTest, MissingRecordsBetweenSegmentsAreDataLoss) {
   EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
 }
 
+// kEveryRecord syncs the directory after creating each segment (power loss
+// itself is not testable here: this runs the path and checks its errors).
+TEST(TxLogTest, EveryRecordSyncsTheDirectoryOfNewSegments) {
+  const std::string path = TempPath("synced");
+  {
+    auto log = TxLog::Open(path, FsyncPolicy::kEveryRecord, /*segment_bytes=*/100);
+    ASSERT_TRUE(log.ok()) << log.status();
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE((*log)->Append(LogType::kCommitBackup, i, std::string(40, 'p')).ok());
+    }
+    EXPECT_EQ((*log)->segments(), 3u);
+    ASSERT_TRUE((*log)->Roll().ok());
+    EXPECT_EQ((*log)->segments(), 4u);
+  }
+  absl::StatusOr<std::vector<LogRecord>> r = ReadTxLog(path);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->size(), 5u);
+  EXPECT_TRUE(SyncParentDirectory(path, "transaction log").ok());
+  const absl::Status missing = SyncParentDirectory(TempPath("no-such-dir") + "/log", "checkpoint");
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("no-such-dir"), absl::string_view::npos) << missing;
+  EXPECT_NE(missing.message().find("checkpoint"), absl::string_view::npos) << missing;
+}
+
 TEST(TxLogTest, UnwritableDirectoryIsAnError) {
   auto log = TxLog::Open("/proc/no-such-dir/log", FsyncPolicy::kNever);
   EXPECT_FALSE(log.ok());
