@@ -120,6 +120,13 @@ const char* LogTypeName(LogType t) {
   return "UNKNOWN";
 }
 
+absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name) {
+  if (name == "never") return FsyncPolicy::kNever;
+  if (name == "every_record") return FsyncPolicy::kEveryRecord;
+  return absl::InvalidArgumentError(
+      absl::StrCat("fsync policy '", name, "': must be never or every_record"));
+}
+
 absl::StatusOr<std::unique_ptr<TxLog>> TxLog::Open(const std::string& path, FsyncPolicy policy,
                                                    uint64_t segment_bytes) {
   std::unique_ptr<TxLog> log(new TxLog(path, policy, std::max<uint64_t>(segment_bytes, 1)));

@@ -53,6 +53,8 @@ enum class FsyncPolicy : uint8_t {
   kNever,        // the OS flushes when it likes: survives a process crash only
   kEveryRecord,  // fdatasync before each Append returns: survives power loss
 };
+// "never" | "every_record" (as flags spell them); InvalidArgument otherwise.
+absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name);
 
 struct LogRecord {
   LogType type;

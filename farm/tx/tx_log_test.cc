@@ -129,6 +129,12 @@ TEST(TxLogTest, EveryRecordSyncsTheDirectoryOfNewSegments) {
   EXPECT_NE(missing.message().find("checkpoint"), absl::string_view::npos) << missing;
 }
 
+TEST(TxLogTest, FsyncPolicyNames) {
+  EXPECT_EQ(*ParseFsyncPolicy("never"), FsyncPolicy::kNever);
+  EXPECT_EQ(*ParseFsyncPolicy("every_record"), FsyncPolicy::kEveryRecord);
+  EXPECT_TRUE(absl::IsInvalidArgument(ParseFsyncPolicy("always").status()));
+}
+
 TEST(TxLogTest, UnwritableDirectoryIsAnError) {
   auto log = TxLog::Open("/proc/no-such-dir/log", FsyncPolicy::kNever);
   EXPECT_FALSE(log.ok());

@@ -24,6 +24,11 @@ ABSL_FLAG(std::string, fabric, "shm", "shm | net");
 ABSL_FLAG(bool, kill, false, "kill the last machine halfway through (coordinators run on the others)");
 ABSL_FLAG(int, rpc_timeout_ms, 200, "a coordinator gives up on a message after this long (a dead machine)");
 ABSL_FLAG(uint64_t, seed, 1, "random seed of the transfers");
+ABSL_FLAG(std::string, tx_log_dir, "",
+          "transaction log files of each machine under this (existing, empty) directory; empty: "
+          "no log file at all (records counted, not kept)");
+ABSL_FLAG(std::string, fsync, "never",
+          "with --tx_log_dir: never | every_record (fdatasync each record)");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -39,6 +44,8 @@ int main(int argc, char** argv) {
   o.kill = absl::GetFlag(FLAGS_kill);
   o.rpc_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_rpc_timeout_ms));
   o.seed = absl::GetFlag(FLAGS_seed);
+  o.log_dir = absl::GetFlag(FLAGS_tx_log_dir);
+  o.fsync = absl::GetFlag(FLAGS_fsync);
   absl::StatusOr<dctk::farm::workload::BankRunResult> r = dctk::farm::workload::RunBank(o, stdout);
   if (!r.ok()) {
     fprintf(stderr, "bank_bench: %s\n", r.status().ToString().c_str());

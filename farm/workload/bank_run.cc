@@ -49,7 +49,7 @@ absl::Status Validate(const BankRunOptions& o) {
   if (o.fabric != "shm" && o.fabric != "net") {
     return absl::InvalidArgumentError(absl::StrCat("fabric must be shm or net, not '", o.fabric, "'"));
   }
-  return absl::OkStatus();
+  return tx::ParseFsyncPolicy(o.fsync).status();
 }
 
 template <typename F>
@@ -63,14 +63,22 @@ absl::StatusOr<BankRunResult> Run(const BankRunOptions& o, FILE* out,
   co.regions = 2 * o.machines;
   co.clients_per_machine = (o.threads + client_machines - 1) / client_machines;
   co.client.rpc_timeout = o.rpc_timeout;
+  co.log_dir = o.log_dir;
+  co.fsync = *tx::ParseFsyncPolicy(o.fsync);  // Validate checked it
   auto cluster = tx::LocalCluster<F>::Create(co, std::move(make));
   if (!cluster.ok()) return cluster.status();
   auto& c = **cluster;
   absl::StatusOr<Bank> bank = Bank::Create(c.client(1), o.accounts, o.initial);
   if (!bank.ok()) return bank.status();
-  fprintf(out, "bank: %d accounts x %lu on %d machines (f=%d, %s fabric), %d coordinator threads, %.1f s%s\n",
+  fprintf(out,
+          "bank: %d accounts x %lu on %d machines (f=%d, %s fabric), %d coordinator threads, %.1f "
+          "s%s, %s\n",
           o.accounts, o.initial, o.machines, o.replicas - 1, o.fabric.c_str(), o.threads,
-          absl::ToDoubleSeconds(o.duration), o.kill ? absl::StrCat(", machine ", o.machines, " killed halfway").c_str() : "");
+          absl::ToDoubleSeconds(o.duration),
+          o.kill ? absl::StrCat(", machine ", o.machines, " killed halfway").c_str() : "",
+          o.log_dir.empty()
+              ? "no log files"
+              : absl::StrCat("log files in ", o.log_dir, " (fsync ", o.fsync, ")").c_str());
 
   std::vector<std::unique_ptr<Coordinator>> coords;
   for (int i = 0; i < o.threads; ++i) coords.push_back(std::make_unique<Coordinator>());

@@ -37,6 +37,10 @@ struct BankRunOptions {
   bool kill = false;           // kill the last machine halfway through
   absl::Duration rpc_timeout = absl::Milliseconds(200);
   uint64_t seed = 1;
+  // Each machine's transaction log files in this directory; empty: no log
+  // file at all (records counted, not kept).
+  std::string log_dir;
+  std::string fsync = "never";  // with log_dir: never | every_record
 };
 
 struct BankRunResult {

@@ -12,7 +12,11 @@
 // remote object (one one-sided read) and a read-write transaction of one
 // remote object (the full commit protocol).
 //
-//   bazel run -c opt //farm/workload:tatp_bench -- --subscribers=5000 --seconds=5 [--kill] [--fabric=net]
+// --tx_log_dir gives each machine transaction log files there (--fsync=never |
+// every_record); without it no log is written at all.
+//
+//   bazel run -c opt //farm/workload:tatp_bench -- --subscribers=5000 --seconds=5 [--kill]
+//       [--fabric=net] [--tx_log_dir=DIR --fsync=every_record]
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -47,6 +51,11 @@ ABSL_FLAG(bool, kill, false, "also measure recovery: kill the last machine mid-r
 ABSL_FLAG(std::string, tables, "both", "directory | hashtable | both (directory baseline, then hashtable)");
 ABSL_FLAG(int, slices, 5, "with --tables=both: alternate the two this many times (each runs --seconds in total)");
 ABSL_FLAG(uint64_t, nurand_a, 0, "NURand's A (0: the specification's value for the scale, tatp.h)");
+ABSL_FLAG(std::string, tx_log_dir, "",
+          "transaction log files of each machine under this (existing, empty) directory; empty: "
+          "no log file at all (records counted, not kept)");
+ABSL_FLAG(std::string, fsync, "never",
+          "with --tx_log_dir: never | every_record (fdatasync each record)");
 
 namespace dctk::farm {
 namespace {
@@ -217,9 +226,16 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
     fprintf(stderr, "--tables=%s: must be directory, hashtable or both\n", tables.c_str());
     return 2;
   }
+  const absl::StatusOr<tx::FsyncPolicy> fsync = tx::ParseFsyncPolicy(absl::GetFlag(FLAGS_fsync));
+  if (!fsync.ok()) {
+    fprintf(stderr, "--fsync: %s\n", fsync.status().ToString().c_str());
+    return 2;
+  }
   const bool kill = absl::GetFlag(FLAGS_kill);
   const int subscribers = absl::GetFlag(FLAGS_subscribers);
   tx::LocalClusterOptions o;
+  o.log_dir = absl::GetFlag(FLAGS_tx_log_dir);
+  o.fsync = *fsync;
   o.machines = machines;
   o.replicas = absl::GetFlag(FLAGS_replicas);
   o.regions = 2 * machines;
@@ -235,8 +251,12 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
   std::vector<tx::TxClient<F>*> loaders;
   for (int m = 1; m <= machines; ++m) loaders.push_back(&c.client(m));
   const uint64_t nurand_a = absl::GetFlag(FLAGS_nurand_a) ? absl::GetFlag(FLAGS_nurand_a) : workload::TatpNuRandA(subscribers);
-  printf("%d subscribers on %d machines (f=%d, %s fabric), NURand A=%lu\n", subscribers, machines, o.replicas - 1,
-         absl::GetFlag(FLAGS_fabric).c_str(), nurand_a);
+  printf("%d subscribers on %d machines (f=%d, %s fabric), NURand A=%lu, %s\n", subscribers,
+         machines, o.replicas - 1, absl::GetFlag(FLAGS_fabric).c_str(), nurand_a,
+         o.log_dir.empty()
+             ? "no log files"
+             : absl::StrCat("log files in ", o.log_dir, " (fsync ", absl::GetFlag(FLAGS_fsync), ")")
+                   .c_str());
 
   absl::Time load_start = absl::Now();
   absl::StatusOr<workload::Tatp> tatp = workload::Tatp::Load(loaders, subscribers, 1);
