@@ -8,8 +8,10 @@
 //                      version seen is recorded (a locked or torn copy is
 //                      read again; one still locked aborts the transaction)
 //   Write(addr, data)  buffered (the object is read first if it was not)
-//   Alloc(bytes, near) a slot reserved at the primary of near's region (or
-//                      of a region on this machine): locality hint
+//   Alloc(bytes, near) a slot reserved at the primary of near's region
+//                      (locality hint); without a hint in a region on this
+//                      machine, the next region (then other machines')
+//                      tried while one is full
 //   Free(addr)         buffered
 //   Commit()           LOCK the write set at the primaries (log records on
 //                      the rings), VALIDATE the other reads with one-sided
@@ -29,8 +31,12 @@
 //                     a backup (or, with give_up_on_new_config, the
 //                     configuration changed while waiting): not committed
 //   Unknown           the outcome could not be learned before the deadline
-//   FailedPrecondition / NotFound / OutOfRange / InvalidArgument / ResourceExhausted:
-//                     a freed or invalid address, oversize object, full region
+//   FailedPrecondition / NotFound / OutOfRange / ResourceExhausted:
+//                     a freed or invalid address, full region(s)
+//   InvalidArgument   a caller's mistake caught before any message (a size
+//                     out of range, a misaligned address): the transaction
+//                     goes on
+// A transaction destroyed before Commit or Abort is aborted.
 //
 // Example:
 //   auto tx = client->Begin();
@@ -124,6 +130,16 @@ template <typename F>
   requires fabric::Fabric<F>
 class Transaction {
  public:
+  // One owner: a copy committing under the same TxId would merge with this
+  // one at the backups. Moving leaves the source finished.
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Transaction(Transaction&& other) noexcept;
+  Transaction& operator=(Transaction&&) = delete;
+  // Aborts a transaction that neither committed nor aborted, releasing the
+  // slots its Allocs reserved at the primaries.
+  ~Transaction() { Abort(); }
+
   absl::StatusOr<std::string> Read(GlobalAddress addr, size_t len);
   absl::Status Write(GlobalAddress addr, absl::string_view data);
   absl::StatusOr<GlobalAddress> Alloc(size_t bytes, GlobalAddress near = GlobalAddress());
@@ -136,15 +152,11 @@ class Transaction {
   // for history checkers.
   uint64_t VersionRead(GlobalAddress addr) const {
     auto it = reads_.find(addr.raw());
-    return it == reads_.end() ? 0 : it->second.version;
+    return it == reads_.end() ? 0 : it->second;
   }
 
  private:
   friend class TxClient<F>;
-  struct ReadEntry {
-    uint64_t version;
-    bool allocated;
-  };
   Transaction(TxClient<F>* client, TxId id) : client_(client), id_(id) {}
 
   // Ends the transaction: ABORT where it locked or reserved.
@@ -164,7 +176,7 @@ class Transaction {
   TxClient<F>* client_;
   TxId id_;
   bool done_ = false;
-  absl::flat_hash_map<uint64_t, ReadEntry> reads_;     // by raw address
+  absl::flat_hash_map<uint64_t, uint64_t> reads_;      // raw address -> version read
   absl::btree_map<uint64_t, WriteEntry> writes_;       // by raw address (lock order)
   std::vector<fabric::MachineId> reserved_at_;         // primaries holding our ALLOCs
 };
@@ -208,7 +220,9 @@ class TxClient {
   // Sends one request to `machine`'s participant (directly if it is this machine).
   template <typename Req>
   Reply Call(fabric::MachineId machine, Handler h, const Req& req);
-  absl::StatusOr<RegionId> RegionForAlloc(GlobalAddress near);
+  // The regions an Alloc without a hint tries, in order: this machine's,
+  // then the others, each list starting at a different one per transaction.
+  std::vector<RegionId> RegionsForAlloc();
   // Machines holding a replica of some region in the current table.
   absl::btree_set<fabric::MachineId> ReplicaMachines() const {
     absl::btree_set<fabric::MachineId> machines;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/notification.h"
 #include "absl/types/optional.h"
 #include "farm/core/object.h"
@@ -310,6 +311,69 @@ TEST(TransactionTest, AllocationBeyondCapacityIsResourceExhausted) {
   absl::StatusOr<std::string> v = tx.Read(big[0], 7);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, "payload");
+}
+
+TEST(TransactionTest, AllocWithoutAHintTriesTheNextRegionWhileOneIsFull) {
+  LocalClusterOptions o;
+  o.regions = 3;
+  o.region_size = 2 << 20;  // two 1 MB blocks: four ~400 KB objects
+  auto c = MakeShmCluster(o);
+  auto& client = c->client(1);
+  absl::flat_hash_map<RegionId, int> per_region;
+  absl::Status s;
+  for (int i = 0; i < 20 && s.ok(); ++i) {
+    auto tx = client.Begin();
+    absl::StatusOr<GlobalAddress> b = tx.Alloc(400 << 10);
+    s = b.status();
+    if (!b.ok()) break;
+    ASSERT_TRUE(tx.Write(*b, "payload").ok());
+    ASSERT_TRUE(tx.Commit().ok());
+    ++per_region[b->region()];
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("all 3 regions tried are full"));
+  ASSERT_EQ(per_region.size(), 3u);
+  for (const auto& [region, n] : per_region) EXPECT_EQ(n, 4) << "region " << region;
+}
+
+TEST(TransactionTest, ATransactionDroppedBeforeCommitReleasesItsSlots) {
+  LocalClusterOptions o;
+  o.regions = 1;
+  o.region_size = 2 << 20;
+  auto c = MakeShmCluster(o);
+  auto& client = c->client(1);
+  // Without the release, the fifth reservation would find the region full.
+  for (int i = 0; i < 8; ++i) {
+    auto tx = client.Begin();
+    absl::StatusOr<GlobalAddress> b = tx.Alloc(400 << 10);
+    ASSERT_TRUE(b.ok()) << "allocation " << i << ": " << b.status();
+  }
+  // A moved transaction is finished at its source: only the target commits.
+  auto from = client.Begin();
+  absl::StatusOr<GlobalAddress> b = from.Alloc(8);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE(from.Write(*b, U64(9)).ok());
+  auto to = std::move(from);
+  EXPECT_TRUE(absl::IsFailedPrecondition(from.Commit()));
+  ASSERT_TRUE(to.Commit().ok());
+  EXPECT_EQ(ReadCounter(client, *b), 9u);
+}
+
+TEST(TransactionTest, AReadOfNoObjectEndsTheTransaction) {
+  auto c = MakeShmCluster();
+  const GlobalAddress a = NewCounter(c->client(1), 5);
+  const GlobalAddress b = NewCounter(c->client(1), 6, a);
+  {
+    auto tx = c->client(2).Begin();
+    ASSERT_TRUE(tx.Free(a).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  auto tx = c->client(2).Begin();
+  EXPECT_TRUE(absl::IsFailedPrecondition(tx.Read(a, 8).status()));
+  // Its absence was not recorded for VALIDATE: nothing after it may commit.
+  EXPECT_THAT(std::string(tx.Write(b, U64(7)).message()), HasSubstr("has finished"));
+  EXPECT_THAT(std::string(tx.Commit().message()), HasSubstr("has finished"));
+  EXPECT_EQ(ReadCounter(c->client(3), b), 6u);
 }
 
 TEST(TransactionTest, LogFilesHoldTheProtocolRecords) {

@@ -82,18 +82,24 @@ Reply TxClient<F>::Call(fabric::MachineId machine, Handler h, const Req& req) {
 
 template <typename F>
   requires fabric::Fabric<F>
-absl::StatusOr<RegionId> TxClient<F>::RegionForAlloc(GlobalAddress near) {
-  if (!near.is_null()) return near.region();
+std::vector<RegionId> TxClient<F>::RegionsForAlloc() {
   std::vector<RegionInfo> all = table_->All();
   std::sort(all.begin(), all.end(), [](const RegionInfo& a, const RegionInfo& b) { return a.id < b.id; });
-  std::vector<RegionId> local, any;
-  for (const RegionInfo& r : all) {
-    any.push_back(r.id);
-    if (r.primary().machine == fabric_.machine_id()) local.push_back(r.id);
+  std::vector<RegionId> local, remote;
+  for (const RegionInfo& r : all) (r.primary().machine == fabric_.machine_id() ? local : remote).push_back(r.id);
+  for (std::vector<RegionId>* v : {&local, &remote}) {
+    if (!v->empty()) std::rotate(v->begin(), v->begin() + seq_ % v->size(), v->end());
   }
-  const std::vector<RegionId>& from = local.empty() ? any : local;
-  if (from.empty()) return absl::FailedPreconditionError("Alloc: the cluster has no regions");
-  return from[seq_ % from.size()];
+  local.insert(local.end(), remote.begin(), remote.end());
+  return local;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+Transaction<F>::Transaction(Transaction&& other) noexcept
+    : client_(other.client_), id_(other.id_), done_(other.done_), reads_(std::move(other.reads_)),
+      writes_(std::move(other.writes_)), reserved_at_(std::move(other.reserved_at_)) {
+  other.done_ = true;
 }
 
 template <typename F>
@@ -111,6 +117,7 @@ template <typename F>
 void Transaction<F>::AbortAt(const std::vector<fabric::MachineId>& machines) {
   absl::btree_set<fabric::MachineId> to(machines.begin(), machines.end());
   to.insert(reserved_at_.begin(), reserved_at_.end());
+  if (to.empty()) return;
   if (client_->options_.give_up_on_new_config) {
     // A machine holding no replica now was removed: it answers nothing
     // (the ABORT, of the current configuration, would not give up on it),
@@ -170,8 +177,10 @@ absl::StatusOr<std::string> Transaction<F>::Read(GlobalAddress addr, size_t len)
           "another object: the object once there was freed and its block reused)")));
     }
     if (absl::IsFailedPrecondition(s)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("Read at ", addr.ToString(), ": no object allocated there (freed or never allocated)"));
+      // Its absence is not validated at commit (no version recorded), so
+      // nothing decided on it may be committed either.
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("Read at ", addr.ToString(), ": no object allocated there (freed or never allocated)")));
     }
     ++client_->stats_.read_retries;
     if (!IsLocked(header) && ++torn > client_->options_.max_torn_reads) {
@@ -188,10 +197,10 @@ absl::StatusOr<std::string> Transaction<F>::Read(GlobalAddress addr, size_t len)
   uint64_t header;
   std::memcpy(&header, copy, 8);
   const uint64_t version = VersionOf(header);
-  auto [it, fresh] = reads_.emplace(addr.raw(), ReadEntry{version, true});
-  if (!fresh && it->second.version != version) {
+  auto [it, fresh] = reads_.emplace(addr.raw(), version);
+  if (!fresh && it->second != version) {
     return Fail(absl::AbortedError(absl::StrCat("Read at ", addr.ToString(), ": changed during the transaction (version ",
-                                                it->second.version, " then ", version, ")")));
+                                                it->second, " then ", version, ")")));
   }
   std::string out(len, '\0');
   ExtractPayload(copy, out.data(), len);
@@ -221,7 +230,7 @@ absl::Status Transaction<F>::Write(GlobalAddress addr, absl::string_view data) {
     absl::StatusOr<std::string> r = Read(addr, data.size());
     if (!r.ok()) return r.status();
   }
-  writes_[addr.raw()] = WriteEntry{addr, reads_.at(addr.raw()).version, EntryKind::kWrite, 0, std::string(data)};
+  writes_[addr.raw()] = WriteEntry{addr, reads_.at(addr.raw()), EntryKind::kWrite, 0, std::string(data)};
   return absl::OkStatus();
 }
 
@@ -231,15 +240,26 @@ absl::StatusOr<GlobalAddress> Transaction<F>::Alloc(size_t bytes, GlobalAddress 
   if (done_) return absl::FailedPreconditionError("Alloc: the transaction has finished");
   absl::StatusOr<uint32_t> slot = SlotBytesFor(bytes);
   if (!slot.ok()) return slot.status();
-  absl::StatusOr<RegionId> region = client_->RegionForAlloc(near);
-  if (!region.ok()) return region.status();
-  absl::StatusOr<const RegionInfo*> info = client_->cache_.Lookup(*region);
-  if (!info.ok()) return info.status();
-  const fabric::MachineId primary = (*info)->primary().machine;
-  Reply r = client_->Call(primary, kAlloc,
-                          AllocRequest{client_->config(), id_, *region, static_cast<uint32_t>(bytes), near.raw()});
-  absl::Status s = StatusOf(r);
+  const std::vector<RegionId> regions =
+      near.is_null() ? client_->RegionsForAlloc() : std::vector<RegionId>{near.region()};
+  if (regions.empty()) return absl::FailedPreconditionError("Alloc: the cluster has no regions");
+  Reply r;
+  fabric::MachineId primary = 0;
+  absl::Status s;
+  for (RegionId region : regions) {
+    absl::StatusOr<const RegionInfo*> info = client_->cache_.Lookup(region);
+    if (!info.ok()) return info.status();
+    primary = (*info)->primary().machine;
+    r = client_->Call(primary, kAlloc,
+                      AllocRequest{client_->config(), id_, region, static_cast<uint32_t>(bytes), near.raw()});
+    s = StatusOf(r);
+    if (!absl::IsResourceExhausted(s)) break;  // without a hint, a full region sends us to the next
+  }
   if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) return Fail(s);
+  if (absl::IsResourceExhausted(s) && regions.size() > 1) {
+    return absl::ResourceExhaustedError(absl::StrCat("Alloc of ", bytes, " bytes: all ", regions.size(),
+                                                     " regions tried are full (last: ", s.message(), ")"));
+  }
   if (!s.ok()) return s;
   reserved_at_.push_back(primary);
   const GlobalAddress addr = GlobalAddress::FromRaw(r.value);
@@ -267,14 +287,14 @@ absl::Status Transaction<F>::Free(GlobalAddress addr) {
     absl::StatusOr<std::string> r = Read(addr, 1);
     if (!r.ok()) return r.status();
   }
-  writes_[addr.raw()] = WriteEntry{addr, reads_.at(addr.raw()).version, EntryKind::kFree, 0, std::string()};
+  writes_[addr.raw()] = WriteEntry{addr, reads_.at(addr.raw()), EntryKind::kFree, 0, std::string()};
   return absl::OkStatus();
 }
 
 template <typename F>
   requires fabric::Fabric<F>
 absl::Status Transaction<F>::Validate() {
-  for (const auto& [raw, r] : reads_) {
+  for (const auto& [raw, version] : reads_) {
     if (writes_.contains(raw)) continue;
     const GlobalAddress addr = GlobalAddress::FromRaw(raw);
     // The first line, not just the header: its line version must match too,
@@ -290,19 +310,19 @@ absl::Status Transaction<F>::Validate() {
     if (!s.ok()) return absl::UnavailableError(absl::StrCat("VALIDATE ", addr.ToString(), ": ", s.message()));
     uint64_t header;
     std::memcpy(&header, line, 8);
-    if (CheckSnapshot(line, 1).ok() && VersionOf(header) == r.version) continue;
+    if (CheckSnapshot(line, 1).ok() && VersionOf(header) == version) continue;
     if (IsLocked(header)) {
       return absl::AbortedError(absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ",
-                                             r.version, " and is now locked"));
+                                             version, " and is now locked"));
     }
-    if (IsAllocated(header) && VersionOf(header) == r.version) {
+    if (IsAllocated(header) && VersionOf(header) == version) {
       return absl::AbortedError(
-          absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ", r.version,
+          absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ", version,
                        " and holds other bytes now (the header matches, the line does not",
                        " start an object: the object was freed and its block reused)"));
     }
     return absl::AbortedError(absl::StrCat("VALIDATE: ", addr.ToString(), " was read at version ",
-                                           r.version, " and is now at ", VersionOf(header),
+                                           version, " and is now at ", VersionOf(header),
                                            IsAllocated(header) ? "" : " (freed)"));
   }
   return absl::OkStatus();
