@@ -8,6 +8,12 @@
 // The client joins the CM as a client (leased, never given regions) and
 // renews its lease from a thread: if it dies mid-commit, the CM sees the lease
 // expire and recovery resolves its transactions (releasing their locks).
+// A client whose lease expired while it lived (it missed renewals under
+// load) is removed for good: the CM refuses its renewals (and a Join under
+// its id), recovery decided its transactions, and the participants refuse
+// its LOCKs and ALLOCs. From the refused renewal on, removed() is true and
+// every transaction's Read, Alloc and Commit, Ship and Refresh fail with
+// FailedPrecondition saying so: make a new FarmClient under a new id.
 //
 // Each lease renewal's reply carries the CM's configuration: a newer one
 // takes effect for the coordinator at once (region table and configuration
@@ -52,6 +58,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -90,6 +97,9 @@ struct FarmClientOptions {
   // (recovery ran): see farm/README.md, "Coordinators that stop waiting".
   tx::TxClientOptions tx = {.give_up_on_new_config = true};
   ShipperOptions ship;
+  // Test hook: called before each lease renewal; false skips it (the lease
+  // runs out as if the client stalled).
+  std::function<bool()> renew_lease;
 };
 
 template <typename F>
@@ -113,7 +123,17 @@ class FarmClient {
   tx::TxClient<F>& tx() { return *tx_; }
   // A transaction shipped to the primary of `where` (Shipper::Ship).
   absl::StatusOr<std::string> Ship(GlobalAddress where, ProcedureId procedure, absl::string_view args) {
+    if (absl::Status s = RemovedStatus(); !s.ok()) return s;
     return shipper_->Ship(where, procedure, args);
+  }
+  // The CM removed this client (its lease expired): it coordinates nothing
+  // more (thread-safe).
+  bool removed() const { return removed_.load(std::memory_order_acquire); }
+  // OK, or why this client may not coordinate (FailedPrecondition).
+  absl::Status RemovedStatus() const {
+    if (!removed()) return absl::OkStatus();
+    absl::MutexLock l(&removed_mu_);
+    return removed_status_;
   }
   const ShipperStats& ship_stats() const { return shipper_->stats(); }
   // The configuration the coordinator follows: the newest of the last
@@ -137,6 +157,7 @@ class FarmClient {
   // machine that could not be wired is tried again at the next Refresh; the
   // first error is returned.
   absl::Status Refresh() {
+    if (absl::Status s = RemovedStatus(); !s.ok()) return s;
     absl::StatusOr<cm::Configuration> c = FetchConfig();
     if (!c.ok()) return c.status();
     Install(*c);
@@ -208,15 +229,29 @@ class FarmClient {
       joined.Notify();
       if (lease_ms == 0) return;
       while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(lease_ms / 3))) {
+        if (o_.renew_lease && !o_.renew_lease()) continue;
         cm::Command renew;
         renew.mutable_renew()->set_machine(fabric_->machine_id());
         absl::StatusOr<cm::Result> r = lease_cm_.Call(renew);
-        if (absl::IsNotFound(r.status())) return;  // removed: our transactions were recovered
+        if (absl::IsNotFound(r.status())) return MarkRemoved(r.status());
         if (r.ok() && r->has_config()) LearnFromLease(r->config());
       }
     });
     joined.WaitForNotification();
     return joined_status;
+  }
+
+  // The CM refused a renewal: it removed this client and recovered its
+  // transactions. It never rejoins under this id (the CM refuses that).
+  void MarkRemoved(const absl::Status& refused) {
+    absl::StatusOr<cm::Result> now = lease_cm_.Call(cm::GetCommand());
+    const uint64_t config = now.ok() ? now->config().id() : config_.load();
+    absl::MutexLock l(&removed_mu_);
+    removed_status_ = absl::FailedPreconditionError(absl::StrCat(
+        "client ", fabric_->machine_id(), " was removed by the CM at configuration ", config,
+        ": its lease expired (", refused.message(), "); make a new FarmClient under a new id"));
+    LOG(ERROR) << removed_status_.message();
+    removed_.store(true, std::memory_order_release);
   }
 
   absl::Status Init() {
@@ -233,6 +268,7 @@ class FarmClient {
     tx::TxClientOptions txo = o_.tx;
     if (!txo.suspect)
       txo.suspect = [this](fabric::MachineId m) { cm_.Suspect(m, fabric_->machine_id()); };
+    txo.admit = [this] { return RemovedStatus(); };
     auto t = tx::TxClient<F>::Create(*fabric_, 0, &table_, &config_, nullptr, std::move(txo));
     if (!t.ok()) return t.status();
     tx_ = std::move(*t);
@@ -402,6 +438,9 @@ class FarmClient {
   absl::flat_hash_map<fabric::MachineId, std::string> connected_;  // fabric endpoint each id was last connected to
   WiringStats wiring_stats_;
   server::CmChannel lease_cm_;  // Join, then the lease thread's renewals
+  std::atomic<bool> removed_{false};
+  mutable absl::Mutex removed_mu_;
+  absl::Status removed_status_ ABSL_GUARDED_BY(removed_mu_);
   absl::Notification stop_;
   std::thread lease_thread_;
 };

@@ -11,9 +11,18 @@
 // so the next increments commit there and reads see them, never the paused
 // machine's stale copy. No Refresh is called: the rings are the ones wired at
 // Connect.
+//
+// A client whose lease runs out while it lives (its renewals skipped through
+// FarmClientOptions::renew_lease) is removed by the CM for good: its
+// transactions, Ship and Refresh fail with FailedPrecondition naming the
+// removal, a LOCK it sends directly under the current configuration is
+// refused by the primary (it is not a member), and another client's
+// transactions on the same object commit (no lock is left behind).
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +33,7 @@
 #include "farm/server/copy_reader.h"
 #include "farm/server/counters.h"
 #include "farm/server/farmd_process.h"
+#include "farm/tx/wire.h"
 #include "gtest/gtest.h"
 
 namespace dctk::farm {
@@ -102,6 +112,116 @@ TEST(FarmdClientLeaseTest, ShmClientFollowsARemovalFromItsLeaseRenewalsWithoutRe
       "configuration %lu -> %lu without Refresh (%lu learned from lease renewals); %lu calls given "
       "up\n",
       first_config, c.config_id(), c.learned_from_lease(), c.tx().stats().gave_up);
+}
+
+// Commits one increment by `c` (retrying conflicts and recovery's refusals,
+// refreshing after them), within a minute.
+absl::Status IncrementWithRetries(ShmClient& c, GlobalAddress counter) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::Status s;
+  while (absl::Now() < deadline) {
+    s = server::IncrementCounter(c.tx(), counter);
+    if (s.ok() || !(absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)))
+      return s;
+    if (!absl::IsAborted(s)) (void)c.Refresh();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return s;
+}
+
+TEST(FarmdClientLeaseTest, AClientTheCmRemovedCoordinatesNothingMore) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/removed");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/1000), dir, "shm");
+  ASSERT_TRUE(cluster.Start().ok());
+  std::atomic<bool> renew{true};
+  client::FarmClientOptions o;
+  o.cm_address = cluster.cm_address();
+  o.machine = 100;
+  o.renew_lease = [&renew] { return renew.load(); };
+  auto stalled = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  ASSERT_TRUE(stalled.ok()) << stalled.status();
+  o.machine = 101;
+  o.renew_lease = nullptr;
+  auto other = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 101}));
+  ASSERT_TRUE(other.ok()) << other.status();
+  ShmClient& a = **stalled;
+  ShmClient& b = **other;
+  const cm::Region region = b.configuration().regions(0);
+  absl::StatusOr<GlobalAddress> counter = server::NewCounter(b.tx(), region.id());
+  ASSERT_TRUE(counter.ok()) << counter.status();
+  ASSERT_TRUE(IncrementWithRetries(a, *counter).ok()) << "a leased client coordinates";
+  EXPECT_FALSE(a.removed());
+
+  // Client 100 stalls past its lease; once the CM removed it, it renews
+  // again and learns it was removed.
+  renew = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  auto lists_removed = [&b] {
+    const auto& failed = b.configuration().failed();
+    return std::find(failed.begin(), failed.end(), 100u) != failed.end();
+  };
+  while (!lists_removed()) {
+    ASSERT_LT(absl::Now(), deadline) << "the CM did not remove a client that stopped renewing";
+    absl::SleepFor(absl::Milliseconds(20));
+    (void)b.Refresh();
+  }
+  EXPECT_FALSE(a.removed());
+  renew = true;
+  while (!a.removed()) {
+    ASSERT_LT(absl::Now(), deadline) << "the removed client's renewal was not refused";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const absl::Status inc = server::IncrementCounter(a.tx(), *counter);
+  EXPECT_TRUE(absl::IsFailedPrecondition(inc)) << inc;
+  EXPECT_NE(inc.message().find("client 100 was removed by the CM at configuration"),
+            std::string::npos)
+      << inc;
+  const absl::Status refresh = a.Refresh();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refresh)) << refresh;
+  absl::StatusOr<std::string> shipped = a.Ship(*counter, 1, "");
+  EXPECT_TRUE(absl::IsFailedPrecondition(shipped.status())) << shipped.status();
+  EXPECT_NE(shipped.status().message().find("was removed by the CM"), std::string::npos)
+      << shipped.status();
+
+  // The other client commits once the removal is installed; the removed
+  // one's LOCK under that configuration (as if it had learned it) is refused.
+  ASSERT_TRUE(IncrementWithRetries(b, *counter).ok());
+  auto t = b.tx().Begin();
+  ASSERT_TRUE(t.Read(*counter, 8).ok());
+  const uint64_t version = t.VersionRead(*counter);
+  ASSERT_TRUE(t.Commit().ok());
+  absl::StatusOr<RegionInfo> info = b.regions().Lookup(region.id());
+  ASSERT_TRUE(info.ok()) << info.status();
+  const tx::LockRequest lock{
+      b.config_id(),
+      tx::MakeTxId(100, 0, uint64_t{1} << 30),
+      {region.id()},
+      {tx::WriteEntry{*counter, version, tx::EntryKind::kWrite, 0, std::string(8, '\7')}}};
+  const std::string bytes = tx::Encode(lock);
+  absl::StatusOr<std::string> reply = a.tx().endpoint().Call(
+      info->primary().machine, tx::kLock,
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      absl::Seconds(10));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  absl::StatusOr<tx::Reply> r = tx::DecodeReply(*reply);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const absl::Status refused = tx::StatusOf(*r);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find(
+                absl::StrCat("coordinator 100 is not a member of configuration ", b.config_id())),
+            std::string::npos)
+      << refused;
+
+  for (int i = 0; i < 3; ++i) {
+    const absl::Status s = IncrementWithRetries(b, *counter);
+    ASSERT_TRUE(s.ok()) << "increment " << i << " after the refused LOCK: " << s;
+  }
+  absl::StatusOr<uint64_t> n = server::ReadCounter(b.tx(), *counter);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 5u);
+  printf("client 100 removed: %s\nits LOCK: %s\n", std::string(inc.message()).c_str(),
+         std::string(refused.message()).c_str());
 }
 
 }  // namespace

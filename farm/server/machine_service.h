@@ -462,7 +462,7 @@ class MachineService {
         if (!c.ok()) return c.status();
         if (absl::Status s = DiscardKeptFiles(); !s.ok()) return s;
         InstallConfiguration(*c, &table_);
-        p.SetConfig(c->id());
+        p.InstallConfig(c->id(), {c->failed().begin(), c->failed().end()});
         KeepMembers(*c);
         if (absl::Status s = RecordConfiguration(*c); !s.ok()) return s;
         return std::string();

@@ -29,6 +29,13 @@ void Participant::SetConfig(uint64_t config) {
   config_ = config;
 }
 
+void Participant::InstallConfig(uint64_t config, std::vector<fabric::MachineId> removed) {
+  absl::MutexLock l(&mu_);
+  config_ = config;
+  removed_in_ = config;
+  removed_ = absl::flat_hash_set<fabric::MachineId>(removed.begin(), removed.end());
+}
+
 uint64_t Participant::config() const {
   absl::ReaderMutexLock l(&mu_);
   return config_;
@@ -43,6 +50,21 @@ absl::Status Participant::Admit(uint64_t config, const char* what) const {
                                                config, " is not the current one (", config_, ")"));
   }
   return absl::OkStatus();
+}
+
+absl::Status Participant::AdmitCoordinator(TxId tx, const char* what) const {
+  if (removed_in_ == 0) return absl::OkStatus();
+  if (removed_in_ != config_) {  // recovery into config_ runs: it may have removed this coordinator
+    return absl::UnavailableError(absl::StrCat(what, " refused by machine ", self_,
+                                               ": configuration ", config_,
+                                               " is not installed here yet"));
+  }
+  const fabric::MachineId c = TxCoordinator(tx);
+  if (!removed_.contains(c)) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, " refused by machine ", self_, ": coordinator ", c,
+                   " is not a member of configuration ", config_,
+                   " (its lease expired: the CM removed it and recovered its transactions)"));
 }
 
 absl::Status Participant::AdmitRegion(RegionId region, const char* what) const {
@@ -139,6 +161,7 @@ Reply Participant::Lock(const LockRequest& r) {
     ++stats_.refused_config;
     return ReplyFrom(s);
   }
+  if (absl::Status s = AdmitCoordinator(r.tx, "LOCK"); !s.ok()) return ReplyFrom(s);
   if (absl::Status s = AdmitRegions(r.entries, "LOCK"); !s.ok()) return ReplyFrom(s);
   ++stats_.locks;
   Pending p;
@@ -273,6 +296,7 @@ Reply Participant::Truncate(const TxRequest& r) {
 Reply Participant::Alloc(const AllocRequest& r) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "ALLOC"); !s.ok()) return ReplyFrom(s);
+  if (absl::Status s = AdmitCoordinator(r.tx, "ALLOC"); !s.ok()) return ReplyFrom(s);
   if (absl::Status s = AdmitRegion(r.region, "ALLOC"); !s.ok()) return ReplyFrom(s);
   auto it = hosted_.find(r.region);
   if (it == hosted_.end() || !IsPrimary(r.region)) {

@@ -48,8 +48,12 @@
 // Requests from another configuration than the current one are refused with
 // Unavailable, and so are requests for a region while recovery runs for it
 // (BeginRecovery ... FinishRecovery): a region whose replicas did not change
-// keeps serving the new configuration's transactions meanwhile. Every record
-// is written to the TxLog before the reply.
+// keeps serving the new configuration's transactions meanwhile. Once a
+// configuration was installed with its removed members (InstallConfig), a
+// LOCK or ALLOC whose coordinator it lists as removed is refused with
+// FailedPrecondition: a client the CM removed at lease expiry (recovery
+// decided its transactions) must not take locks no lease expiry would ever
+// release. Every record is written to the TxLog before the reply.
 //
 // Example:
 //   Participant p(/*self=*/1, &table, log.get());
@@ -139,6 +143,13 @@ class Participant {
   void HostRegion(RegionId id, uint8_t* base, uint64_t size);
   bool Hosts(RegionId id) const;
   void SetConfig(uint64_t config);
+  // Configuration `config` with the machines and clients it lists as
+  // removed (the CM's `failed`: never members again): from now on a LOCK or
+  // ALLOC of a transaction they coordinate is refused (FailedPrecondition),
+  // and, after a BeginRecovery into a newer configuration, every LOCK or
+  // ALLOC until that one's removed members are installed (Unavailable).
+  // Without it (LocalCluster) any coordinator is admitted.
+  void InstallConfig(uint64_t config, std::vector<fabric::MachineId> removed);
   uint64_t config() const;
 
   Reply Lock(const LockRequest& r);
@@ -256,6 +267,8 @@ class Participant {
   };
 
   absl::Status Admit(uint64_t config, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // FailedPrecondition if `tx`'s coordinator was removed (InstallConfig).
+  absl::Status AdmitCoordinator(TxId tx, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Unavailable if recovery runs for one of `regions` (or for `tx`'s).
   absl::Status AdmitRegions(const std::vector<WriteEntry>& entries, const char* what) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -321,6 +334,9 @@ class Participant {
 
   mutable absl::Mutex mu_;
   uint64_t config_ ABSL_GUARDED_BY(mu_) = 0;
+  // The removed members of configuration removed_in_ (0: none installed).
+  uint64_t removed_in_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_set<fabric::MachineId> removed_ ABSL_GUARDED_BY(mu_);
   bool blocked_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_set<RegionId> recovering_ ABSL_GUARDED_BY(mu_);
   // Between BeginRecovery and the end of its recovery (even with no region

@@ -120,6 +120,11 @@ struct TxClientOptions {
   // true makes the coordinator stop dead there (as if its machine crashed)
   // and Commit return Cancelled.
   std::function<bool(CommitStep step, fabric::MachineId target)> crash_before;
+  // Whether this coordinator may still coordinate, asked at each Read, Alloc
+  // and Commit before any message: a non-OK status ends the transaction with
+  // it (FarmClient: FailedPrecondition once the CM removed the client). Null:
+  // always.
+  std::function<absl::Status()> admit;
 };
 
 template <typename F>
@@ -217,6 +222,7 @@ class TxClient {
         options_(std::move(options)) {}
 
   uint64_t config() const { return config_->load(std::memory_order_acquire); }
+  absl::Status Admitted() const { return options_.admit ? options_.admit() : absl::OkStatus(); }
   // Sends one request to `machine`'s participant (directly if it is this machine).
   template <typename Req>
   Reply Call(fabric::MachineId machine, Handler h, const Req& req);

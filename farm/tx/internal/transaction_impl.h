@@ -140,6 +140,7 @@ template <typename F>
   requires fabric::Fabric<F>
 absl::StatusOr<std::string> Transaction<F>::Read(GlobalAddress addr, size_t len) {
   if (done_) return absl::FailedPreconditionError("Read: the transaction has finished");
+  if (absl::Status s = client_->Admitted(); !s.ok()) return Fail(s);
   if (len == 0 || len > kMaxObjectPayload) {
     return absl::InvalidArgumentError(absl::StrCat("Read of ", len, " bytes at ", addr.ToString(),
                                                    ": must be 1..", kMaxObjectPayload));
@@ -238,6 +239,7 @@ template <typename F>
   requires fabric::Fabric<F>
 absl::StatusOr<GlobalAddress> Transaction<F>::Alloc(size_t bytes, GlobalAddress near) {
   if (done_) return absl::FailedPreconditionError("Alloc: the transaction has finished");
+  if (absl::Status s = client_->Admitted(); !s.ok()) return Fail(s);
   absl::StatusOr<uint32_t> slot = SlotBytesFor(bytes);
   if (!slot.ok()) return slot.status();
   const std::vector<RegionId> regions =
@@ -404,6 +406,7 @@ template <typename F>
   requires fabric::Fabric<F>
 absl::Status Transaction<F>::Commit() {
   if (done_) return absl::FailedPreconditionError("Commit: the transaction has finished");
+  if (absl::Status s = client_->Admitted(); !s.ok()) return Fail(s);
   done_ = true;
   TxClientStats& stats = client_->stats_;
   CommitTimes& times = client_->times_;
