@@ -517,6 +517,7 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed, bool block
   RecoveryScope scope;
   scope.set_config(c.id());
   for (RegionId region : tx::ChangedRegions(installed_config_, c)) scope.add_recovering(region);
+  scope.mutable_failed()->CopyFrom(c.failed());
   const std::string block = blocking ? std::string() : scope.SerializeAsString();
   std::vector<tx::InFlightRecord> records;
   for (const cm::Machine& m : c.machines()) {

@@ -492,6 +492,7 @@ class MachineService {
           auto scope = ParseAs<RecoveryScope>(req);
           if (!scope.ok()) return scope.status();
           p.BeginRecovery(scope->config(), {scope->recovering().begin(), scope->recovering().end()});
+          p.InstallConfig(scope->config(), {scope->failed().begin(), scope->failed().end()});
           before = scope->config();
         }
         InFlight out;

@@ -146,8 +146,10 @@ class Participant {
   // Configuration `config` with the machines and clients it lists as
   // removed (the CM's `failed`: never members again): from now on a LOCK or
   // ALLOC of a transaction they coordinate is refused (FailedPrecondition),
-  // and, after a BeginRecovery into a newer configuration, every LOCK or
-  // ALLOC until that one's removed members are installed (Unavailable).
+  // and, after a Block or BeginRecovery into a newer configuration, every
+  // LOCK or ALLOC until that one's removed members are installed
+  // (Unavailable; farmd installs them right after BeginRecovery, from BLOCK's
+  // RecoveryScope).
   // Without it (LocalCluster) any coordinator is admitted.
   void InstallConfig(uint64_t config, std::vector<fabric::MachineId> removed);
   uint64_t config() const;
