@@ -164,5 +164,28 @@ TEST(RecoveryRegionsTest, OutcomeSaysRecoveringUntilTheDecisionsAreInEvenWithNoR
   EXPECT_EQ(p.QueryOutcome(TxRequest{2, 42}).aux, 2u);
 }
 
+// The removed members of the configuration a recovery moves to: until they
+// are known every LOCK of it waits (a removed client may have learned the new
+// id), then only the removed coordinators are refused, during the recovery
+// already (farmd installs them from BLOCK's RecoveryScope).
+TEST(RecoveryRegionsTest, OnlyRemovedCoordinatorsAreRefusedOnceTheRemovedListIsInstalled) {
+  RegionTable table;
+  absl::StatusOr<std::unique_ptr<TxLog>> log = TxLog::Open("", FsyncPolicy::kNever);
+  ASSERT_TRUE(log.ok());
+  Participant p(/*self=*/1, &table, log->get());
+  p.InstallConfig(1, {});
+  p.BeginRecovery(2, {});
+  absl::Status s = StatusOf(p.Lock(LockRequest{2, MakeTxId(7, 0, 1), {}, {}}));
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  p.InstallConfig(2, {100});
+  s = StatusOf(p.Lock(LockRequest{2, MakeTxId(7, 0, 2), {}, {}}));
+  EXPECT_TRUE(s.ok()) << s;
+  s = StatusOf(p.Lock(LockRequest{2, MakeTxId(100, 0, 1), {}, {}}));
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_NE(s.message().find("coordinator 100 is not a member of configuration 2"),
+            std::string::npos)
+      << s;
+}
+
 }  // namespace
 }  // namespace dctk::farm::tx
