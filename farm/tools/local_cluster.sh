@@ -8,10 +8,12 @@
 # bridge's host address; namespaces, veths and bridge are deleted on exit.
 #
 #   farm/tools/local_cluster.sh [--machines=3] [--replicas=2] [--fabric=shm|net]
-#       [--netns] [--seconds=0 (until Ctrl-C)] [--bin=DIR (holds farm/server/farmd)]
+#       [--netns] [--seconds=0 (until Ctrl-C)]
+#       [--bin=DIR (holds farm/server/farmd; default: build it with -c opt)]
+#       [--ship_workers=0 (per machine: runs transactions clients ship, e.g. farm_tatp --ship)]
 set -euo pipefail
 
-MACHINES=3 REPLICAS=2 FABRIC=shm SECONDS_TO_RUN=0 BIN="" NETNS=0
+MACHINES=3 REPLICAS=2 FABRIC=shm SECONDS_TO_RUN=0 BIN="" NETNS=0 SHIP_WORKERS=0
 for arg in "$@"; do
   case "$arg" in
     --machines=*) MACHINES=${arg#*=} ;;
@@ -19,8 +21,9 @@ for arg in "$@"; do
     --fabric=*) FABRIC=${arg#*=} ;;
     --seconds=*) SECONDS_TO_RUN=${arg#*=} ;;
     --bin=*) BIN=${arg#*=} ;;
+    --ship_workers=*) SHIP_WORKERS=${arg#*=} ;;
     --netns) NETNS=1 FABRIC=net ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "local_cluster.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +31,8 @@ done
   { echo "--machines must be 1..64 (got '$MACHINES')" >&2; exit 2; }
 [[ $REPLICAS =~ ^[0-9]+$ ]] && ((REPLICAS >= 1 && REPLICAS <= MACHINES)) ||
   { echo "--replicas must be 1..machines (got '$REPLICAS')" >&2; exit 2; }
+[[ $SHIP_WORKERS =~ ^[0-9]+$ ]] && ((SHIP_WORKERS <= 64)) ||
+  { echo "--ship_workers must be 0..64 (got '$SHIP_WORKERS')" >&2; exit 2; }
 case "$FABRIC" in shm|net) ;; *) echo "--fabric: shm or net (got '$FABRIC')" >&2; exit 2 ;; esac
 if ((NETNS)); then
   [[ $FABRIC == net ]] || { echo "--netns runs the net fabric (shm needs one host)" >&2; exit 2; }
@@ -36,8 +41,8 @@ fi
 
 if [[ -z $BIN ]]; then
   cd "$(dirname "$0")/../.."
-  bazel build --noshow_progress //farm/server:farmd 2>&1 | grep -v '^INFO\|^Loading\|^Analyzing\|linux-sandbox' || true
-  BIN=$(bazel info bazel-bin 2>/dev/null)
+  bazel build -c opt --noshow_progress //farm/server:farmd 2>&1 | grep -v '^INFO\|^Loading\|^Analyzing\|linux-sandbox' || true
+  BIN=$(bazel info -c opt bazel-bin 2>/dev/null)
 fi
 FARMD=$BIN/farm/server/farmd
 [[ -x $FARMD ]] || { echo "local_cluster.sh: no farmd at $FARMD" >&2; exit 1; }
@@ -107,7 +112,7 @@ CM=$(awk '{print $2}' "$DIR/cm.out")
 echo "== CM service at $CM (regions on $REPLICAS of $MACHINES machines, $FABRIC fabric$( ((NETNS)) && echo ", one network namespace per machine"))"
 for ((i = 1; i <= MACHINES; i++)); do
   $(machine_cmd $i) "$FARMD" --config="$DIR/farm.conf" --role=machine --name="m$i" --cm="$CM" --fabric="$FABRIC" \
-    --txlog_dir="$DIR" >"$DIR/m$i.out" 2>"$DIR/m$i.err" &
+    --txlog_dir="$DIR" --ship_workers="$SHIP_WORKERS" >"$DIR/m$i.out" 2>"$DIR/m$i.err" &
 done
 for ((i = 1; i <= MACHINES; i++)); do
   wait_line "$DIR/m$i.out"

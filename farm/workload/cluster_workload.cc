@@ -17,6 +17,7 @@
 #include "farm/fabric/shm_fabric.h"
 #include "farm/kv/tx_hashtable_reader.h"
 #include "farm/workload/bank.h"
+#include "farm/workload/cluster_clients.h"
 #include "farm/workload/lookup_table.h"
 
 namespace dctk::farm::workload {
@@ -44,15 +45,13 @@ struct Worker {
 };
 
 absl::Status Validate(const ClusterWorkloadOptions& o) {
-  if (o.cm_address.empty()) return absl::InvalidArgumentError("workload: the CM address is required");
-  if (o.fabric != "net" && o.fabric != "shm") {
-    return absl::InvalidArgumentError(absl::StrCat("workload: fabric must be net or shm, not '", o.fabric, "'"));
-  }
   if (o.transfer_threads < 1 || o.lookup_threads < 0) {
     return absl::InvalidArgumentError("workload: at least one transfer thread, no negative lookup threads");
   }
-  if (o.fabric_port < 0 || o.fabric_port + o.transfer_threads + o.lookup_threads > 65536) {
-    return absl::InvalidArgumentError(absl::StrCat("workload: fabric ports from ", o.fabric_port, " out of range"));
+  if (absl::Status s = ValidateClusterClientOptions(
+          o.clients, o.transfer_threads + o.lookup_threads, "workload");
+      !s.ok()) {
+    return s;
   }
   if (o.accounts < 2) return absl::InvalidArgumentError("workload: at least 2 accounts");
   if (o.lookup_keys < 1) return absl::InvalidArgumentError("workload: at least 1 hashtable key");
@@ -101,38 +100,13 @@ class TableLookups {
 };
 
 template <typename F>
-absl::StatusOr<std::unique_ptr<F>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id);
-template <>
-absl::StatusOr<std::unique_ptr<fabric::NetFabric>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id) {
-  const std::string listen =
-      o.fabric_port == 0 ? o.host : absl::StrCat(o.host, ":", o.fabric_port + (id - o.first_id));
-  return fabric::NetFabric::Create({.machine_id = id, .listen_host = listen});
-}
-template <>
-absl::StatusOr<std::unique_ptr<fabric::ShmFabric>> MakeFabric(const ClusterWorkloadOptions& o, fabric::MachineId id) {
-  return fabric::ShmFabric::Create({.machine_id = id});
-}
-
-template <typename F>
 absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const std::atomic<bool>& stop, FILE* out) {
   const int threads = o.transfer_threads + o.lookup_threads;
-  std::vector<std::unique_ptr<client::FarmClient<F>>> clients;
-  std::vector<F*> fabrics;  // owned by clients[i]; the lookup threads' one-sided reads use them
-  for (int i = 0; i < threads; ++i) {
-    const fabric::MachineId id = o.first_id + i;
-    absl::StatusOr<std::unique_ptr<F>> fabric = MakeFabric<F>(o, id);
-    if (!fabric.ok()) return fabric.status();
-    fabrics.push_back(fabric->get());
-    client::FarmClientOptions co;
-    co.machine = id;
-    co.cm_address = o.cm_address;
-    co.wait_ready = o.wait_ready;
-    co.tx.rpc_timeout = o.rpc_timeout;
-    co.tx.outcome_timeout = o.outcome_timeout;
-    auto c = client::FarmClient<F>::Connect(co, std::move(*fabric));
-    if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat("client ", id, ": ", c.status().message()));
-    clients.push_back(std::move(*c));
-  }
+  absl::StatusOr<ClusterClients<F>> connected = ConnectClients<F>(o.clients, threads);
+  if (!connected.ok()) return connected.status();
+  std::vector<std::unique_ptr<client::FarmClient<F>>>& clients = connected->clients;
+  const std::vector<F*>& fabrics =
+      connected->fabrics;  // the lookup threads' one-sided reads use them
   const absl::Time setup_deadline = absl::Now() + o.final_check_timeout;
   // A step that failed (a LOCK or ALLOC timing out on a loaded machine) is
   // made again whole: accounts of a failed try that did commit stay outside
@@ -218,23 +192,14 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
             w.total_unknown += absl::IsUnknown(s);
           }
         }
-        if (!s.ok() && !absl::IsAborted(s)) {
-          absl::SleepFor(absl::Milliseconds(10));  // a machine or the CM is changing: learn the new configuration
-          (void)c.Refresh();
-        }
+        if (!s.ok() && !absl::IsAborted(s)) RefreshAfterFailure(c);
       }
       w.lookup_reads = lookups.reads();
     });
   }
 
   const absl::Time start = absl::Now();
-  const absl::Time end = o.duration == absl::InfiniteDuration() ? absl::InfiniteFuture() : start + o.duration;
-  absl::Time last = start;
-  for (absl::Time tick = start + o.report_every; !stop.load() && last < end; tick += o.report_every) {
-    while (absl::Now() < std::min(tick, end) && !stop.load()) {
-      absl::SleepFor(std::min(absl::Milliseconds(20), std::min(tick, end) - absl::Now()));
-    }
-    const absl::Time now = absl::Now();
+  ReportPeriodically(o.duration, o.report_every, stop, [&](double t, double secs) {
     Histogram h, lookups;
     uint64_t aborts = 0, errors = 0, misses = 0;
     for (auto& w : workers) {
@@ -248,16 +213,15 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
       misses += w->misses;
       w->aborts = w->errors = w->lookups = w->misses = 0;
     }
-    const double secs = std::max(1e-9, absl::ToDoubleSeconds(now - last));
-    fprintf(out,
-            "progress t=%.1f tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups_per_s=%.0f lookup_p50_us=%lu "
-            "lookup_misses=%lu aborts=%lu errors=%lu config=%lu\n",
-            absl::ToDoubleSeconds(now - start), h.count() / secs, Us(h.ValueAtQuantile(0.5)),
-            Us(h.ValueAtQuantile(0.99)), lookups.count() / secs, Us(lookups.ValueAtQuantile(0.5)), misses, aborts,
-            errors, clients[0]->config_id());
+    fprintf(
+        out,
+        "progress t=%.1f tx_per_s=%.0f p50_us=%lu p99_us=%lu lookups_per_s=%.0f lookup_p50_us=%lu "
+        "lookup_misses=%lu aborts=%lu errors=%lu config=%lu\n",
+        t, h.count() / secs, Us(h.ValueAtQuantile(0.5)), Us(h.ValueAtQuantile(0.99)),
+        lookups.count() / secs, Us(lookups.ValueAtQuantile(0.5)), misses, aborts, errors,
+        clients[0]->config_id());
     fflush(out);
-    last = now;
-  }
+  });
   done.store(true);
   for (auto& t : running) t.join();
 
@@ -341,7 +305,7 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
 absl::StatusOr<ClusterWorkloadResult> RunClusterWorkload(const ClusterWorkloadOptions& options,
                                                          const std::atomic<bool>& stop, FILE* out) {
   if (absl::Status s = Validate(options); !s.ok()) return s;
-  if (options.fabric == "shm") return Run<fabric::ShmFabric>(options, stop, out);
+  if (options.clients.fabric == "shm") return Run<fabric::ShmFabric>(options, stop, out);
   return Run<fabric::NetFabric>(options, stop, out);
 }
 

@@ -1,5 +1,5 @@
 // RunClusterWorkload: the main job's client workload against a running farmd
-// cluster. It connects as FaRM clients (farm/client FarmClient: the
+// cluster. It connects as FaRM clients (cluster_clients.h, farm/client FarmClient: the
 // configuration from the CM service, rings to every machine; one client per
 // thread, fabric ids first_id, first_id + 1, ...), creates a bank (bank.h)
 // and a hashtable of `lookup_keys` keys (lookup_table.h: farm/kv's
@@ -24,10 +24,13 @@
 // of a transfer that committed (checked against the journals at the end).
 //
 // Output (`out`), one line each, key=value, for scripts:
-//   workload start accounts=64 transfer_threads=2 lookup_threads=1 lookup_keys=256 table=1:0x100000,2:0x0,3:0x0 shards=3 update_table=1 config=22
-//   progress t=3.0 tx_per_s=850 p50_us=1800 p99_us=5200 lookups_per_s=2100 lookup_p50_us=310 lookup_misses=0 aborts=2 errors=0 config=22
-//   summary seconds=10.0 committed=8500 tx_per_s=850 p50_us=... p99_us=... lookups=21000 lookup_misses=0 lookup_mismatches=0 aborts=20 errors=3 unknown=0 total=64000 expected_total=64000 lookup_tx_values=5200 lookup_records=3100 lookup_reads=21040
-//   invariant ok        (or: invariant FAILED <reason>)
+//   workload start accounts=64 transfer_threads=2 lookup_threads=1 lookup_keys=256
+//   table=1:0x100000,2:0x0,3:0x0 shards=3 update_table=1 config=22 progress t=3.0 tx_per_s=850
+//   p50_us=1800 p99_us=5200 lookups_per_s=2100 lookup_p50_us=310 lookup_misses=0 aborts=2 errors=0
+//   config=22 summary seconds=10.0 committed=8500 tx_per_s=850 p50_us=... p99_us=... lookups=21000
+//   lookup_misses=0 lookup_mismatches=0 aborts=20 errors=3 unknown=0 total=64000
+//   expected_total=64000 lookup_tx_values=5200 lookup_records=3100 lookup_reads=21040 invariant ok
+//   (or: invariant FAILED <reason>)
 // progress counts are per interval; summary counts are totals.
 // lookup_mismatches counts wrong values and records of transfers that did not
 // commit; lookup_tx_values the lookups that found a transfer's record,
@@ -37,7 +40,8 @@
 // Example:
 //   std::atomic<bool> stop{false};
 //   absl::StatusOr<ClusterWorkloadResult> r =
-//       RunClusterWorkload({.cm_address = "10.88.0.2:7101", .host = "10.88.0.9"}, stop, stdout);
+//       RunClusterWorkload({.clients = {.cm_address = "10.88.0.2:7101", .host = "10.88.0.9"}},
+//       stop, stdout);
 //   if (r.ok() && !r->invariant.ok()) ...  // a lost or duplicated commit
 #ifndef DCTK_FARM_WORKLOAD_CLUSTER_WORKLOAD_H_
 #define DCTK_FARM_WORKLOAD_CLUSTER_WORKLOAD_H_
@@ -50,15 +54,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "farm/workload/cluster_clients.h"
 
 namespace dctk::farm::workload {
 
 struct ClusterWorkloadOptions {
-  std::string cm_address;       // the CM service (farmd --role=cm or cm_driver)
-  std::string fabric = "net";   // net | shm (shm: same host only)
-  std::string host = "127.0.0.1";  // the client's net fabric listens here
-  int fabric_port = 0;  // thread i's net fabric at host:fabric_port + i; 0: any free ports
-  uint32_t first_id = 100;      // fabric ids of the clients (not storage machines')
+  ClusterClientOptions clients;  // the CM, the fabric, the clients' ids and timeouts
   int transfer_threads = 2;
   int lookup_threads = 1;
   int accounts = 64;
@@ -68,9 +69,6 @@ struct ClusterWorkloadOptions {
   uint64_t initial = 1000;
   absl::Duration duration = absl::InfiniteDuration();  // or until `stop`
   absl::Duration report_every = absl::Seconds(1);
-  absl::Duration rpc_timeout = absl::Milliseconds(300);
-  absl::Duration outcome_timeout = absl::Seconds(20);
-  absl::Duration wait_ready = absl::Seconds(60);  // for the cluster to finish starting
   absl::Duration final_check_timeout = absl::Seconds(30);
   uint64_t seed = 1;
 };
