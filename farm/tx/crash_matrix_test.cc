@@ -10,7 +10,7 @@
 // was left without an answer learns the outcome from the participants
 // (OUTCOME), and the balances agree with it; the total holds; every live
 // replica holds the same balances, none locked; and a later transfer over the
-// same accounts commits.
+// same accounts commits. Every case runs on the shm and on the net fabric.
 #include <algorithm>
 #include <thread>
 #include <tuple>
@@ -22,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
+#include "farm/fabric/net_fabric.h"
+#include "farm/fabric/shm_fabric.h"
 #include "farm/fabric/sync.h"
 #include "farm/tx/test_util.h"
 #include "gtest/gtest.h"
@@ -66,7 +68,15 @@ LocalClusterOptions Options(bool give_up) {
   return o;
 }
 
-absl::optional<Placement> FindPlacement(const ShmCluster& c, bool victim_last) {
+template <typename F>
+std::unique_ptr<LocalCluster<F>> MakeCluster(const LocalClusterOptions& o) {
+  auto c = LocalCluster<F>::Create(o, [](fabric::MachineId id) { return F::Create({.machine_id = id}); });
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+template <typename F>
+absl::optional<Placement> FindPlacement(const LocalCluster<F>& c, bool victim_last) {
   std::vector<RegionInfo> regions = c.table().All();
   std::sort(regions.begin(), regions.end(), [](auto& x, auto& y) { return x.id < y.id; });
   for (const RegionInfo& a : regions) {
@@ -97,7 +107,8 @@ struct Accounts {
 };
 constexpr uint64_t kFrom = 100, kAudit = 7;
 
-absl::StatusOr<Accounts> Open(TxClient<fabric::ShmFabric>& client, const Placement& p,
+template <typename F>
+absl::StatusOr<Accounts> Open(TxClient<F>& client, const Placement& p,
                               RegionId audit) {
   auto tx = client.Begin();
   Accounts acc;
@@ -137,7 +148,8 @@ auto UntilDone(Op op) -> decltype(op()) {
 // Blocks until `f`'s one-sided reads at `at` fail (its fabric saw the killed
 // peer hang up), so the next read there meets a failed machine rather than
 // the memory it left mapped.
-void AwaitUnreachable(fabric::ShmFabric& f, const fabric::RemoteAddress& at) {
+template <typename F>
+void AwaitUnreachable(F& f, const fabric::RemoteAddress& at) {
   auto q = f.CreateQueue();
   ASSERT_TRUE(q.ok()) << q.status();
   uint64_t word;
@@ -149,21 +161,12 @@ void AwaitUnreachable(fabric::ShmFabric& f, const fabric::RemoteAddress& at) {
   }
 }
 
-// What the live participants say of `tx` once recovery is over: committed if
-// one applied or remembers it, aborted if one remembers that; unknown if none
-// holds any trace of it (then no record survived: it cannot have committed).
-// Two participants disagreeing is a failure.
-Outcome AskParticipants(ShmCluster& c, TxId tx) {
-  Outcome said = Outcome::kUnknown;
-  for (fabric::MachineId m : c.live()) {
-    const Reply r = c.machine(m).participant().QueryOutcome(TxRequest{c.config(), tx});
-    const auto o = static_cast<Outcome>(r.value);
-    if (o == Outcome::kUnknown) continue;
-    EXPECT_TRUE(said == Outcome::kUnknown || said == o)
-        << "machine " << m << " disagrees on the outcome";
-    said = o;
-  }
-  return said;
+// What the live participants say of `tx` once recovery is over (AgreedOutcome).
+template <typename F>
+Outcome AskParticipants(LocalCluster<F>& c, TxId tx) {
+  return AgreedOutcome(c.live(), [&](fabric::MachineId m) {
+    return c.machine(m).participant().QueryOutcome(TxRequest{c.config(), tx});
+  });
 }
 
 // The coordinator thread's progress, under a mutex.
@@ -174,14 +177,13 @@ struct Progress {
 };
 bool RecoverOrFinished(Progress* p) { return p->recover || p->finished; }
 
-// A row of the matrix, whether coordinators give up on a new configuration,
-// and whether the victim's message is the last of its steps.
-class CrashMatrixTest : public ::testing::TestWithParam<std::tuple<CrashCase, bool, bool>> {};
-
-TEST_P(CrashMatrixTest, CommittedExactlyOnceAndNothingElse) {
-  const CrashCase& k = std::get<0>(GetParam());
-  auto c = MakeShmCluster(Options(std::get<1>(GetParam())));
-  const bool victim_last = std::get<2>(GetParam());
+// A row of the matrix run on fabric F, coordinators giving up on a new
+// configuration or not (`give_up`), the victim's message first or last of its
+// steps.
+template <typename F>
+void RunCase(const CrashCase& k, bool give_up, bool victim_last) {
+  std::unique_ptr<LocalCluster<F>> c = MakeCluster<F>(Options(give_up));
+  ASSERT_NE(c, nullptr);
   const absl::optional<Placement> p = FindPlacement(*c, victim_last);
   ASSERT_TRUE(p.has_value()) << "no two regions with four distinct replicas in that order";
   auto& client = c->client(p->coordinator);
@@ -363,9 +365,26 @@ constexpr CrashCase kMatrix[] = {
 };
 // clang-format on
 
+enum class FabricKind { kShm, kNet };
+
+// A row of the matrix, whether coordinators give up on a new configuration,
+// whether the victim's message is the last of its steps, and the fabric.
+class CrashMatrixTest
+    : public ::testing::TestWithParam<std::tuple<CrashCase, bool, bool, FabricKind>> {};
+
+TEST_P(CrashMatrixTest, CommittedExactlyOnceAndNothingElse) {
+  const auto& [k, give_up, victim_last, kind] = GetParam();
+  if (kind == FabricKind::kShm) {
+    RunCase<fabric::ShmFabric>(k, give_up, victim_last);
+  } else {
+    RunCase<fabric::NetFabric>(k, give_up, victim_last);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Matrix, CrashMatrixTest,
                          ::testing::Combine(::testing::ValuesIn(kMatrix), ::testing::Bool(),
-                                            ::testing::Bool()),
+                                            ::testing::Bool(),
+                                            ::testing::Values(FabricKind::kShm, FabricKind::kNet)),
                          [](const auto& info) {
                            const CrashCase& k = std::get<0>(info.param);
                            const char* role = k.role == kPrimary       ? "Primary"
@@ -374,7 +393,8 @@ INSTANTIATE_TEST_SUITE_P(Matrix, CrashMatrixTest,
                                                                        : "Coordinator";
                            return absl::StrCat(role, "_", StepTestName(k.step), "_", k.after,
                                                std::get<1>(info.param) ? "_GiveUp" : "",
-                                               std::get<2>(info.param) ? "_VictimLast" : "");
+                                               std::get<2>(info.param) ? "_VictimLast" : "",
+                                               std::get<3>(info.param) == FabricKind::kNet ? "_Net" : "");
                          });
 
 }  // namespace

@@ -131,35 +131,68 @@ inline std::string StepTestName(CommitStep step) {
   return name;
 }
 
-// The live replicas (current table) whose copy of the object at `addr` is
-// locked: after recovery and every commit done, none may be.
-inline std::vector<fabric::MachineId> LockedAt(ShmCluster& c, GlobalAddress addr) {
-  std::vector<fabric::MachineId> locked;
+// One replica's copy of an 8-byte counter object: its payload and whether
+// its header's lock bit is set. `obj`: the copy's ObjectBytes(8) bytes (in
+// place, or fetched with a one-sided read, as farmd tests do).
+struct CounterCopy {
+  uint64_t value = 0;
+  bool locked = false;
+};
+inline CounterCopy CounterCopyAt(const uint8_t* obj) {
+  CounterCopy c;
+  c.locked = IsLocked(__atomic_load_n(reinterpret_cast<const uint64_t*>(obj), __ATOMIC_ACQUIRE));
+  ExtractPayload(obj, &c.value, sizeof(c.value));
+  return c;
+}
+
+// Each live replica's (current table) copy of the 8-byte counter at `addr`,
+// by machine (read in place: only when no commit runs).
+template <typename F>
+std::map<fabric::MachineId, CounterCopy> CounterCopies(LocalCluster<F>& c, GlobalAddress addr) {
+  std::map<fabric::MachineId, CounterCopy> copies;
   const RegionInfo region = *c.table().Lookup(addr.region());
   for (const Replica& r : region.replicas) {
     absl::StatusOr<uint8_t*> obj = c.machine(r.machine).participant().ObjectAt(addr);
     EXPECT_TRUE(obj.ok()) << obj.status();
-    if (obj.ok() &&
-        IsLocked(__atomic_load_n(reinterpret_cast<uint64_t*>(*obj), __ATOMIC_ACQUIRE))) {
-      locked.push_back(r.machine);
-    }
+    copies[r.machine] = obj.ok() ? CounterCopyAt(*obj) : CounterCopy{};
+  }
+  return copies;
+}
+
+// The live replicas whose copy of the object at `addr` is locked: after
+// recovery and every commit done, none may be.
+template <typename F>
+std::vector<fabric::MachineId> LockedAt(LocalCluster<F>& c, GlobalAddress addr) {
+  std::vector<fabric::MachineId> locked;
+  for (auto [m, copy] : CounterCopies(c, addr)) {
+    if (copy.locked) locked.push_back(m);
   }
   return locked;
 }
 
-// Each live replica's copy of the 8-byte counter at `addr`, by machine (read
-// in place: only when no commit runs).
-inline std::map<fabric::MachineId, uint64_t> CopiesAt(ShmCluster& c, GlobalAddress addr) {
+// Each live replica's copy of the 8-byte counter at `addr`, by machine.
+template <typename F>
+std::map<fabric::MachineId, uint64_t> CopiesAt(LocalCluster<F>& c, GlobalAddress addr) {
   std::map<fabric::MachineId, uint64_t> copies;
-  const RegionInfo region = *c.table().Lookup(addr.region());
-  for (const Replica& r : region.replicas) {
-    absl::StatusOr<uint8_t*> obj = c.machine(r.machine).participant().ObjectAt(addr);
-    EXPECT_TRUE(obj.ok()) << obj.status();
-    uint64_t v = 0;
-    if (obj.ok()) ExtractPayload(*obj, &v, sizeof(v));
-    copies[r.machine] = v;
-  }
+  for (auto [m, copy] : CounterCopies(c, addr)) copies[m] = copy.value;
   return copies;
+}
+
+// What `machines` say of a transaction (OUTCOME, `ask(m)` their replies):
+// committed if one applied or remembers it, aborted if one remembers that;
+// unknown if none holds any trace of it (after recovery: no record survived,
+// it cannot have committed). Two machines disagreeing is a test failure.
+template <typename Ask>
+Outcome AgreedOutcome(const std::vector<fabric::MachineId>& machines, Ask ask) {
+  Outcome said = Outcome::kUnknown;
+  for (fabric::MachineId m : machines) {
+    const Reply r = ask(m);
+    const auto o = static_cast<Outcome>(r.value);
+    if (!StatusOf(r).ok() || o == Outcome::kUnknown) continue;
+    EXPECT_TRUE(said == Outcome::kUnknown || said == o) << "machine " << m << " disagrees on the outcome";
+    said = o;
+  }
+  return said;
 }
 
 // The counters at `a` and `b`, read in one transaction (99 for a failed read).
