@@ -264,9 +264,9 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   }
   int storage = 0;
   for (const cm::Machine& m : c.configuration().machines()) storage += !m.client();
-  ASSERT_EQ(storage, machines - 1) << "the CM removed a machine besides " << victim
-                                   << " (a lease expired under CPU load?): "
-                                   << c.configuration().ShortDebugString();
+  ASSERT_EQ(storage, machines - 1)
+      << "the CM removed a machine besides " << victim
+      << " (a lease expired under CPU load?): " << c.configuration().ShortDebugString();
   auto read = [&] { return tx::ReadBalances(c.tx(), acc.from, acc.to, acc.audit); };
   absl::StatusOr<tx::Balances> b = client::RetryWithRefresh(c, deadline, read);
   ASSERT_TRUE(b.ok()) << b.status();
