@@ -21,7 +21,20 @@
 // copy and stops waiting for a removed machine's answers (the coordinator
 // gives up on a call once the configuration changes:
 // TxClientOptions::give_up_on_new_config, on by default here). Its rings
-// follow at the next Refresh(). A coordinator that resent a commit message to
+// follow at the next Refresh().
+//
+// Precise membership (FaRM's NEW-CONFIG-ACK): every renewal tells the CM the
+// configuration this client follows, and a configuration learned (from a
+// renewal's reply or a Refresh) is acknowledged at once by another renewal;
+// the CM resumes a region whose primary changed only once every client
+// acknowledged or its lease ran out (cm_service.h). And the client fences
+// itself (lease_fence.h): with no renewal acknowledged within its lease
+// (from when it was sent, less an eighth), every transaction's Read, Alloc
+// and Commit fail with Unavailable until a renewal succeeds, so a client
+// paused past its lease never reads a removed primary's copy after a write
+// committed at the new one. LeaseStatus() is that check, for lock-free
+// readers outside transactions (TxHashTableReader over regions()): ask it
+// before using what a read returned. A coordinator that resent a commit message to
 // a silent machine for suspect_after reports it to the CM (Suspect) through
 // this client's CM channel, unless FarmClientOptions::tx.suspect is set.
 //
@@ -64,6 +77,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/optimization.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
@@ -72,6 +86,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "farm/client/lease_fence.h"
 #include "farm/client/ship.h"
 #include "farm/client/ship.pb.h"
 #include "farm/client/shipper.h"
@@ -113,7 +128,10 @@ class FarmClient {
     return c;
   }
   ~FarmClient() {
-    stop_.Notify();
+    {
+      absl::MutexLock l(&lease_mu_);
+      stopping_ = true;
+    }
     if (lease_thread_.joinable()) lease_thread_.join();
     shipper_.reset();
     tx_.reset();
@@ -135,6 +153,19 @@ class FarmClient {
     absl::MutexLock l(&removed_mu_);
     return removed_status_;
   }
+  // OK while a lease renewal acknowledged within the lease keeps this
+  // client's configuration current (one clock read, one atomic load);
+  // Unavailable when none was (retry: the next renewal reopens it), or
+  // RemovedStatus() (thread-safe). Transactions ask it at each Read, Alloc
+  // and Commit.
+  absl::Status LeaseStatus() const {
+    if (ABSL_PREDICT_TRUE(fence_->Open(LeaseFence::Now()))) return absl::OkStatus();
+    return FencedStatus();
+  }
+  // Renewals the CM acknowledged (the Join included), and those sent at
+  // once to acknowledge a configuration just learned.
+  uint64_t renewals() const { return renewals_.load(); }
+  uint64_t acks() const { return acks_.load(); }
   const ShipperStats& ship_stats() const { return shipper_->stats(); }
   // The configuration the coordinator follows: the newest of the last
   // Refresh's and the last lease renewal's (thread-safe).
@@ -195,25 +226,51 @@ class FarmClient {
   // A Refresh's configuration (client thread). One older than what the lease
   // thread installed meanwhile only becomes current_ (the rings follow it).
   void Install(const cm::Configuration& c) {
-    absl::MutexLock l(&install_mu_);
-    current_ = c;
-    if (c.id() < config_.load()) return;
-    server::InstallConfiguration(c, &table_);
-    config_.store(c.id());
+    bool newer;
+    {
+      absl::MutexLock l(&install_mu_);
+      current_ = c;
+      if (c.id() < config_.load()) return;
+      newer = c.id() > config_.load();
+      server::InstallConfiguration(c, &table_);
+      config_.store(c.id());
+    }
+    if (newer) AckSoon();
+  }
+
+  // The lease thread renews at once, acknowledging the configuration.
+  void AckSoon() {
+    absl::MutexLock l(&lease_mu_);
+    ack_due_ = true;
+  }
+
+  absl::Status FencedStatus() const {
+    if (absl::Status s = RemovedStatus(); !s.ok()) return s;
+    const int64_t until = fence_->valid_until();
+    return absl::UnavailableError(absl::StrCat(
+        "client ", fabric_->machine_id(), ": no lease renewal acknowledged within the lease",
+        until == LeaseFence::kNever
+            ? std::string()
+            : absl::StrCat(" (it ran out ", (LeaseFence::Now() - until) / 1000000, " ms ago)"),
+        ": the configuration it follows (", config_.load(),
+        ") may be stale, so it reads nothing until the next renewal"));
   }
 
   // A lease renewal's configuration (lease thread): takes effect for the
   // coordinator if newer. The Get a Refresh would make then returns the same.
   void LearnFromLease(const cm::Configuration& c) {
-    absl::MutexLock l(&install_mu_);
-    if (c.id() <= config_.load()) return;
-    server::InstallConfiguration(c, &table_);
-    config_.store(c.id());
-    learned_from_lease_.fetch_add(1);
+    {
+      absl::MutexLock l(&install_mu_);
+      if (c.id() <= config_.load()) return;
+      server::InstallConfiguration(c, &table_);
+      config_.store(c.id());
+      learned_from_lease_.fetch_add(1);
+    }
+    AckSoon();
   }
 
-  // The lease thread joins, so the Join's reply wakes a thread at the
-  // lease's priority, which renews from then on.
+  // The lease thread joins, so the Join's reply wakes a thread at the lease's
+  // priority, which renews from then on.
   absl::Status JoinAsClient() {
     cm::Command join;
     join.mutable_join()->set_machine(fabric_->machine_id());
@@ -223,22 +280,62 @@ class FarmClient {
     absl::Notification joined;
     lease_thread_ = std::thread([this, &join, &joined_status, &joined] {
       server::PrioritizeLeaseThread(absl::StrCat("client ", fabric_->machine_id()));
+      const int64_t sent = LeaseFence::Now();
       absl::StatusOr<cm::Result> r = lease_cm_.Call(join);
       joined_status = r.status();
       const int64_t lease_ms = r.ok() ? std::max<int64_t>(3, r->config().lease_ms()) : 0;
-      joined.Notify();
-      if (lease_ms == 0) return;
-      while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(lease_ms / 3))) {
-        if (o_.renew_lease && !o_.renew_lease()) continue;
-        cm::Command renew;
-        renew.mutable_renew()->set_machine(fabric_->machine_id());
-        absl::StatusOr<cm::Result> r = lease_cm_.Call(renew);
-        if (absl::IsNotFound(r.status())) return MarkRemoved(r.status());
-        if (r.ok() && r->has_config()) LearnFromLease(r->config());
+      fence_ = std::make_unique<LeaseFence>(absl::Milliseconds(lease_ms));
+      if (r.ok()) {
+        fence_->Renewed(sent);
+        renewals_.fetch_add(1);
       }
+      joined.Notify();
+      if (lease_ms > 0) RenewLeases(absl::Milliseconds(lease_ms / 3));
     });
     joined.WaitForNotification();
     return joined_status;
+  }
+
+  // Renews every `every`, and at once after a configuration was learned (to
+  // acknowledge it), until the destructor or the CM's refusal.
+  void RenewLeases(absl::Duration every) {
+    absl::Time next = absl::Now() + every;
+    while (true) {
+      bool ack;
+      {
+        absl::MutexLock l(&lease_mu_);
+        lease_mu_.AwaitWithDeadline(absl::Condition(
+                                        +[](FarmClient* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                                             c->lease_mu_) { return c->stopping_ || c->ack_due_; },
+                                        this),
+                                    next);
+        if (stopping_) return;
+        if (!ack_due_ && absl::Now() < next) continue;
+        ack = ack_due_;
+        ack_due_ = false;
+      }
+      next = absl::Now() + every;
+      if (o_.renew_lease && !o_.renew_lease()) continue;
+      cm::Command renew;
+      renew.mutable_renew()->set_machine(fabric_->machine_id());
+      // Installed before this renewal is sent: what the CM records as acknowledged.
+      renew.mutable_renew()->set_applied_config(config_.load());
+      const int64_t sent = LeaseFence::Now();
+      absl::StatusOr<cm::Result> r = lease_cm_.Call(renew);
+      if (absl::IsNotFound(r.status())) return MarkRemoved(r.status());
+      if (!r.ok()) {
+        // Again soon (lease_cm_ connects again after a transport error): the
+        // fence closes at the end of the lease.
+        next = absl::Now() + every / 4;
+        continue;
+      }
+      // The configuration the reply carries first: the validity this renewal
+      // grants must be used through it (lease_fence.h).
+      if (r->has_config()) LearnFromLease(r->config());
+      fence_->Renewed(sent);
+      renewals_.fetch_add(1);
+      if (ack) acks_.fetch_add(1);
+    }
   }
 
   // The CM refused a renewal: it removed this client and recovered its
@@ -246,6 +343,7 @@ class FarmClient {
   void MarkRemoved(const absl::Status& refused) {
     absl::StatusOr<cm::Result> now = lease_cm_.Call(cm::GetCommand());
     const uint64_t config = now.ok() ? now->config().id() : config_.load();
+    fence_->Remove();
     absl::MutexLock l(&removed_mu_);
     removed_status_ = absl::FailedPreconditionError(absl::StrCat(
         "client ", fabric_->machine_id(), " was removed by the CM at configuration ", config,
@@ -268,7 +366,7 @@ class FarmClient {
     tx::TxClientOptions txo = o_.tx;
     if (!txo.suspect)
       txo.suspect = [this](fabric::MachineId m) { cm_.Suspect(m, fabric_->machine_id()); };
-    txo.admit = [this] { return RemovedStatus(); };
+    txo.admit = [this] { return LeaseStatus(); };
     auto t = tx::TxClient<F>::Create(*fabric_, 0, &table_, &config_, nullptr, std::move(txo));
     if (!t.ok()) return t.status();
     tx_ = std::move(*t);
@@ -441,7 +539,11 @@ class FarmClient {
   std::atomic<bool> removed_{false};
   mutable absl::Mutex removed_mu_;
   absl::Status removed_status_ ABSL_GUARDED_BY(removed_mu_);
-  absl::Notification stop_;
+  std::unique_ptr<LeaseFence> fence_;  // set by the lease thread before Connect returns
+  absl::Mutex lease_mu_;
+  bool stopping_ ABSL_GUARDED_BY(lease_mu_) = false;
+  bool ack_due_ ABSL_GUARDED_BY(lease_mu_) = false;  // a configuration was learned: renew now
+  std::atomic<uint64_t> renewals_{0}, acks_{0};
   std::thread lease_thread_;
 };
 

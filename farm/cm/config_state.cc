@@ -133,6 +133,7 @@ Result ConfigState::Renew(const Command::Renew& c) {
                               "is not renewed (it is removed when the lease runs out, at ", m->lease_expiry_ms(), ")"));
   }
   m->set_lease_expiry_ms(std::max(m->lease_expiry_ms(), c.now_ms() + config_.lease_ms()));
+  m->set_applied_config(std::max(m->applied_config(), c.applied_config()));
   return Ok();
 }
 
@@ -373,6 +374,18 @@ absl::Status ReplicatedConfigState::Restore(absl::string_view snapshot) {
   return s;
 }
 
+std::vector<uint32_t> ClientsBehind(const Configuration& at_start, const Configuration& now,
+                                    uint64_t id, int64_t now_ms) {
+  std::vector<uint32_t> behind;
+  for (const Machine& m : at_start.machines()) {
+    if (!m.client() || m.lease_expiry_ms() < now_ms) continue;
+    for (const Machine& n : now.machines()) {
+      if (n.id() == m.id() && n.applied_config() < id) behind.push_back(m.id());
+    }
+  }
+  return behind;
+}
+
 Command InitCommand(uint32_t replicas, uint64_t region_size, int64_t lease_ms) {
   Command c;
   c.mutable_init()->set_replicas(replicas);
@@ -390,10 +403,11 @@ Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::st
   c.mutable_join()->set_now_ms(now_ms);
   return c;
 }
-Command RenewCommand(uint32_t machine, int64_t now_ms) {
+Command RenewCommand(uint32_t machine, int64_t now_ms, uint64_t applied_config) {
   Command c;
   c.mutable_renew()->set_machine(machine);
   c.mutable_renew()->set_now_ms(now_ms);
+  c.mutable_renew()->set_applied_config(applied_config);
   return c;
 }
 Command TickCommand(int64_t now_ms) {

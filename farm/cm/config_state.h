@@ -95,10 +95,21 @@ class ReplicatedConfigState {
   std::map<uint64_t, std::string> before_;  // slot -> snapshot before it ran
 };
 
+// Precise membership (FaRM's NEW-CONFIG acks): the clients of `at_start`
+// (the configuration when the CM began waiting for configuration `id` to be
+// acknowledged) that may still follow an older one at `now_ms`: still
+// members in `now`, their applied_config below `id` there, and their lease
+// as it stood in `at_start` not run out. A client's renewals after that
+// moment are answered with `id` or newer (it extends its lease only once it
+// follows that), so the leases of `at_start` bound the wait by one lease.
+std::vector<uint32_t> ClientsBehind(const Configuration& at_start, const Configuration& now,
+                                    uint64_t id, int64_t now_ms);
+
 Command InitCommand(uint32_t replicas, uint64_t region_size, int64_t lease_ms);
 Command JoinCommand(uint32_t machine, const std::string& endpoint, const std::string& control, int64_t now_ms,
                     bool client = false);
-Command RenewCommand(uint32_t machine, int64_t now_ms);
+// `applied_config`: the configuration id the member follows (0: not said).
+Command RenewCommand(uint32_t machine, int64_t now_ms, uint64_t applied_config = 0);
 Command TickCommand(int64_t now_ms);
 Command CreateRegionCommand();
 Command SetReplicaKeyCommand(uint32_t region, uint32_t machine, uint32_t key);

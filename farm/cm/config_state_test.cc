@@ -353,5 +353,42 @@ TEST(ConfigStateTest, FreshStateInstallsARestartPlan) {
   EXPECT_EQ(r.config().machines(0).endpoint(), "new");
 }
 
+TEST(ConfigStateTest, RenewalsRecordTheNewestConfigurationAClientFollows) {
+  ConfigState cm;
+  cm.Execute(InitCommand(2, 8 << 20, 100));
+  cm.Execute(JoinCommand(1, "ep1", "", 0));
+  cm.Execute(JoinCommand(100, "client", "", 0, /*client=*/true));
+  EXPECT_EQ(cm.config().machines(1).applied_config(), 0u);
+  ASSERT_EQ(cm.Execute(RenewCommand(100, 10, 7)).code(), 0);
+  EXPECT_EQ(cm.config().machines(1).applied_config(), 7u);
+  // A renewal overtaken by a later one (or one that says nothing) lowers nothing.
+  ASSERT_EQ(cm.Execute(RenewCommand(100, 20, 5)).code(), 0);
+  ASSERT_EQ(cm.Execute(RenewCommand(100, 30)).code(), 0);
+  EXPECT_EQ(cm.config().machines(1).applied_config(), 7u);
+  EXPECT_EQ(cm.config().machines(1).lease_expiry_ms(), 130);
+}
+
+// Clients 100 and 101 with leases to 100 when the wait for configuration 9
+// began; storage machines are never waited for (they follow configurations
+// through the CM's calls).
+TEST(ConfigStateTest, ClientsBehindAreThoseNeitherAcknowledgingNorExpired) {
+  ConfigState cm;
+  cm.Execute(InitCommand(2, 8 << 20, 100));
+  cm.Execute(JoinCommand(1, "ep1", "", 0));
+  cm.Execute(JoinCommand(100, "c100", "", 0, /*client=*/true));
+  cm.Execute(JoinCommand(101, "c101", "", 0, /*client=*/true));
+  const Configuration at_start = cm.config();
+  EXPECT_EQ(ClientsBehind(at_start, cm.config(), 9, 50), (std::vector<uint32_t>{100, 101}));
+  cm.Execute(RenewCommand(100, 60, 9));  // acknowledges
+  cm.Execute(RenewCommand(101, 60, 8));  // renews, still behind
+  EXPECT_EQ(ClientsBehind(at_start, cm.config(), 9, 60), (std::vector<uint32_t>{101}));
+  // 101's renewal at 60 does not extend the wait: its lease as of the start ran out.
+  EXPECT_EQ(ClientsBehind(at_start, cm.config(), 9, 100), (std::vector<uint32_t>{101}));
+  EXPECT_TRUE(ClientsBehind(at_start, cm.config(), 9, 101).empty());
+  // A client removed meanwhile is not waited for.
+  cm.Execute(RemoveMachineCommand(101));
+  EXPECT_TRUE(ClientsBehind(at_start, cm.config(), 9, 60).empty());
+}
+
 }  // namespace
 }  // namespace dctk::farm::cm

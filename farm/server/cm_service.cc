@@ -1,6 +1,7 @@
 #include "farm/server/cm_service.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +17,21 @@ namespace {
 
 absl::Status StatusOfResult(const cm::Result& r) {
   return absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+}
+
+// Whether some region is served by another primary in `now` than in
+// `before`: a client that follows `before` would read it at the old one.
+bool PrimaryChanged(const cm::Configuration& before, const cm::Configuration& now) {
+  for (const cm::Region& r : now.regions()) {
+    if (r.lost() || r.replicas_size() == 0) continue;
+    for (const cm::Region& b : before.regions()) {
+      if (b.id() == r.id() && b.replicas_size() > 0 &&
+          b.replicas(0).machine() != r.replicas(0).machine()) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -498,6 +514,36 @@ void CmService::Publish(const cm::Configuration& c) {
   published_ = c;
 }
 
+absl::Status CmService::AwaitClients(const cm::Configuration& c) {
+  const absl::Time start = absl::Now();
+  // Renewals from now on are answered with `c` or newer (published), so the
+  // leases as they stand now bound the wait.
+  const cm::Configuration at_start = config();
+  std::vector<uint32_t> behind = cm::ClientsBehind(at_start, at_start, c.id(), o_.now_ms());
+  const std::vector<uint32_t> first = behind;
+  while (!behind.empty()) {
+    if (stop_.WaitForNotificationWithTimeout(absl::Milliseconds(1))) {
+      return absl::CancelledError(absl::StrCat("CM: stopped while waiting for clients [",
+                                               absl::StrJoin(behind, ", "),
+                                               "] to follow configuration ", c.id()));
+    }
+    behind = cm::ClientsBehind(at_start, config(), c.id(), o_.now_ms());
+  }
+  // Those still members that never acknowledged it: their leases ran out.
+  const int expired = static_cast<int>(
+      cm::ClientsBehind(at_start, config(), c.id(), std::numeric_limits<int64_t>::min()).size());
+  const absl::Duration took = absl::Now() - start;
+  LOG_IF(INFO, !first.empty())
+      << "CM: configuration " << c.id() << ": waited " << took << " for clients ["
+      << absl::StrJoin(first, ", ") << "] to follow it (" << expired
+      << " lease(s) ran out unacknowledged) before resuming regions whose primary changed";
+  absl::MutexLock l(&mu_);
+  ++stats_.ack_waits;
+  stats_.last_ack_wait = took;
+  stats_.clients_expired += expired;
+  return absl::OkStatus();
+}
+
 void CmService::RecoverRemoved(const std::string& what) {
   absl::Status s = Recover(unrecovered_, o_.blocking_recovery);
   recovery_unfinished_ = !s.ok();
@@ -570,9 +616,16 @@ absl::Status CmService::Recover(const std::vector<uint32_t>& removed, bool block
   Resume resume;
   resume.set_config(c.id());
   resume.set_scoped(!blocking);
+  // Compared before INSTALL_CONFIG replaces what the machines had.
+  const bool await_clients = o_.await_client_acks && PrimaryChanged(installed_config_, c);
   for (uint16_t step : {INSTALL_CONFIG, RESOLVE, RESUME}) {
     if (step == RESOLVE && !blocking && o_.while_recovering) {
       o_.while_recovering(c, {scope.recovering().begin(), scope.recovering().end()});
+    }
+    // No write commits at a promoted primary while a client may still read
+    // the old one.
+    if (step == RESUME && await_clients) {
+      if (absl::Status s = AwaitClients(c); !s.ok()) return s;
     }
     const std::string req = step == INSTALL_CONFIG ? c.SerializeAsString()
                             : step == RESOLVE      ? out.SerializeAsString()

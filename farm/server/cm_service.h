@@ -30,8 +30,17 @@
 //     configuration, resolves, and resumes the stopped regions. Transactions
 //     on the other regions commit meanwhile. Clients learn a configuration
 //     (Get, and lease renewals) only once its lock recovery is done, so no
-//     client reads a promoted backup before it locked. A whole-cluster
-//     restart blocks every region;
+//     client reads a promoted backup before it locked. A region whose
+//     primary changed resumes only once every client of the configuration
+//     acknowledged it (its renewal carries the configuration it follows) or
+//     the lease it held when the wait began ran out (FaRM's NEW-CONFIG-ACK
+//     and lease wait before NEW-CONFIG-COMMIT): a client behind could still
+//     one-sided-read the old primary's copy (a paused machine's memory stays
+//     readable), so no write may commit at the new primary before. At most
+//     one lease; clients acknowledge at once when they learn a configuration
+//     (farm_client.h). Machines need no acknowledgement: each follows the
+//     new configuration in the CM's BLOCK call before anything resumes. A
+//     whole-cluster restart blocks every region;
 //   - re-replication: while some region has fewer copies than `replicas` and
 //     a storage machine holds none of it, the CM picks new backups
 //     (AddBackups), has them host the region, reconfigures (recovery's
@@ -118,6 +127,11 @@ struct CmServiceOptions {
   // installed, before the decisions are applied: the `recovering` regions
   // still refuse requests, every other region serves `c`'s transactions.
   std::function<void(const cm::Configuration& c, const std::vector<uint32_t>& recovering)> while_recovering;
+  // Resume a region whose primary changed only once every client follows
+  // the new configuration or its lease ran out (see above). Off: at once,
+  // as before (a client behind may read the old primary after a write
+  // committed at the new one; farmd_recovery_bench's baseline).
+  bool await_client_acks = true;
 };
 
 struct CmRecoveryStats {
@@ -128,6 +142,10 @@ struct CmRecoveryStats {
   int backups_caught_up = 0;
   uint64_t bytes_copied = 0;
   absl::Duration last_copy;  // the last backup's copy, first chunk to CaughtUp
+  // Waits before resuming a region whose primary changed (await_client_acks).
+  int ack_waits = 0;
+  absl::Duration last_ack_wait;
+  int clients_expired = 0;  // clients waited out (their lease ran out unacknowledged)
 };
 
 class CmService {
@@ -171,6 +189,10 @@ class CmService {
   // Clients may learn `c` (Get and Renew answer with it): every promoted
   // backup in it has recovered its locks.
   void Publish(const cm::Configuration& c);
+  // Returns once no client may follow a configuration older than `c`
+  // (cm::ClientsBehind): each acknowledged it or its lease ran out.
+  // Cancelled if the service stops meanwhile.
+  absl::Status AwaitClients(const cm::Configuration& c);
   bool ShortOfCopies(const cm::Configuration& c) const;
   // Asks `machine` to host a copy of `region` and records its fabric key.
   absl::Status HostReplica(const cm::Region& region, uint32_t machine);

@@ -271,8 +271,11 @@ class ObedientMachine {
   ControlServer server_;
 };
 
-// A CM over machines 1 and 2 (one region each) whose clock the test moves.
+// A CM over machines 1 and 2 (`regions` regions of `replicas` copies) whose
+// clock the test moves.
 struct RecoveringCm {
+  uint32_t replicas = 1;
+  int regions = 2;
   ObedientMachine m1, m2;
   std::shared_ptr<std::atomic<int64_t>> now = std::make_shared<std::atomic<int64_t>>(1000);
   std::unique_ptr<CmService> cm;
@@ -281,9 +284,9 @@ struct RecoveringCm {
     ASSERT_TRUE(m1.Start().ok());
     ASSERT_TRUE(m2.Start().ok());
     CmServiceOptions o;
-    o.replicas = 1;
+    o.replicas = replicas;
     o.region_size = 1 << 20;
-    o.regions = 2;
+    o.regions = regions;
     o.lease_ms = 40;  // Ticks every 10 ms of real time
     o.expected_machines = {1, 2};
     o.rereplicate = false;
@@ -298,14 +301,21 @@ struct RecoveringCm {
     ASSERT_TRUE(get.ok()) << get;
   }
 
-  // Machine 2's lease runs out while machine 1 renews; waits for the
-  // removal's recovery to be counted.
-  void RemoveMachine2() {
+  // Machine 2's lease runs out while machine 1 renews (and `client`, if
+  // set); waits for the removal's recovery to be counted.
+  void RemoveMachine2(uint32_t client = 0) {
     now->store(1030);
     ASSERT_EQ(Call(*cm, cm::RenewCommand(1, 1030)).code(), 0);
+    if (client != 0) {
+      ASSERT_EQ(Call(*cm, cm::RenewCommand(client, 1030)).code(), 0);  // lease to 1070
+    }
     now->store(1060);
+    ASSERT_EQ(Call(*cm, cm::RenewCommand(1, 1060)).code(), 0);  // lease to 1100
+    WaitForRecoveries(1);
+  }
+  void WaitForRecoveries(int n) {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (cm->recovery_stats().recoveries == 0 && absl::Now() < deadline) {
+    while (cm->recovery_stats().recoveries < n && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(5));
     }
   }
@@ -360,6 +370,95 @@ TEST(CmServiceRecoveryOrder, ClientsLearnTheConfigurationOnlyAfterLockRecovery) 
     EXPECT_EQ((*seen)[RECOVER_LOCKS], old_id);
     EXPECT_EQ((*seen)[INSTALL_CONFIG], new_id);  // machine 1 (and 2, gone) locked
   }
+}
+
+// Precise membership: machine 2, primary of some regions, is removed while
+// client 100 follows the configuration before; the promoted regions must
+// not resume (no write may commit at machine 1) until the client
+// acknowledged the new configuration or its lease ran out.
+class CmServiceClientAcks : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    c_.replicas = 2;
+    c_.regions = 4;
+    ASSERT_NO_FATAL_FAILURE(c_.Start());
+    ASSERT_EQ(Call(*c_.cm, cm::JoinCommand(100, "client-100", "", 0, /*client=*/true)).code(), 0);
+    before_ = Call(*c_.cm, cm::GetCommand()).config();
+    bool primary = false;
+    for (const cm::Region& r : before_.regions()) primary |= r.replicas(0).machine() == 2;
+    ASSERT_TRUE(primary) << "machine 2 is the primary of no region";
+    ASSERT_EQ(Call(*c_.cm, cm::RenewCommand(100, 0, before_.id())).code(), 0);
+    c_.m1.OnCall([this](uint16_t method) {
+      if (method == RESUME && !released_.load()) resumed_early_ = true;
+    });
+  }
+  void TearDown() override { c_.m1.OnCall(nullptr); }
+
+  // Machine 2 is removed and the new configuration published (Get answers
+  // it); then the CM gets time to resume too early, which it must not.
+  uint64_t RemoveMachine2AndWaitForThePublish() {
+    c_.now->store(1030);
+    EXPECT_EQ(Call(*c_.cm, cm::RenewCommand(1, 1030)).code(), 0);
+    EXPECT_EQ(Call(*c_.cm, cm::RenewCommand(100, 1030, before_.id())).code(), 0);  // lease to 1070
+    c_.now->store(1060);
+    EXPECT_EQ(Call(*c_.cm, cm::RenewCommand(1, 1060)).code(), 0);  // lease to 1100
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    uint64_t id = before_.id();
+    while (id == before_.id() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+      id = Call(*c_.cm, cm::GetCommand()).config().id();
+    }
+    EXPECT_GT(id, before_.id());
+    absl::SleepFor(absl::Milliseconds(200));
+    EXPECT_EQ(c_.cm->recovery_stats().recoveries, 0);
+    return id;
+  }
+
+  RecoveringCm c_;
+  cm::Configuration before_;
+  std::atomic<bool> released_{false};  // the test acknowledged, or let the lease run out
+  std::atomic<bool> resumed_early_{false};
+};
+
+TEST_F(CmServiceClientAcks, PromotedRegionsResumeOnceTheClientAcknowledges) {
+  const uint64_t id = RemoveMachine2AndWaitForThePublish();
+  released_ = true;
+  // Renewals that do not say the new configuration acknowledge nothing.
+  ASSERT_EQ(Call(*c_.cm, cm::RenewCommand(100, 0, before_.id())).code(), 0);
+  ASSERT_EQ(Call(*c_.cm, cm::RenewCommand(100, 0, id)).code(), 0);
+  c_.WaitForRecoveries(1);
+  EXPECT_EQ(c_.cm->recovery_stats().recoveries, 1);
+  EXPECT_FALSE(resumed_early_)
+      << "a promoted region resumed while client 100 followed configuration " << before_.id();
+  const CmRecoveryStats stats = c_.cm->recovery_stats();
+  EXPECT_EQ(stats.ack_waits, 1);
+  EXPECT_EQ(stats.clients_expired, 0);
+  EXPECT_GE(stats.last_ack_wait, absl::Milliseconds(200));
+}
+
+TEST_F(CmServiceClientAcks, PromotedRegionsResumeOnceTheClientsLeaseRunsOut) {
+  RemoveMachine2AndWaitForThePublish();
+  released_ = true;
+  c_.now->store(1071);  // client 100's lease (to 1070) ran out; machine 1's runs to 1100
+  c_.WaitForRecoveries(1);
+  EXPECT_FALSE(resumed_early_);
+  EXPECT_EQ(c_.cm->recovery_stats().clients_expired, 1);
+  // Then the next Tick removes the client, as any member whose lease ran out.
+  c_.WaitForRecoveries(2);
+  const cm::Configuration after = Call(*c_.cm, cm::GetCommand()).config();
+  ASSERT_EQ(after.machines_size(), 1);
+  EXPECT_EQ(after.machines(0).id(), 1u);
+}
+
+// A removal that moves no primary (machine 2 held only backups or lost
+// regions) resumes without waiting: a client behind reads the same primaries.
+TEST(CmServiceClientAcksNotNeeded, ARemovalThatMovesNoPrimaryDoesNotWait) {
+  RecoveringCm c;  // one copy per region: machine 2's region is lost, none promoted
+  ASSERT_NO_FATAL_FAILURE(c.Start());
+  ASSERT_EQ(Call(*c.cm, cm::JoinCommand(100, "client-100", "", 0, /*client=*/true)).code(), 0);
+  ASSERT_NO_FATAL_FAILURE(c.RemoveMachine2(/*client=*/100));
+  EXPECT_EQ(c.cm->recovery_stats().recoveries, 1);
+  EXPECT_EQ(c.cm->recovery_stats().ack_waits, 0);
 }
 
 }  // namespace

@@ -95,6 +95,10 @@ ABSL_FLAG(std::string, recovery_hold_file, "",
 ABSL_FLAG(bool, blocking_recovery, false,
           "role=cm: every recovery stops every region (the baseline of farmd_recovery_bench); default: only the "
           "regions whose replicas changed");
+ABSL_FLAG(bool, await_client_acks, true,
+          "role=cm: resume a region whose primary changed only once every client follows the new "
+          "configuration "
+          "or its lease ran out (false: at once, farmd_recovery_bench's baseline)");
 ABSL_FLAG(bool, fault_signals, false,
           "fault injection (tests, role=machine): SIGUSR1 stalls the machine's participant (it answers no protocol "
           "message, its lease is still renewed: a slow machine), SIGUSR2 lets it serve again");
@@ -157,6 +161,7 @@ int RunCm(const ClusterConfig& c, const ClusterConfig::Group& g) {
   o.lease_ms = absl::ToInt64Milliseconds(c.lease());
   for (size_t i = 0; i < g.members.size(); ++i) o.expected_machines.push_back(static_cast<uint32_t>(i + 1));
   o.blocking_recovery = absl::GetFlag(FLAGS_blocking_recovery);
+  o.await_client_acks = absl::GetFlag(FLAGS_await_client_acks);
   if (const std::string hold = absl::GetFlag(FLAGS_recovery_hold_file); !hold.empty()) {
     o.while_recovering = [hold](const cm::Configuration& c, const std::vector<uint32_t>& recovering) {
       printf("recovering %lu regions=%s\n", static_cast<unsigned long>(c.id()), absl::StrJoin(recovering, ",").c_str());

@@ -14,7 +14,10 @@
 // suspicions: the round measured something else). --timeline adds when each
 // step happened and the rate per 10 ms bucket. Recovery kinds alternate in
 // one run: per region (farmd's) and blocking (the CM's --blocking_recovery:
-// every region stops), the baseline.
+// every region stops), the baseline; with --compare_acks instead per region
+// with the CM waiting for the clients' acknowledgements of the new
+// configuration (farmd's) and without (--await_client_acks=false), the
+// baseline.
 //
 //   bazel build -c opt //farm/server:farmd_recovery_bench
 //   (cd bazel-bin/farm/server/farmd_recovery_bench.runfiles/dctk && ../../farmd_recovery_bench
@@ -47,6 +50,10 @@ ABSL_FLAG(int, counters, 60, "counters, spread round-robin over the regions");
 ABSL_FLAG(int, warm_ms, 1500, "run this long before the kill");
 ABSL_FLAG(int, after_ms, 2500, "run this long after the kill");
 ABSL_FLAG(int, rpc_timeout_ms, 200, "clients give up on a message after this long");
+ABSL_FLAG(bool, compare_acks, false,
+          "alternate per-region recovery with and without the CM waiting for the clients to "
+          "acknowledge the new "
+          "configuration (instead of per region vs blocking)");
 ABSL_FLAG(bool, timeline, false,
           "per round, also print when each step happened (ms after the kill) and the rate per 10 "
           "ms bucket");
@@ -82,14 +89,14 @@ absl::StatusOr<std::unique_ptr<ShmClient>> Connect(const FarmdCluster& cluster, 
   return ShmClient::Connect(o, std::move(*f));
 }
 
-absl::StatusOr<Round> Run(bool blocking) {
+absl::StatusOr<Round> Run(const std::vector<std::string>& cm_flags) {
   char tmpl[] = "/tmp/farmd-recovery-bench.XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp");
   const std::string dir = tmpl;
   // Also when the round fails (after the cluster's processes are gone).
   absl::Cleanup remove_dir = [&dir] { (void)system(absl::StrCat("rm -rf '", dir, "'").c_str()); };
   FarmdCluster cluster(WriteFarmConfig(dir, 3, absl::GetFlag(FLAGS_lease_ms)), dir, "shm");
-  if (blocking) cluster.set_cm_flags({"--blocking_recovery"});
+  cluster.set_cm_flags(cm_flags);
   if (absl::Status s = cluster.Start(3); !s.ok()) return s;
   std::vector<std::unique_ptr<ShmClient>> clients;
   for (int i = 0; i < absl::GetFlag(FLAGS_clients); ++i) {
@@ -232,16 +239,23 @@ int Main() {
          absl::GetFlag(FLAGS_rpc_timeout_ms), absl::GetFlag(FLAGS_warm_ms));
   printf("%-10s %5s %11s %11s %9s %10s %10s %12s\n", "recovery", "round", "before tx/s",
          "removed ms", "to 80% ms", "to 100% ms", "stalled ms", "live removed");
+  struct Kind {
+    const char* name;
+    std::vector<std::string> cm_flags;
+  };
+  const std::vector<Kind> kinds =
+      absl::GetFlag(FLAGS_compare_acks)
+          ? std::vector<Kind>{{"no acks", {"--await_client_acks=false"}}, {"acks", {}}}
+          : std::vector<Kind>{{"blocking", {"--blocking_recovery"}}, {"regions", {}}};
   for (int i = 0; i < absl::GetFlag(FLAGS_rounds); ++i) {
-    for (bool blocking : {true, false}) {
-      absl::StatusOr<Round> r = Run(blocking);
+    for (const Kind& kind : kinds) {
+      absl::StatusOr<Round> r = Run(kind.cm_flags);
       if (!r.ok()) {
         fprintf(stderr, "round %d: %s\n", i, r.status().ToString().c_str());
         return 1;
       }
-      printf("%-10s %5d %11.0f %11.0f %9.0f %10.0f %10.0f %12d\n",
-             blocking ? "blocking" : "regions", i, r->before_per_s, r->removed_ms, r->to80_ms,
-             r->to100_ms, r->stalled_ms, r->live_removed);
+      printf("%-10s %5d %11.0f %11.0f %9.0f %10.0f %10.0f %12d\n", kind.name, i, r->before_per_s,
+             r->removed_ms, r->to80_ms, r->to100_ms, r->stalled_ms, r->live_removed);
       if (absl::GetFlag(FLAGS_timeline)) PrintTimeline(*r);
       fflush(stdout);
     }
