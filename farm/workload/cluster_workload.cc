@@ -64,12 +64,15 @@ using client::RetryWithRefresh;
 
 // A lookup thread's hashtable reader: farm/kv's lock-free TxHashTableReader
 // over the client's region table, so a shard whose primary changed is read
-// at its new primary once the client has refreshed its configuration.
+// at its new primary once the client has refreshed its configuration. Like
+// a transaction's read, a lookup asks the client's lease first
+// (FarmClient::LeaseStatus): a client whose lease ran out may follow a
+// configuration whose primaries were removed.
 template <typename F>
 class TableLookups {
  public:
-  TableLookups(F& fabric, const RegionTable& regions, const LookupTable& table)
-      : fabric_(fabric), regions_(regions), table_(table) {}
+  TableLookups(F& fabric, const client::FarmClient<F>& client, const LookupTable& table)
+      : fabric_(fabric), client_(client), regions_(client.regions()), table_(table) {}
 
   // Looks up a random stored key: what its value is, or nullopt if the key
   // was not found; a failed read's error (Unavailable: retry after a refresh).
@@ -83,6 +86,7 @@ class TableLookups {
       reader_ = std::move(*r);
     }
     const uint64_t k = rng() % static_cast<uint64_t>(table_.keys());
+    if (absl::Status s = client_.LeaseStatus(); !s.ok()) return s;
     absl::StatusOr<absl::optional<std::string>> v = reader_->Lookup(table_.KeyOf(k));
     if (!v.ok()) return v.status();
     if (!v->has_value()) return absl::optional<LookupTable::Answer>();
@@ -93,6 +97,7 @@ class TableLookups {
 
  private:
   F& fabric_;
+  const client::FarmClient<F>& client_;
   const RegionTable& regions_;
   const LookupTable& table_;
   std::unique_ptr<typename F::Queue> queue_;
@@ -153,7 +158,7 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
       client::FarmClient<F>& c = *clients[i];
       std::mt19937_64 rng(o.seed * 1000003 + i);
       const bool transfers = i < o.transfer_threads;
-      TableLookups<F> lookups(*fabrics[i], c.regions(), *table);
+      TableLookups<F> lookups(*fabrics[i], c, *table);
       while (!done.load(std::memory_order_relaxed)) {
         const absl::Time t = absl::Now();
         absl::Status s;
