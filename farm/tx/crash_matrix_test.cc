@@ -10,7 +10,8 @@
 // was left without an answer learns the outcome from the participants
 // (OUTCOME), and the balances agree with it; the total holds; every live
 // replica holds the same balances, none locked; and a later transfer over the
-// same accounts commits. Every case runs on the shm and on the net fabric.
+// same accounts commits. Every case runs at f = 1 on the shm and on the net
+// fabric, and at f = 2 (three copies of each region) on shm.
 #include <algorithm>
 #include <thread>
 #include <tuple>
@@ -45,23 +46,29 @@ struct CrashCase {
   Expect first, last;
 };
 
-// 6 machines; the transfer writes `from` (region a) and `to` (region b) and
-// reads `audit` (region a; region r when r's primary is the victim). a and b
-// have four distinct replicas, so every step but VALIDATE sends two or more
-// messages (in machine order), a's first (a's primary < b's, a's backup <
-// b's) or, with `victim_last`, last; r's primary is a fifth machine and the
-// coordinator runs on the sixth, which holds none of them.
+// f = 1: 6 machines; f = 2: 8. The transfer writes `from` (region a) and
+// `to` (region b) and reads `audit` (region a; region r when r's primary is
+// the victim). a and b have 2(f + 1) distinct replicas, so every step but
+// VALIDATE sends two or more messages (in machine order), a's first (a's
+// primary < b's, a's first backup < every other backup) or, with
+// `victim_last`, last; r's primary is one more machine and the coordinator
+// runs on the last, which holds none of them.
 struct Placement {
   RegionInfo a, b, r;
   fabric::MachineId coordinator = 0;
 };
 
+int Machines(int f) { return 2 * (f + 1) + 2; }
+
 // `give_up`: TxClientOptions::give_up_on_new_config (farmd clients' default):
 // a call stops waiting for a machine once a new configuration is installed.
-LocalClusterOptions Options(bool give_up) {
+// f = 2 takes more (smaller) regions for a placement to fit.
+LocalClusterOptions Options(bool give_up, int f) {
   LocalClusterOptions o;
-  o.machines = 6;
-  o.regions = 18;
+  o.machines = Machines(f);
+  o.replicas = static_cast<uint32_t>(f + 1);
+  o.regions = f == 1 ? 18 : 48;
+  o.region_size = f == 1 ? 4 << 20 : 1 << 20;
   o.client.rpc_timeout = absl::Milliseconds(500);
   o.client.outcome_timeout = absl::Seconds(20);
   o.client.give_up_on_new_config = give_up;
@@ -76,21 +83,33 @@ std::unique_ptr<LocalCluster<F>> MakeCluster(const LocalClusterOptions& o) {
 }
 
 template <typename F>
-absl::optional<Placement> FindPlacement(const LocalCluster<F>& c, bool victim_last) {
+absl::optional<Placement> FindPlacement(const LocalCluster<F>& c, bool victim_last, int f) {
   std::vector<RegionInfo> regions = c.table().All();
   std::sort(regions.begin(), regions.end(), [](auto& x, auto& y) { return x.id < y.id; });
   for (const RegionInfo& a : regions) {
     for (const RegionInfo& b : regions) {
-      const fabric::MachineId pa = a.replicas[0].machine, ba = a.replicas[1].machine;
-      const fabric::MachineId pb = b.replicas[0].machine, bb = b.replicas[1].machine;
-      const bool a_first = pa < pb && ba<bb, a_last = pa> pb && ba > bb;
-      if (!(victim_last ? a_last : a_first) || pa == bb || ba == pb) continue;
-      auto busy = [&](fabric::MachineId m) { return m == pa || m == ba || m == pb || m == bb; };
+      std::vector<fabric::MachineId> busy, other_backups;
+      for (const RegionInfo* x : {&a, &b}) {
+        for (size_t i = 0; i < x->replicas.size(); ++i) {
+          busy.push_back(x->replicas[i].machine);
+          if (i > 0 && !(x == &a && i == 1)) other_backups.push_back(x->replicas[i].machine);
+        }
+      }
+      std::sort(busy.begin(), busy.end());
+      if (std::adjacent_find(busy.begin(), busy.end()) != busy.end()) continue;  // not distinct
+      const fabric::MachineId pa = a.replicas[0].machine, pb = b.replicas[0].machine;
+      const fabric::MachineId ba = a.replicas[1].machine;
+      const auto [lo, hi] = std::minmax_element(other_backups.begin(), other_backups.end());
+      const bool a_first = pa < pb && ba<*lo, a_last = pa> pb && ba > *hi;
+      if (!(victim_last ? a_last : a_first)) continue;
+      auto is_busy = [&](fabric::MachineId m) {
+        return std::binary_search(busy.begin(), busy.end(), m);
+      };
       for (const RegionInfo& r : regions) {
         const fabric::MachineId pr = r.replicas[0].machine;
-        if (busy(pr)) continue;
-        for (fabric::MachineId m = 1; m <= 6; ++m) {
-          if (!busy(m) && m != pr) return Placement{a, b, r, m};
+        if (is_busy(pr)) continue;
+        for (fabric::MachineId m = 1; m <= static_cast<fabric::MachineId>(Machines(f)); ++m) {
+          if (!is_busy(m) && m != pr) return Placement{a, b, r, m};
         }
       }
     }
@@ -181,11 +200,11 @@ bool RecoverOrFinished(Progress* p) { return p->recover || p->finished; }
 // configuration or not (`give_up`), the victim's message first or last of its
 // steps.
 template <typename F>
-void RunCase(const CrashCase& k, bool give_up, bool victim_last) {
-  std::unique_ptr<LocalCluster<F>> c = MakeCluster<F>(Options(give_up));
+void RunCase(const CrashCase& k, bool give_up, bool victim_last, int f) {
+  std::unique_ptr<LocalCluster<F>> c = MakeCluster<F>(Options(give_up, f));
   ASSERT_NE(c, nullptr);
-  const absl::optional<Placement> p = FindPlacement(*c, victim_last);
-  ASSERT_TRUE(p.has_value()) << "no two regions with four distinct replicas in that order";
+  const absl::optional<Placement> p = FindPlacement(*c, victim_last, f);
+  ASSERT_TRUE(p.has_value()) << "no two regions with 2(f + 1) distinct replicas in that order";
   auto& client = c->client(p->coordinator);
   const RegionInfo& audit_region = k.role == kReadPrimary ? p->r : p->a;
   const absl::StatusOr<Accounts> opened =
@@ -365,37 +384,44 @@ constexpr CrashCase kMatrix[] = {
 };
 // clang-format on
 
+// The fabric and f a row runs with: shm and net at f = 1, shm at f = 2.
 enum class FabricKind { kShm, kNet };
+struct Setup {
+  FabricKind fabric;
+  int f;
+};
 
 // A row of the matrix, whether coordinators give up on a new configuration,
-// whether the victim's message is the last of its steps, and the fabric.
-class CrashMatrixTest
-    : public ::testing::TestWithParam<std::tuple<CrashCase, bool, bool, FabricKind>> {};
+// whether the victim's message is the last of its steps, and the setup.
+class CrashMatrixTest : public ::testing::TestWithParam<std::tuple<CrashCase, bool, bool, Setup>> {
+};
 
 TEST_P(CrashMatrixTest, CommittedExactlyOnceAndNothingElse) {
-  const auto& [k, give_up, victim_last, kind] = GetParam();
-  if (kind == FabricKind::kShm) {
-    RunCase<fabric::ShmFabric>(k, give_up, victim_last);
+  const auto& [k, give_up, victim_last, setup] = GetParam();
+  if (setup.fabric == FabricKind::kShm) {
+    RunCase<fabric::ShmFabric>(k, give_up, victim_last, setup.f);
   } else {
-    RunCase<fabric::NetFabric>(k, give_up, victim_last);
+    RunCase<fabric::NetFabric>(k, give_up, victim_last, setup.f);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Matrix, CrashMatrixTest,
-                         ::testing::Combine(::testing::ValuesIn(kMatrix), ::testing::Bool(),
-                                            ::testing::Bool(),
-                                            ::testing::Values(FabricKind::kShm, FabricKind::kNet)),
-                         [](const auto& info) {
-                           const CrashCase& k = std::get<0>(info.param);
-                           const char* role = k.role == kPrimary       ? "Primary"
-                                              : k.role == kBackup      ? "Backup"
-                                              : k.role == kReadPrimary ? "ReadPrimary"
-                                                                       : "Coordinator";
-                           return absl::StrCat(role, "_", StepTestName(k.step), "_", k.after,
-                                               std::get<1>(info.param) ? "_GiveUp" : "",
-                                               std::get<2>(info.param) ? "_VictimLast" : "",
-                                               std::get<3>(info.param) == FabricKind::kNet ? "_Net" : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Matrix, CrashMatrixTest,
+    ::testing::Combine(::testing::ValuesIn(kMatrix), ::testing::Bool(), ::testing::Bool(),
+                       ::testing::Values(Setup{FabricKind::kShm, 1}, Setup{FabricKind::kNet, 1},
+                                         Setup{FabricKind::kShm, 2})),
+    [](const auto& info) {
+      const CrashCase& k = std::get<0>(info.param);
+      const Setup& setup = std::get<3>(info.param);
+      const char* role = k.role == kPrimary       ? "Primary"
+                         : k.role == kBackup      ? "Backup"
+                         : k.role == kReadPrimary ? "ReadPrimary"
+                                                  : "Coordinator";
+      return absl::StrCat(
+          role, "_", StepTestName(k.step), "_", k.after, std::get<1>(info.param) ? "_GiveUp" : "",
+          std::get<2>(info.param) ? "_VictimLast" : "",
+          setup.fabric == FabricKind::kNet ? "_Net" : "", setup.f == 2 ? "_F2" : "");
+    });
 
 }  // namespace
 }  // namespace dctk::farm::tx
