@@ -433,7 +433,6 @@ TEST_F(CmServiceClientAcks, PromotedRegionsResumeOnceTheClientAcknowledges) {
   const CmRecoveryStats stats = c_.cm->recovery_stats();
   EXPECT_EQ(stats.ack_waits, 1);
   EXPECT_EQ(stats.clients_expired, 0);
-  EXPECT_GE(stats.last_ack_wait, absl::Milliseconds(200));
 }
 
 TEST_F(CmServiceClientAcks, PromotedRegionsResumeOnceTheClientsLeaseRunsOut) {
