@@ -75,6 +75,8 @@ struct MixStats {
   int64_t cf_delta = 0;
   absl::Duration lock, validate, backup, primary, truncate;
   uint64_t rw_commits = 0;
+  uint64_t rpcs = 0,
+           fast_path = 0;  // coordinators' messages: RPCs, calls to their machine's participant
   double secs = 0;
   int coordinators = 0;
   std::string recovery;  // a kill run's recovery line
@@ -91,6 +93,8 @@ struct MixStats {
     primary += o.primary;
     truncate += o.truncate;
     rw_commits += o.rw_commits;
+    rpcs += o.rpcs;
+    fast_path += o.fast_path;
     secs += o.secs;
     coordinators = o.coordinators;
   }
@@ -112,6 +116,14 @@ void PrintMix(const std::string& name, const MixStats& all) {
            absl::ToDoubleMicroseconds(all.lock) / n, absl::ToDoubleMicroseconds(all.validate) / n,
            absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
            absl::ToDoubleMicroseconds(all.truncate) / n);
+  }
+  if (all.rw.count() > 0) {
+    const double rw = static_cast<double>(all.rw.count());
+    printf(
+        "  messages per committed read-write transaction: %.2f RPCs, %.2f calls to the "
+        "coordinator's own "
+        "participant\n",
+        all.rpcs / rw, all.fast_path / rw);
   }
   printf("%s", all.recovery.c_str());
 }
@@ -139,6 +151,7 @@ MixStats RunMix(tx::LocalCluster<F>& c, std::vector<Step>& steps, int client_mac
         MixStats& p = per[i].stats;
         auto& client = c.client(m, slot);
         std::mt19937_64 rng(m * 1000 + slot + absl::ToUnixNanos(start));
+        const tx::TxClientStats before = client.stats();
         while (!stop.load(std::memory_order_relaxed)) {
           workload::TatpTx kind;
           int cf = 0;
@@ -164,6 +177,8 @@ MixStats RunMix(tx::LocalCluster<F>& c, std::vector<Step>& steps, int client_mac
             ++p.unavailable;
           }
         }
+        p.rpcs = client.stats().rpc_calls - before.rpc_calls;
+        p.fast_path = client.stats().fast_path_calls - before.fast_path_calls;
       });
     }
   }
