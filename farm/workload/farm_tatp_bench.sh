@@ -49,7 +49,7 @@ in_process() {  # FABRIC
   logs=$(mktemp -d "$WORK/logs.XXXX")
   before=$(load)
   "$BIN/farm/workload/tatp_bench" --tables=directory --subscribers="$SUBSCRIBERS" --seconds="$SECS" --fabric="$1" \
-    --tx_log_dir="$logs" 2>/dev/null | grep -E '^(baseline|TATP|  read-)' | sed "s/^/in-process $1: /"
+    --tx_log_dir="$logs" 2>/dev/null | grep -E '^(baseline|TATP|  read-|  messages)' | sed "s/^/in-process $1: /"
   echo "in-process $1: load $before -> $(load)"
   rm -rf "$logs"
 }
