@@ -159,7 +159,7 @@ class FarmClient {
   // RemovedStatus() (thread-safe). Transactions ask it at each Read, Alloc
   // and Commit.
   absl::Status LeaseStatus() const {
-    if (ABSL_PREDICT_TRUE(fence_->Open(LeaseFence::Now()))) return absl::OkStatus();
+    if (ABSL_PREDICT_TRUE(fence_.Open(LeaseFence::Now()))) return absl::OkStatus();
     return FencedStatus();
   }
   // Renewals the CM acknowledged (the Join included), and those sent at
@@ -246,7 +246,7 @@ class FarmClient {
 
   absl::Status FencedStatus() const {
     if (absl::Status s = RemovedStatus(); !s.ok()) return s;
-    const int64_t until = fence_->valid_until();
+    const int64_t until = fence_.valid_until();
     return absl::UnavailableError(absl::StrCat(
         "client ", fabric_->machine_id(), ": no lease renewal acknowledged within the lease",
         until == LeaseFence::kNever
@@ -283,22 +283,23 @@ class FarmClient {
       const int64_t sent = LeaseFence::Now();
       absl::StatusOr<cm::Result> r = lease_cm_.Call(join);
       joined_status = r.status();
-      const int64_t lease_ms = r.ok() ? std::max<int64_t>(3, r->config().lease_ms()) : 0;
-      fence_ = std::make_unique<LeaseFence>(absl::Milliseconds(lease_ms));
+      const absl::Duration lease =
+          absl::Milliseconds(r.ok() ? std::max<int64_t>(3, r->config().lease_ms()) : 0);
       if (r.ok()) {
-        fence_->Renewed(sent);
+        fence_.Renewed(sent, lease);
         renewals_.fetch_add(1);
       }
       joined.Notify();
-      if (lease_ms > 0) RenewLeases(absl::Milliseconds(lease_ms / 3));
+      if (r.ok()) RenewLeases(lease);
     });
     joined.WaitForNotification();
     return joined_status;
   }
 
-  // Renews every `every`, and at once after a configuration was learned (to
+  // Renews every lease/3, and at once after a configuration was learned (to
   // acknowledge it), until the destructor or the CM's refusal.
-  void RenewLeases(absl::Duration every) {
+  void RenewLeases(absl::Duration lease) {
+    const absl::Duration every = lease / 3;
     absl::Time next = absl::Now() + every;
     while (true) {
       bool ack;
@@ -332,7 +333,7 @@ class FarmClient {
       // The configuration the reply carries first: the validity this renewal
       // grants must be used through it (lease_fence.h).
       if (r->has_config()) LearnFromLease(r->config());
-      fence_->Renewed(sent);
+      fence_.Renewed(sent, lease);
       renewals_.fetch_add(1);
       if (ack) acks_.fetch_add(1);
     }
@@ -343,7 +344,7 @@ class FarmClient {
   void MarkRemoved(const absl::Status& refused) {
     absl::StatusOr<cm::Result> now = lease_cm_.Call(cm::GetCommand());
     const uint64_t config = now.ok() ? now->config().id() : config_.load();
-    fence_->Remove();
+    fence_.Remove();
     absl::MutexLock l(&removed_mu_);
     removed_status_ = absl::FailedPreconditionError(absl::StrCat(
         "client ", fabric_->machine_id(), " was removed by the CM at configuration ", config,
@@ -539,7 +540,7 @@ class FarmClient {
   std::atomic<bool> removed_{false};
   mutable absl::Mutex removed_mu_;
   absl::Status removed_status_ ABSL_GUARDED_BY(removed_mu_);
-  std::unique_ptr<LeaseFence> fence_;  // set by the lease thread before Connect returns
+  LeaseFence fence_;  // renewed by the lease thread
   absl::Mutex lease_mu_;
   bool stopping_ ABSL_GUARDED_BY(lease_mu_) = false;
   bool ack_due_ ABSL_GUARDED_BY(lease_mu_) = false;  // a configuration was learned: renew now

@@ -16,13 +16,16 @@
 // renewal answered with a newer configuration grants, the member reads
 // through that configuration.
 //
+// FarmClient fences its transactions with it, and a farmd machine its lease
+// thread and its ship workers' transactions (machine_service.h).
+//
 // The hot path is Open(Now()): one monotonic clock read and one atomic load.
 //
 // Example:
-//   LeaseFence fence(absl::Milliseconds(lease_ms));
+//   LeaseFence fence;
 //   const int64_t sent = LeaseFence::Now();
 //   ... renewal acknowledged, its configuration installed ...
-//   fence.Renewed(sent);
+//   fence.Renewed(sent, absl::Milliseconds(config.lease_ms()));
 //   if (!fence.Open(LeaseFence::Now())) return absl::UnavailableError(...);
 #ifndef DCTK_FARM_CLIENT_LEASE_FENCE_H_
 #define DCTK_FARM_CLIENT_LEASE_FENCE_H_
@@ -40,8 +43,9 @@ namespace dctk::farm::client {
 class LeaseFence {
  public:
   // Closed until the first Renewed().
-  explicit LeaseFence(absl::Duration lease)
-      : valid_for_ns_(absl::ToInt64Nanoseconds(lease - lease / 8)) {}
+  LeaseFence() = default;
+  LeaseFence(const LeaseFence&) = delete;
+  LeaseFence& operator=(const LeaseFence&) = delete;
 
   // Nanoseconds on the monotonic clock (never jumps with the wall clock).
   static int64_t Now() {
@@ -50,10 +54,11 @@ class LeaseFence {
     return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
   }
 
-  // A renewal sent at `sent` (Now()) was acknowledged. Out-of-order calls
-  // keep the latest bound; none reopens a removed member's fence.
-  void Renewed(int64_t sent) {
-    const int64_t until = sent + valid_for_ns_;
+  // A renewal sent at `sent` (Now()) for a `lease` was acknowledged.
+  // Out-of-order calls keep the latest bound; none reopens a removed
+  // member's fence.
+  void Renewed(int64_t sent, absl::Duration lease) {
+    const int64_t until = sent + absl::ToInt64Nanoseconds(lease - lease / 8);
     int64_t cur = valid_until_.load(std::memory_order_relaxed);
     while (cur != kRemoved && cur < until &&
            !valid_until_.compare_exchange_weak(cur, until, std::memory_order_release,
@@ -72,7 +77,6 @@ class LeaseFence {
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::min() + 1;
 
  private:
-  const int64_t valid_for_ns_;
   std::atomic<int64_t> valid_until_{kNever};
 };
 

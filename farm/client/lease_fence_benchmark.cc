@@ -18,20 +18,20 @@ void BM_ClockRead(benchmark::State& state) {
 BENCHMARK(BM_ClockRead);
 
 void BM_FenceOpen(benchmark::State& state) {
-  LeaseFence fence(absl::Hours(1));
-  fence.Renewed(LeaseFence::Now());
+  LeaseFence fence;
+  fence.Renewed(LeaseFence::Now(), absl::Hours(1));
   for (auto _ : state) benchmark::DoNotOptimize(fence.Open(LeaseFence::Now()));
 }
 BENCHMARK(BM_FenceOpen);
 
 // With the lease thread renewing meanwhile (the cache line moves).
 void BM_FenceOpenWhileRenewed(benchmark::State& state) {
-  static LeaseFence fence(absl::Hours(1));
+  static LeaseFence fence;
   if (state.thread_index() == 0) {
-    fence.Renewed(LeaseFence::Now());
+    fence.Renewed(LeaseFence::Now(), absl::Hours(1));
     for (auto _ : state) benchmark::DoNotOptimize(fence.Open(LeaseFence::Now()));
   } else {
-    for (auto _ : state) fence.Renewed(LeaseFence::Now());
+    for (auto _ : state) fence.Renewed(LeaseFence::Now(), absl::Hours(1));
   }
 }
 BENCHMARK(BM_FenceOpenWhileRenewed)->Threads(2);

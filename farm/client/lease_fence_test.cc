@@ -8,13 +8,14 @@ namespace dctk::farm::client {
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
+constexpr absl::Duration kLease = absl::Milliseconds(80);
 
 // Lease 80 ms: a renewal sent at t opens the fence until t + 70 ms.
 TEST(LeaseFenceTest, ClosedUntilTheFirstRenewalThenOpenForTheLeaseLessAnEighthFromTheSend) {
-  LeaseFence fence(absl::Milliseconds(80));
+  LeaseFence fence;
   EXPECT_FALSE(fence.Open(0));
   EXPECT_EQ(fence.valid_until(), LeaseFence::kNever);
-  fence.Renewed(1000 * kMs);
+  fence.Renewed(1000 * kMs, kLease);
   EXPECT_TRUE(fence.Open(1000 * kMs));
   EXPECT_TRUE(fence.Open(1070 * kMs - 1));
   EXPECT_FALSE(fence.Open(1070 * kMs))
@@ -24,22 +25,23 @@ TEST(LeaseFenceTest, ClosedUntilTheFirstRenewalThenOpenForTheLeaseLessAnEighthFr
 }
 
 TEST(LeaseFenceTest, ALaterRenewalReopensItAndAnOvertakenOneDoesNotShortenIt) {
-  LeaseFence fence(absl::Milliseconds(80));
-  fence.Renewed(1000 * kMs);
-  fence.Renewed(2000 * kMs);  // after a pause: open again
+  LeaseFence fence;
+  fence.Renewed(1000 * kMs, kLease);
+  fence.Renewed(2000 * kMs, kLease);  // after a pause: open again
   EXPECT_TRUE(fence.Open(2069 * kMs));
-  fence.Renewed(1500 * kMs);  // acknowledged late, sent earlier
+  fence.Renewed(1500 * kMs, kLease);  // acknowledged late, sent earlier
   EXPECT_TRUE(fence.Open(2069 * kMs));
   EXPECT_EQ(fence.valid_until(), 2070 * kMs);
 }
 
 TEST(LeaseFenceTest, ARemovedMemberStaysClosed) {
-  LeaseFence fence(absl::Milliseconds(80));
-  fence.Renewed(1000 * kMs);
+  LeaseFence fence;
+  fence.Renewed(1000 * kMs, kLease);
   fence.Remove();
   EXPECT_TRUE(fence.removed());
   EXPECT_FALSE(fence.Open(1000 * kMs));
-  fence.Renewed(3000 * kMs);  // a renewal acknowledged before the refusal, processed after it
+  // A renewal acknowledged before the refusal, processed after it:
+  fence.Renewed(3000 * kMs, kLease);
   EXPECT_FALSE(fence.Open(3000 * kMs));
   EXPECT_TRUE(fence.removed());
 }

@@ -66,6 +66,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "farm/client/lease_fence.h"
 #include "farm/client/ship.h"
 #include "farm/client/ship.pb.h"
 #include "farm/client/ship_server.h"
@@ -293,6 +294,17 @@ class MachineService {
         suspect_cm_ = std::make_unique<CmChannel>(o_.cm_address);
         so.tx.suspect = [this](fabric::MachineId m) { suspect_cm_->Suspect(m, id_); };
       }
+      // A process paused past its lease resumes with its workers running
+      // before the lease thread fences it: they ask the fence first.
+      so.tx.admit = [this, also = std::move(so.tx.admit)] {
+        if (ABSL_PREDICT_FALSE(!fence_.Open(client::LeaseFence::Now()))) {
+          return absl::UnavailableError(
+              absl::StrCat("machine ", id_,
+                           ": no lease renewal acknowledged within its lease; its "
+                           "ship workers read nothing (it is being fenced)"));
+        }
+        return also ? also() : absl::OkStatus();
+      };
       auto ship = client::ShipServer<F>::Create(*fabric_, &table_, &machine_->participant(), procedures_, so,
                                                 [this](int w, tx::TxClient<F>& c) { return WireShipWorker(w, c); });
       if (!ship.ok()) return ship.status();
@@ -319,12 +331,12 @@ class MachineService {
     absl::Notification joined;
     lease_thread_ = std::thread([this, &join, &r, &joined] {
       PrioritizeLeaseThread(absl::StrCat("machine ", id_));
-      const absl::Time sent = absl::Now();
+      const int64_t sent = client::LeaseFence::Now();
       r = lease_cm_.Call(join);
       const bool ok = r.ok();
       if (ok) {
-        lease_ms_ = r->config().lease_ms();
-        valid_until_ = ValidUntil(sent);
+        lease_ = absl::Milliseconds(r->config().lease_ms());
+        fence_.Renewed(sent, lease_);
       }
       joined.Notify();
       if (ok) RenewLeases();
@@ -340,27 +352,28 @@ class MachineService {
   // The CM stamps a renewal when it receives it, so a renewal acknowledged
   // here keeps this machine a member until at least `sent + lease` on the
   // CM's clock. The machine fences itself a guard before that moment unless
-  // a later renewal was acknowledged: by the time the CM can remove it and
-  // promote its backups, it serves nothing (see Fence).
-  absl::Time ValidUntil(absl::Time sent) const {
-    const absl::Duration lease = absl::Milliseconds(lease_ms_);
-    return sent + lease - lease / 8;
+  // a later renewal was acknowledged (fence_, client/lease_fence.h): by the
+  // time the CM can remove it and promote its backups, it serves nothing
+  // (see Fence), and its ship workers' transactions read nothing once the
+  // lease ran out, even before this thread notices (a paused process).
+  absl::Duration LeftOnLease() const {
+    return absl::Nanoseconds(fence_.valid_until() - client::LeaseFence::Now());
   }
 
   void RenewLeases() {
-    const absl::Duration every = absl::Milliseconds(std::max<int64_t>(1, lease_ms_ / 3));
+    const absl::Duration every = std::max(absl::Milliseconds(1), lease_ / 3);
     absl::Time next = absl::Now() + every;
-    while (!stop_.WaitForNotificationWithTimeout(std::min(next, valid_until_) - absl::Now())) {
-      if (absl::Now() >= valid_until_) {
+    while (!stop_.WaitForNotificationWithTimeout(std::min(next - absl::Now(), LeftOnLease()))) {
+      if (!fence_.Open(client::LeaseFence::Now())) {
         Fence("no lease renewal acknowledged in time");
         return;
       }
       if (absl::Now() < next) continue;
       cm::Command renew;
       renew.mutable_renew()->set_machine(id_);
-      const absl::Time sent = absl::Now();
+      const int64_t sent = client::LeaseFence::Now();
       absl::StatusOr<cm::Result> r =
-          lease_cm_.Call(renew, std::max(absl::Milliseconds(1), valid_until_ - sent));
+          lease_cm_.Call(renew, std::max(absl::Milliseconds(1), LeftOnLease()));
       next = absl::Now() + every;
       if (absl::IsNotFound(r.status())) {
         Fence("the CM removed this machine (lease expired)");
@@ -371,7 +384,7 @@ class MachineService {
         return;
       }
       if (r.ok()) {
-        valid_until_ = ValidUntil(sent);
+        fence_.Renewed(sent, lease_);
         continue;
       }
       LOG(WARNING) << "machine " << id_ << ": lease renewal: " << r.status();
@@ -389,6 +402,7 @@ class MachineService {
   // returning data the new primaries may have overwritten.
   void Fence(absl::string_view why) {
     LOG(ERROR) << "machine " << id_ << ": " << why << "; fencing: no more transactions or reads served here";
+    fence_.Remove();
     machine_->participant().Block();
     if (ship_) ship_->Stop();
     {
@@ -795,8 +809,8 @@ class MachineService {
   std::unique_ptr<ControlChannel> cm_;     // CM_STATE, before joining
   CmChannel lease_cm_;                     // Join, then the lease thread's renewals
   std::unique_ptr<CmChannel> suspect_cm_;  // ship workers' Suspect reports
-  int64_t lease_ms_ = 100;
-  absl::Time valid_until_;  // lease thread only (after Init)
+  absl::Duration lease_;                   // lease thread only (after Init)
+  client::LeaseFence fence_;               // renewed by the lease thread; ship workers ask it
   absl::Notification stop_;
   std::atomic<bool> evicted_{false};
   std::thread lease_thread_;
