@@ -19,7 +19,10 @@
 //
 // Fault injection (tests): --recovery_hold_file (role=cm) holds each
 // per-region recovery open until a file exists; --fault_signals (role=machine)
-// makes SIGUSR1 stall the participant (a slow machine) and SIGUSR2 resume it.
+// makes SIGUSR1 stall the participant (a slow machine) and SIGUSR2 resume it;
+// --crash_after=STEP:FILE (role=machine) kills the machine between handling a
+// commit-protocol message and replying to it, once FILE names it;
+// --ship_crash_at kills a ship worker's machine before a COMMIT-PRIMARY.
 //
 // Files (--txlog_dir, --checkpoint_dir): a machine restarted with the same
 // directory either restores its regions from its checkpoint + log suffix
@@ -37,6 +40,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -88,6 +92,11 @@ ABSL_FLAG(int, ship_rpc_timeout_ms, 2000, "a ship worker's coordinator gives up 
 ABSL_FLAG(std::string, ship_crash_at, "",
           "fault injection (tests): NAME:N makes machine NAME SIGKILL itself just before the COMMIT-PRIMARY of the "
           "N-th shipped transaction it coordinates (every backup has logged it: recovery commits it)");
+ABSL_FLAG(std::string, crash_after, "",
+          "fault injection (tests, role=machine): STEP:FILE (STEP one of LOCK, COMMIT-BACKUP, "
+          "COMMIT-PRIMARY, TRUNCATE) makes the machine SIGKILL itself right after handling a STEP "
+          "message (its record logged, its locks taken or writes applied), before its reply is "
+          "sent, once FILE exists and names this machine (--name) on its first line");
 ABSL_FLAG(std::string, recovery_hold_file, "",
           "fault injection (tests, role=cm): a per-region recovery prints \"recovering <configuration> "
           "regions=<ids>\" once the machines follow the new configuration, and holds the recovering regions "
@@ -195,6 +204,32 @@ void PrintRestored(fabric::MachineId id, const server::RestoreReply& r) {
          static_cast<unsigned long>(r.replayed()), static_cast<unsigned long>(r.pending()), r.read_ms(),
          r.restore_ms());
   fflush(stdout);
+}
+
+// --crash_after=STEP:FILE into `o`: armed once FILE's first line is `name`
+// (read at each STEP message: tests only).
+absl::Status SetCrashAfter(const std::string& flag, const std::string& name,
+                           server::MachineServiceOptions* o) {
+  const std::vector<std::string> parts =
+      absl::StrSplit(absl::string_view(flag), absl::MaxSplits(':', 1));
+  const std::pair<const char*, tx::Handler> steps[] = {{"LOCK", tx::kLock},
+                                                       {"COMMIT-BACKUP", tx::kCommitBackup},
+                                                       {"COMMIT-PRIMARY", tx::kCommitPrimary},
+                                                       {"TRUNCATE", tx::kTruncate}};
+  for (auto [step, handler] : steps) {
+    if (parts.size() != 2 || parts[0] != step || parts[1].empty()) continue;
+    o->after_handling = [handler = handler, file = parts[1], name](tx::Handler h) {
+      if (h != handler) return;
+      std::ifstream f(file);
+      std::string armed;
+      if (std::getline(f, armed) && armed == name) raise(SIGKILL);
+    };
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--crash_after must be STEP:FILE with STEP one of LOCK, COMMIT-BACKUP, "
+                   "COMMIT-PRIMARY, TRUNCATE, not '",
+                   flag, "'"));
 }
 
 template <typename F>
@@ -306,6 +341,12 @@ int main(int argc, char** argv) {
         if (step == tx::CommitStep::kCommitPrimary && seen->fetch_add(1) + 1 == n) raise(SIGKILL);
         return false;
       };
+    }
+  }
+  if (const std::string crash = absl::GetFlag(FLAGS_crash_after); !crash.empty()) {
+    if (absl::Status s = SetCrashAfter(crash, name, &o); !s.ok()) {
+      fprintf(stderr, "farmd: %s\n", std::string(s.message()).c_str());
+      return 2;
     }
   }
   const std::string kind = absl::GetFlag(FLAGS_fabric);

@@ -8,7 +8,10 @@
 // fault-injection hook (TxClientOptions::crash_before) kills it right before
 // the step's message to it (before the step's first message when the step
 // sends it none; VALIDATE: before its one-sided read, which then meets the
-// dead machine when it is the reads' primary). The coordinator goes on; the
+// dead machine when it is the reads' primary). Or the victim kills itself
+// (farmd --crash_after) right after handling the step's message to it, before
+// its reply leaves (the record logged, locks taken or writes applied), at the
+// steps that send it one. The coordinator goes on; the
 // CM removes the machine at its lease expiry and recovery decides the
 // transfer. Then: the transfer is in the balances exactly once if the client
 // was told committed, not at all if told it failed (an Unknown would be
@@ -23,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <string>
 #include <tuple>
@@ -184,20 +188,32 @@ std::map<fabric::MachineId, tx::CounterCopy> CopiesOf(const cm::Configuration& c
   return copies;
 }
 
-// A role, a step, and f.
-class FarmdCrashStepsTest : public ::testing::TestWithParam<std::tuple<Role, CommitStep, int>> {};
+// How the victim dies: SIGKILLed by the client right before the step's
+// message to it, or by itself (farmd --crash_after) right after it handled
+// that message and before its reply left.
+enum Mode { kBeforeMessage, kAfterHandling };
+
+// A role, a step, f, and how the victim dies.
+class FarmdCrashStepsTest
+    : public ::testing::TestWithParam<std::tuple<Role, CommitStep, int, Mode>> {};
 
 TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   const Role role = std::get<0>(GetParam());
   const CommitStep step = std::get<1>(GetParam());
   const int f = std::get<2>(GetParam());
+  const Mode mode = std::get<3>(GetParam());
   const int machines = f + 3;
   const std::string dir = absl::StrCat(
       getenv("TEST_TMPDIR"), "/",
       absl::StrReplaceAll(::testing::UnitTest::GetInstance()->current_test_info()->name(),
                           {{"/", "_"}}));
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
-  FarmdCluster cluster(WriteFarmConfig(dir, machines, /*lease_ms=*/2000), dir, "shm");
+  const std::string arm = dir + "/crash";  // names the machine --crash_after kills
+  std::vector<std::string> flags;
+  if (mode == kAfterHandling) {
+    flags.push_back(absl::StrCat("--crash_after=", tx::CommitStepName(step), ":", arm));
+  }
+  FarmdCluster cluster(WriteFarmConfig(dir, machines, /*lease_ms=*/3000), dir, "shm", flags);
   cluster.set_cm_flags({absl::StrCat("--replicas=", f + 1), "--regions=12"});
   ASSERT_TRUE(cluster.Start(machines).ok());
   client::FarmClientOptions o;
@@ -223,8 +239,14 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
 
   // Machine ids are the slots: every machine started once.
   bool killed = false;
+  if (mode == kAfterHandling) {
+    ASSERT_TRUE(reached) << "the step sends machine " << victim << " nothing to handle";
+    std::ofstream(arm + ".tmp") << "m" << victim << "\n";
+    ASSERT_EQ(rename((arm + ".tmp").c_str(), arm.c_str()), 0);
+  }
   c.tx().options().crash_before = [&](CommitStep at, fabric::MachineId target) {
-    if (killed || at != step || (reached && target != victim)) return false;
+    if (mode != kBeforeMessage || killed || at != step || (reached && target != victim))
+      return false;
     cluster.machine(victim).Kill(SIGKILL);
     killed = true;
     // The client's fabric sees the dead primary hang up (a one-sided read
@@ -246,6 +268,8 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   deadline = absl::Now() + absl::Seconds(30);
   do {
     told = tx::Transfer(c.tx(), acc.from, acc.to, acc.audit, &id);
+    // Its message reached the victim iff it died (before the commit returned).
+    if (mode == kAfterHandling) killed = cluster.machine(victim).Wait(absl::Seconds(1)).ok();
   } while (!killed && NotCommitted(told) && absl::Now() < deadline);
   c.tx().options().crash_before = nullptr;
   ASSERT_TRUE(killed) << "the commit ended before the step: " << told;
@@ -339,21 +363,39 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   }
 }
 
+std::string CaseName(const ::testing::TestParamInfo<FarmdCrashStepsTest::ParamType>& info) {
+  const Role role = std::get<0>(info.param);
+  return absl::StrCat(role == kPrimary  ? "Primary"
+                      : role == kBackup ? "Backup"
+                                        : "ReadPrimary",
+                      "_", tx::StepTestName(std::get<1>(info.param)), "_f", std::get<2>(info.param),
+                      std::get<3>(info.param) == kAfterHandling ? "_AfterHandling" : "");
+}
+
 INSTANTIATE_TEST_SUITE_P(
     EachRoleAndStep, FarmdCrashStepsTest,
     ::testing::Combine(::testing::Values(kPrimary, kBackup, kReadPrimary),
                        ::testing::Values(CommitStep::kLock, CommitStep::kValidate,
                                          CommitStep::kCommitBackup, CommitStep::kCommitPrimary,
                                          CommitStep::kTruncate),
-                       ::testing::Values(1, 2)),
-    [](const auto& info) {
-      const Role role = std::get<0>(info.param);
-      return absl::StrCat(role == kPrimary  ? "Primary"
-                          : role == kBackup ? "Backup"
-                                            : "ReadPrimary",
-                          "_", tx::StepTestName(std::get<1>(info.param)), "_f",
-                          std::get<2>(info.param));
-    });
+                       ::testing::Values(1, 2), ::testing::Values(kBeforeMessage)),
+    CaseName);
+
+// The messages the victim handles: a's primary's LOCK, COMMIT-PRIMARY and
+// TRUNCATE, its backup's COMMIT-BACKUP and TRUNCATE.
+INSTANTIATE_TEST_SUITE_P(
+    AfterHandling, FarmdCrashStepsTest,
+    ::testing::Values(std::make_tuple(kPrimary, CommitStep::kLock, 1, kAfterHandling),
+                      std::make_tuple(kPrimary, CommitStep::kCommitPrimary, 1, kAfterHandling),
+                      std::make_tuple(kPrimary, CommitStep::kTruncate, 1, kAfterHandling),
+                      std::make_tuple(kBackup, CommitStep::kCommitBackup, 1, kAfterHandling),
+                      std::make_tuple(kBackup, CommitStep::kTruncate, 1, kAfterHandling),
+                      std::make_tuple(kPrimary, CommitStep::kLock, 2, kAfterHandling),
+                      std::make_tuple(kPrimary, CommitStep::kCommitPrimary, 2, kAfterHandling),
+                      std::make_tuple(kPrimary, CommitStep::kTruncate, 2, kAfterHandling),
+                      std::make_tuple(kBackup, CommitStep::kCommitBackup, 2, kAfterHandling),
+                      std::make_tuple(kBackup, CommitStep::kTruncate, 2, kAfterHandling)),
+    CaseName);
 
 }  // namespace
 }  // namespace dctk::farm

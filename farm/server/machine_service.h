@@ -104,6 +104,8 @@ struct MachineServiceOptions {
   // Ship workers (0: this machine runs no shipped transactions).
   int ship_workers = 0;
   tx::TxClientOptions ship_tx;  // their coordinators (suspect unset: reported to the CM)
+  // Fault injection (farmd --crash_after): TxMachine::SetAfterHandling.
+  std::function<void(tx::Handler)> after_handling;
 };
 
 template <typename F>
@@ -283,6 +285,7 @@ class MachineService {
     auto m = tx::TxMachine<F>::Create(*fabric_, &table_, std::move(*log), checkpoints);
     if (!m.ok()) return m.status();
     machine_ = std::move(*m);
+    if (o_.after_handling) machine_->SetAfterHandling(o_.after_handling);
     if (o_.ship_workers > 0) {
       client::ShipServerOptions so;
       so.workers = o_.ship_workers;

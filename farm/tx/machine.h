@@ -20,6 +20,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -109,6 +110,10 @@ class TxMachine {
   // messages wait in the rings) but the machine is otherwise alive, as one
   // whose CPU something else took: a slow machine, not a dead one.
   void SetStalled(bool stalled) { stalled_.store(stalled); }
+  // Fault injection (farmd --crash_after): called on the server thread with
+  // each request's handler id once it was handled (its record logged, its
+  // locks taken or writes applied), before its reply is sent. Set before Start.
+  void SetAfterHandling(std::function<void(Handler)> fn) { after_handling_ = std::move(fn); }
   uint64_t served() const { return served_.load(std::memory_order_relaxed); }
   uint64_t checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
 
@@ -136,10 +141,13 @@ class TxMachine {
 
   template <typename Req, typename Decode, typename Fn>
   void Handle(uint16_t id, Decode decode, Fn fn) {
-    endpoint_.Register(id, [decode, fn](fabric::MachineId, absl::Span<const uint8_t> bytes) {
+    endpoint_.Register(id, [this, id, decode, fn](fabric::MachineId,
+                                                  absl::Span<const uint8_t> bytes) {
       absl::StatusOr<Req> req =
           decode(absl::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-      return Encode(req.ok() ? fn(*req) : ReplyFrom(req.status()));
+      std::string reply = Encode(req.ok() ? fn(*req) : ReplyFrom(req.status()));
+      if (after_handling_) after_handling_(static_cast<Handler>(id));
+      return reply;
     });
   }
 
@@ -189,6 +197,7 @@ class TxMachine {
   msg::RpcEndpoint<F> endpoint_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> stalled_{false};
+  std::function<void(Handler)> after_handling_;
   std::atomic<uint64_t> served_{0};
   std::thread thread_;
 };
