@@ -9,17 +9,25 @@
 namespace dctk::farm::workload {
 namespace {
 
+// The CM refuses the id of a client it removed (an earlier run's, once its
+// lease ran out: FailedPrecondition) or still lists at another fabric
+// endpoint (an earlier run's whose lease has not run out yet:
+// AlreadyExists); ConnectClients then tries the next ids, this many at most.
+constexpr int kMaxSkippedIds = 64;
+
+// Client i's fabric under `id`.
 template <typename F>
-absl::StatusOr<std::unique_ptr<F>> MakeFabric(const ClusterClientOptions& o, fabric::MachineId id);
+absl::StatusOr<std::unique_ptr<F>> MakeFabric(const ClusterClientOptions& o, int i,
+                                              fabric::MachineId id);
 template <>
-absl::StatusOr<std::unique_ptr<fabric::NetFabric>> MakeFabric(const ClusterClientOptions& o,
+absl::StatusOr<std::unique_ptr<fabric::NetFabric>> MakeFabric(const ClusterClientOptions& o, int i,
                                                               fabric::MachineId id) {
   const std::string listen =
-      o.fabric_port == 0 ? o.host : absl::StrCat(o.host, ":", o.fabric_port + (id - o.first_id));
+      o.fabric_port == 0 ? o.host : absl::StrCat(o.host, ":", o.fabric_port + i);
   return fabric::NetFabric::Create({.machine_id = id, .listen_host = listen});
 }
 template <>
-absl::StatusOr<std::unique_ptr<fabric::ShmFabric>> MakeFabric(const ClusterClientOptions& o,
+absl::StatusOr<std::unique_ptr<fabric::ShmFabric>> MakeFabric(const ClusterClientOptions&, int,
                                                               fabric::MachineId id) {
   return fabric::ShmFabric::Create({.machine_id = id});
 }
@@ -44,22 +52,30 @@ absl::Status ValidateClusterClientOptions(const ClusterClientOptions& o, int cli
 template <typename F>
 absl::StatusOr<ClusterClients<F>> ConnectClients(const ClusterClientOptions& o, int n) {
   ClusterClients<F> out;
-  for (int i = 0; i < n; ++i) {
-    const fabric::MachineId id = o.first_id + i;
-    absl::StatusOr<std::unique_ptr<F>> fabric = MakeFabric<F>(o, id);
-    if (!fabric.ok()) return fabric.status();
-    out.fabrics.push_back(fabric->get());
-    client::FarmClientOptions co;
-    co.machine = id;
-    co.cm_address = o.cm_address;
-    co.wait_ready = o.wait_ready;
-    co.tx.rpc_timeout = o.rpc_timeout;
-    co.tx.outcome_timeout = o.outcome_timeout;
-    auto c = client::FarmClient<F>::Connect(co, std::move(*fabric));
-    if (!c.ok())
-      return absl::Status(c.status().code(),
-                          absl::StrCat("client ", id, ": ", c.status().message()));
-    out.clients.push_back(std::move(*c));
+  fabric::MachineId id = o.first_id;
+  int skipped = 0;
+  for (int i = 0; i < n; ++i, ++id) {
+    for (;; ++id) {
+      absl::StatusOr<std::unique_ptr<F>> fabric = MakeFabric<F>(o, i, id);
+      if (!fabric.ok()) return fabric.status();
+      F* f = fabric->get();
+      client::FarmClientOptions co;
+      co.machine = id;
+      co.cm_address = o.cm_address;
+      co.wait_ready = o.wait_ready;
+      co.tx.rpc_timeout = o.rpc_timeout;
+      co.tx.outcome_timeout = o.outcome_timeout;
+      auto c = client::FarmClient<F>::Connect(co, std::move(*fabric));
+      const bool id_taken =
+          absl::IsFailedPrecondition(c.status()) || absl::IsAlreadyExists(c.status());
+      if (id_taken && ++skipped <= kMaxSkippedIds) continue;
+      if (!c.ok())
+        return absl::Status(c.status().code(),
+                            absl::StrCat("client ", id, ": ", c.status().message()));
+      out.fabrics.push_back(f);
+      out.clients.push_back(std::move(*c));
+      break;
+    }
   }
   return out;
 }

@@ -1,7 +1,11 @@
 // The FaRM clients of a workload run against a farmd cluster: one FarmClient
 // per coordinator thread (fabric ids first_id, first_id + 1, ...), each with
 // its own fabric (net: listening on `host`, at fabric_port + i or any free
-// port; shm: same host only), joined to the CM service at `cm_address`.
+// port; shm: same host only), joined to the CM service at `cm_address`. An
+// id the CM refuses because an earlier run's client had it (FailedPrecondition:
+// removed once its lease ran out; AlreadyExists: still listed) is skipped for
+// the next one, so runs one after another against one cluster need no new
+// first_id.
 // Shared by the bank workload (cluster_workload.h) and TATP (cluster_tatp.h).
 //
 // A transaction that failed other than by a conflict (Unavailable,
@@ -40,7 +44,7 @@ struct ClusterClientOptions {
   std::string fabric = "net";      // net | shm (shm: same host only)
   std::string host = "127.0.0.1";  // the clients' net fabrics listen here
   int fabric_port = 0;      // client i's net fabric at host:fabric_port + i; 0: any free ports
-  uint32_t first_id = 100;  // fabric ids of the clients (not storage machines')
+  uint32_t first_id = 100;  // fabric ids of the clients (not storage machines'; shm: < 256)
   absl::Duration rpc_timeout = absl::Milliseconds(300);
   absl::Duration outcome_timeout = absl::Seconds(20);
   absl::Duration wait_ready = absl::Seconds(60);  // for the cluster to finish starting

@@ -3,7 +3,8 @@
 # the CM and 3 farmd machines on loopback, 2 copies of each region, f = 1):
 #   1. shm fabric, client-coordinated: both kinds of the mix commit, the
 #      baseline and the commit phases are printed, every read-write
-#      transaction took RPCs (a client has no local participant);
+#      transaction took RPCs (a client has no local participant); a second
+#      run against the same cluster works (fresh client ids);
 #   2. net fabric, read-write transactions shipped to ship workers
 #      (--ship_workers=1): a machine is SIGKILLed mid-run and transactions go
 #      on in the configuration without it (Unavailable: refresh and retry);
@@ -72,6 +73,9 @@ phases=$(grep '^phases ' <<<"$out") || fail "no phases line"
 (( $(field "$phases" commits) > 0 )) || fail "no read-write commit timed: $phases"
 awk -v r="$(field "$phases" rpcs_per_rw)" 'BEGIN { exit !(r >= 2) }' || fail "a commit takes RPCs: $phases"
 [[ $(field "$phases" fast_path_per_rw) == 0.00 ]] || fail "a client has no local participant: $phases"
+# A second run against the same cluster: its clients get ids of their own.
+"$TATP" --cm="$CM" --fabric=shm --threads=1 --subscribers=50 --baseline_ops=0 --seconds=1 \
+  >"$WORK/shm2.tatp.log" 2>&1 || fail "a second farm_tatp against the same cluster exited $?"
 cleanup
 
 # 2. net, shipped read-write transactions, a machine killed mid-run.
