@@ -14,9 +14,11 @@
 namespace dctk::farm::tx {
 namespace {
 
-// FARMCKP4: objects' line-0 version words carry the start bit (object.h);
-// a FARMCKP3 image's objects would read as "not the start of an object".
-constexpr char kMagic[] = "FARMCKP4";
+// FARMCKP5: truncation watermarks and the outcomes above them (FARMCKP4
+// kept the last committed ids). FARMCKP4 and later: objects' line-0 version
+// words carry the start bit (object.h); a FARMCKP3 image's objects would read
+// as "not the start of an object".
+constexpr char kMagic[] = "FARMCKP5";
 constexpr size_t kFormatAt = 7;  // "FARMCKP" then the format's digit
 constexpr char kEnd[] = "CKPTEND1";
 constexpr size_t kMagicBytes = 8;
@@ -79,8 +81,13 @@ std::string EncodeBody(const Checkpoint& c) {
     Put<uint8_t>(out, p.primary_committed);
     PutBytes(out, Encode(p.request));
   }
-  Put<uint64_t>(out, c.committed.size());
-  for (TxId tx : c.committed) Put(out, tx);
+  Put<uint64_t>(out, c.watermarks.size());
+  for (TxId w : c.watermarks) Put(out, w);
+  Put<uint64_t>(out, c.outcomes.size());
+  for (const auto& [tx, committed] : c.outcomes) {
+    Put(out, tx);
+    Put<uint8_t>(out, committed ? 1 : 2);
+  }
   Put<uint64_t>(out, c.regions.size());
   for (const RegionImage& r : c.regions) {
     Put(out, r.id);
@@ -129,10 +136,21 @@ absl::StatusOr<Checkpoint> DecodeBody(absl::string_view body, const std::string&
     p.request = std::move(*r);
     c.pending.push_back(std::move(p));
   }
-  if (!rd.Get(&n)) return bad("committed list");
-  c.committed.resize(n);
-  for (TxId& tx : c.committed) {
-    if (!rd.Get(&tx)) return bad("committed list");
+  if (!rd.Get(&n)) return bad("watermark list");
+  for (uint64_t i = 0; i < n; ++i) {
+    TxId w = 0;
+    if (!rd.Get(&w) || w == 0) return bad("watermark list");
+    c.watermarks.push_back(w);
+  }
+  if (!rd.Get(&n)) return bad("outcome list");
+  for (uint64_t i = 0; i < n; ++i) {
+    TxId tx = 0;
+    uint8_t o = 0;
+    if (!rd.Get(&tx) || !rd.Get(&o)) return bad("outcome list");
+    if (o != 1 && o != 2) {
+      return bad(absl::StrCat("outcome of transaction ", tx, " (", int{o}, ")"));
+    }
+    c.outcomes.push_back({tx, o == 1});
   }
   if (!rd.Get(&n)) return bad("region count");
   for (uint64_t i = 0; i < n; ++i) {
@@ -217,8 +235,10 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
   if (data.size() >= 3 * kMagicBytes && data.compare(0, kFormatAt, kMagic, kFormatAt) == 0 &&
       data[kFormatAt] != kMagic[kFormatAt]) {
     return absl::DataLossError(absl::StrCat(
-        "checkpoint ", path, ": format ", data.substr(0, kMagicBytes),
-        " of an older farmd (objects without start bits); this one reads ", kMagic, " only"));
+        "checkpoint ", path, ": format ", data.substr(0, kMagicBytes), " of an older farmd (",
+        data[kFormatAt] == '4' ? "committed ids without truncation watermarks"
+                               : "objects without start bits",
+        "); this one reads ", absl::string_view(kMagic, kMagicBytes), " only"));
   }
   if (data.size() < 3 * kMagicBytes || data.compare(0, kMagicBytes, kMagic, kMagicBytes) != 0) {
     return absl::DataLossError(absl::StrCat("checkpoint ", path, ": not a checkpoint (", data.size(), " bytes, bad magic)"));

@@ -6,10 +6,6 @@
 #include "glog/logging.h"
 
 namespace dctk::farm::tx {
-namespace {
-// Decisions remembered for coordinators asking after a recovery.
-constexpr size_t kRememberedOutcomes = 1 << 20;
-}  // namespace
 
 Participant::Participant(fabric::MachineId self, const RegionTable* table, TxLog* log)
     : self_(self), table_(table), log_(log) {}
@@ -34,6 +30,7 @@ void Participant::InstallConfig(uint64_t config, std::vector<fabric::MachineId> 
   config_ = config;
   removed_in_ = config;
   removed_ = absl::flat_hash_set<fabric::MachineId>(removed.begin(), removed.end());
+  ForgetFinished();
 }
 
 uint64_t Participant::config() const {
@@ -126,14 +123,6 @@ void Participant::Log(LogType type, TxId tx, absl::string_view payload) {
   CHECK(s.ok()) << "machine " << self_ << ": " << s;
 }
 
-void Participant::Remember(TxId tx, Outcome o) {
-  if (outcomes_.emplace(tx, o).second) outcome_order_.push_back(tx);
-  while (outcome_order_.size() > kRememberedOutcomes) {
-    outcomes_.erase(outcome_order_.front());
-    outcome_order_.pop_front();
-  }
-}
-
 void Participant::ReleaseLocks(Pending& p) {
   for (uint8_t* obj : p.locked) internal::UnlockUnchanged(obj);
   p.locked.clear();
@@ -163,6 +152,9 @@ Reply Participant::Lock(const LockRequest& r) {
   }
   if (absl::Status s = AdmitCoordinator(r.tx, "LOCK"); !s.ok()) return ReplyFrom(s);
   if (absl::Status s = AdmitRegions(r.entries, "LOCK"); !s.ok()) return ReplyFrom(s);
+  Truncated(r.watermark);
+  // A late LOCK of a transaction decided here (or finished) must not lock again.
+  if (absl::Status s = RefuseDecided(r.tx, "LOCK"); !s.ok()) return ReplyFrom(s);
   ++stats_.locks;
   Pending p;
   Reply ok;
@@ -209,6 +201,13 @@ Reply Participant::CommitBackup(const LockRequest& r) {
     return ReplyFrom(s);
   }
   if (absl::Status s = AdmitRegions(r.entries, "COMMIT-BACKUP"); !s.ok()) return ReplyFrom(s);
+  Truncated(r.watermark);
+  if (!backed_seq_.contains(r.tx) && Decided(r.tx)) {
+    // Applied here already (a resend): nothing to log. Aborted or finished:
+    // a record now would never be decided.
+    if (KnownHere(r.tx) == Outcome::kCommitted) return Reply{};
+    return ReplyFrom(RefuseDecided(r.tx, "COMMIT-BACKUP"));
+  }
   for (const WriteEntry& e : r.entries) {
     if (e.kind == EntryKind::kBlockMark) return ReplyFrom(NotATransactionEntry(e, "COMMIT-BACKUP"));
     if (!hosted_.contains(e.addr.region())) {
@@ -229,6 +228,7 @@ Reply Participant::CommitPrimary(const TxRequest& r) {
     return ReplyFrom(s);
   }
   if (absl::Status s = AdmitTx(r.tx, "COMMIT-PRIMARY"); !s.ok()) return ReplyFrom(s);
+  Truncated(r.watermark);
   auto it = locked_.find(r.tx);
   if (it == locked_.end()) {
     return ReplyFrom(absl::FailedPreconditionError(
@@ -237,7 +237,7 @@ Reply Participant::CommitPrimary(const TxRequest& r) {
   Pending& p = it->second;
   if (p.committed) return Reply{};
   ++stats_.commit_primaries;
-  Log(LogType::kCommitPrimary, r.tx, "");
+  Log(LogType::kCommitPrimary, r.tx, WatermarkRecord(r.watermark));
   CommitPrimaryHere(r.tx, p);
   return Reply{};
 }
@@ -260,13 +260,14 @@ Reply Participant::Abort(const TxRequest& r) {
     return ReplyFrom(s);
   }
   if (absl::Status s = AdmitTx(r.tx, "ABORT"); !s.ok()) return ReplyFrom(s);
+  Truncated(r.watermark);
   auto it = locked_.find(r.tx);
   if (it != locked_.end() && it->second.committed) {
     return ReplyFrom(absl::FailedPreconditionError(
         absl::StrCat("ABORT at machine ", self_, ": transaction ", r.tx, " already committed here")));
   }
   ++stats_.aborts;
-  Log(LogType::kAbort, r.tx, "");
+  Log(LogType::kAbort, r.tx, WatermarkRecord(r.watermark));
   AbortHere(r.tx);
   return Reply{};
 }
@@ -287,8 +288,9 @@ Reply Participant::Truncate(const TxRequest& r) {
     return ReplyFrom(s);
   }
   if (absl::Status s = AdmitTx(r.tx, "TRUNCATE"); !s.ok()) return ReplyFrom(s);
+  Truncated(r.watermark);
   ++stats_.truncates;
-  Log(LogType::kTruncate, r.tx, "");
+  Log(LogType::kTruncate, r.tx, WatermarkRecord(r.watermark));
   TruncateHere(r.tx);
   return Reply{};
 }
@@ -313,18 +315,11 @@ Reply Participant::Alloc(const AllocRequest& r) {
 }
 
 Reply Participant::QueryOutcome(const TxRequest& r) {
-  const Outcome o = Known(r.tx);
   absl::ReaderMutexLock l(&mu_);
+  const Outcome o = KnownHere(r.tx);
   // aux: the configuration this participant has completed recovery into
   // (0 while recovering), so a coordinator can tell "no record survived".
   return ReplyFrom(absl::OkStatus(), static_cast<uint64_t>(o), Recovering() ? 0 : config_);
-}
-
-Outcome Participant::Known(TxId tx) const {
-  absl::ReaderMutexLock l(&mu_);
-  if (auto it = outcomes_.find(tx); it != outcomes_.end()) return it->second;
-  if (auto it = locked_.find(tx); it != locked_.end() && it->second.committed) return Outcome::kCommitted;
-  return Outcome::kUnknown;
 }
 
 void Participant::Block() {
@@ -339,6 +334,7 @@ void Participant::Resume(uint64_t config) {
   blocked_ = false;
   deciding_ = false;
   recovering_.clear();
+  ForgetFinished();
 }
 
 void Participant::BeginRecovery(uint64_t new_config, const std::vector<RegionId>& recovering) {
@@ -357,6 +353,7 @@ void Participant::FinishRecovery(const std::vector<RegionId>& regions) {
     for (RegionId r : regions) recovering_.erase(r);
   }
   if (recovering_.empty()) deciding_ = false;
+  ForgetFinished();
 }
 
 std::vector<InFlightRecord> Participant::InFlight(uint64_t before) const {
@@ -384,7 +381,7 @@ void Participant::Resolve(const Resolution& r) {
   // the entries again could give a heap block that emptied since, and took
   // another size class, its old class back (formatted over a slot the
   // primary holds reserved).
-  if (outcomes_.contains(r.tx) && !locked_.contains(r.tx) && !backed_seq_.contains(r.tx)) return;
+  if (Decided(r.tx) && !locked_.contains(r.tx) && !backed_seq_.contains(r.tx)) return;
   // The committed entries go to the log so that a restart can replay them.
   Log(r.commit ? LogType::kRecoveredCommit : LogType::kRecoveredAbort, r.tx,
       r.commit ? Encode(LockRequest{0, r.tx, {}, r.entries}) : std::string());

@@ -55,6 +55,21 @@
 // decided its transactions) must not take locks no lease expiry would ever
 // release. Every record is written to the TxLog before the reply.
 //
+// Outcomes (OUTCOME, recovery's KNOWN) are kept per coordinator stream
+// (wire.h TxStream) from its truncation watermark up: each message of a
+// coordinator says which of its transactions are finished, and their
+// outcomes are forgotten, so what is remembered is bounded by what the
+// coordinators have in flight, not by a count. A LOCK of a transaction
+// decided here, or below its watermark, is refused, and a COMMIT-BACKUP of
+// one is acknowledged only if it committed (a resend); OUTCOME of one below
+// the watermark answers kFinished (its coordinator knows). While recovery
+// runs, nothing is forgotten (a run of it, or one run again after a step
+// failed, asks KNOWN of the transactions it decides); at its end the
+// watermarks apply, and the streams of coordinators the configuration lists
+// as removed go (recovery decided their transactions). LOCK, COMMIT-BACKUP,
+// COMMIT-PRIMARY, ABORT and TRUNCATE records carry the watermark, and
+// checkpoints keep the watermarks with the outcomes above them.
+//
 // Example:
 //   Participant p(/*self=*/1, &table, log.get());
 //   p.HostRegion(7, base, size);
@@ -64,7 +79,6 @@
 #define DCTK_FARM_TX_PARTICIPANT_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -84,7 +98,9 @@
 
 namespace dctk::farm::tx {
 
-enum class Outcome : uint64_t { kUnknown = 0, kCommitted = 1, kAborted = 2 };
+// kFinished: below its coordinator's truncation watermark (the coordinator
+// knows the outcome; this participant no longer does).
+enum class Outcome : uint64_t { kUnknown = 0, kCommitted = 1, kAborted = 2, kFinished = 3 };
 
 // A transaction's record at one participant that recovery must resolve.
 struct InFlightRecord {
@@ -191,6 +207,9 @@ class Participant {
   // configuration, admitted on untouched regions during recovery, go on.
   std::vector<InFlightRecord> InFlight(uint64_t before = 0) const;
   Outcome Known(TxId tx) const;
+  // Outcomes remembered now (all coordinators): what their in-flight
+  // transactions, and recoveries running, hold back.
+  size_t remembered_outcomes() const;
   // Applies (commit) or undoes (abort) the transaction here: entries of
   // regions hosted here are installed; locks it holds are released. A
   // transaction already decided here that holds no record (a recovery run
@@ -327,7 +346,24 @@ class Participant {
   // reserving the slots of its allocations again first (ObjectHeap::ReserveAgain).
   absl::Status Relock(const LockRequest& r, Pending* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Replay(const LogRecord& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Outcome bookkeeping (participant_outcomes.cc).
   void Remember(TxId tx, Outcome o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A coordinator's truncation point (0: none): its transactions below it
+  // are finished. Their outcomes go now, or when recovery ends.
+  void Truncated(TxId watermark) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets what the watermarks and removed coordinators allow (not while
+  // recovering).
+  void ForgetFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The payload of a COMMIT-PRIMARY, ABORT or TRUNCATE record: the
+  // watermark its request carried (empty: none), and its replay.
+  static std::string WatermarkRecord(TxId watermark);
+  absl::Status ReplayWatermark(const LogRecord& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Outcome KnownHere(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Committed, aborted or finished here (a record of it may still be held).
+  bool Decided(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // FailedPrecondition for a LOCK (or a COMMIT-BACKUP not to acknowledge)
+  // of a decided transaction; OK otherwise.
+  absl::Status RefuseDecided(TxId tx, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Log(LogType type, TxId tx, absl::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const fabric::MachineId self_;
@@ -354,8 +390,13 @@ class Participant {
   absl::btree_map<uint64_t, Backed> backed_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<TxId, uint64_t> backed_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t next_backed_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::flat_hash_map<TxId, Outcome> outcomes_ ABSL_GUARDED_BY(mu_);      // recent decisions
-  std::deque<TxId> outcome_order_ ABSL_GUARDED_BY(mu_);
+  // Per coordinator stream: its truncation watermark and the decisions of
+  // its transactions from there on (below it too while recovery runs).
+  struct Stream {
+    TxId watermark = 0;
+    absl::flat_hash_map<TxId, Outcome> outcomes;
+  };
+  absl::flat_hash_map<uint32_t, Stream> streams_ ABSL_GUARDED_BY(mu_);
   ParticipantStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

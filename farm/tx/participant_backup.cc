@@ -226,7 +226,7 @@ absl::Status Participant::RecoverLocks(const std::vector<Resolution>& commits) {
   for (const Resolution& r : commits) {
     // Its own record was locked when recovery began; applied here already
     // (a recovery run again): nothing to lock.
-    if (backed_seq_.contains(r.tx) || outcomes_.contains(r.tx) ||
+    if (backed_seq_.contains(r.tx) || Decided(r.tx) ||
         std::none_of(r.entries.begin(), r.entries.end(),
                      [&](const WriteEntry& e) { return hosted_.contains(e.addr.region()); })) {
       continue;

@@ -10,11 +10,6 @@
 namespace dctk::farm::tx {
 namespace {
 
-// Committed decisions kept in a checkpoint: a backup that missed a TRUNCATE
-// in the last moments before a crash learns from them at restart that the
-// transaction committed.
-constexpr size_t kCheckpointOutcomes = 1 << 16;
-
 bool AllZero(const uint8_t* p, size_t n) {
   for (size_t i = 0; i < n; i += 8) {
     uint64_t w;
@@ -53,9 +48,14 @@ absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& 
     // In their order (a copy as tx 0); `primary_committed` of a backup
     // record: committed, waiting behind earlier records of its blocks.
     for (const auto& [seq, b] : backed_) c.pending.push_back({b.tx, true, b.committed, b.request});
-    for (auto it = outcome_order_.rbegin(); it != outcome_order_.rend() && c.committed.size() < kCheckpointOutcomes;
-         ++it) {
-      if (outcomes_.at(*it) == Outcome::kCommitted) c.committed.push_back(*it);
+    // The watermarks and the outcomes above them (all of them while a
+    // recovery runs): a backup that missed a TRUNCATE before a crash learns
+    // at restart from its primary's that the transaction committed.
+    for (const auto& [stream, s] : streams_) {
+      if (s.watermark != 0) c.watermarks.push_back(s.watermark);
+      for (const auto& [tx, o] : s.outcomes) {
+        c.outcomes.push_back({tx, o == Outcome::kCommitted});
+      }
     }
     for (const auto& [id, h] : hosted_) {
       RegionImage image{id,
@@ -147,6 +147,7 @@ absl::Status Participant::Replay(const LogRecord& rec) {
     case LogType::kLock: {
       absl::StatusOr<LockRequest> r = decode();
       if (!r.ok()) return r.status();
+      Truncated(r->watermark);
       // Write entries name no slot size: the heap knows the live object.
       Pending p;
       absl::Status s = Relock(*r, &p);
@@ -157,10 +158,12 @@ absl::Status Participant::Replay(const LogRecord& rec) {
     case LogType::kCommitBackup: {
       absl::StatusOr<LockRequest> r = decode();
       if (!r.ok()) return r.status();
+      Truncated(r->watermark);
       Enqueue(rec.tx, std::move(*r), false);
       return absl::OkStatus();
     }
     case LogType::kCommitPrimary: {
+      if (absl::Status s = ReplayWatermark(rec); !s.ok()) return s;
       auto it = locked_.find(rec.tx);
       if (it == locked_.end()) {
         return absl::DataLossError(absl::StrCat("machine ", self_, ": log record ", rec.lsn,
@@ -169,8 +172,16 @@ absl::Status Participant::Replay(const LogRecord& rec) {
       if (!it->second.committed) CommitPrimaryHere(rec.tx, it->second);
       return absl::OkStatus();
     }
-    case LogType::kAbort: AbortHere(rec.tx); return absl::OkStatus();
-    case LogType::kTruncate: TruncateHere(rec.tx); return absl::OkStatus();
+    case LogType::kAbort:
+    case LogType::kTruncate: {
+      if (absl::Status s = ReplayWatermark(rec); !s.ok()) return s;
+      if (rec.type == LogType::kAbort) {
+        AbortHere(rec.tx);
+      } else {
+        TruncateHere(rec.tx);
+      }
+      return absl::OkStatus();
+    }
     case LogType::kRecoveredCommit: {
       absl::StatusOr<LockRequest> r = decode();
       if (!r.ok()) return r.status();
@@ -226,7 +237,10 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
       }
       report.pages += image.pages.size();
     }
-    for (TxId tx : c->committed) Remember(tx, Outcome::kCommitted);
+    for (TxId w : c->watermarks) Truncated(w);
+    for (const auto& [tx, committed] : c->outcomes) {
+      Remember(tx, committed ? Outcome::kCommitted : Outcome::kAborted);
+    }
     for (const PendingRecord& rec : c->pending) {
       if (rec.backup) {
         Enqueue(rec.tx, rec.request, rec.primary_committed);

@@ -1,6 +1,12 @@
 #include "farm/tx/transaction.h"
 
+#include "absl/time/clock.h"
+
 namespace dctk::farm::tx {
+
+uint64_t FirstTxSequence() {
+  return static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())) & ((uint64_t{1} << 40) - 1);
+}
 
 const char* CommitStepName(CommitStep s) {
   switch (s) {

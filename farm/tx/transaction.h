@@ -38,6 +38,16 @@
 //                     goes on
 // A transaction destroyed before Commit or Abort is aborted.
 //
+// Truncation (wire.h): every message carries the coordinator's watermark,
+// its lowest transaction not finished yet, so participants forget the
+// outcomes below it. A transaction is finished once it aborted (its ABORTs
+// follow its LOCKs on the same rings), or committed and every participant
+// acknowledged its TRUNCATE (so none holds a record recovery would decide
+// from outcomes) or left the configuration. A TRUNCATE that failed is sent
+// again (current configuration) at a later commit; a transaction whose
+// outcome stayed Unknown, or whose coordinator stopped dead (crash_before),
+// holds the watermark.
+//
 // Example:
 //   auto tx = client->Begin();
 //   absl::StatusOr<std::string> a = tx.Read(from, 8);
@@ -131,6 +141,11 @@ template <typename F>
   requires fabric::Fabric<F>
 class TxClient;
 
+// A coordinator's first sequence: its start time in microseconds, so one
+// restarted under the same machine and slot comes after what it sent before
+// (participants keep its watermark; wire.h TxBefore).
+uint64_t FirstTxSequence();
+
 template <typename F>
   requires fabric::Fabric<F>
 class Transaction {
@@ -153,6 +168,8 @@ class Transaction {
   void Abort();
 
   TxId id() const { return id_; }
+  // The watermark this transaction's messages carry (wire.h).
+  TxId watermark() const;
   // The version this transaction read `addr` at (0 if it did not read it):
   // for history checkers.
   uint64_t VersionRead(GlobalAddress addr) const {
@@ -162,7 +179,15 @@ class Transaction {
 
  private:
   friend class TxClient<F>;
-  Transaction(TxClient<F>* client, TxId id) : client_(client), id_(id) {}
+  Transaction(TxClient<F>* client, TxId id, uint64_t seq, TxId watermark)
+      : client_(client), id_(id), seq_(seq), watermark_(watermark) {}
+  // Finished (above): its coordinator's watermark may pass it.
+  void Finish();
+  // TRUNCATE to `machines` (a committed transaction); those that did not
+  // acknowledge it are tried again later, or, for an id chosen elsewhere
+  // (whose watermark this coordinator does not hold), now until
+  // outcome_timeout. False if the coordinator stopped dead (crash_before).
+  bool Truncate(const absl::btree_set<fabric::MachineId>& machines, uint64_t config);
 
   // Ends the transaction: ABORT where it locked or reserved.
   absl::Status Fail(absl::Status s, const std::vector<fabric::MachineId>& locked = {});
@@ -180,6 +205,8 @@ class Transaction {
 
   TxClient<F>* client_;
   TxId id_;
+  uint64_t seq_;    // this coordinator's sequence of id_ (0: an id chosen elsewhere)
+  TxId watermark_;  // an id chosen elsewhere: the watermark its chooser gave
   bool done_ = false;
   absl::flat_hash_map<uint64_t, uint64_t> reads_;      // raw address -> version read
   absl::btree_map<uint64_t, WriteEntry> writes_;       // by raw address (lock order)
@@ -197,16 +224,28 @@ class TxClient {
                                                           const std::atomic<uint64_t>* config,
                                                           Participant* local, TxClientOptions options = {});
 
-  Transaction<F> Begin() { return Transaction<F>(this, MakeTxId(fabric_.machine_id(), slot_, ++seq_)); }
+  Transaction<F> Begin() {
+    open_.insert(++seq_);
+    return Transaction<F>(this, MakeTxId(fabric_.machine_id(), slot_, seq_), seq_, 0);
+  }
   // A transaction under an id chosen elsewhere, unique cluster-wide: a
   // shipped transaction runs under its request's id (farm/client/ship.h), so
   // the client that shipped it can ask the participants for its outcome.
-  Transaction<F> Begin(TxId id) { return Transaction<F>(this, id); }
+  // `watermark` is the chooser's truncation point for id's stream (wire.h;
+  // 0: none): every id of that stream before it is finished.
+  Transaction<F> Begin(TxId id, TxId watermark = 0) {
+    return Transaction<F>(this, id, 0, watermark);
+  }
 
   msg::RpcEndpoint<F>& endpoint() { return *endpoint_; }
   fabric::MachineId machine() const { return fabric_.machine_id(); }
   const TxClientStats& stats() const { return stats_; }
   const CommitTimes& last_commit_times() const { return times_; }
+  // This coordinator's truncation watermark: its lowest transaction not
+  // finished (above).
+  TxId watermark() const {
+    return MakeTxId(fabric_.machine_id(), slot_, open_.empty() ? seq_ + 1 : *open_.begin());
+  }
   TxClientOptions& options() { return options_; }
 
   // Endpoint id of coordinator `slot` on `machine` (servers use the machine id).
@@ -229,6 +268,9 @@ class TxClient {
   // The regions an Alloc without a hint tries, in order: this machine's,
   // then the others, each list starting at a different one per transaction.
   std::vector<RegionId> RegionsForAlloc();
+  // TRUNCATEs not acknowledged yet, sent again once retry_at passed or the
+  // configuration changed; a machine that left it is dropped.
+  void RetryTruncates();
   // Machines holding a replica of some region in the current table.
   absl::btree_set<fabric::MachineId> ReplicaMachines() const {
     absl::btree_set<fabric::MachineId> machines;
@@ -249,7 +291,15 @@ class TxClient {
   std::unique_ptr<typename F::Queue> rpc_queue_;
   std::unique_ptr<msg::RpcEndpoint<F>> endpoint_;
   std::vector<uint64_t> scratch_;
-  uint64_t seq_ = 0;
+  uint64_t seq_ = FirstTxSequence();
+  // Sequences of this coordinator's transactions not finished yet.
+  absl::btree_set<uint64_t> open_;
+  struct Untruncated {
+    absl::btree_set<fabric::MachineId> machines;
+    uint64_t config = 0;  // of the last try
+    absl::Time retry_at;
+  };
+  absl::btree_map<uint64_t, Untruncated> untruncated_;  // by sequence
   TxClientStats stats_;
   CommitTimes times_;
 };

@@ -40,6 +40,8 @@ class Reader {
     in_.remove_prefix(n);
     return true;
   }
+  size_t remaining() const { return in_.size(); }
+  bool failed() const { return failed_; }
   absl::Status status() const {
     if (failed_ || !in_.empty()) {
       return absl::DataLossError(absl::StrCat("malformed ", what_, " message (",
@@ -62,6 +64,32 @@ class Reader {
 // allocate without limit (a ring message is at most 64 KB anyway).
 constexpr uint32_t kMaxCount = 1 << 16;
 
+void PutWatermark(Writer& w, TxId watermark) {
+  if (watermark != 0) w.Put(watermark);
+}
+
+// The optional watermark after a request of `tx`: 8 bytes of the same
+// coordinator stream, at most tx.
+absl::Status GetWatermark(Reader& rd, TxId tx, TxId* watermark, const char* what) {
+  if (rd.remaining() == 0) return absl::OkStatus();
+  if (rd.remaining() != sizeof(TxId)) {
+    return absl::DataLossError(absl::StrCat("malformed ", what, " message: ", rd.remaining(),
+                                            " bytes after the request (a watermark is 8)"));
+  }
+  rd.Get(watermark);
+  if (*watermark == 0 || TxStream(*watermark) != TxStream(tx)) {
+    return absl::DataLossError(absl::StrCat(
+        "malformed ", what, " message: watermark ", *watermark, " is not of transaction ", tx,
+        "'s coordinator (machine ", TxCoordinator(tx), ", slot ", TxStream(tx) & 0xff, ")"));
+  }
+  if (TxBefore(tx, *watermark)) {
+    return absl::DataLossError(absl::StrCat("malformed ", what, " message: watermark ", *watermark,
+                                            " is above transaction ", tx,
+                                            " itself, which its coordinator has not finished"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string Encode(const LockRequest& r) {
@@ -78,6 +106,7 @@ std::string Encode(const LockRequest& r) {
     w.Put(e.slot_bytes);
     w.PutBytes(e.data);
   }
+  PutWatermark(w, r.watermark);
   return w.Take();
 }
 
@@ -106,6 +135,10 @@ absl::StatusOr<LockRequest> DecodeLockRequest(absl::string_view bytes) {
   } else {
     return absl::DataLossError("malformed LOCK message: bad header or region count");
   }
+  if (!rd.failed()) {
+    if (absl::Status w = GetWatermark(rd, r.tx, &r.watermark, "LOCK/COMMIT-BACKUP"); !w.ok())
+      return w;
+  }
   absl::Status s = rd.status();
   if (!s.ok()) return s;
   return r;
@@ -115,13 +148,16 @@ std::string Encode(const TxRequest& r) {
   Writer w;
   w.Put(r.config);
   w.Put(r.tx);
+  PutWatermark(w, r.watermark);
   return w.Take();
 }
 
 absl::StatusOr<TxRequest> DecodeTxRequest(absl::string_view bytes) {
   Reader rd(bytes, "transaction");
   TxRequest r;
-  rd.Get(&r.config) && rd.Get(&r.tx);
+  if (rd.Get(&r.config) && rd.Get(&r.tx)) {
+    if (absl::Status w = GetWatermark(rd, r.tx, &r.watermark, "transaction"); !w.ok()) return w;
+  }
   absl::Status s = rd.status();
   if (!s.ok()) return s;
   return r;

@@ -8,6 +8,16 @@
 // LOCK and COMMIT-BACKUP carry entries plus the ids of every region the
 // transaction writes, which recovery needs to decide its outcome.
 //
+// Truncation watermarks (FaRM's piggybacked truncation point): a
+// coordinator's transaction ids increase, so with each LOCK, COMMIT-BACKUP,
+// COMMIT-PRIMARY, ABORT and TRUNCATE it tells the participant the lowest
+// transaction of its own (same machine and slot: TxStream) that is not
+// finished yet. Every one below it is decided, and the coordinator knows its
+// outcome and sends no more messages for it; the participant forgets their
+// outcomes (participant.h). On the wire the watermark follows the request
+// only when there is one (8 bytes), so it costs nothing otherwise and log
+// records without it still read.
+//
 // Example:
 //   LockRequest req{.config = 3, .tx = id, .regions = {7}, .entries = {...}};
 //   std::string bytes = Encode(req);
@@ -31,6 +41,17 @@ constexpr TxId MakeTxId(uint32_t machine, uint32_t slot, uint64_t seq) {
   return (uint64_t{machine} << 48) | (uint64_t{slot & 0xff} << 40) | (seq & ((uint64_t{1} << 40) - 1));
 }
 constexpr uint32_t TxCoordinator(TxId id) { return static_cast<uint32_t>(id >> 48); }
+// The coordinator stream a transaction belongs to: its machine and slot, whose
+// sequences increase (watermarks are per stream).
+constexpr uint32_t TxStream(TxId id) { return static_cast<uint32_t>(id >> 40); }
+// Whether `a` comes before `b` of the same stream: sequences compared on the
+// 40-bit circle (serial number arithmetic), so a coordinator whose sequence
+// wraps, or one restarted under its id (sequences start at its start time),
+// still comes after what it sent before.
+constexpr bool TxBefore(TxId a, TxId b) {
+  constexpr uint64_t kSeqMask = (uint64_t{1} << 40) - 1;
+  return a != b && ((b - a) & kSeqMask) < (uint64_t{1} << 39);
+}
 
 // Handler ids on a machine's RPC endpoint.
 enum Handler : uint16_t {
@@ -62,12 +83,17 @@ struct LockRequest {
   TxId tx = 0;
   std::vector<uint32_t> regions;  // every region the transaction writes
   std::vector<WriteEntry> entries;
+  // The coordinator's truncation point: the lowest transaction of tx's
+  // stream not finished yet, so at most tx (0: none told).
+  TxId watermark = 0;
 };
 
-// COMMIT-PRIMARY, ABORT, TRUNCATE, OUTCOME: just the transaction.
+// COMMIT-PRIMARY, ABORT, TRUNCATE, OUTCOME: just the transaction (and the
+// watermark, as in LockRequest).
 struct TxRequest {
   uint64_t config = 0;
   TxId tx = 0;
+  TxId watermark = 0;
 };
 
 struct AllocRequest {

@@ -46,5 +46,67 @@ TEST(WireTest, MalformedMessagesAreDataLoss) {
   EXPECT_TRUE(absl::IsDataLoss(DecodeReply("").status()));
 }
 
+TEST(WireTest, WatermarksRideOnlyWhenTold) {
+  const TxId tx = MakeTxId(3, 1, 99);
+  LockRequest lock{7, tx, {4}, {{GlobalAddress(4, 128), 5, EntryKind::kWrite, 0, "hello"}}};
+  const size_t without = Encode(lock).size();
+  lock.watermark = MakeTxId(3, 1, 97);
+  const std::string bytes = Encode(lock);
+  EXPECT_EQ(bytes.size(), without + 8);
+  absl::StatusOr<LockRequest> back = DecodeLockRequest(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->watermark, MakeTxId(3, 1, 97));
+  EXPECT_EQ(back->entries[0].data, "hello");
+
+  TxRequest truncate{7, tx, tx};  // the transaction itself: nothing before it open
+  EXPECT_EQ(Encode(TxRequest{7, tx}).size(), 16u);
+  absl::StatusOr<TxRequest> t = DecodeTxRequest(Encode(truncate));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->watermark, tx);
+  EXPECT_EQ(DecodeTxRequest(Encode(TxRequest{7, tx}))->watermark, 0u);
+}
+
+// A watermark names the lowest unfinished transaction of the request's own
+// coordinator stream, and the request's transaction is unfinished.
+TEST(WireTest, MalformedWatermarksAreDataLossNamingWhat) {
+  const TxId tx = MakeTxId(3, 1, 99);
+  struct Case {
+    std::string tail;
+    std::string says;
+  };
+  auto word = [](TxId w) { return std::string(reinterpret_cast<const char*>(&w), 8); };
+  const std::vector<Case> cases = {
+      {"abc", "3 bytes after the request (a watermark is 8)"},
+      {word(MakeTxId(4, 1, 5)),
+       "is not of transaction " + std::to_string(tx) + "'s coordinator (machine 3, slot 1)"},
+      {word(MakeTxId(3, 0, 5)), "(machine 3, slot 1)"},
+      {word(0), "watermark 0 is not of transaction"},
+      {word(MakeTxId(3, 1, 100)), "is above transaction " + std::to_string(tx) + " itself"},
+  };
+  const std::string lock = Encode(LockRequest{7, tx, {4}, {}});
+  const std::string truncate = Encode(TxRequest{7, tx});
+  for (const Case& c : cases) {
+    absl::Status s = DecodeLockRequest(lock + c.tail).status();
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_NE(s.message().find("malformed LOCK/COMMIT-BACKUP message"), std::string::npos) << s;
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << s;
+    s = DecodeTxRequest(truncate + c.tail).status();
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_NE(s.message().find("malformed transaction message"), std::string::npos) << s;
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << s;
+  }
+}
+
+// Sequences compare on the 40-bit circle: a coordinator whose sequence
+// wraps comes after what it sent before.
+TEST(WireTest, TxBeforeFollowsTheSequenceAcrossItsWrap) {
+  const uint64_t last = (uint64_t{1} << 40) - 1;
+  EXPECT_TRUE(TxBefore(MakeTxId(3, 1, 5), MakeTxId(3, 1, 6)));
+  EXPECT_FALSE(TxBefore(MakeTxId(3, 1, 6), MakeTxId(3, 1, 5)));
+  EXPECT_FALSE(TxBefore(MakeTxId(3, 1, 6), MakeTxId(3, 1, 6)));
+  EXPECT_TRUE(TxBefore(MakeTxId(3, 1, last), MakeTxId(3, 1, last + 2)));  // wrapped to 1
+  EXPECT_FALSE(TxBefore(MakeTxId(3, 1, last + 2), MakeTxId(3, 1, last)));
+}
+
 }  // namespace
 }  // namespace dctk::farm::tx

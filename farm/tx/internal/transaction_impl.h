@@ -97,9 +97,81 @@ std::vector<RegionId> TxClient<F>::RegionsForAlloc() {
 template <typename F>
   requires fabric::Fabric<F>
 Transaction<F>::Transaction(Transaction&& other) noexcept
-    : client_(other.client_), id_(other.id_), done_(other.done_), reads_(std::move(other.reads_)),
+    : client_(other.client_), id_(other.id_), seq_(other.seq_), watermark_(other.watermark_),
+      done_(other.done_), reads_(std::move(other.reads_)),
       writes_(std::move(other.writes_)), reserved_at_(std::move(other.reserved_at_)) {
   other.done_ = true;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+TxId Transaction<F>::watermark() const {
+  return seq_ != 0 ? client_->watermark() : watermark_;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+void Transaction<F>::Finish() {
+  if (seq_ != 0) client_->open_.erase(seq_);
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+void TxClient<F>::RetryTruncates() {
+  if (untruncated_.empty()) return;
+  const absl::Time now = absl::Now();
+  const absl::btree_set<fabric::MachineId> members = ReplicaMachines();
+  for (auto it = untruncated_.begin(); it != untruncated_.end();) {
+    Untruncated& u = it->second;
+    if (now < u.retry_at && config() == u.config) {
+      ++it;
+      continue;
+    }
+    const TxRequest truncate{config(), MakeTxId(fabric_.machine_id(), slot_, it->first), watermark()};
+    absl::erase_if(u.machines, [&](fabric::MachineId m) {
+      return !members.contains(m) || StatusOf(Call(m, kTruncate, truncate)).ok();
+    });
+    if (!u.machines.empty()) {
+      u.config = truncate.config;
+      u.retry_at = absl::Now() + options_.rpc_timeout;
+      ++it;
+      continue;
+    }
+    open_.erase(it->first);
+    it = untruncated_.erase(it);
+  }
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+bool Transaction<F>::Truncate(const absl::btree_set<fabric::MachineId>& machines, uint64_t config) {
+  const TxRequest truncate{config, id_, watermark()};
+  absl::btree_set<fabric::MachineId> failed;
+  for (fabric::MachineId m : machines) {
+    if (client_->options_.crash_before && client_->options_.crash_before(CommitStep::kTruncate, m)) {
+      return false;  // stopped dead: never finished
+    }
+    if (!StatusOf(client_->Call(m, kTruncate, truncate)).ok()) failed.insert(m);
+  }
+  if (seq_ != 0) {
+    if (failed.empty()) {
+      Finish();
+    } else {
+      client_->untruncated_[seq_] = {std::move(failed), config, absl::Now() + client_->options_.rpc_timeout};
+    }
+    return true;
+  }
+  // Whoever chose the id may pass it in its watermark once this returns.
+  const absl::Time deadline = absl::Now() + client_->options_.outcome_timeout;
+  while (!failed.empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+    const absl::btree_set<fabric::MachineId> members = client_->ReplicaMachines();
+    const TxRequest again{client_->config(), id_, watermark_};
+    absl::erase_if(failed, [&](fabric::MachineId m) {
+      return !members.contains(m) || StatusOf(client_->Call(m, kTruncate, again)).ok();
+    });
+  }
+  return true;
 }
 
 template <typename F>
@@ -107,6 +179,7 @@ template <typename F>
 absl::Status Transaction<F>::Fail(absl::Status s, const std::vector<fabric::MachineId>& locked) {
   done_ = true;
   AbortAt(locked);
+  Finish();
   if (absl::IsAborted(s)) ++client_->stats_.aborted;
   if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) ++client_->stats_.unavailable;
   return s;
@@ -125,7 +198,7 @@ void Transaction<F>::AbortAt(const std::vector<fabric::MachineId>& machines) {
     const absl::btree_set<fabric::MachineId> members = client_->ReplicaMachines();
     absl::erase_if(to, [&](fabric::MachineId m) { return !members.contains(m); });
   }
-  for (fabric::MachineId m : to) client_->Call(m, kAbort, TxRequest{client_->config(), id_});
+  for (fabric::MachineId m : to) client_->Call(m, kAbort, TxRequest{client_->config(), id_, watermark()});
 }
 
 template <typename F>
@@ -134,6 +207,7 @@ void Transaction<F>::Abort() {
   if (done_) return;
   done_ = true;
   AbortAt({});
+  Finish();
 }
 
 template <typename F>
@@ -418,6 +492,7 @@ absl::Status Transaction<F>::Commit() {
     absl::Time t0 = absl::Now();
     absl::Status s = reads_.size() > 1 ? Validate() : absl::OkStatus();
     times.validate = absl::Now() - t0;
+    Finish();
     if (!s.ok()) {
       ++(absl::IsAborted(s) ? stats.aborted : stats.unavailable);
       return s;
@@ -425,8 +500,10 @@ absl::Status Transaction<F>::Commit() {
     ++stats.read_only;
     return absl::OkStatus();
   }
+  client_->RetryTruncates();
   // Group the write set by primary and by backup.
   const uint64_t config = client_->config();
+  const TxId watermark = this->watermark();
   absl::btree_set<uint32_t> regions;
   absl::btree_map<fabric::MachineId, LockRequest> by_primary;
   for (auto& [raw, w] : writes_) {
@@ -439,6 +516,7 @@ absl::Status Transaction<F>::Commit() {
     req.config = config;
     req.tx = id_;
     req.regions.assign(regions.begin(), regions.end());
+    req.watermark = watermark;
   }
   absl::Time t = absl::Now();
   std::vector<fabric::MachineId> locked;
@@ -464,6 +542,7 @@ absl::Status Transaction<F>::Commit() {
     req.config = config;
     req.tx = id_;
     req.regions.assign(regions.begin(), regions.end());
+    req.watermark = watermark;
     if (crash(CommitStep::kCommitBackup, m)) {
       return absl::CancelledError("coordinator crashed before COMMIT-BACKUP (fault injection)");
     }
@@ -471,6 +550,7 @@ absl::Status Transaction<F>::Commit() {
     if (!s.ok()) {
       if (absl::optional<absl::Status> decided = Persist(m, kCommitBackup, req, s, config)) {
         if (decided->ok()) ++stats.committed;  // by a recovery, which also truncated it
+        if (!absl::IsUnknown(*decided)) Finish();
         return *decided;
       }
     }
@@ -481,14 +561,17 @@ absl::Status Transaction<F>::Commit() {
     if (crash(CommitStep::kCommitPrimary, m)) {
       return absl::CancelledError("coordinator crashed before COMMIT-PRIMARY (fault injection)");
     }
-    const TxRequest commit{config, id_};
+    const TxRequest commit{config, id_, watermark};
     s = StatusOf(client_->Call(m, kCommitPrimary, commit));
     if (!s.ok()) {
       // Committed elsewhere already: `m` still has the COMMIT-PRIMARY queued
       // (or a recovery decided), so go on to the other primaries and TRUNCATE
       // (else the backups would keep the records and never apply them).
       absl::optional<absl::Status> decided = Persist(m, kCommitPrimary, commit, s, config);
-      if (decided && !decided->ok()) return *decided;
+      if (decided && !decided->ok()) {
+        if (!absl::IsUnknown(*decided)) Finish();
+        return *decided;
+      }
     }
   }
   times.commit_primary = absl::Now() - t;
@@ -496,11 +579,8 @@ absl::Status Transaction<F>::Commit() {
   t = absl::Now();
   absl::btree_set<fabric::MachineId> all(locked.begin(), locked.end());
   for (const auto& [m, req] : by_backup) all.insert(m);
-  for (fabric::MachineId m : all) {
-    if (crash(CommitStep::kTruncate, m)) {
-      return absl::CancelledError("coordinator crashed before TRUNCATE (fault injection; committed)");
-    }
-    client_->Call(m, kTruncate, TxRequest{config, id_});  // best effort: recovery truncates otherwise
+  if (!Truncate(all, config)) {
+    return absl::CancelledError("coordinator crashed before TRUNCATE (fault injection; committed)");
   }
   times.truncate = absl::Now() - t;
   return absl::OkStatus();
