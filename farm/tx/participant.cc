@@ -30,7 +30,6 @@ void Participant::InstallConfig(uint64_t config, std::vector<fabric::MachineId> 
   config_ = config;
   removed_in_ = config;
   removed_ = absl::flat_hash_set<fabric::MachineId>(removed.begin(), removed.end());
-  ForgetFinished();
 }
 
 uint64_t Participant::config() const {

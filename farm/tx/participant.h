@@ -65,8 +65,8 @@
 // the watermark answers kFinished (its coordinator knows). While recovery
 // runs, nothing is forgotten (a run of it, or one run again after a step
 // failed, asks KNOWN of the transactions it decides); at its end the
-// watermarks apply, and the streams of coordinators the configuration lists
-// as removed go (recovery decided their transactions). LOCK, COMMIT-BACKUP,
+// watermarks apply. A coordinator that stops (or is removed) leaves the
+// outcomes of what it had in flight. LOCK, COMMIT-BACKUP,
 // COMMIT-PRIMARY, ABORT and TRUNCATE records carry the watermark, and
 // checkpoints keep the watermarks with the outcomes above them.
 //
@@ -351,8 +351,7 @@ class Participant {
   // A coordinator's truncation point (0: none): its transactions below it
   // are finished. Their outcomes go now, or when recovery ends.
   void Truncated(TxId watermark) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Forgets what the watermarks and removed coordinators allow (not while
-  // recovering).
+  // Forgets the outcomes below the watermarks (not while recovering).
   void ForgetFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The payload of a COMMIT-PRIMARY, ABORT or TRUNCATE record: the
   // watermark its request carried (empty: none), and its replay.

@@ -28,18 +28,12 @@ void Participant::Truncated(TxId watermark) {
 
 void Participant::ForgetFinished() {
   if (Recovering()) return;
-  for (auto it = streams_.begin(); it != streams_.end();) {
-    Stream& s = it->second;
-    // A removed coordinator coordinates nothing more, and the recovery that
-    // removed it decided its transactions.
-    if (removed_.contains(it->first >> 8)) {
-      streams_.erase(it++);
-      continue;
-    }
-    if (s.watermark != 0) {
-      absl::erase_if(s.outcomes, [&](const auto& o) { return TxBefore(o.first, s.watermark); });
-    }
-    ++it;
+  // A coordinator removed by the configuration keeps what it had not
+  // finished: removed while alive, it may still ask OUTCOME of a commit that
+  // recovery decided (so at most its in-flight transactions stay).
+  for (auto& [stream, s] : streams_) {
+    if (s.watermark == 0) continue;
+    absl::erase_if(s.outcomes, [&](const auto& o) { return TxBefore(o.first, s.watermark); });
   }
 }
 
