@@ -116,29 +116,32 @@ class OutcomeTest : public ::testing::Test {
   GlobalAddress object_;
 };
 
-// Coordinator A's transaction committed, but A has not finished it (it is
-// still asking, or its TRUNCATE to some machine failed): however many other
-// transactions commit meanwhile, more than the old bound, its outcome is
-// kept, and a late copy of its LOCK is refused instead of locking again.
-TEST_F(OutcomeTest, ADecidedTransactionIsRememberedPastTheOldBoundAndItsLateLockRefused) {
+// Coordinator A's transaction aborted and C's committed, but neither
+// coordinator has finished it yet (sent a later watermark): however many
+// other transactions commit meanwhile, more than the old bound, both
+// outcomes are kept, and a late copy of A's LOCK is refused instead of
+// locking the object again (A's ABORT left it at the version A read).
+TEST_F(OutcomeTest, DecidedTransactionsAreRememberedPastTheOldBoundAndALateLockRefused) {
   Start();
-  const TxId a = MakeTxId(10, 0, 5);
+  const TxId a = MakeTxId(10, 0, 5), c = MakeTxId(12, 0, 3);
+  ASSERT_TRUE(Commit(LockOf(c, WriteNow("c"), c)).ok());
+  ASSERT_TRUE(Truncate(c, c).ok());
   const LockRequest late = LockOf(a, WriteNow("a"), a);
-  ASSERT_TRUE(Commit(late).ok());
-  ASSERT_TRUE(Truncate(a, a).ok());
+  ASSERT_TRUE(StatusOf(primary_->p.Lock(late)).ok());
+  ASSERT_TRUE(StatusOf(primary_->p.Abort({kConfig, a, a})).ok());
   CommitMany(11, kOldBound + 8);
 
-  EXPECT_EQ(Asked(primary_->p, a), Outcome::kCommitted);
-  EXPECT_EQ(Asked(backup_->p, a), Outcome::kCommitted);
+  EXPECT_EQ(Asked(primary_->p, c), Outcome::kCommitted);
+  EXPECT_EQ(Asked(primary_->p, a), Outcome::kAborted);
   absl::Status s = StatusOf(primary_->p.Lock(late));
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
-  EXPECT_NE(s.message().find(absl::StrCat("transaction ", a, " already committed here")),
+  EXPECT_NE(s.message().find(absl::StrCat("transaction ", a, " already aborted here")),
             std::string::npos)
       << s;
-  EXPECT_FALSE(ObjectLocked()) << "a late LOCK of a committed transaction locked it again";
-  // What is remembered: A's transaction, B's last, and the object's creator
-  // (its coordinator sent nothing since): what they have not finished.
-  EXPECT_LE(primary_->p.remembered_outcomes(), 3u);
+  EXPECT_FALSE(ObjectLocked()) << "a late LOCK of an aborted transaction locked it again";
+  // What is remembered: A's, C's, B's last and the object's creator's (its
+  // coordinator sent nothing since): what they have not finished.
+  EXPECT_LE(primary_->p.remembered_outcomes(), 4u);
 }
 
 // Once A's watermark passes its transaction (A finished it), the outcome is
@@ -169,19 +172,6 @@ TEST_F(OutcomeTest, BelowTheWatermarkATransactionIsFinished) {
   // and logs nothing.
   LockRequest again = LockOf(a2, WriteEntry{object_, 0, EntryKind::kWrite, 64, "b"}, a2);
   EXPECT_TRUE(StatusOf(backup_->p.CommitBackup(again)).ok());
-}
-
-// An aborted transaction: a late LOCK after the ABORT is refused.
-TEST_F(OutcomeTest, ALateLockOfAnAbortedTransactionIsRefused) {
-  Start();
-  const TxId a = MakeTxId(10, 0, 5);
-  const LockRequest lock = LockOf(a, WriteNow("a"), a);
-  ASSERT_TRUE(StatusOf(primary_->p.Lock(lock)).ok());
-  ASSERT_TRUE(StatusOf(primary_->p.Abort({kConfig, a, a})).ok());
-  absl::Status s = StatusOf(primary_->p.Lock(lock));
-  EXPECT_NE(s.message().find("already aborted here"), std::string::npos) << s;
-  EXPECT_FALSE(ObjectLocked());
-  EXPECT_EQ(Asked(primary_->p, a), Outcome::kAborted);
 }
 
 // While recovery runs nothing is forgotten: it (or a run of it again after a
