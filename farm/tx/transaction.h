@@ -45,8 +45,9 @@
 // acknowledged its TRUNCATE (so none holds a record recovery would decide
 // from outcomes) or left the configuration. A TRUNCATE that failed is sent
 // again (current configuration) at a later commit; a transaction whose
-// outcome stayed Unknown, or whose coordinator stopped dead (crash_before),
-// holds the watermark.
+// outcome stayed Unknown is asked about at later commits once the
+// configuration changed (a recovery decided it). One whose coordinator
+// stopped dead (crash_before) holds the watermark.
 //
 // Example:
 //   auto tx = client->Begin();
@@ -187,6 +188,8 @@ class Transaction {
   // acknowledge it are tried again later, or, for an id chosen elsewhere
   // (whose watermark this coordinator does not hold), now until
   // outcome_timeout. False if the coordinator stopped dead (crash_before).
+  // The outcome stayed unknown: the coordinator asks later (SettleUndecided).
+  void KeepUndecided(absl::btree_set<fabric::MachineId> participants, uint64_t config);
   bool Truncate(const absl::btree_set<fabric::MachineId>& machines, uint64_t config);
 
   // Ends the transaction: ABORT where it locked or reserved.
@@ -269,8 +272,13 @@ class TxClient {
   // then the others, each list starting at a different one per transaction.
   std::vector<RegionId> RegionsForAlloc();
   // TRUNCATEs not acknowledged yet, sent again once retry_at passed or the
-  // configuration changed; a machine that left it is dropped.
+  // configuration changed; a machine that left it is dropped. Then asks the
+  // outcome of the undecided transactions.
   void RetryTruncates();
+  // A transaction whose outcome stayed Unknown: once the configuration moved
+  // past its own, a recovery decided it; OUTCOME tells which (committed: its
+  // TRUNCATEs go out; aborted or no record survived: finished).
+  void SettleUndecided();
   // Machines holding a replica of some region in the current table.
   absl::btree_set<fabric::MachineId> ReplicaMachines() const {
     absl::btree_set<fabric::MachineId> machines;
@@ -300,6 +308,9 @@ class TxClient {
     absl::Time retry_at;
   };
   absl::btree_map<uint64_t, Untruncated> untruncated_;  // by sequence
+  // Transactions whose outcome stayed Unknown: their participants, config
+  // the configuration they ran in, retry_at when to ask again.
+  absl::btree_map<uint64_t, Untruncated> undecided_;  // by sequence
   TxClientStats stats_;
   CommitTimes times_;
 };

@@ -27,5 +27,57 @@ TEST(TruncationTest, RememberedOutcomesAreBoundedByTransactionsInFlight) {
   }
 }
 
+// A commit whose outcome stayed Unknown (a backup died after the LOCKs, no
+// decision within outcome_timeout) holds its coordinator's watermark until
+// the coordinator learns what recovery decided: at its next commit, once the
+// configuration moved on, it asks OUTCOME, truncates the commit and its
+// watermark passes it, so participants forget it again.
+TEST(TruncationTest, AnUnknownCommitIsSettledAfterRecoveryAndReleasesTheWatermark) {
+  LocalClusterOptions o;
+  o.client.rpc_timeout = absl::Milliseconds(200);
+  o.client.outcome_timeout = absl::Milliseconds(300);
+  auto c = MakeShmCluster(o);
+  // Two regions with different primaries and a backup of one of them that
+  // is neither primary: it dies; the coordinator runs on a primary.
+  fabric::MachineId victim = 0;
+  auto pair = RegionPair(*c, [&](const RegionInfo& x, const RegionInfo& y) {
+    if (x.primary().machine == y.primary().machine) return false;
+    for (const RegionInfo* r : {&x, &y}) {
+      for (size_t i = 1; i < r->replicas.size(); ++i) {
+        const fabric::MachineId m = r->replicas[i].machine;
+        if (m != x.primary().machine && m != y.primary().machine) victim = m;
+      }
+    }
+    return victim != 0;
+  });
+  ASSERT_TRUE(pair.has_value());
+  const fabric::MachineId coordinator = pair->first.primary().machine;
+  auto& client = c->client(coordinator);
+  auto [a, b] = CountersIn(client, pair->first.id, pair->second.id);
+  c->Kill(victim);
+  TxId unknown = 0;
+  {
+    auto tx = client.Begin();
+    unknown = tx.id();
+    absl::StatusOr<std::string> va = tx.Read(a, 8), vb = tx.Read(b, 8);
+    ASSERT_TRUE(va.ok() && vb.ok()) << va.status() << " " << vb.status();
+    ASSERT_TRUE(tx.Write(a, U64(1)).ok());
+    ASSERT_TRUE(tx.Write(b, U64(1)).ok());
+    absl::Status s = tx.Commit();
+    ASSERT_TRUE(absl::IsUnknown(s)) << s;
+  }
+  EXPECT_EQ(client.watermark(), unknown) << "an undecided commit is not finished";
+  ASSERT_TRUE(c->Recover({victim}).ok());
+  // The next commit learns the decision first (committed: a backup of the
+  // other region logged it and both primaries hold their LOCKs).
+  ASSERT_TRUE(Increment(client, a, b).ok());
+  EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{2}, uint64_t{2}));
+  EXPECT_TRUE(TxBefore(unknown, client.watermark()));
+  ASSERT_TRUE(Increment(client, a, b).ok());  // carries the watermark past it everywhere
+  for (fabric::MachineId m : c->live()) {
+    EXPECT_EQ(c->machine(m).participant().Known(unknown), Outcome::kFinished) << "machine " << m;
+  }
+}
+
 }  // namespace
 }  // namespace dctk::farm::tx

@@ -118,6 +118,7 @@ void Transaction<F>::Finish() {
 template <typename F>
   requires fabric::Fabric<F>
 void TxClient<F>::RetryTruncates() {
+  SettleUndecided();
   if (untruncated_.empty()) return;
   const absl::Time now = absl::Now();
   const absl::btree_set<fabric::MachineId> members = ReplicaMachines();
@@ -140,6 +141,52 @@ void TxClient<F>::RetryTruncates() {
     open_.erase(it->first);
     it = untruncated_.erase(it);
   }
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+void TxClient<F>::SettleUndecided() {
+  const absl::Time now = absl::Now();
+  for (auto it = undecided_.begin(); it != undecided_.end();) {
+    Untruncated& u = it->second;
+    if (config() <= u.config || now < u.retry_at) {
+      ++it;
+      continue;
+    }
+    const TxRequest ask{config(), MakeTxId(fabric_.machine_id(), slot_, it->first)};
+    Outcome decided = Outcome::kUnknown;
+    for (fabric::MachineId q : ReplicaMachines()) {
+      const Reply r = Call(q, kOutcome, ask);
+      if (!StatusOf(r).ok()) continue;
+      if (r.value == static_cast<uint64_t>(Outcome::kCommitted) ||
+          r.value == static_cast<uint64_t>(Outcome::kAborted)) {
+        decided = static_cast<Outcome>(r.value);
+        break;
+      }
+      // Recovered into a newer configuration without a record of it (as
+      // in Persist): it never committed.
+      if (r.aux > u.config) decided = Outcome::kAborted;
+      if (decided != Outcome::kUnknown) break;
+    }
+    if (decided == Outcome::kUnknown) {
+      u.retry_at = now + options_.rpc_timeout;
+      ++it;
+      continue;
+    }
+    if (decided == Outcome::kCommitted) {
+      untruncated_[it->first] = {std::move(u.machines), 0, now};
+    } else {
+      open_.erase(it->first);
+    }
+    it = undecided_.erase(it);
+  }
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+void Transaction<F>::KeepUndecided(absl::btree_set<fabric::MachineId> participants, uint64_t config) {
+  if (seq_ == 0) return;  // whoever chose the id settles it (Shipper: Unknown too)
+  client_->undecided_[seq_] = {std::move(participants), config, absl::Now()};
 }
 
 template <typename F>
@@ -537,6 +584,8 @@ absl::Status Transaction<F>::Commit() {
       for (size_t i = 1; i < info->replicas.size(); ++i) by_backup[info->replicas[i].machine].entries.push_back(e);
     }
   }
+  absl::btree_set<fabric::MachineId> all(locked.begin(), locked.end());  // every participant
+  for (const auto& [m, req] : by_backup) all.insert(m);
   t = absl::Now();
   for (auto& [m, req] : by_backup) {
     req.config = config;
@@ -550,7 +599,11 @@ absl::Status Transaction<F>::Commit() {
     if (!s.ok()) {
       if (absl::optional<absl::Status> decided = Persist(m, kCommitBackup, req, s, config)) {
         if (decided->ok()) ++stats.committed;  // by a recovery, which also truncated it
-        if (!absl::IsUnknown(*decided)) Finish();
+        if (absl::IsUnknown(*decided)) {
+          KeepUndecided(all, config);
+        } else {
+          Finish();
+        }
         return *decided;
       }
     }
@@ -569,7 +622,11 @@ absl::Status Transaction<F>::Commit() {
       // (else the backups would keep the records and never apply them).
       absl::optional<absl::Status> decided = Persist(m, kCommitPrimary, commit, s, config);
       if (decided && !decided->ok()) {
-        if (!absl::IsUnknown(*decided)) Finish();
+        if (absl::IsUnknown(*decided)) {
+          KeepUndecided(all, config);
+        } else {
+          Finish();
+        }
         return *decided;
       }
     }
@@ -577,8 +634,6 @@ absl::Status Transaction<F>::Commit() {
   times.commit_primary = absl::Now() - t;
   ++stats.committed;
   t = absl::Now();
-  absl::btree_set<fabric::MachineId> all(locked.begin(), locked.end());
-  for (const auto& [m, req] : by_backup) all.insert(m);
   if (!Truncate(all, config)) {
     return absl::CancelledError("coordinator crashed before TRUNCATE (fault injection; committed)");
   }
