@@ -114,6 +114,11 @@ class RpcEndpoint {
 
   void Register(uint16_t handler, RpcHandler fn) { handlers_[handler] = std::move(fn); }
 
+  // Runs after the handlers of the requests one poll found and before any of
+  // their responses is sent (group commit: a server that logs each request
+  // makes them all durable with one sync here, and no response precedes it).
+  void set_before_responses(std::function<void()> fn) { before_responses_ = std::move(fn); }
+
   // Fault injection, called from inside a handler: the response to the
   // request being handled is not sent, as if the network lost it (the caller
   // times out). Counted in dropped_responses().
@@ -127,7 +132,8 @@ class RpcEndpoint {
 
   // Collects responses and serves requests that have arrived; returns how
   // many messages were handled. Handlers run here, outside the ring's Poll,
-  // and their replies are sent before Poll returns.
+  // and their replies are sent (after set_before_responses' hook) before
+  // Poll returns.
   //
   // Adaptive where the endpoint has a doorbell: after `idle_polls`
   // consecutive Polls that handled nothing, a Poll that finds nothing sleeps
@@ -244,19 +250,26 @@ class RpcEndpoint {
       if (!n.ok()) return n.status();
       total += *n;
     }
+    std::vector<Response> out;  // local: SendFramed may poll (and serve) again
     while (!inbound_.empty()) {
       Request r = std::move(inbound_.front());
       inbound_.pop_front();
       auto h = handlers_.find(r.handler);
       const uint8_t kind = h == handlers_.end() ? kNoHandler : kResponse;
       drop_response_ = false;
-      const std::string reply = h == handlers_.end() ? std::string() : h->second(r.from, AsBytes(r.body));
+      std::string reply = h == handlers_.end() ? std::string() : h->second(r.from, AsBytes(r.body));
       if (drop_response_) {
         drop_response_ = false;
         ++dropped_responses_;
         continue;
       }
-      absl::Status s = SendFramed(peers_.at(r.from), kind, r.handler, r.call, AsBytes(reply),
+      out.push_back({r.from, kind, r.handler, r.call, std::move(reply)});
+    }
+    if (!out.empty() && before_responses_) before_responses_();
+    for (const Response& r : out) {
+      auto p = peers_.find(r.to);
+      if (p == peers_.end()) continue;  // removed meanwhile (RemovePeer drops its requests too)
+      absl::Status s = SendFramed(p->second, r.kind, r.handler, r.call, AsBytes(r.body),
                                   absl::Now() + absl::Seconds(5));
       if (!s.ok()) return s;
     }
@@ -327,6 +340,13 @@ class RpcEndpoint {
     uint64_t call;
     std::string body;
   };
+  struct Response {
+    fabric::MachineId to;
+    uint8_t kind;
+    uint16_t handler;
+    uint64_t call;
+    std::string body;
+  };
 
   F& fabric_;
   typename F::Queue* queue_;
@@ -340,6 +360,7 @@ class RpcEndpoint {
   absl::flat_hash_set<uint64_t> abandoned_;
   uint64_t late_responses_ = 0;
   std::deque<Request> inbound_;
+  std::function<void()> before_responses_;
   uint64_t bad_frames_ = 0;  // malformed messages dropped (counted, not fatal)
   bool drop_response_ = false;     // set by DropResponse() inside a handler
   uint64_t dropped_responses_ = 0;

@@ -14,6 +14,12 @@
 //   m.Start();   // serves until Stop() or destruction
 // With CheckpointOptions, the server thread also checkpoints the participant
 // every so many log bytes (the log before each checkpoint is deleted).
+//
+// Group commit: the server thread runs the handlers of every request one
+// poll of its rings found (all coordinators'), each appending its record,
+// then syncs the log once (kEveryRecord) and only then sends their replies.
+// Requests arriving during that fdatasync wait in the rings and form the
+// next batch; a lone request is synced and answered at once.
 #ifndef DCTK_FARM_TX_MACHINE_H_
 #define DCTK_FARM_TX_MACHINE_H_
 
@@ -137,6 +143,7 @@ class TxMachine {
                       [this](const TxRequest& r) { return participant_.QueryOutcome(r); });
     Handle<AllocRequest>(kAlloc, DecodeAllocRequest,
                          [this](const AllocRequest& r) { return participant_.Alloc(r); });
+    endpoint_.set_before_responses([this] { participant_.SyncLog(); });
   }
 
   template <typename Req, typename Decode, typename Fn>
@@ -152,6 +159,7 @@ class TxMachine {
   }
 
   void Serve() {
+    const Participant::BatchedReplies batch(participant_);  // synced in before_responses
     int idle = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
       if (stalled_.load(std::memory_order_relaxed)) {

@@ -7,6 +7,32 @@
 
 namespace dctk::farm::tx {
 
+thread_local const Participant* Participant::batched_ = nullptr;
+thread_local Participant::SyncBeforeReply* Participant::handler_ = nullptr;
+
+Participant::BatchedReplies::BatchedReplies(const Participant& p) : outer_(batched_) {
+  batched_ = &p;
+}
+
+Participant::BatchedReplies::~BatchedReplies() { batched_ = outer_; }
+
+Participant::SyncBeforeReply::SyncBeforeReply(Participant* p) : p_(p), outer_(handler_) {
+  handler_ = this;
+}
+
+Participant::SyncBeforeReply::~SyncBeforeReply() {
+  handler_ = outer_;
+  if (lsn_ == 0) return;
+  absl::Status s = p_->log_->Sync(lsn_);
+  // A participant that cannot log must not acknowledge: stop the machine.
+  CHECK(s.ok()) << "machine " << p_->self_ << ": " << s;
+}
+
+void Participant::SyncLog() {
+  absl::Status s = log_->Sync(log_->last_lsn());
+  CHECK(s.ok()) << "machine " << self_ << ": " << s;
+}
+
 Participant::Participant(fabric::MachineId self, const RegionTable* table, TxLog* log)
     : self_(self), table_(table), log_(log) {}
 
@@ -117,7 +143,15 @@ absl::Status Participant::NotATransactionEntry(const WriteEntry& e, const char* 
 }
 
 void Participant::Log(LogType type, TxId tx, absl::string_view payload) {
-  absl::Status s = log_->Append(type, tx, payload);
+  absl::StatusOr<uint64_t> lsn = log_->Write(type, tx, payload);
+  absl::Status s = lsn.status();
+  if (s.ok() && batched_ != this) {
+    if (handler_ != nullptr && handler_->p_ == this) {
+      handler_->lsn_ = *lsn;
+      return;
+    }
+    s = log_->Sync(*lsn);
+  }
   // A participant that cannot log must not acknowledge: stop the machine.
   CHECK(s.ok()) << "machine " << self_ << ": " << s;
 }
@@ -144,6 +178,7 @@ void Participant::UpdateHeap(const WriteEntry& e, size_t lines) {
 }
 
 Reply Participant::Lock(const LockRequest& r) {
+  SyncBeforeReply sync(this);
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "LOCK"); !s.ok()) {
     ++stats_.refused_config;
@@ -194,6 +229,7 @@ Reply Participant::Lock(const LockRequest& r) {
 }
 
 Reply Participant::CommitBackup(const LockRequest& r) {
+  SyncBeforeReply sync(this);
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "COMMIT-BACKUP"); !s.ok()) {
     ++stats_.refused_config;
@@ -221,6 +257,7 @@ Reply Participant::CommitBackup(const LockRequest& r) {
 }
 
 Reply Participant::CommitPrimary(const TxRequest& r) {
+  SyncBeforeReply sync(this);
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "COMMIT-PRIMARY"); !s.ok()) {
     ++stats_.refused_config;
@@ -253,6 +290,7 @@ void Participant::CommitPrimaryHere(TxId tx, Pending& p) {
 }
 
 Reply Participant::Abort(const TxRequest& r) {
+  SyncBeforeReply sync(this);
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "ABORT"); !s.ok()) {
     ++stats_.refused_config;
@@ -281,6 +319,7 @@ void Participant::AbortHere(TxId tx) {
 }
 
 Reply Participant::Truncate(const TxRequest& r) {
+  SyncBeforeReply sync(this);
   absl::MutexLock l(&mu_);
   if (absl::Status s = Admit(r.config, "TRUNCATE"); !s.ok()) {
     ++stats_.refused_config;
@@ -375,6 +414,7 @@ std::vector<InFlightRecord> Participant::InFlight(uint64_t before) const {
 }
 
 void Participant::Resolve(const Resolution& r) {
+  SyncBeforeReply sync(this);
   absl::MutexLock l(&mu_);
   // Its entries are installed and its locks released already. Installing
   // the entries again could give a heap block that emptied since, and took

@@ -53,7 +53,16 @@
 // LOCK or ALLOC whose coordinator it lists as removed is refused with
 // FailedPrecondition: a client the CM removed at lease expiry (recovery
 // decided its transactions) must not take locks no lease expiry would ever
-// release. Every record is written to the TxLog before the reply.
+// release.
+//
+// Every record is written to the TxLog before the reply, and (kEveryRecord)
+// synced before the reply leaves: group commit (tx_log.h). A handler
+// appends its record under the participant's lock and syncs it after
+// releasing the lock, so records other threads append meanwhile share its
+// fdatasync; a thread that runs many handlers before sending any of their
+// replies (TxMachine's server thread: the requests of one pass over its
+// rings) holds a BatchedReplies, and calls SyncLog() once before the first
+// of those replies goes out.
 //
 // Outcomes (OUTCOME, recovery's KNOWN) are kept per coordinator stream
 // (wire.h TxStream) from its truncation watermark up: each message of a
@@ -169,6 +178,23 @@ class Participant {
   // Without it (LocalCluster) any coordinator is admitted.
   void InstallConfig(uint64_t config, std::vector<fabric::MachineId> removed);
   uint64_t config() const;
+
+  // While one lives, the handlers this thread runs on `p` leave their
+  // records unsynced: the thread calls p.SyncLog() before it sends any of
+  // their replies.
+  class BatchedReplies {
+   public:
+    explicit BatchedReplies(const Participant& p);
+    ~BatchedReplies();
+    BatchedReplies(const BatchedReplies&) = delete;
+    BatchedReplies& operator=(const BatchedReplies&) = delete;
+
+   private:
+    const Participant* outer_;
+  };
+  // Syncs every record logged so far (kEveryRecord: one fdatasync shared
+  // with any other thread syncing; none if all are on disk already).
+  void SyncLog();
 
   Reply Lock(const LockRequest& r);
   Reply CommitBackup(const LockRequest& r);
@@ -363,7 +389,27 @@ class Participant {
   // FailedPrecondition for a LOCK (or a COMMIT-BACKUP not to acknowledge)
   // of a decided transaction; OK otherwise.
   absl::Status RefuseDecided(TxId tx, const char* what) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Appends a record. Under a SyncBeforeReply or a BatchedReplies of this
+  // thread its sync is theirs; otherwise it is synced here (under mu_).
   void Log(LogType type, TxId tx, absl::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Declared in a handler before it takes mu_: syncs the record the handler
+  // logged once mu_ is released, before the reply is returned.
+  class SyncBeforeReply {
+   public:
+    explicit SyncBeforeReply(Participant* p);
+    ~SyncBeforeReply();
+    SyncBeforeReply(const SyncBeforeReply&) = delete;
+    SyncBeforeReply& operator=(const SyncBeforeReply&) = delete;
+
+   private:
+    friend class Participant;
+    Participant* const p_;
+    SyncBeforeReply* const outer_;
+    uint64_t lsn_ = 0;  // the record to sync (0: none)
+  };
+  // The participant whose replies this thread batches, and the handler it runs now.
+  static thread_local const Participant* batched_;
+  static thread_local SyncBeforeReply* handler_;
 
   const fabric::MachineId self_;
   const RegionTable* table_;

@@ -127,10 +127,22 @@ absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name) {
       absl::StrCat("fsync policy '", name, "': must be never or every_record"));
 }
 
+struct TxLog::File {
+  explicit File(int fd) : fd(fd) {}
+  ~File() { close(fd); }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  const int fd;
+};
+
+TxLog::TxLog(std::string path, FsyncPolicy policy, uint64_t segment_bytes)
+    : path_(std::move(path)), policy_(policy), segment_bytes_(segment_bytes) {}
+
 absl::StatusOr<std::unique_ptr<TxLog>> TxLog::Open(const std::string& path, FsyncPolicy policy,
                                                    uint64_t segment_bytes) {
   std::unique_ptr<TxLog> log(new TxLog(path, policy, std::max<uint64_t>(segment_bytes, 1)));
   if (path.empty()) return log;
+  absl::MutexLock l(&log->mu_);
   absl::StatusOr<std::vector<SegmentFile>> files = ListSegments(path);
   if (!files.ok()) return absl::InternalError(files.status().message());
   for (const SegmentFile& f : *files) {
@@ -156,23 +168,47 @@ absl::StatusOr<std::unique_ptr<TxLog>> TxLog::Open(const std::string& path, Fsyn
   }
   last.bytes = valid;
   log->next_lsn_ = last.first_lsn + n;
-  log->fd_ = open(last.path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (log->fd_ < 0) {
+  const int fd = open(last.path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) {
     return absl::InternalError(absl::StrCat("transaction log ", last.path, ": open: ", strerror(errno)));
   }
+  log->file_ = std::make_shared<File>(fd);
+  // What a crashed process left may be in the page cache only: on disk
+  // before anything new is written after it.
+  if (policy == FsyncPolicy::kEveryRecord && ::fdatasync(fd) != 0) {
+    return absl::InternalError(
+        absl::StrCat("transaction log ", last.path, ": fdatasync: ", strerror(errno)));
+  }
+  log->durable_lsn_ = policy == FsyncPolicy::kEveryRecord ? log->next_lsn_ - 1 : 0;
   return log;
 }
 
-TxLog::~TxLog() {
-  if (fd_ >= 0) close(fd_);
+TxLog::~TxLog() = default;
+
+void TxLog::SetFdatasyncForTest(std::function<int(int fd)> fdatasync) {
+  fdatasync_ = std::move(fdatasync);
+}
+
+int TxLog::Fdatasync(const File& file) {
+  return fdatasync_ ? fdatasync_(file.fd) : ::fdatasync(file.fd);
 }
 
 absl::Status TxLog::OpenSegment(uint64_t first_lsn) {
+  // The finished segment's records go to disk before it is left, so that a
+  // sync only ever has the current file to sync.
+  if (policy_ == FsyncPolicy::kEveryRecord && file_ != nullptr && durable_lsn_ < next_lsn_ - 1) {
+    ++syncs_;
+    if (Fdatasync(*file_) != 0) {
+      sync_error_ = absl::InternalError(
+          absl::StrCat("transaction log ", path_, ": fdatasync: ", strerror(errno)));
+      return sync_error_;
+    }
+    durable_lsn_ = next_lsn_ - 1;
+  }
   const std::string p = SegmentPath(path_, first_lsn);
   const int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return absl::InternalError(absl::StrCat("transaction log ", p, ": open: ", strerror(errno)));
-  if (fd_ >= 0) close(fd_);
-  fd_ = fd;
+  file_ = std::make_shared<File>(fd);
   segments_.push_back({first_lsn, p, 0});
   if (policy_ == FsyncPolicy::kEveryRecord) {
     return SyncParentDirectory(p, "transaction log segment");
@@ -181,11 +217,13 @@ absl::Status TxLog::OpenSegment(uint64_t first_lsn) {
 }
 
 absl::Status TxLog::Roll() {
-  if (path_.empty() || segments_.back().bytes == 0) return absl::OkStatus();
+  absl::MutexLock l(&mu_);
+  if (file_ == nullptr || segments_.back().bytes == 0) return absl::OkStatus();
   return OpenSegment(next_lsn_);
 }
 
 absl::StatusOr<uint64_t> TxLog::Trim(uint64_t lsn) {
+  absl::MutexLock l(&mu_);
   uint64_t reclaimed = 0;
   while (segments_.size() > 1 && segments_[1].first_lsn <= lsn) {
     if (unlink(segments_.front().path.c_str()) != 0 && errno != ENOENT) {
@@ -198,16 +236,48 @@ absl::StatusOr<uint64_t> TxLog::Trim(uint64_t lsn) {
 }
 
 uint64_t TxLog::retained_bytes() const {
+  absl::ReaderMutexLock l(&mu_);
   uint64_t n = 0;
   for (const Segment& s : segments_) n += s.bytes;
   return n;
 }
 
-absl::Status TxLog::Append(LogType type, TxId tx, absl::string_view payload) {
+uint64_t TxLog::last_lsn() const {
+  absl::ReaderMutexLock l(&mu_);
+  return next_lsn_ - 1;
+}
+
+uint64_t TxLog::durable_lsn() const {
+  absl::ReaderMutexLock l(&mu_);
+  return durable_lsn_;
+}
+
+uint64_t TxLog::records() const {
+  absl::ReaderMutexLock l(&mu_);
+  return records_;
+}
+
+uint64_t TxLog::bytes() const {
+  absl::ReaderMutexLock l(&mu_);
+  return bytes_;
+}
+
+uint64_t TxLog::syncs() const {
+  absl::ReaderMutexLock l(&mu_);
+  return syncs_;
+}
+
+size_t TxLog::segments() const {
+  absl::ReaderMutexLock l(&mu_);
+  return segments_.size();
+}
+
+absl::StatusOr<uint64_t> TxLog::Write(LogType type, TxId tx, absl::string_view payload) {
+  absl::MutexLock l(&mu_);
+  const uint64_t lsn = next_lsn_++;
   ++records_;
-  ++next_lsn_;
   bytes_ += kHeader + payload.size();
-  if (fd_ < 0) return absl::OkStatus();
+  if (file_ == nullptr) return lsn;
   buffer_.resize(kHeader + payload.size());
   char* p = buffer_.data();
   const uint32_t len = static_cast<uint32_t>(payload.size());
@@ -220,17 +290,56 @@ absl::Status TxLog::Append(LogType type, TxId tx, absl::string_view payload) {
   std::memcpy(p + 4, &sum, 4);
   size_t done = 0;
   while (done < buffer_.size()) {
-    const ssize_t n = write(fd_, p + done, buffer_.size() - done);
+    const ssize_t n = write(file_->fd, p + done, buffer_.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return absl::InternalError(absl::StrCat("transaction log ", path_, ": write: ", strerror(errno)));
     done += n;
   }
-  if (policy_ == FsyncPolicy::kEveryRecord && fdatasync(fd_) != 0) {
-    return absl::InternalError(absl::StrCat("transaction log ", path_, ": fdatasync: ", strerror(errno)));
-  }
   segments_.back().bytes += buffer_.size();
-  if (segments_.back().bytes >= segment_bytes_) return OpenSegment(next_lsn_);
-  return absl::OkStatus();
+  if (segments_.back().bytes >= segment_bytes_) {
+    absl::Status s = OpenSegment(next_lsn_);
+    if (!s.ok()) return s;
+  }
+  return lsn;
+}
+
+absl::Status TxLog::Sync(uint64_t lsn) {
+  if (policy_ != FsyncPolicy::kEveryRecord) return absl::OkStatus();
+  mu_.Lock();
+  lsn = std::min(lsn, next_lsn_ - 1);
+  while (sync_error_.ok() && durable_lsn_ < lsn && file_ != nullptr) {
+    if (syncing_) {  // a follower: the sync in flight may cover `lsn`
+      mu_.Await(absl::Condition(
+          +[](bool* syncing) { return !*syncing; }, &syncing_));
+      continue;
+    }
+    // The leader: one fdatasync for every record written so far; records
+    // written while it runs wait for the next one.
+    syncing_ = true;
+    const uint64_t upto = next_lsn_ - 1;
+    const std::shared_ptr<File> file = file_;
+    mu_.Unlock();
+    const int rc = Fdatasync(*file);
+    const int err = errno;
+    mu_.Lock();
+    syncing_ = false;
+    ++syncs_;
+    if (rc != 0) {
+      sync_error_ = absl::InternalError(
+          absl::StrCat("transaction log ", path_, ": fdatasync: ", strerror(err)));
+    } else {
+      durable_lsn_ = std::max(durable_lsn_, upto);
+    }
+  }
+  absl::Status s = sync_error_;
+  mu_.Unlock();
+  return s;
+}
+
+absl::Status TxLog::Append(LogType type, TxId tx, absl::string_view payload) {
+  absl::StatusOr<uint64_t> lsn = Write(type, tx, payload);
+  if (!lsn.ok()) return lsn.status();
+  return Sync(*lsn);
 }
 
 absl::StatusOr<std::vector<LogRecord>> ReadTxLog(const std::string& path, uint64_t from) {

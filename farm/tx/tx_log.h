@@ -16,23 +16,36 @@
 // Record on disk: [length u32][checksum u32][type u8][tx u64][payload]; a
 // torn tail fails its length or checksum.
 //
+// Group commit: Write() appends a record (to the page cache) and returns its
+// LSN; Sync(lsn) returns once every record up to `lsn` is on disk
+// (kEveryRecord). Threads may Write while another one syncs; a Sync finding
+// no fdatasync in flight runs one at once for every record written so far
+// (the leader: no added latency when idle), one finding a sync in flight
+// waits for it and, if its record came too late for it, the first such
+// waiter runs the next one for all of them (followers). So records written
+// while an fdatasync runs share the next one. Append() is Write + Sync.
+//
 // Example:
 //   absl::StatusOr<std::unique_ptr<TxLog>> log =
 //       TxLog::Open("/var/farm/m1.log", FsyncPolicy::kEveryRecord);
-//   (*log)->Append(LogType::kLock, tx, Encode(lock_request));   // LSN (*log)->last_lsn()
+//   absl::StatusOr<uint64_t> lsn = (*log)->Write(LogType::kLock, tx, Encode(lock_request));
+//   (*log)->Sync(*lsn);   // then reply: the record survives a power loss
 //   absl::StatusOr<std::vector<LogRecord>> records = ReadTxLog("/var/farm/m1.log");
 #ifndef DCTK_FARM_TX_TX_LOG_H_
 #define DCTK_FARM_TX_TX_LOG_H_
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "farm/tx/wire.h"
 
 namespace dctk::farm::tx {
@@ -51,7 +64,7 @@ const char* LogTypeName(LogType t);
 
 enum class FsyncPolicy : uint8_t {
   kNever,        // the OS flushes when it likes: survives a process crash only
-  kEveryRecord,  // fdatasync before each Append returns: survives power loss
+  kEveryRecord,  // a record is fdatasynced before Sync/Append returns: survives power loss
 };
 // "never" | "every_record" (as flags spell them); InvalidArgument otherwise.
 absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name);
@@ -75,18 +88,32 @@ class TxLog {
   TxLog(const TxLog&) = delete;
   TxLog& operator=(const TxLog&) = delete;
 
+  // Appends a record; it is durable once Sync(its LSN) returned. Thread
+  // safe (records take LSNs in the order their Writes run).
+  absl::StatusOr<uint64_t> Write(LogType type, TxId tx, absl::string_view payload);
+  // With kEveryRecord, returns once every record up to `lsn` is on disk,
+  // sharing one fdatasync with every other record written meanwhile (group
+  // commit, above). kNever: returns at once. A failed fdatasync fails this
+  // and every later Sync (what it left on disk is unknown).
+  absl::Status Sync(uint64_t lsn);
+  // Write + Sync.
   absl::Status Append(LogType type, TxId tx, absl::string_view payload);
   // Starts a new segment (the next record's LSN begins it).
   absl::Status Roll();
+  // Fault injection: `fdatasync` replaces ::fdatasync for this log's record
+  // syncs (tests stall a sync to watch records queue behind it, or fail it).
+  void SetFdatasyncForTest(std::function<int(int fd)> fdatasync);
   // Deletes the segments holding only records with LSN < `lsn` (never the
   // current one). Returns how many bytes it reclaimed.
   absl::StatusOr<uint64_t> Trim(uint64_t lsn);
 
-  uint64_t last_lsn() const { return next_lsn_ - 1; }  // 0: no record yet
-  uint64_t records() const { return records_; }      // appended by this TxLog
-  uint64_t bytes() const { return bytes_; }          // appended by this TxLog
-  uint64_t retained_bytes() const;                   // in the segment files now
-  size_t segments() const { return segments_.size(); }
+  uint64_t last_lsn() const;        // 0: no record yet
+  uint64_t durable_lsn() const;     // kEveryRecord: synced up to here (kNever: 0)
+  uint64_t records() const;         // appended by this TxLog
+  uint64_t bytes() const;           // appended by this TxLog
+  uint64_t syncs() const;           // fdatasyncs of records (group commits) by this TxLog
+  uint64_t retained_bytes() const;  // in the segment files now
+  size_t segments() const;
   const std::string& path() const { return path_; }
 
  private:
@@ -95,19 +122,30 @@ class TxLog {
     std::string path;
     uint64_t bytes;
   };
-  TxLog(std::string path, FsyncPolicy policy, uint64_t segment_bytes)
-      : path_(std::move(path)), policy_(policy), segment_bytes_(segment_bytes) {}
-  absl::Status OpenSegment(uint64_t first_lsn);
+  // An open segment file; a sync in flight keeps it open across a roll.
+  struct File;
+  TxLog(std::string path, FsyncPolicy policy, uint64_t segment_bytes);
+  absl::Status OpenSegment(uint64_t first_lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One fdatasync of `file` (the injected one if set), errno-style.
+  int Fdatasync(const File& file);
 
   const std::string path_;
   const FsyncPolicy policy_;
   const uint64_t segment_bytes_;
-  int fd_ = -1;
-  std::deque<Segment> segments_;
-  uint64_t next_lsn_ = 1;
-  uint64_t records_ = 0;
-  uint64_t bytes_ = 0;
-  std::string buffer_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<File> file_ ABSL_GUARDED_BY(mu_);  // the segment appended to
+  std::deque<Segment> segments_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t records_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string buffer_ ABSL_GUARDED_BY(mu_);
+  // Group commit: records up to durable_lsn_ are on disk; `syncing_` while
+  // a leader's fdatasync runs (mu_ released).
+  uint64_t durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  bool syncing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t syncs_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status sync_error_ ABSL_GUARDED_BY(mu_);
+  std::function<int(int)> fdatasync_;  // set before use (tests)
 };
 
 // Every complete record of the log at `path` with LSN >= `from`, in order.

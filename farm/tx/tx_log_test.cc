@@ -3,8 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <thread>
+#include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace dctk::farm::tx {
@@ -127,6 +132,98 @@ TEST(TxLogTest, EveryRecordSyncsTheDirectoryOfNewSegments) {
   EXPECT_FALSE(missing.ok());
   EXPECT_NE(missing.message().find("no-such-dir"), absl::string_view::npos) << missing;
   EXPECT_NE(missing.message().find("checkpoint"), absl::string_view::npos) << missing;
+}
+
+// Group commit: a leader's fdatasync is stalled; records eight other threads
+// write meanwhile all wait, and one next fdatasync makes them all durable.
+TEST(TxLogTest, RecordsWrittenDuringASyncShareTheNextOne) {
+  const std::string path = TempPath("group");
+  auto log = TxLog::Open(path, FsyncPolicy::kEveryRecord);
+  ASSERT_TRUE(log.ok()) << log.status();
+  TxLog& l = **log;
+  absl::Notification first_sync_started, release_first_sync;
+  std::atomic<int> fdatasyncs{0};
+  l.SetFdatasyncForTest([&](int fd) {
+    if (fdatasyncs.fetch_add(1) == 0) {
+      first_sync_started.Notify();
+      release_first_sync.WaitForNotification();
+    }
+    return ::fdatasync(fd);
+  });
+  std::thread leader([&] { EXPECT_TRUE(l.Append(LogType::kLock, 1, "leader").ok()); });
+  first_sync_started.WaitForNotification();
+  constexpr int kThreads = 8;
+  std::atomic<int> written{0};
+  std::vector<std::thread> followers;
+  for (int i = 0; i < kThreads; ++i) {
+    followers.emplace_back([&, i] {
+      absl::StatusOr<uint64_t> lsn = l.Write(LogType::kCommitBackup, 10 + i, "follower");
+      ASSERT_TRUE(lsn.ok()) << lsn.status();
+      written.fetch_add(1);
+      EXPECT_TRUE(l.Sync(*lsn).ok());
+      EXPECT_GE(l.durable_lsn(), *lsn) << "Sync returned before its record was on disk";
+    });
+  }
+  while (written.load() < kThreads) std::this_thread::yield();
+  EXPECT_EQ(l.durable_lsn(), 0u) << "the stalled sync reported nothing yet";
+  release_first_sync.Notify();
+  leader.join();
+  for (std::thread& t : followers) t.join();
+  EXPECT_EQ(l.syncs(), 2u) << "the leader's record, then one sync for the eight written during it";
+  EXPECT_EQ(fdatasyncs.load(), 2);
+  EXPECT_EQ(l.durable_lsn(), 1u + kThreads);
+  absl::StatusOr<std::vector<LogRecord>> r = ReadTxLog(path);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->size(), 1u + kThreads);
+  // Nothing new: a Sync returns without an fdatasync (no latency when idle).
+  EXPECT_TRUE(l.Sync(l.last_lsn()).ok());
+  EXPECT_EQ(l.syncs(), 2u);
+}
+
+TEST(TxLogTest, NeverPolicyNeverSyncs) {
+  auto log = TxLog::Open(TempPath("never"), FsyncPolicy::kNever);
+  ASSERT_TRUE(log.ok()) << log.status();
+  (*log)->SetFdatasyncForTest([](int) {
+    ADD_FAILURE() << "fdatasync with kNever";
+    return 0;
+  });
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*log)->Append(LogType::kTruncate, i, "").ok());
+  EXPECT_TRUE((*log)->Sync(3).ok());
+  EXPECT_EQ((*log)->syncs(), 0u);
+  EXPECT_EQ((*log)->durable_lsn(), 0u);
+}
+
+// A full segment is synced before the log moves to the next one, so a sync
+// only ever has the current file to sync.
+TEST(TxLogTest, RollingSyncsTheFinishedSegment) {
+  auto log = TxLog::Open(TempPath("roll-sync"), FsyncPolicy::kEveryRecord, /*segment_bytes=*/100);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE((*log)->Write(LogType::kCommitBackup, 1, std::string(40, 'p')).ok());
+  EXPECT_EQ((*log)->durable_lsn(), 0u);
+  // 114 bytes: it rolls.
+  ASSERT_TRUE((*log)->Write(LogType::kCommitBackup, 2, std::string(40, 'p')).ok());
+  EXPECT_EQ((*log)->segments(), 2u);
+  EXPECT_EQ((*log)->durable_lsn(), 2u);
+  EXPECT_EQ((*log)->syncs(), 1u);
+}
+
+// After a failed fdatasync nobody knows what reached the disk: that Sync
+// and every later one fail, naming the log.
+TEST(TxLogTest, AFailedSyncFailsEveryLaterSync) {
+  const std::string path = TempPath("eio");
+  auto log = TxLog::Open(path, FsyncPolicy::kEveryRecord);
+  ASSERT_TRUE(log.ok()) << log.status();
+  (*log)->SetFdatasyncForTest([](int) {
+    errno = EIO;
+    return -1;
+  });
+  const absl::Status s = (*log)->Append(LogType::kLock, 1, "x");
+  EXPECT_TRUE(absl::IsInternal(s)) << s;
+  EXPECT_NE(s.message().find(path), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("fdatasync"), absl::string_view::npos) << s;
+  (*log)->SetFdatasyncForTest(nullptr);
+  EXPECT_FALSE((*log)->Append(LogType::kLock, 2, "y").ok());
+  EXPECT_EQ((*log)->durable_lsn(), 0u);
 }
 
 TEST(TxLogTest, FsyncPolicyNames) {
