@@ -72,6 +72,28 @@ class RpcTest : public ::testing::Test {
 using Backends = ::testing::Types<ShmFabric, NetFabric>;
 TYPED_TEST_SUITE(RpcTest, Backends);
 
+// Group commit's hook: it runs after the handlers of a poll and before any
+// of their responses leaves, and not at all on a poll that served nothing.
+TYPED_TEST(RpcTest, BeforeResponsesRunsBetweenHandlersAndResponses) {
+  std::atomic<int> handled{0}, hooks{0};
+  this->b_->Register(kEcho, [&](fabric::MachineId, absl::Span<const uint8_t> req) {
+    handled.fetch_add(1);
+    return std::string(req.begin(), req.end());
+  });
+  this->b_->set_before_responses([&] {
+    EXPECT_EQ(handled.load(), hooks.load() + 1) << "the hook runs after its poll's handler";
+    hooks.fetch_add(1);
+  });
+  ASSERT_TRUE(this->b_->Poll().ok());
+  EXPECT_EQ(hooks.load(), 0);
+  this->StartServer();
+  for (int i = 1; i <= 3; ++i) {
+    absl::StatusOr<std::string> r = this->a_->Call(2, kEcho, Bytes("x"), absl::Seconds(5));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(hooks.load(), i) << "a response left before the hook ran";
+  }
+}
+
 TYPED_TEST(RpcTest, EchoManyCallsIncludingLargeOnesThatFillTheRing) {
   this->b_->Register(kEcho, [](fabric::MachineId from, absl::Span<const uint8_t> req) {
     EXPECT_EQ(from, 1u);
