@@ -5,6 +5,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -80,6 +81,16 @@ absl::StatusOr<BankRunResult> Run(const BankRunOptions& o, FILE* out,
               ? "no log files"
               : absl::StrCat("log files in ", o.log_dir, " (fsync ", o.fsync, ")").c_str());
 
+  // Log records and fdatasyncs of the machines during the run (group commit).
+  auto log_totals = [&] {
+    std::pair<uint64_t, uint64_t> n{0, 0};
+    for (int m = 1; m <= o.machines; ++m) {
+      n.first += c.machine(m).log().records();
+      n.second += c.machine(m).log().syncs();
+    }
+    return n;
+  };
+  const std::pair<uint64_t, uint64_t> logged_before = log_totals();
   std::vector<std::unique_ptr<Coordinator>> coords;
   for (int i = 0; i < o.threads; ++i) coords.push_back(std::make_unique<Coordinator>());
   std::atomic<bool> stop{false};
@@ -169,6 +180,16 @@ absl::StatusOr<BankRunResult> Run(const BankRunOptions& o, FILE* out,
   r.committed = ledger.committed;
   r.p50_ns = all.ValueAtQuantile(0.5);
   r.p99_ns = all.ValueAtQuantile(0.99);
+  if (!o.log_dir.empty() && !o.kill) {  // (a killed machine's log is gone)
+    const std::pair<uint64_t, uint64_t> after = log_totals();
+    const uint64_t records = after.first - logged_before.first,
+                   syncs = after.second - logged_before.second;
+    fprintf(out,
+            "log: %lu records in %lu fdatasyncs (%.2f records a sync, %.2f fdatasyncs a committed "
+            "transfer)\n",
+            records, syncs, records / std::max(1.0, static_cast<double>(syncs)),
+            syncs / std::max(1.0, static_cast<double>(r.committed)));
+  }
   r.expected_total = bank->total();
   absl::StatusOr<uint64_t> total = bank->Audit(c.client(1));
   if (total.ok()) r.total = *total;

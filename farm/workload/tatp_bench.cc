@@ -24,6 +24,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -358,6 +359,16 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
   const int slices = directory && hashtable ? std::max(1, absl::GetFlag(FLAGS_slices)) : 1;
   const absl::Duration slice = absl::Seconds(absl::GetFlag(FLAGS_seconds)) / slices;
   MixStats dir_stats, kv_stats;
+  // Log records and fdatasyncs of the machines during the runs (group commit).
+  auto log_totals = [&] {
+    std::pair<uint64_t, uint64_t> n{0, 0};
+    for (int m = 1; m <= machines; ++m) {
+      n.first += c.machine(m).log().records();
+      n.second += c.machine(m).log().syncs();
+    }
+    return n;
+  };
+  const std::pair<uint64_t, uint64_t> logged_before = log_totals();
   for (int i = 0; i < slices; ++i) {
     if (directory) dir_stats.Merge(RunMix(c, dir_steps, all_machines, slice, false));
     if (hashtable) kv_stats.Merge(RunMix(c, kv_steps, all_machines, slice, false));
@@ -365,6 +376,17 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
   const std::string in_slices = slices > 1 ? absl::StrCat(" (", slices, " slices, alternating)") : "";
   if (directory) PrintMix("TATP, directory (baseline)" + in_slices, dir_stats);
   if (hashtable) PrintMix("TATP, hashtable" + in_slices, kv_stats);
+  if (!o.log_dir.empty()) {
+    const std::pair<uint64_t, uint64_t> after = log_totals();
+    const uint64_t records = after.first - logged_before.first,
+                   syncs = after.second - logged_before.second;
+    const double rw = static_cast<double>(dir_stats.rw.count() + kv_stats.rw.count());
+    printf(
+        "  log: %lu records in %lu fdatasyncs (%.2f records a sync, %.2f fdatasyncs a read-write "
+        "commit)\n",
+        records, syncs, records / std::max(1.0, static_cast<double>(syncs)),
+        syncs / std::max(1.0, rw));
+  }
   int64_t cf_delta = kv_stats.cf_delta;
   if (kill) {
     MixStats k = RunMix(c, hashtable ? kv_steps : dir_steps, all_machines, absl::Seconds(absl::GetFlag(FLAGS_seconds)), true);
