@@ -240,6 +240,19 @@ class RpcEndpoint {
     std::unique_ptr<RingReceiver<F>> rx;
     std::unique_ptr<RingSender<F>> tx;
   };
+  struct Request {
+    fabric::MachineId from;
+    uint16_t handler;
+    uint64_t call;
+    std::string body;
+  };
+  struct Response {
+    fabric::MachineId to;
+    uint8_t kind;
+    uint16_t handler;
+    uint64_t call;
+    std::string body;
+  };
 
   // One pass over the inboxes, then the handlers of what arrived.
   absl::StatusOr<int> PollOnce() {
@@ -250,6 +263,9 @@ class RpcEndpoint {
       if (!n.ok()) return n.status();
       total += *n;
     }
+    // Without a before_responses hook each response leaves right after its
+    // handler; with one, after every handler of this pass and the hook.
+    const bool batch = static_cast<bool>(before_responses_);
     std::vector<Response> out;  // local: SendFramed may poll (and serve) again
     while (!inbound_.empty()) {
       Request r = std::move(inbound_.front());
@@ -264,16 +280,25 @@ class RpcEndpoint {
         continue;
       }
       out.push_back({r.from, kind, r.handler, r.call, std::move(reply)});
+      if (!batch) {
+        if (absl::Status s = SendResponse(out.back()); !s.ok()) return s;
+        out.clear();
+      }
     }
-    if (!out.empty() && before_responses_) before_responses_();
+    if (out.empty()) return total;
+    before_responses_();
     for (const Response& r : out) {
-      auto p = peers_.find(r.to);
-      if (p == peers_.end()) continue;  // removed meanwhile (RemovePeer drops its requests too)
-      absl::Status s = SendFramed(p->second, r.kind, r.handler, r.call, AsBytes(r.body),
-                                  absl::Now() + absl::Seconds(5));
-      if (!s.ok()) return s;
+      if (absl::Status s = SendResponse(r); !s.ok()) return s;
     }
     return total;
+  }
+
+  absl::Status SendResponse(const Response& r) {
+    auto p = peers_.find(r.to);
+    if (p == peers_.end())
+      return absl::OkStatus();  // removed meanwhile (its requests are dropped too)
+    return SendFramed(p->second, r.kind, r.handler, r.call, AsBytes(r.body),
+                      absl::Now() + absl::Seconds(5));
   }
 
   absl::Status SendFramed(Peer& p, uint8_t kind, uint16_t handler, uint64_t call,
@@ -334,19 +359,6 @@ class RpcEndpoint {
     }
   }
 
-  struct Request {
-    fabric::MachineId from;
-    uint16_t handler;
-    uint64_t call;
-    std::string body;
-  };
-  struct Response {
-    fabric::MachineId to;
-    uint8_t kind;
-    uint16_t handler;
-    uint64_t call;
-    std::string body;
-  };
 
   F& fabric_;
   typename F::Queue* queue_;

@@ -15,9 +15,9 @@
 // With CheckpointOptions, the server thread also checkpoints the participant
 // every so many log bytes (the log before each checkpoint is deleted).
 //
-// Group commit: the server thread runs the handlers of every request one
-// poll of its rings found (all coordinators'), each appending its record,
-// then syncs the log once (kEveryRecord) and only then sends their replies.
+// Group commit (kEveryRecord): the server thread runs the handlers of every
+// request one poll of its rings found (all coordinators'), each appending its
+// record, then syncs the log once and only then sends their replies.
 // Requests arriving during that fdatasync wait in the rings and form the
 // next batch; a lone request is synced and answered at once.
 #ifndef DCTK_FARM_TX_MACHINE_H_
@@ -143,7 +143,10 @@ class TxMachine {
                       [this](const TxRequest& r) { return participant_.QueryOutcome(r); });
     Handle<AllocRequest>(kAlloc, DecodeAllocRequest,
                          [this](const AllocRequest& r) { return participant_.Alloc(r); });
-    endpoint_.set_before_responses([this] { participant_.SyncLog(); });
+    // (kNever: nothing to wait for, each reply leaves after its handler.)
+    if (log_->policy() == FsyncPolicy::kEveryRecord) {
+      endpoint_.set_before_responses([this] { participant_.SyncLog(); });
+    }
   }
 
   template <typename Req, typename Decode, typename Fn>

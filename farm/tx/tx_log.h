@@ -115,6 +115,7 @@ class TxLog {
   uint64_t retained_bytes() const;  // in the segment files now
   size_t segments() const;
   const std::string& path() const { return path_; }
+  FsyncPolicy policy() const { return policy_; }
 
  private:
   struct Segment {

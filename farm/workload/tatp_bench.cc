@@ -376,7 +376,7 @@ int Run(typename tx::LocalCluster<F>::FabricFactory make) {
   const std::string in_slices = slices > 1 ? absl::StrCat(" (", slices, " slices, alternating)") : "";
   if (directory) PrintMix("TATP, directory (baseline)" + in_slices, dir_stats);
   if (hashtable) PrintMix("TATP, hashtable" + in_slices, kv_stats);
-  if (!o.log_dir.empty()) {
+  if (!o.log_dir.empty() && o.fsync == tx::FsyncPolicy::kEveryRecord) {
     const std::pair<uint64_t, uint64_t> after = log_totals();
     const uint64_t records = after.first - logged_before.first,
                    syncs = after.second - logged_before.second;
