@@ -51,6 +51,7 @@ Result ConfigState::Execute(const Command& c) {
     case Command::kBeginRestart: return BeginRestart();
     case Command::kInstallRestartPlan: return InstallRestartPlan(c.install_restart_plan().plan());
     case Command::kSuspect: return Suspect(c.suspect());
+    case Command::kLeave: return Leave(c.leave());
     case Command::OP_NOT_SET: break;
   }
   return Error(absl::StatusCode::kInvalidArgument, "CM: command without an operation");
@@ -147,6 +148,29 @@ Result ConfigState::Suspect(const Command::Suspect& c) {
                  absl::StrCat("CM Suspect: machine ", c.machine(), " is a client (it holds no regions)"));
   }
   m->set_suspected(true);
+  return Ok();
+}
+
+Result ConfigState::Leave(const Command::Leave& c) {
+  auto* ms = config_.mutable_machines();
+  auto it =
+      std::find_if(ms->begin(), ms->end(), [&](const Machine& m) { return m.id() == c.machine(); });
+  if (it == ms->end()) {
+    return Error(absl::StatusCode::kNotFound,
+                 absl::StrCat("CM Leave: machine ", c.machine(),
+                              " is not a member (it never joined, already left, or was removed)"));
+  }
+  if (!it->client()) {
+    return Error(
+        absl::StatusCode::kInvalidArgument,
+        absl::StrCat("CM Leave: machine ", c.machine(),
+                     " is a storage machine; only clients leave (a storage machine's regions "
+                     "need a failure's recovery)"));
+  }
+  // Participants may hold its records or locks: recovery decides them.
+  if (c.unfinished() > 0) return Remove(c.machine());
+  // Nothing of it left anywhere: no machine acts differently (as at its Join).
+  ms->erase(it);
   return Ok();
 }
 
@@ -456,6 +480,12 @@ Command SuspectCommand(uint32_t machine, uint32_t by) {
   Command c;
   c.mutable_suspect()->set_machine(machine);
   c.mutable_suspect()->set_by(by);
+  return c;
+}
+Command LeaveCommand(uint32_t machine, uint32_t unfinished) {
+  Command c;
+  c.mutable_leave()->set_machine(machine);
+  c.mutable_leave()->set_unfinished(unfinished);
   return c;
 }
 Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in) {

@@ -15,6 +15,11 @@
 // the region from the primary, then CaughtUp marks each complete. A copying
 // backup is never promoted (copying ones stay after every complete one).
 //
+// A client that is done Leaves: with nothing unfinished it is taken out
+// without a configuration change (as its Join made none) and never listed as
+// failed, so its id can join again; with transactions unfinished it is
+// removed as a failed member (Leave's doc in cm.proto).
+//
 // Whole-cluster restart: once every storage machine failed and regions were
 // lost, BeginRestart lets the removed machines join again under their ids
 // (with their files); InstallRestartPlan then places the regions where the
@@ -68,6 +73,7 @@ class ConfigState {
   Result BeginRestart();
   Result InstallRestartPlan(const Configuration& plan);
   Result Suspect(const Command::Suspect& c);
+  Result Leave(const Command::Leave& c);
   std::vector<uint32_t> StorageMachines() const;  // live, not clients
   Machine* FindMachine(uint32_t id);
   void RemoveFromRegions(uint32_t machine);
@@ -120,6 +126,7 @@ Command CaughtUpCommand(uint32_t region, uint32_t machine, uint64_t added_in);
 Command BeginRestartCommand();
 Command InstallRestartPlanCommand(const Configuration& plan);
 Command SuspectCommand(uint32_t machine, uint32_t by);
+Command LeaveCommand(uint32_t machine, uint32_t unfinished = 0);
 
 }  // namespace dctk::farm::cm
 

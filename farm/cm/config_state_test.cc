@@ -115,6 +115,61 @@ TEST(ConfigStateTest, ClientsAreLeasedButHoldNoRegions) {
   for (const Region& region : r.config().regions()) EXPECT_EQ(region.replicas_size(), 2);
 }
 
+// A client with nothing unfinished leaves as it joined: no configuration
+// change, no failed entry, and its id may join again (a later client).
+TEST(ConfigStateTest, AClientThatLeavesIsNotAFailureAndItsIdJoinsAgain) {
+  ConfigState cm = ThreeMachines(3);
+  const Configuration before = cm.config();
+  ASSERT_EQ(cm.Execute(JoinCommand(100, "ep100", "", 0, /*client=*/true)).code(), 0);
+  Result r = cm.Execute(LeaveCommand(100));
+  ASSERT_EQ(r.code(), 0) << r.message();
+  EXPECT_EQ(r.removed_size(), 0);
+  EXPECT_EQ(r.config().id(), before.id());
+  EXPECT_EQ(r.config().failed_size(), 0);
+  EXPECT_EQ(r.config().SerializeAsString(), before.SerializeAsString());
+  // A Tick past its lease removes nothing: it is gone already.
+  for (uint32_t m : {1u, 2u, 3u}) ASSERT_EQ(cm.Execute(RenewCommand(m, 150)).code(), 0);
+  EXPECT_EQ(cm.Execute(TickCommand(200)).removed_size(), 0);
+  // Another client under the same id, at another endpoint.
+  r = cm.Execute(JoinCommand(100, "ep100-again", "", 200, /*client=*/true));
+  ASSERT_EQ(r.code(), 0) << r.message();
+  ASSERT_EQ(r.config().machines_size(), 4);
+  EXPECT_EQ(r.config().machines(3).endpoint(), "ep100-again");
+}
+
+TEST(ConfigStateTest, AClientLeavingWithUnfinishedTransactionsIsRemovedAsFailed) {
+  ConfigState cm = ThreeMachines(3);
+  ASSERT_EQ(cm.Execute(JoinCommand(100, "ep100", "", 0, /*client=*/true)).code(), 0);
+  const uint64_t id = cm.config().id();
+  Result r = cm.Execute(LeaveCommand(100, /*unfinished=*/2));
+  ASSERT_EQ(r.code(), 0) << r.message();
+  ASSERT_EQ(r.removed_size(), 1);
+  EXPECT_EQ(r.removed(0), 100u);
+  EXPECT_GT(r.config().id(), id) << "recovery runs into a new configuration";
+  ASSERT_EQ(r.config().failed_size(), 1);
+  EXPECT_EQ(r.config().failed(0), 100u);
+  EXPECT_EQ(cm.Execute(JoinCommand(100, "ep100", "", 10, /*client=*/true)).code(),
+            static_cast<int>(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(ConfigStateTest, LeaveOfAnUnknownMemberTwiceOrOfAStorageMachineIsRefused) {
+  ConfigState cm = ThreeMachines(3);
+  ASSERT_EQ(cm.Execute(JoinCommand(100, "ep100", "", 0, /*client=*/true)).code(), 0);
+  const std::string before = cm.Snapshot();
+  Result r = cm.Execute(LeaveCommand(7));
+  EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_NE(r.message().find("CM Leave: machine 7 is not a member"), std::string::npos)
+      << r.message();
+  r = cm.Execute(LeaveCommand(2));
+  EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_NE(r.message().find("machine 2 is a storage machine"), std::string::npos) << r.message();
+  EXPECT_EQ(cm.Snapshot(), before) << "a refused Leave changed the state";
+  ASSERT_EQ(cm.Execute(LeaveCommand(100)).code(), 0);
+  r = cm.Execute(LeaveCommand(100));
+  EXPECT_EQ(r.code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_NE(r.message().find("already left"), std::string::npos) << r.message();
+}
+
 TEST(ConfigStateTest, RegionWithNoReplicaLeftIsLost) {
   ConfigState cm = ThreeMachines(3);
   const Region r0 = cm.config().regions(0);
@@ -252,6 +307,33 @@ TEST(ReplicatedConfigStateTest, RollbackUndoesSpeculativeSlots) {
   rs.Execute(3, JoinCommand(3, "c", "", 0).SerializeAsString());
   ASSERT_EQ(rs.state().config().machines_size(), 2);
   EXPECT_EQ(rs.state().config().machines(1).id(), 3u);
+}
+
+// The replicated CM (Speculative Paxos in the integration) may execute a
+// Leave speculatively and roll it back: the client is a member again, and
+// the Leave executed in its agreed slot gives every replica the same state.
+TEST(ReplicatedConfigStateTest, ASpeculativeLeaveRolledBackLeavesTheClientAMember) {
+  ReplicatedConfigState rs;
+  rs.Execute(1, InitCommand(2, 8 << 20, 100).SerializeAsString());
+  rs.Execute(2, JoinCommand(1, "a", "", 0).SerializeAsString());
+  rs.Execute(3, JoinCommand(100, "c", "", 0, /*client=*/true).SerializeAsString());
+  const std::string after3 = rs.state().Snapshot();
+  Result left;
+  ASSERT_TRUE(left.ParseFromString(rs.Execute(4, LeaveCommand(100).SerializeAsString())));
+  ASSERT_EQ(left.code(), 0) << left.message();
+  EXPECT_EQ(rs.state().config().machines_size(), 1);
+  rs.Rollback(3);
+  EXPECT_EQ(rs.state().Snapshot(), after3);
+  rs.Execute(4, RenewCommand(100, 10).SerializeAsString());
+  rs.Execute(5, LeaveCommand(100).SerializeAsString());
+  rs.Commit(5);
+  ConfigState replay;
+  replay.Execute(InitCommand(2, 8 << 20, 100));
+  replay.Execute(JoinCommand(1, "a", "", 0));
+  replay.Execute(JoinCommand(100, "c", "", 0, /*client=*/true));
+  replay.Execute(RenewCommand(100, 10));
+  replay.Execute(LeaveCommand(100));
+  EXPECT_EQ(rs.state().Snapshot(), replay.Snapshot());
 }
 
 TEST(ReplicatedConfigStateTest, SnapshotIsTheStateAfterItsSlotAndRestoreReplacesAll) {

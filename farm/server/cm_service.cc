@@ -135,10 +135,12 @@ absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view
     if (!bootstrap_failed_.ok()) return bootstrap_failed_;
     if (!ready_) return absl::UnavailableError("CM: the cluster is still starting (regions not placed)");
   }
-  if (!c.has_join() && !c.has_renew() && !c.has_get() && !c.has_suspect()) {
-    return absl::PermissionDeniedError("CM: only Join, Renew, Get and Suspect are accepted from the network");
+  if (!c.has_join() && !c.has_renew() && !c.has_get() && !c.has_suspect() && !c.has_leave()) {
+    return absl::PermissionDeniedError(
+        "CM: only Join, Renew, Get, Suspect and Leave are accepted from the network");
   }
   cm::Result r = Execute(c);
+  if (c.has_leave() && r.code() == 0) Left(c.leave(), r);
   if ((c.has_get() || c.has_renew()) && r.has_config()) {
     absl::MutexLock l(&mu_);
     // A configuration whose lock recovery has not finished yet: its promoted
@@ -151,6 +153,19 @@ absl::StatusOr<std::string> CmService::Handle(uint16_t method, absl::string_view
       << "CM: machine " << c.suspect().machine() << " suspected unresponsive by " << c.suspect().by()
       << "; its lease is no longer renewed";
   return r.SerializeAsString();
+}
+
+void CmService::Left(const cm::Command::Leave& c, const cm::Result& r) {
+  if (r.removed_size() == 0) {
+    LOG(INFO) << "CM: client " << c.machine() << " left (configuration " << r.config().id()
+              << " unchanged; its id may join again)";
+    return;
+  }
+  LOG(WARNING) << "CM: client " << c.machine() << " left with " << c.unfinished()
+               << " transactions unfinished: removed as failed, configuration " << r.config().id()
+               << "; recovery decides them";
+  absl::MutexLock l(&mu_);
+  left_unfinished_.insert(left_unfinished_.end(), r.removed().begin(), r.removed().end());
 }
 
 absl::StatusOr<std::string> CmService::CallMachine(uint32_t machine, uint16_t method, const std::string& req) {
@@ -231,12 +246,18 @@ void CmService::Monitor() {
                            ? now_ms
                            : std::min(now_ms, lease_clock_ms + 2 * absl::ToInt64Milliseconds(tick));
       cm::Result r = Execute(cm::TickCommand(lease_clock_ms));
-      if (r.removed_size() > 0) {
-        std::vector<uint32_t> removed(r.removed().begin(), r.removed().end());
-        for (uint32_t m : removed) {
-          LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration " << r.config().id();
-          channels_.erase(m);
-        }
+      std::vector<uint32_t> removed(r.removed().begin(), r.removed().end());
+      for (uint32_t m : removed) {
+        LOG(WARNING) << "CM: machine " << m << " missed its lease; configuration "
+                     << r.config().id();
+      }
+      {
+        absl::MutexLock l(&mu_);
+        removed.insert(removed.end(), left_unfinished_.begin(), left_unfinished_.end());
+        left_unfinished_.clear();
+      }
+      if (!removed.empty()) {
+        for (uint32_t m : removed) channels_.erase(m);
         unrecovered_.insert(unrecovered_.end(), removed.begin(), removed.end());
         RecoverRemoved("recovery");
         if (o_.restore_when_down && ClusterDown(config())) BeginRestart();

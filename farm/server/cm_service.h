@@ -52,6 +52,10 @@
 // Clients read the configuration with a Get command, and report a storage
 // machine that does not answer with Suspect (it gets no more lease
 // renewals, so it fences itself and is removed when its lease runs out).
+// A client that is done Leaves (FarmClient::Leave): with nothing unfinished
+// it is taken out at once, no recovery, no configuration change, its id free
+// for a later client; with transactions unfinished it is removed as failed
+// and recovered at the next Tick, as if its lease had run out then.
 //
 // Where the commands run is a hook: by default a local ConfigState in this
 // process; with `execute` set, every command goes through it instead (the
@@ -160,6 +164,9 @@ class CmService {
  private:
   absl::StatusOr<std::string> Handle(uint16_t method, absl::string_view req);
   cm::Result Execute(const cm::Command& c);
+  // A Leave `c` the state accepted with result `r`: a removal as failed
+  // (unfinished transactions) is recovered at the next Tick.
+  void Left(const cm::Command::Leave& c, const cm::Result& r);
   void Monitor();
   // `all_joined`: every expected machine joined (else a restart from files
   // restores what the machines back hold, and a first start waits).
@@ -217,6 +224,8 @@ class CmService {
   std::atomic<uint64_t> installed_{0};  // the configuration id the machines were last given
   cm::Configuration installed_config_;  // and that configuration (Monitor thread only)
   std::vector<uint32_t> unrecovered_;   // removed, recovery not finished (Monitor thread only)
+  // Clients that left with transactions unfinished, for the next Tick's recovery.
+  std::vector<uint32_t> left_unfinished_ ABSL_GUARDED_BY(mu_);
   bool recovery_unfinished_ = false;    // the last Recover failed (Monitor thread only)
   CmRecoveryStats stats_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::unique_ptr<ControlChannel>> channels_;  // Monitor thread only

@@ -372,6 +372,66 @@ TEST(CmServiceRecoveryOrder, ClientsLearnTheConfigurationOnlyAfterLockRecovery) 
   }
 }
 
+// A client that is done leaves over the network: nothing unfinished, so no
+// recovery and no configuration change, even once its lease would have run
+// out; its id joins again. Leaving twice, or as a storage machine, is refused.
+TEST(CmServiceLeave, AClientWithNothingUnfinishedLeavesWithoutARecovery) {
+  RecoveringCm c;
+  ASSERT_NO_FATAL_FAILURE(c.Start());
+  ASSERT_EQ(Call(*c.cm, cm::JoinCommand(100, "client-100", "", 0, /*client=*/true)).code(), 0);
+  const cm::Configuration before = Call(*c.cm, cm::GetCommand()).config();
+  cm::Result left = Call(*c.cm, cm::LeaveCommand(100));
+  ASSERT_EQ(left.code(), 0) << left.message();
+  EXPECT_EQ(left.removed_size(), 0);
+  EXPECT_EQ(left.config().id(), before.id());
+  // Past the lease it held (to 1040): the machines renew, nothing is removed.
+  for (int64_t t : {1030, 1060, 1090}) {
+    c.now->store(t);
+    ASSERT_EQ(Call(*c.cm, cm::RenewCommand(1, t)).code(), 0);
+    ASSERT_EQ(Call(*c.cm, cm::RenewCommand(2, t)).code(), 0);
+    absl::SleepFor(absl::Milliseconds(30));  // a few Ticks (every 10 ms) at each time
+  }
+  EXPECT_EQ(c.cm->recovery_stats().recoveries, 0);
+  const cm::Configuration after = Call(*c.cm, cm::GetCommand()).config();
+  EXPECT_EQ(after.id(), before.id());
+  EXPECT_EQ(after.failed_size(), 0);
+  EXPECT_EQ(after.machines_size(), 2);
+
+  cm::Result again = Call(*c.cm, cm::LeaveCommand(100));
+  EXPECT_EQ(again.code(), static_cast<int>(absl::StatusCode::kNotFound)) << again.message();
+  EXPECT_NE(again.message().find("machine 100 is not a member"), std::string::npos)
+      << again.message();
+  EXPECT_EQ(Call(*c.cm, cm::RenewCommand(100, 1090)).code(),
+            static_cast<int>(absl::StatusCode::kNotFound));
+  cm::Result storage = Call(*c.cm, cm::LeaveCommand(2));
+  EXPECT_EQ(storage.code(), static_cast<int>(absl::StatusCode::kInvalidArgument))
+      << storage.message();
+  cm::Result rejoined =
+      Call(*c.cm, cm::JoinCommand(100, "client-100-again", "", 0, /*client=*/true));
+  EXPECT_EQ(rejoined.code(), 0) << rejoined.message();
+  EXPECT_EQ(rejoined.config().id(), before.id());
+}
+
+// With transactions unfinished, the client is removed as failed and its
+// transactions recovered at once (no lease to wait out).
+TEST(CmServiceLeave, AClientLeavingWithUnfinishedTransactionsIsRecovered) {
+  RecoveringCm c;
+  ASSERT_NO_FATAL_FAILURE(c.Start());
+  ASSERT_EQ(Call(*c.cm, cm::JoinCommand(100, "client-100", "", 0, /*client=*/true)).code(), 0);
+  const cm::Configuration before = Call(*c.cm, cm::GetCommand()).config();
+  const int blocks = c.m1.calls(BLOCK);
+  cm::Result left = Call(*c.cm, cm::LeaveCommand(100, /*unfinished=*/1));
+  ASSERT_EQ(left.code(), 0) << left.message();
+  ASSERT_EQ(left.removed_size(), 1);
+  c.WaitForRecoveries(1);
+  EXPECT_EQ(c.cm->recovery_stats().recoveries, 1);
+  EXPECT_GT(c.m1.calls(BLOCK), blocks);
+  const cm::Configuration after = Call(*c.cm, cm::GetCommand()).config();
+  EXPECT_GT(after.id(), before.id());
+  ASSERT_EQ(after.failed_size(), 1);
+  EXPECT_EQ(after.failed(0), 100u);
+}
+
 // Precise membership: machine 2, primary of some regions, is removed while
 // client 100 follows the configuration before; the promoted regions must
 // not resume (no write may commit at machine 1) until the client
