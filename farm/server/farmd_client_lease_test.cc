@@ -62,8 +62,8 @@ TEST(FarmdClientLeaseTest, ShmClientFollowsARemovalFromItsLeaseRenewalsWithoutRe
   ASSERT_TRUE(created.ok()) << created.status();
   const GlobalAddress counter = *created;
   // A reader that follows no configuration reads the paused machine's copy.
-  absl::StatusOr<std::unique_ptr<server::CopyReader>> reader =
-      server::CopyReader::Connect(60, c.configuration(), region, 0);
+  absl::StatusOr<std::unique_ptr<server::CopyReader<fabric::ShmFabric>>> reader =
+      server::CopyReader<fabric::ShmFabric>::Connect(60, c.configuration(), region, 0);
   ASSERT_TRUE(reader.ok()) << reader.status();
   uint8_t stale[64];
   const uint64_t first_config = c.config_id();

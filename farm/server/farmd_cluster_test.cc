@@ -282,8 +282,8 @@ TEST(FarmdClusterTest, ShmPausedMachineIsRemovedAndFencesItselfWhenResumed) {
   const cm::Region region = c.configuration().regions(0);
   const uint32_t paused = region.replicas(0).machine();
   // A reader that follows no configuration: it reads the paused machine's copy directly.
-  absl::StatusOr<std::unique_ptr<server::CopyReader>> reader =
-      server::CopyReader::Connect(60, c.configuration(), region, 0);
+  absl::StatusOr<std::unique_ptr<server::CopyReader<fabric::ShmFabric>>> reader =
+      server::CopyReader<fabric::ShmFabric>::Connect(60, c.configuration(), region, 0);
   ASSERT_TRUE(reader.ok()) << reader.status();
   uint64_t word = 0;
   ASSERT_TRUE((*reader)->Read(0, &word, 8).ok());

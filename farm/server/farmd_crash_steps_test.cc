@@ -1,24 +1,26 @@
-// The crash-test matrix over farmd processes: a CM and storage machines
-// (f = 1: 4 machines, 2 copies of each region; f = 2: 5 machines, 3 copies)
-// and a client in this process coordinating a bank transfer that writes
-// `from` (region a) and `to` (region b) and only reads `audit`. At each step
-// of its commit (LOCK, VALIDATE, COMMIT-BACKUP, COMMIT-PRIMARY, TRUNCATE) the
-// client SIGKILLs one farmd: a's primary, a's first backup, or the primary of
-// a region it only reads (holding no copy of a or b). The coordinator's
-// fault-injection hook (TxClientOptions::crash_before) kills it right before
-// the step's message to it (before the step's first message when the step
-// sends it none; VALIDATE: before its one-sided read, which then meets the
-// dead machine when it is the reads' primary). Or the victim kills itself
-// (farmd --crash_after) right after handling the step's message to it, before
-// its reply leaves (the record logged, locks taken or writes applied), at the
-// steps that send it one. The coordinator goes on; the
-// CM removes the machine at its lease expiry and recovery decides the
-// transfer. Then: the transfer is in the balances exactly once if the client
-// was told committed, not at all if told it failed (an Unknown would be
-// settled by OUTCOME at the surviving machines, which must agree with what
-// the client was told), the total holds, no live copy is locked, a next
+// The crash-test matrix over farmd processes, on the shm and the net fabric:
+// a CM and storage machines (f = 1: 4 machines, 2 copies of each region;
+// f = 2: 5 machines, 3 copies) and a client in this process coordinating a
+// bank transfer that writes `from` (region a) and `to` (region b) and only
+// reads `audit`. At each step of its commit (LOCK, VALIDATE, COMMIT-BACKUP,
+// COMMIT-PRIMARY, TRUNCATE) the client SIGKILLs one farmd: a's primary, a's
+// first backup, or the primary of a region it only reads (holding no copy of
+// a or b). The coordinator's fault-injection hook
+// (TxClientOptions::crash_before) kills it right before the step's message
+// to it (before the step's first message when the step sends it none;
+// VALIDATE: before its one-sided read, which then meets the dead machine when
+// it is the reads' primary). Or the victim kills itself (farmd --crash_after)
+// right after handling the step's message to it, before its reply leaves
+// (the record logged, locks taken or writes applied), at the steps that send
+// it one. The coordinator goes on; the CM removes the machine at its lease
+// expiry and recovery decides the transfer. Then: the transfer is in the
+// balances exactly once if the client was told committed, not at all if told
+// it failed (an Unknown would be settled by OUTCOME at the surviving
+// machines, which must agree with what the client was told), the outcome is
+// the one the crash matrix's row pins where it pins one
+// (farm/tx/crash_cases.h), the total holds, no live copy is locked, a next
 // transfer commits and every live copy of the three accounts is equal.
-// farm/tx/crash_matrix_test does the same in one process with the victim's
+// farm/tx/crash_matrix_test runs those rows in one process with the victim's
 // message first or last and the coordinator's own crash; DeadClientTest in
 // farmd_cluster_test kills the coordinating client over processes.
 #include <signal.h>
@@ -38,9 +40,11 @@
 #include "farm/client/farm_client.h"
 #include "farm/client/retry.h"
 #include "farm/core/object.h"
+#include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/server/copy_reader.h"
 #include "farm/server/farmd_process.h"
+#include "farm/tx/crash_cases.h"
 #include "farm/tx/test_util.h"
 #include "gtest/gtest.h"
 
@@ -50,10 +54,10 @@ namespace {
 using server::FarmdCluster;
 using server::WriteFarmConfig;
 using tx::CommitStep;
-using ShmClient = client::FarmClient<fabric::ShmFabric>;
-
-enum Role { kPrimary, kBackup, kReadPrimary };
-enum class Expect { kCommitted, kNotCommitted, kEither };
+using tx::CrashRole;
+using tx::kBackup;
+using tx::kPrimary;
+using tx::kReadPrimary;
 
 // Where the accounts live: a's primary holds no copy of b, a's first backup
 // is not b's primary, and r's primary holds no copy of a or b.
@@ -72,18 +76,40 @@ bool Holds(const cm::Region& region, fabric::MachineId m) {
   return std::find(all.begin(), all.end(), m) != all.end();
 }
 
+// Whether the crash matrix's `first` column applies (a's primary before b's,
+// a's first backup before every other backup of a or b); otherwise its
+// `last` one, never stricter (tx::LastNeverStricter).
+bool VictimFirst(const Placement& p) {
+  std::vector<fabric::MachineId> other_backups;
+  for (const cm::Region* x : {&p.a, &p.b}) {
+    for (int i = 1; i < x->replicas_size(); ++i) {
+      if (x->replicas(i).machine() != p.a.replicas(1).machine()) {
+        other_backups.push_back(x->replicas(i).machine());
+      }
+    }
+  }
+  return tx::VictimFirst(p.a.replicas(0).machine(), p.b.replicas(0).machine(),
+                         p.a.replicas(1).machine(), other_backups);
+}
+
+// A placement, preferring one where a's messages come first (the crash
+// matrix pins more outcomes then).
 absl::optional<Placement> FindPlacement(const cm::Configuration& c) {
+  absl::optional<Placement> found;
   for (const cm::Region& a : c.regions()) {
     for (const cm::Region& b : c.regions()) {
       const fabric::MachineId pa = a.replicas(0).machine(), ba = a.replicas(1).machine();
       if (a.id() == b.id() || Holds(b, pa) || b.replicas(0).machine() == ba) continue;
       for (const cm::Region& r : c.regions()) {
         const fabric::MachineId pr = r.replicas(0).machine();
-        if (!Holds(a, pr) && !Holds(b, pr)) return Placement{a, b, r};
+        if (Holds(a, pr) || Holds(b, pr)) continue;
+        const Placement p{a, b, r};
+        if (VictimFirst(p)) return p;
+        if (!found.has_value()) found = p;
       }
     }
   }
-  return absl::nullopt;
+  return found;
 }
 
 // Whether `step` sends `victim` a message (VALIDATE sends none: one-sided reads).
@@ -103,19 +129,6 @@ bool StepReaches(const Placement& p, CommitStep step, fabric::MachineId victim) 
   return false;
 }
 
-// The outcome recovery must reach whatever the machines' order and timing:
-// a dead primary of an account read fails VALIDATE (its reads meet the dead
-// machine); from COMMIT-PRIMARY on every backup has logged the transfer.
-// Otherwise it depends on which backups logged it before recovery blocked
-// them (crash_matrix_test pins those with the order fixed).
-Expect Pinned(Role role, CommitStep step) {
-  if (step == CommitStep::kCommitPrimary || step == CommitStep::kTruncate)
-    return Expect::kCommitted;
-  if (role != kBackup && (step == CommitStep::kLock || step == CommitStep::kValidate))
-    return Expect::kNotCommitted;
-  return Expect::kEither;
-}
-
 bool NotCommitted(const absl::Status& s) {
   return absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
 }
@@ -126,8 +139,8 @@ struct Accounts {
   GlobalAddress from, to, audit;
 };
 
-absl::StatusOr<Accounts> Open(tx::TxClient<fabric::ShmFabric>& client, RegionId a, RegionId b,
-                              RegionId r) {
+template <typename F>
+absl::StatusOr<Accounts> Open(tx::TxClient<F>& client, RegionId a, RegionId b, RegionId r) {
   auto t = client.Begin();
   Accounts acc;
   const std::pair<GlobalAddress*, RegionId> where[] = {
@@ -147,7 +160,8 @@ absl::StatusOr<Accounts> Open(tx::TxClient<fabric::ShmFabric>& client, RegionId 
 
 // OUTCOME of `id` at every storage machine of the client's configuration,
 // over the client's rings.
-tx::Outcome AskOutcome(ShmClient& c, tx::TxId id) {
+template <typename F>
+tx::Outcome AskOutcome(client::FarmClient<F>& c, tx::TxId id) {
   std::vector<fabric::MachineId> machines;
   for (const cm::Machine& m : c.configuration().machines()) {
     if (!m.client()) machines.push_back(m.id());
@@ -166,7 +180,8 @@ tx::Outcome AskOutcome(ShmClient& c, tx::TxId id) {
 
 // Each complete copy (copying ones skipped) of the 8-byte counter at `addr`
 // in configuration `c`, read one-sided from this process by fabric machine
-// `*reader` (a fresh id per copy).
+// `*reader` (a fresh id per copy) over fabric F.
+template <typename F>
 std::map<fabric::MachineId, tx::CounterCopy> CopiesOf(const cm::Configuration& c,
                                                       GlobalAddress addr,
                                                       fabric::MachineId* reader) {
@@ -175,8 +190,8 @@ std::map<fabric::MachineId, tx::CounterCopy> CopiesOf(const cm::Configuration& c
     if (region.id() != addr.region()) continue;
     for (int i = 0; i < region.replicas_size(); ++i) {
       if (region.replicas(i).copying() || region.replicas(i).key() == 0) continue;
-      absl::StatusOr<std::unique_ptr<server::CopyReader>> r =
-          server::CopyReader::Connect((*reader)++, c, region, i);
+      absl::StatusOr<std::unique_ptr<server::CopyReader<F>>> r =
+          server::CopyReader<F>::Connect((*reader)++, c, region, i);
       EXPECT_TRUE(r.ok()) << r.status();
       if (!r.ok()) continue;
       alignas(64) uint8_t obj[ObjectBytes(8)];
@@ -193,15 +208,16 @@ std::map<fabric::MachineId, tx::CounterCopy> CopiesOf(const cm::Configuration& c
 // that message and before its reply left.
 enum Mode { kBeforeMessage, kAfterHandling };
 
-// A role, a step, f, and how the victim dies.
-class FarmdCrashStepsTest
-    : public ::testing::TestWithParam<std::tuple<Role, CommitStep, int, Mode>> {};
+enum class FabricKind { kShm, kNet };
 
-TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
-  const Role role = std::get<0>(GetParam());
-  const CommitStep step = std::get<1>(GetParam());
-  const int f = std::get<2>(GetParam());
-  const Mode mode = std::get<3>(GetParam());
+// A role, a step, f, how the victim dies, and the fabric.
+using CrashSteps = std::tuple<CrashRole, CommitStep, int, Mode, FabricKind>;
+class FarmdCrashStepsTest : public ::testing::TestWithParam<CrashSteps> {};
+
+// The case on fabric F (`fabric_name`: farmd's --fabric).
+template <typename F>
+void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabric_name) {
+  using Client = client::FarmClient<F>;
   const int machines = f + 3;
   const std::string dir = absl::StrCat(
       getenv("TEST_TMPDIR"), "/",
@@ -213,7 +229,7 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   if (mode == kAfterHandling) {
     flags.push_back(absl::StrCat("--crash_after=", tx::CommitStepName(step), ":", arm));
   }
-  FarmdCluster cluster(WriteFarmConfig(dir, machines, /*lease_ms=*/3000), dir, "shm", flags);
+  FarmdCluster cluster(WriteFarmConfig(dir, machines, /*lease_ms=*/3000), dir, fabric_name, flags);
   cluster.set_cm_flags({absl::StrCat("--replicas=", f + 1), "--regions=12"});
   ASSERT_TRUE(cluster.Start(machines).ok());
   client::FarmClientOptions o;
@@ -221,9 +237,11 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   o.cm_address = cluster.cm_address();
   o.tx.rpc_timeout = absl::Milliseconds(300);
   o.tx.outcome_timeout = absl::Seconds(20);
-  auto connected = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  absl::StatusOr<std::unique_ptr<F>> own = F::Create({.machine_id = 100});
+  ASSERT_TRUE(own.ok()) << own.status();
+  auto connected = Client::Connect(o, std::move(*own));
   ASSERT_TRUE(connected.ok()) << connected.status();
-  ShmClient& c = **connected;
+  Client& c = **connected;
   const absl::optional<Placement> p = FindPlacement(c.configuration());
   ASSERT_TRUE(p.has_value()) << "no placement fits: " << c.configuration().ShortDebugString();
   const cm::Region& audit_region = role == kReadPrimary ? p->r : p->a;
@@ -239,14 +257,26 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
 
   // Machine ids are the slots: every machine started once.
   bool killed = false;
+  // The step's crash_before calls before the victim's failure: 0 when the
+  // step sends it nothing; after handling, its own message counts.
+  int calls = 0, after = 0;
   if (mode == kAfterHandling) {
     ASSERT_TRUE(reached) << "the step sends machine " << victim << " nothing to handle";
     std::ofstream(arm + ".tmp") << "m" << victim << "\n";
     ASSERT_EQ(rename((arm + ".tmp").c_str(), arm.c_str()), 0);
   }
   c.tx().options().crash_before = [&](CommitStep at, fabric::MachineId target) {
-    if (mode != kBeforeMessage || killed || at != step || (reached && target != victim))
+    if (killed || at != step) return false;
+    if (mode == kAfterHandling) {
+      if (target == victim) after = calls + 1;
+      ++calls;
       return false;
+    }
+    if (reached && target != victim) {
+      ++calls;
+      return false;
+    }
+    after = calls;
     cluster.machine(victim).Kill(SIGKILL);
     killed = true;
     // The client's fabric sees the dead primary hang up (a one-sided read
@@ -267,6 +297,7 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   // machine): such a try committed nothing.
   deadline = absl::Now() + absl::Seconds(30);
   do {
+    calls = 0;
     told = tx::Transfer(c.tx(), acc.from, acc.to, acc.audit, &id);
     // Its message reached the victim iff it died (before the commit returned).
     if (mode == kAfterHandling) killed = cluster.machine(victim).Wait(absl::Seconds(1)).ok();
@@ -307,10 +338,18 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
     ASSERT_TRUE(absl::IsUnknown(told)) << told;
     committed = said == tx::Outcome::kCommitted;
   }
-  printf("victim %u: told %s; OUTCOME %d; committed %d\n", victim, told.ToString().c_str(),
-         static_cast<int>(said), committed);
-  if (const Expect e = Pinned(role, step); e != Expect::kEither) {
-    EXPECT_EQ(committed, e == Expect::kCommitted) << "told " << told;
+  // The crash matrix's row for this role, step and messages sent before
+  // the failure.
+  const bool first = VictimFirst(*p);
+  const tx::Expect e = tx::PinnedOutcome(role, step, after, /*victim_last=*/!first);
+  printf("victim %u (%s, after %d): told %s; OUTCOME %d; committed %d; pinned %s\n", victim,
+         first ? "first" : "not first", after, told.ToString().c_str(), static_cast<int>(said),
+         committed,
+         e == tx::Expect::kEither      ? "no"
+         : e == tx::Expect::kCommitted ? "committed"
+                                       : "not");
+  if (e != tx::Expect::kEither) {
+    EXPECT_EQ(committed, e == tx::Expect::kCommitted) << "told " << told;
   }
   const uint64_t moved = committed ? 1 : 0;
   EXPECT_EQ(b->to, moved) << "told " << told;
@@ -318,7 +357,7 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   EXPECT_EQ(b->audit, kAudit);
   fabric::MachineId reader = 60;
   for (GlobalAddress x : {acc.from, acc.to, acc.audit}) {
-    for (auto [m, copy] : CopiesOf(c.configuration(), x, &reader)) {
+    for (auto [m, copy] : CopiesOf<F>(c.configuration(), x, &reader)) {
       EXPECT_FALSE(copy.locked) << x.ToString() << " is locked at machine " << m;
     }
   }
@@ -354,7 +393,7 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   for (auto [x, want] : balances) {
-    const auto copies = CopiesOf(c.configuration(), x, &reader);
+    const auto copies = CopiesOf<F>(c.configuration(), x, &reader);
     EXPECT_EQ(copies.size(), static_cast<size_t>(f + 1)) << x.ToString();
     for (auto [m, copy] : copies) {
       EXPECT_EQ(copy.value, want) << x.ToString() << " at machine " << m;
@@ -363,39 +402,59 @@ TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
   }
 }
 
-std::string CaseName(const ::testing::TestParamInfo<FarmdCrashStepsTest::ParamType>& info) {
-  const Role role = std::get<0>(info.param);
+TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
+  const auto& [role, step, f, mode, kind] = GetParam();
+  if (kind == FabricKind::kShm) {
+    RunCase<fabric::ShmFabric>(role, step, f, mode, "shm");
+  } else {
+    RunCase<fabric::NetFabric>(role, step, f, mode, "net");
+  }
+}
+
+// Every role before every step's message, or (kAfterHandling) the messages
+// the victim handles: a's primary's LOCK, COMMIT-PRIMARY and TRUNCATE, its
+// backup's COMMIT-BACKUP and TRUNCATE; at f = 1 and 2.
+std::vector<CrashSteps> Cases(Mode mode, FabricKind kind) {
+  const std::vector<std::pair<CrashRole, CommitStep>> handled = {
+      {kPrimary, CommitStep::kLock},
+      {kPrimary, CommitStep::kCommitPrimary},
+      {kPrimary, CommitStep::kTruncate},
+      {kBackup, CommitStep::kCommitBackup},
+      {kBackup, CommitStep::kTruncate}};
+  std::vector<CrashSteps> cases;
+  for (int f : {1, 2}) {
+    if (mode == kAfterHandling) {
+      for (auto [role, step] : handled) cases.emplace_back(role, step, f, mode, kind);
+      continue;
+    }
+    for (CrashRole role : {kPrimary, kBackup, kReadPrimary}) {
+      for (CommitStep step : {CommitStep::kLock, CommitStep::kValidate, CommitStep::kCommitBackup,
+                              CommitStep::kCommitPrimary, CommitStep::kTruncate}) {
+        cases.emplace_back(role, step, f, mode, kind);
+      }
+    }
+  }
+  return cases;
+}
+
+std::string CaseName(const ::testing::TestParamInfo<CrashSteps>& info) {
+  const auto& [role, step, f, mode, kind] = info.param;
   return absl::StrCat(role == kPrimary  ? "Primary"
                       : role == kBackup ? "Backup"
                                         : "ReadPrimary",
-                      "_", tx::StepTestName(std::get<1>(info.param)), "_f", std::get<2>(info.param),
-                      std::get<3>(info.param) == kAfterHandling ? "_AfterHandling" : "");
+                      "_", tx::StepTestName(step), "_f", f,
+                      mode == kAfterHandling ? "_AfterHandling" : "",
+                      kind == FabricKind::kNet ? "_Net" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EachRoleAndStep, FarmdCrashStepsTest,
-    ::testing::Combine(::testing::Values(kPrimary, kBackup, kReadPrimary),
-                       ::testing::Values(CommitStep::kLock, CommitStep::kValidate,
-                                         CommitStep::kCommitBackup, CommitStep::kCommitPrimary,
-                                         CommitStep::kTruncate),
-                       ::testing::Values(1, 2), ::testing::Values(kBeforeMessage)),
-    CaseName);
-
-// The messages the victim handles: a's primary's LOCK, COMMIT-PRIMARY and
-// TRUNCATE, its backup's COMMIT-BACKUP and TRUNCATE.
-INSTANTIATE_TEST_SUITE_P(
-    AfterHandling, FarmdCrashStepsTest,
-    ::testing::Values(std::make_tuple(kPrimary, CommitStep::kLock, 1, kAfterHandling),
-                      std::make_tuple(kPrimary, CommitStep::kCommitPrimary, 1, kAfterHandling),
-                      std::make_tuple(kPrimary, CommitStep::kTruncate, 1, kAfterHandling),
-                      std::make_tuple(kBackup, CommitStep::kCommitBackup, 1, kAfterHandling),
-                      std::make_tuple(kBackup, CommitStep::kTruncate, 1, kAfterHandling),
-                      std::make_tuple(kPrimary, CommitStep::kLock, 2, kAfterHandling),
-                      std::make_tuple(kPrimary, CommitStep::kCommitPrimary, 2, kAfterHandling),
-                      std::make_tuple(kPrimary, CommitStep::kTruncate, 2, kAfterHandling),
-                      std::make_tuple(kBackup, CommitStep::kCommitBackup, 2, kAfterHandling),
-                      std::make_tuple(kBackup, CommitStep::kTruncate, 2, kAfterHandling)),
-    CaseName);
+INSTANTIATE_TEST_SUITE_P(EachRoleAndStep, FarmdCrashStepsTest,
+                         ::testing::ValuesIn(Cases(kBeforeMessage, FabricKind::kShm)), CaseName);
+INSTANTIATE_TEST_SUITE_P(AfterHandling, FarmdCrashStepsTest,
+                         ::testing::ValuesIn(Cases(kAfterHandling, FabricKind::kShm)), CaseName);
+INSTANTIATE_TEST_SUITE_P(EachRoleAndStepNet, FarmdCrashStepsTest,
+                         ::testing::ValuesIn(Cases(kBeforeMessage, FabricKind::kNet)), CaseName);
+INSTANTIATE_TEST_SUITE_P(AfterHandlingNet, FarmdCrashStepsTest,
+                         ::testing::ValuesIn(Cases(kAfterHandling, FabricKind::kNet)), CaseName);
 
 }  // namespace
 }  // namespace dctk::farm

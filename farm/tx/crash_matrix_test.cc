@@ -26,25 +26,12 @@
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
 #include "farm/fabric/sync.h"
+#include "farm/tx/crash_cases.h"
 #include "farm/tx/test_util.h"
 #include "gtest/gtest.h"
 
 namespace dctk::farm::tx {
 namespace {
-
-// kReadPrimary: the primary of the account the transfer only reads, holding
-// no replica of the accounts it writes.
-enum Role { kPrimary, kBackup, kReadPrimary, kCoordinator };
-enum class Expect { kCommitted, kNotCommitted, kEither };
-
-struct CrashCase {
-  Role role;
-  CommitStep step;
-  int after;  // messages of the step sent before the failure
-  // The outcome recovery must reach when the victim's message is the first
-  // of its steps (it got it, then died, at "after 1"), and the last.
-  Expect first, last;
-};
 
 // f = 1: 6 machines; f = 2: 8. The transfer writes `from` (region a) and
 // `to` (region b) and reads `audit` (region a; region r when r's primary is
@@ -99,9 +86,10 @@ absl::optional<Placement> FindPlacement(const LocalCluster<F>& c, bool victim_la
       if (std::adjacent_find(busy.begin(), busy.end()) != busy.end()) continue;  // not distinct
       const fabric::MachineId pa = a.replicas[0].machine, pb = b.replicas[0].machine;
       const fabric::MachineId ba = a.replicas[1].machine;
-      const auto [lo, hi] = std::minmax_element(other_backups.begin(), other_backups.end());
-      const bool a_first = pa < pb && ba<*lo, a_last = pa> pb && ba > *hi;
-      if (!(victim_last ? a_last : a_first)) continue;
+      if (!(victim_last ? VictimLast(pa, pb, ba, other_backups)
+                        : VictimFirst(pa, pb, ba, other_backups))) {
+        continue;
+      }
       auto is_busy = [&](fabric::MachineId m) {
         return std::binary_search(busy.begin(), busy.end(), m);
       };
@@ -331,59 +319,6 @@ void RunCase(const CrashCase& k, bool give_up, bool victim_last, int f) {
   }
 }
 
-constexpr Expect kC = Expect::kCommitted, kN = Expect::kNotCommitted, kE = Expect::kEither;
-using S = CommitStep;
-
-// kN: not committed, kC: committed, kE: either, where the coordinator's later
-// messages race the recovery: a primary of `from` killed before or between
-// the COMMIT-BACKUPs (committed iff `from`'s backup logged it before recovery
-// blocked it), a backup killed after logging it (iff the other backup logged
-// it too), or before COMMIT-BACKUP when its message comes last (iff the
-// other logged it first), the read-only account's primary killed before or
-// between the COMMIT-BACKUPs (recovery, which every participant joins,
-// decides the transaction if it blocks them before the coordinator is done).
-// clang-format off
-constexpr CrashCase kMatrix[] = {
-    // role        step               after, first, last
-    {kPrimary,     S::kLock,          0, kN, kN},
-    {kPrimary,     S::kLock,          1, kN, kN},
-    {kPrimary,     S::kValidate,      0, kN, kN},  // VALIDATE's read meets the dead machine
-    {kPrimary,     S::kCommitBackup,  0, kE, kE},
-    {kPrimary,     S::kCommitBackup,  1, kE, kE},
-    {kPrimary,     S::kCommitPrimary, 0, kC, kC},
-    {kPrimary,     S::kCommitPrimary, 1, kC, kC},
-    {kPrimary,     S::kTruncate,      0, kC, kC},
-    {kPrimary,     S::kTruncate,      1, kC, kC},
-    {kBackup,      S::kLock,          0, kN, kE},
-    {kBackup,      S::kLock,          1, kN, kE},
-    {kBackup,      S::kValidate,      0, kN, kE},
-    {kBackup,      S::kCommitBackup,  0, kN, kE},
-    {kBackup,      S::kCommitBackup,  1, kE, kE},
-    {kBackup,      S::kCommitPrimary, 0, kC, kC},
-    {kBackup,      S::kCommitPrimary, 1, kC, kC},
-    {kBackup,      S::kTruncate,      0, kC, kC},
-    {kBackup,      S::kTruncate,      1, kC, kC},
-    {kReadPrimary, S::kLock,          0, kN, kN},
-    {kReadPrimary, S::kLock,          1, kN, kN},
-    {kReadPrimary, S::kValidate,      0, kN, kN},  // VALIDATE's read meets the dead machine
-    {kReadPrimary, S::kCommitBackup,  0, kE, kE},
-    {kReadPrimary, S::kCommitBackup,  1, kE, kE},
-    {kReadPrimary, S::kCommitPrimary, 0, kC, kC},
-    {kReadPrimary, S::kCommitPrimary, 1, kC, kC},
-    {kReadPrimary, S::kTruncate,      0, kC, kC},
-    {kReadPrimary, S::kTruncate,      1, kC, kC},
-    {kCoordinator, S::kLock,          0, kN, kN},
-    {kCoordinator, S::kLock,          1, kN, kN},
-    {kCoordinator, S::kValidate,      0, kN, kN},
-    {kCoordinator, S::kCommitBackup,  0, kN, kN},
-    {kCoordinator, S::kCommitBackup,  1, kC, kC},  // one backup logged it
-    {kCoordinator, S::kCommitPrimary, 0, kC, kC},
-    {kCoordinator, S::kCommitPrimary, 1, kC, kC},
-    {kCoordinator, S::kTruncate,      0, kC, kC},
-    {kCoordinator, S::kTruncate,      1, kC, kC},
-};
-// clang-format on
-
 // The fabric and f a row runs with: shm and net at f = 1, shm at f = 2.
 enum class FabricKind { kShm, kNet };
 struct Setup {
@@ -407,7 +342,7 @@ TEST_P(CrashMatrixTest, CommittedExactlyOnceAndNothingElse) {
 
 INSTANTIATE_TEST_SUITE_P(
     Matrix, CrashMatrixTest,
-    ::testing::Combine(::testing::ValuesIn(kMatrix), ::testing::Bool(), ::testing::Bool(),
+    ::testing::Combine(::testing::ValuesIn(kCrashMatrix), ::testing::Bool(), ::testing::Bool(),
                        ::testing::Values(Setup{FabricKind::kShm, 1}, Setup{FabricKind::kNet, 1},
                                          Setup{FabricKind::kShm, 2})),
     [](const auto& info) {
