@@ -38,6 +38,17 @@
 // a silent machine for suspect_after reports it to the CM (Suspect) through
 // this client's CM channel, unless FarmClientOptions::tx.suspect is set.
 //
+// Leave(): a client that is done leaves the membership instead of waiting
+// for its lease to run out (which costs the cluster a reconfiguration and a
+// recovery, and retires its id: shm ids are < 256). It stops coordinating,
+// settles its transactions (TRUNCATEs resent, Unknown outcomes asked:
+// TxClient::Settle, up to FarmClientOptions::leave_settle), stops renewing
+// and tells the CM (cm.proto Leave). With nothing unfinished the CM takes it
+// out at once without a configuration change, and its id may serve a later
+// client; otherwise the CM removes it as failed and recovery decides what it
+// left. The destructor leaves if Leave was not called (and the client is
+// still a member).
+//
 // When a transaction fails with Unavailable (a machine failed, or the
 // configuration changed), call Refresh() to learn the new configuration from
 // the CM, then retry; Aborted means a conflict (retry at once). Refresh keeps
@@ -115,6 +126,8 @@ struct FarmClientOptions {
   // Test hook: called before each lease renewal; false skips it (the lease
   // runs out as if the client stalled).
   std::function<bool()> renew_lease;
+  // How long Leave (and the destructor's) settles unfinished transactions.
+  absl::Duration leave_settle = absl::Seconds(5);
 };
 
 template <typename F>
@@ -128,11 +141,11 @@ class FarmClient {
     return c;
   }
   ~FarmClient() {
-    {
-      absl::MutexLock l(&lease_mu_);
-      stopping_ = true;
+    if (joined_ && !removed()) {
+      absl::Status s = Leave();
+      LOG_IF(WARNING, !s.ok()) << s;
     }
-    if (lease_thread_.joinable()) lease_thread_.join();
+    StopRenewing();
     shipper_.reset();
     tx_.reset();
     fabric_.reset();
@@ -144,8 +157,37 @@ class FarmClient {
     if (absl::Status s = RemovedStatus(); !s.ok()) return s;
     return shipper_->Ship(where, procedure, args);
   }
-  // The CM removed this client (its lease expired): it coordinates nothing
-  // more (thread-safe).
+  // Leaves the cluster (above): OK once the CM took this client out with
+  // nothing unfinished (its id is free again); FailedPrecondition if it left
+  // with transactions unfinished (the CM removed it as failed: recovery
+  // decides them), if it left already or the CM had removed it; the CM's
+  // error if it could not be told (then the lease runs out: removed as
+  // failed). Either way it coordinates nothing more. The client's thread.
+  absl::Status Leave() {
+    if (absl::Status s = RemovedStatus(); !s.ok()) return s;
+    const fabric::MachineId id = fabric_->machine_id();
+    Gone(absl::FailedPreconditionError(
+        absl::StrCat("client ", id, " left the cluster; make a new FarmClient")));
+    const size_t unfinished = tx_ ? tx_->Settle(absl::Now() + o_.leave_settle) : 0;
+    StopRenewing();  // a renewal after the Leave would be refused
+    absl::StatusOr<cm::Result> r =
+        cm_.Call(cm::LeaveCommand(id, static_cast<uint32_t>(unfinished)));
+    if (!r.ok()) {
+      return absl::Status(
+          r.status().code(),
+          absl::StrCat("client ", id, ": Leave: ", r.status().message(),
+                       " (it stopped renewing: the CM removes it when its lease runs out)"));
+    }
+    if (unfinished > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "client ", id, " left with ", unfinished, " transactions unfinished after ",
+          absl::FormatDuration(o_.leave_settle), ": the CM removed it as failed at configuration ",
+          r->config().id(), " and recovery decides them (id ", id, " is retired)"));
+    }
+    return absl::OkStatus();
+  }
+  // The CM removed this client (its lease expired), or it left: it
+  // coordinates nothing more (thread-safe).
   bool removed() const { return removed_.load(std::memory_order_acquire); }
   // OK, or why this client may not coordinate (FailedPrecondition).
   absl::Status RemovedStatus() const {
@@ -288,6 +330,7 @@ class FarmClient {
       if (r.ok()) {
         fence_.Renewed(sent, lease);
         renewals_.fetch_add(1);
+        joined_ = true;
       }
       joined.Notify();
       if (r.ok()) RenewLeases(lease);
@@ -344,13 +387,27 @@ class FarmClient {
   void MarkRemoved(const absl::Status& refused) {
     absl::StatusOr<cm::Result> now = lease_cm_.Call(cm::GetCommand());
     const uint64_t config = now.ok() ? now->config().id() : config_.load();
-    fence_.Remove();
-    absl::MutexLock l(&removed_mu_);
-    removed_status_ = absl::FailedPreconditionError(absl::StrCat(
+    absl::Status s = absl::FailedPreconditionError(absl::StrCat(
         "client ", fabric_->machine_id(), " was removed by the CM at configuration ", config,
         ": its lease expired (", refused.message(), "); make a new FarmClient under a new id"));
-    LOG(ERROR) << removed_status_.message();
+    LOG(ERROR) << s.message();
+    Gone(std::move(s));
+  }
+
+  // From now on this client coordinates nothing: RemovedStatus() is `why`.
+  void Gone(absl::Status why) {
+    fence_.Remove();
+    absl::MutexLock l(&removed_mu_);
+    removed_status_ = std::move(why);
     removed_.store(true, std::memory_order_release);
+  }
+
+  void StopRenewing() {
+    {
+      absl::MutexLock l(&lease_mu_);
+      stopping_ = true;
+    }
+    if (lease_thread_.joinable()) lease_thread_.join();
   }
 
   absl::Status Init() {
@@ -545,6 +602,7 @@ class FarmClient {
   bool stopping_ ABSL_GUARDED_BY(lease_mu_) = false;
   bool ack_due_ ABSL_GUARDED_BY(lease_mu_) = false;  // a configuration was learned: renew now
   std::atomic<uint64_t> renewals_{0}, acks_{0};
+  bool joined_ = false;  // the CM took the Join (set before Connect returns)
   std::thread lease_thread_;
 };
 

@@ -56,8 +56,10 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -691,6 +693,7 @@ class MachineService {
                         {c, w->inbox_key(), 0}, w->ring_size(), static_cast<const uint64_t*>(heads->base));
     });
     if (!s.ok()) return s;
+    ReplaceRingsLocked({kParticipantRings, w->endpoint_id()}, {inbox->key, heads->key});
     WireRingReply reply;
     reply.set_inbox_key(inbox->key);
     reply.set_head_key(heads->key);
@@ -706,13 +709,40 @@ class MachineService {
     }
   }
 
-  // Connects the fabric to machine `m` once (WIRE_RING, WIRE_SHIP and ship
-  // workers share the connection).
+  // Connects the fabric to machine `m` at `endpoint` once (WIRE_RING,
+  // WIRE_SHIP and ship workers share the connection), and again when `m` is
+  // a new process under the same id: a client that left and a later one
+  // under its id (FarmClient::Leave), a machine back after a whole-cluster
+  // restart. Refused while the old process is still reachable on shm.
   absl::Status ConnectLocked(fabric::MachineId m, const std::string& endpoint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(wire_mu_) {
-    if (connected_.contains(m)) return absl::OkStatus();
+    auto it = connected_.find(m);
+    if (it != connected_.end() && it->second == endpoint) return absl::OkStatus();
     absl::Status s = fabric_->Connect(m, endpoint);
-    if (s.ok()) connected_.insert(m);
-    return s;
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("machine ", id_, ": connecting to machine ", m,
+                                                 " at ", endpoint, ": ", s.message()));
+    }
+    connected_[m] = endpoint;
+    return absl::OkStatus();
+  }
+
+  // Ring memory registered here for one coordinator endpoint (at the
+  // participant, or at ship worker `worker`).
+  static constexpr int kParticipantRings = -1;
+  using RingOwner = std::pair<int, uint32_t>;  // (worker or kParticipantRings, endpoint id)
+  // `keys` now hold `owner`'s rings (AddPeer replaced the old ones): the
+  // memory of the rings they replaced is deregistered, so a process that
+  // reconnects under an id (a later client under a departed one's) does not
+  // leave one set of rings registered for each.
+  void ReplaceRingsLocked(RingOwner owner, std::vector<fabric::RegionKey> keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(wire_mu_) {
+    std::vector<fabric::RegionKey>& held = rings_[owner];
+    for (fabric::RegionKey key : held) {
+      absl::Status s = fabric_->Deregister(key);
+      LOG_IF(WARNING, !s.ok()) << "machine " << id_ << ": deregistering replaced ring memory (key "
+                               << key << "): " << s;
+    }
+    held = std::move(keys);
   }
 
   // A client's rings with ship worker `worker`.
@@ -741,6 +771,11 @@ class MachineService {
                         {c, w->inbox_key(), 0}, w->ring_size(), static_cast<const uint64_t*>(heads->base));
     });
     if (!s.ok()) return s;
+    {
+      absl::MutexLock l(&wire_mu_);
+      ReplaceRingsLocked({static_cast<int>(w->worker()), w->endpoint_id()},
+                         {inbox->key, heads->key});
+    }
     client::WireShipReply reply;
     reply.set_workers(static_cast<uint32_t>(ship_->workers()));
     reply.set_inbox_key(inbox->key);
@@ -818,7 +853,9 @@ class MachineService {
   std::atomic<bool> evicted_{false};
   std::thread lease_thread_;
   absl::Mutex wire_mu_;
-  absl::flat_hash_set<fabric::MachineId> connected_ ABSL_GUARDED_BY(wire_mu_);
+  // Fabric endpoint each machine id was last connected at.
+  absl::flat_hash_map<fabric::MachineId, std::string> connected_ ABSL_GUARDED_BY(wire_mu_);
+  absl::flat_hash_map<RingOwner, std::vector<fabric::RegionKey>> rings_ ABSL_GUARDED_BY(wire_mu_);
   std::vector<fabric::RegionKey> keys_ ABSL_GUARDED_BY(wire_mu_);  // hosted regions
   std::vector<cm::Machine> members_ ABSL_GUARDED_BY(wire_mu_);      // other storage machines
   std::vector<absl::flat_hash_set<fabric::MachineId>> ship_wired_ ABSL_GUARDED_BY(wire_mu_);  // per ship worker

@@ -58,6 +58,7 @@
 #ifndef DCTK_FARM_TX_TRANSACTION_H_
 #define DCTK_FARM_TX_TRANSACTION_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -71,6 +72,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "farm/core/address.h"
@@ -250,6 +252,22 @@ class TxClient {
     return MakeTxId(fabric_.machine_id(), slot_, open_.empty() ? seq_ + 1 : *open_.begin());
   }
   TxClientOptions& options() { return options_; }
+  // Transactions of this coordinator not finished (above): open ones, and
+  // committed or Unknown ones participants may still hold records of.
+  size_t unfinished() const { return open_.size(); }
+  // Before the coordinator stops for good (FarmClient::Leave): resends the
+  // TRUNCATEs not acknowledged and asks the outcomes that stayed Unknown
+  // (each at most every rpc_timeout, an Unknown one only once the
+  // configuration moved past its own) until none is left or `deadline`;
+  // returns unfinished(). Open transactions are not waited for.
+  size_t Settle(absl::Time deadline) {
+    RetryTruncates();
+    while ((!untruncated_.empty() || !undecided_.empty()) && absl::Now() < deadline) {
+      absl::SleepFor(std::min(absl::Milliseconds(10), deadline - absl::Now()));
+      RetryTruncates();
+    }
+    return unfinished();
+  }
 
   // Endpoint id of coordinator `slot` on `machine` (servers use the machine id).
   static uint32_t EndpointId(fabric::MachineId machine, uint32_t slot) {

@@ -3,6 +3,9 @@
 // participants remember are bounded by what the coordinators have in
 // flight, however many transactions commit (with the old bounded cache,
 // every participant held the last 1 Mi decisions).
+#include <memory>
+#include <tuple>
+
 #include "farm/tx/test_util.h"
 #include "gtest/gtest.h"
 
@@ -28,15 +31,21 @@ TEST(TruncationTest, RememberedOutcomesAreBoundedByTransactionsInFlight) {
 }
 
 // A commit whose outcome stayed Unknown (a backup died after the LOCKs, no
-// decision within outcome_timeout) holds its coordinator's watermark until
-// the coordinator learns what recovery decided: at its next commit, once the
-// configuration moved on, it asks OUTCOME, truncates the commit and its
-// watermark passes it, so participants forget it again.
-TEST(TruncationTest, AnUnknownCommitIsSettledAfterRecoveryAndReleasesTheWatermark) {
+// decision within outcome_timeout): the cluster, its coordinator's machine,
+// the two counters it wrote and its id.
+struct UnknownCommit {
+  std::unique_ptr<ShmCluster> cluster;
+  fabric::MachineId coordinator = 0, victim = 0;
+  GlobalAddress a, b;
+  TxId tx = 0;
+};
+
+void MakeUnknownCommit(UnknownCommit* u) {
   LocalClusterOptions o;
   o.client.rpc_timeout = absl::Milliseconds(200);
   o.client.outcome_timeout = absl::Milliseconds(300);
-  auto c = MakeShmCluster(o);
+  u->cluster = MakeShmCluster(o);
+  auto& c = u->cluster;
   // Two regions with different primaries and a backup of one of them that
   // is neither primary: it dies; the coordinator runs on a primary.
   fabric::MachineId victim = 0;
@@ -51,35 +60,63 @@ TEST(TruncationTest, AnUnknownCommitIsSettledAfterRecoveryAndReleasesTheWatermar
     return victim != 0;
   });
   ASSERT_TRUE(pair.has_value());
-  const fabric::MachineId coordinator = pair->first.primary().machine;
-  auto& client = c->client(coordinator);
-  auto [a, b] = CountersIn(client, pair->first.id, pair->second.id);
+  u->victim = victim;
+  u->coordinator = pair->first.primary().machine;
+  auto& client = c->client(u->coordinator);
+  std::tie(u->a, u->b) = CountersIn(client, pair->first.id, pair->second.id);
   c->Kill(victim);
-  TxId unknown = 0;
-  {
-    auto tx = client.Begin();
-    unknown = tx.id();
-    absl::StatusOr<std::string> va = tx.Read(a, 8), vb = tx.Read(b, 8);
-    ASSERT_TRUE(va.ok() && vb.ok()) << va.status() << " " << vb.status();
-    ASSERT_TRUE(tx.Write(a, U64(1)).ok());
-    ASSERT_TRUE(tx.Write(b, U64(1)).ok());
-    absl::Status s = tx.Commit();
-    ASSERT_TRUE(absl::IsUnknown(s)) << s;
-  }
-  EXPECT_EQ(client.watermark(), unknown) << "an undecided commit is not finished";
-  ASSERT_TRUE(c->Recover({victim}).ok());
+  auto tx = client.Begin();
+  u->tx = tx.id();
+  absl::StatusOr<std::string> va = tx.Read(u->a, 8), vb = tx.Read(u->b, 8);
+  ASSERT_TRUE(va.ok() && vb.ok()) << va.status() << " " << vb.status();
+  ASSERT_TRUE(tx.Write(u->a, U64(1)).ok());
+  ASSERT_TRUE(tx.Write(u->b, U64(1)).ok());
+  absl::Status s = tx.Commit();
+  ASSERT_TRUE(absl::IsUnknown(s)) << s;
+}
+
+// It holds its coordinator's watermark until the coordinator learns what
+// recovery decided: at its next commit, once the configuration moved on, it
+// asks OUTCOME, truncates the commit and its watermark passes it, so
+// participants forget it again.
+TEST(TruncationTest, AnUnknownCommitIsSettledAfterRecoveryAndReleasesTheWatermark) {
+  UnknownCommit u;
+  ASSERT_NO_FATAL_FAILURE(MakeUnknownCommit(&u));
+  auto& c = u.cluster;
+  auto& client = c->client(u.coordinator);
+  EXPECT_EQ(client.watermark(), u.tx) << "an undecided commit is not finished";
+  ASSERT_TRUE(c->Recover({u.victim}).ok());
   // The next commit learns the decision first: committed if the other
   // region's backup logged it before the victim's COMMIT-BACKUP failed,
   // else aborted.
-  ASSERT_TRUE(Increment(client, a, b).ok());
-  const auto [va, vb] = Values(client, a, b);
+  ASSERT_TRUE(Increment(client, u.a, u.b).ok());
+  const auto [va, vb] = Values(client, u.a, u.b);
   EXPECT_EQ(va, vb);
   EXPECT_TRUE(va == 1 || va == 2) << va;
-  EXPECT_TRUE(TxBefore(unknown, client.watermark()));
-  ASSERT_TRUE(Increment(client, a, b).ok());  // carries the watermark past it everywhere
+  EXPECT_TRUE(TxBefore(u.tx, client.watermark()));
+  ASSERT_TRUE(Increment(client, u.a, u.b).ok());  // carries the watermark past it everywhere
   for (fabric::MachineId m : c->live()) {
-    EXPECT_EQ(c->machine(m).participant().Known(unknown), Outcome::kFinished) << "machine " << m;
+    EXPECT_EQ(c->machine(m).participant().Known(u.tx), Outcome::kFinished) << "machine " << m;
   }
+}
+
+// A coordinator that stops (FarmClient::Leave) settles it without another
+// commit: Settle asks the outcome once recovery moved the configuration on
+// and sends its TRUNCATEs; before that it stays unfinished.
+TEST(TruncationTest, SettleFinishesAnUnknownCommitOnceRecoveryDecidedIt) {
+  UnknownCommit u;
+  ASSERT_NO_FATAL_FAILURE(MakeUnknownCommit(&u));
+  auto& c = u.cluster;
+  auto& client = c->client(u.coordinator);
+  EXPECT_EQ(client.Settle(absl::Now()), 1u) << "undecided before any recovery";
+  ASSERT_TRUE(c->Recover({u.victim}).ok());
+  EXPECT_EQ(client.Settle(absl::Now() + absl::Seconds(30)), 0u);
+  EXPECT_TRUE(TxBefore(u.tx, client.watermark()));
+  {
+    auto open = client.Begin();
+    EXPECT_EQ(client.Settle(absl::Now() + absl::Seconds(30)), 1u) << "an open transaction";
+  }
+  EXPECT_EQ(client.unfinished(), 0u) << "destroyed: aborted";
 }
 
 }  // namespace

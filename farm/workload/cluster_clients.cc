@@ -80,6 +80,25 @@ absl::StatusOr<ClusterClients<F>> ConnectClients(const ClusterClientOptions& o, 
   return out;
 }
 
+template <typename F>
+absl::Status LeaveClients(ClusterClients<F>& clients, FILE* out) {
+  absl::Status first;
+  int clean = 0;
+  fabric::MachineId low = ~fabric::MachineId{0}, high = 0;
+  for (size_t i = 0; i < clients.clients.size(); ++i) {
+    const fabric::MachineId id = clients.fabrics[i]->machine_id();
+    low = std::min(low, id);
+    high = std::max(high, id);
+    absl::Status s = clients.clients[i]->Leave();
+    if (s.ok()) ++clean;
+    if (!s.ok() && first.ok()) first = s;
+  }
+  fprintf(out, "left clients=%zu clean=%d ids=%u-%u\n", clients.clients.size(), clean,
+          clients.clients.empty() ? 0 : low, high);
+  fflush(out);
+  return first;
+}
+
 void ReportPeriodically(absl::Duration duration, absl::Duration every,
                         const std::atomic<bool>& stop,
                         const std::function<void(double t, double secs)>& report) {
@@ -101,5 +120,7 @@ template absl::StatusOr<ClusterClients<fabric::NetFabric>> ConnectClients(
     const ClusterClientOptions&, int);
 template absl::StatusOr<ClusterClients<fabric::ShmFabric>> ConnectClients(
     const ClusterClientOptions&, int);
+template absl::Status LeaveClients(ClusterClients<fabric::NetFabric>&, FILE*);
+template absl::Status LeaveClients(ClusterClients<fabric::ShmFabric>&, FILE*);
 
 }  // namespace dctk::farm::workload

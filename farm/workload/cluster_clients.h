@@ -13,6 +13,12 @@
 // followed by RefreshAfterFailure: a short pause, then the configuration and
 // the rings are brought up to date from the CM before the next try.
 //
+// At the end of a run LeaveClients has every client leave the cluster
+// (FarmClient::Leave): the CM takes them out without a reconfiguration, and
+// the next run's clients get the same ids (before, each run's clients
+// stayed members until their leases ran out, which cost a recovery each and
+// retired their ids: shm ids are < 256).
+//
 // ReportPeriodically paces a run's progress lines.
 //
 // Example:
@@ -26,6 +32,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -66,6 +73,14 @@ struct ClusterClients {
 // Instantiated for fabric::NetFabric and fabric::ShmFabric.
 template <typename F>
 absl::StatusOr<ClusterClients<F>> ConnectClients(const ClusterClientOptions& o, int n);
+
+// Every client leaves (FarmClient::Leave); prints
+//   left clients=N clean=K ids=FIRST-LAST
+// (clean: left with nothing unfinished, ids free again) and returns the first
+// client's error, naming it. Instantiated for fabric::NetFabric and
+// fabric::ShmFabric.
+template <typename F>
+absl::Status LeaveClients(ClusterClients<F>& clients, FILE* out);
 
 // Calls report(t, secs) every `every` (t: seconds since the start, secs:
 // since the last call; a last, shorter interval ends at `duration`) until

@@ -257,6 +257,10 @@ absl::StatusOr<ClusterTatpResult> Run(const ClusterTatpOptions& o, const std::at
             s.committed, s.aborted, s.failed, s.resent);
   }
   fflush(out);
+  // The next run's clients get the same ids; a client that could not leave
+  // cleanly is removed as failed (its lease, or recovery at once).
+  absl::Status left = LeaveClients(*connected, out);
+  LOG_IF(WARNING, !left.ok()) << "leaving the cluster: " << left;
   return r;
 }
 

@@ -302,6 +302,10 @@ absl::StatusOr<ClusterWorkloadResult> Run(const ClusterWorkloadOptions& o, const
     fprintf(out, "invariant FAILED %s\n", r.invariant.ToString().c_str());
   }
   fflush(out);
+  // The next run's clients get the same ids; a client that could not leave
+  // cleanly is removed as failed (its lease, or recovery at once).
+  absl::Status left = LeaveClients(*connected, out);
+  LOG_IF(WARNING, !left.ok()) << "leaving the cluster: " << left;
   return r;
 }
 

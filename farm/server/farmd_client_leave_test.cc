@@ -1,0 +1,121 @@
+// Clients that leave (FarmClient::Leave) with farmd processes (shm fabric, 3
+// machines, 1 s leases): 300 short clients one after another against one
+// cluster, each connected as the workload programs connect theirs
+// (workload::ConnectClients from id 100), each committing an increment and
+// leaving as those programs do at the end of a run (workload::LeaveClients).
+//
+// Before Leave, a finished client stayed a member until its lease ran out;
+// the CM then removed it as failed (a reconfiguration and a recovery) and
+// retired its id, so ConnectClients moved to the next id each time and a
+// cluster ran out of shm ids (< 256) after a few hundred clients. Now every
+// client leaves cleanly and the next one gets id 100 again: the machines
+// connect their fabric to the new process under that id and replace its
+// rings, the configuration never changes and nothing is listed as failed.
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "farm/client/retry.h"
+#include "farm/fabric/shm_fabric.h"
+#include "farm/server/counters.h"
+#include "farm/server/farmd_process.h"
+#include "farm/workload/cluster_clients.h"
+#include "gtest/gtest.h"
+
+namespace dctk::farm {
+namespace {
+
+using fabric::ShmFabric;
+using server::FarmdCluster;
+
+constexpr int kClients = 300;
+
+// One client as a workload program connects it (ConnectClients), and its
+// "left" line once it left (LeaveClients).
+struct ShortClient {
+  workload::ClusterClients<ShmFabric> clients;
+  std::string left_line;
+  absl::Status left;
+
+  client::FarmClient<ShmFabric>& client() { return *clients.clients[0]; }
+  fabric::MachineId id() const { return clients.fabrics[0]->machine_id(); }
+  void Leave() {
+    char* buf = nullptr;
+    size_t size = 0;
+    FILE* out = open_memstream(&buf, &size);
+    left = workload::LeaveClients(clients, out);
+    fclose(out);
+    left_line.assign(buf, size);
+    free(buf);
+  }
+};
+
+absl::StatusOr<ShortClient> Connect(const std::string& cm) {
+  workload::ClusterClientOptions o;
+  o.cm_address = cm;
+  o.fabric = "shm";
+  o.first_id = 100;
+  absl::StatusOr<workload::ClusterClients<ShmFabric>> c = workload::ConnectClients<ShmFabric>(o, 1);
+  if (!c.ok()) return c.status();
+  return ShortClient{std::move(*c), "", absl::OkStatus()};
+}
+
+TEST(FarmdClientLeaveTest, ShortClientsOneAfterAnotherReuseTheirIdWithoutAReconfiguration) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/leave");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/1000), dir, "shm");
+  ASSERT_TRUE(cluster.Start().ok());
+  GlobalAddress counter;
+  uint64_t config = 0;  // the first client's
+  for (int i = 0; i < kClients; ++i) {
+    absl::StatusOr<ShortClient> c = Connect(cluster.cm_address());
+    ASSERT_TRUE(c.ok()) << "client " << i << ": " << c.status();
+    ASSERT_EQ(c->id(), 100u) << "client " << i << " did not get the id its predecessor left";
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    if (i == 0) config = c->client().config_id();
+    EXPECT_EQ(c->client().config_id(), config) << "client " << i;
+    if (i == 0) {
+      const RegionId region = c->client().configuration().regions(0).id();
+      absl::StatusOr<GlobalAddress> created = client::RetryWithRefresh(
+          c->client(), deadline, [&] { return server::NewCounter(c->client().tx(), region); });
+      ASSERT_TRUE(created.ok()) << created.status();
+      counter = *created;
+    }
+    const absl::Status inc = client::RetryWithRefresh(
+        c->client(), deadline, [&] { return server::IncrementCounter(c->client().tx(), counter); });
+    ASSERT_TRUE(inc.ok()) << "client " << i << ": " << inc;
+    c->Leave();
+    ASSERT_TRUE(c->left.ok()) << "client " << i << ": " << c->left;
+    ASSERT_EQ(c->left_line, "left clients=1 clean=1 ids=100-100\n") << "client " << i;
+    const absl::Status again = c->client().Leave();
+    EXPECT_TRUE(absl::IsFailedPrecondition(again)) << again;
+    EXPECT_NE(again.message().find("client 100 left the cluster"), std::string::npos) << again;
+  }
+
+  absl::StatusOr<ShortClient> last = Connect(cluster.cm_address());
+  ASSERT_TRUE(last.ok()) << last.status();
+  absl::StatusOr<uint64_t> n =
+      client::RetryWithRefresh(last->client(), absl::Now() + absl::Seconds(60),
+                               [&] { return server::ReadCounter(last->client().tx(), counter); });
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, static_cast<uint64_t>(kClients));
+  last->Leave();
+  ASSERT_TRUE(last->left.ok()) << last->left;
+
+  absl::StatusOr<std::pair<bool, cm::Configuration>> end = cluster.CmState();
+  ASSERT_TRUE(end.ok()) << end.status();
+  const cm::Configuration& after = end->second;
+  EXPECT_EQ(after.id(), config) << "a client's departure changed the configuration";
+  EXPECT_EQ(after.failed_size(), 0) << "a client was removed as failed";
+  ASSERT_EQ(after.machines_size(), 3) << "a client is still a member";
+  for (const cm::Machine& m : after.machines()) EXPECT_FALSE(m.client()) << m.id();
+  printf("%d clients under id 100, configuration %lu throughout\n", kClients + 1,
+         static_cast<unsigned long>(after.id()));
+}
+
+}  // namespace
+}  // namespace dctk::farm
