@@ -3,8 +3,9 @@
 # the CM and 3 farmd machines on loopback, 2 copies of each region, f = 1):
 #   1. shm fabric, client-coordinated: both kinds of the mix commit, the
 #      baseline and the commit phases are printed, every read-write
-#      transaction took RPCs (a client has no local participant); a second
-#      run against the same cluster works (fresh client ids);
+#      transaction took RPCs (a client has no local participant); the
+#      clients leave at the end, so a second run against the same cluster
+#      gets the same ids;
 #   2. net fabric, read-write transactions shipped to ship workers
 #      (--ship_workers=1): a machine is SIGKILLed mid-run and transactions go
 #      on in the configuration without it (Unavailable: refresh and retry);
@@ -42,20 +43,8 @@ start_cluster() {  # LABEL local_cluster.sh-FLAGS...: sets CM
   [[ -n $CM ]] || fail "$1: the cluster was not ready within 60 s"
 }
 
-busy_lines() {  # LOG [MIN_CONFIG]: progress lines with commits (in a configuration > MIN_CONFIG)
-  awk -v min="${2:-0}" '/^progress / { t = c = 0
-         for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "tx_per_s") t = kv[2]; if (kv[1] == "config") c = kv[2] }
-         if (t > 0 && c + 0 > min + 0) n++ }
-       END { print n + 0 }' "$1"
-}
-wait_progress() {  # LOG N [MIN_CONFIG]: waits (up to 120 s) for N more such lines
-  local want=$(( $(busy_lines "$1" "${3:-0}") + $2 ))
-  for _ in $(seq 1200); do
-    (( $(busy_lines "$1" "${3:-0}") >= want )) && return 0
-    sleep 0.1
-  done
-  fail "$1: not $2 more progress lines with commits (configuration > ${3:-0}) within 120 s"
-}
+source "$ROOT/farm/workload/progress_lines.sh"
+PROGRESS_FIELDS="tx_per_s" PROGRESS_TIMEOUT_S=120
 
 # 1. shm, client-coordinated.
 start_cluster shm --fabric=shm
@@ -73,9 +62,13 @@ phases=$(grep '^phases ' <<<"$out") || fail "no phases line"
 (( $(field "$phases" commits) > 0 )) || fail "no read-write commit timed: $phases"
 awk -v r="$(field "$phases" rpcs_per_rw)" 'BEGIN { exit !(r >= 2) }' || fail "a commit takes RPCs: $phases"
 [[ $(field "$phases" fast_path_per_rw) == 0.00 ]] || fail "a client has no local participant: $phases"
-# A second run against the same cluster: its clients get ids of their own.
+# The clients left at the end (FarmClient::Leave), so a second run against
+# the same cluster gets the same ids.
+grep -q '^left clients=2 clean=2 ids=100-101$' <<<"$out" || fail "the clients did not leave cleanly: $(grep '^left' <<<"$out")"
 "$TATP" --cm="$CM" --fabric=shm --threads=1 --subscribers=50 --baseline_ops=0 --seconds=1 \
   >"$WORK/shm2.tatp.log" 2>&1 || fail "a second farm_tatp against the same cluster exited $?"
+grep -q '^left clients=1 clean=1 ids=100-100$' "$WORK/shm2.tatp.log" ||
+  fail "the second run's client did not get id 100 back: $(grep '^left' "$WORK/shm2.tatp.log")"
 cleanup
 
 # 2. net, shipped read-write transactions, a machine killed mid-run.

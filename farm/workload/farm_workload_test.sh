@@ -54,23 +54,8 @@ start_cluster() {  # LABEL
   done
 }
 
-busy_lines() {  # LOG [MIN_CONFIG]: progress lines with transfers and lookups (in a configuration > MIN_CONFIG)
-  awk -v min="${2:-0}" '/^progress / { t = l = c = 0
-         for (i = 2; i <= NF; i++) {
-           split($i, kv, "=")
-           if (kv[1] == "tx_per_s") t = kv[2]; if (kv[1] == "lookups_per_s") l = kv[2]; if (kv[1] == "config") c = kv[2]
-         }
-         if (t > 0 && l > 0 && c + 0 > min + 0) n++ }
-       END { print n + 0 }' "$1"
-}
-wait_progress() {  # LOG N [MIN_CONFIG]: waits (up to 90 s) for N more such lines
-  local want=$(( $(busy_lines "$1" "${3:-0}") + $2 ))
-  for _ in $(seq 900); do
-    (( $(busy_lines "$1" "${3:-0}") >= want )) && return 0
-    sleep 0.1
-  done
-  fail "$1: not $2 more progress lines with transfers and lookups (configuration > ${3:-0}) within 90 s"
-}
+source "$ROOT/farm/workload/progress_lines.sh"
+PROGRESS_FIELDS="tx_per_s lookups_per_s" PROGRESS_TIMEOUT_S=90
 
 # 1. Transfers update the table; a machine dies mid-run.
 start_cluster updates
@@ -110,6 +95,9 @@ summary=$(grep '^summary ' "$WORK/static.workload.log")
 echo "$summary"
 grep -q '^invariant ok$' "$WORK/static.workload.log" || fail "invariant not ok"
 (( $(field "$summary" lookups) > 0 && $(field "$summary" lookup_tx_values) == 0 )) || fail "$summary"
+# Its clients left the cluster at the end, nothing unfinished (ids free again).
+left=$(grep '^left ' "$WORK/static.workload.log") || fail "no left line"
+(( $(field "$left" clean) == $(field "$left" clients) )) || fail "a client did not leave cleanly: $left"
 cleanup
 
 # 3. Bad flags.
