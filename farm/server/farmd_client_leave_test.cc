@@ -1,5 +1,6 @@
 // Clients that leave (FarmClient::Leave) with farmd processes (shm fabric, 3
-// machines, 1 s leases): 300 short clients one after another against one
+// machines, 10 s leases: long enough that machines under CPU load keep
+// theirs, and a client that did not leave would block its id for that long): 300 short clients one after another against one
 // cluster, each connected as the workload programs connect theirs
 // (workload::ConnectClients from id 100), each committing an increment and
 // leaving as those programs do at the end of a run (workload::LeaveClients).
@@ -67,7 +68,7 @@ absl::StatusOr<ShortClient> Connect(const std::string& cm) {
 TEST(FarmdClientLeaveTest, ShortClientsOneAfterAnotherReuseTheirIdWithoutAReconfiguration) {
   const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/leave");
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
-  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/1000), dir, "shm");
+  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/10000), dir, "shm");
   ASSERT_TRUE(cluster.Start().ok());
   GlobalAddress counter;
   uint64_t config = 0;  // the first client's
