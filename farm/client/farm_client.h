@@ -42,7 +42,8 @@
 // for its lease to run out (which costs the cluster a reconfiguration and a
 // recovery, and retires its id: shm ids are < 256). It stops coordinating,
 // settles its transactions (TRUNCATEs resent, Unknown outcomes asked:
-// TxClient::Settle, up to FarmClientOptions::leave_settle), stops renewing
+// TxClient::Settle, up to FarmClientOptions::leave_settle), waits for every
+// machine to have handled what it sent (Drain), stops renewing
 // and tells the CM (cm.proto Leave). With nothing unfinished the CM takes it
 // out at once without a configuration change, and its id may serve a later
 // client; otherwise the CM removes it as failed and recovery decides what it
@@ -110,6 +111,7 @@
 #include "farm/server/control.pb.h"
 #include "farm/server/install_config.h"
 #include "farm/tx/transaction.h"
+#include "farm/tx/wire.h"
 #include "glog/logging.h"
 
 namespace dctk::farm::client {
@@ -168,7 +170,8 @@ class FarmClient {
     const fabric::MachineId id = fabric_->machine_id();
     Gone(absl::FailedPreconditionError(
         absl::StrCat("client ", id, " left the cluster; make a new FarmClient")));
-    const size_t unfinished = tx_ ? tx_->Settle(absl::Now() + o_.leave_settle) : 0;
+    const absl::Time deadline = absl::Now() + o_.leave_settle;
+    const size_t unfinished = tx_ ? tx_->Settle(deadline) + Drain(deadline) : 0;
     StopRenewing();  // a renewal after the Leave would be refused
     absl::StatusOr<cm::Result> r =
         cm_.Call(cm::LeaveCommand(id, static_cast<uint32_t>(unfinished)));
@@ -180,7 +183,8 @@ class FarmClient {
     }
     if (unfinished > 0) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "client ", id, " left with ", unfinished, " transactions unfinished after ",
+          "client ", id, " left with ", unfinished,
+          " transactions unfinished or machines not answering after ",
           absl::FormatDuration(o_.leave_settle), ": the CM removed it as failed at configuration ",
           r->config().id(), " and recovery decides them (id ", id, " is retired)"));
     }
@@ -392,6 +396,27 @@ class FarmClient {
         ": its lease expired (", refused.message(), "); make a new FarmClient under a new id"));
     LOG(ERROR) << s.message();
     Gone(std::move(s));
+  }
+
+  // Machines of the configuration followed whose rings to this client are
+  // not known to be drained: an OUTCOME sent after everything else on a ring
+  // is answered only once the machine handled all before it (one server
+  // thread, rings in order), e.g. an ABORT whose reply timed out, which
+  // would otherwise wait in a ring a later client under this id replaces.
+  size_t Drain(absl::Time deadline) {
+    absl::flat_hash_set<fabric::MachineId> members;
+    for (const RegionInfo& r : table_.All()) {
+      for (const Replica& rep : r.replicas) members.insert(rep.machine);
+    }
+    const std::string ask = tx::Encode(tx::TxRequest{config_.load(), tx_->watermark()});
+    const absl::Span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(ask.data()), ask.size());
+    size_t silent = 0;
+    for (const auto& [m, w] : wired_) {
+      if (!members.contains(m)) continue;  // removed: recovery released what it held
+      const absl::Duration left = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+      if (!tx_->endpoint().Call(m, tx::kOutcome, bytes, left).ok()) ++silent;
+    }
+    return silent;
   }
 
   // From now on this client coordinates nothing: RemovedStatus() is `why`.

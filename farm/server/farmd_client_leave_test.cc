@@ -1,7 +1,7 @@
 // Clients that leave (FarmClient::Leave) with farmd processes (shm fabric, 3
 // machines, 10 s leases: long enough that machines under CPU load keep
-// theirs, and a client that did not leave would block its id for that long): 300 short clients one after another against one
-// cluster, each connected as the workload programs connect theirs
+// theirs, and a client that did not leave would block its id for that long): 300 short clients one
+// after another against one cluster, each connected as the workload programs connect theirs
 // (workload::ConnectClients from id 100), each committing an increment and
 // leaving as those programs do at the end of a run (workload::LeaveClients).
 //
@@ -12,6 +12,11 @@
 // client leaves cleanly and the next one gets id 100 again: the machines
 // connect their fabric to the new process under that id and replace its
 // rings, the configuration never changes and nothing is listed as failed.
+//
+// A client that cannot tell whether a machine handled what it sent (the
+// machine does not answer within FarmClientOptions::leave_settle: paused
+// here) is removed as failed instead, and recovery decides what it left.
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -116,6 +121,36 @@ TEST(FarmdClientLeaveTest, ShortClientsOneAfterAnotherReuseTheirIdWithoutAReconf
   for (const cm::Machine& m : after.machines()) EXPECT_FALSE(m.client()) << m.id();
   printf("%d clients under id 100, configuration %lu throughout\n", kClients + 1,
          static_cast<unsigned long>(after.id()));
+}
+
+TEST(FarmdClientLeaveTest, AClientLeavingWhileAMachineIsSilentIsRemovedAsFailed) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/silent");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/10000), dir, "shm");
+  ASSERT_TRUE(cluster.Start().ok());
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cluster.cm_address();
+  o.leave_settle = absl::Milliseconds(300);
+  auto c = client::FarmClient<ShmFabric>::Connect(o, *ShmFabric::Create({.machine_id = 100}));
+  ASSERT_TRUE(c.ok()) << c.status();
+  const RegionId region = (*c)->configuration().regions(0).id();
+  absl::StatusOr<GlobalAddress> counter = client::RetryWithRefresh(
+      **c, absl::Now() + absl::Seconds(60), [&] { return server::NewCounter((*c)->tx(), region); });
+  ASSERT_TRUE(counter.ok()) << counter.status();
+  const uint64_t config = (*c)->config_id();
+
+  ASSERT_TRUE(cluster.machine(1).Pause());
+  const absl::Status left = (*c)->Leave();
+  cluster.machine(1).Signal(SIGCONT);
+  EXPECT_TRUE(absl::IsFailedPrecondition(left)) << left;
+  EXPECT_NE(left.message().find("machines not answering"), std::string::npos) << left;
+  EXPECT_NE(left.message().find("removed it as failed"), std::string::npos) << left;
+  absl::StatusOr<std::pair<bool, cm::Configuration>> state = cluster.CmState();
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_GT(state->second.id(), config);
+  ASSERT_EQ(state->second.failed_size(), 1);
+  EXPECT_EQ(state->second.failed(0), 100u);
 }
 
 }  // namespace
