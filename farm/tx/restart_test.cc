@@ -134,7 +134,12 @@ RunResult RunTransfers(ShmCluster& c, const Bank& b, uint64_t per_thread, bool c
           ++ok[t];
           if (t == 0 && sample && ok[t] % 50 == 0) sample();
         } else {
-          EXPECT_TRUE(absl::IsAborted(s)) << s;  // a conflict: not committed, the same transfer again
+          // Not committed, the same transfer again: a conflict, or a LOCK a
+          // machine left unanswered for rpc_timeout (its server thread starved
+          // under CPU load: 1 of 10 runs at load 14-21), which Commit reports
+          // as DeadlineExceeded before anything is logged at a backup. The
+          // journals' check (ExpectCommittedExactlyOnce) shows none committed.
+          EXPECT_TRUE(absl::IsAborted(s) || absl::IsDeadlineExceeded(s)) << s;
         }
       }
     });
