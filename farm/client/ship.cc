@@ -58,6 +58,8 @@ std::string Encode(const ShipRequest& r) {
   Put(&out, r.id);
   Put(&out, r.procedure);
   PutBytes(&out, r.args);
+  Put(&out, r.watermark.tx);
+  Put(&out, r.watermark.incarnation);
   return out;
 }
 
@@ -78,7 +80,15 @@ absl::StatusOr<ShipRequest> DecodeShipRequest(absl::string_view bytes) {
   in.Get(&r.id);
   in.Get(&r.procedure);
   in.GetBytes(&r.args);
+  in.Get(&r.watermark.tx);
+  in.Get(&r.watermark.incarnation);
   if (absl::Status s = in.status(); !s.ok()) return s;
+  if (r.watermark.tx != 0 &&
+      (tx::TxStream(r.watermark.tx) != tx::TxStream(r.id) || tx::TxBefore(r.id, r.watermark.tx))) {
+    return absl::DataLossError(absl::StrCat("malformed shipped transaction request ", r.id,
+                                            ": watermark ", r.watermark.tx,
+                                            " is not at or below it in its client's stream"));
+  }
   return r;
 }
 

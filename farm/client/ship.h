@@ -15,12 +15,16 @@
 // 0xff][sequence]): the machine remembers the replies of the requests it ran
 // under it (a retry gets the first reply, never a second commit), and a
 // client whose executing machine failed asks the participants for the
-// outcome of that TxId.
+// outcome of that TxId. A request also carries the client's truncation
+// watermark for that stream: its lowest request not settled yet (one whose
+// outcome it has not learned may still be running), so the participants
+// never refuse a late message of a request the client gave up on.
 //
 // Example:
 //   ProcedureRegistry<ShmFabric> procs;
 //   procs.Register(kIncrement, "increment",
-//                  [](tx::Transaction<ShmFabric>& t, absl::string_view args) -> absl::StatusOr<std::string> {
+//                  [](tx::Transaction<ShmFabric>& t, absl::string_view args) ->
+//                  absl::StatusOr<std::string> {
 //                    GlobalAddress a = GlobalAddress::FromRaw(DecodeU64(args));
 //                    absl::StatusOr<std::string> v = t.Read(a, 8);
 //                    if (!v.ok()) return v.status();
@@ -101,6 +105,10 @@ struct ShipRequest {
   tx::TxId id = 0;      // request id = the transaction's id
   ProcedureId procedure = 0;
   std::string args;
+  // The client's truncation point for its shipped requests (its lowest one
+  // not settled: at most id) and its incarnation, which the transaction's
+  // messages carry (tx/wire.h).
+  tx::Watermark watermark;
 };
 
 struct ShipReply {

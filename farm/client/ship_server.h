@@ -231,11 +231,10 @@ class ShipServer {
       }
     }
     worker.config.store(req->config, std::memory_order_release);
-    // A client ships one request at a time and asks the outcome of no
-    // earlier one once it sent this: its ids before this one are finished
-    // (its watermark, wire.h; Commit returns once every TRUNCATE of this one
-    // was acknowledged, so the next request's watermark passes no record).
-    tx::Transaction<F> t = worker.coordinator->Begin(req->id, /*watermark=*/req->id);
+    // The client's watermark: its requests before it are settled (shipper.h;
+    // Commit returns once every TRUNCATE of this one was acknowledged, so a
+    // later request's watermark passes no record of it).
+    tx::Transaction<F> t = worker.coordinator->Begin(req->id, req->watermark);
     absl::StatusOr<std::string> result = (*proc)(t, req->args);
     absl::Status s;
     if (result.ok()) {

@@ -202,6 +202,60 @@ TEST(ShipTest, AResendThatTheMachineForgotIsSettledFromTheParticipantsNeverRunTw
   EXPECT_GE(s.refused_config, 1u);
 }
 
+// The client gives up on a request as Unknown while its ship worker still
+// commits it (its COMMIT-BACKUP held up), and ships the next one. The next
+// request's watermark stays at the one not settled, so the backup still
+// takes the late COMMIT-BACKUP and the worker commits fully; the client
+// learns the outcome later (Outcome: the first reply, with its result) and
+// only then passes it. At c6bfc75 the next request's watermark passed it:
+// the backup refused the COMMIT-BACKUP as below the truncation point, the
+// worker ended Unknown and the counter stayed locked at its primary.
+TEST(ShipTest, ARequestGivenUpWhileItStillCommitsIsNotRefusedAndIsSettledLater) {
+  ShipClusterOptions o;
+  absl::Notification held, release;
+  std::atomic<bool> armed{true};
+  o.ship.tx.crash_before = [&](tx::CommitStep step, fabric::MachineId) {
+    if (step != tx::CommitStep::kCommitBackup || !armed.exchange(false)) return false;
+    held.Notify();
+    release.WaitForNotification();
+    return false;  // not a crash: a commit that is slow here
+  };
+  o.ship.tx.outcome_timeout = absl::Seconds(2);  // the worker's, were its COMMIT-BACKUP refused
+  o.shipper.timeout = absl::Milliseconds(100);
+  o.shipper.outcome_timeout = absl::Milliseconds(300);
+  auto c = MakeCluster(o);
+  const GlobalAddress a = CounterOn(*c, 2);
+  const fabric::MachineId backup = c->cluster().table().Lookup(a.region())->replicas.at(1).machine;
+  const GlobalAddress b = CounterOn(*c, backup);
+  Shipper<ShmFabric>& ship = c->shipper(0);
+  absl::StatusOr<std::string> r = ship.Ship(a, kIncrement, EncodeU64(a.raw()));
+  ASSERT_TRUE(held.HasBeenNotified());
+  ASSERT_TRUE(absl::IsUnknown(r.status())) << r.status();
+  const tx::TxId given_up = ship.last_request();
+  EXPECT_TRUE(absl::IsUnknown(ship.Outcome(given_up).status()));  // still undecided
+  // The next request commits at the backup (b's primary) meanwhile.
+  r = ship.Ship(b, kIncrement, EncodeU64(b.raw()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  tx::Participant& at_backup = c->cluster().machine(backup).participant();
+  EXPECT_EQ(at_backup.Known(given_up), tx::Outcome::kUnknown)
+      << "the next request's watermark passed a request still running";
+  release.Notify();
+  absl::StatusOr<std::string> settled = absl::UnknownError("not asked");
+  for (int i = 0; i < 200 && absl::IsUnknown(settled.status()); ++i)
+    settled = ship.Outcome(given_up);
+  ASSERT_TRUE(settled.ok()) << settled.status();
+  EXPECT_EQ(AsU64(*settled), 0u) << "the first run's result";
+  EXPECT_EQ(ValueOf(*c, a), 1u) << "committed once, and not left locked";
+  EXPECT_TRUE(absl::IsNotFound(ship.Outcome(given_up).status()));
+  EXPECT_EQ(ship.stats().settled_late, 1u);
+  EXPECT_EQ(c->server(2).stats().ran, 1u);
+  // Settled: the next request's watermark passes it.
+  r = ship.Ship(b, kIncrement, EncodeU64(b.raw()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(ValueOf(*c, b), 2u);
+  EXPECT_EQ(at_backup.Known(given_up), tx::Outcome::kFinished);
+}
+
 TEST(ShipTest, ARequestForAnotherConfigurationIsRefusedBeforeItRuns) {
   auto c = MakeCluster();
   const GlobalAddress a = CounterOn(*c, 1);

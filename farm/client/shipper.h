@@ -14,6 +14,13 @@
 //                       after the executing machine failed) but its result
 //                       was lost with that machine
 //   other codes         the procedure's own error (nothing committed)
+// A request reported Unknown because no decision came in time may still be
+// running at its ship worker (a commit waiting for a slow backup). The
+// client's truncation watermark (ship.h) stays at the oldest such request,
+// so the participants accept its late messages and it commits or aborts
+// like any transaction; the Shipper tries to learn its outcome again at
+// later Ships (at most once per `timeout` each: the same resend or
+// question as below), and Outcome(id) returns it once learned.
 // With the coordinator's TxClientOptions::give_up_on_new_config (on in
 // FarmClient), a call stops waiting as soon as the configuration changes
 // (counted in gave_up) and the request is settled as below at once, instead
@@ -38,6 +45,10 @@
 // Example:
 //   Shipper<ShmFabric> ship(client->tx(), &table, &config, hooks);
 //   absl::StatusOr<std::string> r = ship.Ship(account, kTransfer, args);
+//   if (absl::IsUnknown(r.status())) {
+//     const tx::TxId id = ship.last_request();
+//     ...  // later: ship.Outcome(id) is the outcome once learned
+//   }
 #ifndef DCTK_FARM_CLIENT_SHIPPER_H_
 #define DCTK_FARM_CLIENT_SHIPPER_H_
 
@@ -47,6 +58,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -54,8 +66,8 @@
 #include "farm/client/ship.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
-#include "farm/tx/transaction.h"
 #include "farm/tx/participant.h"
+#include "farm/tx/transaction.h"
 #include "farm/tx/wire.h"
 
 namespace dctk::farm::client {
@@ -83,6 +95,8 @@ struct ShipperStats {
   uint64_t forgotten = 0;      // resends a machine in a later configuration did not remember (restarted)
   uint64_t unknown = 0;
   uint64_t gave_up = 0;  // calls that stopped waiting because the configuration changed
+  // Unknown requests whose outcome was learned later (counted again under it).
+  uint64_t settled_late = 0;
 };
 
 // Request ids of a new Shipper start at its creation time in microseconds
@@ -112,24 +126,80 @@ class Shipper {
       return absl::FailedPreconditionError(
           absl::StrCat("Ship to ", where.ToString(), ": machine ", target, " runs no shipped transactions"));
     }
-    const ShipRequest req{config_->load(std::memory_order_acquire),
-                          tx::MakeTxId(coordinator_.machine(), kShippedTxSlot, ++seq_), procedure,
-                          std::string(args)};
-    const std::string bytes = Encode(req);
-    const uint32_t worker = ShipEndpointId(target, static_cast<uint32_t>(req.id % workers));
-    absl::StatusOr<std::string> r = Send(worker, bytes);
+    SettleUndecided();
+    Request q;
+    q.seq = ++seq_;
+    q.req = ShipRequest{config_->load(std::memory_order_acquire),
+                        tx::MakeTxId(coordinator_.machine(), kShippedTxSlot, q.seq),
+                        procedure,
+                        std::string(args),
+                        {}};
+    last_ = q.req.id;
+    q.req.watermark = {undecided_.empty() ? q.req.id : undecided_.begin()->second.req.id,
+                       coordinator_.incarnation()};
+    q.bytes = Encode(q.req);
+    q.target = target;
+    q.worker = ShipEndpointId(target, static_cast<uint32_t>(q.req.id % workers));
+    absl::StatusOr<std::string> r = Send(q.worker, q.bytes);
     if (r.ok()) return Finish(*r);
     if (absl::IsNotFound(r.status())) {
       // No ring to that worker: never sent.
       ++stats_.failed;
       return absl::UnavailableError(absl::StrCat("Ship to machine ", target, ": ", r.status().message()));
     }
-    return Settle(req, bytes, target, worker, r.status());
+    q.why = r.status();
+    return Settle(std::move(q));
+  }
+
+  // The id of the last request Ship sent (what Outcome takes).
+  tx::TxId last_request() const { return last_; }
+
+  // The outcome of request `id`, which Ship reported Unknown without a
+  // decision: as Ship would have returned it (OK and the result, Aborted,
+  // Unavailable: not committed, Unknown: committed but the result lost),
+  // once learned (asked again now if not yet); Unknown while undecided.
+  // NotFound for any other id, or once its outcome was returned.
+  absl::StatusOr<std::string> Outcome(tx::TxId id) {
+    auto undecided = [&] {
+      return std::find_if(undecided_.begin(), undecided_.end(),
+                          [&](const auto& u) { return u.second.req.id == id; });
+    };
+    if (auto it = undecided(); it != undecided_.end()) {
+      it->second.retry_at = absl::InfinitePast();
+      SettleUndecided();
+    }
+    auto settled = std::find_if(settled_.begin(), settled_.end(),
+                                [&](const auto& o) { return o.second.first == id; });
+    if (settled != settled_.end()) {
+      absl::StatusOr<std::string> out = std::move(settled->second.second);
+      settled_.erase(settled);
+      return out;
+    }
+    if (auto it = undecided(); it != undecided_.end()) {
+      return absl::UnknownError(absl::StrCat("shipped transaction ", id, ": still undecided (",
+                                             it->second.why.message(), ")"));
+    }
+    return absl::NotFoundError(absl::StrCat("shipped transaction ", id,
+                                            " is not one this Shipper gave up on "
+                                            "(or its outcome was returned already)"));
   }
 
   const ShipperStats& stats() const { return stats_; }
 
  private:
+  // A request sent, and what is known of its fate.
+  struct Request {
+    // This Shipper's sequence (ids compare on a 40-bit circle; these do not wrap).
+    uint64_t seq = 0;
+    ShipRequest req;
+    std::string bytes;
+    fabric::MachineId target = 0;
+    uint32_t worker = 0;
+    absl::Status why;        // why its reply did not come
+    bool forgotten = false;  // the machine answered a resend without remembering the request
+    absl::Time retry_at;     // undecided: when to try again
+  };
+
   absl::StatusOr<std::string> Send(uint32_t endpoint, const std::string& bytes) {
     return Call(endpoint, kShipHandler, bytes);
   }
@@ -168,49 +238,82 @@ class Shipper {
     return s;
   }
 
-  // The reply to `req` did not come: learn what happened to it.
-  absl::StatusOr<std::string> Settle(const ShipRequest& req, const std::string& bytes, fabric::MachineId target,
-                                     uint32_t worker, absl::Status why) {
+  // The reply to `q` did not come: learn what happened to it. Without a
+  // decision by outcome_timeout it is Unknown, and undecided: it may still
+  // run, so the watermark stays at it until a later try learns its outcome.
+  absl::StatusOr<std::string> Settle(Request q) {
     const absl::Time deadline = absl::Now() + o_.outcome_timeout;
-    bool forgotten = false;  // the machine answered the resend without remembering the request
     while (absl::Now() < deadline) {
-      if (hooks_.refresh) hooks_.refresh().IgnoreError();  // a CM unreachable now: try again below
-      const std::vector<fabric::MachineId> machines = hooks_.machines();
-      if (!forgotten && std::find(machines.begin(), machines.end(), target) != machines.end()) {
-        // Still a member: the same request again. It queues behind the first
-        // copy on the same ring, so the machine has run (and remembered) or
-        // refused that one by the time it reads this one.
-        ++stats_.resent;
-        absl::StatusOr<std::string> r = Send(worker, bytes);
-        if (r.ok()) {
-          if (!RefusedInLaterConfiguration(*r, req)) return Finish(*r);
-          forgotten = true;
-          ++stats_.forgotten;
-          why = absl::UnavailableError(absl::StrCat("machine ", target, " is in a later configuration and does not "
-                                                    "remember the request (restarted?)"));
-          continue;
-        }
-        why = r.status();
-        absl::SleepFor(absl::Milliseconds(5));  // unreachable at once (e.g. dead): until the CM removes it
-        continue;
-      }
-      absl::optional<absl::Status> decided = AskOutcome(req, machines);
-      if (decided) {
-        ++stats_.outcome_asked;
-        if (decided->ok()) {
-          ++stats_.unknown;
-          return absl::UnknownError(absl::StrCat("shipped transaction ", req.id, " committed (decided by recovery "
-                                                 "after machine ", target, " failed) but its result was lost"));
-        }
-        ++(absl::IsAborted(*decided) ? stats_.aborted : stats_.failed);
-        return *decided;
-      }
-      absl::SleepFor(absl::Milliseconds(5));  // recovery runs elsewhere: ask again
+      if (absl::optional<absl::StatusOr<std::string>> out = TrySettle(q)) return *std::move(out);
+      absl::SleepFor(absl::Milliseconds(5));  // unreachable now, or recovery runs elsewhere: again
     }
     ++stats_.unknown;
-    return absl::UnknownError(absl::StrCat("shipped transaction ", req.id, " to machine ", target,
-                                           ": outcome unknown (no decision within ",
-                                           absl::FormatDuration(o_.outcome_timeout), ") after: ", why.message()));
+    absl::Status unknown = absl::UnknownError(
+        absl::StrCat("shipped transaction ", q.req.id, " to machine ", q.target,
+                     ": outcome unknown (no decision within ",
+                     absl::FormatDuration(o_.outcome_timeout), ") after: ", q.why.message()));
+    q.retry_at = absl::Now() + o_.timeout;
+    undecided_.emplace(q.seq, std::move(q));
+    return unknown;
+  }
+
+  // One try at learning q's outcome: a resend while its machine is a member
+  // and remembers it, else the participants' answers (nullopt: undecided).
+  absl::optional<absl::StatusOr<std::string>> TrySettle(Request& q) {
+    if (hooks_.refresh) hooks_.refresh().IgnoreError();  // a CM unreachable now: try again later
+    const std::vector<fabric::MachineId> machines = hooks_.machines();
+    if (!q.forgotten && std::find(machines.begin(), machines.end(), q.target) != machines.end()) {
+      // Still a member: the same request again. It queues behind the first
+      // copy on the same ring, so the machine has run (and remembered) or
+      // refused that one by the time it reads this one.
+      ++stats_.resent;
+      absl::StatusOr<std::string> r = Send(q.worker, q.bytes);
+      if (!r.ok()) {
+        q.why = r.status();
+        return absl::nullopt;  // unreachable (e.g. dead: until the CM removes it), or still running
+                               // it
+      }
+      if (!RefusedInLaterConfiguration(*r, q.req)) return Finish(*r);
+      q.forgotten = true;
+      ++stats_.forgotten;
+      q.why = absl::UnavailableError(absl::StrCat("machine ", q.target,
+                                                  " is in a later configuration and does not "
+                                                  "remember the request (restarted?)"));
+    }
+    absl::optional<absl::Status> decided = AskOutcome(q.req, machines);
+    if (!decided) return absl::nullopt;
+    ++stats_.outcome_asked;
+    if (decided->ok()) {
+      ++stats_.unknown;
+      return absl::UnknownError(absl::StrCat("shipped transaction ", q.req.id,
+                                             " committed (decided by recovery "
+                                             "after machine ",
+                                             q.target, " failed) but its result was lost"));
+    }
+    ++(absl::IsAborted(*decided) ? stats_.aborted : stats_.failed);
+    return *decided;
+  }
+
+  // Tries again, once per `timeout` each, to learn the outcome of the
+  // requests given up as Unknown; a learned one is settled.
+  void SettleUndecided() {
+    const absl::Time now = absl::Now();
+    for (auto it = undecided_.begin(); it != undecided_.end();) {
+      if (now < it->second.retry_at) {
+        ++it;
+        continue;
+      }
+      absl::optional<absl::StatusOr<std::string>> out = TrySettle(it->second);
+      if (!out) {
+        it->second.retry_at = absl::Now() + o_.timeout;
+        ++it;
+        continue;
+      }
+      ++stats_.settled_late;
+      settled_.emplace(it->first, std::make_pair(it->second.req.id, *std::move(out)));
+      while (settled_.size() > kSettledKept) settled_.erase(settled_.begin());
+      it = undecided_.erase(it);
+    }
   }
 
   // A reply refusing the request, not from remembered replies, by a machine
@@ -251,6 +354,13 @@ class Shipper {
   const ShipperHooks hooks_;
   const ShipperOptions o_;
   uint64_t seq_;
+  tx::TxId last_ = 0;
+  // Requests given up as Unknown without a decision, by sequence (the
+  // oldest is the watermark), and the outcomes learned of them since, until
+  // Outcome returns them (the oldest go beyond kSettledKept).
+  absl::btree_map<uint64_t, Request> undecided_;
+  static constexpr size_t kSettledKept = 1 << 12;
+  absl::btree_map<uint64_t, std::pair<tx::TxId, absl::StatusOr<std::string>>> settled_;
   ShipperStats stats_;
 };
 

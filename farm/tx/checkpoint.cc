@@ -14,11 +14,11 @@
 namespace dctk::farm::tx {
 namespace {
 
-// FARMCKP5: truncation watermarks and the outcomes above them (FARMCKP4
-// kept the last committed ids). FARMCKP4 and later: objects' line-0 version
-// words carry the start bit (object.h); a FARMCKP3 image's objects would read
-// as "not the start of an object".
-constexpr char kMagic[] = "FARMCKP5";
+// FARMCKP6: each watermark with its coordinator's incarnation (FARMCKP5:
+// watermarks alone; FARMCKP4 kept the last committed ids). FARMCKP4 and later: objects' line-0
+// version words carry the start bit (object.h); a FARMCKP3 image's objects would read as "not the
+// start of an object".
+constexpr char kMagic[] = "FARMCKP6";
 constexpr size_t kFormatAt = 7;  // "FARMCKP" then the format's digit
 constexpr char kEnd[] = "CKPTEND1";
 constexpr size_t kMagicBytes = 8;
@@ -82,7 +82,10 @@ std::string EncodeBody(const Checkpoint& c) {
     PutBytes(out, Encode(p.request));
   }
   Put<uint64_t>(out, c.watermarks.size());
-  for (TxId w : c.watermarks) Put(out, w);
+  for (const Watermark& w : c.watermarks) {
+    Put(out, w.tx);
+    Put(out, w.incarnation);
+  }
   Put<uint64_t>(out, c.outcomes.size());
   for (const auto& [tx, committed] : c.outcomes) {
     Put(out, tx);
@@ -138,8 +141,8 @@ absl::StatusOr<Checkpoint> DecodeBody(absl::string_view body, const std::string&
   }
   if (!rd.Get(&n)) return bad("watermark list");
   for (uint64_t i = 0; i < n; ++i) {
-    TxId w = 0;
-    if (!rd.Get(&w) || w == 0) return bad("watermark list");
+    Watermark w;
+    if (!rd.Get(&w.tx) || !rd.Get(&w.incarnation) || w.tx == 0) return bad("watermark list");
     c.watermarks.push_back(w);
   }
   if (!rd.Get(&n)) return bad("outcome list");
@@ -236,8 +239,9 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
       data[kFormatAt] != kMagic[kFormatAt]) {
     return absl::DataLossError(absl::StrCat(
         "checkpoint ", path, ": format ", data.substr(0, kMagicBytes), " of an older farmd (",
-        data[kFormatAt] == '4' ? "committed ids without truncation watermarks"
-                               : "objects without start bits",
+        data[kFormatAt] == '5'   ? "truncation watermarks without coordinator incarnations"
+        : data[kFormatAt] == '4' ? "committed ids without truncation watermarks"
+                                 : "objects without start bits",
         "); this one reads ", absl::string_view(kMagic, kMagicBytes), " only"));
   }
   if (data.size() < 3 * kMagicBytes || data.compare(0, kMagicBytes, kMagic, kMagicBytes) != 0) {

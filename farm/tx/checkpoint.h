@@ -7,7 +7,7 @@
 // Contents: the LSN and configuration; the transactions still pending at the
 // participant at that LSN (locked at a primary, or logged at a backup and
 // not yet truncated: their records, as recovery reports them); each
-// coordinator's truncation watermark and the outcomes of its transactions at
+// coordinator's truncation watermark (with its incarnation) and the outcomes of its transactions at
 // or above it (participant.h: so a restarted primary still answers
 // "committed" to recovery for a backup that missed its TRUNCATE); and per
 // region its id, size, live objects (address, slot size), its heap blocks'
@@ -15,10 +15,10 @@
 // page that is not all zero, with lock bits cleared (a locked object holds
 // its last committed state).
 //
-// File: "FARMCKP5", the body, then [FNV-1a 64 of the body]["CKPTEND1"]; a
-// file of an older format (FARMCKP4: committed ids without watermarks;
-// FARMCKP3: objects without start bits) is refused with DataLoss naming its
-// format.
+// File: "FARMCKP6", the body, then [FNV-1a 64 of the body]["CKPTEND1"]; a
+// file of an older format (FARMCKP5: watermarks without incarnations;
+// FARMCKP4: committed ids without watermarks; FARMCKP3: objects without
+// start bits) is refused with DataLoss naming its format.
 // WriteCheckpoint writes `<path>.tmp`, syncs it and renames it over `path`,
 // so a crash mid-write leaves the previous checkpoint whole; ReadCheckpoint
 // refuses a short or damaged file with DataLoss (never a partial image).
@@ -66,9 +66,10 @@ struct Checkpoint {
   uint64_t lsn = 0;  // every log record up to this one is in the image
   uint64_t config = 0;
   std::vector<PendingRecord> pending;
-  // One watermark per coordinator stream (wire.h TxStream), and the decided
-  // transactions at or above them: true if committed, false if aborted.
-  std::vector<TxId> watermarks;
+  // One watermark per coordinator stream (wire.h TxStream, with the
+  // coordinator's incarnation), and the decided transactions at or above
+  // them: true if committed, false if aborted.
+  std::vector<Watermark> watermarks;
   std::vector<std::pair<TxId, bool>> outcomes;
   std::vector<RegionImage> regions;
 };

@@ -19,7 +19,7 @@ Checkpoint Sample() {
   Checkpoint c;
   c.lsn = 42;
   c.config = 7;
-  c.watermarks = {MakeTxId(3, 0, 40), MakeTxId(4, 1, 7)};
+  c.watermarks = {{MakeTxId(3, 0, 40), 1700000000000000}, {MakeTxId(4, 1, 7), 0}};
   c.outcomes = {{MakeTxId(3, 0, 41), true}, {MakeTxId(3, 0, 43), false}};
   LockRequest r{7, 11, {3}, {{GlobalAddress(3, 64), 2, EntryKind::kWrite, 64, "abc"}}};
   c.pending.push_back({11, true, false, r});
@@ -37,7 +37,8 @@ TEST(CheckpointTest, RoundTrip) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->lsn, 42u);
   EXPECT_EQ(c->config, 7u);
-  EXPECT_EQ(c->watermarks, (std::vector<TxId>{MakeTxId(3, 0, 40), MakeTxId(4, 1, 7)}));
+  EXPECT_EQ(c->watermarks, (std::vector<Watermark>{{MakeTxId(3, 0, 40), 1700000000000000},
+                                                   {MakeTxId(4, 1, 7), 0}}));
   EXPECT_EQ(c->outcomes, (std::vector<std::pair<TxId, bool>>{{MakeTxId(3, 0, 41), true},
                                                              {MakeTxId(3, 0, 43), false}}));
   ASSERT_EQ(c->pending.size(), 2u);
@@ -80,9 +81,10 @@ TEST(CheckpointTest, OlderFormatIsRefusedByName) {
   ASSERT_TRUE(WriteCheckpoint(path, Sample(), false).ok());
   std::ifstream in(path, std::ios::binary);
   std::string whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_EQ(whole.compare(0, 8, "FARMCKP5"), 0);
+  ASSERT_EQ(whole.compare(0, 8, "FARMCKP6"), 0);
   for (const char* older :
-       {"FARMCKP4 of an older farmd (committed ids without truncation watermarks",
+       {"FARMCKP5 of an older farmd (truncation watermarks without coordinator incarnations",
+        "FARMCKP4 of an older farmd (committed ids without truncation watermarks",
         "FARMCKP3 of an older farmd (objects without start bits"}) {
     whole[7] = older[7];
     std::ofstream(path, std::ios::binary | std::ios::trunc) << whole;

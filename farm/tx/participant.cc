@@ -56,6 +56,7 @@ void Participant::InstallConfig(uint64_t config, std::vector<fabric::MachineId> 
   config_ = config;
   removed_in_ = config;
   removed_ = absl::flat_hash_set<fabric::MachineId>(removed.begin(), removed.end());
+  ForgetFinished();  // outside a recovery: the removed coordinators' streams go now
 }
 
 uint64_t Participant::config() const {
@@ -186,7 +187,7 @@ Reply Participant::Lock(const LockRequest& r) {
   }
   if (absl::Status s = AdmitCoordinator(r.tx, "LOCK"); !s.ok()) return ReplyFrom(s);
   if (absl::Status s = AdmitRegions(r.entries, "LOCK"); !s.ok()) return ReplyFrom(s);
-  Truncated(r.watermark);
+  if (!Truncated(r.watermark)) return ReplyFrom(Replaced(r.tx, r.watermark, "LOCK"));
   // A late LOCK of a transaction decided here (or finished) must not lock again.
   if (absl::Status s = RefuseDecided(r.tx, "LOCK"); !s.ok()) return ReplyFrom(s);
   ++stats_.locks;
@@ -236,7 +237,7 @@ Reply Participant::CommitBackup(const LockRequest& r) {
     return ReplyFrom(s);
   }
   if (absl::Status s = AdmitRegions(r.entries, "COMMIT-BACKUP"); !s.ok()) return ReplyFrom(s);
-  Truncated(r.watermark);
+  if (!Truncated(r.watermark)) return ReplyFrom(Replaced(r.tx, r.watermark, "COMMIT-BACKUP"));
   if (!backed_seq_.contains(r.tx) && Decided(r.tx)) {
     // Applied here already (a resend): nothing to log. Aborted or finished:
     // a record now would never be decided.
@@ -355,6 +356,15 @@ Reply Participant::Alloc(const AllocRequest& r) {
 Reply Participant::QueryOutcome(const TxRequest& r) {
   absl::ReaderMutexLock l(&mu_);
   const Outcome o = KnownHere(r.tx);
+  if (o == Outcome::kUnknown && Retired(TxCoordinator(r.tx))) {
+    // Not "unknown in a newer configuration", which reads as "no record
+    // survived, not committed": recovery may have committed it.
+    return ReplyFrom(absl::FailedPreconditionError(
+        absl::StrCat("OUTCOME refused by machine ", self_, ": coordinator ", TxCoordinator(r.tx),
+                     " of transaction ", r.tx, " was removed (configuration ", removed_in_,
+                     " lists it): recovery decided its transactions and ",
+                     "their outcomes are no longer kept")));
+  }
   // aux: the configuration this participant has completed recovery into
   // (0 while recovering), so a coordinator can tell "no record survived".
   return ReplyFrom(absl::OkStatus(), static_cast<uint64_t>(o), Recovering() ? 0 : config_);

@@ -74,10 +74,16 @@
 // the watermark answers kFinished (its coordinator knows). While recovery
 // runs, nothing is forgotten (a run of it, or one run again after a step
 // failed, asks KNOWN of the transactions it decides); at its end the
-// watermarks apply. A coordinator that stops (or is removed) leaves the
-// outcomes of what it had in flight. LOCK, COMMIT-BACKUP,
-// COMMIT-PRIMARY, ABORT and TRUNCATE records carry the watermark, and
-// checkpoints keep the watermarks with the outcomes above them.
+// watermarks apply, and the streams of every coordinator the installed
+// configuration lists as removed go whole: recovery decided what it left,
+// and OUTCOME of its transactions is refused from then on
+// (FailedPrecondition naming the removal), never answered as if no record
+// had survived. A watermark carries its coordinator's incarnation: a higher
+// one (a process restarted under the same machine and slot) starts its
+// stream afresh, and a LOCK or COMMIT-BACKUP of a lower one (the replaced
+// process) is refused. LOCK, COMMIT-BACKUP, COMMIT-PRIMARY, ABORT and
+// TRUNCATE records carry the watermark, and checkpoints keep the
+// watermarks with the outcomes above them.
 //
 // Example:
 //   Participant p(/*self=*/1, &table, log.get());
@@ -203,6 +209,8 @@ class Participant {
   Reply Truncate(const TxRequest& r);
   Reply Alloc(const AllocRequest& r);
   // value: the Outcome; aux: the current configuration (0 while blocked).
+  // FailedPrecondition for a transaction of a coordinator the installed
+  // configuration removed, once recovery ended (its outcomes are dropped).
   Reply QueryOutcome(const TxRequest& r);
 
   // Recovery into `new_config` (recovery.h): from now on only requests of
@@ -375,13 +383,22 @@ class Participant {
   // Outcome bookkeeping (participant_outcomes.cc).
   void Remember(TxId tx, Outcome o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A coordinator's truncation point (0: none): its transactions below it
-  // are finished. Their outcomes go now, or when recovery ends.
-  void Truncated(TxId watermark) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Forgets the outcomes below the watermarks (not while recovering).
+  // are finished. Their outcomes go now, or when recovery ends. A higher
+  // incarnation than the stream's starts it afresh; false (nothing changed)
+  // if a higher one replaced the watermark's incarnation.
+  bool Truncated(const Watermark& watermark) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The refusal of `what` of a transaction whose incarnation was replaced.
+  absl::Status Replaced(TxId tx, const Watermark& w, const char* what) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The installed configuration removed `coordinator` and no recovery runs:
+  // recovery decided everything it left, so nothing is kept for it.
+  bool Retired(fabric::MachineId coordinator) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Forgets the outcomes below the watermarks and the streams of retired
+  // coordinators (not while recovering).
   void ForgetFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The payload of a COMMIT-PRIMARY, ABORT or TRUNCATE record: the
   // watermark its request carried (empty: none), and its replay.
-  static std::string WatermarkRecord(TxId watermark);
+  static std::string WatermarkRecord(const Watermark& watermark);
   absl::Status ReplayWatermark(const LogRecord& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Outcome KnownHere(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Committed, aborted or finished here (a record of it may still be held).
@@ -439,6 +456,7 @@ class Participant {
   // its transactions from there on (below it too while recovery runs).
   struct Stream {
     TxId watermark = 0;
+    uint64_t incarnation = 0;  // of the coordinator that sent the watermark (0: not told)
     absl::flat_hash_map<TxId, Outcome> outcomes;
   };
   absl::flat_hash_map<uint32_t, Stream> streams_ ABSL_GUARDED_BY(mu_);

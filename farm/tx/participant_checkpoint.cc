@@ -52,7 +52,7 @@ absl::StatusOr<CheckpointReport> Participant::TakeCheckpoint(const std::string& 
     // recovery runs): a backup that missed a TRUNCATE before a crash learns
     // at restart from its primary's that the transaction committed.
     for (const auto& [stream, s] : streams_) {
-      if (s.watermark != 0) c.watermarks.push_back(s.watermark);
+      if (s.watermark != 0) c.watermarks.push_back({s.watermark, s.incarnation});
       for (const auto& [tx, o] : s.outcomes) {
         c.outcomes.push_back({tx, o == Outcome::kCommitted});
       }
@@ -237,7 +237,7 @@ absl::StatusOr<RestoreReport> Participant::Restore(const Checkpoint* c, const st
       }
       report.pages += image.pages.size();
     }
-    for (TxId w : c->watermarks) Truncated(w);
+    for (const Watermark& w : c->watermarks) Truncated(w);
     for (const auto& [tx, committed] : c->outcomes) {
       Remember(tx, committed ? Outcome::kCommitted : Outcome::kAborted);
     }

@@ -70,7 +70,7 @@ class OutcomeTest : public ::testing::Test {
             std::string(data)};
   }
 
-  static LockRequest LockOf(TxId tx, WriteEntry e, TxId watermark) {
+  static LockRequest LockOf(TxId tx, WriteEntry e, Watermark watermark) {
     return LockRequest{kConfig, tx, {kRegion}, {std::move(e)}, watermark};
   }
 
@@ -84,7 +84,7 @@ class OutcomeTest : public ::testing::Test {
   }
 
   // TRUNCATE at both.
-  absl::Status Truncate(TxId tx, TxId watermark) {
+  absl::Status Truncate(TxId tx, Watermark watermark) {
     if (absl::Status s = StatusOf(primary_->p.Truncate({kConfig, tx, watermark})); !s.ok())
       return s;
     return StatusOf(backup_->p.Truncate({kConfig, tx, watermark}));
@@ -176,9 +176,13 @@ TEST_F(OutcomeTest, BelowTheWatermarkATransactionIsFinished) {
 
 // While recovery runs nothing is forgotten: it (or a run of it again after a
 // step failed) asks KNOWN of the transactions it decides. Once it ends, the
-// watermarks apply; a coordinator the configuration removed keeps the
-// outcome of what it had in flight (removed while alive, it may still ask).
-TEST_F(OutcomeTest, RecoveryKeepsTheOutcomesUntilItEnds) {
+// watermarks apply, and a coordinator the configuration removed (C, which
+// died before its TRUNCATE) leaves nothing: recovery decided what it had in
+// flight. Its late OUTCOME question is refused naming the removal, not
+// answered "unknown in a newer configuration", which a coordinator reads as
+// "no record survived, not committed" (at fe00caa its outcome was kept for
+// good instead).
+TEST_F(OutcomeTest, RecoveryKeepsTheOutcomesUntilItEndsThenARemovedCoordinatorsGo) {
   Start();
   const TxId a1 = MakeTxId(10, 0, 5), a2 = MakeTxId(10, 0, 6), c1 = MakeTxId(12, 0, 1);
   ASSERT_TRUE(Commit(LockOf(a1, WriteNow("a"), a1)).ok());
@@ -195,8 +199,96 @@ TEST_F(OutcomeTest, RecoveryKeepsTheOutcomesUntilItEnds) {
   primary_->p.Resolve({c1, true, {}});  // recovery decides C's transaction
   primary_->p.FinishRecovery();
   EXPECT_EQ(primary_->p.Known(a1), Outcome::kFinished);
-  EXPECT_EQ(primary_->p.Known(c1), Outcome::kCommitted);
-  EXPECT_EQ(primary_->p.remembered_outcomes(), 2u);  // c1 and the object's creator's
+  EXPECT_EQ(primary_->p.Known(c1), Outcome::kUnknown);
+  EXPECT_EQ(primary_->p.remembered_outcomes(), 1u)
+      << "only the object's creator's (its coordinator lives)";
+  Reply asked = primary_->p.QueryOutcome(TxRequest{kConfig + 1, c1});
+  absl::Status s = StatusOf(asked);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s))
+      << s << " value " << asked.value << " aux " << asked.aux;
+  EXPECT_NE(s.message().find("coordinator 12 of transaction"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("was removed (configuration 2 lists it)"), std::string::npos) << s;
+  // C, removed while alive, sends a late TRUNCATE (of the configuration it
+  // learned): it brings back nothing to keep.
+  ASSERT_TRUE(StatusOf(primary_->p.Truncate({kConfig + 1, c1, MakeTxId(12, 0, 2)})).ok());
+  ASSERT_TRUE(
+      StatusOf(primary_->p.Abort({kConfig + 1, MakeTxId(12, 0, 2), MakeTxId(12, 0, 2)})).ok());
+  EXPECT_EQ(primary_->p.remembered_outcomes(), 1u);
+  // A coordinator removed outside a recovery (nothing in flight) goes at the install.
+  ASSERT_TRUE(
+      StatusOf(primary_->p.Truncate({kConfig + 1, MakeTxId(13, 0, 1), MakeTxId(13, 0, 1)})).ok());
+  ASSERT_TRUE(
+      StatusOf(primary_->p.Abort({kConfig + 1, MakeTxId(13, 0, 2), MakeTxId(13, 0, 2)})).ok());
+  EXPECT_EQ(primary_->p.remembered_outcomes(), 2u);
+  primary_->p.InstallConfig(kConfig + 2, {12, 13});
+  EXPECT_EQ(primary_->p.remembered_outcomes(), 1u);
+}
+
+// A coordinator restarted under its machine and slot more than half the
+// 40-bit sequence circle later (~6.4 days of microseconds) has sequences
+// that look older than the watermark its predecessor left. Its higher
+// incarnation starts the stream afresh: its LOCK is taken (by sequence
+// alone it was refused as below the truncation point), and a late LOCK or
+// COMMIT-BACKUP of the replaced process is refused naming both
+// incarnations, also after a restart from a checkpoint and the log.
+TEST_F(OutcomeTest, ARestartedCoordinatorIsANewIncarnationNotAnOlderSequence) {
+  Start(Path(".log"));
+  constexpr uint64_t kFirst = 1700000000000000, kSecond = kFirst + (uint64_t{1} << 39) + 5;
+  const TxId old1 = MakeTxId(10, 0, kFirst), old2 = MakeTxId(10, 0, kFirst + 1),
+             old3 = MakeTxId(10, 0, kFirst + 2);
+  const TxId new1 = MakeTxId(10, 0, kSecond);  // masked to 40 bits: before old2 on the circle
+  ASSERT_TRUE(TxBefore(new1, old2));
+  ASSERT_TRUE(Commit(LockOf(old1, WriteNow("a"), Watermark(old1, kFirst))).ok());
+  ASSERT_TRUE(Truncate(old1, Watermark(old1, kFirst)).ok());
+  LockRequest late = LockOf(old3, WriteNow("b"), Watermark(old2, kFirst));  // not sent yet
+  ASSERT_TRUE(primary_->p.TakeCheckpoint(Path(".ckpt"), false).ok());
+  ASSERT_TRUE(StatusOf(primary_->p.Truncate({kConfig, old2, Watermark(old2, kFirst)}))
+                  .ok());  // in the log only
+
+  // By sequence alone the restarted coordinator is below the watermark.
+  absl::Status s = StatusOf(primary_->p.Lock(LockOf(new1, WriteNow("c"), new1)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_NE(s.message().find("below its coordinator's truncation point"), std::string::npos) << s;
+
+  Machine restarted(1, &table_, "");
+  absl::StatusOr<RestoreReport> restored =
+      restarted.p.RestoreFromFiles(Path(".ckpt"), Path(".log"));
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  for (Participant* p : {&primary_->p, &restarted.p}) {
+    EXPECT_EQ(p->Known(old1), Outcome::kFinished);
+    LockRequest lock = LockOf(new1, WriteNow("c"), Watermark(new1, kSecond));
+    Reply r = p->Lock(lock);
+    ASSERT_TRUE(StatusOf(r).ok()) << StatusOf(r);
+    EXPECT_EQ(p->Known(old1), Outcome::kUnknown) << "the predecessor's watermark still applies";
+    ASSERT_TRUE(StatusOf(p->Abort({kConfig, new1, Watermark(new1, kSecond)})).ok());
+    EXPECT_EQ(p->Known(new1), Outcome::kAborted);
+    s = StatusOf(p->Lock(late));
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    EXPECT_NE(s.message().find(absl::StrCat("is of incarnation ", kFirst,
+                                            " of coordinator 10 (slot 0), which "
+                                            "incarnation ",
+                                            kSecond, " replaced")),
+              std::string::npos)
+        << s;
+    late.entries[0].slot_bytes = 64;
+    s = StatusOf(backup_->p.CommitBackup(late));
+  }
+  // The backup saw only the first incarnation: it takes its COMMIT-BACKUP.
+  EXPECT_TRUE(s.ok()) << s;
+  LockRequest from_new =
+      LockOf(new1, WriteEntry{object_, 9, EntryKind::kWrite, 64, "c"}, Watermark(new1, kSecond));
+  ASSERT_TRUE(StatusOf(backup_->p.CommitBackup(from_new)).ok());
+  s = StatusOf(
+      backup_->p.CommitBackup(LockOf(old3 + 1, from_new.entries[0], Watermark(old2, kFirst))));
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_NE(s.message().find("COMMIT-BACKUP refused by machine 2"), std::string::npos) << s;
+  // A checkpoint keeps the incarnation.
+  ASSERT_TRUE(backup_->p.TakeCheckpoint(Path(".backup.ckpt"), false).ok());
+  Machine backup_again(2, &table_, "");
+  ASSERT_TRUE(backup_again.p.RestoreFromFiles(Path(".backup.ckpt"), Path(".none")).ok());
+  s = StatusOf(
+      backup_again.p.CommitBackup(LockOf(old3 + 2, from_new.entries[0], Watermark(old2, kFirst))));
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
 }
 
 // A restart from a checkpoint and the log after it: the watermarks and the

@@ -8,6 +8,8 @@ uint64_t FirstTxSequence() {
   return static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())) & ((uint64_t{1} << 40) - 1);
 }
 
+uint64_t StartIncarnation() { return static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())); }
+
 const char* CommitStepName(CommitStep s) {
   switch (s) {
     case CommitStep::kLock: return "LOCK";

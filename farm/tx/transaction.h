@@ -138,6 +138,13 @@ struct TxClientOptions {
   // it (FarmClient: FailedPrecondition once the CM removed the client). Null:
   // always.
   std::function<absl::Status()> admit;
+  // What tells this coordinator from an earlier process under the same
+  // machine id and slot (wire.h Watermark): it must be higher than every
+  // earlier one's. Participants start the stream afresh for a higher one
+  // and refuse a lower one's LOCK and COMMIT-BACKUP. 0: the coordinator's
+  // start time in microseconds (64 bits: unlike the sequences' 40-bit
+  // circle, it does not wrap).
+  uint64_t incarnation = 0;
 };
 
 template <typename F>
@@ -148,6 +155,8 @@ class TxClient;
 // restarted under the same machine and slot comes after what it sent before
 // (participants keep its watermark; wire.h TxBefore).
 uint64_t FirstTxSequence();
+// The default incarnation: now, in microseconds since the epoch.
+uint64_t StartIncarnation();
 
 template <typename F>
   requires fabric::Fabric<F>
@@ -172,7 +181,7 @@ class Transaction {
 
   TxId id() const { return id_; }
   // The watermark this transaction's messages carry (wire.h).
-  TxId watermark() const;
+  Watermark watermark() const;
   // The version this transaction read `addr` at (0 if it did not read it):
   // for history checkers.
   uint64_t VersionRead(GlobalAddress addr) const {
@@ -182,7 +191,7 @@ class Transaction {
 
  private:
   friend class TxClient<F>;
-  Transaction(TxClient<F>* client, TxId id, uint64_t seq, TxId watermark)
+  Transaction(TxClient<F>* client, TxId id, uint64_t seq, Watermark watermark)
       : client_(client), id_(id), seq_(seq), watermark_(watermark) {}
   // Finished (above): its coordinator's watermark may pass it.
   void Finish();
@@ -211,7 +220,7 @@ class Transaction {
   TxClient<F>* client_;
   TxId id_;
   uint64_t seq_;    // this coordinator's sequence of id_ (0: an id chosen elsewhere)
-  TxId watermark_;  // an id chosen elsewhere: the watermark its chooser gave
+  Watermark watermark_;  // an id chosen elsewhere: the watermark its chooser gave
   bool done_ = false;
   absl::flat_hash_map<uint64_t, uint64_t> reads_;      // raw address -> version read
   absl::btree_map<uint64_t, WriteEntry> writes_;       // by raw address (lock order)
@@ -236,9 +245,10 @@ class TxClient {
   // A transaction under an id chosen elsewhere, unique cluster-wide: a
   // shipped transaction runs under its request's id (farm/client/ship.h), so
   // the client that shipped it can ask the participants for its outcome.
-  // `watermark` is the chooser's truncation point for id's stream (wire.h;
-  // 0: none): every id of that stream before it is finished.
-  Transaction<F> Begin(TxId id, TxId watermark = 0) {
+  // `watermark` is the chooser's truncation point for id's stream, with the
+  // chooser's incarnation (wire.h; 0: none): every id of that stream before
+  // it is finished.
+  Transaction<F> Begin(TxId id, Watermark watermark = {}) {
     return Transaction<F>(this, id, 0, watermark);
   }
 
@@ -248,9 +258,12 @@ class TxClient {
   const CommitTimes& last_commit_times() const { return times_; }
   // This coordinator's truncation watermark: its lowest transaction not
   // finished (above).
-  TxId watermark() const {
-    return MakeTxId(fabric_.machine_id(), slot_, open_.empty() ? seq_ + 1 : *open_.begin());
+  Watermark watermark() const {
+    return {MakeTxId(fabric_.machine_id(), slot_, open_.empty() ? seq_ + 1 : *open_.begin()),
+            incarnation_};
   }
+  // This coordinator's incarnation (TxClientOptions::incarnation).
+  uint64_t incarnation() const { return incarnation_; }
   TxClientOptions& options() { return options_; }
   // Transactions of this coordinator not finished (above): open ones, and
   // committed or Unknown ones participants may still hold records of.
@@ -278,8 +291,14 @@ class TxClient {
   friend class Transaction<F>;
   TxClient(F& fabric, uint32_t slot, const RegionTable* table, const std::atomic<uint64_t>* config,
            Participant* local, TxClientOptions options)
-      : fabric_(fabric), slot_(slot), table_(table), cache_(table), config_(config), local_(local),
-        options_(std::move(options)) {}
+      : fabric_(fabric),
+        slot_(slot),
+        table_(table),
+        cache_(table),
+        config_(config),
+        local_(local),
+        options_(std::move(options)),
+        incarnation_(options_.incarnation != 0 ? options_.incarnation : StartIncarnation()) {}
 
   uint64_t config() const { return config_->load(std::memory_order_acquire); }
   absl::Status Admitted() const { return options_.admit ? options_.admit() : absl::OkStatus(); }
@@ -313,6 +332,7 @@ class TxClient {
   const std::atomic<uint64_t>* config_;
   Participant* local_;
   TxClientOptions options_;
+  const uint64_t incarnation_;
   std::unique_ptr<typename F::Queue> read_queue_;
   std::unique_ptr<typename F::Queue> rpc_queue_;
   std::unique_ptr<msg::RpcEndpoint<F>> endpoint_;

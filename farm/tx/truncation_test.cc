@@ -84,7 +84,7 @@ TEST(TruncationTest, AnUnknownCommitIsSettledAfterRecoveryAndReleasesTheWatermar
   ASSERT_NO_FATAL_FAILURE(MakeUnknownCommit(&u));
   auto& c = u.cluster;
   auto& client = c->client(u.coordinator);
-  EXPECT_EQ(client.watermark(), u.tx) << "an undecided commit is not finished";
+  EXPECT_EQ(client.watermark().tx, u.tx) << "an undecided commit is not finished";
   ASSERT_TRUE(c->Recover({u.victim}).ok());
   // The next commit learns the decision first: committed if the other
   // region's backup logged it before the victim's COMMIT-BACKUP failed,
@@ -93,7 +93,7 @@ TEST(TruncationTest, AnUnknownCommitIsSettledAfterRecoveryAndReleasesTheWatermar
   const auto [va, vb] = Values(client, u.a, u.b);
   EXPECT_EQ(va, vb);
   EXPECT_TRUE(va == 1 || va == 2) << va;
-  EXPECT_TRUE(TxBefore(u.tx, client.watermark()));
+  EXPECT_TRUE(TxBefore(u.tx, client.watermark().tx));
   ASSERT_TRUE(Increment(client, u.a, u.b).ok());  // carries the watermark past it everywhere
   for (fabric::MachineId m : c->live()) {
     EXPECT_EQ(c->machine(m).participant().Known(u.tx), Outcome::kFinished) << "machine " << m;
@@ -111,7 +111,7 @@ TEST(TruncationTest, SettleFinishesAnUnknownCommitOnceRecoveryDecidedIt) {
   EXPECT_EQ(client.Settle(absl::Now()), 1u) << "undecided before any recovery";
   ASSERT_TRUE(c->Recover({u.victim}).ok());
   EXPECT_EQ(client.Settle(absl::Now() + absl::Seconds(30)), 0u);
-  EXPECT_TRUE(TxBefore(u.tx, client.watermark()));
+  EXPECT_TRUE(TxBefore(u.tx, client.watermark().tx));
   {
     auto open = client.Begin();
     EXPECT_EQ(client.Settle(absl::Now() + absl::Seconds(30)), 1u) << "an open transaction";

@@ -64,27 +64,39 @@ class Reader {
 // allocate without limit (a ring message is at most 64 KB anyway).
 constexpr uint32_t kMaxCount = 1 << 16;
 
-void PutWatermark(Writer& w, TxId watermark) {
-  if (watermark != 0) w.Put(watermark);
+void PutWatermark(Writer& w, const Watermark& watermark) {
+  if (watermark.tx == 0) return;
+  w.Put(watermark.tx);
+  if (watermark.incarnation != 0) w.Put(watermark.incarnation);
 }
 
 // The optional watermark after a request of `tx`: 8 bytes of the same
-// coordinator stream, at most tx.
-absl::Status GetWatermark(Reader& rd, TxId tx, TxId* watermark, const char* what) {
+// coordinator stream, at most tx, then optionally its coordinator's
+// incarnation (8 bytes, not 0).
+absl::Status GetWatermark(Reader& rd, TxId tx, Watermark* watermark, const char* what) {
   if (rd.remaining() == 0) return absl::OkStatus();
-  if (rd.remaining() != sizeof(TxId)) {
-    return absl::DataLossError(absl::StrCat("malformed ", what, " message: ", rd.remaining(),
-                                            " bytes after the request (a watermark is 8)"));
+  if (rd.remaining() != sizeof(TxId) && rd.remaining() != 2 * sizeof(TxId)) {
+    return absl::DataLossError(
+        absl::StrCat("malformed ", what, " message: ", rd.remaining(),
+                     " bytes after the request (a watermark is 8, 16 with its "
+                     "coordinator's incarnation)"));
   }
-  rd.Get(watermark);
-  if (*watermark == 0 || TxStream(*watermark) != TxStream(tx)) {
+  const bool incarnation = rd.remaining() == 2 * sizeof(TxId);
+  rd.Get(&watermark->tx);
+  if (incarnation) rd.Get(&watermark->incarnation);
+  if (watermark->tx == 0 || TxStream(watermark->tx) != TxStream(tx)) {
     return absl::DataLossError(absl::StrCat(
-        "malformed ", what, " message: watermark ", *watermark, " is not of transaction ", tx,
+        "malformed ", what, " message: watermark ", watermark->tx, " is not of transaction ", tx,
         "'s coordinator (machine ", TxCoordinator(tx), ", slot ", TxStream(tx) & 0xff, ")"));
   }
-  if (TxBefore(tx, *watermark)) {
-    return absl::DataLossError(absl::StrCat("malformed ", what, " message: watermark ", *watermark,
-                                            " is above transaction ", tx,
+  if (incarnation && watermark->incarnation == 0) {
+    return absl::DataLossError(absl::StrCat("malformed ", what,
+                                            " message: incarnation 0 after watermark ",
+                                            watermark->tx, " (0 is sent as nothing)"));
+  }
+  if (TxBefore(tx, watermark->tx)) {
+    return absl::DataLossError(absl::StrCat("malformed ", what, " message: watermark ",
+                                            watermark->tx, " is above transaction ", tx,
                                             " itself, which its coordinator has not finished"));
   }
   return absl::OkStatus();

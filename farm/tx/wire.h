@@ -14,9 +14,15 @@
 // transaction of its own (same machine and slot: TxStream) that is not
 // finished yet. Every one below it is decided, and the coordinator knows its
 // outcome and sends no more messages for it; the participant forgets their
-// outcomes (participant.h). On the wire the watermark follows the request
-// only when there is one (8 bytes), so it costs nothing otherwise and log
-// records without it still read.
+// outcomes (participant.h). With it goes the coordinator's incarnation
+// (Watermark): sequences start at a coordinator's start time on a 40-bit
+// circle, so one restarted under the same machine and slot much later (more
+// than half the circle, ~6.4 days) could look older than the watermark its
+// predecessor left; a higher incarnation instead starts the stream afresh at
+// the participants, and a lower one is a late message of a replaced
+// process. On the wire the watermark follows the request only when there is
+// one (8 bytes, 16 with the incarnation), so it costs nothing otherwise and
+// log records without it (or without the incarnation) still read.
 //
 // Example:
 //   LockRequest req{.config = 3, .tx = id, .regions = {7}, .entries = {...}};
@@ -53,6 +59,18 @@ constexpr bool TxBefore(TxId a, TxId b) {
   return a != b && ((b - a) & kSeqMask) < (uint64_t{1} << 39);
 }
 
+// A coordinator's truncation point: the lowest transaction of its stream not
+// finished yet (0: none told), and the coordinator's incarnation (0: not
+// told), which grows with every process under the same machine and slot
+// (TxClientOptions::incarnation). A TxId converts to a watermark without one.
+struct Watermark {
+  TxId tx = 0;
+  uint64_t incarnation = 0;
+  constexpr Watermark() = default;
+  constexpr Watermark(TxId t, uint64_t i = 0) : tx(t), incarnation(i) {}  // NOLINT: a TxId is one
+  friend constexpr bool operator==(const Watermark&, const Watermark&) = default;
+};
+
 // Handler ids on a machine's RPC endpoint.
 enum Handler : uint16_t {
   kLock = 1,
@@ -85,7 +103,7 @@ struct LockRequest {
   std::vector<WriteEntry> entries;
   // The coordinator's truncation point: the lowest transaction of tx's
   // stream not finished yet, so at most tx (0: none told).
-  TxId watermark = 0;
+  Watermark watermark;
 };
 
 // COMMIT-PRIMARY, ABORT, TRUNCATE, OUTCOME: just the transaction (and the
@@ -93,7 +111,7 @@ struct LockRequest {
 struct TxRequest {
   uint64_t config = 0;
   TxId tx = 0;
-  TxId watermark = 0;
+  Watermark watermark;
 };
 
 struct AllocRequest {

@@ -63,7 +63,18 @@ TEST(WireTest, WatermarksRideOnlyWhenTold) {
   absl::StatusOr<TxRequest> t = DecodeTxRequest(Encode(truncate));
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->watermark, tx);
-  EXPECT_EQ(DecodeTxRequest(Encode(TxRequest{7, tx}))->watermark, 0u);
+  EXPECT_EQ(DecodeTxRequest(Encode(TxRequest{7, tx}))->watermark, Watermark());
+
+  // With the coordinator's incarnation: 8 bytes more.
+  truncate.watermark.incarnation = 1700000000000000;
+  EXPECT_EQ(Encode(truncate).size(), 32u);
+  t = DecodeTxRequest(Encode(truncate));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->watermark, Watermark(tx, 1700000000000000));
+  lock.watermark.incarnation = 7;
+  back = DecodeLockRequest(Encode(lock));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->watermark, Watermark(MakeTxId(3, 1, 97), 7));
 }
 
 // A watermark names the lowest unfinished transaction of the request's own
@@ -76,7 +87,9 @@ TEST(WireTest, MalformedWatermarksAreDataLossNamingWhat) {
   };
   auto word = [](TxId w) { return std::string(reinterpret_cast<const char*>(&w), 8); };
   const std::vector<Case> cases = {
-      {"abc", "3 bytes after the request (a watermark is 8)"},
+      {"abc",
+       "3 bytes after the request (a watermark is 8, 16 with its coordinator's incarnation)"},
+      {word(MakeTxId(3, 1, 5)) + word(0), "incarnation 0 after watermark"},
       {word(MakeTxId(4, 1, 5)),
        "is not of transaction " + std::to_string(tx) + "'s coordinator (machine 3, slot 1)"},
       {word(MakeTxId(3, 0, 5)), "(machine 3, slot 1)"},

@@ -105,7 +105,7 @@ Transaction<F>::Transaction(Transaction&& other) noexcept
 
 template <typename F>
   requires fabric::Fabric<F>
-TxId Transaction<F>::watermark() const {
+Watermark Transaction<F>::watermark() const {
   return seq_ != 0 ? client_->watermark() : watermark_;
 }
 
@@ -550,7 +550,7 @@ absl::Status Transaction<F>::Commit() {
   client_->RetryTruncates();
   // Group the write set by primary and by backup.
   const uint64_t config = client_->config();
-  const TxId watermark = this->watermark();
+  const Watermark watermark = this->watermark();
   absl::btree_set<uint32_t> regions;
   absl::btree_map<fabric::MachineId, LockRequest> by_primary;
   for (auto& [raw, w] : writes_) {
