@@ -408,7 +408,9 @@ class FarmClient {
     for (const RegionInfo& r : table_.All()) {
       for (const Replica& rep : r.replicas) members.insert(rep.machine);
     }
-    const std::string ask = tx::Encode(tx::TxRequest{config_.load(), tx_->watermark().tx});
+    // It carries the final watermark: the participants forget the outcomes below it.
+    const tx::Watermark last = tx_->watermark();
+    const std::string ask = tx::Encode(tx::TxRequest{config_.load(), last.tx, last});
     const absl::Span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(ask.data()), ask.size());
     size_t silent = 0;
     for (const auto& [m, w] : wired_) {

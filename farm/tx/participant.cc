@@ -354,14 +354,26 @@ Reply Participant::Alloc(const AllocRequest& r) {
 }
 
 Reply Participant::QueryOutcome(const TxRequest& r) {
+  if (r.watermark.tx != 0) {
+    // A coordinator's last word (FarmClient::Leave drains its rings with
+    // one): the outcomes below its watermark go, as with any message
+    // carrying it (not logged: a restart only remembers them again).
+    absl::MutexLock l(&mu_);
+    Truncated(r.watermark);
+    return OutcomeHere(r.tx);
+  }
   absl::ReaderMutexLock l(&mu_);
-  const Outcome o = KnownHere(r.tx);
-  if (o == Outcome::kUnknown && Retired(TxCoordinator(r.tx))) {
+  return OutcomeHere(r.tx);
+}
+
+Reply Participant::OutcomeHere(TxId tx) const {
+  const Outcome o = KnownHere(tx);
+  if (o == Outcome::kUnknown && Retired(TxCoordinator(tx))) {
     // Not "unknown in a newer configuration", which reads as "no record
     // survived, not committed": recovery may have committed it.
     return ReplyFrom(absl::FailedPreconditionError(
-        absl::StrCat("OUTCOME refused by machine ", self_, ": coordinator ", TxCoordinator(r.tx),
-                     " of transaction ", r.tx, " was removed (configuration ", removed_in_,
+        absl::StrCat("OUTCOME refused by machine ", self_, ": coordinator ", TxCoordinator(tx),
+                     " of transaction ", tx, " was removed (configuration ", removed_in_,
                      " lists it): recovery decided its transactions and ",
                      "their outcomes are no longer kept")));
   }

@@ -211,6 +211,7 @@ class Participant {
   // value: the Outcome; aux: the current configuration (0 while blocked).
   // FailedPrecondition for a transaction of a coordinator the installed
   // configuration removed, once recovery ended (its outcomes are dropped).
+  // A watermark it carries applies as on any other message.
   Reply QueryOutcome(const TxRequest& r);
 
   // Recovery into `new_config` (recovery.h): from now on only requests of
@@ -401,6 +402,7 @@ class Participant {
   static std::string WatermarkRecord(const Watermark& watermark);
   absl::Status ReplayWatermark(const LogRecord& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Outcome KnownHere(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  Reply OutcomeHere(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Committed, aborted or finished here (a record of it may still be held).
   bool Decided(TxId tx) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // FailedPrecondition for a LOCK (or a COMMIT-BACKUP not to acknowledge)

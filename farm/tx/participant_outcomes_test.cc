@@ -291,6 +291,25 @@ TEST_F(OutcomeTest, ARestartedCoordinatorIsANewIncarnationNotAnOlderSequence) {
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
 }
 
+// A coordinator that leaves the cluster (FarmClient::Leave) drains its
+// rings with an OUTCOME carrying its final watermark: the outcomes below it
+// go, as with any message carrying one (a departed client is not removed, so
+// nothing else would drop them).
+TEST_F(OutcomeTest, AnOutcomeQuestionCarryingAWatermarkForgetsBelowIt) {
+  Start();
+  const TxId a1 = MakeTxId(10, 0, 5), a2 = MakeTxId(10, 0, 6);
+  ASSERT_TRUE(Commit(LockOf(a1, WriteNow("a"), a1)).ok());
+  ASSERT_TRUE(Truncate(a1, a1).ok());
+  const size_t before = primary_->p.remembered_outcomes();
+  EXPECT_EQ(Asked(primary_->p, a1), Outcome::kCommitted);  // no watermark: nothing changes
+  EXPECT_EQ(primary_->p.remembered_outcomes(), before);
+  Reply r = primary_->p.QueryOutcome(TxRequest{kConfig, a2, a2});
+  ASSERT_TRUE(StatusOf(r).ok()) << StatusOf(r);
+  EXPECT_EQ(static_cast<Outcome>(r.value), Outcome::kUnknown);
+  EXPECT_EQ(primary_->p.Known(a1), Outcome::kFinished);
+  EXPECT_EQ(primary_->p.remembered_outcomes(), before - 1);
+}
+
 // A restart from a checkpoint and the log after it: the watermarks and the
 // outcomes above them are back, from both (the 64 Ki committed ids a
 // checkpoint kept before, and no watermark at all, are gone).
