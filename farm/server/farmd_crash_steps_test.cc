@@ -13,12 +13,14 @@
 // right after handling the step's message to it, before its reply leaves
 // (the record logged, locks taken or writes applied), at the steps that send
 // it one. The coordinator goes on; the CM removes the machine at its lease
-// expiry and recovery decides the transfer. Then: the transfer is in the
-// balances exactly once if the client was told committed, not at all if told
-// it failed (an Unknown would be settled by OUTCOME at the surviving
-// machines, which must agree with what the client was told), the outcome is
-// the one the crash matrix's row pins where it pins one
-// (farm/tx/crash_cases.h), the total holds, no live copy is locked, a next
+// expiry and recovery decides the transfer. Or (f = 2) the coordinator, a
+// second client, stops dead after 0 or 1 of a step's messages and goes away
+// (its Leave, the transfer unfinished, has the CM remove it as failed).
+// Then: the transfer is in the balances exactly once if the client was told
+// committed, not at all if told it failed (an Unknown would be settled by
+// OUTCOME at the surviving machines, which must agree with what the client
+// was told), the outcome is the one the crash matrix's row pins where it pins
+// one (farm/tx/crash_cases.h), the total holds, no live copy is locked, a next
 // transfer commits and every live copy of the three accounts is equal.
 // farm/tx/crash_matrix_test runs those rows in one process with the victim's
 // message first or last and the coordinator's own crash; DeadClientTest in
@@ -56,6 +58,7 @@ using server::WriteFarmConfig;
 using tx::CommitStep;
 using tx::CrashRole;
 using tx::kBackup;
+using tx::kCoordinator;
 using tx::kPrimary;
 using tx::kReadPrimary;
 
@@ -210,13 +213,15 @@ enum Mode { kBeforeMessage, kAfterHandling };
 
 enum class FabricKind { kShm, kNet };
 
-// A role, a step, f, how the victim dies, and the fabric.
-using CrashSteps = std::tuple<CrashRole, CommitStep, int, Mode, FabricKind>;
+// A role, a step, f, how the victim dies, the fabric, and for kCoordinator
+// how many of the step's messages it sends before it stops dead.
+using CrashSteps = std::tuple<CrashRole, CommitStep, int, Mode, FabricKind, int>;
 class FarmdCrashStepsTest : public ::testing::TestWithParam<CrashSteps> {};
 
 // The case on fabric F (`fabric_name`: farmd's --fabric).
 template <typename F>
-void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabric_name) {
+void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabric_name,
+             int stop_after) {
   using Client = client::FarmClient<F>;
   const int machines = f + 3;
   const std::string dir = absl::StrCat(
@@ -242,6 +247,19 @@ void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabr
   auto connected = Client::Connect(o, std::move(*own));
   ASSERT_TRUE(connected.ok()) << connected.status();
   Client& c = **connected;
+  // kCoordinator: a second client coordinates, stops dead and goes away; `c`
+  // checks.
+  std::unique_ptr<Client> dead;
+  constexpr fabric::MachineId kDeadClient = 101;
+  if (role == kCoordinator) {
+    o.machine = kDeadClient;
+    absl::StatusOr<std::unique_ptr<F>> its = F::Create({.machine_id = kDeadClient});
+    ASSERT_TRUE(its.ok()) << its.status();
+    auto made = Client::Connect(o, std::move(*its));
+    ASSERT_TRUE(made.ok()) << made.status();
+    dead = std::move(*made);
+  }
+  Client& coordinator = dead ? *dead : c;
   const absl::optional<Placement> p = FindPlacement(c.configuration());
   ASSERT_TRUE(p.has_value()) << "no placement fits: " << c.configuration().ShortDebugString();
   const cm::Region& audit_region = role == kReadPrimary ? p->r : p->a;
@@ -250,9 +268,10 @@ void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabr
       c, deadline, [&] { return Open(c.tx(), p->a.id(), p->b.id(), audit_region.id()); });
   ASSERT_TRUE(opened.ok()) << opened.status();
   const Accounts acc = *opened;
-  const fabric::MachineId victim = role == kPrimary  ? p->a.replicas(0).machine()
-                                   : role == kBackup ? p->a.replicas(1).machine()
-                                                     : p->r.replicas(0).machine();
+  const fabric::MachineId victim = role == kPrimary       ? p->a.replicas(0).machine()
+                                   : role == kBackup      ? p->a.replicas(1).machine()
+                                   : role == kReadPrimary ? p->r.replicas(0).machine()
+                                                          : kDeadClient;
   const bool reached = StepReaches(*p, step, victim);
 
   // Machine ids are the slots: every machine started once.
@@ -265,8 +284,14 @@ void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabr
     std::ofstream(arm + ".tmp") << "m" << victim << "\n";
     ASSERT_EQ(rename((arm + ".tmp").c_str(), arm.c_str()), 0);
   }
-  c.tx().options().crash_before = [&](CommitStep at, fabric::MachineId target) {
+  coordinator.tx().options().crash_before = [&](CommitStep at, fabric::MachineId target) {
     if (killed || at != step) return false;
+    if (role == kCoordinator) {  // stops dead: sends nothing more
+      if (calls++ < stop_after) return false;
+      after = stop_after;
+      killed = true;
+      return true;
+    }
     if (mode == kAfterHandling) {
       if (target == victim) after = calls + 1;
       ++calls;
@@ -298,15 +323,23 @@ void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabr
   deadline = absl::Now() + absl::Seconds(30);
   do {
     calls = 0;
-    told = tx::Transfer(c.tx(), acc.from, acc.to, acc.audit, &id);
+    told = tx::Transfer(coordinator.tx(), acc.from, acc.to, acc.audit, &id);
     // Its message reached the victim iff it died (before the commit returned).
     if (mode == kAfterHandling) killed = cluster.machine(victim).Wait(absl::Seconds(1)).ok();
   } while (!killed && NotCommitted(told) && absl::Now() < deadline);
-  c.tx().options().crash_before = nullptr;
+  coordinator.tx().options().crash_before = nullptr;
   ASSERT_TRUE(killed) << "the commit ended before the step: " << told;
   EXPECT_FALSE(absl::IsUnknown(told)) << "no decision reached the coordinator: " << told;
+  if (role == kCoordinator) {
+    ASSERT_TRUE(absl::IsCancelled(told)) << told;
+    // It goes away: it stops renewing and leaves with the transfer
+    // unfinished, so the CM removes it as failed at once (as at its lease
+    // expiry, sooner).
+    dead.reset();
+  }
 
-  // The CM removes the victim at its lease expiry; recovery decides.
+  // The CM removes the victim at its lease expiry (a stopped coordinator at
+  // its Leave); recovery decides.
   deadline = absl::Now() + absl::Seconds(30);
   while (true) {
     ASSERT_LT(absl::Now(), deadline) << "machine " << victim << " was never removed";
@@ -319,7 +352,7 @@ void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabr
   }
   int storage = 0;
   for (const cm::Machine& m : c.configuration().machines()) storage += !m.client();
-  ASSERT_EQ(storage, machines - 1)
+  ASSERT_EQ(storage, machines - (role == kCoordinator ? 0 : 1))
       << "the CM removed a machine besides " << victim
       << " (a lease expired under CPU load?): " << c.configuration().ShortDebugString();
   auto read = [&] { return tx::ReadBalances(c.tx(), acc.from, acc.to, acc.audit); };
@@ -335,7 +368,7 @@ void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabr
   } else if (NotCommitted(told)) {
     EXPECT_NE(said, tx::Outcome::kCommitted) << "told " << told << ", OUTCOME says committed";
   } else {
-    ASSERT_TRUE(absl::IsUnknown(told)) << told;
+    ASSERT_TRUE(absl::IsUnknown(told) || absl::IsCancelled(told)) << told;
     committed = said == tx::Outcome::kCommitted;
   }
   // The crash matrix's row for this role, step and messages sent before
@@ -403,11 +436,11 @@ void RunCase(CrashRole role, CommitStep step, int f, Mode mode, const char* fabr
 }
 
 TEST_P(FarmdCrashStepsTest, CommittedExactlyOnceIffTold) {
-  const auto& [role, step, f, mode, kind] = GetParam();
+  const auto& [role, step, f, mode, kind, stop_after] = GetParam();
   if (kind == FabricKind::kShm) {
-    RunCase<fabric::ShmFabric>(role, step, f, mode, "shm");
+    RunCase<fabric::ShmFabric>(role, step, f, mode, "shm", stop_after);
   } else {
-    RunCase<fabric::NetFabric>(role, step, f, mode, "net");
+    RunCase<fabric::NetFabric>(role, step, f, mode, "net", stop_after);
   }
 }
 
@@ -424,13 +457,29 @@ std::vector<CrashSteps> Cases(Mode mode, FabricKind kind) {
   std::vector<CrashSteps> cases;
   for (int f : {1, 2}) {
     if (mode == kAfterHandling) {
-      for (auto [role, step] : handled) cases.emplace_back(role, step, f, mode, kind);
+      for (auto [role, step] : handled) cases.emplace_back(role, step, f, mode, kind, 0);
       continue;
     }
     for (CrashRole role : {kPrimary, kBackup, kReadPrimary}) {
       for (CommitStep step : {CommitStep::kLock, CommitStep::kValidate, CommitStep::kCommitBackup,
                               CommitStep::kCommitPrimary, CommitStep::kTruncate}) {
-        cases.emplace_back(role, step, f, mode, kind);
+        cases.emplace_back(role, step, f, mode, kind, 0);
+      }
+    }
+  }
+  return cases;
+}
+
+// The coordinator stopping dead after 0 or 1 of each step's messages
+// (VALIDATE: before its read), at f = 2: a's two backups make COMMIT-BACKUP
+// two messages or more (at f = 1 the placement may give a and b one backup).
+std::vector<CrashSteps> CoordinatorCases(FabricKind kind) {
+  std::vector<CrashSteps> cases;
+  for (CommitStep step : {CommitStep::kLock, CommitStep::kValidate, CommitStep::kCommitBackup,
+                          CommitStep::kCommitPrimary, CommitStep::kTruncate}) {
+    for (int stop_after : {0, 1}) {
+      if (step != CommitStep::kValidate || stop_after == 0) {
+        cases.emplace_back(kCoordinator, step, 2, kBeforeMessage, kind, stop_after);
       }
     }
   }
@@ -438,10 +487,11 @@ std::vector<CrashSteps> Cases(Mode mode, FabricKind kind) {
 }
 
 std::string CaseName(const ::testing::TestParamInfo<CrashSteps>& info) {
-  const auto& [role, step, f, mode, kind] = info.param;
-  return absl::StrCat(role == kPrimary  ? "Primary"
-                      : role == kBackup ? "Backup"
-                                        : "ReadPrimary",
+  const auto& [role, step, f, mode, kind, stop_after] = info.param;
+  return absl::StrCat(role == kPrimary       ? "Primary"
+                      : role == kBackup      ? "Backup"
+                      : role == kReadPrimary ? "ReadPrimary"
+                                             : absl::StrCat("Coordinator_", stop_after),
                       "_", tx::StepTestName(step), "_f", f,
                       mode == kAfterHandling ? "_AfterHandling" : "",
                       kind == FabricKind::kNet ? "_Net" : "");
@@ -455,6 +505,10 @@ INSTANTIATE_TEST_SUITE_P(EachRoleAndStepNet, FarmdCrashStepsTest,
                          ::testing::ValuesIn(Cases(kBeforeMessage, FabricKind::kNet)), CaseName);
 INSTANTIATE_TEST_SUITE_P(AfterHandlingNet, FarmdCrashStepsTest,
                          ::testing::ValuesIn(Cases(kAfterHandling, FabricKind::kNet)), CaseName);
+INSTANTIATE_TEST_SUITE_P(Coordinator, FarmdCrashStepsTest,
+                         ::testing::ValuesIn(CoordinatorCases(FabricKind::kShm)), CaseName);
+INSTANTIATE_TEST_SUITE_P(CoordinatorNet, FarmdCrashStepsTest,
+                         ::testing::ValuesIn(CoordinatorCases(FabricKind::kNet)), CaseName);
 
 }  // namespace
 }  // namespace dctk::farm
