@@ -69,12 +69,27 @@ double Us(uint64_t ns) { return ns / 1000.0; }
 // says which, *cf_delta the Call_Forwarding rows it inserted or deleted.
 using Step = std::function<absl::Status(std::mt19937_64&, workload::TatpTx*, int* cf_delta)>;
 
+// One commit phase of the read-write commits: its total time (the mean) and
+// its distribution (p50, p99).
+struct Phase {
+  absl::Duration total;
+  Histogram h;
+  void Record(absl::Duration d) {
+    total += d;
+    h.Record(absl::ToInt64Nanoseconds(d));
+  }
+  void Merge(const Phase& o) {
+    total += o.total;
+    h.Merge(o.h);
+  }
+};
+
 // What a run of the mix did, summed over its coordinators (and slices).
 struct MixStats {
   Histogram ro, rw;
   uint64_t aborted = 0, unavailable = 0;
   int64_t cf_delta = 0;
-  absl::Duration lock, validate, backup, primary, truncate;
+  Phase lock, validate, backup, primary, truncate;
   uint64_t rw_commits = 0;
   uint64_t rpcs = 0,
            fast_path = 0;  // coordinators' messages: RPCs, calls to their machine's participant
@@ -88,11 +103,11 @@ struct MixStats {
     aborted += o.aborted;
     unavailable += o.unavailable;
     cf_delta += o.cf_delta;
-    lock += o.lock;
-    validate += o.validate;
-    backup += o.backup;
-    primary += o.primary;
-    truncate += o.truncate;
+    lock.Merge(o.lock);
+    validate.Merge(o.validate);
+    backup.Merge(o.backup);
+    primary.Merge(o.primary);
+    truncate.Merge(o.truncate);
     rw_commits += o.rw_commits;
     rpcs += o.rpcs;
     fast_path += o.fast_path;
@@ -114,9 +129,22 @@ void PrintMix(const std::string& name, const MixStats& all) {
     const double n = static_cast<double>(all.rw_commits);
     printf("  read-write commit by phase (mean us): LOCK %.1f  VALIDATE %.1f  COMMIT-BACKUP %.1f  "
            "COMMIT-PRIMARY %.1f  TRUNCATE %.1f\n",
-           absl::ToDoubleMicroseconds(all.lock) / n, absl::ToDoubleMicroseconds(all.validate) / n,
-           absl::ToDoubleMicroseconds(all.backup) / n, absl::ToDoubleMicroseconds(all.primary) / n,
-           absl::ToDoubleMicroseconds(all.truncate) / n);
+           absl::ToDoubleMicroseconds(all.lock.total) / n,
+           absl::ToDoubleMicroseconds(all.validate.total) / n,
+           absl::ToDoubleMicroseconds(all.backup.total) / n,
+           absl::ToDoubleMicroseconds(all.primary.total) / n,
+           absl::ToDoubleMicroseconds(all.truncate.total) / n);
+    printf("  read-write commit by phase, p50 / p99 (us):");
+    const std::pair<const char*, const Phase*> phases[] = {
+        {"LOCK", &all.lock},
+        {"VALIDATE", &all.validate},
+        {"COMMIT-BACKUP", &all.backup},
+        {"COMMIT-PRIMARY", &all.primary},
+        {"TRUNCATE", &all.truncate}};
+    for (const auto& [name, p] : phases) {
+      printf("  %s %.1f / %.1f", name, Us(p->h.ValueAtQuantile(0.5)), Us(p->h.ValueAtQuantile(0.99)));
+    }
+    printf("\n");
   }
   if (all.rw.count() > 0) {
     const double rw = static_cast<double>(all.rw.count());
@@ -165,11 +193,11 @@ MixStats RunMix(tx::LocalCluster<F>& c, std::vector<Step>& steps, int client_mac
             if (kill) per[i].commit_times.push_back(absl::ToInt64Nanoseconds(done - start));
             if (!workload::IsReadOnly(kind) && client.last_commit_times().lock > absl::ZeroDuration()) {
               const tx::CommitTimes& ct = client.last_commit_times();
-              p.lock += ct.lock;
-              p.validate += ct.validate;
-              p.backup += ct.commit_backup;
-              p.primary += ct.commit_primary;
-              p.truncate += ct.truncate;
+              p.lock.Record(ct.lock);
+              p.validate.Record(ct.validate);
+              p.backup.Record(ct.commit_backup);
+              p.primary.Record(ct.commit_primary);
+              p.truncate.Record(ct.truncate);
               ++p.rw_commits;
             }
           } else if (absl::IsAborted(s)) {
