@@ -38,6 +38,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -179,39 +180,114 @@ class RpcEndpoint {
   absl::StatusOr<std::string> Call(fabric::MachineId peer, uint16_t handler,
                                    absl::Span<const uint8_t> request, absl::Duration timeout,
                                    const std::function<bool()>& give_up = nullptr) {
+    const PendingCall call = Start(peer, handler, request, timeout);
+    absl::StatusOr<std::string> reply;
+    Await(absl::MakeConstSpan(&call, 1), absl::MakeSpan(&reply, 1), give_up);
+    return reply;
+  }
+
+  // Several calls in flight at once (FaRM's coordinator sends a commit
+  // phase's messages to all its machines, then waits for every reply): each
+  // request leaves in order, then every response is awaited, each with Call's
+  // semantics (its own deadline, `give_up` for all, late responses dropped
+  // and counted). replies[i] answers calls[i]; a call that could not be sent
+  // (NotFound: no ring to that peer) gets its error and the others still go.
+  struct Outgoing {
+    fabric::MachineId peer;
+    uint16_t handler;
+    absl::Span<const uint8_t> request;
+  };
+  std::vector<absl::StatusOr<std::string>> CallAll(absl::Span<const Outgoing> calls,
+                                                   absl::Duration timeout,
+                                                   const std::function<bool()>& give_up = nullptr) {
+    std::vector<PendingCall> pending;
+    pending.reserve(calls.size());
+    for (const Outgoing& c : calls) pending.push_back(Start(c.peer, c.handler, c.request, timeout));
+    std::vector<absl::StatusOr<std::string>> replies(calls.size());
+    Await(pending, absl::MakeSpan(replies), give_up);
+    return replies;
+  }
+
+  // CallAll in two halves, for a caller with work between them (a
+  // coordinator runs its own machine's part of the phase while the others'
+  // messages are out, and may stop sending midway: fault injection). Start
+  // sends one request and returns at once; Await waits for the responses of
+  // calls Start returned. Every started call must be awaited: its response
+  // is kept until then.
+  struct PendingCall {
+    fabric::MachineId peer = 0;
+    uint16_t handler = 0;
+    uint64_t call = 0;  // 0: not sent, see `unsent`
+    absl::Time deadline;
+    absl::Status unsent;
+  };
+  PendingCall Start(fabric::MachineId peer, uint16_t handler, absl::Span<const uint8_t> request,
+                    absl::Duration timeout) {
+    PendingCall p{peer, handler, 0, absl::Now() + timeout, absl::OkStatus()};
     auto it = peers_.find(peer);
     if (it == peers_.end()) {
-      return absl::NotFoundError(absl::StrCat("rpc: machine ", self_, " has no ring to machine ", peer));
+      p.unsent = absl::NotFoundError(
+          absl::StrCat("rpc: machine ", self_, " has no ring to machine ", peer));
+      return p;
     }
     const uint64_t call = next_call_++;
-    const absl::Time deadline = absl::Now() + timeout;
-    absl::Status s = SendFramed(it->second, kRequest, handler, call, request, deadline);
-    if (!s.ok()) return s;
-    while (true) {
-      if (auto done = responses_.find(call); done != responses_.end()) {
-        absl::StatusOr<std::string> reply = std::move(done->second);
-        responses_.erase(done);
-        return reply;
+    p.unsent = SendFramed(it->second, kRequest, handler, call, request, p.deadline);
+    if (p.unsent.ok()) p.call = call;
+    return p;
+  }
+  void Await(absl::Span<const PendingCall> calls, absl::Span<absl::StatusOr<std::string>> replies,
+             const std::function<bool()>& give_up = nullptr) {
+    absl::InlinedVector<bool, 8> done(calls.size(), false);
+    size_t left = calls.size();
+    auto finish = [&](size_t i, absl::StatusOr<std::string> r) {
+      replies[i] = std::move(r);
+      done[i] = true;
+      --left;
+    };
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (calls[i].call == 0) finish(i, calls[i].unsent);
+    }
+    while (left > 0) {
+      for (size_t i = 0; i < calls.size(); ++i) {
+        if (done[i]) continue;
+        if (auto r = responses_.find(calls[i].call); r != responses_.end()) {
+          finish(i, std::move(r->second));
+          responses_.erase(r);
+        }
       }
+      if (left == 0) return;
       const uint32_t seen = bell_ != nullptr ? bell_->epoch() : 0;
       absl::StatusOr<int> n = PollOnce();
-      if (!n.ok()) return n.status();
+      if (!n.ok()) {
+        Abandon(calls, done, [&](size_t i) { finish(i, n.status()); });
+        return;
+      }
       if (*n != 0) continue;
       const absl::Time now = absl::Now();
-      if (now > deadline) {
-        abandoned_.insert(call);
-        return absl::DeadlineExceededError(absl::StrCat("rpc ", handler, " from machine ", self_,
-                                                        " to machine ", peer, ": no response"));
+      absl::Time next = absl::InfiniteFuture();  // the earliest deadline still waited for
+      for (size_t i = 0; i < calls.size(); ++i) {
+        if (done[i]) continue;
+        if (now <= calls[i].deadline) {
+          next = std::min(next, calls[i].deadline);
+          continue;
+        }
+        abandoned_.insert(calls[i].call);
+        finish(i, absl::DeadlineExceededError(absl::StrCat("rpc ", calls[i].handler,
+                                                           " from machine ", self_, " to machine ",
+                                                           calls[i].peer, ": no response")));
       }
+      if (left == 0) return;
       if (give_up && give_up()) {
-        ++given_up_;
-        abandoned_.insert(call);
-        return absl::DeadlineExceededError(absl::StrCat("rpc ", handler, " from machine ", self_,
-                                                        " to machine ", peer,
-                                                        ": no response, caller gave up waiting"));
+        Abandon(calls, done, [&](size_t i) {
+          ++given_up_;
+          finish(i, absl::DeadlineExceededError(absl::StrCat(
+                        "rpc ", calls[i].handler, " from machine ", self_, " to machine ",
+                        calls[i].peer, ": no response, caller gave up waiting")));
+        });
+        return;
       }
       if (bell_ != nullptr) {
-        bell_->Wait(seen, give_up ? std::min(deadline - now, kGiveUpCheck) : deadline - now);
+        bell_->Wait(seen, give_up ? std::min(next - now, kGiveUpCheck) : next - now);
       } else if (yield_while_waiting_) {
         sched_yield();
       }
@@ -253,6 +329,18 @@ class RpcEndpoint {
     uint64_t call;
     std::string body;
   };
+
+  // Stops waiting for every call of `calls` not done yet: its late response
+  // will be dropped; `end(i)` settles call i.
+  template <typename End>
+  void Abandon(absl::Span<const PendingCall> calls, const absl::InlinedVector<bool, 8>& done,
+               End end) {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (done[i]) continue;
+      abandoned_.insert(calls[i].call);
+      end(i);
+    }
+  }
 
   // One pass over the inboxes, then the handlers of what arrived.
   absl::StatusOr<int> PollOnce() {

@@ -37,7 +37,7 @@ struct CrashCase {
   CommitStep step;
   int after;  // crash_before calls of the step that went on before the failure
   // The outcome recovery must reach when the victim's message is the first
-  // of its steps (it got it, then died, at "after 1"), and the last.
+  // of its steps (sent to it, then it died, at "after 1"), and the last.
   Expect first, last;
 };
 
@@ -45,13 +45,15 @@ struct CrashCase {
 // messages race the recovery: a primary of `from` killed before or between
 // the COMMIT-BACKUPs (committed iff `from`'s backup logged it before recovery
 // blocked it), a backup killed after logging it (iff the other backup logged
-// it too), or before COMMIT-BACKUP when its message comes last (iff the
-// other logged it first), the read-only account's primary killed before or
-// between the COMMIT-BACKUPs (recovery, which every participant joins,
-// decides the transaction if it blocks them before the coordinator is done).
-// A backup killed before COMMIT-BACKUP when its message comes first: the
-// coordinator's COMMIT-BACKUP to it fails and it waits for recovery's
-// decision without sending the others theirs, so no backup logged it.
+// it too), or before COMMIT-BACKUP (iff the other logged it: a step's
+// messages go out at once, so the other backup gets its COMMIT-BACKUP whether
+// the victim's comes first or last), the read-only account's primary killed
+// before or between the COMMIT-BACKUPs (recovery, which every participant
+// joins, decides the transaction if it blocks them before the coordinator is
+// done). Until 2026-11-27 a step's messages went one at a time, and a backup
+// killed before COMMIT-BACKUP when its message came first ended not
+// committed: the coordinator waited for recovery's decision on it before
+// sending the other backup its COMMIT-BACKUP.
 inline constexpr Expect kC = Expect::kCommitted, kN = Expect::kNotCommitted, kE = Expect::kEither;
 // clang-format off
 inline constexpr CrashCase kCrashMatrix[] = {
@@ -65,10 +67,10 @@ inline constexpr CrashCase kCrashMatrix[] = {
     {kPrimary,     CommitStep::kCommitPrimary, 1, kC, kC},
     {kPrimary,     CommitStep::kTruncate,      0, kC, kC},
     {kPrimary,     CommitStep::kTruncate,      1, kC, kC},
-    {kBackup,      CommitStep::kLock,          0, kN, kE},
-    {kBackup,      CommitStep::kLock,          1, kN, kE},
-    {kBackup,      CommitStep::kValidate,      0, kN, kE},
-    {kBackup,      CommitStep::kCommitBackup,  0, kN, kE},
+    {kBackup,      CommitStep::kLock,          0, kE, kE},
+    {kBackup,      CommitStep::kLock,          1, kE, kE},
+    {kBackup,      CommitStep::kValidate,      0, kE, kE},
+    {kBackup,      CommitStep::kCommitBackup,  0, kE, kE},
     {kBackup,      CommitStep::kCommitBackup,  1, kE, kE},
     {kBackup,      CommitStep::kCommitPrimary, 0, kC, kC},
     {kBackup,      CommitStep::kCommitPrimary, 1, kC, kC},

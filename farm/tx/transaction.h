@@ -16,8 +16,10 @@
 //   Commit()           LOCK the write set at the primaries (log records on
 //                      the rings), VALIDATE the other reads with one-sided
 //                      reads, COMMIT-BACKUP to every backup, COMMIT-PRIMARY,
-//                      TRUNCATE. Reported committed once every backup has
-//                      logged the writes and a primary has applied them.
+//                      TRUNCATE; each step's messages go to all its machines
+//                      at once, and the next step starts once all replied.
+//                      Reported committed once every backup has logged the
+//                      writes and a primary has applied them.
 // A transaction with no writes is read-only: it validates its reads (one
 // object needs no validation) and never locks, so it never aborts writers.
 // When this machine is the primary of an object, LOCK / COMMIT-PRIMARY go to
@@ -75,6 +77,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "absl/types/span.h"
 #include "farm/core/address.h"
 #include "farm/core/region_table.h"
 #include "farm/fabric/fabric.h"
@@ -129,9 +132,13 @@ struct TxClientOptions {
   // Yield the CPU while waiting for an RPC response: right when polling
   // threads outnumber cores (this 2-core VM); spin (false) with a core each.
   bool yield_while_waiting = true;
-  // Fault injection: called before each step's message to `target`; returning
-  // true makes the coordinator stop dead there (as if its machine crashed)
-  // and Commit return Cancelled.
+  // Fault injection: called before each step's message to `target`. A step's
+  // messages go out at once, in machine order, each right after its call
+  // (VALIDATE: one call with target 0, before its reads); then the replies
+  // are awaited. Returning true makes the coordinator stop dead there (as if
+  // its machine crashed): `target` and the machines after it never get the
+  // step's message, those before it have it handled (their replies are
+  // awaited, not acted on), and Commit returns Cancelled.
   std::function<bool(CommitStep step, fabric::MachineId target)> crash_before;
   // Whether this coordinator may still coordinate, asked at each Read, Alloc
   // and Commit before any message: a non-OK status ends the transaction with
@@ -305,6 +312,43 @@ class TxClient {
   // Sends one request to `machine`'s participant (directly if it is this machine).
   template <typename Req>
   Reply Call(fabric::MachineId machine, Handler h, const Req& req);
+  // One message of a phase: `req` to `machine`.
+  template <typename Req>
+  struct PhaseCall {
+    fabric::MachineId machine;
+    const Req* req;
+  };
+  // A commit phase (FaRM: a step's messages to all its machines at once):
+  // `h` with each request to its machine, in order, each right after
+  // crash_before(*step, machine) (when `step` is set) said go on; this
+  // machine's participant is called directly once the others' messages are
+  // out; then every reply is awaited. replies[i] answers to[i]; fewer
+  // replies than calls: crash_before stopped the coordinator at
+  // to[replies.size()] (what was sent before is answered).
+  template <typename Req>
+  std::vector<Reply> CallAll(Handler h, absl::Span<const PhaseCall<Req>> to,
+                             absl::optional<CommitStep> step = absl::nullopt);
+  // `req` to each of `machines`, in their order.
+  template <typename Machines, typename Req>
+  static std::vector<PhaseCall<Req>> To(const Machines& machines, const Req& req) {
+    std::vector<PhaseCall<Req>> to;
+    for (fabric::MachineId m : machines) to.push_back({m, &req});
+    return to;
+  }
+  bool IsLocal(fabric::MachineId machine) const {
+    return local_ != nullptr && machine == fabric_.machine_id();
+  }
+  template <typename Req>
+  Reply LocalCall(Handler h, const Req& req);
+  // A remote call's reply, or its failure as the commit protocol sees it
+  // (DeadlineExceeded: no answer; Unavailable: not sent).
+  Reply ReplyOf(fabric::MachineId machine, const absl::StatusOr<std::string>& r);
+  // With give_up_on_new_config: stop waiting once the configuration is no
+  // longer `config`.
+  std::function<bool()> GiveUp(uint64_t config) {
+    if (!options_.give_up_on_new_config) return nullptr;
+    return [this, config] { return this->config() != config; };
+  }
   // The regions an Alloc without a hint tries, in order: this machine's,
   // then the others, each list starting at a different one per transaction.
   std::vector<RegionId> RegionsForAlloc();

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/container/btree_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/types/optional.h"
@@ -42,42 +43,89 @@ absl::StatusOr<std::unique_ptr<TxClient<F>>> TxClient<F>::Create(F& fabric, uint
 template <typename F>
   requires fabric::Fabric<F>
 template <typename Req>
-Reply TxClient<F>::Call(fabric::MachineId machine, Handler h, const Req& req) {
-  if (local_ != nullptr && machine == fabric_.machine_id()) {
-    ++stats_.fast_path_calls;
-    if constexpr (std::is_same_v<Req, LockRequest>) {
-      return h == kLock ? local_->Lock(req) : local_->CommitBackup(req);
-    } else if constexpr (std::is_same_v<Req, AllocRequest>) {
-      return local_->Alloc(req);
-    } else {
-      switch (h) {
-        case kCommitPrimary: return local_->CommitPrimary(req);
-        case kAbort: return local_->Abort(req);
-        case kTruncate: return local_->Truncate(req);
-        default: return local_->QueryOutcome(req);
-      }
+Reply TxClient<F>::LocalCall(Handler h, const Req& req) {
+  ++stats_.fast_path_calls;
+  if constexpr (std::is_same_v<Req, LockRequest>) {
+    return h == kLock ? local_->Lock(req) : local_->CommitBackup(req);
+  } else if constexpr (std::is_same_v<Req, AllocRequest>) {
+    return local_->Alloc(req);
+  } else {
+    switch (h) {
+      case kCommitPrimary: return local_->CommitPrimary(req);
+      case kAbort: return local_->Abort(req);
+      case kTruncate: return local_->Truncate(req);
+      default: return local_->QueryOutcome(req);
     }
   }
-  ++stats_.rpc_calls;
-  const std::string bytes = Encode(req);
-  std::function<bool()> give_up;
-  if (options_.give_up_on_new_config) give_up = [this, c = req.config] { return config() != c; };
-  const uint64_t given_up = endpoint_->given_up();
-  absl::StatusOr<std::string> r = endpoint_->Call(
-      machine, h,
-      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-      options_.rpc_timeout, give_up);
-  if (endpoint_->given_up() != given_up) ++stats_.gave_up;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+Reply TxClient<F>::ReplyOf(fabric::MachineId machine, const absl::StatusOr<std::string>& r) {
   if (absl::IsDeadlineExceeded(r.status())) {
     return ReplyFrom(absl::DeadlineExceededError(
         absl::StrCat("machine ", machine, " did not answer: ", r.status().message())));
   }
   if (!r.ok()) {
-    return ReplyFrom(absl::UnavailableError(absl::StrCat("machine ", machine, " unreachable: ", r.status().message())));
+    return ReplyFrom(absl::UnavailableError(
+        absl::StrCat("machine ", machine, " unreachable: ", r.status().message())));
   }
   absl::StatusOr<Reply> reply = DecodeReply(*r);
   if (!reply.ok()) return ReplyFrom(reply.status());
   return *reply;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+template <typename Req>
+Reply TxClient<F>::Call(fabric::MachineId machine, Handler h, const Req& req) {
+  if (IsLocal(machine)) return LocalCall(h, req);
+  ++stats_.rpc_calls;
+  const std::string bytes = Encode(req);
+  const uint64_t given_up = endpoint_->given_up();
+  absl::StatusOr<std::string> r = endpoint_->Call(
+      machine, h,
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      options_.rpc_timeout, GiveUp(req.config));
+  stats_.gave_up += endpoint_->given_up() - given_up;
+  return ReplyOf(machine, r);
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+template <typename Req>
+std::vector<Reply> TxClient<F>::CallAll(Handler h, absl::Span<const PhaseCall<Req>> to,
+                                        absl::optional<CommitStep> step) {
+  using PendingCall = typename msg::RpcEndpoint<F>::PendingCall;
+  absl::InlinedVector<PendingCall, 4> pending;
+  absl::InlinedVector<size_t, 4> remote, local;  // indexes into `to`
+  size_t admitted = 0;
+  for (; admitted < to.size(); ++admitted) {
+    const PhaseCall<Req>& c = to[admitted];
+    if (step && options_.crash_before && options_.crash_before(*step, c.machine)) break;
+    if (IsLocal(c.machine)) {
+      local.push_back(admitted);
+      continue;
+    }
+    ++stats_.rpc_calls;
+    const std::string bytes = Encode(*c.req);
+    pending.push_back(endpoint_->Start(
+        c.machine, h,
+        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+        options_.rpc_timeout));
+    remote.push_back(admitted);
+  }
+  std::vector<Reply> replies(admitted);
+  for (size_t i : local) replies[i] = LocalCall(h, *to[i].req);
+  if (pending.empty()) return replies;
+  absl::InlinedVector<absl::StatusOr<std::string>, 4> got(pending.size());
+  const uint64_t given_up = endpoint_->given_up();
+  endpoint_->Await(pending, absl::MakeSpan(got), GiveUp(to[0].req->config));
+  stats_.gave_up += endpoint_->given_up() - given_up;
+  for (size_t k = 0; k < remote.size(); ++k) {
+    replies[remote[k]] = ReplyOf(to[remote[k]].machine, got[k]);
+  }
+  return replies;
 }
 
 template <typename F>
@@ -129,9 +177,12 @@ void TxClient<F>::RetryTruncates() {
       continue;
     }
     const TxRequest truncate{config(), MakeTxId(fabric_.machine_id(), slot_, it->first), watermark()};
-    absl::erase_if(u.machines, [&](fabric::MachineId m) {
-      return !members.contains(m) || StatusOf(Call(m, kTruncate, truncate)).ok();
-    });
+    absl::erase_if(u.machines, [&](fabric::MachineId m) { return !members.contains(m); });
+    const std::vector<PhaseCall<TxRequest>> to = To(u.machines, truncate);
+    const std::vector<Reply> replies = CallAll<TxRequest>(kTruncate, to);
+    for (size_t i = 0; i < to.size(); ++i) {
+      if (StatusOf(replies[i]).ok()) u.machines.erase(to[i].machine);
+    }
     if (!u.machines.empty()) {
       u.config = truncate.config;
       u.retry_at = absl::Now() + options_.rpc_timeout;
@@ -193,12 +244,13 @@ template <typename F>
   requires fabric::Fabric<F>
 bool Transaction<F>::Truncate(const absl::btree_set<fabric::MachineId>& machines, uint64_t config) {
   const TxRequest truncate{config, id_, watermark()};
+  const auto to = TxClient<F>::To(machines, truncate);
+  const std::vector<Reply> replies =
+      client_->template CallAll<TxRequest>(kTruncate, to, CommitStep::kTruncate);
+  if (replies.size() < to.size()) return false;  // stopped dead: never finished
   absl::btree_set<fabric::MachineId> failed;
-  for (fabric::MachineId m : machines) {
-    if (client_->options_.crash_before && client_->options_.crash_before(CommitStep::kTruncate, m)) {
-      return false;  // stopped dead: never finished
-    }
-    if (!StatusOf(client_->Call(m, kTruncate, truncate)).ok()) failed.insert(m);
+  for (size_t i = 0; i < to.size(); ++i) {
+    if (!StatusOf(replies[i]).ok()) failed.insert(to[i].machine);
   }
   if (seq_ != 0) {
     if (failed.empty()) {
@@ -245,7 +297,8 @@ void Transaction<F>::AbortAt(const std::vector<fabric::MachineId>& machines) {
     const absl::btree_set<fabric::MachineId> members = client_->ReplicaMachines();
     absl::erase_if(to, [&](fabric::MachineId m) { return !members.contains(m); });
   }
-  for (fabric::MachineId m : to) client_->Call(m, kAbort, TxRequest{client_->config(), id_, watermark()});
+  const TxRequest abort{client_->config(), id_, watermark()};
+  client_->template CallAll<TxRequest>(kAbort, TxClient<F>::To(to, abort));
 }
 
 template <typename F>
@@ -455,22 +508,30 @@ template <typename F>
   requires fabric::Fabric<F>
 absl::Status Transaction<F>::LockAll(absl::btree_map<fabric::MachineId, LockRequest>& by_primary,
                                      std::vector<fabric::MachineId>* locked) {
-  for (auto& [m, req] : by_primary) {
-    if (client_->options_.crash_before && client_->options_.crash_before(CommitStep::kLock, m)) {
-      return absl::CancelledError("coordinator crashed before LOCK (fault injection)");
+  std::vector<typename TxClient<F>::template PhaseCall<LockRequest>> to;
+  for (const auto& [m, req] : by_primary) to.push_back({m, &req});
+  const std::vector<Reply> replies =
+      client_->template CallAll<LockRequest>(kLock, to, CommitStep::kLock);
+  absl::Status failed;  // the first refusal or failure, in machine order
+  auto req = by_primary.begin();
+  for (size_t i = 0; i < replies.size(); ++i, ++req) {
+    const absl::Status s = StatusOf(replies[i]);
+    // Locked, or no answer (a slow machine may still serve the LOCK later):
+    // a failed commit sends it an ABORT, which follows the LOCK on its ring.
+    if (s.ok() || absl::IsDeadlineExceeded(s)) locked->push_back(req->first);
+    if (!s.ok()) {
+      if (failed.ok()) failed = s;
+      continue;
     }
-    Reply r = client_->Call(m, kLock, req);
-    absl::Status s = StatusOf(r);
-    // No answer: the LOCK may still be served later (a slow machine), so it
-    // gets an ABORT too, which follows it on the same ring.
-    if (absl::IsDeadlineExceeded(s)) locked->push_back(m);
-    if (!s.ok()) return s;
-    locked->push_back(m);
-    for (size_t i = 0; i < req.entries.size() && i < r.slot_bytes.size(); ++i) {
-      req.entries[i].slot_bytes = r.slot_bytes[i];
+    std::vector<WriteEntry>& entries = req->second.entries;
+    for (size_t e = 0; e < entries.size() && e < replies[i].slot_bytes.size(); ++e) {
+      entries[e].slot_bytes = replies[i].slot_bytes[e];
     }
   }
-  return absl::OkStatus();
+  if (replies.size() < to.size()) {
+    return absl::CancelledError("coordinator crashed before LOCK (fault injection)");
+  }
+  return failed;
 }
 
 template <typename F>
@@ -532,9 +593,6 @@ absl::Status Transaction<F>::Commit() {
   TxClientStats& stats = client_->stats_;
   CommitTimes& times = client_->times_;
   times = CommitTimes{};
-  auto crash = [&](CommitStep step, fabric::MachineId m) {
-    return client_->options_.crash_before && client_->options_.crash_before(step, m);
-  };
   if (writes_.empty()) {
     absl::Time t0 = absl::Now();
     absl::Status s = reads_.size() > 1 ? Validate() : absl::OkStatus();
@@ -572,7 +630,9 @@ absl::Status Transaction<F>::Commit() {
   if (absl::IsCancelled(s)) return s;
   if (!s.ok()) return Fail(s, locked);
   t = absl::Now();
-  if (crash(CommitStep::kValidate, 0)) return absl::CancelledError("coordinator crashed before VALIDATE (fault injection)");
+  if (client_->options_.crash_before && client_->options_.crash_before(CommitStep::kValidate, 0)) {
+    return absl::CancelledError("coordinator crashed before VALIDATE (fault injection)");
+  }
   s = Validate();
   times.validate = absl::Now() - t;
   if (!s.ok()) return Fail(s, locked);
@@ -587,15 +647,23 @@ absl::Status Transaction<F>::Commit() {
   absl::btree_set<fabric::MachineId> all(locked.begin(), locked.end());  // every participant
   for (const auto& [m, req] : by_backup) all.insert(m);
   t = absl::Now();
+  std::vector<typename TxClient<F>::template PhaseCall<LockRequest>> backups;
   for (auto& [m, req] : by_backup) {
     req.config = config;
     req.tx = id_;
     req.regions.assign(regions.begin(), regions.end());
     req.watermark = watermark;
-    if (crash(CommitStep::kCommitBackup, m)) {
-      return absl::CancelledError("coordinator crashed before COMMIT-BACKUP (fault injection)");
-    }
-    s = StatusOf(client_->Call(m, kCommitBackup, req));
+    backups.push_back({m, &req});
+  }
+  const std::vector<Reply> logged =
+      client_->template CallAll<LockRequest>(kCommitBackup, backups, CommitStep::kCommitBackup);
+  if (logged.size() < backups.size()) {
+    return absl::CancelledError("coordinator crashed before COMMIT-BACKUP (fault injection)");
+  }
+  for (size_t i = 0; i < backups.size(); ++i) {
+    const fabric::MachineId m = backups[i].machine;
+    const LockRequest& req = *backups[i].req;
+    s = StatusOf(logged[i]);
     if (!s.ok()) {
       if (absl::optional<absl::Status> decided = Persist(m, kCommitBackup, req, s, config)) {
         if (decided->ok()) ++stats.committed;  // by a recovery, which also truncated it
@@ -610,16 +678,20 @@ absl::Status Transaction<F>::Commit() {
   }
   times.commit_backup = absl::Now() - t;
   t = absl::Now();
-  for (fabric::MachineId m : locked) {
-    if (crash(CommitStep::kCommitPrimary, m)) {
-      return absl::CancelledError("coordinator crashed before COMMIT-PRIMARY (fault injection)");
-    }
-    const TxRequest commit{config, id_, watermark};
-    s = StatusOf(client_->Call(m, kCommitPrimary, commit));
+  const TxRequest commit{config, id_, watermark};
+  const auto primaries = TxClient<F>::To(locked, commit);
+  const std::vector<Reply> applied =
+      client_->template CallAll<TxRequest>(kCommitPrimary, primaries, CommitStep::kCommitPrimary);
+  if (applied.size() < primaries.size()) {
+    return absl::CancelledError("coordinator crashed before COMMIT-PRIMARY (fault injection)");
+  }
+  for (size_t i = 0; i < primaries.size(); ++i) {
+    const fabric::MachineId m = primaries[i].machine;
+    s = StatusOf(applied[i]);
     if (!s.ok()) {
       // Committed elsewhere already: `m` still has the COMMIT-PRIMARY queued
-      // (or a recovery decided), so go on to the other primaries and TRUNCATE
-      // (else the backups would keep the records and never apply them).
+      // (or a recovery decided), so go on to TRUNCATE (else the backups would
+      // keep the records and never apply them).
       absl::optional<absl::Status> decided = Persist(m, kCommitPrimary, commit, s, config);
       if (decided && !decided->ok()) {
         if (absl::IsUnknown(*decided)) {
