@@ -10,7 +10,7 @@
 // CM prints "cm <address>" on stdout once it listens; machines print
 // "machine <id> <control address>" (the id of this incarnation: a machine the
 // cluster removed while it was down comes back under a new id), and after a
-// whole-cluster restart "restored <id> ..." (see PrintRestored).
+// whole-cluster restart "restored <id> ..." after it (see MachineLines).
 //
 // Transaction shipping (--ship_workers=N, default 0): the machine runs N
 // coordinator threads for transactions clients ship to it (FarmClient::Ship);
@@ -49,8 +49,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/config/cluster_config.h"
@@ -196,15 +198,41 @@ int RunCm(const ClusterConfig& c, const ClusterConfig::Group& g) {
   return 0;
 }
 
-// Prints "restored <id> regions=N checkpoint_lsn=L pages=P replayed=R pending=T read_ms=X restore_ms=Y"
-// once a whole-cluster restart restored this machine.
-void PrintRestored(fabric::MachineId id, const server::RestoreReply& r) {
-  printf("restored %u regions=%d checkpoint_lsn=%lu pages=%lu replayed=%lu pending=%lu read_ms=%.1f restore_ms=%.1f\n",
-         id, r.keys_size(), static_cast<unsigned long>(r.checkpoint_lsn()), static_cast<unsigned long>(r.pages()),
-         static_cast<unsigned long>(r.replayed()), static_cast<unsigned long>(r.pending()), r.read_ms(),
-         r.restore_ms());
-  fflush(stdout);
-}
+// A machine's stdout: "machine <id> <control address>" once it joined, then
+// "restored <id> regions=N checkpoint_lsn=L pages=P replayed=R pending=T read_ms=X restore_ms=Y"
+// once a whole-cluster restart restored it. The CM restores as soon as the
+// last expected machine joined, so that machine's RESTORE handler may run
+// before Start returned to print the "machine" line: the "restored" line then
+// waits here and follows it (a test reads the lines in this order).
+class MachineLines {
+ public:
+  void Joined(fabric::MachineId id, const std::string& control) {
+    absl::MutexLock l(&mu_);
+    printf("machine %u %s\n", id, control.c_str());
+    if (!restored_.empty()) fputs(restored_.c_str(), stdout);
+    fflush(stdout);
+    joined_ = true;
+  }
+  void Restored(fabric::MachineId id, const server::RestoreReply& r) {
+    const std::string line = absl::StrFormat(
+        "restored %u regions=%d checkpoint_lsn=%u pages=%u replayed=%u pending=%u read_ms=%.1f "
+        "restore_ms=%.1f\n",
+        id, r.keys_size(), r.checkpoint_lsn(), r.pages(), r.replayed(), r.pending(), r.read_ms(),
+        r.restore_ms());
+    absl::MutexLock l(&mu_);
+    if (!joined_) {
+      restored_ = line;
+      return;
+    }
+    fputs(line.c_str(), stdout);
+    fflush(stdout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool joined_ ABSL_GUARDED_BY(mu_) = false;
+  std::string restored_ ABSL_GUARDED_BY(mu_);  // the "restored" line, until the machine joined
+};
 
 // --crash_after=STEP:FILE into `o`: armed once FILE's first line is `name`
 // (read at each STEP message: tests only).
@@ -234,7 +262,10 @@ absl::Status SetCrashAfter(const std::string& flag, const std::string& name,
 
 template <typename F>
 int RunMachine(server::MachineServiceOptions o, typename server::MachineService<F>::FabricFactory make_fabric) {
-  o.on_restored = PrintRestored;
+  auto lines = std::make_shared<MachineLines>();
+  o.on_restored = [lines](fabric::MachineId id, const server::RestoreReply& r) {
+    lines->Restored(id, r);
+  };
   // What clients may ship here.
   auto procedures = std::make_shared<client::ProcedureRegistry<F>>();
   absl::Status registered = workload::RegisterShardBankProcedures(*procedures);
@@ -246,8 +277,7 @@ int RunMachine(server::MachineServiceOptions o, typename server::MachineService<
     fprintf(stderr, "farmd: machine %s: %s\n", absl::GetFlag(FLAGS_name).c_str(), svc.status().ToString().c_str());
     return 1;
   }
-  printf("machine %u %s\n", (*svc)->id(), (*svc)->control_address().c_str());
-  fflush(stdout);
+  lines->Joined((*svc)->id(), (*svc)->control_address());
   std::function<void(bool)> on_fault;
   if (absl::GetFlag(FLAGS_fault_signals)) {
     server::MachineService<F>* machine = svc->get();
