@@ -48,7 +48,7 @@
 // out at once without a configuration change, and its id may serve a later
 // client; otherwise the CM removes it as failed and recovery decides what it
 // left. The destructor leaves if Leave was not called (and the client is
-// still a member).
+// still a member), unless FarmClientOptions::leave_when_destroyed is false.
 //
 // When a transaction fails with Unavailable (a machine failed, or the
 // configuration changed), call Refresh() to learn the new configuration from
@@ -130,6 +130,9 @@ struct FarmClientOptions {
   std::function<bool()> renew_lease;
   // How long Leave (and the destructor's) settles unfinished transactions.
   absl::Duration leave_settle = absl::Seconds(5);
+  // Test hook: false makes the destructor go away as a crashed client does
+  // (no Leave: the CM removes it when its lease runs out).
+  bool leave_when_destroyed = true;
 };
 
 template <typename F>
@@ -143,7 +146,7 @@ class FarmClient {
     return c;
   }
   ~FarmClient() {
-    if (joined_ && !removed()) {
+    if (joined_ && !removed() && o_.leave_when_destroyed) {
       absl::Status s = Leave();
       LOG_IF(WARNING, !s.ok()) << s;
     }

@@ -156,6 +156,7 @@ TEST_P(DeadClientTest, ItsTransactionIsRecovered) {
   GlobalAddress from, to, audit;
   {
     o.machine = 100;
+    o.leave_when_destroyed = false;  // it dies: removed at its lease expiry
     auto a = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
     ASSERT_TRUE(a.ok()) << a.status();
     auto t = (*a)->tx().Begin();
@@ -172,7 +173,7 @@ TEST_P(DeadClientTest, ItsTransactionIsRecovered) {
     };
     const absl::Status s = tx::Transfer((*a)->tx(), from, to, audit);
     ASSERT_TRUE(absl::IsCancelled(s)) << s;
-  }  // client A is gone: no more lease renewals, its rings and fabric closed
+  }  // client A is gone without a Leave: no more lease renewals, its rings and fabric closed
   // Retried until the dead client's locks are released (at its removal).
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   auto transfer = [&] { return tx::Transfer((*b)->tx(), from, to, audit); };
