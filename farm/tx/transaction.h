@@ -309,7 +309,9 @@ class TxClient {
 
   uint64_t config() const { return config_->load(std::memory_order_acquire); }
   absl::Status Admitted() const { return options_.admit ? options_.admit() : absl::OkStatus(); }
-  // Sends one request to `machine`'s participant (directly if it is this machine).
+  // Sends one request to `machine`'s participant (directly if it is this
+  // machine) and waits for its reply: CallAll of one call, no CommitStep (so
+  // crash_before is not asked), giving up as GiveUp(req.config) says.
   template <typename Req>
   Reply Call(fabric::MachineId machine, Handler h, const Req& req);
   // One message of a phase: `req` to `machine`.

@@ -79,16 +79,8 @@ template <typename F>
   requires fabric::Fabric<F>
 template <typename Req>
 Reply TxClient<F>::Call(fabric::MachineId machine, Handler h, const Req& req) {
-  if (IsLocal(machine)) return LocalCall(h, req);
-  ++stats_.rpc_calls;
-  const std::string bytes = Encode(req);
-  const uint64_t given_up = endpoint_->given_up();
-  absl::StatusOr<std::string> r = endpoint_->Call(
-      machine, h,
-      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-      options_.rpc_timeout, GiveUp(req.config));
-  stats_.gave_up += endpoint_->given_up() - given_up;
-  return ReplyOf(machine, r);
+  const PhaseCall<Req> to{machine, &req};
+  return CallAll<Req>(h, absl::MakeConstSpan(&to, 1)).front();  // no step: always sent
 }
 
 template <typename F>
