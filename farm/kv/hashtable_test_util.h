@@ -158,9 +158,14 @@ class RpcShards {
       if (handled == 0) sched_yield();
     }
   }
-  std::unique_ptr<RpcMultiGetClient<fabric::ShmFabric>> Client() {
-    return std::make_unique<RpcMultiGetClient<fabric::ShmFabric>>(*client_, machines_, absl::Seconds(10));
+  std::unique_ptr<RpcMultiGetClient<fabric::ShmFabric>> Client() { return Client(machines_); }
+  // A client that takes `machines` for the holders (a test names one with no ring).
+  std::unique_ptr<RpcMultiGetClient<fabric::ShmFabric>> Client(
+      std::vector<fabric::MachineId> machines) {
+    return std::make_unique<RpcMultiGetClient<fabric::ShmFabric>>(*client_, std::move(machines),
+                                                                  absl::Seconds(10));
   }
+  const std::vector<fabric::MachineId>& machines() const { return machines_; }
 
  private:
   // Declaration order = reverse destruction order: queues outlive endpoints and readers.

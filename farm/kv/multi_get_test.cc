@@ -162,28 +162,59 @@ TEST_P(MultiGetTest, RpcMultiGetSameAnswersAsLookupsWithOneMessagePerMachine) {
 
 INSTANTIATE_TEST_SUITE_P(Machines, MultiGetTest, ::testing::Values(1u, 2u, 4u));
 
+// Keys 0..99 with their values, for the tests where one of two machines fails.
+std::vector<Key> PutKeysOnTwoMachines(ShardedTables& t) {
+  std::vector<Key> keys;
+  for (uint64_t i = 0; i < 100; ++i) {
+    keys.push_back(MakeKey(i));
+    CHECK(t.writer_for(keys.back()).Put(keys.back(), MakeValue(i, 0)).ok());
+  }
+  return keys;
+}
+
+// got[j] answers keys[j] (MakeKey(j)): NotFound where the key is on shard
+// `failed`, the key's value elsewhere.
+void ExpectOnlyShardFailed(absl::Span<const Key> keys,
+                           absl::Span<const absl::StatusOr<absl::optional<Value>>> got,
+                           uint32_t failed) {
+  int bad = 0;
+  for (size_t j = 0; j < keys.size(); ++j) {
+    if (ShardOf(keys[j], 2) == failed) {
+      EXPECT_EQ(got[j].status().code(), absl::StatusCode::kNotFound) << got[j].status();
+      ++bad;
+    } else {
+      ASSERT_TRUE(got[j].ok() && got[j]->has_value()) << "key " << j << ": " << got[j].status();
+      EXPECT_EQ(**got[j], MakeValue(j, 0));
+    }
+  }
+  EXPECT_GT(bad, 0);
+}
+
 TEST(MultiGetErrorsTest, UnreachableMachineFailsOnlyItsKeys) {
   ShardedTables t(2, kConfig);
-  for (uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(t.writer_for(MakeKey(i)).Put(MakeKey(i), MakeValue(i, 0)).ok());
+  const std::vector<Key> keys = PutKeysOnTwoMachines(t);
   // A client whose second shard names a region key that does not exist.
   std::vector<fabric::RemoteAddress> tables = t.tables();
   tables[1].key += 100;
   auto queue = std::move(*t.client_machine().CreateQueue());
   auto client = std::move(*HashTableClient<fabric::ShmFabric>::Create(t.client_machine(), queue.get(), tables, kConfig));
-  std::vector<Key> keys;
-  for (uint64_t i = 0; i < 100; ++i) keys.push_back(MakeKey(i));
-  auto got = client->MultiLookup(keys);
-  int bad = 0;
-  for (size_t j = 0; j < keys.size(); ++j) {
-    if (ShardOf(keys[j], 2) == 1) {
-      EXPECT_EQ(got[j].status().code(), absl::StatusCode::kNotFound) << got[j].status();
-      ++bad;
-    } else {
-      ASSERT_TRUE(got[j].ok() && got[j]->has_value());
-      EXPECT_EQ(**got[j], MakeValue(j, 0));
-    }
-  }
-  EXPECT_GT(bad, 0);
+  ExpectOnlyShardFailed(keys, client->MultiLookup(keys), 1);
+}
+
+TEST(MultiGetErrorsTest, RpcMachineWithoutARingFailsOnlyItsKeys) {
+  ShardedTables t(2, kConfig);
+  const std::vector<Key> keys = PutKeysOnTwoMachines(t);
+  testing::RpcShards rpc(t, kConfig);
+  std::atomic<bool> stop{false};
+  std::thread server([&] { rpc.ServeUntil(stop); });
+  std::vector<fabric::MachineId> machines = rpc.machines();
+  machines[0] = 200;  // no ring: its request is NotFound and the other machine's still goes
+  auto client = rpc.Client(machines);
+  const auto got = client->MultiLookup(keys);
+  stop = true;
+  server.join();
+  ExpectOnlyShardFailed(keys, got, 0);
+  EXPECT_EQ(client->messages(), 2u);
 }
 
 }  // namespace
