@@ -279,15 +279,10 @@ class TxClient {
   // TRUNCATEs not acknowledged and asks the outcomes that stayed Unknown
   // (each at most every rpc_timeout, an Unknown one only once the
   // configuration moved past its own) until none is left or `deadline`;
-  // returns unfinished(). Open transactions are not waited for.
-  size_t Settle(absl::Time deadline) {
-    RetryTruncates();
-    while ((!untruncated_.empty() || !undecided_.empty()) && absl::Now() < deadline) {
-      absl::SleepFor(std::min(absl::Milliseconds(10), deadline - absl::Now()));
-      RetryTruncates();
-    }
-    return unfinished();
-  }
+  // returns unfinished(). Open transactions are not waited for. Between
+  // rounds it sleeps until the next retry is due (NextRetry), waking within
+  // kConfigCheck when the configuration moves.
+  size_t Settle(absl::Time deadline);
 
   // Endpoint id of coordinator `slot` on `machine` (servers use the machine id).
   static uint32_t EndpointId(fabric::MachineId machine, uint32_t slot) {
@@ -358,6 +353,15 @@ class TxClient {
   // configuration changed; a machine that left it is dropped. Then asks the
   // outcome of the undecided transactions.
   void RetryTruncates();
+  // When RetryTruncates next has something to do, unless the configuration
+  // moves first: the earliest retry_at of the TRUNCATEs (now for those of an
+  // older configuration) and of the Unknown outcomes the configuration has
+  // moved past; InfiniteFuture when only a new configuration can help.
+  absl::Time NextRetry() const;
+  // How often Settle looks for a new configuration while it sleeps (nothing
+  // signals one: another thread, e.g. FarmClient's lease renewals, stores
+  // config_).
+  static constexpr absl::Duration kConfigCheck = absl::Milliseconds(1);
   // A transaction whose outcome stayed Unknown: once the configuration moved
   // past its own, a recovery decided it; OUTCOME tells which (committed: its
   // TRUNCATEs go out; aborted or no record survived: finished).

@@ -188,6 +188,36 @@ void TxClient<F>::RetryTruncates() {
 
 template <typename F>
   requires fabric::Fabric<F>
+size_t TxClient<F>::Settle(absl::Time deadline) {
+  RetryTruncates();
+  while ((!untruncated_.empty() || !undecided_.empty()) && absl::Now() < deadline) {
+    const uint64_t seen = config();  // before NextRetry: a later move wakes the wait
+    const absl::Time due = std::min(NextRetry(), deadline);
+    for (absl::Time now = absl::Now(); now < due && config() == seen; now = absl::Now()) {
+      absl::SleepFor(std::min(kConfigCheck, due - now));
+    }
+    RetryTruncates();
+  }
+  return unfinished();
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
+absl::Time TxClient<F>::NextRetry() const {
+  const uint64_t now_config = config();
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& [seq, u] : untruncated_) {
+    if (u.config != now_config) return absl::InfinitePast();  // due now
+    next = std::min(next, u.retry_at);
+  }
+  for (const auto& [seq, u] : undecided_) {
+    if (now_config > u.config) next = std::min(next, u.retry_at);
+  }
+  return next;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
 void TxClient<F>::SettleUndecided() {
   const absl::Time now = absl::Now();
   for (auto it = undecided_.begin(); it != undecided_.end();) {
