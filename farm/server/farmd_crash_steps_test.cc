@@ -31,7 +31,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -41,10 +40,9 @@
 #include "absl/time/clock.h"
 #include "farm/client/farm_client.h"
 #include "farm/client/retry.h"
-#include "farm/core/object.h"
 #include "farm/fabric/net_fabric.h"
 #include "farm/fabric/shm_fabric.h"
-#include "farm/server/copy_reader.h"
+#include "farm/server/crash_steps_util.h"
 #include "farm/server/farmd_process.h"
 #include "farm/tx/crash_cases.h"
 #include "farm/tx/test_util.h"
@@ -55,82 +53,18 @@ namespace {
 
 using server::FarmdCluster;
 using server::WriteFarmConfig;
+using server::crash_steps::AskOutcome;
+using server::crash_steps::CopiesOf;
+using server::crash_steps::FindPlacement;
+using server::crash_steps::Placement;
+using server::crash_steps::StepReaches;
+using server::crash_steps::VictimFirst;
 using tx::CommitStep;
 using tx::CrashRole;
 using tx::kBackup;
 using tx::kCoordinator;
 using tx::kPrimary;
 using tx::kReadPrimary;
-
-// Where the accounts live: a's primary holds no copy of b, a's first backup
-// is not b's primary, and r's primary holds no copy of a or b.
-struct Placement {
-  cm::Region a, b, r;
-};
-
-std::vector<fabric::MachineId> Replicas(const cm::Region& region) {
-  std::vector<fabric::MachineId> out;
-  for (const cm::Replica& rep : region.replicas()) out.push_back(rep.machine());
-  return out;
-}
-
-bool Holds(const cm::Region& region, fabric::MachineId m) {
-  const std::vector<fabric::MachineId> all = Replicas(region);
-  return std::find(all.begin(), all.end(), m) != all.end();
-}
-
-// Whether the crash matrix's `first` column applies (a's primary before b's,
-// a's first backup before every other backup of a or b); otherwise its
-// `last` one, never stricter (tx::LastNeverStricter).
-bool VictimFirst(const Placement& p) {
-  std::vector<fabric::MachineId> other_backups;
-  for (const cm::Region* x : {&p.a, &p.b}) {
-    for (int i = 1; i < x->replicas_size(); ++i) {
-      if (x->replicas(i).machine() != p.a.replicas(1).machine()) {
-        other_backups.push_back(x->replicas(i).machine());
-      }
-    }
-  }
-  return tx::VictimFirst(p.a.replicas(0).machine(), p.b.replicas(0).machine(),
-                         p.a.replicas(1).machine(), other_backups);
-}
-
-// A placement, preferring one where a's messages come first (the crash
-// matrix pins more outcomes then).
-absl::optional<Placement> FindPlacement(const cm::Configuration& c) {
-  absl::optional<Placement> found;
-  for (const cm::Region& a : c.regions()) {
-    for (const cm::Region& b : c.regions()) {
-      const fabric::MachineId pa = a.replicas(0).machine(), ba = a.replicas(1).machine();
-      if (a.id() == b.id() || Holds(b, pa) || b.replicas(0).machine() == ba) continue;
-      for (const cm::Region& r : c.regions()) {
-        const fabric::MachineId pr = r.replicas(0).machine();
-        if (Holds(a, pr) || Holds(b, pr)) continue;
-        const Placement p{a, b, r};
-        if (VictimFirst(p)) return p;
-        if (!found.has_value()) found = p;
-      }
-    }
-  }
-  return found;
-}
-
-// Whether `step` sends `victim` a message (VALIDATE sends none: one-sided reads).
-bool StepReaches(const Placement& p, CommitStep step, fabric::MachineId victim) {
-  const fabric::MachineId pa = p.a.replicas(0).machine(), pb = p.b.replicas(0).machine();
-  switch (step) {
-    case CommitStep::kLock:
-    case CommitStep::kCommitPrimary:
-      return victim == pa || victim == pb;
-    case CommitStep::kCommitBackup:
-      return victim != pa && victim != pb && (Holds(p.a, victim) || Holds(p.b, victim));
-    case CommitStep::kTruncate:
-      return Holds(p.a, victim) || Holds(p.b, victim);
-    case CommitStep::kValidate:
-      return false;
-  }
-  return false;
-}
 
 bool NotCommitted(const absl::Status& s) {
   return absl::IsAborted(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
@@ -159,51 +93,6 @@ absl::StatusOr<Accounts> Open(tx::TxClient<F>& client, RegionId a, RegionId b, R
   if (s.ok()) s = t.Commit();
   if (!s.ok()) return s;
   return acc;
-}
-
-// OUTCOME of `id` at every storage machine of the client's configuration,
-// over the client's rings.
-template <typename F>
-tx::Outcome AskOutcome(client::FarmClient<F>& c, tx::TxId id) {
-  std::vector<fabric::MachineId> machines;
-  for (const cm::Machine& m : c.configuration().machines()) {
-    if (!m.client()) machines.push_back(m.id());
-  }
-  const std::string ask = tx::Encode(tx::TxRequest{c.config_id(), id});
-  return tx::AgreedOutcome(machines, [&](fabric::MachineId m) {
-    absl::StatusOr<std::string> r = c.tx().endpoint().Call(
-        m, tx::kOutcome,
-        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(ask.data()), ask.size()),
-        absl::Seconds(2));
-    absl::StatusOr<tx::Reply> reply =
-        r.ok() ? tx::DecodeReply(*r) : absl::StatusOr<tx::Reply>(r.status());
-    return reply.ok() ? *reply : tx::ReplyFrom(reply.status());
-  });
-}
-
-// Each complete copy (copying ones skipped) of the 8-byte counter at `addr`
-// in configuration `c`, read one-sided from this process by fabric machine
-// `*reader` (a fresh id per copy) over fabric F.
-template <typename F>
-std::map<fabric::MachineId, tx::CounterCopy> CopiesOf(const cm::Configuration& c,
-                                                      GlobalAddress addr,
-                                                      fabric::MachineId* reader) {
-  std::map<fabric::MachineId, tx::CounterCopy> copies;
-  for (const cm::Region& region : c.regions()) {
-    if (region.id() != addr.region()) continue;
-    for (int i = 0; i < region.replicas_size(); ++i) {
-      if (region.replicas(i).copying() || region.replicas(i).key() == 0) continue;
-      absl::StatusOr<std::unique_ptr<server::CopyReader<F>>> r =
-          server::CopyReader<F>::Connect((*reader)++, c, region, i);
-      EXPECT_TRUE(r.ok()) << r.status();
-      if (!r.ok()) continue;
-      alignas(64) uint8_t obj[ObjectBytes(8)];
-      const absl::Status s = (*r)->Read(addr.offset(), obj, sizeof(obj));
-      EXPECT_TRUE(s.ok()) << s;
-      if (s.ok()) copies[region.replicas(i).machine()] = tx::CounterCopyAt(obj);
-    }
-  }
-  return copies;
 }
 
 // How the victim dies: SIGKILLed by the client right before the step's
