@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -56,16 +57,23 @@ std::string PrioritizeLeaseThread(absl::string_view who) {
     return "fifo";
   }
   // Linux applies a thread id's nice value to that thread alone.
-  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kLeaseNice) == 0) {
+  const bool niced = setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kLeaseNice) == 0;
+  const int nice_error = errno;
+  // The process's credentials decide, so its other lease threads (a client
+  // program's FarmClients, a test's machines) get the same: said once.
+  static std::atomic<bool> said{false};
+  if (said.exchange(true)) return niced ? "nice" : "normal";
+  if (niced) {
     LOG(WARNING) << who << ": SCHED_FIFO refused (" << strerror(fifo_error)
-                 << "; needs CAP_SYS_NICE or "
-                 << "RLIMIT_RTPRIO); lease work at nice " << kLeaseNice;
+                 << "; needs CAP_SYS_NICE or RLIMIT_RTPRIO); lease work at nice " << kLeaseNice
+                 << " (said once per process)";
     return "nice";
   }
   LOG(WARNING) << who << ": SCHED_FIFO refused (" << strerror(fifo_error) << ") and nice "
-               << kLeaseNice << " refused (" << strerror(errno)
-               << "): leases are renewed at normal priority, so a short "
-               << "lease may expire under CPU load";
+               << kLeaseNice << " refused (" << strerror(nice_error)
+               << "): leases are renewed at normal priority, so a short lease may expire under "
+               << "CPU load (needs CAP_SYS_NICE or RLIMIT_RTPRIO, which a user namespace such as "
+               << "Bazel's linux-sandbox does not give; said once per process)";
   return "normal";
 }
 

@@ -61,8 +61,9 @@ class CmChannel {
 // (priority kLeaseFifoPriority), or where that is refused (no CAP_SYS_NICE,
 // RLIMIT_RTPRIO 0, a user namespace) nice kLeaseNice. Logs what it got, naming
 // `who`, and says plainly when both are refused (short leases may then expire
-// under CPU load). Threads the caller starts afterwards inherit it. Returns
-// the policy it got: "fifo", "nice" or "normal".
+// under CPU load); a refusal is logged once per process (its credentials
+// decide, so its other lease threads get the same). Threads the caller starts
+// afterwards inherit it. Returns the policy it got: "fifo", "nice" or "normal".
 inline constexpr int kLeaseFifoPriority = 10;
 inline constexpr int kLeaseNice = -10;
 std::string PrioritizeLeaseThread(absl::string_view who);
