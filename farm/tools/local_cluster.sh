@@ -47,7 +47,7 @@ fi
 FARMD=$BIN/farm/server/farmd
 [[ -x $FARMD ]] || { echo "local_cluster.sh: no farmd at $FARMD" >&2; exit 1; }
 
-DIR=$(mktemp -d /tmp/farm_cluster.XXXXXX)
+DIR=$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/farm_cluster.XXXXXX")  # a test's own directory under Bazel
 TAG=fc$$          # names of this run's namespaces, veths and bridge
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true

@@ -8,7 +8,7 @@ for fabric in shm net; do
   echo "$out"
   [[ $(grep -c '^   machine [123] 127\.0\.0\.[234]:[0-9]*$' <<<"$out") == 3 ]] ||
     fail "$fabric: not every machine reported its address"
-  grep -q "^== cluster ready: config /tmp/farm_cluster\." <<<"$out" || fail "$fabric: no 'cluster ready'"
+  grep -qF "== cluster ready: config $TEST_TMPDIR/farm_cluster." <<<"$out" || fail "$fabric: no 'cluster ready'"
   dir=$(sed -n 's/.*(logs in \(.*\))$/\1/p' <<<"$out")
   [[ -n $dir && ! -e $dir ]] || fail "$fabric: work dir '$dir' left behind"
 done
