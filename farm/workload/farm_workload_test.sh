@@ -38,6 +38,9 @@ CONF
 
 # Starts the CM and the machines; sets CM (its address) and M1_PID..M3_PID.
 start_cluster() {  # LABEL
+  # The log exists before the loop below reads it (the CM's shell opens it
+  # only once scheduled: under load awk ran first, failed, and set -e ended the test).
+  : >"$WORK/$1.cm.log"
   "$FARMD" --config="$WORK/farm.conf" --role=cm --replicas=2 --regions=6 --region_mb=4 >"$WORK/$1.cm.log" 2>&1 &
   PIDS+=($!)
   CM=""

@@ -7,6 +7,7 @@
 #   PROGRESS_TIMEOUT_S  how long wait_progress waits
 
 busy_lines() {  # LOG [MIN_CONFIG]: progress lines with every PROGRESS_FIELDS > 0 (in a configuration > MIN_CONFIG)
+  [[ -e $1 ]] || { echo 0; return 0; }  # the program's shell has not opened its log yet
   awk -v min="${2:-0}" -v fields="$PROGRESS_FIELDS" 'BEGIN { nwant = split(fields, want, " ") }
        /^progress / { split("", v)
          for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
