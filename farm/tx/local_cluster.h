@@ -7,6 +7,9 @@
 // Kill(m) makes machine m fail-stop (server stopped, clients and fabric torn
 // down, so peers' operations to it fail); Recover({m}) has the CM remove it
 // (backups become primaries) and runs transaction recovery (recovery.h).
+// Each configuration is installed at the participants with the CM's removed
+// machines, as farmd does: a removed machine's coordinators are refused
+// (LOCK, ALLOC) and their outcomes dropped once recovery decided them.
 // Rereplicate() then brings every region back to `replicas` copies: the CM
 // picks new backups (AddBackups), they host the region, a reconfiguration
 // makes every later commit reach them, and each copies the region from its
@@ -283,7 +286,6 @@ class LocalCluster {
       }
     }
     InstallConfig();
-    for (auto& [id, n] : machines_) n.machine->participant().SetConfig(cm_.config().id());
     if (options_.restart) {
       if (options_.log_dir.empty()) return absl::InvalidArgumentError("LocalCluster: restart needs log_dir");
       std::vector<Participant*> all;
@@ -314,7 +316,7 @@ class LocalCluster {
     return absl::OkStatus();
   }
 
-  // The CM's configuration takes effect: region table and configuration id.
+  // The CM removes `failed`, then recovery runs into its configuration.
   absl::StatusOr<RecoveryReport> Reconfigure(const std::vector<fabric::MachineId>& failed,
                                              const cm::Configuration& before,
                                              const std::function<void()>& while_recovering) {
@@ -335,7 +337,16 @@ class LocalCluster {
                           while_recovering);
   }
 
+  // The CM's configuration takes effect: region table, configuration id, and
+  // at every live participant the configuration with its removed members
+  // (as farmd's INSTALL_CONFIG: their LOCKs and ALLOCs are refused and their
+  // outcomes dropped once recovery is over).
   void InstallConfig() {
+    const cm::Configuration& c = cm_.config();
+    for (auto& [id, n] : machines_) {
+      if (!n.machine) continue;
+      n.machine->participant().InstallConfig(c.id(), {c.failed().begin(), c.failed().end()});
+    }
     for (const cm::Region& region : cm_.config().regions()) {
       if (region.lost()) {
         (void)table_.Remove(region.id());

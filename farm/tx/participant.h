@@ -181,7 +181,7 @@ class Participant {
   // LOCK or ALLOC until that one's removed members are installed
   // (Unavailable; farmd installs them right after BeginRecovery, from BLOCK's
   // RecoveryScope).
-  // Without it (LocalCluster) any coordinator is admitted.
+  // Without it any coordinator is admitted (LocalCluster and farmd install it).
   void InstallConfig(uint64_t config, std::vector<fabric::MachineId> removed);
   uint64_t config() const;
 

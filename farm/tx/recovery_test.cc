@@ -254,6 +254,46 @@ TEST(RecoveryTest, PromotedBackupLocksWhatAnotherPrimaryCommitted) {
   EXPECT_EQ(Values(client, a, b), std::make_pair(uint64_t{2}, uint64_t{2}));
 }
 
+// LocalCluster installs each configuration with the CM's removed machines
+// at the participants, as farmd does: once the CM removed machine 3, its
+// coordinator (still running here) has its LOCKs refused, and OUTCOME of the
+// transaction it left mid-commit is refused naming the removal, never
+// answered from an outcome kept for a coordinator recovery already settled.
+TEST(RecoveryTest, ARemovedCoordinatorIsRefusedAndItsOutcomesAreNotKept) {
+  auto c = MakeShmCluster(Options());
+  auto [a, b] = TwoCounters(*c, c->client(1));
+  ASSERT_TRUE(Increment(c->client(1), a, b).ok());
+  Client& removed = c->client(3);
+  removed.options().crash_before = [](CommitStep step, fabric::MachineId) {
+    return step == CommitStep::kCommitPrimary;
+  };
+  TxId stopped = 0;
+  absl::Status s = Transfer(removed, a, b, a, &stopped);
+  ASSERT_TRUE(absl::IsCancelled(s)) << s;
+  removed.options().crash_before = nullptr;
+  absl::StatusOr<RecoveryReport> r = c->Recover({3});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->committed, 1);
+
+  s = Increment(removed, a, b);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_NE(s.message().find(
+                absl::StrCat("coordinator 3 is not a member of configuration ", c->config())),
+            std::string::npos)
+      << s;
+  for (fabric::MachineId m : {1, 2}) {
+    const Reply outcome = c->machine(m).participant().QueryOutcome({c->config(), stopped, {}});
+    EXPECT_EQ(outcome.code, static_cast<int>(absl::StatusCode::kFailedPrecondition))
+        << "machine " << m << ": " << outcome.message;
+    EXPECT_NE(outcome.message.find(absl::StrCat("coordinator 3 of transaction ", stopped,
+                                                " was removed (configuration ", c->config())),
+              std::string::npos)
+        << outcome.message;
+  }
+  EXPECT_EQ(Values(c->client(1), a, b), std::make_pair(uint64_t{0}, uint64_t{2}))
+      << "recovery commits the transfer (every backup logged it)";
+}
+
 TEST(RecoveryTest, DecisionRule) {
   LockRequest lock{1, 42, {1, 2}, {{GlobalAddress(1, 0), 1, EntryKind::kWrite, 64, "a"}}};
   LockRequest backup2{1, 42, {1, 2}, {{GlobalAddress(2, 0), 1, EntryKind::kWrite, 64, "b"}}};
