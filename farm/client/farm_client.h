@@ -15,6 +15,11 @@
 // every transaction's Read, Alloc and Commit, Ship and Refresh fail with
 // FailedPrecondition saying so: make a new FarmClient under a new id.
 //
+// Its coordinator's incarnation (farm/tx/wire.h Watermark: what tells it
+// from an earlier process under its id) is the one the CM issued at its
+// Join, higher than every earlier client's under that id whatever the
+// hosts' clocks say (FarmClientOptions::tx.incarnation, if set, instead).
+//
 // Each lease renewal's reply carries the CM's configuration: a newer one
 // takes effect for the coordinator at once (region table and configuration
 // id), so between refreshes the client stops reading a removed machine's
@@ -338,6 +343,9 @@ class FarmClient {
         fence_.Renewed(sent, lease);
         renewals_.fetch_add(1);
         joined_ = true;
+        for (const cm::Machine& m : r->config().machines()) {
+          if (m.id() == fabric_->machine_id()) join_incarnation_ = m.incarnation();
+        }
       }
       joined.Notify();
       if (r.ok()) RenewLeases(lease);
@@ -452,6 +460,7 @@ class FarmClient {
     if (!c.ok()) return c.status();
     Install(*c);
     tx::TxClientOptions txo = o_.tx;
+    if (txo.incarnation == 0) txo.incarnation = IssuedIncarnation(*c);
     if (!txo.suspect)
       txo.suspect = [this](fabric::MachineId m) { cm_.Suspect(m, fabric_->machine_id()); };
     txo.admit = [this] { return LeaseStatus(); };
@@ -478,6 +487,17 @@ class FarmClient {
       if (!s.ok()) return s;
     }
     return absl::OkStatus();
+  }
+
+  // What the CM issued this client (cm/config_state.h): as a configuration
+  // of the ready cluster lists it (a CM that restored the cluster from files
+  // issued it again, above the restored id), else as its Join's reply did
+  // (a Get during a recovery may answer a configuration from before it).
+  uint64_t IssuedIncarnation(const cm::Configuration& c) const {
+    for (const cm::Machine& m : c.machines()) {
+      if (m.id() == fabric_->machine_id() && m.client()) return m.incarnation();
+    }
+    return join_incarnation_;
   }
 
   absl::Status Rewire(const cm::Configuration& c) {
@@ -633,6 +653,7 @@ class FarmClient {
   bool ack_due_ ABSL_GUARDED_BY(lease_mu_) = false;  // a configuration was learned: renew now
   std::atomic<uint64_t> renewals_{0}, acks_{0};
   bool joined_ = false;  // the CM took the Join (set before Connect returns)
+  uint64_t join_incarnation_ = 0;  // what its reply issued (set before Connect returns)
   std::thread lease_thread_;
 };
 

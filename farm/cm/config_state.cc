@@ -110,8 +110,14 @@ Result ConfigState::Join(const Command::Join& c) {
     m->set_lease_expiry_ms(c.now_ms() + config_.lease_ms());
     return Ok();
   }
+  if (config_.id() >> 31 != 0) {
+    return Error(absl::StatusCode::kResourceExhausted,
+                 absl::StrCat("CM Join: configuration id ", config_.id(),
+                              " leaves no room for incarnations (2^63 + id 2^32 + n)"));
+  }
   Machine* m = config_.add_machines();
   m->set_id(c.machine());
+  m->set_incarnation(IssueIncarnation());
   m->set_endpoint(c.endpoint());
   m->set_control(c.control());
   m->set_client(c.client());
@@ -121,6 +127,12 @@ Result ConfigState::Join(const Command::Join& c) {
   // A client changes nothing machines act on (no regions): same configuration.
   if (!c.client()) config_.set_id(config_.id() + 1);
   return Ok();
+}
+
+uint64_t ConfigState::IssueIncarnation() {
+  const uint64_t floor = (uint64_t{1} << 63) | (config_.id() << 32);
+  config_.set_last_incarnation(std::max(config_.last_incarnation() + 1, floor));
+  return config_.last_incarnation();
 }
 
 Result ConfigState::Renew(const Command::Renew& c) {
@@ -329,6 +341,11 @@ Result ConfigState::InstallRestartPlan(const Configuration& plan) {
   }
   config_.set_restarting(false);
   config_.set_id(std::max(plan.id(), config_.id() + 1));
+  // Members that joined while the cluster was down got incarnations under a
+  // lower id (a fresh CM's): issued again above the restored id and above
+  // the last one the plan's configuration (the machines' files) issued.
+  config_.set_last_incarnation(std::max(config_.last_incarnation(), plan.last_incarnation()));
+  for (Machine& m : *config_.mutable_machines()) m.set_incarnation(IssueIncarnation());
   return Ok();
 }
 

@@ -20,6 +20,24 @@
 // failed, so its id can join again; with transactions unfinished it is
 // removed as a failed member (Leave's doc in cm.proto).
 //
+// Incarnations: a Join that admits a member issues it one,
+// max(last_incarnation + 1, 2^63 + (configuration id << 32)), so every one
+// is higher than any issued before it, whatever the machine id: a client
+// under a reused id (after a Leave, or after a whole-cluster restart)
+// gets a higher one than every earlier client under it, and FarmClient
+// makes it its coordinator's incarnation (farm/tx/wire.h Watermark), which
+// participants use to tell a process restarted under an id and slot from
+// the one it replaced. Deterministic (no clock), so replicas agree. The
+// configuration id part keeps them increasing across a CM that starts
+// afresh and restores the cluster from the machines' files
+// (InstallRestartPlan puts the id above every configuration a machine had
+// installed, and issues the members' incarnations again above it: a
+// FarmClient takes its own from the configuration once the cluster is
+// ready, not from its Join's reply). Bit 63 puts them above every start
+// time in microseconds, the incarnation of coordinators the CM issues none
+// to (farmd ship workers, LocalCluster: TxClientOptions::incarnation), so a
+// stream a coordinator of that kind left at a participant is started afresh.
+//
 // Whole-cluster restart: once every storage machine failed and regions were
 // lost, BeginRestart lets the removed machines join again under their ids
 // (with their files); InstallRestartPlan then places the regions where the
@@ -74,6 +92,8 @@ class ConfigState {
   Result InstallRestartPlan(const Configuration& plan);
   Result Suspect(const Command::Suspect& c);
   Result Leave(const Command::Leave& c);
+  // The next incarnation (above): max(last + 1, 2^63 + (id << 32)).
+  uint64_t IssueIncarnation();
   std::vector<uint32_t> StorageMachines() const;  // live, not clients
   Machine* FindMachine(uint32_t id);
   void RemoveFromRegions(uint32_t machine);

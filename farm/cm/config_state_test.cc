@@ -126,7 +126,11 @@ TEST(ConfigStateTest, AClientThatLeavesIsNotAFailureAndItsIdJoinsAgain) {
   EXPECT_EQ(r.removed_size(), 0);
   EXPECT_EQ(r.config().id(), before.id());
   EXPECT_EQ(r.config().failed_size(), 0);
-  EXPECT_EQ(r.config().SerializeAsString(), before.SerializeAsString());
+  // As before it joined, but for the incarnation its Join issued.
+  Configuration after = r.config();
+  EXPECT_GT(after.last_incarnation(), before.last_incarnation());
+  after.set_last_incarnation(before.last_incarnation());
+  EXPECT_EQ(after.SerializeAsString(), before.SerializeAsString());
   // A Tick past its lease removes nothing: it is gone already.
   for (uint32_t m : {1u, 2u, 3u}) ASSERT_EQ(cm.Execute(RenewCommand(m, 150)).code(), 0);
   EXPECT_EQ(cm.Execute(TickCommand(200)).removed_size(), 0);
@@ -135,6 +139,71 @@ TEST(ConfigStateTest, AClientThatLeavesIsNotAFailureAndItsIdJoinsAgain) {
   ASSERT_EQ(r.code(), 0) << r.message();
   ASSERT_EQ(r.config().machines_size(), 4);
   EXPECT_EQ(r.config().machines(3).endpoint(), "ep100-again");
+}
+
+uint64_t IncarnationOf(const Configuration& c, uint32_t machine) {
+  for (const Machine& m : c.machines()) {
+    if (m.id() == machine) return m.incarnation();
+  }
+  ADD_FAILURE() << "machine " << machine << " is not a member";
+  return 0;
+}
+
+// Every Join that admits a member issues an incarnation higher than any
+// before it (a client's coordinator incarnation: a later client under a
+// reused id outranks every earlier one), above every start time in
+// microseconds, from the commands alone: replicas agree.
+TEST(ConfigStateTest, JoinsIssueIncarnationsHigherThanEveryEarlierOne) {
+  ConfigState cm = ThreeMachines(3);
+  const uint64_t year_2100_us = 4102444800ull * 1000000;
+  uint64_t last = 0;
+  for (const Machine& m : cm.config().machines()) {
+    EXPECT_GT(m.incarnation(), last) << "machine " << m.id();
+    last = m.incarnation();
+  }
+  const uint64_t config = cm.config().id();
+  std::vector<uint64_t> issued;
+  for (int i = 0; i < 3; ++i) {
+    Result r = cm.Execute(JoinCommand(100, "ep100", "", 10 * i, /*client=*/true));
+    ASSERT_EQ(r.code(), 0) << r.message();
+    issued.push_back(IncarnationOf(r.config(), 100));
+    EXPECT_GT(issued.back(), last) << "join " << i;
+    EXPECT_GT(issued.back(), year_2100_us);
+    last = issued.back();
+    // A Join again while a member (same endpoint) renews; it issues nothing.
+    r = cm.Execute(JoinCommand(100, "ep100", "", 10 * i + 1, /*client=*/true));
+    EXPECT_EQ(IncarnationOf(r.config(), 100), issued.back());
+    ASSERT_EQ(cm.Execute(LeaveCommand(100)).code(), 0);
+  }
+  EXPECT_EQ(cm.config().id(), config) << "clients joined and left without a reconfiguration";
+  // A removal bumps the configuration; later joins stay above.
+  ASSERT_EQ(cm.Execute(RemoveMachineCommand(3)).code(), 0);
+  Result r = cm.Execute(JoinCommand(101, "ep101", "", 50, /*client=*/true));
+  EXPECT_GT(IncarnationOf(r.config(), 101), last);
+
+  ConfigState replica = ThreeMachines(3);
+  for (int i = 0; i < 3; ++i) {
+    replica.Execute(JoinCommand(100, "elsewhere", "", 1000 * i, /*client=*/true));
+    EXPECT_EQ(IncarnationOf(replica.config(), 100), issued[i]) << "join " << i;
+    replica.Execute(LeaveCommand(100));
+  }
+}
+
+// A fresh CM (restarted with the machines) issues low incarnations while
+// the cluster is down; restoring the cluster issues its members' again,
+// above every one the machines' files' configuration had issued.
+TEST(ConfigStateTest, RestoringFromFilesIssuesIncarnationsAboveTheFilesOnes) {
+  ConfigState old = ThreeMachines(2);
+  ASSERT_EQ(old.Execute(JoinCommand(100, "ep100", "", 0, /*client=*/true)).code(), 0);
+  const uint64_t before = IncarnationOf(old.config(), 100);
+  ConfigState cm;
+  ASSERT_EQ(cm.Execute(InitCommand(2, 8 << 20, 100)).code(), 0);
+  for (uint32_t m = 1; m <= 3; ++m) ASSERT_EQ(cm.Execute(JoinCommand(m, "new", "", 0)).code(), 0);
+  ASSERT_EQ(cm.Execute(JoinCommand(100, "ep100-again", "", 0, /*client=*/true)).code(), 0);
+  EXPECT_LT(IncarnationOf(cm.config(), 100), before) << "a fresh state's first ones are low";
+  Result r = cm.Execute(InstallRestartPlanCommand(old.config()));
+  ASSERT_EQ(r.code(), 0) << r.message();
+  for (const Machine& m : r.config().machines()) EXPECT_GT(m.incarnation(), before) << m.id();
 }
 
 TEST(ConfigStateTest, AClientLeavingWithUnfinishedTransactionsIsRemovedAsFailed) {

@@ -29,6 +29,7 @@
 #include "farm/fabric/shm_fabric.h"
 #include "farm/server/counters.h"
 #include "farm/server/farmd_process.h"
+#include "farm/tx/transaction.h"
 #include "farm/workload/cluster_clients.h"
 #include "gtest/gtest.h"
 
@@ -121,6 +122,73 @@ TEST(FarmdClientLeaveTest, ShortClientsOneAfterAnotherReuseTheirIdWithoutAReconf
   for (const cm::Machine& m : after.machines()) EXPECT_FALSE(m.client()) << m.id();
   printf("%d clients under id 100, configuration %lu throughout\n", kClients + 1,
          static_cast<unsigned long>(after.id()));
+}
+
+// A client's coordinator incarnation is the one the CM issued at its Join,
+// not its start time: client A, whose host clock ran an hour ahead (its
+// start time then, set as its incarnation: the default before), commits and
+// leaves; client B rejoins under id 100 with an earlier start time and
+// commits (by start time it would have been refused as the process A
+// replaced); client C, under id 100 with an incarnation older than B's (as
+// a replaced process's would be), is refused, naming both.
+TEST(FarmdClientLeaveTest, ARejoiningClientTakesTheIncarnationTheCmIssued) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/incarnation");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/10000), dir, "shm");
+  ASSERT_TRUE(cluster.Start().ok());
+  auto connect = [&](uint64_t incarnation) {
+    client::FarmClientOptions o;
+    o.machine = 100;
+    o.cm_address = cluster.cm_address();
+    o.tx.incarnation = incarnation;
+    return client::FarmClient<ShmFabric>::Connect(o, *ShmFabric::Create({.machine_id = 100}));
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  const uint64_t ahead = tx::StartIncarnation() + uint64_t{3600} * 1000000;
+  GlobalAddress counter;
+  {
+    auto a = connect(ahead);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_EQ((*a)->tx().incarnation(), ahead);
+    const RegionId region = (*a)->configuration().regions(0).id();
+    absl::StatusOr<GlobalAddress> created = client::RetryWithRefresh(
+        **a, deadline, [&] { return server::NewCounter((*a)->tx(), region); });
+    ASSERT_TRUE(created.ok()) << created.status();
+    counter = *created;
+    ASSERT_TRUE((*a)->Leave().ok());
+  }
+
+  uint64_t issued = 0;
+  {
+    auto b = connect(0);
+    ASSERT_TRUE(b.ok()) << b.status();
+    absl::StatusOr<std::pair<bool, cm::Configuration>> state = cluster.CmState();
+    ASSERT_TRUE(state.ok()) << state.status();
+    for (const cm::Machine& m : state->second.machines()) {
+      if (m.id() == 100) issued = m.incarnation();
+    }
+    EXPECT_EQ((*b)->tx().incarnation(), issued) << "not the incarnation the CM issued";
+    EXPECT_LT(tx::StartIncarnation(), ahead) << "B starts earlier by the clocks";
+    const absl::Status inc = client::RetryWithRefresh(
+        **b, deadline, [&] { return server::IncrementCounter((*b)->tx(), counter); });
+    EXPECT_TRUE(inc.ok()) << inc;
+    ASSERT_TRUE((*b)->Leave().ok());
+  }
+
+  auto c = connect(issued - 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  // Retried while a loaded machine times out or it conflicts, not once refused.
+  absl::Status stale = server::IncrementCounter((*c)->tx(), counter);
+  while ((absl::IsUnavailable(stale) || absl::IsAborted(stale)) && absl::Now() < deadline) {
+    (void)(*c)->Refresh();
+    stale = server::IncrementCounter((*c)->tx(), counter);
+  }
+  EXPECT_TRUE(absl::IsFailedPrecondition(stale)) << stale;
+  EXPECT_NE(stale.message().find(absl::StrCat("is of incarnation ", issued - 1,
+                                              " of coordinator 100 (slot 0), which incarnation ",
+                                              issued, " replaced")),
+            std::string::npos)
+      << stale;
 }
 
 TEST(FarmdClientLeaveTest, AClientLeavingWhileAMachineIsSilentIsRemovedAsFailed) {

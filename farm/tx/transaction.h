@@ -148,9 +148,13 @@ struct TxClientOptions {
   // What tells this coordinator from an earlier process under the same
   // machine id and slot (wire.h Watermark): it must be higher than every
   // earlier one's. Participants start the stream afresh for a higher one
-  // and refuse a lower one's LOCK and COMMIT-BACKUP. 0: the coordinator's
-  // start time in microseconds (64 bits: unlike the sequences' 40-bit
-  // circle, it does not wrap).
+  // and refuse a lower one's LOCK and COMMIT-BACKUP. FarmClient sets the
+  // one the CM issued at its Join (cm/config_state.h: strictly increasing,
+  // above every start time). 0: the coordinator's start time in
+  // microseconds (farmd ship workers, LocalCluster; 64 bits: unlike the
+  // sequences' 40-bit circle, it does not wrap, but a process restarted on
+  // a host whose clock reads earlier than its predecessor's start is
+  // refused as the replaced one).
   uint64_t incarnation = 0;
 };
 
