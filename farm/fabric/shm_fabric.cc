@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -41,8 +42,9 @@ absl::StatusOr<std::unique_ptr<ShmFabric>> ShmFabric::Create(const Options& opti
     return absl::InvalidArgumentError(absl::StrCat("shm fabric: machine_id ", options.machine_id,
                                                    " >= max_machines ", options.max_machines));
   }
-  if (options.max_regions < 2) {
-    return absl::InvalidArgumentError("shm fabric: max_regions must be at least 2");
+  if (options.max_regions < 2 || options.max_regions > kSlots) {
+    return absl::InvalidArgumentError(absl::StrCat("shm fabric: max_regions ", options.max_regions,
+                                                   " is not within [2, ", kSlots, "]"));
   }
   std::unique_ptr<ShmFabric> f(new ShmFabric(options));
   absl::Status s = f->Start();
@@ -53,8 +55,8 @@ absl::StatusOr<std::unique_ptr<ShmFabric>> ShmFabric::Create(const Options& opti
 absl::Status ShmFabric::Start() {
   auto self = std::make_unique<Peer>();
   self->id = options_.machine_id;
-  self->regions.reset(new std::atomic<Mapping*>[options_.max_regions]);
-  for (uint32_t i = 0; i < options_.max_regions; ++i) self->regions[i].store(nullptr);
+  self->regions.reset(new std::atomic<Mapping*>[kSlots]);
+  for (uint32_t i = 0; i < kSlots; ++i) self->regions[i].store(nullptr);
   peers_[options_.machine_id].store(self.get(), std::memory_order_release);
   {
     absl::MutexLock l(&map_mu_);
@@ -101,9 +103,10 @@ ShmFabric::~ShmFabric() {
 absl::StatusOr<MemoryRegion> ShmFabric::Register(uint64_t size) {
   if (size == 0) return absl::InvalidArgumentError("shm fabric: Register of 0 bytes");
   absl::MutexLock l(&reg_mu_);
-  if (next_key_ >= options_.max_regions) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "shm fabric: machine ", options_.machine_id, " used all ", options_.max_regions - 1, " region keys"));
+  if (free_slots_.empty() && next_slot_ >= options_.max_regions) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("shm fabric: machine ", options_.machine_id, " has ", local_.size(),
+                     " regions registered, the most ", options_.max_regions, " slots allow"));
   }
   absl::StatusOr<internal::RegionMemory> mem = internal::AllocateShared(
       size, options_.huge_pages,
@@ -111,14 +114,21 @@ absl::StatusOr<MemoryRegion> ShmFabric::Register(uint64_t size) {
   if (!mem.ok()) {
     return absl::Status(mem.status().code(), absl::StrCat("shm fabric: ", mem.status().message()));
   }
-  const RegionKey key = next_key_++;
+  RegionKey key;
+  if (free_slots_.empty()) {
+    key = next_slot_++;
+  } else {
+    key = free_slots_.back() + kSlots;  // the slot's next generation (class comment)
+    free_slots_.pop_back();
+  }
   Peer* self = peers_[options_.machine_id].load();
   {
     absl::MutexLock ml(&map_mu_);
     auto m = std::make_unique<Mapping>();
+    m->key = key;
     m->base = mem->base;
     m->size = mem->size;
-    self->regions[key].store(m.get(), std::memory_order_release);
+    self->regions[key % kSlots].store(m.get(), std::memory_order_release);
     self->owned.push_back(std::move(m));
   }
   local_.push_back({key, mem->fd, mem->size, mem->pages});
@@ -136,7 +146,7 @@ absl::Status ShmFabric::Deregister(RegionKey key) {
   absl::MutexLock l(&reg_mu_);
   for (auto it = local_.begin(); it != local_.end(); ++it) {
     if (it->key != key) continue;
-    Mapping* m = peers_[options_.machine_id].load()->regions[key].load();
+    Mapping* m = peers_[options_.machine_id].load()->regions[key % kSlots].load();
     m->live.store(false, std::memory_order_release);
     close(it->memfd);
     local_.erase(it);
@@ -145,6 +155,9 @@ absl::Status ShmFabric::Deregister(RegionKey key) {
     msg.machine = options_.machine_id;
     msg.key = key;
     Announce(msg, -1);
+    // Every peer still connected marked it dead: the slot may take another
+    // key (class comment), unless its next generation would not fit.
+    if (key <= std::numeric_limits<RegionKey>::max() - kSlots) free_slots_.push_back(key);
     return absl::OkStatus();
   }
   return absl::NotFoundError(absl::StrCat("shm fabric: machine ", options_.machine_id,
@@ -234,13 +247,14 @@ void ShmFabric::ServeNewPeer(int fd) {
 }
 
 absl::Status ShmFabric::MapAnnounced(Peer* peer, const ControlMessage& msg, int memfd) {
-  if (msg.key == 0 || msg.key >= options_.max_regions) {
+  if (msg.key % kSlots == 0) {
     return absl::OutOfRangeError(absl::StrCat("shm fabric: machine ", peer->id, " announced key ",
-                                              msg.key, " beyond max_regions"));
+                                              msg.key, ", of slot 0 (never used)"));
   }
+  std::atomic<Mapping*>& slot = peer->regions[msg.key % kSlots];
   if (msg.type == ControlType::kDeregister) {
-    Mapping* m = peer->regions[msg.key].load();
-    if (m != nullptr) m->live.store(false, std::memory_order_release);
+    Mapping* m = slot.load();
+    if (m != nullptr && m->key == msg.key) m->live.store(false, std::memory_order_release);
     return absl::OkStatus();
   }
   if (memfd < 0) return absl::DataLossError("shm fabric: region announcement without a memfd");
@@ -253,10 +267,11 @@ absl::Status ShmFabric::MapAnnounced(Peer* peer, const ControlMessage& msg, int 
                   << msg.key << " (reads of it use 4k page-table entries here)";
   }
   auto m = std::make_unique<Mapping>();
+  m->key = msg.key;
   m->base = static_cast<uint8_t*>(base);
   m->size = msg.size;
   absl::MutexLock l(&map_mu_);
-  peer->regions[msg.key].store(m.get(), std::memory_order_release);
+  slot.store(m.get(), std::memory_order_release);
   peer->owned.push_back(std::move(m));
   return absl::OkStatus();
 }
@@ -275,8 +290,8 @@ absl::Status ShmFabric::Connect(MachineId machine, absl::string_view endpoint) {
   auto peer = std::make_unique<Peer>();
   peer->id = machine;
   peer->fd = *fd;
-  peer->regions.reset(new std::atomic<Mapping*>[options_.max_regions]);
-  for (uint32_t i = 0; i < options_.max_regions; ++i) peer->regions[i].store(nullptr);
+  peer->regions.reset(new std::atomic<Mapping*>[kSlots]);
+  for (uint32_t i = 0; i < kSlots; ++i) peer->regions[i].store(nullptr);
   auto fail = [&](absl::Status s) {
     absl::MutexLock l(&map_mu_);
     for (auto& m : peer->owned) munmap(m->base, m->size);

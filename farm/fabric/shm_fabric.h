@@ -16,6 +16,22 @@
 // that maps regions announced by peers; Register() returns only after every
 // connected peer has mapped the new region.
 //
+// Region keys: a key is never handed out twice, but its slot (key % kSlots,
+// the index into every peer's table of mappings) is reused once the key is
+// deregistered, under the next generation (key + kSlots), so a machine
+// registers and deregisters without bound with at most max_regions - 1
+// regions at once. Why that is safe: Deregister returns only
+// after every connected peer marked the old mapping dead (a peer that does
+// not acknowledge is dropped: its control connection closes and it fails
+// every operation to this machine from then on), and a peer hears of the
+// slot's next region only after that, on the same connection. A peer
+// operation that found the old mapping live before then may still copy
+// through it: it lands in the old memory, which stays mapped (never
+// unmapped, and its Mapping never freed), never in the new region. An
+// operation that names the old key later finds the slot holding another key
+// (or nothing) and fails with kInvalidKey, as an RDMA access with a stale
+// rkey does. A slot whose next generation would not fit 32 bits is retired.
+//
 // Connections are one-way: a.Connect(b_id, b.endpoint()) lets `a` access b's
 // regions. A machine can always access its own regions.
 //
@@ -57,11 +73,16 @@ namespace dctk::farm::fabric {
 
 class ShmFabric final {
  public:
+  // A region key's slot is key % kSlots, its generation key / kSlots (class
+  // comment); every fabric indexes its peers' regions by slot.
+  static constexpr uint32_t kSlots = 4096;
+
   struct Options {
     MachineId machine_id = 0;
-    // Machine ids must be below this; keys below max_regions.
+    // Machine ids must be below this; at most max_regions - 1 regions
+    // registered at once (at most kSlots - 1).
     uint32_t max_machines = 256;
-    uint32_t max_regions = 4096;
+    uint32_t max_regions = kSlots;
     // Default fault injection for queues created by this fabric.
     FaultOptions faults;
     // Pages for regions of 2 MiB or more (internal/region_memory.h); which
@@ -93,8 +114,10 @@ class ShmFabric final {
   absl::StatusOr<MemoryRegion> Register(uint64_t size);
   // Local buffers need no registration on shm (kept for the Fabric concept).
   absl::Status RegisterLocal(void*, size_t) { return absl::OkStatus(); }
-  // Later operations on `key` fail with kInvalidKey, here and at every peer.
-  // The memory stays mapped until the fabric is destroyed.
+  // Later operations on `key` fail with kInvalidKey, here and at every peer
+  // (once it returns, every connected peer has marked it dead); `key` is
+  // never handed out again (its slot is: Register), and the memory stays
+  // mapped until the fabric is destroyed.
   absl::Status Deregister(RegionKey key);
 
   class Queue;
@@ -103,6 +126,7 @@ class ShmFabric final {
 
  private:
   struct Mapping {
+    RegionKey key = 0;  // the key it was registered under (its slot: key % kSlots)
     uint8_t* base = nullptr;
     uint64_t size = 0;
     std::atomic<bool> live{true};
@@ -146,9 +170,9 @@ class ShmFabric final {
     if (!peer->reachable.load(std::memory_order_relaxed)) {
       return {CompletionCode::kRemoteError, nullptr};
     }
-    if (ra.key == 0 || ra.key >= options_.max_regions) return {CompletionCode::kInvalidKey, nullptr};
-    const Mapping* m = peer->regions[ra.key].load(std::memory_order_acquire);
-    if (m == nullptr || !m->live.load(std::memory_order_relaxed)) {
+    const Mapping* m = peer->regions[ra.key % kSlots].load(std::memory_order_acquire);
+    // A key of a region deregistered since (its slot may hold a later one).
+    if (m == nullptr || m->key != ra.key || !m->live.load(std::memory_order_relaxed)) {
       return {CompletionCode::kInvalidKey, nullptr};
     }
     if (length > m->size || ra.offset > m->size - length) {
@@ -165,7 +189,11 @@ class ShmFabric final {
   std::unique_ptr<std::atomic<Peer*>[]> peers_;
 
   absl::Mutex reg_mu_;  // local registrations and accepted peers
-  RegionKey next_key_ ABSL_GUARDED_BY(reg_mu_) = 1;
+  // Region keys (Register): slot + kSlots * generation. Slots never
+  // used yet start at next_slot_; deregistered ones wait in free_slots_,
+  // with the generation each was last used at.
+  uint32_t next_slot_ ABSL_GUARDED_BY(reg_mu_) = 1;
+  std::vector<RegionKey> free_slots_ ABSL_GUARDED_BY(reg_mu_);  // the slots' last keys
   std::vector<LocalRegion> local_ ABSL_GUARDED_BY(reg_mu_);
   std::vector<int> accepted_ ABSL_GUARDED_BY(reg_mu_);
 

@@ -1,5 +1,6 @@
 // ShmFabric-specific behaviour: one-sided operations on a stopped target
-// process, torn reads in adversarial mode, queue overflow, lost peers.
+// process, torn reads in adversarial mode, queue overflow, lost peers, key
+// slots reused after deregistration.
 #include "farm/fabric/shm_fabric.h"
 
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/time/clock.h"
 #include "farm/fabric/sync.h"
 #include "glog/logging.h"
@@ -248,6 +250,53 @@ TEST(ShmFabricTest, AMachineIdWhosePeerWasLostCanBeConnectedAgain) {
   EXPECT_TRUE(SyncRead(**q, {2, r3->key, 0}, &word, 8).ok());
   // A reachable peer is not replaced.
   EXPECT_EQ(a->Connect(2, restarted->endpoint()).code(), absl::StatusCode::kAlreadyExists);
+}
+
+// A machine that registers and deregisters (rings of clients that come and
+// go) reuses its key slots: with room for 3 regions at once it registers
+// 10,000 in turn, no key is handed out twice, a peer reaches each new region
+// under its key, and the deregistered region's key fails at the peer
+// (kInvalidKey, never the region now in its slot), as does a write through
+// it, which leaves the new region untouched.
+TEST(ShmFabricTest, DeregisteredKeySlotsAreReusedAndTheOldKeysStayInvalid) {
+  ShmFabric::Options o;
+  o.machine_id = 2;
+  o.max_regions = 4;
+  auto b = ShmFabric::Create(o);
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto a = MakeFabric(1);
+  ASSERT_TRUE(a->Connect(2, (*b)->endpoint()).ok());
+  auto q = a->CreateQueue();
+  ASSERT_TRUE(q.ok());
+  auto kept = (*b)->Register(4096);  // stays registered throughout
+  ASSERT_TRUE(kept.ok());
+  absl::flat_hash_set<RegionKey> keys = {kept->key};
+  auto old = (*b)->Register(4096);
+  ASSERT_TRUE(old.ok());
+  for (int i = 0; i < 10000; ++i) {
+    ASSERT_TRUE((*b)->Deregister(old->key).ok()) << i;
+    auto next = (*b)->Register(4096);
+    ASSERT_TRUE(next.ok()) << "registration " << i << ": " << next.status();
+    ASSERT_TRUE(keys.insert(next->key).second) << "key " << next->key << " handed out twice";
+    ASSERT_EQ(next->key % ShmFabric::kSlots, old->key % ShmFabric::kSlots)
+        << "the freed slot is reused";
+    static_cast<uint64_t*>(next->base)[0] = i;
+    uint64_t word = 0;
+    ASSERT_TRUE(SyncRead(**q, {2, next->key, 0}, &word, 8).ok()) << i;
+    ASSERT_EQ(word, static_cast<uint64_t>(i));
+    if (i % 1000 == 0) {
+      absl::Status stale = SyncRead(**q, {2, old->key, 0}, &word, 8);
+      EXPECT_NE(stale.message().find("INVALID_KEY"), std::string::npos) << stale;
+      stale = SyncWrite(**q, {2, old->key, 0}, &kWriteValue, 8);
+      EXPECT_NE(stale.message().find("INVALID_KEY"), std::string::npos) << stale;
+      EXPECT_EQ(static_cast<uint64_t*>(next->base)[0], static_cast<uint64_t>(i));
+    }
+    old = std::move(next);
+  }
+  // Full: the kept region, the last one and one more.
+  ASSERT_TRUE((*b)->Register(4096).ok());
+  absl::StatusOr<MemoryRegion> full = (*b)->Register(4096);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
 }
 
 TEST(ShmFabricTest, ConnectChecksTheMachineIdAndRejectsBadEndpoints) {
