@@ -52,8 +52,10 @@
 // and tells the CM (cm.proto Leave). With nothing unfinished the CM takes it
 // out at once without a configuration change, and its id may serve a later
 // client; otherwise the CM removes it as failed and recovery decides what it
-// left. The destructor leaves if Leave was not called (and the client is
-// still a member), unless FarmClientOptions::leave_when_destroyed is false.
+// left; after a clean one the machines have dropped its rings (UNWIRE) and
+// reuse their memory's fabric keys. The destructor leaves if Leave was not
+// called (and the client is still a member), unless
+// FarmClientOptions::leave_when_destroyed is false.
 //
 // When a transaction fails with Unavailable (a machine failed, or the
 // configuration changed), call Refresh() to learn the new configuration from
@@ -180,6 +182,9 @@ class FarmClient {
         absl::StrCat("client ", id, " left the cluster; make a new FarmClient")));
     const absl::Time deadline = absl::Now() + o_.leave_settle;
     const size_t unfinished = tx_ ? tx_->Settle(deadline) + Drain(deadline) : 0;
+    // Drained: the machines may forget this client's rings (with some left
+    // unfinished the CM removes it, and the machines drop them then).
+    if (unfinished == 0) Unwire(deadline);
     StopRenewing();  // a renewal after the Leave would be refused
     absl::StatusOr<cm::Result> r =
         cm_.Call(cm::LeaveCommand(id, static_cast<uint32_t>(unfinished)));
@@ -254,6 +259,7 @@ class FarmClient {
     uint64_t wired = 0;    // machines wired (first time)
     uint64_t rewired = 0;  // machines wired again at a new address
     uint64_t dropped = 0;  // removed machines whose rings were dropped
+    uint64_t unwired = 0;  // machines that dropped their rings to this client at its Leave
   };
   const WiringStats& wiring_stats() const { return wiring_stats_; }
   // Storage machines with rings each way now, by id.
@@ -430,6 +436,29 @@ class FarmClient {
       if (!tx_->endpoint().Call(m, tx::kOutcome, bytes, left).ok()) ++silent;
     }
     return silent;
+  }
+
+  // Before a clean Leave (while this client still holds its id at the CM,
+  // so no later process under it has rings to lose): every wired machine
+  // drops this client's rings and deregisters their memory (UNWIRE), so
+  // its key slots serve later clients. A machine that does not answer
+  // keeps them until a later client under the id replaces them.
+  void Unwire(absl::Time deadline) {
+    server::Unwire u;
+    u.set_machine(fabric_->machine_id());
+    for (const auto& [m, w] : wired_) {
+      const absl::Duration left = std::max(deadline - absl::Now(), absl::Seconds(1));
+      absl::StatusOr<std::unique_ptr<server::ControlChannel>> ch =
+          server::ControlChannel::Connect(w.control);
+      absl::StatusOr<std::string> r =
+          ch.ok() ? (*ch)->Call(server::UNWIRE, u.SerializeAsString(), left) : ch.status();
+      if (r.ok()) {
+        ++wiring_stats_.unwired;
+      } else {
+        LOG(WARNING) << "client " << fabric_->machine_id() << ": machine " << m
+                     << " keeps its rings (UNWIRE: " << r.status() << ")";
+      }
+    }
   }
 
   // From now on this client coordinates nothing: RemovedStatus() is `why`.

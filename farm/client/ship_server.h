@@ -125,6 +125,16 @@ class ShipServer {
     return fn(*worker.endpoint, *worker.coordinator);
   }
 
+  // Runs fn(ship_endpoint) on worker `w`'s thread before its next poll,
+  // without waiting for the request it runs now (which may wait for a
+  // recovery that waits for the caller): dropping a departed client's rings.
+  void OnWorkerThread(int w, std::function<void(msg::RpcEndpoint<F>&)> fn) {
+    Worker& worker = *workers_.at(w);
+    absl::MutexLock l(&worker.pending_mu);
+    worker.pending.push_back(std::move(fn));
+    worker.has_pending.store(true, std::memory_order_release);
+  }
+
   void Start() {
     for (auto& w : workers_) {
       if (w->thread.joinable()) continue;
@@ -165,6 +175,10 @@ class ShipServer {
     absl::Mutex mu;
     std::atomic<bool> stop{false};
     std::thread thread;
+    // OnWorkerThread's, run before the next poll.
+    absl::Mutex pending_mu;
+    std::vector<std::function<void(msg::RpcEndpoint<F>&)>> pending ABSL_GUARDED_BY(pending_mu);
+    std::atomic<bool> has_pending{false};
   };
 
   ShipServer(F& fabric, tx::Participant* local, std::shared_ptr<const ProcedureRegistry<F>> procedures,
@@ -178,6 +192,7 @@ class ShipServer {
       absl::StatusOr<int> n;
       {
         absl::MutexLock l(&w.mu);
+        if (w.has_pending.load(std::memory_order_acquire)) RunPending(w);
         n = w.endpoint->Poll();
       }
       if (n.ok() && *n > 0) {
@@ -186,6 +201,16 @@ class ShipServer {
         sched_yield();  // 2-core machines: let the other threads run
       }
     }
+  }
+
+  static void RunPending(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w.mu) {
+    std::vector<std::function<void(msg::RpcEndpoint<F>&)>> todo;
+    {
+      absl::MutexLock l(&w.pending_mu);
+      todo.swap(w.pending);
+      w.has_pending.store(false, std::memory_order_relaxed);
+    }
+    for (auto& fn : todo) fn(*w.endpoint);
   }
 
   static std::string Answer(absl::Status s, std::string result, uint64_t config) {

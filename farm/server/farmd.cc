@@ -72,6 +72,9 @@ ABSL_FLAG(std::string, name, "", "this machine's node name (role=machine)");
 ABSL_FLAG(std::string, cm, "", "the CM service's control address host:port (role=machine)");
 ABSL_FLAG(std::string, cm_host, "127.0.0.1", "host the CM listens on (role=cm)");
 ABSL_FLAG(std::string, fabric, "shm", "shm | net");
+ABSL_FLAG(int, shm_region_slots, dctk::farm::fabric::ShmFabric::kSlots,
+          "regions (hosted regions, ring memory) a machine's shm fabric holds registered at once, "
+          "at most 4096 (tests: a small one shows deregistered keys' slots are reused)");
 ABSL_FLAG(int, fabric_port, 0, "port the net fabric listens on (role=machine); 0: any free port");
 ABSL_FLAG(int, control_port, 0, "port the control server listens on (role=machine); 0: any free port");
 ABSL_FLAG(int, replicas, 0, "copies of each region (role=cm); 0: the group's f + 1");
@@ -381,8 +384,10 @@ int main(int argc, char** argv) {
   }
   const std::string kind = absl::GetFlag(FLAGS_fabric);
   if (kind == "shm") {
-    return RunMachine<fabric::ShmFabric>(
-        o, [](fabric::MachineId id) { return fabric::ShmFabric::Create({.machine_id = id}); });
+    const auto slots = static_cast<uint32_t>(absl::GetFlag(FLAGS_shm_region_slots));
+    return RunMachine<fabric::ShmFabric>(o, [slots](fabric::MachineId id) {
+      return fabric::ShmFabric::Create({.machine_id = id, .max_regions = slots});
+    });
   }
   if (kind == "net") {
     const std::string listen = Listen(HostOf(g->addresses[o.id - 1]), absl::GetFlag(FLAGS_fabric_port));

@@ -15,9 +15,12 @@
 // A client whose lease runs out while it lives (its renewals skipped through
 // FarmClientOptions::renew_lease) is removed by the CM for good: its
 // transactions, Ship and Refresh fail with FailedPrecondition naming the
-// removal, a LOCK it sends directly under the current configuration is
-// refused by the primary (it is not a member), and another client's
-// transactions on the same object commit (no lock is left behind).
+// removal, a LOCK it sends directly under the current configuration never
+// reaches the primary (the machines dropped its rings when they installed its
+// removal: its ring write fails with INVALID_KEY; a primary refuses a removed
+// coordinator's LOCK anyway: recovery_test, recovery_regions_test), and
+// another client's transactions on the same object commit (no lock is left
+// behind).
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -214,7 +217,8 @@ TEST(FarmdClientLeaseTest, AClientTheCmRemovedCoordinatesNothingMore) {
       << shipped.status();
 
   // The other client commits once the removal is installed; the removed
-  // one's LOCK under that configuration (as if it had learned it) is refused.
+  // one's LOCK under that configuration (as if it had learned it) finds its
+  // ring at the primary gone.
   ASSERT_TRUE(IncrementWithRetries(b, *counter).ok());
   absl::Status refused;
   uint64_t config = 0;
@@ -230,11 +234,9 @@ TEST(FarmdClientLeaseTest, AClientTheCmRemovedCoordinatesNothingMore) {
     (void)b.Refresh();
     absl::SleepFor(absl::Milliseconds(10));
   }
-  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
-  EXPECT_NE(refused.message().find(
-                absl::StrCat("coordinator 100 is not a member of configuration ", config)),
-            std::string::npos)
-      << refused;
+  EXPECT_TRUE(absl::IsNotFound(refused)) << refused;
+  EXPECT_NE(refused.message().find("INVALID_KEY"), std::string::npos)
+      << "its LOCK in configuration " << config << ": " << refused;
 
   for (int i = 0; i < 3; ++i) {
     const absl::Status s = IncrementWithRetries(b, *counter);

@@ -10,8 +10,15 @@
 // retired its id, so ConnectClients moved to the next id each time and a
 // cluster ran out of shm ids (< 256) after a few hundred clients. Now every
 // client leaves cleanly and the next one gets id 100 again: the machines
-// connect their fabric to the new process under that id and replace its
-// rings, the configuration never changes and nothing is listed as failed.
+// connect their fabric to the new process under that id and wire it rings,
+// the configuration never changes and nothing is listed as failed. A client
+// leaving has every machine drop its rings (UNWIRE), and the machines' shm
+// fabrics reuse the freed key slots: here they hold at most 32 regions at
+// once (--shm_region_slots), and each client takes 4 keys a machine (rings
+// with its participant and its ship worker), so without either the machines
+// run out of keys within a few clients; after the last client left, no
+// machine holds a ring of id 100 (machine_service_test: a removed
+// coordinator's rings go when its removal's configuration is installed).
 //
 // A client that cannot tell whether a machine handled what it sent (the
 // machine does not answer within FarmClientOptions::leave_settle: paused
@@ -27,6 +34,8 @@
 #include "absl/time/clock.h"
 #include "farm/client/retry.h"
 #include "farm/fabric/shm_fabric.h"
+#include "farm/server/control.h"
+#include "farm/server/control.pb.h"
 #include "farm/server/counters.h"
 #include "farm/server/farmd_process.h"
 #include "farm/tx/transaction.h"
@@ -38,6 +47,28 @@ namespace {
 
 using fabric::ShmFabric;
 using server::FarmdCluster;
+
+// The ring pairs each storage machine still holds for coordinator `client`
+// (UNWIRE drops them: a second one finds none).
+std::vector<uint32_t> RingsHeldFor(const FarmdCluster& cluster, fabric::MachineId client) {
+  std::vector<uint32_t> out;
+  absl::StatusOr<std::pair<bool, cm::Configuration>> state = cluster.CmState();
+  EXPECT_TRUE(state.ok()) << state.status();
+  if (!state.ok()) return out;
+  server::Unwire u;
+  u.set_machine(client);
+  for (const cm::Machine& m : state->second.machines()) {
+    if (m.client()) continue;
+    auto ch = server::ControlChannel::Connect(m.control());
+    absl::StatusOr<std::string> r =
+        ch.ok() ? (*ch)->Call(server::UNWIRE, u.SerializeAsString(), absl::Seconds(10))
+                : ch.status();
+    server::UnwireReply reply;
+    EXPECT_TRUE(r.ok() && reply.ParseFromString(*r)) << "machine " << m.id() << ": " << r.status();
+    out.push_back(reply.rings());
+  }
+  return out;
+}
 
 constexpr int kClients = 300;
 
@@ -74,7 +105,8 @@ absl::StatusOr<ShortClient> Connect(const std::string& cm) {
 TEST(FarmdClientLeaveTest, ShortClientsOneAfterAnotherReuseTheirIdWithoutAReconfiguration) {
   const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/leave");
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
-  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/10000), dir, "shm");
+  FarmdCluster cluster(server::WriteFarmConfig(dir, 3, /*lease_ms=*/10000), dir, "shm",
+                       {"--ship_workers=1", "--shm_region_slots=32"});
   ASSERT_TRUE(cluster.Start().ok());
   GlobalAddress counter;
   uint64_t config = 0;  // the first client's
@@ -98,6 +130,8 @@ TEST(FarmdClientLeaveTest, ShortClientsOneAfterAnotherReuseTheirIdWithoutAReconf
     c->Leave();
     ASSERT_TRUE(c->left.ok()) << "client " << i << ": " << c->left;
     ASSERT_EQ(c->left_line, "left clients=1 clean=1 ids=100-100\n") << "client " << i;
+    ASSERT_EQ(c->client().wiring_stats().unwired, 3u)
+        << "client " << i << ": machines that dropped its rings";
     const absl::Status again = c->client().Leave();
     EXPECT_TRUE(absl::IsFailedPrecondition(again)) << again;
     EXPECT_NE(again.message().find("client 100 left the cluster"), std::string::npos) << again;
@@ -112,6 +146,8 @@ TEST(FarmdClientLeaveTest, ShortClientsOneAfterAnotherReuseTheirIdWithoutAReconf
   EXPECT_EQ(*n, static_cast<uint64_t>(kClients));
   last->Leave();
   ASSERT_TRUE(last->left.ok()) << last->left;
+  EXPECT_EQ(RingsHeldFor(cluster, 100), std::vector<uint32_t>(3, 0u))
+      << "rings of a client that left";
 
   absl::StatusOr<std::pair<bool, cm::Configuration>> end = cluster.CmState();
   ASSERT_TRUE(end.ok()) << end.status();

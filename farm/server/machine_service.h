@@ -2,7 +2,10 @@
 // fabric, TxMachine (participant + ring server thread) and its copy of the
 // region table; joins the CM service and renews its lease; and answers the
 // control plane: host a region (register memory, report its key), wire a
-// coordinator's rings, install a configuration, the recovery steps
+// coordinator's rings (and drop them: a client leaving asks, UNWIRE, and a
+// removed member's go when its removal's configuration is installed, their
+// memory deregistered so its fabric keys serve later rings), install a
+// configuration, the recovery steps
 // (block + report in-flight records, known outcomes, lock recovery of the
 // decided commits, resolve, resume; a
 // per-region recovery's BLOCK names the regions that stop, the others keep
@@ -475,12 +478,22 @@ class MachineService {
         return reply.SerializeAsString();
       }
       case WIRE_RING: return Wire(req);
+      case UNWIRE: {
+        auto u = ParseAs<Unwire>(req);
+        if (!u.ok()) return u.status();
+        UnwireReply reply;
+        reply.set_rings(DropRingsOf(u->machine()));
+        return reply.SerializeAsString();
+      }
       case client::kWireShipMethod: return WireShip(req);
       case INSTALL_CONFIG: {
         auto c = ParseAs<cm::Configuration>(req);
         if (!c.ok()) return c.status();
         if (absl::Status s = DiscardKeptFiles(); !s.ok()) return s;
         InstallConfiguration(*c, &table_);
+        // Removed members coordinate nothing more: their rings go (first,
+        // so nothing of theirs reaches the participant in this configuration).
+        for (uint32_t removed : c->failed()) DropRingsOf(removed);
         p.InstallConfig(c->id(), {c->failed().begin(), c->failed().end()});
         KeepMembers(*c);
         if (absl::Status s = RecordConfiguration(*c); !s.ok()) return s;
@@ -693,7 +706,7 @@ class MachineService {
                         {c, w->inbox_key(), 0}, w->ring_size(), static_cast<const uint64_t*>(heads->base));
     });
     if (!s.ok()) return s;
-    ReplaceRingsLocked({kParticipantRings, w->endpoint_id()}, {inbox->key, heads->key});
+    ReplaceRingsLocked({kParticipantRings, w->endpoint_id()}, c, {inbox->key, heads->key});
     WireRingReply reply;
     reply.set_inbox_key(inbox->key);
     reply.set_head_key(heads->key);
@@ -730,19 +743,74 @@ class MachineService {
   // participant, or at ship worker `worker`).
   static constexpr int kParticipantRings = -1;
   using RingOwner = std::pair<int, uint32_t>;  // (worker or kParticipantRings, endpoint id)
-  // `keys` now hold `owner`'s rings (AddPeer replaced the old ones): the
-  // memory of the rings they replaced is deregistered, so a process that
-  // reconnects under an id (a later client under a departed one's) does not
-  // leave one set of rings registered for each.
-  void ReplaceRingsLocked(RingOwner owner, std::vector<fabric::RegionKey> keys)
+  struct HeldRings {
+    fabric::MachineId machine = 0;  // the coordinator's fabric machine
+    std::vector<fabric::RegionKey> keys;
+  };
+  // `keys` now hold `owner`'s rings, of coordinator machine `machine`
+  // (AddPeer replaced the old ones): the memory of the rings they replaced
+  // is deregistered, so a process that reconnects under an id (a later
+  // client under a departed one's) does not leave one set of rings
+  // registered for each.
+  void ReplaceRingsLocked(RingOwner owner, fabric::MachineId machine,
+                          std::vector<fabric::RegionKey> keys)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(wire_mu_) {
-    std::vector<fabric::RegionKey>& held = rings_[owner];
-    for (fabric::RegionKey key : held) {
+    HeldRings& held = rings_[owner];
+    DeregisterLocked(held.keys, "replaced");
+    held = {machine, std::move(keys)};
+  }
+
+  void DeregisterLocked(const std::vector<fabric::RegionKey>& keys, const char* why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(wire_mu_) {
+    for (fabric::RegionKey key : keys) {
       absl::Status s = fabric_->Deregister(key);
-      LOG_IF(WARNING, !s.ok()) << "machine " << id_ << ": deregistering replaced ring memory (key "
-                               << key << "): " << s;
+      LOG_IF(WARNING, !s.ok()) << "machine " << id_ << ": deregistering " << why
+                               << " ring memory (key " << key << "): " << s;
     }
-    held = std::move(keys);
+  }
+
+  // Forgets every ring coordinator machine `machine` has here (a client
+  // that left, a removed member): its endpoints stop polling them (requests
+  // not handled yet are dropped: recovery decided a removed one's, a
+  // client drained its rings before leaving) and their memory is
+  // deregistered, so their key slots serve later rings (a ship worker's
+  // once the worker got to it). Returns the ring pairs dropped. Not while a process under `machine`
+  // wires (it left or was removed: none does until its id is free again, at the CM).
+  uint32_t DropRingsOf(fabric::MachineId machine) {
+    std::vector<std::pair<RingOwner, HeldRings>> gone;
+    {
+      absl::MutexLock l(&wire_mu_);
+      for (auto it = rings_.begin(); it != rings_.end();) {
+        if (it->second.machine != machine) {
+          ++it;
+          continue;
+        }
+        gone.emplace_back(it->first, std::move(it->second));
+        rings_.erase(it++);
+      }
+    }
+    for (auto& [owner, held] : gone) {
+      const uint32_t endpoint = owner.second;
+      if (owner.first == kParticipantRings) {
+        absl::Status s = machine_->WithEndpoint(
+            [endpoint](msg::RpcEndpoint<F>& ep) { return ep.RemovePeer(endpoint); });
+        LOG_IF(WARNING, !s.ok()) << "machine " << id_ << ": dropping machine " << machine
+                                 << "'s rings: " << s;
+        absl::MutexLock l(&wire_mu_);
+        DeregisterLocked(held.keys, "a departed coordinator's");
+        continue;
+      }
+      // A ship worker may be running a request that waits for a recovery
+      // (this INSTALL_CONFIG's): it drops the rings itself, before its next
+      // poll (its mutex comes before wire_mu_, as when it wires).
+      ship_->OnWorkerThread(owner.first,
+                            [this, endpoint, keys = std::move(held.keys)](msg::RpcEndpoint<F>& ep) {
+                              (void)ep.RemovePeer(endpoint);
+                              absl::MutexLock l(&wire_mu_);
+                              DeregisterLocked(keys, "a departed coordinator's");
+                            });
+    }
+    return static_cast<uint32_t>(gone.size());
   }
 
   // A client's rings with ship worker `worker`.
@@ -773,7 +841,7 @@ class MachineService {
     if (!s.ok()) return s;
     {
       absl::MutexLock l(&wire_mu_);
-      ReplaceRingsLocked({static_cast<int>(w->worker()), w->endpoint_id()},
+      ReplaceRingsLocked({static_cast<int>(w->worker()), w->endpoint_id()}, c,
                          {inbox->key, heads->key});
     }
     client::WireShipReply reply;
@@ -855,7 +923,7 @@ class MachineService {
   absl::Mutex wire_mu_;
   // Fabric endpoint each machine id was last connected at.
   absl::flat_hash_map<fabric::MachineId, std::string> connected_ ABSL_GUARDED_BY(wire_mu_);
-  absl::flat_hash_map<RingOwner, std::vector<fabric::RegionKey>> rings_ ABSL_GUARDED_BY(wire_mu_);
+  absl::flat_hash_map<RingOwner, HeldRings> rings_ ABSL_GUARDED_BY(wire_mu_);
   std::vector<fabric::RegionKey> keys_ ABSL_GUARDED_BY(wire_mu_);  // hosted regions
   std::vector<cm::Machine> members_ ABSL_GUARDED_BY(wire_mu_);      // other storage machines
   std::vector<absl::flat_hash_set<fabric::MachineId>> ship_wired_ ABSL_GUARDED_BY(wire_mu_);  // per ship worker

@@ -3,7 +3,8 @@
 // one-sided reads of its regions fail and it reports itself evicted.
 // Restart: a machine whose files hold a region the running cluster lost,
 // started while no storage machine is left, waits for the CM to begin a
-// restart from the files instead of refusing at once.
+// restart from the files instead of refusing at once. Rings: a departed or
+// removed coordinator's rings are dropped and their key slots reused.
 #include "farm/server/machine_service.h"
 
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -28,14 +30,19 @@ namespace {
 
 using fabric::ShmFabric;
 
-TEST(MachineServiceTest, MachineWithoutALeaseFencesItself) {
+// A CM placing `machines` regions of 1 MiB, each on every machine.
+std::unique_ptr<CmService> MakeCm(uint32_t machines, int64_t lease_ms) {
   CmServiceOptions co;
-  co.replicas = 2;
+  co.replicas = machines;
   co.region_size = 1 << 20;
-  co.regions = 2;
-  co.lease_ms = 300;
-  co.expected_machines = {1, 2};
-  auto cm = std::make_unique<CmService>(co);
+  co.regions = static_cast<int>(machines);
+  co.lease_ms = lease_ms;
+  for (uint32_t m = 1; m <= machines; ++m) co.expected_machines.push_back(m);
+  return std::make_unique<CmService>(co);
+}
+
+TEST(MachineServiceTest, MachineWithoutALeaseFencesItself) {
+  auto cm = MakeCm(2, 300);
   ASSERT_TRUE(cm->Start("127.0.0.1").ok());
   std::vector<std::unique_ptr<MachineService<ShmFabric>>> machines;
   for (fabric::MachineId id : {1u, 2u}) {
@@ -83,6 +90,75 @@ TEST(MachineServiceTest, MachineWithoutALeaseFencesItself) {
   }
   absl::Status s = fabric::SyncRead(**q, {1, key, 0}, &word, 8);
   EXPECT_FALSE(s.ok()) << "a fenced machine's region is still readable";
+}
+
+// A coordinator's rings at a machine (WIRE_RING) go when it leaves
+// (UNWIRE: the ring memory is deregistered) and when a configuration that
+// lists it as removed is installed; the fabric keys of rings wired later
+// reuse the freed slots.
+TEST(MachineServiceTest, ADepartedOrRemovedCoordinatorsRingsAreDropped) {
+  auto cm = MakeCm(1, 10000);
+  ASSERT_TRUE(cm->Start("127.0.0.1").ok());
+  auto machine = MachineService<ShmFabric>::Start(
+      {.id = 1, .cm_address = cm->address()},
+      [](fabric::MachineId id) { return ShmFabric::Create({.machine_id = id}); });
+  ASSERT_TRUE(machine.ok()) << machine.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (cm->config().regions_size() < 1 || cm->config().regions(0).replicas(0).key() == 0) {
+    ASSERT_LT(absl::Now(), deadline) << "region never placed: " << cm->config().ShortDebugString();
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  auto ch = ControlChannel::Connect((*machine)->control_address());
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  auto coordinator = ShmFabric::Create({.machine_id = 100});
+  ASSERT_TRUE(coordinator.ok());
+  auto inbox = (*coordinator)->Register(1 << 16);
+  auto heads = (*coordinator)->Register(4096);
+  ASSERT_TRUE(inbox.ok() && heads.ok());
+  auto wire = [&]() -> absl::StatusOr<WireRingReply> {
+    WireRing w;
+    w.set_endpoint_id((1u << 24) | (100u << 8));
+    w.set_machine(100);
+    w.set_fabric_endpoint((*coordinator)->endpoint());
+    w.set_inbox_key(inbox->key);
+    w.set_head_key(heads->key);
+    w.set_ring_size(1 << 16);
+    absl::StatusOr<std::string> r =
+        (*ch)->Call(WIRE_RING, w.SerializeAsString(), absl::Seconds(10));
+    if (!r.ok()) return r.status();
+    WireRingReply reply;
+    if (!reply.ParseFromString(*r)) return absl::DataLossError("malformed WireRingReply");
+    return reply;
+  };
+  auto unwire = [&]() -> uint32_t {
+    Unwire u;
+    u.set_machine(100);
+    absl::StatusOr<std::string> r = (*ch)->Call(UNWIRE, u.SerializeAsString(), absl::Seconds(10));
+    UnwireReply reply;
+    EXPECT_TRUE(r.ok() && reply.ParseFromString(*r)) << r.status();
+    return reply.rings();
+  };
+
+  absl::StatusOr<WireRingReply> first = wire();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(unwire(), 1u) << "the ring pair of a coordinator that left";
+  EXPECT_EQ(unwire(), 0u) << "dropped already";
+
+  absl::StatusOr<WireRingReply> second = wire();
+  ASSERT_TRUE(second.ok()) << second.status();
+  const absl::flat_hash_set<fabric::RegionKey> old_keys = {first->inbox_key(), first->head_key()};
+  for (fabric::RegionKey key : {second->inbox_key(), second->head_key()}) {
+    EXPECT_FALSE(old_keys.contains(key)) << "a deregistered key handed out again: " << key;
+  }
+  EXPECT_EQ((absl::flat_hash_set<uint32_t>{second->inbox_key() % ShmFabric::kSlots,
+                                           second->head_key() % ShmFabric::kSlots}),
+            (absl::flat_hash_set<uint32_t>{first->inbox_key() % ShmFabric::kSlots,
+                                           first->head_key() % ShmFabric::kSlots}))
+      << "the freed slots not reused";
+  cm::Configuration removed = cm->config();
+  removed.add_failed(100);
+  ASSERT_TRUE((*ch)->Call(INSTALL_CONFIG, removed.SerializeAsString(), absl::Seconds(10)).ok());
+  EXPECT_EQ(unwire(), 0u) << "a removed coordinator's rings stayed";
 }
 
 // A CM state that every storage machine left while the CM ran on: machine 1
