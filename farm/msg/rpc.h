@@ -112,6 +112,7 @@ class RpcEndpoint {
     return absl::OkStatus();
   }
   size_t peer_count() const { return peers_.size(); }
+  bool HasPeer(fabric::MachineId peer) const { return peers_.contains(peer); }
 
   void Register(uint16_t handler, RpcHandler fn) { handlers_[handler] = std::move(fn); }
 

@@ -249,5 +249,73 @@ TEST(FarmdClientLeaseTest, AClientTheCmRemovedCoordinatesNothingMore) {
          std::string(refused.message()).c_str());
 }
 
+// A machine that joined after the client wired its rings (its configuration
+// learned from a lease renewal, no Refresh) holds the new backup of the
+// counter's region. A commit would lock at the primary and then find no ring
+// for its COMMIT-BACKUP: an outcome it could never learn, the lock held until
+// some recovery (farmd_restart_test phase 2 saw reads fail on such a lock for
+// 60 s). It is refused before it locks, naming the machine; once Refresh
+// wired the machine, increments commit.
+TEST(FarmdClientLeaseTest, ShmCommitToAMachineWithoutARingLocksNothingUntilRefresh) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/newbackup");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  FarmdCluster cluster(server::WriteFarmConfig(dir, 2, /*lease_ms=*/1000), dir, "shm");
+  ASSERT_TRUE(cluster.Start(2).ok());
+  client::FarmClientOptions o;
+  o.machine = 100;
+  o.cm_address = cluster.cm_address();
+  o.tx.outcome_timeout = absl::Seconds(3);
+  auto client = ShmClient::Connect(o, *fabric::ShmFabric::Create({.machine_id = 100}));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto& c = **client;
+  const cm::Region region = c.configuration().regions(0);
+  const uint32_t backup = region.replicas(1).machine();  // machine id = slot at first start
+  absl::StatusOr<GlobalAddress> created = server::NewCounter(c.tx(), region.id());
+  ASSERT_TRUE(created.ok()) << created.status();
+  const GlobalAddress counter = *created;
+
+  cluster.machine(backup).Kill(SIGKILL);
+  absl::StatusOr<uint32_t> fresh = cluster.RestartMachine(backup);  // removed: joins under a new id
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  // The copy is made (the region serves again) and the client learned that
+  // configuration from its lease renewals only.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  for (;;) {
+    ASSERT_LT(absl::Now(), deadline) << "machine " << *fresh << " never got a full copy";
+    absl::StatusOr<std::pair<bool, cm::Configuration>> cm = cluster.CmState();
+    if (cm.ok() && cm->first && server::FullyReplicated(cm->second, 2) &&
+        c.config_id() >= cm->second.id()) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  absl::StatusOr<RegionInfo> info = c.regions().Lookup(region.id());
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_TRUE(std::any_of(info->replicas.begin(), info->replicas.end(),
+                          [&](const Replica& r) { return r.machine == *fresh; }));
+  absl::Status s = server::IncrementCounter(c.tx(), counter);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find(absl::StrCat("no ring to machine ", *fresh)), std::string::npos) << s;
+  absl::StatusOr<uint64_t> n = server::ReadCounter(c.tx(), counter);
+  ASSERT_TRUE(n.ok()) << n.status() << " (a lock was left behind)";
+  EXPECT_EQ(*n, 0u);
+
+  ASSERT_TRUE(c.Refresh().ok());
+  for (int i = 0; i < 3; ++i) {
+    s = server::IncrementCounter(c.tx(), counter);
+    // A region whose copy is still being made refuses for a moment.
+    while (absl::IsUnavailable(s) || absl::IsAborted(s)) {
+      ASSERT_LT(absl::Now(), deadline) << s;
+      absl::SleepFor(absl::Milliseconds(10));
+      s = server::IncrementCounter(c.tx(), counter);
+    }
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  n = server::ReadCounter(c.tx(), counter);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(c.tx().stats().unknown, 0u);
+}
+
 }  // namespace
 }  // namespace dctk::farm

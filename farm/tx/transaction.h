@@ -370,6 +370,9 @@ class TxClient {
   // past its own, a recovery decided it; OUTCOME tells which (committed: its
   // TRUNCATEs go out; aborted or no record survived: finished).
   void SettleUndecided();
+  // Unavailable if this coordinator has no ring to a machine holding a copy
+  // of `region` (one that joined after the rings were wired: Refresh wires it).
+  absl::Status CheckRings(const RegionInfo& region) const;
   // Machines holding a replica of some region in the current table.
   absl::btree_set<fabric::MachineId> ReplicaMachines() const {
     absl::btree_set<fabric::MachineId> machines;

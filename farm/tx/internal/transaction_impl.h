@@ -122,6 +122,18 @@ std::vector<Reply> TxClient<F>::CallAll(Handler h, absl::Span<const PhaseCall<Re
 
 template <typename F>
   requires fabric::Fabric<F>
+absl::Status TxClient<F>::CheckRings(const RegionInfo& region) const {
+  for (const Replica& r : region.replicas) {
+    if (IsLocal(r.machine) || endpoint_->HasPeer(r.machine)) continue;
+    return absl::UnavailableError(absl::StrCat(
+        "machine ", fabric_.machine_id(), " has no ring to machine ", r.machine,
+        " (a copy of region ", region.id, "): it joined after this coordinator wired its rings"));
+  }
+  return absl::OkStatus();
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
 std::vector<RegionId> TxClient<F>::RegionsForAlloc() {
   std::vector<RegionInfo> all = table_->All();
   std::sort(all.begin(), all.end(), [](const RegionInfo& a, const RegionInfo& b) { return a.id < b.id; });
@@ -635,6 +647,12 @@ absl::Status Transaction<F>::Commit() {
   for (auto& [raw, w] : writes_) {
     absl::StatusOr<const RegionInfo*> info = client_->cache_.Lookup(w.addr.region());
     if (!info.ok()) return Fail(info.status());
+    // Every machine of the commit must be reachable before anything locks: a
+    // COMMIT-BACKUP that can never be sent would leave the outcome unknown
+    // and the primaries' locks held until some recovery, which nothing
+    // starts (farmd_restart_test phase 2 saw reads fail on such a lock for
+    // 60 s after a client learned a new backup from its lease renewal).
+    if (absl::Status s = client_->CheckRings(**info); !s.ok()) return Fail(s);
     regions.insert(w.addr.region());
     by_primary[(*info)->primary().machine].entries.push_back(w);
   }
