@@ -542,29 +542,30 @@ template <typename F>
   requires fabric::Fabric<F>
 absl::Status Transaction<F>::LockAll(absl::btree_map<fabric::MachineId, LockRequest>& by_primary,
                                      std::vector<fabric::MachineId>* locked) {
-  // One primary at a time, in machine order, stopping at the first refusal
-  // (unlike the later phases, whose messages go out at once): with every
-  // LOCK sent at once, farmd_restart_test saw a primary hold a lock for its
-  // whole 60 s after a machine was removed mid-commit (2 of 16 runs, 0 of 24
-  // with LOCKs one at a time; not explained yet, README "What is left").
-  for (auto& [m, req] : by_primary) {
-    const typename TxClient<F>::template PhaseCall<LockRequest> call{m, &req};
-    const std::vector<Reply> replies = client_->template CallAll<LockRequest>(
-        kLock, absl::MakeConstSpan(&call, 1), CommitStep::kLock);
-    if (replies.empty()) {
-      return absl::CancelledError("coordinator crashed before LOCK (fault injection)");
-    }
-    const absl::Status s = StatusOf(replies[0]);
+  std::vector<typename TxClient<F>::template PhaseCall<LockRequest>> to;
+  for (const auto& [m, req] : by_primary) to.push_back({m, &req});
+  const std::vector<Reply> replies =
+      client_->template CallAll<LockRequest>(kLock, to, CommitStep::kLock);
+  absl::Status failed;  // the first refusal or failure, in machine order
+  auto req = by_primary.begin();
+  for (size_t i = 0; i < replies.size(); ++i, ++req) {
+    const absl::Status s = StatusOf(replies[i]);
     // Locked, or no answer (a slow machine may still serve the LOCK later):
     // a failed commit sends it an ABORT, which follows the LOCK on its ring.
-    if (s.ok() || absl::IsDeadlineExceeded(s)) locked->push_back(m);
-    if (!s.ok()) return s;
-    std::vector<WriteEntry>& entries = req.entries;
-    for (size_t e = 0; e < entries.size() && e < replies[0].slot_bytes.size(); ++e) {
-      entries[e].slot_bytes = replies[0].slot_bytes[e];
+    if (s.ok() || absl::IsDeadlineExceeded(s)) locked->push_back(req->first);
+    if (!s.ok()) {
+      if (failed.ok()) failed = s;
+      continue;
+    }
+    std::vector<WriteEntry>& entries = req->second.entries;
+    for (size_t e = 0; e < entries.size() && e < replies[i].slot_bytes.size(); ++e) {
+      entries[e].slot_bytes = replies[i].slot_bytes[e];
     }
   }
-  return absl::OkStatus();
+  if (replies.size() < to.size()) {
+    return absl::CancelledError("coordinator crashed before LOCK (fault injection)");
+  }
+  return failed;
 }
 
 template <typename F>
