@@ -212,6 +212,10 @@ class Transaction {
   // outcome_timeout. False if the coordinator stopped dead (crash_before).
   // The outcome stayed unknown: the coordinator asks later (SettleUndecided).
   void KeepUndecided(absl::btree_set<fabric::MachineId> participants, uint64_t config);
+  // A commit Persist decided (or left Unknown) ends with `decided`: kept for
+  // SettleUndecided if Unknown, finished otherwise.
+  absl::Status EndPersisted(absl::Status decided,
+                            const absl::btree_set<fabric::MachineId>& participants, uint64_t config);
   bool Truncate(const absl::btree_set<fabric::MachineId>& machines, uint64_t config);
 
   // Ends the transaction: ABORT where it locked or reserved.

@@ -620,6 +620,19 @@ absl::optional<absl::Status> Transaction<F>::Persist(fabric::MachineId m, Handle
 
 template <typename F>
   requires fabric::Fabric<F>
+absl::Status Transaction<F>::EndPersisted(absl::Status decided,
+                                          const absl::btree_set<fabric::MachineId>& participants,
+                                          uint64_t config) {
+  if (absl::IsUnknown(decided)) {
+    KeepUndecided(participants, config);
+  } else {
+    Finish();
+  }
+  return decided;
+}
+
+template <typename F>
+  requires fabric::Fabric<F>
 absl::Status Transaction<F>::Commit() {
   if (done_) return absl::FailedPreconditionError("Commit: the transaction has finished");
   if (absl::Status s = client_->Admitted(); !s.ok()) return Fail(s);
@@ -648,13 +661,15 @@ absl::Status Transaction<F>::Commit() {
   for (auto& [raw, w] : writes_) {
     absl::StatusOr<const RegionInfo*> info = client_->cache_.Lookup(w.addr.region());
     if (!info.ok()) return Fail(info.status());
-    // Every machine of the commit must be reachable before anything locks: a
-    // COMMIT-BACKUP that can never be sent would leave the outcome unknown
-    // and the primaries' locks held until some recovery, which nothing
-    // starts (farmd_restart_test phase 2 saw reads fail on such a lock for
-    // 60 s after a client learned a new backup from its lease renewal).
-    if (absl::Status s = client_->CheckRings(**info); !s.ok()) return Fail(s);
-    regions.insert(w.addr.region());
+    // Every machine of the commit must be reachable before anything locks
+    // (checked once per region): a COMMIT-BACKUP that can never be sent
+    // would leave the outcome unknown and the primaries' locks held until
+    // some recovery, which nothing starts (farmd_restart_test phase 2 saw
+    // reads fail on such a lock for 60 s after a client learned a new backup
+    // from its lease renewal).
+    if (regions.insert(w.addr.region()).second) {
+      if (absl::Status s = client_->CheckRings(**info); !s.ok()) return Fail(s);
+    }
     by_primary[(*info)->primary().machine].entries.push_back(w);
   }
   for (auto& [m, req] : by_primary) {
@@ -707,12 +722,7 @@ absl::Status Transaction<F>::Commit() {
     if (!s.ok()) {
       if (absl::optional<absl::Status> decided = Persist(m, kCommitBackup, req, s, config)) {
         if (decided->ok()) ++stats.committed;  // by a recovery, which also truncated it
-        if (absl::IsUnknown(*decided)) {
-          KeepUndecided(all, config);
-        } else {
-          Finish();
-        }
-        return *decided;
+        return EndPersisted(*decided, all, config);
       }
     }
   }
@@ -733,14 +743,7 @@ absl::Status Transaction<F>::Commit() {
       // (or a recovery decided), so go on to TRUNCATE (else the backups would
       // keep the records and never apply them).
       absl::optional<absl::Status> decided = Persist(m, kCommitPrimary, commit, s, config);
-      if (decided && !decided->ok()) {
-        if (absl::IsUnknown(*decided)) {
-          KeepUndecided(all, config);
-        } else {
-          Finish();
-        }
-        return *decided;
-      }
+      if (decided && !decided->ok()) return EndPersisted(*decided, all, config);
     }
   }
   times.commit_primary = absl::Now() - t;
